@@ -1,0 +1,140 @@
+/**
+ * Configuration: one JSON file named by `MISSIVE_CONFIG`, then environment overrides, validated
+ * once at start-up (zod). Every process of a deployment gets the same resolved config from the
+ * supervisor, so there is one place that decides what a setting means.
+ */
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { z } from 'zod'
+
+/** Zaqar's `[transport]` limits (API.md §11), under the same names. */
+export const LimitsSchema = z
+  .object({
+    default_message_ttl: z.int().min(60).default(3600),
+    default_claim_ttl: z.int().min(60).default(300),
+    default_claim_grace: z.int().min(60).default(60),
+    max_queues_per_page: z.int().min(1).default(20),
+    max_messages_per_page: z.int().min(1).default(20),
+    max_messages_per_claim_or_pop: z.int().min(1).default(20),
+    max_queue_metadata: z.int().min(1).default(65536),
+    max_messages_post_size: z.int().min(1).default(262144),
+    max_message_ttl: z.int().min(60).default(1209600),
+    max_message_delay: z.int().min(0).default(900),
+    max_claim_ttl: z.int().min(60).default(43200),
+    max_claim_grace: z.int().min(60).default(43200),
+    /** `strict`: Client-ID must be a UUID; `off`: only its length is checked. */
+    client_id_uuid_safe: z.enum(['strict', 'off']).default('strict'),
+    min_length_client_id: z.int().min(1).default(10),
+    max_length_client_id: z.int().min(1).default(36),
+    /** Bulk delete by ids must also carry `claim_ids` that hold each message. */
+    message_delete_with_claim_id: z.boolean().default(false),
+  })
+  .strict()
+
+export type Limits = z.infer<typeof LimitsSchema>
+
+export const ConfigSchema = z
+  .object({
+    /** Address the proxy listens on. */
+    bind: z.string().min(1).default('127.0.0.1'),
+    port: z.int().min(0).max(65535).default(8888),
+    /** Where the embedded stores, worker sockets and the catalog live. */
+    dataDir: z.string().min(1).default('./data'),
+    /**
+     * The default pool's storage URI. `sqlite:` (or `sqlite:<path>`, relative to dataDir) is the
+     * embedded store.
+     */
+    defaultPool: z.string().min(1).default('sqlite:'),
+    /** Worker processes serving the default pool. SQLite has one writer: keep 1 there. */
+    workers: z.int().min(1).max(64).default(1),
+    /**
+     * `durable`: a 201 means the messages survive power loss (SQLite synchronous=FULL).
+     * `fast`: they survive a process crash but the last ~second may be lost on power loss.
+     */
+    durability: z.enum(['durable', 'fast']).default('durable'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Serve the deprecated v1.1 API as an alias of v2 (API.md §13). */
+    enableV1_1: z.boolean().default(true),
+    /** On SIGTERM, how long in-flight requests may take before the process exits anyway. */
+    drainTimeoutMs: z.int().min(0).default(10000),
+    /** Largest request body accepted at all, whatever the route (a safety cap on memory). */
+    maxBodyBytes: z.int().min(1024).default(1048576),
+    /** How long the proxy waits for a worker's answer before replying 503. */
+    rpcTimeoutMs: z.int().min(1).default(30000),
+    limits: LimitsSchema.default(() => LimitsSchema.parse({})),
+  })
+  .strict()
+
+export type Config = z.infer<typeof ConfigSchema>
+
+/** Environment variables and the config keys they override. */
+const ENV: Record<string, { key: keyof Config; type: 'string' | 'int' | 'bool' }> = {
+  MISSIVE_BIND: { key: 'bind', type: 'string' },
+  MISSIVE_PORT: { key: 'port', type: 'int' },
+  MISSIVE_DATA_DIR: { key: 'dataDir', type: 'string' },
+  MISSIVE_DEFAULT_POOL: { key: 'defaultPool', type: 'string' },
+  MISSIVE_WORKERS: { key: 'workers', type: 'int' },
+  MISSIVE_DURABILITY: { key: 'durability', type: 'string' },
+  MISSIVE_LOG_LEVEL: { key: 'logLevel', type: 'string' },
+  MISSIVE_ENABLE_V1_1: { key: 'enableV1_1', type: 'bool' },
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+function envValue(name: string, raw: string, type: 'string' | 'int' | 'bool'): unknown {
+  if (type === 'string') return raw
+  if (type === 'int') {
+    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be an integer, got "${raw}"`)
+    return Number(raw)
+  }
+  if (/^(1|true|yes|on)$/i.test(raw)) return true
+  if (/^(0|false|no|off)$/i.test(raw)) return false
+  throw new ConfigError(`${name} must be a boolean (true/false), got "${raw}"`)
+}
+
+/**
+ * Resolves the configuration: file (if `MISSIVE_CONFIG` names one), then environment, then
+ * defaults. Throws `ConfigError` with every problem listed, naming the offending key.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: Record<string, unknown> = {}
+  const file = env.MISSIVE_CONFIG
+  if (file) {
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch (err) {
+      throw new ConfigError(`cannot read MISSIVE_CONFIG file ${file}: ${(err as Error).message}`)
+    }
+    try {
+      raw = JSON.parse(text) as Record<string, unknown>
+    } catch (err) {
+      throw new ConfigError(`MISSIVE_CONFIG file ${file} is not valid JSON: ${(err as Error).message}`)
+    }
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+      throw new ConfigError(`MISSIVE_CONFIG file ${file} must hold a JSON object`)
+    }
+  }
+  for (const [name, { key, type }] of Object.entries(ENV)) {
+    const v = env[name]
+    if (v !== undefined && v !== '') raw[key] = envValue(name, v, type)
+  }
+  return parseConfig(raw)
+}
+
+/** Validates a config object (from a file, a test, or the supervisor's hand-off). */
+export function parseConfig(raw: unknown): Config {
+  const result = ConfigSchema.safeParse(raw)
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`)
+  }
+  const config = result.data
+  config.dataDir = resolve(config.dataDir)
+  return config
+}

@@ -1,0 +1,312 @@
+/**
+ * The storage contract (`DataDriver`): what every message store implements — SQLite (embedded
+ * default), Redis, MongoDB — and what the proxy's RPC client implements remotely. The TSDoc here
+ * is the spec; `tests/contract/` checks it against every implementation.
+ *
+ * Conventions, for every method:
+ * - Every call is scoped by `QueueRef.project`. An id (message or claim) from another project or
+ *   another queue is *not found*: it is never read, changed or deleted.
+ * - Times are milliseconds since the epoch from the driver's injected clock; durations on the
+ *   contract (`ttl`, `grace`, `delay`, `age`) are whole seconds, as on the wire.
+ * - A message body travels as its JSON text (`body`): the proxy parses and validates it once,
+ *   the store keeps the text, readers splice it into responses. Bodies are never re-parsed.
+ * - Expired messages and expired claims are never returned, whatever garbage collection has or
+ *   has not yet removed: expiry is exact at read time.
+ * - Queues are lazy: writing a message creates its queue; reading a missing queue is empty.
+ * - Errors are `MissiveError`s (shared/errors.ts): `not_found`, `message_claimed`,
+ *   `claim_invalid`, `bad_request`, `conflict`; a store that cannot be reached throws
+ *   `unavailable` (→ 503 with Retry-After). Anything else is a bug.
+ */
+
+/** The identity of a queue: every storage call names one explicitly. */
+export interface QueueRef {
+  project: string
+  queue: string
+}
+
+/** Queue metadata: a JSON object. Keys starting with `_` are reserved (API.md §4.1). */
+export type Metadata = Record<string, unknown>
+
+/** A listing page. `next` is the opaque marker of the last item, present iff `items` is full. */
+export interface Page<T> {
+  items: T[]
+  next?: string
+}
+
+export interface QueueEntry {
+  name: string
+  /** Stored metadata, present only when asked for (`detailed`). Defaults are not filled in. */
+  metadata?: Metadata
+}
+
+export interface ListQueuesOptions {
+  /** Return queues whose name sorts strictly after this (byte order). */
+  marker?: string
+  limit: number
+  detailed?: boolean
+  /** Substring match on the queue name (literal, not a pattern). */
+  name?: string
+  /** Exact matches on metadata keys. */
+  filters?: Record<string, string | number | boolean>
+  /** Also count every queue of the project (ignoring filters and paging). */
+  withCount?: boolean
+}
+
+export interface QueueListing extends Page<QueueEntry> {
+  /** Present iff `withCount` was asked for. */
+  count?: number
+}
+
+/** A message as readers see it (the wire form minus the href, which the transport builds). */
+export interface Message {
+  id: string
+  /** Current TTL in seconds (a claim can raise it: API.md §6.1). */
+  ttl: number
+  /** Whole seconds since the message was created. */
+  age: number
+  /** Creation time, ms. */
+  created: number
+  /** The body as JSON text. */
+  body: string
+  /** The id of the *active* claim holding the message, if any. Expired claims are not reported. */
+  claimId?: string
+  /** How many times the message has been claimed. */
+  claimCount: number
+}
+
+/** A message to post, already validated by the transport. */
+export interface NewMessage {
+  /** JSON text of the body. */
+  body: string
+  /** Seconds; when absent the queue's `_default_message_ttl` applies, else `defaults.ttl`. */
+  ttl?: number
+  /** Seconds; honoured only when the queue has a truthy `_default_message_delay` (API.md §5.1). */
+  delay?: number
+}
+
+export interface PostOptions {
+  /** The poster's Client-ID (canonical form), for echo filtering. */
+  clientId: string
+  /** Server defaults used where the queue's metadata says nothing. */
+  defaultTtl: number
+  /**
+   * Size of the raw request in bytes. When `useQueueLimits` is true and the queue's
+   * `_max_messages_post_size` is smaller, the post is rejected with `bad_request` — after the
+   * queue has been created lazily, as Zaqar does.
+   */
+  requestBytes: number
+  /** v2: the queue's reserved metadata (default TTL, delay, size limit) apply. v1.1: false. */
+  useQueueLimits: boolean
+}
+
+export interface ListMessagesOptions {
+  /** Opaque marker from a previous page's `next`. An unknown marker yields an empty page. */
+  marker?: string
+  limit: number
+  /** The caller's Client-ID; with `echo` false, messages it posted are skipped. */
+  clientId: string
+  echo: boolean
+  includeClaimed: boolean
+  /**
+   * Whether delayed (not yet visible) messages are listed. `undefined` means the queue's
+   * default: included unless the queue has a truthy `_default_message_delay` (API.md §5.2).
+   */
+  includeDelayed?: boolean
+}
+
+export interface MessageListing extends Page<Message> {
+  /** The effective include_delayed, for the transport's next link. */
+  includeDelayed: boolean
+}
+
+/** A popped message: deleted by the pop, so it carries its (temporary) claim instead of an href. */
+export interface PoppedMessage {
+  id: string
+  ttl: number
+  age: number
+  body: string
+  claimId: string
+  claimCount: number
+}
+
+export interface ClaimOptions {
+  /** Claim lifetime, seconds. */
+  ttl: number
+  /** Extra life given to messages that would expire before the claim (API.md §6.1). */
+  grace: number
+  /** At most this many messages. */
+  limit: number
+}
+
+export interface Claim {
+  id: string
+  /** Seconds since the claim was created or last renewed. */
+  age: number
+  ttl: number
+  /** The claim's messages that still exist, oldest first. */
+  messages: Message[]
+}
+
+export interface QueueStats {
+  /** Messages not expired (delayed ones included). */
+  total: number
+  /** Messages under an active claim. */
+  claimed: number
+  /** total − claimed */
+  free: number
+  /** Present iff total > 0. */
+  oldest?: { id: string; age: number; created: number }
+  newest?: { id: string; age: number; created: number }
+}
+
+/** The message store. See the module comment for the rules every method follows. */
+export interface DataDriver {
+  /** A short name for logs and metrics: `sqlite`, `redis`, `rpc`. */
+  readonly kind: string
+
+  /** Resolves when the store answers; throws `unavailable` when it does not. */
+  ping(): Promise<void>
+
+  /** Releases connections and timers. Idempotent. */
+  close(): Promise<void>
+
+  // --- queues -----------------------------------------------------------------------------
+
+  /**
+   * Creates the queue with `metadata` if it does not exist. Returns true if it was created,
+   * false if it already existed — in which case its metadata is left untouched (API.md §4.2).
+   * Atomic: two racing creates yield exactly one `true`.
+   */
+  createQueue(ref: QueueRef, metadata: Metadata): Promise<boolean>
+
+  /** The stored metadata (no defaults filled in), or `null` when the queue does not exist. */
+  getQueue(ref: QueueRef): Promise<Metadata | null>
+
+  /** Replaces the metadata of an existing queue. Throws `not_found` when it does not exist. */
+  setQueueMetadata(ref: QueueRef, metadata: Metadata): Promise<void>
+
+  /** Deletes the queue with all its messages and claims. Missing queue: no-op. */
+  deleteQueue(ref: QueueRef): Promise<void>
+
+  /** The project's queues sorted by name (byte order), one page. */
+  listQueues(project: string, opts: ListQueuesOptions): Promise<QueueListing>
+
+  /** Counts and oldest/newest. A missing queue has all zeros. */
+  stats(ref: QueueRef): Promise<QueueStats>
+
+  /** Deletes every message and claim of the queue (claimed and delayed ones too); keeps the queue. */
+  purge(ref: QueueRef): Promise<void>
+
+  // --- messages ---------------------------------------------------------------------------
+
+  /**
+   * Appends the messages in order, creating the queue if needed, all or nothing. Returns their
+   * ids in request order. Per queue, messages are ordered by the moment their post committed
+   * (FIFO): a message is never listed or claimed before one posted earlier to the same queue,
+   * except where delay says so.
+   */
+  postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]>
+
+  /** One page of messages, oldest first, filtered as the options say (API.md §5.2). Scans past
+   *  filtered messages until the page is full or the queue is exhausted. */
+  listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing>
+
+  /** The message, claimed, delayed or not; `null` when missing or expired. */
+  getMessage(ref: QueueRef, id: string): Promise<Message | null>
+
+  /** The messages among `ids` that exist, in queue order; unknown/malformed ids are skipped. */
+  getMessages(ref: QueueRef, ids: string[]): Promise<Message[]>
+
+  /**
+   * Deletes one message under the claim rules of API.md §5.6:
+   * - missing message → no-op;
+   * - not actively claimed and no `claimId` → deleted;
+   * - actively claimed and no `claimId`, or another active claim's id → `message_claimed`;
+   * - `claimId` given but the message is not actively claimed → `claim_invalid`
+   *   (`DELETE_ERRORS.notClaimed`);
+   * - message actively claimed, `claimId` not an active claim of this queue (unknown,
+   *   malformed, expired) → `claim_invalid` (`DELETE_ERRORS.claimGone`);
+   * - message actively claimed, `claimId` another active claim → `message_claimed`;
+   * - `claimId` matches the active claim → deleted.
+   * `message_claimed` carries `DELETE_ERRORS.claimed`.
+   */
+  deleteMessage(ref: QueueRef, id: string, claimId?: string): Promise<void>
+
+  /**
+   * Deletes the messages among `ids`, claimed or not (API.md §5.5). With `claimIds`, every
+   * existing message must be held by an active claim in that list, else nothing is deleted and
+   * `message_claimed` is thrown. Atomic.
+   */
+  deleteMessages(ref: QueueRef, ids: string[], claimIds?: string[]): Promise<void>
+
+  /** Atomically claims and deletes up to `limit` visible, unclaimed messages, oldest first. */
+  popMessages(ref: QueueRef, limit: number): Promise<PoppedMessage[]>
+
+  // --- claims -----------------------------------------------------------------------------
+
+  /**
+   * Claims up to `limit` messages that are visible (not delayed), not expired and not under an
+   * active claim, oldest first; `null` when none could be claimed (→ 204). Echo does not apply.
+   * Each claimed message: claim id set, claim count incremented, and if it would expire before
+   * `now + ttl` its TTL becomes `ttl + grace` from now. Concurrent claims never share a message.
+   * Dead-lettering (API.md §6.5): when the queue has `_max_claim_count` and `_dead_letter_queue`,
+   * a message already claimed `_max_claim_count` times is moved (unclaimed, TTL reset to
+   * `_dead_letter_queue_messages_ttl` or kept) to the DLQ in the same project instead of being
+   * claimed.
+   */
+  createClaim(ref: QueueRef, opts: ClaimOptions): Promise<Claim | null>
+
+  /** The active claim, or `null` if missing, expired or of another queue/project. */
+  getClaim(ref: QueueRef, claimId: string): Promise<Claim | null>
+
+  /**
+   * Resets the claim to expire at `now + ttl` and extends messages that would expire before it
+   * to `ttl + grace` from now. Throws `not_found` when the claim is missing or expired.
+   */
+  renewClaim(ref: QueueRef, claimId: string, opts: { ttl: number; grace: number }): Promise<void>
+
+  /** Releases the claim: its messages become claimable at once, claim counts kept. Missing: no-op. */
+  releaseClaim(ref: QueueRef, claimId: string): Promise<void>
+}
+
+/** Descriptions of the single-delete errors, exactly as Zaqar words them (API.md §5.6). */
+export const DELETE_ERRORS = {
+  claimed: 'This message is claimed; it cannot be deleted without a valid claim ID.',
+  notClaimed: 'A claim was specified, but the message is not currently claimed.',
+  claimGone: 'The specified claim does not exist or has expired.',
+} as const
+
+/** The reserved metadata keys a driver reads (API.md §4.1). */
+export const RESERVED = {
+  maxPostSize: '_max_messages_post_size',
+  defaultTtl: '_default_message_ttl',
+  defaultDelay: '_default_message_delay',
+  deadLetterQueue: '_dead_letter_queue',
+  deadLetterTtl: '_dead_letter_queue_messages_ttl',
+  maxClaimCount: '_max_claim_count',
+} as const
+
+/** Names of every operation of the contract, in one place for RPC dispatch and metrics. */
+export const DRIVER_OPERATIONS = [
+  'ping',
+  'createQueue',
+  'getQueue',
+  'setQueueMetadata',
+  'deleteQueue',
+  'listQueues',
+  'stats',
+  'purge',
+  'postMessages',
+  'listMessages',
+  'getMessage',
+  'getMessages',
+  'deleteMessage',
+  'deleteMessages',
+  'popMessages',
+  'createClaim',
+  'getClaim',
+  'renewClaim',
+  'releaseClaim',
+] as const satisfies readonly (keyof DataDriver)[]
+
+export type DriverOperation = (typeof DRIVER_OPERATIONS)[number]
