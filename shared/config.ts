@@ -61,6 +61,11 @@ export const ConfigSchema = z
     maxBodyBytes: z.int().min(1024).default(1048576),
     /** How long the proxy waits for a worker's answer before replying 503. */
     rpcTimeoutMs: z.int().min(1).default(30000),
+    /**
+     * Admin credential: requests sending it as `X-Auth-Token` may call admin endpoints
+     * (`/v2/health`). Unset: the admin API answers 403.
+     */
+    adminToken: z.string().optional(),
     limits: LimitsSchema.default(() => LimitsSchema.parse({})),
   })
   .strict()
@@ -77,6 +82,7 @@ const ENV: Record<string, { key: keyof Config; type: 'string' | 'int' | 'bool' }
   MISSIVE_DURABILITY: { key: 'durability', type: 'string' },
   MISSIVE_LOG_LEVEL: { key: 'logLevel', type: 'string' },
   MISSIVE_ENABLE_V1_1: { key: 'enableV1_1', type: 'bool' },
+  MISSIVE_ADMIN_TOKEN: { key: 'adminToken', type: 'string' },
 }
 
 export class ConfigError extends Error {

@@ -1,0 +1,65 @@
+/** What a handler sees of a request, and the shared pieces of response building. */
+import type { Config } from '../../shared/config.js'
+import type { Logger } from '../../shared/log.js'
+import type { Message, QueueRef } from '../../worker/storage/contract.js'
+import type { Query } from '../params.js'
+import type { Router } from '../router.js'
+import type { Reply } from '../transport.js'
+
+/** The API version being served: v2, or the v1.1 deltas of API.md §13 over the same handlers. */
+export interface Profile {
+  name: 'v2' | 'v1.1'
+  prefix: string
+  /** GET queue fills in reserved defaults (v1.1 returns what is stored). */
+  queueDefaults: boolean
+  /** Posts honour the queue's `_default_message_ttl`, `_max_messages_post_size`, delay. */
+  queueLimits: boolean
+  /** Listing takes `include_delayed` (v1.1 always shows delayed messages). */
+  includeDelayedParam: boolean
+  /** Admin policy checks apply (v1.1 has none). */
+  policy: boolean
+}
+
+export interface ApiRequest {
+  method: string
+  /** The path as sent; hrefs are relative paths built from it (API.md §3). */
+  path: string
+  query: Query
+  params: { queue?: string; messageId?: string; claimId?: string }
+  profile: Profile
+  project: string
+  /** Canonical Client-ID. */
+  clientId: string
+  requestId: string
+  authToken: string
+  contentType: string
+  /** Content-Length header; null when absent. */
+  contentLength: number | null
+  /** The raw body; null when the request had no Content-Length. */
+  body: Uint8Array | null
+  config: Config
+  router: Router
+  log: Logger
+}
+
+export type Handler = (req: ApiRequest) => Promise<Reply> | Reply
+
+/** The queue a routed request names (the route table guarantees the parameter). */
+export const queueRef = (req: ApiRequest): QueueRef => ({ project: req.project, queue: req.params.queue! })
+
+/** `/v2/queues/<q>`: the base of every href of a queue. */
+export const queueHref = (req: ApiRequest): string => `${req.profile.prefix}/queues/${req.params.queue!}`
+
+/** A message's wire form (API.md §5), body spliced in as stored. */
+export function messageJson(m: Message, base: string): string {
+  const href = m.claimId === undefined ? `${base}/messages/${m.id}` : `${base}/messages/${m.id}?claim_id=${m.claimId}`
+  return `{"id":${JSON.stringify(m.id)},"href":${JSON.stringify(href)},"ttl":${m.ttl},"age":${m.age},"body":${m.body}}`
+}
+
+export const messagesJson = (ms: Message[], base: string): string => `[${ms.map((m) => messageJson(m, base)).join(',')}]`
+
+/** ISO time with `Z` and no fractional seconds, as Zaqar prints it. */
+export const isoSeconds = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
+
+/** Python's repr of a list of strings, used verbatim in one Zaqar error message. */
+export const pyList = (items: string[]): string => `[${items.map((s) => `'${s.replaceAll("'", "\\'")}'`).join(', ')}]`

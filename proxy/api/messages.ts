@@ -1,0 +1,105 @@
+/** Messages: post, list, bulk get, get, bulk delete, pop, delete (API.md §5). */
+import { badRequest, MissiveError } from '../../shared/errors.js'
+import { empty, json, type Reply } from '../transport.js'
+import { claimLimit, idList, messagePost, pageLimit } from '../validate.js'
+import { requiredBody } from './body.js'
+import { messageJson, messagesJson, pyList, queueHref, queueRef, type ApiRequest } from './context.js'
+
+export async function postMessages(req: ApiRequest): Promise<Reply> {
+  const messages = messagePost(requiredBody(req), req.config.limits)
+  const ref = queueRef(req)
+  const driver = await req.router.driverFor(ref, true)
+  const ids = await driver.postMessages(ref, messages, {
+    clientId: req.clientId,
+    defaultTtl: req.config.limits.default_message_ttl,
+    requestBytes: req.contentLength ?? req.body!.length,
+    useQueueLimits: req.profile.queueLimits,
+  })
+  const base = `${queueHref(req)}/messages`
+  return json(201, { resources: ids.map((id) => `${base}/${id}`) }, [['Location', `${base}?ids=${ids.join(',')}`]])
+}
+
+export async function listMessages(req: ApiRequest): Promise<Reply> {
+  const q = req.query
+  const limits = req.config.limits
+  const ids = q.list('ids')
+  const ref = queueRef(req)
+  const base = queueHref(req)
+  if (ids !== undefined) {
+    idList(ids, limits)
+    const found = await (await req.router.driverFor(ref, false)).getMessages(ref, ids)
+    if (found.length === 0) {
+      throw new MissiveError('not_found', `No messages with IDs: ${pyList(ids)} found in the queue ${ref.queue} for project ${ref.project}.`)
+    }
+    return { status: 200, body: `{"messages":${messagesJson(found, base)}}` }
+  }
+  const limit = pageLimit(q.int('limit', 10), limits.max_messages_per_page)
+  const echo = q.bool('echo', false)
+  const includeClaimed = q.bool('include_claimed', false)
+  const withDelayed = req.profile.includeDelayedParam
+  const includeDelayed = withDelayed ? (q.has('include_delayed') ? q.bool('include_delayed', false) : undefined) : true
+  const marker = q.get('marker')
+  const page = await (await req.router.driverFor(ref, false)).listMessages(ref, {
+    limit,
+    clientId: req.clientId,
+    echo,
+    includeClaimed,
+    ...(includeDelayed !== undefined && { includeDelayed }),
+    ...(marker !== undefined && { marker }),
+  })
+  let links = '[]'
+  if (page.next !== undefined) {
+    const bools = withDelayed ? ['echo', 'include_claimed', 'include_delayed'] : ['echo', 'include_claimed']
+    const href = q.nextLink(
+      `${base}/messages`,
+      page.next,
+      (k) => (bools.includes(k) ? 'bool' : k === 'limit' ? 'string' : undefined),
+      withDelayed && page.includeDelayed ? [['include_delayed', 'true']] : [],
+    )
+    links = JSON.stringify([{ rel: 'next', href }])
+  }
+  return { status: 200, body: `{"messages":${messagesJson(page.items, base)},"links":${links}}` }
+}
+
+export async function getMessage(req: ApiRequest): Promise<Reply> {
+  const ref = queueRef(req)
+  const id = req.params.messageId!
+  const m = await (await req.router.driverFor(ref, false)).getMessage(ref, id)
+  if (m === null) throw new MissiveError('not_found', `Message ${id} does not exist in queue ${ref.queue} for project ${ref.project}`)
+  return { status: 200, body: messageJson(m, queueHref(req)) }
+}
+
+export async function deleteMessages(req: ApiRequest): Promise<Reply> {
+  const q = req.query
+  const limits = req.config.limits
+  const ids = q.list('ids')
+  const pop = q.has('pop') ? q.int('pop', 0) : undefined
+  if (ids !== undefined && pop !== undefined) throw badRequest('pop and id params cannot be present together in the delete request.')
+  if (ids === undefined && pop === undefined) {
+    throw badRequest('The request should have either "ids" or "pop" parameter in the request, to be able to delete.')
+  }
+  const ref = queueRef(req)
+  const driver = await req.router.driverFor(ref, false)
+  if (pop !== undefined) {
+    const popped = await driver.popMessages(ref, claimLimit(pop, limits, 'Pop value'))
+    const items = popped.map(
+      (m) =>
+        `{"id":${JSON.stringify(m.id)},"age":${m.age},"ttl":${m.ttl},"body":${m.body},"claim_id":${JSON.stringify(m.claimId)},"claim_count":${m.claimCount}}`,
+    )
+    return { status: 200, body: `{"messages":[${items.join(',')}]}` }
+  }
+  idList(ids!, limits)
+  const claimIds = q.list('claim_ids')
+  if (limits.message_delete_with_claim_id && claimIds === undefined) {
+    throw badRequest('The request should have both "ids" and "claim_ids" parameter in the request when message_delete_with_claim_id is True.')
+  }
+  await driver.deleteMessages(ref, ids!, limits.message_delete_with_claim_id ? claimIds : undefined)
+  return empty(204)
+}
+
+export async function deleteMessage(req: ApiRequest): Promise<Reply> {
+  const ref = queueRef(req)
+  const claimId = req.query.get('claim_id')
+  await (await req.router.driverFor(ref, false)).deleteMessage(ref, req.params.messageId!, claimId)
+  return empty(204)
+}

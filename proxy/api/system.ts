@@ -1,0 +1,143 @@
+/** Versions, home documents, ping and health (API.md §7). */
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
+import { MissiveError } from '../../shared/errors.js'
+import { empty, json, type Reply } from '../transport.js'
+import type { ApiRequest, Profile } from './context.js'
+
+const JSON_TYPES = { 'application/json': {} }
+
+const VERSIONS = {
+  versions: [
+    ['1', 'DEPRECATED', '2014-9-11T17:47:05Z', 'v1'],
+    ['1.1', 'DEPRECATED', '2016-7-29T02:22:47Z', 'v1_1'],
+    ['2', 'CURRENT', '2014-9-24T04:06:47Z', 'v2'],
+  ].map(([id, status, updated, media]) => ({
+    id,
+    status,
+    updated,
+    'media-types': [{ base: 'application/json', type: `application/vnd.openstack.messaging-${media}+json` }],
+    links: [{ href: `/v${id}/`, rel: 'self' }],
+  })),
+}
+
+const versionsBody = JSON.stringify(VERSIONS)
+
+/** GET / : the static version list, 300 (needs no headers at all). */
+export const versions = (): Reply => ({ status: 300, body: versionsBody })
+
+type Rel = [rel: string, template: string, vars: Record<string, string>, allow: string[], post?: boolean, v2only?: boolean]
+
+function homeDocument(profile: Profile): string {
+  const q = { queue_name: 'param/queue_name' }
+  const qm = { ...q, message_id: 'param/message_id' }
+  const qc = { ...q, claim_id: 'param/claim_id' }
+  const rels: Rel[] = [
+    ['queues', '/queues{?marker,limit,detailed}', { marker: 'param/marker', limit: 'param/queue_limit', detailed: 'param/detailed' }, ['GET']],
+    ['queue', '/queues/{queue_name}', q, profile.name === 'v2' ? ['GET', 'PUT', 'DELETE', 'PATCH'] : ['PUT', 'DELETE']],
+    ['queue_stats', '/queues/{queue_name}/stats', q, ['GET']],
+    ['queue_purge', '/queues/{queue_name}/purge', q, ['POST'], true, true],
+    [
+      'messages',
+      '/queues/{queue_name}/messages{?marker,limit,echo,include_claimed}',
+      { ...q, marker: 'param/marker', limit: 'param/messages_limit', echo: 'param/echo', include_claimed: 'param/include_claimed' },
+      ['GET'],
+    ],
+    ['post_messages', '/queues/{queue_name}/messages', q, ['POST'], true],
+    ['messages_delete', '/queues/{queue_name}/messages{?ids,pop}', { ...q, ids: 'param/ids', pop: 'param/pop' }, ['DELETE']],
+    ['message_delete', '/queues/{queue_name}/messages/{message_id}{?claim}', { ...qm, claim: 'param/claim_id' }, ['DELETE']],
+    ['message_get', '/queues/{queue_name}/messages/{message_id}', qm, ['GET'], false, true],
+    ['claim', '/queues/{queue_name}/claims/{claim_id}', qc, ['GET']],
+    ['post_claim', '/queues/{queue_name}/claims{?limit}', { ...q, limit: 'param/claim_limit' }, ['POST'], true],
+    ['patch_claim', '/queues/{queue_name}/claims/{claim_id}', qc, ['PATCH'], true],
+    ['delete_claim', '/queues/{queue_name}/claims/{claim_id}', qc, ['DELETE']],
+    ['ping', '/ping', {}, ['GET']],
+  ]
+  const resources: Record<string, unknown> = {}
+  for (const [rel, template, vars, allow, post, v2only] of rels) {
+    if (v2only && profile.name !== 'v2') continue
+    const hints: Record<string, unknown> = { allow, formats: JSON_TYPES }
+    if (post) hints['accept-post'] = ['application/json']
+    resources[`rel/${rel}`] = { 'href-template': `${profile.prefix}${template}`, 'href-vars': vars, hints }
+  }
+  return JSON.stringify({ resources })
+}
+
+const homeCache = new Map<string, string>()
+
+/** GET /v2/ : the JSON-Home document. */
+export function home(req: ApiRequest): Reply {
+  let body = homeCache.get(req.profile.name)
+  if (body === undefined) {
+    body = homeDocument(req.profile)
+    homeCache.set(req.profile.name, body)
+  }
+  return { status: 200, body, contentType: 'application/json-home', headers: [['Cache-Control', 'max-age=86400']] }
+}
+
+/** GET /v2/ping: 204 when every pool's first worker answers, 503 otherwise. HEAD: always 204. */
+export async function ping(req: ApiRequest): Promise<Reply> {
+  if (req.method === 'HEAD') return empty(204)
+  try {
+    await Promise.all([...req.router.pools.values()].map((ws) => ws[0]!.ping()))
+    return empty(204)
+  } catch {
+    return empty(503, [['Retry-After', '1']])
+  }
+}
+
+/**
+ * GET /v2/health (admin): a real probe per pool — create a queue, post, list, claim, delete,
+ * release, bulk delete, delete the queue — timing each step, as Zaqar does.
+ */
+export async function health(req: ApiRequest): Promise<Reply> {
+  requireAdmin(req)
+  const driver = req.router.defaultDriver()
+  const ref = { project: req.project, queue: `_health-${randomUUID().slice(0, 8)}` }
+  const status: Record<string, { succeeded: boolean; seconds: number; ref: string | null }> = {}
+  let reachable = true
+  const step = async (name: string, fn: () => Promise<unknown>): Promise<void> => {
+    const t0 = performance.now()
+    try {
+      await fn()
+      status[name] = { succeeded: true, seconds: (performance.now() - t0) / 1000, ref: null }
+    } catch (err) {
+      const id = randomUUID()
+      req.log.warn({ requestId: req.requestId, ref: id, err }, `health probe ${name} failed`)
+      status[name] = { succeeded: false, seconds: (performance.now() - t0) / 1000, ref: id }
+      reachable = false
+    }
+  }
+  let claimId: string | undefined
+  let ids: string[] = []
+  await step('create_queue', () => driver.createQueue(ref, {}))
+  await step('post_messages', async () => {
+    const msgs = Array.from({ length: 100 }, (_, i) => ({ body: `{"health":${i}}`, ttl: 60 }))
+    ids = await driver.postMessages(ref, msgs, { clientId: randomUUID(), defaultTtl: 60, requestBytes: 0, useQueueLimits: false })
+  })
+  await step('claim_messages', async () => {
+    claimId = (await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 10 }))?.id
+  })
+  await step('list_messages', () => driver.listMessages(ref, { limit: 10, clientId: randomUUID(), echo: true, includeClaimed: true }))
+  await step('delete_messages', () => driver.deleteMessage(ref, ids[0] ?? '', claimId))
+  await step('delete_claim', () => driver.releaseClaim(ref, claimId ?? ''))
+  await step('bulk_delete_messages', () => driver.deleteMessages(ref, ids.slice(1, 21)))
+  await step('delete_queue', () => driver.deleteQueue(ref))
+  if (!reachable && Object.values(status).every((s) => !s.succeeded)) {
+    throw new MissiveError('unavailable', 'Health status could not be read.', { retryAfter: 1 })
+  }
+  return json(200, { storage_reachable: reachable, operation_status: status })
+}
+
+/** Admin calls need the configured admin token; X-Roles from a client is never trusted. */
+export function requireAdmin(req: ApiRequest): void {
+  const token = req.config.adminToken
+  if (token === undefined || token === '' || !sameSecret(req.authToken, token)) {
+    throw new MissiveError('forbidden', 'You are not authorized to complete this action.')
+  }
+}
+
+/** Constant-time comparison of two secrets (hashed first, so lengths leak nothing either). */
+function sameSecret(a: string, b: string): boolean {
+  const h = (s: string): Buffer => createHash('sha256').update(s).digest()
+  return timingSafeEqual(h(a), h(b))
+}

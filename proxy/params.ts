@@ -1,0 +1,81 @@
+/**
+ * Query-string parameters the Zaqar way (API.md §2): blank values count as absent, booleans take
+ * Python's spellings, lists are comma-separated. Order is kept, because next links repeat the
+ * client's parameters in the order it sent them.
+ */
+import { MissiveError } from '../shared/errors.js'
+
+export class Query {
+  /** Non-blank parameters in the order sent; a repeated name keeps its last value. */
+  readonly entries: [string, string][]
+
+  constructor(raw: string) {
+    const seen = new Map<string, string>()
+    if (raw !== '') {
+      for (const [k, v] of new URLSearchParams(raw)) if (v !== '') seen.set(k, v)
+    }
+    this.entries = [...seen]
+  }
+
+  get(name: string): string | undefined {
+    for (const [k, v] of this.entries) if (k === name) return v
+    return undefined
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== undefined
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const v = this.get(name)
+    if (v === undefined) return fallback
+    const b = parseBool(v)
+    if (b === undefined) throw invalidParam(name, 'boolean')
+    return b
+  }
+
+  int(name: string, fallback: number): number {
+    const v = this.get(name)
+    if (v === undefined) return fallback
+    if (!/^\s*[+-]?\d+\s*$/.test(v)) throw invalidParam(name, 'integer')
+    return Number(v)
+  }
+
+  list(name: string): string[] | undefined {
+    const v = this.get(name)
+    if (v === undefined) return undefined
+    const items = v.split(',').map((s) => s.trim()).filter((s) => s !== '')
+    return items.length > 0 ? items : undefined
+  }
+
+  /**
+   * The next-page href: the recognised parameters the client sent, in its order (booleans as
+   * true/false), then `extra` ones it did not send, with `marker` set in place or appended last.
+   */
+  nextLink(path: string, marker: string, kind: (name: string) => ParamKind | undefined, extra: [string, string][] = []): string {
+    const out: [string, string][] = []
+    for (const [k, v] of this.entries) {
+      const t = k === 'marker' ? 'string' : kind(k)
+      if (t === undefined) continue
+      const forced = extra.find(([e]) => e === k)
+      out.push([k, k === 'marker' ? marker : forced ? forced[1] : t === 'bool' ? String(parseBool(v)) : v])
+    }
+    for (const [k, v] of extra) if (!out.some(([o]) => o === k)) out.push([k, v])
+    if (!out.some(([o]) => o === 'marker')) out.push(['marker', marker])
+    return `${path}?${out.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&')}`
+  }
+}
+
+export type ParamKind = 'bool' | 'string'
+
+const TRUE = new Set(['true', 'True', 't', 'yes', 'y', '1', 'on'])
+const FALSE = new Set(['false', 'False', 'f', 'no', 'n', '0', 'off'])
+
+export function parseBool(v: string): boolean | undefined {
+  return TRUE.has(v) ? true : FALSE.has(v) ? false : undefined
+}
+
+function invalidParam(name: string, type: 'boolean' | 'integer'): MissiveError {
+  const what = type === 'boolean' ? 'a boolean' : 'an integer'
+  return new MissiveError('invalid_parameter', `The "${name}" parameter is invalid. The value must be ${what}.`)
+}

@@ -1,0 +1,135 @@
+/**
+ * The transport's one choke point for what every request shares: the checks of API.md §2 in
+ * Zaqar's order, request ids, and the mapping of errors to HTTP (done here and nowhere else).
+ */
+import { randomUUID } from 'node:crypto'
+import type { Limits } from '../shared/config.js'
+import { ERRORS, MissiveError } from '../shared/errors.js'
+import type { Logger } from '../shared/log.js'
+
+/** What a handler returns; the app writes it. `body` is JSON text. */
+export interface Reply {
+  status: number
+  body?: string
+  headers?: [string, string][]
+  /** Content-Type when it is not application/json. */
+  contentType?: string
+}
+
+export const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK',
+  201: '201 Created',
+  204: '204 No Content',
+  300: '300 Multiple Choices',
+  400: '400 Bad Request',
+  403: '403 Forbidden',
+  404: '404 Not Found',
+  405: '405 Method Not Allowed',
+  406: '406 Not Acceptable',
+  409: '409 Conflict',
+  413: '413 Payload Too Large',
+  415: '415 Unsupported Media Type',
+  429: '429 Too Many Requests',
+  431: '431 Request Header Fields Too Large',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable',
+}
+
+export const json = (status: number, value: unknown, headers?: [string, string][]): Reply => ({
+  status,
+  body: JSON.stringify(value),
+  headers,
+})
+
+export const empty = (status: number, headers?: [string, string][]): Reply => ({ status, headers })
+
+/** Maps any thrown value to a reply. Unknown errors are logged with the request id: a 500. */
+export function errorReply(err: unknown, log: Logger, requestId: string): Reply {
+  if (err instanceof MissiveError) {
+    const headers: [string, string][] = []
+    if (err.retryAfter !== undefined) headers.push(['Retry-After', String(Math.max(1, Math.ceil(err.retryAfter)))])
+    if (err.status >= 500) log.warn({ requestId, code: err.code, err: err.cause ?? err.message }, 'request failed')
+    return { status: err.status, body: JSON.stringify(err.toBody()), headers }
+  }
+  log.error({ requestId, err }, 'unhandled error')
+  return {
+    status: 500,
+    body: JSON.stringify({ title: ERRORS.internal.title, description: `Unexpected error; request id ${requestId}.` }),
+  }
+}
+
+// Zaqar's request ids are `req-<uuid4>`; accept that shape (any case) from clients, nothing else,
+// so a client cannot inject arbitrary text into our logs.
+const REQUEST_ID_RE = /^req-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
+
+/** The client's `X-Openstack-Request-Id` when well-formed, else a new one. */
+export function requestIdFrom(header: string): string {
+  return header !== '' && REQUEST_ID_RE.test(header) ? header : `req-${randomUUID()}`
+}
+
+/** Step 2: a form-encoded body is refused (the only content type Zaqar checks). */
+export function checkContentType(contentType: string, hasBody: boolean): void {
+  if (hasBody && contentType.trim().toLowerCase() === 'application/x-www-form-urlencoded') {
+    throw new MissiveError(
+      'invalid_content_type',
+      'Endpoint does not accept `application/x-www-form-urlencoded` content; currently supported media type is `application/json`; specify proper client-side media type with the "Content-Type" header.',
+    )
+  }
+}
+
+/** Step 3: the client must accept application/json (a missing Accept header does). */
+export function checkAccept(accept: string): void {
+  if (accept === '') return
+  for (const part of accept.split(',')) {
+    const [range, ...params] = part.split(';').map((s) => s.trim().toLowerCase())
+    const q = params.find((p) => p.startsWith('q='))
+    if (q !== undefined && Number(q.slice(2)) === 0) continue
+    if (range === '*/*' || range === 'application/*' || range === 'application/json') return
+  }
+  throw new MissiveError('not_acceptable', 'Endpoint only serves `application/json`; specify client-side media type support with the "Accept" header.', {
+    title: 'Media type not acceptable',
+  })
+}
+
+const HEX32_RE = /^[0-9a-f]{32}$/
+
+/**
+ * Step 4: Client-ID. Returns the canonical lowercase hyphenated form (strict mode) used for echo
+ * comparisons, or the value as sent (off mode). Python's `uuid.UUID` accepts braces, `urn:uuid:`
+ * and hyphens anywhere; we accept the same.
+ */
+export function checkClientId(value: string | undefined, limits: Limits): string {
+  if (value === undefined) throw new MissiveError('missing_header', 'The "Client-ID" header is required.')
+  if (limits.client_id_uuid_safe === 'off') {
+    if (value.length < limits.min_length_client_id || value.length > limits.max_length_client_id) {
+      throw new MissiveError('bad_client_id', undefined, {
+        title: `Length of client id must be at least ${limits.min_length_client_id} and no greater than ${limits.max_length_client_id}.`,
+      })
+    }
+    return value
+  }
+  let hex = value.trim().toLowerCase()
+  if (hex.startsWith('urn:')) hex = hex.slice(4)
+  if (hex.startsWith('uuid:')) hex = hex.slice(5)
+  hex = hex.replace(/^\{/, '').replace(/\}$/, '').replaceAll('-', '')
+  if (!HEX32_RE.test(hex)) throw new MissiveError('bad_client_id', 'Malformed hexadecimal UUID.')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
+
+/** Step 5: X-Project-ID is required on versioned paths and may not be empty. */
+export function checkProject(value: string | undefined): string {
+  if (value === undefined) throw new MissiveError('missing_project', 'The header X-PROJECT-ID was missing')
+  if (value === '') {
+    throw new MissiveError('empty_project', 'X-PROJECT-ID cannot be an empty string. Specify the right header X-PROJECT-ID and retry.')
+  }
+  return value
+}
+
+const QUEUE_NAME_RE = /^[a-zA-Z0-9_.-]+$/
+
+/** Step 7: queue name and project id on routes that name a queue. */
+export function checkQueueIdentity(queue: string, project: string): void {
+  if (queue.length > 64 || !QUEUE_NAME_RE.test(queue) || project.length > 256) {
+    throw new MissiveError('invalid_queue_name', 'The format of the submitted queue name or project id is not valid.')
+  }
+}
