@@ -43,6 +43,8 @@ interface Head {
   accept: string
   requestId: string
   authToken: string
+  /** Total bytes of header names and values. */
+  headerBytes: number
 }
 
 function readHead(req: uWS.HttpRequest): Head {
@@ -58,9 +60,11 @@ function readHead(req: uWS.HttpRequest): Head {
     accept: '',
     requestId: '',
     authToken: '',
+    headerBytes: 0,
   }
   // forEach, not getHeader: a missing header and an empty one are different errors (API.md §2).
   req.forEach((k, v) => {
+    head.headerBytes += k.length + v.length + 4
     switch (k) {
       case 'client-id':
         head.clientId = v
@@ -160,6 +164,9 @@ export class HttpServer {
     }
     const fail = (err: unknown, close = false): void => finish(errorReply(err, this.#deps.log, requestId), close)
 
+    if (head.headerBytes > this.#deps.config.maxHeaderBytes) {
+      return fail(new MissiveError('header_too_large', `Request headers exceed ${this.#deps.config.maxHeaderBytes} bytes.`), true)
+    }
     let declared: number | null = null
     if (head.contentLength !== undefined) {
       if (!/^\d+$/.test(head.contentLength.trim())) return fail(new MissiveError('invalid_body', 'Invalid Content-Length header.'), true)
@@ -168,7 +175,7 @@ export class HttpServer {
     const hardCap = this.#deps.config.maxBodyBytes
     if (declared !== null && declared > hardCap) {
       // Not read: answer at once and close, so the unread body is never parsed as a request.
-      return fail(new MissiveError('payload_too_large', `Request body exceeds ${hardCap} bytes.`), true)
+      return fail(this.#oversize(head, declared), true)
     }
     if ((declared === null || declared === 0) && !head.chunked) {
       void this.#handle(head, declared, declared === 0 ? new Uint8Array(0) : null, requestId).then(finish, fail)
@@ -190,6 +197,16 @@ export class HttpServer {
       // Chunked bodies have no Content-Length, which Zaqar treats as no body at all (API.md §2).
       void this.#handle(head, declared, declared === null ? null : body, requestId).then(finish, fail)
     })
+  }
+
+  /** The error for a body too large to read: the route's own (Zaqar's wording) or a 413. */
+  #oversize(head: Head, declared: number): MissiveError {
+    const match = this.#routes.match(head.method, head.path)
+    if (match.kind === 'route' && match.route.maxBody !== undefined) {
+      const [max, error] = match.route.maxBody(this.#deps.config.limits)
+      if (declared > max) return error()
+    }
+    return new MissiveError('payload_too_large', `Request body exceeds ${this.#deps.config.maxBodyBytes} bytes.`)
   }
 
   async #handle(head: Head, contentLength: number | null, body: Uint8Array | null, requestId: string): Promise<Reply> {

@@ -19,13 +19,27 @@ const INT64_MAX = 2n ** 63n - 1n
 const NOT_PARSED = 'Request body could not be parsed.'
 const TOO_LARGE = 'JSON contains integer that is too large.'
 
-/** True when the text holds a number token that JSON.parse would not keep exactly. */
+/** Deeper documents are refused: recursion over them (ours, the parser's) must stay bounded. */
+export const MAX_DEPTH = 256
+
+/**
+ * True when the text holds a number token that JSON.parse would not keep exactly. Also refuses
+ * nesting deeper than MAX_DEPTH.
+ */
 function needsExactPath(text: string): boolean {
   const n = text.length
   let i = 0
+  let depth = 0
+  let exact = false
   while (i < n) {
     const c = text.charCodeAt(i)
-    if (c === 0x22 /* " */) {
+    if (c === 0x5b || c === 0x7b /* [ { */) {
+      if (++depth > MAX_DEPTH) throw invalidBody(`JSON nesting is deeper than ${MAX_DEPTH} levels.`)
+      i++
+    } else if (c === 0x5d || c === 0x7d /* ] } */) {
+      depth--
+      i++
+    } else if (c === 0x22 /* " */) {
       i++
       while (i < n) {
         const d = text.charCodeAt(i)
@@ -39,14 +53,14 @@ function needsExactPath(text: string): boolean {
       while (i < n) {
         const d = text.charCodeAt(i)
         if (d >= 0x30 && d <= 0x39) digits++
-        else if (d === 0x2e || d === 0x65 || d === 0x45 /* . e E */) return true
+        else if (d === 0x2e || d === 0x65 || d === 0x45 /* . e E */) exact = true
         else if (d !== 0x2d && d !== 0x2b) break
         i++
       }
-      if (digits > 15) return true
+      if (digits > 15) exact = true
     } else i++
   }
-  return false
+  return exact
 }
 
 function parseNumber(text: string): number | bigint | LosslessNumber {

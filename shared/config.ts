@@ -59,6 +59,11 @@ export const ConfigSchema = z
     drainTimeoutMs: z.int().min(0).default(10000),
     /** Largest request body accepted at all, whatever the route (a safety cap on memory). */
     maxBodyBytes: z.int().min(1024).default(1048576),
+    /**
+     * Largest total size of request headers (431 beyond). uWS itself resets connections whose
+     * headers do not fit its buffer, well above this default.
+     */
+    maxHeaderBytes: z.int().min(1024).default(16384),
     /** How long the proxy waits for a worker's answer before replying 503. */
     rpcTimeoutMs: z.int().min(1).default(30000),
     /**

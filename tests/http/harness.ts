@@ -78,3 +78,45 @@ export async function startHarness(t: { teardown(fn: () => unknown): void }, ove
     },
   }
 }
+
+/**
+ * Sends bytes as they are over a fresh TCP connection and parses the first response: for what
+ * fetch will not send (no Content-Length, chunked bodies, broken framing, huge headers).
+ */
+export async function rawRequest(base: string, request: string | Buffer): Promise<{ status: number; head: string; body: string; json: any }> {
+  const { createConnection } = await import('node:net')
+  const url = new URL(base)
+  return new Promise((resolve, reject) => {
+    const sock = createConnection({ host: url.hostname, port: Number(url.port) })
+    let data = Buffer.alloc(0)
+    const done = (): void => {
+      const text = data.toString('utf8')
+      const split = text.indexOf('\r\n\r\n')
+      if (split < 0) return
+      const head = text.slice(0, split)
+      const status = Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? 0)
+      const len = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? 0)
+      const body = text.slice(split + 4)
+      if (Buffer.byteLength(body) < len) return
+      sock.destroy()
+      let json: unknown
+      try {
+        json = body === '' ? undefined : JSON.parse(body)
+      } catch {
+        json = undefined
+      }
+      resolve({ status, head, body, json })
+    }
+    sock.on('data', (chunk) => {
+      data = Buffer.concat([data, chunk])
+      done()
+    })
+    sock.on('error', reject)
+    sock.on('close', () => {
+      done()
+      resolve({ status: 0, head: '', body: '', json: undefined })
+    })
+    sock.setTimeout(5000, () => sock.destroy(new Error('raw request timed out')))
+    sock.write(request)
+  })
+}

@@ -1,0 +1,360 @@
+/**
+ * The proxy's side of the RPC wire: a `DataDriver` whose every method runs in a worker process.
+ *
+ * One `RpcDriver` talks to one worker socket over one or more connections, each multiplexing any
+ * number of calls by request id. A call never hangs: it is answered by the worker, or fails with
+ * `unavailable` (→ 503 + Retry-After) when the connection drops, when no connection is up, or when
+ * the worker does not answer within the timeout. Lost connections are re-established in the
+ * background with capped exponential back-off; the driver emits `ready` whenever it goes from no
+ * usable connection to one, and `down` the other way.
+ *
+ * A call that fails with `unavailable` because the connection dropped may or may not have run in
+ * the worker: the client retries, as it would after any 503.
+ */
+import { EventEmitter } from 'node:events'
+import net from 'node:net'
+import { performance } from 'node:perf_hooks'
+import type { Logger } from '../shared/log.js'
+import { MissiveError } from '../shared/errors.js'
+import { FrameDecoder, FrameError, FrameWriter, isErrorReply, isReply, type RpcReply } from '../shared/rpc/frames.js'
+import type {
+  Claim,
+  ClaimOptions,
+  DataDriver,
+  DriverOperation,
+  ListMessagesOptions,
+  ListQueuesOptions,
+  Message,
+  MessageListing,
+  Metadata,
+  NewMessage,
+  PoppedMessage,
+  PostOptions,
+  QueueListing,
+  QueueRef,
+  QueueStats,
+} from '../worker/storage/contract.js'
+
+export const UNREACHABLE_DESCRIPTION =
+  'Service temporarily unavailable: the worker is not reachable. Please try again in a few seconds.'
+export const TIMEOUT_DESCRIPTION =
+  'Service temporarily unavailable: the worker did not answer in time. Please try again in a few seconds.'
+
+const unreachable = (): MissiveError => new MissiveError('unavailable', UNREACHABLE_DESCRIPTION, { retryAfter: 1 })
+const timedOut = (): MissiveError => new MissiveError('unavailable', TIMEOUT_DESCRIPTION, { retryAfter: 1 })
+
+export interface RpcDriverOptions {
+  /** How long a call may wait for its answer (config `rpcTimeoutMs`). */
+  timeoutMs: number
+  /** Connections to open to the worker (calls are spread round-robin). Default 1. */
+  connections?: number
+  /** First reconnect delay; doubles per failed attempt up to `reconnectMaxMs`. Default 25 ms. */
+  reconnectMinMs?: number
+  /** Default 1000 ms. */
+  reconnectMaxMs?: number
+  /** Largest frame sent or accepted (default 64 MiB). */
+  maxFrameBytes?: number
+  /** When the requests of one tick are written (see `FrameWriter`). Default `immediate`. */
+  flush?: 'immediate' | 'microtask'
+  log?: Logger
+}
+
+interface Pending {
+  resolve(value: unknown): void
+  reject(err: unknown): void
+  /** performance.now() after which the call fails. */
+  deadline: number
+}
+
+/** One connection with its own pending calls. */
+class Channel {
+  socket: net.Socket | null = null
+  writer: FrameWriter | null = null
+  connected = false
+  readonly pending = new Map<number, Pending>()
+  retryDelay: number
+  retryTimer: NodeJS.Timeout | null = null
+
+  constructor(readonly index: number, minDelay: number) {
+    this.retryDelay = minDelay
+  }
+
+  /** Fails every pending call with `err`. */
+  failAll(err: () => MissiveError): void {
+    if (this.pending.size === 0) return
+    const calls = [...this.pending.values()]
+    this.pending.clear()
+    for (const p of calls) p.reject(err())
+  }
+}
+
+/** A `DataDriver` served by a worker process over its Unix socket. */
+export class RpcDriver extends EventEmitter implements DataDriver {
+  readonly kind = 'rpc'
+  readonly socketPath: string
+  readonly #opts: Required<Omit<RpcDriverOptions, 'log'>>
+  readonly #log: Logger | undefined
+  readonly #channels: Channel[]
+  readonly #sweeper: NodeJS.Timeout
+  #nextId = 0
+  #rr = 0
+  #up = 0
+  #closed = false
+
+  constructor(socketPath: string, opts: RpcDriverOptions) {
+    super()
+    this.socketPath = socketPath
+    this.#opts = {
+      timeoutMs: opts.timeoutMs,
+      connections: Math.max(1, opts.connections ?? 1),
+      reconnectMinMs: opts.reconnectMinMs ?? 25,
+      reconnectMaxMs: opts.reconnectMaxMs ?? 1000,
+      maxFrameBytes: opts.maxFrameBytes ?? 64 * 1024 * 1024,
+      flush: opts.flush ?? 'immediate',
+    }
+    this.#log = opts.log
+    this.#channels = Array.from({ length: this.#opts.connections }, (_, i) => new Channel(i, this.#opts.reconnectMinMs))
+    // One coarse timer for every call instead of one timer per call. All calls share one timeout,
+    // so each pending map (insertion-ordered) is also ordered by deadline.
+    const period = Math.min(1000, Math.max(5, Math.floor(this.#opts.timeoutMs / 10)))
+    this.#sweeper = setInterval(() => this.#sweep(), period)
+    this.#sweeper.unref()
+    for (const ch of this.#channels) this.#connect(ch)
+  }
+
+  /** True while at least one connection to the worker is up. */
+  get connected(): boolean {
+    return this.#up > 0
+  }
+
+  /** Calls waiting for an answer. */
+  get pendingCalls(): number {
+    let n = 0
+    for (const ch of this.#channels) n += ch.pending.size
+    return n
+  }
+
+  /**
+   * Resolves once a connection is up (at once if one is). With `timeoutMs`, rejects with
+   * `unavailable` if none comes up in time.
+   */
+  ready(timeoutMs?: number): Promise<void> {
+    if (this.connected) return Promise.resolve()
+    if (this.#closed) return Promise.reject(unreachable())
+    return new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined
+      const onReady = (): void => {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.once('ready', onReady)
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          this.off('ready', onReady)
+          reject(unreachable())
+        }, timeoutMs)
+      }
+    })
+  }
+
+  /**
+   * Runs `op(...args)` in the worker. Trailing `undefined` arguments are not sent (msgpack would
+   * turn them into `null`).
+   */
+  call(op: DriverOperation, args: unknown[]): Promise<unknown> {
+    if (this.#up === 0) return Promise.reject(unreachable())
+    const ch = this.#pick()
+    let n = args.length
+    while (n > 0 && args[n - 1] === undefined) n--
+    if (n !== args.length) args = args.slice(0, n)
+    this.#nextId = (this.#nextId + 1) >>> 0
+    const id = this.#nextId
+    return new Promise<unknown>((resolve, reject) => {
+      try {
+        ch.writer!.write({ id, op, args })
+      } catch (err) {
+        this.#log?.error({ err: err instanceof FrameError ? err.message : err, op }, 'rpc request could not be encoded')
+        reject(new MissiveError('internal', undefined, { cause: err }))
+        return
+      }
+      ch.pending.set(id, { resolve, reject, deadline: performance.now() + this.#opts.timeoutMs })
+    })
+  }
+
+  /** Stops reconnecting, drops the connections and fails calls still waiting. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    clearInterval(this.#sweeper)
+    for (const ch of this.#channels) {
+      if (ch.retryTimer) clearTimeout(ch.retryTimer)
+      ch.retryTimer = null
+      ch.writer?.flush()
+      ch.socket?.destroy()
+      ch.failAll(unreachable)
+    }
+  }
+
+  #pick(): Channel {
+    const chs = this.#channels
+    for (let i = 0; i < chs.length; i++) {
+      this.#rr = (this.#rr + 1) % chs.length
+      const ch = chs[this.#rr]
+      if (ch.connected) return ch
+    }
+    throw new Error('unreachable: no connected channel while #up > 0')
+  }
+
+  #connect(ch: Channel): void {
+    if (this.#closed) return
+    ch.retryTimer = null
+    const socket = net.connect(this.socketPath)
+    ch.socket = socket
+    const decoder = new FrameDecoder((msg) => this.#onReply(ch, msg), { maxFrameBytes: this.#opts.maxFrameBytes })
+
+    socket.once('connect', () => {
+      if (this.#closed) {
+        socket.destroy()
+        return
+      }
+      ch.connected = true
+      ch.writer = new FrameWriter(socket, { maxFrameBytes: this.#opts.maxFrameBytes, flush: this.#opts.flush })
+      ch.retryDelay = this.#opts.reconnectMinMs
+      this.#up++
+      this.#log?.info({ socket: this.socketPath, connection: ch.index }, 'rpc connected')
+      if (this.#up === 1) this.emit('ready')
+    })
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        decoder.push(chunk)
+      } catch (err) {
+        this.#log?.error({ err: (err as Error).message, socket: this.socketPath }, 'rpc: protocol violation, dropping connection')
+        socket.destroy()
+      }
+    })
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // ENOENT/ECONNREFUSED while the worker (re)starts are expected; 'close' follows.
+      this.#log?.debug({ err: err.code ?? err.message, socket: this.socketPath }, 'rpc connection error')
+    })
+    socket.once('close', () => {
+      const wasUp = ch.connected
+      ch.connected = false
+      ch.socket = null
+      ch.writer = null
+      ch.failAll(unreachable)
+      if (wasUp) {
+        this.#up--
+        this.#log?.warn({ socket: this.socketPath, connection: ch.index }, 'rpc connection lost')
+        if (this.#up === 0) this.emit('down')
+      }
+      if (this.#closed) return
+      const delay = wasUp ? this.#opts.reconnectMinMs : ch.retryDelay
+      if (!wasUp) ch.retryDelay = Math.min(ch.retryDelay * 2, this.#opts.reconnectMaxMs)
+      ch.retryTimer = setTimeout(() => this.#connect(ch), delay)
+      ch.retryTimer.unref()
+    })
+  }
+
+  #onReply(ch: Channel, msg: unknown): void {
+    if (!isReply(msg)) {
+      this.#log?.warn('rpc: ignoring a message that is not a reply')
+      return
+    }
+    const p = ch.pending.get(msg.id)
+    // Missing: the call already timed out (or the id is bogus); the late answer is dropped.
+    if (p === undefined) return
+    ch.pending.delete(msg.id)
+    if (isErrorReply(msg)) p.reject(MissiveError.fromWire(msg.e))
+    else p.resolve((msg as RpcReply & { r?: unknown }).r)
+  }
+
+  #sweep(): void {
+    if (this.pendingCalls === 0) return
+    const now = performance.now()
+    for (const ch of this.#channels) {
+      for (const [id, p] of ch.pending) {
+        if (p.deadline > now) break
+        ch.pending.delete(id)
+        p.reject(timedOut())
+      }
+    }
+  }
+
+  // --- DataDriver: each method is one call ---------------------------------------------------
+
+  async ping(): Promise<void> {
+    await this.call('ping', [])
+  }
+
+  createQueue(ref: QueueRef, metadata: Metadata): Promise<boolean> {
+    return this.call('createQueue', [ref, metadata]) as Promise<boolean>
+  }
+
+  getQueue(ref: QueueRef): Promise<Metadata | null> {
+    return this.call('getQueue', [ref]) as Promise<Metadata | null>
+  }
+
+  async setQueueMetadata(ref: QueueRef, metadata: Metadata): Promise<void> {
+    await this.call('setQueueMetadata', [ref, metadata])
+  }
+
+  async deleteQueue(ref: QueueRef): Promise<void> {
+    await this.call('deleteQueue', [ref])
+  }
+
+  listQueues(project: string, opts: ListQueuesOptions): Promise<QueueListing> {
+    return this.call('listQueues', [project, opts]) as Promise<QueueListing>
+  }
+
+  stats(ref: QueueRef): Promise<QueueStats> {
+    return this.call('stats', [ref]) as Promise<QueueStats>
+  }
+
+  async purge(ref: QueueRef): Promise<void> {
+    await this.call('purge', [ref])
+  }
+
+  postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
+    return this.call('postMessages', [ref, messages, opts]) as Promise<string[]>
+  }
+
+  listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {
+    return this.call('listMessages', [ref, opts]) as Promise<MessageListing>
+  }
+
+  getMessage(ref: QueueRef, id: string): Promise<Message | null> {
+    return this.call('getMessage', [ref, id]) as Promise<Message | null>
+  }
+
+  getMessages(ref: QueueRef, ids: string[]): Promise<Message[]> {
+    return this.call('getMessages', [ref, ids]) as Promise<Message[]>
+  }
+
+  async deleteMessage(ref: QueueRef, id: string, claimId?: string): Promise<void> {
+    await this.call('deleteMessage', [ref, id, claimId])
+  }
+
+  async deleteMessages(ref: QueueRef, ids: string[], claimIds?: string[]): Promise<void> {
+    await this.call('deleteMessages', [ref, ids, claimIds])
+  }
+
+  popMessages(ref: QueueRef, limit: number): Promise<PoppedMessage[]> {
+    return this.call('popMessages', [ref, limit]) as Promise<PoppedMessage[]>
+  }
+
+  createClaim(ref: QueueRef, opts: ClaimOptions): Promise<Claim | null> {
+    return this.call('createClaim', [ref, opts]) as Promise<Claim | null>
+  }
+
+  getClaim(ref: QueueRef, claimId: string): Promise<Claim | null> {
+    return this.call('getClaim', [ref, claimId]) as Promise<Claim | null>
+  }
+
+  async renewClaim(ref: QueueRef, claimId: string, opts: { ttl: number; grace: number }): Promise<void> {
+    await this.call('renewClaim', [ref, claimId, opts])
+  }
+
+  async releaseClaim(ref: QueueRef, claimId: string): Promise<void> {
+    await this.call('releaseClaim', [ref, claimId])
+  }
+}
