@@ -1,0 +1,189 @@
+/** SQLite-only behaviour: persistence, garbage collection, failure mapping, URIs, ids. */
+import { randomUUID } from 'node:crypto'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import t from 'tap'
+import { manualClock } from '../../shared/clock.js'
+import { openDriver, sqlitePath } from '../../worker/storage/index.js'
+import { SqliteDriver, type SqliteDriverOptions } from '../../worker/storage/sqlite/driver.js'
+import { SCHEMA_VERSION } from '../../worker/storage/sqlite/schema.js'
+import { listOpts, postOpts, type TapTest } from './suite.js'
+
+function tempDir(t: TapTest): string {
+  const dir = mkdtempSync(join(tmpdir(), 'missive-sqlite-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+function open(t: TapTest, path: string, opts: Partial<SqliteDriverOptions> = {}): SqliteDriver {
+  const driver = new SqliteDriver({ path, durability: 'durable', gcIntervalMs: 0, ...opts })
+  t.teardown(() => driver.close())
+  return driver
+}
+
+/** Row counts read through a separate connection. */
+function count(path: string, table: 'messages' | 'claims' | 'queues'): number {
+  const db = new Database(path, { readonly: true })
+  try {
+    return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
+  } finally {
+    db.close()
+  }
+}
+
+const ref = { project: 'p', queue: 'q' }
+
+t.test('data survives close and reopen, FIFO and markers continue', async (t) => {
+  const path = join(tempDir(t), 'store.sqlite')
+  const clock = manualClock()
+  const first = new SqliteDriver({ path, durability: 'durable', clock, gcIntervalMs: 0 })
+  await first.createQueue(ref, { description: 'kept' })
+  const before = await first.postMessages(ref, [{ body: '{"n":1}' }, { body: '{"n":2}' }], postOpts())
+  const claim = (await first.createClaim(ref, { ttl: 300, grace: 60, limit: 1 }))!
+  const page = await first.listMessages(ref, listOpts({ limit: 1 }))
+  await first.close()
+  await first.close()
+
+  const second = open(t, path, { clock })
+  t.same(await second.getQueue(ref), { description: 'kept' })
+  const after = await second.postMessages(ref, [{ body: '{"n":3}' }], postOpts())
+  t.same((await second.listMessages(ref, listOpts())).items.map((m) => m.id), [...before, ...after])
+  t.same((await second.getClaim(ref, claim.id))?.messages.map((m) => m.id), [before[0]], 'claims survive')
+  const next = await second.listMessages(ref, listOpts({ marker: page.next }))
+  t.same(next.items.map((m) => m.id), [before[1], after[0]], 'markers survive')
+})
+
+t.test('collectGarbage deletes expired rows in bounded batches', async (t) => {
+  const path = join(tempDir(t), 'gc.sqlite')
+  const clock = manualClock()
+  const driver = open(t, path, { clock })
+  await driver.postMessages(ref, Array.from({ length: 25 }, () => ({ body: '1', ttl: 60 })), postOpts())
+  const live = await driver.postMessages(ref, Array.from({ length: 5 }, () => ({ body: '2', ttl: 3600 })), postOpts())
+  const claims = []
+  for (let i = 0; i < 3; i++) claims.push((await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 1 }))!)
+  t.same(driver.collectGarbage(10), { messages: 0, claims: 0 }, 'nothing expired yet')
+
+  clock.advance(200_000)
+  t.same(driver.collectGarbage(10), { messages: 10, claims: 3 })
+  t.same(driver.collectGarbage(10), { messages: 10, claims: 0 })
+  t.same(driver.collectGarbage(10), { messages: 5, claims: 0 })
+  t.same(driver.collectGarbage(10), { messages: 0, claims: 0 })
+  t.equal(count(path, 'messages'), 5)
+  t.equal(count(path, 'claims'), 0)
+  t.same((await driver.listMessages(ref, listOpts())).items.map((m) => m.id), live, 'live messages untouched')
+})
+
+t.test('the collector timer runs on its own and stops on close', async (t) => {
+  const path = join(tempDir(t), 'timer.sqlite')
+  const clock = manualClock()
+  const driver = open(t, path, { clock, gcIntervalMs: 5, gcBatchSize: 7 })
+  await driver.postMessages(ref, Array.from({ length: 50 }, () => ({ body: '1', ttl: 60 })), postOpts())
+  clock.advance(61_000)
+  const deadline = Date.now() + 5000
+  while (count(path, 'messages') > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+  t.equal(count(path, 'messages'), 0, 'expired rows collected by the timer, batch after batch')
+  await driver.close()
+  await new Promise((r) => setTimeout(r, 30))
+  t.pass('no collection after close (would throw on a closed database)')
+})
+
+t.test('malformed ids never reach SQL', async (t) => {
+  const driver = open(t, ':memory:')
+  const [id] = await driver.postMessages(ref, [{ body: '1' }], postOpts())
+  const bad = ["' OR 1=1 --", '', 'x'.repeat(10_000), id.toUpperCase(), `${id} `, '%', '_']
+  for (const b of bad) {
+    t.equal(await driver.getMessage(ref, b), null)
+    t.equal(await driver.getClaim(ref, b), null)
+    await driver.deleteMessage(ref, b)
+    await driver.releaseClaim(ref, b)
+    await t.rejects(driver.renewClaim(ref, b, { ttl: 60, grace: 60 }), { code: 'not_found' })
+  }
+  t.same(await driver.getMessages(ref, bad), [])
+  await driver.deleteMessages(ref, bad)
+  await t.rejects(driver.deleteMessage(ref, id, "' OR 1=1 --"), { code: 'claim_invalid' })
+  t.ok(await driver.getMessage(ref, id), 'still there')
+})
+
+t.test('a locked store reports unavailable; reads go on under WAL', async (t) => {
+  const path = join(tempDir(t), 'locked.sqlite')
+  const driver = open(t, path, { busyTimeoutMs: 20 })
+  await driver.postMessages(ref, [{ body: '1' }], postOpts())
+  const other = new Database(path)
+  t.teardown(() => other.close())
+  other.exec('BEGIN IMMEDIATE')
+  await t.rejects(driver.postMessages(ref, [{ body: '2' }], postOpts()), {
+    code: 'unavailable',
+    description: /Messages could not be enqueued/,
+  })
+  await t.rejects(driver.createClaim(ref, { ttl: 60, grace: 60, limit: 1 }), { code: 'unavailable' })
+  t.equal((await driver.listMessages(ref, listOpts())).items.length, 1, 'reads still served')
+  other.exec('ROLLBACK')
+  t.equal((await driver.postMessages(ref, [{ body: '2' }], postOpts())).length, 1, 'writes resume')
+})
+
+t.test('a closed driver reports unavailable', async (t) => {
+  const driver = new SqliteDriver({ path: ':memory:', durability: 'fast' })
+  await driver.close()
+  await t.rejects(driver.ping(), { code: 'unavailable' })
+  await t.rejects(driver.listMessages(ref, listOpts()), { code: 'unavailable' })
+  await t.resolves(driver.close(), 'close is idempotent')
+})
+
+t.test('a store written by a newer schema is refused', async (t) => {
+  const path = join(tempDir(t), 'future.sqlite')
+  const db = new Database(path)
+  db.pragma(`user_version = ${SCHEMA_VERSION + 1}`)
+  db.close()
+  t.throws(() => new SqliteDriver({ path, durability: 'durable' }), /schema version/)
+})
+
+t.test('openDriver and sqlite: URIs', async (t) => {
+  const dataDir = join(tempDir(t), 'data')
+  t.equal(sqlitePath('sqlite:', dataDir), join(dataDir, 'pool-default.sqlite'))
+  t.equal(sqlitePath('sqlite:pools/a.sqlite', dataDir), join(dataDir, 'pools', 'a.sqlite'))
+  t.equal(sqlitePath('sqlite:/abs/b.sqlite', dataDir), '/abs/b.sqlite')
+  t.equal(sqlitePath('sqlite::memory:', dataDir), ':memory:')
+
+  const clock = manualClock(1_000_000)
+  const driver = await openDriver('sqlite:', { dataDir, durability: 'fast', clock })
+  t.teardown(() => driver.close())
+  t.equal(driver.kind, 'sqlite')
+  t.ok(existsSync(join(dataDir, 'pool-default.sqlite')), 'default file created under dataDir')
+  const [id] = await driver.postMessages(ref, [{ body: '1' }], postOpts())
+  t.equal((await driver.getMessage(ref, id))?.created, 1_000_000, 'the given clock drives the driver')
+
+  const nested = await openDriver('sqlite:pools/a.sqlite', { dataDir, durability: 'durable' })
+  t.teardown(() => nested.close())
+  t.ok(existsSync(join(dataDir, 'pools', 'a.sqlite')), 'relative paths resolve under dataDir, directories created')
+
+  const notADir = join(dataDir, 'pool-default.sqlite')
+  await t.rejects(openDriver('sqlite:', { dataDir: notADir, durability: 'durable' }), {
+    message: new RegExp(`cannot open the SQLite store ${notADir}`),
+  })
+
+  for (const uri of ['redis://localhost:6379', 'mongodb://x', 'nonsense', '']) {
+    await t.rejects(openDriver(uri, { dataDir, durability: 'durable' }), { code: 'bad_request', message: /Unsupported storage URI/ })
+  }
+})
+
+t.test('throughput smoke: posts, claims and deletes stay fast', async (t) => {
+  const driver = open(t, join(tempDir(t), 'perf.sqlite'), { durability: 'fast' })
+  const q = { project: `p-${randomUUID()}`, queue: 'perf' }
+  const started = performance.now()
+  for (let i = 0; i < 200; i++) {
+    await driver.postMessages(q, Array.from({ length: 10 }, (_, j) => ({ body: `{"i":${i},"j":${j}}` })), postOpts())
+  }
+  let claimed = 0
+  for (;;) {
+    const claim = await driver.createClaim(q, { ttl: 60, grace: 60, limit: 10 })
+    if (claim === null) break
+    claimed += claim.messages.length
+    await driver.deleteMessages(q, claim.messages.map((m) => m.id), [claim.id])
+  }
+  const ms = performance.now() - started
+  t.equal(claimed, 2000)
+  t.equal((await driver.stats(q)).total, 0)
+  t.ok(ms < 5000, `2000 messages posted, claimed and deleted in ${ms.toFixed(0)} ms`)
+})

@@ -1,0 +1,220 @@
+/** Claims on SQLite: leases over messages, with claim-time dead-lettering (API.md §6). */
+import type { Statement, Transaction } from 'better-sqlite3'
+import { notFound } from '../../../shared/errors.js'
+import { isId, newId } from '../../../shared/ids.js'
+import { RESERVED, type Claim, type ClaimOptions, type Message, type Metadata, type QueueRef } from '../contract.js'
+import {
+  ageOf,
+  CLAIMABLE_SQL,
+  isQueueName,
+  MESSAGE_COLUMNS,
+  metaNumber,
+  metaPositive,
+  QID_SQL,
+  toMessage,
+  type ClaimableRow,
+  type Ctx,
+  type MessageRow,
+} from './context.js'
+import type { SqliteQueues } from './queues.js'
+
+interface ClaimRow {
+  qid: number
+  ttl: number
+  expires: number
+  updated: number
+}
+
+interface TakeParams {
+  seq: number
+  claimId: string
+  claimExpires: number
+  extendedTtl: number
+  extendedExpires: number
+}
+
+interface ExtendParams {
+  claimId: string
+  qid: number
+  now: number
+  claimExpires: number
+  extendedTtl: number
+  extendedExpires: number
+}
+
+interface MovedRow {
+  id: string
+  body: string
+  client_id: string
+  created: number
+  claim_count: number
+}
+
+interface MoveParams extends MovedRow {
+  qid: number
+  ttl: number
+  expires: number
+  visible: number
+}
+
+/** Where and how a queue dead-letters, when it does (API.md §6.5). */
+interface DeadLetter {
+  queue: string
+  maxClaims: number
+  ttl: number | undefined
+}
+
+function deadLetterOf(ref: QueueRef, meta: Metadata): DeadLetter | undefined {
+  const maxClaims = metaNumber(meta, RESERVED.maxClaimCount)
+  const queue = meta[RESERVED.deadLetterQueue]
+  // A DLQ that is not a valid queue name, or the queue itself, would only churn: ignore it.
+  if (maxClaims === undefined || !isQueueName(queue) || queue === ref.queue) return undefined
+  return { queue, maxClaims, ttl: metaPositive(meta, RESERVED.deadLetterTtl) }
+}
+
+const claimNotFound = (ref: QueueRef, claimId: string) =>
+  notFound(`Claim ${claimId} does not exist in queue ${ref.queue} for project ${ref.project}`)
+
+export class SqliteClaims {
+  readonly #ctx: Ctx
+  readonly #queues: SqliteQueues
+  readonly #claimable: Statement<[number, number, number, number, number], ClaimableRow>
+  readonly #take: Statement<[TakeParams]>
+  readonly #moveOut: Statement<[number], MovedRow>
+  readonly #moveIn: Statement<[MoveParams]>
+  readonly #insertClaim: Statement<[string, number, number, number, number]>
+  readonly #getClaim: Statement<[string, string, string, number], ClaimRow>
+  readonly #claimMessages: Statement<[string, number, number, number], MessageRow>
+  readonly #renewClaim: Statement<[number, number, number, string]>
+  readonly #extend: Statement<[ExtendParams]>
+  readonly #deleteClaim: Statement<[string, number]>
+  readonly #unclaim: Statement<[string, number]>
+  readonly #create: Transaction<(ref: QueueRef, opts: ClaimOptions, now: number) => Claim | null>
+  readonly #renew: Transaction<(ref: QueueRef, claimId: string, ttl: number, grace: number, now: number) => void>
+  readonly #release: Transaction<(ref: QueueRef, claimId: string) => void>
+
+  constructor(ctx: Ctx, queues: SqliteQueues) {
+    this.#ctx = ctx
+    this.#queues = queues
+    const db = ctx.db
+    this.#claimable = db.prepare(CLAIMABLE_SQL)
+    // SET expressions read the old row, so both CASEs test the original expiry.
+    this.#take = db.prepare(
+      `UPDATE messages SET claim_id = @claimId, claim_expires = @claimExpires, claim_count = claim_count + 1,
+         ttl = CASE WHEN expires < @claimExpires THEN @extendedTtl ELSE ttl END,
+         expires = CASE WHEN expires < @claimExpires THEN @extendedExpires ELSE expires END
+       WHERE seq = @seq`,
+    )
+    // A move deletes and re-inserts the row so it takes a new `seq`: it joins the DLQ at its
+    // tail, unclaimed, keeping its id, body, creation time and claim count.
+    this.#moveOut = db.prepare('DELETE FROM messages WHERE seq = ? RETURNING id, body, client_id, created, claim_count')
+    this.#moveIn = db.prepare(
+      `INSERT INTO messages (id, qid, body, client_id, ttl, created, expires, visible, claim_count)
+       VALUES (@id, @qid, @body, @client_id, @ttl, @created, @expires, @visible, @claim_count)`,
+    )
+    this.#insertClaim = db.prepare('INSERT INTO claims (id, qid, ttl, expires, updated) VALUES (?, ?, ?, ?, ?)')
+    this.#getClaim = db.prepare(
+      `SELECT qid, ttl, expires, updated FROM claims INDEXED BY claims_id WHERE id = ? AND qid = ${QID_SQL} AND expires > ?`,
+    )
+    this.#claimMessages = db.prepare(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages INDEXED BY messages_claim
+       WHERE claim_id = ? AND qid = ? AND expires > ? AND claim_expires > ? ORDER BY seq`,
+    )
+    this.#renewClaim = db.prepare('UPDATE claims INDEXED BY claims_id SET ttl = ?, expires = ?, updated = ? WHERE id = ?')
+    this.#extend = db.prepare(
+      `UPDATE messages INDEXED BY messages_claim SET claim_expires = @claimExpires,
+         ttl = CASE WHEN expires < @claimExpires THEN @extendedTtl ELSE ttl END,
+         expires = CASE WHEN expires < @claimExpires THEN @extendedExpires ELSE expires END
+       WHERE claim_id = @claimId AND qid = @qid AND expires > @now AND claim_expires > @now`,
+    )
+    this.#deleteClaim = db.prepare('DELETE FROM claims INDEXED BY claims_id WHERE id = ? AND qid = ?')
+    this.#unclaim = db.prepare('UPDATE messages INDEXED BY messages_claim SET claim_id = NULL, claim_expires = 0 WHERE claim_id = ? AND qid = ?')
+
+    this.#create = db.transaction((ref: QueueRef, opts: ClaimOptions, now: number): Claim | null => {
+      const queue = this.#queues.find(ref)
+      if (queue === undefined) return null
+      const rows = this.#claimable.all(queue.qid, now, now, now, opts.limit)
+      if (rows.length === 0) return null
+      const dlq = deadLetterOf(ref, this.#queues.parse(queue.metadata))
+      const claimId = newId()
+      const claimExpires = now + opts.ttl * 1000
+      const extendedTtl = opts.ttl + opts.grace
+      const extendedExpires = now + extendedTtl * 1000
+      const messages: Message[] = []
+      for (const r of rows) {
+        if (dlq !== undefined && r.claim_count >= dlq.maxClaims) {
+          const target = this.#queues.ensure({ project: ref.project, queue: dlq.queue }, now)
+          const moved = this.#moveOut.get(r.seq) as MovedRow
+          this.#moveIn.run({
+            ...moved,
+            qid: target.qid,
+            ttl: dlq.ttl ?? r.ttl,
+            expires: dlq.ttl === undefined ? r.expires : now + dlq.ttl * 1000,
+            visible: now,
+          })
+          continue
+        }
+        this.#take.run({ seq: r.seq, claimId, claimExpires, extendedTtl, extendedExpires })
+        const extended = r.expires < claimExpires
+        messages.push({
+          id: r.id,
+          ttl: extended ? extendedTtl : r.ttl,
+          age: ageOf(r.created, now),
+          created: r.created,
+          body: r.body,
+          claimId,
+          claimCount: r.claim_count + 1,
+        })
+      }
+      if (messages.length === 0) return null
+      this.#insertClaim.run(claimId, queue.qid, opts.ttl, claimExpires, now)
+      return { id: claimId, age: 0, ttl: opts.ttl, messages }
+    })
+
+    this.#renew = db.transaction((ref: QueueRef, claimId: string, ttl: number, grace: number, now: number) => {
+      const claim = this.#getClaim.get(claimId, ref.project, ref.queue, now)
+      if (claim === undefined) throw claimNotFound(ref, claimId)
+      const claimExpires = now + ttl * 1000
+      this.#renewClaim.run(ttl, claimExpires, now, claimId)
+      this.#extend.run({
+        claimId,
+        qid: claim.qid,
+        now,
+        claimExpires,
+        extendedTtl: ttl + grace,
+        extendedExpires: now + (ttl + grace) * 1000,
+      })
+    })
+
+    this.#release = db.transaction((ref: QueueRef, claimId: string) => {
+      const queue = this.#queues.find(ref)
+      if (queue === undefined) return
+      this.#deleteClaim.run(claimId, queue.qid)
+      this.#unclaim.run(claimId, queue.qid)
+    })
+  }
+
+  createClaim(ref: QueueRef, opts: ClaimOptions): Claim | null {
+    if (opts.limit <= 0) return null
+    return this.#create.immediate(ref, opts, this.#ctx.clock())
+  }
+
+  getClaim(ref: QueueRef, claimId: string): Claim | null {
+    if (!isId(claimId)) return null
+    const now = this.#ctx.clock()
+    const claim = this.#getClaim.get(claimId, ref.project, ref.queue, now)
+    if (claim === undefined) return null
+    const messages = this.#claimMessages.all(claimId, claim.qid, now, now).map((r) => toMessage(r, now))
+    return { id: claimId, age: ageOf(claim.updated, now), ttl: claim.ttl, messages }
+  }
+
+  renewClaim(ref: QueueRef, claimId: string, opts: { ttl: number; grace: number }): void {
+    if (!isId(claimId)) throw claimNotFound(ref, claimId)
+    this.#renew.immediate(ref, claimId, opts.ttl, opts.grace, this.#ctx.clock())
+  }
+
+  releaseClaim(ref: QueueRef, claimId: string): void {
+    if (!isId(claimId)) return
+    this.#release.immediate(ref, claimId)
+  }
+}

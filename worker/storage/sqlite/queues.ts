@@ -1,0 +1,160 @@
+/** Queues on SQLite: the `queues` table, plus the queue-wide reads and deletes (stats, purge). */
+import type { Statement, Transaction } from 'better-sqlite3'
+import { notFound } from '../../../shared/errors.js'
+import type { ListQueuesOptions, Metadata, QueueEntry, QueueListing, QueueRef, QueueStats } from '../contract.js'
+import { ageOf, type Ctx } from './context.js'
+
+/** A queue's row as the other resources need it. */
+export interface QueueRow {
+  qid: number
+  metadata: string
+}
+
+interface ListedQueue {
+  name: string
+  metadata: string
+}
+
+interface StatsRow {
+  total: number
+  claimed: number | null
+}
+
+interface EndRow {
+  id: string
+  created: number
+}
+
+const EMPTY_META = '{}'
+
+export class SqliteQueues {
+  readonly #ctx: Ctx
+  readonly #find: Statement<[string, string], QueueRow>
+  readonly #insert: Statement<[string, string, string, number], QueueRow>
+  readonly #update: Statement<[string, string, string]>
+  readonly #delete: Statement<[number]>
+  readonly #deleteMessages: Statement<[number]>
+  readonly #deleteClaims: Statement<[number]>
+  readonly #list: Statement<[string, string, number, string], ListedQueue>
+  readonly #count: Statement<[string], { n: number }>
+  readonly #stats: Statement<[now: number, qid: number, now: number], StatsRow>
+  readonly #oldest: Statement<[number, number], EndRow>
+  readonly #newest: Statement<[number, number], EndRow>
+  readonly #removeQueue: Transaction<(qid: number) => void>
+  readonly #purge: Transaction<(qid: number) => void>
+
+  constructor(ctx: Ctx) {
+    this.#ctx = ctx
+    const db = ctx.db
+    this.#find = db.prepare('SELECT qid, metadata FROM queues INDEXED BY queues_name WHERE project = ? AND name = ?')
+    this.#insert = db.prepare(
+      'INSERT INTO queues (project, name, metadata, created) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING qid, metadata',
+    )
+    this.#update = db.prepare('UPDATE queues INDEXED BY queues_name SET metadata = ? WHERE project = ? AND name = ?')
+    this.#delete = db.prepare('DELETE FROM queues WHERE qid = ?')
+    this.#deleteMessages = db.prepare('DELETE FROM messages INDEXED BY messages_scan WHERE qid = ?')
+    this.#deleteClaims = db.prepare('DELETE FROM claims INDEXED BY claims_queue WHERE qid = ?')
+    // instr() rather than LIKE: the name filter is a literal substring, `_` and `%` included.
+    this.#list = db.prepare(
+      `SELECT name, metadata FROM queues INDEXED BY queues_name
+       WHERE project = ? AND name > ? AND (? = 0 OR instr(name, ?) > 0)
+       ORDER BY name`,
+    )
+    this.#count = db.prepare('SELECT count(*) AS n FROM queues INDEXED BY queues_name WHERE project = ?')
+    this.#stats = db.prepare(
+      'SELECT count(*) AS total, sum(claim_expires > ?) AS claimed FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ?',
+    )
+    this.#oldest = db.prepare('SELECT id, created FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ? ORDER BY seq ASC LIMIT 1')
+    this.#newest = db.prepare('SELECT id, created FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ? ORDER BY seq DESC LIMIT 1')
+    this.#removeQueue = db.transaction((qid: number) => {
+      this.#deleteMessages.run(qid)
+      this.#deleteClaims.run(qid)
+      this.#delete.run(qid)
+    })
+    this.#purge = db.transaction((qid: number) => {
+      this.#deleteMessages.run(qid)
+      this.#deleteClaims.run(qid)
+    })
+  }
+
+  /** The queue's row, or undefined when it does not exist. */
+  find(ref: QueueRef): QueueRow | undefined {
+    return this.#find.get(ref.project, ref.queue)
+  }
+
+  /** The queue's row, creating the queue with no metadata. Call inside a write transaction. */
+  ensure(ref: QueueRef, now: number): QueueRow {
+    return this.find(ref) ?? (this.#insert.get(ref.project, ref.queue, EMPTY_META, now) as QueueRow)
+  }
+
+  /** Parses stored metadata; it was serialised by this driver, so it is always an object. */
+  parse(text: string): Metadata {
+    return text === EMPTY_META ? {} : (JSON.parse(text) as Metadata)
+  }
+
+  createQueue(ref: QueueRef, metadata: Metadata): boolean {
+    // One statement: SQLite's single writer makes racing creates yield exactly one row.
+    return this.#insert.get(ref.project, ref.queue, JSON.stringify(metadata), this.#ctx.clock()) !== undefined
+  }
+
+  getQueue(ref: QueueRef): Metadata | null {
+    const row = this.find(ref)
+    return row === undefined ? null : this.parse(row.metadata)
+  }
+
+  setQueueMetadata(ref: QueueRef, metadata: Metadata): void {
+    const { changes } = this.#update.run(JSON.stringify(metadata), ref.project, ref.queue)
+    if (changes === 0) throw notFound(`Queue ${ref.queue} does not exist for project ${ref.project}`)
+  }
+
+  deleteQueue(ref: QueueRef): void {
+    const row = this.find(ref)
+    if (row !== undefined) this.#removeQueue.immediate(row.qid)
+  }
+
+  purge(ref: QueueRef): void {
+    const row = this.find(ref)
+    if (row !== undefined) this.#purge.immediate(row.qid)
+  }
+
+  listQueues(project: string, opts: ListQueuesOptions): QueueListing {
+    const filters = opts.filters === undefined ? [] : Object.entries(opts.filters)
+    const name = opts.name ?? ''
+    const items: QueueEntry[] = []
+    if (opts.limit > 0) {
+      // Scans in name order and stops once the page is full: filters are applied as rows
+      // stream by, so a page is never short while later queues still match.
+      for (const row of this.#list.iterate(project, opts.marker ?? '', name === '' ? 0 : 1, name)) {
+        let meta: Metadata | undefined
+        if (filters.length > 0) {
+          meta = this.parse(row.metadata)
+          if (!filters.every(([k, v]) => Object.hasOwn(meta as Metadata, k) && (meta as Metadata)[k] === v)) continue
+        }
+        const entry: QueueEntry = { name: row.name }
+        if (opts.detailed === true) entry.metadata = meta ?? this.parse(row.metadata)
+        items.push(entry)
+        if (items.length >= opts.limit) break
+      }
+    }
+    const listing: QueueListing = { items }
+    if (items.length > 0) listing.next = items[items.length - 1].name
+    if (opts.withCount === true) listing.count = (this.#count.get(project) as { n: number }).n
+    return listing
+  }
+
+  stats(ref: QueueRef): QueueStats {
+    const row = this.find(ref)
+    if (row === undefined) return { total: 0, claimed: 0, free: 0 }
+    const now = this.#ctx.clock()
+    const counts = this.#stats.get(now, row.qid, now) as StatsRow
+    const claimed = counts.claimed ?? 0
+    const stats: QueueStats = { total: counts.total, claimed, free: counts.total - claimed }
+    if (counts.total > 0) {
+      const oldest = this.#oldest.get(row.qid, now)
+      const newest = this.#newest.get(row.qid, now)
+      if (oldest !== undefined) stats.oldest = { id: oldest.id, age: ageOf(oldest.created, now), created: oldest.created }
+      if (newest !== undefined) stats.newest = { id: newest.id, age: ageOf(newest.created, now), created: newest.created }
+    }
+    return stats
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The SQLite layout of the embedded message store.
+ *
+ * | table      | key                      | holds                                                  |
+ * |------------|--------------------------|--------------------------------------------------------|
+ * | `queues`   | `qid` (autoincrement)    | `project`, `name` (unique together), metadata JSON     |
+ * | `messages` | `seq` (autoincrement)    | `id` (UUID, unique), `qid`, body JSON text, poster's    |
+ * |            |                          | client id, ttl (s), created/expires/visible (ms),       |
+ * |            |                          | claim_id, claim_expires (ms, 0 when none), claim_count |
+ * | `claims`   | `id` (UUID)              | `qid`, ttl (s), expires/updated (ms)                    |
+ *
+ * Every message and claim row belongs to one queue row (`qid`), and the queue row to one
+ * project: every lookup by id also filters on `qid`, so an id from another queue or project is
+ * simply not found. `seq` is the FIFO order: it is assigned inside the posting transaction, and
+ * SQLite has one writer, so it is also commit order. AUTOINCREMENT keeps sequence numbers (the
+ * message markers) from ever being reused after deletes.
+ *
+ * Indexes are named, and the hot statements pin theirs with INDEXED BY: a file's planner
+ * statistics may describe a table far smaller than it has since become, and a plan that scans
+ * `messages` would turn a 50 µs lookup into a full-table read.
+ *
+ * Invariant: `claim_id IS NULL` ⇔ `claim_expires = 0`; a message is actively claimed iff
+ * `claim_expires > now`. That lets the claim scan and the stats count read only the index.
+ */
+import type { Database } from 'better-sqlite3'
+
+export const SCHEMA_VERSION = 1
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS queues (
+  qid      INTEGER PRIMARY KEY AUTOINCREMENT,
+  project  TEXT    NOT NULL,
+  name     TEXT    NOT NULL,
+  metadata TEXT    NOT NULL,
+  created  INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS queues_name ON queues (project, name);
+
+CREATE TABLE IF NOT EXISTS messages (
+  seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+  id            TEXT    NOT NULL,
+  qid           INTEGER NOT NULL,
+  body          TEXT    NOT NULL,
+  client_id     TEXT    NOT NULL,
+  ttl           INTEGER NOT NULL,
+  created       INTEGER NOT NULL,
+  expires       INTEGER NOT NULL,
+  visible       INTEGER NOT NULL,
+  claim_id      TEXT,
+  claim_expires INTEGER NOT NULL DEFAULT 0,
+  claim_count   INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages (id);
+-- The hot index: FIFO scans of one queue (list, claim, pop, stats). The trailing columns let
+-- the claim and stats filters run on the index alone.
+CREATE INDEX IF NOT EXISTS messages_scan ON messages (qid, seq, expires, visible, claim_expires);
+-- Messages of one claim (get, renew, release).
+CREATE INDEX IF NOT EXISTS messages_claim ON messages (claim_id) WHERE claim_id IS NOT NULL;
+-- Garbage collection of expired messages.
+CREATE INDEX IF NOT EXISTS messages_expires ON messages (expires);
+
+CREATE TABLE IF NOT EXISTS claims (
+  id      TEXT    NOT NULL,
+  qid     INTEGER NOT NULL,
+  ttl     INTEGER NOT NULL,
+  expires INTEGER NOT NULL,
+  updated INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS claims_id ON claims (id);
+CREATE INDEX IF NOT EXISTS claims_queue ON claims (qid);
+CREATE INDEX IF NOT EXISTS claims_expires ON claims (expires);
+`
+
+/** Creates the tables and indexes if needed; refuses a file written by a newer schema. */
+export function applySchema(db: Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`SQLite store has schema version ${version}; this Missive understands up to ${SCHEMA_VERSION}`)
+  }
+  db.transaction(() => {
+    db.exec(DDL)
+    db.pragma(`user_version = ${SCHEMA_VERSION}`)
+  }).immediate()
+}
