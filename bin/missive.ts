@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+/**
+ * The `missive` command. `missive serve` runs a deployment (supervisor → workers → proxy) from the
+ * configuration in `MISSIVE_CONFIG` (or `--config`) and the environment. Exit codes: 0 after an
+ * orderly stop, 1 when start-up fails, 2 for a usage or configuration error.
+ */
+import { ConfigError, loadConfig } from '../shared/config.js'
+import { createLogger } from '../shared/log.js'
+import { runSupervisor } from '../supervisor/index.js'
+
+const USAGE = `Usage: missive <command> [options]
+
+Commands:
+  serve            Run Missive: the proxy and its workers, supervised.
+  help             Show this help.
+
+Options for serve:
+  -c, --config <file>   JSON config file (same as MISSIVE_CONFIG=<file>).
+  -h, --help            Show this help.
+
+Environment (overrides the config file):
+  MISSIVE_CONFIG, MISSIVE_BIND, MISSIVE_PORT, MISSIVE_DATA_DIR, MISSIVE_DEFAULT_POOL,
+  MISSIVE_WORKERS, MISSIVE_DURABILITY, MISSIVE_LOG_LEVEL, MISSIVE_ENABLE_V1_1
+
+Signals: SIGTERM or SIGINT stop the proxy first (in-flight requests finish), then the workers.
+`
+
+function usageError(message: string): never {
+  process.stderr.write(`missive: ${message}\n\n${USAGE}`)
+  process.exit(2)
+}
+
+async function serve(args: string[]): Promise<void> {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    if (a === '-h' || a === '--help') {
+      process.stdout.write(USAGE)
+      process.exit(0)
+    } else if (a === '-c' || a === '--config') {
+      const file = args[++i]
+      if (file === undefined) usageError(`${a} needs a file name`)
+      process.env.MISSIVE_CONFIG = file
+    } else if (a.startsWith('--config=')) {
+      process.env.MISSIVE_CONFIG = a.slice('--config='.length)
+    } else {
+      usageError(`unknown option for serve: ${a}`)
+    }
+  }
+
+  let config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`missive: configuration error: ${err.message}\n`)
+      process.exit(2)
+    }
+    throw err
+  }
+  const log = createLogger('supervisor', config.logLevel)
+  try {
+    const supervisor = await runSupervisor(config, log)
+    await supervisor.done
+    process.exit(0)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`missive: configuration error: ${err.message}\n`)
+      process.exit(2)
+    }
+    log.fatal({ err }, 'start-up failed')
+    process.stderr.write(`missive: start-up failed: ${(err as Error).message}\n`)
+    process.exit(1)
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv
+  switch (command) {
+    case 'serve':
+      return serve(rest)
+    case 'help':
+    case '-h':
+    case '--help':
+      process.stdout.write(USAGE)
+      return
+    case undefined:
+      usageError('a command is required')
+    default:
+      usageError(`unknown command: ${command}`)
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`missive: ${(err as Error)?.stack ?? String(err)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,197 @@
+/**
+ * The embedded catalog: pools and placements in one SQLite file (WAL), shared by every process
+ * of a one-machine deployment.
+ *
+ * Schema:
+ *   pools(name PK, uri, weight, flavor, options JSON)
+ *   placements(project, queue, pool) PK (project, queue), indexed by pool
+ *   meta('version') — a counter bumped in the same transaction as every change, so any process
+ *   reading the file sees a new `version()` after any other process changed something.
+ *
+ * Placement is insert-if-absent (`INSERT … ON CONFLICT DO NOTHING`, then read back) inside one
+ * IMMEDIATE transaction, so racing writers in several processes agree on one pool.
+ */
+import Database from 'better-sqlite3'
+import { MissiveError } from '../../shared/errors.js'
+import type { QueueRef } from '../../worker/storage/contract.js'
+import type { CatalogStore, Pool } from '../contract.js'
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS pools (
+  name    TEXT PRIMARY KEY,
+  uri     TEXT NOT NULL,
+  weight  REAL NOT NULL,
+  flavor  TEXT,
+  options TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS placements (
+  project TEXT NOT NULL,
+  queue   TEXT NOT NULL,
+  pool    TEXT NOT NULL,
+  PRIMARY KEY (project, queue)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS placements_by_pool ON placements (pool);
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
+INSERT INTO meta (key, value) VALUES ('version', 0) ON CONFLICT (key) DO NOTHING;
+`
+
+interface PoolRow {
+  name: string
+  uri: string
+  weight: number
+  flavor: string | null
+  options: string
+}
+
+const toPool = (row: PoolRow): Pool => ({
+  name: row.name,
+  uri: row.uri,
+  weight: row.weight,
+  flavor: row.flavor,
+  options: JSON.parse(row.options) as Record<string, unknown>,
+})
+
+export interface SqliteCatalogOptions {
+  /** How long a write waits for another process's lock before failing. Default 5000 ms. */
+  busyTimeoutMs?: number
+}
+
+/** `CatalogStore` on a SQLite file. Opening creates the file and schema if needed. */
+export class SqliteCatalog implements CatalogStore {
+  readonly path: string
+  readonly #db: Database.Database
+  readonly #stmt
+  readonly #place: (project: string, queue: string, pool: string) => string
+  readonly #removePlacement: (project: string, queue: string) => void
+  readonly #deletePool: (name: string) => void
+  readonly #putPool: (pool: Pool) => void
+  #closed = false
+
+  constructor(path: string, opts: SqliteCatalogOptions = {}) {
+    this.path = path
+    const db = new Database(path)
+    this.#db = db
+    try {
+      db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`)
+      db.pragma('journal_mode = WAL')
+      // Placements are written once per queue and losing one on power loss would make a queue's
+      // messages vanish from view: pay the fsync.
+      db.pragma('synchronous = FULL')
+      db.exec(SCHEMA)
+    } catch (err) {
+      db.close()
+      throw err
+    }
+    const stmt = {
+      getPlacement: db.prepare<[string, string], { pool: string }>('SELECT pool FROM placements WHERE project = ? AND queue = ?'),
+      insertPlacement: db.prepare<[string, string, string]>(
+        'INSERT INTO placements (project, queue, pool) VALUES (?, ?, ?) ON CONFLICT (project, queue) DO NOTHING',
+      ),
+      removePlacement: db.prepare<[string, string]>('DELETE FROM placements WHERE project = ? AND queue = ?'),
+      putPool: db.prepare<[string, string, number, string | null, string]>(
+        `INSERT INTO pools (name, uri, weight, flavor, options) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET uri = excluded.uri, weight = excluded.weight,
+           flavor = excluded.flavor, options = excluded.options`,
+      ),
+      getPool: db.prepare<[string], PoolRow>('SELECT name, uri, weight, flavor, options FROM pools WHERE name = ?'),
+      listPools: db.prepare<[], PoolRow>('SELECT name, uri, weight, flavor, options FROM pools ORDER BY name'),
+      poolInUse: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM placements WHERE pool = ? LIMIT 1'),
+      deletePool: db.prepare<[string]>('DELETE FROM pools WHERE name = ?'),
+      bump: db.prepare('UPDATE meta SET value = value + 1 WHERE key = ?'),
+      version: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE key = ?'),
+    }
+    this.#stmt = stmt
+    const bump = (): void => {
+      stmt.bump.run('version')
+    }
+
+    this.#place = db
+      .transaction((project: string, queue: string, pool: string): string => {
+        if (stmt.insertPlacement.run(project, queue, pool).changes > 0) {
+          bump()
+          return pool
+        }
+        return stmt.getPlacement.get(project, queue)!.pool
+      })
+      .immediate
+    this.#removePlacement = db
+      .transaction((project: string, queue: string): void => {
+        if (stmt.removePlacement.run(project, queue).changes > 0) bump()
+      })
+      .immediate
+    this.#deletePool = db
+      .transaction((name: string): void => {
+        if (stmt.poolInUse.get(name) !== undefined) {
+          throw new MissiveError('conflict', `Pool ${name} still holds queues; move or delete them first.`)
+        }
+        if (stmt.deletePool.run(name).changes > 0) bump()
+      })
+      .immediate
+    this.#putPool = db
+      .transaction((pool: Pool): void => {
+        stmt.putPool.run(pool.name, pool.uri, pool.weight, pool.flavor, JSON.stringify(pool.options ?? {}))
+        bump()
+      })
+      .immediate
+  }
+
+  #open(): void {
+    if (this.#closed) throw new MissiveError('unavailable', 'The catalog is closed.', { retryAfter: 1 })
+  }
+
+  /** Runs `fn`, turning lock contention that outlasted busy_timeout into a retryable 503. */
+  #run<T>(fn: () => T): T {
+    this.#open()
+    try {
+      return fn()
+    } catch (err) {
+      const code = (err as { code?: unknown }).code
+      if (typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))) {
+        throw new MissiveError('unavailable', 'The catalog is busy. Please try again in a few seconds.', { retryAfter: 1, cause: err })
+      }
+      throw err
+    }
+  }
+
+  async getPlacement(ref: QueueRef): Promise<string | null> {
+    return this.#run(() => this.#stmt.getPlacement.get(ref.project, ref.queue)?.pool ?? null)
+  }
+
+  async place(ref: QueueRef, pool: string): Promise<string> {
+    return this.#run(() => this.#place(ref.project, ref.queue, pool))
+  }
+
+  async removePlacement(ref: QueueRef): Promise<void> {
+    this.#run(() => this.#removePlacement(ref.project, ref.queue))
+  }
+
+  async putPool(pool: Pool): Promise<void> {
+    this.#run(() => this.#putPool(pool))
+  }
+
+  async getPool(name: string): Promise<Pool | null> {
+    const row = this.#run(() => this.#stmt.getPool.get(name))
+    return row === undefined ? null : toPool(row)
+  }
+
+  async listPools(): Promise<Pool[]> {
+    return this.#run(() => this.#stmt.listPools.all()).map(toPool)
+  }
+
+  async deletePool(name: string): Promise<void> {
+    this.#run(() => this.#deletePool(name))
+  }
+
+  async version(): Promise<number> {
+    return this.#run(() => this.#stmt.version.get('version')!.value)
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#db.close()
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * The proxy ↔ worker wire: length-prefixed msgpack frames over a Unix socket.
+ *
+ * A frame is a 4-byte big-endian unsigned length followed by that many bytes of msgpack. Each
+ * frame holds one message: a request `{id, op, args}`, an ok reply `{id, r}` or an error reply
+ * `{id, e}`. Requests are multiplexed by `id`; replies may arrive in any order.
+ *
+ * Writers coalesce every frame produced in one turn of the event loop into one `socket.write`
+ * (PERF.md: the per-write syscall, not the bytes, is what costs). Readers accept any chunking:
+ * a chunk may hold part of a frame, one frame, or many.
+ *
+ * Encoding rules, so that values cross the boundary unchanged:
+ * - `undefined` object values are dropped (`ignoreUndefined`): optional fields stay absent.
+ *   `undefined` array elements travel as nil and arrive as `null`; callers that pass optional
+ *   positional arguments trim trailing `undefined`s (see proxy/rpc-client.ts).
+ * - Objects with an own `__proto__` key (JSON.parse makes them from client metadata) are carried
+ *   by an extension type, because the msgpack decoder refuses that key in maps.
+ */
+import { Decoder, Encoder, ExtensionCodec } from '@msgpack/msgpack'
+import type { WireError } from '../errors.js'
+
+/** Default largest frame accepted or sent: 64 MiB. */
+export const MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+/** A call: run `op(...args)` on the driver and answer with the same `id`. */
+export interface RpcRequest {
+  id: number
+  op: string
+  args: unknown[]
+}
+
+/** A successful answer. `r` is absent when the operation returned `undefined`. */
+export interface RpcOkReply {
+  id: number
+  r?: unknown
+}
+
+/** A failed answer: the error in its wire form (`MissiveError.toWire()`). */
+export interface RpcErrorReply {
+  id: number
+  e: WireError
+}
+
+export type RpcReply = RpcOkReply | RpcErrorReply
+export type RpcMessage = RpcRequest | RpcReply
+
+/** The frame broke a rule of the wire (size, encoding): the connection must be dropped. */
+export class FrameError extends Error {
+  constructor(message: string, opts?: { cause?: unknown }) {
+    super(message, opts)
+    this.name = 'FrameError'
+  }
+}
+
+const PROTO_KEY_EXT = 0
+
+const extensionCodec = new ExtensionCodec()
+// Entries of an object that has an own `__proto__` key. Rare (only hostile or odd metadata), so
+// the check is one `Object.hasOwn` per object and everything else takes the plain map path.
+extensionCodec.register({
+  type: PROTO_KEY_EXT,
+  encode(value: unknown): Uint8Array | null {
+    if (value === null || typeof value !== 'object' || Array.isArray(value) || !Object.hasOwn(value, '__proto__')) {
+      return null
+    }
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined)
+    return nestedEncoder.encode(entries)
+  },
+  decode(data: Uint8Array): unknown {
+    const entries = nestedDecoder.decode(data) as [string, unknown][]
+    // Object.fromEntries defines own properties, so `__proto__` stays a plain key.
+    return Object.fromEntries(entries)
+  },
+})
+
+const encoderOptions = { ignoreUndefined: true, extensionCodec } as const
+const nestedEncoder = new Encoder(encoderOptions)
+const nestedDecoder = new Decoder({ extensionCodec })
+
+/** Encodes one message to msgpack bytes (no length prefix). Exposed for tests and tools. */
+export function encodeMessage(msg: RpcMessage): Uint8Array {
+  return nestedEncoder.encode(msg)
+}
+
+/**
+ * Encodes messages as frames and writes them in batches: every frame added in the same tick goes
+ * out in one `write`. `flush: 'immediate'` (default) flushes on `setImmediate`, which gathers the
+ * frames of every I/O callback of one loop iteration; `'microtask'` flushes at the end of the
+ * current callback (lower latency when idle, fewer frames per write under load).
+ */
+export class FrameWriter {
+  readonly #sink: { write(chunk: Buffer): boolean; readonly destroyed: boolean }
+  readonly #encoder = new Encoder(encoderOptions)
+  readonly #maxFrameBytes: number
+  readonly #flushMode: 'immediate' | 'microtask'
+  #pending: Buffer[] = []
+  #pendingBytes = 0
+  #scheduled = false
+  readonly #flushBound = (): void => this.flush()
+
+  constructor(
+    sink: { write(chunk: Buffer): boolean; readonly destroyed: boolean },
+    opts: { maxFrameBytes?: number; flush?: 'immediate' | 'microtask' } = {},
+  ) {
+    this.#sink = sink
+    this.#maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES
+    this.#flushMode = opts.flush ?? 'immediate'
+  }
+
+  /** Frames currently waiting for the next flush. */
+  get pendingFrames(): number {
+    return this.#pending.length
+  }
+
+  /**
+   * Queues one message. Throws `FrameError` (and queues nothing) when its encoding exceeds the
+   * maximum frame size, or when it cannot be encoded at all.
+   */
+  write(msg: RpcMessage): void {
+    let body: Uint8Array
+    try {
+      body = this.#encoder.encodeSharedRef(msg)
+    } catch (err) {
+      throw new FrameError(`cannot encode RPC message: ${(err as Error).message}`, { cause: err })
+    }
+    if (body.length > this.#maxFrameBytes) {
+      throw new FrameError(`RPC frame of ${body.length} bytes exceeds the ${this.#maxFrameBytes}-byte limit`)
+    }
+    // Small allocations come from Node's shared pool, so one frame costs one copy here and the
+    // batch one more in concat: cheaper than a write per frame.
+    const frame = Buffer.allocUnsafe(4 + body.length)
+    frame.writeUInt32BE(body.length, 0)
+    frame.set(body, 4)
+    this.#pending.push(frame)
+    this.#pendingBytes += frame.length
+    if (!this.#scheduled) {
+      this.#scheduled = true
+      if (this.#flushMode === 'microtask') queueMicrotask(this.#flushBound)
+      else setImmediate(this.#flushBound)
+    }
+  }
+
+  /** Writes every queued frame now, in one write. Frames queued for a destroyed sink are dropped. */
+  flush(): void {
+    this.#scheduled = false
+    const pending = this.#pending
+    if (pending.length === 0) return
+    const bytes = this.#pendingBytes
+    this.#pending = []
+    this.#pendingBytes = 0
+    if (this.#sink.destroyed) return
+    this.#sink.write(pending.length === 1 ? pending[0] : Buffer.concat(pending, bytes))
+  }
+}
+
+/**
+ * Splits a byte stream into frames and decodes each one. `push` throws `FrameError` when a frame
+ * announces more than the maximum size or does not decode; the stream is then unusable and the
+ * caller must drop the connection.
+ */
+export class FrameDecoder {
+  readonly #onMessage: (msg: unknown) => void
+  readonly #decoder = new Decoder({ extensionCodec })
+  readonly #maxFrameBytes: number
+  #chunks: Buffer[] = []
+  #buffered = 0
+  #failed = false
+
+  constructor(onMessage: (msg: unknown) => void, opts: { maxFrameBytes?: number } = {}) {
+    this.#onMessage = onMessage
+    this.#maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES
+  }
+
+  /** Bytes received but not yet part of a complete frame. */
+  get buffered(): number {
+    return this.#buffered
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#failed) throw new FrameError('RPC stream already failed')
+    if (chunk.length === 0) return
+    this.#chunks.push(chunk)
+    this.#buffered += chunk.length
+    try {
+      this.#drain()
+    } catch (err) {
+      this.#failed = true
+      this.#chunks = []
+      this.#buffered = 0
+      throw err
+    }
+  }
+
+  #drain(): void {
+    // Frames are cut out of the first chunk without copying; chunks are merged only when a
+    // frame spans them, and only once the whole frame has arrived (no quadratic re-copying).
+    while (this.#buffered >= 4) {
+      let head = this.#chunks[0]
+      if (head.length < 4) head = this.#merge()
+      const len = head.readUInt32BE(0)
+      if (len > this.#maxFrameBytes) {
+        throw new FrameError(`RPC frame of ${len} bytes exceeds the ${this.#maxFrameBytes}-byte limit`)
+      }
+      const total = 4 + len
+      if (this.#buffered < total) return
+      if (head.length < total) head = this.#merge()
+      const body = head.subarray(4, total)
+      if (head.length === total) this.#chunks.shift()
+      else this.#chunks[0] = head.subarray(total)
+      this.#buffered -= total
+      let msg: unknown
+      try {
+        msg = this.#decoder.decode(body)
+      } catch (err) {
+        throw new FrameError(`undecodable RPC frame: ${(err as Error).message}`, { cause: err })
+      }
+      this.#onMessage(msg)
+    }
+  }
+
+  #merge(): Buffer {
+    const merged = Buffer.concat(this.#chunks, this.#buffered)
+    this.#chunks = [merged]
+    return merged
+  }
+}
+
+/** True for a well-formed request. */
+export function isRequest(m: unknown): m is RpcRequest {
+  if (m === null || typeof m !== 'object') return false
+  const r = m as Record<string, unknown>
+  return typeof r.id === 'number' && typeof r.op === 'string' && Array.isArray(r.args)
+}
+
+/** True for a well-formed reply (ok or error). */
+export function isReply(m: unknown): m is RpcReply {
+  if (m === null || typeof m !== 'object') return false
+  const r = m as Record<string, unknown>
+  if (typeof r.id !== 'number') return false
+  if ('e' in r) {
+    const e = r.e as Record<string, unknown> | null
+    return e !== null && typeof e === 'object' && typeof e.code === 'string'
+  }
+  return true
+}
+
+/** True for an error reply (assumes `isReply`). */
+export function isErrorReply(m: RpcReply): m is RpcErrorReply {
+  return 'e' in m
+}

@@ -1,0 +1,176 @@
+/**
+ * One supervised child process (a worker or a proxy): forked from an entry file, considered up
+ * when it sends `{type: 'ready'}` over IPC, restarted with exponential back-off when it dies, and
+ * stopped with SIGTERM then, past a deadline, SIGKILL.
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { EventEmitter } from 'node:events'
+import type { Logger } from '../shared/log.js'
+
+/** The IPC message a child sends once it serves. A proxy adds the port it listens on. */
+export interface ReadyMessage {
+  type: 'ready'
+  port?: number
+}
+
+export interface ChildOptions {
+  /** For logs: `worker-0`, `proxy`. */
+  role: string
+  /** The script to fork. */
+  entry: string
+  env: NodeJS.ProcessEnv
+  /** Node flags for the child (the supervisor passes its own, so tsx keeps working). */
+  execArgv?: string[]
+  /** First restart delay, doubled per crash up to `backoffMaxMs`. Default 100 ms. */
+  backoffMinMs?: number
+  /** Default 5000 ms. */
+  backoffMaxMs?: number
+  /** A child that ran this long before dying restarts after `backoffMinMs` again. Default 30 s. */
+  healthyAfterMs?: number
+  /** How long a (re)started child may take to send `ready`. Default 60 s. */
+  readyTimeoutMs?: number
+}
+
+const isReady = (m: unknown): m is ReadyMessage =>
+  m !== null && typeof m === 'object' && (m as { type?: unknown }).type === 'ready'
+
+/**
+ * Events: `ready` (ReadyMessage) each time a (re)started child is up; `exit` ({code, signal})
+ * each time it dies.
+ */
+export class ManagedChild extends EventEmitter {
+  readonly role: string
+  readonly #opts: ChildOptions
+  readonly #log: Logger
+  #child: ChildProcess | null = null
+  #startedAt = 0
+  #delay: number
+  #restartTimer: NodeJS.Timeout | null = null
+  #readyTimer: NodeJS.Timeout | null = null
+  #stopping = false
+  #everReady = false
+  #restarts = 0
+  #exited: Promise<void> = Promise.resolve()
+
+  constructor(opts: ChildOptions, log: Logger) {
+    super()
+    this.role = opts.role
+    this.#opts = opts
+    this.#log = log
+    this.#delay = opts.backoffMinMs ?? 100
+  }
+
+  /** The running child's pid, if one is running. */
+  get pid(): number | undefined {
+    return this.#child?.pid
+  }
+
+  /** Times the child was restarted after a crash. */
+  get restarts(): number {
+    return this.#restarts
+  }
+
+  /**
+   * Forks the child and resolves with its ready message. Rejects if it exits or stays silent past
+   * `readyTimeoutMs` first (it is then killed and not restarted).
+   */
+  start(): Promise<ReadyMessage> {
+    return new Promise<ReadyMessage>((resolve, reject) => {
+      const onReady = (msg: ReadyMessage): void => {
+        this.off('start-failed', onFailed)
+        resolve(msg)
+      }
+      const onFailed = (err: Error): void => {
+        this.off('ready', onReady)
+        reject(err)
+      }
+      this.once('ready', onReady)
+      this.once('start-failed', onFailed)
+      this.#spawn()
+    })
+  }
+
+  #spawn(): void {
+    this.#restartTimer = null
+    if (this.#stopping) return
+    const child = fork(this.#opts.entry, [], {
+      env: this.#opts.env,
+      execArgv: this.#opts.execArgv ?? process.execArgv,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+    this.#child = child
+    this.#startedAt = Date.now()
+    let resolveExited!: () => void
+    this.#exited = new Promise<void>((resolve) => {
+      resolveExited = resolve
+    })
+    this.#log.info({ child: this.role, childPid: child.pid, entry: this.#opts.entry }, 'child started')
+
+    this.#readyTimer = setTimeout(() => {
+      this.#log.error({ child: this.role, childPid: child.pid }, 'child did not become ready in time; killing it')
+      child.kill('SIGKILL')
+    }, this.#opts.readyTimeoutMs ?? 60_000)
+
+    child.on('message', (msg: unknown) => {
+      if (!isReady(msg)) return
+      if (this.#readyTimer) clearTimeout(this.#readyTimer)
+      this.#readyTimer = null
+      this.#everReady = true
+      this.#log.info({ child: this.role, childPid: child.pid, ...(msg.port === undefined ? {} : { port: msg.port }) }, 'child ready')
+      this.emit('ready', msg)
+    })
+    child.on('error', (err) => this.#log.error({ child: this.role, err }, 'child process error'))
+    child.once('exit', (code, signal) => {
+      if (this.#readyTimer) clearTimeout(this.#readyTimer)
+      this.#readyTimer = null
+      this.#child = null
+      const ranMs = Date.now() - this.#startedAt
+      this.#log[this.#stopping ? 'info' : 'warn']({ child: this.role, childPid: child.pid, code, signal, ranMs }, 'child exited')
+      resolveExited()
+      this.emit('exit', { code, signal })
+      if (!this.#everReady) {
+        const why = this.#stopping ? 'was stopped' : `exited (code ${code}, signal ${signal})`
+        this.#stopping = true
+        this.emit('start-failed', Object.assign(new Error(`${this.role} ${why} before it was ready`), { exitCode: code }))
+        return
+      }
+      if (this.#stopping) return
+      const healthy = this.#opts.healthyAfterMs ?? 30_000
+      if (ranMs >= healthy) this.#delay = this.#opts.backoffMinMs ?? 100
+      const delay = this.#delay
+      this.#delay = Math.min(this.#delay * 2, this.#opts.backoffMaxMs ?? 5000)
+      this.#restarts++
+      this.#log.warn({ child: this.role, delayMs: delay, restarts: this.#restarts }, 'restarting child')
+      this.#restartTimer = setTimeout(() => this.#spawn(), delay)
+    })
+  }
+
+  /**
+   * Stops the child for good: no more restarts; SIGTERM (or `signal`), then SIGKILL if it is still
+   * running after `killAfterMs`. Resolves once it has exited.
+   */
+  async stop(killAfterMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    this.#stopping = true
+    if (this.#restartTimer) clearTimeout(this.#restartTimer)
+    this.#restartTimer = null
+    const child = this.#child
+    if (child === null) return
+    child.kill(signal)
+    const timer = setTimeout(() => {
+      if (this.#child === child) {
+        this.#log.warn({ child: this.role, childPid: child.pid, afterMs: killAfterMs }, 'child did not stop in time; SIGKILL')
+        child.kill('SIGKILL')
+      }
+    }, killAfterMs)
+    await this.#exited
+    clearTimeout(timer)
+  }
+
+  /** SIGKILLs the child at once, with no restart. */
+  kill(): void {
+    this.#stopping = true
+    if (this.#restartTimer) clearTimeout(this.#restartTimer)
+    this.#restartTimer = null
+    this.#child?.kill('SIGKILL')
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The catalog contract suite: what every `CatalogStore` must do (catalog/contract.ts). Each store
+ * gets a test file that calls `catalogContract` with a factory; `open()` returns a store on the
+ * same shared backing (file, server) every time it is called within one test.
+ */
+import { randomUUID } from 'node:crypto'
+import type { Test } from 'tap'
+import type { CatalogStore, Pool } from '../../catalog/contract.js'
+
+export interface CatalogFactory {
+  /** A fresh, empty backing for one test; `open()` may be called several times on it. */
+  (t: Test): Promise<{ open(): Promise<CatalogStore> }>
+}
+
+const pool = (name: string, extra: Partial<Pool> = {}): Pool => ({
+  name,
+  uri: `sqlite:${name}.sqlite`,
+  weight: 1,
+  flavor: null,
+  options: {},
+  ...extra,
+})
+
+export function catalogContract(t: Test, factory: CatalogFactory): void {
+  const setup = async (t: Test) => {
+    const backing = await factory(t)
+    const opened: CatalogStore[] = []
+    const open = async (): Promise<CatalogStore> => {
+      const s = await backing.open()
+      opened.push(s)
+      return s
+    }
+    t.teardown(async () => {
+      for (const s of opened) await s.close()
+    })
+    return { store: await open(), open }
+  }
+  const project = (): string => `p-${randomUUID()}`
+
+  t.test('placement is insert-if-absent', async (t) => {
+    const { store } = await setup(t)
+    const ref = { project: project(), queue: 'q' }
+    t.equal(await store.getPlacement(ref), null)
+    t.equal(await store.place(ref, 'a'), 'a', 'first writer wins')
+    t.equal(await store.place(ref, 'b'), 'a', 'later writers learn the existing pool')
+    t.equal(await store.getPlacement(ref), 'a')
+    t.equal(await store.getPlacement({ project: ref.project, queue: 'other' }), null)
+    t.equal(await store.getPlacement({ project: project(), queue: 'q' }), null, 'placements are per project')
+    await store.removePlacement(ref)
+    t.equal(await store.getPlacement(ref), null)
+    await store.removePlacement(ref)
+    t.pass('removing a missing placement is a no-op')
+    t.equal(await store.place(ref, 'b'), 'b', 'a removed placement can be made again')
+  })
+
+  t.test('racing places agree on one pool', async (t) => {
+    const { store, open } = await setup(t)
+    const other = await open()
+    const p = project()
+    const queues = Array.from({ length: 50 }, (_, i) => `q${i}`)
+    const results = await Promise.all(
+      queues.flatMap((queue) => [
+        store.place({ project: p, queue }, 'a'),
+        other.place({ project: p, queue }, 'b'),
+        store.place({ project: p, queue }, 'c'),
+      ]),
+    )
+    for (let i = 0; i < queues.length; i++) {
+      const got = results.slice(i * 3, i * 3 + 3)
+      const final = await other.getPlacement({ project: p, queue: queues[i] })
+      t.ok(final !== null && got.every((g) => g === final), `${queues[i]}: every racer got ${final}`)
+    }
+  })
+
+  t.test('queue and project names are taken literally', async (t) => {
+    const { store } = await setup(t)
+    const odd = { project: "p'; DROP TABLE placements; --", queue: 'q_%' }
+    t.equal(await store.place(odd, 'a'), 'a')
+    t.equal(await store.getPlacement({ project: odd.project, queue: 'qx%' }), null)
+    t.equal(await store.getPlacement(odd), 'a')
+  })
+
+  t.test('pools CRUD', async (t) => {
+    const { store } = await setup(t)
+    t.equal(await store.getPool('nope'), null)
+    const a = pool('a', { weight: 10, flavor: 'gold', options: { durable: true, nested: { x: [1, 2] } } })
+    await store.putPool(pool('b'))
+    await store.putPool(a)
+    t.same(await store.getPool('a'), a)
+    t.same(
+      (await store.listPools()).map((p) => p.name),
+      ['a', 'b'],
+      'sorted by name',
+    )
+    const a2 = { ...a, uri: 'redis://x', weight: 0, flavor: null, options: {} }
+    await store.putPool(a2)
+    t.same(await store.getPool('a'), a2, 'put replaces')
+    await store.deletePool('b')
+    t.equal(await store.getPool('b'), null)
+    await store.deletePool('b')
+    t.pass('deleting a missing pool is a no-op')
+    t.same(await store.listPools(), [a2])
+  })
+
+  t.test('a pool holding queues cannot be deleted', async (t) => {
+    const { store } = await setup(t)
+    await store.putPool(pool('busy'))
+    const ref = { project: project(), queue: 'q' }
+    await store.place(ref, 'busy')
+    await t.rejects(store.deletePool('busy'), { code: 'conflict', status: 409 })
+    t.ok(await store.getPool('busy'), 'still there')
+    await store.removePlacement(ref)
+    await store.deletePool('busy')
+    t.equal(await store.getPool('busy'), null, 'deletable once empty')
+  })
+
+  t.test('version changes on every change, as seen from another instance', async (t) => {
+    const { store, open } = await setup(t)
+    const watcher = await open()
+    let v = await watcher.version()
+    t.type(v, 'number')
+    const changed = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+      await fn()
+      const now = await watcher.version()
+      t.not(now, v, `${what} changes the version`)
+      v = now
+    }
+    const unchanged = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+      await fn()
+      t.equal(await watcher.version(), v, `${what} leaves the version`)
+    }
+    const ref = { project: project(), queue: 'q' }
+    await changed('putPool', () => store.putPool(pool('v')))
+    await changed('putPool again (update)', () => store.putPool(pool('v', { weight: 3 })))
+    await changed('place', () => store.place(ref, 'v'))
+    await unchanged('a place that finds a placement', () => store.place(ref, 'w'))
+    await unchanged('reads', async () => {
+      await store.getPlacement(ref)
+      await store.listPools()
+      await store.getPool('v')
+    })
+    await changed('removePlacement', () => store.removePlacement(ref))
+    await changed('deletePool', () => store.deletePool('v'))
+    t.ok((await store.version()) === v, 'both instances agree')
+  })
+}

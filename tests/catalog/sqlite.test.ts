@@ -1,0 +1,67 @@
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { catalogPath, defaultCatalogUri, openCatalog } from '../../catalog/index.js'
+import { SqliteCatalog } from '../../catalog/stores/sqlite.js'
+import { tempDir } from '../helpers/index.js'
+import { catalogContract } from './contract.js'
+
+const run = promisify(execFile)
+
+t.test('SqliteCatalog contract', async (t) => {
+  catalogContract(t, async (t) => {
+    const dir = await tempDir(t)
+    const path = join(dir, 'catalog.sqlite')
+    return { open: async () => new SqliteCatalog(path) }
+  })
+})
+
+t.test('openCatalog understands sqlite URIs and paths', async (t) => {
+  const dir = await tempDir(t)
+  const stores = [
+    await openCatalog(defaultCatalogUri(dir)),
+    await openCatalog(`sqlite://${catalogPath(dir)}`),
+    await openCatalog('catalog.sqlite', { dataDir: dir }),
+    await openCatalog('sqlite:', { dataDir: dir }),
+  ]
+  t.teardown(async () => {
+    for (const s of stores) await s.close()
+  })
+  await stores[0].place({ project: 'p', queue: 'q' }, 'a')
+  for (const s of stores) t.equal(await s.getPlacement({ project: 'p', queue: 'q' }), 'a', 'same file')
+  await t.rejects(openCatalog('redis://localhost'), /unsupported catalog store "redis:"/)
+})
+
+t.test('places racing from several processes agree', async (t) => {
+  const dir = await tempDir(t)
+  const path = join(dir, 'catalog.sqlite')
+  new SqliteCatalog(path).close()
+  const fixture = fileURLToPath(new URL('./fixtures/placer.ts', import.meta.url))
+  const n = 2000
+  const startAt = String(Date.now() + 1500)
+  const outs = await Promise.all(
+    ['a', 'b', 'c'].map((pool) => run(process.execPath, ['--import', 'tsx', fixture, path, 'p', pool, String(n), startAt])),
+  )
+  const got = outs.map((o) => JSON.parse(o.stdout) as string[])
+  const store = new SqliteCatalog(path)
+  t.teardown(() => store.close())
+  let agree = 0
+  const winners = new Set<string>()
+  for (let i = 0; i < n; i++) {
+    const final = await store.getPlacement({ project: 'p', queue: `q${i}` })
+    if (final !== null && got.every((g) => g[i] === final)) agree++
+    if (final) winners.add(final)
+  }
+  t.equal(agree, n, 'every process was told the one pool that holds each queue')
+  t.comment(`winning pools: ${[...winners].join(', ')}`)
+})
+
+t.test('a closed catalog refuses calls', async (t) => {
+  const dir = await tempDir(t)
+  const store = new SqliteCatalog(join(dir, 'c.sqlite'))
+  await store.close()
+  await store.close()
+  await t.rejects(store.version(), { code: 'unavailable' })
+})

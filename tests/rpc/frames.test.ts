@@ -1,0 +1,162 @@
+import t from 'tap'
+import {
+  FrameDecoder,
+  FrameError,
+  FrameWriter,
+  encodeMessage,
+  isReply,
+  isRequest,
+  type RpcMessage,
+} from '../../shared/rpc/frames.js'
+
+/** A sink that records each write. */
+function sink(): { writes: Buffer[]; destroyed: boolean; write(b: Buffer): boolean } {
+  return {
+    writes: [],
+    destroyed: false,
+    write(b: Buffer) {
+      this.writes.push(Buffer.from(b))
+      return true
+    },
+  }
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r))
+
+function decodeAll(chunks: Buffer[], max?: number): unknown[] {
+  const out: unknown[] = []
+  const d = new FrameDecoder((m) => out.push(m), { maxFrameBytes: max })
+  for (const c of chunks) d.push(c)
+  return out
+}
+
+const MESSAGES: RpcMessage[] = [
+  { id: 1, op: 'getQueue', args: [{ project: 'p', queue: 'q' }] },
+  { id: 2, r: { items: [{ name: 'a' }], next: 'a' } },
+  { id: 3, e: { code: 'not_found', description: 'Queue q does not exist', title: 'Not found' } },
+  { id: 4 },
+  { id: 4294967295, op: 'postMessages', args: [{ project: 'p', queue: 'q' }, [{ body: '{"é":"ünï ✓"}', ttl: 60 }], { clientId: 'c' }] },
+  { id: 6, r: 'x'.repeat(70_000) },
+]
+
+t.test('frames written in one tick go out in one write and decode back', async (t) => {
+  const s = sink()
+  const w = new FrameWriter(s)
+  for (const m of MESSAGES) w.write(m)
+  t.equal(s.writes.length, 0, 'nothing written synchronously')
+  t.equal(w.pendingFrames, MESSAGES.length)
+  await tick()
+  t.equal(s.writes.length, 1, 'one write for the whole tick')
+  t.same(decodeAll(s.writes), MESSAGES)
+
+  w.write({ id: 7, r: true })
+  await tick()
+  t.equal(s.writes.length, 2, 'a later tick gets its own write')
+})
+
+t.test('microtask flushing coalesces one synchronous burst', async (t) => {
+  const s = sink()
+  const w = new FrameWriter(s, { flush: 'microtask' })
+  w.write({ id: 1, r: 1 })
+  w.write({ id: 2, r: 2 })
+  await Promise.resolve()
+  t.equal(s.writes.length, 1)
+  t.same(decodeAll(s.writes), [{ id: 1, r: 1 }, { id: 2, r: 2 }])
+})
+
+t.test('any chunking decodes the same messages', async (t) => {
+  const s = sink()
+  const w = new FrameWriter(s)
+  for (const m of MESSAGES) w.write(m)
+  w.flush()
+  const bytes = s.writes[0]
+
+  t.same(decodeAll([bytes]), MESSAGES, 'all frames in one chunk')
+
+  const single: Buffer[] = []
+  for (let i = 0; i < bytes.length; i++) single.push(bytes.subarray(i, i + 1))
+  t.same(decodeAll(single), MESSAGES, 'one byte per chunk')
+
+  let seed = 42
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff
+    return seed % n
+  }
+  for (let round = 0; round < 50; round++) {
+    const chunks: Buffer[] = []
+    for (let i = 0; i < bytes.length; ) {
+      const n = 1 + rand(round % 2 ? 7 : 40_000)
+      chunks.push(bytes.subarray(i, i + n))
+      i += n
+    }
+    t.same(decodeAll(chunks), MESSAGES, `random split ${round}`)
+  }
+
+  // A header split across chunks, then the body arriving in two pieces.
+  const one = s.writes[0].subarray(0, 4 + encodeMessage(MESSAGES[0]).length)
+  t.same(decodeAll([one.subarray(0, 2), one.subarray(2, 5), one.subarray(5)]), [MESSAGES[0]])
+})
+
+t.test('an oversize frame is refused on both sides', async (t) => {
+  const s = sink()
+  const w = new FrameWriter(s, { maxFrameBytes: 100 })
+  t.throws(() => w.write({ id: 1, r: 'y'.repeat(200) }), FrameError, 'writer refuses')
+  t.equal(w.pendingFrames, 0, 'nothing queued')
+  w.write({ id: 2, r: 'ok' })
+  w.flush()
+  t.equal(s.writes.length, 1, 'the writer stays usable')
+
+  const header = Buffer.alloc(4)
+  header.writeUInt32BE(1000)
+  const d = new FrameDecoder(() => t.fail('no message'), { maxFrameBytes: 100 })
+  t.throws(() => d.push(header), /exceeds the 100-byte limit/, 'decoder refuses as soon as the header arrives')
+  t.throws(() => d.push(Buffer.from([0, 0, 0, 1, 0xc0])), /already failed/, 'the stream stays failed')
+
+  const huge = Buffer.alloc(4)
+  huge.writeUInt32BE(0xffffffff)
+  t.throws(() => decodeAll([huge]), FrameError, 'default limit (64 MiB)')
+})
+
+t.test('garbage inside a frame is a FrameError', async (t) => {
+  const frame = Buffer.from([0, 0, 0, 1, 0xc1]) // 0xc1 is never used in msgpack
+  t.throws(() => decodeAll([frame]), FrameError)
+})
+
+t.test('optional fields round-trip sanely', async (t) => {
+  const s = sink()
+  const w = new FrameWriter(s)
+  w.write({ id: 1, r: { items: [], next: undefined, count: 0, nested: { a: undefined, b: null } } })
+  w.write({ id: 2, r: undefined })
+  w.write({ id: 3, e: { code: 'unavailable', description: undefined, title: 'x', retryAfter: 1 } })
+  w.flush()
+  const [a, b, c] = decodeAll(s.writes) as Record<string, unknown>[]
+  t.same(a, { id: 1, r: { items: [], count: 0, nested: { b: null } } })
+  t.notOk('next' in (a.r as object), 'undefined field absent, not null')
+  t.notOk('r' in b, 'undefined result absent')
+  t.same(c, { id: 3, e: { code: 'unavailable', title: 'x', retryAfter: 1 } })
+})
+
+t.test('objects with an own __proto__ key survive', async (t) => {
+  const metadata = JSON.parse('{"__proto__": {"polluted": true}, "a": [1, {"__proto__": 2}], "b": "x"}') as Record<string, unknown>
+  const s = sink()
+  const w = new FrameWriter(s)
+  w.write({ id: 1, r: metadata })
+  w.flush()
+  const [msg] = decodeAll(s.writes) as { r: Record<string, unknown> }[]
+  t.same(JSON.stringify(msg.r), JSON.stringify(metadata), 'same JSON text')
+  t.ok(Object.hasOwn(msg.r, '__proto__'), 'own key kept')
+  t.equal(Object.getPrototypeOf(msg.r), Object.prototype, 'prototype untouched')
+  t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype pollution')
+  t.ok(Object.hasOwn((msg.r.a as unknown[])[1] as object, '__proto__'), 'nested too')
+})
+
+t.test('message shape checks', async (t) => {
+  t.ok(isRequest({ id: 1, op: 'ping', args: [] }))
+  t.notOk(isRequest({ id: '1', op: 'ping', args: [] }))
+  t.notOk(isRequest({ id: 1, op: 'ping' }))
+  t.notOk(isRequest(null))
+  t.ok(isReply({ id: 1 }))
+  t.ok(isReply({ id: 1, e: { code: 'x' } }))
+  t.notOk(isReply({ id: 1, e: null }))
+  t.notOk(isReply([1]))
+})

@@ -1,0 +1,97 @@
+/**
+ * The worker process: opens one pool's storage driver and serves it over RPC on a Unix socket.
+ *
+ * Started by the supervisor (child_process.fork) with:
+ *   MISSIVE_RESOLVED_CONFIG  the resolved config as JSON (validated again here)
+ *   MISSIVE_POOL_URI         the storage URI of the pool this worker serves
+ *   MISSIVE_WORKER_SOCKET    the Unix socket path to listen on
+ *   MISSIVE_WORKER_INDEX     optional, for logs
+ * Sends `{type: 'ready'}` over IPC once listening. On SIGTERM (or when the supervisor's IPC
+ * channel goes away) it stops accepting calls, lets those in flight finish (at most
+ * `drainTimeoutMs`), closes the driver and exits 0. SIGINT is ignored under a supervisor: a
+ * Ctrl-C reaches the whole process group, and the supervisor decides the shutdown order.
+ */
+import { parseConfig, type Config } from '../shared/config.js'
+import { MissiveError } from '../shared/errors.js'
+import { createLogger } from '../shared/log.js'
+import { serveRpc } from './rpc-server.js'
+import { openDriver } from './storage/index.js'
+
+function requireEnv(name: string): string {
+  const v = process.env[name]
+  if (v === undefined || v === '') {
+    process.stderr.write(`missive worker: environment variable ${name} is required (the worker is started by "missive serve")\n`)
+    process.exit(2)
+  }
+  return v
+}
+
+async function main(): Promise<void> {
+  let config: Config
+  try {
+    config = parseConfig(JSON.parse(requireEnv('MISSIVE_RESOLVED_CONFIG')))
+  } catch (err) {
+    process.stderr.write(`missive worker: bad MISSIVE_RESOLVED_CONFIG: ${(err as Error).message}\n`)
+    process.exit(2)
+  }
+  const poolUri = requireEnv('MISSIVE_POOL_URI')
+  const socketPath = requireEnv('MISSIVE_WORKER_SOCKET')
+  const index = process.env.MISSIVE_WORKER_INDEX
+  const log = createLogger(index === undefined ? 'worker' : `worker-${index}`, config.logLevel)
+
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception')
+    process.exit(1)
+  })
+  process.on('unhandledRejection', (err) => {
+    log.fatal({ err }, 'unhandled rejection')
+    process.exit(1)
+  })
+
+  let driver
+  try {
+    driver = await openDriver(poolUri, { dataDir: config.dataDir, durability: config.durability })
+  } catch (err) {
+    if (err instanceof MissiveError && err.code === 'bad_request') {
+      process.stderr.write(`missive worker: cannot open pool ${redactUri(poolUri)}: ${err.message}\n`)
+      process.exit(2)
+    }
+    throw err
+  }
+  const server = await serveRpc(driver, socketPath, log)
+
+  let stopping = false
+  const shutdown = async (reason: string): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    log.info({ reason, inFlight: server.inFlight }, 'worker draining')
+    // Leave the driver time to close after the drain, within the supervisor's kill margin.
+    await server.close(config.drainTimeoutMs)
+    try {
+      await driver.close()
+    } catch (err) {
+      log.error({ err }, 'driver close failed')
+    }
+    log.info('worker stopped')
+    process.exit(0)
+  }
+  process.on('SIGTERM', () => void shutdown('SIGTERM'))
+  if (process.send !== undefined) {
+    process.on('SIGINT', () => {})
+    process.on('disconnect', () => void shutdown('supervisor gone'))
+    process.send({ type: 'ready' })
+  } else {
+    process.on('SIGINT', () => void shutdown('SIGINT'))
+  }
+  log.info({ pool: redactUri(poolUri), socket: socketPath, driver: driver.kind }, 'worker ready')
+}
+
+/** The URI without credentials, for logs. */
+function redactUri(uri: string): string {
+  return uri.replace(/\/\/[^@/]*@/, '//***@')
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`missive worker: failed to start: ${(err as Error)?.stack ?? String(err)}\n`)
+  process.exit(1)
+})
