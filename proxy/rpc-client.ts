@@ -162,7 +162,7 @@ export class RpcDriver extends EventEmitter implements DataDriver {
    * turn them into `null`).
    */
   call(op: DriverOperation, args: unknown[]): Promise<unknown> {
-    if (this.#up === 0) return Promise.reject(unreachable())
+    if (this.#up === 0 || this.#closed) return Promise.reject(unreachable())
     const ch = this.#pick()
     let n = args.length
     while (n > 0 && args[n - 1] === undefined) n--

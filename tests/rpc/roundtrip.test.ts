@@ -190,9 +190,10 @@ t.test('a client with no worker fails fast and connects once the worker appears'
   t.teardown(() => server.close())
   await client.ready(2000)
   await client.ping()
-  await client.close()
+  const closing = client.close()
   const closed = await client.ping().catch((e: unknown) => e)
   t.match(closed, { code: 'unavailable' }, 'a closed client refuses calls')
+  await closing
 })
 
 t.test('a live socket is not stolen; a stale one is replaced', async (t) => {
