@@ -44,8 +44,9 @@ export interface CatalogStore {
   deletePool(name: string): Promise<void>
 
   /**
-   * A number that changes whenever any pool or placement changes (in any process). Proxies poll
-   * it to invalidate their placement caches.
+   * A number that changes whenever a pool changes or a placement is removed or moved (in any
+   * process). Proxies poll it to invalidate their placement caches. A *new* placement does not
+   * change it: no cache can hold an entry for a queue that had no placement.
    */
   version(): Promise<number>
 

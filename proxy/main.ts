@@ -19,6 +19,8 @@ async function main(): Promise<void> {
   if (!Array.isArray(sockets) || sockets.length === 0) throw new Error('MISSIVE_WORKER_SOCKETS names no worker socket')
   const catalog = await openCatalog(process.env.MISSIVE_CATALOG_URI ?? defaultCatalogUri(config.dataDir), { dataDir: config.dataDir })
   const drivers = sockets.map((s) => new RpcDriver(s, { timeoutMs: config.rpcTimeoutMs, log }))
+  // Listen only once the workers answer, so the first requests do not meet a 503.
+  await Promise.all(drivers.map((d) => d.ready(10_000)))
   const router = new Router({ catalog, pools: new Map([['default', drivers]]), defaultPool: 'default' })
   const server = new HttpServer({ config, router, log })
   const port = await server.listen()

@@ -110,10 +110,9 @@ export class SqliteCatalog implements CatalogStore {
 
     this.#place = db
       .transaction((project: string, queue: string, pool: string): string => {
-        if (stmt.insertPlacement.run(project, queue, pool).changes > 0) {
-          bump()
-          return pool
-        }
+        // A new placement stales no cached entry (caches only hold placements that exist), so it
+        // does not bump the version: proxies would otherwise drop their caches on every new queue.
+        if (stmt.insertPlacement.run(project, queue, pool).changes > 0) return pool
         return stmt.getPlacement.get(project, queue)!.pool
       })
       .immediate

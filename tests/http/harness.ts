@@ -66,7 +66,7 @@ export async function startHarness(t: { teardown(fn: () => unknown): void }, ove
         body = JSON.stringify(opts.body)
         headers['Content-Type'] ??= 'application/json'
       }
-      const res = await fetch(base + path, { method, headers, body })
+      const res = await fetch(base + path, { method, headers, body: body as BodyInit | undefined })
       const text = await res.text()
       let json: unknown = undefined
       try {

@@ -27,7 +27,11 @@ export interface QueueRef {
 /** Queue metadata: a JSON object. Keys starting with `_` are reserved (API.md §4.1). */
 export type Metadata = Record<string, unknown>
 
-/** A listing page. `next` is the opaque marker of the last item, present iff `items` is full. */
+/**
+ * A listing page. `next` is the opaque marker that continues after the last item, present iff
+ * `items` is non-empty: Zaqar gives every non-empty page a next link and clients stop at the
+ * first empty page (API.md §3).
+ */
 export interface Page<T> {
   items: T[]
   next?: string
