@@ -265,8 +265,9 @@ export class HttpServer {
       res.writeHeader('X-Openstack-Request-Id', requestId)
       if (reply.body !== undefined) res.writeHeader('Content-Type', reply.contentType ?? 'application/json')
       if (reply.headers) for (const [k, v] of reply.headers) res.writeHeader(k, v)
-      if (reply.body === undefined && (reply.status === 204 || head.method === 'HEAD')) res.endWithoutBody(undefined, closeConnection)
-      else res.end(reply.body ?? '', closeConnection)
+      // Not endWithoutBody(): without an explicit length this uWS build announces a bogus
+      // Content-Length and the connection dies. An empty end() sends `Content-Length: 0`.
+      res.end(reply.body ?? '', closeConnection)
     })
   }
 }

@@ -1,5 +1,6 @@
 // Request processing order and common headers (API.md §2), routing errors, request ids.
 import t from 'tap'
+import { createConnection } from 'node:net'
 import { startHarness } from './harness.js'
 
 t.test('versions and home documents', async (t) => {
@@ -147,4 +148,34 @@ t.test('ping and health', async (t) => {
   ])
   for (const s of Object.values(ok.json.operation_status) as { succeeded: boolean }[]) t.equal(s.succeeded, true)
   t.same((await h.req('GET', '/v2/queues')).json.queues, [], 'the probe leaves no queue behind')
+})
+
+t.test('keep-alive connections survive empty replies (204, HEAD)', async (t) => {
+  const h = await startHarness(t)
+  const hdr = `Host: x\r\nClient-ID: ${h.clientId}\r\nX-Project-ID: ${h.project}\r\n`
+  const requests = [
+    `PUT /v2/queues/ka HTTP/1.1\r\n${hdr}\r\n`,
+    `DELETE /v2/queues/ka HTTP/1.1\r\n${hdr}\r\n`,
+    `HEAD /v2/ping HTTP/1.1\r\n${hdr}\r\n`,
+    `GET / HTTP/1.1\r\n${hdr}\r\n`,
+  ]
+  const url = new URL(h.base)
+  const text = await new Promise<string>((resolve, reject) => {
+    const sock = createConnection({ host: url.hostname, port: Number(url.port) })
+    let data = ''
+    sock.on('data', (c) => {
+      data += c.toString()
+      if (data.includes('"versions"')) {
+        sock.destroy()
+        resolve(data)
+      }
+    })
+    sock.on('error', reject)
+    sock.on('close', () => resolve(data))
+    sock.setTimeout(3000, () => sock.destroy())
+    sock.write(requests.join(''))
+  })
+  const statuses = [...text.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => Number(m[1]))
+  t.same(statuses, [201, 204, 204, 300], 'four replies on one connection')
+  t.notMatch(text, /Content-Length: 9\d{10,}/, 'no bogus Content-Length')
 })
