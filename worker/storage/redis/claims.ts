@@ -1,0 +1,95 @@
+/**
+ * Claims on Redis: create (coalesced per queue, with claim-time dead-lettering), get, renew,
+ * release. Concurrent createClaim calls on one queue become one claimMessages script call that
+ * serves them in order from the ready index, so they never share a message.
+ *
+ * Dead-lettering moves messages into another queue, so the script needs that queue's keys up
+ * front. The driver remembers each queue's dead-letter queue name (learned from metadata it
+ * writes, or from the script itself) and passes it; when the stored name differs, the script
+ * changes nothing and says which name is right, and the driver calls again.
+ */
+import { notFound } from '../../../shared/errors.js'
+import { isId, newId } from '../../../shared/ids.js'
+import type { Claim, ClaimOptions, QueueRef } from '../contract.js'
+import { Coalescer, type Outcome } from './coalesce.js'
+import { ageOf, toMessage, type Ctx, type MessageTuple } from './context.js'
+import { queueKeys, queueTag } from './keys.js'
+
+/** How many queues' dead-letter names are remembered before the memory starts over. */
+const DLQ_CACHE_MAX = 10_000
+
+type ClaimResult = [] | [string, ...MessageTuple[]]
+type ClaimReply = ['OK', number, ...ClaimResult[]] | ['DLQ', string]
+
+const claimNotFound = (ref: QueueRef, claimId: string) =>
+  notFound(`Claim ${claimId} does not exist in queue ${ref.queue} for project ${ref.project}`)
+
+export class RedisClaims {
+  readonly #ctx: Ctx
+  readonly #creates: Coalescer<QueueRef, ClaimOptions, Claim | null>
+  readonly #dlq = new Map<string, string>()
+
+  constructor(ctx: Ctx, opts: { coalesce: boolean }) {
+    this.#ctx = ctx
+    this.#creates = new Coalescer((ref, reqs) => this.#create(ref, reqs), opts.coalesce ? 128 : 1)
+  }
+
+  /** Records the dead-letter queue name of `ref` ('' for none), as metadata written here says. */
+  noteDeadLetter(ref: QueueRef, dlq: string): void {
+    if (this.#dlq.size >= DLQ_CACHE_MAX) this.#dlq.clear()
+    this.#dlq.set(queueTag(ref), dlq)
+  }
+
+  createClaim(ref: QueueRef, opts: ClaimOptions): Promise<Claim | null> {
+    if (opts.limit <= 0) return Promise.resolve(null)
+    return this.#creates.submit(queueTag(ref), ref, opts)
+  }
+
+  async #create(ref: QueueRef, reqs: ClaimOptions[]): Promise<Outcome<Claim | null>[]> {
+    const tag = queueTag(ref)
+    const args: (string | number)[] = [reqs.length]
+    for (const r of reqs) args.push(newId(), r.ttl, r.grace, r.limit)
+    // Two tries at most: the second uses the name the first reply gave.
+    for (let attempt = 0; ; attempt++) {
+      const dlq = this.#dlq.get(tag) ?? ''
+      const keys = dlq === '' ? queueKeys(ref).list : [...queueKeys(ref).list, ...queueKeys({ project: ref.project, queue: dlq }).list]
+      const now = this.#ctx.clock()
+      const reply = await this.#ctx.acked(this.#ctx.scripts.run<ClaimReply>('claimMessages', keys, [now, dlq, ...args]))
+      if (reply[0] === 'DLQ') {
+        this.noteDeadLetter(ref, reply[1])
+        if (attempt < 2) continue
+        throw new Error(`claimMessages: the dead-letter queue of ${tag} keeps changing`)
+      }
+      if (Number(reply[1]) === 1 && dlq !== '') await this.#ctx.catalogue({ project: ref.project, queue: dlq })
+      const results = reply.slice(2) as ClaimResult[]
+      return reqs.map((req, n): Outcome<Claim | null> => {
+        const res = results[n]
+        if (res === undefined || res.length === 0) return { ok: null }
+        const [id, ...tuples] = res as [string, ...MessageTuple[]]
+        return { ok: { id, age: 0, ttl: req.ttl, messages: tuples.map((t) => toMessage(t, now)) } }
+      })
+    }
+  }
+
+  async getClaim(ref: QueueRef, claimId: string): Promise<Claim | null> {
+    if (!isId(claimId)) return null
+    const now = this.#ctx.clock()
+    const r = await this.#ctx.scripts.run<[string, number, ...MessageTuple[]] | []>('getClaim', queueKeys(ref).list, [now, claimId])
+    if (r.length === 0) return null
+    const [ttl, updated, ...tuples] = r
+    return { id: claimId, age: ageOf(Number(updated), now), ttl: Number(ttl), messages: tuples.map((t) => toMessage(t, now)) }
+  }
+
+  async renewClaim(ref: QueueRef, claimId: string, opts: { ttl: number; grace: number }): Promise<void> {
+    if (!isId(claimId)) throw claimNotFound(ref, claimId)
+    const done = await this.#ctx.acked(
+      this.#ctx.scripts.run<number>('renewClaim', queueKeys(ref).list, [this.#ctx.clock(), claimId, opts.ttl, opts.grace]),
+    )
+    if (done !== 1) throw claimNotFound(ref, claimId)
+  }
+
+  async releaseClaim(ref: QueueRef, claimId: string): Promise<void> {
+    if (!isId(claimId)) return
+    await this.#ctx.acked(this.#ctx.scripts.run('releaseClaim', queueKeys(ref).list, [this.#ctx.clock(), claimId]))
+  }
+}

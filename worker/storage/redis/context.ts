@@ -1,0 +1,73 @@
+/**
+ * What the per-resource parts of the Redis driver share: the connection, the scripts, the clock,
+ * the write acknowledgement (WAIT) and the conversions from script replies to contract objects.
+ */
+import type { Redis } from 'ioredis'
+import type { Clock } from '../../../shared/clock.js'
+import { RESERVED, type Message, type Metadata, type QueueRef } from '../contract.js'
+import type { Scripts } from './scripts.js'
+
+export interface Ctx {
+  readonly redis: Redis
+  readonly scripts: Scripts
+  readonly clock: Clock
+  /**
+   * Resolves once `write` (a script call just issued on `redis`) is as durable as the pool
+   * promises: with `wait=n` a WAIT follows it on the same connection, and too few replica acks
+   * fail it with `unavailable`. Must be called in the same tick as the write is issued.
+   */
+  acked<T>(write: Promise<T>): Promise<T>
+  /** Adds the queue to its project's catalogue and to the collector's round-robin. */
+  catalogue(ref: QueueRef): Promise<void>
+}
+
+/** A message as the scripts return it: id, body, ttl (string), created, claimId or '', claimCount, seq. */
+export type MessageTuple = [string, string, string, number, string, number, number]
+
+/** Whole seconds between `from` and `now`, never negative (a clock may step back). */
+export const ageOf = (from: number, now: number): number => Math.max(0, Math.floor((now - from) / 1000))
+
+/** A script's message tuple as readers see it. */
+export function toMessage(t: MessageTuple, now: number): Message {
+  const m: Message = { id: t[0], ttl: Number(t[2]), age: ageOf(Number(t[3]), now), created: Number(t[3]), body: t[1], claimCount: Number(t[5]) }
+  if (t[4] !== '') m.claimId = t[4]
+  return m
+}
+
+/** A reserved metadata value if it is a finite number. */
+export function metaNumber(meta: Metadata, key: string): number | undefined {
+  const v = meta[key]
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined
+}
+
+/** A reserved metadata value if it is a positive number (Zaqar tests these for truthiness). */
+export function metaPositive(meta: Metadata, key: string): number | undefined {
+  const v = metaNumber(meta, key)
+  return v !== undefined && v > 0 ? v : undefined
+}
+
+const QUEUE_NAME_RE = /^[a-zA-Z0-9_.-]{1,64}$/
+
+/** True for a name the transport would accept as a queue name (API.md §2 step 7). */
+export const isQueueName = (s: unknown): s is string => typeof s === 'string' && QUEUE_NAME_RE.test(s)
+
+/**
+ * The reserved metadata the scripts read, parsed once when metadata is written, in the order
+ * the queue scripts take them: maxpost, ttl, delay, dlq, dlqmax, dlqttl ('' when absent). The
+ * rules are the SQLite driver's: positive numbers for sizes, TTLs and delay; a dead-letter queue
+ * only with a numeric `_max_claim_count` and a valid queue name other than the queue itself.
+ */
+export function reservedFields(ref: QueueRef, meta: Metadata): string[] {
+  const s = (v: number | string | undefined): string => (v === undefined ? '' : String(v))
+  const maxClaims = metaNumber(meta, RESERVED.maxClaimCount)
+  const dlq = meta[RESERVED.deadLetterQueue]
+  const dead = maxClaims !== undefined && isQueueName(dlq) && dlq !== ref.queue
+  return [
+    s(metaPositive(meta, RESERVED.maxPostSize)),
+    s(metaPositive(meta, RESERVED.defaultTtl)),
+    s(metaPositive(meta, RESERVED.defaultDelay)),
+    dead ? dlq : '',
+    dead ? String(maxClaims) : '',
+    dead ? s(metaPositive(meta, RESERVED.deadLetterTtl)) : '',
+  ]
+}

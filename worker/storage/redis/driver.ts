@@ -1,0 +1,421 @@
+/**
+ * The high-throughput message store on Redis: one `RedisDriver` owns one ioredis connection to
+ * a standalone server, the Lua scripts loaded on it, and a background collector.
+ *
+ * Every operation is one script call (lua/, one per atomic operation, `now` passed in from the
+ * injected clock), so nothing takes a round trip per message. Concurrent posts to one queue and
+ * concurrent claims on one queue are coalesced into one call each (coalesce.ts).
+ *
+ * Durability is checked, not assumed: at connect the driver reads the server's persistence
+ * settings with CONFIG GET and refuses to open (`bad_request`, so the worker will not start)
+ * when they cannot keep the pool's promise:
+ * - `durable`: `appendonly yes`, `appendfsync always`, `no-appendfsync-on-rewrite no` — a write
+ *   is fsynced before Redis replies, so an acknowledged post survives a crash of the server or
+ *   of the machine; with `wait=n` each write is also followed by `WAIT n wait_timeout` and fails
+ *   with `unavailable` unless n replicas acknowledged it.
+ * - `fast`: `appendonly yes` with `appendfsync everysec` (or `always`) — up to ~1 s of
+ *   acknowledged writes can be lost if the machine fails.
+ * Both refuse an `allkeys-*` eviction policy, which would drop messages silently.
+ *
+ * Connection loss fails operations at once with `unavailable` (no offline queue, no silent
+ * resend of writes whose outcome is unknown); ioredis reconnects in the background.
+ */
+import { Redis, type RedisOptions } from 'ioredis'
+import { systemClock, type Clock } from '../../../shared/clock.js'
+import { MissiveError, unavailable } from '../../../shared/errors.js'
+import type {
+  Claim,
+  ClaimOptions,
+  DataDriver,
+  DriverOperation,
+  ListMessagesOptions,
+  ListQueuesOptions,
+  Message,
+  MessageListing,
+  Metadata,
+  NewMessage,
+  PoppedMessage,
+  PostOptions,
+  QueueListing,
+  QueueRef,
+  QueueStats,
+} from '../contract.js'
+import { RedisClaims } from './claims.js'
+import type { Ctx } from './context.js'
+import { catalogueKey, queueKeys, queueTag, refOfTag, SWEEP_KEY } from './keys.js'
+import { RedisMessages } from './messages.js'
+import { RedisQueues } from './queues.js'
+import { Scripts } from './scripts.js'
+import type { RedisPoolOptions } from './uri.js'
+
+export interface RedisDriverOptions extends RedisPoolOptions {
+  clock?: Clock
+  /** Coalesce concurrent posts and claims per queue (default true; false for measurements). */
+  coalesce?: boolean
+  /** Expired messages (and claims) deleted per queue per collector step. Default 1000. */
+  gcStep?: number
+  /** Queues visited per collector tick. Default 100. */
+  gcQueuesPerTick?: number
+  /** Called when a background collection fails (the store stays usable). */
+  onGcError?: (err: unknown) => void
+}
+
+/** Totals of one collector pass. */
+export interface GcResult {
+  queues: number
+  messages: number
+  claims: number
+  ready: number
+}
+
+/** What the client reads when the store fails, per operation (Zaqar's wording where it has one). */
+const FAILURE: Record<DriverOperation, string> = {
+  ping: 'The message store is not available.',
+  createQueue: 'Queue could not be created.',
+  getQueue: 'Queue metadata could not be retrieved.',
+  setQueueMetadata: 'Queue metadata could not be updated.',
+  deleteQueue: 'Queue could not be deleted.',
+  listQueues: 'Queues could not be listed.',
+  stats: 'Queue stats could not be read.',
+  purge: 'Queue could not be purged.',
+  postMessages: 'Messages could not be enqueued.',
+  listMessages: 'Messages could not be listed.',
+  getMessage: 'Message could not be retrieved.',
+  getMessages: 'Messages could not be retrieved.',
+  deleteMessage: 'Unable to delete message.',
+  deleteMessages: 'Messages could not be deleted.',
+  popMessages: 'Messages could not be popped.',
+  createClaim: 'Claim could not be created.',
+  getClaim: 'Claim could not be queried.',
+  renewClaim: 'Claim could not be updated.',
+  releaseClaim: 'Claim could not be deleted.',
+}
+
+/** Server replies that mean "cannot serve now" rather than "the code is wrong". */
+const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MISCONF|READONLY|OOM|NOREPLICAS|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOAUTH|WRONGPASS|NOPERM)\b/
+
+/** Thrown by `acked` when WAIT got fewer replica acks than asked. */
+class ReplicaShortfall extends Error {}
+
+function isReplyError(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError'
+}
+
+/** Is this error a store that cannot serve (connection, timeout, server state), not a bug? */
+function isUnavailable(err: unknown): boolean {
+  if (err instanceof ReplicaShortfall) return true
+  if (!(err instanceof Error)) return false
+  if (isReplyError(err)) return UNAVAILABLE_REPLY.test(err.message)
+  return true
+}
+
+export class RedisDriver implements DataDriver {
+  readonly kind = 'redis'
+  readonly options: RedisPoolOptions
+  readonly #redis: Redis
+  readonly #clock: Clock
+  readonly #scripts: Scripts
+  readonly #queues: RedisQueues
+  readonly #messages: RedisMessages
+  readonly #claims: RedisClaims
+  readonly #gcStep: number
+  readonly #gcQueuesPerTick: number
+  readonly #onGcError: ((err: unknown) => void) | undefined
+  #gcCursor = '-'
+  #gcRunning = false
+  #timer: NodeJS.Timeout | undefined
+  #closed = false
+
+  private constructor(redis: Redis, opts: RedisDriverOptions) {
+    this.options = opts
+    this.#redis = redis
+    this.#clock = opts.clock ?? systemClock
+    this.#gcStep = opts.gcStep ?? 1000
+    this.#gcQueuesPerTick = opts.gcQueuesPerTick ?? 100
+    this.#onGcError = opts.onGcError
+    this.#scripts = new Scripts(redis)
+    const ctx: Ctx = {
+      redis,
+      scripts: this.#scripts,
+      clock: this.#clock,
+      acked: (write) => this.#acked(write),
+      catalogue: (ref) => this.#catalogue(ref),
+    }
+    const coalesce = opts.coalesce ?? true
+    this.#claims = new RedisClaims(ctx, { coalesce })
+    this.#queues = new RedisQueues(ctx, (ref, dlq) => this.#claims.noteDeadLetter(ref, dlq))
+    this.#messages = new RedisMessages(ctx, { coalesce })
+  }
+
+  /**
+   * Connects, verifies the server's persistence against `opts.durability` (unless `verify` is
+   * false), loads the scripts and starts the collector. Throws `bad_request` when the server
+   * cannot keep the promise, `unavailable` when it cannot be reached.
+   */
+  static async open(opts: RedisDriverOptions): Promise<RedisDriver> {
+    const where = `${opts.host}:${opts.port}`
+    const ioOpts: RedisOptions = {
+      host: opts.host,
+      port: opts.port,
+      db: opts.db,
+      username: opts.username,
+      password: opts.password,
+      lazyConnect: true,
+      enableAutoPipelining: opts.autoPipelining,
+      // Fail at once while disconnected, and never resend a write whose outcome is unknown:
+      // the caller gets a 503 and decides, rather than a silent duplicate.
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: opts.commandTimeoutMs,
+      connectTimeout: opts.connectTimeoutMs,
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    }
+    const redis = new Redis(ioOpts)
+    let lastError: unknown
+    redis.on('error', (err) => {
+      lastError = err
+    })
+    try {
+      await redis.connect()
+    } catch (err) {
+      redis.disconnect()
+      throw unavailable(`Cannot reach the Redis server at ${where}: ${(err as Error).message ?? lastError}`, 1, err)
+    }
+    try {
+      if (opts.verify) await verifyPersistence(redis, opts, where)
+      const driver = new RedisDriver(redis, opts)
+      await driver.#scripts.load()
+      driver.#startCollector(opts.gcIntervalMs)
+      return driver
+    } catch (err) {
+      redis.disconnect()
+      if (err instanceof MissiveError) throw err
+      if (isUnavailable(err) && !(err instanceof Error && err.message.startsWith('Lua script'))) {
+        throw unavailable(`The Redis server at ${where} failed during start-up: ${(err as Error).message}`, 1, err)
+      }
+      throw err
+    }
+  }
+
+  /** The underlying connection, for tests and tools. */
+  get redis(): Redis {
+    return this.#redis
+  }
+
+  #acked<T>(write: Promise<T>): Promise<T> {
+    const n = this.options.wait
+    if (n === 0) return write
+    // Issued in the same tick as the write, on the same connection: WAIT covers it.
+    const acks = this.#redis.wait(n, this.options.waitTimeoutMs)
+    return Promise.all([write, acks]).then(([result, got]) => {
+      if (got < n) {
+        throw new ReplicaShortfall(`only ${got} of ${n} Redis replicas acknowledged the write within ${this.options.waitTimeoutMs} ms`)
+      }
+      return result
+    })
+  }
+
+  async #catalogue(ref: QueueRef): Promise<void> {
+    await this.#acked(
+      this.#redis
+        .multi()
+        .zadd(catalogueKey(ref.project), 0, ref.queue)
+        .zadd(SWEEP_KEY, 0, queueTag(ref))
+        .exec()
+        .then((r) => {
+          const failed = r?.find(([err]) => err !== null)
+          if (failed) throw failed[0]
+          return r
+        }),
+    )
+  }
+
+  #startCollector(intervalMs: number): void {
+    if (intervalMs <= 0) return
+    this.#timer = setInterval(() => {
+      if (this.#gcRunning || this.#closed) return
+      this.#gcRunning = true
+      this.collectGarbage()
+        .catch((err: unknown) => this.#onGcError?.(err))
+        .finally(() => {
+          this.#gcRunning = false
+        })
+    }, intervalMs)
+    this.#timer.unref()
+  }
+
+  /**
+   * One collector tick: the next `gcQueuesPerTick` queues of the round-robin each get one bounded
+   * collectGarbage step (pipelined). Readers never see expired data either way; this reclaims
+   * memory and keeps the ready index short.
+   */
+  async collectGarbage(): Promise<GcResult> {
+    this.#assertOpen()
+    const tags = await this.#redis.zrangebylex(SWEEP_KEY, this.#gcCursor, '+', 'LIMIT', 0, this.#gcQueuesPerTick)
+    this.#gcCursor = tags.length < this.#gcQueuesPerTick ? '-' : `(${tags[tags.length - 1]}`
+    const total: GcResult = { queues: tags.length, messages: 0, claims: 0, ready: 0 }
+    if (tags.length === 0) return total
+    const now = this.#clock()
+    const results = await Promise.all(
+      tags.map((tag) => this.#scripts.run<number[]>('collectGarbage', queueKeys(refOfTag(tag)).list, [now, this.#gcStep])),
+    )
+    for (const [m, c, r] of results) {
+      total.messages += m
+      total.claims += c
+      total.ready += r
+    }
+    return total
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw unavailable('The message store is closed.')
+  }
+
+  /** Runs one operation, turning store failures into `unavailable`; bugs pass through. */
+  async #guard<T>(op: DriverOperation, fn: () => Promise<T>): Promise<T> {
+    this.#assertOpen()
+    try {
+      return await fn()
+    } catch (err) {
+      if (err instanceof MissiveError) throw err
+      if (isUnavailable(err)) throw unavailable(`${FAILURE[op]} Please try again in a few seconds.`, 1, err)
+      throw err
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.#guard('ping', () => this.#redis.ping())
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    this.#timer = undefined
+    try {
+      await this.#redis.quit()
+    } catch {
+      this.#redis.disconnect()
+    }
+  }
+
+  createQueue(ref: QueueRef, metadata: Metadata): Promise<boolean> {
+    return this.#guard('createQueue', () => this.#queues.createQueue(ref, metadata))
+  }
+
+  getQueue(ref: QueueRef): Promise<Metadata | null> {
+    return this.#guard('getQueue', () => this.#queues.getQueue(ref))
+  }
+
+  setQueueMetadata(ref: QueueRef, metadata: Metadata): Promise<void> {
+    return this.#guard('setQueueMetadata', () => this.#queues.setQueueMetadata(ref, metadata))
+  }
+
+  deleteQueue(ref: QueueRef): Promise<void> {
+    return this.#guard('deleteQueue', () => this.#queues.deleteQueue(ref))
+  }
+
+  listQueues(project: string, opts: ListQueuesOptions): Promise<QueueListing> {
+    return this.#guard('listQueues', () => this.#queues.listQueues(project, opts))
+  }
+
+  stats(ref: QueueRef): Promise<QueueStats> {
+    return this.#guard('stats', () => this.#queues.stats(ref))
+  }
+
+  purge(ref: QueueRef): Promise<void> {
+    return this.#guard('purge', () => this.#queues.purge(ref))
+  }
+
+  postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
+    return this.#guard('postMessages', () => this.#messages.postMessages(ref, messages, opts))
+  }
+
+  listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {
+    return this.#guard('listMessages', () => this.#messages.listMessages(ref, opts))
+  }
+
+  getMessage(ref: QueueRef, id: string): Promise<Message | null> {
+    return this.#guard('getMessage', () => this.#messages.getMessage(ref, id))
+  }
+
+  getMessages(ref: QueueRef, ids: string[]): Promise<Message[]> {
+    return this.#guard('getMessages', () => this.#messages.getMessages(ref, ids))
+  }
+
+  deleteMessage(ref: QueueRef, id: string, claimId?: string): Promise<void> {
+    return this.#guard('deleteMessage', () => this.#messages.deleteMessage(ref, id, claimId))
+  }
+
+  deleteMessages(ref: QueueRef, ids: string[], claimIds?: string[]): Promise<void> {
+    return this.#guard('deleteMessages', () => this.#messages.deleteMessages(ref, ids, claimIds))
+  }
+
+  popMessages(ref: QueueRef, limit: number): Promise<PoppedMessage[]> {
+    return this.#guard('popMessages', () => this.#messages.popMessages(ref, limit))
+  }
+
+  createClaim(ref: QueueRef, opts: ClaimOptions): Promise<Claim | null> {
+    return this.#guard('createClaim', () => this.#claims.createClaim(ref, opts))
+  }
+
+  getClaim(ref: QueueRef, claimId: string): Promise<Claim | null> {
+    return this.#guard('getClaim', () => this.#claims.getClaim(ref, claimId))
+  }
+
+  renewClaim(ref: QueueRef, claimId: string, opts: { ttl: number; grace: number }): Promise<void> {
+    return this.#guard('renewClaim', () => this.#claims.renewClaim(ref, claimId, opts))
+  }
+
+  releaseClaim(ref: QueueRef, claimId: string): Promise<void> {
+    return this.#guard('releaseClaim', () => this.#claims.releaseClaim(ref, claimId))
+  }
+}
+
+/** Reads one CONFIG parameter; a disabled or renamed CONFIG command is reported as such. */
+async function configGet(redis: Redis, name: string, where: string, durability: string): Promise<string> {
+  let reply: unknown
+  try {
+    reply = await redis.config('GET', name)
+  } catch (err) {
+    const msg = (err as Error).message
+    if (isReplyError(err) && /unknown command|NOPERM|no permissions/i.test(msg)) {
+      throw new MissiveError(
+        'bad_request',
+        `Cannot verify that the Redis server at ${where} keeps the durability=${durability} promise: CONFIG GET is ` +
+          `disabled, renamed or not permitted there (${msg}). Check its persistence by hand (see docs/redis.md) ` +
+          'and add verify=false to the pool URI to skip this check.',
+      )
+    }
+    throw err
+  }
+  const arr = reply as string[]
+  return arr.length >= 2 ? arr[1] : ''
+}
+
+/** Refuses a server whose persistence settings cannot keep the pool's durability promise. */
+async function verifyPersistence(redis: Redis, opts: RedisPoolOptions, where: string): Promise<void> {
+  const get = (name: string) => configGet(redis, name, where, opts.durability)
+  const appendonly = await get('appendonly')
+  const appendfsync = await get('appendfsync')
+  const onRewrite = await get('no-appendfsync-on-rewrite')
+  const eviction = await get('maxmemory-policy')
+  const problems: string[] = []
+  if (appendonly !== 'yes') problems.push(`appendonly is "${appendonly}" (needs yes)`)
+  if (opts.durability === 'durable') {
+    if (appendfsync !== 'always') problems.push(`appendfsync is "${appendfsync}" (needs always)`)
+    if (onRewrite !== 'no') problems.push(`no-appendfsync-on-rewrite is "${onRewrite}" (needs no)`)
+  } else if (appendfsync !== 'everysec' && appendfsync !== 'always') {
+    problems.push(`appendfsync is "${appendfsync}" (needs everysec or always)`)
+  }
+  if (eviction.startsWith('allkeys-')) problems.push(`maxmemory-policy is "${eviction}" (would evict messages; use noeviction)`)
+  if (problems.length > 0) {
+    const conf = opts.durability === 'durable' ? 'deploy/redis/redis-durable.conf' : 'deploy/redis/redis-fast.conf'
+    throw new MissiveError(
+      'bad_request',
+      `The Redis server at ${where} cannot keep the durability=${opts.durability} promise: ${problems.join('; ')}. ` +
+        `Configure it as in ${conf}, or choose another durability for this pool (see docs/redis.md).`,
+    )
+  }
+}

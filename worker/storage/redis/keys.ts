@@ -1,0 +1,98 @@
+/**
+ * Every Redis key name the driver uses is built here.
+ *
+ * A queue's keys all carry one hash tag, `{<project>/<queue>}` with both parts escaped, so a
+ * queue lives in one Redis Cluster slot and every script touches a single slot. Escaping is
+ * percent-encoding of the UTF-8 bytes outside `[A-Za-z0-9_.-]` (so `%`, `/`, `:`, `{`, `}` and
+ * everything else are encoded): an escaped part never contains `/`, `{`, `}` or `:`, so the tag
+ * splits back into (project, queue) in exactly one way and no two (project, queue) pairs share a
+ * key. Valid queue names (`[A-Za-z0-9_.-]`) are left as they are, which keeps keys readable.
+ *
+ * Layout (T = `{<escaped project>/<escaped queue>}`, P = `{<escaped project>}`):
+ *
+ * | key                 | type | holds                                                          |
+ * |---------------------|------|----------------------------------------------------------------|
+ * | `missive:q:T`       | HASH | queue record: `meta` (JSON text), `seq` (last sequence number), |
+ * |                     |      | `created`, and pre-parsed reserved metadata the scripts read:   |
+ * |                     |      | `maxpost`, `ttl`, `delay`, `dlq`, `dlqmax`, `dlqttl`             |
+ * | `missive:m:T`       | HASH | message id → record, a cmsgpack array: seq, created, ttl,       |
+ * |                     |      | expires, visible, claim count, claim id, claim expiry, client   |
+ * |                     |      | id, body (one HSET per post batch, not a hash per message)      |
+ * | `missive:a:T`       | ZSET | every message, score = seq: FIFO order, list markers            |
+ * | `missive:r:T`       | ZSET | ready (visible, unclaimed), score = seq: what claims take       |
+ * | `missive:d:T`       | ZSET | delayed, score = visible-at (ms)                               |
+ * | `missive:i:T`       | ZSET | in flight (claimed), score = claim expiry (ms)                 |
+ * | `missive:e:T`       | ZSET | every message, score = expiry (ms): exact totals, GC            |
+ * | `missive:c:T`       | HASH | claim id → claim record (cmsgpack: ttl, expires, updated, ids)  |
+ * | `missive:x:T`       | ZSET | claim id, score = claim expiry (ms): GC of claims               |
+ * | `missive:queues:P`  | ZSET | the project's queue names (raw), score 0: the catalogue that    |
+ * |                     |      | `listQueues` pages through with ZRANGEBYLEX (byte order)        |
+ * | `missive:sweep`     | ZSET | every queue as `<escaped project>/<escaped queue>`, score 0:    |
+ * |                     |      | the background collector's round-robin                         |
+ *
+ * Message and claim ids are only ever looked up inside their queue's hashes, so an id from
+ * another queue or project is simply not found.
+ */
+import type { QueueRef } from '../contract.js'
+
+/** Prefix of every key, so a Redis shared with other software stays readable. */
+export const PREFIX = 'missive:'
+
+const SAFE = /^[A-Za-z0-9_.-]*$/
+
+/** Percent-encodes every UTF-8 byte outside `[A-Za-z0-9_.-]`. Injective; the result never holds `/ { } :`. */
+export function escapePart(s: string): string {
+  if (SAFE.test(s)) return s
+  let out = ''
+  for (const byte of Buffer.from(s, 'utf8')) {
+    const c = String.fromCharCode(byte)
+    out += /[A-Za-z0-9_.-]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`
+  }
+  return out
+}
+
+/** The inverse of `escapePart`. */
+export function unescapePart(s: string): string {
+  return Buffer.from(
+    s.replace(/%([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+    'latin1',
+  ).toString('utf8')
+}
+
+/** The queue's identity inside the hash tag: `<escaped project>/<escaped queue>`. */
+export const queueTag = (ref: QueueRef): string => `${escapePart(ref.project)}/${escapePart(ref.queue)}`
+
+/** The nine keys of one queue, in the order every queue script takes them (lua/lib.lua). */
+export interface QueueKeys {
+  q: string
+  m: string
+  a: string
+  r: string
+  d: string
+  i: string
+  e: string
+  c: string
+  x: string
+  /** The same nine keys as a KEYS array. */
+  list: string[]
+}
+
+/** The keys of `ref`, all carrying the hash tag `{<escaped project>/<escaped queue>}`. */
+export function queueKeys(ref: QueueRef): QueueKeys {
+  const tag = `{${queueTag(ref)}}`
+  const k = (kind: string): string => `${PREFIX}${kind}:${tag}`
+  const keys = { q: k('q'), m: k('m'), a: k('a'), r: k('r'), d: k('d'), i: k('i'), e: k('e'), c: k('c'), x: k('x') }
+  return { ...keys, list: [keys.q, keys.m, keys.a, keys.r, keys.d, keys.i, keys.e, keys.c, keys.x] }
+}
+
+/** The project's queue catalogue (hash tag `{<escaped project>}`: no `/`, so never a queue's tag). */
+export const catalogueKey = (project: string): string => `${PREFIX}queues:{${escapePart(project)}}`
+
+/** The set of every queue tag, walked by the background collector. */
+export const SWEEP_KEY = `${PREFIX}sweep`
+
+/** The queue a sweep member names. */
+export function refOfTag(tag: string): QueueRef {
+  const slash = tag.indexOf('/')
+  return { project: unescapePart(tag.slice(0, slash)), queue: unescapePart(tag.slice(slash + 1)) }
+}

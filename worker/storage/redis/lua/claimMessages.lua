@@ -1,0 +1,111 @@
+--[[
+  claimMessages: creates one or more claims on the queue (the driver coalesces concurrent
+  createClaim calls on one queue into one call); each takes up to its limit of messages that are
+  visible, unexpired and not actively claimed, oldest first, from the ready index, so claims never
+  scan past claimed messages. Requests are served in ARGV order and never share a message.
+  A message already claimed dlqmax times is moved to the dead-letter queue instead (API.md §6.5).
+  KEYS: [1..9] the nine keys of the queue; [10..18] the nine keys of its dead-letter queue, when
+        the driver believes it has one (same project, so the same Redis on a standalone server).
+  ARGV: [1] now (ms)  [2] the dead-letter queue name the driver believes the queue has ('' none)
+        [3] number of requests, then per request: claimId, ttl (s), grace (s), limit
+  Returns: { 'OK', dlqCreated (1 if a move created the DLQ), result per request } where a result
+           is {} when nothing was claimed, else { claimId, message... } and a message is
+           {id, body, ttl, created, claimId, claimCount, seq};
+           or { 'DLQ', actual dlq name } when ARGV[2] is stale: nothing was changed, the driver
+           calls again with the right keys.
+  Errors: none raised.
+]]
+local k = queue_keys(0)
+local now = tonumber(ARGV[1])
+local nreq = tonumber(ARGV[3])
+local qf = redis.call('HMGET', k.q, 'meta', 'dlq', 'dlqmax', 'dlqttl')
+if not qf[1] then
+  local out = { 'OK', 0 }
+  for _ = 1, nreq do out[#out + 1] = {} end
+  return out
+end
+local dlqname = qf[2] or ''
+if dlqname ~= ARGV[2] or (dlqname ~= '' and #KEYS < 18) then return { 'DLQ', dlqname } end
+local dk, dlqmax, dlqttl = nil, nil, nil
+if dlqname ~= '' then
+  dk = queue_keys(9)
+  dlqmax = tonumber(qf[3])
+  dlqttl = tonumber(qf[4])
+end
+local dlqCreated = 0
+
+--- Moves a message to the dead-letter queue's tail, unclaimed, visible now.
+local function dead_letter(id, rec)
+  if ensure_queue(dk.q, now) == 1 then dlqCreated = 1 end
+  remove_messages(k, { id })
+  local seq = redis.call('HINCRBY', dk.q, 'seq', 1)
+  local ttl, expires = rec[R_TTL], rec[R_EXPIRES]
+  if dlqttl then ttl, expires = dlqttl, now + dlqttl * 1000 end
+  redis.call('HSET', dk.m, id, encode({ seq, rec[R_CREATED], ttl, expires, now, rec[R_CC], '', 0, rec[R_CLIENT], rec[R_BODY] }))
+  redis.call('ZADD', dk.a, seq, id)
+  redis.call('ZADD', dk.r, seq, id)
+  redis.call('ZADD', dk.e, expires, id)
+end
+
+promote(k, now, PROMOTE_STEP)
+local out = { 'OK', 0 }
+local p = 4
+for _ = 1, nreq do
+  local cid, ttl, grace, limit = ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
+  p = p + 4
+  local cexp = now + ttl * 1000
+  local extTtl = ttl + grace
+  local extExp = now + extTtl * 1000
+  local msgs, recs, inflight, exts, taken, dead = {}, {}, {}, {}, {}, {}
+  while #msgs < limit do
+    local ids = redis.call('ZRANGE', k.r, 0, limit - #msgs - 1)
+    if #ids == 0 then
+      if promote(k, now, PROMOTE_STEP) == 0 then break end
+    else
+      redis.call('ZREM', k.r, unpack(ids))
+      local raws = redis.call('HMGET', k.m, unpack(ids))
+      for n = 1, #ids do
+        local id, raw = ids[n], raws[n]
+        if raw then
+          local rec = decode(raw)
+          if rec[R_EXPIRES] <= now then
+            dead[#dead + 1] = id
+          elseif dk and rec[R_CC] >= dlqmax then
+            dead_letter(id, rec)
+          else
+            rec[R_CC] = rec[R_CC] + 1
+            rec[R_CLAIM] = cid
+            rec[R_CLAIMEXP] = cexp
+            if rec[R_EXPIRES] < cexp then
+              rec[R_TTL] = extTtl
+              rec[R_EXPIRES] = extExp
+              exts[#exts + 1] = extExp
+              exts[#exts + 1] = id
+            end
+            recs[#recs + 1] = id
+            recs[#recs + 1] = encode(rec)
+            inflight[#inflight + 1] = cexp
+            inflight[#inflight + 1] = id
+            taken[#taken + 1] = id
+            msgs[#msgs + 1] = { id, rec[R_BODY], num(rec[R_TTL]), rec[R_CREATED], cid, rec[R_CC], rec[R_SEQ] }
+          end
+        end
+      end
+    end
+  end
+  remove_messages(k, dead)
+  if #msgs == 0 then
+    out[#out + 1] = {}
+  else
+    call_chunked('HSET', k.m, recs, CHUNK * 2)
+    call_chunked('ZADD', k.i, inflight, CHUNK * 2)
+    if #exts > 0 then call_chunked('ZADD', k.e, exts, CHUNK * 2) end
+    redis.call('HSET', k.c, cid, encode({ ttl, cexp, now, taken }))
+    redis.call('ZADD', k.x, cexp, cid)
+    local res = { cid }
+    for n = 1, #msgs do res[#res + 1] = msgs[n] end
+    out[#out + 1] = res
+  end
+end
+out[2] = dlqCreated
+return out

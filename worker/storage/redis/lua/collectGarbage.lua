@@ -1,0 +1,16 @@
+--[[
+  collectGarbage: one bounded step of garbage collection on one queue: deletes up to `step`
+  expired messages and up to `step` expired claims, and moves up to `step` due delayed and
+  `step` claim-expired messages to the ready index. Readers never see expired data either way;
+  this reclaims memory and keeps the ready index short.
+  KEYS: the nine keys of the queue (lib.lua).
+  ARGV: [1] now (ms)  [2] step
+  Returns: { expired messages deleted, expired claims deleted, messages made ready }.
+  Errors: none.
+]]
+local k = queue_keys(0)
+local now = tonumber(ARGV[1])
+local step = tonumber(ARGV[2])
+local msgs, claims = collect(k, now, step)
+local ready = promote(k, now, step)
+return { msgs, claims, ready }

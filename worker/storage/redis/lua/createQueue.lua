@@ -1,0 +1,18 @@
+--[[
+  createQueue: creates the queue record with its metadata if the queue does not exist.
+  KEYS: the nine keys of the queue (lib.lua); only q is touched.
+  ARGV: [1] now (ms)  [2] metadata JSON text
+        [3] maxpost [4] ttl [5] delay [6] dlq [7] dlqmax [8] dlqttl  (reserved fields pre-parsed
+        by the driver; '' when absent)
+  Returns: 1 if created, 0 if the queue already existed (its metadata is left untouched).
+  Errors: none.
+]]
+local k = queue_keys(0)
+local now = tonumber(ARGV[1])
+if redis.call('EXISTS', k.q) == 1 then return 0 end
+redis.call('HSET', k.q, 'meta', ARGV[2], 'created', now, 'seq', now * 1000)
+local names = { 'maxpost', 'ttl', 'delay', 'dlq', 'dlqmax', 'dlqttl' }
+for n = 1, #names do
+  if ARGV[n + 2] ~= '' then redis.call('HSET', k.q, names[n], ARGV[n + 2]) end
+end
+return 1

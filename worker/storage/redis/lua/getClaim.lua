@@ -1,0 +1,28 @@
+--[[
+  getClaim: an active claim with those of its messages that still exist and are still held by it.
+  KEYS: the nine keys of the queue (lib.lua); reads m, c.
+  ARGV: [1] now (ms)  [2] claim id
+  Returns: {} when the claim is missing or expired, else { ttl (s, string), updated (ms),
+           message... } where a message is {id, body, ttl, created, claimId, claimCount, seq}.
+  Errors: none.
+]]
+local k = queue_keys(0)
+local now = tonumber(ARGV[1])
+local cid = ARGV[2]
+local raw = redis.call('HGET', k.c, cid)
+if not raw then return {} end
+local claim = decode(raw)
+if claim[C_EXPIRES] <= now then return {} end
+local out = { num(claim[C_TTL]), claim[C_UPDATED] }
+local ids = claim[C_IDS]
+if #ids == 0 then return out end
+local raws = hmget(k.m, ids)
+for n = 1, #ids do
+  if raws[n] then
+    local rec = decode(raws[n])
+    if rec[R_CLAIM] == cid and rec[R_CLAIMEXP] > now and rec[R_EXPIRES] > now then
+      out[#out + 1] = view(ids[n], rec, now)
+    end
+  end
+end
+return out

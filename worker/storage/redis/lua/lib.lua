@@ -1,0 +1,148 @@
+--[[
+  lib.lua: helpers prepended to every script of the Redis driver (scripts.ts concatenates this
+  file in front of each operation's script before loading it). Defines no script of its own.
+
+  Every queue script takes the nine keys of one queue, in the order keys.ts builds them:
+    KEYS[1] q  HASH  queue record: meta (JSON text), seq, created, and the reserved metadata the
+                      scripts read, pre-parsed by the driver: maxpost, ttl, delay, dlq, dlqmax, dlqttl
+    KEYS[2] m  HASH  message id -> record (cmsgpack array, see R_* below)
+    KEYS[3] a  ZSET  every message, score = seq (FIFO order; markers are seqs)
+    KEYS[4] r  ZSET  ready: visible and not claimed, score = seq (may hold expired ids until read)
+    KEYS[5] d  ZSET  delayed: score = visible-at (ms)
+    KEYS[6] i  ZSET  in flight: claimed, score = claim expiry (ms)
+    KEYS[7] e  ZSET  every message, score = expiry (ms)
+    KEYS[8] c  HASH  claim id -> claim record (cmsgpack array, see C_* below)
+    KEYS[9] x  ZSET  claim id, score = claim expiry (ms)
+  A message is in `a` and `e` for its whole life, and in exactly one of r / d / i, except that a
+  message whose delay or claim ran out stays in d / i until `promote` moves it to r.
+
+  Invariant: a claimed message never expires before its claim (claims and renewals extend it),
+  so ZCOUNT i (now +inf counts exactly the actively claimed, unexpired messages.
+
+  Numbers: never concatenate a Lua number into a string (tostring keeps 14 digits); use num().
+]]
+
+local R_SEQ, R_CREATED, R_TTL, R_EXPIRES, R_VISIBLE, R_CC, R_CLAIM, R_CLAIMEXP, R_CLIENT, R_BODY = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+local C_TTL, C_EXPIRES, C_UPDATED, C_IDS = 1, 2, 3, 4
+
+--- Largest number of elements handed to one variadic command (Lua's C stack holds ~8000).
+local CHUNK = 1000
+--- How many due delayed / expired in-flight ids one promote step moves.
+local PROMOTE_STEP = 1000
+
+local function num(x)
+  return string.format('%.17g', x)
+end
+
+local function queue_keys(base)
+  return {
+    q = KEYS[base + 1], m = KEYS[base + 2], a = KEYS[base + 3], r = KEYS[base + 4], d = KEYS[base + 5],
+    i = KEYS[base + 6], e = KEYS[base + 7], c = KEYS[base + 8], x = KEYS[base + 9],
+  }
+end
+
+local decode = cmsgpack.unpack
+local encode = cmsgpack.pack
+
+--- Calls `cmd key ...` with the elements of `list`, `step` at a time (step even for pairs).
+local function call_chunked(cmd, key, list, step)
+  step = step or CHUNK
+  local n = #list
+  local i = 1
+  while i <= n do
+    local j = math.min(i + step - 1, n)
+    redis.call(cmd, key, unpack(list, i, j))
+    i = j + 1
+  end
+end
+
+--- ZMSCORE in chunks: a table of scores (false where missing), aligned with `ids`.
+local function zmscore(key, ids)
+  local out = {}
+  local n = #ids
+  local i = 1
+  while i <= n do
+    local j = math.min(i + CHUNK - 1, n)
+    local part = redis.call('ZMSCORE', key, unpack(ids, i, j))
+    for k = 1, #part do out[#out + 1] = part[k] end
+    i = j + 1
+  end
+  return out
+end
+
+--- HMGET in chunks.
+local function hmget(key, ids)
+  local out = {}
+  local n = #ids
+  local i = 1
+  while i <= n do
+    local j = math.min(i + CHUNK - 1, n)
+    local part = redis.call('HMGET', key, unpack(ids, i, j))
+    for k = 1, #part do out[#out + 1] = part[k] end
+    i = j + 1
+  end
+  return out
+end
+
+--- Removes messages from the queue entirely: record and every index.
+local function remove_messages(k, ids)
+  if #ids == 0 then return end
+  call_chunked('HDEL', k.m, ids)
+  call_chunked('ZREM', k.a, ids)
+  call_chunked('ZREM', k.r, ids)
+  call_chunked('ZREM', k.d, ids)
+  call_chunked('ZREM', k.i, ids)
+  call_chunked('ZREM', k.e, ids)
+end
+
+--- Moves ids (from `from`) back into r, scored by their seq; ids no longer in `a` are dropped.
+local function to_ready(k, from, ids)
+  if #ids == 0 then return end
+  local seqs = zmscore(k.a, ids)
+  local pairs_ = {}
+  for n = 1, #ids do
+    if seqs[n] then
+      pairs_[#pairs_ + 1] = seqs[n]
+      pairs_[#pairs_ + 1] = ids[n]
+    end
+  end
+  if #pairs_ > 0 then call_chunked('ZADD', k.r, pairs_, CHUNK * 2) end
+  call_chunked('ZREM', from, ids)
+end
+
+--- Moves up to `step` due delayed ids and `step` ids whose claim ran out into r. Returns how many.
+local function promote(k, now, step)
+  local due = redis.call('ZRANGEBYSCORE', k.d, '-inf', now, 'LIMIT', 0, step)
+  to_ready(k, k.d, due)
+  local back = redis.call('ZRANGEBYSCORE', k.i, '-inf', now, 'LIMIT', 0, step)
+  to_ready(k, k.i, back)
+  return #due + #back
+end
+
+--- Creates the queue record if missing (lazy creation). Returns 1 when it created it.
+local function ensure_queue(q, now)
+  if redis.call('EXISTS', q) == 1 then return 0 end
+  -- Seeding seq from the clock keeps markers of a deleted incarnation of the queue from
+  -- naming messages of the next one.
+  redis.call('HSET', q, 'meta', '{}', 'created', now, 'seq', now * 1000)
+  return 1
+end
+
+--- A message as readers see it: {id, body, ttl, created, claimId or '', claimCount, seq}.
+local function view(id, rec, now)
+  local claim = ''
+  if rec[R_CLAIM] ~= '' and rec[R_CLAIMEXP] > now then claim = rec[R_CLAIM] end
+  return { id, rec[R_BODY], num(rec[R_TTL]), rec[R_CREATED], claim, rec[R_CC], rec[R_SEQ] }
+end
+
+--- Deletes up to `step` expired messages and up to `step` expired claims. Returns both counts.
+local function collect(k, now, step)
+  local dead = redis.call('ZRANGEBYSCORE', k.e, '-inf', now, 'LIMIT', 0, step)
+  remove_messages(k, dead)
+  local gone = redis.call('ZRANGEBYSCORE', k.x, '-inf', now, 'LIMIT', 0, step)
+  if #gone > 0 then
+    call_chunked('HDEL', k.c, gone)
+    call_chunked('ZREM', k.x, gone)
+  end
+  return #dead, #gone
+end

@@ -1,0 +1,36 @@
+--[[
+  popMessages: atomically claims and deletes up to `limit` visible, unexpired, unclaimed
+  messages, oldest first (no dead-lettering, as for the SQLite driver).
+  KEYS: the nine keys of the queue (lib.lua).
+  ARGV: [1] now (ms)  [2] limit  [3] the temporary claim id the popped messages carry
+  Returns: { message... } where a message is {id, body, ttl, created, claimId, claimCount, seq}
+           and claimCount includes this pop.
+  Errors: none.
+]]
+local k = queue_keys(0)
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local cid = ARGV[3]
+if redis.call('EXISTS', k.q) == 0 then return {} end
+promote(k, now, PROMOTE_STEP)
+local out, gone = {}, {}
+while #out < limit do
+  local ids = redis.call('ZRANGE', k.r, 0, limit - #out - 1)
+  if #ids == 0 then
+    if promote(k, now, PROMOTE_STEP) == 0 then break end
+  else
+    redis.call('ZREM', k.r, unpack(ids))
+    local raws = redis.call('HMGET', k.m, unpack(ids))
+    for n = 1, #ids do
+      if raws[n] then
+        local rec = decode(raws[n])
+        gone[#gone + 1] = ids[n]
+        if rec[R_EXPIRES] > now then
+          out[#out + 1] = { ids[n], rec[R_BODY], num(rec[R_TTL]), rec[R_CREATED], cid, rec[R_CC] + 1, rec[R_SEQ] }
+        end
+      end
+    end
+  end
+end
+remove_messages(k, gone)
+return out

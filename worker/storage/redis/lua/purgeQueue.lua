@@ -1,0 +1,11 @@
+--[[
+  purgeQueue: deletes every message and claim of the queue (claimed and delayed ones too);
+  keeps the queue record, its metadata and its sequence counter.
+  KEYS: the nine keys of the queue (lib.lua).
+  ARGV: none.
+  Returns: 1 if the queue exists, else 0.
+  Errors: none.
+]]
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+return 1

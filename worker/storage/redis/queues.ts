@@ -1,0 +1,134 @@
+/**
+ * Queues on Redis: the queue record (metadata, sequence counter), the per-project catalogue, and
+ * the queue-wide operations (stats, purge, delete).
+ *
+ * The queue record lives in the queue's slot and is authoritative; the catalogue lives in the
+ * project's slot (so a Cluster could place them apart) and is kept in step by ordering: a
+ * create writes the record then catalogues it, a delete drops the record, then the catalogue
+ * entry, then re-catalogues the queue if a racing create brought it back. Listing checks each
+ * catalogued name against its record, so a name left behind by a crash is never listed.
+ */
+import { notFound } from '../../../shared/errors.js'
+import type { ListQueuesOptions, Metadata, QueueEntry, QueueListing, QueueRef, QueueStats } from '../contract.js'
+import { ageOf, reservedFields, type Ctx } from './context.js'
+import { catalogueKey, queueKeys, queueTag, SWEEP_KEY } from './keys.js'
+
+const EMPTY_META = '{}'
+
+export class RedisQueues {
+  readonly #ctx: Ctx
+  /** Called with a queue and its new dead-letter queue name whenever this process writes metadata. */
+  readonly #onMetadata: (ref: QueueRef, dlq: string) => void
+
+  constructor(ctx: Ctx, onMetadata: (ref: QueueRef, dlq: string) => void) {
+    this.#ctx = ctx
+    this.#onMetadata = onMetadata
+  }
+
+  /** Parses stored metadata; it was serialised by this driver, so it is always an object. */
+  parse(text: string): Metadata {
+    return text === EMPTY_META ? {} : (JSON.parse(text) as Metadata)
+  }
+
+  async createQueue(ref: QueueRef, metadata: Metadata): Promise<boolean> {
+    const fields = reservedFields(ref, metadata)
+    const created = await this.#ctx.acked(
+      this.#ctx.scripts.run<number>('createQueue', queueKeys(ref).list, [this.#ctx.clock(), JSON.stringify(metadata), ...fields]),
+    )
+    // Catalogued even when it existed: repairs a catalogue entry a crash left out.
+    await this.#ctx.catalogue(ref)
+    if (created === 1) this.#onMetadata(ref, fields[3])
+    return created === 1
+  }
+
+  async getQueue(ref: QueueRef): Promise<Metadata | null> {
+    const text = await this.#ctx.redis.hget(queueKeys(ref).q, 'meta')
+    return text === null ? null : this.parse(text)
+  }
+
+  async setQueueMetadata(ref: QueueRef, metadata: Metadata): Promise<void> {
+    const fields = reservedFields(ref, metadata)
+    const done = await this.#ctx.acked(
+      this.#ctx.scripts.run<number>('setQueueMetadata', queueKeys(ref).list, [JSON.stringify(metadata), ...fields]),
+    )
+    if (done === 0) throw notFound(`Queue ${ref.queue} does not exist for project ${ref.project}`)
+    this.#onMetadata(ref, fields[3])
+  }
+
+  async deleteQueue(ref: QueueRef): Promise<void> {
+    const keys = queueKeys(ref)
+    await this.#ctx.acked(this.#ctx.scripts.run('deleteQueue', keys.list, []))
+    await this.#uncatalogue(ref)
+  }
+
+  /** Drops the catalogue entries of a queue, then puts them back if the queue exists again. */
+  async #uncatalogue(ref: QueueRef): Promise<void> {
+    const { redis } = this.#ctx
+    await this.#ctx.acked(redis.zrem(catalogueKey(ref.project), ref.queue))
+    await redis.zrem(SWEEP_KEY, queueTag(ref))
+    if ((await redis.exists(queueKeys(ref).q)) === 1) await this.#ctx.catalogue(ref)
+  }
+
+  async purge(ref: QueueRef): Promise<void> {
+    await this.#ctx.acked(this.#ctx.scripts.run('purgeQueue', queueKeys(ref).list, []))
+  }
+
+  async listQueues(project: string, opts: ListQueuesOptions): Promise<QueueListing> {
+    const { redis } = this.#ctx
+    const key = catalogueKey(project)
+    const filters = opts.filters === undefined ? [] : Object.entries(opts.filters)
+    const name = opts.name ?? ''
+    const items: QueueEntry[] = []
+    const batch = Math.max(opts.limit * 2, 50)
+    // ZRANGEBYLEX bounds: the marker is exclusive. Names are raw bytes, so a marker is always a
+    // valid bound once prefixed with '('.
+    let from = opts.marker === undefined || opts.marker === '' ? '-' : `(${opts.marker}`
+    while (opts.limit > 0 && items.length < opts.limit) {
+      const names = await redis.zrangebylex(key, from, '+', 'LIMIT', 0, batch)
+      if (names.length === 0) break
+      from = `(${names[names.length - 1]}`
+      const wanted = name === '' ? names : names.filter((n) => n.includes(name))
+      if (wanted.length > 0) {
+        // One pipelined read of every candidate's record: it proves the queue exists and
+        // carries the metadata that filters and `detailed` need.
+        const pipe = redis.pipeline()
+        for (const n of wanted) pipe.hget(queueKeys({ project, queue: n }).q, 'meta')
+        const metas = (await pipe.exec()) ?? []
+        for (let i = 0; i < wanted.length && items.length < opts.limit; i++) {
+          const [err, text] = metas[i] as [Error | null, string | null]
+          if (err !== null) throw err
+          if (text === null) continue
+          let meta: Metadata | undefined
+          if (filters.length > 0) {
+            meta = this.parse(text)
+            const m = meta
+            if (!filters.every(([k, v]) => Object.hasOwn(m, k) && m[k] === v)) continue
+          }
+          const entry: QueueEntry = { name: wanted[i] }
+          if (opts.detailed === true) entry.metadata = meta ?? this.parse(text)
+          items.push(entry)
+        }
+      }
+      if (names.length < batch) break
+    }
+    const listing: QueueListing = { items }
+    if (items.length > 0) listing.next = items[items.length - 1].name
+    if (opts.withCount === true) listing.count = await redis.zcard(key)
+    return listing
+  }
+
+  async stats(ref: QueueRef): Promise<QueueStats> {
+    const now = this.#ctx.clock()
+    const r = await this.#ctx.scripts.run<(string | number)[]>('stats', queueKeys(ref).list, [now])
+    const total = Number(r[0])
+    const claimed = Number(r[1])
+    const stats: QueueStats = { total, claimed, free: total - claimed }
+    if (total > 0 && r.length >= 6) {
+      const oldCreated = Number(r[3])
+      const newCreated = Number(r[5])
+      stats.oldest = { id: String(r[2]), age: ageOf(oldCreated, now), created: oldCreated }
+      stats.newest = { id: String(r[4]), age: ageOf(newCreated, now), created: newCreated }
+    }
+    return stats
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Redis pool URIs: `redis://[[user]:password@]host[:port][/db][?options]`.
+ *
+ * | option            | values                 | default                  | meaning                                    |
+ * |-------------------|------------------------|--------------------------|--------------------------------------------|
+ * | `durability`      | `durable` \| `fast`    | the config's durability  | what a 201 promises (see docs/redis.md)    |
+ * | `wait`            | integer ≥ 0            | 0                        | replicas that must ack each write (WAIT)   |
+ * | `wait_timeout`    | ms > 0                 | 1000                     | how long WAIT may block                    |
+ * | `verify`          | `true` \| `false`      | true                     | check the server's persistence at connect  |
+ * | `command_timeout` | ms > 0                 | 10000                    | a command without a reply fails after this |
+ * | `connect_timeout` | ms > 0                 | 5000                     | first connection attempt                   |
+ * | `auto_pipelining` | `true` \| `false`      | false                    | ioredis auto-pipelining                    |
+ * | `gc_interval`     | ms ≥ 0 (0 = off)       | 1000                     | period of the background collector         |
+ *
+ * `redis+sentinel://` and `redis+cluster://` are recognised and refused until HA lands.
+ */
+import { MissiveError } from '../../../shared/errors.js'
+
+export type Durability = 'durable' | 'fast'
+
+export interface RedisPoolOptions {
+  host: string
+  port: number
+  db: number
+  username?: string
+  password?: string
+  durability: Durability
+  wait: number
+  waitTimeoutMs: number
+  verify: boolean
+  commandTimeoutMs: number
+  connectTimeoutMs: number
+  autoPipelining: boolean
+  gcIntervalMs: number
+}
+
+const bad = (msg: string): MissiveError => new MissiveError('bad_request', msg)
+
+function intOption(name: string, raw: string, min: number): number {
+  if (!/^\d+$/.test(raw) || Number(raw) < min) throw bad(`Redis pool option ${name} must be an integer ≥ ${min}, got "${raw}".`)
+  return Number(raw)
+}
+
+function boolOption(name: string, raw: string): boolean {
+  if (raw === 'true' || raw === '1' || raw === 'yes') return true
+  if (raw === 'false' || raw === '0' || raw === 'no') return false
+  throw bad(`Redis pool option ${name} must be true or false, got "${raw}".`)
+}
+
+/** True for the URI schemes this module understands (supported or not yet). */
+export const isRedisUri = (uri: string): boolean => /^redis(\+sentinel|\+cluster|s)?:\/\//i.test(uri)
+
+/**
+ * Parses a Redis pool URI. Throws `bad_request` with a clear message for unsupported schemes
+ * (Sentinel, Cluster, TLS) and for unknown or malformed options.
+ */
+export function parseRedisUri(uri: string, defaultDurability: Durability): RedisPoolOptions {
+  const scheme = /^([a-z+]+):\/\//i.exec(uri)?.[1]?.toLowerCase()
+  if (scheme === 'redis+sentinel' || scheme === 'redis+cluster') {
+    throw bad(`Redis ${scheme === 'redis+sentinel' ? 'Sentinel' : 'Cluster'} pools (${scheme}://) are not yet supported; use redis://host:port.`)
+  }
+  if (scheme === 'rediss') throw bad('TLS Redis pools (rediss://) are not yet supported; use redis://host:port.')
+  if (scheme !== 'redis') throw bad(`Not a Redis pool URI: "${uri.slice(0, 16)}…".`)
+  let url: URL
+  try {
+    url = new URL(uri)
+  } catch {
+    throw bad('Malformed Redis pool URI; expected redis://[:password@]host:port[/db][?options].')
+  }
+  if (url.hostname === '') throw bad('The Redis pool URI names no host.')
+  const path = url.pathname.replace(/^\//, '')
+  if (path !== '' && !/^\d+$/.test(path)) throw bad(`The Redis pool URI's path must be a database number, got "/${path}".`)
+  const opts: RedisPoolOptions = {
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: url.port === '' ? 6379 : Number(url.port),
+    db: path === '' ? 0 : Number(path),
+    durability: defaultDurability,
+    wait: 0,
+    waitTimeoutMs: 1000,
+    verify: true,
+    commandTimeoutMs: 10_000,
+    connectTimeoutMs: 5000,
+    autoPipelining: false,
+    gcIntervalMs: 1000,
+  }
+  if (url.username !== '') opts.username = decodeURIComponent(url.username)
+  if (url.password !== '') opts.password = decodeURIComponent(url.password)
+  for (const [name, value] of url.searchParams) {
+    switch (name) {
+      case 'durability':
+        if (value !== 'durable' && value !== 'fast') throw bad(`Redis pool option durability must be durable or fast, got "${value}".`)
+        opts.durability = value
+        break
+      case 'wait':
+        opts.wait = intOption(name, value, 0)
+        break
+      case 'wait_timeout':
+        opts.waitTimeoutMs = intOption(name, value, 1)
+        break
+      case 'verify':
+        opts.verify = boolOption(name, value)
+        break
+      case 'command_timeout':
+        opts.commandTimeoutMs = intOption(name, value, 1)
+        break
+      case 'connect_timeout':
+        opts.connectTimeoutMs = intOption(name, value, 1)
+        break
+      case 'auto_pipelining':
+        opts.autoPipelining = boolOption(name, value)
+        break
+      case 'gc_interval':
+        opts.gcIntervalMs = intOption(name, value, 0)
+        break
+      default:
+        throw bad(
+          `Unknown Redis pool option "${name}" (known: durability, wait, wait_timeout, verify, command_timeout, connect_timeout, auto_pipelining, gc_interval).`,
+        )
+    }
+  }
+  return opts
+}
+
+/** The URI with its password masked, for logs and errors. */
+export function redactRedisUri(uri: string): string {
+  return uri.replace(/^([a-z+]+:\/\/[^:/@]*:)[^@]*@/i, '$1***@')
+}
