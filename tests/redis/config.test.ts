@@ -1,0 +1,103 @@
+/**
+ * Pool URIs and the durability promise: the driver refuses a server whose persistence cannot
+ * keep what the pool promises, says so clearly (also when CONFIG is disabled), and maps an
+ * unreachable server and missing replica acks to `unavailable`.
+ */
+import t from 'tap'
+import { openDriver } from '../../worker/storage/index.js'
+import { parseRedisUri, redactRedisUri } from '../../worker/storage/redis/uri.js'
+import { freePort, startRedis, tempDir } from '../helpers/index.js'
+import { postOpts } from '../contract/suite.js'
+
+const open = async (t: Parameters<Parameters<typeof t.test>[1]>[0], uri: string) => {
+  const dataDir = await tempDir(t)
+  const driver = await openDriver(uri, { dataDir, durability: 'durable' })
+  t.teardown(() => driver.close())
+  return driver
+}
+
+t.test('URI parsing', async (t) => {
+  const o = parseRedisUri('redis://:s%40cret@127.0.0.1:7000/3?durability=fast&wait=2&wait_timeout=250&command_timeout=99', 'durable')
+  t.match(o, { host: '127.0.0.1', port: 7000, db: 3, password: 's@cret', durability: 'fast', wait: 2, waitTimeoutMs: 250, commandTimeoutMs: 99, verify: true })
+  t.match(parseRedisUri('redis://h', 'fast'), { host: 'h', port: 6379, db: 0, durability: 'fast', wait: 0, autoPipelining: false })
+  t.match(parseRedisUri('redis://u:p@h:1', 'durable'), { username: 'u', password: 'p' })
+  t.equal(redactRedisUri('redis://u:secret@h:1/0'), 'redis://u:***@h:1/0')
+  for (const [uri, msg] of [
+    ['redis+sentinel://h1:26379,h2:26379/mymaster', /Sentinel.*not yet supported/],
+    ['redis+cluster://h1:7000', /Cluster.*not yet supported/],
+    ['rediss://h:1', /TLS.*not yet supported/],
+    ['redis://h:1?durabilty=fast', /Unknown Redis pool option "durabilty"/],
+    ['redis://h:1?durability=sometimes', /durability must be durable or fast/],
+    ['redis://h:1?wait=-1', /wait must be an integer/],
+    ['redis://h:1/x', /database number/],
+  ] as const) {
+    t.throws(() => parseRedisUri(uri, 'durable'), { code: 'bad_request', message: msg }, uri)
+  }
+  await t.rejects(openDriver('redis+cluster://h1:7000', { dataDir: '/tmp', durability: 'durable' }), {
+    code: 'bad_request',
+    message: /not yet supported/,
+  })
+})
+
+t.test('durable pool on a server without AOF is refused', async (t) => {
+  const server = await startRedis(t)
+  await t.rejects(open(t, server.url), {
+    code: 'bad_request',
+    message: /cannot keep the durability=durable promise: appendonly is "no" \(needs yes\); appendfsync is "everysec" \(needs always\)/,
+  })
+  await t.rejects(open(t, `${server.url}?durability=fast`), { code: 'bad_request', message: /appendonly is "no"/ })
+  const unchecked = await open(t, `${server.url}?verify=false`)
+  await t.resolves(unchecked.ping(), 'verify=false opens it anyway')
+})
+
+t.test('everysec keeps the fast promise, not the durable one', async (t) => {
+  const server = await startRedis(t, { appendfsync: 'everysec' })
+  await t.rejects(open(t, server.url), { code: 'bad_request', message: /appendfsync is "everysec" \(needs always\)/ })
+  const fast = await open(t, `${server.url}?durability=fast`)
+  t.equal(fast.kind, 'redis')
+})
+
+t.test('appendfsync always keeps both; fsync skipped on rewrite and allkeys eviction are refused', async (t) => {
+  const server = await startRedis(t, { appendfsync: 'always' })
+  t.equal((await open(t, server.url)).kind, 'redis', 'durable by default')
+  t.equal((await open(t, `${server.url}?durability=fast`)).kind, 'redis')
+  const lax = await startRedis(t, { appendfsync: 'always', args: ['--no-appendfsync-on-rewrite', 'yes', '--maxmemory-policy', 'allkeys-lru'] })
+  await t.rejects(open(t, lax.url), {
+    code: 'bad_request',
+    message: /no-appendfsync-on-rewrite is "yes" \(needs no\); maxmemory-policy is "allkeys-lru"/,
+  })
+})
+
+t.test('CONFIG renamed: a clear error that offers verify=false', async (t) => {
+  const server = await startRedis(t, { appendfsync: 'always', args: ['--rename-command', 'CONFIG', ''] })
+  await t.rejects(open(t, server.url), { code: 'bad_request', message: /CONFIG GET is disabled, renamed or not permitted.*verify=false/ })
+  t.equal((await open(t, `${server.url}?verify=false`)).kind, 'redis')
+})
+
+t.test('unreachable server: unavailable', async (t) => {
+  const port = await freePort()
+  await t.rejects(open(t, `redis://127.0.0.1:${port}?connect_timeout=500`), { code: 'unavailable', message: /Cannot reach the Redis server/ })
+})
+
+t.test('wait=n without replicas: writes fail with unavailable, reads work', async (t) => {
+  const server = await startRedis(t, { appendfsync: 'always' })
+  const driver = await open(t, `${server.url}?wait=1&wait_timeout=50`)
+  const ref = { project: 'p', queue: 'q' }
+  await t.rejects(driver.postMessages(ref, [{ body: '1' }], postOpts()), { code: 'unavailable', retryAfter: 1 })
+  t.equal((await driver.stats(ref)).total, 1, 'the primary has it; the 503 says the promise was not kept')
+  const noWait = await open(t, `${server.url}?wait=0`)
+  t.equal((await noWait.postMessages(ref, [{ body: '1' }], postOpts())).length, 1)
+})
+
+t.test('server gone mid-way: operations fail fast with unavailable', async (t) => {
+  const server = await startRedis(t, { appendfsync: 'always' })
+  const driver = await open(t, server.url)
+  const ref = { project: 'p', queue: 'q' }
+  await driver.postMessages(ref, [{ body: '1' }], postOpts())
+  await server.kill9()
+  const started = Date.now()
+  await t.rejects(driver.postMessages(ref, [{ body: '1' }], postOpts()), { code: 'unavailable' })
+  await t.rejects(driver.stats(ref), { code: 'unavailable' })
+  await t.rejects(driver.ping(), { code: 'unavailable' })
+  t.ok(Date.now() - started < 2000, 'no hanging on a dead server')
+})

@@ -1,0 +1,217 @@
+/**
+ * Edge cases of the Redis driver's Lua scripts, checked through the driver and against the
+ * indexes directly: empty queue, all claimed, mixed expiry, delayed, markers past the end,
+ * coalescing, bounded GC, and NOSCRIPT reload after SCRIPT FLUSH.
+ */
+import { randomUUID } from 'node:crypto'
+import t from 'tap'
+import { manualClock } from '../../shared/clock.js'
+import { queueKeys } from '../../worker/storage/redis/keys.js'
+import { listOpts, postOpts } from '../contract/suite.js'
+import { startRedis } from '../helpers/index.js'
+import { openRedisDriver, rawClient } from './util.js'
+
+const server = await startRedis(t, { appendfsync: 'everysec' })
+const CLAIM = { ttl: 300, grace: 60, limit: 10 }
+const SECOND = 1000
+
+const fresh = () => ({ project: `p-${randomUUID()}`, queue: 'q' })
+const bodies = (n: number, ttl?: number) => Array.from({ length: n }, (_, i) => ({ body: String(i), ...(ttl === undefined ? {} : { ttl }) }))
+
+async function sizes(redis: ReturnType<typeof rawClient>, ref: { project: string; queue: string }) {
+  const k = queueKeys(ref)
+  const [m, a, r, d, i, e, c, x] = await Promise.all([
+    redis.hlen(k.m), redis.zcard(k.a), redis.zcard(k.r), redis.zcard(k.d),
+    redis.zcard(k.i), redis.zcard(k.e), redis.hlen(k.c), redis.zcard(k.x),
+  ])
+  return { m, a, r, d, i, e, c, x }
+}
+
+t.test('empty queue', async (t) => {
+  const clock = manualClock()
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
+  const ref = fresh()
+  await driver.createQueue(ref, {})
+  t.equal(await driver.createClaim(ref, CLAIM), null)
+  t.same(await driver.popMessages(ref, 5), [])
+  const page = await driver.listMessages(ref, listOpts())
+  t.same(page.items, [])
+  t.notOk(page.next)
+  t.same(await driver.stats(ref), { total: 0, claimed: 0, free: 0 })
+  t.same(await driver.getMessages(ref, [randomUUID()]), [])
+  await t.resolves(driver.deleteMessages(ref, [randomUUID()], [randomUUID()]))
+})
+
+t.test('all claimed: claims and listings stop at once; the ready index is empty', async (t) => {
+  const clock = manualClock()
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
+  const redis = rawClient(t, server)
+  const ref = fresh()
+  await driver.postMessages(ref, bodies(30), postOpts())
+  for (let i = 0; i < 3; i++) t.equal((await driver.createClaim(ref, CLAIM))?.messages.length, 10)
+  t.equal(await driver.createClaim(ref, CLAIM), null, 'nothing left to claim')
+  t.same(await driver.popMessages(ref, 5), [])
+  t.match(await sizes(redis, ref), { m: 30, a: 30, r: 0, i: 30, c: 3, x: 3 })
+  const free = await driver.listMessages(ref, listOpts({ includeClaimed: false }))
+  t.same(free.items, [])
+  t.notOk(free.next)
+  t.match(await driver.stats(ref), { total: 30, claimed: 30, free: 0 })
+})
+
+t.test('mixed expiry: expired messages are never returned and are cleaned where met', async (t) => {
+  const clock = manualClock()
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
+  const redis = rawClient(t, server)
+  const ref = fresh()
+  const ids: string[] = []
+  for (let i = 0; i < 10; i++) ids.push(...(await driver.postMessages(ref, [{ body: String(i), ttl: i % 2 === 0 ? 60 : 3600 }], postOpts())))
+  const long = ids.filter((_, i) => i % 2 === 1)
+  clock.advance(61 * SECOND)
+  t.match(await driver.stats(ref), { total: 5, free: 5 }, 'stats exact before any GC')
+  t.equal((await sizes(redis, ref)).m, 10, 'nothing collected yet')
+  t.same((await driver.listMessages(ref, listOpts())).items.map((m) => m.id), long, 'list skips expired')
+  t.same((await driver.getMessages(ref, ids)).map((m) => m.id), long, 'bulk get skips expired')
+  const claim = (await driver.createClaim(ref, { ...CLAIM, limit: 3 }))!
+  t.same(claim.messages.map((m) => m.id), long.slice(0, 3), 'claim skips expired, FIFO')
+  const s = await sizes(redis, ref)
+  t.ok(s.m < 10, 'expired messages the claim met were deleted')
+  t.equal(s.r, 4, 'expired ids the claim did not reach wait for GC or the next claim')
+  t.same((await driver.popMessages(ref, 10)).map((m) => m.id), long.slice(3))
+  const gc = await driver.collectGarbage()
+  t.ok(gc.queues >= 1)
+  t.match(await sizes(redis, ref), { m: 3, a: 3, e: 3, r: 0 }, 'after GC only the claimed messages remain')
+})
+
+t.test('delayed: hidden from claims until due, then FIFO with the rest', async (t) => {
+  const clock = manualClock()
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
+  const redis = rawClient(t, server)
+  const ref = fresh()
+  await driver.createQueue(ref, { _default_message_delay: 30 })
+  const ids = await driver.postMessages(ref, [{ body: '"a"', delay: 60 }, { body: '"b"', delay: 0 }, { body: '"c"' }, { body: '"d"', delay: 0 }], postOpts())
+  t.match(await sizes(redis, ref), { r: 2, d: 2 })
+  t.same((await driver.createClaim(ref, { ...CLAIM, limit: 1 }))!.messages.map((m) => m.id), [ids[1]])
+  t.same((await driver.popMessages(ref, 5)).map((m) => m.id), [ids[3]])
+  t.equal(await driver.createClaim(ref, CLAIM), null, 'only delayed messages left')
+  clock.advance(30 * SECOND)
+  t.same((await driver.createClaim(ref, CLAIM))!.messages.map((m) => m.id), [ids[2]], 'the default delay is over')
+  clock.advance(30 * SECOND)
+  t.same((await driver.popMessages(ref, 5)).map((m) => m.id), [ids[0]])
+  t.match(await sizes(redis, ref), { r: 0, d: 0 })
+})
+
+t.test('markers past the end and malformed markers', async (t) => {
+  const clock = manualClock()
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
+  const ref = fresh()
+  await driver.postMessages(ref, bodies(3), postOpts())
+  const page = await driver.listMessages(ref, listOpts())
+  t.equal(page.items.length, 3)
+  const last = page.next!
+  for (const marker of [last, String(Number(last) + 1000), '9999999999999999', 'abc', '01', '']) {
+    const p = await driver.listMessages(ref, listOpts({ marker }))
+    if (marker === '') continue
+    t.same(p.items, [], `marker ${marker}`)
+    t.notOk(p.next)
+  }
+  t.equal((await driver.listMessages(ref, listOpts({ marker: '0' }))).items.length, 3, 'marker 0 starts at the head')
+  await driver.deleteQueue(ref)
+  clock.advance(1)
+  await driver.postMessages(ref, bodies(2), postOpts())
+  t.same((await driver.listMessages(ref, listOpts({ marker: last }))).items.length, 2, 'markers of a deleted incarnation do not hide the new one')
+})
+
+t.test('claims and releases keep FIFO; renew after release; claim records shrink on renew', async (t) => {
+  const clock = manualClock()
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
+  const ref = fresh()
+  const ids = await driver.postMessages(ref, bodies(6), postOpts())
+  const c1 = (await driver.createClaim(ref, { ...CLAIM, limit: 2 }))!
+  const c2 = (await driver.createClaim(ref, { ...CLAIM, limit: 2 }))!
+  await driver.releaseClaim(ref, c1.id)
+  t.same((await driver.createClaim(ref, { ...CLAIM, limit: 3 }))!.messages.map((m) => m.id), [ids[0], ids[1], ids[4]], 'released messages go back to their place')
+  await driver.deleteMessage(ref, ids[2], c2.id)
+  await driver.renewClaim(ref, c2.id, { ttl: 100, grace: 60 })
+  t.same((await driver.getClaim(ref, c2.id))!.messages.map((m) => m.id), [ids[3]])
+  await t.rejects(driver.renewClaim(ref, c1.id, { ttl: 100, grace: 60 }), { code: 'not_found' }, 'a released claim is gone')
+})
+
+t.test('expired claims come back to the ready index in FIFO order', async (t) => {
+  const clock = manualClock()
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
+  const ref = fresh()
+  const ids = await driver.postMessages(ref, bodies(4), postOpts())
+  await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 2 })
+  clock.advance(61 * SECOND)
+  const again = (await driver.createClaim(ref, CLAIM))!
+  t.same(again.messages.map((m) => m.id), ids)
+  t.same(again.messages.map((m) => m.claimCount), [2, 2, 1, 1])
+})
+
+t.test('coalescing: concurrent posts become one script call, each with its own ids and errors', async (t) => {
+  const clock = manualClock()
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
+  const redis = rawClient(t, server)
+  const ref = fresh()
+  await driver.createQueue(ref, { _max_messages_post_size: 1000 })
+  const calls = async () => {
+    const info = await redis.info('commandstats')
+    const n = (cmd: string) => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(info)?.[1] ?? 0)
+    return n('evalsha') + n('eval')
+  }
+  const before = await calls()
+  const results = await Promise.allSettled(
+    Array.from({ length: 20 }, (_, i) => driver.postMessages(ref, bodies(5), postOpts({ requestBytes: i === 7 ? 5000 : 100 }))),
+  )
+  const after = await calls()
+  t.equal(after - before, 1, 'one script call for 20 posts')
+  t.equal(results.filter((r) => r.status === 'fulfilled').length, 19)
+  t.match(results[7], { status: 'rejected', reason: { code: 'bad_request', message: /Max size 1000/ } }, 'the oversized post fails alone')
+  const ids = results.flatMap((r) => (r.status === 'fulfilled' ? r.value : []))
+  t.equal(new Set(ids).size, 95)
+  const listed = (await driver.listMessages(ref, listOpts({ limit: 100 }))).items.map((m) => m.id)
+  t.same(listed, ids, 'FIFO in call order')
+
+  const before2 = await calls()
+  const claims = await Promise.all(Array.from({ length: 12 }, () => driver.createClaim(ref, { ...CLAIM, limit: 10 })))
+  t.equal((await calls()) - before2, 1, 'one script call for 12 claims')
+  const claimed = claims.flatMap((c) => (c === null ? [] : c.messages.map((m) => m.id)))
+  t.equal(new Set(claimed).size, 95, 'disjoint, every message once')
+  t.equal(claims.filter((c) => c === null).length, 2)
+})
+
+t.test('GC works in bounded steps', async (t) => {
+  const clock = manualClock()
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock, gcStep: 1000 })
+  const redis = rawClient(t, server)
+  const ref = fresh()
+  for (let i = 0; i < 5; i++) await driver.postMessages(ref, bodies(500, 60), postOpts())
+  const claim = (await driver.createClaim(ref, { ttl: 60, grace: 0, limit: 5 }))!
+  clock.advance(3601 * SECOND)
+  const steps: number[] = []
+  for (let i = 0; i < 10; i++) {
+    const own = await driver.collectGarbage()
+    steps.push(own.messages)
+    if ((await sizes(redis, ref)).m === 0) break
+  }
+  t.ok(steps.every((n) => n <= 1000 * 100), 'each step bounded')
+  t.match(await sizes(redis, ref), { m: 0, a: 0, r: 0, i: 0, e: 0, c: 0, x: 0 }, 'everything expired is gone')
+  t.equal(await driver.getClaim(ref, claim.id), null)
+})
+
+t.test('NOSCRIPT: scripts reload after SCRIPT FLUSH', async (t) => {
+  for (const query of ['durability=fast', 'durability=fast&auto_pipelining=true']) {
+    const clock = manualClock()
+    const driver = await openRedisDriver(t, server, { query, clock })
+    const redis = rawClient(t, server)
+    const ref = fresh()
+    await driver.postMessages(ref, bodies(2), postOpts())
+    await redis.script('FLUSH')
+    const ids = await driver.postMessages(ref, bodies(2), postOpts())
+    t.equal(ids.length, 2, `post after flush (${query})`)
+    t.equal((await driver.createClaim(ref, CLAIM))?.messages.length, 4, `claim after flush (${query})`)
+    await redis.script('FLUSH')
+    const results = await Promise.all([driver.stats(ref), driver.listMessages(ref, listOpts()), driver.getMessages(ref, ids)])
+    t.equal(results[0].total, 4, `several scripts in one pipeline after flush (${query})`)
+  }
+})
