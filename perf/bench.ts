@@ -1,0 +1,687 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: starts Missive itself (embedded SQLite store, and a Redis pool when
+ * redis-server is installed and the Redis driver works), measures the ceilings in the same run
+ * (a uWS hello-world, raw Redis pipelined writes), runs the standard suite against each store,
+ * and writes perf/results/<date>-<commit>.{json,md,svg}. See docs/benchmarks.md.
+ */
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import { join, relative, resolve } from 'node:path'
+import { helpText, parseArgs, UsageError, type FlagSpec } from './lib/args.js'
+import { autocannonPost, autocannonRun, engineHello, redisBenchmark, redisPipelined, wrkHello, type RedisCeiling, type ThroughputCeiling } from './lib/ceilings.js'
+import { HttpConnection } from './lib/http-client.js'
+import { runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
+import { hasBinary, killAll, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
+import { REPORT_VERSION, renderMarkdown, renderSvg, type CpuUse, type Report, type ScenarioResult, type StoreResult, type TargetResult } from './lib/report.js'
+import { round } from './lib/stats.js'
+import { ZaqarRequests } from './lib/zaqar.js'
+
+export const BENCH_FLAGS: FlagSpec[] = [
+  { name: 'quick', type: 'boolean', default: false, help: 'tiny smoke suite (< 60 s): short scenarios, no cross-checks, no durability/queue-count runs' },
+  { name: 'out', type: 'string', default: 'perf/results', help: 'directory for the report files (relative to the repository root)' },
+  { name: 'profile', type: 'boolean', default: false, help: 'write CPU profiles of proxy and workers to <out>/profiles-<date>/<store>/' },
+  { name: 'stores', type: 'list', default: ['sqlite', 'redis'], help: 'stores to run: sqlite, redis' },
+  { name: 'duration', type: 'number', default: undefined, help: 'seconds per scenario (default 8; --quick 1.5)' },
+  { name: 'connections', type: 'number', default: 32, help: 'closed-loop connections (mixed: half producers, half consumers)' },
+  { name: 'open-connections', type: 'number', default: 64, help: 'open-loop connection pool' },
+  { name: 'queues', type: 'number', default: 4, help: 'queues for the standard scenarios' },
+  { name: 'tenants', type: 'number', default: 1, help: 'projects the queues are spread over' },
+  { name: 'size', type: 'number', default: 200, help: 'bytes of JSON per message' },
+  { name: 'rates', type: 'list', default: undefined, help: 'open-loop offered rates, messages/s each way (default 1000,5000,10000,20000; --quick 1000,5000)' },
+  { name: 'many-queues', type: 'number', default: 10000, help: 'queue count of the T7 scenario' },
+  { name: 'help', type: 'boolean', default: false, help: 'show this help' },
+]
+
+interface Ctx {
+  quick: boolean
+  durationS: number
+  connections: number
+  openConnections: number
+  queues: number
+  tenants: number
+  size: number
+  rates: number[]
+  manyQueues: number
+  tmp: string
+  profileRoot: string | null
+  helloEngine: number | null
+  helloAutocannon: number | null
+  redisWrites: number | null
+  notes: string[]
+  clkTck: number
+}
+
+const log = (msg: string): void => {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`)
+}
+
+function git(args: string[]): string {
+  try {
+    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+  } catch {
+    return ''
+  }
+}
+
+function baseLoad(ctx: Ctx, url: string, over: Partial<LoadOptions>): LoadOptions {
+  return {
+    url,
+    producers: 0,
+    consumers: 0,
+    observers: 0,
+    batch: 10,
+    claimLimit: 10,
+    deleteMode: 'bulk',
+    size: ctx.size,
+    queues: ctx.queues,
+    tenants: ctx.tenants,
+    durationS: ctx.durationS,
+    rate: 0,
+    connections: ctx.connections,
+    prefix: 'bench',
+    ...over,
+  }
+}
+
+/** CPU seconds (user + system) of a process, from /proc; null when gone. */
+function cpuSeconds(pid: number, clkTck: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / clkTck
+  } catch {
+    return null
+  }
+}
+
+interface CpuProbe {
+  sample(): Map<string, number>
+}
+
+function cpuProbe(ctx: Ctx, svc: MissiveService | null, redis: RedisService | null): CpuProbe {
+  return {
+    sample() {
+      const m = new Map<string, number>()
+      if (svc) {
+        const roles = svc.roles()
+        let w = 0
+        for (const p of roles.workers) w += cpuSeconds(p, ctx.clkTck) ?? 0
+        let px = 0
+        for (const p of roles.proxy) px += cpuSeconds(p, ctx.clkTck) ?? 0
+        m.set('proxy', px)
+        m.set('workers', w)
+      }
+      if (redis) m.set('redis', cpuSeconds(redis.pid, ctx.clkTck) ?? 0)
+      const u = process.cpuUsage()
+      m.set('loadgen', (u.user + u.system) / 1e6)
+      return m
+    },
+  }
+}
+
+function cpuDelta(a: Map<string, number>, b: Map<string, number>, seconds: number): CpuUse {
+  const out: CpuUse = {}
+  for (const [k, v] of b) {
+    const d = v - (a.get(k) ?? 0)
+    ;(out as Record<string, number>)[k] = round(d / seconds, 2)
+  }
+  return out
+}
+
+/** Post one message, claim it, delete it: proves the store works before measuring it. */
+async function smoke(url: string): Promise<string | null> {
+  const u = new URL(url)
+  const c = new HttpConnection(u.hostname, Number(u.port), 10_000)
+  const z = new ZaqarRequests(u.host, 1, 100)
+  const t = { project: 'bench-smoke', queue: 'smoke' }
+  try {
+    const p = await c.request(...z.post(t))
+    if (p.status !== 201) return `POST messages answered ${p.status}: ${p.body.toString('utf8').slice(0, 200)}`
+    const cl = await c.request(...z.claim(t, 1))
+    if (cl.status !== 201) return `POST claims answered ${cl.status}: ${cl.body.toString('utf8').slice(0, 200)}`
+    const ids = (JSON.parse(cl.body.toString('utf8')) as { messages: { id: string }[] }).messages.map((m) => m.id)
+    const d = await c.request(z.deleteIds(t, ids))
+    if (d.status !== 204) return `DELETE messages answered ${d.status}`
+    return null
+  } catch (err) {
+    return (err as Error).message
+  } finally {
+    c.close()
+  }
+}
+
+function autocannonToLoad(r: Awaited<ReturnType<typeof autocannonPost>>, batch: number, durationS: number): LoadResult {
+  const count = Math.round(r.reqPerS * durationS)
+  const ok = Math.max(0, count - r.non2xx - r.errors)
+  const failures: Record<string, number> = {}
+  if (r.non2xx) failures.non2xx = r.non2xx
+  if (r.errors) failures.error = r.errors
+  return {
+    mode: 'closed',
+    seconds: durationS,
+    offered: null,
+    msgsInPerS: round((ok * batch) / durationS, 1),
+    msgsOutPerS: 0,
+    reqPerS: r.reqPerS,
+    emptyClaims: 0,
+    unsent: 0,
+    failures: r.non2xx + r.errors,
+    ops: { post: { count, rps: r.reqPerS, mean: 0, p50: r.p50 ?? 0, p90: r.p90, p99: r.p99 ?? 0, p999: 0, max: r.max, failures } },
+  }
+}
+
+interface StoreVariant {
+  key: string
+  label: string
+}
+
+interface StoreSetup {
+  name: string
+  main: StoreVariant
+  /** Other persistence settings, each measured with the post-10 scenario only (T6). */
+  alts: StoreVariant[]
+  start(variant: string, profileDir: string | null): Promise<{ svc: MissiveService; redis: RedisService | null; pool: string; config: Record<string, unknown> }>
+}
+
+async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
+  const result: StoreResult = { store: setup.name, pool: '', available: false, config: {}, scenarios: [] }
+  let current: { svc: MissiveService; redis: RedisService | null } | null = null
+  const stopCurrent = async (): Promise<void> => {
+    if (current === null) return
+    const c = current
+    current = null
+    await c.svc.stop().catch(() => undefined)
+    await c.redis?.stop().catch(() => undefined)
+  }
+  try {
+    const profileDir = ctx.profileRoot ? join(ctx.profileRoot, setup.name) : null
+    if (profileDir) await mkdir(profileDir, { recursive: true })
+    let started
+    try {
+      started = await setup.start(setup.main.key, profileDir)
+    } catch (err) {
+      result.reason = err instanceof StartError ? `Missive did not start on this pool: ${err.message}` : (err as Error).message
+      log(`${setup.name}: not available (${result.reason})`)
+      return result
+    }
+    current = started
+    result.pool = started.pool
+    result.config = { setting: setup.main.label, ...started.config }
+    const smokeErr = await smoke(started.svc.url)
+    if (smokeErr !== null) {
+      result.reason = `smoke test failed: ${smokeErr}`
+      log(`${setup.name}: not available (${result.reason})`)
+      return result
+    }
+    result.available = true
+    const url = started.svc.url
+
+    const run = async (id: string, title: string, over: Partial<LoadOptions>, notes: string[] = []): Promise<ScenarioResult> => {
+      const lo = baseLoad(ctx, url, over)
+      log(`${setup.name}: ${id} …`)
+      const probe = cpuProbe(ctx, current?.svc ?? null, current?.redis ?? null)
+      const c0 = probe.sample()
+      const t0 = performance.now()
+      const r = await runLoad(lo)
+      const c1 = probe.sample()
+      const sr = finish(ctx, id, title, 'engine', lo, r, cpuDelta(c0, c1, (performance.now() - t0) / 1000), notes, setup.name)
+      result.scenarios.push(sr)
+      log(`${setup.name}: ${id}: ${fmtLine(r)}`)
+      return sr
+    }
+    const knobsOf = (lo: Partial<LoadOptions>) => lo
+
+    // Warm-up (not recorded): JIT, SQLite page cache, connections.
+    await runLoad(baseLoad(ctx, url, { producers: 8, durationS: ctx.quick ? 0.5 : 2, prefix: 'warmup' }))
+
+    const d = ctx.durationS
+    const conns = ctx.connections
+    const half = Math.max(1, Math.floor(conns / 2))
+    let stock = 0
+    const post1 = await run('post1', 'post, 1 msg/request', { producers: conns, batch: 1 })
+    stock += post1.result.msgsInPerS * post1.result.seconds
+    const post10 = await run('post10', 'post, 10 msgs/request', { producers: conns, batch: 10 })
+    stock += post10.result.msgsInPerS * post10.result.seconds
+
+    if (!ctx.quick) {
+      for (const batch of [1, 10]) {
+        log(`${setup.name}: autocannon-post${batch} …`)
+        const dur = Math.max(1, Math.round(d * 0.6))
+        const ac = await autocannonPost(url, { connections: conns, durationS: dur, batch, size: ctx.size, queues: ctx.queues, tenants: 1 })
+        const lr = autocannonToLoad(ac, batch, dur)
+        stock += lr.msgsInPerS * dur
+        const lo = { producers: conns, batch, queues: ctx.queues, tenants: 1, durationS: dur }
+        result.scenarios.push(finish(ctx, `autocannon-post${batch}`, `post, ${batch} msg${batch > 1 ? 's' : ''}/request (autocannon cross-check)`, 'autocannon', knobsOf(lo), lr, {}, ['one tenant, one Client-ID for all connections'], setup.name))
+      }
+    }
+
+    await run('observe', 'observers: list 10', { observers: conns, durationS: Math.max(1, d * 0.6) })
+
+    // Consumers need messages waiting: top the queues up so they cannot run dry.
+    const prefill = async (want: number): Promise<void> => {
+      const missing = want - stock
+      if (missing <= 0) return
+      const rate = Math.max(1000, post10.result.msgsInPerS)
+      const secs = Math.min(ctx.quick ? 2 : d * 1.5, missing / rate + 0.5)
+      log(`${setup.name}: prefill ~${Math.round(missing)} messages (${secs.toFixed(1)} s) …`)
+      const r = await runLoad(baseLoad(ctx, url, { producers: conns, batch: 50, durationS: secs }))
+      stock += r.msgsInPerS * r.seconds
+    }
+    const consumeEstimate = Math.max(post10.result.msgsInPerS, 2000) * d * 1.3
+    await prefill(consumeEstimate)
+    const cb = await run('consume-bulk', 'consume: claim 10 + bulk delete', { consumers: conns, claimLimit: 10, deleteMode: 'bulk' })
+    stock -= cb.result.msgsOutPerS * cb.result.seconds
+    if (!ctx.quick) {
+      await prefill(Math.max(cb.result.msgsOutPerS, 2000) * d * 1.3)
+      const cs = await run('consume-single', 'consume: claim 10 + delete each', { consumers: conns, claimLimit: 10, deleteMode: 'single' })
+      stock -= cs.result.msgsOutPerS * cs.result.seconds
+    }
+    const mixed = await run('mixed', `mixed: ${half} producers + ${conns - half} consumers, batches of 10`, { producers: half, consumers: conns - half })
+    stock += (mixed.result.msgsInPerS - mixed.result.msgsOutPerS) * mixed.result.seconds
+
+    if (!ctx.quick) {
+      await run('post10-q1', 'post, 10 msgs/request, 1 queue', { producers: conns, batch: 10, queues: 1, tenants: 1, prefix: 'q1' })
+      await run(`post10-q${ctx.manyQueues}`, `post, 10 msgs/request, ${ctx.manyQueues.toLocaleString('en-US')} queues`, {
+        producers: conns,
+        batch: 10,
+        queues: ctx.manyQueues,
+        tenants: 1,
+        prefix: 'many',
+      })
+    }
+
+    for (const rate of ctx.rates) {
+      await run(`open-mixed-${rate}`, `open loop, mixed, batches of 10, ${rate.toLocaleString('en-US')} msgs/s each way`, {
+        producers: 1,
+        consumers: 1,
+        rate,
+        connections: ctx.openConnections,
+        prefix: 'open',
+      })
+    }
+
+    // Profiles are written when the processes exit: name them by role first.
+    const roles = started.svc.roles()
+    const supervisorPid = started.svc.pid
+    await stopCurrent()
+    if (profileDir) await nameProfiles(profileDir, roles, supervisorPid)
+
+    if (!ctx.quick) {
+      // T6: the same post-10 run with the other persistence settings.
+      for (const alt of setup.alts) {
+        const id = `post10-${alt.key}`
+        const title = `post, 10 msgs/request — ${alt.label}`
+        try {
+          current = await setup.start(alt.key, null)
+          await runLoad(baseLoad(ctx, current.svc.url, { producers: 8, durationS: 1, prefix: 'warmup' }))
+          await run(id, title, { producers: conns, batch: 10 })
+        } catch (err) {
+          result.scenarios.push({
+            id,
+            title,
+            tool: 'engine',
+            knobs: {},
+            result: emptyResult(),
+            ratios: { reqToHello: null, msgsToRedisWrites: null },
+            cpu: {},
+            serverCpu: null,
+            notes: [`not measured: ${(err as Error).message}`],
+          })
+        } finally {
+          await stopCurrent()
+        }
+      }
+    }
+  } catch (err) {
+    log(`${setup.name}: suite failed: ${(err as Error).stack ?? String(err)}`)
+    ctx.notes.push(`${setup.name}: the suite stopped early: ${(err as Error).message}`)
+  } finally {
+    await stopCurrent()
+  }
+  return result
+}
+
+function emptyResult(): LoadResult {
+  return { mode: 'closed', seconds: 0, offered: null, msgsInPerS: 0, msgsOutPerS: 0, reqPerS: 0, emptyClaims: 0, unsent: 0, failures: 0, ops: {} }
+}
+
+function fmtLine(r: LoadResult): string {
+  const ops = Object.entries(r.ops)
+    .map(([k, v]) => `${k} p50 ${v.p50} p99 ${v.p99} max ${v.max} ms${Object.keys(v.failures).length ? ` fail ${JSON.stringify(v.failures)}` : ''}`)
+    .join('; ')
+  return `${r.msgsInPerS} in/s, ${r.msgsOutPerS} out/s, ${r.reqPerS} req/s; ${ops}`
+}
+
+/** Server CPU (proxy + workers + Redis) per request and per message: robust to a busy machine. */
+function serverCpu(cpu: CpuUse, r: LoadResult): { usPerReq: number; usPerMsg: number } | null {
+  if (cpu.proxy === undefined) return null
+  const cores = (cpu.proxy ?? 0) + (cpu.workers ?? 0) + (cpu.redis ?? 0)
+  const msgs = r.msgsInPerS + r.msgsOutPerS
+  return {
+    usPerReq: r.reqPerS > 0 ? round((cores * 1e6) / r.reqPerS, 1) : 0,
+    usPerMsg: msgs > 0 ? round((cores * 1e6) / msgs, 1) : 0,
+  }
+}
+
+function finish(ctx: Ctx, id: string, title: string, tool: 'engine' | 'autocannon', lo: Partial<LoadOptions>, r: LoadResult, cpu: CpuUse, notes: string[], store: string): ScenarioResult {
+  const hello = tool === 'engine' ? ctx.helloEngine : ctx.helloAutocannon
+  const n = [...notes]
+  if (r.emptyClaims > 0) n.push(`${r.emptyClaims} claims found nothing to claim (204)`)
+  if (r.unsent > 0) n.push(`${r.unsent} requests were still queued in the load generator when the run ended (overload); counted as failures with their wait as latency`)
+  const { url: _u, ...knobs } = lo as LoadOptions
+  return {
+    id,
+    title,
+    tool,
+    knobs,
+    result: r,
+    ratios: {
+      reqToHello: hello ? round(r.reqPerS / hello, 4) : null,
+      msgsToRedisWrites: ctx.redisWrites && store === 'redis' ? round((r.msgsInPerS + r.msgsOutPerS) / ctx.redisWrites, 4) : null,
+    },
+    cpu,
+    serverCpu: serverCpu(cpu, r),
+    notes: n,
+  }
+}
+
+/** Renames CPU.<…>.<pid>.<…>.cpuprofile to <role>-<pid>.cpuprofile. */
+async function nameProfiles(dir: string, roles: { proxy: number[]; workers: number[] }, supervisor: number): Promise<void> {
+  // Children write their profile as they exit; give the file system a moment.
+  await new Promise((r) => setTimeout(r, 300))
+  for (const f of await readdir(dir)) {
+    const m = /^CPU\.\d+\.\d+\.(\d+)\..*\.cpuprofile$/.exec(f)
+    if (!m) continue
+    const pid = Number(m[1])
+    const role = roles.proxy.includes(pid) ? 'proxy' : roles.workers.includes(pid) ? `worker-${roles.workers.indexOf(pid)}` : pid === supervisor ? 'supervisor' : 'other'
+    await rename(join(dir, f), join(dir, `${role}-${pid}.cpuprofile`))
+  }
+}
+
+function storeSetups(ctx: Ctx, stores: string[]): StoreSetup[] {
+  const out: StoreSetup[] = []
+  if (stores.includes('sqlite')) {
+    out.push({
+      name: 'sqlite',
+      main: { key: 'durable', label: 'durability=durable (fsync before 201; group commit)' },
+      alts: [{ key: 'fast', label: 'durability=fast' }],
+      async start(variant, profileDir) {
+        const durability = variant === 'fast' ? 'fast' : 'durable'
+        const dataDir = await mkdtemp(join(ctx.tmp, `sqlite-${variant}-`))
+        const svc = await startMissive({ dataDir, pool: 'sqlite:', durability, profileDir: profileDir ?? undefined })
+        return { svc, redis: null, pool: 'sqlite:', config: { durability, workers: 1 } }
+      },
+    })
+  }
+  if (stores.includes('redis')) {
+    // fast = AOF everysec (the least durable setting the driver accepts as is); durable = AOF
+    // always; none = no persistence at all (verify=false), the PERF.md baseline for T6.
+    const aof: Record<string, 'always' | 'everysec' | undefined> = { fast: 'everysec', durable: 'always', none: undefined }
+    out.push({
+      name: 'redis',
+      main: { key: 'fast', label: 'durability=fast, AOF appendfsync everysec' },
+      alts: [
+        { key: 'durable', label: 'durability=durable, AOF appendfsync always' },
+        { key: 'none', label: 'no persistence (appendonly no, verify=false)' },
+      ],
+      async start(variant, profileDir) {
+        if (!hasBinary('redis-server')) throw new StartError('redis-server is not installed')
+        const dir = await mkdtemp(join(ctx.tmp, `redis-${variant}-`))
+        const appendfsync = aof[variant]
+        const redis = await startRedis({ dir, appendfsync })
+        try {
+          const dataDir = await mkdtemp(join(ctx.tmp, `redis-md-${variant}-`))
+          const durability = variant === 'durable' ? 'durable' : 'fast'
+          const pool = variant === 'none' ? `${redis.url}?verify=false` : redis.url
+          const svc = await startMissive({ dataDir, pool, durability, profileDir: profileDir ?? undefined })
+          return {
+            svc,
+            redis,
+            pool: pool.replace(/:\d+(\?|$)/, ':<port>$1'),
+            config: { redis: redis.version, durability, appendonly: appendfsync ? 'yes' : 'no', appendfsync: appendfsync ?? '—', workers: 1 },
+          }
+        } catch (err) {
+          await redis.stop()
+          throw err
+        }
+      },
+    })
+  }
+  return out
+}
+
+function evaluateTargets(stores: StoreResult[]): TargetResult[] {
+  const redis = stores.find((s) => s.store === 'redis' && s.available)
+  const primary = redis ?? stores.find((s) => s.available) ?? null
+  const storeName = primary ? (redis ? 'redis' : `${primary.store} (Redis pool not available)`) : null
+  const sc = (id: string): ScenarioResult | undefined => primary?.scenarios.find((s) => s.id === id && s.result.seconds > 0)
+  const out: TargetResult[] = []
+  const add = (id: string, what: string, target: string, measured: string | null, pass: boolean | null): void => {
+    out.push({ id, what, target, store: storeName, measured: measured ?? 'not measured in this run', status: pass === null ? 'n/a' : pass ? 'pass' : 'fail' })
+  }
+  const f = (v: number): string => Math.round(v).toLocaleString('en-US')
+  const opens = (primary?.scenarios ?? []).filter((s) => s.result.mode === 'open').sort((a, b) => a.result.offered! - b.result.offered!)
+  const worstP99 = (s: ScenarioResult): number => Math.max(...Object.values(s.result.ops).map((o) => o.p99))
+  const cleanOpen = (s: ScenarioResult): boolean => worstP99(s) <= 10 && s.result.failures === 0
+  const best = opens.filter(cleanOpen).pop()
+  add(
+    'R1',
+    'roadmap: p99 ≤ 10 ms for every operation (open loop, mixed, batches of 10)',
+    'at ≥ 10,000 msgs/s each way',
+    opens.length ? (best ? `p99 ≤ 10 ms up to ${f(best.result.offered!)} msgs/s` : `p99 > 10 ms already at ${f(opens[0].result.offered!)} msgs/s`) : null,
+    opens.length ? (best?.result.offered ?? 0) >= 10_000 : null,
+  )
+  const p10 = sc('post10')
+  const cb = sc('consume-bulk')
+  add('R2', 'roadmap: ≥ 10k msgs/s per tenant (one tenant, post 10 and claim+bulk delete, closed loop)', '≥ 10,000 msgs/s in and out',
+    p10 && cb ? `${f(p10.result.msgsInPerS)} in, ${f(cb.result.msgsOutPerS)} out` : null,
+    p10 && cb ? p10.result.msgsInPerS >= 10_000 && cb.result.msgsOutPerS >= 10_000 : null)
+  add('T1', 'post, 10 per request, closed loop', '≥ 60,000 msgs/s', p10 ? `${f(p10.result.msgsInPerS)} msgs/s` : null, p10 ? p10.result.msgsInPerS >= 60_000 : null)
+  const p1 = sc('post1')
+  add('T2', 'post, 1 per request, closed loop', '≥ 15,000 req/s', p1 ? `${f(p1.result.reqPerS)} req/s` : null, p1 ? p1.result.reqPerS >= 15_000 : null)
+  add('T3', 'claim 10 + bulk delete, closed loop', '≥ 30,000 msgs/s', cb ? `${f(cb.result.msgsOutPerS)} msgs/s` : null, cb ? cb.result.msgsOutPerS >= 30_000 : null)
+  const o10 = opens.find((s) => s.result.offered === 10_000)
+  add('T4', 'open loop, mixed, batches of 10, 10k msgs/s in and out, one tenant', 'p99 ≤ 10 ms for every request type',
+    o10 ? Object.entries(o10.result.ops).map(([k, v]) => `${k} p99 ${v.p99} ms`).join(', ') + (o10.result.failures ? `, ${o10.result.failures} failed` : '') : null,
+    o10 ? cleanOpen(o10) : null)
+  add('T5', '≥ 10× Zaqar 15 everywhere (same run)', '≥ 10×', p10 && p1 && cb
+    ? `Zaqar is not installed here; against PERF.md's Zaqar anchor (another run): post1 ${(p1.result.reqPerS / 950).toFixed(1)}×, post10 ${(p10.result.msgsInPerS / 7300).toFixed(1)}×, claim+delete ${(cb.result.msgsOutPerS / 2500).toFixed(1)}×`
+    : null, null)
+  // T6 compares the durable rate with the non-durable one.
+  const [dur, non, t6label] = redis
+    ? [sc('post10-durable'), sc('post10-none'), 'AOF always vs no persistence']
+    : [sc('post10'), sc('post10-fast'), 'SQLite durable vs fast']
+  if (dur && non) {
+    const r = dur.result.msgsInPerS / Math.max(1, non.result.msgsInPerS)
+    add('T6', `durable vs non-durable, post 10 (${t6label})`, '≥ 60 %', `${f(dur.result.msgsInPerS)} vs ${f(non.result.msgsInPerS)} msgs/s = ${Math.round(r * 100)} %`, r >= 0.6)
+  } else add('T6', `durable vs non-durable, post 10 (${t6label})`, '≥ 60 %', null, null)
+  const q1 = sc('post10-q1')
+  const qm = primary?.scenarios.find((s) => /^post10-q\d{3,}$/.test(s.id))
+  if (q1 && qm) {
+    const r = qm.result.msgsInPerS / Math.max(1, q1.result.msgsInPerS)
+    add('T7', `${qm.knobs.queues} queues vs 1 queue, post 10`, '≥ 90 %', `${f(qm.result.msgsInPerS)} vs ${f(q1.result.msgsInPerS)} msgs/s = ${Math.round(r * 100)} %`, r >= 0.9)
+  } else add('T7', 'many queues vs 1 queue, post 10', '≥ 90 %', null, null)
+  return out
+}
+
+async function main(): Promise<void> {
+  let a
+  try {
+    a = parseArgs(process.argv.slice(2), BENCH_FLAGS)
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`bench: ${err.message}\n\nUsage: npm run bench -- [flags]\n${helpText(BENCH_FLAGS)}\n`)
+      process.exit(2)
+    }
+    throw err
+  }
+  if (a.help) {
+    process.stdout.write(`Usage: npm run bench -- [flags]   (or: node dist/perf/bench.js [flags])\n\n${helpText(BENCH_FLAGS)}\n`)
+    return
+  }
+  const quick = a.quick === true
+  const started = new Date()
+  const date = started.toISOString().slice(0, 10)
+  const outDir = resolve(ROOT, String(a.out))
+  await mkdir(outDir, { recursive: true })
+  // Read the commit once, at the start: HEAD may move while the run lasts.
+  const commit = {
+    hash: git(['rev-parse', 'HEAD']) || 'unknown',
+    short: git(['rev-parse', '--short', 'HEAD']) || 'nogit',
+    dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '',
+    subject: git(['log', '-1', '--format=%s']),
+  }
+  const short = commit.short
+  const base = join(outDir, `${date}-${short}${quick ? '-quick' : ''}`)
+  const tmp = await mkdtemp(join(os.tmpdir(), 'mbench-'))
+  const clk = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100
+  const ctx: Ctx = {
+    quick,
+    durationS: Number(a.duration ?? (quick ? 1.5 : 8)),
+    connections: Number(a.connections),
+    openConnections: Number(a['open-connections']),
+    queues: Number(a.queues),
+    tenants: Number(a.tenants),
+    size: Number(a.size),
+    rates: ((a.rates as string[] | undefined) ?? (quick ? ['1000', '5000'] : ['1000', '5000', '10000', '20000'])).map(Number),
+    manyQueues: Number(a['many-queues']),
+    tmp,
+    profileRoot: a.profile ? join(outDir, `profiles-${date}`) : null,
+    helloEngine: null,
+    helloAutocannon: null,
+    redisWrites: null,
+    notes: [],
+    clkTck: clk,
+  }
+  const loadStart = os.loadavg()
+  const t0 = performance.now()
+  const ceilings: Report['ceilings'] = {
+    hello: { engine: null, autocannon: null, wrk: null },
+    redis: { ioredis: null, redisBenchmark: null, available: false },
+  }
+  const stores: StoreResult[] = []
+  try {
+    if (!existsSync(join(ROOT, 'dist/perf/uws-hello.js'))) throw new Error('dist/perf is missing: run "npm run build" first (npm run bench does)')
+    // Ceiling 1: the uWS hello-world, through each load generator.
+    const hello = await startHello()
+    try {
+      const hd = quick ? 1.5 : 5
+      log('ceiling: uWS hello-world (bench engine) …')
+      ceilings.hello.engine = await engineHello(hello.url, ctx.connections, hd)
+      ctx.helloEngine = ceilings.hello.engine.reqPerS
+      log(`ceiling: engine ${ctx.helloEngine} req/s`)
+      if (!quick) {
+        log('ceiling: uWS hello-world (autocannon, wrk) …')
+        const ac = await autocannonRun({ url: hello.url, connections: ctx.connections, durationS: hd })
+        ceilings.hello.autocannon = { tool: 'autocannon', reqPerS: ac.reqPerS, p50: ac.p50, p99: ac.p99 } satisfies ThroughputCeiling
+        ctx.helloAutocannon = ac.reqPerS
+        ceilings.hello.wrk = await wrkHello(hello.url, ctx.connections, hd)
+        log(`ceiling: autocannon ${ac.reqPerS} req/s, wrk ${ceilings.hello.wrk?.reqPerS ?? 'n/a'} req/s`)
+      }
+    } finally {
+      await hello.stop()
+    }
+    // Ceiling 2: raw Redis pipelined writes.
+    if (hasBinary('redis-server')) {
+      const dir = await mkdtemp(join(tmp, 'redis-ceiling-'))
+      const r = await startRedis({ dir })
+      try {
+        log('ceiling: Redis pipelined writes …')
+        ceilings.redis.ioredis = await redisPipelined(r.url, quick ? 1 : 4)
+        ctx.redisWrites = ceilings.redis.ioredis.writesPerS
+        if (!quick) ceilings.redis.redisBenchmark = await redisBenchmark(r.port, 400_000)
+        ceilings.redis.available = true
+        log(`ceiling: ioredis ${ctx.redisWrites} writes/s, redis-benchmark ${ceilings.redis.redisBenchmark?.writesPerS ?? 'n/a'}`)
+      } catch (err) {
+        ceilings.redis.reason = (err as Error).message
+      } finally {
+        await r.stop()
+      }
+    } else {
+      ceilings.redis.reason = 'redis-server is not installed'
+    }
+
+    for (const setup of storeSetups(ctx, (a.stores as string[]) ?? [])) stores.push(await runStore(ctx, setup))
+
+    if (!quick) {
+      // The engine's ceiling again at the end: how much did the machine drift during the run?
+      const hello2 = await startHello()
+      try {
+        const again = await engineHello(hello2.url, ctx.connections, 3)
+        const drift = again.reqPerS / (ctx.helloEngine ?? again.reqPerS) - 1
+        ctx.notes.push(`hello-world ceiling re-measured at the end: ${Math.round(again.reqPerS).toLocaleString('en-US')} req/s (${drift >= 0 ? '+' : ''}${(drift * 100).toFixed(0)} % vs the start) — a measure of machine drift during the run.`)
+      } finally {
+        await hello2.stop()
+      }
+    }
+  } finally {
+    killAll()
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
+  }
+
+  const loadEnd = os.loadavg()
+  if (loadStart[0] > 0.5) {
+    ctx.notes.push(`The machine was already busy when the run started (1-minute load average ${loadStart[0].toFixed(2)} on ${os.cpus().length} cores): other work shared the cores, so absolute numbers are noisy — compare the ratios.`)
+  }
+  for (const s of stores) if (!s.available) ctx.notes.push(`${s.store}: not available (${s.reason})`)
+  const report: Report = {
+    reportVersion: REPORT_VERSION,
+    kind: quick ? 'quick' : 'full',
+    startedAt: started.toISOString(),
+    finishedAt: new Date().toISOString(),
+    wallSeconds: round((performance.now() - t0) / 1000, 1),
+    commit,
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      memGiB: round(os.totalmem() / 2 ** 30, 1),
+      node: process.version,
+      platform: `${os.platform()} ${os.arch()}`,
+      release: os.release(),
+      loadavgStart: loadStart.map((v) => round(v, 2)),
+      loadavgEnd: loadEnd.map((v) => round(v, 2)),
+    },
+    knobs: {
+      quick,
+      durationS: ctx.durationS,
+      connections: ctx.connections,
+      openConnections: ctx.openConnections,
+      queues: ctx.queues,
+      tenants: ctx.tenants,
+      messageBytes: ctx.size,
+      batch: 10,
+      claimLimit: 10,
+      rates: ctx.rates,
+      manyQueues: ctx.manyQueues,
+      stores: a.stores,
+      profile: a.profile === true,
+    },
+    ceilings,
+    stores,
+    targets: evaluateTargets(stores),
+    notes: ctx.notes,
+    files: {
+      json: relative(ROOT, `${base}.json`),
+      md: relative(ROOT, `${base}.md`),
+      svg: relative(ROOT, `${base}.svg`),
+      profiles: ctx.profileRoot ? relative(ROOT, ctx.profileRoot) : null,
+    },
+  }
+  await writeFile(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`)
+  await writeFile(`${base}.svg`, renderSvg(report))
+  await writeFile(`${base}.md`, renderMarkdown(report))
+  log(`wrote ${report.files.json}, ${report.files.md}, ${report.files.svg} in ${report.wallSeconds} s`)
+  process.stdout.write(`${base}.json\n`)
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    killAll()
+    process.stderr.write(`bench: ${(err as Error)?.stack ?? String(err)}\n`)
+    process.exit(1)
+  },
+)

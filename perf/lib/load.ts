@@ -1,0 +1,330 @@
+/**
+ * The load engine. Closed loop: each connection sends its next request as soon as the previous
+ * one answered (maximum throughput). Open loop: requests arrive on a fixed schedule whatever the
+ * server does, and each latency is measured from the request's *intended* send time, so time a
+ * request spent queued in the client behind a slow server counts (coordinated omission
+ * corrected). Consumers chain requests: a claim, then a delete of what the claim returned — a
+ * reaction to a claim is scheduled when the claim answers.
+ */
+import { performance } from 'node:perf_hooks'
+import { HttpConnection } from './http-client.js'
+import { Recorder, round, type LatencySummary } from './stats.js'
+import { claimedMessages, targets, ZaqarRequests, type Target } from './zaqar.js'
+
+export interface LoadOptions {
+  /** Base URL of the service, e.g. http://127.0.0.1:8888 */
+  url: string
+  /** Closed loop: producer connections. Open loop: whether to produce (> 0). */
+  producers: number
+  /** Closed loop: consumer connections. Open loop: whether to consume (> 0). */
+  consumers: number
+  /** Closed loop only: observer connections (list messages). */
+  observers: number
+  /** Closed loop only: connections sending `GET /` (the engine's own ceiling against a hello-world). */
+  hello?: number
+  /** Messages per POST. */
+  batch: number
+  /** Messages per claim (`?limit=`). */
+  claimLimit: number
+  /** After a claim: one bulk `DELETE ?ids=` or one `DELETE <href>` per message. */
+  deleteMode: 'bulk' | 'single'
+  /** Approximate JSON size of one message, bytes. */
+  size: number
+  queues: number
+  tenants: number
+  durationS: number
+  /** Messages per second each way (open loop); 0 = closed loop. */
+  rate: number
+  /** Open loop: size of the connection pool shared by all arrivals. */
+  connections: number
+  /** Observers' page size. */
+  listLimit?: number
+  /** Queue and project name prefix. */
+  prefix?: string
+  timeoutMs?: number
+  /** Open loop: how long to wait for requests in flight once the schedule ends. */
+  drainMs?: number
+}
+
+export interface LoadResult {
+  mode: 'closed' | 'open'
+  seconds: number
+  /** Open loop: messages/s offered each way. */
+  offered: number | null
+  msgsInPerS: number
+  msgsOutPerS: number
+  reqPerS: number
+  emptyClaims: number
+  unsent: number
+  failures: number
+  ops: Record<string, LatencySummary>
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+function summarize(rec: Recorder, mode: 'closed' | 'open', seconds: number, offered: number | null): LoadResult {
+  const ops: Record<string, LatencySummary> = {}
+  let reqs = 0
+  let failures = 0
+  for (const [name, s] of rec.ops) {
+    ops[name] = s.summary(seconds)
+    reqs += s.count
+    for (const n of s.failures.values()) failures += n
+  }
+  return {
+    mode,
+    seconds: round(seconds, 3),
+    offered,
+    msgsInPerS: round(rec.msgsIn / seconds, 1),
+    msgsOutPerS: round(rec.msgsOut / seconds, 1),
+    reqPerS: round(reqs / seconds, 1),
+    emptyClaims: rec.emptyClaims,
+    unsent: rec.unsent,
+    failures,
+    ops,
+  }
+}
+
+export async function runLoad(o: LoadOptions): Promise<LoadResult> {
+  return o.rate > 0 ? runOpen(o) : runClosed(o)
+}
+
+function endpoint(url: string): { host: string; port: number; hostHeader: string } {
+  const u = new URL(url)
+  return { host: u.hostname, port: Number(u.port || 80), hostHeader: u.host }
+}
+
+async function runClosed(o: LoadOptions): Promise<LoadResult> {
+  const { host, port, hostHeader } = endpoint(o.url)
+  const tg = targets(o.queues, o.tenants, o.prefix)
+  const rec = new Recorder()
+  const conns: HttpConnection[] = []
+  const loops: Promise<void>[] = []
+  const start = performance.now()
+  const deadline = start + o.durationS * 1000
+  const listLimit = o.listLimit ?? 10
+
+  const spawnLoops = (n: number, body: (c: HttpConnection, z: ZaqarRequests, k: number, stride: number) => Promise<void>): void => {
+    for (let k = 0; k < n; k++) {
+      const c = new HttpConnection(host, port, o.timeoutMs)
+      conns.push(c)
+      loops.push(body(c, new ZaqarRequests(hostHeader, o.batch, o.size), k, n))
+    }
+  }
+
+  // A transport error is recorded, then the loop backs off briefly (it reconnects on the next request).
+  const timed = async (c: HttpConnection, op: string, head: string, body: Buffer | undefined, okStatus: number[]) => {
+    const t0 = performance.now()
+    try {
+      const r = await c.request(head, body)
+      const ok = okStatus.includes(r.status)
+      rec.op(op).record((performance.now() - t0) * 1000, ok, r.status)
+      return ok ? r : null
+    } catch (err) {
+      if (process.env.PERF_DEBUG) console.error(op, (err as Error).message)
+      rec.op(op).record((performance.now() - t0) * 1000, false, 'error')
+      await sleep(10)
+      return null
+    }
+  }
+
+  spawnLoops(o.producers, async (c, z, k, stride) => {
+    for (let i = k; performance.now() < deadline; i += stride) {
+      const [head, body] = z.post(tg[i % tg.length])
+      if (await timed(c, 'post', head, body, [201])) rec.msgsIn += o.batch
+    }
+  })
+  spawnLoops(o.consumers, async (c, z, k, stride) => {
+    for (let i = k; performance.now() < deadline; i += stride) {
+      const t = tg[i % tg.length]
+      const [head, body] = z.claim(t, o.claimLimit)
+      const r = await timed(c, 'claim', head, body, [201, 204])
+      if (r === null) continue
+      if (r.status === 204) {
+        rec.emptyClaims++
+        continue
+      }
+      const msgs = claimedMessages(r.body)
+      if (o.deleteMode === 'bulk') {
+        if (await timed(c, 'delete', z.deleteIds(t, msgs.map((m) => m.id)), undefined, [204])) rec.msgsOut += msgs.length
+      } else {
+        for (const m of msgs) {
+          if (await timed(c, 'delete1', z.deleteHref(t, m.href), undefined, [204])) rec.msgsOut++
+        }
+      }
+    }
+  })
+  spawnLoops(o.observers, async (c, z, k, stride) => {
+    for (let i = k; performance.now() < deadline; i += stride) {
+      await timed(c, 'list', z.list(tg[i % tg.length], listLimit), undefined, [200])
+    }
+  })
+  spawnLoops(o.hello ?? 0, async (c) => {
+    const head = `GET / HTTP/1.1\r\nHost: ${hostHeader}`
+    while (performance.now() < deadline) await timed(c, 'hello', head, undefined, [200])
+  })
+
+  try {
+    await Promise.all(loops)
+  } finally {
+    for (const c of conns) c.close()
+  }
+  return summarize(rec, 'closed', (performance.now() - start) / 1000, null)
+}
+
+interface Job {
+  op: 'post' | 'claim' | 'delete' | 'delete1'
+  /** performance.now() at which the request was meant to be sent. */
+  intended: number
+  t: Target
+  ids?: string[]
+  href?: string
+}
+
+/** A FIFO with O(1) shift. */
+class Fifo<T> {
+  #items: (T | undefined)[] = []
+  #head = 0
+  get length(): number {
+    return this.#items.length - this.#head
+  }
+  push(v: T): void {
+    this.#items.push(v)
+  }
+  shift(): T | undefined {
+    if (this.#head >= this.#items.length) return undefined
+    const v = this.#items[this.#head]
+    this.#items[this.#head++] = undefined
+    if (this.#head > 4096 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head)
+      this.#head = 0
+    }
+    return v
+  }
+  drain(): T[] {
+    const out = this.#items.slice(this.#head) as T[]
+    this.#items = []
+    this.#head = 0
+    return out
+  }
+}
+
+async function runOpen(o: LoadOptions): Promise<LoadResult> {
+  const { host, port, hostHeader } = endpoint(o.url)
+  const tg = targets(o.queues, o.tenants, o.prefix)
+  const rec = new Recorder()
+  const z = new ZaqarRequests(hostHeader, o.batch, o.size)
+  const free: HttpConnection[] = []
+  const all: HttpConnection[] = []
+  for (let i = 0; i < o.connections; i++) {
+    const c = new HttpConnection(host, port, o.timeoutMs)
+    free.push(c)
+    all.push(c)
+  }
+  const arrivals = new Fifo<Job>()
+  // Reactions to a claim (its deletes) go before new arrivals, as a real consumer would do.
+  const reactions = new Fifo<Job>()
+  const postRate = o.producers > 0 ? o.rate / o.batch : 0
+  const claimRate = o.consumers > 0 ? o.rate / o.claimLimit : 0
+  let posts = 0
+  let claims = 0
+  const inFlight = new Set<Job>()
+  let finished = false
+  const start = performance.now()
+  const end = start + o.durationS * 1000
+
+  const send = (c: HttpConnection, j: Job): void => {
+    let head: string
+    let body: Buffer | undefined
+    let ok: number[]
+    if (j.op === 'post') [head, body, ok] = [...z.post(j.t), [201]]
+    else if (j.op === 'claim') [head, body, ok] = [...z.claim(j.t, o.claimLimit), [201, 204]]
+    else if (j.op === 'delete') [head, body, ok] = [z.deleteIds(j.t, j.ids!), undefined, [204]]
+    else [head, body, ok] = [z.deleteHref(j.t, j.href!), undefined, [204]]
+    inFlight.add(j)
+    c.request(head, body).then(
+      (r) => {
+        inFlight.delete(j)
+        free.push(c)
+        if (finished) return
+        const now = performance.now()
+        const good = ok.includes(r.status)
+        rec.op(j.op).record((now - j.intended) * 1000, good, r.status)
+        if (good) {
+          if (j.op === 'post') rec.msgsIn += o.batch
+          else if (j.op === 'delete') rec.msgsOut += j.ids!.length
+          else if (j.op === 'delete1') rec.msgsOut++
+          else if (r.status === 204) rec.emptyClaims++
+          else {
+            const msgs = claimedMessages(r.body)
+            if (o.deleteMode === 'bulk') reactions.push({ op: 'delete', intended: now, t: j.t, ids: msgs.map((m) => m.id) })
+            else for (const m of msgs) reactions.push({ op: 'delete1', intended: now, t: j.t, href: m.href })
+          }
+        }
+        pump()
+      },
+      () => {
+        inFlight.delete(j)
+        free.push(c)
+        if (finished) return
+        rec.op(j.op).record((performance.now() - j.intended) * 1000, false, 'error')
+        pump()
+      },
+    )
+  }
+
+  const pump = (): void => {
+    while (free.length > 0) {
+      const j = reactions.length > 0 ? reactions.shift() : arrivals.shift()
+      if (j === undefined) return
+      send(free.pop()!, j)
+    }
+  }
+
+  let qi = 0
+  let ci = 0
+  const schedule = (now: number): void => {
+    const t = Math.min(now, end) - start
+    const duePosts = Math.floor((t / 1000) * postRate)
+    while (posts < duePosts) {
+      arrivals.push({ op: 'post', intended: start + (posts / postRate) * 1000, t: tg[qi++ % tg.length] })
+      posts++
+    }
+    // Claims are offset by half an interval so they do not coincide with posts.
+    const dueClaims = claimRate > 0 ? Math.floor((t / 1000) * claimRate + 0.5) : 0
+    while (claims < dueClaims) {
+      arrivals.push({ op: 'claim', intended: start + ((claims + 0.5) / claimRate) * 1000, t: tg[ci++ % tg.length] })
+      claims++
+    }
+  }
+
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const now = performance.now()
+      schedule(now)
+      pump()
+      if (now >= end) resolve()
+      else setTimeout(tick, 1)
+    }
+    tick()
+  })
+  // No new arrivals now; let the backlog, what is in flight and the deletes it triggers finish,
+  // for a bounded time.
+  const drainEnd = performance.now() + (o.drainMs ?? 3000)
+  while ((inFlight.size > 0 || reactions.length > 0 || arrivals.length > 0) && performance.now() < drainEnd) {
+    await sleep(5)
+  }
+  const stop = performance.now()
+  finished = true
+  // Requests still queued in the client or unanswered: their latency is at least this long, and
+  // they count as failures ("unsent" / "unanswered").
+  for (const q of [arrivals, reactions]) {
+    for (const j of q.drain()) {
+      rec.op(j.op).record((stop - j.intended) * 1000, false, 'unsent')
+      rec.unsent++
+    }
+  }
+  for (const j of inFlight) rec.op(j.op).record((stop - j.intended) * 1000, false, 'unanswered')
+  for (const c of all) c.close()
+  return summarize(rec, 'open', o.durationS, o.rate)
+}

@@ -1,0 +1,347 @@
+/**
+ * The processes a bench run starts — Missive (supervisor + proxy + workers), redis-server, the
+ * uWS hello-world — tracked in one registry so every one of them is killed, by pid, whatever
+ * happens: normal end, an exception, SIGINT/SIGTERM, or process exit.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import net from 'node:net'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** The repository root (this file is perf/lib/procs.ts or dist/perf/lib/procs.js). */
+export const ROOT = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir)
+  return dir
+})()
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+interface Tracked {
+  child: ChildProcess
+  /** Started in its own process group: kill the whole group. */
+  group: boolean
+}
+
+const registry = new Set<Tracked>()
+let handlersInstalled = false
+
+/** SIGKILLs everything still running (synchronous: usable from an 'exit' handler). */
+export function killAll(): void {
+  for (const t of registry) {
+    const pid = t.child.pid
+    if (pid === undefined || t.child.exitCode !== null || t.child.signalCode !== null) continue
+    try {
+      process.kill(t.group ? -pid : pid, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
+  registry.clear()
+}
+
+function installHandlers(): void {
+  if (handlersInstalled) return
+  handlersInstalled = true
+  process.on('exit', killAll)
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      process.stderr.write(`bench: ${sig}: stopping every child\n`)
+      killAll()
+      process.exit(130)
+    })
+  }
+}
+
+function track(child: ChildProcess, group: boolean): Tracked {
+  installHandlers()
+  const t = { child, group }
+  registry.add(t)
+  child.once('exit', () => registry.delete(t))
+  return t
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((r) => child.once('exit', () => r()))
+}
+
+/** Keeps the last `max` characters a child printed. */
+function capture(child: ChildProcess, max = 16 * 1024): () => string {
+  let out = ''
+  const add = (chunk: Buffer): void => {
+    out += chunk.toString('utf8')
+    if (out.length > max) out = out.slice(out.length - max)
+  }
+  child.stdout?.on('data', add)
+  child.stderr?.on('data', add)
+  return () => out
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = net.createServer()
+    srv.unref()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo
+      srv.close(() => resolvePort(port))
+    })
+  })
+}
+
+/** Environment for children: no loader flags from a test runner (tsx, tap) leak in. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra }
+  delete env.NODE_OPTIONS
+  return env
+}
+
+export interface Service {
+  pid: number
+  port: number
+  url: string
+  output(): string
+  /** Orderly stop (SIGTERM, then SIGKILL after `timeoutMs`). */
+  stop(timeoutMs?: number): Promise<void>
+}
+
+export interface MissiveService extends Service {
+  /** Proxy and worker pids (from /proc), for naming CPU profiles. */
+  roles(): { proxy: number[]; workers: number[] }
+}
+
+export class StartError extends Error {}
+
+/**
+ * Starts `node dist/bin/missive.js serve` on a free port, data in `dataDir`. With `profileDir`,
+ * the supervisor runs with `--cpu-prof` and passes its execArgv on to the proxy and the workers,
+ * so each writes a `.cpuprofile` there when it exits. Throws `StartError` (with the service's own
+ * words) when it does not come up.
+ */
+export async function startMissive(opts: {
+  dataDir: string
+  pool: string
+  durability?: 'durable' | 'fast'
+  workers?: number
+  profileDir?: string
+  timeoutMs?: number
+}): Promise<MissiveService> {
+  const entry = join(ROOT, 'dist/bin/missive.js')
+  if (!existsSync(entry)) throw new StartError(`${entry} is missing: run "npm run build" first`)
+  const port = await freePort()
+  const env = cleanEnv({
+    MISSIVE_BIND: '127.0.0.1',
+    MISSIVE_PORT: String(port),
+    MISSIVE_DATA_DIR: opts.dataDir,
+    MISSIVE_DEFAULT_POOL: opts.pool,
+    MISSIVE_LOG_LEVEL: 'warn',
+    ...(opts.durability ? { MISSIVE_DURABILITY: opts.durability } : {}),
+    ...(opts.workers ? { MISSIVE_WORKERS: String(opts.workers) } : {}),
+  })
+  const nodeArgs = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opts.profileDir)}`] : []
+  const child = spawn(process.execPath, [...nodeArgs, entry, 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  track(child, true)
+  const output = capture(child)
+  const url = `http://127.0.0.1:${port}`
+  const svc: MissiveService = {
+    pid: child.pid!,
+    port,
+    url,
+    output,
+    roles() {
+      const proxy: number[] = []
+      const workers: number[] = []
+      for (const k of childPids(child.pid!)) {
+        let cmd = ''
+        try {
+          cmd = readFileSync(`/proc/${k}/cmdline`, 'utf8').split('\0').join(' ')
+        } catch {
+          continue
+        }
+        if (/worker[/\\]main\.js/.test(cmd)) workers.push(k)
+        else if (/proxy[/\\]main\.js/.test(cmd)) proxy.push(k)
+      }
+      return { proxy, workers }
+    },
+    async stop(timeoutMs = 20_000) {
+      await stopChild(child, timeoutMs, true)
+    },
+  }
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000)
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new StartError(lastLines(output()) || `exited with code ${child.exitCode}`)
+    }
+    try {
+      await fetch(`${url}/`, { signal: AbortSignal.timeout(1000) })
+      return svc
+    } catch {
+      if (Date.now() > deadline) {
+        await svc.stop(2000)
+        throw new StartError(`did not answer on ${url} within ${opts.timeoutMs ?? 30_000} ms: ${lastLines(output())}`)
+      }
+      await sleep(50)
+    }
+  }
+}
+
+function lastLines(text: string, n = 3): string {
+  return text.trim().split('\n').slice(-n).join(' | ').slice(0, 600)
+}
+
+function childPids(pid: number): number[] {
+  const out: number[] = []
+  let tasks: string[] = []
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return out
+  }
+  for (const t of tasks) {
+    try {
+      for (const p of readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(/\s+/).filter(Boolean)) out.push(Number(p))
+    } catch {
+      // gone
+    }
+  }
+  return out
+}
+
+async function stopChild(child: ChildProcess, timeoutMs: number, group: boolean): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const pid = child.pid!
+  try {
+    process.kill(pid, 'SIGTERM')
+  } catch {
+    return
+  }
+  const done = exited(child)
+  const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref())
+  if ((await Promise.race([done, timer])) === 'timeout') {
+    try {
+      process.kill(group ? -pid : pid, 'SIGKILL')
+    } catch {
+      // gone
+    }
+    await done
+  }
+  if (group) {
+    // The supervisor stops its children before exiting; make sure none outlived it.
+    try {
+      process.kill(-pid, 'SIGKILL')
+    } catch {
+      // the group is empty: good
+    }
+  }
+}
+
+export function hasBinary(cmd: string, args = ['--version']): boolean {
+  try {
+    return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0
+  } catch {
+    return false
+  }
+}
+
+export interface RedisService extends Service {
+  version: string
+}
+
+/** Starts redis-server on a free port with its files in `dir`; `appendfsync` turns AOF on. */
+export async function startRedis(opts: { dir: string; appendfsync?: 'always' | 'everysec' | 'no' }): Promise<RedisService> {
+  const port = await freePort()
+  const args = [
+    '--port', String(port),
+    '--bind', '127.0.0.1',
+    '--dir', opts.dir,
+    '--save', '',
+    '--daemonize', 'no',
+    '--protected-mode', 'yes',
+    '--logfile', '',
+    ...(opts.appendfsync === undefined ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', opts.appendfsync]),
+  ]
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  track(child, false)
+  const output = capture(child)
+  const version = /v=(\S+)/.exec(spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? 'unknown'
+  const svc: RedisService = {
+    pid: child.pid!,
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    version,
+    output,
+    stop: (timeoutMs = 10_000) => stopChild(child, timeoutMs, false),
+  }
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    if (child.exitCode !== null) throw new StartError(`redis-server exited: ${lastLines(output())}`)
+    if ((await redisPing(port).catch(() => '')) === '+PONG') return svc
+    if (Date.now() > deadline) {
+      await svc.stop(1000)
+      throw new StartError(`redis-server did not answer on ${port}`)
+    }
+    await sleep(50)
+  }
+}
+
+function redisPing(port: number): Promise<string> {
+  return new Promise((resolveReply, reject) => {
+    const s = net.connect(port, '127.0.0.1')
+    s.setTimeout(1000, () => s.destroy(new Error('timeout')))
+    s.once('error', reject)
+    s.once('connect', () => s.write('PING\r\n'))
+    s.once('data', (d) => {
+      s.destroy()
+      resolveReply(d.toString('utf8').trim())
+    })
+  })
+}
+
+/** Starts the uWS hello-world (dist/perf/uws-hello.js) on a free port. */
+export async function startHello(): Promise<Service> {
+  const entry = join(ROOT, 'dist/perf/uws-hello.js')
+  const port = await freePort()
+  const child = spawn(process.execPath, [entry, String(port)], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  track(child, false)
+  const output = capture(child)
+  const svc: Service = {
+    pid: child.pid!,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    output,
+    stop: (timeoutMs = 5000) => stopChild(child, timeoutMs, false),
+  }
+  const deadline = Date.now() + 10_000
+  while (!output().includes('listening')) {
+    if (child.exitCode !== null) throw new StartError(`uws-hello exited: ${lastLines(output())}`)
+    if (Date.now() > deadline) {
+      await svc.stop(1000)
+      throw new StartError('uws-hello did not start')
+    }
+    await sleep(20)
+  }
+  return svc
+}
+
+/** Runs a command to completion (tracked, so it dies with us), returning its stdout. */
+export function runTool(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(cmd, args, { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    track(child, false)
+    let stdout = ''
+    let stderr = ''
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString('utf8')))
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.once('error', (err) => {
+      clearTimeout(timer)
+      resolveRun({ code: null, stdout, stderr: stderr + String(err) })
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      resolveRun({ code, stdout, stderr })
+    })
+  })
+}

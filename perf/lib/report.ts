@@ -1,0 +1,284 @@
+/**
+ * The bench report: one JSON document (the source of truth), a Markdown rendering of it, and a
+ * hand-written SVG chart of latency percentiles against the offered rate, one panel per store.
+ */
+import type { LoadResult } from './load.js'
+import type { RedisCeiling, ThroughputCeiling } from './ceilings.js'
+import type { LatencySummary } from './stats.js'
+
+export const REPORT_VERSION = 1
+
+export interface CpuUse {
+  /** Cores busy on average during the scenario, per process role. */
+  proxy?: number
+  workers?: number
+  redis?: number
+  loadgen?: number
+}
+
+export interface ScenarioResult {
+  id: string
+  title: string
+  /** Which load generator produced the numbers. */
+  tool: 'engine' | 'autocannon'
+  knobs: Record<string, unknown>
+  result: LoadResult
+  /** Throughput as a fraction of the ceiling measured in this run. */
+  ratios: { reqToHello: number | null; msgsToRedisWrites: number | null }
+  cpu: CpuUse
+  /** Server CPU (proxy + workers + Redis) per request and per message, µs. */
+  serverCpu: { usPerReq: number; usPerMsg: number } | null
+  notes: string[]
+}
+
+export interface StoreResult {
+  store: string
+  pool: string
+  available: boolean
+  reason?: string
+  config: Record<string, unknown>
+  scenarios: ScenarioResult[]
+}
+
+export interface TargetResult {
+  id: string
+  what: string
+  target: string
+  store: string | null
+  measured: string
+  status: 'pass' | 'fail' | 'n/a'
+}
+
+export interface Report {
+  reportVersion: number
+  kind: 'full' | 'quick'
+  startedAt: string
+  finishedAt: string
+  wallSeconds: number
+  commit: { hash: string; short: string; dirty: boolean; subject: string }
+  machine: {
+    cpus: number
+    cpuModel: string
+    memGiB: number
+    node: string
+    platform: string
+    release: string
+    loadavgStart: number[]
+    loadavgEnd: number[]
+  }
+  knobs: Record<string, unknown>
+  ceilings: {
+    hello: { engine: LoadResult | null; autocannon: ThroughputCeiling | null; wrk: ThroughputCeiling | null }
+    redis: { ioredis: RedisCeiling | null; redisBenchmark: RedisCeiling | null; available: boolean; reason?: string }
+  }
+  stores: StoreResult[]
+  targets: TargetResult[]
+  notes: string[]
+  files: { json: string; md: string; svg: string; profiles: string | null }
+}
+
+const fmt = (v: number | null | undefined, digits = 0): string =>
+  v === null || v === undefined || Number.isNaN(v) ? '—' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+const ms = (v: number | undefined): string => (v === undefined ? '—' : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0))
+const ratio = (v: number | null): string => (v === null ? '—' : v >= 0.1 ? v.toFixed(2) : v.toFixed(3))
+
+function failures(s: LatencySummary): string {
+  const e = Object.entries(s.failures)
+  return e.length === 0 ? '0' : e.map(([k, v]) => `${v}×${k}`).join(' ')
+}
+
+/** The scenario table for one store, one row per request type. */
+export function scenarioTable(store: StoreResult): string {
+  const lines = [
+    '| scenario | tool | msgs/s in | msgs/s out | req/s | ×uWS | ×Redis | srv µs/msg | request | p50 ms | p90 ms | p99 ms | max ms | failures |',
+    '|---|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|---|',
+  ]
+  for (const s of store.scenarios) {
+    const ops = Object.entries(s.result.ops)
+    ops.forEach(([op, l], i) => {
+      const first = i === 0
+      lines.push(
+        `| ${first ? s.title : ''} | ${first ? s.tool : ''} | ${first ? fmt(s.result.msgsInPerS) : ''} | ${first ? fmt(s.result.msgsOutPerS) : ''} | ` +
+          `${first ? fmt(s.result.reqPerS) : ''} | ${first ? ratio(s.ratios.reqToHello) : ''} | ${first ? ratio(s.ratios.msgsToRedisWrites) : ''} | ` +
+          `${first ? fmt(s.serverCpu?.usPerMsg || null) : ''} | ` +
+          `${op} | ${ms(l.p50)} | ${ms(l.p90)} | ${ms(l.p99)} | ${ms(l.max)} | ${failures(l)} |`,
+      )
+    })
+  }
+  return lines.join('\n')
+}
+
+export function targetsTable(targets: TargetResult[]): string {
+  const lines = ['| # | what | target | store | measured | result |', '|---|---|---|---|---|---|']
+  for (const t of targets) {
+    const mark = t.status === 'pass' ? '**pass**' : t.status === 'fail' ? '**FAIL**' : 'n/a'
+    lines.push(`| ${t.id} | ${t.what} | ${t.target} | ${t.store ?? '—'} | ${t.measured} | ${mark} |`)
+  }
+  return lines.join('\n')
+}
+
+export function renderMarkdown(r: Report): string {
+  const c = r.ceilings
+  const out: string[] = []
+  out.push(`# Missive benchmark — ${r.startedAt.slice(0, 10)} — ${r.commit.short}${r.commit.dirty ? ' (dirty tree)' : ''}${r.kind === 'quick' ? ' — QUICK (smoke) run' : ''}`)
+  out.push('')
+  out.push(`Commit \`${r.commit.hash}\` "${r.commit.subject}". Run took ${fmt(r.wallSeconds)} s.`)
+  out.push('')
+  out.push('## Machine')
+  out.push('')
+  out.push(`${r.machine.cpus} × ${r.machine.cpuModel}, ${fmt(r.machine.memGiB, 1)} GiB RAM, Node ${r.machine.node}, ${r.machine.platform} ${r.machine.release}. ` +
+    `Load average before: ${r.machine.loadavgStart.map((v) => v.toFixed(2)).join(' / ')}; after: ${r.machine.loadavgEnd.map((v) => v.toFixed(2)).join(' / ')}. ` +
+    'The load generator runs on the same cores as the service.')
+  out.push('')
+  out.push('## Knobs')
+  out.push('')
+  out.push('```json')
+  out.push(JSON.stringify(r.knobs, null, 2))
+  out.push('```')
+  out.push('')
+  out.push('## Ceilings (same run)')
+  out.push('')
+  out.push('| ceiling | tool | throughput | p50 ms | p99 ms |')
+  out.push('|---|---|--:|--:|--:|')
+  const e = c.hello.engine
+  if (e) out.push(`| uWS hello-world | bench engine (${Object.values(e.ops)[0]?.count ?? 0} requests) | ${fmt(e.reqPerS)} req/s | ${ms(e.ops.hello?.p50)} | ${ms(e.ops.hello?.p99)} |`)
+  if (c.hello.autocannon) out.push(`| uWS hello-world | autocannon | ${fmt(c.hello.autocannon.reqPerS)} req/s | ${ms(c.hello.autocannon.p50)} | ${ms(c.hello.autocannon.p99)} |`)
+  if (c.hello.wrk) out.push(`| uWS hello-world | ${c.hello.wrk.tool} | ${fmt(c.hello.wrk.reqPerS)} req/s | ${ms(c.hello.wrk.p50)} | ${ms(c.hello.wrk.p99)} |`)
+  if (c.redis.ioredis) out.push(`| Redis writes (200 B SET) | ${c.redis.ioredis.tool}, ${c.redis.ioredis.pipeline} per pipeline | ${fmt(c.redis.ioredis.writesPerS)} writes/s | | |`)
+  if (c.redis.redisBenchmark) out.push(`| Redis writes (200 B SET) | ${c.redis.redisBenchmark.tool} | ${fmt(c.redis.redisBenchmark.writesPerS)} writes/s | | |`)
+  if (!c.redis.available) out.push(`| Redis writes | — | not measured: ${c.redis.reason ?? 'unavailable'} | | |`)
+  out.push('')
+  out.push('`×uWS` = the scenario\'s req/s ÷ the hello-world req/s measured with the same tool in this run (the best an HTTP server on this machine can do with this load generator). ' +
+    '`×Redis` = messages/s (in + out) ÷ the ioredis pipelined-write ceiling (Redis store only). `srv µs/msg` = CPU time of proxy + worker(s) + Redis per message moved (in + out), from /proc: it does not depend on how busy the machine was. Latencies of open-loop rows are measured from each request\'s intended send time (coordinated omission corrected).')
+  out.push('')
+  out.push('## Targets')
+  out.push('')
+  out.push(targetsTable(r.targets))
+  out.push('')
+  for (const s of r.stores) {
+    out.push(`## Store: ${s.store}`)
+    out.push('')
+    if (!s.available) {
+      out.push(`${s.store}: not available (${s.reason ?? 'unknown reason'})`)
+      out.push('')
+      continue
+    }
+    out.push(`Pool \`${s.pool}\`; ${Object.entries(s.config).map(([k, v]) => `${k}=${String(v)}`).join(', ')}.`)
+    out.push('')
+    out.push(scenarioTable(s))
+    out.push('')
+    const cpuRows = s.scenarios.filter((x) => Object.keys(x.cpu).length > 0)
+    if (cpuRows.length) {
+      out.push('CPU (cores busy on average): ' + cpuRows.map((x) => `${x.id}: ${Object.entries(x.cpu).map(([k, v]) => `${k} ${v?.toFixed(2)}`).join(', ')}`).join('; ') + '.')
+      out.push('')
+    }
+    const notes = s.scenarios.flatMap((x) => x.notes.map((n) => `- ${x.id}: ${n}`))
+    if (notes.length) {
+      out.push(...notes)
+      out.push('')
+    }
+  }
+  out.push('## Chart')
+  out.push('')
+  out.push(`![latency percentiles vs offered rate](${r.files.svg.split('/').pop()})`)
+  out.push('')
+  if (r.notes.length) {
+    out.push('## Notes')
+    out.push('')
+    for (const n of r.notes) out.push(`- ${n}`)
+    out.push('')
+  }
+  return out.join('\n')
+}
+
+const COLORS: Record<string, string> = { post: '#1f77b4', claim: '#d62728', delete: '#2ca02c', delete1: '#9467bd', list: '#8c564b' }
+
+/** Latency percentiles (log scale) against offered rate, one panel per store with open-loop rows. */
+export function renderSvg(r: Report): string {
+  const panels = r.stores
+    .filter((s) => s.available)
+    .map((s) => ({ store: s.store, rows: s.scenarios.filter((x) => x.result.mode === 'open' && x.result.offered !== null) }))
+    .filter((p) => p.rows.length > 0)
+  const W = 460
+  const H = 340
+  const pad = { l: 60, r: 16, t: 40, b: 50 }
+  const width = Math.max(1, panels.length) * W
+  const height = H + 60
+  const yMin = 0.1
+  const yMax = 100_000
+  const ly = (v: number): number => {
+    const c = Math.min(yMax, Math.max(yMin, v))
+    return pad.t + (H - pad.t - pad.b) * (1 - (Math.log10(c) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin)))
+  }
+  const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;')
+  const parts: string[] = []
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`)
+  parts.push(`<rect width="${width}" height="${height}" fill="white"/>`)
+  if (panels.length === 0) {
+    parts.push(`<text x="20" y="40">No open-loop results in this run.</text>`)
+  }
+  panels.forEach((p, pi) => {
+    const x0 = pi * W
+    const rates = [...new Set(p.rows.map((x) => x.result.offered!))].sort((a, b) => a - b)
+    const lx = (rate: number): number => {
+      const i = rates.indexOf(rate)
+      return x0 + pad.l + ((W - pad.l - pad.r) * (rates.length === 1 ? 0.5 : i / (rates.length - 1)))
+    }
+    parts.push(`<text x="${x0 + W / 2}" y="20" text-anchor="middle" font-size="13" font-weight="bold">${esc(p.store)}: latency vs offered rate (open loop, mixed, CO-corrected)</text>`)
+    // Axes and grid.
+    for (let d = Math.log10(yMin); d <= Math.log10(yMax); d++) {
+      const v = 10 ** d
+      const y = ly(v)
+      parts.push(`<line x1="${x0 + pad.l}" x2="${x0 + W - pad.r}" y1="${y}" y2="${y}" stroke="#ddd"/>`)
+      parts.push(`<text x="${x0 + pad.l - 6}" y="${y + 4}" text-anchor="end">${v >= 1 ? fmt(v) : v} ms</text>`)
+    }
+    const t10 = ly(10)
+    parts.push(`<line x1="${x0 + pad.l}" x2="${x0 + W - pad.r}" y1="${t10}" y2="${t10}" stroke="#e00" stroke-dasharray="6 3"/>`)
+    parts.push(`<text x="${x0 + W - pad.r}" y="${t10 - 4}" text-anchor="end" fill="#e00">target p99 10 ms</text>`)
+    for (const rate of rates) {
+      const x = lx(rate)
+      parts.push(`<line x1="${x}" x2="${x}" y1="${pad.t}" y2="${H - pad.b}" stroke="#eee"/>`)
+      parts.push(`<text x="${x}" y="${H - pad.b + 16}" text-anchor="middle">${fmt(rate)}</text>`)
+    }
+    parts.push(`<text x="${x0 + W / 2}" y="${H - pad.b + 34}" text-anchor="middle">offered messages/s (each way)</text>`)
+    parts.push(`<rect x="${x0 + pad.l}" y="${pad.t}" width="${W - pad.l - pad.r}" height="${H - pad.t - pad.b}" fill="none" stroke="#888"/>`)
+    const ops = [...new Set(p.rows.flatMap((x) => Object.keys(x.result.ops)))]
+    const styles: [keyof LatencySummary, string, number][] = [
+      ['p50', '4 3', 1.5],
+      ['p99', '', 2.2],
+      ['max', '1 3', 1.2],
+    ]
+    for (const op of ops) {
+      const color = COLORS[op] ?? '#333'
+      for (const [pct, dash, sw] of styles) {
+        const pts = p.rows
+          .filter((x) => x.result.ops[op])
+          .sort((a, b) => a.result.offered! - b.result.offered!)
+          .map((x) => `${lx(x.result.offered!).toFixed(1)},${ly(x.result.ops[op][pct] as number).toFixed(1)}`)
+        if (pts.length === 0) continue
+        parts.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${color}" stroke-width="${sw}"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`)
+        for (const pt of pts) {
+          const [cx, cy] = pt.split(',')
+          parts.push(`<circle cx="${cx}" cy="${cy}" r="2.2" fill="${color}"/>`)
+        }
+      }
+    }
+    // Legend.
+    let ly0 = H + 4
+    let lx0 = x0 + pad.l
+    ops.forEach((op) => {
+      parts.push(`<line x1="${lx0}" x2="${lx0 + 18}" y1="${ly0}" y2="${ly0}" stroke="${COLORS[op] ?? '#333'}" stroke-width="2.2"/>`)
+      parts.push(`<text x="${lx0 + 22}" y="${ly0 + 4}">${esc(op)}</text>`)
+      lx0 += 80
+    })
+    ly0 += 18
+    lx0 = x0 + pad.l
+    for (const [pct, dash] of styles) {
+      parts.push(`<line x1="${lx0}" x2="${lx0 + 18}" y1="${ly0}" y2="${ly0}" stroke="#333" stroke-width="1.5"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`)
+      parts.push(`<text x="${lx0 + 22}" y="${ly0 + 4}">${pct}</text>`)
+      lx0 += 80
+    }
+  })
+  parts.push('</svg>')
+  return parts.join('\n')
+}
