@@ -7,9 +7,9 @@ import t from 'tap'
 import { openDriver } from '../../worker/storage/index.js'
 import { parseRedisUri, redactRedisUri } from '../../worker/storage/redis/uri.js'
 import { freePort, startRedis, tempDir } from '../helpers/index.js'
-import { postOpts } from '../contract/suite.js'
+import { postOpts, type TapTest } from '../contract/suite.js'
 
-const open = async (t: Parameters<Parameters<typeof t.test>[1]>[0], uri: string) => {
+const open = async (t: TapTest, uri: string) => {
   const dataDir = await tempDir(t)
   const driver = await openDriver(uri, { dataDir, durability: 'durable' })
   t.teardown(() => driver.close())
@@ -100,4 +100,24 @@ t.test('server gone mid-way: operations fail fast with unavailable', async (t) =
   await t.rejects(driver.stats(ref), { code: 'unavailable' })
   await t.rejects(driver.ping(), { code: 'unavailable' })
   t.ok(Date.now() - started < 2000, 'no hanging on a dead server')
+})
+
+t.test('deploy/missive-redis.json and MISSIVE_DEFAULT_POOL make a Redis default pool', async (t) => {
+  const { readFileSync } = await import('node:fs')
+  const { join } = await import('node:path')
+  const { loadConfig } = await import('../../shared/config.js')
+  const { ROOT } = await import('../helpers/index.js')
+  const file = join(ROOT, 'deploy/missive-redis.json')
+  const config = loadConfig({ MISSIVE_CONFIG: file })
+  t.match(config.defaultPool, /^redis:\/\//)
+  t.match(parseRedisUri(config.defaultPool, config.durability), { durability: 'durable', host: '127.0.0.1', port: 6379 })
+  t.ok(JSON.parse(readFileSync(file, 'utf8')))
+  const env = loadConfig({ MISSIVE_DEFAULT_POOL: 'redis://10.0.0.5:6380?durability=fast' })
+  t.equal(env.defaultPool, 'redis://10.0.0.5:6380?durability=fast')
+  for (const conf of ['redis-durable.conf', 'redis-fast.conf']) {
+    const text = readFileSync(join(ROOT, 'deploy/redis', conf), 'utf8')
+    t.match(text, /^appendonly yes$/m, `${conf}: AOF on`)
+    t.match(text, conf.includes('durable') ? /^appendfsync always$/m : /^appendfsync everysec$/m)
+    t.match(text, /^maxmemory-policy noeviction$/m)
+  }
 })

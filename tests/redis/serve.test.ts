@@ -1,0 +1,34 @@
+/**
+ * `missive serve` on a Redis default pool, from the build: MISSIVE_DEFAULT_POOL=redis://… makes
+ * the default pool a Redis one, messages go through the whole path, and a server that cannot keep
+ * the pool's durability promise stops the service from starting, with the reason printed.
+ */
+import { randomUUID } from 'node:crypto'
+import t from 'tap'
+import { startMissive, startRedis } from '../helpers/index.js'
+import { rawClient } from './util.js'
+
+t.test('MISSIVE_DEFAULT_POOL=redis://… serves messages from Redis', async (t) => {
+  const server = await startRedis(t, { appendfsync: 'always' })
+  const m = await startMissive(t, { env: { MISSIVE_DEFAULT_POOL: `${server.url}?durability=durable` } })
+  const headers = { 'Client-ID': randomUUID(), 'X-Project-ID': 'serve-test', 'Content-Type': 'application/json' }
+  const post = await fetch(`${m.baseUrl}/v2/queues/orders/messages`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ messages: [{ body: { n: 1 }, ttl: 300 }, { body: { n: 2 }, ttl: 300 }] }),
+  })
+  t.equal(post.status, 201, await post.clone().text())
+  const claim = await fetch(`${m.baseUrl}/v2/queues/orders/claims`, { method: 'POST', headers, body: JSON.stringify({ ttl: 60, grace: 60 }) })
+  t.equal(claim.status, 201)
+  const claimed = (await claim.json()) as { messages: { body: unknown }[] }
+  t.same(claimed.messages.map((x) => x.body), [{ n: 1 }, { n: 2 }])
+  const redis = rawClient(t, server)
+  t.same(await redis.zrange('missive:queues:{serve-test}', 0, -1), ['orders'], 'the queue lives in Redis')
+})
+
+t.test('a durable Redis pool on a server without AOF: missive refuses to start', async (t) => {
+  const server = await startRedis(t)
+  await t.rejects(startMissive(t, { env: { MISSIVE_DEFAULT_POOL: server.url }, timeoutMs: 15_000 }), {
+    message: /exited during start-up[\s\S]*cannot keep the durability=durable promise: appendonly is "no"/,
+  })
+})
