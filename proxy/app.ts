@@ -10,7 +10,9 @@ import type { Logger } from '../shared/log.js'
 import type { ApiRequest } from './api/context.js'
 import { RouteTable } from './api/routes.js'
 import { versions } from './api/system.js'
+import type { ProxyMetrics } from './metrics.js'
 import { Query } from './params.js'
+import { CONTENT_TYPE as METRICS_TYPE } from '../shared/metrics.js'
 import type { Router } from './router.js'
 import {
   checkAccept,
@@ -28,6 +30,16 @@ export interface AppDeps {
   config: Config
   router: Router
   log: Logger
+  /** Absent: no request metrics and no /metrics page. */
+  metrics?: ProxyMetrics
+}
+
+/** Per-request bookkeeping the reply writer needs. */
+interface RequestState {
+  aborted: boolean
+  started: number
+  /** Route template for metrics and logs (`/v2/queues/{queue}/messages`), never the path. */
+  route: string
 }
 
 /** Headers a request may carry that we read, copied out of uWS before anything async. */
@@ -152,14 +164,16 @@ export class HttpServer {
 
   #onRequest(res: uWS.HttpResponse, req: uWS.HttpRequest): void {
     const head = readHead(req)
-    const state = { aborted: false, started: performance.now() }
+    const state: RequestState = { aborted: false, started: performance.now(), route: 'unmatched' }
     res.onAborted(() => {
       state.aborted = true
     })
     this.#inflight++
+    this.#deps.metrics?.inflight.inc()
     const requestId = requestIdFrom(head.requestId)
     const finish = (reply: Reply, close = false): void => {
       this.#write(res, state, reply, requestId, head, close)
+      this.#deps.metrics?.inflight.dec()
       if (--this.#inflight === 0 && this.#idle) this.#idle()
     }
     const fail = (err: unknown, close = false): void => finish(errorReply(err, this.#deps.log, requestId), close)
@@ -178,7 +192,7 @@ export class HttpServer {
       return fail(this.#oversize(head, declared), true)
     }
     if ((declared === null || declared === 0) && !head.chunked) {
-      void this.#handle(head, declared, declared === 0 ? new Uint8Array(0) : null, requestId).then(finish, fail)
+      void this.#handle(head, state, declared, declared === 0 ? new Uint8Array(0) : null, requestId).then(finish, fail)
       return
     }
     // Read the body, capped. Chunks are only valid inside the callback: copy them.
@@ -195,7 +209,7 @@ export class HttpServer {
       if (!isLast) return
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
       // Chunked bodies have no Content-Length, which Zaqar treats as no body at all (API.md §2).
-      void this.#handle(head, declared, declared === null ? null : body, requestId).then(finish, fail)
+      void this.#handle(head, state, declared, declared === null ? null : body, requestId).then(finish, fail)
     })
   }
 
@@ -209,9 +223,15 @@ export class HttpServer {
     return new MissiveError('payload_too_large', `Request body exceeds ${this.#deps.config.maxBodyBytes} bytes.`)
   }
 
-  async #handle(head: Head, contentLength: number | null, body: Uint8Array | null, requestId: string): Promise<Reply> {
-    const { config, router, log } = this.#deps
+  async #handle(head: Head, state: RequestState, contentLength: number | null, body: Uint8Array | null, requestId: string): Promise<Reply> {
+    const { config, router, log, metrics } = this.#deps
+    if (head.path === '/metrics' && metrics !== undefined) {
+      state.route = '/metrics'
+      if (head.method !== 'GET') throw new MissiveError('method_not_allowed', `${head.method} is not allowed on /metrics.`)
+      return { status: 200, body: await metrics.exposition(), contentType: METRICS_TYPE }
+    }
     if (head.path === '/') {
+      state.route = '/'
       if (head.method === 'GET') return versions()
       throw new MissiveError('method_not_allowed', `${head.method} is not allowed on /.`)
     }
@@ -229,6 +249,7 @@ export class HttpServer {
     const clientId = checkClientId(head.clientId, config.limits)
     const project = checkProject(head.project)
     const { route, profile, params } = match
+    state.route = route.path === '' ? `${profile.prefix}/` : `${profile.prefix}/${route.path}`
     if (params.queue !== undefined) checkQueueIdentity(params.queue, project)
     if (route.maxBody !== undefined && contentLength !== null) {
       const [max, error] = route.maxBody(config.limits)
@@ -254,9 +275,17 @@ export class HttpServer {
     return route.handler(apiReq)
   }
 
-  #write(res: uWS.HttpResponse, state: { aborted: boolean; started: number }, reply: Reply, requestId: string, head: Head, close: boolean): void {
+  #write(res: uWS.HttpResponse, state: RequestState, reply: Reply, requestId: string, head: Head, close: boolean): void {
     const ms = performance.now() - state.started
-    this.#deps.log.debug({ requestId, method: head.method, path: head.path, status: reply.status, ms: Math.round(ms * 1000) / 1000 }, 'request')
+    const { metrics, config, log } = this.#deps
+    metrics?.observe(state.route, head.method, reply.status, ms / 1000)
+    if (config.accessLog) {
+      // The route template, not the path: queue names and ids stay out of the logs' labels.
+      log.info(
+        { requestId, project: head.project, method: head.method, route: state.route, status: reply.status, ms: Math.round(ms * 1000) / 1000 },
+        'request',
+      )
+    }
     if (state.aborted) return
     // While draining, tell keep-alive clients to go elsewhere.
     const closeConnection = close || this.#draining

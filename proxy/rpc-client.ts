@@ -35,6 +35,9 @@ import type {
   QueueStats,
 } from '../worker/storage/contract.js'
 
+/** Operations a worker serves itself, outside the storage contract (worker/main.ts). */
+export type WorkerOperation = 'metrics'
+
 export const UNREACHABLE_DESCRIPTION =
   'Service temporarily unavailable: the worker is not reachable. Please try again in a few seconds.'
 export const TIMEOUT_DESCRIPTION =
@@ -161,7 +164,7 @@ export class RpcDriver extends EventEmitter implements DataDriver {
    * Runs `op(...args)` in the worker. Trailing `undefined` arguments are not sent (msgpack would
    * turn them into `null`).
    */
-  call(op: DriverOperation, args: unknown[]): Promise<unknown> {
+  call(op: DriverOperation | WorkerOperation, args: unknown[]): Promise<unknown> {
     if (this.#up === 0 || this.#closed) return Promise.reject(unreachable())
     const ch = this.#pick()
     let n = args.length

@@ -64,6 +64,12 @@ export const ConfigSchema = z
      * headers do not fit its buffer, well above this default.
      */
     maxHeaderBytes: z.int().min(1024).default(16384),
+    /** Serve Prometheus metrics at `/metrics` (and collect them). */
+    metrics: z.boolean().default(true),
+    /** Also serve `/metrics` on this port (admin network), besides the API port. 0: off. */
+    metricsPort: z.int().min(0).max(65535).default(0),
+    /** Log one line per request (request id, project, route, status, duration) at info level. */
+    accessLog: z.boolean().default(true),
     /** How long the proxy waits for a worker's answer before replying 503. */
     rpcTimeoutMs: z.int().min(1).default(30000),
     /**
@@ -88,6 +94,9 @@ const ENV: Record<string, { key: keyof Config; type: 'string' | 'int' | 'bool' }
   MISSIVE_LOG_LEVEL: { key: 'logLevel', type: 'string' },
   MISSIVE_ENABLE_V1_1: { key: 'enableV1_1', type: 'bool' },
   MISSIVE_ADMIN_TOKEN: { key: 'adminToken', type: 'string' },
+  MISSIVE_METRICS: { key: 'metrics', type: 'bool' },
+  MISSIVE_METRICS_PORT: { key: 'metricsPort', type: 'int' },
+  MISSIVE_ACCESS_LOG: { key: 'accessLog', type: 'bool' },
 }
 
 export class ConfigError extends Error {

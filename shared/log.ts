@@ -7,11 +7,16 @@ import { pino, type Logger } from 'pino'
 
 export type { Logger }
 
-export function createLogger(role: string, level: string = process.env.MISSIVE_LOG_LEVEL ?? 'info'): Logger {
-  return pino({
+/**
+ * `async`: lines are buffered and written in batches off the request path (the proxy's access
+ * log); call `logger.flush()` before exiting. Otherwise each line is written at once.
+ */
+export function createLogger(role: string, level: string = process.env.MISSIVE_LOG_LEVEL ?? 'info', opts: { async?: boolean } = {}): Logger {
+  const options = {
     level,
     base: { role, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: ['req.headers["x-auth-token"]', 'authorization', 'password', 'token'], remove: true },
-  })
+  }
+  return opts.async ? pino(options, pino.destination({ dest: 1, sync: false, minLength: 4096 })) : pino(options)
 }

@@ -65,6 +65,15 @@ export class ManagedChild extends EventEmitter {
     return this.#child?.pid
   }
 
+  /** Sends a message over the child's IPC channel; dropped when the child is not running. */
+  send(msg: unknown): void {
+    try {
+      if (this.#child?.connected) this.#child.send(msg as object)
+    } catch {
+      // The child is going away; it will be told again when it is back.
+    }
+  }
+
   /** Times the child was restarted after a crash. */
   get restarts(): number {
     return this.#restarts

@@ -144,6 +144,14 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
   proxy.on('ready', (msg: { port?: number }) => {
     if (typeof msg.port === 'number') port = msg.port
   })
+  // The proxy serves /metrics for the whole deployment: tell it the restart counts whenever a
+  // child (re)becomes ready, the proxy itself included.
+  const pushRestarts = (): void => {
+    const restarts: Record<string, number> = { proxy: proxy.restarts }
+    for (const w of workers) restarts[w.role] = w.restarts
+    proxy.send({ type: 'restarts', restarts })
+  }
+  for (const child of [proxy, ...workers]) child.on('ready', pushRestarts)
 
   const killAfter = config.drainTimeoutMs + KILL_MARGIN_MS
   let stopping: Promise<void> | null = null

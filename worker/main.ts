@@ -14,7 +14,9 @@
 import { parseConfig, type Config } from '../shared/config.js'
 import { MissiveError } from '../shared/errors.js'
 import { createLogger } from '../shared/log.js'
+import { workerMetrics } from './metrics.js'
 import { serveRpc } from './rpc-server.js'
+import { metered } from './storage/metered.js'
 import { openDriver } from './storage/index.js'
 
 function requireEnv(name: string): string {
@@ -58,7 +60,13 @@ async function main(): Promise<void> {
     }
     throw err
   }
-  const server = await serveRpc(driver, socketPath, log)
+  const processName = index === undefined ? 'worker' : `worker-${index}`
+  const metrics = workerMetrics(processName)
+  const pool = process.env.MISSIVE_POOL_NAME ?? 'default'
+  const served = config.metrics ? metered(driver, metrics.driver, { pool, worker: index ?? '0' }) : driver
+  const server = await serveRpc(served, socketPath, log, {
+    extraOps: { metrics: async () => (config.metrics ? metrics.registry.getMetricsAsJSON() : []) },
+  })
 
   let stopping = false
   const shutdown = async (reason: string): Promise<void> => {

@@ -31,6 +31,11 @@ export interface ServeRpcOptions {
   maxFrameBytes?: number
   /** When the replies of one tick are written (see `FrameWriter`). */
   flush?: 'immediate' | 'microtask'
+  /**
+   * Operations outside the storage contract served by this process itself (not the driver):
+   * `metrics`, for the proxy's aggregated /metrics.
+   */
+  extraOps?: Record<string, Operation>
 }
 
 const OPERATIONS: ReadonlySet<string> = new Set(DRIVER_OPERATIONS)
@@ -91,6 +96,14 @@ export async function serveRpc(
       const { id, op, args } = req
       if (draining) {
         writer.write({ id, e: DRAINING })
+        return
+      }
+      const extra = opts.extraOps?.[op]
+      if (extra !== undefined) {
+        extra().then(
+          (r) => reply(id, r),
+          (err: unknown) => fail(id, op, err),
+        )
         return
       }
       if (!OPERATIONS.has(op)) {

@@ -1,0 +1,158 @@
+/**
+ * The proxy's metrics, and the one /metrics page: the proxy's own registry merged with every
+ * worker's (fetched over RPC) and the supervisor's (pushed over IPC), so a scrape sees the whole
+ * deployment — not whichever process happened to answer.
+ */
+import uWS from 'uWebSockets.js'
+import { Counter, Gauge, Histogram } from 'prom-client'
+import { CONTENT_TYPE, exposition, LATENCY_BUCKETS, processRegistry, type MetricsJson } from '../shared/metrics.js'
+import type { DriverMetrics } from '../worker/storage/metered.js'
+import type { RpcDriver } from './rpc-client.js'
+import type { Router } from './router.js'
+
+export interface WorkerRef {
+  pool: string
+  index: number
+  driver: RpcDriver
+}
+
+export class ProxyMetrics {
+  readonly registry = processRegistry('proxy')
+  readonly #requests = new Counter({
+    name: 'missive_http_requests_total',
+    help: 'HTTP requests answered, by route template, method and status class.',
+    labelNames: ['route', 'method', 'status'],
+    registers: [this.registry],
+  })
+  readonly #duration = new Histogram({
+    name: 'missive_http_request_duration_seconds',
+    help: 'Time from request to reply in the proxy, by route template and method.',
+    labelNames: ['route', 'method'],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  })
+  readonly inflight = new Gauge({
+    name: 'missive_http_requests_in_flight',
+    help: 'Requests received and not yet answered.',
+    registers: [this.registry],
+  })
+  /** For wrapping each worker's RpcDriver (see worker/storage/metered.ts). */
+  readonly rpc: DriverMetrics = {
+    duration: new Histogram({
+      name: 'missive_rpc_call_duration_seconds',
+      help: 'Round trip of a storage call from the proxy to a worker, by pool, worker and operation.',
+      labelNames: ['pool', 'worker', 'operation', 'outcome'],
+      buckets: LATENCY_BUCKETS,
+      registers: [this.registry],
+    }),
+  }
+  readonly #restarts = new Counter({
+    name: 'missive_supervisor_child_restarts_total',
+    help: 'Child processes restarted by the supervisor after a crash.',
+    labelNames: ['child'],
+    registers: [this.registry],
+  })
+  readonly #scrapeErrors = new Counter({
+    name: 'missive_metrics_scrape_errors_total',
+    help: 'Workers whose metrics could not be fetched for a /metrics page.',
+    registers: [this.registry],
+  })
+  readonly #workers: WorkerRef[]
+  readonly #restartsSeen = new Map<string, number>()
+
+  /** `cache` reads the router's placement-cache counts (at scrape time). */
+  constructor(cache: () => Pick<Router, 'hits' | 'misses'>, workers: WorkerRef[]) {
+    this.#workers = workers
+    const registers = [this.registry]
+    new Gauge({
+      name: 'missive_rpc_pending_calls',
+      help: 'Storage calls sent to a worker and not yet answered (its queue depth as the proxy sees it).',
+      labelNames: ['pool', 'worker'],
+      registers,
+      collect() {
+        for (const w of workers) this.set({ pool: w.pool, worker: String(w.index) }, w.driver.pendingCalls)
+      },
+    })
+    new Gauge({
+      name: 'missive_rpc_worker_up',
+      help: '1 while the proxy holds a connection to the worker.',
+      labelNames: ['pool', 'worker'],
+      registers,
+      collect() {
+        for (const w of workers) this.set({ pool: w.pool, worker: String(w.index) }, w.driver.connected ? 1 : 0)
+      },
+    })
+    const hits = new Counter({ name: 'missive_catalog_cache_hits_total', help: 'Placement lookups answered from the proxy cache.', registers })
+    const misses = new Counter({ name: 'missive_catalog_cache_misses_total', help: 'Placement lookups that went to the catalog.', registers })
+    // Counters mirror the router's plain counts at scrape time (the hot path only does ++).
+    const mirror = (counter: Counter, value: () => number): void => {
+      let seen = 0
+      ;(counter as unknown as { collect: () => void }).collect = () => {
+        const v = value()
+        if (v > seen) counter.inc(v - seen)
+        seen = v
+      }
+    }
+    mirror(hits, () => cache().hits)
+    mirror(misses, () => cache().misses)
+  }
+
+  /** Records one answered request. `route` is the route template, never the concrete path. */
+  observe(route: string, method: string, status: number, seconds: number): void {
+    this.#requests.inc({ route, method, status: `${Math.floor(status / 100)}xx` })
+    this.#duration.observe({ route, method }, seconds)
+  }
+
+  /** The supervisor's restart counts (pushed over IPC): kept as monotonic counters. */
+  setRestarts(counts: Record<string, number>): void {
+    for (const [child, n] of Object.entries(counts)) {
+      const seen = this.#restartsSeen.get(child) ?? 0
+      if (n > seen) this.#restarts.inc({ child }, n - seen)
+      else if (seen === 0) this.#restarts.inc({ child }, 0)
+      this.#restartsSeen.set(child, Math.max(n, seen))
+    }
+  }
+
+  /** The whole deployment's exposition. A worker that does not answer is skipped and counted. */
+  async exposition(): Promise<string> {
+    const parts = await Promise.all(
+      this.#workers.map(async (w): Promise<MetricsJson> => {
+        try {
+          return (await w.driver.call('metrics', [])) as MetricsJson
+        } catch {
+          this.#scrapeErrors.inc()
+          return []
+        }
+      }),
+    )
+    return exposition([await this.registry.getMetricsAsJSON(), ...parts])
+  }
+}
+
+/** A second listener serving only GET /metrics, for an admin network (`metricsPort`). */
+export function serveMetrics(bind: string, port: number, metrics: ProxyMetrics): Promise<{ close(): void }> {
+  const app = uWS.App().get('/metrics', (res) => {
+    let aborted = false
+    res.onAborted(() => {
+      aborted = true
+    })
+    metrics.exposition().then(
+      (text) => {
+        if (aborted) return
+        res.cork(() => {
+          res.writeHeader('Content-Type', CONTENT_TYPE)
+          res.end(text)
+        })
+      },
+      () => {
+        if (!aborted) res.cork(() => res.writeStatus('503 Service Unavailable').end())
+      },
+    )
+  })
+  return new Promise((resolve, reject) => {
+    app.listen(bind, port, (socket) => {
+      if (socket === false) reject(new Error(`cannot listen on ${bind}:${port} for metrics`))
+      else resolve({ close: () => uWS.us_listen_socket_close(socket) })
+    })
+  })
+}
