@@ -24,13 +24,13 @@ export const BENCH_FLAGS: FlagSpec[] = [
   { name: 'out', type: 'string', default: 'perf/results', help: 'directory for the report files (relative to the repository root)' },
   { name: 'profile', type: 'boolean', default: false, help: 'write CPU profiles of proxy and workers to <out>/profiles-<date>/<store>/' },
   { name: 'stores', type: 'list', default: ['sqlite', 'redis'], help: 'stores to run: sqlite, redis' },
-  { name: 'duration', type: 'number', default: undefined, help: 'seconds per scenario (default 8; --quick 1.5)' },
+  { name: 'duration', type: 'number', default: undefined, help: 'seconds per scenario (default 8; --quick 1)' },
   { name: 'connections', type: 'number', default: 32, help: 'closed-loop connections (mixed: half producers, half consumers)' },
   { name: 'open-connections', type: 'number', default: 64, help: 'open-loop connection pool' },
   { name: 'queues', type: 'number', default: 4, help: 'queues for the standard scenarios' },
   { name: 'tenants', type: 'number', default: 1, help: 'projects the queues are spread over' },
   { name: 'size', type: 'number', default: 200, help: 'bytes of JSON per message' },
-  { name: 'rates', type: 'list', default: undefined, help: 'open-loop offered rates, messages/s each way (default 1000,5000,10000,20000; --quick 1000,5000)' },
+  { name: 'rates', type: 'list', default: undefined, help: 'open-loop offered rates, messages/s each way (default 1000,5000,10000,20000; --quick 1000)' },
   { name: 'many-queues', type: 'number', default: 10000, help: 'queue count of the T7 scenario' },
   { name: 'help', type: 'boolean', default: false, help: 'show this help' },
 ]
@@ -193,15 +193,19 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
     if (current === null) return
     const c = current
     current = null
+    const t = performance.now()
     await c.svc.stop().catch(() => undefined)
     await c.redis?.stop().catch(() => undefined)
+    log(`${setup.name}: stopped in ${((performance.now() - t) / 1000).toFixed(1)} s`)
   }
   try {
     const profileDir = ctx.profileRoot ? join(ctx.profileRoot, setup.name) : null
     if (profileDir) await mkdir(profileDir, { recursive: true })
     let started
+    const tStart = performance.now()
     try {
       started = await setup.start(setup.main.key, profileDir)
+      log(`${setup.name}: Missive up in ${((performance.now() - tStart) / 1000).toFixed(1)} s`)
     } catch (err) {
       result.reason = err instanceof StartError ? `Missive did not start on this pool: ${err.message}` : (err as Error).message
       log(`${setup.name}: not available (${result.reason})`)
@@ -235,7 +239,7 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
     const knobsOf = (lo: Partial<LoadOptions>) => lo
 
     // Warm-up (not recorded): JIT, SQLite page cache, connections.
-    await runLoad(baseLoad(ctx, url, { producers: 8, durationS: ctx.quick ? 0.5 : 2, prefix: 'warmup' }))
+    await runLoad(baseLoad(ctx, url, { producers: 8, durationS: ctx.quick ? 0.3 : 2, prefix: 'warmup' }))
 
     const d = ctx.durationS
     const conns = ctx.connections
@@ -265,7 +269,7 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
       const missing = want - stock
       if (missing <= 0) return
       const rate = Math.max(1000, post10.result.msgsInPerS)
-      const secs = Math.min(ctx.quick ? 2 : d * 1.5, missing / rate + 0.5)
+      const secs = Math.min(ctx.quick ? 1 : d * 1.5, missing / rate + 0.5)
       log(`${setup.name}: prefill ~${Math.round(missing)} messages (${secs.toFixed(1)} s) …`)
       const r = await runLoad(baseLoad(ctx, url, { producers: conns, batch: 50, durationS: secs }))
       stock += r.msgsInPerS * r.seconds
@@ -300,6 +304,7 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
         rate,
         connections: ctx.openConnections,
         prefix: 'open',
+        drainMs: ctx.quick ? 1000 : 3000,
       })
     }
 
@@ -540,13 +545,13 @@ async function main(): Promise<void> {
   const clk = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100
   const ctx: Ctx = {
     quick,
-    durationS: Number(a.duration ?? (quick ? 1.5 : 8)),
+    durationS: Number(a.duration ?? (quick ? 1 : 8)),
     connections: Number(a.connections),
     openConnections: Number(a['open-connections']),
     queues: Number(a.queues),
     tenants: Number(a.tenants),
     size: Number(a.size),
-    rates: ((a.rates as string[] | undefined) ?? (quick ? ['1000', '5000'] : ['1000', '5000', '10000', '20000'])).map(Number),
+    rates: ((a.rates as string[] | undefined) ?? (quick ? ['1000'] : ['1000', '5000', '10000', '20000'])).map(Number),
     manyQueues: Number(a['many-queues']),
     tmp,
     profileRoot: a.profile ? join(outDir, `profiles-${date}`) : null,
@@ -568,7 +573,7 @@ async function main(): Promise<void> {
     // Ceiling 1: the uWS hello-world, through each load generator.
     const hello = await startHello()
     try {
-      const hd = quick ? 1.5 : 5
+      const hd = quick ? 1 : 5
       log('ceiling: uWS hello-world (bench engine) …')
       ceilings.hello.engine = await engineHello(hello.url, ctx.connections, hd)
       ctx.helloEngine = ceilings.hello.engine.reqPerS
