@@ -96,6 +96,16 @@ export class Router {
     await this.#catalog.removePlacement(ref)
   }
 
+  /** True when the catalog answers. */
+  async catalogReachable(): Promise<boolean> {
+    try {
+      await this.#catalog.version()
+      return true
+    } catch {
+      return false
+    }
+  }
+
   /** The first worker of the default pool (ping, health). */
   defaultDriver(): DataDriver {
     return this.#pools.get(this.#defaultPool)![0]!

@@ -135,8 +135,9 @@ t.test('ping and health', async (t) => {
   t.equal((await h.req('GET', '/v2/health', { headers: { 'X-Auth-Token': 'wrong' } })).status, 403)
   const ok = await h.req('GET', '/v2/health', { headers: { 'X-Auth-Token': 'sekret' } })
   t.equal(ok.status, 200)
-  t.equal(ok.json.storage_reachable, true)
-  t.same(Object.keys(ok.json.operation_status).sort(), [
+  t.equal(ok.json.catalog_reachable, true)
+  t.equal(ok.json.default.storage_reachable, true)
+  t.same(Object.keys(ok.json.default.operation_status).sort(), [
     'bulk_delete_messages',
     'claim_messages',
     'create_queue',
@@ -146,7 +147,7 @@ t.test('ping and health', async (t) => {
     'list_messages',
     'post_messages',
   ])
-  for (const s of Object.values(ok.json.operation_status) as { succeeded: boolean }[]) t.equal(s.succeeded, true)
+  for (const s of Object.values(ok.json.default.operation_status) as { succeeded: boolean }[]) t.equal(s.succeeded, true)
   t.same((await h.req('GET', '/v2/queues')).json.queues, [], 'the probe leaves no queue behind')
 })
 
