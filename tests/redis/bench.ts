@@ -1,0 +1,128 @@
+/**
+ * Raw throughput of the Redis driver in-process, next to a raw Redis ceiling measured in the same
+ * run (not a test: `node --import tsx tests/redis/bench.ts [seconds]`).
+ *
+ * Scenarios (closed loop, CONCURRENCY callers, ~200-byte bodies):
+ * - post: batches of 10 per call;
+ * - consume: claim 10 + bulk delete with the claim id;
+ * - raw: a pipelined write loop doing what a post of 10 minimally must (one HSET of 10 fields and
+ *   one ZADD of 10 members per batch), CONCURRENCY loops on one ioredis connection.
+ * Variants: coalescing on/off, ioredis auto-pipelining on/off, AOF off / everysec / always.
+ * Compare ratios within one run: absolute numbers depend on what else the machine is doing.
+ */
+import { randomUUID } from 'node:crypto'
+import { Redis } from 'ioredis'
+import { RedisDriver } from '../../worker/storage/redis/driver.js'
+import { parseRedisUri } from '../../worker/storage/redis/uri.js'
+import { startRedis, type RedisProcess } from '../helpers/index.js'
+
+const SECONDS = Number(process.argv[2] ?? 3)
+const CONCURRENCY = 32
+const BODY = JSON.stringify({ event: 'order.created', id: 'x'.repeat(150), n: 0 })
+const teardowns: (() => unknown)[] = []
+const t = { teardown: (fn: () => unknown) => void teardowns.push(fn) }
+
+interface Result {
+  rate: number
+  p50: number
+  p99: number
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]
+}
+
+/** Runs `op` in CONCURRENCY closed loops for SECONDS; each call moves `per` messages. */
+async function loop(op: () => Promise<number>): Promise<Result> {
+  const lat: number[] = []
+  let moved = 0
+  const start = performance.now()
+  const end = start + SECONDS * 1000
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < end) {
+        const s = performance.now()
+        const n = await op()
+        lat.push(performance.now() - s)
+        moved += n
+        if (n === 0) return
+      }
+    }),
+  )
+  // A consumer that drains the queue stops early: the rate is over the time actually used.
+  const elapsed = (performance.now() - start) / 1000
+  lat.sort((a, b) => a - b)
+  return { rate: moved / elapsed, p50: pct(lat, 50), p99: pct(lat, 99) }
+}
+
+const fmt = (r: Result) => `${Math.round(r.rate).toString().padStart(7)} msg/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms`
+
+async function rawCeiling(server: RedisProcess): Promise<Result> {
+  const redis = new Redis({ port: server.port, host: '127.0.0.1' })
+  const key = `raw:${randomUUID()}`
+  let seq = 0
+  const r = await loop(async () => {
+    const fields: string[] = []
+    const members: (string | number)[] = []
+    for (let i = 0; i < 10; i++) {
+      const id = randomUUID()
+      fields.push(id, BODY)
+      members.push(++seq, id)
+    }
+    await redis.pipeline().hset(`${key}:m`, ...fields).zadd(`${key}:a`, ...members).exec()
+    return 10
+  })
+  await redis.del(`${key}:m`, `${key}:a`)
+  redis.disconnect()
+  return r
+}
+
+async function driverRuns(server: RedisProcess, query: string, coalesce: boolean): Promise<{ post: Result; consume: Result }> {
+  const driver = await RedisDriver.open({ ...parseRedisUri(`${server.url}?${query}`, 'fast'), coalesce, gcIntervalMs: 0 })
+  const ref = { project: `bench-${randomUUID()}`, queue: 'q' }
+  const msgs = Array.from({ length: 10 }, () => ({ body: BODY }))
+  const opts = { clientId: randomUUID(), defaultTtl: 3600, requestBytes: 2500, useQueueLimits: true }
+  const post = await loop(async () => (await driver.postMessages(ref, msgs, opts)).length)
+  const consume = await loop(async () => {
+    const c = await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 10 })
+    if (c === null) return 0
+    await driver.deleteMessages(
+      ref,
+      c.messages.map((m) => m.id),
+      [c.id],
+    )
+    return c.messages.length
+  })
+  await driver.deleteQueue(ref)
+  await driver.close()
+  return { post, consume }
+}
+
+async function main(): Promise<void> {
+  const modes = [
+    { name: 'no persistence', appendfsync: undefined, query: 'verify=false' },
+    { name: 'AOF everysec (fast)', appendfsync: 'everysec' as const, query: 'durability=fast' },
+    { name: 'AOF always (durable)', appendfsync: 'always' as const, query: 'durability=durable' },
+  ]
+  for (const mode of modes) {
+    const server = await startRedis(t, mode.appendfsync === undefined ? {} : { appendfsync: mode.appendfsync })
+    console.log(`\n== ${mode.name}`)
+    for (const [coalesce, ap] of [
+      [true, false],
+      [true, true],
+      [false, false],
+    ] as const) {
+      // The ceiling is measured right before each variant: the ratio compares like with like.
+      const raw = await rawCeiling(server)
+      console.log(`raw pipelined HSET+ZADD, batch 10        ${fmt(raw)}`)
+      const r = await driverRuns(server, `${mode.query}&auto_pipelining=${ap}`, coalesce)
+      const label = `coalesce=${coalesce ? 'on ' : 'off'} autopipe=${ap ? 'on ' : 'off'}`
+      console.log(`${label} post×10          ${fmt(r.post)}  (${(r.post.rate / raw.rate).toFixed(2)}× raw)`)
+      console.log(`${label} claim10+delete   ${fmt(r.consume)}  (${(r.consume.rate / raw.rate).toFixed(2)}× raw)`)
+    }
+    await server.stop()
+  }
+  for (const fn of teardowns.reverse()) await fn()
+}
+
+await main()
