@@ -163,15 +163,15 @@ t.test('openDriver and sqlite: URIs', async (t) => {
     message: new RegExp(`cannot open the SQLite store ${notADir}`),
   })
 
-  for (const uri of ['redis://localhost:6379', 'mongodb://x', 'nonsense', '']) {
+  for (const uri of ['mongodb://x', 'nonsense', '']) {
     await t.rejects(openDriver(uri, { dataDir, durability: 'durable' }), { code: 'bad_request', message: /Unsupported storage URI/ })
   }
 })
 
-t.test('throughput smoke: posts, claims and deletes stay fast', async (t) => {
+// Speed is measured by `npm run bench`, not asserted here: this checks a long run drains exactly.
+t.test('2,000 messages posted, claimed and deleted in batches drain the queue exactly', async (t) => {
   const driver = open(t, join(tempDir(t), 'perf.sqlite'), { durability: 'fast' })
   const q = { project: `p-${randomUUID()}`, queue: 'perf' }
-  const started = performance.now()
   for (let i = 0; i < 200; i++) {
     await driver.postMessages(q, Array.from({ length: 10 }, (_, j) => ({ body: `{"i":${i},"j":${j}}` })), postOpts())
   }
@@ -182,8 +182,6 @@ t.test('throughput smoke: posts, claims and deletes stay fast', async (t) => {
     claimed += claim.messages.length
     await driver.deleteMessages(q, claim.messages.map((m) => m.id), [claim.id])
   }
-  const ms = performance.now() - started
   t.equal(claimed, 2000)
   t.equal((await driver.stats(q)).total, 0)
-  t.ok(ms < 5000, `2000 messages posted, claimed and deleted in ${ms.toFixed(0)} ms`)
 })
