@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto'
 import type { Limits } from '../shared/config.js'
 import { ERRORS, MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
+import { isQueueName } from '../worker/storage/common.js'
 
 /** What a handler returns; the app writes it. `body` is JSON text. */
 export interface Reply {
@@ -125,11 +126,9 @@ export function checkProject(value: string | undefined): string {
   return value
 }
 
-const QUEUE_NAME_RE = /^[a-zA-Z0-9_.-]+$/
-
 /** Step 7: queue name and project id on routes that name a queue. */
 export function checkQueueIdentity(queue: string, project: string): void {
-  if (queue.length > 64 || !QUEUE_NAME_RE.test(queue) || project.length > 256) {
+  if (!isQueueName(queue) || project.length > 256) {
     throw new MissiveError('invalid_queue_name', 'The format of the submitted queue name or project id is not valid.')
   }
 }

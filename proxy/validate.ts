@@ -4,6 +4,7 @@
  */
 import type { Limits } from '../shared/config.js'
 import { badRequest, invalidBody, MissiveError } from '../shared/errors.js'
+import { isQueueName } from '../worker/storage/common.js'
 import type { Metadata, NewMessage } from '../worker/storage/contract.js'
 import { intField, isObject, toJson } from './json.js'
 
@@ -66,7 +67,7 @@ export function queueMetadata(doc: unknown, limits: Limits): Metadata {
   }
   if (Object.hasOwn(meta, '_dead_letter_queue') && meta._dead_letter_queue !== null) {
     const dlq = meta._dead_letter_queue
-    if (typeof dlq !== 'string' || dlq.length > 64 || !/^[a-zA-Z0-9_.-]+$/.test(dlq)) {
+    if (!isQueueName(dlq)) {
       throw badRequest('_dead_letter_queue must be a valid queue name.')
     }
   }

@@ -5,6 +5,9 @@
 import type { Redis } from 'ioredis'
 import type { Clock } from '../../../shared/clock.js'
 import { RESERVED, type Message, type Metadata, type QueueRef } from '../contract.js'
+import { ageOf, isQueueName, metaNumber, metaPositive } from '../common.js'
+
+export { ageOf, isQueueName, metaNumber, metaPositive } from '../common.js'
 import type { Scripts } from './scripts.js'
 
 export interface Ctx {
@@ -24,8 +27,6 @@ export interface Ctx {
 /** A message as the scripts return it: id, body, ttl (string), created, claimId or '', claimCount, seq. */
 export type MessageTuple = [string, string, string, number, string, number, number]
 
-/** Whole seconds between `from` and `now`, never negative (a clock may step back). */
-export const ageOf = (from: number, now: number): number => Math.max(0, Math.floor((now - from) / 1000))
 
 /** A script's message tuple as readers see it. */
 export function toMessage(t: MessageTuple, now: number): Message {
@@ -34,22 +35,7 @@ export function toMessage(t: MessageTuple, now: number): Message {
   return m
 }
 
-/** A reserved metadata value if it is a finite number. */
-export function metaNumber(meta: Metadata, key: string): number | undefined {
-  const v = meta[key]
-  return typeof v === 'number' && Number.isFinite(v) ? v : undefined
-}
 
-/** A reserved metadata value if it is a positive number (Zaqar tests these for truthiness). */
-export function metaPositive(meta: Metadata, key: string): number | undefined {
-  const v = metaNumber(meta, key)
-  return v !== undefined && v > 0 ? v : undefined
-}
-
-const QUEUE_NAME_RE = /^[a-zA-Z0-9_.-]{1,64}$/
-
-/** True for a name the transport would accept as a queue name (API.md §2 step 7). */
-export const isQueueName = (s: unknown): s is string => typeof s === 'string' && QUEUE_NAME_RE.test(s)
 
 /**
  * The reserved metadata the scripts read, parsed once when metadata is written, in the order

@@ -5,6 +5,9 @@
 import type { Database } from 'better-sqlite3'
 import type { Clock } from '../../../shared/clock.js'
 import type { Message, Metadata } from '../contract.js'
+import { ageOf, isQueueName, metaNumber, metaPositive } from '../common.js'
+
+export { ageOf, isQueueName, metaNumber, metaPositive } from '../common.js'
 
 export interface Ctx {
   readonly db: Database
@@ -26,8 +29,6 @@ export interface MessageRow {
 /** The column list matching `MessageRow`, for SELECTs. */
 export const MESSAGE_COLUMNS = 'seq, id, body, ttl, created, claim_id, claim_expires, claim_count'
 
-/** Whole seconds between `from` and `now`, never negative (a clock may step back). */
-export const ageOf = (from: number, now: number): number => Math.max(0, Math.floor((now - from) / 1000))
 
 /** A row as readers see it; `claimId` only while the claim is active. */
 export function toMessage(row: MessageRow, now: number): Message {
@@ -43,22 +44,7 @@ export function toMessage(row: MessageRow, now: number): Message {
   return m
 }
 
-/** A reserved metadata value if it is a finite number. */
-export function metaNumber(meta: Metadata, key: string): number | undefined {
-  const v = meta[key]
-  return typeof v === 'number' && Number.isFinite(v) ? v : undefined
-}
 
-/** A reserved metadata value if it is a positive number (Zaqar tests these for truthiness). */
-export function metaPositive(meta: Metadata, key: string): number | undefined {
-  const v = metaNumber(meta, key)
-  return v !== undefined && v > 0 ? v : undefined
-}
-
-const QUEUE_NAME_RE = /^[a-zA-Z0-9_.-]{1,64}$/
-
-/** True for a name the transport would accept as a queue name (API.md §2 step 7). */
-export const isQueueName = (s: unknown): s is string => typeof s === 'string' && QUEUE_NAME_RE.test(s)
 
 /** A bound boolean: better-sqlite3 binds numbers, not booleans. */
 export const flag = (b: boolean): number => (b ? 1 : 0)

@@ -40,6 +40,7 @@ import type {
   QueueRef,
   QueueStats,
 } from '../contract.js'
+import { storeUnavailable } from '../common.js'
 import { SqliteClaims } from './claims.js'
 import type { Ctx } from './context.js'
 import { SqliteMessages } from './messages.js'
@@ -71,28 +72,6 @@ export interface GcResult {
 const UNAVAILABLE_CODES =
   /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|READONLY|NOMEM|PROTOCOL|CORRUPT|NOTADB|PERM|NOLFS|INTERRUPT|AUTH)/
 
-/** What the client reads when the store fails, per operation (Zaqar's wording where it has one). */
-const FAILURE: Record<DriverOperation, string> = {
-  ping: 'The message store is not available.',
-  createQueue: 'Queue could not be created.',
-  getQueue: 'Queue metadata could not be retrieved.',
-  setQueueMetadata: 'Queue metadata could not be updated.',
-  deleteQueue: 'Queue could not be deleted.',
-  listQueues: 'Queues could not be listed.',
-  stats: 'Queue stats could not be read.',
-  purge: 'Queue could not be purged.',
-  postMessages: 'Messages could not be enqueued.',
-  listMessages: 'Messages could not be listed.',
-  getMessage: 'Message could not be retrieved.',
-  getMessages: 'Messages could not be retrieved.',
-  deleteMessage: 'Unable to delete message.',
-  deleteMessages: 'Messages could not be deleted.',
-  popMessages: 'Messages could not be popped.',
-  createClaim: 'Claim could not be created.',
-  getClaim: 'Claim could not be queried.',
-  renewClaim: 'Claim could not be updated.',
-  releaseClaim: 'Claim could not be deleted.',
-}
 
 const GC_CHAIN_LIMIT = 100
 
@@ -234,7 +213,7 @@ export class SqliteDriver implements DataDriver {
     } catch (err) {
       if (err instanceof MissiveError) throw err
       if (err instanceof Database.SqliteError && UNAVAILABLE_CODES.test(err.code)) {
-        throw unavailable(`${FAILURE[op]} Please try again in a few seconds.`, 1, err)
+        throw storeUnavailable(op, err)
       }
       throw err
     }
