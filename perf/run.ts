@@ -18,7 +18,7 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: 'claim-limit', type: 'number', default: 10, help: 'messages per claim' },
   { name: 'delete', type: 'string', default: 'bulk', help: 'bulk (DELETE ?ids=) | single (DELETE href?claim_id= per message)' },
   { name: 'size', type: 'number', default: 200, help: 'bytes of JSON per message' },
-  { name: 'queues', type: 'number', default: 1, help: 'queues (1 … 10000)' },
+  { name: 'queues', type: 'number', default: 4, help: 'queues (1 … 10000)' },
   { name: 'tenants', type: 'number', default: 1, help: 'projects the queues are spread over (1 … 100)' },
   { name: 'duration', type: 'number', default: 10, help: 'seconds' },
   { name: 'rate', type: 'number', default: 0, help: 'open loop: messages/s each way (0 = closed loop)' },
@@ -38,6 +38,9 @@ export function loadOptionsFrom(a: Record<string, unknown>): LoadOptions {
     n.producers = Math.max(1, Math.floor(conns / 2))
     n.consumers = Math.max(1, conns - n.producers)
   } else throw new UsageError(`unknown scenario: ${scenario}`)
+  if (Number(a.rate) > 0 && (scenario === 'observers' || scenario === 'hello')) {
+    throw new UsageError(`--rate (open loop) works with producers, consumers and mixed; ${scenario} is closed-loop only`)
+  }
   const del = String(a.delete)
   if (del !== 'bulk' && del !== 'single') throw new UsageError('--delete must be bulk or single')
   const queues = Number(a.queues)

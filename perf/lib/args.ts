@@ -56,7 +56,7 @@ export function helpText(specs: FlagSpec[]): string {
     .map((s) => {
       const def = Array.isArray(s.default) ? s.default.join(',') : s.default
       const flag = s.type === 'boolean' ? `--${s.name}` : `--${s.name} <${s.type === 'list' ? 'a,b' : s.type}>`
-      return `  ${flag.padEnd(26)} ${s.help}${def === undefined || def === '' ? '' : ` (default: ${def})`}`
+      return `  ${flag.padEnd(28)} ${s.help}${def === undefined || def === '' || def === false ? '' : ` (default: ${def})`}`
     })
     .join('\n')
 }

@@ -283,17 +283,21 @@ async function runOpen(o: LoadOptions): Promise<LoadResult> {
 
   let qi = 0
   let ci = 0
+  // Arrival k of a stream is due at its intended time: posts at k/rate, claims at (k+½)/rate
+  // (offset so they do not coincide), for every k whose intended time falls inside the run.
+  const durMs = o.durationS * 1000
   const schedule = (now: number): void => {
-    const t = Math.min(now, end) - start
-    const duePosts = Math.floor((t / 1000) * postRate)
-    while (posts < duePosts) {
-      arrivals.push({ op: 'post', intended: start + (posts / postRate) * 1000, t: tg[qi++ % tg.length] })
+    const t = Math.min(now - start, durMs)
+    while (postRate > 0) {
+      const at = (posts / postRate) * 1000
+      if (at > t || at >= durMs) break
+      arrivals.push({ op: 'post', intended: start + at, t: tg[qi++ % tg.length] })
       posts++
     }
-    // Claims are offset by half an interval so they do not coincide with posts.
-    const dueClaims = claimRate > 0 ? Math.floor((t / 1000) * claimRate + 0.5) : 0
-    while (claims < dueClaims) {
-      arrivals.push({ op: 'claim', intended: start + ((claims + 0.5) / claimRate) * 1000, t: tg[ci++ % tg.length] })
+    while (claimRate > 0) {
+      const at = ((claims + 0.5) / claimRate) * 1000
+      if (at > t || at >= durMs) break
+      arrivals.push({ op: 'claim', intended: start + at, t: tg[ci++ % tg.length] })
       claims++
     }
   }

@@ -199,13 +199,14 @@ export function renderSvg(r: Report): string {
     .filter((s) => s.available)
     .map((s) => ({ store: s.store, rows: s.scenarios.filter((x) => x.result.mode === 'open' && x.result.offered !== null) }))
     .filter((p) => p.rows.length > 0)
-  const W = 460
+  const W = 480
   const H = 340
-  const pad = { l: 60, r: 16, t: 40, b: 50 }
+  const pad = { l: 72, r: 16, t: 44, b: 50 }
   const width = Math.max(1, panels.length) * W
   const height = H + 60
   const yMin = 0.1
-  const yMax = 100_000
+  const highest = Math.max(1, ...panels.flatMap((p) => p.rows.flatMap((x) => Object.values(x.result.ops).map((o) => o.max))))
+  const yMax = 10 ** Math.max(3, Math.ceil(Math.log10(highest)))
   const ly = (v: number): number => {
     const c = Math.min(yMax, Math.max(yMin, v))
     return pad.t + (H - pad.t - pad.b) * (1 - (Math.log10(c) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin)))
@@ -224,7 +225,8 @@ export function renderSvg(r: Report): string {
       const i = rates.indexOf(rate)
       return x0 + pad.l + ((W - pad.l - pad.r) * (rates.length === 1 ? 0.5 : i / (rates.length - 1)))
     }
-    parts.push(`<text x="${x0 + W / 2}" y="20" text-anchor="middle" font-size="13" font-weight="bold">${esc(p.store)}: latency vs offered rate (open loop, mixed, CO-corrected)</text>`)
+    parts.push(`<text x="${x0 + W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${esc(p.store)}: latency vs offered rate</text>`)
+    parts.push(`<text x="${x0 + W / 2}" y="33" text-anchor="middle" fill="#555">open loop, batches of 10, corrected for coordinated omission</text>`)
     // Axes and grid.
     for (let d = Math.log10(yMin); d <= Math.log10(yMax); d++) {
       const v = 10 ** d
@@ -242,7 +244,8 @@ export function renderSvg(r: Report): string {
     }
     parts.push(`<text x="${x0 + W / 2}" y="${H - pad.b + 34}" text-anchor="middle">offered messages/s (each way)</text>`)
     parts.push(`<rect x="${x0 + pad.l}" y="${pad.t}" width="${W - pad.l - pad.r}" height="${H - pad.t - pad.b}" fill="none" stroke="#888"/>`)
-    const ops = [...new Set(p.rows.flatMap((x) => Object.keys(x.result.ops)))]
+    const order = Object.keys(COLORS)
+    const ops = [...new Set(p.rows.flatMap((x) => Object.keys(x.result.ops)))].sort((a, b) => order.indexOf(a) - order.indexOf(b))
     const styles: [keyof LatencySummary, string, number][] = [
       ['p50', '4 3', 1.5],
       ['p99', '', 2.2],
