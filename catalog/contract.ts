@@ -1,20 +1,36 @@
 /**
- * The catalog contract: the control plane's store of pools and queue placements. Implementations
- * live in catalog/stores/ (SQLite embedded default; Redis and MongoDB for several proxy hosts).
- * `tests/catalog/` checks every implementation against this TSDoc.
+ * The catalog contract: the control plane's store of pools, flavors and queue placements.
+ * Implementations live in catalog/stores/ (SQLite embedded default; Redis for several proxy
+ * hosts). `tests/catalog/` checks every implementation against this TSDoc.
+ *
+ * Model (Zaqar's, Queens and later): a pool is a storage URI with a weight; a flavor is a name
+ * plus the pools whose `flavor` field equals that name. A placement maps one (project, queue) to
+ * the pool that holds it; it is written once, when the queue is first created.
  */
 import type { QueueRef } from '../worker/storage/contract.js'
 
 /** A storage pool: where queues live. */
 export interface Pool {
   name: string
-  /** Storage URI: `sqlite:<path>`, `redis://…`, `mongodb://…`. */
+  /** Storage URI: `sqlite:<path>`, `redis://…`. */
   uri: string
   /** Relative chance of receiving a new queue; 0 = takes none. */
   weight: number
-  /** The flavor (pool group) this pool belongs to, or null. */
+  /** The flavor this pool belongs to, or null (the default group). */
   flavor: string | null
+  /** Free-form; Missive reads `workers` (worker processes per host, default 1). */
   options: Record<string, unknown>
+}
+
+/**
+ * A flavor: a name and the pools that carry it. Flavors are global, not per project (see
+ * docs/pools.md): a pool's `flavor` field is a global name, so per-project flavors would alias
+ * each other's pools anyway.
+ */
+export interface Flavor {
+  name: string
+  /** Names of the pools whose `flavor` is this flavor, sorted by name (byte order). */
+  pools: string[]
 }
 
 export interface CatalogStore {
@@ -31,22 +47,48 @@ export interface CatalogStore {
   /** Forgets the placement. Missing: no-op. */
   removePlacement(ref: QueueRef): Promise<void>
 
+  /** How many queues are placed on `pool` (0 for an unknown pool). */
+  countPlacements(pool: string): Promise<number>
+
+  /**
+   * Up to `limit` of the queues placed on `pool`, sorted by (project, queue) in byte order,
+   * starting strictly after `after` when given.
+   */
+  listPlacements(pool: string, opts: { limit: number; after?: QueueRef }): Promise<QueueRef[]>
+
   /** Creates or replaces a pool. */
   putPool(pool: Pool): Promise<void>
 
   /** The pool, or `null`. */
   getPool(name: string): Promise<Pool | null>
 
-  /** All pools sorted by name. */
+  /** All pools sorted by name (byte order). */
   listPools(): Promise<Pool[]>
 
   /** Deletes the pool. Throws `conflict` when queues are still placed on it. Missing: no-op. */
   deletePool(name: string): Promise<void>
 
   /**
-   * A number that changes whenever a pool changes or a placement is removed or moved (in any
-   * process). Proxies poll it to invalidate their placement caches. A *new* placement does not
-   * change it: no cache can hold an entry for a queue that had no placement.
+   * Creates the flavor, or replaces its pool list: afterwards exactly the pools in `pools` have
+   * `flavor === name` (pools that had it and are not listed get `null`). Atomic: when a listed
+   * pool does not exist, throws `not_found` with the description `Pool <p> does not exist` and
+   * changes nothing.
+   */
+  putFlavor(name: string, pools: string[]): Promise<void>
+
+  /** The flavor with its pools, or `null` when no flavor of that name was created. */
+  getFlavor(name: string): Promise<Flavor | null>
+
+  /** All flavors sorted by name (byte order), each with its pools. */
+  listFlavors(): Promise<Flavor[]>
+
+  /** Deletes the flavor and clears `flavor` on its pools (atomic). Missing: no-op. */
+  deleteFlavor(name: string): Promise<void>
+
+  /**
+   * A number that changes whenever a pool or flavor changes or a placement is removed or moved
+   * (in any process). Proxies and supervisors poll it to invalidate their caches. A *new*
+   * placement does not change it: no cache can hold an entry for a queue that had no placement.
    */
   version(): Promise<number>
 

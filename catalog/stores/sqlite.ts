@@ -1,10 +1,11 @@
 /**
- * The embedded catalog: pools and placements in one SQLite file (WAL), shared by every process
- * of a one-machine deployment.
+ * The embedded catalog: pools, flavors and placements in one SQLite file (WAL), shared by every
+ * process of a one-machine deployment.
  *
  * Schema:
  *   pools(name PK, uri, weight, flavor, options JSON)
- *   placements(project, queue, pool) PK (project, queue), indexed by pool
+ *   flavors(name PK) — a flavor's pools are the pools whose `flavor` column names it
+ *   placements(project, queue, pool) PK (project, queue), indexed by (pool, project, queue)
  *   meta('version') — a counter bumped in the same transaction as every change, so any process
  *   reading the file sees a new `version()` after any other process changed something.
  *
@@ -14,7 +15,7 @@
 import Database from 'better-sqlite3'
 import { MissiveError } from '../../shared/errors.js'
 import type { QueueRef } from '../../worker/storage/contract.js'
-import type { CatalogStore, Pool } from '../contract.js'
+import type { CatalogStore, Flavor, Pool } from '../contract.js'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS pools (
@@ -30,7 +31,10 @@ CREATE TABLE IF NOT EXISTS placements (
   pool    TEXT NOT NULL,
   PRIMARY KEY (project, queue)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS placements_by_pool ON placements (pool);
+CREATE INDEX IF NOT EXISTS placements_by_pool_ref ON placements (pool, project, queue);
+CREATE TABLE IF NOT EXISTS flavors (
+  name TEXT PRIMARY KEY
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY,
   value INTEGER NOT NULL
@@ -68,6 +72,8 @@ export class SqliteCatalog implements CatalogStore {
   readonly #removePlacement: (project: string, queue: string) => void
   readonly #deletePool: (name: string) => void
   readonly #putPool: (pool: Pool) => void
+  readonly #putFlavor: (name: string, pools: string[]) => void
+  readonly #deleteFlavor: (name: string) => void
   #closed = false
 
   constructor(path: string, opts: SqliteCatalogOptions = {}) {
@@ -100,6 +106,21 @@ export class SqliteCatalog implements CatalogStore {
       listPools: db.prepare<[], PoolRow>('SELECT name, uri, weight, flavor, options FROM pools ORDER BY name'),
       poolInUse: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM placements WHERE pool = ? LIMIT 1'),
       deletePool: db.prepare<[string]>('DELETE FROM pools WHERE name = ?'),
+      countPlacements: db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM placements WHERE pool = ?'),
+      listPlacements: db.prepare<[string, number], { project: string; queue: string }>(
+        'SELECT project, queue FROM placements WHERE pool = ? ORDER BY project, queue LIMIT ?',
+      ),
+      listPlacementsAfter: db.prepare<[string, string, string, string, number], { project: string; queue: string }>(
+        `SELECT project, queue FROM placements WHERE pool = ? AND (project > ? OR (project = ? AND queue > ?))
+         ORDER BY project, queue LIMIT ?`,
+      ),
+      insertFlavor: db.prepare<[string]>('INSERT INTO flavors (name) VALUES (?) ON CONFLICT (name) DO NOTHING'),
+      hasFlavor: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM flavors WHERE name = ?'),
+      listFlavors: db.prepare<[], { name: string }>('SELECT name FROM flavors ORDER BY name'),
+      deleteFlavor: db.prepare<[string]>('DELETE FROM flavors WHERE name = ?'),
+      poolsOfFlavor: db.prepare<[string], { name: string }>('SELECT name FROM pools WHERE flavor = ? ORDER BY name'),
+      setPoolFlavor: db.prepare<[string | null, string]>('UPDATE pools SET flavor = ? WHERE name = ?'),
+      clearFlavor: db.prepare<[string]>('UPDATE pools SET flavor = NULL WHERE flavor = ?'),
       bump: db.prepare('UPDATE meta SET value = value + 1 WHERE key = ?'),
       version: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE key = ?'),
     }
@@ -135,6 +156,23 @@ export class SqliteCatalog implements CatalogStore {
         bump()
       })
       .immediate
+    this.#putFlavor = db
+      .transaction((name: string, pools: string[]): void => {
+        for (const p of pools) {
+          if (stmt.getPool.get(p) === undefined) throw new MissiveError('not_found', `Pool ${p} does not exist`)
+        }
+        stmt.insertFlavor.run(name)
+        stmt.clearFlavor.run(name)
+        for (const p of pools) stmt.setPoolFlavor.run(name, p)
+        bump()
+      })
+      .immediate
+    this.#deleteFlavor = db
+      .transaction((name: string): void => {
+        const had = stmt.deleteFlavor.run(name).changes > 0
+        if (stmt.clearFlavor.run(name).changes > 0 || had) bump()
+      })
+      .immediate
   }
 
   #open(): void {
@@ -165,6 +203,41 @@ export class SqliteCatalog implements CatalogStore {
 
   async removePlacement(ref: QueueRef): Promise<void> {
     this.#run(() => this.#removePlacement(ref.project, ref.queue))
+  }
+
+  async countPlacements(pool: string): Promise<number> {
+    return this.#run(() => this.#stmt.countPlacements.get(pool)!.n)
+  }
+
+  async listPlacements(pool: string, opts: { limit: number; after?: QueueRef }): Promise<QueueRef[]> {
+    const { limit, after } = opts
+    return this.#run(() =>
+      after === undefined
+        ? this.#stmt.listPlacements.all(pool, limit)
+        : this.#stmt.listPlacementsAfter.all(pool, after.project, after.project, after.queue, limit),
+    ).map((r) => ({ project: r.project, queue: r.queue }))
+  }
+
+  async putFlavor(name: string, pools: string[]): Promise<void> {
+    this.#run(() => this.#putFlavor(name, pools))
+  }
+
+  async getFlavor(name: string): Promise<Flavor | null> {
+    return this.#run(() =>
+      this.#stmt.hasFlavor.get(name) === undefined ? null : { name, pools: this.#stmt.poolsOfFlavor.all(name).map((r) => r.name) },
+    )
+  }
+
+  async listFlavors(): Promise<Flavor[]> {
+    return this.#run(() =>
+      this.#db.transaction(() =>
+        this.#stmt.listFlavors.all().map(({ name }) => ({ name, pools: this.#stmt.poolsOfFlavor.all(name).map((r) => r.name) })),
+      )(),
+    )
+  }
+
+  async deleteFlavor(name: string): Promise<void> {
+    this.#run(() => this.#deleteFlavor(name))
   }
 
   async putPool(pool: Pool): Promise<void> {

@@ -114,6 +114,75 @@ export function catalogContract(t: Test, factory: CatalogFactory): void {
     t.equal(await store.getPool('busy'), null, 'deletable once empty')
   })
 
+  t.test('placements are counted and listed per pool, in (project, queue) byte order', async (t) => {
+    const { store } = await setup(t)
+    t.equal(await store.countPlacements('a'), 0)
+    t.same(await store.listPlacements('a', { limit: 10 }), [])
+    const refs = [
+      { project: 'p1', queue: 'b' },
+      { project: 'p1', queue: 'a' },
+      { project: 'p', queue: 'z' },
+      { project: 'p2', queue: 'a' },
+      { project: 'p1', queue: 'a.b' },
+    ]
+    for (const r of refs) await store.place(r, 'a')
+    await store.place({ project: 'p1', queue: 'c' }, 'b')
+    t.equal(await store.countPlacements('a'), 5)
+    t.equal(await store.countPlacements('b'), 1)
+    const sorted = [
+      { project: 'p', queue: 'z' },
+      { project: 'p1', queue: 'a' },
+      { project: 'p1', queue: 'a.b' },
+      { project: 'p1', queue: 'b' },
+      { project: 'p2', queue: 'a' },
+    ]
+    t.same(await store.listPlacements('a', { limit: 10 }), sorted)
+    t.same(await store.listPlacements('a', { limit: 2 }), sorted.slice(0, 2))
+    t.same(await store.listPlacements('a', { limit: 2, after: sorted[1] }), sorted.slice(2, 4))
+    t.same(await store.listPlacements('a', { limit: 10, after: sorted[4] }), [])
+    await store.removePlacement(sorted[0]!)
+    t.equal(await store.countPlacements('a'), 4)
+    t.same(await store.listPlacements('a', { limit: 1 }), [sorted[1]])
+  })
+
+  t.test('flavors: a name plus the pools that carry it', async (t) => {
+    const { store, open } = await setup(t)
+    const other = await open()
+    t.equal(await store.getFlavor('gold'), null)
+    t.same(await store.listFlavors(), [])
+    for (const n of ['a', 'b', 'c']) await store.putPool(pool(n))
+    await store.putFlavor('gold', ['b', 'a'])
+    t.same(await other.getFlavor('gold'), { name: 'gold', pools: ['a', 'b'] }, 'pools sorted by name')
+    t.equal((await other.getPool('a'))!.flavor, 'gold', 'the pools carry the flavor')
+    t.equal((await other.getPool('c'))!.flavor, null)
+    await store.putFlavor('gold', ['c'])
+    t.same(await store.getFlavor('gold'), { name: 'gold', pools: ['c'] }, 'put replaces the pool list')
+    t.equal((await store.getPool('a'))!.flavor, null, 'dropped pools lose the flavor')
+    await t.rejects(store.putFlavor('gold', ['a', 'nope']), { code: 'not_found', status: 404, description: 'Pool nope does not exist' })
+    t.same(await store.getFlavor('gold'), { name: 'gold', pools: ['c'] }, 'a failed put changes nothing')
+    await t.rejects(store.putFlavor('silver', ['nope']), { code: 'not_found' })
+    t.equal(await store.getFlavor('silver'), null, 'nor creates the flavor')
+    await store.putFlavor('bronze', ['a'])
+    t.same(await other.listFlavors(), [
+      { name: 'bronze', pools: ['a'] },
+      { name: 'gold', pools: ['c'] },
+    ])
+    await store.putPool(pool('d', { flavor: 'gold' }))
+    t.same((await store.getFlavor('gold'))!.pools, ['c', 'd'], 'a pool put with the flavor joins it')
+    await store.putFlavor('empty', [])
+    t.same(await store.getFlavor('empty'), { name: 'empty', pools: [] }, 'a flavor may have no pool')
+    await store.deleteFlavor('gold')
+    t.equal(await other.getFlavor('gold'), null)
+    t.equal((await store.getPool('c'))!.flavor, null, 'deleting a flavor clears it on its pools')
+    t.equal((await store.getPool('d'))!.flavor, null)
+    await store.deleteFlavor('gold')
+    t.pass('deleting a missing flavor is a no-op')
+    t.same(
+      (await store.listFlavors()).map((f) => f.name),
+      ['bronze', 'empty'],
+    )
+  })
+
   t.test('version changes on every change that can stale a cache, as seen from another instance', async (t) => {
     const { store, open } = await setup(t)
     const watcher = await open()
@@ -138,6 +207,15 @@ export function catalogContract(t: Test, factory: CatalogFactory): void {
       await store.getPlacement(ref)
       await store.listPools()
       await store.getPool('v')
+    })
+    await changed('putFlavor', () => store.putFlavor('f', ['v']))
+    await changed('putFlavor again', () => store.putFlavor('f', []))
+    await changed('deleteFlavor', () => store.deleteFlavor('f'))
+    await unchanged('counts and listings', async () => {
+      await store.countPlacements('v')
+      await store.listPlacements('v', { limit: 5 })
+      await store.listFlavors()
+      await store.getFlavor('f')
     })
     await changed('removePlacement', () => store.removePlacement(ref))
     await changed('deletePool', () => store.deletePool('v'))

@@ -31,7 +31,7 @@ t.test('openCatalog understands sqlite URIs and paths', async (t) => {
   })
   await stores[0].place({ project: 'p', queue: 'q' }, 'a')
   for (const s of stores) t.equal(await s.getPlacement({ project: 'p', queue: 'q' }), 'a', 'same file')
-  await t.rejects(openCatalog('redis://localhost'), /unsupported catalog store "redis:"/)
+  await t.rejects(openCatalog('mongodb://localhost'), /unsupported catalog store "mongodb:"/)
 })
 
 t.test('places racing from several processes agree', async (t) => {
