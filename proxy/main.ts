@@ -1,42 +1,70 @@
 /**
  * The proxy process entry, started by the supervisor with:
  * - `MISSIVE_RESOLVED_CONFIG`: the validated config as JSON;
- * - `MISSIVE_WORKER_SOCKETS`: JSON array of the default pool's worker sockets;
  * - `MISSIVE_CATALOG_URI`: the catalog store.
+ * The pools come from the catalog: for each, the proxy connects to the sockets the supervisor's
+ * workers listen on (`poolSocketPath`), and follows pools being added, changed and removed.
  * Sends `{type:'ready', port}` over IPC once listening; drains on SIGTERM and exits 0.
  */
-import { defaultCatalogUri, openCatalog } from '../catalog/index.js'
+import { defaultCatalogUri, openCatalog, type Pool } from '../catalog/index.js'
+import { DEFAULT_POOL, poolSocketPath, poolWorkerCount } from '../catalog/pools.js'
 import { parseConfig } from '../shared/config.js'
 import { createLogger } from '../shared/log.js'
 import type { DataDriver } from '../worker/storage/contract.js'
 import { metered } from '../worker/storage/metered.js'
 import { HttpServer } from './app.js'
-import { ProxyMetrics, serveMetrics } from './metrics.js'
+import { ProxyMetrics, serveMetrics, type WorkerRef } from './metrics.js'
 import { RpcDriver } from './rpc-client.js'
-import { Router } from './router.js'
+import { Router, type PoolConnector } from './router.js'
 
 async function main(): Promise<void> {
   const config = parseConfig(JSON.parse(process.env.MISSIVE_RESOLVED_CONFIG ?? '{}'))
   const log = createLogger('proxy', config.logLevel, { async: config.accessLog })
-  const sockets = JSON.parse(process.env.MISSIVE_WORKER_SOCKETS ?? '[]') as string[]
-  if (!Array.isArray(sockets) || sockets.length === 0) throw new Error('MISSIVE_WORKER_SOCKETS names no worker socket')
-  const catalog = await openCatalog(process.env.MISSIVE_CATALOG_URI ?? defaultCatalogUri(config.dataDir), { dataDir: config.dataDir })
-  const drivers = sockets.map((s) => new RpcDriver(s, { timeoutMs: config.rpcTimeoutMs, log }))
-  // Listen only once the workers answer, so the first requests do not meet a 503.
-  await Promise.all(drivers.map((d) => d.ready(10_000)))
-  const workers = drivers.map((driver, index) => ({ pool: 'default', index, driver }))
-  let metrics: ProxyMetrics | undefined
-  let routed: DataDriver[] = drivers
-  if (config.metrics) {
-    metrics = new ProxyMetrics(() => router, workers)
+  const catalogUri = process.env.MISSIVE_CATALOG_URI ?? config.catalog ?? defaultCatalogUri(config.dataDir)
+  const catalog = await openCatalog(catalogUri, { dataDir: config.dataDir })
+
+  // Every worker's RpcDriver, by pool; `workers` is the live list the metrics page reads.
+  const rpc = new Map<string, RpcDriver[]>()
+  const workers: WorkerRef[] = []
+  const metrics = config.metrics ? new ProxyMetrics(() => router, workers) : undefined
+  const connector: PoolConnector = {
+    key: (pool: Pool) => String(poolWorkerCount(pool, config.workers)),
+    open(pool: Pool): DataDriver[] {
+      const n = poolWorkerCount(pool, config.workers)
+      const drivers = Array.from(
+        { length: n },
+        // A worker that is not up yet is retried often: a new pool serves as soon as it is.
+        (_, i) => new RpcDriver(poolSocketPath(config.dataDir, pool.name, i), { timeoutMs: config.rpcTimeoutMs, log, reconnectMaxMs: 250 }),
+      )
+      rpc.set(pool.name, drivers)
+      drivers.forEach((driver, index) => workers.push({ pool: pool.name, index, driver }))
+      log.info({ pool: pool.name, workers: n }, 'pool connected')
+      return metrics ? drivers.map((d, i) => metered(d, metrics.rpc, { pool: pool.name, worker: String(i) })) : drivers
+    },
+    close(pool: string): void {
+      const drivers = rpc.get(pool) ?? []
+      rpc.delete(pool)
+      for (let i = workers.length - 1; i >= 0; i--) if (drivers.includes(workers[i]!.driver)) workers.splice(i, 1)
+      for (const d of drivers) void d.close()
+      log.info({ pool }, 'pool disconnected')
+    },
+  }
+  if (metrics) {
     const m = metrics
-    routed = drivers.map((d, i) => metered(d, m.rpc, { pool: 'default', worker: String(i) }))
     // The supervisor pushes its children's restart counts over IPC.
     process.on('message', (msg: { type?: string; restarts?: Record<string, number> }) => {
       if (msg?.type === 'restarts' && msg.restarts) m.setRestarts(msg.restarts)
     })
   }
-  const router = new Router({ catalog, pools: new Map([['default', routed]]), defaultPool: 'default' })
+  const router = new Router({ catalog, connector, defaultPool: DEFAULT_POOL, pollMs: 250 })
+  await router.refresh()
+  // Listen only once the workers answer, so the first requests do not meet a 503: the default
+  // pool's are required, other pools' are waited for a little (their supervisor started them first).
+  const defaults = rpc.get(DEFAULT_POOL)
+  if (defaults === undefined) throw new Error(`the catalog has no pool named ${DEFAULT_POOL}`)
+  await Promise.all(defaults.map((d) => d.ready(10_000)))
+  await Promise.allSettled([...rpc.values()].flat().map((d) => d.ready(5_000)))
+
   const server = new HttpServer({ config, router, log, ...(metrics && { metrics }) })
   const port = await server.listen()
   const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.bind, config.metricsPort, metrics) : undefined
@@ -54,7 +82,7 @@ async function main(): Promise<void> {
     server.close()
     metricsServer?.close()
     router.close()
-    await Promise.all(drivers.map((d) => d.close()))
+    await Promise.all([...rpc.values()].flat().map((d) => d.close()))
     await catalog.close()
     log.info('proxy stopped')
     log.flush()

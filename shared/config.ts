@@ -14,6 +14,8 @@ export const LimitsSchema = z
     default_claim_ttl: z.int().min(60).default(300),
     default_claim_grace: z.int().min(60).default(60),
     max_queues_per_page: z.int().min(1).default(20),
+    max_pools_per_page: z.int().min(1).default(20),
+    max_flavors_per_page: z.int().min(1).default(20),
     max_messages_per_page: z.int().min(1).default(20),
     max_messages_per_claim_or_pop: z.int().min(1).default(20),
     max_queue_metadata: z.int().min(1).default(65536),
@@ -45,6 +47,11 @@ export const ConfigSchema = z
      * embedded store.
      */
     defaultPool: z.string().min(1).default('sqlite:'),
+    /**
+     * The catalog store (pools, flavors, placements): `sqlite:<path>` (relative to dataDir) or
+     * `redis://…` to share one catalog between several hosts. Unset: `<dataDir>/catalog.sqlite`.
+     */
+    catalog: z.string().min(1).optional(),
     /** Worker processes serving the default pool. SQLite has one writer: keep 1 there. */
     workers: z.int().min(1).max(64).default(1),
     /**
@@ -89,6 +96,7 @@ const ENV: Record<string, { key: keyof Config; type: 'string' | 'int' | 'bool' }
   MISSIVE_PORT: { key: 'port', type: 'int' },
   MISSIVE_DATA_DIR: { key: 'dataDir', type: 'string' },
   MISSIVE_DEFAULT_POOL: { key: 'defaultPool', type: 'string' },
+  MISSIVE_CATALOG: { key: 'catalog', type: 'string' },
   MISSIVE_WORKERS: { key: 'workers', type: 'int' },
   MISSIVE_DURABILITY: { key: 'durability', type: 'string' },
   MISSIVE_LOG_LEVEL: { key: 'logLevel', type: 'string' },

@@ -1,32 +1,40 @@
 /**
- * The supervisor behind `missive serve`: prepares the data directory and catalog, starts the
- * workers, then the proxy once every worker is ready, restarts crashed children with back-off,
- * and on SIGTERM/SIGINT shuts down in order — proxy first (it drains in-flight HTTP requests,
- * which need the workers), then the workers (they drain in-flight storage calls).
+ * The supervisor behind `missive serve`: prepares the data directory and catalog (registering the
+ * pool `default` from the config), starts the workers of every pool in the catalog, then the
+ * proxy once the default pool's workers are ready; restarts crashed children with back-off;
+ * watches the catalog and starts, restarts or stops pool workers as pools are added, changed or
+ * removed (the proxy follows the same catalog on its own); and on SIGTERM/SIGINT shuts down in
+ * order — proxy first (it drains in-flight HTTP requests, which need the workers), then the
+ * workers (they drain in-flight storage calls).
  *
  * Children are forked from the entry files next to this one (`.ts` under tsx, `.js` from dist/)
  * and get everything they need in the environment:
  * - every child: `MISSIVE_RESOLVED_CONFIG` (the resolved config as JSON; check it with
  *   `parseConfig`) and `MISSIVE_CATALOG_URI`;
- * - a worker: `MISSIVE_POOL_URI`, `MISSIVE_WORKER_SOCKET`, `MISSIVE_WORKER_INDEX`;
- * - the proxy: `MISSIVE_WORKER_SOCKETS`, a JSON array of the workers' socket paths (index i is
- *   worker i; all serve the pool named `default`).
+ * - a worker: `MISSIVE_POOL_NAME`, `MISSIVE_POOL_URI`, `MISSIVE_WORKER_SOCKET` (from
+ *   `poolSocketPath`), `MISSIVE_WORKER_INDEX`, `MISSIVE_WORKER_NAME` (`worker-<i>` for the
+ *   default pool, `worker-<pool>-<i>` for others);
+ * - the proxy: `MISSIVE_WORKER_SOCKETS`, a JSON array of the default pool's worker sockets (the
+ *   real proxy derives every pool's sockets from the catalog instead).
  * Each child sends `{type: 'ready'}` over IPC once it serves; the proxy adds `port`.
  */
 import { existsSync } from 'node:fs'
 import { chmod, mkdir } from 'node:fs/promises'
 import { extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { defaultCatalogUri, openCatalog } from '../catalog/index.js'
+import { defaultCatalogUri, openCatalog, type CatalogStore, type Pool } from '../catalog/index.js'
+import { DEFAULT_POOL, poolSocketPath, poolWorkerCount, poolWorkerName, redactUri } from '../catalog/pools.js'
 import { ConfigError, type Config } from '../shared/config.js'
 import type { Logger } from '../shared/log.js'
 import { ManagedChild } from './child.js'
 
-/** Linux `sun_path` holds 108 bytes including the terminating NUL. */
-export const MAX_SOCKET_PATH_BYTES = 107
+export { MAX_SOCKET_PATH_BYTES } from '../catalog/pools.js'
 
 /** Extra time a child gets past `drainTimeoutMs` before SIGKILL. */
 export const KILL_MARGIN_MS = 2000
+
+/** A pool whose workers failed to start is tried again after this long. */
+export const POOL_RETRY_MS = 5000
 
 export interface SupervisorOptions {
   /** Worker entry script (default: worker/main next to this file). */
@@ -42,15 +50,19 @@ export interface SupervisorOptions {
   backoffMaxMs?: number
   healthyAfterMs?: number
   readyTimeoutMs?: number
+  /** How often the catalog version is checked for pool changes. Default 250 ms. */
+  catalogPollMs?: number
 }
 
 export interface Supervisor {
   /** The port the proxy reported. */
   readonly port: number
-  /** Socket path of each worker. */
+  /** Socket path of each worker of the default pool. */
   readonly workerSockets: readonly string[]
-  /** Current pids (undefined while a child is being restarted). */
+  /** Current pids (undefined while a child is being restarted); `workers` are the default pool's. */
   pids(): { proxy: number | undefined; workers: (number | undefined)[] }
+  /** Current worker pids of every pool the supervisor runs, by pool name. */
+  poolPids(): Record<string, (number | undefined)[]>
   /** Ordered shutdown (proxy, then workers). Idempotent; resolves when every child has exited. */
   stop(): Promise<void>
   /** Resolves when the supervisor has stopped (after a signal or `stop()`). */
@@ -61,18 +73,17 @@ const here = fileURLToPath(import.meta.url)
 const ext = extname(here) === '.ts' ? '.ts' : '.js'
 const sibling = (rel: string): string => fileURLToPath(new URL(`../${rel}${ext}`, import.meta.url))
 
-/** Worker `i`'s socket path; throws `ConfigError` when it would not fit in `sun_path`. */
-export function workerSocketPath(dataDir: string, i: number): string {
-  const path = join(dataDir, 'run', `worker-${i}.sock`)
-  const bytes = Buffer.byteLength(path)
-  if (bytes > MAX_SOCKET_PATH_BYTES) {
-    throw new ConfigError(
-      `dataDir is too long for worker sockets: ${path} is ${bytes} bytes, Unix sockets allow ` +
-        `${MAX_SOCKET_PATH_BYTES}. Choose a shorter dataDir (MISSIVE_DATA_DIR).`,
-    )
+/** Worker `i`'s socket path of `pool` (default: the default pool); throws `ConfigError` when it cannot fit in `sun_path`. */
+export function workerSocketPath(dataDir: string, i: number, pool: string = DEFAULT_POOL): string {
+  try {
+    return poolSocketPath(dataDir, pool, i)
+  } catch (err) {
+    throw new ConfigError((err as Error).message)
   }
-  return path
 }
+
+/** The catalog URI of a config: `catalog`, or the embedded file under `dataDir`. */
+export const catalogUriOf = (config: Config): string => config.catalog ?? defaultCatalogUri(config.dataDir)
 
 /**
  * Prepares `<dataDir>` (and `<dataDir>/run`, mode 0700) and the catalog, registering the pool
@@ -83,14 +94,14 @@ export async function prepareDataDir(config: Config, log: Logger): Promise<void>
   const run = join(config.dataDir, 'run')
   await mkdir(run, { recursive: true, mode: 0o700 })
   await chmod(run, 0o700)
-  const catalog = await openCatalog(defaultCatalogUri(config.dataDir))
+  const catalog = await openCatalog(catalogUriOf(config), { dataDir: config.dataDir })
   try {
-    const pool = await catalog.getPool('default')
+    const pool = await catalog.getPool(DEFAULT_POOL)
     if (pool === null) {
-      await catalog.putPool({ name: 'default', uri: config.defaultPool, weight: 1, flavor: null, options: {} })
-      log.info({ pool: 'default' }, 'registered the default pool in the catalog')
+      await catalog.putPool({ name: DEFAULT_POOL, uri: config.defaultPool, weight: 1, flavor: null, options: {} })
+      log.info({ pool: DEFAULT_POOL }, 'registered the default pool in the catalog')
     } else if (pool.uri !== config.defaultPool) {
-      log.warn({ pool: 'default' }, 'the default pool URI changed in the config; updating the catalog')
+      log.warn({ pool: DEFAULT_POOL }, 'the default pool URI changed in the config; updating the catalog')
       await catalog.putPool({ ...pool, uri: config.defaultPool })
     }
   } finally {
@@ -98,23 +109,40 @@ export async function prepareDataDir(config: Config, log: Logger): Promise<void>
   }
 }
 
-/** Runs a deployment from `config`. Resolves once the proxy is ready; throws if start-up fails. */
+
+/** The workers of one pool on this host. */
+interface PoolGroup {
+  pool: Pool
+  /** What, when changed, means the workers must be restarted: URI and worker count. */
+  key: string
+  children: ManagedChild[]
+  sockets: string[]
+  /** Set when a worker failed before it was ready: the group is retried after `POOL_RETRY_MS`. */
+  failedAt?: number
+}
+
+/**
+ * Runs a deployment from `config`: the workers of every pool in the catalog (the default pool's
+ * must start, others may fail and are retried), then the proxy. While running it watches the
+ * catalog and starts, restarts or stops pool workers as pools are added, changed or removed.
+ * Resolves once the proxy is ready; throws if start-up fails.
+ */
 export async function runSupervisor(config: Config, log: Logger, opts: SupervisorOptions = {}): Promise<Supervisor> {
-  const sockets = Array.from({ length: config.workers }, (_, i) => workerSocketPath(config.dataDir, i))
   const workerEntry = opts.workerEntry ?? sibling('worker/main')
   const proxyEntry = opts.proxyEntry ?? sibling('proxy/main')
   for (const entry of [workerEntry, proxyEntry]) {
     if (!existsSync(entry)) throw new Error(`missing entry file ${entry} (is the build complete?)`)
   }
-  if (config.workers > 1 && config.defaultPool.startsWith('sqlite:')) {
-    log.warn({ workers: config.workers }, 'SQLite allows one writer: several workers on a SQLite pool contend for its lock')
-  }
+  // Fail early, with the config error, when the data directory is too long for sockets.
+  workerSocketPath(config.dataDir, Math.max(0, config.workers - 1))
   await prepareDataDir(config, log)
+  const catalogUri = catalogUriOf(config)
+  const catalog: CatalogStore = await openCatalog(catalogUri, { dataDir: config.dataDir })
 
   const base: NodeJS.ProcessEnv = {
     ...process.env,
     MISSIVE_RESOLVED_CONFIG: JSON.stringify(config),
-    MISSIVE_CATALOG_URI: defaultCatalogUri(config.dataDir),
+    MISSIVE_CATALOG_URI: catalogUri,
   }
   const common = {
     execArgv: opts.execArgv,
@@ -123,23 +151,19 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     healthyAfterMs: opts.healthyAfterMs,
     readyTimeoutMs: opts.readyTimeoutMs,
   }
-  const workers = sockets.map(
-    (socket, i) =>
-      new ManagedChild(
-        {
-          ...common,
-          role: `worker-${i}`,
-          entry: workerEntry,
-          env: { ...base, MISSIVE_POOL_URI: config.defaultPool, MISSIVE_WORKER_SOCKET: socket, MISSIVE_WORKER_INDEX: String(i) },
-        },
-        log,
-      ),
-  )
+  const groups = new Map<string, PoolGroup>()
+  const groupKey = (pool: Pool): string => `${pool.uri}\n${poolWorkerCount(pool, config.workers)}`
+
   const proxy = new ManagedChild(
-    { ...common, role: 'proxy', entry: proxyEntry, env: { ...base, MISSIVE_WORKER_SOCKETS: JSON.stringify(sockets) } },
+    {
+      ...common,
+      role: 'proxy',
+      entry: proxyEntry,
+      // The real proxy reads its pools from the catalog; the socket list is kept for simple proxies.
+      env: { ...base, MISSIVE_WORKER_SOCKETS: JSON.stringify(Array.from({ length: config.workers }, (_, i) => workerSocketPath(config.dataDir, i))) },
+    },
     log,
   )
-
   let port = 0
   proxy.on('ready', (msg: { port?: number }) => {
     if (typeof msg.port === 'number') port = msg.port
@@ -148,22 +172,108 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
   // child (re)becomes ready, the proxy itself included.
   const pushRestarts = (): void => {
     const restarts: Record<string, number> = { proxy: proxy.restarts }
-    for (const w of workers) restarts[w.role] = w.restarts
+    for (const g of groups.values()) for (const w of g.children) restarts[w.role] = w.restarts
     proxy.send({ type: 'restarts', restarts })
   }
-  for (const child of [proxy, ...workers]) child.on('ready', pushRestarts)
+  proxy.on('ready', pushRestarts)
 
   const killAfter = config.drainTimeoutMs + KILL_MARGIN_MS
   let stopping: Promise<void> | null = null
+
+  /** Forks the pool's workers; resolves when all are ready, rejects when one fails first. */
+  const startGroup = (pool: Pool): { group: PoolGroup; started: Promise<void> } => {
+    const n = poolWorkerCount(pool, config.workers)
+    if (n > 1 && pool.uri.startsWith('sqlite:')) {
+      log.warn({ pool: pool.name, workers: n }, 'SQLite allows one writer: several workers on a SQLite pool contend for its lock')
+    }
+    const sockets = Array.from({ length: n }, (_, i) => workerSocketPath(config.dataDir, i, pool.name))
+    const children = sockets.map(
+      (socket, i) =>
+        new ManagedChild(
+          {
+            ...common,
+            role: poolWorkerName(pool.name, i),
+            entry: workerEntry,
+            env: {
+              ...base,
+              MISSIVE_POOL_NAME: pool.name,
+              MISSIVE_POOL_URI: pool.uri,
+              MISSIVE_WORKER_SOCKET: socket,
+              MISSIVE_WORKER_INDEX: String(i),
+              MISSIVE_WORKER_NAME: poolWorkerName(pool.name, i),
+            },
+          },
+          log,
+        ),
+    )
+    for (const c of children) c.on('ready', pushRestarts)
+    const group: PoolGroup = { pool, key: groupKey(pool), children, sockets }
+    groups.set(pool.name, group)
+    log.info({ pool: pool.name, uri: redactUri(pool.uri), workers: n }, 'starting pool workers')
+    const started = Promise.all(children.map((c) => c.start())).then(
+      () => undefined,
+      async (err: unknown) => {
+        group.failedAt = Date.now()
+        // The others may be up: stop them too, the group is retried as a whole.
+        await Promise.all(children.map((c) => c.stop(killAfter)))
+        throw err
+      },
+    )
+    return { group, started }
+  }
+  const stopGroup = async (group: PoolGroup): Promise<void> => {
+    if (groups.get(group.pool.name) === group) groups.delete(group.pool.name)
+    log.info({ pool: group.pool.name }, 'stopping pool workers')
+    await Promise.all(group.children.map((c) => c.stop(killAfter)))
+  }
+  const startOptional = (pool: Pool): Promise<void> =>
+    startGroup(pool).started.catch((err: unknown) => {
+      log.error({ pool: pool.name, err: (err as Error).message, retryInMs: POOL_RETRY_MS }, 'pool workers failed to start')
+    })
+
+  /** Brings the running pool groups in line with the catalog's pools. */
+  const reconcile = async (pools: Pool[]): Promise<void> => {
+    const wanted = new Map(pools.map((p) => [p.name, p]))
+    const work: Promise<void>[] = []
+    for (const group of [...groups.values()]) {
+      const pool = wanted.get(group.pool.name)
+      if (pool === undefined) work.push(stopGroup(group))
+      else if (groupKey(pool) !== group.key) work.push(stopGroup(group).then(() => startOptional(pool)))
+      else if (group.failedAt !== undefined && Date.now() - group.failedAt >= POOL_RETRY_MS) {
+        work.push(stopGroup(group).then(() => startOptional(pool)))
+      } else group.pool = pool
+    }
+    for (const pool of pools) if (!groups.has(pool.name)) work.push(startOptional(pool))
+    await Promise.all(work)
+  }
+
+  let version = await catalog.version()
+  let watching: Promise<void> = Promise.resolve()
+  let timer: NodeJS.Timeout | undefined
+  const tick = async (): Promise<void> => {
+    if (stopping !== null) return
+    try {
+      const v = await catalog.version()
+      const retry = [...groups.values()].some((g) => g.failedAt !== undefined && Date.now() - g.failedAt >= POOL_RETRY_MS)
+      if (v === version && !retry) return
+      version = v
+      const pools = await catalog.listPools()
+      if (stopping === null) await reconcile(pools)
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'cannot read the catalog; pool workers left as they are')
+    }
+  }
+
   let resolveDone!: () => void
   const done = new Promise<void>((resolve) => {
     resolveDone = resolve
   })
+  const allWorkers = (): ManagedChild[] => [...groups.values()].flatMap((g) => g.children)
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping !== null) {
       log.warn({ signal }, 'second signal: killing every child now')
       proxy.kill()
-      for (const w of workers) w.kill()
+      for (const w of allWorkers()) w.kill()
       return
     }
     log.info({ signal }, 'shutting down')
@@ -171,8 +281,12 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
   }
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      clearInterval(timer)
       await proxy.stop(killAfter)
-      await Promise.all(workers.map((w) => w.stop(killAfter)))
+      // A reconcile in progress may still be starting workers: let it settle, then stop them all.
+      await watching.catch(() => {})
+      await Promise.all(allWorkers().map((w) => w.stop(killAfter)))
+      await catalog.close().catch(() => {})
       if (opts.handleSignals !== false) {
         process.off('SIGTERM', onSignal)
         process.off('SIGINT', onSignal)
@@ -187,18 +301,29 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     process.on('SIGINT', onSignal)
   }
 
+  const groupPids = (name: string): (number | undefined)[] => groups.get(name)?.children.map((c) => c.pid) ?? []
   const handle: Supervisor = {
     get port() {
       return port
     },
-    workerSockets: sockets,
-    pids: () => ({ proxy: proxy.pid, workers: workers.map((w) => w.pid) }),
+    get workerSockets() {
+      return groups.get(DEFAULT_POOL)?.sockets ?? []
+    },
+    pids: () => ({ proxy: proxy.pid, workers: groupPids(DEFAULT_POOL) }),
+    poolPids: () => Object.fromEntries([...groups.keys()].map((name) => [name, groupPids(name)])),
     stop,
     done,
   }
 
   try {
-    await Promise.all(workers.map((w) => w.start()))
+    const pools = await catalog.listPools()
+    const others: Promise<void>[] = []
+    let required: Promise<void> = Promise.resolve()
+    for (const pool of pools) {
+      if (pool.name === DEFAULT_POOL) required = startGroup(pool).started
+      else others.push(startOptional(pool))
+    }
+    await Promise.all([required, ...others])
     if (stopping !== null) return handle
     await proxy.start()
   } catch (err) {
@@ -212,6 +337,10 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     }
     throw err
   }
-  log.info({ port, bind: config.bind, workers: config.workers, dataDir: config.dataDir }, 'missive ready')
+  timer = setInterval(() => {
+    watching = watching.then(tick)
+  }, opts.catalogPollMs ?? 250)
+  timer.unref()
+  log.info({ port, bind: config.bind, pools: [...groups.keys()], workers: config.workers, dataDir: config.dataDir }, 'missive ready')
   return handle
 }

@@ -5,7 +5,9 @@
  *   MISSIVE_RESOLVED_CONFIG  the resolved config as JSON (validated again here)
  *   MISSIVE_POOL_URI         the storage URI of the pool this worker serves
  *   MISSIVE_WORKER_SOCKET    the Unix socket path to listen on
- *   MISSIVE_WORKER_INDEX     optional, for logs
+ *   MISSIVE_WORKER_INDEX     optional, for logs and metrics
+ *   MISSIVE_POOL_NAME        optional, the pool's name in the catalog (metrics label; default `default`)
+ *   MISSIVE_WORKER_NAME      optional, the process name in logs and metrics (default `worker-<index>`)
  * Sends `{type: 'ready'}` over IPC once listening. On SIGTERM (or when the supervisor's IPC
  * channel goes away) it stops accepting calls, lets those in flight finish (at most
  * `drainTimeoutMs`), closes the driver and exits 0. SIGINT is ignored under a supervisor: a
@@ -39,7 +41,8 @@ async function main(): Promise<void> {
   const poolUri = requireEnv('MISSIVE_POOL_URI')
   const socketPath = requireEnv('MISSIVE_WORKER_SOCKET')
   const index = process.env.MISSIVE_WORKER_INDEX
-  const log = createLogger(index === undefined ? 'worker' : `worker-${index}`, config.logLevel)
+  const processName = process.env.MISSIVE_WORKER_NAME || (index === undefined ? 'worker' : `worker-${index}`)
+  const log = createLogger(processName, config.logLevel)
 
   process.on('uncaughtException', (err) => {
     log.fatal({ err }, 'uncaught exception')
@@ -60,7 +63,6 @@ async function main(): Promise<void> {
     }
     throw err
   }
-  const processName = index === undefined ? 'worker' : `worker-${index}`
   const metrics = workerMetrics(processName)
   const pool = process.env.MISSIVE_POOL_NAME ?? 'default'
   const served = config.metrics ? metered(driver, metrics.driver, { pool, worker: index ?? '0' }) : driver

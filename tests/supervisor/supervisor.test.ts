@@ -50,7 +50,7 @@ const ping = (port: number): Promise<number> =>
 t.test('starts workers then the proxy, restarts crashed children, stops in order', async (t) => {
   const { sup, port, dir, lines, drainLog } = await start(t)
   t.equal(sup.port, port, 'the proxy reported its port')
-  t.same(sup.workerSockets, [join(dir, 'data/run/worker-0.sock'), join(dir, 'data/run/worker-1.sock')])
+  t.same(sup.workerSockets, [join(dir, 'data/run/default-0.sock'), join(dir, 'data/run/default-1.sock')])
   await waitFor(async () => (await ping(port)) === 204, { what: 'proxy reaching both workers' })
 
   const starts = lines.filter((l) => l.msg === 'child started').map((l) => l.child)
