@@ -20,12 +20,22 @@ export interface Profile {
   policy: boolean
 }
 
+/** Route parameters by name (`{queue}` in a route path → `queue`). */
+export interface Params {
+  queue?: string
+  messageId?: string
+  claimId?: string
+  /** Admin routes: a pool or flavor name (not subject to the queue-name check). */
+  pool?: string
+  flavor?: string
+}
+
 export interface ApiRequest {
   method: string
   /** The path as sent; hrefs are relative paths built from it (API.md §3). */
   path: string
   query: Query
-  params: { queue?: string; messageId?: string; claimId?: string }
+  params: Params
   profile: Profile
   project: string
   /** Canonical Client-ID. */

@@ -6,8 +6,10 @@
 import type { Limits } from '../../shared/config.js'
 import { badRequest, invalidBody, MissiveError } from '../../shared/errors.js'
 import * as claims from './claims.js'
-import type { Handler, Profile } from './context.js'
+import type { Handler, Params, Profile } from './context.js'
+import * as flavors from './flavors.js'
 import * as messages from './messages.js'
+import * as pools from './pools.js'
 import * as queues from './queues.js'
 import * as system from './system.js'
 
@@ -53,14 +55,25 @@ export const ROUTES: Route[] = [
   { method: 'GET', path: 'queues/{queue}/claims/{claimId}', handler: claims.getClaim, v1_1: true },
   { method: 'PATCH', path: 'queues/{queue}/claims/{claimId}', handler: claims.renewClaim, v1_1: true },
   { method: 'DELETE', path: 'queues/{queue}/claims/{claimId}', handler: claims.releaseClaim, v1_1: true },
+  // Admin (v2 only; every handler calls requireAdmin). Params are `pool`/`flavor`, never `queue`,
+  // so the queue-name check does not apply to them.
+  { method: 'GET', path: 'pools', handler: pools.listPools, v1_1: false },
+  { method: 'PUT', path: 'pools/{pool}', handler: pools.putPool, v1_1: false },
+  { method: 'GET', path: 'pools/{pool}', handler: pools.getPool, v1_1: false },
+  { method: 'PATCH', path: 'pools/{pool}', handler: pools.patchPool, v1_1: false },
+  { method: 'DELETE', path: 'pools/{pool}', handler: pools.deletePool, v1_1: false },
+  { method: 'GET', path: 'flavors', handler: flavors.listFlavors, v1_1: false },
+  { method: 'PUT', path: 'flavors/{flavor}', handler: flavors.putFlavor, v1_1: false },
+  { method: 'GET', path: 'flavors/{flavor}', handler: flavors.getFlavor, v1_1: false },
+  { method: 'PATCH', path: 'flavors/{flavor}', handler: flavors.patchFlavor, v1_1: false },
+  { method: 'DELETE', path: 'flavors/{flavor}', handler: flavors.deleteFlavor, v1_1: false },
+  { method: 'GET', path: 'admin/pools/{pool}/stats', handler: pools.poolStats, v1_1: false },
 ]
 
 export const PROFILES: Profile[] = [
   { name: 'v2', prefix: '/v2', queueDefaults: true, queueLimits: true, includeDelayedParam: true, policy: true },
   { name: 'v1.1', prefix: '/v1.1', queueDefaults: false, queueLimits: false, includeDelayedParam: false, policy: false },
 ]
-
-type Params = { queue?: string; messageId?: string; claimId?: string }
 
 export type Match =
   | { kind: 'route'; route: Route; profile: Profile; params: Params }

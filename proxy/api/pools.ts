@@ -1,0 +1,319 @@
+/**
+ * Pools admin API (API.md §8): `/v2/pools`, `/v2/pools/{pool}`, and Missive's per-pool stats at
+ * `/v2/admin/pools/{pool}/stats`. Every call needs the admin token (`requireAdmin`), checked
+ * before the body: a caller without it learns nothing from validation errors.
+ *
+ * Where Missive differs from Zaqar (docs/api.md): deleting a pool that queues are still placed on
+ * is refused with 409 (Zaqar strands them); the default pool cannot be deleted; pool names follow
+ * the queue-name rule; a `uri` already used by another pool is refused with 409 on every store.
+ */
+import type { Pool } from '../../catalog/contract.js'
+import { DEFAULT_POOL, isPoolName, MAX_POOL_WORKERS, poolCapabilities, redactUri } from '../../catalog/pools.js'
+import { badRequest, invalidBody, MissiveError, notFound } from '../../shared/errors.js'
+import { openDriver } from '../../worker/storage/index.js'
+import { isObject } from '../json.js'
+import type { Query } from '../params.js'
+import { empty, json, type Reply } from '../transport.js'
+import { pageLimit } from '../validate.js'
+import { requiredBody } from './body.js'
+import type { ApiRequest } from './context.js'
+import { requireAdmin } from './system.js'
+
+const MAX_WEIGHT = 2 ** 32 - 1
+/** How long PUT/PATCH wait for a new pool URI to answer. */
+const CONNECT_TIMEOUT_MS = 10_000
+/** Queues whose stats are summed for one pool-stats call (the rest are counted, not read). */
+export const STATS_QUEUE_SAMPLE = 1000
+
+/** Python's repr of a JSON value, as jsonschema prints it in its messages. */
+export function pyRepr(v: unknown): string {
+  if (typeof v === 'string') return `'${v.replaceAll("'", "\\'")}'`
+  if (v === null) return 'None'
+  if (v === true) return 'True'
+  if (v === false) return 'False'
+  return JSON.stringify(v)
+}
+
+/** The request body as an object, or Zaqar's 400. */
+export function bodyObject(req: ApiRequest): Record<string, unknown> {
+  const doc = requiredBody(req)
+  if (!isObject(doc)) throw invalidBody('Document type not supported.')
+  return doc
+}
+
+/** jsonschema's `additionalProperties: false` message for the first unknown key. */
+export function rejectExtraKeys(doc: Record<string, unknown>, allowed: readonly string[]): void {
+  const extra = Object.keys(doc).filter((k) => !allowed.includes(k))
+  if (extra.length > 0) {
+    const list = extra.map(pyRepr).join(', ')
+    throw invalidBody(`Additional properties are not allowed (${list} ${extra.length === 1 ? 'was' : 'were'} unexpected)`)
+  }
+}
+
+/** One page of `items` (sorted by name) after `marker`, with Zaqar's next link. */
+export function page<T extends { name: string }>(
+  req: ApiRequest,
+  items: T[],
+  maxPerPage: number,
+): { items: T[]; links: { rel: string; href: string }[]; contentLocation: string } {
+  const q = req.query
+  const limit = pageLimit(q.int('limit', 10), maxPerPage)
+  q.bool('detailed', false)
+  const marker = q.get('marker')
+  const after = marker === undefined ? items : items.filter((i) => i.name > marker)
+  const slice = after.slice(0, limit)
+  const links =
+    slice.length === 0 ? [] : [{ rel: 'next', href: q.nextLink(req.path, slice[slice.length - 1]!.name, (k) => (k === 'detailed' ? 'bool' : k === 'limit' ? 'string' : undefined)) }]
+  return { items: slice, links, contentLocation: relativeUri(req.path, q) }
+}
+
+/** The request's path and query as sent (Zaqar's `Content-Location` on listings). */
+const relativeUri = (path: string, q: Query): string =>
+  q.entries.length === 0 ? path : `${path}?${q.entries.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&')}`
+
+const poolHref = (req: ApiRequest, name: string): string => `${req.profile.prefix}/pools/${name}`
+
+function poolJson(req: ApiRequest, p: Pool, detailed: boolean): Record<string, unknown> {
+  const out: Record<string, unknown> = { name: p.name, uri: p.uri, weight: p.weight, flavor: p.flavor, href: poolHref(req, p.name) }
+  if (detailed) out.options = p.options
+  return out
+}
+
+function weightField(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw invalidBody(`${pyRepr(v)} is not of type 'integer'`)
+  if (v < 0) throw invalidBody(`${v} is less than the minimum of 0`)
+  if (v > MAX_WEIGHT) throw invalidBody(`${v} is greater than the maximum of ${MAX_WEIGHT}`)
+  return v
+}
+
+function uriField(v: unknown): string {
+  if (typeof v !== 'string') throw invalidBody(`${pyRepr(v)} is not of type 'string'`)
+  if (v.length > 255) throw invalidBody(`${pyRepr(redactUri(v))} is too long`)
+  return v
+}
+
+/** `flavor`: a string of at most 255 characters; "" (and null) mean no flavor. */
+function flavorField(v: unknown): string | null {
+  if (v === null) return null
+  if (typeof v !== 'string') throw invalidBody(`${pyRepr(v)} is not of type 'string'`)
+  if (v.length > 255) throw invalidBody(`${pyRepr(v)} is too long`)
+  return v === '' ? null : v
+}
+
+function optionsField(v: unknown): Record<string, unknown> {
+  if (!isObject(v)) throw invalidBody(`${pyRepr(v)} is not of type 'object'`)
+  if (Object.hasOwn(v, 'workers')) {
+    const w = v.workers
+    if (typeof w !== 'number' || !Number.isInteger(w) || w < 1 || w > MAX_POOL_WORKERS) {
+      throw invalidBody(`options.workers must be an integer from 1 to ${MAX_POOL_WORKERS}.`)
+    }
+  }
+  return v
+}
+
+/**
+ * Opens the storage `uri` names and closes it again: 400 `cannot connect to <uri>` (credentials
+ * redacted, the reason appended) when that fails within the timeout.
+ */
+async function checkConnect(req: ApiRequest, uri: string): Promise<void> {
+  const opening = openDriver(uri, { dataDir: req.config.dataDir, durability: req.config.durability })
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS)
+  })
+  try {
+    const driver = await Promise.race([opening, timeout])
+    await driver.ping()
+    await driver.close()
+  } catch (err) {
+    // A driver that opens after the timeout is closed rather than leaked.
+    opening.then((d) => d.close(), () => {})
+    const reason = redactUri(err instanceof MissiveError ? (err.description ?? err.message) : (err as Error).message)
+    req.log.warn({ requestId: req.requestId, uri: redactUri(uri), reason }, 'pool URI check failed')
+    throw invalidBody(`cannot connect to ${redactUri(uri)}: ${reason}`)
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** 400 when the other pools of `flavor` offer other capabilities than `uri` (Zaqar's rule). */
+async function checkCapabilities(req: ApiRequest, name: string, uri: string, flavor: string | null): Promise<void> {
+  if (flavor === null) return
+  const others = (await req.router.catalog.listPools()).filter((p) => p.flavor === flavor && p.name !== name)
+  if (others.length === 0) return
+  const want = poolCapabilities(uri).sort().join(',')
+  if (others.some((p) => poolCapabilities(p.uri).sort().join(',') !== want)) {
+    throw new MissiveError('bad_request', 'The pool being added does not support the minimum set of capabilities', {
+      title: 'Unable to create pool',
+    })
+  }
+}
+
+/** 409 when another pool already uses `uri`: two pools on one store would mix their queues. */
+async function checkUriUnique(req: ApiRequest, name: string, uri: string): Promise<void> {
+  const other = (await req.router.catalog.listPools()).find((p) => p.uri === uri && p.name !== name)
+  if (other !== undefined) throw new MissiveError('conflict', `Pool ${other.name} already uses this uri.`)
+}
+
+/** PUT /v2/pools/{pool}: create or replace (201 either way, as Zaqar). */
+export async function putPool(req: ApiRequest): Promise<Reply> {
+  requireAdmin(req)
+  const name = req.params.pool!
+  if (!isPoolName(name)) {
+    throw badRequest(`Pool names may contain only ASCII letters, digits, underscores, dashes and dots, and be 1 to 64 characters long.`)
+  }
+  const doc = bodyObject(req)
+  // `group` is the pre-Queens name of `flavor`'s ancestor: accepted and ignored (API.md §9).
+  rejectExtraKeys(doc, ['weight', 'uri', 'flavor', 'options', 'group'])
+  if (!Object.hasOwn(doc, 'weight')) throw invalidBody(`'weight' is a required property`)
+  if (!Object.hasOwn(doc, 'uri')) throw invalidBody(`'uri' is a required property`)
+  const pool: Pool = {
+    name,
+    weight: weightField(doc.weight),
+    uri: uriField(doc.uri),
+    flavor: Object.hasOwn(doc, 'flavor') ? flavorField(doc.flavor) : null,
+    options: Object.hasOwn(doc, 'options') ? optionsField(doc.options) : {},
+  }
+  await checkCapabilities(req, name, pool.uri, pool.flavor)
+  await checkUriUnique(req, name, pool.uri)
+  await checkConnect(req, pool.uri)
+  await req.router.catalog.putPool(pool)
+  await req.router.refresh()
+  return empty(201, [['Location', poolHref(req, name)]])
+}
+
+/** GET /v2/pools/{pool}[?detailed=true] */
+export async function getPool(req: ApiRequest): Promise<Reply> {
+  requireAdmin(req)
+  const detailed = req.query.bool('detailed', false)
+  const pool = await req.router.catalog.getPool(req.params.pool!)
+  if (pool === null) throw notFound(`Pool ${req.params.pool!} does not exist`)
+  return json(200, poolJson(req, pool, detailed))
+}
+
+/** PATCH /v2/pools/{pool}: any of weight, uri, flavor, options; 200 with the pool. */
+export async function patchPool(req: ApiRequest): Promise<Reply> {
+  requireAdmin(req)
+  const doc = bodyObject(req)
+  const fields = ['uri', 'weight', 'flavor', 'options'].filter((k) => Object.hasOwn(doc, k))
+  if (fields.length === 0) throw invalidBody('One of `uri`, `weight`, `flavor`, or `options` needs to be specified')
+  const name = req.params.pool!
+  const current = await req.router.catalog.getPool(name)
+  if (current === null) throw notFound(`Pool ${name} does not exist`)
+  const pool: Pool = { ...current }
+  if (Object.hasOwn(doc, 'weight')) pool.weight = weightField(doc.weight)
+  if (Object.hasOwn(doc, 'uri')) pool.uri = uriField(doc.uri)
+  if (Object.hasOwn(doc, 'flavor')) pool.flavor = flavorField(doc.flavor)
+  if (Object.hasOwn(doc, 'options')) pool.options = optionsField(doc.options)
+  if (pool.flavor !== current.flavor || pool.uri !== current.uri) await checkCapabilities(req, name, pool.uri, pool.flavor)
+  if (pool.uri !== current.uri) {
+    await checkUriUnique(req, name, pool.uri)
+    await checkConnect(req, pool.uri)
+  }
+  await req.router.catalog.putPool(pool)
+  await req.router.refresh()
+  return json(200, poolJson(req, pool, false))
+}
+
+/**
+ * DELETE /v2/pools/{pool}: 204, also for a missing pool. 403 for the default pool and for the
+ * last pool of a flavor (Zaqar); 409 while queues are placed on it (Missive).
+ */
+export async function deletePool(req: ApiRequest): Promise<Reply> {
+  requireAdmin(req)
+  const name = req.params.pool!
+  const catalog = req.router.catalog
+  const pool = await catalog.getPool(name)
+  if (pool === null) return empty(204)
+  if (name === DEFAULT_POOL) {
+    throw new MissiveError('forbidden', 'The default pool cannot be deleted: queues without a placement are read from it.', {
+      title: 'Unable to delete',
+    })
+  }
+  if (pool.flavor !== null) {
+    const flavor = await catalog.getFlavor(pool.flavor)
+    if (flavor !== null && flavor.pools.length === 1 && flavor.pools[0] === name) {
+      throw new MissiveError('forbidden', `This pool is used by flavors ${flavor.name}; It cannot be deleted.`, { title: 'Unable to delete' })
+    }
+  }
+  try {
+    await catalog.deletePool(name)
+  } catch (err) {
+    if (err instanceof MissiveError && err.code === 'conflict') {
+      const n = await catalog.countPlacements(name)
+      throw new MissiveError('conflict', `Pool ${name} still holds ${n} queue${n === 1 ? '' : 's'}; delete them before the pool.`, {
+        title: 'Unable to delete',
+      })
+    }
+    throw err
+  }
+  await req.router.refresh()
+  return empty(204)
+}
+
+/** GET /v2/pools?marker=&limit=&detailed= */
+export async function listPools(req: ApiRequest): Promise<Reply> {
+  requireAdmin(req)
+  const detailed = req.query.bool('detailed', false)
+  const all = await req.router.catalog.listPools()
+  const { items, links, contentLocation } = page(req, all, req.config.limits.max_pools_per_page)
+  return json(200, { pools: items.map((p) => poolJson(req, p, detailed)), links }, [['Content-Location', contentLocation]])
+}
+
+/**
+ * GET /v2/admin/pools/{pool}/stats (Missive): queues placed on the pool (exact, from the
+ * catalog); messages summed over at most `STATS_QUEUE_SAMPLE` of them (`complete` says whether
+ * that was all); and each worker's health as this proxy sees it (ping round trip).
+ */
+export async function poolStats(req: ApiRequest): Promise<Reply> {
+  requireAdmin(req)
+  const name = req.params.pool!
+  const catalog = req.router.catalog
+  const pool = await catalog.getPool(name)
+  if (pool === null) throw notFound(`Pool ${name} does not exist`)
+  const drivers = req.router.pools.get(name) ?? []
+  const workers = await Promise.all(
+    drivers.map(async (d, index) => {
+      const t0 = performance.now()
+      try {
+        await d.ping()
+        return { index, reachable: true, ping_seconds: (performance.now() - t0) / 1000 }
+      } catch {
+        return { index, reachable: false, ping_seconds: null }
+      }
+    }),
+  )
+  const queues = await catalog.countPlacements(name)
+  const messages = { claimed: 0, free: 0, total: 0, queues_counted: 0, complete: true }
+  const reachable = workers.some((w) => w.reachable)
+  if (reachable && queues > 0) {
+    const refs = await catalog.listPlacements(name, { limit: STATS_QUEUE_SAMPLE })
+    // Each ref is routed to the worker its queue maps to (same hash as every other call).
+    for (let i = 0; i < refs.length; i += 50) {
+      const batch = await Promise.all(
+        refs.slice(i, i + 50).map(async (ref) => (await req.router.driverFor(ref, false)).stats(ref).catch(() => null)),
+      )
+      for (const s of batch) {
+        if (s === null) {
+          messages.complete = false
+          continue
+        }
+        messages.claimed += s.claimed
+        messages.free += s.free
+        messages.total += s.total
+        messages.queues_counted++
+      }
+    }
+    if (messages.queues_counted < queues) messages.complete = false
+  } else if (queues > 0) messages.complete = false
+  return json(200, {
+    name,
+    uri: redactUri(pool.uri),
+    weight: pool.weight,
+    flavor: pool.flavor,
+    capabilities: poolCapabilities(pool.uri),
+    queues,
+    messages,
+    storage: { reachable, workers },
+  })
+}
