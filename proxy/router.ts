@@ -204,7 +204,12 @@ export class Router {
       if (name === null) throw unavailable(`No pool of flavor ${flavor} can take new queues (none has a weight above 0).`)
       return name
     }
-    const name = choosePool(snap.pools, null, this.#random)
+    let name = choosePool(snap.pools, null, this.#random)
+    if (name === null && this.#connector !== undefined) {
+      // Maybe a pool was just added through another proxy: look once more before refusing.
+      snap = await this.refresh()
+      name = choosePool(snap.pools, null, this.#random)
+    }
     if (name !== null) return name
     // Fixed drivers and a catalog that does not know the default pool (an embedded harness): the
     // default pool takes every queue, as Zaqar's "virtual pool" does.

@@ -11,7 +11,7 @@ import type { Pool } from '../../catalog/contract.js'
 import { DEFAULT_POOL, isPoolName, MAX_POOL_WORKERS, poolCapabilities, redactUri } from '../../catalog/pools.js'
 import { badRequest, invalidBody, MissiveError, notFound } from '../../shared/errors.js'
 import { openDriver } from '../../worker/storage/index.js'
-import { isObject } from '../json.js'
+import { isObject, toJson } from '../json.js'
 import type { Query } from '../params.js'
 import { empty, json, type Reply } from '../transport.js'
 import { pageLimit } from '../validate.js'
@@ -34,11 +34,13 @@ export function pyRepr(v: unknown): string {
   return JSON.stringify(v)
 }
 
-/** The request body as an object, or Zaqar's 400. */
+/** The request body as a plain-JSON object (numbers as doubles), or Zaqar's 400. */
 export function bodyObject(req: ApiRequest): Record<string, unknown> {
+  if (req.body !== null && req.body.length === 0) throw invalidBody('Request body can not be empty')
   const doc = requiredBody(req)
   if (!isObject(doc)) throw invalidBody('Document type not supported.')
-  return doc
+  // Admin documents are configuration: exact big numbers buy nothing here.
+  return JSON.parse(toJson(doc)) as Record<string, unknown>
 }
 
 /** jsonschema's `additionalProperties: false` message for the first unknown key. */

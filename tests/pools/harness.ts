@@ -1,0 +1,117 @@
+/**
+ * In-process harness for the pool tests: the real HTTP front end and Router over a real catalog,
+ * with every catalog pool served by a driver opened in this process (no worker processes), so
+ * admin-API cases run fast. Full-service behaviour (workers per pool, supervisor) is tested with
+ * `startMissive` in the other files here.
+ */
+import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
+import type { CatalogStore, Pool } from '../../catalog/contract.js'
+import { SqliteCatalog } from '../../catalog/stores/sqlite.js'
+import type { Random } from '../../catalog/placement.js'
+import { HttpServer } from '../../proxy/app.js'
+import { Router, type PoolConnector } from '../../proxy/router.js'
+import { parseConfig, type Config } from '../../shared/config.js'
+import { createLogger } from '../../shared/log.js'
+import type { DataDriver } from '../../worker/storage/contract.js'
+import { openDriver } from '../../worker/storage/index.js'
+import { tempDir, type Teardown } from '../helpers/index.js'
+
+export const ADMIN_TOKEN = 'admin-secret-token'
+
+export interface Resp {
+  status: number
+  headers: Headers
+  text: string
+  json: any // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+export interface PoolHarness {
+  base: string
+  config: Config
+  catalog: CatalogStore
+  router: Router
+  project: string
+  dir: string
+  /** fetch with Client-ID, X-Project-ID and (unless `admin: false`) the admin token. */
+  req(method: string, path: string, opts?: { body?: unknown; raw?: string; headers?: Record<string, string | null>; admin?: boolean }): Promise<Resp>
+}
+
+/** A driver that waits for `opening` on every call (the connector's `open` is synchronous). */
+function lazyDriver(opening: Promise<DataDriver>): DataDriver {
+  opening.catch(() => {})
+  return new Proxy({} as DataDriver, {
+    get(_, prop) {
+      if (prop === 'kind') return 'lazy'
+      if (prop === 'then') return undefined
+      return (...args: unknown[]) =>
+        opening.then((d) => (d as unknown as Record<string | symbol, (...a: unknown[]) => unknown>)[prop]!(...args))
+    },
+  })
+}
+
+export async function startPoolHarness(
+  t: Teardown,
+  opts: { config?: Record<string, unknown>; random?: Random; catalog?: CatalogStore } = {},
+): Promise<PoolHarness> {
+  const dir = await tempDir(t, 'missive-pools-')
+  const config = parseConfig({ port: 0, dataDir: dir, logLevel: 'silent', durability: 'fast', adminToken: ADMIN_TOKEN, ...opts.config })
+  const catalog = opts.catalog ?? new SqliteCatalog(join(dir, 'catalog.sqlite'))
+  await catalog.putPool({ name: 'default', uri: 'sqlite:', weight: 1, flavor: null, options: {} })
+  const open: DataDriver[] = []
+  const connector: PoolConnector = {
+    key: (p: Pool) => p.uri,
+    open(p: Pool) {
+      const d = lazyDriver(openDriver(p.uri, { dataDir: dir, durability: 'fast' }))
+      open.push(d)
+      return [d]
+    },
+    close(_pool: string, drivers: DataDriver[]) {
+      for (const d of drivers) void d.close().catch(() => {})
+    },
+  }
+  const router = new Router({ catalog, connector, defaultPool: 'default', pollMs: 100, ...(opts.random && { random: opts.random }) })
+  await router.refresh()
+  const server = new HttpServer({ config, router, log: createLogger('test', 'silent') })
+  const port = await server.listen()
+  t.teardown(async () => {
+    await server.drain(0)
+    server.close()
+    router.close()
+    await Promise.all(open.map((d) => d.close().catch(() => {})))
+    await catalog.close()
+  })
+  const base = `http://127.0.0.1:${port}`
+  const project = `p-${randomUUID()}`
+  const clientId = randomUUID()
+  return {
+    base,
+    config,
+    catalog,
+    router,
+    project,
+    dir,
+    async req(method, path, o = {}) {
+      const headers: Record<string, string> = { 'Client-ID': clientId, 'X-Project-ID': project }
+      if (o.admin !== false) headers['X-Auth-Token'] = ADMIN_TOKEN
+      for (const [k, v] of Object.entries(o.headers ?? {})) {
+        for (const h of Object.keys(headers)) if (h.toLowerCase() === k.toLowerCase()) delete headers[h]
+        if (v !== null) headers[k] = v
+      }
+      let body: string | undefined = o.raw
+      if (o.body !== undefined) {
+        body = JSON.stringify(o.body)
+        headers['Content-Type'] ??= 'application/json'
+      }
+      const res = await fetch(base + path, { method, headers, body })
+      const text = await res.text()
+      let json: unknown
+      try {
+        json = text === '' ? undefined : JSON.parse(text)
+      } catch {
+        json = undefined
+      }
+      return { status: res.status, headers: res.headers, text, json }
+    },
+  }
+}
