@@ -1,0 +1,47 @@
+/**
+ * Interop: the real python-zaqarclient (Debian `python3-zaqarclient`) drives the whole service
+ * (supervisor → worker → proxy) through zaqarclient_session.py, for API v2 and v1.1.
+ */
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import t from 'tap'
+import { ROOT, startMissive } from '../helpers/index.js'
+import { randomProject } from '../helpers/http.js'
+
+const PYTHON = '/usr/bin/python3'
+const SCRIPT = join(ROOT, 'tests/interop/zaqarclient_session.py')
+
+function run(args: string[], timeoutMs: number): Promise<{ code: number | string | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' }
+    // Proxy settings must not send loopback traffic elsewhere.
+    for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY']) delete env[k]
+    execFile(PYTHON, args, { env, cwd: ROOT, timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : (err as NodeJS.ErrnoException & { code?: unknown }).code ?? null
+      resolve({ code: code as number | string | null, stdout, stderr })
+    })
+  })
+}
+
+t.test('python-zaqarclient session against the full service', async (t) => {
+  const probe = await run(['-c', 'import zaqarclient.queues.client'], 20_000)
+  if (probe.code !== 0) {
+    t.fail(
+      `${PYTHON} cannot import zaqarclient (exit ${probe.code}): install it with ` +
+        '`apt-get install python3-zaqarclient` (CI installs it; this test is not skipped).\n' +
+        probe.stderr.slice(-2000),
+    )
+    return
+  }
+
+  const m = await startMissive(t)
+  for (const version of ['2', '1.1']) {
+    const project = randomProject('interop')
+    const r = await run([SCRIPT, m.baseUrl, version, project], 60_000)
+    const detail = `stdout:\n${r.stdout.slice(-3000)}\nstderr:\n${r.stderr.slice(-3000)}\nservice:\n${m.output().slice(-3000)}`
+    t.equal(r.code, 0, `v${version}: the session exits 0`, r.code === 0 ? {} : { diagnostic: true, detail })
+    t.match(r.stdout.trimEnd(), /(^|\n)DONE$/, `v${version}: stdout ends with DONE`, r.code === 0 ? {} : { detail })
+    t.notMatch(r.stdout, /^FAIL:/m, `v${version}: no failed check`)
+    t.ok((r.stdout.match(/^ok: /gm) ?? []).length >= 10, `v${version}: the checks ran`)
+  }
+})
