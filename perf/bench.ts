@@ -17,7 +17,7 @@ import { runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
 import { hasBinary, killAll, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
 import { REPORT_VERSION, renderMarkdown, renderSvg, type CpuUse, type Report, type ScenarioResult, type StoreResult, type TargetResult } from './lib/report.js'
 import { round } from './lib/stats.js'
-import { ZaqarRequests } from './lib/zaqar.js'
+import { targets, ZaqarRequests } from './lib/zaqar.js'
 
 export const BENCH_FLAGS: FlagSpec[] = [
   { name: 'quick', type: 'boolean', default: false, help: 'tiny smoke suite (< 60 s): short scenarios, no cross-checks, no durability/queue-count runs' },
@@ -295,6 +295,10 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
     stock += (mixed.result.msgsInPerS - mixed.result.msgsOutPerS) * mixed.result.seconds
 
     if (!ctx.quick) {
+      // T7 is about the steady-state cost of a message among many queues, not about creating
+      // queues: create every queue (and its placement) before measuring.
+      const created = await createQueues(url, ctx.manyQueues, 'many', conns)
+      await createQueues(url, 1, 'q1', 1)
       await run('post10-q1', 'post, 10 msgs/request, 1 queue', { producers: conns, batch: 10, queues: 1, tenants: 1, prefix: 'q1' })
       await run(`post10-q${ctx.manyQueues}`, `post, 10 msgs/request, ${ctx.manyQueues.toLocaleString('en-US')} queues`, {
         producers: conns,
@@ -302,7 +306,7 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
         queues: ctx.manyQueues,
         tenants: 1,
         prefix: 'many',
-      })
+      }, [created])
     }
 
     for (const rate of ctx.rates) {
@@ -355,6 +359,32 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
     await stopCurrent()
   }
   return result
+}
+
+/** PUT every queue of `targets(n, 1, prefix)`, over `conns` connections. */
+async function createQueues(url: string, n: number, prefix: string, conns: number): Promise<string> {
+  const u = new URL(url)
+  const tg = targets(n, 1, prefix)
+  const t0 = performance.now()
+  let failed = 0
+  await Promise.all(
+    Array.from({ length: Math.min(conns, n) }, async (_, k) => {
+      const c = new HttpConnection(u.hostname, Number(u.port), 30_000)
+      const z = new ZaqarRequests(u.host, 1, 10)
+      try {
+        for (let i = k; i < n; i += conns) {
+          const r = await c.request(...z.createQueue(tg[i])).catch(() => null)
+          if (r === null || (r.status !== 201 && r.status !== 204)) failed++
+        }
+      } finally {
+        c.close()
+      }
+    }),
+  )
+  const secs = (performance.now() - t0) / 1000
+  const what = `${n.toLocaleString('en-US')} queues were created first (PUT, ${conns} connections) in ${secs.toFixed(1)} s = ${Math.round(n / secs)} queues/s${failed ? `, ${failed} failed` : ''}`
+  log(what)
+  return what
 }
 
 function emptyResult(): LoadResult {

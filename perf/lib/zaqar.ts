@@ -53,6 +53,11 @@ export class ZaqarRequests {
     return this.#head('DELETE', href, t, false)
   }
 
+  /** PUT /v2/queues/q (201 created, 204 already there). */
+  createQueue(t: Target): [string, Buffer] {
+    return [this.#head('PUT', `/v2/queues/${t.queue}`, t, true), Buffer.from('{}')]
+  }
+
   list(t: Target, limit: number): string {
     return this.#head('GET', `/v2/queues/${t.queue}/messages?limit=${limit}&echo=true`, t, false)
   }
