@@ -382,7 +382,7 @@ async function createQueues(url: string, n: number, prefix: string, conns: numbe
     }),
   )
   const secs = (performance.now() - t0) / 1000
-  const what = `${n.toLocaleString('en-US')} queues were created first (PUT, ${conns} connections) in ${secs.toFixed(1)} s = ${Math.round(n / secs)} queues/s${failed ? `, ${failed} failed` : ''}`
+  const what = `${n.toLocaleString('en-US')} queue${n === 1 ? '' : 's'} created first (PUT, ${conns} connection${conns === 1 ? '' : 's'}) in ${secs.toFixed(1)} s = ${Math.round(n / secs)} queues/s${failed ? `, ${failed} failed` : ''}`
   log(what)
   return what
 }
