@@ -83,7 +83,7 @@ export class ManagedChild extends EventEmitter {
    * Forks the child and resolves with its ready message. Rejects if it exits or stays silent past
    * `readyTimeoutMs` first (it is then killed and not restarted).
    */
-  start(): Promise<ReadyMessage> {
+  start(spare?: ChildProcess): Promise<ReadyMessage> {
     return new Promise<ReadyMessage>((resolve, reject) => {
       const onReady = (msg: ReadyMessage): void => {
         this.off('start-failed', onFailed)
@@ -95,25 +95,39 @@ export class ManagedChild extends EventEmitter {
       }
       this.once('ready', onReady)
       this.once('start-failed', onFailed)
-      this.#spawn()
+      this.#spawn(spare)
     })
   }
 
-  #spawn(): void {
+  /**
+   * Forks the child — or, given a waiting spare (supervisor/spare.ts), hands it this child's
+   * `MISSIVE_*` environment so it becomes the child without a fresh start. Restarts always fork.
+   */
+  #spawn(spare?: ChildProcess): void {
     this.#restartTimer = null
-    if (this.#stopping) return
-    const child = fork(this.#opts.entry, [], {
-      env: this.#opts.env,
-      execArgv: this.#opts.execArgv ?? process.execArgv,
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    })
+    if (this.#stopping) {
+      spare?.kill()
+      return
+    }
+    const child =
+      spare ??
+      fork(this.#opts.entry, [], {
+        env: this.#opts.env,
+        execArgv: this.#opts.execArgv ?? process.execArgv,
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      })
+    if (spare !== undefined) {
+      const env: Record<string, string> = {}
+      for (const [k, v] of Object.entries(this.#opts.env)) if (k.startsWith('MISSIVE_') && v !== undefined) env[k] = v
+      spare.send({ type: 'assign', env })
+    }
     this.#child = child
     this.#startedAt = Date.now()
     let resolveExited!: () => void
     this.#exited = new Promise<void>((resolve) => {
       resolveExited = resolve
     })
-    this.#log.info({ child: this.role, childPid: child.pid, entry: this.#opts.entry }, 'child started')
+    this.#log.info({ child: this.role, childPid: child.pid, entry: this.#opts.entry, ...(spare && { spare: true }) }, 'child started')
 
     this.#readyTimer = setTimeout(() => {
       this.#log.error({ child: this.role, childPid: child.pid }, 'child did not become ready in time; killing it')

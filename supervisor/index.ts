@@ -18,6 +18,7 @@
  *   real proxy derives every pool's sockets from the catalog instead).
  * Each child sends `{type: 'ready'}` over IPC once it serves; the proxy adds `port`.
  */
+import { fork, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { chmod, mkdir } from 'node:fs/promises'
 import { extname, join } from 'node:path'
@@ -27,6 +28,7 @@ import { DEFAULT_POOL, poolSocketPath, poolWorkerCount, poolWorkerName, redactUr
 import { ConfigError, type Config } from '../shared/config.js'
 import type { Logger } from '../shared/log.js'
 import { ManagedChild } from './child.js'
+import { SPARE_ENV } from './spare.js'
 
 export { MAX_SOCKET_PATH_BYTES } from '../catalog/pools.js'
 
@@ -52,6 +54,64 @@ export interface SupervisorOptions {
   readyTimeoutMs?: number
   /** How often the catalog version is checked for pool changes. Default 250 ms. */
   catalogPollMs?: number
+  /**
+   * Keep one spare worker process forked (supervisor/spare.ts), so a pool added at run time
+   * serves without waiting for a fresh process to start. Default true; off with a custom
+   * `workerEntry` (the spare becomes the real worker).
+   */
+  spareWorker?: boolean
+}
+
+/** One pre-forked worker process waiting to be assigned a pool; re-forked once taken or dead. */
+class SpareWorker {
+  #child: ChildProcess | null = null
+  #waiting = false
+  #stopped = false
+  #timer: NodeJS.Timeout | null = null
+
+  constructor(
+    readonly entry: string,
+    readonly env: NodeJS.ProcessEnv,
+    readonly execArgv: string[] | undefined,
+    readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.#timer = null
+    if (this.#stopped) return
+    const child = fork(this.entry, [], { env: this.env, execArgv: this.execArgv ?? process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    this.#child = child
+    this.#waiting = false
+    child.on('message', (m: { type?: string }) => {
+      if (m?.type === 'spare' && this.#child === child) this.#waiting = true
+    })
+    child.once('exit', (code, signal) => {
+      if (this.#child !== child) return
+      this.#child = null
+      this.#waiting = false
+      if (this.#stopped) return
+      this.log.warn({ childPid: child.pid, code, signal }, 'spare worker exited; forking another')
+      this.#timer = setTimeout(() => this.start(), 1000)
+    })
+  }
+
+  /** The waiting spare, detached from this manager (a new one is forked), or undefined. */
+  take(): ChildProcess | undefined {
+    const child = this.#child
+    if (child === null || !this.#waiting) return undefined
+    child.removeAllListeners('message')
+    this.#child = null
+    this.#waiting = false
+    this.start()
+    return child
+  }
+
+  stop(): void {
+    this.#stopped = true
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#child?.kill()
+    this.#child = null
+  }
 }
 
 export interface Supervisor {
@@ -151,6 +211,10 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     healthyAfterMs: opts.healthyAfterMs,
     readyTimeoutMs: opts.readyTimeoutMs,
   }
+  const spare =
+    opts.spareWorker !== false && opts.workerEntry === undefined
+      ? new SpareWorker(sibling('supervisor/spare'), { ...base, [SPARE_ENV]: '1' }, opts.execArgv, log)
+      : undefined
   const groups = new Map<string, PoolGroup>()
   const groupKey = (pool: Pool): string => `${pool.uri}\n${poolWorkerCount(pool, config.workers)}`
 
@@ -181,7 +245,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
   let stopping: Promise<void> | null = null
 
   /** Forks the pool's workers; resolves when all are ready, rejects when one fails first. */
-  const startGroup = (pool: Pool): { group: PoolGroup; started: Promise<void> } => {
+  const startGroup = (pool: Pool, useSpares = false): { group: PoolGroup; started: Promise<void> } => {
     const n = poolWorkerCount(pool, config.workers)
     if (n > 1 && pool.uri.startsWith('sqlite:')) {
       log.warn({ pool: pool.name, workers: n }, 'SQLite allows one writer: several workers on a SQLite pool contend for its lock')
@@ -210,7 +274,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     const group: PoolGroup = { pool, key: groupKey(pool), children, sockets }
     groups.set(pool.name, group)
     log.info({ pool: pool.name, uri: redactUri(pool.uri), workers: n }, 'starting pool workers')
-    const started = Promise.all(children.map((c) => c.start())).then(
+    const started = Promise.all(children.map((c) => c.start(useSpares ? spare?.take() : undefined))).then(
       () => undefined,
       async (err: unknown) => {
         group.failedAt = Date.now()
@@ -226,8 +290,8 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     log.info({ pool: group.pool.name }, 'stopping pool workers')
     await Promise.all(group.children.map((c) => c.stop(killAfter)))
   }
-  const startOptional = (pool: Pool): Promise<void> =>
-    startGroup(pool).started.catch((err: unknown) => {
+  const startOptional = (pool: Pool, useSpares = false): Promise<void> =>
+    startGroup(pool, useSpares).started.catch((err: unknown) => {
       log.error({ pool: pool.name, err: (err as Error).message, retryInMs: POOL_RETRY_MS }, 'pool workers failed to start')
     })
 
@@ -238,12 +302,12 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     for (const group of [...groups.values()]) {
       const pool = wanted.get(group.pool.name)
       if (pool === undefined) work.push(stopGroup(group))
-      else if (groupKey(pool) !== group.key) work.push(stopGroup(group).then(() => startOptional(pool)))
+      else if (groupKey(pool) !== group.key) work.push(stopGroup(group).then(() => startOptional(pool, true)))
       else if (group.failedAt !== undefined && Date.now() - group.failedAt >= POOL_RETRY_MS) {
         work.push(stopGroup(group).then(() => startOptional(pool)))
       } else group.pool = pool
     }
-    for (const pool of pools) if (!groups.has(pool.name)) work.push(startOptional(pool))
+    for (const pool of pools) if (!groups.has(pool.name)) work.push(startOptional(pool, true))
     await Promise.all(work)
   }
 
@@ -272,6 +336,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping !== null) {
       log.warn({ signal }, 'second signal: killing every child now')
+      spare?.stop()
       proxy.kill()
       for (const w of allWorkers()) w.kill()
       return
@@ -282,6 +347,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       clearInterval(timer)
+      spare?.stop()
       await proxy.stop(killAfter)
       // A reconcile in progress may still be starting workers: let it settle, then stop them all.
       await watching.catch(() => {})
@@ -315,6 +381,8 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     done,
   }
 
+  // Forked now, the spare is waiting long before a pool is added at run time.
+  spare?.start()
   try {
     const pools = await catalog.listPools()
     const others: Promise<void>[] = []
