@@ -28,7 +28,7 @@ export const versions = (): Reply => ({ status: 300, body: versionsBody })
 
 type Rel = [rel: string, template: string, vars: Record<string, string>, allow: string[], post?: boolean, v2only?: boolean]
 
-function homeDocument(profile: Profile): string {
+function homeDocument(profile: Profile, admin: boolean): string {
   const q = { queue_name: 'param/queue_name' }
   const qm = { ...q, message_id: 'param/message_id' }
   const qc = { ...q, claim_id: 'param/claim_id' }
@@ -53,6 +53,16 @@ function homeDocument(profile: Profile): string {
     ['delete_claim', '/queues/{queue_name}/claims/{claim_id}', qc, ['DELETE']],
     ['ping', '/ping', {}, ['GET']],
   ]
+  // Zaqar lists the admin resources only in admin mode: here, when an admin token is configured.
+  if (admin && profile.name === 'v2') {
+    const page = { detailed: 'param/detailed', limit: 'param/pool_limit', marker: 'param/marker' }
+    rels.push(
+      ['pools', '/pools{?detailed,limit,marker}', page, ['GET']],
+      ['pool', '/pools/{pool_name}', { pool_name: 'param/pool_name' }, ['GET', 'PUT', 'PATCH', 'DELETE']],
+      ['flavors', '/flavors{?detailed,limit,marker}', { ...page, limit: 'param/flavor_limit' }, ['GET']],
+      ['flavor', '/flavors/{flavor_name}', { flavor_name: 'param/flavor_name' }, ['GET', 'PUT', 'PATCH', 'DELETE']],
+    )
+  }
   const resources: Record<string, unknown> = {}
   for (const [rel, template, vars, allow, post, v2only] of rels) {
     if (v2only && profile.name !== 'v2') continue
@@ -60,6 +70,7 @@ function homeDocument(profile: Profile): string {
     if (post) hints['accept-post'] = ['application/json']
     resources[`rel/${rel}`] = { 'href-template': `${profile.prefix}${template}`, 'href-vars': vars, hints }
   }
+  if (admin && profile.name === 'v2') resources['rel/health'] = { href: `${profile.prefix}/health`, hints: { allow: ['GET'], formats: JSON_TYPES } }
   return JSON.stringify({ resources })
 }
 
@@ -67,10 +78,12 @@ const homeCache = new Map<string, string>()
 
 /** GET /v2/ : the JSON-Home document. */
 export function home(req: ApiRequest): Reply {
-  let body = homeCache.get(req.profile.name)
+  const admin = req.config.adminToken !== undefined && req.config.adminToken !== ''
+  const key = `${req.profile.name}:${admin}`
+  let body = homeCache.get(key)
   if (body === undefined) {
-    body = homeDocument(req.profile)
-    homeCache.set(req.profile.name, body)
+    body = homeDocument(req.profile, admin)
+    homeCache.set(key, body)
   }
   return { status: 200, body, contentType: 'application/json-home', headers: [['Cache-Control', 'max-age=86400']] }
 }

@@ -20,6 +20,12 @@ t.test('versions and home documents', async (t) => {
   const v11 = await h.req('GET', '/v1.1/')
   t.same(v11.json.resources['rel/queue'].hints.allow, ['PUT', 'DELETE'])
   t.notOk(v11.json.resources['rel/message_get'], 'v1.1 has no message_get rel')
+  t.notOk(home.json.resources['rel/pools'], 'no admin rels without an admin token')
+  const admin = await startHarness(t, { adminToken: 'x' })
+  const adminHome = await admin.req('GET', '/v2/')
+  t.equal(adminHome.json.resources['rel/pools']['href-template'], '/v2/pools{?detailed,limit,marker}')
+  t.equal(adminHome.json.resources['rel/flavor']['href-template'], '/v2/flavors/{flavor_name}')
+  t.equal(adminHome.json.resources['rel/health'].href, '/v2/health')
   t.ok(String(v11.json.resources['rel/messages']['href-template']).startsWith('/v1.1/'))
 })
 
