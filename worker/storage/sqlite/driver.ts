@@ -16,7 +16,8 @@
  * answered only after its commit, so read-your-writes holds for every client.
  *
  * Expired rows are filtered at read time everywhere; a background timer deletes them in bounded
- * batches so the file does not grow without bound.
+ * batches so the file does not grow without bound. WAL checkpoints run in a background thread
+ * (checkpointer.ts), not inside commits.
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
@@ -45,6 +46,7 @@ import { SqliteClaims } from './claims.js'
 import type { Ctx } from './context.js'
 import { SqliteMessages } from './messages.js'
 import { SqliteQueues } from './queues.js'
+import { Checkpointer } from './checkpointer.js'
 import { applySchema } from './schema.js'
 
 export interface SqliteDriverOptions {
@@ -58,7 +60,12 @@ export interface SqliteDriverOptions {
   gcIntervalMs?: number
   /** Rows deleted per collector transaction. Default 1000. */
   gcBatchSize?: number
-  /** Called when a background collection fails (the store stays usable). */
+  /**
+   * Period of the WAL checkpoints run by a background thread, ms (default 200). 0: SQLite's
+   * automatic checkpoints, inside commits on the worker's thread.
+   */
+  checkpointIntervalMs?: number
+  /** Called when a background collection or checkpoint fails (the store stays usable). */
   onGcError?: (err: unknown) => void
 }
 
@@ -89,6 +96,7 @@ export class SqliteDriver implements DataDriver {
   readonly #gcClaims: Database.Statement<[number, number], number>
   readonly #gc: Database.Transaction<(now: number, maxRows: number) => GcResult>
   #timer: NodeJS.Timeout | undefined
+  #checkpointer: Checkpointer | undefined
   #closed = false
   /** Writes waiting for this turn's group commit. */
   #batch: PendingWrite[] = []
@@ -114,6 +122,14 @@ export class SqliteDriver implements DataDriver {
       throw err
     }
     this.#db = db
+    if (opts.path !== ':memory:' && (opts.checkpointIntervalMs ?? 200) > 0) {
+      db.pragma('wal_autocheckpoint = 0')
+      this.#checkpointer = new Checkpointer(opts.path, opts.checkpointIntervalMs ?? 200, (err) => {
+        if (this.#closed) return
+        db.pragma('wal_autocheckpoint = 1000')
+        this.#onGcError?.(err)
+      })
+    }
     const ctx: Ctx = { db, clock: this.#clock }
     this.#queues = new SqliteQueues(ctx)
     this.#messages = new SqliteMessages(ctx, this.#queues)
@@ -227,6 +243,7 @@ export class SqliteDriver implements DataDriver {
     if (this.#closed) return
     this.#flush()
     this.#closed = true
+    await this.#checkpointer?.stop()
     if (this.#timer !== undefined) clearInterval(this.#timer)
     this.#timer = undefined
     this.#db.close()
