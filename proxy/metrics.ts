@@ -97,10 +97,20 @@ export class ProxyMetrics {
     mirror(misses, () => cache().misses)
   }
 
+  /** Labelled children by route/method/status: prom-client hashes a label object per call. */
+  readonly #children = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>()
+
   /** Records one answered request. `route` is the route template, never the concrete path. */
   observe(route: string, method: string, status: number, seconds: number): void {
-    this.#requests.inc({ route, method, status: `${Math.floor(status / 100)}xx` })
-    this.#duration.observe({ route, method }, seconds)
+    const cls = Math.floor(status / 100)
+    const key = `${cls}${method} ${route}`
+    let c = this.#children.get(key)
+    if (c === undefined) {
+      c = { count: this.#requests.labels({ route, method, status: `${cls}xx` }), time: this.#duration.labels({ route, method }) }
+      this.#children.set(key, c)
+    }
+    c.count.inc()
+    c.time.observe(seconds)
   }
 
   /** The supervisor's restart counts (pushed over IPC): kept as monotonic counters. */

@@ -37,17 +37,20 @@ export function metered<T extends DataDriver>(driver: T, metrics: DriverMetrics,
     const ok = metrics.duration.labels({ ...base, operation: op, outcome: 'ok' })
     const err = metrics.duration.labels({ ...base, operation: op, outcome: 'error' })
     Object.defineProperty(wrapped, op, {
-      value: async (...args: unknown[]) => {
+      // A plain .then rather than an async function: one promise per call, not three.
+      value: (...args: unknown[]) => {
         const t0 = performance.now()
-        try {
-          const result = await fn(...args)
-          ok.observe((performance.now() - t0) / 1000)
-          count?.(result, args)
-          return result
-        } catch (e) {
-          err.observe((performance.now() - t0) / 1000)
-          throw e
-        }
+        return fn(...args).then(
+          (result) => {
+            ok.observe((performance.now() - t0) / 1000)
+            count?.(result, args)
+            return result
+          },
+          (e: unknown) => {
+            err.observe((performance.now() - t0) / 1000)
+            throw e
+          },
+        )
       },
     })
   }
