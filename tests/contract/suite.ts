@@ -8,10 +8,10 @@
  *     await runContract(t, 'sqlite', async () => ({ driver, clock, close }))
  *
  * The factory is called once per run. Its `clock` must be the clock that *drives the driver*:
- * advancing it must move the driver's "now" (message and claim expiry, delays, ages). A factory
- * that cannot do that (a driver in another process on the system clock) returns `clock: null`,
- * and the subtests that need time to pass are skipped with that reason; everything else runs.
- * Tests only ever move the clock forward.
+ * advancing it must move the driver's "now" (message and claim expiry, delays, ages). A driver in
+ * another process is tested by serving it over RPC from this process (tests/contract/rpc.test.ts),
+ * so every factory can hand the suite a real clock and no subtest is ever skipped. Tests only
+ * ever move the clock forward.
  *
  * Each subtest works in a fresh random project and deletes that project's queues when done, so
  * runs can share one store. Expectations are lenient where the wire would be (absent vs
@@ -39,15 +39,14 @@ export type ManualClock = ReturnType<typeof manualClock>
 /** What a factory hands the suite. */
 export interface ContractEnv {
   driver: DataDriver
-  /** The clock driving `driver`, or null when the factory cannot move the driver's time. */
-  clock: ManualClock | null
+  /** The clock driving `driver`: expiry tests move it (every factory must provide one). */
+  clock: ManualClock
   /** Closes the driver and anything the factory started. */
   close: () => Promise<void>
 }
 
 export type ContractFactory = () => Promise<ContractEnv>
 
-const NO_CLOCK = 'the factory provides no clock that drives the driver'
 const SECOND = 1000
 
 /** Runs the whole contract against the driver `factory` makes, as one subtest of `t` named `name`. */
@@ -57,11 +56,8 @@ export async function runContract(t: TapTest, name: string, factory: ContractFac
     t.teardown(() => env.close())
     const { driver } = env
 
-    /** A subtest that needs the clock: skipped with a reason when the factory has none. */
-    const timed = (title: string, fn: (t: TapTest, clock: ManualClock) => Promise<void>) =>
-      env.clock === null
-        ? t.test(title, { skip: NO_CLOCK }, async () => {})
-        : t.test(title, async (t) => fn(t, env.clock as ManualClock))
+    /** A subtest that moves the clock. */
+    const timed = (title: string, fn: (t: TapTest, clock: ManualClock) => Promise<void>) => t.test(title, async (t) => fn(t, env.clock))
 
     defineQueueTests(t, driver)
     defineListQueueTests(t, driver)
