@@ -61,7 +61,13 @@ t.test('a pool added through one proxy is used by the other within 1 s', async (
   t.same([...statuses].filter((s) => s !== 201 && s !== 503), [], 'meanwhile only retryable 503s')
   const inExtra = await queuesWithMessages(redisClient(t, extra.port))
   t.ok(inExtra.has(`${ca.project}/fresh-${attempts}`), "the message is in the new pool's Redis")
-  t.equal((await ca.req('GET', `/v2/queues/fresh-${attempts}/stats`)).json.messages.total, 1, 'and A reads it too')
+  // A's own supervisor starts its worker for the new pool on its own schedule: 503 until then.
+  let fromA = await ca.req('GET', `/v2/queues/fresh-${attempts}/stats`)
+  for (const until = performance.now() + 10_000; fromA.status === 503 && performance.now() < until; ) {
+    await new Promise((r) => setTimeout(r, 50))
+    fromA = await ca.req('GET', `/v2/queues/fresh-${attempts}/stats`)
+  }
+  t.equal(fromA.json?.messages?.total, 1, 'and A reads it too')
   const listing = await cb.req('GET', '/v2/queues?limit=20')
   t.ok(
     listing.json.queues.some((q: { name: string }) => q.name === 'hello') &&
