@@ -19,8 +19,9 @@
  * placement is insert-if-absent (HGET then HSET inside one script) across every process sharing
  * the server. Proxies learn about changes by polling `version` (one GET per second each).
  */
-import { Redis, type RedisOptions } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { MissiveError, unavailable } from '../../shared/errors.js'
+import { connectRedis } from '../../shared/redis.js'
 import type { QueueRef } from '../../worker/storage/contract.js'
 import type { CatalogStore, Flavor, Pool } from '../contract.js'
 
@@ -166,31 +167,20 @@ export class RedisCatalog implements CatalogStore {
   /** Connects; throws `unavailable` when the server does not answer within the timeout. */
   static async open(opts: RedisCatalogOptions): Promise<RedisCatalog> {
     const timeout = opts.timeoutMs ?? 5000
-    const ioOpts: RedisOptions = {
-      host: opts.host,
-      port: opts.port,
-      db: opts.db ?? 0,
-      username: opts.username,
-      password: opts.password,
-      lazyConnect: true,
-      // Fail fast while disconnected: a proxy answers 503 and keeps its cached placements.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: timeout,
-      connectTimeout: timeout,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
-    }
-    const redis = new Redis(ioOpts)
-    let lastError: unknown
-    redis.on('error', (err) => {
-      lastError = err
-    })
-    try {
-      await redis.connect()
-    } catch (err) {
-      redis.disconnect()
-      throw unavailable(`Cannot reach the Redis catalog at ${opts.host}:${opts.port}: ${(err as Error).message ?? String(lastError)}`, 1, err)
-    }
+    // Fail fast while disconnected: a proxy answers 503 and keeps its cached placements.
+    const redis = await connectRedis(
+      {
+        host: opts.host,
+        port: opts.port,
+        db: opts.db ?? 0,
+        username: opts.username,
+        password: opts.password,
+        commandTimeout: timeout,
+        connectTimeout: timeout,
+        retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+      },
+      'the Redis catalog',
+    )
     return new RedisCatalog(redis, opts.prefix ?? 'missive:catalog:')
   }
 

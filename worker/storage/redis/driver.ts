@@ -20,9 +20,10 @@
  * Connection loss fails operations at once with `unavailable` (no offline queue, no silent
  * resend of writes whose outcome is unknown); ioredis reconnects in the background.
  */
-import { Redis, type RedisOptions } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { systemClock, type Clock } from '../../../shared/clock.js'
 import { MissiveError, unavailable } from '../../../shared/errors.js'
+import { connectRedis } from '../../../shared/redis.js'
 import type {
   Claim,
   ClaimOptions,
@@ -133,34 +134,23 @@ export class RedisDriver implements DataDriver {
    */
   static async open(opts: RedisDriverOptions): Promise<RedisDriver> {
     const where = `${opts.host}:${opts.port}`
-    const ioOpts: RedisOptions = {
-      host: opts.host,
-      port: opts.port,
-      db: opts.db,
-      username: opts.username,
-      password: opts.password,
-      lazyConnect: true,
-      enableAutoPipelining: opts.autoPipelining,
-      // Fail at once while disconnected, and never resend a write whose outcome is unknown:
-      // the caller gets a 503 and decides, rather than a silent duplicate.
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: opts.commandTimeoutMs,
-      connectTimeout: opts.connectTimeoutMs,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-    }
-    const redis = new Redis(ioOpts)
-    let lastError: unknown
-    redis.on('error', (err) => {
-      lastError = err
-    })
-    try {
-      await redis.connect()
-    } catch (err) {
-      redis.disconnect()
-      throw unavailable(`Cannot reach the Redis server at ${where}: ${(err as Error).message ?? lastError}`, 1, err)
-    }
+    const redis = await connectRedis(
+      {
+        host: opts.host,
+        port: opts.port,
+        db: opts.db,
+        username: opts.username,
+        password: opts.password,
+        enableAutoPipelining: opts.autoPipelining,
+        // Never resend a write whose outcome is unknown: the caller gets a 503 and decides,
+        // rather than a silent duplicate (connectRedis also turns the offline queue off).
+        autoResendUnfulfilledCommands: false,
+        commandTimeout: opts.commandTimeoutMs,
+        connectTimeout: opts.connectTimeoutMs,
+        retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+      },
+      'the Redis server',
+    )
     try {
       if (opts.verify) await verifyPersistence(redis, opts, where)
       const driver = new RedisDriver(redis, opts)
