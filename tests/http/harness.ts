@@ -13,6 +13,7 @@ import { Router } from '../../proxy/router.js'
 import { parseConfig, type Config } from '../../shared/config.js'
 import { createLogger } from '../../shared/log.js'
 import { openDriver } from '../../worker/storage/index.js'
+import { zaqarClient } from '../helpers/http.js'
 
 export interface Harness {
   base: string
@@ -50,32 +51,13 @@ export async function startHarness(t: { teardown(fn: () => unknown): void }, ove
   const base = `http://127.0.0.1:${port}`
   const project = `p-${randomUUID()}`
   const clientId = randomUUID()
+  const client = zaqarClient(base, { project, clientId })
   return {
     base,
     config,
     project,
     clientId,
-    async req(method, path, opts = {}) {
-      const headers: Record<string, string> = { 'Client-ID': clientId, 'X-Project-ID': project }
-      for (const [k, v] of Object.entries(opts.headers ?? {})) {
-        for (const h of Object.keys(headers)) if (h.toLowerCase() === k.toLowerCase()) delete headers[h]
-        if (v !== null) headers[k] = v
-      }
-      let body: string | Uint8Array | undefined = opts.raw
-      if (opts.body !== undefined) {
-        body = JSON.stringify(opts.body)
-        headers['Content-Type'] ??= 'application/json'
-      }
-      const res = await fetch(base + path, { method, headers, body: body as BodyInit | undefined })
-      const text = await res.text()
-      let json: unknown = undefined
-      try {
-        json = text === '' ? undefined : JSON.parse(text)
-      } catch {
-        json = undefined
-      }
-      return { status: res.status, headers: res.headers, text, json }
-    },
+    req: (method, path, opts) => client.req(method, path, opts),
   }
 }
 

@@ -15,6 +15,7 @@ import { parseConfig, type Config } from '../../shared/config.js'
 import { createLogger } from '../../shared/log.js'
 import type { DataDriver } from '../../worker/storage/contract.js'
 import { openDriver } from '../../worker/storage/index.js'
+import { zaqarClient } from '../helpers/http.js'
 import { tempDir, type Teardown } from '../helpers/index.js'
 
 export const ADMIN_TOKEN = 'admin-secret-token'
@@ -84,6 +85,7 @@ export async function startPoolHarness(
   const base = `http://127.0.0.1:${port}`
   const project = `p-${randomUUID()}`
   const clientId = randomUUID()
+  const client = zaqarClient(base, { project, clientId })
   return {
     base,
     config,
@@ -91,27 +93,7 @@ export async function startPoolHarness(
     router,
     project,
     dir,
-    async req(method, path, o = {}) {
-      const headers: Record<string, string> = { 'Client-ID': clientId, 'X-Project-ID': project }
-      if (o.admin !== false) headers['X-Auth-Token'] = ADMIN_TOKEN
-      for (const [k, v] of Object.entries(o.headers ?? {})) {
-        for (const h of Object.keys(headers)) if (h.toLowerCase() === k.toLowerCase()) delete headers[h]
-        if (v !== null) headers[k] = v
-      }
-      let body: string | undefined = o.raw
-      if (o.body !== undefined) {
-        body = JSON.stringify(o.body)
-        headers['Content-Type'] ??= 'application/json'
-      }
-      const res = await fetch(base + path, { method, headers, body })
-      const text = await res.text()
-      let json: unknown
-      try {
-        json = text === '' ? undefined : JSON.parse(text)
-      } catch {
-        json = undefined
-      }
-      return { status: res.status, headers: res.headers, text, json }
-    },
+    req: (method, path, o = {}) =>
+      client.req(method, path, { ...o, headers: { ...(o.admin !== false && { 'X-Auth-Token': ADMIN_TOKEN }), ...o.headers } }),
   }
 }

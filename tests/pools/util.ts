@@ -3,45 +3,24 @@ import { randomUUID } from 'node:crypto'
 import { readdir, readFile, readlink } from 'node:fs/promises'
 import { Redis } from 'ioredis'
 import { refOfTag } from '../../worker/storage/redis/keys.js'
+import { zaqarClient, type HttpResp } from '../helpers/http.js'
 import { childProcesses, type Teardown } from '../helpers/index.js'
 import { ADMIN_TOKEN } from './harness.js'
 
 export { ADMIN_TOKEN }
 
-export interface Resp {
-  status: number
-  headers: Headers
-  text: string
-  json: any // eslint-disable-line @typescript-eslint/no-explicit-any
-}
-
 export interface Client {
   project: string
-  req(method: string, path: string, opts?: { body?: unknown; admin?: boolean; headers?: Record<string, string> }): Promise<Resp>
+  req(method: string, path: string, opts?: { body?: unknown; admin?: boolean; headers?: Record<string, string> }): Promise<HttpResp>
 }
 
+/** A Zaqar client for `base`; `admin: true` adds the admin token to that request. */
 export function client(base: string, project = `p-${randomUUID()}`): Client {
-  const clientId = randomUUID()
+  const zaqar = zaqarClient(base, { project, timeoutMs: 15_000 })
   return {
     project,
-    async req(method, path, opts = {}) {
-      const headers: Record<string, string> = { 'Client-ID': clientId, 'X-Project-ID': project, ...opts.headers }
-      if (opts.admin) headers['X-Auth-Token'] = ADMIN_TOKEN
-      let body: string | undefined
-      if (opts.body !== undefined) {
-        body = JSON.stringify(opts.body)
-        headers['Content-Type'] ??= 'application/json'
-      }
-      const res = await fetch(base + path, { method, headers, body, signal: AbortSignal.timeout(15_000) })
-      const text = await res.text()
-      let json: unknown
-      try {
-        json = text === '' ? undefined : JSON.parse(text)
-      } catch {
-        json = undefined
-      }
-      return { status: res.status, headers: res.headers, text, json }
-    },
+    req: (method, path, opts = {}) =>
+      zaqar.req(method, path, { ...opts, headers: { ...opts.headers, ...(opts.admin && { 'X-Auth-Token': ADMIN_TOKEN }) } }),
   }
 }
 
