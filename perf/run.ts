@@ -21,7 +21,7 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: 'queues', type: 'number', default: 4, help: 'queues (1 … 10000)' },
   { name: 'tenants', type: 'number', default: 1, help: 'projects the queues are spread over (1 … 100)' },
   { name: 'duration', type: 'number', default: 10, help: 'seconds' },
-  { name: 'rate', type: 'number', default: 0, help: 'open loop: messages/s each way (0 = closed loop)' },
+  { name: 'rate', type: 'number', default: 0, help: 'open loop: messages/s each way, or requests/s for hello (0 = closed loop)' },
   { name: 'prefix', type: 'string', default: 'bench', help: 'queue/project name prefix' },
   { name: 'help', type: 'boolean', default: false, help: 'show this help' },
 ]
@@ -38,8 +38,8 @@ export function loadOptionsFrom(a: Record<string, unknown>): LoadOptions {
     n.producers = Math.max(1, Math.floor(conns / 2))
     n.consumers = Math.max(1, conns - n.producers)
   } else throw new UsageError(`unknown scenario: ${scenario}`)
-  if (Number(a.rate) > 0 && (scenario === 'observers' || scenario === 'hello')) {
-    throw new UsageError(`--rate (open loop) works with producers, consumers and mixed; ${scenario} is closed-loop only`)
+  if (Number(a.rate) > 0 && scenario === 'observers') {
+    throw new UsageError('--rate (open loop) works with producers, consumers, mixed and hello; observers is closed-loop only')
   }
   const del = String(a.delete)
   if (del !== 'bulk' && del !== 'single') throw new UsageError('--delete must be bulk or single')

@@ -20,7 +20,10 @@ export interface LoadOptions {
   consumers: number
   /** Closed loop only: observer connections (list messages). */
   observers: number
-  /** Closed loop only: connections sending `GET /` (the engine's own ceiling against a hello-world). */
+  /**
+   * Connections sending `GET /` (the engine's own ceiling against a hello-world). Open loop:
+   * whether to send them, at `rate` requests/s — the latency floor of this machine and engine.
+   */
   hello?: number
   /** Messages per POST. */
   batch: number
@@ -44,6 +47,8 @@ export interface LoadOptions {
   timeoutMs?: number
   /** Open loop: how long to wait for requests in flight once the schedule ends. */
   drainMs?: number
+  /** Open loop: called for every answered request (diagnostics: when do the slow ones happen?). */
+  onSample?: (op: string, intendedMs: number, latencyMs: number) => void
 }
 
 export interface LoadResult {
@@ -173,7 +178,7 @@ async function runClosed(o: LoadOptions): Promise<LoadResult> {
 }
 
 interface Job {
-  op: 'post' | 'claim' | 'delete' | 'delete1'
+  op: 'post' | 'claim' | 'delete' | 'delete1' | 'hello'
   /** performance.now() at which the request was meant to be sent. */
   intended: number
   t: Target
@@ -226,8 +231,11 @@ async function runOpen(o: LoadOptions): Promise<LoadResult> {
   const reactions = new Fifo<Job>()
   const postRate = o.producers > 0 ? o.rate / o.batch : 0
   const claimRate = o.consumers > 0 ? o.rate / o.claimLimit : 0
+  const helloRate = (o.hello ?? 0) > 0 ? o.rate : 0
+  const helloHead = `GET / HTTP/1.1\r\nHost: ${hostHeader}`
   let posts = 0
   let claims = 0
+  let hellos = 0
   const inFlight = new Set<Job>()
   let finished = false
   const start = performance.now()
@@ -240,6 +248,7 @@ async function runOpen(o: LoadOptions): Promise<LoadResult> {
     if (j.op === 'post') [head, body, ok] = [...z.post(j.t), [201]]
     else if (j.op === 'claim') [head, body, ok] = [...z.claim(j.t, o.claimLimit), [201, 204]]
     else if (j.op === 'delete') [head, body, ok] = [z.deleteIds(j.t, j.ids!), undefined, [204]]
+    else if (j.op === 'hello') [head, body, ok] = [helloHead, undefined, [200]]
     else [head, body, ok] = [z.deleteHref(j.t, j.href!), undefined, [204]]
     inFlight.add(j)
     c.request(head, body).then(
@@ -250,11 +259,14 @@ async function runOpen(o: LoadOptions): Promise<LoadResult> {
         const now = performance.now()
         const good = ok.includes(r.status)
         rec.op(j.op).record((now - j.intended) * 1000, good, r.status)
+        o.onSample?.(j.op, j.intended - start, now - j.intended)
         if (good) {
           if (j.op === 'post') rec.msgsIn += o.batch
           else if (j.op === 'delete') rec.msgsOut += j.ids!.length
           else if (j.op === 'delete1') rec.msgsOut++
-          else if (r.status === 204) rec.emptyClaims++
+          else if (j.op === 'hello') {
+            // the latency is all a hello-world teaches
+          } else if (r.status === 204) rec.emptyClaims++
           else {
             const msgs = claimedMessages(r.body)
             if (o.deleteMode === 'bulk') reactions.push({ op: 'delete', intended: now, t: j.t, ids: msgs.map((m) => m.id) })
@@ -299,6 +311,12 @@ async function runOpen(o: LoadOptions): Promise<LoadResult> {
       if (at > t || at >= durMs) break
       arrivals.push({ op: 'claim', intended: start + at, t: tg[ci++ % tg.length] })
       claims++
+    }
+    while (helloRate > 0) {
+      const at = (hellos / helloRate) * 1000
+      if (at > t || at >= durMs) break
+      arrivals.push({ op: 'hello', intended: start + at, t: tg[0] })
+      hellos++
     }
   }
 

@@ -4,7 +4,7 @@
  * happens: normal end, an exception, SIGINT/SIGTERM, or process exit.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -141,6 +141,8 @@ export async function startMissive(opts: {
     ...(opts.workers ? { MISSIVE_WORKERS: String(opts.workers) } : {}),
   })
   const nodeArgs = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opts.profileDir)}`] : []
+  // For experiments with V8 flags on the service (GC tracing, heap sizes); the bench sets none.
+  if (process.env.PERF_SERVICE_NODE_ARGS) nodeArgs.push(...process.env.PERF_SERVICE_NODE_ARGS.split(' ').filter(Boolean))
   const child = spawn(process.execPath, [...nodeArgs, entry, 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   track(child, true)
   const output = capture(child)
@@ -249,18 +251,35 @@ export interface RedisService extends Service {
   version: string
 }
 
-/** Starts redis-server on a free port with its files in `dir`; `appendfsync` turns AOF on. */
+/**
+ * Starts redis-server on a free port with its files in `dir`. With `appendfsync` 'always' or
+ * 'everysec' it runs the configuration we ship (`deploy/redis/redis-durable.conf` or
+ * `redis-fast.conf`: AOF settings, rewrite thresholds, no RDB snapshots), so the bench measures
+ * what operators run; only port, bind address, directory and logging are overridden. Without
+ * `appendfsync`, persistence is off (ceilings, the "no persistence" comparison). `appendfsync: 'no'`
+ * is AOF without fsync on the fast config.
+ */
 export async function startRedis(opts: { dir: string; appendfsync?: 'always' | 'everysec' | 'no' }): Promise<RedisService> {
   const port = await freePort()
+  const conf: string[] = []
+  if (opts.appendfsync !== undefined) {
+    // redis-server applies `dir` while reading the file (before command-line overrides), so the
+    // directives overridden below are dropped from a copy rather than overridden.
+    const shipped = join(ROOT, 'deploy/redis', opts.appendfsync === 'always' ? 'redis-durable.conf' : 'redis-fast.conf')
+    const overridden = /^\s*(port|bind|dir|daemonize|protected-mode|logfile|pidfile|supervised)\b/
+    const copy = join(opts.dir, 'redis.conf')
+    writeFileSync(copy, readFileSync(shipped, 'utf8').split('\n').filter((l) => !overridden.test(l)).join('\n'))
+    conf.push(copy)
+  }
   const args = [
+    ...conf,
     '--port', String(port),
     '--bind', '127.0.0.1',
     '--dir', opts.dir,
-    '--save', '',
     '--daemonize', 'no',
     '--protected-mode', 'yes',
     '--logfile', '',
-    ...(opts.appendfsync === undefined ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', opts.appendfsync]),
+    ...(opts.appendfsync === undefined ? ['--appendonly', 'no', '--save', ''] : ['--appendfsync', opts.appendfsync]),
   ]
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
   track(child, false)
