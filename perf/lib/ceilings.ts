@@ -40,6 +40,33 @@ export async function engineHello(url: string, connections: number, durationS: n
   })
 }
 
+/**
+ * The open-loop latency floor: the uWS hello-world offered `reqPerS` requests/s on a fixed
+ * schedule by the same engine, pool size and clock as the open-loop scenarios, after `warmS`
+ * unrecorded seconds at that rate. A Missive percentile next to this one shows what the service
+ * adds; the floor itself shows what the machine (scheduler, other tenants, the load generator)
+ * costs at that rate.
+ */
+export async function engineHelloOpen(url: string, reqPerS: number, connections: number, durationS: number, warmS: number): Promise<LoadResult> {
+  const o = {
+    url,
+    producers: 0,
+    consumers: 0,
+    observers: 0,
+    hello: 1,
+    batch: 1,
+    claimLimit: 1,
+    deleteMode: 'bulk' as const,
+    size: 0,
+    queues: 1,
+    tenants: 1,
+    rate: reqPerS,
+    connections,
+  }
+  if (warmS > 0) await runLoad({ ...o, durationS: warmS, drainMs: 1000 })
+  return runLoad({ ...o, durationS })
+}
+
 export async function autocannonRun(opts: {
   url: string
   connections: number

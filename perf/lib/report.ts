@@ -69,6 +69,8 @@ export interface Report {
   knobs: Record<string, unknown>
   ceilings: {
     hello: { engine: LoadResult | null; autocannon: ThroughputCeiling | null; wrk: ThroughputCeiling | null }
+    /** Open-loop floor: the hello-world at each open-loop rate's request rate (see engineHelloOpen). */
+    helloOpen?: { msgsPerS: number; result: LoadResult }[]
     redis: { ioredis: RedisCeiling | null; redisBenchmark: RedisCeiling | null; available: boolean; reason?: string }
   }
   stores: StoreResult[]
@@ -148,6 +150,19 @@ export function renderMarkdown(r: Report): string {
   if (c.redis.redisBenchmark) out.push(`| Redis writes (200 B SET) | ${c.redis.redisBenchmark.tool} | ${fmt(c.redis.redisBenchmark.writesPerS)} writes/s | | |`)
   if (!c.redis.available) out.push(`| Redis writes | — | not measured: ${c.redis.reason ?? 'unavailable'} | | |`)
   out.push('')
+  const floors = c.helloOpen ?? []
+  if (floors.length) {
+    out.push('Open-loop floor: the same engine, connection pool and schedule against the uWS hello-world, at the request rate of each open-loop scenario ' +
+      '(posts + claims + deletes), after the same unrecorded warm-up. It is the latency this machine and load generator give a server that does nothing.')
+    out.push('')
+    out.push('| for open loop at | hello-world req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |')
+    out.push('|--:|--:|--:|--:|--:|--:|--:|')
+    for (const f of floors) {
+      const h = f.result.ops.hello
+      out.push(`| ${fmt(f.msgsPerS)} msgs/s | ${fmt(f.result.reqPerS)} | ${ms(h?.p50)} | ${ms(h?.p90)} | ${ms(h?.p99)} | ${ms(h?.p999)} | ${ms(h?.max)} |`)
+    }
+    out.push('')
+  }
   out.push('`×uWS` = the scenario\'s req/s ÷ the hello-world req/s measured with the same tool in this run (the best an HTTP server on this machine can do with this load generator). ' +
     '`×Redis` = messages/s (in + out) ÷ the ioredis pipelined-write ceiling (Redis store only). `srv µs/msg` = CPU time of proxy + worker(s) + Redis per message moved (in + out), from /proc: it does not depend on how busy the machine was. Latencies of open-loop rows are measured from each request\'s intended send time (coordinated omission corrected).')
   out.push('')
