@@ -39,6 +39,13 @@ t.test('bench --quick writes a report', async (t) => {
   t.match(r.machine, { cpus: Number, memGiB: Number, node: String })
   t.match(r.knobs, { connections: Number, queues: Number, tenants: Number, messageBytes: Number })
   t.type(r.ceilings.hello.engine.reqPerS, 'number', 'hello-world ceiling measured')
+  // The open-loop floor: one hello-world run per open-loop rate, at that scenario's request rate.
+  t.equal(r.ceilings.helloOpen?.length, r.knobs.rates.length, 'an open-loop floor per offered rate')
+  for (const f of r.ceilings.helloOpen ?? []) {
+    t.equal(f.result.mode, 'open')
+    t.equal(f.result.offered, f.msgsPerS * 0.3, 'the floor runs at the request rate of the mixed scenario (posts + claims + deletes)')
+    t.ok(f.result.ops.hello?.count > 0, 'the floor answered requests')
+  }
   t.ok(Array.isArray(r.stores) && r.stores.length >= 1, 'stores reported')
   const sqlite = r.stores.find((s: any) => s.store === 'sqlite')
   t.ok(sqlite?.available, `the embedded store ran (${sqlite?.reason ?? ''})`)
@@ -54,10 +61,12 @@ t.test('bench --quick writes a report', async (t) => {
   const redis = r.stores.find((s: any) => s.store === 'redis')
   if (redis && !redis.available) t.type(redis.reason, 'string', 'an unavailable Redis store says why')
   t.ok(Array.isArray(r.targets) && r.targets.some((x: any) => x.id === 'T1'), 'targets evaluated')
+  t.ok(r.targets.some((x: any) => x.id === 'M3'), "issue 3's minimum is a target")
   for (const x of r.targets) t.match(x.status, /^(pass|fail|n\/a)$/)
 
   const md = await readFile(join(out, `${base}.md`), 'utf8')
   t.match(md, /## Targets/)
+  t.match(md, /\| for open loop at \| hello-world req\/s \|/, 'the floor table')
   t.match(md, /\| scenario \| tool \|/)
   const svg = await readFile(join(out, `${base}.svg`), 'utf8')
   t.match(svg, /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
