@@ -13,7 +13,7 @@ import { isId, newId } from '../../../shared/ids.js'
 import type { Claim, ClaimOptions, QueueRef } from '../contract.js'
 import { Coalescer, type Outcome } from './coalesce.js'
 import { ageOf, toMessage, type Ctx, type MessageTuple } from './context.js'
-import { queueKeys, queueTag } from './keys.js'
+import { queueKeys } from './keys.js'
 
 /** How many queues' dead-letter names are remembered before the memory starts over. */
 const DLQ_CACHE_MAX = 10_000
@@ -37,16 +37,16 @@ export class RedisClaims {
   /** Records the dead-letter queue name of `ref` ('' for none), as metadata written here says. */
   noteDeadLetter(ref: QueueRef, dlq: string): void {
     if (this.#dlq.size >= DLQ_CACHE_MAX) this.#dlq.clear()
-    this.#dlq.set(queueTag(ref), dlq)
+    this.#dlq.set(queueKeys(ref).tag, dlq)
   }
 
   createClaim(ref: QueueRef, opts: ClaimOptions): Promise<Claim | null> {
     if (opts.limit <= 0) return Promise.resolve(null)
-    return this.#creates.submit(queueTag(ref), ref, opts)
+    return this.#creates.submit(queueKeys(ref).tag, ref, opts)
   }
 
   async #create(ref: QueueRef, reqs: ClaimOptions[]): Promise<Outcome<Claim | null>[]> {
-    const tag = queueTag(ref)
+    const tag = queueKeys(ref).tag
     const args: (string | number)[] = [reqs.length]
     for (const r of reqs) args.push(newId(), r.ttl, r.grace, r.limit)
     // Two tries at most: the second uses the name the first reply gave.

@@ -64,25 +64,58 @@ export const queueTag = (ref: QueueRef): string => `${escapePart(ref.project)}/$
 
 /** The nine keys of one queue, in the order every queue script takes them (lua/lib.lua). */
 export interface QueueKeys {
-  q: string
-  m: string
-  a: string
-  r: string
-  d: string
-  i: string
-  e: string
-  c: string
-  x: string
+  readonly q: string
+  readonly m: string
+  readonly a: string
+  readonly r: string
+  readonly d: string
+  readonly i: string
+  readonly e: string
+  readonly c: string
+  readonly x: string
   /** The same nine keys as a KEYS array. */
-  list: string[]
+  readonly list: readonly string[]
+  /** `queueTag` of the queue (the hash tag without its braces). */
+  readonly tag: string
 }
 
-/** The keys of `ref`, all carrying the hash tag `{<escaped project>/<escaped queue>}`. */
+/** How many queues' keys are remembered before the memory starts over. */
+const KEYS_CACHE_MAX = 10_000
+
+/**
+ * Keys already built, by project then queue (two levels, so no separator has to be chosen that
+ * a name cannot contain). Every request needs its queue's keys, and building them costs two
+ * escapes and ten string concatenations: a profile of the worker put this among its top costs.
+ */
+const keysCache = new Map<string, Map<string, QueueKeys>>()
+let keysCached = 0
+
+function buildKeys(ref: QueueRef): QueueKeys {
+  const tag = queueTag(ref)
+  const k = (kind: string): string => `${PREFIX}${kind}:{${tag}}`
+  const q = k('q'), m = k('m'), a = k('a'), r = k('r'), d = k('d'), i = k('i'), e = k('e'), c = k('c'), x = k('x')
+  // Frozen: one object is shared by every call on the queue.
+  return Object.freeze({ q, m, a, r, d, i, e, c, x, list: Object.freeze([q, m, a, r, d, i, e, c, x]), tag })
+}
+
+/** The keys of `ref`, all carrying the hash tag `{<escaped project>/<escaped queue>}` (cached). */
 export function queueKeys(ref: QueueRef): QueueKeys {
-  const tag = `{${queueTag(ref)}}`
-  const k = (kind: string): string => `${PREFIX}${kind}:${tag}`
-  const keys = { q: k('q'), m: k('m'), a: k('a'), r: k('r'), d: k('d'), i: k('i'), e: k('e'), c: k('c'), x: k('x') }
-  return { ...keys, list: [keys.q, keys.m, keys.a, keys.r, keys.d, keys.i, keys.e, keys.c, keys.x] }
+  let byQueue = keysCache.get(ref.project)
+  const cached = byQueue?.get(ref.queue)
+  if (cached !== undefined) return cached
+  const keys = buildKeys(ref)
+  if (keysCached >= KEYS_CACHE_MAX) {
+    keysCache.clear()
+    keysCached = 0
+    byQueue = undefined
+  }
+  if (byQueue === undefined) {
+    byQueue = new Map()
+    keysCache.set(ref.project, byQueue)
+  }
+  byQueue.set(ref.queue, keys)
+  keysCached++
+  return keys
 }
 
 /** The project's queue catalogue (hash tag `{<escaped project>}`: no `/`, so never a queue's tag). */

@@ -16,7 +16,7 @@ import {
 } from '../contract.js'
 import { Coalescer, type Outcome } from './coalesce.js'
 import { ageOf, toMessage, type Ctx, type MessageTuple } from './context.js'
-import { queueKeys, queueTag } from './keys.js'
+import { queueKeys } from './keys.js'
 
 /** Markers are the decimal `seq` of the last message of a page. */
 const MARKER_RE = /^(0|[1-9][0-9]{0,15})$/
@@ -48,7 +48,7 @@ export class RedisMessages {
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
     // Ids are made here, so each caller gets its own whatever batch it lands in.
     const ids = messages.map(() => newId())
-    return this.#posts.submit(queueTag(ref), ref, { ids, messages, opts })
+    return this.#posts.submit(queueKeys(ref).tag, ref, { ids, messages, opts })
   }
 
   /** One script call for every post request to `ref` gathered in this turn. */

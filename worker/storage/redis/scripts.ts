@@ -76,7 +76,7 @@ export class Scripts {
   }
 
   /** Runs script `name` with `keys` and `args` (EVALSHA, EVAL on NOSCRIPT). */
-  run<T = unknown>(name: ScriptName, keys: string[], args: Arg[]): Promise<T> {
+  run<T = unknown>(name: ScriptName, keys: readonly string[], args: Arg[]): Promise<T> {
     return this.#invoke[name].call(this.#redis, keys.length, ...keys, ...args) as Promise<T>
   }
 }
