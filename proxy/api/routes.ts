@@ -82,6 +82,8 @@ export type Match =
 
 interface Compiled {
   segments: string[]
+  /** Per segment: the parameter name for `{name}`, else null (a literal to compare). */
+  names: (keyof Params | null)[]
   routes: Route[]
 }
 
@@ -92,7 +94,9 @@ function compile(profile: Profile): Compiled[] {
     if (profile.name !== 'v2' && !r.v1_1) continue
     let c = byPath.get(r.path)
     if (c === undefined) {
-      c = { segments: r.path === '' ? [] : r.path.split('/'), routes: [] }
+      const segments = r.path === '' ? [] : r.path.split('/')
+      const names = segments.map((p) => (p.startsWith('{') ? (p.slice(1, -1) as keyof Params) : null))
+      c = { segments, names, routes: [] }
       byPath.set(r.path, c)
     }
     c.routes.push(r)
@@ -100,26 +104,39 @@ function compile(profile: Profile): Compiled[] {
   return [...byPath.values()]
 }
 
+/** A profile's compiled paths indexed by segment count (table order kept within each). */
+interface ProfileTable {
+  profile: Profile
+  /** `${prefix}/`, precomputed: matching runs on every request. */
+  prefixSlash: string
+  bySegments: Compiled[][]
+}
+
 export class RouteTable {
-  readonly #profiles: [Profile, Compiled[]][]
+  readonly #profiles: ProfileTable[]
 
   constructor(enableV1_1: boolean) {
-    this.#profiles = PROFILES.filter((p) => enableV1_1 || p.name === 'v2').map((p) => [p, compile(p)])
+    this.#profiles = PROFILES.filter((p) => enableV1_1 || p.name === 'v2').map((profile) => {
+      const bySegments: Compiled[][] = []
+      for (const c of compile(profile)) (bySegments[c.segments.length] ??= []).push(c)
+      return { profile, prefixSlash: `${profile.prefix}/`, bySegments }
+    })
   }
 
   /** Matches a request path (percent-decoded per segment) and method. */
   match(method: string, path: string): Match {
-    for (const [profile, compiled] of this.#profiles) {
-      if (path !== profile.prefix && !path.startsWith(`${profile.prefix}/`)) continue
-      let rest = path.slice(profile.prefix.length + 1)
+    for (const { profile, prefixSlash, bySegments } of this.#profiles) {
+      if (path !== profile.prefix && !path.startsWith(prefixSlash)) continue
+      let rest = path.slice(prefixSlash.length)
       if (rest.endsWith('/')) rest = rest.slice(0, -1)
       const segments = rest === '' ? [] : rest.split('/')
-      for (const c of compiled) {
-        const params = matchSegments(c.segments, segments)
-        if (params === null) continue
+      const candidates = bySegments[segments.length]
+      if (candidates === undefined) return { kind: 'none' }
+      for (const c of candidates) {
+        if (!literalsMatch(c.segments, c.names, segments)) continue
         const route = c.routes.find((r) => r.method === method)
         if (route === undefined) return { kind: 'method', allow: c.routes.map((r) => r.method) }
-        return { kind: 'route', route, profile, params }
+        return { kind: 'route', route, profile, params: paramsOf(c.names, segments) }
       }
       return { kind: 'none' }
     }
@@ -127,22 +144,28 @@ export class RouteTable {
   }
 }
 
-function matchSegments(pattern: string[], segments: string[]): Params | null {
-  if (pattern.length !== segments.length) return null
-  const params: Record<string, string> = {}
+/** True when every literal segment is equal and every parameter segment non-empty (same lengths). */
+function literalsMatch(pattern: string[], names: (keyof Params | null)[], segments: string[]): boolean {
   for (let i = 0; i < pattern.length; i++) {
-    const p = pattern[i]!
+    if (names[i] === null ? pattern[i] !== segments[i] : segments[i] === '') return false
+  }
+  return true
+}
+
+/** The parameters of a matched path, percent-decoded; only built once the path has matched. */
+function paramsOf(names: (keyof Params | null)[], segments: string[]): Params {
+  const params: Params = {}
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]
+    if (name === null || name === undefined) continue
     const s = segments[i]!
-    if (p.startsWith('{')) {
-      if (s === '') return null
-      let v: string
-      try {
-        v = decodeURIComponent(s)
-      } catch {
-        v = s // left encoded; the queue-name check refuses it with a clear 400
-      }
-      params[p.slice(1, -1)] = v
-    } else if (p !== s) return null
+    let v: string
+    try {
+      v = decodeURIComponent(s)
+    } catch {
+      v = s // left encoded; the queue-name check refuses it with a clear 400
+    }
+    params[name] = v
   }
   return params
 }
