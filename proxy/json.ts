@@ -40,14 +40,16 @@ function needsExactPath(text: string): boolean {
       depth--
       i++
     } else if (c === 0x22 /* " */) {
-      i++
-      while (i < n) {
-        const d = text.charCodeAt(i)
-        if (d === 0x5c /* \ */) i += 2
-        else if (d === 0x22) break
-        else i++
+      // Skip the string: jump from quote to quote with indexOf (a native scan; message bodies are
+      // mostly string text) until one is not escaped, i.e. follows an even run of backslashes.
+      let q = text.indexOf('"', i + 1)
+      while (q !== -1) {
+        let k = q - 1
+        while (text.charCodeAt(k) === 0x5c /* \ */) k--
+        if ((q - 1 - k) % 2 === 0) break
+        q = text.indexOf('"', q + 1)
       }
-      i++
+      i = q === -1 ? n : q + 1
     } else if ((c >= 0x30 && c <= 0x39) || c === 0x2d /* - */) {
       let digits = 0
       while (i < n) {
