@@ -16,13 +16,23 @@ export interface WorkerRef {
   driver: RpcDriver
 }
 
+/** One route/method/status series of the request metrics. */
+interface RequestSeries {
+  labels: { route: string; method: string; status: string }
+  /** Requests answered; `counted` of them are already in the counter. */
+  count: number
+  counted: number
+  time: { observe(v: number): void }
+}
+
 export class ProxyMetrics {
   readonly registry = processRegistry('proxy')
-  readonly #requests = new Counter({
+  readonly #requests: Counter<'route' | 'method' | 'status'> = new Counter({
     name: 'missive_http_requests_total',
     help: 'HTTP requests answered, by route template, method and status class.',
     labelNames: ['route', 'method', 'status'],
     registers: [this.registry],
+    collect: () => this.#collectRequests(),
   })
   readonly #duration = new Histogram({
     name: 'missive_http_request_duration_seconds',
@@ -97,8 +107,11 @@ export class ProxyMetrics {
     mirror(misses, () => cache().misses)
   }
 
-  /** Labelled children by route/method/status: prom-client hashes a label object per call. */
-  readonly #children = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>()
+  /**
+   * Per route/method/status: the request count (a plain number, added to the counter at scrape
+   * time as `mirror` does) and the histogram's labelled child.
+   */
+  readonly #children = new Map<string, RequestSeries>()
 
   /** Records one answered request. `route` is the route template, never the concrete path. */
   observe(route: string, method: string, status: number, seconds: number): void {
@@ -106,11 +119,19 @@ export class ProxyMetrics {
     const key = `${cls}${method} ${route}`
     let c = this.#children.get(key)
     if (c === undefined) {
-      c = { count: this.#requests.labels({ route, method, status: `${cls}xx` }), time: this.#duration.labels({ route, method }) }
+      c = { labels: { route, method, status: `${cls}xx` }, count: 0, counted: 0, time: this.#duration.labels({ route, method }) }
       this.#children.set(key, c)
     }
-    c.count.inc()
+    c.count++
     c.time.observe(seconds)
+  }
+
+  /** The request counter's `collect`: adds what each series counted since the last scrape. */
+  #collectRequests(): void {
+    for (const c of this.#children.values()) {
+      if (c.count > c.counted) this.#requests.inc(c.labels, c.count - c.counted)
+      c.counted = c.count
+    }
   }
 
   /** The supervisor's restart counts (pushed over IPC): kept as monotonic counters. */
