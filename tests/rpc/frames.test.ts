@@ -160,3 +160,47 @@ t.test('message shape checks', async (t) => {
   t.notOk(isReply({ id: 1, e: null }))
   t.notOk(isReply([1]))
 })
+
+t.test('strings decode natively and exactly as the library decodes them', async (t) => {
+  const { Decoder, Encoder } = await import('@msgpack/msgpack')
+  const { nativeStrings, usesNativeStrings } = await import('../../shared/rpc/frames.js')
+  const fast = nativeStrings(new Decoder())
+  t.ok(usesNativeStrings(fast), 'the native path is installed (the library internals it uses still exist)')
+  const plain = new Decoder()
+  const enc = new Encoder()
+  // Every length around the thresholds (ours 16, the library's 200), ASCII, 2-, 3- and 4-byte
+  // characters, U+FFFD itself, and lone surrogates (which the library writes as three bytes and
+  // restores: the native path must hand those back to it).
+  const pieces = ['a', 'é', '✓', '😀', '\uFFFD', '\ud800', '\udc00', '"', '\\', '\u0000']
+  const values: unknown[] = []
+  for (let len = 0; len <= 260; len++) {
+    for (const p of pieces) values.push(p.repeat(Math.ceil(len / p.length)).slice(0, len))
+    values.push('x'.repeat(len) + '\ud83d')
+  }
+  let native = 0
+  for (const v of values) {
+    const bytes = Buffer.from(enc.encode({ k: v, list: [v, { [String(v).slice(0, 20)]: v }] }))
+    const want = plain.decode(bytes)
+    const got = fast.decode(bytes)
+    // (The library's encoder turns lone surrogates of strings over 50 code units into U+FFFD, so
+    // only well-formed strings must come back as they were; every string must match the library.)
+    const wellFormed = !/[\ud800-\udfff]/.test(String(v).replace(/[\ud800-\udbff][\udc00-\udfff]/g, ''))
+    if (JSON.stringify(got) !== JSON.stringify(want) || (wellFormed && (got as { k: string }).k !== v)) {
+      t.fail(`string of ${String(v).length} code units differs: ${JSON.stringify(v).slice(0, 60)}`)
+      return
+    }
+    native++
+  }
+  t.equal(native, values.length, `${values.length} strings decode identically`)
+  // A plain Uint8Array (not a Buffer) keeps the library path and still works.
+  const u8 = new Uint8Array(enc.encode('ünï'.repeat(20)))
+  t.equal(fast.decode(u8), 'ünï'.repeat(20))
+  // Frames decoded by FrameDecoder get the same strings.
+  const body = JSON.stringify({ event: 'x', pad: 'é'.repeat(90) })
+  const msg: RpcMessage = { id: 9, r: { messages: Array.from({ length: 3 }, (_, i) => ({ id: `0000000${i}-aaaa-7bbb-8ccc-dddddddddddd`, body })) } }
+  const enc2 = encodeMessage(msg)
+  const frame = Buffer.alloc(4 + enc2.length)
+  frame.writeUInt32BE(enc2.length, 0)
+  Buffer.from(enc2).copy(frame, 4)
+  t.same(decodeAll([frame]), [msg])
+})
