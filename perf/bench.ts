@@ -14,7 +14,7 @@ import { helpText, parseArgs, UsageError, type FlagSpec } from './lib/args.js'
 import { autocannonPost, autocannonRun, engineHello, engineHelloOpen, redisBenchmark, redisPipelined, wrkHello, type RedisCeiling, type ThroughputCeiling } from './lib/ceilings.js'
 import { HttpConnection } from './lib/http-client.js'
 import { runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
-import { hasBinary, killAll, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
+import { hasBinary, killAll, redisCommand, redisInfo, redisLatency, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
 import { REPORT_VERSION, renderMarkdown, renderSvg, type CpuUse, type Report, type ScenarioResult, type StoreResult, type TargetResult } from './lib/report.js'
 import { round } from './lib/stats.js'
 import { targets, ZaqarRequests } from './lib/zaqar.js'
@@ -67,6 +67,18 @@ function git(args: string[]): string {
   } catch {
     return ''
   }
+}
+
+/**
+ * What Redis did during a scenario that can stall every client at once: AOF rewrites (a fork,
+ * then a child competing for the cores) and the data set it had to fork.
+ */
+function redisActivity(before: Map<string, string>, after: Map<string, string>): string {
+  const n = (m: Map<string, string>, k: string): number => Number(m.get(k) ?? 0)
+  const rewrites = n(after, 'aof_rewrites') - n(before, 'aof_rewrites') + (n(after, 'aof_rewrite_in_progress') && !n(before, 'aof_rewrite_in_progress') ? 1 : 0)
+  const mb = (v: number): string => `${Math.round(v / 1048576)} MB`
+  return `Redis: ${rewrites} AOF rewrite(s) started or finished during the run${rewrites ? ` (last fork ${Math.round(n(after, 'latest_fork_usec') / 1000)} ms)` : ''}; ` +
+    `used_memory ${mb(n(before, 'used_memory'))} → ${mb(n(after, 'used_memory'))}, AOF ${mb(n(after, 'aof_current_size'))}`
 }
 
 /** Requests/s of the open-loop mixed scenario at `rate` msgs/s each way: posts of 10, claims of 10, one bulk delete per claim. */
@@ -233,11 +245,25 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
       const lo = baseLoad(ctx, current?.svc.url ?? url, over)
       log(`${setup.name}: ${id} …`)
       const probe = cpuProbe(ctx, current?.svc ?? null, current?.redis ?? null)
+      const redisPort = current?.redis?.port
+      const i0 = redisPort ? await redisInfo(redisPort).catch(() => null) : null
+      if (redisPort) {
+        // Redis's own latency monitor: which of its events (commands, AOF writes, forks) went over
+        // 5 ms during this scenario.
+        await redisCommand(redisPort, ['CONFIG', 'SET', 'latency-monitor-threshold', '5']).catch(() => '')
+        await redisLatency(redisPort, true).catch(() => null)
+      }
       const c0 = probe.sample()
       const t0 = performance.now()
       const r = await runLoad(lo)
       const c1 = probe.sample()
       const extra = [...notes]
+      const i1 = redisPort ? await redisInfo(redisPort).catch(() => null) : null
+      const lat = redisPort ? await redisLatency(redisPort, true).catch(() => null) : null
+      if (i0 && i1) {
+        const events = lat && lat.size ? `; Redis events over 5 ms (worst): ${[...lat].map(([k, v]) => `${k} ${v} ms`).join(', ')}` : '; no Redis event over 5 ms'
+        extra.push(redisActivity(i0, i1) + events)
+      }
       const total = Object.values(r.ops).reduce((n, o) => n + o.count, 0)
       const transport = Object.values(r.ops).reduce((n, o) => n + (o.failures.error ?? 0), 0)
       if (total > 0 && transport > total / 2) {

@@ -305,6 +305,50 @@ export async function startRedis(opts: { dir: string; appendfsync?: 'always' | '
   }
 }
 
+/** Sends one command to the Redis on `port` and resolves with the raw RESP reply once it stops arriving. */
+export function redisCommand(port: number, args: string[]): Promise<string> {
+  return new Promise((resolveReply, reject) => {
+    const s = net.connect(port, '127.0.0.1')
+    s.setTimeout(2000, () => s.destroy(new Error('timeout')))
+    s.once('error', reject)
+    s.once('connect', () => s.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`))
+    let buf = ''
+    let timer: NodeJS.Timeout | undefined
+    // Replies here are small: the reply is complete when no more bytes come for 20 ms, or when
+    // a bulk string (INFO) has all its announced bytes.
+    const done = (): void => {
+      s.destroy()
+      resolveReply(buf)
+    }
+    s.on('data', (d) => {
+      buf += d.toString('utf8')
+      clearTimeout(timer)
+      const m = /^\$(\d+)\r\n/.exec(buf)
+      if (m && Buffer.byteLength(buf) >= m[0].length + Number(m[1])) done()
+      else timer = setTimeout(done, 20)
+    })
+  })
+}
+
+/** `INFO` of the Redis on `port` as a field → value map (perf/ does not use the driver it measures). */
+export async function redisInfo(port: number): Promise<Map<string, string>> {
+  const info = new Map<string, string>()
+  for (const line of (await redisCommand(port, ['INFO'])).split('\r\n')) {
+    const i = line.indexOf(':')
+    if (i > 0 && !line.startsWith('#') && !line.startsWith('$')) info.set(line.slice(0, i), line.slice(i + 1))
+  }
+  return info
+}
+
+/** `LATENCY LATEST` of the Redis on `port`: event → worst latency (ms) since the last reset. */
+export async function redisLatency(port: number, reset: boolean): Promise<Map<string, number>> {
+  const raw = await redisCommand(port, ['LATENCY', 'LATEST'])
+  const out = new Map<string, number>()
+  for (const m of raw.matchAll(/\*4\r\n\$\d+\r\n([^\r]+)\r\n:\d+\r\n:\d+\r\n:(\d+)\r\n/g)) out.set(m[1], Number(m[2]))
+  if (reset) await redisCommand(port, ['LATENCY', 'RESET'])
+  return out
+}
+
 function redisPing(port: number): Promise<string> {
   return new Promise((resolveReply, reject) => {
     const s = net.connect(port, '127.0.0.1')

@@ -54,10 +54,18 @@ export interface RedisDriverOptions extends RedisPoolOptions {
   clock?: Clock
   /** Coalesce concurrent posts and claims per queue (default true; false for measurements). */
   coalesce?: boolean
-  /** Expired messages (and claims) deleted per queue per collector step. Default 1000. */
+  /**
+   * Most expired messages (and, separately, expired claims) one collector script deletes.
+   * Default 100: such a script runs ~0.5 ms in Redis, which every other client waits for.
+   */
   gcStep?: number
   /** Queues visited per collector tick. Default 100. */
   gcQueuesPerTick?: number
+  /**
+   * Wall time one collector tick may spend (ms, default 50): a queue with more garbage than one
+   * step gets further steps within the tick while this budget lasts; the tick after resumes there.
+   */
+  gcBudgetMs?: number
   /** Called when a background collection fails (the store stays usable). */
   onGcError?: (err: unknown) => void
 }
@@ -100,6 +108,7 @@ export class RedisDriver implements DataDriver {
   readonly #claims: RedisClaims
   readonly #gcStep: number
   readonly #gcQueuesPerTick: number
+  readonly #gcBudgetMs: number
   readonly #onGcError: ((err: unknown) => void) | undefined
   #gcCursor = '-'
   #gcRunning = false
@@ -110,8 +119,9 @@ export class RedisDriver implements DataDriver {
     this.options = opts
     this.#redis = redis
     this.#clock = opts.clock ?? systemClock
-    this.#gcStep = opts.gcStep ?? 1000
+    this.#gcStep = opts.gcStep ?? 100
     this.#gcQueuesPerTick = opts.gcQueuesPerTick ?? 100
+    this.#gcBudgetMs = opts.gcBudgetMs ?? 50
     this.#onGcError = opts.onGcError
     this.#scripts = new Scripts(redis)
     const ctx: Ctx = {
@@ -215,25 +225,43 @@ export class RedisDriver implements DataDriver {
   }
 
   /**
-   * One collector tick: the next `gcQueuesPerTick` queues of the round-robin each get one bounded
-   * collectGarbage step (pipelined). Readers never see expired data either way; this reclaims
-   * memory and keeps the ready index short.
+   * One collector tick: the next `gcQueuesPerTick` queues of the round-robin, one bounded
+   * collectGarbage script at a time, and more steps on a queue that had more garbage than one
+   * step, while the tick's time budget lasts. Readers never see expired data either way; this
+   * reclaims memory and keeps the ready index short.
+   *
+   * The scripts are sent one after another, never pipelined: Redis runs a client's pipelined
+   * commands back to back, so 100 pipelined steps over queues full of expired claims blocked every
+   * other client for 15–45 ms (seen as Redis `command` latency events and in open-loop p99s).
+   * One at a time, a request waits for at most one small step.
    */
   async collectGarbage(): Promise<GcResult> {
     this.#assertOpen()
-    const tags = await this.#redis.zrangebylex(SWEEP_KEY, this.#gcCursor, '+', 'LIMIT', 0, this.#gcQueuesPerTick)
-    this.#gcCursor = tags.length < this.#gcQueuesPerTick ? '-' : `(${tags[tags.length - 1]}`
-    const total: GcResult = { queues: tags.length, messages: 0, claims: 0, ready: 0 }
-    if (tags.length === 0) return total
-    const now = this.#clock()
-    const results = await Promise.all(
-      tags.map((tag) => this.#scripts.run<number[]>('collectGarbage', queueKeys(refOfTag(tag)).list, [now, this.#gcStep])),
-    )
-    for (const [m, c, r] of results) {
-      total.messages += m
-      total.claims += c
-      total.ready += r
+    const deadline = performance.now() + this.#gcBudgetMs
+    const start = this.#gcCursor
+    const tags = await this.#redis.zrangebylex(SWEEP_KEY, start, '+', 'LIMIT', 0, this.#gcQueuesPerTick)
+    const total: GcResult = { queues: 0, messages: 0, claims: 0, ready: 0 }
+    let resumeAt: string | null = null
+    for (const tag of tags) {
+      const keys = queueKeys(refOfTag(tag)).list
+      for (;;) {
+        const [m, c, r] = await this.#scripts.run<number[]>('collectGarbage', keys, [this.#clock(), this.#gcStep])
+        total.messages += m
+        total.claims += c
+        total.ready += r
+        if (m < this.#gcStep && c < this.#gcStep && r < this.#gcStep) break
+        if (performance.now() >= deadline) {
+          resumeAt = tag
+          break
+        }
+      }
+      if (resumeAt !== null) break
+      total.queues++
+      this.#gcCursor = `(${tag}`
+      if (performance.now() >= deadline) break
     }
+    // The round-robin starts over once a tick reaches the end of the queue list.
+    if (resumeAt === null && total.queues === tags.length && tags.length < this.#gcQueuesPerTick) this.#gcCursor = '-'
     return total
   }
 
