@@ -6,7 +6,7 @@
  * and writes perf/results/<date>-<commit>.{json,md,svg}. See docs/benchmarks.md.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { appendFileSync, existsSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join, relative, resolve } from 'node:path'
@@ -213,6 +213,8 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
     current = null
     const t = performance.now()
     await c.svc.stop().catch(() => undefined)
+    // Diagnostics (with PERF_SERVICE_NODE_ARGS=--trace-gc, say): keep what the service printed.
+    if (process.env.PERF_SERVICE_OUTPUT) appendFileSync(process.env.PERF_SERVICE_OUTPUT, c.svc.output())
     await c.redis?.stop().catch(() => undefined)
     log(`${setup.name}: stopped in ${((performance.now() - t) / 1000).toFixed(1)} s`)
   }
