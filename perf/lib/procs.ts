@@ -314,8 +314,9 @@ export function redisCommand(port: number, args: string[]): Promise<string> {
     s.once('connect', () => s.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`))
     let buf = ''
     let timer: NodeJS.Timeout | undefined
-    // Replies here are small: the reply is complete when no more bytes come for 20 ms, or when
-    // a bulk string (INFO) has all its announced bytes.
+    // Replies here are small: a one-line reply (+PONG, :1, -ERR) is complete at its CRLF, a bulk
+    // string (INFO) once all its announced bytes are in; anything else (arrays) when no more
+    // bytes come for 20 ms.
     const done = (): void => {
       s.destroy()
       resolveReply(buf)
@@ -324,7 +325,8 @@ export function redisCommand(port: number, args: string[]): Promise<string> {
       buf += d.toString('utf8')
       clearTimeout(timer)
       const m = /^\$(\d+)\r\n/.exec(buf)
-      if (m && Buffer.byteLength(buf) >= m[0].length + Number(m[1])) done()
+      if (/^[+:-]/.test(buf) && buf.endsWith('\r\n')) done()
+      else if (m && Buffer.byteLength(buf) >= m[0].length + Number(m[1])) done()
       else timer = setTimeout(done, 20)
     })
   })
@@ -349,17 +351,8 @@ export async function redisLatency(port: number, reset: boolean): Promise<Map<st
   return out
 }
 
-function redisPing(port: number): Promise<string> {
-  return new Promise((resolveReply, reject) => {
-    const s = net.connect(port, '127.0.0.1')
-    s.setTimeout(1000, () => s.destroy(new Error('timeout')))
-    s.once('error', reject)
-    s.once('connect', () => s.write('PING\r\n'))
-    s.once('data', (d) => {
-      s.destroy()
-      resolveReply(d.toString('utf8').trim())
-    })
-  })
+async function redisPing(port: number): Promise<string> {
+  return (await redisCommand(port, ['PING'])).trim()
 }
 
 /** Starts the uWS hello-world (dist/perf/uws-hello.js) on a free port. */
