@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto'
 import type { Limits } from '../shared/config.js'
 import { ERRORS, MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
+import { isId } from '../shared/ids.js'
 import { isQueueName } from '../worker/storage/common.js'
 
 /** What a handler returns; the app writes it. `body` is JSON text. */
@@ -109,27 +110,15 @@ export function checkClientId(value: string | undefined, limits: Limits): string
     }
     return value
   }
-  // Nearly every client sends the canonical form already: confirm it with one pass over the
-  // char codes and return it as is (the general path below allocates a string per step).
-  if (isCanonicalUuid(value)) return value
+  // Nearly every client sends the canonical form already: return it as is (the general path
+  // below allocates a string per step).
+  if (isId(value)) return value
   let hex = value.trim().toLowerCase()
   if (hex.startsWith('urn:')) hex = hex.slice(4)
   if (hex.startsWith('uuid:')) hex = hex.slice(5)
   hex = hex.replace(/^\{/, '').replace(/\}$/, '').replaceAll('-', '')
   if (!HEX32_RE.test(hex)) throw new MissiveError('bad_client_id', 'Malformed hexadecimal UUID.')
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
-}
-
-/** True for `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in lowercase hex: what `checkClientId` returns for it. */
-function isCanonicalUuid(v: string): boolean {
-  if (v.length !== 36) return false
-  for (let i = 0; i < 36; i++) {
-    const c = v.charCodeAt(i)
-    if (i === 8 || i === 13 || i === 18 || i === 23) {
-      if (c !== 0x2d /* - */) return false
-    } else if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false // 0-9 a-f
-  }
-  return true
 }
 
 /** Step 5: X-Project-ID is required on versioned paths and may not be empty. */
