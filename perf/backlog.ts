@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { helpText, parseArgs, UsageError, type FlagSpec } from './lib/args.js'
 import { engineHelloOpen } from './lib/ceilings.js'
-import { runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
+import { openRequestRate, runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
 import { hasBinary, killAll, redisCommand, redisInfo, redisLatency, startHello, startMissive, startRedis } from './lib/procs.js'
 
 const FLAGS: FlagSpec[] = [
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
     let svc = await startMissive({ dataDir: dir, pool })
 
     const floor = async (tag: string): Promise<void> => {
-      console.log(line(`floor (${tag})`, await engineHelloOpen(hello.url, rate * 0.3, 64, window, 2)))
+      console.log(line(`floor (${tag})`, await engineHelloOpen(hello.url, openRequestRate(rate, base.batch, base.claimLimit), base.connections, window, 2)))
     }
     const open = async (tag: string): Promise<void> => {
       const o = { ...base, url: svc.url, producers: 1, consumers: 1, rate }

@@ -13,7 +13,7 @@ import { join, relative, resolve } from 'node:path'
 import { helpText, parseArgs, UsageError, type FlagSpec } from './lib/args.js'
 import { autocannonPost, autocannonRun, engineHello, engineHelloOpen, redisBenchmark, redisPipelined, wrkHello, type RedisCeiling, type ThroughputCeiling } from './lib/ceilings.js'
 import { HttpConnection } from './lib/http-client.js'
-import { runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
+import { openRequestRate, runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
 import { hasBinary, killAll, redisCommand, redisInfo, redisLatency, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
 import { REPORT_VERSION, renderMarkdown, renderSvg, type CpuUse, type Report, type ScenarioResult, type StoreResult, type TargetResult } from './lib/report.js'
 import { round } from './lib/stats.js'
@@ -80,9 +80,6 @@ function redisActivity(before: Map<string, string>, after: Map<string, string>):
   return `Redis: ${rewrites} AOF rewrite(s) started or finished during the run${rewrites ? ` (last fork ${Math.round(n(after, 'latest_fork_usec') / 1000)} ms)` : ''}; ` +
     `used_memory ${mb(n(before, 'used_memory'))} → ${mb(n(after, 'used_memory'))}, AOF ${mb(n(after, 'aof_current_size'))}`
 }
-
-/** Requests/s of the open-loop mixed scenario at `rate` msgs/s each way: posts of 10, claims of 10, one bulk delete per claim. */
-const openRequestRate = (rate: number): number => rate / 10 + (2 * rate) / 10
 
 function baseLoad(ctx: Ctx, url: string, over: Partial<LoadOptions>): LoadOptions {
   return {
@@ -678,7 +675,8 @@ async function main(): Promise<void> {
       // The open-loop floor, at the request rate of each open-loop scenario.
       ceilings.helloOpen = []
       for (const rate of ctx.rates) {
-        const reqPerS = openRequestRate(rate)
+        const { batch, claimLimit } = baseLoad(ctx, hello.url, {})
+        const reqPerS = openRequestRate(rate, batch, claimLimit)
         log(`ceiling: open-loop floor at ${reqPerS} req/s …`)
         const result = await engineHelloOpen(hello.url, reqPerS, ctx.openConnections, ctx.openDurationS, ctx.quick ? 0.3 : 2)
         ceilings.helloOpen.push({ msgsPerS: rate, result })

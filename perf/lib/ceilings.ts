@@ -6,7 +6,7 @@
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import { performance } from 'node:perf_hooks'
-import { runLoad, type LoadResult } from './load.js'
+import { runLoad, type LoadOptions, type LoadResult } from './load.js'
 import { hasBinary, runTool } from './procs.js'
 import { round } from './stats.js'
 import { messagesBody } from './zaqar.js'
@@ -21,8 +21,9 @@ export interface ThroughputCeiling {
 }
 
 /** Our engine against the hello-world: its own per-request overhead shows here. */
-export async function engineHello(url: string, connections: number, durationS: number): Promise<LoadResult> {
-  return runLoad({
+/** Load options that only send `GET /`: the engine against a hello-world. */
+function helloLoad(url: string, connections: number, durationS: number, rate: number): LoadOptions {
+  return {
     url,
     producers: 0,
     consumers: 0,
@@ -35,9 +36,13 @@ export async function engineHello(url: string, connections: number, durationS: n
     queues: 1,
     tenants: 1,
     durationS,
-    rate: 0,
+    rate,
     connections,
-  })
+  }
+}
+
+export async function engineHello(url: string, connections: number, durationS: number): Promise<LoadResult> {
+  return runLoad(helloLoad(url, connections, durationS, 0))
 }
 
 /**
@@ -48,23 +53,8 @@ export async function engineHello(url: string, connections: number, durationS: n
  * costs at that rate.
  */
 export async function engineHelloOpen(url: string, reqPerS: number, connections: number, durationS: number, warmS: number): Promise<LoadResult> {
-  const o = {
-    url,
-    producers: 0,
-    consumers: 0,
-    observers: 0,
-    hello: 1,
-    batch: 1,
-    claimLimit: 1,
-    deleteMode: 'bulk' as const,
-    size: 0,
-    queues: 1,
-    tenants: 1,
-    rate: reqPerS,
-    connections,
-  }
-  if (warmS > 0) await runLoad({ ...o, durationS: warmS, drainMs: 1000 })
-  return runLoad({ ...o, durationS })
+  if (warmS > 0) await runLoad({ ...helloLoad(url, connections, warmS, reqPerS), drainMs: 1000 })
+  return runLoad(helloLoad(url, connections, durationS, reqPerS))
 }
 
 export async function autocannonRun(opts: {

@@ -47,8 +47,14 @@ export interface LoadOptions {
   timeoutMs?: number
   /** Open loop: how long to wait for requests in flight once the schedule ends. */
   drainMs?: number
-  /** Open loop: called for every answered request (diagnostics: when do the slow ones happen?). */
-  onSample?: (op: string, intendedMs: number, latencyMs: number) => void
+}
+
+/**
+ * Requests/s of an open-loop mixed run at `rate` messages/s each way: posts of `batch`, claims of
+ * `claimLimit`, and one bulk delete per claim.
+ */
+export function openRequestRate(rate: number, batch: number, claimLimit: number): number {
+  return rate / batch + (2 * rate) / claimLimit
 }
 
 export interface LoadResult {
@@ -259,7 +265,6 @@ async function runOpen(o: LoadOptions): Promise<LoadResult> {
         const now = performance.now()
         const good = ok.includes(r.status)
         rec.op(j.op).record((now - j.intended) * 1000, good, r.status)
-        o.onSample?.(j.op, j.intended - start, now - j.intended)
         if (good) {
           if (j.op === 'post') rec.msgsIn += o.batch
           else if (j.op === 'delete') rec.msgsOut += j.ids!.length
