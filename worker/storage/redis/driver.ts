@@ -44,7 +44,7 @@ import type {
 import { storeUnavailable } from '../common.js'
 import { RedisClaims } from './claims.js'
 import type { Ctx } from './context.js'
-import { catalogueKey, queueKeys, queueTag, refOfTag, SWEEP_KEY } from './keys.js'
+import { buildKeys, catalogueKey, queueTag, refOfTag, SWEEP_KEY } from './keys.js'
 import { RedisMessages } from './messages.js'
 import { RedisQueues } from './queues.js'
 import { Scripts } from './scripts.js'
@@ -243,7 +243,8 @@ export class RedisDriver implements DataDriver {
     const total: GcResult = { queues: 0, messages: 0, claims: 0, ready: 0 }
     let resumeAt: string | null = null
     for (const tag of tags) {
-      const keys = queueKeys(refOfTag(tag)).list
+      // Uncached: the sweep visits every queue in turn and would evict the request path's keys.
+      const keys = buildKeys(refOfTag(tag)).list
       for (;;) {
         const [m, c, r] = await this.#scripts.run<number[]>('collectGarbage', keys, [this.#clock(), this.#gcStep])
         total.messages += m

@@ -90,7 +90,8 @@ const KEYS_CACHE_MAX = 10_000
 const keysCache = new Map<string, Map<string, QueueKeys>>()
 let keysCached = 0
 
-function buildKeys(ref: QueueRef): QueueKeys {
+/** The keys of `ref`, built afresh (`queueKeys` caches them; the collector's sweep must not). */
+export function buildKeys(ref: QueueRef): QueueKeys {
   const tag = queueTag(ref)
   const k = (kind: string): string => `${PREFIX}${kind}:{${tag}}`
   const q = k('q'), m = k('m'), a = k('a'), r = k('r'), d = k('d'), i = k('i'), e = k('e'), c = k('c'), x = k('x')
