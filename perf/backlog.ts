@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { helpText, parseArgs, UsageError, type FlagSpec } from './lib/args.js'
 import { engineHelloOpen } from './lib/ceilings.js'
+import { describeDamon, pauseDamon } from './lib/host.js'
 import { openRequestRate, runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
 import { hasBinary, killAll, redisCommand, redisInfo, redisLatency, startHello, startMissive, startRedis } from './lib/procs.js'
 
@@ -29,6 +30,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'settle', type: 'number', default: 0, help: 'seconds of idle between the heavy load and B' },
   { name: 'window', type: 'number', default: 15, help: 'seconds of each measured open-loop window' },
   { name: 'pool-options', type: 'string', default: '', help: 'extra Redis pool URI options, e.g. gc_interval=0 (collector off)' },
+  { name: 'pause-damon', type: 'boolean', default: false, help: "turn the host kernel's DAMON monitors off for the run and back on after (root)" },
   { name: 'help', type: 'boolean', default: false, help: 'show this help' },
 ]
 
@@ -45,6 +47,8 @@ async function main(): Promise<void> {
   const rate = Number(a.rate)
   const window = Number(a.window)
   const dir = await mkdtemp(join(tmpdir(), 'missive-backlog-'))
+  console.log(`host DAMON monitors: ${describeDamon()}${a['pause-damon'] ? ', paused for this run' : ''}`)
+  const restoreDamon = a['pause-damon'] ? pauseDamon() : (): void => undefined
   try {
     const base: LoadOptions = {
       url: '', producers: 0, consumers: 0, observers: 0, batch: 10, claimLimit: 10, deleteMode: 'bulk',
@@ -92,6 +96,7 @@ async function main(): Promise<void> {
     await hello.stop()
   } finally {
     killAll()
+    restoreDamon()
     await rm(dir, { recursive: true, force: true }).catch(() => undefined)
   }
 }

@@ -12,6 +12,7 @@ import os from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { helpText, parseArgs, UsageError, type FlagSpec } from './lib/args.js'
 import { autocannonPost, autocannonRun, engineHello, engineHelloOpen, redisBenchmark, redisPipelined, wrkHello, type RedisCeiling, type ThroughputCeiling } from './lib/ceilings.js'
+import { describeDamon, kdamonds, pauseDamon } from './lib/host.js'
 import { HttpConnection } from './lib/http-client.js'
 import { openRequestRate, runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
 import { hasBinary, killAll, redisCommand, redisInfo, redisLatency, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
@@ -33,6 +34,7 @@ export const BENCH_FLAGS: FlagSpec[] = [
   { name: 'open-duration', type: 'number', default: undefined, help: 'seconds per open-loop window (default 15; --quick 1)' },
   { name: 'rates', type: 'list', default: undefined, help: 'open-loop offered rates, messages/s each way (default 1000,5000,10000,20000; --quick 1000)' },
   { name: 'many-queues', type: 'number', default: 10000, help: 'queue count of the T7 scenario' },
+  { name: 'pause-damon', type: 'boolean', default: false, help: "turn the host kernel's DAMON monitors off for the run and back on after (root; docs/benchmarks.md)" },
   { name: 'help', type: 'boolean', default: false, help: 'show this help' },
 ]
 
@@ -633,7 +635,9 @@ async function main(): Promise<void> {
     subject: git(['log', '-1', '--format=%s']),
   }
   const short = commit.short
-  const base = join(outDir, `${date}-${short}${quick ? '-quick' : ''}`)
+  const damon = describeDamon()
+  const damonPaused = a['pause-damon'] === true
+  const base = join(outDir, `${date}-${short}${quick ? '-quick' : ''}${damonPaused ? '-damon-paused' : ''}`)
   const tmp = await mkdtemp(join(os.tmpdir(), 'mbench-'))
   const clk = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100
   const ctx: Ctx = {
@@ -655,6 +659,8 @@ async function main(): Promise<void> {
     notes: [],
     clkTck: clk,
   }
+  // Paused before anything starts, restored in the `finally` below (and on exit or a signal).
+  const restoreDamon = damonPaused ? pauseDamon() : (): void => undefined
   const loadStart = os.loadavg()
   const t0 = performance.now()
   const ceilings: Report['ceilings'] = {
@@ -727,6 +733,7 @@ async function main(): Promise<void> {
     }
   } finally {
     killAll()
+    restoreDamon()
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
   }
 
@@ -750,6 +757,13 @@ async function main(): Promise<void> {
   if (loadStart[0] > 0.5) {
     ctx.notes.push(`The machine was already busy when the run started (1-minute load average ${loadStart[0].toFixed(2)} on ${os.cpus().length} cores): other work shared the cores, so absolute numbers are noisy — compare the ratios.`)
   }
+  if (!damonPaused && kdamonds().some((k) => k.state === 'on')) {
+    ctx.notes.push(
+      `The host kernel's DAMON monitor was running (${damon}). On these paravirtualised machines its page sampling adds tail latency to the process ` +
+        'that holds the most memory — a Redis with a backlog: open-loop p99 on a loaded Redis pool was 3–4× higher with it on than paused ' +
+        '(docs/benchmarks.md, "Host memory monitoring"). `--pause-damon` measures without it.',
+    )
+  }
   for (const s of stores) if (!s.available) ctx.notes.push(`${s.store}: not available (${s.reason})`)
   const report: Report = {
     reportVersion: REPORT_VERSION,
@@ -767,6 +781,8 @@ async function main(): Promise<void> {
       release: os.release(),
       loadavgStart: loadStart.map((v) => round(v, 2)),
       loadavgEnd: loadEnd.map((v) => round(v, 2)),
+      damon,
+      damonPaused,
     },
     knobs: {
       quick,

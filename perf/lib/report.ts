@@ -65,6 +65,10 @@ export interface Report {
     release: string
     loadavgStart: number[]
     loadavgEnd: number[]
+    /** The host kernel's DAMON monitors at the start (perf/lib/host.ts); absent in older reports. */
+    damon?: string
+    /** Whether the run paused them (`--pause-damon`). */
+    damonPaused?: boolean
   }
   knobs: Record<string, unknown>
   ceilings: {
@@ -130,7 +134,8 @@ export function renderMarkdown(r: Report): string {
   out.push('')
   out.push(`${r.machine.cpus} × ${r.machine.cpuModel}, ${fmt(r.machine.memGiB, 1)} GiB RAM, Node ${r.machine.node}, ${r.machine.platform} ${r.machine.release}. ` +
     `Load average before: ${r.machine.loadavgStart.map((v) => v.toFixed(2)).join(' / ')}; after: ${r.machine.loadavgEnd.map((v) => v.toFixed(2)).join(' / ')}. ` +
-    'The load generator runs on the same cores as the service.')
+    'The load generator runs on the same cores as the service.' +
+    (r.machine.damon === undefined ? '' : ` Host DAMON monitors: ${r.machine.damon}${r.machine.damonPaused ? ', paused for this run (`--pause-damon`)' : ''}.`))
   out.push('')
   out.push('## Knobs')
   out.push('')

@@ -36,7 +36,7 @@ t.test('bench --quick writes a report', async (t) => {
   t.equal(r.reportVersion, 1)
   t.equal(r.kind, 'quick')
   t.match(r.commit, { hash: String, short: String, dirty: Boolean })
-  t.match(r.machine, { cpus: Number, memGiB: Number, node: String })
+  t.match(r.machine, { cpus: Number, memGiB: Number, node: String, damon: String, damonPaused: false })
   t.match(r.knobs, { connections: Number, queues: Number, tenants: Number, messageBytes: Number })
   t.type(r.ceilings.hello.engine.reqPerS, 'number', 'hello-world ceiling measured')
   // The open-loop floor: one hello-world run per open-loop rate, at that scenario's request rate.
