@@ -89,7 +89,7 @@ async function main(): Promise<void> {
     svc = await startMissive({ dataDir: dir, pool })
     await open('C restarted Missive, same Redis')
     // Same processes, same AOF file and page cache, but Redis's data set gone: does the data size matter?
-    await redisCommand(redis.port, ['FLUSHALL'])
+    await redisCommand(redis.port, ['FLUSHALL'], 60_000)
     await open('D same as C after FLUSHALL')
     await svc.stop()
     await redis.stop()

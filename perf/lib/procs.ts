@@ -305,11 +305,14 @@ export async function startRedis(opts: { dir: string; appendfsync?: 'always' | '
   }
 }
 
-/** Sends one command to the Redis on `port` and resolves with the raw RESP reply once it stops arriving. */
-export function redisCommand(port: number, args: string[]): Promise<string> {
+/**
+ * Sends one command to the Redis on `port` and resolves with the raw RESP reply once it stops
+ * arriving. `timeoutMs` bounds the wait (a FLUSHALL of a large data set takes seconds).
+ */
+export function redisCommand(port: number, args: string[], timeoutMs = 2000): Promise<string> {
   return new Promise((resolveReply, reject) => {
     const s = net.connect(port, '127.0.0.1')
-    s.setTimeout(2000, () => s.destroy(new Error('timeout')))
+    s.setTimeout(timeoutMs, () => s.destroy(new Error(`timeout: ${args[0]} took over ${timeoutMs} ms`)))
     s.once('error', reject)
     s.once('connect', () => s.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`))
     let buf = ''
