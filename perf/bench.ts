@@ -760,7 +760,7 @@ async function main(): Promise<void> {
   if (!damonPaused && kdamonds().some((k) => k.state === 'on')) {
     ctx.notes.push(
       `The host kernel's DAMON monitor was running (${damon}). On these paravirtualised machines its page sampling adds tail latency to the process ` +
-        'that holds the most memory — a Redis with a backlog: open-loop p99 on a loaded Redis pool was 3–4× higher with it on than paused ' +
+        'that holds the most memory — a Redis with a backlog: open-loop p99 was 2–6× higher with it on than paused (same commit, one run after the other) ' +
         '(docs/benchmarks.md, "Host memory monitoring"). `--pause-damon` measures without it.',
     )
   }
