@@ -21,11 +21,12 @@ export const MAX_POOL_WORKERS = 64
 
 /**
  * Worker processes serving `pool` on each host: `options.workers` when it is an integer in
- * 1..64, else `defaultWorkers` for the default pool (the config's `workers`) and 1 for others.
+ * 0..64, else `defaultWorkers` for the default pool (the config's `workers`) and 1 for others.
+ * 0 means none: the proxy runs the pool's driver in its own process (proxy/embedded.ts).
  */
 export function poolWorkerCount(pool: Pool, defaultWorkers: number): number {
   const w = pool.options?.workers
-  if (typeof w === 'number' && Number.isInteger(w) && w >= 1 && w <= MAX_POOL_WORKERS) return w
+  if (typeof w === 'number' && Number.isInteger(w) && w >= 0 && w <= MAX_POOL_WORKERS) return w
   return pool.name === DEFAULT_POOL ? defaultWorkers : 1
 }
 

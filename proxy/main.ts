@@ -7,12 +7,14 @@
  * Sends `{type:'ready', port}` over IPC once listening; drains on SIGTERM and exits 0.
  */
 import { defaultCatalogUri, openCatalog, type Pool } from '../catalog/index.js'
-import { DEFAULT_POOL, poolSocketPath, poolWorkerCount } from '../catalog/pools.js'
+import { DEFAULT_POOL, poolSocketPath, poolWorkerCount, redactUri } from '../catalog/pools.js'
 import { parseConfig } from '../shared/config.js'
+import { MissiveError } from '../shared/errors.js'
 import { createLogger } from '../shared/log.js'
 import type { DataDriver } from '../worker/storage/contract.js'
 import { metered } from '../worker/storage/metered.js'
 import { HttpServer } from './app.js'
+import { EmbeddedPool } from './embedded.js'
 import { ProxyMetrics, serveMetrics, type WorkerRef } from './metrics.js'
 import { RpcDriver } from './rpc-client.js'
 import { Router, type PoolConnector } from './router.js'
@@ -25,12 +27,20 @@ async function main(): Promise<void> {
 
   // Every worker's RpcDriver, by pool; `workers` is the live list the metrics page reads.
   const rpc = new Map<string, RpcDriver[]>()
+  // Pools with no workers (`workers: 0`): their driver runs in this process.
+  const embedded = new Map<string, EmbeddedPool>()
   const workers: WorkerRef[] = []
   const metrics = config.metrics ? new ProxyMetrics(() => router, workers) : undefined
   const connector: PoolConnector = {
     key: (pool: Pool) => String(poolWorkerCount(pool, config.workers)),
     open(pool: Pool): DataDriver[] {
       const n = poolWorkerCount(pool, config.workers)
+      if (n === 0) {
+        const local = new EmbeddedPool(pool.name, pool.uri, { dataDir: config.dataDir, durability: config.durability }, log)
+        embedded.set(pool.name, local)
+        log.info({ pool: pool.name, workers: 0 }, 'pool served inside the proxy')
+        return [metrics ? metered(local.driver, metrics.rpc, { pool: pool.name, worker: 'proxy' }) : local.driver]
+      }
       const drivers = Array.from(
         { length: n },
         // A worker that is not up yet is retried often: a new pool serves as soon as it is.
@@ -42,6 +52,9 @@ async function main(): Promise<void> {
       return metrics ? drivers.map((d, i) => metered(d, metrics.rpc, { pool: pool.name, worker: String(i) })) : drivers
     },
     close(pool: string): void {
+      const local = embedded.get(pool)
+      embedded.delete(pool)
+      void local?.close()
       const drivers = rpc.get(pool) ?? []
       rpc.delete(pool)
       for (let i = workers.length - 1; i >= 0; i--) if (drivers.includes(workers[i]!.driver)) workers.splice(i, 1)
@@ -60,10 +73,22 @@ async function main(): Promise<void> {
   await router.refresh()
   // Listen only once the workers answer, so the first requests do not meet a 503: the default
   // pool's are required, other pools' are waited for a little (their supervisor started them first).
-  const defaults = rpc.get(DEFAULT_POOL)
-  if (defaults === undefined) throw new Error(`the catalog has no pool named ${DEFAULT_POOL}`)
-  await Promise.all(defaults.map((d) => d.ready(10_000)))
-  await Promise.allSettled([...rpc.values()].flat().map((d) => d.ready(5_000)))
+  if (!rpc.has(DEFAULT_POOL) && !embedded.has(DEFAULT_POOL)) throw new Error(`the catalog has no pool named ${DEFAULT_POOL}`)
+  const ready = (pool: string, timeoutMs: number): Promise<void>[] => {
+    const local = embedded.get(pool)
+    return local ? [local.ready(timeoutMs)] : (rpc.get(pool) ?? []).map((d) => d.ready(timeoutMs))
+  }
+  try {
+    await Promise.all(ready(DEFAULT_POOL, 10_000))
+  } catch (err) {
+    // A default pool served here that its driver refuses is a configuration error, as in a worker.
+    if (err instanceof MissiveError && err.code === 'bad_request') {
+      process.stderr.write(`missive proxy: cannot open pool ${redactUri(embedded.get(DEFAULT_POOL)?.uri ?? DEFAULT_POOL)}: ${err.message}\n`)
+      process.exit(2)
+    }
+    throw err
+  }
+  await Promise.allSettled([...rpc.keys(), ...embedded.keys()].flatMap((pool) => ready(pool, 5_000)))
 
   const server = new HttpServer({ config, router, log, ...(metrics && { metrics }) })
   const port = await server.listen()
@@ -82,7 +107,7 @@ async function main(): Promise<void> {
     server.close()
     metricsServer?.close()
     router.close()
-    await Promise.all([...rpc.values()].flat().map((d) => d.close()))
+    await Promise.all([...[...rpc.values()].flat(), ...embedded.values()].map((d) => d.close()))
     await catalog.close()
     log.info('proxy stopped')
     log.flush()

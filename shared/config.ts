@@ -52,8 +52,11 @@ export const ConfigSchema = z
      * `redis://…` to share one catalog between several hosts. Unset: `<dataDir>/catalog.sqlite`.
      */
     catalog: z.string().min(1).optional(),
-    /** Worker processes serving the default pool. SQLite has one writer: keep 1 there. */
-    workers: z.int().min(1).max(64).default(1),
+    /**
+     * Worker processes serving the default pool. SQLite has one writer: keep 1 there. 0: no
+     * worker, the proxy runs the pool's driver itself (proxy/embedded.ts).
+     */
+    workers: z.int().min(0).max(64).default(1),
     /**
      * `durable`: a 201 means the messages survive power loss (SQLite synchronous=FULL).
      * `fast`: they survive a process crash but the last ~second may be lost on power loss.

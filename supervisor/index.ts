@@ -273,7 +273,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     for (const c of children) c.on('ready', pushRestarts)
     const group: PoolGroup = { pool, key: groupKey(pool), children, sockets }
     groups.set(pool.name, group)
-    log.info({ pool: pool.name, uri: redactUri(pool.uri), workers: n }, 'starting pool workers')
+    log.info({ pool: pool.name, uri: redactUri(pool.uri), workers: n }, n === 0 ? 'pool served inside the proxy: no workers' : 'starting pool workers')
     const started = Promise.all(children.map((c) => c.start(useSpares ? spare?.take() : undefined))).then(
       () => undefined,
       async (err: unknown) => {

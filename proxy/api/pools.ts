@@ -106,8 +106,8 @@ function optionsField(v: unknown): Record<string, unknown> {
   if (!isObject(v)) throw invalidBody(`${pyRepr(v)} is not of type 'object'`)
   if (Object.hasOwn(v, 'workers')) {
     const w = v.workers
-    if (typeof w !== 'number' || !Number.isInteger(w) || w < 1 || w > MAX_POOL_WORKERS) {
-      throw invalidBody(`options.workers must be an integer from 1 to ${MAX_POOL_WORKERS}.`)
+    if (typeof w !== 'number' || !Number.isInteger(w) || w < 0 || w > MAX_POOL_WORKERS) {
+      throw invalidBody(`options.workers must be an integer from 0 (served inside the proxy) to ${MAX_POOL_WORKERS}.`)
     }
   }
   return v
