@@ -33,7 +33,7 @@ t.test('configuration errors exit 2 with a clear message', async (t) => {
   t.notMatch(port.stderr, /\n\s+at /, 'no stack trace')
 
   const file = join(dir, 'bad.json')
-  await writeFile(file, JSON.stringify({ workers: 0, bogus: true }))
+  await writeFile(file, JSON.stringify({ workers: -1, bogus: true }))
   const bad = await missive(['serve', '--config', file], base)
   t.equal(bad.code, 2, 'bad config file')
   t.match(bad.stderr, /workers/)
