@@ -200,6 +200,11 @@ interface StoreSetup {
   main: StoreVariant
   /** Other persistence settings, each measured with the post-10 scenario only (T6). */
   alts: StoreVariant[]
+  /**
+   * Process layouts compared on a fresh pool each, with post 1, post 10 and the 5k and 10k
+   * open loops: the pool's driver in a worker process, and inside the proxy (`workers: 0`).
+   */
+  layouts?: StoreVariant[]
   start(variant: string, profileDir: string | null): Promise<{ svc: MissiveService; redis: RedisService | null; pool: string; config: Record<string, unknown> }>
 }
 
@@ -386,6 +391,27 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
           await stopCurrent()
         }
       }
+      for (const layout of setup.layouts ?? []) {
+        try {
+          current = await setup.start(layout.key, null)
+          await runLoad(baseLoad(ctx, current.svc.url, { producers: 8, durationS: 2, prefix: 'warmup' }))
+          await run(`post1-${layout.key}`, `post, 1 msg/request — ${layout.label}`, { producers: conns, batch: 1 })
+          await run(`post10-${layout.key}`, `post, 10 msgs/request — ${layout.label}`, { producers: conns, batch: 10 })
+          for (const rate of ctx.rates.filter((r) => r === 5000 || r === 10_000)) {
+            const open = { producers: 1, consumers: 1, rate, connections: ctx.openConnections, prefix: 'open' }
+            await runLoad(baseLoad(ctx, current.svc.url, { ...open, durationS: 2, drainMs: 1000 }))
+            await run(`open-mixed-${rate}-${layout.key}`, `open loop, mixed, batches of 10, ${rate.toLocaleString('en-US')} msgs/s each way — ${layout.label}`, {
+              ...open,
+              durationS: ctx.openDurationS,
+              drainMs: 3000,
+            })
+          }
+        } catch (err) {
+          ctx.notes.push(`${setup.name}: layout "${layout.label}" not measured: ${(err as Error).message}`)
+        } finally {
+          await stopCurrent()
+        }
+      }
     }
   } catch (err) {
     log(`${setup.name}: suite failed: ${(err as Error).stack ?? String(err)}`)
@@ -505,21 +531,26 @@ function storeSetups(ctx: Ctx, stores: string[]): StoreSetup[] {
         { key: 'durable', label: 'durability=durable, AOF appendfsync always' },
         { key: 'none', label: 'no persistence (appendonly no, verify=false)' },
       ],
+      layouts: [
+        { key: 'worker', label: 'fresh pool, driver in a worker process' },
+        { key: 'inproxy', label: 'fresh pool, driver inside the proxy (workers: 0)' },
+      ],
       async start(variant, profileDir) {
         if (!hasBinary('redis-server')) throw new StartError('redis-server is not installed')
         const dir = await mkdtemp(join(ctx.tmp, `redis-${variant}-`))
-        const appendfsync = aof[variant]
+        const appendfsync = variant in aof ? aof[variant] : 'everysec'
         const redis = await startRedis({ dir, appendfsync })
         try {
           const dataDir = await mkdtemp(join(ctx.tmp, `redis-md-${variant}-`))
           const durability = variant === 'durable' ? 'durable' : 'fast'
           const pool = variant === 'none' ? `${redis.url}?verify=false` : redis.url
-          const svc = await startMissive({ dataDir, pool, durability, profileDir: profileDir ?? undefined })
+          const workers = variant === 'inproxy' ? 0 : 1
+          const svc = await startMissive({ dataDir, pool, durability, workers, profileDir: profileDir ?? undefined })
           return {
             svc,
             redis,
             pool: pool.replace(/:\d+(\?|$)/, ':<port>$1'),
-            config: { redis: redis.version, durability, appendonly: appendfsync ? 'yes' : 'no', appendfsync: appendfsync ?? '—', workers: 1 },
+            config: { redis: redis.version, durability, appendonly: appendfsync ? 'yes' : 'no', appendfsync: appendfsync ?? '—', workers },
           }
         } catch (err) {
           await redis.stop()

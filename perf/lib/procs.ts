@@ -138,7 +138,7 @@ export async function startMissive(opts: {
     MISSIVE_DEFAULT_POOL: opts.pool,
     MISSIVE_LOG_LEVEL: 'warn',
     ...(opts.durability ? { MISSIVE_DURABILITY: opts.durability } : {}),
-    ...(opts.workers ? { MISSIVE_WORKERS: String(opts.workers) } : {}),
+    ...(opts.workers !== undefined ? { MISSIVE_WORKERS: String(opts.workers) } : {}),
   })
   const nodeArgs = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opts.profileDir)}`] : []
   // For experiments with V8 flags on the service (GC tracing, heap sizes); the bench sets none.
