@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { hasRedis, startMissive, startRedis, waitFor, type MissiveProcess } from '../helpers/index.js'
+import { startMissive, startRedis, waitFor, type MissiveProcess } from '../helpers/index.js'
 import { ADMIN_TOKEN, client } from '../pools/util.js'
 import { rawClient } from '../redis/util.js'
 
@@ -42,7 +42,7 @@ t.test('MISSIVE_WORKERS=0: the embedded SQLite default pool runs in the proxy', 
   t.same(kids.workers, [], 'no worker process')
 })
 
-t.test('MISSIVE_WORKERS=0 on a Redis default pool: served from Redis, acknowledged messages survive kill -9', { skip: !hasRedis() && 'redis-server is not installed' }, async (t) => {
+t.test('MISSIVE_WORKERS=0 on a Redis default pool: served from Redis, acknowledged messages survive kill -9', async (t) => {
   const server = await startRedis(t, { appendfsync: 'always' })
   const env = { MISSIVE_WORKERS: '0', MISSIVE_DEFAULT_POOL: `${server.url}?durability=durable` }
   const m = await startMissive(t, { env })
@@ -67,14 +67,14 @@ t.test('MISSIVE_WORKERS=0 on a Redis default pool: served from Redis, acknowledg
   t.same(ids, posted, 'every acknowledged message is there, in order')
 })
 
-t.test('MISSIVE_WORKERS=0 with a durable Redis pool on a server without AOF: missive refuses to start', { skip: !hasRedis() && 'redis-server is not installed' }, async (t) => {
+t.test('MISSIVE_WORKERS=0 with a durable Redis pool on a server without AOF: missive refuses to start', async (t) => {
   const server = await startRedis(t)
   await t.rejects(startMissive(t, { env: { MISSIVE_WORKERS: '0', MISSIVE_DEFAULT_POOL: server.url }, timeoutMs: 15_000 }), {
     message: /exited during start-up[\s\S]*missive proxy: cannot open pool redis:[\s\S]*cannot keep the durability=durable promise: appendonly is "no"/,
   })
 })
 
-t.test('a pool added with options.workers 0 is served inside the proxy', { skip: !hasRedis() && 'redis-server is not installed' }, async (t) => {
+t.test('a pool added with options.workers 0 is served inside the proxy', async (t) => {
   const server = await startRedis(t, { appendfsync: 'everysec' })
   const m = await startMissive(t, { env: { MISSIVE_ADMIN_TOKEN: ADMIN_TOKEN, MISSIVE_DURABILITY: 'fast' } })
   const c = client(m.baseUrl)
