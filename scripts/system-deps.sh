@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mapfile -t PACKAGES < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' scripts/system-packages.txt)
+# MISSIVE_SYSTEM_PACKAGES names another list (the script's own test uses it).
+LIST="${MISSIVE_SYSTEM_PACKAGES:-scripts/system-packages.txt}"
+mapfile -t PACKAGES < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$LIST")
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "system-deps: this is not a Debian or Ubuntu machine (no dpkg-query)." >&2
