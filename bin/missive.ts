@@ -2,11 +2,12 @@
 /**
  * The `missive` command. `missive serve` runs a deployment (supervisor → workers → proxy) from the
  * configuration in `MISSIVE_CONFIG` (or `--config`) and the environment. Exit codes: 0 after an
- * orderly stop, 1 when start-up fails, 2 for a usage or configuration error.
+ * orderly stop, 1 when start-up fails, 2 for a usage or configuration error, 3 when this Node and
+ * platform are not supported (no native uWebSockets.js binary loads).
  */
 import { ConfigError, loadConfig } from '../shared/config.js'
 import { createLogger } from '../shared/log.js'
-import { runSupervisor } from '../supervisor/index.js'
+import { loadUws, NoNativeUws } from '../shared/uws.js'
 
 const USAGE = `Usage: missive <command> [options]
 
@@ -22,6 +23,9 @@ Environment (overrides the config file):
   MISSIVE_CONFIG, MISSIVE_BIND, MISSIVE_PORT, MISSIVE_DATA_DIR, MISSIVE_DEFAULT_POOL,
   MISSIVE_WORKERS, MISSIVE_DURABILITY, MISSIVE_LOG_LEVEL, MISSIVE_ENABLE_V1_1, MISSIVE_ADMIN_TOKEN,
   MISSIVE_CATALOG, MISSIVE_METRICS, MISSIVE_METRICS_PORT, MISSIVE_ACCESS_LOG
+
+Exit codes: 0 stopped, 1 start-up failed, 2 usage or configuration error,
+  3 unsupported Node/platform (no native uWebSockets.js binary loads).
 
 Signals: SIGTERM or SIGINT stop the proxy first (in-flight requests finish), then the workers.
 `
@@ -47,6 +51,20 @@ async function serve(args: string[]): Promise<void> {
       usageError(`unknown option for serve: ${a}`)
     }
   }
+
+  // Before anything else is loaded or forked: without a native HTTP server there is nothing to run,
+  // and the supervisor would only restart a proxy that cannot start.
+  try {
+    loadUws()
+  } catch (err) {
+    if (err instanceof NoNativeUws) {
+      process.stderr.write(`missive: unsupported platform: ${err.message}\n`)
+      process.exit(3)
+    }
+    throw err
+  }
+  // Imported only now: the supervisor's modules load native addons built for one Node ABI.
+  const { runSupervisor } = await import('../supervisor/index.js')
 
   let config
   try {

@@ -2,7 +2,7 @@
  * The ceiling: a uWS hello-world in its own process (`node dist/perf/uws-hello.js <port>`). Prints
  * `listening <port>` once it serves; answers every request with 200 "hello".
  */
-import uWS from 'uWebSockets.js'
+import { uWS } from '../proxy/uws.js'
 
 const port = Number(process.argv[2] ?? 0)
 uWS

@@ -3,7 +3,7 @@
  * copied synchronously, `onAborted` is registered before any await, bodies are capped while
  * read, and replies are written inside `res.cork`.
  */
-import uWS from 'uWebSockets.js'
+import { uWS } from './uws.js'
 import type { Config } from '../shared/config.js'
 import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'

@@ -3,7 +3,7 @@
  * worker's (fetched over RPC) and the supervisor's (pushed over IPC), so a scrape sees the whole
  * deployment — not whichever process happened to answer.
  */
-import uWS from 'uWebSockets.js'
+import { uWS } from './uws.js'
 import { Counter, Gauge, Histogram } from 'prom-client'
 import { CONTENT_TYPE, exposition, LATENCY_BUCKETS, processRegistry, type MetricsJson } from '../shared/metrics.js'
 import type { DriverMetrics } from '../worker/storage/metered.js'
