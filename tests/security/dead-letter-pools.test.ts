@@ -5,7 +5,9 @@
  * no placement, on the source's pool with a placement written — and is readable through the API.
  * When the DLQ's pool is down the message stays in the source and lands once the pool is back.
  * Also: the Redis driver's retry when its memory of a queue's DLQ is missing (a restarted worker)
- * or stale (metadata changed by another worker).
+ * or stale (metadata changed by another worker); and the whole service (`missive serve`, RPC to
+ * the workers) dead-lettering from a Redis pool whose worker was just restarted, to another pool
+ * and in-pool.
  */
 import t from 'tap'
 import type { Test } from 'tap'
@@ -13,9 +15,9 @@ import { randomUUID } from 'node:crypto'
 import { RedisDriver } from '../../worker/storage/redis/driver.js'
 import { parseRedisUri } from '../../worker/storage/redis/uri.js'
 import type { QueueRef } from '../../worker/storage/contract.js'
-import { startRedis, waitFor } from '../helpers/index.js'
+import { startMissive, startRedis, waitFor } from '../helpers/index.js'
 import { startPoolHarness, type PoolHarness } from '../pools/harness.js'
-import { queuesWithMessages, redisClient } from '../pools/util.js'
+import { ADMIN_TOKEN, client, poolWorkerPids, queuesWithMessages, redisClient } from '../pools/util.js'
 
 t.setTimeout(120_000)
 
@@ -181,4 +183,52 @@ t.test('Redis: a worker with no (or a stale) memory of the DLQ still dead-letter
   t.equal(await before.createClaim(src, opts), null, 'moved to the new DLQ')
   t.same((await before.listMessages({ project, queue: 'dlq2' }, { limit: 10, clientId: randomUUID(), echo: true, includeClaimed: true })).items.map((m) => m.body), ['"b"'])
   t.equal((await before.stats(src)).total, 0)
+})
+
+t.test('whole service: dead-lettering over RPC across a Redis worker restart', async (t) => {
+  const redis = await startRedis(t, { appendfsync: 'everysec' })
+  const m = await startMissive(t, { env: { MISSIVE_ADMIN_TOKEN: ADMIN_TOKEN, MISSIVE_DURABILITY: 'fast' } })
+  const c = client(m.baseUrl)
+  const admin = (method: string, path: string, body?: unknown) => c.req(method, path, { body, admin: true })
+  t.equal((await admin('PUT', '/v2/pools/r1', { weight: 1, uri: `${redis.url}?durability=fast` })).status, 201)
+  t.equal((await admin('PUT', '/v2/flavors/r1', { pool_list: ['r1'] })).status, 201)
+  await waitFor(async () => (await admin('GET', '/v2/admin/pools/r1/stats')).json?.storage?.reachable === true, {
+    what: 'pool r1 serving',
+    timeoutMs: 20_000,
+  })
+  // jobs → DLQ on the default (SQLite) pool; jobs2 → DLQ with no placement yet.
+  t.equal((await c.req('PUT', '/v2/queues/jobs', { body: { _flavor: 'r1', _max_claim_count: 1, _dead_letter_queue: 'dlq' } })).status, 201)
+  t.equal((await c.req('PUT', '/v2/queues/dlq')).status, 201)
+  t.equal((await c.req('PUT', '/v2/queues/jobs2', { body: { _flavor: 'r1', _max_claim_count: 1, _dead_letter_queue: 'dlq2' } })).status, 201)
+  const claimOnce = async (q: string): Promise<number> => {
+    const r = await c.req('POST', `/v2/queues/${q}/claims`, { body: { ttl: 60, grace: 60 } })
+    if (r.status === 201) {
+      const loc = r.headers.get('location')!
+      await c.req('DELETE', loc.slice(loc.indexOf('/v2/')))
+    }
+    return r.status
+  }
+  for (const q of ['jobs', 'jobs2']) {
+    t.equal((await c.req('POST', `/v2/queues/${q}/messages`, { body: { messages: [{ body: q, ttl: 3600 }] } })).status, 201)
+    t.equal(await claimOnce(q), 201, `${q}: claimed once`)
+  }
+
+  // The pool's worker restarts: it remembers no queue's dead-letter queue.
+  const victim = (await poolWorkerPids(m.pid, m.dataDir)).get('r1')![0]!
+  process.kill(victim, 'SIGKILL')
+  await waitFor(async () => (await poolWorkerPids(m.pid, m.dataDir)).get('r1')?.[0] !== victim, { what: 'a new r1 worker', timeoutMs: 20_000 })
+  await waitFor(async () => (await c.req('GET', '/v2/queues/jobs/stats')).status === 200, { what: 'r1 serving again', timeoutMs: 20_000 })
+
+  t.equal(await claimOnce('jobs'), 204, 'jobs: due, not claimed')
+  t.equal(await claimOnce('jobs2'), 204, 'jobs2: due, not claimed')
+  const listed = async (q: string): Promise<unknown[]> => {
+    const r = await c.req('GET', `/v2/queues/${q}/messages?echo=true&include_claimed=true`)
+    return r.status === 200 ? ((r.json?.messages ?? []) as { body: unknown }[]).map((x) => x.body) : []
+  }
+  t.same(await waitFor(async () => ((await listed('dlq')).length > 0 ? listed('dlq') : null), { what: 'jobs → dlq (another pool)' }), ['jobs'])
+  t.same(await listed('dlq2'), ['jobs2'], 'jobs2 → dlq2, placed on r1 and moved there by the restarted worker')
+  t.same(await listed('jobs'), [], 'jobs emptied')
+  t.same(await listed('jobs2'), [], 'jobs2 emptied')
+  const inR1 = await queuesWithMessages(redisClient(t, redis.port))
+  t.ok(inR1.has(`${c.project}/dlq2`) && !inR1.has(`${c.project}/dlq`), 'dlq2 lives in r1, dlq does not')
 })
