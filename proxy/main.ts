@@ -44,7 +44,15 @@ async function main(): Promise<void> {
       const drivers = Array.from(
         { length: n },
         // A worker that is not up yet is retried often: a new pool serves as soon as it is.
-        (_, i) => new RpcDriver(poolSocketPath(config.dataDir, pool.name, i), { timeoutMs: config.rpcTimeoutMs, log, reconnectMaxMs: 250 }),
+        (_, i) =>
+          new RpcDriver(poolSocketPath(config.dataDir, pool.name, i), {
+            timeoutMs: config.rpcTimeoutMs,
+            log,
+            reconnectMaxMs: 250,
+            // A worker that stops answering fails its calls at once (docs/operations.md).
+            heartbeatMs: config.workerHungAfterMs > 0 ? config.workerHeartbeatMs : 0,
+            hungAfterMs: config.workerHungAfterMs,
+          }),
       )
       rpc.set(pool.name, drivers)
       drivers.forEach((driver, index) => workers.push({ pool: pool.name, index, driver }))

@@ -11,6 +11,7 @@ import type { CatalogStore, Flavor, Pool } from '../catalog/contract.js'
 import { choosePool, type Random } from '../catalog/placement.js'
 import { badRequest, unavailable } from '../shared/errors.js'
 import type { DataDriver, QueueRef } from '../worker/storage/contract.js'
+import { DeadLetterMover } from './dead-letter.js'
 
 /** Opens and closes the drivers that reach a pool's workers. */
 export interface PoolConnector {
@@ -70,6 +71,8 @@ export class Router {
   readonly #defaultPool: string
   readonly #cacheSize: number
   readonly #cache = new Map<string, string>()
+  /** Source queue → the dead-letter queue name checked to be placed on the source's pool. */
+  readonly #localDlq = new Map<string, string>()
   readonly #random: Random
   #snapshot: Snapshot | undefined
   #refreshing: Promise<Snapshot> | undefined
@@ -79,6 +82,8 @@ export class Router {
   /** Counters for metrics. */
   hits = 0
   misses = 0
+  /** Moves messages due for a dead-letter queue on another pool (docs/pools.md). */
+  readonly deadLetters: DeadLetterMover = new DeadLetterMover(this)
 
   constructor(opts: RouterOptions) {
     this.#catalog = opts.catalog
@@ -132,7 +137,10 @@ export class Router {
     // Version first: a change racing with the reads below bumps it again, and the next poll reloads.
     const version = await this.#catalog.version()
     const [pools, flavors] = await Promise.all([this.#catalog.listPools(), this.#catalog.listFlavors()])
-    if (version !== this.#snapshot?.version) this.#cache.clear()
+    if (version !== this.#snapshot?.version) {
+      this.#cache.clear()
+      this.#localDlq.clear()
+    }
     const snap: Snapshot = { version, pools, flavors: new Map(flavors.map((f) => [f.name, f])) }
     this.#snapshot = snap
     if (this.#connector !== undefined && !this.#closed) this.#reconcile(this.#connector, pools)
@@ -184,6 +192,28 @@ export class Router {
       if (pool !== undefined) this.#remember(key, pool)
     }
     return this.#worker(pool ?? this.#defaultPool, key)
+  }
+
+  /**
+   * The pool `ref` is placed on; when it has no placement, places it on `pool` (insert-if-absent,
+   * so racing proxies agree on the first one written).
+   */
+  async placeUnlessPlaced(ref: QueueRef, pool: string): Promise<string> {
+    const key = refKey(ref)
+    const placed = this.#cache.get(key) ?? (await this.#catalog.getPlacement(ref)) ?? (await this.#catalog.place(ref, pool))
+    this.#remember(key, placed)
+    return placed
+  }
+
+  /** The dead-letter queue name known to live on the same pool as `ref` ('' when none is known). */
+  localDeadLetter(ref: QueueRef): string {
+    return this.#localDlq.size === 0 ? '' : (this.#localDlq.get(refKey(ref)) ?? '')
+  }
+
+  /** Records that `ref`'s dead-letter queue `dlq` lives on the same pool as `ref`. */
+  noteLocalDeadLetter(ref: QueueRef, dlq: string): void {
+    this.#localDlq.set(refKey(ref), dlq)
+    if (this.#localDlq.size > this.#cacheSize) this.#localDlq.delete(this.#localDlq.keys().next().value!)
   }
 
   /** The pool a queue is placed on, or null (no network call when cached). */

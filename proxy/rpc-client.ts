@@ -10,6 +10,12 @@
  *
  * A call that fails with `unavailable` because the connection dropped may or may not have run in
  * the worker: the client retries, as it would after any 503.
+ *
+ * A worker can also hang with its socket open (stopped by SIGSTOP, or an event loop that does not
+ * turn): with `heartbeatMs` set, each connection sends a `heartbeat` call that often, and a worker
+ * from which nothing at all has been heard for `hungAfterMs` is *hung*: its calls in flight fail
+ * at once with `unavailable`, and so do new ones, until it answers again or its connection is
+ * replaced (the supervisor kills and restarts a hung worker: supervisor/child.ts).
  */
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
@@ -36,7 +42,7 @@ import type {
 } from '../worker/storage/contract.js'
 
 /** Operations a worker serves itself, outside the storage contract (worker/main.ts). */
-export type WorkerOperation = 'metrics'
+export type WorkerOperation = 'metrics' | 'heartbeat'
 
 export const UNREACHABLE_DESCRIPTION =
   'Service temporarily unavailable: the worker is not reachable. Please try again in a few seconds.'
@@ -45,6 +51,9 @@ export const TIMEOUT_DESCRIPTION =
 
 const unreachable = (): MissiveError => new MissiveError('unavailable', UNREACHABLE_DESCRIPTION, { retryAfter: 1 })
 const timedOut = (): MissiveError => new MissiveError('unavailable', TIMEOUT_DESCRIPTION, { retryAfter: 1 })
+export const HUNG_DESCRIPTION =
+  'Service temporarily unavailable: the worker is not responding and is being restarted. Please try again in a few seconds.'
+const hung = (): MissiveError => new MissiveError('unavailable', HUNG_DESCRIPTION, { retryAfter: 1 })
 
 export interface RpcDriverOptions {
   /** How long a call may wait for its answer (config `rpcTimeoutMs`). */
@@ -59,6 +68,13 @@ export interface RpcDriverOptions {
   maxFrameBytes?: number
   /** When the requests of one tick are written (see `FrameWriter`). Default `immediate`. */
   flush?: 'immediate' | 'microtask'
+  /** How often each connection sends a heartbeat (config `workerHeartbeatMs`). 0 or absent: none. */
+  heartbeatMs?: number
+  /**
+   * A worker silent this long while heartbeats are sent is hung (config `workerHungAfterMs`; at
+   * least two heartbeats). 0 or absent: never.
+   */
+  hungAfterMs?: number
   log?: Logger
 }
 
@@ -77,6 +93,8 @@ class Channel {
   readonly pending = new Map<number, Pending>()
   retryDelay: number
   retryTimer: NodeJS.Timeout | null = null
+  /** A heartbeat is waiting for its answer on this connection. */
+  beating = false
 
   constructor(readonly index: number, minDelay: number) {
     this.retryDelay = minDelay
@@ -99,6 +117,11 @@ export class RpcDriver extends EventEmitter implements DataDriver {
   readonly #log: Logger | undefined
   readonly #channels: Channel[]
   readonly #sweeper: NodeJS.Timeout
+  readonly #heart: NodeJS.Timeout | undefined
+  /** performance.now() when the worker last answered anything (or a connection came up). */
+  #heard = performance.now()
+  #hung = false
+  #beats = 0
   #nextId = 0
   #rr = 0
   #up = 0
@@ -114,6 +137,8 @@ export class RpcDriver extends EventEmitter implements DataDriver {
       reconnectMaxMs: opts.reconnectMaxMs ?? 1000,
       maxFrameBytes: opts.maxFrameBytes ?? 64 * 1024 * 1024,
       flush: opts.flush ?? 'immediate',
+      heartbeatMs: opts.heartbeatMs ?? 0,
+      hungAfterMs: opts.heartbeatMs ? Math.max(opts.hungAfterMs ?? 0, 2 * opts.heartbeatMs) : 0,
     }
     this.#log = opts.log
     this.#channels = Array.from({ length: this.#opts.connections }, (_, i) => new Channel(i, this.#opts.reconnectMinMs))
@@ -122,6 +147,10 @@ export class RpcDriver extends EventEmitter implements DataDriver {
     const period = Math.min(1000, Math.max(5, Math.floor(this.#opts.timeoutMs / 10)))
     this.#sweeper = setInterval(() => this.#sweep(), period)
     this.#sweeper.unref()
+    if (this.#opts.heartbeatMs > 0) {
+      this.#heart = setInterval(() => this.#beat(), this.#opts.heartbeatMs)
+      this.#heart.unref()
+    }
     for (const ch of this.#channels) this.#connect(ch)
   }
 
@@ -130,11 +159,16 @@ export class RpcDriver extends EventEmitter implements DataDriver {
     return this.#up > 0
   }
 
-  /** Calls waiting for an answer. */
+  /** Calls waiting for an answer (heartbeats not counted). */
   get pendingCalls(): number {
     let n = 0
     for (const ch of this.#channels) n += ch.pending.size
-    return n
+    return n - this.#beats
+  }
+
+  /** True while the worker is taken for hung: connected, but silent past `hungAfterMs`. */
+  get hung(): boolean {
+    return this.#hung
   }
 
   /**
@@ -166,6 +200,7 @@ export class RpcDriver extends EventEmitter implements DataDriver {
    */
   call(op: DriverOperation | WorkerOperation, args: unknown[]): Promise<unknown> {
     if (this.#up === 0 || this.#closed) return Promise.reject(unreachable())
+    if (this.#hung) return Promise.reject(hung())
     const ch = this.#pick()
     let n = args.length
     while (n > 0 && args[n - 1] === undefined) n--
@@ -189,6 +224,7 @@ export class RpcDriver extends EventEmitter implements DataDriver {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#sweeper)
+    clearInterval(this.#heart)
     for (const ch of this.#channels) {
       if (ch.retryTimer) clearTimeout(ch.retryTimer)
       ch.retryTimer = null
@@ -223,6 +259,9 @@ export class RpcDriver extends EventEmitter implements DataDriver {
       ch.connected = true
       ch.writer = new FrameWriter(socket, { maxFrameBytes: this.#opts.maxFrameBytes, flush: this.#opts.flush })
       ch.retryDelay = this.#opts.reconnectMinMs
+      // A new connection is a new chance (a restarted worker): hung is judged afresh.
+      this.#heard = performance.now()
+      this.#hung = false
       this.#up++
       this.#log?.info({ socket: this.socketPath, connection: ch.index }, 'rpc connected')
       if (this.#up === 1) this.emit('ready')
@@ -263,12 +302,48 @@ export class RpcDriver extends EventEmitter implements DataDriver {
       this.#log?.warn('rpc: ignoring a message that is not a reply')
       return
     }
+    this.#heard = performance.now()
+    if (this.#hung) {
+      this.#hung = false
+      this.#log?.warn({ socket: this.socketPath }, 'rpc: the worker answers again')
+    }
     const p = ch.pending.get(msg.id)
     // Missing: the call already timed out (or the id is bogus); the late answer is dropped.
     if (p === undefined) return
     ch.pending.delete(msg.id)
     if (isErrorReply(msg)) p.reject(MissiveError.fromWire(msg.e))
     else p.resolve((msg as RpcReply & { r?: unknown }).r)
+  }
+
+  /**
+   * Sends a heartbeat on every connection that has none outstanding, and judges the worker hung
+   * when nothing has been heard from it for `hungAfterMs`: then every call waiting on it fails now.
+   */
+  #beat(): void {
+    if (this.#closed || this.#up === 0) return
+    const now = performance.now()
+    if (!this.#hung && this.#opts.hungAfterMs > 0 && now - this.#heard > this.#opts.hungAfterMs) {
+      this.#hung = true
+      this.#log?.error({ socket: this.socketPath, silentMs: Math.round(now - this.#heard) }, 'rpc: the worker is not responding; failing its calls')
+      for (const ch of this.#channels) ch.failAll(hung)
+    }
+    for (const ch of this.#channels) {
+      if (!ch.connected || ch.beating) continue
+      this.#nextId = (this.#nextId + 1) >>> 0
+      const id = this.#nextId
+      const done = (): void => {
+        ch.beating = false
+        this.#beats--
+      }
+      try {
+        ch.writer!.write({ id, op: 'heartbeat', args: [] })
+      } catch {
+        continue
+      }
+      ch.beating = true
+      this.#beats++
+      ch.pending.set(id, { resolve: done, reject: done, deadline: now + this.#opts.timeoutMs })
+    }
   }
 
   #sweep(): void {

@@ -82,6 +82,13 @@ export const ConfigSchema = z
     accessLog: z.boolean().default(true),
     /** How long the proxy waits for a worker's answer before replying 503. */
     rpcTimeoutMs: z.int().min(1).default(30000),
+    /** How often the proxy and the supervisor check that each worker answers (docs/operations.md). */
+    workerHeartbeatMs: z.int().min(10).default(1000),
+    /**
+     * A worker that answers nothing for this long is hung: the proxy fails its calls with 503 at
+     * once and the supervisor SIGKILLs and restarts it. At least two heartbeats; 0: never.
+     */
+    workerHungAfterMs: z.int().min(0).default(5000),
     /**
      * Admin credential: requests sending it as `X-Auth-Token` may call admin endpoints
      * (`/v2/health`). Unset: the admin API answers 403.

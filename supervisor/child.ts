@@ -2,6 +2,10 @@
  * One supervised child process (a worker or a proxy): forked from an entry file, considered up
  * when it sends `{type: 'ready'}` over IPC, restarted with exponential back-off when it dies, and
  * stopped with SIGTERM then, past a deadline, SIGKILL.
+ *
+ * With `heartbeatMs`, a ready child is sent `{type: 'heartbeat', n}` over IPC that often and must
+ * echo it: one silent for `hungAfterMs` (stopped by SIGSTOP, or stuck in a loop) is SIGKILLed by
+ * pid and restarted like a child that died. Workers answer heartbeats (worker/main.ts).
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
@@ -29,7 +33,19 @@ export interface ChildOptions {
   healthyAfterMs?: number
   /** How long a (re)started child may take to send `ready`. Default 60 s. */
   readyTimeoutMs?: number
+  /** How often a ready child is sent a heartbeat (config `workerHeartbeatMs`). 0 or absent: never. */
+  heartbeatMs?: number
+  /** A child that echoes no heartbeat for this long is killed and restarted (`workerHungAfterMs`). */
+  hungAfterMs?: number
 }
+
+interface Heartbeat {
+  type: 'heartbeat'
+  n: number
+}
+
+const isHeartbeat = (m: unknown): m is Heartbeat =>
+  m !== null && typeof m === 'object' && (m as { type?: unknown }).type === 'heartbeat'
 
 const isReady = (m: unknown): m is ReadyMessage =>
   m !== null && typeof m === 'object' && (m as { type?: unknown }).type === 'ready'
@@ -50,7 +66,9 @@ export class ManagedChild extends EventEmitter {
   #stopping = false
   #everReady = false
   #restarts = 0
+  #hungKills = 0
   #exited: Promise<void> = Promise.resolve()
+  #heart: NodeJS.Timeout | null = null
 
   constructor(opts: ChildOptions, log: Logger) {
     super()
@@ -77,6 +95,50 @@ export class ManagedChild extends EventEmitter {
   /** Times the child was restarted after a crash. */
   get restarts(): number {
     return this.#restarts
+  }
+
+  /** Times the child was killed for not answering heartbeats. */
+  get hungKills(): number {
+    return this.#hungKills
+  }
+
+  /** Heartbeats the ready `child`; SIGKILLs it when it stays silent past `hungAfterMs`. */
+  #watch(child: ChildProcess): void {
+    const every = this.#opts.heartbeatMs ?? 0
+    if (every <= 0 || this.#heart !== null) return
+    const hungAfter = Math.max(this.#opts.hungAfterMs ?? 0, 2 * every)
+    let heard = Date.now()
+    let n = 0
+    child.on('message', (msg: unknown) => {
+      if (isHeartbeat(msg)) heard = Date.now()
+    })
+    this.#heart = setInterval(() => {
+      if (this.#stopping || this.#child !== child) return
+      const silent = Date.now() - heard
+      if (silent > hungAfter) {
+        this.#hungKills++
+        this.#log.error({ child: this.role, childPid: child.pid, silentMs: silent }, 'child does not answer heartbeats (hung); SIGKILL and restart')
+        this.#unwatch()
+        // By pid: a stopped process cannot act on SIGTERM, SIGKILL ends it even so.
+        try {
+          if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL')
+        } catch {
+          // Already gone: its exit restarts it.
+        }
+        return
+      }
+      try {
+        if (child.connected) child.send({ type: 'heartbeat', n: ++n })
+      } catch {
+        // The child is going away: its exit restarts it.
+      }
+    }, every)
+    this.#heart.unref()
+  }
+
+  #unwatch(): void {
+    if (this.#heart !== null) clearInterval(this.#heart)
+    this.#heart = null
   }
 
   /**
@@ -140,10 +202,12 @@ export class ManagedChild extends EventEmitter {
       this.#readyTimer = null
       this.#everReady = true
       this.#log.info({ child: this.role, childPid: child.pid, ...(msg.port === undefined ? {} : { port: msg.port }) }, 'child ready')
+      this.#watch(child)
       this.emit('ready', msg)
     })
     child.on('error', (err) => this.#log.error({ child: this.role, err }, 'child process error'))
     child.once('exit', (code, signal) => {
+      this.#unwatch()
       if (this.#readyTimer) clearTimeout(this.#readyTimer)
       this.#readyTimer = null
       this.#child = null
@@ -174,6 +238,7 @@ export class ManagedChild extends EventEmitter {
    */
   async stop(killAfterMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     this.#stopping = true
+    this.#unwatch()
     if (this.#restartTimer) clearTimeout(this.#restartTimer)
     this.#restartTimer = null
     const child = this.#child
@@ -192,6 +257,7 @@ export class ManagedChild extends EventEmitter {
   /** SIGKILLs the child at once, with no restart. */
   kill(): void {
     this.#stopping = true
+    this.#unwatch()
     if (this.#restartTimer) clearTimeout(this.#restartTimer)
     this.#restartTimer = null
     this.#child?.kill('SIGKILL')

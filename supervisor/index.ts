@@ -258,6 +258,8 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
             ...common,
             role: poolWorkerName(pool.name, i),
             entry: workerEntry,
+            heartbeatMs: config.workerHungAfterMs > 0 ? config.workerHeartbeatMs : 0,
+            hungAfterMs: config.workerHungAfterMs,
             env: {
               ...base,
               MISSIVE_POOL_NAME: pool.name,

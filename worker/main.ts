@@ -8,7 +8,9 @@
  *   MISSIVE_WORKER_INDEX     optional, for logs and metrics
  *   MISSIVE_POOL_NAME        optional, the pool's name in the catalog (metrics label; default `default`)
  *   MISSIVE_WORKER_NAME      optional, the process name in logs and metrics (default `worker-<index>`)
- * Sends `{type: 'ready'}` over IPC once listening. On SIGTERM (or when the supervisor's IPC
+ * Sends `{type: 'ready'}` over IPC once listening, and answers the supervisor's
+ * `{type: 'heartbeat', n}` with the same message (and the proxies' `heartbeat` RPC call): a worker
+ * that stops answering is taken for hung and restarted (supervisor/child.ts). On SIGTERM (or when the supervisor's IPC
  * channel goes away) it stops accepting calls, lets those in flight finish (at most
  * `drainTimeoutMs`), closes the driver and exits 0. SIGINT is ignored under a supervisor: a
  * Ctrl-C reaches the whole process group, and the supervisor decides the shutdown order.
@@ -67,7 +69,10 @@ async function main(): Promise<void> {
   const pool = process.env.MISSIVE_POOL_NAME ?? 'default'
   const served = config.metrics ? metered(driver, metrics.driver, { pool, worker: index ?? '0' }) : driver
   const server = await serveRpc(served, socketPath, log, {
-    extraOps: { metrics: async () => (config.metrics ? metrics.registry.getMetricsAsJSON() : []) },
+    extraOps: {
+      metrics: async () => (config.metrics ? metrics.registry.getMetricsAsJSON() : []),
+      heartbeat: async () => 1,
+    },
   })
 
   let stopping = false
@@ -89,6 +94,10 @@ async function main(): Promise<void> {
   if (process.send !== undefined) {
     process.on('SIGINT', () => {})
     process.on('disconnect', () => void shutdown('supervisor gone'))
+    // Answered on this event loop: a stopped or stuck process leaves the supervisor unanswered.
+    process.on('message', (msg: { type?: unknown; n?: unknown }) => {
+      if (msg?.type === 'heartbeat') process.send?.({ type: 'heartbeat', n: msg.n })
+    })
     process.send({ type: 'ready' })
   } else {
     process.on('SIGINT', () => void shutdown('SIGINT'))

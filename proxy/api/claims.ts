@@ -10,8 +10,18 @@ export async function createClaim(req: ApiRequest): Promise<Reply> {
   const limit = claimLimit(req.query.int('limit', 10), limits, 'Limit')
   const { ttl, grace } = claimBody(optionalBody(req), limits)
   const ref = queueRef(req)
-  const claim = await (await req.router.driverFor(ref, false)).createClaim(ref, { ttl, grace, limit })
-  if (claim === null) return empty(204)
+  const router = req.router
+  const driver = await router.driverFor(ref, false)
+  let claim = await driver.createClaim(ref, { ttl, grace, limit, deadLetter: router.localDeadLetter(ref) })
+  if (claim?.deadLetter !== undefined) {
+    // Messages due for a DLQ not known to be on this pool (docs/pools.md): place or move them.
+    const local = await router.deadLetters.settle(ref, driver, claim.deadLetter, req.log)
+    // Only when nothing was claimed, so the response still names one claim.
+    if (local && claim.messages.length === 0) {
+      claim = await driver.createClaim(ref, { ttl, grace, limit, deadLetter: router.localDeadLetter(ref) })
+    }
+  }
+  if (claim === null || claim.messages.length === 0) return empty(204)
   const base = queueHref(req)
   return {
     status: 201,

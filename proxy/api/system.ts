@@ -88,11 +88,16 @@ export function home(req: ApiRequest): Reply {
   return { status: 200, body, contentType: 'application/json-home', headers: [['Cache-Control', 'max-age=86400']] }
 }
 
-/** GET /v2/ping: 204 when every pool's first worker answers, 503 otherwise. HEAD: always 204. */
+/**
+ * GET and HEAD /v2/ping (the same answer, as Zaqar's `on_head = on_get`): 204 when every worker of
+ * every pool answers a ping through to its store, 503 + Retry-After otherwise. A hung worker fails
+ * its ping as soon as the proxy takes it for hung (`workerHungAfterMs`, proxy/rpc-client.ts).
+ */
 export async function ping(req: ApiRequest): Promise<Reply> {
-  if (req.method === 'HEAD') return empty(204)
   try {
-    await Promise.all([...req.router.pools.values()].map((ws) => ws[0]!.ping()))
+    const pings: Promise<void>[] = []
+    for (const ws of req.router.pools.values()) for (const w of ws) pings.push(w.ping())
+    await Promise.all(pings)
     return empty(204)
   } catch {
     return empty(503, [['Retry-After', '1']])

@@ -60,7 +60,8 @@ function operations(c: ZaqarClient, q: string): (() => Promise<HttpResp>)[] {
 }
 
 t.test('a worker that dies or hangs mid-request: 503 + Retry-After, never a hung request', async (t) => {
-  const m = await startMissive(t, { config: { rpcTimeoutMs: RPC_TIMEOUT_MS } })
+  // A pause shorter than workerHungAfterMs is waited out, not restarted (hung-worker.test.ts covers a longer one).
+  const m = await startMissive(t, { config: { rpcTimeoutMs: RPC_TIMEOUT_MS, workerHungAfterMs: 60_000 } })
   const c = zaqarClient(m.baseUrl, { project: randomProject('worker-death'), timeoutMs: 20_000 })
   const q = '/v2/queues/heavy'
   const pad = 'y'.repeat(20_000)

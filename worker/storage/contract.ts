@@ -140,6 +140,25 @@ export interface ClaimOptions {
   grace: number
   /** At most this many messages. */
   limit: number
+  /**
+   * The dead-letter queue the caller has checked lives on this same pool (the proxy reads the
+   * catalog placement; '' when it knows none). Absent: the queue's DLQ is taken to be here (one
+   * pool, or a direct caller) and due messages move to it atomically. Present: only a DLQ of this
+   * name is filled here; messages due for any other DLQ stay in the queue, unclaimed and not
+   * claimable, and the claim names them in `deadLetter` so the caller can move them across pools
+   * (docs/pools.md, "Dead-letter queues across pools").
+   */
+  deadLetter?: string
+}
+
+/** Messages a claim left in the queue because their dead-letter queue is not known to be local. */
+export interface DeadLetterDue {
+  /** The queue's `_dead_letter_queue`. */
+  queue: string
+  /** Ids of messages already claimed `_max_claim_count` times (a bounded number per claim). */
+  ids: string[]
+  /** The queue's `_dead_letter_queue_messages_ttl`, when set. */
+  ttl?: number
 }
 
 export interface Claim {
@@ -149,6 +168,12 @@ export interface Claim {
   ttl: number
   /** The claim's messages that still exist, oldest first. */
   messages: Message[]
+  /**
+   * Only from `createClaim` with `ClaimOptions.deadLetter` set: messages due for a dead-letter
+   * queue other than that one. A claim that took no message but found such messages is returned
+   * with `id` '' and no messages rather than as `null`.
+   */
+  deadLetter?: DeadLetterDue
 }
 
 export interface QueueStats {

@@ -7,10 +7,14 @@
  * front. The driver remembers each queue's dead-letter queue name (learned from metadata it
  * writes, or from the script itself) and passes it; when the stored name differs, the script
  * changes nothing and says which name is right, and the driver calls again.
+ *
+ * The proxy names the dead-letter queue it has checked is on this pool (`ClaimOptions.deadLetter`):
+ * then the driver's memory is not consulted, and messages due for any other DLQ stay in the queue
+ * and are reported for the proxy to move across pools (docs/pools.md).
  */
 import { notFound } from '../../../shared/errors.js'
 import { isId, newId } from '../../../shared/ids.js'
-import type { Claim, ClaimOptions, QueueRef } from '../contract.js'
+import type { Claim, ClaimOptions, DeadLetterDue, QueueRef } from '../contract.js'
 import { Coalescer, type Outcome } from './coalesce.js'
 import { ageOf, toMessage, type Ctx, type MessageTuple } from './context.js'
 import { queueKeys } from './keys.js'
@@ -19,7 +23,7 @@ import { queueKeys } from './keys.js'
 const DLQ_CACHE_MAX = 10_000
 
 type ClaimResult = [] | [string, ...MessageTuple[]]
-type ClaimReply = ['OK', number, ...ClaimResult[]] | ['DLQ', string]
+type ClaimReply = ['OK', number, string, string[], string, ...ClaimResult[]] | ['DLQ', string]
 
 const claimNotFound = (ref: QueueRef, claimId: string) =>
   notFound(`Claim ${claimId} does not exist in queue ${ref.queue} for project ${ref.project}`)
@@ -49,24 +53,32 @@ export class RedisClaims {
     const tag = queueKeys(ref).tag
     const args: (string | number)[] = [reqs.length]
     for (const r of reqs) args.push(newId(), r.ttl, r.grace, r.limit)
+    // Coalesced requests come from one proxy route, so they agree on the local DLQ (if one does not,
+    // the script reports that DLQ's due messages instead of moving them: nothing is lost).
+    const vouched = reqs[0]!.deadLetter
     // Two tries at most: the second uses the name the first reply gave.
     for (let attempt = 0; ; attempt++) {
-      const dlq = this.#dlq.get(tag) ?? ''
+      const dlq = vouched ?? this.#dlq.get(tag) ?? ''
       const keys = dlq === '' ? queueKeys(ref).list : [...queueKeys(ref).list, ...queueKeys({ project: ref.project, queue: dlq }).list]
       const now = this.#ctx.clock()
-      const reply = await this.#ctx.acked(this.#ctx.scripts.run<ClaimReply>('claimMessages', keys, [now, dlq, ...args]))
+      const mode = vouched === undefined ? '0' : '1'
+      const reply = await this.#ctx.acked(this.#ctx.scripts.run<ClaimReply>('claimMessages', keys, [now, dlq, mode, ...args]))
       if (reply[0] === 'DLQ') {
         this.noteDeadLetter(ref, reply[1])
         if (attempt < 2) continue
         throw new Error(`claimMessages: the dead-letter queue of ${tag} keeps changing`)
       }
       if (Number(reply[1]) === 1 && dlq !== '') await this.#ctx.catalogue({ project: ref.project, queue: dlq })
-      const results = reply.slice(2) as ClaimResult[]
+      const results = reply.slice(5) as ClaimResult[]
+      const due: DeadLetterDue | undefined =
+        reply[2] === '' ? undefined : { queue: reply[2], ids: reply[3], ...(reply[4] !== '' && { ttl: Number(reply[4]) }) }
       return reqs.map((req, n): Outcome<Claim | null> => {
         const res = results[n]
-        if (res === undefined || res.length === 0) return { ok: null }
+        if (res === undefined || res.length === 0) return { ok: due === undefined ? null : { id: '', age: 0, ttl: req.ttl, messages: [], deadLetter: due } }
         const [id, ...tuples] = res as [string, ...MessageTuple[]]
-        return { ok: { id, age: 0, ttl: req.ttl, messages: tuples.map((t) => toMessage(t, now)) } }
+        const claim: Claim = { id, age: 0, ttl: req.ttl, messages: tuples.map((t) => toMessage(t, now)) }
+        if (due !== undefined) claim.deadLetter = due
+        return { ok: claim }
       })
     }
   }

@@ -72,6 +72,12 @@ function deadLetterOf(ref: QueueRef, meta: Metadata): DeadLetter | undefined {
   return { queue, maxClaims, ttl: metaPositive(meta, RESERVED.deadLetterTtl) }
 }
 
+/**
+ * At most this many messages due for a remote dead-letter queue are read past and reported by one
+ * claim (bounded work: the rest are reported by later claims, as the first ones move out).
+ */
+const DUE_MAX = 100
+
 const claimNotFound = (ref: QueueRef, claimId: string) =>
   notFound(`Claim ${claimId} does not exist in queue ${ref.queue} for project ${ref.project}`)
 
@@ -133,9 +139,13 @@ export class SqliteClaims {
     this.#create = db.transaction((ref: QueueRef, opts: ClaimOptions, now: number): Claim | null => {
       const queue = this.#queues.find(ref)
       if (queue === undefined) return null
-      const rows = this.#claimable.all(queue.qid, now, now, now, opts.limit)
-      if (rows.length === 0) return null
       const dlq = deadLetterOf(ref, this.#queues.parse(queue.metadata))
+      // A DLQ the caller has not vouched for as local (ClaimOptions.deadLetter) is not filled
+      // here: its due messages stay, and are read past (up to DUE_MAX) so they block no claim.
+      const defer = dlq !== undefined && opts.deadLetter !== undefined && opts.deadLetter !== dlq.queue
+      const rows = this.#claimable.all(queue.qid, now, now, now, defer ? opts.limit + DUE_MAX : opts.limit)
+      if (rows.length === 0) return null
+      const due: string[] = []
       const claimId = newId()
       const claimExpires = now + opts.ttl * 1000
       const extendedTtl = opts.ttl + opts.grace
@@ -143,6 +153,10 @@ export class SqliteClaims {
       const messages: Message[] = []
       for (const r of rows) {
         if (dlq !== undefined && r.claim_count >= dlq.maxClaims) {
+          if (defer) {
+            due.push(r.id)
+            continue
+          }
           const target = this.#queues.ensure({ project: ref.project, queue: dlq.queue }, now)
           const moved = this.#moveOut.get(r.seq) as MovedRow
           this.#moveIn.run({
@@ -165,10 +179,14 @@ export class SqliteClaims {
           claimId,
           claimCount: r.claim_count + 1,
         })
+        if (messages.length === opts.limit) break
       }
-      if (messages.length === 0) return null
+      const deadLetter = due.length === 0 ? undefined : { queue: dlq!.queue, ids: due, ...(dlq!.ttl !== undefined && { ttl: dlq!.ttl }) }
+      if (messages.length === 0) return deadLetter === undefined ? null : { id: '', age: 0, ttl: opts.ttl, messages, deadLetter }
       this.#insertClaim.run(claimId, queue.qid, opts.ttl, claimExpires, now)
-      return { id: claimId, age: 0, ttl: opts.ttl, messages }
+      const claim: Claim = { id: claimId, age: 0, ttl: opts.ttl, messages }
+      if (deadLetter !== undefined) claim.deadLetter = deadLetter
+      return claim
     })
 
     this.#renew = db.transaction((ref: QueueRef, claimId: string, ttl: number, grace: number, now: number) => {

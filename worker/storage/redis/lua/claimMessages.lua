@@ -3,36 +3,45 @@
   createClaim calls on one queue into one call); each takes up to its limit of messages that are
   visible, unexpired and not actively claimed, oldest first, from the ready index, so claims never
   scan past claimed messages. Requests are served in ARGV order and never share a message.
-  A message already claimed dlqmax times is moved to the dead-letter queue instead (API.md §6.5).
+  A message already claimed dlqmax times is moved to the dead-letter queue instead (API.md §6.5),
+  when that queue is in this pool; with ARGV[3] = '1' a DLQ other than ARGV[2] is not filled here:
+  its due messages stay in the queue (back in the ready index, unclaimed) and are reported, at
+  most DUE_MAX per call, for the proxy to move across pools (docs/pools.md).
   KEYS: [1..9] the nine keys of the queue; [10..18] the nine keys of its dead-letter queue, when
         the driver believes it has one (same project, so the same Redis on a standalone server).
-  ARGV: [1] now (ms)  [2] the dead-letter queue name the driver believes the queue has ('' none)
-        [3] number of requests, then per request: claimId, ttl (s), grace (s), limit
-  Returns: { 'OK', dlqCreated (1 if a move created the DLQ), result per request } where a result
-           is {} when nothing was claimed, else { claimId, message... } and a message is
-           {id, body, ttl, created, claimId, claimCount, seq};
-           or { 'DLQ', actual dlq name } when ARGV[2] is stale: nothing was changed, the driver
-           calls again with the right keys.
+  ARGV: [1] now (ms)  [2] the dead-letter queue name the driver has keys for ('' none)
+        [3] '1': defer any other DLQ (the proxy checked ARGV[2] is local), '0': the driver's guess
+        [4] number of requests, then per request: claimId, ttl (s), grace (s), limit
+  Returns: { 'OK', dlqCreated (1 if a move created the DLQ), deferred DLQ name or '', deferred ids,
+           dlqttl or '', result per request } where a result is {} when nothing was claimed, else
+           { claimId, message... } and a message is {id, body, ttl, created, claimId, claimCount, seq};
+           or { 'DLQ', actual dlq name } when ARGV[3] is '0' and ARGV[2] is stale: nothing was
+           changed, the driver calls again with the right keys.
   Errors: none raised.
 ]]
 local k = queue_keys(0)
 local now = tonumber(ARGV[1])
-local nreq = tonumber(ARGV[3])
+local nreq = tonumber(ARGV[4])
+local defer = ARGV[3] == '1'
+local DUE_MAX = 100
 local qf = redis.call('HMGET', k.q, 'meta', 'dlq', 'dlqmax', 'dlqttl')
 if not qf[1] then
-  local out = { 'OK', 0 }
+  local out = { 'OK', 0, '', {}, '' }
   for _ = 1, nreq do out[#out + 1] = {} end
   return out
 end
 local dlqname = qf[2] or ''
-if dlqname ~= ARGV[2] or (dlqname ~= '' and #KEYS < 18) then return { 'DLQ', dlqname } end
+local here = dlqname == ARGV[2] and #KEYS >= 18
+if not defer and (dlqname ~= ARGV[2] or (dlqname ~= '' and not here)) then return { 'DLQ', dlqname } end
 local dk, dlqmax, dlqttl = nil, nil, nil
 if dlqname ~= '' then
-  dk = queue_keys(9)
+  if here then dk = queue_keys(9) end
   dlqmax = tonumber(qf[3])
   dlqttl = tonumber(qf[4])
 end
 local dlqCreated = 0
+-- Messages due for a DLQ that is not here: reported (ids) and put back in the ready index (back).
+local due, back = {}, {}
 
 --- Moves a message to the dead-letter queue's tail, unclaimed, visible now.
 local function dead_letter(id, rec)
@@ -48,8 +57,8 @@ local function dead_letter(id, rec)
 end
 
 promote(k, now, PROMOTE_STEP)
-local out = { 'OK', 0 }
-local p = 4
+local out = { 'OK', 0, '', due, qf[4] or '' }
+local p = 5
 for _ = 1, nreq do
   local cid, ttl, grace, limit = ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
   p = p + 4
@@ -57,7 +66,7 @@ for _ = 1, nreq do
   local extTtl = ttl + grace
   local extExp = now + extTtl * 1000
   local msgs, recs, inflight, exts, taken, dead = {}, {}, {}, {}, {}, {}
-  while #msgs < limit do
+  while #msgs < limit and #due < DUE_MAX do
     local ids = redis.call('ZRANGE', k.r, 0, limit - #msgs - 1)
     if #ids == 0 then
       if promote(k, now, PROMOTE_STEP) == 0 then break end
@@ -72,6 +81,10 @@ for _ = 1, nreq do
             dead[#dead + 1] = id
           elseif dk and rec[R_CC] >= dlqmax then
             dead_letter(id, rec)
+          elseif dlqmax and rec[R_CC] >= dlqmax then
+            due[#due + 1] = id
+            back[#back + 1] = rec[R_SEQ]
+            back[#back + 1] = id
           else
             rec[R_CC] = rec[R_CC] + 1
             rec[R_CLAIM] = cid
@@ -106,6 +119,10 @@ for _ = 1, nreq do
     for n = 1, #msgs do res[#res + 1] = msgs[n] end
     out[#out + 1] = res
   end
+end
+if #back > 0 then
+  call_chunked('ZADD', k.r, back, CHUNK * 2)
+  out[3] = dlqname
 end
 out[2] = dlqCreated
 return out
