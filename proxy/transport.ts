@@ -49,7 +49,7 @@ export const empty = (status: number, headers?: [string, string][]): Reply => ({
 export function errorReply(err: unknown, log: Logger, requestId: string): Reply {
   if (err instanceof MissiveError) {
     const headers: [string, string][] = []
-    if (err.retryAfter !== undefined) headers.push(['Retry-After', String(Math.max(1, Math.ceil(err.retryAfter)))])
+    if (err.retryAfter !== undefined) headers.push(['retry-after', String(Math.max(1, Math.ceil(err.retryAfter)))])
     if (err.status >= 500) log.warn({ requestId, code: err.code, err: err.cause ?? err.message }, 'request failed')
     return { status: err.status, body: JSON.stringify(err.toBody()), headers }
   }

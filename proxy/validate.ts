@@ -111,8 +111,31 @@ export function messagePost(doc: unknown, limits: Limits): NewMessage[] {
   return out
 }
 
-/** Claim POST / PATCH body (`null` when absent) → ttl and grace (API.md §6.1, §6.3). */
+/** Claim POST body (`null` when absent) → ttl and grace (API.md §6.1): both range-checked (Zaqar's `claim_creation`). */
 export function claimBody(doc: unknown, limits: Limits): { ttl: number; grace: number } {
+  const { ttl, grace } = claimFields(doc, limits)
+  rangeCheck(
+    grace,
+    60,
+    limits.max_claim_grace,
+    `The grace for a claim may not exceed ${limits.max_claim_grace} seconds, and must be at least 60 seconds long.`,
+  )
+  return { ttl, grace }
+}
+
+/**
+ * Claim PATCH body → ttl and grace (API.md §6.3). Zaqar's `claim_updating` validates only `ttl`
+ * and accepts any integer grace; so do we, but the grace applied is clamped to
+ * 0..`max_claim_grace`, so a renew can neither keep a message alive without bound nor expire it
+ * before its claim (docs/api.md).
+ */
+export function claimRenewBody(doc: unknown, limits: Limits): { ttl: number; grace: number } {
+  const { ttl, grace } = claimFields(doc, limits)
+  return { ttl, grace: Math.min(Math.max(grace, 0), limits.max_claim_grace) }
+}
+
+/** `ttl` (range-checked) and `grace` (type-checked) of a claim body, with Zaqar's defaults. */
+function claimFields(doc: unknown, limits: Limits): { ttl: number; grace: number } {
   if (doc !== null && !isObject(doc)) throw invalidBody('Document type not supported.')
   const ttl = (doc && intField(doc, 'ttl')) ?? limits.default_claim_ttl
   const grace = (doc && intField(doc, 'grace')) ?? limits.default_claim_grace
@@ -121,14 +144,6 @@ export function claimBody(doc: unknown, limits: Limits): { ttl: number; grace: n
     60,
     limits.max_claim_ttl,
     `The TTL for a claim may not exceed ${limits.max_claim_ttl} seconds, and must be at least 60 seconds long.`,
-  )
-  // Zaqar does not range-check grace on renew (API.md §6.3 [QUIRK]); we check it on both,
-  // because an unbounded grace lets a consumer keep a message alive far past its TTL.
-  rangeCheck(
-    grace,
-    60,
-    limits.max_claim_grace,
-    `The grace for a claim may not exceed ${limits.max_claim_grace} seconds, and must be at least 60 seconds long.`,
   )
   return { ttl, grace }
 }

@@ -54,7 +54,7 @@ export async function putFlavor(req: ApiRequest): Promise<Reply> {
     throw err
   }
   await req.router.refresh()
-  return empty(201, [['Location', flavorHref(req, name)]])
+  return empty(201, [['location', flavorHref(req, name)]])
 }
 
 /** GET /v2/flavors/{flavor} */
@@ -110,5 +110,5 @@ export async function listFlavors(req: ApiRequest): Promise<Reply> {
       return item
     }),
   )
-  return json(200, { flavors, links }, [['Content-Location', contentLocation]])
+  return json(200, { flavors, links }, [['content-location', contentLocation]])
 }

@@ -181,7 +181,7 @@ export async function putPool(req: ApiRequest): Promise<Reply> {
   await checkConnect(req, pool.uri)
   await req.router.catalog.putPool(pool)
   await req.router.refresh()
-  return empty(201, [['Location', poolHref(req, name)]])
+  return empty(201, [['location', poolHref(req, name)]])
 }
 
 /** GET /v2/pools/{pool}[?detailed=true] */
@@ -259,7 +259,7 @@ export async function listPools(req: ApiRequest): Promise<Reply> {
   const detailed = req.query.bool('detailed', false)
   const all = await req.router.catalog.listPools()
   const { items, links, contentLocation } = page(req, all, req.config.limits.max_pools_per_page)
-  return json(200, { pools: items.map((p) => poolJson(req, p, detailed)), links }, [['Content-Location', contentLocation]])
+  return json(200, { pools: items.map((p) => poolJson(req, p, detailed)), links }, [['content-location', contentLocation]])
 }
 
 /**

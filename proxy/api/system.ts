@@ -85,7 +85,7 @@ export function home(req: ApiRequest): Reply {
     body = homeDocument(req.profile, admin)
     homeCache.set(key, body)
   }
-  return { status: 200, body, contentType: 'application/json-home', headers: [['Cache-Control', 'max-age=86400']] }
+  return { status: 200, body, contentType: 'application/json-home', headers: [['cache-control', 'max-age=86400']] }
 }
 
 /** GET /v2/ping: 204 when every pool's first worker answers, 503 otherwise. HEAD: always 204. */
@@ -95,7 +95,7 @@ export async function ping(req: ApiRequest): Promise<Reply> {
     await Promise.all([...req.router.pools.values()].map((ws) => ws[0]!.ping()))
     return empty(204)
   } catch {
-    return empty(503, [['Retry-After', '1']])
+    return empty(503, [['retry-after', '1']])
   }
 }
 
