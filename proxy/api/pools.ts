@@ -5,12 +5,18 @@
  *
  * Where Missive differs from Zaqar (docs/api.md): deleting a pool that queues are still placed on
  * is refused with 409 (Zaqar strands them); the default pool cannot be deleted; pool names follow
- * the queue-name rule; a `uri` already used by another pool is refused with 409 on every store.
+ * the queue-name rule; a `uri` naming the same store as another pool's (same Redis server and
+ * database, same SQLite file) is refused with 409 on every store; `sqlite:` files must lie inside
+ * the data directory and never be the catalog's; `uri` passwords are masked in every answer.
  */
+import { existsSync, realpathSync } from 'node:fs'
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import type { Pool } from '../../catalog/contract.js'
+import { catalogFile, defaultCatalogUri } from '../../catalog/index.js'
 import { DEFAULT_POOL, isPoolName, MAX_POOL_WORKERS, poolCapabilities, redactUri } from '../../catalog/pools.js'
 import { badRequest, invalidBody, MissiveError, notFound } from '../../shared/errors.js'
-import { openDriver } from '../../worker/storage/index.js'
+import { openDriver, sqlitePath } from '../../worker/storage/index.js'
+import { isRedisUri, parseRedisUri } from '../../worker/storage/redis/uri.js'
 import { isObject, toJson } from '../json.js'
 import type { Query } from '../params.js'
 import { empty, json, type Reply } from '../transport.js'
@@ -75,8 +81,9 @@ const relativeUri = (path: string, q: Query): string =>
 
 const poolHref = (req: ApiRequest, name: string): string => `${req.profile.prefix}/pools/${name}`
 
+/** A pool as the API shows it: the `uri`'s password masked, as everywhere else (`redactUri`). */
 function poolJson(req: ApiRequest, p: Pool, detailed: boolean): Record<string, unknown> {
-  const out: Record<string, unknown> = { name: p.name, uri: p.uri, weight: p.weight, flavor: p.flavor, href: poolHref(req, p.name) }
+  const out: Record<string, unknown> = { name: p.name, uri: redactUri(p.uri), weight: p.weight, flavor: p.flavor, href: poolHref(req, p.name) }
   if (detailed) out.options = p.options
   return out
 }
@@ -151,11 +158,91 @@ async function checkCapabilities(req: ApiRequest, name: string, uri: string, fla
   }
 }
 
-/** 409 when another pool already uses `uri`: two pools on one store would mix their queues. */
+/** The real path of `path` (symlinks resolved) as far as it exists, the rest appended. */
+function realPath(path: string): string {
+  let dir = path
+  const rest: string[] = []
+  while (!existsSync(dir)) {
+    const parent = dirname(dir)
+    if (parent === dir) break
+    rest.unshift(basename(dir))
+    dir = parent
+  }
+  return join(realpathSync(dir), ...rest)
+}
+
+/**
+ * The file a `sqlite:` pool URI names, after checking it lies inside the data directory
+ * (symlinks resolved) and is not the catalog's file or one of its companions: 400 otherwise.
+ * An admin token must not be a way to read or corrupt any file the service can open.
+ */
+function confinedSqliteFile(req: ApiRequest, uri: string): string {
+  const raw = sqlitePath(uri, req.config.dataDir)
+  if (raw === ':memory:') return raw
+  const dataDir = realPath(resolve(req.config.dataDir))
+  const file = realPath(raw)
+  const rel = relative(dataDir, file)
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+    throw invalidBody(`${redactUri(uri)}: a sqlite: pool file must be inside the data directory (a path relative to it, such as sqlite:pools/p1.sqlite).`)
+  }
+  const catalog = catalogFile(req.config.catalog ?? defaultCatalogUri(req.config.dataDir), req.config.dataDir)
+  if (catalog !== null) {
+    const c = realPath(catalog)
+    if ([c, `${c}-wal`, `${c}-shm`, `${c}-journal`].includes(file)) throw invalidBody(`${redactUri(uri)}: that is the catalog's file; a pool needs a file of its own.`)
+  }
+  return file
+}
+
+/**
+ * The store a pool URI names, normalised for comparison: `redis://<host>:<port>/<db>` (host
+ * lower-cased, `localhost` read as 127.0.0.1, default port and database filled in) or
+ * `sqlite:<real path>`. Throws 400 for a URI no pool may have: a `sqlite:` file outside the data
+ * directory, a malformed Redis URI, MongoDB (no such store in this build), an unknown scheme.
+ */
+function storeOf(req: ApiRequest, uri: string): string {
+  if (uri.startsWith('sqlite:')) return `sqlite:${confinedSqliteFile(req, uri)}`
+  if (/^mongodb(\+srv)?:\/\//i.test(uri)) {
+    throw invalidBody(
+      `cannot connect to ${redactUri(uri)}: there is no MongoDB store in this build. Pools can use redis:// (Zaqar's Redis URIs are read as they are) or sqlite:.`,
+    )
+  }
+  if (isRedisUri(uri) || /^redis:/i.test(uri)) {
+    let o
+    try {
+      o = parseRedisUri(uri, req.config.durability)
+    } catch (err) {
+      throw invalidBody(`cannot connect to ${redactUri(uri)}: ${err instanceof MissiveError ? (err.description ?? err.message) : String(err)}`)
+    }
+    const host = o.host.toLowerCase()
+    return `redis://${host === 'localhost' ? '127.0.0.1' : host}:${o.port}/${o.db}`
+  }
+  const scheme = /^[a-zA-Z][a-zA-Z0-9+.-]*:/.exec(uri)?.[0] ?? redactUri(uri)
+  throw invalidBody(`cannot connect to ${redactUri(uri)}: Unsupported storage URI "${scheme}": this build supports sqlite: and redis:// only.`)
+}
+
+/** `storeOf` for a pool already in the catalog: its URI as is when it no longer passes the checks. */
+function storedStoreOf(req: ApiRequest, uri: string): string {
+  try {
+    return storeOf(req, uri)
+  } catch {
+    return uri
+  }
+}
+
+/** 409 when another pool's URI names the same store (see `storeOf`): two pools on one store would mix their queues. */
 async function checkUriUnique(req: ApiRequest, name: string, uri: string): Promise<void> {
-  const other = (await req.router.catalog.listPools()).find((p) => p.uri === uri && p.name !== name)
+  const store = storeOf(req, uri)
+  if (store === 'sqlite::memory:') return
+  const other = (await req.router.catalog.listPools()).find((p) => p.name !== name && storedStoreOf(req, p.uri) === store)
   if (other !== undefined) throw new MissiveError('conflict', `Pool ${other.name} already uses this uri.`)
 }
+
+/**
+ * A `uri` sent back as the API showed it (password masked) means "keep the stored one": a client
+ * may GET a pool and PUT or PATCH the document back without learning the password.
+ */
+const unmasked = (uri: string, current: Pool | null): string =>
+  current !== null && uri !== current.uri && uri === redactUri(current.uri) ? current.uri : uri
 
 /** PUT /v2/pools/{pool}: create or replace (201 either way, as Zaqar). */
 export async function putPool(req: ApiRequest): Promise<Reply> {
@@ -172,7 +259,7 @@ export async function putPool(req: ApiRequest): Promise<Reply> {
   const pool: Pool = {
     name,
     weight: weightField(doc.weight),
-    uri: uriField(doc.uri),
+    uri: unmasked(uriField(doc.uri), await req.router.catalog.getPool(name)),
     flavor: Object.hasOwn(doc, 'flavor') ? flavorField(doc.flavor) : null,
     options: Object.hasOwn(doc, 'options') ? optionsField(doc.options) : {},
   }
@@ -204,7 +291,7 @@ export async function patchPool(req: ApiRequest): Promise<Reply> {
   if (current === null) throw notFound(`Pool ${name} does not exist`)
   const pool: Pool = { ...current }
   if (Object.hasOwn(doc, 'weight')) pool.weight = weightField(doc.weight)
-  if (Object.hasOwn(doc, 'uri')) pool.uri = uriField(doc.uri)
+  if (Object.hasOwn(doc, 'uri')) pool.uri = unmasked(uriField(doc.uri), current)
   if (Object.hasOwn(doc, 'flavor')) pool.flavor = flavorField(doc.flavor)
   if (Object.hasOwn(doc, 'options')) pool.options = optionsField(doc.options)
   if (pool.flavor !== current.flavor || pool.uri !== current.uri) await checkCapabilities(req, name, pool.uri, pool.flavor)

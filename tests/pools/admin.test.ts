@@ -78,7 +78,7 @@ t.test('PUT pool: validation and connection check', async (t) => {
   await bad({ weight: 1, uri: 'sqlite:a', options: { workers: -1 } }, 'options.workers must be an integer from 0 (served inside the proxy) to 64.', 'workers -1')
   await bad({ weight: 1, uri: 'sqlite:a', options: { workers: 65 } }, 'options.workers must be an integer from 0 (served inside the proxy) to 64.', 'workers 65')
   await bad({ weight: 1, uri: 'sqlite:a', options: { workers: 1.5 } }, 'options.workers must be an integer from 0 (served inside the proxy) to 64.', 'workers 1.5')
-  await bad({ weight: 1, uri: 'mongodb://db.example:27017' }, /^cannot connect to mongodb:\/\/db\.example:27017: Unsupported storage URI/, 'unsupported scheme')
+  await bad({ weight: 1, uri: 'mongodb://db.example:27017' }, /^cannot connect to mongodb:\/\/db\.example:27017: there is no MongoDB store in this build/, 'MongoDB: no such store here')
   const secret = await put({ weight: 1, uri: 'redis://admin:hunter2@127.0.0.1:1?connect_timeout=300' })
   t.equal(secret.status, 400, 'unreachable Redis')
   t.match(secret.json.description, /^cannot connect to redis:\/\/\*\*\*@127\.0\.0\.1:1\?connect_timeout=300/)
