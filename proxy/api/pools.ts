@@ -109,6 +109,18 @@ function flavorField(v: unknown): string | null {
   return v === '' ? null : v
 }
 
+/**
+ * The flavor a pool body sets, undefined when it sets none: `flavor`, or under v1.1 its older
+ * name `group` (a v1.1 pool group is a flavor here: the flavor's pools are the group's pools).
+ */
+function flavorOf(req: ApiRequest, doc: Record<string, unknown>): string | null | undefined {
+  const flavor = Object.hasOwn(doc, 'flavor') ? flavorField(doc.flavor) : undefined
+  if (req.profile.name !== 'v1.1' || !Object.hasOwn(doc, 'group')) return flavor
+  const group = flavorField(doc.group)
+  if (flavor !== undefined && flavor !== group) throw invalidBody('`group` and `flavor` name the same thing; they must not differ.')
+  return group
+}
+
 function optionsField(v: unknown): Record<string, unknown> {
   if (!isObject(v)) throw invalidBody(`${pyRepr(v)} is not of type 'object'`)
   if (Object.hasOwn(v, 'workers')) {
@@ -252,7 +264,8 @@ export async function putPool(req: ApiRequest): Promise<Reply> {
     throw badRequest(`Pool names may contain only ASCII letters, digits, underscores, dashes and dots, and be 1 to 64 characters long.`)
   }
   const doc = bodyObject(req)
-  // `group` is the pre-Queens name of `flavor`'s ancestor: accepted and ignored (API.md §9).
+  // `group` is the pre-Queens name of `flavor`'s ancestor: under v2 accepted and ignored (API.md
+  // §9); under v1.1 it is that API's word for the flavor (see `flavorOf`).
   rejectExtraKeys(doc, ['weight', 'uri', 'flavor', 'options', 'group'])
   if (!Object.hasOwn(doc, 'weight')) throw invalidBody(`'weight' is a required property`)
   if (!Object.hasOwn(doc, 'uri')) throw invalidBody(`'uri' is a required property`)
@@ -260,7 +273,7 @@ export async function putPool(req: ApiRequest): Promise<Reply> {
     name,
     weight: weightField(doc.weight),
     uri: unmasked(uriField(doc.uri), await req.router.catalog.getPool(name)),
-    flavor: Object.hasOwn(doc, 'flavor') ? flavorField(doc.flavor) : null,
+    flavor: flavorOf(req, doc) ?? null,
     options: Object.hasOwn(doc, 'options') ? optionsField(doc.options) : {},
   }
   await checkCapabilities(req, name, pool.uri, pool.flavor)
@@ -284,7 +297,7 @@ export async function getPool(req: ApiRequest): Promise<Reply> {
 export async function patchPool(req: ApiRequest): Promise<Reply> {
   requireAdmin(req)
   const doc = bodyObject(req)
-  const fields = ['uri', 'weight', 'flavor', 'options'].filter((k) => Object.hasOwn(doc, k))
+  const fields = ['uri', 'weight', 'flavor', 'options', ...(req.profile.name === 'v1.1' ? ['group'] : [])].filter((k) => Object.hasOwn(doc, k))
   if (fields.length === 0) throw invalidBody('One of `uri`, `weight`, `flavor`, or `options` needs to be specified')
   const name = req.params.pool!
   const current = await req.router.catalog.getPool(name)
@@ -292,7 +305,8 @@ export async function patchPool(req: ApiRequest): Promise<Reply> {
   const pool: Pool = { ...current }
   if (Object.hasOwn(doc, 'weight')) pool.weight = weightField(doc.weight)
   if (Object.hasOwn(doc, 'uri')) pool.uri = unmasked(uriField(doc.uri), current)
-  if (Object.hasOwn(doc, 'flavor')) pool.flavor = flavorField(doc.flavor)
+  const flavor = flavorOf(req, doc)
+  if (flavor !== undefined) pool.flavor = flavor
   if (Object.hasOwn(doc, 'options')) pool.options = optionsField(doc.options)
   if (pool.flavor !== current.flavor || pool.uri !== current.uri) await checkCapabilities(req, name, pool.uri, pool.flavor)
   if (pool.uri !== current.uri) {
@@ -350,6 +364,42 @@ export async function listPools(req: ApiRequest): Promise<Reply> {
 }
 
 /**
+ * Messages on pool `name`: claimed, free and total summed over at most `STATS_QUEUE_SAMPLE` of
+ * the queues placed on it (`complete` says whether that was all of them and every one answered),
+ * with the exact count of queues. Shared by pool stats and health (`message_volume`).
+ */
+export async function messageVolume(
+  req: ApiRequest,
+  name: string,
+  reachable: boolean,
+): Promise<{ queues: number; claimed: number; free: number; total: number; queues_counted: number; complete: boolean }> {
+  const catalog = req.router.catalog
+  const queues = await catalog.countPlacements(name)
+  const messages = { claimed: 0, free: 0, total: 0, queues_counted: 0, complete: true }
+  if (reachable && queues > 0) {
+    const refs = await catalog.listPlacements(name, { limit: STATS_QUEUE_SAMPLE })
+    // Each ref is routed to the worker its queue maps to (same hash as every other call).
+    for (let i = 0; i < refs.length; i += 50) {
+      const batch = await Promise.all(
+        refs.slice(i, i + 50).map(async (ref) => (await req.router.driverFor(ref, false)).stats(ref).catch(() => null)),
+      )
+      for (const s of batch) {
+        if (s === null) {
+          messages.complete = false
+          continue
+        }
+        messages.claimed += s.claimed
+        messages.free += s.free
+        messages.total += s.total
+        messages.queues_counted++
+      }
+    }
+    if (messages.queues_counted < queues) messages.complete = false
+  } else if (queues > 0) messages.complete = false
+  return { queues, ...messages }
+}
+
+/**
  * GET /v2/admin/pools/{pool}/stats (Missive): queues placed on the pool (exact, from the
  * catalog); messages summed over at most `STATS_QUEUE_SAMPLE` of them (`complete` says whether
  * that was all); and each worker's health as this proxy sees it (ping round trip).
@@ -372,29 +422,8 @@ export async function poolStats(req: ApiRequest): Promise<Reply> {
       }
     }),
   )
-  const queues = await catalog.countPlacements(name)
-  const messages = { claimed: 0, free: 0, total: 0, queues_counted: 0, complete: true }
   const reachable = workers.some((w) => w.reachable)
-  if (reachable && queues > 0) {
-    const refs = await catalog.listPlacements(name, { limit: STATS_QUEUE_SAMPLE })
-    // Each ref is routed to the worker its queue maps to (same hash as every other call).
-    for (let i = 0; i < refs.length; i += 50) {
-      const batch = await Promise.all(
-        refs.slice(i, i + 50).map(async (ref) => (await req.router.driverFor(ref, false)).stats(ref).catch(() => null)),
-      )
-      for (const s of batch) {
-        if (s === null) {
-          messages.complete = false
-          continue
-        }
-        messages.claimed += s.claimed
-        messages.free += s.free
-        messages.total += s.total
-        messages.queues_counted++
-      }
-    }
-    if (messages.queues_counted < queues) messages.complete = false
-  } else if (queues > 0) messages.complete = false
+  const { queues, ...messages } = await messageVolume(req, name, reachable)
   return json(200, {
     name,
     uri: redactUri(pool.uri),

@@ -38,7 +38,8 @@ t.test('admin calls need the admin token; X-Roles is never trusted', async (t) =
   // Authorisation comes before validation: a bad body without the token is still a 403.
   t.equal((await h.req('PUT', '/v2/pools/x', { raw: '{', headers: { 'Content-Type': 'application/json' }, admin: false })).status, 403)
   t.equal((await h.req('GET', '/v2/pools', { admin: true })).status, 200, 'the token opens the door')
-  t.equal((await h.req('GET', '/v1.1/pools')).status, 404, 'no admin API under v1.1')
+  t.equal((await h.req('GET', '/v1.1/pools')).status, 200, 'the admin API is served under v1.1 too, as Zaqar does')
+  t.equal((await h.req('GET', '/v1.1/pools', { admin: false, headers: { 'X-Roles': 'admin' } })).status, 403, 'with the same token rule')
   t.equal((await h.req('GET', '/v2/pools/default/stats')).status, 404, "Missive's stats live under /v2/admin")
 })
 

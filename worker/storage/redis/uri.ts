@@ -70,6 +70,8 @@ export function parseRedisUri(uri: string, defaultDurability: Durability): Redis
     if (/^redis:\/?[^/]/i.test(uri)) throw bad('Redis pools over a Unix socket (redis:/path) are not supported; use redis://host:port.')
     throw bad(`Not a Redis pool URI: "${uri.slice(0, 16)}…".`)
   }
+  // Checked before parsing: Zaqar's Sentinel URIs list several hosts, which URL cannot parse.
+  if (/[?&]master=/.test(uri)) throw bad('Redis Sentinel pools (?master=) are not yet supported; use redis://host:port.')
   let url: URL
   try {
     url = new URL(uri)
