@@ -61,9 +61,15 @@ export function queueMetadata(doc: unknown, limits: Limits): Metadata {
   if (Object.hasOwn(meta, '_enable_encrypt_messages')) {
     const v = meta._enable_encrypt_messages
     if (typeof v !== 'boolean') throw badRequest('_enable_encrypt_messages must be boolean.')
-    // Zaqar's scheme (unauthenticated AES-CBC over pickled bodies, not decrypted on claim) is not
-    // something to copy; refusing is honest until encryption at rest is designed properly.
-    if (v) throw badRequest('_enable_encrypt_messages is not supported by this server.')
+    // Zaqar's scheme (zaqar/transport/encryptor.py: a default key of "AES256", unauthenticated
+    // AES-CBC, non-string bodies pickled and unpickled on read, claims and pops not decrypted) is
+    // not something to copy; refusing is honest until encryption at rest is designed properly
+    // (docs/api.md, "differs from Zaqar").
+    if (v) {
+      throw badRequest(
+        '_enable_encrypt_messages is not supported by this server: message bodies are not encrypted at rest, so a queue cannot promise it. Leave it false or unset.',
+      )
+    }
   }
   if (Object.hasOwn(meta, '_dead_letter_queue') && meta._dead_letter_queue !== null) {
     const dlq = meta._dead_letter_queue

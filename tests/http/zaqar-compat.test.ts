@@ -121,3 +121,18 @@ t.test('response header names are lower-case, as falcon writes them', async (t) 
     )
   }
 })
+
+t.test('_enable_encrypt_messages: true is refused with a reason (docs/api.md); false is accepted', async (t) => {
+  const h = await startHarness(t)
+  const put = await h.req('PUT', '/v2/queues/enc', { body: { _enable_encrypt_messages: true } })
+  t.equal(put.status, 400)
+  t.match(put.json, { title: String, description: /not supported by this server: message bodies are not encrypted at rest/ })
+  t.equal((await h.req('PUT', '/v2/queues/enc', { body: { _enable_encrypt_messages: false } })).status, 201)
+  const patch = await h.req('PATCH', '/v2/queues/enc', {
+    raw: JSON.stringify([{ op: 'add', path: '/metadata/_enable_encrypt_messages', value: true }]),
+    headers: { 'Content-Type': 'application/openstack-messaging-v2.0-json-patch' },
+  })
+  t.equal(patch.status, 400, 'nor by PATCH')
+  t.match(patch.json.description, /not encrypted at rest/)
+  t.equal((await h.req('GET', '/v2/queues/enc')).json._enable_encrypt_messages, false)
+})
