@@ -15,8 +15,8 @@
  * creation is otherwise bound by the disk's fsync rate.
  */
 import Database from 'better-sqlite3'
-import { chmodSync, closeSync, openSync } from 'node:fs'
 import { MissiveError } from '../../shared/errors.js'
+import { ownerOnlyDatabase } from '../../shared/owner-only.js'
 import type { QueueRef } from '../../worker/storage/contract.js'
 import type { CatalogStore, Flavor, Pool } from '../contract.js'
 
@@ -73,24 +73,6 @@ export interface SqliteCatalogOptions {
   busyTimeoutMs?: number
 }
 
-/**
- * Makes the catalog file (it holds pool URIs, passwords included) readable by its owner only:
- * created 0600 before SQLite opens it, so SQLite creates its -wal and -shm with that mode too
- * (it copies the database file's permissions); an existing file, and any -wal/-shm left from an
- * older version, are set to 0600.
- */
-function ownerOnly(path: string): void {
-  if (path === ':memory:' || path === '') return
-  closeSync(openSync(path, 'a', 0o600))
-  for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
-    try {
-      chmodSync(file, 0o600)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-    }
-  }
-}
-
 /** `CatalogStore` on a SQLite file. Opening creates the file and schema if needed. */
 export class SqliteCatalog implements CatalogStore {
   readonly path: string
@@ -107,7 +89,8 @@ export class SqliteCatalog implements CatalogStore {
 
   constructor(path: string, opts: SqliteCatalogOptions = {}) {
     this.path = path
-    ownerOnly(path)
+    // It holds pool URIs with their passwords.
+    ownerOnlyDatabase(path)
     const db = new Database(path)
     this.#db = db
     try {

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { SqliteCatalog } from '../../catalog/stores/sqlite.js'
+import { openDriver } from '../../worker/storage/index.js'
 import { startRedis, tempDir } from '../helpers/index.js'
 import { startPoolHarness } from '../pools/harness.js'
 
@@ -118,4 +119,16 @@ t.test('duplicate pools are found after normalising the URI (same server, same d
     t.equal((await h.req('PUT', '/v2/pools/s1', { body: { weight: 1, uri: same } })).status, 409, `${same} is the same file`)
   }
   t.equal((await h.req('PUT', '/v2/pools/s1', { body: { weight: 1, uri: 'sqlite:' } })).status, 409, 'sqlite: is the default pool\'s file')
+})
+
+t.test('embedded pool files (message bodies) are created 0600 too', async (t) => {
+  const dir = await tempDir(t)
+  const umask = process.umask(0o022)
+  t.teardown(() => process.umask(umask))
+  const driver = await openDriver('sqlite:pools/p.sqlite', { dataDir: dir, durability: 'durable' })
+  t.teardown(() => driver.close())
+  await driver.postMessages({ project: 'p', queue: 'q' }, [{ body: '"secret"' }], { clientId: 'c', defaultTtl: 60, requestBytes: 10, useQueueLimits: false })
+  const path = join(dir, 'pools', 'p.sqlite')
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) t.equal(statSync(f).mode & 0o777, 0o600, `${f} is 0600`)
+  t.equal(statSync(join(dir, 'pools')).mode & 0o777, 0o700, 'a directory it creates is 0700')
 })
