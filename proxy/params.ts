@@ -13,8 +13,14 @@ export class Query {
   readonly #repeated: Map<string, string[]> | undefined
 
   constructor(raw: string) {
+    if (raw === '') {
+      // Most requests: nothing to parse, nothing to allocate.
+      this.entries = []
+      this.#repeated = undefined
+      return
+    }
     const seen: Seen = { values: new Map(), repeated: undefined }
-    if (raw !== '' && !parseSimple(raw, seen)) {
+    if (!parseSimple(raw, seen)) {
       for (const [k, v] of new URLSearchParams(raw)) if (v !== '') add(seen, k, v)
     }
     this.entries = [...seen.values]
