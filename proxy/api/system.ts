@@ -54,8 +54,9 @@ function homeDocument(profile: Profile, admin: boolean): string {
     ['delete_claim', '/queues/{queue_name}/claims/{claim_id}', qc, ['DELETE']],
     ['ping', '/ping', {}, ['GET']],
   ]
-  // Zaqar lists the admin resources only in admin mode: here, when an admin token is configured.
-  if (admin && profile.name === 'v2') {
+  // Zaqar lists the admin resources (v2 and v1.1 alike) only in admin mode: here, when an admin
+  // token is configured.
+  if (admin) {
     const page = { detailed: 'param/detailed', limit: 'param/pool_limit', marker: 'param/marker' }
     rels.push(
       ['pools', '/pools{?detailed,limit,marker}', page, ['GET']],
@@ -71,7 +72,7 @@ function homeDocument(profile: Profile, admin: boolean): string {
     if (post) hints['accept-post'] = ['application/json']
     resources[`rel/${rel}`] = { 'href-template': `${profile.prefix}${template}`, 'href-vars': vars, hints }
   }
-  if (admin && profile.name === 'v2') resources['rel/health'] = { href: `${profile.prefix}/health`, hints: { allow: ['GET'], formats: JSON_TYPES } }
+  if (admin) resources['rel/health'] = { href: `${profile.prefix}/health`, hints: { allow: ['GET'], formats: JSON_TYPES } }
   return JSON.stringify({ resources })
 }
 

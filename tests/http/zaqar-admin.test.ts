@@ -128,3 +128,14 @@ t.test('Zaqar pool URIs import verbatim: dbid, socket_timeout, an ignored path, 
   t.equal(sentinel.status, 400)
   t.match(sentinel.json.description, /Sentinel/)
 })
+
+t.test('the v1.1 home document lists the admin resources in admin mode, as Zaqar v1.1 does', async (t) => {
+  const h = await startPoolHarness(t)
+  const home = await h.req('GET', '/v1.1/')
+  t.equal(home.status, 200)
+  t.equal(home.json.resources['rel/pools']['href-template'], '/v1.1/pools{?detailed,limit,marker}')
+  t.same(home.json.resources['rel/pool'].hints.allow, ['GET', 'PUT', 'PATCH', 'DELETE'])
+  t.equal(home.json.resources['rel/flavors']['href-vars'].limit, 'param/flavor_limit')
+  t.equal(home.json.resources['rel/flavor']['href-template'], '/v1.1/flavors/{flavor_name}')
+  t.equal(home.json.resources['rel/health'].href, '/v1.1/health')
+})
