@@ -105,15 +105,16 @@ t.test('response header names are lower-case, as falcon writes them', async (t) 
     [`GET /v2/queues/hq/claims/nope HTTP/1.1\r\n${hdr}\r\n`, '404', ['content-type']],
     [`POST /v2/queues/hq HTTP/1.1\r\n${hdr}Content-Length: 0\r\n\r\n`, '405', ['content-type', 'allow']],
     [`GET /v2/queues HTTP/1.1\r\nHost: x\r\n\r\n`, '400', ['content-type']],
+    [`PUT /v2/queues/hq HTTP/1.1\r\n${hdr}Content-Length: 99999999\r\n\r\n`, '400 and close', ['content-type']],
   ]
   for (const [request, what, required] of cases) {
     const r = await rawRequest(h.base, request)
     const sent = names(r.head)
     for (const name of required) t.ok(sent.includes(name), `${what}: "${name}" sent lower-case (got ${sent.join(', ')})`)
     t.ok(sent.includes('x-openstack-request-id'), `${what}: x-openstack-request-id lower-case`)
-    // Content-Length and Date are written by the HTTP layer itself (uWS), as Zaqar's WSGI server
-    // writes Date and Server: docs/api.md lists them.
-    const ours = sent.filter((n) => !['Content-Length', 'Date', 'uWebSockets'].includes(n))
+    // Content-Length, Date and Connection are written by the HTTP layer itself (uWS), as Zaqar's
+    // WSGI server writes Date and Server: docs/api.md lists them.
+    const ours = sent.filter((n) => !['Content-Length', 'Date', 'Connection', 'uWebSockets'].includes(n))
     t.same(
       ours.filter((n) => n !== n.toLowerCase()),
       [],
