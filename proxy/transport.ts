@@ -13,6 +13,7 @@ import { isQueueName } from '../worker/storage/common.js'
 export interface Reply {
   status: number
   body?: string
+  /** Names lower-case, as Zaqar (falcon) writes them: clients compare them case-sensitively. */
   headers?: [string, string][]
   /** Content-Type when it is not application/json. */
   contentType?: string
