@@ -18,19 +18,27 @@ export const catalogPath = (dataDir: string): string => join(dataDir, 'catalog.s
 export const defaultCatalogUri = (dataDir: string): string => `sqlite:${catalogPath(dataDir)}`
 
 /**
+ * The file of an embedded (SQLite) catalog URI, absolute; null for a catalog that is not a file
+ * (Redis). The admin API refuses pools on this file.
+ */
+export function catalogFile(uri: string, dataDir: string): string | null {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase()
+  if (scheme !== undefined && scheme !== 'sqlite' && scheme !== 'file') return null
+  let path = scheme === undefined ? uri : uri.slice(scheme.length + 1)
+  if (path.startsWith('//')) path = path.slice(2)
+  if (path === '') path = catalogPath(dataDir)
+  return isAbsolute(path) ? path : resolve(dataDir, path)
+}
+
+/**
  * The store `uri` names: `sqlite:<path>`, `sqlite://<path>`, a plain file path, or
  * `redis://[[user]:password@]host[:port][/db][?prefix=…]`. Throws an `Error` naming the scheme when
  * it is not supported; a Redis server that does not answer throws `unavailable`.
  */
 export async function openCatalog(uri: string, opts: { dataDir?: string } = {}): Promise<CatalogStore> {
+  const file = catalogFile(uri, opts.dataDir ?? '.')
+  if (file !== null) return new SqliteCatalog(file)
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase()
-  if (scheme === undefined || scheme === 'sqlite' || scheme === 'file') {
-    let path = scheme === undefined ? uri : uri.slice(scheme.length + 1)
-    if (path.startsWith('//')) path = path.slice(2)
-    if (path === '') path = catalogPath(opts.dataDir ?? '.')
-    if (!isAbsolute(path)) path = resolve(opts.dataDir ?? '.', path)
-    return new SqliteCatalog(path)
-  }
   if (scheme === 'redis') return RedisCatalog.open(parseRedisCatalogUri(uri))
   throw new Error(`unsupported catalog store "${scheme}:" (supported: sqlite:<path>, redis://host:port)`)
 }

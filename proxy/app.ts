@@ -241,7 +241,7 @@ export class HttpServer {
       return {
         status: 405,
         body: JSON.stringify({ title: '405 Method Not Allowed', description: `Allowed methods: ${match.allow.join(', ')}.` }),
-        headers: [['Allow', match.allow.join(', ')]],
+        headers: [['allow', match.allow.join(', ')]],
       }
     }
     checkContentType(head.contentType, contentLength !== null)
@@ -291,8 +291,8 @@ export class HttpServer {
     const closeConnection = close || this.#draining
     res.cork(() => {
       res.writeStatus(STATUS_TEXT[reply.status] ?? String(reply.status))
-      res.writeHeader('X-Openstack-Request-Id', requestId)
-      if (reply.body !== undefined) res.writeHeader('Content-Type', reply.contentType ?? 'application/json')
+      res.writeHeader('x-openstack-request-id', requestId)
+      if (reply.body !== undefined) res.writeHeader('content-type', reply.contentType ?? 'application/json')
       if (reply.headers) for (const [k, v] of reply.headers) res.writeHeader(k, v)
       // Not endWithoutBody(): without an explicit length this uWS build announces a bogus
       // Content-Length and the connection dies. An empty end() sends `Content-Length: 0`.

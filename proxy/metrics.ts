@@ -171,7 +171,7 @@ export function serveMetrics(bind: string, port: number, metrics: ProxyMetrics):
       (text) => {
         if (aborted) return
         res.cork(() => {
-          res.writeHeader('Content-Type', CONTENT_TYPE)
+          res.writeHeader('content-type', CONTENT_TYPE)
           res.end(text)
         })
       },

@@ -1,20 +1,30 @@
 /**
  * Query-string parameters the Zaqar way (API.md §2): blank values count as absent, booleans take
- * Python's spellings, lists are comma-separated. Order is kept, because next links repeat the
- * client's parameters in the order it sent them.
+ * Python's spellings, lists are comma-separated, repeated, or both (falcon's `get_param_as_list`
+ * with Zaqar's `auto_parse_qs_csv`: `ids=a,b&ids=c` is `[a, b, c]`). Order is kept, because next
+ * links repeat the client's parameters in the order it sent them.
  */
 import { MissiveError } from '../shared/errors.js'
 
 export class Query {
-  /** Non-blank parameters in the order sent; a repeated name keeps its last value. */
+  /** Non-blank parameters in the order sent; a repeated name keeps its last value (falcon's `get_param`). */
   readonly entries: [string, string][]
+  /** Every value of each name sent more than once, in order; undefined when none was (the usual case). */
+  readonly #repeated: Map<string, string[]> | undefined
 
   constructor(raw: string) {
-    const seen = new Map<string, string>()
-    if (raw !== '' && !parseSimple(raw, seen)) {
-      for (const [k, v] of new URLSearchParams(raw)) if (v !== '') seen.set(k, v)
+    if (raw === '') {
+      // Most requests: nothing to parse, nothing to allocate.
+      this.entries = []
+      this.#repeated = undefined
+      return
     }
-    this.entries = [...seen]
+    const seen: Seen = { values: new Map(), repeated: undefined }
+    if (!parseSimple(raw, seen)) {
+      for (const [k, v] of new URLSearchParams(raw)) if (v !== '') add(seen, k, v)
+    }
+    this.entries = [...seen.values]
+    this.#repeated = seen.repeated
   }
 
   get(name: string): string | undefined {
@@ -41,10 +51,18 @@ export class Query {
     return Number(v)
   }
 
+  /** Every value of `name`, each split on commas, blanks dropped; undefined when none is left. */
   list(name: string): string[] | undefined {
-    const v = this.get(name)
-    if (v === undefined) return undefined
-    const items = v.split(',').map((s) => s.trim()).filter((s) => s !== '')
+    const all = this.#repeated?.get(name)
+    if (all === undefined) {
+      const v = this.get(name)
+      return v === undefined ? undefined : splitList(v)
+    }
+    const items: string[] = []
+    for (const v of all) {
+      const part = splitList(v)
+      if (part !== undefined) items.push(...part)
+    }
     return items.length > 0 ? items : undefined
   }
 
@@ -66,6 +84,29 @@ export class Query {
   }
 }
 
+function splitList(v: string): string[] | undefined {
+  const items = v.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  return items.length > 0 ? items : undefined
+}
+
+/** The parse in progress: last value per name, and every value of names seen twice. */
+interface Seen {
+  values: Map<string, string>
+  repeated: Map<string, string[]> | undefined
+}
+
+function add(seen: Seen, k: string, v: string): void {
+  const prev = seen.values.get(k)
+  if (prev !== undefined) {
+    // Only a repeated name pays for the list.
+    seen.repeated ??= new Map()
+    const all = seen.repeated.get(k)
+    if (all === undefined) seen.repeated.set(k, [prev, v])
+    else all.push(v)
+  }
+  seen.values.set(k, v)
+}
+
 /** A `%` that does not escape an ASCII byte (`%00` … `%7F`). */
 const NON_ASCII_ESCAPE_RE = /%(?![0-7][0-9A-Fa-f])/
 
@@ -78,7 +119,7 @@ const isWellFormed = (s: string): boolean => (s as string & { isWellFormed(): bo
  * escape ASCII bytes. Returns false, having added nothing, for anything else: the caller then
  * lets URLSearchParams do it, so the results are the same for every input.
  */
-function parseSimple(raw: string, seen: Map<string, string>): boolean {
+function parseSimple(raw: string, seen: Seen): boolean {
   // includes() and isWellFormed() are native scans; the regex only runs when there is a `%`.
   if (raw.includes('%') && NON_ASCII_ESCAPE_RE.test(raw)) return false
   if (!isWellFormed(raw)) return false
@@ -86,7 +127,7 @@ function parseSimple(raw: string, seen: Map<string, string>): boolean {
     if (part === '') continue
     const eq = part.indexOf('=')
     const v = eq < 0 ? '' : formDecode(part.slice(eq + 1))
-    if (v !== '') seen.set(formDecode(eq < 0 ? part : part.slice(0, eq)), v)
+    if (v !== '') add(seen, formDecode(eq < 0 ? part : part.slice(0, eq)), v)
   }
   return true
 }

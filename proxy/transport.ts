@@ -13,6 +13,7 @@ import { isQueueName } from '../worker/storage/common.js'
 export interface Reply {
   status: number
   body?: string
+  /** Names lower-case, as Zaqar (falcon) writes them: clients compare them case-sensitively. */
   headers?: [string, string][]
   /** Content-Type when it is not application/json. */
   contentType?: string
@@ -49,7 +50,7 @@ export const empty = (status: number, headers?: [string, string][]): Reply => ({
 export function errorReply(err: unknown, log: Logger, requestId: string): Reply {
   if (err instanceof MissiveError) {
     const headers: [string, string][] = []
-    if (err.retryAfter !== undefined) headers.push(['Retry-After', String(Math.max(1, Math.ceil(err.retryAfter)))])
+    if (err.retryAfter !== undefined) headers.push(['retry-after', String(Math.max(1, Math.ceil(err.retryAfter)))])
     if (err.status >= 500) log.warn({ requestId, code: err.code, err: err.cause ?? err.message }, 'request failed')
     return { status: err.status, body: JSON.stringify(err.toBody()), headers }
   }

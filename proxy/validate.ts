@@ -61,9 +61,15 @@ export function queueMetadata(doc: unknown, limits: Limits): Metadata {
   if (Object.hasOwn(meta, '_enable_encrypt_messages')) {
     const v = meta._enable_encrypt_messages
     if (typeof v !== 'boolean') throw badRequest('_enable_encrypt_messages must be boolean.')
-    // Zaqar's scheme (unauthenticated AES-CBC over pickled bodies, not decrypted on claim) is not
-    // something to copy; refusing is honest until encryption at rest is designed properly.
-    if (v) throw badRequest('_enable_encrypt_messages is not supported by this server.')
+    // Zaqar's scheme (zaqar/transport/encryptor.py: a default key of "AES256", unauthenticated
+    // AES-CBC, non-string bodies pickled and unpickled on read, claims and pops not decrypted) is
+    // not something to copy; refusing is honest until encryption at rest is designed properly
+    // (docs/api.md, "differs from Zaqar").
+    if (v) {
+      throw badRequest(
+        '_enable_encrypt_messages is not supported by this server: message bodies are not encrypted at rest, so a queue cannot promise it. Leave it false or unset.',
+      )
+    }
   }
   if (Object.hasOwn(meta, '_dead_letter_queue') && meta._dead_letter_queue !== null) {
     const dlq = meta._dead_letter_queue
@@ -111,8 +117,31 @@ export function messagePost(doc: unknown, limits: Limits): NewMessage[] {
   return out
 }
 
-/** Claim POST / PATCH body (`null` when absent) → ttl and grace (API.md §6.1, §6.3). */
+/** Claim POST body (`null` when absent) → ttl and grace (API.md §6.1): both range-checked (Zaqar's `claim_creation`). */
 export function claimBody(doc: unknown, limits: Limits): { ttl: number; grace: number } {
+  const { ttl, grace } = claimFields(doc, limits)
+  rangeCheck(
+    grace,
+    60,
+    limits.max_claim_grace,
+    `The grace for a claim may not exceed ${limits.max_claim_grace} seconds, and must be at least 60 seconds long.`,
+  )
+  return { ttl, grace }
+}
+
+/**
+ * Claim PATCH body → ttl and grace (API.md §6.3). Zaqar's `claim_updating` validates only `ttl`
+ * and accepts any integer grace; so do we, but the grace applied is clamped to
+ * 0..`max_claim_grace`, so a renew can neither keep a message alive without bound nor expire it
+ * before its claim (docs/api.md).
+ */
+export function claimRenewBody(doc: unknown, limits: Limits): { ttl: number; grace: number } {
+  const { ttl, grace } = claimFields(doc, limits)
+  return { ttl, grace: Math.min(Math.max(grace, 0), limits.max_claim_grace) }
+}
+
+/** `ttl` (range-checked) and `grace` (type-checked) of a claim body, with Zaqar's defaults. */
+function claimFields(doc: unknown, limits: Limits): { ttl: number; grace: number } {
   if (doc !== null && !isObject(doc)) throw invalidBody('Document type not supported.')
   const ttl = (doc && intField(doc, 'ttl')) ?? limits.default_claim_ttl
   const grace = (doc && intField(doc, 'grace')) ?? limits.default_claim_grace
@@ -121,14 +150,6 @@ export function claimBody(doc: unknown, limits: Limits): { ttl: number; grace: n
     60,
     limits.max_claim_ttl,
     `The TTL for a claim may not exceed ${limits.max_claim_ttl} seconds, and must be at least 60 seconds long.`,
-  )
-  // Zaqar does not range-check grace on renew (API.md §6.3 [QUIRK]); we check it on both,
-  // because an unbounded grace lets a consumer keep a message alive far past its TTL.
-  rangeCheck(
-    grace,
-    60,
-    limits.max_claim_grace,
-    `The grace for a claim may not exceed ${limits.max_claim_grace} seconds, and must be at least 60 seconds long.`,
   )
   return { ttl, grace }
 }

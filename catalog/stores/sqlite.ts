@@ -16,6 +16,7 @@
  */
 import Database from 'better-sqlite3'
 import { MissiveError } from '../../shared/errors.js'
+import { ownerOnlyDatabase } from '../../shared/owner-only.js'
 import type { QueueRef } from '../../worker/storage/contract.js'
 import type { CatalogStore, Flavor, Pool } from '../contract.js'
 
@@ -88,6 +89,8 @@ export class SqliteCatalog implements CatalogStore {
 
   constructor(path: string, opts: SqliteCatalogOptions = {}) {
     this.path = path
+    // It holds pool URIs with their passwords.
+    ownerOnlyDatabase(path)
     const db = new Database(path)
     this.#db = db
     try {

@@ -1,7 +1,7 @@
 /** Claims: create, get, renew, release (API.md §6). */
 import { MissiveError } from '../../shared/errors.js'
 import { empty, type Reply } from '../transport.js'
-import { claimBody, claimLimit } from '../validate.js'
+import { claimBody, claimLimit, claimRenewBody } from '../validate.js'
 import { optionalBody, requiredBody } from './body.js'
 import { messagesJson, queueHref, queueRef, type ApiRequest } from './context.js'
 
@@ -26,7 +26,7 @@ export async function createClaim(req: ApiRequest): Promise<Reply> {
   return {
     status: 201,
     body: `{"messages":${messagesJson(claim.messages, base)}}`,
-    headers: [['Location', `${base}/claims/${claim.id}`]],
+    headers: [['location', `${base}/claims/${claim.id}`]],
   }
 }
 
@@ -44,7 +44,7 @@ export async function getClaim(req: ApiRequest): Promise<Reply> {
 }
 
 export async function renewClaim(req: ApiRequest): Promise<Reply> {
-  const { ttl, grace } = claimBody(requiredBody(req), req.config.limits)
+  const { ttl, grace } = claimRenewBody(requiredBody(req), req.config.limits)
   const ref = queueRef(req)
   await (await req.router.driverFor(ref, false)).renewClaim(ref, req.params.claimId!, { ttl, grace })
   return empty(204)

@@ -1,5 +1,6 @@
 /**
- * Flavors admin API (API.md §9): `/v2/flavors` and `/v2/flavors/{flavor}`. A flavor is a name
+ * Flavors admin API (API.md §9): `/v2/flavors` and `/v2/flavors/{flavor}`, and the same handlers
+ * under `/v1.1` with v1.1's shapes (a flavor names its pool group in `pool`; see `v11Json`). A flavor is a name
  * plus the pools whose `flavor` field equals it; its capabilities are computed from its first
  * pool's storage. Flavors are global in Missive (Zaqar stores them per project while pools name
  * them globally; see docs/pools.md), and every call needs the admin token — Zaqar leaves GET open.
@@ -22,7 +23,33 @@ async function capabilities(req: ApiRequest, f: Flavor): Promise<string[]> {
 }
 
 async function flavorJson(req: ApiRequest, f: Flavor): Promise<Record<string, unknown>> {
+  if (req.profile.name === 'v1.1') return v11Json(req, f)
   return { name: f.name, capabilities: await capabilities(req, f), pool_list: f.pools, href: flavorHref(req, f.name) }
+}
+
+/**
+ * A flavor in v1.1's shape (zaqar/api/v1_1/response.py): `pool` is the flavor's pool group,
+ * which here is the flavor itself (its pools are those whose `flavor`, v1.1's `group`, names it);
+ * `project` is the caller's (flavors are global here). `name` is kept: python-zaqarclient builds
+ * its flavor objects from it.
+ */
+const v11Json = (req: ApiRequest, f: Flavor): Record<string, unknown> => ({ name: f.name, href: flavorHref(req, f.name), pool: f.name, project: req.project })
+
+/**
+ * The pools a v1.1 flavor body names: `pool_list` (what python-zaqarclient sends), else the pool
+ * group `pool` — which must be the flavor's own name, since a group is a flavor here — or, with
+ * neither (Zaqar 15's `{"capabilities": {}}`), the pools already in the flavor's group.
+ * Undefined when the body names none of the three.
+ */
+async function v11Pools(req: ApiRequest, name: string, doc: Record<string, unknown>): Promise<string[] | undefined> {
+  if (Object.hasOwn(doc, 'pool_list')) return poolList(doc.pool_list)
+  if (Object.hasOwn(doc, 'pool')) {
+    if (typeof doc.pool !== 'string') throw invalidBody(`${pyRepr(doc.pool)} is not of type 'string'`)
+    if (doc.pool !== name) {
+      throw invalidBody(`In this service a flavor's pool group is the flavor itself: send "pool": "${name}" (and "group": "${name}" on its pools), or a "pool_list".`)
+    }
+  } else if (!Object.hasOwn(doc, 'capabilities')) return undefined
+  return (await req.router.catalog.listPools()).filter((p) => p.flavor === name).map((p) => p.name)
 }
 
 /** `pool_list`: an array of pool names (duplicates dropped). */
@@ -42,8 +69,14 @@ export async function putFlavor(req: ApiRequest): Promise<Reply> {
   const doc = bodyObject(req)
   // `capabilities` is accepted and ignored: they are computed from the pools. `pool` is legacy.
   rejectExtraKeys(doc, ['pool_list', 'capabilities', 'pool'])
-  if (!Object.hasOwn(doc, 'pool_list')) throw invalidBody(`'pool_list' is a required property`)
-  const pools = poolList(doc.pool_list)
+  let pools: string[]
+  if (req.profile.name === 'v1.1') {
+    pools = (await v11Pools(req, name, doc)) ?? []
+    if (pools.length === 0) throw new MissiveError('bad_request', `Flavor ${name} could not be created. `, { title: 'Unable to create' })
+  } else {
+    if (!Object.hasOwn(doc, 'pool_list')) throw invalidBody(`'pool_list' is a required property`)
+    pools = poolList(doc.pool_list)
+  }
   if (pools.length === 0) throw new MissiveError('bad_request', 'Bad Request', { title: 'Unable to create' })
   try {
     await req.router.catalog.putFlavor(name, pools)
@@ -54,7 +87,7 @@ export async function putFlavor(req: ApiRequest): Promise<Reply> {
     throw err
   }
   await req.router.refresh()
-  return empty(201, [['Location', flavorHref(req, name)]])
+  return empty(201, [['location', flavorHref(req, name)]])
 }
 
 /** GET /v2/flavors/{flavor} */
@@ -70,8 +103,15 @@ export async function patchFlavor(req: ApiRequest): Promise<Reply> {
   requireAdmin(req)
   const name = req.params.flavor!
   const doc = bodyObject(req)
-  if (!Object.hasOwn(doc, 'pool_list')) throw invalidBody('`pool_list` needs to be specified')
-  const pools = poolList(doc.pool_list)
+  let pools: string[]
+  if (req.profile.name === 'v1.1') {
+    const named = await v11Pools(req, name, doc)
+    if (named === undefined) throw invalidBody('One of `pool`, `pool_list` or `capabilities` needs to be specified')
+    pools = named
+  } else {
+    if (!Object.hasOwn(doc, 'pool_list')) throw invalidBody('`pool_list` needs to be specified')
+    pools = poolList(doc.pool_list)
+  }
   if (pools.length === 0) throw new MissiveError('bad_request', 'Bad Request', { title: 'Unable to update' })
   const catalog = req.router.catalog
   if ((await catalog.getFlavor(name)) === null) throw notFound(`Flavor ${name} does not exist`)
@@ -104,11 +144,12 @@ export async function listFlavors(req: ApiRequest): Promise<Reply> {
   const { items, links, contentLocation } = page(req, all, req.config.limits.max_flavors_per_page)
   const flavors = await Promise.all(
     items.map(async (f) => {
+      if (req.profile.name === 'v1.1') return v11Json(req, f)
       const item: Record<string, unknown> = { name: f.name, href: flavorHref(req, f.name) }
       if (f.pools.length > 0) item.pool_list = f.pools
       if (detailed) item.capabilities = await capabilities(req, f)
       return item
     }),
   )
-  return json(200, { flavors, links }, [['Content-Location', contentLocation]])
+  return json(200, { flavors, links }, [['content-location', contentLocation]])
 }

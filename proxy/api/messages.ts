@@ -16,7 +16,7 @@ export async function postMessages(req: ApiRequest): Promise<Reply> {
     useQueueLimits: req.profile.queueLimits,
   })
   const base = `${queueHref(req)}/messages`
-  return json(201, { resources: ids.map((id) => `${base}/${id}`) }, [['Location', `${base}?ids=${ids.join(',')}`]])
+  return json(201, { resources: ids.map((id) => `${base}/${id}`) }, [['location', `${base}?ids=${ids.join(',')}`]])
 }
 
 export async function listMessages(req: ApiRequest): Promise<Reply> {

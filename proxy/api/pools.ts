@@ -5,12 +5,18 @@
  *
  * Where Missive differs from Zaqar (docs/api.md): deleting a pool that queues are still placed on
  * is refused with 409 (Zaqar strands them); the default pool cannot be deleted; pool names follow
- * the queue-name rule; a `uri` already used by another pool is refused with 409 on every store.
+ * the queue-name rule; a `uri` naming the same store as another pool's (same Redis server and
+ * database, same SQLite file) is refused with 409 on every store; `sqlite:` files must lie inside
+ * the data directory and never be the catalog's; `uri` passwords are masked in every answer.
  */
+import { existsSync, realpathSync } from 'node:fs'
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import type { Pool } from '../../catalog/contract.js'
+import { catalogFile, defaultCatalogUri } from '../../catalog/index.js'
 import { DEFAULT_POOL, isPoolName, MAX_POOL_WORKERS, poolCapabilities, redactUri } from '../../catalog/pools.js'
 import { badRequest, invalidBody, MissiveError, notFound } from '../../shared/errors.js'
-import { openDriver } from '../../worker/storage/index.js'
+import { openDriver, sqlitePath } from '../../worker/storage/index.js'
+import { isRedisUri, parseRedisUri } from '../../worker/storage/redis/uri.js'
 import { isObject, toJson } from '../json.js'
 import type { Query } from '../params.js'
 import { empty, json, type Reply } from '../transport.js'
@@ -75,8 +81,9 @@ const relativeUri = (path: string, q: Query): string =>
 
 const poolHref = (req: ApiRequest, name: string): string => `${req.profile.prefix}/pools/${name}`
 
+/** A pool as the API shows it: the `uri`'s password masked, as everywhere else (`redactUri`). */
 function poolJson(req: ApiRequest, p: Pool, detailed: boolean): Record<string, unknown> {
-  const out: Record<string, unknown> = { name: p.name, uri: p.uri, weight: p.weight, flavor: p.flavor, href: poolHref(req, p.name) }
+  const out: Record<string, unknown> = { name: p.name, uri: redactUri(p.uri), weight: p.weight, flavor: p.flavor, href: poolHref(req, p.name) }
   if (detailed) out.options = p.options
   return out
 }
@@ -100,6 +107,18 @@ function flavorField(v: unknown): string | null {
   if (typeof v !== 'string') throw invalidBody(`${pyRepr(v)} is not of type 'string'`)
   if (v.length > 255) throw invalidBody(`${pyRepr(v)} is too long`)
   return v === '' ? null : v
+}
+
+/**
+ * The flavor a pool body sets, undefined when it sets none: `flavor`, or under v1.1 its older
+ * name `group` (a v1.1 pool group is a flavor here: the flavor's pools are the group's pools).
+ */
+function flavorOf(req: ApiRequest, doc: Record<string, unknown>): string | null | undefined {
+  const flavor = Object.hasOwn(doc, 'flavor') ? flavorField(doc.flavor) : undefined
+  if (req.profile.name !== 'v1.1' || !Object.hasOwn(doc, 'group')) return flavor
+  const group = flavorField(doc.group)
+  if (flavor !== undefined && flavor !== group) throw invalidBody('`group` and `flavor` name the same thing; they must not differ.')
+  return group
 }
 
 function optionsField(v: unknown): Record<string, unknown> {
@@ -151,11 +170,91 @@ async function checkCapabilities(req: ApiRequest, name: string, uri: string, fla
   }
 }
 
-/** 409 when another pool already uses `uri`: two pools on one store would mix their queues. */
+/** The real path of `path` (symlinks resolved) as far as it exists, the rest appended. */
+function realPath(path: string): string {
+  let dir = path
+  const rest: string[] = []
+  while (!existsSync(dir)) {
+    const parent = dirname(dir)
+    if (parent === dir) break
+    rest.unshift(basename(dir))
+    dir = parent
+  }
+  return join(realpathSync(dir), ...rest)
+}
+
+/**
+ * The file a `sqlite:` pool URI names, after checking it lies inside the data directory
+ * (symlinks resolved) and is not the catalog's file or one of its companions: 400 otherwise.
+ * An admin token must not be a way to read or corrupt any file the service can open.
+ */
+function confinedSqliteFile(req: ApiRequest, uri: string): string {
+  const raw = sqlitePath(uri, req.config.dataDir)
+  if (raw === ':memory:') return raw
+  const dataDir = realPath(resolve(req.config.dataDir))
+  const file = realPath(raw)
+  const rel = relative(dataDir, file)
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+    throw invalidBody(`${redactUri(uri)}: a sqlite: pool file must be inside the data directory (a path relative to it, such as sqlite:pools/p1.sqlite).`)
+  }
+  const catalog = catalogFile(req.config.catalog ?? defaultCatalogUri(req.config.dataDir), req.config.dataDir)
+  if (catalog !== null) {
+    const c = realPath(catalog)
+    if ([c, `${c}-wal`, `${c}-shm`, `${c}-journal`].includes(file)) throw invalidBody(`${redactUri(uri)}: that is the catalog's file; a pool needs a file of its own.`)
+  }
+  return file
+}
+
+/**
+ * The store a pool URI names, normalised for comparison: `redis://<host>:<port>/<db>` (host
+ * lower-cased, `localhost` read as 127.0.0.1, default port and database filled in) or
+ * `sqlite:<real path>`. Throws 400 for a URI no pool may have: a `sqlite:` file outside the data
+ * directory, a malformed Redis URI, MongoDB (no such store in this build), an unknown scheme.
+ */
+function storeOf(req: ApiRequest, uri: string): string {
+  if (uri.startsWith('sqlite:')) return `sqlite:${confinedSqliteFile(req, uri)}`
+  if (/^mongodb(\+srv)?:\/\//i.test(uri)) {
+    throw invalidBody(
+      `cannot connect to ${redactUri(uri)}: there is no MongoDB store in this build. Pools can use redis:// (Zaqar's Redis URIs are read as they are) or sqlite:.`,
+    )
+  }
+  if (isRedisUri(uri) || /^redis:/i.test(uri)) {
+    let o
+    try {
+      o = parseRedisUri(uri, req.config.durability)
+    } catch (err) {
+      throw invalidBody(`cannot connect to ${redactUri(uri)}: ${err instanceof MissiveError ? (err.description ?? err.message) : String(err)}`)
+    }
+    const host = o.host.toLowerCase()
+    return `redis://${host === 'localhost' ? '127.0.0.1' : host}:${o.port}/${o.db}`
+  }
+  const scheme = /^[a-zA-Z][a-zA-Z0-9+.-]*:/.exec(uri)?.[0] ?? redactUri(uri)
+  throw invalidBody(`cannot connect to ${redactUri(uri)}: Unsupported storage URI "${scheme}": this build supports sqlite: and redis:// only.`)
+}
+
+/** `storeOf` for a pool already in the catalog: its URI as is when it no longer passes the checks. */
+function storedStoreOf(req: ApiRequest, uri: string): string {
+  try {
+    return storeOf(req, uri)
+  } catch {
+    return uri
+  }
+}
+
+/** 409 when another pool's URI names the same store (see `storeOf`): two pools on one store would mix their queues. */
 async function checkUriUnique(req: ApiRequest, name: string, uri: string): Promise<void> {
-  const other = (await req.router.catalog.listPools()).find((p) => p.uri === uri && p.name !== name)
+  const store = storeOf(req, uri)
+  if (store === 'sqlite::memory:') return
+  const other = (await req.router.catalog.listPools()).find((p) => p.name !== name && storedStoreOf(req, p.uri) === store)
   if (other !== undefined) throw new MissiveError('conflict', `Pool ${other.name} already uses this uri.`)
 }
+
+/**
+ * A `uri` sent back as the API showed it (password masked) means "keep the stored one": a client
+ * may GET a pool and PUT or PATCH the document back without learning the password.
+ */
+const unmasked = (uri: string, current: Pool | null): string =>
+  current !== null && uri !== current.uri && uri === redactUri(current.uri) ? current.uri : uri
 
 /** PUT /v2/pools/{pool}: create or replace (201 either way, as Zaqar). */
 export async function putPool(req: ApiRequest): Promise<Reply> {
@@ -165,15 +264,16 @@ export async function putPool(req: ApiRequest): Promise<Reply> {
     throw badRequest(`Pool names may contain only ASCII letters, digits, underscores, dashes and dots, and be 1 to 64 characters long.`)
   }
   const doc = bodyObject(req)
-  // `group` is the pre-Queens name of `flavor`'s ancestor: accepted and ignored (API.md §9).
+  // `group` is the pre-Queens name of `flavor`'s ancestor: under v2 accepted and ignored (API.md
+  // §9); under v1.1 it is that API's word for the flavor (see `flavorOf`).
   rejectExtraKeys(doc, ['weight', 'uri', 'flavor', 'options', 'group'])
   if (!Object.hasOwn(doc, 'weight')) throw invalidBody(`'weight' is a required property`)
   if (!Object.hasOwn(doc, 'uri')) throw invalidBody(`'uri' is a required property`)
   const pool: Pool = {
     name,
     weight: weightField(doc.weight),
-    uri: uriField(doc.uri),
-    flavor: Object.hasOwn(doc, 'flavor') ? flavorField(doc.flavor) : null,
+    uri: unmasked(uriField(doc.uri), await req.router.catalog.getPool(name)),
+    flavor: flavorOf(req, doc) ?? null,
     options: Object.hasOwn(doc, 'options') ? optionsField(doc.options) : {},
   }
   await checkCapabilities(req, name, pool.uri, pool.flavor)
@@ -181,7 +281,7 @@ export async function putPool(req: ApiRequest): Promise<Reply> {
   await checkConnect(req, pool.uri)
   await req.router.catalog.putPool(pool)
   await req.router.refresh()
-  return empty(201, [['Location', poolHref(req, name)]])
+  return empty(201, [['location', poolHref(req, name)]])
 }
 
 /** GET /v2/pools/{pool}[?detailed=true] */
@@ -197,15 +297,16 @@ export async function getPool(req: ApiRequest): Promise<Reply> {
 export async function patchPool(req: ApiRequest): Promise<Reply> {
   requireAdmin(req)
   const doc = bodyObject(req)
-  const fields = ['uri', 'weight', 'flavor', 'options'].filter((k) => Object.hasOwn(doc, k))
+  const fields = ['uri', 'weight', 'flavor', 'options', ...(req.profile.name === 'v1.1' ? ['group'] : [])].filter((k) => Object.hasOwn(doc, k))
   if (fields.length === 0) throw invalidBody('One of `uri`, `weight`, `flavor`, or `options` needs to be specified')
   const name = req.params.pool!
   const current = await req.router.catalog.getPool(name)
   if (current === null) throw notFound(`Pool ${name} does not exist`)
   const pool: Pool = { ...current }
   if (Object.hasOwn(doc, 'weight')) pool.weight = weightField(doc.weight)
-  if (Object.hasOwn(doc, 'uri')) pool.uri = uriField(doc.uri)
-  if (Object.hasOwn(doc, 'flavor')) pool.flavor = flavorField(doc.flavor)
+  if (Object.hasOwn(doc, 'uri')) pool.uri = unmasked(uriField(doc.uri), current)
+  const flavor = flavorOf(req, doc)
+  if (flavor !== undefined) pool.flavor = flavor
   if (Object.hasOwn(doc, 'options')) pool.options = optionsField(doc.options)
   if (pool.flavor !== current.flavor || pool.uri !== current.uri) await checkCapabilities(req, name, pool.uri, pool.flavor)
   if (pool.uri !== current.uri) {
@@ -259,7 +360,43 @@ export async function listPools(req: ApiRequest): Promise<Reply> {
   const detailed = req.query.bool('detailed', false)
   const all = await req.router.catalog.listPools()
   const { items, links, contentLocation } = page(req, all, req.config.limits.max_pools_per_page)
-  return json(200, { pools: items.map((p) => poolJson(req, p, detailed)), links }, [['Content-Location', contentLocation]])
+  return json(200, { pools: items.map((p) => poolJson(req, p, detailed)), links }, [['content-location', contentLocation]])
+}
+
+/**
+ * Messages on pool `name`: claimed, free and total summed over at most `STATS_QUEUE_SAMPLE` of
+ * the queues placed on it (`complete` says whether that was all of them and every one answered),
+ * with the exact count of queues. Shared by pool stats and health (`message_volume`).
+ */
+export async function messageVolume(
+  req: ApiRequest,
+  name: string,
+  reachable: boolean,
+): Promise<{ queues: number; claimed: number; free: number; total: number; queues_counted: number; complete: boolean }> {
+  const catalog = req.router.catalog
+  const queues = await catalog.countPlacements(name)
+  const messages = { claimed: 0, free: 0, total: 0, queues_counted: 0, complete: true }
+  if (reachable && queues > 0) {
+    const refs = await catalog.listPlacements(name, { limit: STATS_QUEUE_SAMPLE })
+    // Each ref is routed to the worker its queue maps to (same hash as every other call).
+    for (let i = 0; i < refs.length; i += 50) {
+      const batch = await Promise.all(
+        refs.slice(i, i + 50).map(async (ref) => (await req.router.driverFor(ref, false)).stats(ref).catch(() => null)),
+      )
+      for (const s of batch) {
+        if (s === null) {
+          messages.complete = false
+          continue
+        }
+        messages.claimed += s.claimed
+        messages.free += s.free
+        messages.total += s.total
+        messages.queues_counted++
+      }
+    }
+    if (messages.queues_counted < queues) messages.complete = false
+  } else if (queues > 0) messages.complete = false
+  return { queues, ...messages }
 }
 
 /**
@@ -285,29 +422,8 @@ export async function poolStats(req: ApiRequest): Promise<Reply> {
       }
     }),
   )
-  const queues = await catalog.countPlacements(name)
-  const messages = { claimed: 0, free: 0, total: 0, queues_counted: 0, complete: true }
   const reachable = workers.some((w) => w.reachable)
-  if (reachable && queues > 0) {
-    const refs = await catalog.listPlacements(name, { limit: STATS_QUEUE_SAMPLE })
-    // Each ref is routed to the worker its queue maps to (same hash as every other call).
-    for (let i = 0; i < refs.length; i += 50) {
-      const batch = await Promise.all(
-        refs.slice(i, i + 50).map(async (ref) => (await req.router.driverFor(ref, false)).stats(ref).catch(() => null)),
-      )
-      for (const s of batch) {
-        if (s === null) {
-          messages.complete = false
-          continue
-        }
-        messages.claimed += s.claimed
-        messages.free += s.free
-        messages.total += s.total
-        messages.queues_counted++
-      }
-    }
-    if (messages.queues_counted < queues) messages.complete = false
-  } else if (queues > 0) messages.complete = false
+  const { queues, ...messages } = await messageVolume(req, name, reachable)
   return json(200, {
     name,
     uri: redactUri(pool.uri),

@@ -39,7 +39,7 @@ export async function createQueue(req: ApiRequest): Promise<Reply> {
   // A new queue is placed among its flavor's pools (unknown flavor: 400); an existing one stays put.
   const driver = await req.router.driverFor(ref, true, flavorOf(meta))
   const created = await driver.createQueue(ref, meta)
-  return empty(created ? 201 : 204, [['Location', queueHref(req)]])
+  return empty(created ? 201 : 204, [['location', queueHref(req)]])
 }
 
 export async function getQueue(req: ApiRequest): Promise<Reply> {

@@ -4,6 +4,7 @@ import { MissiveError } from '../../shared/errors.js'
 import { empty, json, type Reply } from '../transport.js'
 import type { DataDriver } from '../../worker/storage/contract.js'
 import type { ApiRequest, Profile } from './context.js'
+import { messageVolume } from './pools.js'
 
 const JSON_TYPES = { 'application/json': {} }
 
@@ -53,8 +54,9 @@ function homeDocument(profile: Profile, admin: boolean): string {
     ['delete_claim', '/queues/{queue_name}/claims/{claim_id}', qc, ['DELETE']],
     ['ping', '/ping', {}, ['GET']],
   ]
-  // Zaqar lists the admin resources only in admin mode: here, when an admin token is configured.
-  if (admin && profile.name === 'v2') {
+  // Zaqar lists the admin resources (v2 and v1.1 alike) only in admin mode: here, when an admin
+  // token is configured.
+  if (admin) {
     const page = { detailed: 'param/detailed', limit: 'param/pool_limit', marker: 'param/marker' }
     rels.push(
       ['pools', '/pools{?detailed,limit,marker}', page, ['GET']],
@@ -70,7 +72,7 @@ function homeDocument(profile: Profile, admin: boolean): string {
     if (post) hints['accept-post'] = ['application/json']
     resources[`rel/${rel}`] = { 'href-template': `${profile.prefix}${template}`, 'href-vars': vars, hints }
   }
-  if (admin && profile.name === 'v2') resources['rel/health'] = { href: `${profile.prefix}/health`, hints: { allow: ['GET'], formats: JSON_TYPES } }
+  if (admin) resources['rel/health'] = { href: `${profile.prefix}/health`, hints: { allow: ['GET'], formats: JSON_TYPES } }
   return JSON.stringify({ resources })
 }
 
@@ -85,7 +87,7 @@ export function home(req: ApiRequest): Reply {
     body = homeDocument(req.profile, admin)
     homeCache.set(key, body)
   }
-  return { status: 200, body, contentType: 'application/json-home', headers: [['Cache-Control', 'max-age=86400']] }
+  return { status: 200, body, contentType: 'application/json-home', headers: [['cache-control', 'max-age=86400']] }
 }
 
 /**
@@ -100,23 +102,31 @@ export async function ping(req: ApiRequest): Promise<Reply> {
     await Promise.all(pings)
     return empty(204)
   } catch {
-    return empty(503, [['Retry-After', '1']])
+    return empty(503, [['retry-after', '1']])
   }
 }
 
 /**
- * GET /v2/health (admin): Zaqar's pooled form — `catalog_reachable`, then per pool a real probe
- * (create a queue, post, claim, list, delete, release, bulk delete, delete the queue), each step
- * timed. 503 when no pool can be probed at all.
+ * GET /v2/health (admin): Zaqar's pooled form (zaqar/storage/pooling.py `_health`) —
+ * `catalog_reachable`, then per pool `storage_reachable` (the store answers a ping),
+ * `operation_status` (a real probe: Zaqar's steps in Zaqar's order, each timed) and
+ * `message_volume` (`claimed`, `free`, `total`, summed as pool stats sums them). 503 when no pool
+ * answers at all.
  */
 export async function health(req: ApiRequest): Promise<Reply> {
   requireAdmin(req)
   const body: Record<string, unknown> = { catalog_reachable: await req.router.catalogReachable() }
   let anyReachable = false
   for (const [pool, workers] of req.router.pools) {
-    const report = await probe(req, workers[0]!)
-    anyReachable ||= report.storage_reachable
-    body[pool] = report
+    const driver = workers[0]!
+    const storage_reachable = await driver.ping().then(
+      () => true,
+      () => false,
+    )
+    anyReachable ||= storage_reachable
+    const operation_status = await probe(req, driver)
+    const { claimed, free, total } = await messageVolume(req, pool, storage_reachable)
+    body[pool] = { storage_reachable, operation_status, message_volume: { free, claimed, total } }
   }
   if (!anyReachable) throw new MissiveError('unavailable', 'Health status could not be read.', { retryAfter: 1 })
   return json(200, body)
@@ -128,38 +138,50 @@ interface StepStatus {
   ref: string | null
 }
 
-async function probe(req: ApiRequest, driver: DataDriver): Promise<{ storage_reachable: boolean; operation_status: Record<string, StepStatus> }> {
-  const ref = { project: req.project, queue: `_health-${randomUUID().slice(0, 8)}` }
+/**
+ * Zaqar's probe (zaqar/storage/base.py `_get_operation_status`) on one store, in a fresh project
+ * and queue: create the queue; post 100 messages (ttl 600); claim (ttl 60, grace 300); list; delete
+ * each claimed message with its claim; release the claim; bulk-delete every posted message;
+ * delete the queue. A step that fails gets a `ref` (logged with the error); later steps run as
+ * in Zaqar (a failed create skips the rest, a failed post skips the claim steps).
+ */
+async function probe(req: ApiRequest, driver: DataDriver): Promise<Record<string, StepStatus>> {
+  const ref = { project: randomUUID(), queue: randomUUID() }
+  const client = randomUUID()
   const status: Record<string, StepStatus> = {}
-  let reachable = true
-  const step = async (name: string, fn: () => Promise<unknown>): Promise<void> => {
+  const step = async <T>(name: string, fn: () => Promise<T>): Promise<[boolean, T | undefined]> => {
     const t0 = performance.now()
     try {
-      await fn()
+      const result = await fn()
       status[name] = { succeeded: true, seconds: (performance.now() - t0) / 1000, ref: null }
+      return [true, result]
     } catch (err) {
       const id = randomUUID()
       req.log.warn({ requestId: req.requestId, ref: id, err }, `health probe ${name} failed`)
       status[name] = { succeeded: false, seconds: (performance.now() - t0) / 1000, ref: id }
-      reachable = false
+      return [false, undefined]
     }
   }
-  let claimId: string | undefined
-  let ids: string[] = []
-  await step('create_queue', () => driver.createQueue(ref, {}))
-  await step('post_messages', async () => {
-    const msgs = Array.from({ length: 100 }, (_, i) => ({ body: `{"health":${i}}`, ttl: 60 }))
-    ids = await driver.postMessages(ref, msgs, { clientId: randomUUID(), defaultTtl: 60, requestBytes: 0, useQueueLimits: false })
-  })
-  await step('claim_messages', async () => {
-    claimId = (await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 10 }))?.id
-  })
-  await step('list_messages', () => driver.listMessages(ref, { limit: 10, clientId: randomUUID(), echo: true, includeClaimed: true }))
-  await step('delete_messages', () => driver.deleteMessage(ref, ids[0] ?? '', claimId))
-  await step('delete_claim', () => driver.releaseClaim(ref, claimId ?? ''))
-  await step('bulk_delete_messages', () => driver.deleteMessages(ref, ids.slice(1, 21)))
+  const [created] = await step('create_queue', () => driver.createQueue(ref, {}))
+  if (!created) return status
+  const msgs = Array.from({ length: 100 }, (_, i) => ({ body: `{"event":"p_${i}"}`, ttl: 600 }))
+  const [, ids] = await step('post_messages', () =>
+    driver.postMessages(ref, msgs, { clientId: client, defaultTtl: 600, requestBytes: 0, useQueueLimits: false }),
+  )
+  if (ids !== undefined && ids.length > 0) {
+    const [, claim] = await step('claim_messages', () => driver.createClaim(ref, { ttl: 60, grace: 300, limit: 10 }))
+    await step('list_messages', () => driver.listMessages(ref, { limit: 10, clientId: client, echo: true, includeClaimed: true }))
+    if (claim) {
+      for (const m of claim.messages) {
+        const [ok] = await step('delete_messages', () => driver.deleteMessage(ref, m.id, claim.id))
+        if (!ok) break
+      }
+      await step('delete_claim', () => driver.releaseClaim(ref, claim.id))
+    }
+  }
+  await step('bulk_delete_messages', () => driver.deleteMessages(ref, ids ?? []))
   await step('delete_queue', () => driver.deleteQueue(ref))
-  return { storage_reachable: reachable, operation_status: status }
+  return status
 }
 
 /** Admin calls need the configured admin token; X-Roles from a client is never trusted. */

@@ -32,10 +32,18 @@ export interface Resp {
   json: any // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
-export async function startHarness(t: { teardown(fn: () => unknown): void }, overrides: Record<string, unknown> = {}): Promise<Harness> {
+/**
+ * `store` is the default pool's storage URI: the embedded SQLite store unless a test passes a
+ * Redis URI (tests that run on both stores).
+ */
+export async function startHarness(
+  t: { teardown(fn: () => unknown): void },
+  overrides: Record<string, unknown> = {},
+  store = 'sqlite:',
+): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'missive-http-'))
   const config = parseConfig({ port: 0, dataDir: dir, logLevel: 'silent', ...overrides })
-  const driver = await openDriver('sqlite:', { dataDir: dir, durability: 'fast' })
+  const driver = await openDriver(store, { dataDir: dir, durability: 'fast' })
   const catalog = new SqliteCatalog(join(dir, 'catalog.sqlite'))
   const router = new Router({ catalog, pools: new Map([['default', [driver]]]), defaultPool: 'default', pollMs: 0 })
   const server = new HttpServer({ config, router, log: createLogger('test', 'silent') })

@@ -38,7 +38,8 @@ t.test('admin calls need the admin token; X-Roles is never trusted', async (t) =
   // Authorisation comes before validation: a bad body without the token is still a 403.
   t.equal((await h.req('PUT', '/v2/pools/x', { raw: '{', headers: { 'Content-Type': 'application/json' }, admin: false })).status, 403)
   t.equal((await h.req('GET', '/v2/pools', { admin: true })).status, 200, 'the token opens the door')
-  t.equal((await h.req('GET', '/v1.1/pools')).status, 404, 'no admin API under v1.1')
+  t.equal((await h.req('GET', '/v1.1/pools')).status, 200, 'the admin API is served under v1.1 too, as Zaqar does')
+  t.equal((await h.req('GET', '/v1.1/pools', { admin: false, headers: { 'X-Roles': 'admin' } })).status, 403, 'with the same token rule')
   t.equal((await h.req('GET', '/v2/pools/default/stats')).status, 404, "Missive's stats live under /v2/admin")
 })
 
@@ -78,7 +79,7 @@ t.test('PUT pool: validation and connection check', async (t) => {
   await bad({ weight: 1, uri: 'sqlite:a', options: { workers: -1 } }, 'options.workers must be an integer from 0 (served inside the proxy) to 64.', 'workers -1')
   await bad({ weight: 1, uri: 'sqlite:a', options: { workers: 65 } }, 'options.workers must be an integer from 0 (served inside the proxy) to 64.', 'workers 65')
   await bad({ weight: 1, uri: 'sqlite:a', options: { workers: 1.5 } }, 'options.workers must be an integer from 0 (served inside the proxy) to 64.', 'workers 1.5')
-  await bad({ weight: 1, uri: 'mongodb://db.example:27017' }, /^cannot connect to mongodb:\/\/db\.example:27017: Unsupported storage URI/, 'unsupported scheme')
+  await bad({ weight: 1, uri: 'mongodb://db.example:27017' }, /^cannot connect to mongodb:\/\/db\.example:27017: there is no MongoDB store in this build/, 'MongoDB: no such store here')
   const secret = await put({ weight: 1, uri: 'redis://admin:hunter2@127.0.0.1:1?connect_timeout=300' })
   t.equal(secret.status, 400, 'unreachable Redis')
   t.match(secret.json.description, /^cannot connect to redis:\/\/\*\*\*@127\.0\.0\.1:1\?connect_timeout=300/)

@@ -22,6 +22,14 @@ t.test('URI parsing', async (t) => {
   t.match(parseRedisUri('redis://h', 'fast'), { host: 'h', port: 6379, db: 0, durability: 'fast', wait: 0, autoPipelining: false })
   t.match(parseRedisUri('redis://u:p@h:1', 'durable'), { username: 'u', password: 'p' })
   t.equal(redactRedisUri('redis://u:secret@h:1/0'), 'redis://u:***@h:1/0')
+  // Zaqar's URIs, verbatim (zaqar/storage/redis/driver.py ConnectionURI): dbid, socket_timeout
+  // (seconds), a user-info without ':' is the password, a non-numeric path is ignored.
+  t.match(parseRedisUri('redis://test123@example.com:7777?socket_timeout=1&dbid=5', 'durable'), {
+    host: 'example.com', port: 7777, db: 5, password: 'test123', username: undefined, commandTimeoutMs: 1000, connectTimeoutMs: 1000,
+  })
+  t.match(parseRedisUri('redis://h:1/zaqar', 'durable'), { db: 0 }, 'a path Zaqar ignores is ignored')
+  t.match(parseRedisUri('redis://h:1/4?dbid=2', 'durable'), { db: 2 }, 'dbid wins over the path')
+  t.match(parseRedisUri('redis://h?socket_timeout=0.25&command_timeout=900', 'durable'), { commandTimeoutMs: 900, connectTimeoutMs: 250 })
   for (const [uri, msg] of [
     ['redis+sentinel://h1:26379,h2:26379/mymaster', /Sentinel.*not yet supported/],
     ['redis+cluster://h1:7000', /Cluster.*not yet supported/],
@@ -29,7 +37,11 @@ t.test('URI parsing', async (t) => {
     ['redis://h:1?durabilty=fast', /Unknown Redis pool option "durabilty"/],
     ['redis://h:1?durability=sometimes', /durability must be durable or fast/],
     ['redis://h:1?wait=-1', /wait must be an integer/],
-    ['redis://h:1/x', /database number/],
+    ['redis://h:1?master=mymaster', /Sentinel pools \(\?master=\) are not yet supported/],
+    ['redis:///var/run/redis.sock', /Unix socket/],
+    ['redis:/var/run/redis.sock', /Unix socket/],
+    ['redis://h:1?socket_timeout=abc', /socket_timeout must be a number of seconds/],
+    ['redis://h:1?dbid=x', /dbid must be an integer/],
   ] as const) {
     t.throws(() => parseRedisUri(uri, 'durable'), { code: 'bad_request', message: msg }, uri)
   }

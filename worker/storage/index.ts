@@ -9,6 +9,7 @@
 import { isAbsolute, join, resolve } from 'node:path'
 import type { Clock } from '../../shared/clock.js'
 import { MissiveError } from '../../shared/errors.js'
+import { ownerOnlyDatabase } from '../../shared/owner-only.js'
 import type { DataDriver } from './contract.js'
 import { RedisDriver } from './redis/driver.js'
 import { isRedisUri, parseRedisUri } from './redis/uri.js'
@@ -37,6 +38,8 @@ export async function openDriver(uri: string, opts: OpenDriverOptions): Promise<
   if (uri.startsWith('sqlite:')) {
     const path = sqlitePath(uri, opts.dataDir)
     try {
+      // Message bodies are the tenants' data: owner-only, like the catalog.
+      ownerOnlyDatabase(path)
       return new SqliteDriver({ path, durability: opts.durability, clock: opts.clock })
     } catch (err) {
       throw new Error(`cannot open the SQLite store ${path}: ${(err as Error).message}`, { cause: err })

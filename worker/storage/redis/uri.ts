@@ -1,5 +1,8 @@
 /**
- * Redis pool URIs: `redis://[[user]:password@]host[:port][/db][?options]`.
+ * Redis pool URIs: `redis://[[user]:password@]host[:port][/db][?options]`, and Zaqar's own form
+ * verbatim (zaqar/storage/redis/driver.py `ConnectionURI`): `redis://[password@]host[:port][/path]
+ * [?dbid=N&socket_timeout=S]`, where a user-info without `:` is the password and a path that is
+ * not a database number is ignored (Zaqar ignores every path on TCP).
  *
  * | option            | values                 | default                  | meaning                                    |
  * |-------------------|------------------------|--------------------------|--------------------------------------------|
@@ -11,8 +14,11 @@
  * | `connect_timeout` | ms > 0                 | 5000                     | first connection attempt                   |
  * | `auto_pipelining` | `true` \| `false`      | false                    | ioredis auto-pipelining                    |
  * | `gc_interval`     | ms ≥ 0 (0 = off)       | 1000                     | period of the background collector         |
+ * | `dbid`            | integer ≥ 0            | the path's number, or 0  | database number (Zaqar's option; wins over the path) |
+ * | `socket_timeout`  | seconds > 0 (decimal)  | —                        | Zaqar's option: command and connect timeout, unless those are given |
  *
- * `redis+sentinel://` and `redis+cluster://` are recognised and refused until HA lands.
+ * `redis+sentinel://`, `redis+cluster://` and Zaqar's Sentinel form (`?master=`) are recognised
+ * and refused until HA lands; so is Zaqar's Unix-socket form (`redis:/path/to/socket`).
  */
 import { MissiveError } from '../../../shared/errors.js'
 
@@ -60,20 +66,29 @@ export function parseRedisUri(uri: string, defaultDurability: Durability): Redis
     throw bad(`Redis ${scheme === 'redis+sentinel' ? 'Sentinel' : 'Cluster'} pools (${scheme}://) are not yet supported; use redis://host:port.`)
   }
   if (scheme === 'rediss') throw bad('TLS Redis pools (rediss://) are not yet supported; use redis://host:port.')
-  if (scheme !== 'redis') throw bad(`Not a Redis pool URI: "${uri.slice(0, 16)}…".`)
+  if (scheme !== 'redis') {
+    if (/^redis:\/?[^/]/i.test(uri)) throw bad('Redis pools over a Unix socket (redis:/path) are not supported; use redis://host:port.')
+    throw bad(`Not a Redis pool URI: "${uri.slice(0, 16)}…".`)
+  }
+  // Checked before parsing: Zaqar's Sentinel URIs list several hosts, which URL cannot parse.
+  if (/[?&]master=/.test(uri)) throw bad('Redis Sentinel pools (?master=) are not yet supported; use redis://host:port.')
   let url: URL
   try {
     url = new URL(uri)
   } catch {
     throw bad('Malformed Redis pool URI; expected redis://[:password@]host:port[/db][?options].')
   }
-  if (url.hostname === '') throw bad('The Redis pool URI names no host.')
+  if (url.hostname === '') {
+    if (url.pathname.length > 1) throw bad('Redis pools over a Unix socket (redis:///path) are not supported; use redis://host:port.')
+    throw bad('The Redis pool URI names no host.')
+  }
+  // A number is the database (Missive's form); anything else is ignored, as Zaqar ignores it.
   const path = url.pathname.replace(/^\//, '')
-  if (path !== '' && !/^\d+$/.test(path)) throw bad(`The Redis pool URI's path must be a database number, got "/${path}".`)
+  const pathDb = /^\d+$/.test(path) ? Number(path) : 0
   const opts: RedisPoolOptions = {
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
     port: url.port === '' ? 6379 : Number(url.port),
-    db: path === '' ? 0 : Number(path),
+    db: pathDb,
     durability: defaultDurability,
     wait: 0,
     waitTimeoutMs: 1000,
@@ -85,8 +100,27 @@ export function parseRedisUri(uri: string, defaultDurability: Durability): Redis
   }
   if (url.username !== '') opts.username = decodeURIComponent(url.username)
   if (url.password !== '') opts.password = decodeURIComponent(url.password)
+  else if (opts.username !== undefined && !/^[^@]*:/.test(url.href.slice(url.protocol.length + 2))) {
+    // `redis://secret@host`: Zaqar reads the whole user-info as the password.
+    opts.password = opts.username
+    delete opts.username
+  }
+  let socketTimeoutMs: number | undefined
+  const explicit = new Set<string>()
   for (const [name, value] of url.searchParams) {
+    explicit.add(name)
     switch (name) {
+      case 'dbid':
+        opts.db = intOption(name, value, 0)
+        break
+      case 'socket_timeout': {
+        const s = Number(value)
+        if (!/^\d*\.?\d+$/.test(value) || !(s > 0)) throw bad(`Redis pool option socket_timeout must be a number of seconds > 0, got "${value}".`)
+        socketTimeoutMs = Math.max(1, Math.ceil(s * 1000))
+        break
+      }
+      case 'master':
+        throw bad('Redis Sentinel pools (?master=) are not yet supported; use redis://host:port.')
       case 'durability':
         if (value !== 'durable' && value !== 'fast') throw bad(`Redis pool option durability must be durable or fast, got "${value}".`)
         opts.durability = value
@@ -114,9 +148,14 @@ export function parseRedisUri(uri: string, defaultDurability: Durability): Redis
         break
       default:
         throw bad(
-          `Unknown Redis pool option "${name}" (known: durability, wait, wait_timeout, verify, command_timeout, connect_timeout, auto_pipelining, gc_interval).`,
+          `Unknown Redis pool option "${name}" (known: durability, wait, wait_timeout, verify, command_timeout, connect_timeout, auto_pipelining, gc_interval, dbid, socket_timeout).`,
         )
     }
+  }
+  if (socketTimeoutMs !== undefined) {
+    // redis-py's socket_timeout bounds every command, and the connect when no connect timeout is set.
+    if (!explicit.has('command_timeout')) opts.commandTimeoutMs = socketTimeoutMs
+    if (!explicit.has('connect_timeout')) opts.connectTimeoutMs = socketTimeoutMs
   }
   return opts
 }
