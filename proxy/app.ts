@@ -37,6 +37,10 @@ export interface AppDeps {
 /** Per-request bookkeeping the reply writer needs. */
 interface RequestState {
   aborted: boolean
+  /** The request reached `#handle`: its promise will end it, aborted or not. */
+  handling: boolean
+  /** Its in-flight count was given back (see `release` in `#onRequest`). */
+  released: boolean
   started: number
   /** Route template for metrics and logs (`/v2/queues/{queue}/messages`), never the path. */
   route: string
@@ -57,7 +61,29 @@ interface Head {
   authToken: string
   /** Total bytes of header names and values. */
   headerBytes: number
+  /**
+   * Why the head cannot be served, found while copying it (duplicate or conflicting framing or
+   * identity headers, header bytes that are not UTF-8); undefined when it is fine.
+   */
+  problem: string | undefined
 }
+
+// uWS writes a `uWebSockets: 20` header on every response unless its loop is told to be silent
+// (the binding's undocumented `_cfg('silent')`, which sets uWS::Loop's noMark flag): it names
+// the server and its version to every client for no benefit. Process-wide, set once.
+uWS._cfg('silent')
+
+/** What uWS's lossy UTF-8 decoding leaves for any byte sequence that is not UTF-8. */
+const REPLACEMENT = '\uFFFD'
+
+/** A header we read that came twice: the request is ambiguous (RFC 9112 §6.3, and a project). */
+const duplicate = (name: string): string => `Duplicate ${name} header.`
+
+/**
+ * A header value uWS decoded lossily (invalid UTF-8 becomes U+FFFD), or that holds U+FFFD
+ * itself: `a\xe9b`, `a\xffb` and `a\uFFFDb` must never read as the same project or client.
+ */
+const notUtf8 = (name: string): string => `The ${name} header is not valid UTF-8.`
 
 function readHead(req: uWS.HttpRequest): Head {
   const head: Head = {
@@ -73,25 +99,37 @@ function readHead(req: uWS.HttpRequest): Head {
     requestId: '',
     authToken: '',
     headerBytes: 0,
+    problem: undefined,
   }
-  // forEach, not getHeader: a missing header and an empty one are different errors (API.md §2).
+  let tokenSeen = false
+  // forEach, not getHeader: a missing header and an empty one are different errors (API.md §2),
+  // and getHeader shows only the first of duplicates while uWS may frame the body by another.
   req.forEach((k, v) => {
     head.headerBytes += k.length + v.length + 4
     switch (k) {
       case 'client-id':
+        if (head.clientId !== undefined) head.problem ??= duplicate('Client-ID')
+        else if (v.includes(REPLACEMENT)) head.problem ??= notUtf8('Client-ID')
         head.clientId = v
         break
       case 'x-project-id':
+        if (head.project !== undefined) head.problem ??= duplicate('X-Project-ID')
+        else if (v.includes(REPLACEMENT)) head.problem ??= notUtf8('X-Project-ID')
         head.project = v
         break
       case 'content-type':
         head.contentType = v
         break
       case 'content-length':
+        // uWS frames the body by the first Content-Length; the limits would read the last.
+        if (head.contentLength !== undefined) head.problem ??= duplicate('Content-Length')
         head.contentLength = v
         break
       case 'transfer-encoding':
-        head.chunked = v.toLowerCase().includes('chunked')
+        if (head.chunked) head.problem ??= duplicate('Transfer-Encoding')
+        // uWS only de-chunks; any other coding would hand us bytes we cannot read.
+        else if (v.trim().toLowerCase() !== 'chunked') head.problem ??= 'Unsupported Transfer-Encoding.'
+        head.chunked = true
         break
       case 'accept':
         head.accept = v
@@ -100,10 +138,15 @@ function readHead(req: uWS.HttpRequest): Head {
         head.requestId = v
         break
       case 'x-auth-token':
+        if (tokenSeen) head.problem ??= duplicate('X-Auth-Token')
+        else if (v.includes(REPLACEMENT)) head.problem ??= notUtf8('X-Auth-Token')
+        tokenSeen = true
         head.authToken = v
         break
     }
   })
+  // RFC 9112 §6.3: both framings at once is a smuggling attempt (uWS closes most of these itself).
+  if (head.chunked && head.contentLength !== undefined) head.problem ??= 'Content-Length and Transfer-Encoding together.'
   return head
 }
 
@@ -164,22 +207,37 @@ export class HttpServer {
 
   #onRequest(res: uWS.HttpResponse, req: uWS.HttpRequest): void {
     const head = readHead(req)
-    const state: RequestState = { aborted: false, started: performance.now(), route: 'unmatched' }
-    res.onAborted(() => {
-      state.aborted = true
-    })
+    const state: RequestState = { aborted: false, handling: false, released: false, started: performance.now(), route: 'unmatched' }
     this.#inflight++
     this.#deps.metrics?.inflight.inc()
-    const requestId = requestIdFrom(head.requestId)
-    const finish = (reply: Reply, close = false): void => {
-      this.#write(res, state, reply, requestId, head, close)
+    // Once per request, whichever comes first: the reply, or the client leaving before the
+    // request reached a handler (a handler already running still finishes, and counts until then).
+    const release = (): void => {
+      if (state.released) return
+      state.released = true
       this.#deps.metrics?.inflight.dec()
       if (--this.#inflight === 0 && this.#idle) this.#idle()
     }
+    res.onAborted(() => {
+      state.aborted = true
+      // An upload cut short never reaches `onData`'s last chunk: nothing else would release it.
+      if (!state.handling) release()
+    })
+    const requestId = requestIdFrom(head.requestId)
+    const finish = (reply: Reply, close = false): void => {
+      this.#write(res, state, reply, requestId, head, close)
+      release()
+    }
     const fail = (err: unknown, close = false): void => finish(errorReply(err, this.#deps.log, requestId), close)
 
+    // Every refusal before the body is read closes the connection: the unread body must never be
+    // parsed as the next request, and after ambiguous framing nothing that follows can be trusted.
     if (head.headerBytes > this.#deps.config.maxHeaderBytes) {
       return fail(new MissiveError('header_too_large', `Request headers exceed ${this.#deps.config.maxHeaderBytes} bytes.`), true)
+    }
+    if (head.problem !== undefined) return fail(new MissiveError('bad_request', head.problem), true)
+    if (head.path.length + head.query.length > this.#deps.config.maxUrlBytes) {
+      return fail(new MissiveError('uri_too_long', `Request URL exceeds ${this.#deps.config.maxUrlBytes} bytes.`), true)
     }
     let declared: number | null = null
     if (head.contentLength !== undefined) {
@@ -192,6 +250,7 @@ export class HttpServer {
       return fail(this.#oversize(head, declared), true)
     }
     if ((declared === null || declared === 0) && !head.chunked) {
+      state.handling = true
       void this.#handle(head, state, declared, declared === 0 ? new Uint8Array(0) : null, requestId).then(finish, fail)
       return
     }
@@ -208,6 +267,7 @@ export class HttpServer {
       chunks.push(Buffer.from(chunk.slice(0)))
       if (!isLast) return
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
+      state.handling = true
       // Chunked bodies have no Content-Length, which Zaqar treats as no body at all (API.md §2).
       void this.#handle(head, state, declared, declared === null ? null : body, requestId).then(finish, fail)
     })
@@ -225,7 +285,7 @@ export class HttpServer {
 
   async #handle(head: Head, state: RequestState, contentLength: number | null, body: Uint8Array | null, requestId: string): Promise<Reply> {
     const { config, router, log, metrics } = this.#deps
-    if (head.path === '/metrics' && metrics !== undefined) {
+    if (head.path === '/metrics' && metrics !== undefined && config.metricsOnApiPort) {
       state.route = '/metrics'
       if (head.method !== 'GET') throw new MissiveError('method_not_allowed', `${head.method} is not allowed on /metrics.`)
       return { status: 200, body: await metrics.exposition(), contentType: METRICS_TYPE }
@@ -236,7 +296,7 @@ export class HttpServer {
       throw new MissiveError('method_not_allowed', `${head.method} is not allowed on /.`)
     }
     const match = this.#routes.match(head.method, head.path)
-    if (match.kind === 'none') throw new MissiveError('route_not_found')
+    if (match.kind === 'none') throw new MissiveError('route_not_found', 'No resource matches this path.')
     if (match.kind === 'method') {
       return {
         status: 405,
@@ -289,14 +349,18 @@ export class HttpServer {
     if (state.aborted) return
     // While draining, tell keep-alive clients to go elsewhere.
     const closeConnection = close || this.#draining
+    // A HEAD reply never has a body, whatever its status (RFC 9110 §9.3.2): a proxy reusing the
+    // connection would read those bytes as the start of the next response.
+    const body = head.method === 'HEAD' ? undefined : reply.body
     res.cork(() => {
       res.writeStatus(STATUS_TEXT[reply.status] ?? String(reply.status))
       res.writeHeader('X-Openstack-Request-Id', requestId)
-      if (reply.body !== undefined) res.writeHeader('Content-Type', reply.contentType ?? 'application/json')
+      if (body !== undefined) res.writeHeader('Content-Type', reply.contentType ?? 'application/json')
       if (reply.headers) for (const [k, v] of reply.headers) res.writeHeader(k, v)
-      // Not endWithoutBody(): without an explicit length this uWS build announces a bogus
-      // Content-Length and the connection dies. An empty end() sends `Content-Length: 0`.
-      res.end(reply.body ?? '', closeConnection)
+      // Not endWithoutBody(): in this uWS build it announces a bogus Content-Length without a
+      // length, and with a non-zero one leaves the response unfinished and the connection dies
+      // (measured). An empty end() sends `Content-Length: 0`.
+      res.end(body ?? '', closeConnection)
     })
   }
 }
