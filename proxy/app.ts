@@ -41,6 +41,8 @@ interface RequestState {
   handling: boolean
   /** Its in-flight count was given back (see `release` in `#onRequest`). */
   released: boolean
+  /** Arrived on the admin listener (`adminPort`), not the API port. */
+  admin: boolean
   started: number
   /** Route template for metrics and logs (`/v2/queues/{queue}/messages`), never the path. */
   route: string
@@ -150,11 +152,32 @@ function readHead(req: uWS.HttpRequest): Head {
   return head
 }
 
+/**
+ * The operator's endpoints: pools, flavors, health, per-pool stats (`/v2/…` and `/v1.1/…`). With
+ * `adminPort` set they are served there and nowhere else.
+ */
+const ADMIN_PATH = /^\/v(?:2|1\.1)\/(?:pools|flavors|health|admin)(?:\/|$)/
+
+const NO_ROUTE = 'No resource matches this path.'
+
+/** Listens `app` on `bind:port`; resolves with the listen socket. */
+function listenOn(app: uWS.TemplatedApp, bind: string, port: number): Promise<uWS.us_listen_socket> {
+  return new Promise((resolve, reject) => {
+    app.listen(bind, port, (socket) => {
+      if (socket === false) reject(new Error(`cannot listen on ${bind}:${port}`))
+      else resolve(socket)
+    })
+  })
+}
+
 export class HttpServer {
   readonly #deps: AppDeps
   readonly #routes: RouteTable
   readonly #app: uWS.TemplatedApp
+  /** The admin listener's app, when `adminPort` is set. */
+  readonly #adminApp: uWS.TemplatedApp | undefined
   #listenSocket: uWS.us_listen_socket | undefined
+  #adminSocket: uWS.us_listen_socket | undefined
   #inflight = 0
   #draining = false
   #idle: (() => void) | undefined
@@ -162,22 +185,16 @@ export class HttpServer {
   constructor(deps: AppDeps) {
     this.#deps = deps
     this.#routes = new RouteTable(deps.config.enableV1_1)
-    this.#app = uWS.App().any('/*', (res, req) => this.#onRequest(res, req))
+    this.#app = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, false))
+    if (deps.config.adminPort > 0) this.#adminApp = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, true))
   }
 
-  /** Starts listening; resolves with the bound port. */
-  listen(): Promise<number> {
-    const { bind, port } = this.#deps.config
-    return new Promise((resolve, reject) => {
-      this.#app.listen(bind, port, (socket) => {
-        if (socket === false) {
-          reject(new Error(`cannot listen on ${bind}:${port}`))
-          return
-        }
-        this.#listenSocket = socket
-        resolve(uWS.us_socket_local_port(socket))
-      })
-    })
+  /** Starts listening (and on `adminPort` when set); resolves with the API port. */
+  async listen(): Promise<number> {
+    const { bind, port, adminBind, adminPort } = this.#deps.config
+    this.#listenSocket = await listenOn(this.#app, bind, port)
+    if (this.#adminApp !== undefined) this.#adminSocket = await listenOn(this.#adminApp, adminBind ?? bind, adminPort)
+    return uWS.us_socket_local_port(this.#listenSocket)
   }
 
   get inflight(): number {
@@ -188,7 +205,9 @@ export class HttpServer {
   async drain(timeoutMs: number): Promise<void> {
     this.#draining = true
     if (this.#listenSocket !== undefined) uWS.us_listen_socket_close(this.#listenSocket)
+    if (this.#adminSocket !== undefined) uWS.us_listen_socket_close(this.#adminSocket)
     this.#listenSocket = undefined
+    this.#adminSocket = undefined
     if (this.#inflight === 0) return
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, timeoutMs)
@@ -203,11 +222,12 @@ export class HttpServer {
   close(): void {
     // Present in this uWS build, missing from its typings.
     ;(this.#app as unknown as { close(): void }).close()
+    if (this.#adminApp !== undefined) (this.#adminApp as unknown as { close(): void }).close()
   }
 
-  #onRequest(res: uWS.HttpResponse, req: uWS.HttpRequest): void {
+  #onRequest(res: uWS.HttpResponse, req: uWS.HttpRequest, admin: boolean): void {
     const head = readHead(req)
-    const state: RequestState = { aborted: false, handling: false, released: false, started: performance.now(), route: 'unmatched' }
+    const state: RequestState = { aborted: false, handling: false, released: false, admin, started: performance.now(), route: 'unmatched' }
     this.#inflight++
     this.#deps.metrics?.inflight.inc()
     // Once per request, whichever comes first: the reply, or the client leaving before the
@@ -285,7 +305,7 @@ export class HttpServer {
 
   async #handle(head: Head, state: RequestState, contentLength: number | null, body: Uint8Array | null, requestId: string): Promise<Reply> {
     const { config, router, log, metrics } = this.#deps
-    if (head.path === '/metrics' && metrics !== undefined && config.metricsOnApiPort) {
+    if (head.path === '/metrics' && metrics !== undefined && (config.metricsOnApiPort || state.admin)) {
       state.route = '/metrics'
       if (head.method !== 'GET') throw new MissiveError('method_not_allowed', `${head.method} is not allowed on /metrics.`)
       return { status: 200, body: await metrics.exposition(), contentType: METRICS_TYPE }
@@ -295,8 +315,11 @@ export class HttpServer {
       if (head.method === 'GET') return versions()
       throw new MissiveError('method_not_allowed', `${head.method} is not allowed on /.`)
     }
+    // With an admin listener, each port serves its own half of the API (and the same 404 for
+    // the other half, which tells a tenant nothing about the admin API).
+    if (this.#adminApp !== undefined && ADMIN_PATH.test(head.path) !== state.admin) throw new MissiveError('route_not_found', NO_ROUTE)
     const match = this.#routes.match(head.method, head.path)
-    if (match.kind === 'none') throw new MissiveError('route_not_found', 'No resource matches this path.')
+    if (match.kind === 'none') throw new MissiveError('route_not_found', NO_ROUTE)
     if (match.kind === 'method') {
       return {
         status: 405,

@@ -104,6 +104,14 @@ export const ConfigSchema = z
      * (`/v2/health`). Unset: the admin API answers 403.
      */
     adminToken: z.string().optional(),
+    /**
+     * Serve the admin API (pools, flavors, health, pool stats) and `/metrics` on this port, and
+     * the admin API nowhere else (the API port answers 404 for it). 0: the admin API is on the
+     * API port, guarded by `adminToken` alone.
+     */
+    adminPort: z.int().min(0).max(65535).default(0),
+    /** Address the `adminPort` listener binds. Unset: `bind`. */
+    adminBind: z.string().min(1).optional(),
     limits: LimitsSchema.default(() => LimitsSchema.parse({})),
   })
   .strict()
@@ -122,6 +130,8 @@ const ENV: Record<string, { key: keyof Config; type: 'string' | 'int' | 'bool' }
   MISSIVE_LOG_LEVEL: { key: 'logLevel', type: 'string' },
   MISSIVE_ENABLE_V1_1: { key: 'enableV1_1', type: 'bool' },
   MISSIVE_ADMIN_TOKEN: { key: 'adminToken', type: 'string' },
+  MISSIVE_ADMIN_PORT: { key: 'adminPort', type: 'int' },
+  MISSIVE_ADMIN_BIND: { key: 'adminBind', type: 'string' },
   MISSIVE_METRICS: { key: 'metrics', type: 'bool' },
   MISSIVE_METRICS_PORT: { key: 'metricsPort', type: 'int' },
   MISSIVE_METRICS_BIND: { key: 'metricsBind', type: 'string' },
