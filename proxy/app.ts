@@ -230,23 +230,16 @@ export class HttpServer {
     const state: RequestState = { aborted: false, handling: false, released: false, admin, started: performance.now(), route: 'unmatched' }
     this.#inflight++
     this.#deps.metrics?.inflight.inc()
-    // Once per request, whichever comes first: the reply, or the client leaving before the
-    // request reached a handler (a handler already running still finishes, and counts until then).
-    const release = (): void => {
-      if (state.released) return
-      state.released = true
-      this.#deps.metrics?.inflight.dec()
-      if (--this.#inflight === 0 && this.#idle) this.#idle()
-    }
     res.onAborted(() => {
       state.aborted = true
       // An upload cut short never reaches `onData`'s last chunk: nothing else would release it.
-      if (!state.handling) release()
+      // A request already in a handler keeps its slot until the handler finishes.
+      if (!state.handling) this.#release(state)
     })
     const requestId = requestIdFrom(head.requestId)
     const finish = (reply: Reply, close = false): void => {
       this.#write(res, state, reply, requestId, head, close)
-      release()
+      this.#release(state)
     }
     const fail = (err: unknown, close = false): void => finish(errorReply(err, this.#deps.log, requestId), close)
 
@@ -291,6 +284,14 @@ export class HttpServer {
       // Chunked bodies have no Content-Length, which Zaqar treats as no body at all (API.md §2).
       void this.#handle(head, state, declared, declared === null ? null : body, requestId).then(finish, fail)
     })
+  }
+
+  /** Gives a request's in-flight slot back, once: on its reply or on an abort, whichever is first. */
+  #release(state: RequestState): void {
+    if (state.released) return
+    state.released = true
+    this.#deps.metrics?.inflight.dec()
+    if (--this.#inflight === 0 && this.#idle) this.#idle()
   }
 
   /** The error for a body too large to read: the route's own (Zaqar's wording) or a 413. */
