@@ -39,7 +39,7 @@ interface RequestState {
   aborted: boolean
   /** The request reached `#handle`: its promise will end it, aborted or not. */
   handling: boolean
-  /** Its in-flight count was given back (see `release` in `#onRequest`). */
+  /** Its in-flight slot was given back (`#release`). */
   released: boolean
   /** Arrived on the admin listener (`adminPort`), not the API port. */
   admin: boolean
