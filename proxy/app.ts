@@ -37,6 +37,12 @@ export interface AppDeps {
 /** Per-request bookkeeping the reply writer needs. */
 interface RequestState {
   aborted: boolean
+  /** The request reached `#handle`: its promise will end it, aborted or not. */
+  handling: boolean
+  /** Its in-flight slot was given back (`#release`). */
+  released: boolean
+  /** Arrived on the admin listener (`adminPort`), not the API port. */
+  admin: boolean
   started: number
   /** Route template for metrics and logs (`/v2/queues/{queue}/messages`), never the path. */
   route: string
@@ -57,7 +63,29 @@ interface Head {
   authToken: string
   /** Total bytes of header names and values. */
   headerBytes: number
+  /**
+   * Why the head cannot be served, found while copying it (duplicate or conflicting framing or
+   * identity headers, header bytes that are not UTF-8); undefined when it is fine.
+   */
+  problem: string | undefined
 }
+
+// uWS writes a `uWebSockets: 20` header on every response unless its loop is told to be silent
+// (the binding's undocumented `_cfg('silent')`, which sets uWS::Loop's noMark flag): it names
+// the server and its version to every client for no benefit. Process-wide, set once.
+uWS._cfg('silent')
+
+/** What uWS's lossy UTF-8 decoding leaves for any byte sequence that is not UTF-8. */
+const REPLACEMENT = '\uFFFD'
+
+/** A header we read that came twice: the request is ambiguous (RFC 9112 §6.3, and a project). */
+const duplicate = (name: string): string => `Duplicate ${name} header.`
+
+/**
+ * A header value uWS decoded lossily (invalid UTF-8 becomes U+FFFD), or that holds U+FFFD
+ * itself: `a\xe9b`, `a\xffb` and `a\uFFFDb` must never read as the same project or client.
+ */
+const notUtf8 = (name: string): string => `The ${name} header is not valid UTF-8.`
 
 function readHead(req: uWS.HttpRequest): Head {
   const head: Head = {
@@ -73,25 +101,37 @@ function readHead(req: uWS.HttpRequest): Head {
     requestId: '',
     authToken: '',
     headerBytes: 0,
+    problem: undefined,
   }
-  // forEach, not getHeader: a missing header and an empty one are different errors (API.md §2).
+  let tokenSeen = false
+  // forEach, not getHeader: a missing header and an empty one are different errors (API.md §2),
+  // and getHeader shows only the first of duplicates while uWS may frame the body by another.
   req.forEach((k, v) => {
     head.headerBytes += k.length + v.length + 4
     switch (k) {
       case 'client-id':
+        if (head.clientId !== undefined) head.problem ??= duplicate('Client-ID')
+        else if (v.includes(REPLACEMENT)) head.problem ??= notUtf8('Client-ID')
         head.clientId = v
         break
       case 'x-project-id':
+        if (head.project !== undefined) head.problem ??= duplicate('X-Project-ID')
+        else if (v.includes(REPLACEMENT)) head.problem ??= notUtf8('X-Project-ID')
         head.project = v
         break
       case 'content-type':
         head.contentType = v
         break
       case 'content-length':
+        // uWS frames the body by the first Content-Length; the limits would read the last.
+        if (head.contentLength !== undefined) head.problem ??= duplicate('Content-Length')
         head.contentLength = v
         break
       case 'transfer-encoding':
-        head.chunked = v.toLowerCase().includes('chunked')
+        if (head.chunked) head.problem ??= duplicate('Transfer-Encoding')
+        // uWS only de-chunks; any other coding would hand us bytes we cannot read.
+        else if (v.trim().toLowerCase() !== 'chunked') head.problem ??= 'Unsupported Transfer-Encoding.'
+        head.chunked = true
         break
       case 'accept':
         head.accept = v
@@ -100,18 +140,44 @@ function readHead(req: uWS.HttpRequest): Head {
         head.requestId = v
         break
       case 'x-auth-token':
+        if (tokenSeen) head.problem ??= duplicate('X-Auth-Token')
+        else if (v.includes(REPLACEMENT)) head.problem ??= notUtf8('X-Auth-Token')
+        tokenSeen = true
         head.authToken = v
         break
     }
   })
+  // RFC 9112 §6.3: both framings at once is a smuggling attempt (uWS closes most of these itself).
+  if (head.chunked && head.contentLength !== undefined) head.problem ??= 'Content-Length and Transfer-Encoding together.'
   return head
+}
+
+/**
+ * The operator's endpoints: pools, flavors, health, per-pool stats (`/v2/…` and `/v1.1/…`). With
+ * `adminPort` set they are served there and nowhere else.
+ */
+const ADMIN_PATH = /^\/v(?:2|1\.1)\/(?:pools|flavors|health|admin)(?:\/|$)/
+
+const NO_ROUTE = 'No resource matches this path.'
+
+/** Listens `app` on `bind:port`; resolves with the listen socket. */
+function listenOn(app: uWS.TemplatedApp, bind: string, port: number): Promise<uWS.us_listen_socket> {
+  return new Promise((resolve, reject) => {
+    app.listen(bind, port, (socket) => {
+      if (socket === false) reject(new Error(`cannot listen on ${bind}:${port}`))
+      else resolve(socket)
+    })
+  })
 }
 
 export class HttpServer {
   readonly #deps: AppDeps
   readonly #routes: RouteTable
   readonly #app: uWS.TemplatedApp
+  /** The admin listener's app, when `adminPort` is set. */
+  readonly #adminApp: uWS.TemplatedApp | undefined
   #listenSocket: uWS.us_listen_socket | undefined
+  #adminSocket: uWS.us_listen_socket | undefined
   #inflight = 0
   #draining = false
   #idle: (() => void) | undefined
@@ -119,22 +185,16 @@ export class HttpServer {
   constructor(deps: AppDeps) {
     this.#deps = deps
     this.#routes = new RouteTable(deps.config.enableV1_1)
-    this.#app = uWS.App().any('/*', (res, req) => this.#onRequest(res, req))
+    this.#app = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, false))
+    if (deps.config.adminPort > 0) this.#adminApp = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, true))
   }
 
-  /** Starts listening; resolves with the bound port. */
-  listen(): Promise<number> {
-    const { bind, port } = this.#deps.config
-    return new Promise((resolve, reject) => {
-      this.#app.listen(bind, port, (socket) => {
-        if (socket === false) {
-          reject(new Error(`cannot listen on ${bind}:${port}`))
-          return
-        }
-        this.#listenSocket = socket
-        resolve(uWS.us_socket_local_port(socket))
-      })
-    })
+  /** Starts listening (and on `adminPort` when set); resolves with the API port. */
+  async listen(): Promise<number> {
+    const { bind, port, adminBind, adminPort } = this.#deps.config
+    this.#listenSocket = await listenOn(this.#app, bind, port)
+    if (this.#adminApp !== undefined) this.#adminSocket = await listenOn(this.#adminApp, adminBind ?? bind, adminPort)
+    return uWS.us_socket_local_port(this.#listenSocket)
   }
 
   get inflight(): number {
@@ -145,7 +205,9 @@ export class HttpServer {
   async drain(timeoutMs: number): Promise<void> {
     this.#draining = true
     if (this.#listenSocket !== undefined) uWS.us_listen_socket_close(this.#listenSocket)
+    if (this.#adminSocket !== undefined) uWS.us_listen_socket_close(this.#adminSocket)
     this.#listenSocket = undefined
+    this.#adminSocket = undefined
     if (this.#inflight === 0) return
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, timeoutMs)
@@ -160,26 +222,35 @@ export class HttpServer {
   close(): void {
     // Present in this uWS build, missing from its typings.
     ;(this.#app as unknown as { close(): void }).close()
+    if (this.#adminApp !== undefined) (this.#adminApp as unknown as { close(): void }).close()
   }
 
-  #onRequest(res: uWS.HttpResponse, req: uWS.HttpRequest): void {
+  #onRequest(res: uWS.HttpResponse, req: uWS.HttpRequest, admin: boolean): void {
     const head = readHead(req)
-    const state: RequestState = { aborted: false, started: performance.now(), route: 'unmatched' }
-    res.onAborted(() => {
-      state.aborted = true
-    })
+    const state: RequestState = { aborted: false, handling: false, released: false, admin, started: performance.now(), route: 'unmatched' }
     this.#inflight++
     this.#deps.metrics?.inflight.inc()
+    res.onAborted(() => {
+      state.aborted = true
+      // An upload cut short never reaches `onData`'s last chunk: nothing else would release it.
+      // A request already in a handler keeps its slot until the handler finishes.
+      if (!state.handling) this.#release(state)
+    })
     const requestId = requestIdFrom(head.requestId)
     const finish = (reply: Reply, close = false): void => {
       this.#write(res, state, reply, requestId, head, close)
-      this.#deps.metrics?.inflight.dec()
-      if (--this.#inflight === 0 && this.#idle) this.#idle()
+      this.#release(state)
     }
     const fail = (err: unknown, close = false): void => finish(errorReply(err, this.#deps.log, requestId), close)
 
+    // Every refusal before the body is read closes the connection: the unread body must never be
+    // parsed as the next request, and after ambiguous framing nothing that follows can be trusted.
     if (head.headerBytes > this.#deps.config.maxHeaderBytes) {
       return fail(new MissiveError('header_too_large', `Request headers exceed ${this.#deps.config.maxHeaderBytes} bytes.`), true)
+    }
+    if (head.problem !== undefined) return fail(new MissiveError('bad_request', head.problem), true)
+    if (head.path.length + head.query.length > this.#deps.config.maxUrlBytes) {
+      return fail(new MissiveError('uri_too_long', `Request URL exceeds ${this.#deps.config.maxUrlBytes} bytes.`), true)
     }
     let declared: number | null = null
     if (head.contentLength !== undefined) {
@@ -192,6 +263,7 @@ export class HttpServer {
       return fail(this.#oversize(head, declared), true)
     }
     if ((declared === null || declared === 0) && !head.chunked) {
+      state.handling = true
       void this.#handle(head, state, declared, declared === 0 ? new Uint8Array(0) : null, requestId).then(finish, fail)
       return
     }
@@ -208,9 +280,18 @@ export class HttpServer {
       chunks.push(Buffer.from(chunk.slice(0)))
       if (!isLast) return
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
+      state.handling = true
       // Chunked bodies have no Content-Length, which Zaqar treats as no body at all (API.md §2).
       void this.#handle(head, state, declared, declared === null ? null : body, requestId).then(finish, fail)
     })
+  }
+
+  /** Gives a request's in-flight slot back, once: on its reply or on an abort, whichever is first. */
+  #release(state: RequestState): void {
+    if (state.released) return
+    state.released = true
+    this.#deps.metrics?.inflight.dec()
+    if (--this.#inflight === 0 && this.#idle) this.#idle()
   }
 
   /** The error for a body too large to read: the route's own (Zaqar's wording) or a 413. */
@@ -225,7 +306,7 @@ export class HttpServer {
 
   async #handle(head: Head, state: RequestState, contentLength: number | null, body: Uint8Array | null, requestId: string): Promise<Reply> {
     const { config, router, log, metrics } = this.#deps
-    if (head.path === '/metrics' && metrics !== undefined) {
+    if (head.path === '/metrics' && metrics !== undefined && (config.metricsOnApiPort || state.admin)) {
       state.route = '/metrics'
       if (head.method !== 'GET') throw new MissiveError('method_not_allowed', `${head.method} is not allowed on /metrics.`)
       return { status: 200, body: await metrics.exposition(), contentType: METRICS_TYPE }
@@ -235,8 +316,11 @@ export class HttpServer {
       if (head.method === 'GET') return versions()
       throw new MissiveError('method_not_allowed', `${head.method} is not allowed on /.`)
     }
+    // With an admin listener, each port serves its own half of the API (and the same 404 for
+    // the other half, which tells a tenant nothing about the admin API).
+    if (this.#adminApp !== undefined && ADMIN_PATH.test(head.path) !== state.admin) throw new MissiveError('route_not_found', NO_ROUTE)
     const match = this.#routes.match(head.method, head.path)
-    if (match.kind === 'none') throw new MissiveError('route_not_found')
+    if (match.kind === 'none') throw new MissiveError('route_not_found', NO_ROUTE)
     if (match.kind === 'method') {
       return {
         status: 405,
@@ -289,14 +373,18 @@ export class HttpServer {
     if (state.aborted) return
     // While draining, tell keep-alive clients to go elsewhere.
     const closeConnection = close || this.#draining
+    // A HEAD reply never has a body, whatever its status (RFC 9110 §9.3.2): a proxy reusing the
+    // connection would read those bytes as the start of the next response.
+    const body = head.method === 'HEAD' ? undefined : reply.body
     res.cork(() => {
       res.writeStatus(STATUS_TEXT[reply.status] ?? String(reply.status))
       res.writeHeader('x-openstack-request-id', requestId)
-      if (reply.body !== undefined) res.writeHeader('content-type', reply.contentType ?? 'application/json')
+      if (body !== undefined) res.writeHeader('content-type', reply.contentType ?? 'application/json')
       if (reply.headers) for (const [k, v] of reply.headers) res.writeHeader(k, v)
-      // Not endWithoutBody(): without an explicit length this uWS build announces a bogus
-      // Content-Length and the connection dies. An empty end() sends `Content-Length: 0`.
-      res.end(reply.body ?? '', closeConnection)
+      // Not endWithoutBody(): in this uWS build it announces a bogus Content-Length without a
+      // length, and with a non-zero one leaves the response unfinished and the connection dies
+      // (measured). An empty end() sends `Content-Length: 0`.
+      res.end(body ?? '', closeConnection)
     })
   }
 }

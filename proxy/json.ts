@@ -10,6 +10,7 @@
  */
 import { isLosslessNumber, LosslessNumber, parse as losslessParse, stringify as losslessStringify } from 'lossless-json'
 import { invalidBody, MissiveError } from '../shared/errors.js'
+import { MAX_JSON_DEPTH } from '../shared/json-depth.js'
 
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
@@ -19,8 +20,11 @@ const INT64_MAX = 2n ** 63n - 1n
 const NOT_PARSED = 'Request body could not be parsed.'
 const TOO_LARGE = 'JSON contains integer that is too large.'
 
-/** Deeper documents are refused: recursion over them (ours, the parser's) must stay bounded. */
-export const MAX_DEPTH = 256
+/**
+ * Deeper documents are refused: recursion over them (ours, the parser's, the RPC encoder's) must
+ * stay bounded. One limit for the whole path (shared/json-depth.ts).
+ */
+export const MAX_DEPTH = MAX_JSON_DEPTH
 
 /**
  * True when the text holds a number token that JSON.parse would not keep exactly. Also refuses

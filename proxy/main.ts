@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   // Pools with no workers (`workers: 0`): their driver runs in this process.
   const embedded = new Map<string, EmbeddedPool>()
   const workers: WorkerRef[] = []
-  const metrics = config.metrics ? new ProxyMetrics(() => router, workers) : undefined
+  const metrics = config.metrics ? new ProxyMetrics(() => router, workers, { cacheMs: config.metricsCacheMs }) : undefined
   const connector: PoolConnector = {
     key: (pool: Pool) => String(poolWorkerCount(pool, config.workers)),
     open(pool: Pool): DataDriver[] {
@@ -100,8 +100,8 @@ async function main(): Promise<void> {
 
   const server = new HttpServer({ config, router, log, ...(metrics && { metrics }) })
   const port = await server.listen()
-  const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.bind, config.metricsPort, metrics) : undefined
-  log.info({ bind: config.bind, port }, 'proxy listening')
+  const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.metricsBind ?? config.bind, config.metricsPort, metrics) : undefined
+  log.info({ bind: config.bind, port, ...(config.adminPort > 0 && { adminBind: config.adminBind ?? config.bind, adminPort: config.adminPort }) }, 'proxy listening')
   process.send?.({ type: 'ready', port })
   // The access log is buffered: push it out at least every second, so `tail -f` keeps up.
   if (config.accessLog) setInterval(() => log.flush(), 1000).unref()

@@ -70,9 +70,17 @@ export class ProxyMetrics {
   readonly #workers: WorkerRef[]
   readonly #restartsSeen = new Map<string, number>()
 
-  /** `cache` reads the router's placement-cache counts (at scrape time). */
-  constructor(cache: () => Pick<Router, 'hits' | 'misses'>, workers: WorkerRef[]) {
+  readonly #cacheMs: number
+  /** The last collection, reused for `cacheMs`; `at` is when it started (performance.now()). */
+  #last: { at: number; text: Promise<string> } | undefined
+
+  /**
+   * `cache` reads the router's placement-cache counts (at scrape time). `cacheMs`: how long one
+   * aggregated page is reused (default 0: every scrape collects, though concurrent ones share).
+   */
+  constructor(cache: () => Pick<Router, 'hits' | 'misses'>, workers: WorkerRef[], opts: { cacheMs?: number } = {}) {
     this.#workers = workers
+    this.#cacheMs = opts.cacheMs ?? 0
     const registers = [this.registry]
     new Gauge({
       name: 'missive_rpc_pending_calls',
@@ -144,8 +152,35 @@ export class ProxyMetrics {
     }
   }
 
-  /** The whole deployment's exposition. A worker that does not answer is skipped and counted. */
-  async exposition(): Promise<string> {
+  /**
+   * The whole deployment's exposition. A collection asks every worker over RPC and renders every
+   * registry: scrapers polling the page (several Prometheus replicas, say) share one collection
+   * while it runs and for `cacheMs` after it started.
+   */
+  exposition(): Promise<string> {
+    const now = performance.now()
+    const last = this.#last
+    if (last !== undefined && now - last.at < this.#cacheMs) return last.text
+    if (last !== undefined && this.#pending === last.text) return last.text
+    const text = this.#collect()
+    this.#last = { at: now, text }
+    this.#pending = text
+    const settle = (): void => {
+      if (this.#pending === text) this.#pending = undefined
+    }
+    text.then(settle, () => {
+      settle()
+      // A failed collection is not reused.
+      if (this.#last?.text === text) this.#last = undefined
+    })
+    return text
+  }
+
+  /** The collection still running, shared by every scrape that arrives meanwhile. */
+  #pending: Promise<string> | undefined
+
+  /** One collection: this registry and every worker's. A worker that does not answer is skipped and counted. */
+  async #collect(): Promise<string> {
     const parts = await Promise.all(
       this.#workers.map(async (w): Promise<MetricsJson> => {
         try {

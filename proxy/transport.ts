@@ -31,6 +31,7 @@ export const STATUS_TEXT: Record<number, string> = {
   406: '406 Not Acceptable',
   409: '409 Conflict',
   413: '413 Payload Too Large',
+  414: '414 URI Too Long',
   415: '415 Unsupported Media Type',
   429: '429 Too Many Requests',
   431: '431 Request Header Fields Too Large',

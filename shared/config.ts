@@ -74,10 +74,27 @@ export const ConfigSchema = z
      * headers do not fit its buffer, well above this default.
      */
     maxHeaderBytes: z.int().min(1024).default(16384),
+    /**
+     * Longest request target (path plus query string) answered; 414 beyond. uWS itself resets
+     * connections whose request head exceeds about 128 KiB (docs/security.md).
+     */
+    maxUrlBytes: z.int().min(1024).default(16384),
     /** Serve Prometheus metrics at `/metrics` (and collect them). */
     metrics: z.boolean().default(true),
     /** Also serve `/metrics` on this port (admin network), besides the API port. 0: off. */
     metricsPort: z.int().min(0).max(65535).default(0),
+    /** Address the `metricsPort` listener binds. Unset: `bind`. */
+    metricsBind: z.string().min(1).optional(),
+    /**
+     * Serve `/metrics` on the API port too. Turn off once scrapers use `metricsPort`: the API
+     * port is the tenants', and a scrape takes no token.
+     */
+    metricsOnApiPort: z.boolean().default(true),
+    /**
+     * How long an aggregated scrape (proxy + every worker) is reused, in ms; concurrent scrapes
+     * always share one collection. 0: collect for every scrape.
+     */
+    metricsCacheMs: z.int().min(0).default(1000),
     /** Log one line per request (request id, project, route, status, duration) at info level. */
     accessLog: z.boolean().default(true),
     /** How long the proxy waits for a worker's answer before replying 503. */
@@ -94,6 +111,14 @@ export const ConfigSchema = z
      * (`/v2/health`). Unset: the admin API answers 403.
      */
     adminToken: z.string().optional(),
+    /**
+     * Serve the admin API (pools, flavors, health, pool stats) and `/metrics` on this port, and
+     * the admin API nowhere else (the API port answers 404 for it). 0: the admin API is on the
+     * API port, guarded by `adminToken` alone.
+     */
+    adminPort: z.int().min(0).max(65535).default(0),
+    /** Address the `adminPort` listener binds. Unset: `bind`. */
+    adminBind: z.string().min(1).optional(),
     limits: LimitsSchema.default(() => LimitsSchema.parse({})),
   })
   .strict()
@@ -112,8 +137,13 @@ const ENV: Record<string, { key: keyof Config; type: 'string' | 'int' | 'bool' }
   MISSIVE_LOG_LEVEL: { key: 'logLevel', type: 'string' },
   MISSIVE_ENABLE_V1_1: { key: 'enableV1_1', type: 'bool' },
   MISSIVE_ADMIN_TOKEN: { key: 'adminToken', type: 'string' },
+  MISSIVE_ADMIN_PORT: { key: 'adminPort', type: 'int' },
+  MISSIVE_ADMIN_BIND: { key: 'adminBind', type: 'string' },
   MISSIVE_METRICS: { key: 'metrics', type: 'bool' },
   MISSIVE_METRICS_PORT: { key: 'metricsPort', type: 'int' },
+  MISSIVE_METRICS_BIND: { key: 'metricsBind', type: 'string' },
+  MISSIVE_METRICS_ON_API_PORT: { key: 'metricsOnApiPort', type: 'bool' },
+  MISSIVE_METRICS_CACHE_MS: { key: 'metricsCacheMs', type: 'int' },
   MISSIVE_ACCESS_LOG: { key: 'accessLog', type: 'bool' },
 }
 

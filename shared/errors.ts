@@ -26,6 +26,7 @@ export const ERRORS = {
   not_acceptable: { status: 406, title: 'Unacceptable' },
   conflict: { status: 409, title: 'Resource conflict' },
   payload_too_large: { status: 413, title: 'Request entity too large' },
+  uri_too_long: { status: 414, title: 'URI too long' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   header_too_large: { status: 431, title: 'Request header fields too large' },
   internal: { status: 500, title: 'Internal server error' },

@@ -13,6 +13,7 @@
  * - `undefined` object values are dropped (`ignoreUndefined`): optional fields stay absent.
  *   `undefined` array elements travel as nil and arrive as `null`; callers that pass optional
  *   positional arguments trim trailing `undefined`s (see proxy/rpc-client.ts).
+ * - Values nest up to `MAX_JSON_DEPTH` levels inside the frame (shared/json-depth.ts).
  * - Objects with an own `__proto__` key (JSON.parse makes them from client metadata) are carried
  *   by an extension type, because the msgpack decoder refuses that key in maps.
  *
@@ -21,6 +22,7 @@
  */
 import { Decoder, Encoder, ExtensionCodec } from '@msgpack/msgpack'
 import type { WireError } from '../errors.js'
+import { MAX_JSON_DEPTH, RPC_ENVELOPE_DEPTH } from '../json-depth.js'
 
 /** Default largest frame accepted or sent: 64 MiB. */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -76,7 +78,9 @@ extensionCodec.register({
   },
 })
 
-const encoderOptions = { ignoreUndefined: true, extensionCodec } as const
+// The library's default depth limit (100) is below what the proxy accepts from clients (queue
+// metadata nested 98+ levels failed to encode: a 500); carry every value the proxy accepted.
+const encoderOptions = { ignoreUndefined: true, extensionCodec, maxDepth: MAX_JSON_DEPTH + RPC_ENVELOPE_DEPTH } as const
 const nestedEncoder = new Encoder(encoderOptions)
 const nestedDecoder = nativeStrings(new Decoder({ extensionCodec }))
 

@@ -33,7 +33,7 @@ t.test('unknown paths and methods', async (t) => {
   const h = await startHarness(t)
   const nf = await h.req('GET', '/v2/nothing/here')
   t.equal(nf.status, 404)
-  t.same(nf.json, { title: '404 Not Found' })
+  t.same(nf.json, { title: '404 Not Found', description: 'No resource matches this path.' })
   t.equal((await h.req('GET', '/v3/queues')).status, 404)
   const head = await h.req('HEAD', '/v2/queues/q1')
   t.equal(head.status, 405)

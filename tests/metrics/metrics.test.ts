@@ -57,7 +57,8 @@ function series(text: string): Set<string> {
 }
 
 t.test('metrics of a known workload, summed across processes', async (t) => {
-  const m = await startMissive(t, { env: { MISSIVE_WORKERS: '2', MISSIVE_LOG_LEVEL: 'info' } })
+  // Every scrape collects afresh: the test reads each change as soon as it is made.
+  const m = await startMissive(t, { env: { MISSIVE_WORKERS: '2', MISSIVE_LOG_LEVEL: 'info', MISSIVE_METRICS_CACHE_MS: '0' } })
   const project = `p-${randomUUID()}`
   const headers = { 'Client-ID': randomUUID(), 'X-Project-ID': project, 'Content-Type': 'application/json' }
   const call = (method: string, path: string, body?: unknown) =>
