@@ -23,6 +23,7 @@ import type { manualClock } from '../../shared/clock.js'
 import { isId } from '../../shared/ids.js'
 import {
   DELETE_ERRORS,
+  LIST_SCAN_BUDGET,
   type DataDriver,
   type ListMessagesOptions,
   type Metadata,
@@ -459,6 +460,48 @@ function defineListTests(t: TapTest, driver: DataDriver): void {
     t.notOk(page3.next)
     t.same(idsOf((await asA({ echo: true, limit: 30 })).items), [...own1, ...other, ...own2], 'echo includes them')
     t.same(idsOf((await driver.listMessages(p.ref(), listOpts({ clientId: CLIENT_B, echo: false, limit: 30 }))).items), [...own1, ...own2])
+  })
+
+  t.test('listMessages: bounded scan — short pages with next past a filtered backlog, every match once', async (t) => {
+    const p = project(t, driver)
+    // A backlog the caller does not see (its own posts, echo off), longer than two budgets,
+    // with visible messages interleaved after it.
+    const hidden = LIST_SCAN_BUDGET * 2 + 10
+    await postN(driver, p.ref(), hidden, {}, { clientId: CLIENT_A })
+    const seen1 = await postN(driver, p.ref(), 3, {}, { clientId: CLIENT_B })
+    await postN(driver, p.ref(), 5, {}, { clientId: CLIENT_A })
+    const seen2 = await postN(driver, p.ref(), 4, {}, { clientId: CLIENT_B })
+    const asA = (marker?: string) => driver.listMessages(p.ref(), listOpts({ clientId: CLIENT_A, echo: false, limit: 5, ...(marker !== undefined && { marker }) }))
+    const first = await asA()
+    t.same(first.items, [], 'the first page examined one budget of hidden messages: empty')
+    t.type(first.next, 'string', 'an empty page cut by the budget has a next marker')
+    const got: string[] = []
+    let marker: string | undefined
+    let pages = 0
+    let last = first
+    for (; pages < 50; pages++) {
+      last = await asA(marker)
+      got.push(...idsOf(last.items))
+      if (last.next === undefined) break
+      t.not(last.next, marker, 'the marker moves forward')
+      marker = last.next
+    }
+    t.same(got, [...seen1, ...seen2], 'every visible message once, in FIFO order')
+    t.same(last.items, [], 'the walk ends on an empty page')
+    t.ok(pages >= 2 && pages <= Math.ceil((hidden + 12) / LIST_SCAN_BUDGET) + 3, `pages walked: ${pages}`)
+  })
+
+  t.test('listMessages: bounded scan past delayed messages', async (t) => {
+    const p = project(t, driver)
+    await driver.createQueue(p.ref(), { _default_message_delay: 600 })
+    await postN(driver, p.ref(), LIST_SCAN_BUDGET + 20)
+    const visible = await postN(driver, p.ref(), 2, { delay: 0 })
+    const first = await driver.listMessages(p.ref(), listOpts({ limit: 10 }))
+    t.equal(first.includeDelayed, false)
+    t.same(first.items, [], 'one budget of delayed messages examined, none listed')
+    t.type(first.next, 'string')
+    const second = await driver.listMessages(p.ref(), listOpts({ limit: 10, marker: first.next }))
+    t.same(idsOf(second.items), visible, 'the next page carries on past them')
   })
 
   t.test('listMessages: include_claimed', async (t) => {

@@ -28,9 +28,12 @@ export interface QueueRef {
 export type Metadata = Record<string, unknown>
 
 /**
- * A listing page. `next` is the opaque marker that continues after the last item, present iff
- * `items` is non-empty: Zaqar gives every non-empty page a next link and clients stop at the
- * first empty page (API.md §3).
+ * A listing page. `next` is the opaque marker that continues after the last item examined.
+ * Zaqar gives every non-empty page a next link (API.md §3); a message listing also gives one to
+ * an empty page cut short by its scan budget (`LIST_SCAN_BUDGET`) before the queue ended, so
+ * `next` is absent only on an empty page at the end. Clients follow next links until a page
+ * has none (python-zaqarclient does, through empty pages); every link moves strictly forward,
+ * so the walk ends.
  */
 export interface Page<T> {
   items: T[]
@@ -102,6 +105,14 @@ export interface PostOptions {
   /** v2: the queue's reserved metadata (default TTL, delay, size limit) apply. v1.1: false. */
   useQueueLimits: boolean
 }
+
+/**
+ * Bounded work per request (issue 11): the most stored messages one `listMessages` call
+ * examines (filtered-out ones included) before it returns what it found, or `limit` when that is
+ * larger. A listing over a queue of 100k delayed or claimed messages costs at most this many
+ * entries and answers a short (possibly empty) page with a next marker.
+ */
+export const LIST_SCAN_BUDGET = 256
 
 export interface ListMessagesOptions {
   /** Opaque marker from a previous page's `next`. An unknown marker yields an empty page. */
@@ -212,7 +223,9 @@ export interface DataDriver {
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]>
 
   /** One page of messages, oldest first, filtered as the options say (API.md §5.2). Scans past
-   *  filtered messages until the page is full or the queue is exhausted. */
+   *  filtered messages until the page is full, the queue is exhausted, or `LIST_SCAN_BUDGET`
+   *  entries were examined: a page may then be short or empty, with a `next` marker that
+   *  resumes the scan where it stopped. */
   listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing>
 
   /** The message, claimed, delayed or not; `null` when missing or expired. */

@@ -6,6 +6,7 @@ import { MissiveError } from '../../../shared/errors.js'
 import { isId, newId } from '../../../shared/ids.js'
 import {
   DELETE_ERRORS,
+  LIST_SCAN_BUDGET,
   type ListMessagesOptions,
   type Message,
   type MessageListing,
@@ -80,7 +81,7 @@ export class RedisMessages {
   async #list(ref: QueueRef, opts: ListMessagesOptions, after: string, limit: number): Promise<MessageListing> {
     const now = this.#ctx.clock()
     const delayed = opts.includeDelayed === undefined ? '' : opts.includeDelayed ? '1' : '0'
-    const r = await this.#ctx.scripts.run<[number, ...MessageTuple[]]>('listMessages', queueKeys(ref).list, [
+    const r = await this.#ctx.scripts.run<[number, string, ...MessageTuple[]]>('listMessages', queueKeys(ref).list, [
       now,
       after,
       Math.max(0, limit),
@@ -88,10 +89,11 @@ export class RedisMessages {
       opts.echo ? '1' : '0',
       opts.includeClaimed ? '1' : '0',
       delayed,
+      LIST_SCAN_BUDGET,
     ])
-    const tuples = r.slice(1) as MessageTuple[]
+    const tuples = r.slice(2) as MessageTuple[]
     const listing: MessageListing = { items: tuples.map((t) => toMessage(t, now)), includeDelayed: Number(r[0]) === 1 }
-    if (tuples.length > 0) listing.next = String(tuples[tuples.length - 1][6])
+    if (r[1] !== '') listing.next = String(r[1])
     return listing
   }
 

@@ -4,6 +4,7 @@ import { MissiveError } from '../../../shared/errors.js'
 import { isId, newId } from '../../../shared/ids.js'
 import {
   DELETE_ERRORS,
+  LIST_SCAN_BUDGET,
   RESERVED,
   type ListMessagesOptions,
   type Message,
@@ -41,6 +42,7 @@ interface InsertParams {
 interface ListParams {
   qid: number
   after: number
+  upto: number
   now: number
   claimed: number
   delayed: number
@@ -82,6 +84,7 @@ export class SqliteMessages {
   readonly #queues: SqliteQueues
   readonly #insert: Statement<[InsertParams]>
   readonly #list: Statement<[ListParams], MessageRow>
+  readonly #window: Statement<[number, number, number], { last: number | null; n: number }>
   readonly #get: Statement<[string, string, string, number], MessageRow>
   readonly #getMany: Statement<[string, string, string, number], MessageRow>
   readonly #target: Statement<[string, string, string, number], DeleteTarget>
@@ -103,10 +106,16 @@ export class SqliteMessages {
       `INSERT INTO messages (id, qid, body, client_id, ttl, created, expires, visible)
        VALUES (@id, @qid, @body, @clientId, @ttl, @created, @expires, @visible)`,
     )
-    // One statement scans past filtered rows until the page is full: no short pages, no N+1.
+    // Bounded work (issue 11): the window is the next LIST_SCAN_BUDGET (or limit) messages of
+    // the queue after the marker, read from the index alone; the page is then filtered inside
+    // it (`seq <= @upto`), so a listing never walks a backlog of delayed or claimed messages.
+    this.#window = db.prepare(
+      `SELECT max(seq) AS last, count(*) AS n FROM
+       (SELECT seq FROM messages INDEXED BY messages_scan WHERE qid = ? AND seq > ? ORDER BY seq LIMIT ?)`,
+    )
     this.#list = db.prepare(
       `SELECT ${MESSAGE_COLUMNS} FROM messages INDEXED BY messages_scan
-       WHERE qid = @qid AND seq > @after AND expires > @now
+       WHERE qid = @qid AND seq > @after AND seq <= @upto AND expires > @now
          AND (@claimed OR claim_expires <= @now)
          AND (@delayed OR visible <= @now)
          AND (@echo OR client_id <> @clientId)
@@ -229,9 +238,13 @@ export class SqliteMessages {
     const after = opts.marker === undefined ? 0 : parseMarker(opts.marker)
     if (queue === undefined || after === undefined || opts.limit <= 0) return { items: [], includeDelayed }
     const now = this.#ctx.clock()
+    const budget = Math.max(LIST_SCAN_BUDGET, opts.limit)
+    const win = this.#window.get(queue.qid, after, budget)!
+    if (win.last === null) return { items: [], includeDelayed }
     const rows = this.#list.all({
       qid: queue.qid,
       after,
+      upto: win.last,
       now,
       claimed: flag(opts.includeClaimed),
       delayed: flag(includeDelayed),
@@ -240,7 +253,10 @@ export class SqliteMessages {
       limit: opts.limit,
     })
     const listing: MessageListing = { items: rows.map((r) => toMessage(r, now)), includeDelayed }
-    if (rows.length > 0) listing.next = String(rows[rows.length - 1].seq)
+    // A full page continues after its last message; a short one after the window it examined,
+    // unless that was the end of the queue and nothing was found (no endless next links).
+    if (rows.length === opts.limit) listing.next = String(rows[rows.length - 1].seq)
+    else if (rows.length > 0 || win.n === budget) listing.next = String(win.last)
     return listing
   }
 

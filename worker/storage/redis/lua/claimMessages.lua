@@ -48,6 +48,8 @@ local function dead_letter(id, rec)
 end
 
 promote(k, now, PROMOTE_STEP)
+-- Bounded work (issue 11): examined entries and promote steps are budgeted per call.
+local examined, promotes = 0, 1
 local out = { 'OK', 0 }
 local p = 4
 for _ = 1, nreq do
@@ -57,9 +59,12 @@ for _ = 1, nreq do
   local extTtl = ttl + grace
   local extExp = now + extTtl * 1000
   local msgs, recs, inflight, exts, taken, dead = {}, {}, {}, {}, {}, {}
-  while #msgs < limit do
-    local ids = redis.call('ZRANGE', k.r, 0, limit - #msgs - 1)
+  while #msgs < limit and examined < CLAIM_SCAN do
+    local ids = redis.call('ZRANGE', k.r, 0, math.min(limit - #msgs, CLAIM_SCAN - examined) - 1)
+    examined = examined + #ids
     if #ids == 0 then
+      if promotes >= CLAIM_PROMOTES then break end
+      promotes = promotes + 1
       if promote(k, now, PROMOTE_STEP) == 0 then break end
     else
       redis.call('ZREM', k.r, unpack(ids))

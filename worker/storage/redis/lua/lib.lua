@@ -27,8 +27,18 @@ local C_TTL, C_EXPIRES, C_UPDATED, C_IDS = 1, 2, 3, 4
 
 --- Largest number of elements handed to one variadic command (Lua's C stack holds ~8000).
 local CHUNK = 1000
---- How many due delayed / expired in-flight ids one promote step moves.
-local PROMOTE_STEP = 1000
+--- How many due delayed / expired in-flight ids one promote step moves (bounded work per call:
+--- a step costs ~1 ms of Redis time at 256).
+local PROMOTE_STEP = 256
+--- listMessages: entries read per round trip inside the script, and the bytes of skipped
+--- (filtered-out) records after which the scan stops early, whatever the entry budget.
+local LIST_BATCH = 64
+local LIST_SKIP_BYTES = 1048576
+--- claimMessages / popMessages: ready-index entries one script call examines at most (expired
+--- ones it meets are removed and count too), and promote steps it runs at most. A claim cut
+--- short by the budget takes fewer messages; the next call carries on.
+local CLAIM_SCAN = 512
+local CLAIM_PROMOTES = 2
 
 local function num(x)
   return string.format('%.17g', x)
