@@ -55,6 +55,8 @@ interface Head {
   accept: string
   requestId: string
   authToken: string
+  /** `Idempotency-Key` (docs/api.md, "Safe retries"). */
+  idempotencyKey: string | undefined
   /** Total bytes of header names and values. */
   headerBytes: number
 }
@@ -72,6 +74,7 @@ function readHead(req: uWS.HttpRequest): Head {
     accept: '',
     requestId: '',
     authToken: '',
+    idempotencyKey: undefined,
     headerBytes: 0,
   }
   // forEach, not getHeader: a missing header and an empty one are different errors (API.md §2).
@@ -101,6 +104,9 @@ function readHead(req: uWS.HttpRequest): Head {
         break
       case 'x-auth-token':
         head.authToken = v
+        break
+      case 'idempotency-key':
+        head.idempotencyKey = v
         break
     }
   })
@@ -265,6 +271,7 @@ export class HttpServer {
       clientId,
       requestId,
       authToken: head.authToken,
+      idempotencyKey: head.idempotencyKey,
       contentType: head.contentType,
       contentLength,
       body,

@@ -30,6 +30,8 @@ export const LimitsSchema = z
     max_length_client_id: z.int().min(1).default(36),
     /** Bulk delete by ids must also carry `claim_ids` that hold each message. */
     message_delete_with_claim_id: z.boolean().default(false),
+    /** Seconds a post's `Idempotency-Key` is remembered (docs/api.md, "Safe retries"). */
+    idempotency_window: z.int().min(1).max(86400).default(300),
   })
   .strict()
 

@@ -5,7 +5,14 @@ import { claimLimit, idList, messagePost, pageLimit } from '../validate.js'
 import { requiredBody } from './body.js'
 import { messageJson, messagesJson, pyList, queueHref, queueRef, type ApiRequest } from './context.js'
 
+/** An idempotency key: 1 to 255 visible ASCII characters (docs/api.md, "Safe retries"). */
+const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/
+
 export async function postMessages(req: ApiRequest): Promise<Reply> {
+  const key = req.idempotencyKey
+  if (key !== undefined && !IDEMPOTENCY_KEY_RE.test(key)) {
+    throw badRequest('The Idempotency-Key header must be 1 to 255 visible ASCII characters.')
+  }
   const messages = messagePost(requiredBody(req), req.config.limits)
   const ref = queueRef(req)
   const driver = await req.router.driverFor(ref, true)
@@ -14,6 +21,7 @@ export async function postMessages(req: ApiRequest): Promise<Reply> {
     defaultTtl: req.config.limits.default_message_ttl,
     requestBytes: req.contentLength ?? req.body!.length,
     useQueueLimits: req.profile.queueLimits,
+    ...(key !== undefined && { idempotencyKey: key, idempotencyWindow: req.config.limits.idempotency_window }),
   })
   const base = `${queueHref(req)}/messages`
   return json(201, { resources: ids.map((id) => `${base}/${id}`) }, [['Location', `${base}?ids=${ids.join(',')}`]])

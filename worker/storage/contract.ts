@@ -104,7 +104,26 @@ export interface PostOptions {
   requestBytes: number
   /** v2: the queue's reserved metadata (default TTL, delay, size limit) apply. v1.1: false. */
   useQueueLimits: boolean
+  /**
+   * The producer's idempotency key (docs/api.md, "Safe retries"). When a post with the same key
+   * to the same queue committed less than `idempotencyWindow` seconds ago, nothing is stored and
+   * that post's ids are returned, whatever the messages. The key is stored atomically with the
+   * post it answers for, so a post is either stored with its key or not at all.
+   */
+  idempotencyKey?: string
+  /** Seconds the key is remembered after its post committed; used only with `idempotencyKey`. */
+  idempotencyWindow?: number
 }
+
+/**
+ * Bounded work per request (issue 11): a post of more messages than this (or of more than
+ * `POST_CHUNK_BYTES` of bodies) is written in chunks of at most this size, each one bounded
+ * store call, and made visible all at once when its last chunk commits (docs/redis.md, "Large
+ * posts"). Readers never see part of a post; other posts to the same queue wait for it.
+ */
+export const POST_CHUNK = 128
+/** See `POST_CHUNK`. */
+export const POST_CHUNK_BYTES = 256 * 1024
 
 /**
  * Bounded work per request (issue 11): the most stored messages one `listMessages` call

@@ -41,7 +41,9 @@ import type {
   QueueRef,
   QueueStats,
 } from '../contract.js'
-import { storeUnavailable } from '../common.js'
+import { POST_CHUNK, POST_CHUNK_BYTES } from '../contract.js'
+import { bodyBytes, chunksOf, storeUnavailable } from '../common.js'
+import { newId } from '../../../shared/ids.js'
 import { SqliteClaims } from './claims.js'
 import type { Ctx } from './context.js'
 import { SqliteMessages } from './messages.js'
@@ -134,17 +136,24 @@ export class SqliteDriver implements DataDriver {
     this.#queues = new SqliteQueues(ctx)
     this.#messages = new SqliteMessages(ctx, this.#queues)
     this.#claims = new SqliteClaims(ctx, this.#queues)
+    // Large posts a crash left half-written are rolled back: they were never acknowledged.
+    db.transaction(() => this.#messages.unstageAll()).immediate()
     // Rows are picked through the expiry index, then deleted one by rowid: a `DELETE ... IN
     // (subquery)` lets the planner choose a full scan when statistics are stale.
     this.#gcMessages = db.prepare<[number, number], number>('SELECT seq FROM messages INDEXED BY messages_expires WHERE expires <= ? LIMIT ?').pluck()
     this.#gcClaims = db.prepare<[number, number], number>('SELECT rowid FROM claims INDEXED BY claims_expires WHERE expires <= ? LIMIT ?').pluck()
     const deleteMessage = db.prepare('DELETE FROM messages WHERE seq = ?')
     const deleteClaim = db.prepare('DELETE FROM claims WHERE rowid = ?')
+    const gcKeys = db.prepare(
+      `DELETE FROM idempotency WHERE (project, queue, key) IN
+       (SELECT project, queue, key FROM idempotency INDEXED BY idempotency_expires WHERE expires <= ? LIMIT ?)`,
+    )
     this.#gc = db.transaction((now: number, maxRows: number): GcResult => {
       const seqs = this.#gcMessages.all(now, maxRows)
       for (const seq of seqs) deleteMessage.run(seq)
       const rowids = this.#gcClaims.all(now, maxRows)
       for (const rowid of rowids) deleteClaim.run(rowid)
+      gcKeys.run(now, maxRows)
       return { messages: seqs.length, claims: rowids.length }
     })
     this.#commitBatch = db.transaction((batch: PendingWrite[]) => {
@@ -262,6 +271,7 @@ export class SqliteDriver implements DataDriver {
   }
 
   async deleteQueue(ref: QueueRef): Promise<void> {
+    if (this.#held.size > 0) await this.#idle(ref)
     return this.#write('deleteQueue', () => this.#queues.deleteQueue(ref))
   }
 
@@ -274,11 +284,63 @@ export class SqliteDriver implements DataDriver {
   }
 
   async purge(ref: QueueRef): Promise<void> {
+    if (this.#held.size > 0) await this.#idle(ref)
     return this.#write('purge', () => this.#queues.purge(ref))
   }
 
   async postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
-    return this.#write('postMessages', () => this.#messages.postMessages(ref, messages, opts))
+    if (this.#held.size > 0) await this.#idle(ref)
+    const chunks = messages.length > POST_CHUNK || bodyBytes(messages) > POST_CHUNK_BYTES ? chunksOf(messages) : undefined
+    if (chunks === undefined || chunks.length === 1) return this.#write('postMessages', () => this.#messages.postMessages(ref, messages, opts))
+    return this.#postLarge(ref, messages, opts, chunks)
+  }
+
+  /**
+   * A post too large for one bounded transaction: one chunk per group commit, invisible until
+   * the last (messages.ts), with the queue held so no other post, purge or delete of it runs in
+   * between. Any failure rolls the staged chunks back before the error is answered.
+   */
+  async #postLarge(ref: QueueRef, messages: NewMessage[], opts: PostOptions, chunks: [number, number][]): Promise<string[]> {
+    const release = this.#hold(ref)
+    try {
+      const allIds = messages.map(() => newId())
+      for (let c = 0; c < chunks.length; c++) {
+        const [from, to] = chunks[c]!
+        const op = c === 0 ? 'begin' : c === chunks.length - 1 ? 'commit' : 'add'
+        const r = await this.#write('postMessages', () => this.#messages.stageChunk(ref, op, messages.slice(from, to), allIds.slice(from, to), allIds, opts))
+        if ('maxSize' in r) throw new MissiveError('bad_request', `Message collection size is too large. Max size ${r.maxSize}`)
+        if ('lost' in r) throw unavailable('The messages could not be enqueued. Nothing was stored; retry.')
+        if (r.ids !== allIds) return r.ids
+      }
+      return allIds
+    } catch (err) {
+      await this.#write('postMessages', () => this.#messages.unstage(ref)).catch(() => undefined)
+      throw err
+    } finally {
+      release()
+    }
+  }
+
+  /** Queues held by a large post, with the promise that resolves when it lets go. */
+  readonly #held = new Map<string, Promise<void>>()
+
+  /** Holds `ref` until the returned function is called. */
+  #hold(ref: QueueRef): () => void {
+    const key = JSON.stringify([ref.project, ref.queue])
+    let done!: () => void
+    const p = new Promise<void>((resolve) => (done = resolve))
+    // postMessages waited for #idle just before (no await since): nobody else holds the queue.
+    this.#held.set(key, p)
+    return () => {
+      if (this.#held.get(key) === p) this.#held.delete(key)
+      done()
+    }
+  }
+
+  /** Resolves once no large post holds `ref`. */
+  async #idle(ref: QueueRef): Promise<void> {
+    const key = JSON.stringify([ref.project, ref.queue])
+    for (let p = this.#held.get(key); p !== undefined; p = this.#held.get(key)) await p
   }
 
   async listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {

@@ -2,7 +2,7 @@
 import type { Statement, Transaction } from 'better-sqlite3'
 import { notFound } from '../../../shared/errors.js'
 import type { ListQueuesOptions, Metadata, QueueEntry, QueueListing, QueueRef, QueueStats } from '../contract.js'
-import { ageOf, type Ctx } from './context.js'
+import { ageOf, STAGED_FROM_SQL, type Ctx } from './context.js'
 
 /** A queue's row as the other resources need it. */
 export interface QueueRow {
@@ -37,9 +37,9 @@ export class SqliteQueues {
   readonly #deleteClaims: Statement<[number]>
   readonly #list: Statement<[string, string, number, string], ListedQueue>
   readonly #count: Statement<[string], { n: number }>
-  readonly #stats: Statement<[now: number, qid: number, now: number], StatsRow>
-  readonly #oldest: Statement<[number, number], EndRow>
-  readonly #newest: Statement<[number, number], EndRow>
+  readonly #stats: Statement<[now: number, qid: number, now: number, qid: number], StatsRow>
+  readonly #oldest: Statement<[number, number, number], EndRow>
+  readonly #newest: Statement<[number, number, number], EndRow>
   readonly #removeQueue: Transaction<(qid: number) => void>
   readonly #purge: Transaction<(qid: number) => void>
 
@@ -61,11 +61,17 @@ export class SqliteQueues {
        ORDER BY name`,
     )
     this.#count = db.prepare('SELECT count(*) AS n FROM queues INDEXED BY queues_name WHERE project = ?')
+    // A large post being staged (messages.ts) is not counted: its messages are not visible yet.
     this.#stats = db.prepare(
-      'SELECT count(*) AS total, sum(claim_expires > ?) AS claimed FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ?',
+      `SELECT count(*) AS total, sum(claim_expires > ?) AS claimed FROM messages INDEXED BY messages_scan
+       WHERE qid = ? AND expires > ? AND seq < ${STAGED_FROM_SQL('?')}`,
     )
-    this.#oldest = db.prepare('SELECT id, created FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ? ORDER BY seq ASC LIMIT 1')
-    this.#newest = db.prepare('SELECT id, created FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ? ORDER BY seq DESC LIMIT 1')
+    this.#oldest = db.prepare(
+      `SELECT id, created FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ? AND seq < ${STAGED_FROM_SQL('?')} ORDER BY seq ASC LIMIT 1`,
+    )
+    this.#newest = db.prepare(
+      `SELECT id, created FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ? AND seq < ${STAGED_FROM_SQL('?')} ORDER BY seq DESC LIMIT 1`,
+    )
     this.#removeQueue = db.transaction((qid: number) => {
       this.#deleteMessages.run(qid)
       this.#deleteClaims.run(qid)
@@ -146,12 +152,12 @@ export class SqliteQueues {
     const row = this.find(ref)
     if (row === undefined) return { total: 0, claimed: 0, free: 0 }
     const now = this.#ctx.clock()
-    const counts = this.#stats.get(now, row.qid, now) as StatsRow
+    const counts = this.#stats.get(now, row.qid, now, row.qid) as StatsRow
     const claimed = counts.claimed ?? 0
     const stats: QueueStats = { total: counts.total, claimed, free: counts.total - claimed }
     if (counts.total > 0) {
-      const oldest = this.#oldest.get(row.qid, now)
-      const newest = this.#newest.get(row.qid, now)
+      const oldest = this.#oldest.get(row.qid, now, row.qid)
+      const newest = this.#newest.get(row.qid, now, row.qid)
       if (oldest !== undefined) stats.oldest = { id: oldest.id, age: ageOf(oldest.created, now), created: oldest.created }
       if (newest !== undefined) stats.newest = { id: newest.id, age: ageOf(newest.created, now), created: newest.created }
     }

@@ -50,6 +50,7 @@ end
 promote(k, now, PROMOTE_STEP)
 -- Bounded work (issue 11): examined entries and promote steps are budgeted per call.
 local examined, promotes = 0, 1
+local upto = visible_max(k.q)
 local out = { 'OK', 0 }
 local p = 4
 for _ = 1, nreq do
@@ -60,7 +61,7 @@ for _ = 1, nreq do
   local extExp = now + extTtl * 1000
   local msgs, recs, inflight, exts, taken, dead = {}, {}, {}, {}, {}, {}
   while #msgs < limit and examined < CLAIM_SCAN do
-    local ids = redis.call('ZRANGE', k.r, 0, math.min(limit - #msgs, CLAIM_SCAN - examined) - 1)
+    local ids = redis.call('ZRANGEBYSCORE', k.r, '-inf', upto, 'LIMIT', 0, math.min(limit - #msgs, CLAIM_SCAN - examined))
     examined = examined + #ids
     if #ids == 0 then
       if promotes >= CLAIM_PROMOTES then break end

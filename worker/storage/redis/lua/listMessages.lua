@@ -29,13 +29,15 @@ local out = { delayed and 1 or 0, '' }
 if limit <= 0 then return out end
 local after = '-inf'
 if ARGV[2] ~= '' then after = '(' .. ARGV[2] end
+-- Messages of a large post still being staged are not visible yet (lib.lua).
+local upto = visible_max(k.q)
 local got, scanned, skipped = 0, 0, 0
 local last = nil
 local ended = false
 while got < limit and scanned < budget and skipped < LIST_SKIP_BYTES do
   -- Small batches: a skipped record may be a 256 KiB body, and the byte check runs per batch.
   local want = math.min(LIST_BATCH, budget - scanned)
-  local page = redis.call('ZRANGEBYSCORE', k.a, after, '+inf', 'WITHSCORES', 'LIMIT', 0, want)
+  local page = redis.call('ZRANGEBYSCORE', k.a, after, upto, 'WITHSCORES', 'LIMIT', 0, want)
   local n_ids = #page / 2
   if n_ids == 0 then ended = true break end
   local ids = {}
