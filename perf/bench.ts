@@ -37,7 +37,8 @@ export const BENCH_FLAGS: FlagSpec[] = [
   { name: 'many-queues', type: 'number', default: 10000, help: 'queue count of the T7 scenario' },
   { name: 'pause-damon', type: 'boolean', default: false, help: "turn the host kernel's DAMON monitors off for the run and back on after (root; docs/benchmarks.md)" },
   { name: 'only', type: 'string', default: undefined, help: 'run one scenario alone, no ceilings: "noisy" (the noisy-neighbour scenario on each of --stores)' },
-  { name: 'noisy-backlog', type: 'number', default: 100000, help: 'delayed messages the noisy-neighbour attacker loads (posts of 20,000)' },
+  { name: 'noisy-backlog', type: 'number', default: 100000, help: 'delayed messages the noisy-neighbour attacker loads' },
+  { name: 'noisy-batch', type: 'number', default: 1000, help: 'messages per attacker post in the noisy-neighbour scenario (the default max_messages_per_post)' },
   { name: 'noisy-duration', type: 'number', default: 15, help: 'seconds measured in the noisy-neighbour scenario' },
   { name: 'help', type: 'boolean', default: false, help: 'show this help' },
 ]
@@ -213,12 +214,12 @@ interface StoreSetup {
 }
 
 /** The noisy-neighbour scenario (perf/lib/noisy.ts) on a fresh start of the store's main variant. */
-async function runNoisyStore(ctx: Ctx, setup: StoreSetup, backlog: number, durationS: number): Promise<NoisyResult | { error: string }> {
+async function runNoisyStore(ctx: Ctx, setup: StoreSetup, backlog: number, durationS: number, batch: number): Promise<NoisyResult | { error: string }> {
   let started: Awaited<ReturnType<StoreSetup['start']>> | null = null
   try {
     started = await setup.start(setup.main.key, null)
     log(`${setup.name}: noisy neighbour …`)
-    return await runNoisy({ url: started.svc.url, backlog, batch: 20_000, rate: 1000, durationS, listers: 2, log })
+    return await runNoisy({ url: started.svc.url, backlog, batch, rate: 1000, durationS, listers: 2, log })
   } catch (err) {
     log(`${setup.name}: noisy neighbour failed: ${(err as Error).stack ?? String(err)}`)
     return { error: (err as Error).message }
@@ -714,6 +715,7 @@ async function main(): Promise<void> {
   }
   const noisyBacklog = Number(a['noisy-backlog'])
   const noisyDuration = Number(a['noisy-duration'])
+  const noisyBatch = Number(a['noisy-batch'])
   if (a.only !== undefined) {
     if (a.only !== 'noisy') throw new UsageError(`--only: unknown scenario "${String(a.only)}" (known: noisy)`)
     // The noisy-neighbour scenario alone: no ceilings, no standard suite.
@@ -721,7 +723,7 @@ async function main(): Promise<void> {
     const json: Record<string, unknown> = { commit, startedAt: started.toISOString(), loadavgStart: os.loadavg() }
     try {
       for (const setup of storeSetups(ctx, (a.stores as string[]) ?? [])) {
-        const r = await runNoisyStore(ctx, setup, noisyBacklog, noisyDuration)
+        const r = await runNoisyStore(ctx, setup, noisyBacklog, noisyDuration, noisyBatch)
         json[setup.name] = r
         md.push('error' in r ? `${setup.name}: not measured: ${r.error}\n` : noisyMarkdown(setup.name, r))
       }
@@ -799,7 +801,7 @@ async function main(): Promise<void> {
     for (const setup of storeSetups(ctx, (a.stores as string[]) ?? [])) {
       stores.push(await runStore(ctx, setup))
       if (!quick) {
-        const r = await runNoisyStore(ctx, setup, noisyBacklog, noisyDuration)
+        const r = await runNoisyStore(ctx, setup, noisyBacklog, noisyDuration, noisyBatch)
         if ('error' in r) ctx.notes.push(`${setup.name}: noisy neighbour not measured: ${r.error}`)
         else noisy.push({ store: setup.name, result: r })
       }
