@@ -120,13 +120,18 @@ export async function runNoisy(o: NoisyOptions): Promise<NoisyResult> {
     })(),
   )
   if (o.batch < 20_000) {
-    // And the most a 256 KiB post can carry, refused (400) by max_messages_per_post: the proxy
-    // still parses each one.
+    // And the most a 256 KiB post can carry, refused (400) by max_messages_per_post, 10 a
+    // second: the proxy still parses each one (~5 ms). Paced, not a closed loop: back to back,
+    // they would measure how many requests saturate the proxy's core, not what one costs others.
     const huge = tinyBatch(20_000)
     attackers.push(
       (async () => {
         const c = conn()
-        while (!stop) await timed(attacker, 'post20000 (refused)', performance.now(), c.request(head('POST', '/v2/queues/flood/messages', ATTACKER, aClient, host, true), huge), [400])
+        for (let next = performance.now(); !stop; next += 100) {
+          await timed(attacker, 'post20000 (refused)', performance.now(), c.request(head('POST', '/v2/queues/flood/messages', ATTACKER, aClient, host, true), huge), [400])
+          const wait = next + 100 - performance.now()
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+        }
         c.close()
       })(),
     )

@@ -13,6 +13,7 @@
  * such a post is refused before it costs anything. Whole service, embedded SQLite store and
  * Redis pool.
  */
+import { spawnSync } from 'node:child_process'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { LIST_SCAN_BUDGET, POST_CHUNK } from '../../worker/storage/contract.js'
@@ -27,6 +28,17 @@ const BACKLOG = 5 * BATCH
  * (≤ 128), 4 per message (≤ POST_CHUNK).
  */
 const MAX_SCRIPT_ARGS = 3 + 9 + 128 + 2 + 7 * 128 + 4 * POST_CHUNK + 11
+
+const PYTHON = '/usr/bin/python3'
+
+/** Streams queue `flood` with python-zaqarclient (following next links) and prints the ids as JSON. */
+const ZAQARCLIENT_WALK = `
+import json, sys
+from zaqarclient.queues import client as zclient
+cli = zclient.Client(sys.argv[1], version=2, conf={"auth_opts": {"backend": "noauth", "options": {"os_project_id": sys.argv[2]}}})
+ids = [getattr(m, "id", None) or m._id for m in cli.queue("flood", auto_create=False).messages(echo=True, limit=20).stream()]
+print(json.dumps(ids))
+`
 
 const tiny = (n: number): string => `{"messages":[${new Array<string>(n).fill('{"body":1}').join(',')}]}`
 
@@ -106,6 +118,11 @@ async function suite(t: Test, base: string, redis?: Redis): Promise<void> {
     t.ok(pages >= least, `${pages} pages: no page examined more than the budget (${LIST_SCAN_BUDGET}; at least ${least} pages)`)
     t.ok(pages <= least + 10, `${pages} pages: each page examined a full budget`)
     t.ok(emptyWithNext >= least - 2, `${emptyWithNext} empty pages carried a next link`)
+
+    // The real python-zaqarclient follows next links through the empty pages too.
+    const py = spawnSync(PYTHON, ['-c', ZAQARCLIENT_WALK, base, c.project], { encoding: 'utf8', timeout: 120_000 })
+    t.equal(py.status, 0, `python-zaqarclient ran: ${py.stderr.slice(-500)}`)
+    t.same(JSON.parse(py.stdout.trim().split('\n').pop() ?? '[]'), [...head, ...tail], 'python-zaqarclient streams every visible message once, in order')
   })
 
   await t.test('claims and pops over the backlog stay bounded and correct', async (t) => {

@@ -302,8 +302,8 @@ export class SqliteDriver implements DataDriver {
    */
   async #postLarge(ref: QueueRef, messages: NewMessage[], opts: PostOptions, chunks: [number, number][]): Promise<string[]> {
     const release = this.#hold(ref)
+    const allIds = messages.map(() => newId())
     try {
-      const allIds = messages.map(() => newId())
       for (let c = 0; c < chunks.length; c++) {
         const [from, to] = chunks[c]!
         const op = c === 0 ? 'begin' : c === chunks.length - 1 ? 'commit' : 'add'
@@ -314,7 +314,7 @@ export class SqliteDriver implements DataDriver {
       }
       return allIds
     } catch (err) {
-      await this.#write('postMessages', () => this.#messages.unstage(ref)).catch(() => undefined)
+      await this.#write('postMessages', () => this.#messages.unstage(ref, allIds)).catch(() => undefined)
       throw err
     } finally {
       release()

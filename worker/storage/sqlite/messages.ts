@@ -314,10 +314,15 @@ export class SqliteMessages {
     return this.#stage.immediate(ref, op, messages, ids, allIds, opts, this.#ctx.clock())
   }
 
-  /** Rolls back the large post being staged in `ref`, if any. */
-  unstage(ref: QueueRef): void {
+  /**
+   * Rolls back the large post being staged in `ref`, if any: its own messages (`ids`), not
+   * every message above its first seq — a dead-letter move may have landed there meanwhile.
+   */
+  unstage(ref: QueueRef, ids: string[]): void {
     const queue = this.#queues.find(ref)
-    if (queue !== undefined) this.#unstageRow(queue.qid)
+    if (queue === undefined || this.#stageGet.get(queue.qid) === undefined) return
+    this.#deleteMany.run(JSON.stringify(ids), queue.qid)
+    this.#stageEnd.run(queue.qid)
   }
 
   /** Rolls back every large post a crash left half-written (at open). */

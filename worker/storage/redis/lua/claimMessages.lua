@@ -33,6 +33,9 @@ if dlqname ~= '' then
   dlqttl = tonumber(qf[4])
 end
 local dlqCreated = 0
+-- While a large post is staged into the DLQ (lib.lua), moves wait: a rollback of that post
+-- removes every message above its first seq, a moved one included.
+local dlq_staged = dk ~= nil and redis.call('HEXISTS', dk.q, 'stage') == 1
 
 --- Moves a message to the dead-letter queue's tail, unclaimed, visible now.
 local function dead_letter(id, rec)
@@ -76,7 +79,7 @@ for _ = 1, nreq do
           local rec = decode(raw)
           if rec[R_EXPIRES] <= now then
             dead[#dead + 1] = id
-          elseif dk and rec[R_CC] >= dlqmax then
+          elseif dk and rec[R_CC] >= dlqmax and not dlq_staged then
             dead_letter(id, rec)
           else
             rec[R_CC] = rec[R_CC] + 1
