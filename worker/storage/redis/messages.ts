@@ -108,10 +108,15 @@ export class RedisMessages {
   /** One postMessages script call for `reqs`, waiting while a large post holds the queue. */
   async #postSmall(ref: QueueRef, reqs: PostRequest[]): Promise<Outcome<string[]>[]> {
     const keys = queueKeys(ref)
-    const list = [...keys.list]
+    let list = keys.list
     const args: (string | number)[] = [0, reqs.length]
     for (const { ids, messages, opts } of reqs) {
-      const ik = opts.idempotencyKey === undefined ? 0 : list.push(idempotencyKey(keys, opts.idempotencyKey))
+      let ik = 0
+      if (opts.idempotencyKey !== undefined) {
+        // Copied only when a request has a key: the cached KEYS array is shared.
+        if (list === keys.list) list = [...keys.list]
+        ik = (list as string[]).push(idempotencyKey(keys, opts.idempotencyKey))
+      }
       args.push(opts.clientId, opts.defaultTtl, opts.requestBytes, opts.useQueueLimits ? '1' : '0', messages.length, ik, windowMs(opts))
       messages.forEach((m, i) => args.push(ids[i], m.ttl ?? '', m.delay ?? '', m.body))
     }

@@ -243,10 +243,14 @@ local function write_acc(k, acc)
   call_chunked('ZADD', k.e, acc.exp, CHUNK * 2)
 end
 
---- The queue's post settings for one request: maxpost (number or nil, and as stored), default
---- TTL, whether delays are honoured and the default delay.
-local function post_settings(k, defttl, limits)
-  local qf = redis.call('HMGET', k.q, 'maxpost', 'ttl', 'delay')
+--- The queue fields post_settings reads.
+local function post_fields(k)
+  return redis.call('HMGET', k.q, 'maxpost', 'ttl', 'delay')
+end
+
+--- The queue's post settings for one request, from post_fields: maxpost (number or nil, and as
+--- stored), default TTL, whether delays are honoured and the default delay.
+local function post_settings(qf, defttl, limits)
   local ttl0, honour, delay0 = defttl, false, 0
   if limits then
     ttl0 = tonumber(qf[2]) or defttl

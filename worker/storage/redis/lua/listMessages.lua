@@ -21,7 +21,7 @@ local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[3])
 local client, echo, claimed = ARGV[4], ARGV[5] == '1', ARGV[6] == '1'
 local budget = math.max(tonumber(ARGV[8]), limit)
-local qf = redis.call('HMGET', k.q, 'meta', 'delay')
+local qf = redis.call('HMGET', k.q, 'meta', 'delay', 'stagelo')
 -- API.md §5.2: without a queue default delay, delayed messages are always listed.
 local delayed = (not qf[2]) or ARGV[7] == '1'
 if not qf[1] then return { 1, '' } end
@@ -30,7 +30,8 @@ if limit <= 0 then return out end
 local after = '-inf'
 if ARGV[2] ~= '' then after = '(' .. ARGV[2] end
 -- Messages of a large post still being staged are not visible yet (lib.lua).
-local upto = visible_max(k.q)
+local upto = '+inf'
+if qf[3] then upto = '(' .. qf[3] end
 local got, scanned, skipped = 0, 0, 0
 local last = nil
 local ended = false

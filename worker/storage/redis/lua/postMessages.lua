@@ -23,6 +23,7 @@ local now = tonumber(ARGV[1])
 local nreq = tonumber(ARGV[2])
 if not queue_free(k, now, '') then return { 'BUSY' } end
 local created = ensure_queue(k.q, now)
+local qf = post_fields(k)
 local acc = new_acc()
 local out = { created }
 local p = 3
@@ -31,7 +32,7 @@ for _ = 1, nreq do
     ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), ARGV[p + 3] == '1', tonumber(ARGV[p + 4]),
     tonumber(ARGV[p + 5]), ARGV[p + 6]
   p = p + 7
-  local maxpost, maxraw, ttl0, honour, delay0 = post_settings(k, defttl, limits)
+  local maxpost, maxraw, ttl0, honour, delay0 = post_settings(qf, defttl, limits)
   local prev = false
   if ik > 0 then prev = redis.call('GET', KEYS[ik]) end
   if prev then

@@ -31,14 +31,14 @@ if op == 'begin' then
     if prev then return { 'DUP', prev } end
   end
   created = ensure_queue(k.q, now)
-  local maxpost, maxraw = post_settings(k, defttl, limits)
+  local maxpost, maxraw = post_settings(post_fields(k), defttl, limits)
   if limits and maxpost and bytes > maxpost then return { 'TOOBIG', maxraw } end
   local seq = tonumber(redis.call('HGET', k.q, 'seq'))
   redis.call('HSET', k.q, 'stage', token, 'stagelo', num(seq + 1), 'stagen', 0)
 elseif redis.call('HGET', k.q, 'stage') ~= token then
   return { 'LOST' }
 end
-local _, _, ttl0, honour, delay0 = post_settings(k, defttl, limits)
+local _, _, ttl0, honour, delay0 = post_settings(post_fields(k), defttl, limits)
 local acc = new_acc()
 append_messages(k, acc, now, client, ttl0, honour, delay0, count, 11, {})
 write_acc(k, acc)
