@@ -35,12 +35,12 @@ export interface NoisyResult {
   batch: number
   rate: number
   seconds: number
-  /** Victim latency per request type. */
+  /** Victim latency per request type, the victim alone (same start-up, before the attack). */
+  victimAlone: Record<string, LatencySummary>
+  /** Victim latency per request type, under attack. */
   victim: Record<string, LatencySummary>
   /** Attacker latency per request type (for context: the attacker's own requests may be slow). */
   attacker: Record<string, LatencySummary>
-  /** Open loop: victim arrivals still waiting for a connection when the window closed. */
-  unsent: number
 }
 
 const ATTACKER = 'noisy-attacker'
@@ -80,7 +80,8 @@ export async function runNoisy(o: NoisyOptions): Promise<NoisyResult> {
   }
   setup.close()
 
-  const victim = new Map<string, OpStats>()
+  const attacked = new Map<string, OpStats>()
+  let victim = attacked
   const attacker = new Map<string, OpStats>()
   const stat = (m: Map<string, OpStats>, name: string): OpStats => {
     let s = m.get(name)
@@ -100,41 +101,43 @@ export async function runNoisy(o: NoisyOptions): Promise<NoisyResult> {
     }
   }
 
-  // Attacker: listers in a closed loop, one poster of big batches in a closed loop.
-  const listPath = '/v2/queues/flood/messages?limit=20'
   const attackers: Promise<void>[] = []
-  for (let i = 0; i < o.listers; i++) {
+  const startAttackers = (): void => {
+    // Attacker: listers in a closed loop, one poster of big batches in a closed loop.
+    const listPath = '/v2/queues/flood/messages?limit=20'
+    for (let i = 0; i < o.listers; i++) {
+      attackers.push(
+        (async () => {
+          const c = conn()
+          while (!stop) await timed(attacker, 'list', performance.now(), c.request(head('GET', listPath, ATTACKER, aClient, host, false)), [200])
+          c.close()
+        })(),
+      )
+    }
     attackers.push(
       (async () => {
         const c = conn()
-        while (!stop) await timed(attacker, 'list', performance.now(), c.request(head('GET', listPath, ATTACKER, aClient, host, false)), [200])
+        while (!stop) await timed(attacker, `post${o.batch}`, performance.now(), c.request(head('POST', '/v2/queues/flood/messages', ATTACKER, aClient, host, true), big), [201])
         c.close()
       })(),
     )
-  }
-  attackers.push(
-    (async () => {
-      const c = conn()
-      while (!stop) await timed(attacker, `post${o.batch}`, performance.now(), c.request(head('POST', '/v2/queues/flood/messages', ATTACKER, aClient, host, true), big), [201])
-      c.close()
-    })(),
-  )
-  if (o.batch < 20_000) {
-    // And the most a 256 KiB post can carry, refused (400) by max_messages_per_post, 10 a
-    // second: the proxy still parses each one (~5 ms). Paced, not a closed loop: back to back,
-    // they would measure how many requests saturate the proxy's core, not what one costs others.
-    const huge = tinyBatch(20_000)
-    attackers.push(
-      (async () => {
-        const c = conn()
-        for (let next = performance.now(); !stop; next += 100) {
-          await timed(attacker, 'post20000 (refused)', performance.now(), c.request(head('POST', '/v2/queues/flood/messages', ATTACKER, aClient, host, true), huge), [400])
-          const wait = next + 100 - performance.now()
-          if (wait > 0) await new Promise((r) => setTimeout(r, wait))
-        }
-        c.close()
-      })(),
-    )
+    if (o.batch < 20_000) {
+      // And the most a 256 KiB post can carry, refused (400) by max_messages_per_post, 10 a
+      // second: the proxy still parses each one (~5 ms). Paced, not a closed loop: back to back,
+      // they would measure how many requests saturate the proxy's core, not what one costs others.
+      const huge = tinyBatch(20_000)
+      attackers.push(
+        (async () => {
+          const c = conn()
+          for (let next = performance.now(); !stop; next += 100) {
+            await timed(attacker, 'post20000 (refused)', performance.now(), c.request(head('POST', '/v2/queues/flood/messages', ATTACKER, aClient, host, true), huge), [400])
+            const wait = next + 100 - performance.now()
+            if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+          }
+          c.close()
+        })(),
+      )
+    }
   }
 
   // Victim: open loop of one-message posts at `rate`, and a consumer claiming 10 then deleting
@@ -150,7 +153,6 @@ export async function runNoisy(o: NoisyOptions): Promise<NoisyResult> {
   }
   const postOne = Buffer.from('{"messages":[{"body":{"event":"victim"},"ttl":300}]}')
   const claimBody = Buffer.from('{"ttl":60,"grace":60}')
-  let unsent = 0
   const inflight = new Set<Promise<void>>()
   const send = (fn: (c: HttpConnection) => Promise<void>): void => {
     const c = take()
@@ -169,30 +171,49 @@ export async function runNoisy(o: NoisyOptions): Promise<NoisyResult> {
     await timed(victim, 'delete10', performance.now(), c.request(head('DELETE', `/v2/queues/calm/messages?ids=${ids.join(',')}`, VICTIM, vClient, host, false)), [204])
   }
 
-  const warmS = 2
-  const start = performance.now()
-  const interval = 1000 / o.rate
-  let k = 0
-  const end = start + (warmS + o.durationS) * 1000
-  o.log(`noisy: victim ${o.rate} posts/s + claims, attacker ${o.listers} listers + 1 poster of ${o.batch}; ${warmS} s warm-up, ${o.durationS} s measured …`)
-  while (true) {
-    const at = start + k * interval
-    if (at >= end) break
-    const wait = at - performance.now()
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait))
-    if (!measuring && at >= start + warmS * 1000) measuring = true
-    send(postVictim(at))
-    if (k % 10 === 5) send(consume(at))
-    k++
+  /** The victim's open loop for `warmS` + `seconds`, recorded into `into` after the warm-up. */
+  const victimLoop = async (into: Map<string, OpStats>, warmS: number, seconds: number): Promise<void> => {
+    victim = into
+    const start = performance.now()
+    const interval = 1000 / o.rate
+    const end = start + (warmS + seconds) * 1000
+    for (let k = 0; ; k++) {
+      const at = start + k * interval
+      if (at >= end) break
+      const wait = at - performance.now()
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait))
+      if (!measuring && at >= start + warmS * 1000) measuring = true
+      send(postVictim(at))
+      if (k % 10 === 5) send(consume(at))
+    }
+    measuring = false
+    await Promise.allSettled([...inflight])
   }
-  unsent = 0
-  measuring = false
+
+  // First the victim alone (the machine's own floor, same conditions), then under attack.
+  const aloneS = Math.max(3, Math.round(o.durationS / 3))
+  const alone = new Map<string, OpStats>()
+  o.log(`noisy: victim alone, ${o.rate} posts/s + claims, ${aloneS} s …`)
+  await victimLoop(alone, 2, aloneS)
+  o.log(`noisy: attacker on (${o.listers} listers, 1 poster of ${o.batch}); victim measured ${o.durationS} s after 2 s …`)
+  startAttackers()
+  await victimLoop(attacked, 2, o.durationS)
   stop = true
-  await Promise.allSettled([...inflight, ...attackers])
+  await Promise.allSettled(attackers)
   for (const c of all) c.close()
   const summarize = (m: Map<string, OpStats>): Record<string, LatencySummary> =>
     Object.fromEntries([...m].map(([name, s]) => [name, s.summary(o.durationS)]))
-  return { backlog: o.backlog, batch: o.batch, rate: o.rate, seconds: round(o.durationS, 1), victim: summarize(victim), attacker: summarize(attacker), unsent }
+  const summarizeFor = (m: Map<string, OpStats>, seconds: number): Record<string, LatencySummary> =>
+    Object.fromEntries([...m].map(([name, s]) => [name, s.summary(seconds)]))
+  return {
+    backlog: o.backlog,
+    batch: o.batch,
+    rate: o.rate,
+    seconds: round(o.durationS, 1),
+    victimAlone: summarizeFor(alone, aloneS),
+    victim: summarize(attacked),
+    attacker: summarize(attacker),
+  }
 }
 
 /** The result as Markdown lines (a table per side). */
@@ -204,10 +225,14 @@ export function noisyMarkdown(store: string, r: NoisyResult): string {
   return [
     `### Noisy neighbour — ${store}`,
     '',
-    `Attacker: ${r.backlog.toLocaleString('en-US')} delayed messages loaded, then listing it and posting ${r.batch.toLocaleString('en-US')}-message batches without pause. ` +
-      `Victim (another project, same pool): ${r.rate} one-message posts/s (open loop) plus claim 10 + bulk delete at ${r.rate / 10}/s; ${r.seconds} s measured. Target: victim p99 ≤ 10 ms.`,
+    `Attacker: ${r.backlog.toLocaleString('en-US')} delayed messages loaded, then listing it (2 connections) and posting ${r.batch.toLocaleString('en-US')}-message batches without pause, plus 10/s posts of 20,000 messages (refused). ` +
+      `Victim (another project, same pool): ${r.rate} one-message posts/s (open loop) plus claim 10 + bulk delete at ${r.rate / 10}/s; first alone, then ${r.seconds} s under attack. Target: victim p99 ≤ 10 ms under attack; "alone" is this machine's floor at the time.`,
     '',
-    '| victim request | count | p50 ms | p99 ms | max ms | failures |',
+    '| victim request, alone | count | p50 ms | p99 ms | max ms | failures |',
+    '|---|---:|---:|---:|---:|---|',
+    rows(r.victimAlone ?? {}),
+    '',
+    '| victim request, under attack | count | p50 ms | p99 ms | max ms | failures |',
     '|---|---:|---:|---:|---:|---|',
     rows(r.victim),
     '',
