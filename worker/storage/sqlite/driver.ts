@@ -144,6 +144,10 @@ export class SqliteDriver implements DataDriver {
     this.#gcClaims = db.prepare<[number, number], number>('SELECT rowid FROM claims INDEXED BY claims_expires WHERE expires <= ? LIMIT ?').pluck()
     const deleteMessage = db.prepare('DELETE FROM messages WHERE seq = ?')
     const deleteClaim = db.prepare('DELETE FROM claims WHERE rowid = ?')
+    const orphan = db.prepare<[], number>('SELECT qid FROM orphans LIMIT 1').pluck()
+    const orphanMessages = db.prepare<[number, number], number>('SELECT seq FROM messages INDEXED BY messages_scan WHERE qid = ? LIMIT ?').pluck()
+    const orphanClaims = db.prepare<[number, number], number>('SELECT rowid FROM claims INDEXED BY claims_queue WHERE qid = ? LIMIT ?').pluck()
+    const unorphan = db.prepare('DELETE FROM orphans WHERE qid = ?')
     const gcKeys = db.prepare(
       `DELETE FROM idempotency WHERE (project, queue, key) IN
        (SELECT project, queue, key FROM idempotency INDEXED BY idempotency_expires WHERE expires <= ? LIMIT ?)`,
@@ -154,7 +158,21 @@ export class SqliteDriver implements DataDriver {
       const rowids = this.#gcClaims.all(now, maxRows)
       for (const rowid of rowids) deleteClaim.run(rowid)
       gcKeys.run(now, maxRows)
-      return { messages: seqs.length, claims: rowids.length }
+      // Rows of deleted and purged queues (queues.ts), within what is left of the batch.
+      let messages = seqs.length
+      let claims = rowids.length
+      const room = maxRows - Math.max(messages, claims)
+      const qid = room > 0 ? orphan.get() : undefined
+      if (qid !== undefined) {
+        const more = orphanMessages.all(qid, room)
+        for (const seq of more) deleteMessage.run(seq)
+        const moreClaims = orphanClaims.all(qid, room)
+        for (const rowid of moreClaims) deleteClaim.run(rowid)
+        if (more.length < room && moreClaims.length < room) unorphan.run(qid)
+        messages += more.length
+        claims += moreClaims.length
+      }
+      return { messages, claims }
     })
     this.#commitBatch = db.transaction((batch: PendingWrite[]) => {
       for (const w of batch) {

@@ -33,8 +33,6 @@ export class SqliteQueues {
   readonly #insert: Statement<[string, string, string, number], QueueRow>
   readonly #update: Statement<[string, string, string]>
   readonly #delete: Statement<[number]>
-  readonly #deleteMessages: Statement<[number]>
-  readonly #deleteClaims: Statement<[number]>
   readonly #list: Statement<[string, string, number, string], ListedQueue>
   readonly #count: Statement<[string], { n: number }>
   readonly #stats: Statement<[now: number, qid: number, now: number, qid: number], StatsRow>
@@ -42,6 +40,9 @@ export class SqliteQueues {
   readonly #newest: Statement<[number, number, number], EndRow>
   readonly #removeQueue: Transaction<(qid: number) => void>
   readonly #purge: Transaction<(qid: number) => void>
+  readonly #orphan: Statement<[number]>
+  readonly #row: Statement<[number], { project: string; name: string; metadata: string; created: number }>
+  readonly #recreate: Statement<[string, string, string, number]>
 
   constructor(ctx: Ctx) {
     this.#ctx = ctx
@@ -52,8 +53,13 @@ export class SqliteQueues {
     )
     this.#update = db.prepare('UPDATE queues INDEXED BY queues_name SET metadata = ? WHERE project = ? AND name = ?')
     this.#delete = db.prepare('DELETE FROM queues WHERE qid = ?')
-    this.#deleteMessages = db.prepare('DELETE FROM messages INDEXED BY messages_scan WHERE qid = ?')
-    this.#deleteClaims = db.prepare('DELETE FROM claims INDEXED BY claims_queue WHERE qid = ?')
+    // Bounded work (issue 11): a delete or purge drops the queue row (a purge puts a fresh one,
+    // with a new qid, in its place) and leaves the old qid's messages and claims, unreachable
+    // by then, to the collector, which deletes them in bounded batches (driver.ts). Deleting
+    // them here cost ~200 ms per 100,000 messages, with the worker's thread blocked.
+    this.#orphan = db.prepare('INSERT OR IGNORE INTO orphans (qid) VALUES (?)')
+    this.#row = db.prepare('SELECT project, name, metadata, created FROM queues WHERE qid = ?')
+    this.#recreate = db.prepare('INSERT INTO queues (project, name, metadata, created) VALUES (?, ?, ?, ?)')
     // instr() rather than LIKE: the name filter is a literal substring, `_` and `%` included.
     this.#list = db.prepare(
       `SELECT name, metadata FROM queues INDEXED BY queues_name
@@ -73,13 +79,14 @@ export class SqliteQueues {
       `SELECT id, created FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ? AND seq < ${STAGED_FROM_SQL('?')} ORDER BY seq DESC LIMIT 1`,
     )
     this.#removeQueue = db.transaction((qid: number) => {
-      this.#deleteMessages.run(qid)
-      this.#deleteClaims.run(qid)
       this.#delete.run(qid)
+      this.#orphan.run(qid)
     })
     this.#purge = db.transaction((qid: number) => {
-      this.#deleteMessages.run(qid)
-      this.#deleteClaims.run(qid)
+      const row = this.#row.get(qid)!
+      this.#delete.run(qid)
+      this.#recreate.run(row.project, row.name, row.metadata, row.created)
+      this.#orphan.run(qid)
     })
   }
 

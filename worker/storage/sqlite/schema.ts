@@ -9,6 +9,7 @@
  * |            |                          | claim_id, claim_expires (ms, 0 when none), claim_count |
  * | `claims`   | `id` (UUID)              | `qid`, ttl (s), expires/updated (ms)                    |
  * | `staging`  | `qid`                    | a large post being written in chunks: first seq, count  |
+ * | `orphans`  | `qid`                    | a deleted or purged queue whose rows await the collector |
  * | `idempotency` | project, queue, key   | a post's ids for its idempotency key, until `expires`   |
  *
  * Every message and claim row belongs to one queue row (`qid`), and the queue row to one
@@ -79,6 +80,13 @@ CREATE TABLE IF NOT EXISTS staging (
   qid      INTEGER PRIMARY KEY,
   from_seq INTEGER NOT NULL,
   n        INTEGER NOT NULL
+);
+
+-- Queues deleted or purged whose messages and claims the collector has yet to delete (in
+-- bounded batches: driver.ts). Nothing else reaches those rows: every lookup goes through a
+-- live queue row, and a purged queue continues under a new qid.
+CREATE TABLE IF NOT EXISTS orphans (
+  qid INTEGER PRIMARY KEY
 );
 
 -- Idempotency keys of posts (docs/api.md, "Safe retries"): the post's ids, comma-separated,
