@@ -32,7 +32,7 @@ local CHUNK = 1000
 local PROMOTE_STEP = 256
 --- listMessages: entries read per round trip inside the script, and the bytes of skipped
 --- (filtered-out) records after which the scan stops early, whatever the entry budget.
-local LIST_BATCH = 64
+local LIST_BATCH = 32
 local LIST_SKIP_BYTES = 1048576
 --- claimMessages / popMessages: ready-index entries one script call examines at most (expired
 --- ones it meets are removed and count too), and promote steps it runs at most. A claim cut
