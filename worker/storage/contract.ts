@@ -234,8 +234,9 @@ export interface DataDriver {
   // --- messages ---------------------------------------------------------------------------
 
   /**
-   * Appends the messages in order, creating the queue if needed, all or nothing. Returns their
-   * ids in request order. Per queue, messages are ordered by the moment their post committed
+   * Appends the messages in order, creating the queue if needed, all or nothing — a post larger
+   * than `POST_CHUNK` is written in bounded chunks and becomes visible at once. Returns their
+   * ids in request order (with `idempotencyKey`, possibly those of an earlier post). Per queue, messages are ordered by the moment their post committed
    * (FIFO): a message is never listed or claimed before one posted earlier to the same queue,
    * except where delay says so.
    */

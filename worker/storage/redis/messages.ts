@@ -175,7 +175,7 @@ export class RedisMessages {
       if (created) await this.#ctx.catalogue(ref)
       if (!lost) return { ok: req.ids }
     }
-    return { err: unavailable('The messages could not be enqueued: the queue was purged or deleted while they were being stored. Nothing was stored; retry.') }
+    return { err: unavailable('The messages could not be enqueued: the post was interrupted (the queue was purged or deleted, or the post stalled). Nothing was stored; retry.') }
   }
 
   /** Runs `call` until it is not BUSY (a large post holds the queue), pausing between tries. */
