@@ -321,6 +321,10 @@ export class SqliteDriver implements DataDriver {
   async #postLarge(ref: QueueRef, messages: NewMessage[], opts: PostOptions, chunks: [number, number][]): Promise<string[]> {
     const release = this.#hold(ref)
     const allIds = messages.map(() => newId())
+    this.#messages.staging(true)
+    // Whether the staged rows are surely gone (committed or rolled back): only then may
+    // listings stop looking for them; else they keep stopping below them until a restart.
+    let settled = false
     try {
       for (let c = 0; c < chunks.length; c++) {
         const [from, to] = chunks[c]!
@@ -328,13 +332,21 @@ export class SqliteDriver implements DataDriver {
         const r = await this.#write('postMessages', () => this.#messages.stageChunk(ref, op, messages.slice(from, to), allIds.slice(from, to), allIds, opts))
         if ('maxSize' in r) throw new MissiveError('bad_request', `Message collection size is too large. Max size ${r.maxSize}`)
         if ('lost' in r) throw unavailable('The messages could not be enqueued. Nothing was stored; retry.')
-        if (r.ids !== allIds) return r.ids
+        if (r.ids !== allIds) {
+          settled = true
+          return r.ids
+        }
       }
+      settled = true
       return allIds
     } catch (err) {
-      await this.#write('postMessages', () => this.#messages.unstage(ref, allIds)).catch(() => undefined)
+      await this.#write('postMessages', () => this.#messages.unstage(ref, allIds)).then(
+        () => (settled = true),
+        () => undefined,
+      )
       throw err
     } finally {
+      if (settled) this.#messages.staging(false)
       release()
     }
   }

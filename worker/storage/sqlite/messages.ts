@@ -43,7 +43,7 @@ interface InsertParams {
 interface ListParams {
   qid: number
   after: number
-  upto: number
+  budget: number
   now: number
   claimed: number
   delayed: number
@@ -98,6 +98,9 @@ export class SqliteMessages {
   readonly #queues: SqliteQueues
   readonly #insert: Statement<[InsertParams]>
   readonly #list: Statement<[ListParams], MessageRow>
+  readonly #listCapped: Statement<[ListParams], MessageRow>
+  /** Large posts being staged in this store right now (`staging`). */
+  #staging = 0
   readonly #window: Statement<[number, number, number, number], { last: number | null; n: number }>
   readonly #idemGet: Statement<[string, string, string, number], { ids: string }>
   readonly #idemPut: Statement<[string, string, string, string, number]>
@@ -144,14 +147,22 @@ export class SqliteMessages {
     this.#stageEnd = db.prepare('DELETE FROM staging WHERE qid = ?')
     this.#nextSeq = db.prepare(`SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0) + 1 AS next`)
     this.#unstage = db.prepare('DELETE FROM messages INDEXED BY messages_scan WHERE qid = ? AND seq >= ?')
-    this.#list = db.prepare(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages INDEXED BY messages_scan
-       WHERE qid = @qid AND seq > @after AND seq <= @upto AND expires > @now
-         AND (@claimed OR claim_expires <= @now)
-         AND (@delayed OR visible <= @now)
-         AND (@echo OR client_id <> @clientId)
-       ORDER BY seq LIMIT @limit`,
-    )
+    // The window `w` is read lazily from the index in seq order (no sort): a page that fills
+    // early stops the scan there; only rows passing the index filters are read from the table.
+    const listSql = (capped: boolean): string =>
+      `SELECT ${MESSAGE_COLUMNS.split(', ').map((c) => `m.${c}`).join(', ')}
+       FROM (SELECT seq, expires, visible, claim_expires FROM messages INDEXED BY messages_scan
+             WHERE qid = @qid AND seq > @after ${capped ? `AND seq < ${STAGED_FROM_SQL('@qid')}` : ''}
+             ORDER BY seq LIMIT @budget) AS w
+       JOIN messages m ON m.seq = w.seq
+       WHERE w.expires > @now
+         AND (@claimed OR w.claim_expires <= @now)
+         AND (@delayed OR w.visible <= @now)
+         AND (@echo OR m.client_id <> @clientId)
+       ORDER BY w.seq LIMIT @limit`
+    this.#list = db.prepare(listSql(false))
+    // While a large post is being staged somewhere, listings also stop below its first seq.
+    this.#listCapped = db.prepare(listSql(true))
     this.#get = db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages INDEXED BY messages_id WHERE id = ? AND qid = ${QID_SQL} AND expires > ?`)
     this.#getMany = db.prepare(
       `SELECT ${MESSAGE_COLUMNS} FROM messages INDEXED BY messages_id
@@ -325,6 +336,15 @@ export class SqliteMessages {
     this.#stageEnd.run(queue.qid)
   }
 
+  /**
+   * Brackets a large post (the driver calls it before the first chunk and with `false` once
+   * the post committed or was rolled back): while any is open, listings use the statement that
+   * stops below staged messages. Counted outside transactions, so a rollback cannot undercount.
+   */
+  staging(open: boolean): void {
+    this.#staging += open ? 1 : -1
+  }
+
   /** Rolls back every large post a crash left half-written (at open). */
   unstageAll(): void {
     for (const { qid } of this.#ctx.db.prepare('SELECT qid FROM staging').all() as { qid: number }[]) this.#unstageRow(qid)
@@ -348,12 +368,10 @@ export class SqliteMessages {
     if (queue === undefined || after === undefined || opts.limit <= 0) return { items: [], includeDelayed }
     const now = this.#ctx.clock()
     const budget = Math.max(LIST_SCAN_BUDGET, opts.limit)
-    const win = this.#window.get(queue.qid, after, queue.qid, budget)!
-    if (win.last === null) return { items: [], includeDelayed }
-    const rows = this.#list.all({
+    const rows = (this.#staging > 0 ? this.#listCapped : this.#list).all({
       qid: queue.qid,
       after,
-      upto: win.last,
+      budget,
       now,
       claimed: flag(opts.includeClaimed),
       delayed: flag(includeDelayed),
@@ -364,8 +382,13 @@ export class SqliteMessages {
     const listing: MessageListing = { items: rows.map((r) => toMessage(r, now)), includeDelayed }
     // A full page continues after its last message; a short one after the window it examined,
     // unless that was the end of the queue and nothing was found (no endless next links).
-    if (rows.length === opts.limit) listing.next = String(rows[rows.length - 1].seq)
-    else if (rows.length > 0 || win.n === budget) listing.next = String(win.last)
+    if (rows.length === opts.limit) {
+      listing.next = String(rows[rows.length - 1].seq)
+    } else {
+      // Short page: where did the scan stop, and was that the end? (Index only, ≤ budget entries.)
+      const win = this.#window.get(queue.qid, after, queue.qid, budget)!
+      if (win.last !== null && (rows.length > 0 || win.n === budget)) listing.next = String(win.last)
+    }
     return listing
   }
 
