@@ -68,6 +68,14 @@ export class RedisMessages {
    * one staged in chunks (#postLarge).
    */
   async #post(ref: QueueRef, reqs: PostRequest[]): Promise<Outcome<string[]>[]> {
+    // The usual case, one call for the whole batch, without the bookkeeping below.
+    let total = 0
+    let totalBytes = 0
+    for (const req of reqs) {
+      total += req.messages.length
+      totalBytes += bodyBytes(req.messages)
+    }
+    if (total <= POST_CHUNK && totalBytes <= POST_CHUNK_BYTES) return this.#postSmall(ref, reqs)
     const out: Outcome<string[]>[] = new Array(reqs.length)
     const runs: Promise<void>[] = []
     let batch: number[] = []
