@@ -175,6 +175,8 @@ export class RedisMessages {
           case 'DUP':
             return { ok: String(r[1]).split(',') }
           case 'TOOBIG':
+            // Zaqar creates the queue lazily even so: it must be in the project's catalogue.
+            if (Number(r[2]) === 1) await this.#ctx.catalogue(ref)
             return { err: new MissiveError('bad_request', `Message collection size is too large. Max size ${String(r[1])}`) }
           default:
             lost = true

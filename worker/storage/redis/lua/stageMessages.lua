@@ -14,7 +14,7 @@
   Returns: { 'OK', created (1 if begin created the queue) }; { 'BUSY' } (begin: another post
            holds the queue; nothing done); { 'DUP', ids comma-separated } (begin: the
            idempotency record exists; nothing done); { 'TOOBIG', _max_messages_post_size as
-           stored } (begin: nothing stored, the queue stays created); { 'LOST' } (add/commit:
+           stored, created } (begin: nothing stored, the queue stays created); { 'LOST' } (add/commit:
            the stage is gone — rolled back, purged or deleted; the post must start over).
   Errors: none.
 ]]
@@ -32,7 +32,7 @@ if op == 'begin' then
   end
   created = ensure_queue(k.q, now)
   local maxpost, maxraw = post_settings(post_fields(k), defttl, limits)
-  if limits and maxpost and bytes > maxpost then return { 'TOOBIG', maxraw } end
+  if limits and maxpost and bytes > maxpost then return { 'TOOBIG', maxraw, created } end
   local seq = tonumber(redis.call('HGET', k.q, 'seq'))
   redis.call('HSET', k.q, 'stage', token, 'stagelo', num(seq + 1), 'stagen', 0)
 elseif redis.call('HGET', k.q, 'stage') ~= token then
