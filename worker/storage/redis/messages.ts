@@ -151,39 +151,43 @@ export class RedisMessages {
     const { opts } = req
     const list = opts.idempotencyKey === undefined ? keys.list : [...keys.list, idempotencyKey(keys, opts.idempotencyKey)]
     const head = [opts.clientId, opts.defaultTtl, opts.requestBytes, opts.useQueueLimits ? '1' : '0', windowMs(opts)]
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const token = newId()
-      let created = false
-      let lost = false
-      for (let c = 0; c < chunks.length && !lost; c++) {
-        const [from, to] = chunks[c]
-        const op = c === 0 ? 'begin' : c === chunks.length - 1 ? 'commit' : 'add'
-        const args: (string | number)[] = [0, op, token, ...head, op === 'commit' ? req.ids.join(',') : '', to - from]
-        for (let i = from; i < to; i++) {
-          const m = req.messages[i]
-          args.push(req.ids[i], m.ttl ?? '', m.delay ?? '', m.body)
+    // A queue a chunk created is catalogued whatever happens next (as Zaqar, posts create
+    // queues lazily, even failed ones).
+    let created = false
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const token = newId()
+        let lost = false
+        for (let c = 0; c < chunks.length && !lost; c++) {
+          const [from, to] = chunks[c]
+          const op = c === 0 ? 'begin' : c === chunks.length - 1 ? 'commit' : 'add'
+          const args: (string | number)[] = [0, op, token, ...head, op === 'commit' ? req.ids.join(',') : '', to - from]
+          for (let i = from; i < to; i++) {
+            const m = req.messages[i]
+            args.push(req.ids[i], m.ttl ?? '', m.delay ?? '', m.body)
+          }
+          const run = () => {
+            args[0] = this.#ctx.clock()
+            return this.#ctx.acked(this.#ctx.scripts.run<(string | number)[]>('stageMessages', list, args))
+          }
+          const r = op === 'begin' ? await this.#whileBusy(run) : await run()
+          switch (r[0]) {
+            case 'OK':
+              if (Number(r[1]) === 1) created = true
+              break
+            case 'DUP':
+              return { ok: String(r[1]).split(',') }
+            case 'TOOBIG':
+              if (Number(r[2]) === 1) created = true
+              return { err: new MissiveError('bad_request', `Message collection size is too large. Max size ${String(r[1])}`) }
+            default:
+              lost = true
+          }
         }
-        const run = () => {
-          args[0] = this.#ctx.clock()
-          return this.#ctx.acked(this.#ctx.scripts.run<(string | number)[]>('stageMessages', list, args))
-        }
-        const r = op === 'begin' ? await this.#whileBusy(run) : await run()
-        switch (r[0]) {
-          case 'OK':
-            if (Number(r[1]) === 1) created = true
-            break
-          case 'DUP':
-            return { ok: String(r[1]).split(',') }
-          case 'TOOBIG':
-            // Zaqar creates the queue lazily even so: it must be in the project's catalogue.
-            if (Number(r[2]) === 1) await this.#ctx.catalogue(ref)
-            return { err: new MissiveError('bad_request', `Message collection size is too large. Max size ${String(r[1])}`) }
-          default:
-            lost = true
-        }
+        if (!lost) return { ok: req.ids }
       }
+    } finally {
       if (created) await this.#ctx.catalogue(ref)
-      if (!lost) return { ok: req.ids }
     }
     return { err: unavailable('The messages could not be enqueued: the post was interrupted (the queue was purged or deleted, or the post stalled). Nothing was stored; retry.') }
   }
