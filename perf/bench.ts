@@ -17,6 +17,7 @@ import { HttpConnection } from './lib/http-client.js'
 import { openRequestRate, runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
 import { hasBinary, killAll, redisCommand, redisInfo, redisLatency, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
 import { REPORT_VERSION, renderMarkdown, renderSvg, type CpuUse, type Report, type ScenarioResult, type StoreResult, type TargetResult } from './lib/report.js'
+import { noisyMarkdown, runNoisy, type NoisyResult } from './lib/noisy.js'
 import { round } from './lib/stats.js'
 import { targets, ZaqarRequests } from './lib/zaqar.js'
 
@@ -35,6 +36,10 @@ export const BENCH_FLAGS: FlagSpec[] = [
   { name: 'rates', type: 'list', default: undefined, help: 'open-loop offered rates, messages/s each way (default 1000,5000,10000,20000; --quick 1000)' },
   { name: 'many-queues', type: 'number', default: 10000, help: 'queue count of the T7 scenario' },
   { name: 'pause-damon', type: 'boolean', default: false, help: "turn the host kernel's DAMON monitors off for the run and back on after (root; docs/benchmarks.md)" },
+  { name: 'only', type: 'string', default: undefined, help: 'run one scenario alone, no ceilings: "noisy" (the noisy-neighbour scenario on each of --stores)' },
+  { name: 'noisy-backlog', type: 'number', default: 100000, help: 'delayed messages the noisy-neighbour attacker loads' },
+  { name: 'noisy-batch', type: 'number', default: 1000, help: 'messages per attacker post in the noisy-neighbour scenario (the default max_messages_per_post)' },
+  { name: 'noisy-duration', type: 'number', default: 15, help: 'seconds measured in the noisy-neighbour scenario' },
   { name: 'help', type: 'boolean', default: false, help: 'show this help' },
 ]
 
@@ -206,6 +211,24 @@ interface StoreSetup {
    */
   layouts?: StoreVariant[]
   start(variant: string, profileDir: string | null): Promise<{ svc: MissiveService; redis: RedisService | null; pool: string; config: Record<string, unknown> }>
+}
+
+/** The noisy-neighbour scenario (perf/lib/noisy.ts) on a fresh start of the store's main variant. */
+async function runNoisyStore(ctx: Ctx, setup: StoreSetup, backlog: number, durationS: number, batch: number): Promise<NoisyResult | { error: string }> {
+  let started: Awaited<ReturnType<StoreSetup['start']>> | null = null
+  try {
+    started = await setup.start(setup.main.key, null)
+    log(`${setup.name}: noisy neighbour …`)
+    return await runNoisy({ url: started.svc.url, backlog, batch, rate: 1000, durationS, listers: 2, log })
+  } catch (err) {
+    log(`${setup.name}: noisy neighbour failed: ${(err as Error).stack ?? String(err)}`)
+    return { error: (err as Error).message }
+  } finally {
+    if (started) {
+      await started.svc.stop()
+      await started.redis?.stop()
+    }
+  }
 }
 
 async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
@@ -690,6 +713,31 @@ async function main(): Promise<void> {
     notes: [],
     clkTck: clk,
   }
+  const noisyBacklog = Number(a['noisy-backlog'])
+  const noisyDuration = Number(a['noisy-duration'])
+  const noisyBatch = Number(a['noisy-batch'])
+  if (a.only !== undefined) {
+    if (a.only !== 'noisy') throw new UsageError(`--only: unknown scenario "${String(a.only)}" (known: noisy)`)
+    // The noisy-neighbour scenario alone: no ceilings, no standard suite.
+    const md: string[] = [`# Noisy neighbour — ${started.toISOString().slice(0, 10)} — ${short}${commit.dirty ? ' (dirty tree)' : ''}`, '']
+    const json: Record<string, unknown> = { commit, startedAt: started.toISOString(), loadavgStart: os.loadavg() }
+    try {
+      for (const setup of storeSetups(ctx, (a.stores as string[]) ?? [])) {
+        const r = await runNoisyStore(ctx, setup, noisyBacklog, noisyDuration, noisyBatch)
+        json[setup.name] = r
+        md.push('error' in r ? `${setup.name}: not measured: ${r.error}\n` : noisyMarkdown(setup.name, r))
+      }
+    } finally {
+      killAll()
+      await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
+    }
+    json.loadavgEnd = os.loadavg()
+    await writeFile(`${base}-noisy.json`, `${JSON.stringify(json, null, 2)}\n`)
+    await writeFile(`${base}-noisy.md`, `${md.join('\n')}\n`)
+    process.stdout.write(`${md.join('\n')}\n`)
+    log(`wrote ${relative(ROOT, `${base}-noisy.md`)}`)
+    return
+  }
   // Paused before anything starts, restored in the `finally` below (and on exit or a signal).
   const restoreDamon = damonPaused ? pauseDamon() : (): void => undefined
   const loadStart = os.loadavg()
@@ -699,6 +747,7 @@ async function main(): Promise<void> {
     redis: { ioredis: null, redisBenchmark: null, available: false },
   }
   const stores: StoreResult[] = []
+  const noisy: NonNullable<Report['noisy']> = []
   try {
     if (!existsSync(join(ROOT, 'dist/perf/uws-hello.js'))) throw new Error('dist/perf is missing: run "npm run build" first (npm run bench does)')
     // Ceiling 1: the uWS hello-world, through each load generator.
@@ -749,7 +798,14 @@ async function main(): Promise<void> {
       ceilings.redis.reason = 'redis-server is not installed'
     }
 
-    for (const setup of storeSetups(ctx, (a.stores as string[]) ?? [])) stores.push(await runStore(ctx, setup))
+    for (const setup of storeSetups(ctx, (a.stores as string[]) ?? [])) {
+      stores.push(await runStore(ctx, setup))
+      if (!quick) {
+        const r = await runNoisyStore(ctx, setup, noisyBacklog, noisyDuration, noisyBatch)
+        if ('error' in r) ctx.notes.push(`${setup.name}: noisy neighbour not measured: ${r.error}`)
+        else noisy.push({ store: setup.name, result: r })
+      }
+    }
 
     if (!quick) {
       // The engine's ceiling again at the end: how much did the machine drift during the run?
@@ -834,6 +890,7 @@ async function main(): Promise<void> {
     ceilings,
     stores,
     targets: evaluateTargets(stores, ceilings.helloOpen ?? []),
+    noisy,
     notes: ctx.notes,
     files: {
       json: relative(ROOT, `${base}.json`),

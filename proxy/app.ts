@@ -61,6 +61,8 @@ interface Head {
   accept: string
   requestId: string
   authToken: string
+  /** `Idempotency-Key` (docs/api.md, "Safe retries"). */
+  idempotencyKey: string | undefined
   /** Total bytes of header names and values. */
   headerBytes: number
   /**
@@ -100,6 +102,7 @@ function readHead(req: uWS.HttpRequest): Head {
     accept: '',
     requestId: '',
     authToken: '',
+    idempotencyKey: undefined,
     headerBytes: 0,
     problem: undefined,
   }
@@ -144,6 +147,9 @@ function readHead(req: uWS.HttpRequest): Head {
         else if (v.includes(REPLACEMENT)) head.problem ??= notUtf8('X-Auth-Token')
         tokenSeen = true
         head.authToken = v
+        break
+      case 'idempotency-key':
+        head.idempotencyKey = v
         break
     }
   })
@@ -349,6 +355,7 @@ export class HttpServer {
       clientId,
       requestId,
       authToken: head.authToken,
+      idempotencyKey: head.idempotencyKey,
       contentType: head.contentType,
       contentLength,
       body,

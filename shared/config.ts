@@ -30,6 +30,14 @@ export const LimitsSchema = z
     max_length_client_id: z.int().min(1).default(36),
     /** Bulk delete by ids must also carry `claim_ids` that hold each message. */
     message_delete_with_claim_id: z.boolean().default(false),
+    /**
+     * Most messages one POST may carry; 0: no limit (Zaqar has none). Not Zaqar's: a 256 KiB
+     * post of tiny messages holds 20,000, which cost the proxy ~30 ms of CPU to parse and check
+     * (docs/configuration.md).
+     */
+    max_messages_per_post: z.int().min(0).default(1000),
+    /** Seconds a post's `Idempotency-Key` is remembered (docs/api.md, "Safe retries"). */
+    idempotency_window: z.int().min(1).max(86400).default(300),
   })
   .strict()
 

@@ -4,6 +4,7 @@
  */
 import type { LoadResult } from './load.js'
 import type { RedisCeiling, ThroughputCeiling } from './ceilings.js'
+import { noisyMarkdown, type NoisyResult } from './noisy.js'
 import type { LatencySummary } from './stats.js'
 
 export const REPORT_VERSION = 1
@@ -79,6 +80,8 @@ export interface Report {
   }
   stores: StoreResult[]
   targets: TargetResult[]
+  /** The noisy-neighbour scenario per store (perf/lib/noisy.ts); absent in older reports. */
+  noisy?: { store: string; result: NoisyResult }[]
   notes: string[]
   files: { json: string; md: string; svg: string; profiles: string | null }
 }
@@ -197,6 +200,11 @@ export function renderMarkdown(r: Report): string {
       out.push(...notes)
       out.push('')
     }
+  }
+  if (r.noisy?.length) {
+    out.push('## Noisy neighbour')
+    out.push('')
+    for (const n of r.noisy) out.push(noisyMarkdown(n.store, n.result))
   }
   out.push('## Chart')
   out.push('')

@@ -42,6 +42,8 @@ export interface ApiRequest {
   clientId: string
   requestId: string
   authToken: string
+  /** The `Idempotency-Key` header as sent (docs/api.md, "Safe retries"); undefined when absent. */
+  idempotencyKey?: string | undefined
   contentType: string
   /** Content-Length header; null when absent. */
   contentLength: number | null

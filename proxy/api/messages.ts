@@ -2,11 +2,25 @@
 import { badRequest, MissiveError } from '../../shared/errors.js'
 import { empty, json, type Reply } from '../transport.js'
 import { claimLimit, idList, messagePost, pageLimit } from '../validate.js'
+import { isObject } from '../json.js'
 import { requiredBody } from './body.js'
 import { messageJson, messagesJson, pyList, queueHref, queueRef, type ApiRequest } from './context.js'
 
+/** An idempotency key: 1 to 255 visible ASCII characters (docs/api.md, "Safe retries"). */
+const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/
+
 export async function postMessages(req: ApiRequest): Promise<Reply> {
-  const messages = messagePost(requiredBody(req), req.config.limits)
+  const key = req.idempotencyKey
+  if (key !== undefined && !IDEMPOTENCY_KEY_RE.test(key)) {
+    throw badRequest('The Idempotency-Key header must be 1 to 255 visible ASCII characters.')
+  }
+  const doc = requiredBody(req)
+  // Counted before the messages are checked one by one: that check is what costs (~1.5 µs each).
+  const most = req.config.limits.max_messages_per_post
+  if (most > 0 && isObject(doc) && Array.isArray(doc.messages) && doc.messages.length > most) {
+    throw badRequest(`No more than ${most} messages may be posted at once.`)
+  }
+  const messages = messagePost(doc, req.config.limits)
   const ref = queueRef(req)
   const driver = await req.router.driverFor(ref, true)
   const ids = await driver.postMessages(ref, messages, {
@@ -14,6 +28,7 @@ export async function postMessages(req: ApiRequest): Promise<Reply> {
     defaultTtl: req.config.limits.default_message_ttl,
     requestBytes: req.contentLength ?? req.body!.length,
     useQueueLimits: req.profile.queueLimits,
+    ...(key !== undefined && { idempotencyKey: key, idempotencyWindow: req.config.limits.idempotency_window }),
   })
   const base = `${queueHref(req)}/messages`
   return json(201, { resources: ids.map((id) => `${base}/${id}`) }, [['location', `${base}?ids=${ids.join(',')}`]])

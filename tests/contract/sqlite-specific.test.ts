@@ -75,6 +75,42 @@ t.test('collectGarbage deletes expired rows in bounded batches', async (t) => {
   t.same((await driver.listMessages(ref, listOpts())).items.map((m) => m.id), live, 'live messages untouched')
 })
 
+t.test('purge and delete do bounded work: the rows they drop are collected in bounded batches', async (t) => {
+  const path = join(tempDir(t), 'orphans.sqlite')
+  const clock = manualClock()
+  const driver = open(t, path, { clock })
+  const other = { project: 'p', queue: 'other' }
+  await driver.createQueue(ref, { description: 'kept' })
+  await driver.postMessages(ref, Array.from({ length: 25 }, () => ({ body: '1' })), postOpts())
+  const claim = (await driver.createClaim(ref, { ttl: 300, grace: 60, limit: 2 }))!
+  await driver.postMessages(other, Array.from({ length: 12 }, () => ({ body: '2' })), postOpts())
+  const survivor = await driver.postMessages({ project: 'p', queue: 'third' }, [{ body: '3' }], postOpts())
+
+  await driver.purge(ref)
+  await driver.deleteQueue(other)
+  t.equal(count(path, 'messages'), 38, 'no message row was deleted by the requests themselves')
+  t.same((await driver.listMessages(ref, listOpts())).items, [], 'the purged queue is empty at once')
+  t.equal(await driver.getClaim(ref, claim.id), null, 'its claim is gone')
+  t.same(await driver.getQueue(ref), { description: 'kept' }, 'purge keeps the queue and its metadata')
+  t.equal((await driver.stats(ref)).total, 0)
+  t.equal(await driver.getQueue(other), null, 'the deleted queue is gone')
+  t.same((await driver.listMessages(other, listOpts())).items, [])
+
+  const batches: number[] = []
+  for (let i = 0; i < 10; i++) {
+    const r = driver.collectGarbage(10)
+    if (r.messages === 0 && r.claims === 0) break
+    t.ok(r.messages <= 10 && r.claims <= 10, `batch ${i}: ${r.messages} messages, ${r.claims} claims`)
+    batches.push(r.messages)
+  }
+  t.same(batches.reduce((a, b) => a + b, 0), 37, 'every dropped message collected')
+  t.equal(count(path, 'messages'), 1, 'only the live message is left')
+  t.equal(count(path, 'claims'), 0)
+  t.same((await driver.getMessages({ project: 'p', queue: 'third' }, survivor)).map((m) => m.id), survivor)
+  const again = await driver.postMessages(ref, [{ body: '4' }], postOpts())
+  t.same((await driver.listMessages(ref, listOpts())).items.map((m) => m.id), again, 'the purged queue takes new messages')
+})
+
 t.test('the collector timer runs on its own and stops on close', async (t) => {
   const path = join(tempDir(t), 'timer.sqlite')
   const clock = manualClock()

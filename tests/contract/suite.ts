@@ -23,6 +23,8 @@ import type { manualClock } from '../../shared/clock.js'
 import { isId } from '../../shared/ids.js'
 import {
   DELETE_ERRORS,
+  LIST_SCAN_BUDGET,
+  POST_CHUNK,
   type DataDriver,
   type ListMessagesOptions,
   type Metadata,
@@ -388,6 +390,52 @@ function definePostTests(t: TapTest, driver: DataDriver, timed: Timed): void {
       1,
       'v1.1 ignores the queue limit',
     )
+    // A post larger than one chunk is checked before anything is staged.
+    await t.rejects(driver.postMessages(p.ref(), Array.from({ length: POST_CHUNK * 2 }, () => ({ body: '1' })), postOpts({ requestBytes: 101 })), {
+      code: 'bad_request',
+    })
+    t.equal((await driver.stats(p.ref())).total, 2, 'nothing of the large post stored')
+  })
+
+  t.test('postMessages: a post larger than POST_CHUNK is stored whole, in order, with every id', async (t) => {
+    const p = project(t, driver)
+    const before = await postN(driver, p.ref(), 2)
+    const n = POST_CHUNK * 2 + 5
+    const ids = await postN(driver, p.ref(), n)
+    t.equal(ids.length, n)
+    t.equal(new Set(ids).size, n, 'distinct ids')
+    const after = await postN(driver, p.ref(), 1)
+    const seen: string[] = []
+    let marker: string | undefined
+    for (let pages = 0; pages < 100; pages++) {
+      const page = await driver.listMessages(p.ref(), listOpts({ limit: 20, ...(marker !== undefined && { marker }) }))
+      seen.push(...idsOf(page.items))
+      if (page.next === undefined) break
+      marker = page.next
+    }
+    t.same(seen, [...before, ...ids, ...after], 'FIFO across the chunks and the posts around them')
+    const stats = await driver.stats(p.ref())
+    t.equal(stats.total, n + 3)
+    const claim = await driver.createClaim(p.ref(), { ttl: 60, grace: 60, limit: 5 })
+    t.same(idsOf(claim?.messages ?? []), [...before, ...ids.slice(0, 3)], 'claims take them in order')
+  })
+
+  t.test('postMessages: idempotency key', async (t) => {
+    const p = project(t, driver)
+    const key = { idempotencyKey: 'k-1', idempotencyWindow: 300 }
+    const first = await postN(driver, p.ref(), 3, {}, key)
+    t.same(await postN(driver, p.ref(), 3, {}, key), first, 'same key, same ids')
+    t.same(await postN(driver, p.ref(), 7, {}, key), first, 'another body under the same key: the original answer')
+    t.equal((await driver.stats(p.ref())).total, 3, 'stored once')
+    const other = await postN(driver, p.ref('q2'), 3, {}, key)
+    t.equal(other.filter((id) => first.includes(id)).length, 0, 'scoped to the queue')
+    const concurrent = await Promise.all([1, 2, 3].map(() => postN(driver, p.ref('q3'), 2, {}, { ...key, idempotencyKey: 'k-2' })))
+    t.same(concurrent[1], concurrent[0], 'concurrent posts with one key share one answer')
+    t.same(concurrent[2], concurrent[0])
+    t.equal((await driver.stats(p.ref('q3'))).total, 2, 'and one copy')
+    const large = await postN(driver, p.ref('q4'), POST_CHUNK + 3, {}, { ...key, idempotencyKey: 'k-3' })
+    t.same(await postN(driver, p.ref('q4'), POST_CHUNK + 3, {}, { ...key, idempotencyKey: 'k-3' }), large, 'a large post too')
+    t.equal((await driver.stats(p.ref('q4'))).total, POST_CHUNK + 3)
   })
 }
 
@@ -459,6 +507,48 @@ function defineListTests(t: TapTest, driver: DataDriver): void {
     t.notOk(page3.next)
     t.same(idsOf((await asA({ echo: true, limit: 30 })).items), [...own1, ...other, ...own2], 'echo includes them')
     t.same(idsOf((await driver.listMessages(p.ref(), listOpts({ clientId: CLIENT_B, echo: false, limit: 30 }))).items), [...own1, ...own2])
+  })
+
+  t.test('listMessages: bounded scan — short pages with next past a filtered backlog, every match once', async (t) => {
+    const p = project(t, driver)
+    // A backlog the caller does not see (its own posts, echo off), longer than two budgets,
+    // with visible messages interleaved after it.
+    const hidden = LIST_SCAN_BUDGET * 2 + 10
+    await postN(driver, p.ref(), hidden, {}, { clientId: CLIENT_A })
+    const seen1 = await postN(driver, p.ref(), 3, {}, { clientId: CLIENT_B })
+    await postN(driver, p.ref(), 5, {}, { clientId: CLIENT_A })
+    const seen2 = await postN(driver, p.ref(), 4, {}, { clientId: CLIENT_B })
+    const asA = (marker?: string) => driver.listMessages(p.ref(), listOpts({ clientId: CLIENT_A, echo: false, limit: 5, ...(marker !== undefined && { marker }) }))
+    const first = await asA()
+    t.same(first.items, [], 'the first page examined one budget of hidden messages: empty')
+    t.type(first.next, 'string', 'an empty page cut by the budget has a next marker')
+    const got: string[] = []
+    let marker: string | undefined
+    let pages = 0
+    let last = first
+    for (; pages < 50; pages++) {
+      last = await asA(marker)
+      got.push(...idsOf(last.items))
+      if (last.next === undefined) break
+      t.not(last.next, marker, 'the marker moves forward')
+      marker = last.next
+    }
+    t.same(got, [...seen1, ...seen2], 'every visible message once, in FIFO order')
+    t.same(last.items, [], 'the walk ends on an empty page')
+    t.ok(pages >= 2 && pages <= Math.ceil((hidden + 12) / LIST_SCAN_BUDGET) + 3, `pages walked: ${pages}`)
+  })
+
+  t.test('listMessages: bounded scan past delayed messages', async (t) => {
+    const p = project(t, driver)
+    await driver.createQueue(p.ref(), { _default_message_delay: 600 })
+    await postN(driver, p.ref(), LIST_SCAN_BUDGET + 20)
+    const visible = await postN(driver, p.ref(), 2, { delay: 0 })
+    const first = await driver.listMessages(p.ref(), listOpts({ limit: 10 }))
+    t.equal(first.includeDelayed, false)
+    t.same(first.items, [], 'one budget of delayed messages examined, none listed')
+    t.type(first.next, 'string')
+    const second = await driver.listMessages(p.ref(), listOpts({ limit: 10, marker: first.next }))
+    t.same(idsOf(second.items), visible, 'the next page carries on past them')
   })
 
   t.test('listMessages: include_claimed', async (t) => {

@@ -28,9 +28,12 @@ export interface QueueRef {
 export type Metadata = Record<string, unknown>
 
 /**
- * A listing page. `next` is the opaque marker that continues after the last item, present iff
- * `items` is non-empty: Zaqar gives every non-empty page a next link and clients stop at the
- * first empty page (API.md §3).
+ * A listing page. `next` is the opaque marker that continues after the last item examined.
+ * Zaqar gives every non-empty page a next link (API.md §3); a message listing also gives one to
+ * an empty page cut short by its scan budget (`LIST_SCAN_BUDGET`) before the queue ended, so
+ * `next` is absent only on an empty page at the end. Clients follow next links until a page
+ * has none (python-zaqarclient does, through empty pages); every link moves strictly forward,
+ * so the walk ends.
  */
 export interface Page<T> {
   items: T[]
@@ -101,7 +104,34 @@ export interface PostOptions {
   requestBytes: number
   /** v2: the queue's reserved metadata (default TTL, delay, size limit) apply. v1.1: false. */
   useQueueLimits: boolean
+  /**
+   * The producer's idempotency key (docs/api.md, "Safe retries"). When a post with the same key
+   * to the same queue committed less than `idempotencyWindow` seconds ago, nothing is stored and
+   * that post's ids are returned, whatever the messages. The key is stored atomically with the
+   * post it answers for, so a post is either stored with its key or not at all.
+   */
+  idempotencyKey?: string
+  /** Seconds the key is remembered after its post committed; used only with `idempotencyKey`. */
+  idempotencyWindow?: number
 }
+
+/**
+ * Bounded work per request (issue 11): a post of more messages than this (or of more than
+ * `POST_CHUNK_BYTES` of bodies) is written in chunks of at most this size, each one bounded
+ * store call, and made visible all at once when its last chunk commits (docs/redis.md, "Large
+ * posts"). Readers never see part of a post; other posts to the same queue wait for it.
+ */
+export const POST_CHUNK = 128
+/** See `POST_CHUNK`. */
+export const POST_CHUNK_BYTES = 256 * 1024
+
+/**
+ * Bounded work per request (issue 11): the most stored messages one `listMessages` call
+ * examines (filtered-out ones included) before it returns what it found, or `limit` when that is
+ * larger. A listing over a queue of 100k delayed or claimed messages costs at most this many
+ * entries and answers a short (possibly empty) page with a next marker.
+ */
+export const LIST_SCAN_BUDGET = 256
 
 export interface ListMessagesOptions {
   /** Opaque marker from a previous page's `next`. An unknown marker yields an empty page. */
@@ -229,15 +259,18 @@ export interface DataDriver {
   // --- messages ---------------------------------------------------------------------------
 
   /**
-   * Appends the messages in order, creating the queue if needed, all or nothing. Returns their
-   * ids in request order. Per queue, messages are ordered by the moment their post committed
+   * Appends the messages in order, creating the queue if needed, all or nothing — a post larger
+   * than `POST_CHUNK` is written in bounded chunks and becomes visible at once. Returns their
+   * ids in request order (with `idempotencyKey`, possibly those of an earlier post). Per queue, messages are ordered by the moment their post committed
    * (FIFO): a message is never listed or claimed before one posted earlier to the same queue,
    * except where delay says so.
    */
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]>
 
   /** One page of messages, oldest first, filtered as the options say (API.md §5.2). Scans past
-   *  filtered messages until the page is full or the queue is exhausted. */
+   *  filtered messages until the page is full, the queue is exhausted, or `LIST_SCAN_BUDGET`
+   *  entries were examined: a page may then be short or empty, with a `next` marker that
+   *  resumes the scan where it stopped. */
   listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing>
 
   /** The message, claimed, delayed or not; `null` when missing or expired. */

@@ -25,6 +25,8 @@
  * | `missive:e:T`       | ZSET | every message, score = expiry (ms): exact totals, GC            |
  * | `missive:c:T`       | HASH | claim id → claim record (cmsgpack: ttl, expires, updated, ids)  |
  * | `missive:x:T`       | ZSET | claim id, score = claim expiry (ms): GC of claims               |
+ * | `missive:k:T:<key>` | STR  | an idempotency key's post: its ids, comma-separated; expires    |
+ * |                     |      | (PX) when the key's window ends                                 |
  * | `missive:queues:P`  | ZSET | the project's queue names (raw), score 0: the catalogue that    |
  * |                     |      | `listQueues` pages through with ZRANGEBYLEX (byte order)        |
  * | `missive:sweep`     | ZSET | every queue as `<escaped project>/<escaped queue>`, score 0:    |
@@ -121,6 +123,12 @@ export function queueKeys(ref: QueueRef): QueueKeys {
 
 /** The project's queue catalogue (hash tag `{<escaped project>}`: no `/`, so never a queue's tag). */
 export const catalogueKey = (project: string): string => `${PREFIX}queues:{${escapePart(project)}}`
+
+/**
+ * The record of one idempotency key of a queue (a STRING holding the post's ids, with the
+ * window as its expiry): same hash tag as the queue, so the post script can write it.
+ */
+export const idempotencyKey = (keys: QueueKeys, key: string): string => `${PREFIX}k:{${keys.tag}}:${escapePart(key)}`
 
 /** The set of every queue tag, walked by the background collector. */
 export const SWEEP_KEY = `${PREFIX}sweep`

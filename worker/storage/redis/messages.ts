@@ -2,10 +2,13 @@
  * Messages on Redis: post (coalesced per queue), list, get, delete and pop. Each operation is
  * one script call; the coalescer turns concurrent posts to one queue into one call.
  */
-import { MissiveError } from '../../../shared/errors.js'
+import { MissiveError, unavailable } from '../../../shared/errors.js'
 import { isId, newId } from '../../../shared/ids.js'
 import {
   DELETE_ERRORS,
+  LIST_SCAN_BUDGET,
+  POST_CHUNK,
+  POST_CHUNK_BYTES,
   type ListMessagesOptions,
   type Message,
   type MessageListing,
@@ -15,8 +18,9 @@ import {
   type QueueRef,
 } from '../contract.js'
 import { Coalescer, type Outcome } from './coalesce.js'
+import { bodyBytes, chunksOf } from '../common.js'
 import { ageOf, toMessage, type Ctx, type MessageTuple } from './context.js'
-import { queueKeys } from './keys.js'
+import { idempotencyKey, queueKeys } from './keys.js'
 
 /** Markers are the decimal `seq` of the last message of a page. */
 const MARKER_RE = /^(0|[1-9][0-9]{0,15})$/
@@ -26,6 +30,13 @@ interface PostRequest {
   messages: NewMessage[]
   opts: PostOptions
 }
+
+/** How long a post waits for a large post holding its queue before answering 503, ms. */
+const BUSY_WAIT_MS = 10_000
+
+/** The idempotency window in ms ('' without a key). */
+const windowMs = (opts: PostOptions): string | number =>
+  opts.idempotencyKey === undefined ? '' : Math.max(1, Math.round((opts.idempotencyWindow ?? 300) * 1000))
 
 /** Valid ids, each once. */
 const validIds = (ids: string[]): string[] => [...new Set(ids.filter(isId))]
@@ -51,20 +62,147 @@ export class RedisMessages {
     return this.#posts.submit(queueKeys(ref).tag, ref, { ids, messages, opts })
   }
 
-  /** One script call for every post request to `ref` gathered in this turn. */
+  /**
+   * Every post request to `ref` gathered in this turn: small ones packed into script calls of at
+   * most POST_CHUNK messages and POST_CHUNK_BYTES of bodies (bounded work per call), each larger
+   * one staged in chunks (#postLarge).
+   */
   async #post(ref: QueueRef, reqs: PostRequest[]): Promise<Outcome<string[]>[]> {
-    const args: (string | number)[] = [this.#ctx.clock(), reqs.length]
+    // The usual case, one call for the whole batch, without the bookkeeping below.
+    let total = 0
+    let totalBytes = 0
+    for (const req of reqs) {
+      total += req.messages.length
+      totalBytes += bodyBytes(req.messages)
+    }
+    if (total <= POST_CHUNK && totalBytes <= POST_CHUNK_BYTES) return this.#postSmall(ref, reqs)
+    const out: Outcome<string[]>[] = new Array(reqs.length)
+    const runs: Promise<void>[] = []
+    let batch: number[] = []
+    let msgs = 0
+    let bytes = 0
+    const flush = (): void => {
+      if (batch.length === 0) return
+      const idx = batch
+      runs.push(
+        this.#postSmall(ref, idx.map((i) => reqs[i])).then(
+          (res) => idx.forEach((i, n) => (out[i] = res[n])),
+          (err: unknown) => idx.forEach((i) => (out[i] = { err })),
+        ),
+      )
+      batch = []
+      msgs = bytes = 0
+    }
+    for (let i = 0; i < reqs.length; i++) {
+      const req = reqs[i]
+      const size = bodyBytes(req.messages)
+      if (req.messages.length > POST_CHUNK || size > POST_CHUNK_BYTES) {
+        const chunks = chunksOf(req.messages)
+        if (chunks.length > 1) {
+          runs.push(this.#postLarge(ref, req, chunks).then((o) => void (out[i] = o), (err: unknown) => void (out[i] = { err })))
+          continue
+        }
+      }
+      if (msgs + req.messages.length > POST_CHUNK || bytes + size > POST_CHUNK_BYTES) flush()
+      batch.push(i)
+      msgs += req.messages.length
+      bytes += size
+    }
+    flush()
+    await Promise.all(runs)
+    return out
+  }
+
+  /** One postMessages script call for `reqs`, waiting while a large post holds the queue. */
+  async #postSmall(ref: QueueRef, reqs: PostRequest[]): Promise<Outcome<string[]>[]> {
+    const keys = queueKeys(ref)
+    let list = keys.list
+    const args: (string | number)[] = [0, reqs.length]
     for (const { ids, messages, opts } of reqs) {
-      args.push(opts.clientId, opts.defaultTtl, opts.requestBytes, opts.useQueueLimits ? '1' : '0', messages.length)
+      let ik = 0
+      if (opts.idempotencyKey !== undefined) {
+        // Copied only when a request has a key: the cached KEYS array is shared.
+        if (list === keys.list) list = [...keys.list]
+        ik = (list as string[]).push(idempotencyKey(keys, opts.idempotencyKey))
+      }
+      args.push(opts.clientId, opts.defaultTtl, opts.requestBytes, opts.useQueueLimits ? '1' : '0', messages.length, ik, windowMs(opts))
       messages.forEach((m, i) => args.push(ids[i], m.ttl ?? '', m.delay ?? '', m.body))
     }
-    const r = await this.#ctx.acked(this.#ctx.scripts.run<(number | string)[]>('postMessages', queueKeys(ref).list, args))
+    const r = await this.#whileBusy(() => {
+      args[0] = this.#ctx.clock()
+      return this.#ctx.acked(this.#ctx.scripts.run<(number | string | string[])[]>('postMessages', list, args))
+    })
     if (Number(r[0]) === 1) await this.#ctx.catalogue(ref)
     return reqs.map((req, n) => {
       const status = r[n + 1]
       if (status === 0 || status === '0') return { ok: req.ids }
-      return { err: new MissiveError('bad_request', `Message collection size is too large. Max size ${status}`) }
+      if (Array.isArray(status)) return { ok: String(status[0]).split(',') }
+      return { err: new MissiveError('bad_request', `Message collection size is too large. Max size ${String(status)}`) }
     })
+  }
+
+  /**
+   * A post too large for one bounded call: chunks written invisibly under the queue's stage,
+   * made visible by the last one (lua/stageMessages.lua). Starts over, a few times, when the
+   * stage was lost to a purge or delete of the queue.
+   */
+  async #postLarge(ref: QueueRef, req: PostRequest, chunks: [number, number][]): Promise<Outcome<string[]>> {
+    const keys = queueKeys(ref)
+    const { opts } = req
+    const list = opts.idempotencyKey === undefined ? keys.list : [...keys.list, idempotencyKey(keys, opts.idempotencyKey)]
+    const head = [opts.clientId, opts.defaultTtl, opts.requestBytes, opts.useQueueLimits ? '1' : '0', windowMs(opts)]
+    // A queue a chunk created is catalogued whatever happens next (as Zaqar, posts create
+    // queues lazily, even failed ones).
+    let created = false
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const token = newId()
+        let lost = false
+        for (let c = 0; c < chunks.length && !lost; c++) {
+          const [from, to] = chunks[c]
+          const op = c === 0 ? 'begin' : c === chunks.length - 1 ? 'commit' : 'add'
+          const args: (string | number)[] = [0, op, token, ...head, op === 'commit' ? req.ids.join(',') : '', to - from]
+          for (let i = from; i < to; i++) {
+            const m = req.messages[i]
+            args.push(req.ids[i], m.ttl ?? '', m.delay ?? '', m.body)
+          }
+          const run = () => {
+            args[0] = this.#ctx.clock()
+            return this.#ctx.acked(this.#ctx.scripts.run<(string | number)[]>('stageMessages', list, args))
+          }
+          const r = op === 'begin' ? await this.#whileBusy(run) : await run()
+          switch (r[0]) {
+            case 'OK':
+              if (Number(r[1]) === 1) created = true
+              break
+            case 'DUP':
+              return { ok: String(r[1]).split(',') }
+            case 'TOOBIG':
+              if (Number(r[2]) === 1) created = true
+              return { err: new MissiveError('bad_request', `Message collection size is too large. Max size ${String(r[1])}`) }
+            default:
+              lost = true
+          }
+        }
+        if (!lost) return { ok: req.ids }
+      }
+    } finally {
+      if (created) await this.#ctx.catalogue(ref)
+    }
+    return { err: unavailable('The messages could not be enqueued: the post was interrupted (the queue was purged or deleted, or the post stalled). Nothing was stored; retry.') }
+  }
+
+  /** Runs `call` until it is not BUSY (a large post holds the queue), pausing between tries. */
+  async #whileBusy<T>(call: () => Promise<T>): Promise<T> {
+    const deadline = performance.now() + BUSY_WAIT_MS
+    for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
+      const r = await call()
+      if (!Array.isArray(r) || r[0] !== 'BUSY') return r
+      if (performance.now() > deadline) {
+        throw unavailable('The messages could not be enqueued: a large post to the queue is still being stored. Nothing was stored; retry.')
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause))
+    }
   }
 
   async listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {
@@ -80,7 +218,7 @@ export class RedisMessages {
   async #list(ref: QueueRef, opts: ListMessagesOptions, after: string, limit: number): Promise<MessageListing> {
     const now = this.#ctx.clock()
     const delayed = opts.includeDelayed === undefined ? '' : opts.includeDelayed ? '1' : '0'
-    const r = await this.#ctx.scripts.run<[number, ...MessageTuple[]]>('listMessages', queueKeys(ref).list, [
+    const r = await this.#ctx.scripts.run<[number, string, ...MessageTuple[]]>('listMessages', queueKeys(ref).list, [
       now,
       after,
       Math.max(0, limit),
@@ -88,10 +226,11 @@ export class RedisMessages {
       opts.echo ? '1' : '0',
       opts.includeClaimed ? '1' : '0',
       delayed,
+      LIST_SCAN_BUDGET,
     ])
-    const tuples = r.slice(1) as MessageTuple[]
+    const tuples = r.slice(2) as MessageTuple[]
     const listing: MessageListing = { items: tuples.map((t) => toMessage(t, now)), includeDelayed: Number(r[0]) === 1 }
-    if (tuples.length > 0) listing.next = String(tuples[tuples.length - 1][6])
+    if (r[1] !== '') listing.next = String(r[1])
     return listing
   }
 

@@ -17,6 +17,7 @@ export const SCRIPT_NAMES = [
   'deleteQueue',
   'purgeQueue',
   'postMessages',
+  'stageMessages',
   'listMessages',
   'getMessages',
   'deleteMessage',

@@ -50,13 +50,31 @@ export function toMessage(row: MessageRow, now: number): Message {
 export const flag = (b: boolean): number => (b ? 1 : 0)
 
 /**
- * The columns and filter that pick claimable messages of one queue, oldest first: not expired,
- * visible (delay over) and not under an active claim. Bind: qid, now, now, now, limit. Pinned to
- * the scan index, whose trailing columns answer the filter without reading rows.
+ * Bounded work (issue 11): a claim or pop examines at most this many messages from the head of
+ * the queue (index entries only, ~0.15 µs each: ~0.6 ms at most). A queue whose first 4,096 messages are all
+ * delayed, claimed or expired-but-not-collected answers "nothing to claim" until some of them
+ * become claimable, expire or are collected.
  */
-export const CLAIMABLE_SQL = `SELECT ${MESSAGE_COLUMNS}, expires FROM messages INDEXED BY messages_scan
-  WHERE qid = ? AND expires > ? AND visible <= ? AND claim_expires <= ?
-  ORDER BY seq LIMIT ?`
+export const CLAIM_SCAN_BUDGET = 4096
+
+/** The first seq of the large post being staged in queue `qid` (SQL), or a seq beyond any. */
+export const STAGED_FROM_SQL = (qid: string): string => `ifnull((SELECT from_seq FROM staging WHERE qid = ${qid}), 9007199254740991)`
+
+/**
+ * The columns and filter that pick claimable messages of one queue, oldest first: not expired,
+ * visible (delay over) and not under an active claim, among the first CLAIM_SCAN_BUDGET messages
+ * of the queue (and never a staged one). Bind: qid, now, now, now, limit. The window `w` reads
+ * the scan index alone, lazily, in seq order (no sort): the filter stops it as soon as `limit`
+ * rows matched, and only matching rows are read from the table.
+ */
+export const CLAIMABLE_SQL = `WITH p(qid, now1, now2, now3, lim) AS (SELECT ?, ?, ?, ?, ?)
+  SELECT ${MESSAGE_COLUMNS.split(', ').map((c) => `m.${c}`).join(', ')}, m.expires
+  FROM (SELECT seq, expires, visible, claim_expires FROM messages INDEXED BY messages_scan
+        WHERE qid = (SELECT qid FROM p) AND seq < ${STAGED_FROM_SQL('(SELECT qid FROM p)')}
+        ORDER BY seq LIMIT ${CLAIM_SCAN_BUDGET}) AS w
+  JOIN messages m ON m.seq = w.seq
+  WHERE w.expires > (SELECT now1 FROM p) AND w.visible <= (SELECT now2 FROM p) AND w.claim_expires <= (SELECT now3 FROM p)
+  ORDER BY w.seq LIMIT (SELECT lim FROM p)`
 
 /** A claimable row: a message row plus its expiry. */
 export interface ClaimableRow extends MessageRow {

@@ -41,7 +41,9 @@ import type {
   QueueRef,
   QueueStats,
 } from '../contract.js'
-import { storeUnavailable } from '../common.js'
+import { POST_CHUNK, POST_CHUNK_BYTES } from '../contract.js'
+import { bodyBytes, chunksOf, storeUnavailable } from '../common.js'
+import { newId } from '../../../shared/ids.js'
 import { SqliteClaims } from './claims.js'
 import type { Ctx } from './context.js'
 import { SqliteMessages } from './messages.js'
@@ -134,18 +136,43 @@ export class SqliteDriver implements DataDriver {
     this.#queues = new SqliteQueues(ctx)
     this.#messages = new SqliteMessages(ctx, this.#queues)
     this.#claims = new SqliteClaims(ctx, this.#queues)
+    // Large posts a crash left half-written are rolled back: they were never acknowledged.
+    db.transaction(() => this.#messages.unstageAll()).immediate()
     // Rows are picked through the expiry index, then deleted one by rowid: a `DELETE ... IN
     // (subquery)` lets the planner choose a full scan when statistics are stale.
     this.#gcMessages = db.prepare<[number, number], number>('SELECT seq FROM messages INDEXED BY messages_expires WHERE expires <= ? LIMIT ?').pluck()
     this.#gcClaims = db.prepare<[number, number], number>('SELECT rowid FROM claims INDEXED BY claims_expires WHERE expires <= ? LIMIT ?').pluck()
     const deleteMessage = db.prepare('DELETE FROM messages WHERE seq = ?')
     const deleteClaim = db.prepare('DELETE FROM claims WHERE rowid = ?')
+    const orphan = db.prepare<[], number>('SELECT qid FROM orphans LIMIT 1').pluck()
+    const orphanMessages = db.prepare<[number, number], number>('SELECT seq FROM messages INDEXED BY messages_scan WHERE qid = ? LIMIT ?').pluck()
+    const orphanClaims = db.prepare<[number, number], number>('SELECT rowid FROM claims INDEXED BY claims_queue WHERE qid = ? LIMIT ?').pluck()
+    const unorphan = db.prepare('DELETE FROM orphans WHERE qid = ?')
+    const gcKeys = db.prepare(
+      `DELETE FROM idempotency WHERE (project, queue, key) IN
+       (SELECT project, queue, key FROM idempotency INDEXED BY idempotency_expires WHERE expires <= ? LIMIT ?)`,
+    )
     this.#gc = db.transaction((now: number, maxRows: number): GcResult => {
       const seqs = this.#gcMessages.all(now, maxRows)
       for (const seq of seqs) deleteMessage.run(seq)
       const rowids = this.#gcClaims.all(now, maxRows)
       for (const rowid of rowids) deleteClaim.run(rowid)
-      return { messages: seqs.length, claims: rowids.length }
+      gcKeys.run(now, maxRows)
+      // Rows of deleted and purged queues (queues.ts), within what is left of the batch.
+      let messages = seqs.length
+      let claims = rowids.length
+      const room = maxRows - Math.max(messages, claims)
+      const qid = room > 0 ? orphan.get() : undefined
+      if (qid !== undefined) {
+        const more = orphanMessages.all(qid, room)
+        for (const seq of more) deleteMessage.run(seq)
+        const moreClaims = orphanClaims.all(qid, room)
+        for (const rowid of moreClaims) deleteClaim.run(rowid)
+        if (more.length < room && moreClaims.length < room) unorphan.run(qid)
+        messages += more.length
+        claims += moreClaims.length
+      }
+      return { messages, claims }
     })
     this.#commitBatch = db.transaction((batch: PendingWrite[]) => {
       for (const w of batch) {
@@ -262,6 +289,7 @@ export class SqliteDriver implements DataDriver {
   }
 
   async deleteQueue(ref: QueueRef): Promise<void> {
+    if (this.#held.size > 0) await this.#idle(ref)
     return this.#write('deleteQueue', () => this.#queues.deleteQueue(ref))
   }
 
@@ -274,11 +302,75 @@ export class SqliteDriver implements DataDriver {
   }
 
   async purge(ref: QueueRef): Promise<void> {
+    if (this.#held.size > 0) await this.#idle(ref)
     return this.#write('purge', () => this.#queues.purge(ref))
   }
 
   async postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
-    return this.#write('postMessages', () => this.#messages.postMessages(ref, messages, opts))
+    if (this.#held.size > 0) await this.#idle(ref)
+    const chunks = messages.length > POST_CHUNK || bodyBytes(messages) > POST_CHUNK_BYTES ? chunksOf(messages) : undefined
+    if (chunks === undefined || chunks.length === 1) return this.#write('postMessages', () => this.#messages.postMessages(ref, messages, opts))
+    return this.#postLarge(ref, messages, opts, chunks)
+  }
+
+  /**
+   * A post too large for one bounded transaction: one chunk per group commit, invisible until
+   * the last (messages.ts), with the queue held so no other post, purge or delete of it runs in
+   * between. Any failure rolls the staged chunks back before the error is answered.
+   */
+  async #postLarge(ref: QueueRef, messages: NewMessage[], opts: PostOptions, chunks: [number, number][]): Promise<string[]> {
+    const release = this.#hold(ref)
+    const allIds = messages.map(() => newId())
+    this.#messages.staging(true)
+    // Whether the staged rows are surely gone (committed or rolled back): only then may
+    // listings stop looking for them; else they keep stopping below them until a restart.
+    let settled = false
+    try {
+      for (let c = 0; c < chunks.length; c++) {
+        const [from, to] = chunks[c]!
+        const op = c === 0 ? 'begin' : c === chunks.length - 1 ? 'commit' : 'add'
+        const r = await this.#write('postMessages', () => this.#messages.stageChunk(ref, op, messages.slice(from, to), allIds.slice(from, to), allIds, opts))
+        if ('maxSize' in r) throw new MissiveError('bad_request', `Message collection size is too large. Max size ${r.maxSize}`)
+        if ('lost' in r) throw unavailable('The messages could not be enqueued. Nothing was stored; retry.')
+        if (r.ids !== allIds) {
+          settled = true
+          return r.ids
+        }
+      }
+      settled = true
+      return allIds
+    } catch (err) {
+      await this.#write('postMessages', () => this.#messages.unstage(ref, allIds)).then(
+        () => (settled = true),
+        () => undefined,
+      )
+      throw err
+    } finally {
+      if (settled) this.#messages.staging(false)
+      release()
+    }
+  }
+
+  /** Queues held by a large post, with the promise that resolves when it lets go. */
+  readonly #held = new Map<string, Promise<void>>()
+
+  /** Holds `ref` until the returned function is called. */
+  #hold(ref: QueueRef): () => void {
+    const key = JSON.stringify([ref.project, ref.queue])
+    let done!: () => void
+    const p = new Promise<void>((resolve) => (done = resolve))
+    // postMessages waited for #idle just before (no await since): nobody else holds the queue.
+    this.#held.set(key, p)
+    return () => {
+      if (this.#held.get(key) === p) this.#held.delete(key)
+      done()
+    }
+  }
+
+  /** Resolves once no large post holds `ref`. */
+  async #idle(ref: QueueRef): Promise<void> {
+    const key = JSON.stringify([ref.project, ref.queue])
+    for (let p = this.#held.get(key); p !== undefined; p = this.#held.get(key)) await p
   }
 
   async listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {

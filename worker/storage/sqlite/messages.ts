@@ -4,6 +4,7 @@ import { MissiveError } from '../../../shared/errors.js'
 import { isId, newId } from '../../../shared/ids.js'
 import {
   DELETE_ERRORS,
+  LIST_SCAN_BUDGET,
   RESERVED,
   type ListMessagesOptions,
   type Message,
@@ -20,6 +21,7 @@ import {
   MESSAGE_COLUMNS,
   metaPositive,
   QID_SQL,
+  STAGED_FROM_SQL,
   toMessage,
   type ClaimableRow,
   type Ctx,
@@ -41,6 +43,7 @@ interface InsertParams {
 interface ListParams {
   qid: number
   after: number
+  budget: number
   now: number
   claimed: number
   delayed: number
@@ -77,11 +80,37 @@ function idList(ids: string[]): string | undefined {
 
 type PostResult = { ids: string[] } | { maxSize: number }
 
+/** One chunk of a large post: begin (the first), add, or commit (the last). */
+export type StageOp = 'begin' | 'add' | 'commit'
+
+/** A chunk's outcome: stored (or answered by the idempotency record), too big, or the stage is gone. */
+export type StageResult = PostResult | { lost: true }
+
+/** The settings a post takes from its queue. */
+interface PostSettings {
+  defaultTtl: number
+  honourDelay: boolean
+  defaultDelay: number
+}
+
 export class SqliteMessages {
   readonly #ctx: Ctx
   readonly #queues: SqliteQueues
   readonly #insert: Statement<[InsertParams]>
   readonly #list: Statement<[ListParams], MessageRow>
+  readonly #listCapped: Statement<[ListParams], MessageRow>
+  /** Large posts being staged in this store right now (`staging`). */
+  #staging = 0
+  readonly #window: Statement<[number, number, number, number], { last: number | null; n: number }>
+  readonly #idemGet: Statement<[string, string, string, number], { ids: string }>
+  readonly #idemPut: Statement<[string, string, string, string, number]>
+  readonly #stageGet: Statement<[number], { from_seq: number; n: number }>
+  readonly #stageBegin: Statement<[number, number]>
+  readonly #stageAdd: Statement<[number, number]>
+  readonly #stageEnd: Statement<[number]>
+  readonly #nextSeq: Statement<[], { next: number }>
+  readonly #unstage: Statement<[number, number]>
+  readonly #stage: Transaction<(ref: QueueRef, op: StageOp, messages: NewMessage[], ids: string[], allIds: string[], opts: PostOptions, now: number) => StageResult>
   readonly #get: Statement<[string, string, string, number], MessageRow>
   readonly #getMany: Statement<[string, string, string, number], MessageRow>
   readonly #target: Statement<[string, string, string, number], DeleteTarget>
@@ -103,15 +132,37 @@ export class SqliteMessages {
       `INSERT INTO messages (id, qid, body, client_id, ttl, created, expires, visible)
        VALUES (@id, @qid, @body, @clientId, @ttl, @created, @expires, @visible)`,
     )
-    // One statement scans past filtered rows until the page is full: no short pages, no N+1.
-    this.#list = db.prepare(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages INDEXED BY messages_scan
-       WHERE qid = @qid AND seq > @after AND expires > @now
-         AND (@claimed OR claim_expires <= @now)
-         AND (@delayed OR visible <= @now)
-         AND (@echo OR client_id <> @clientId)
-       ORDER BY seq LIMIT @limit`,
+    // Bounded work (issue 11): the window is the next LIST_SCAN_BUDGET (or limit) messages of
+    // the queue after the marker, read from the index alone; the page is then filtered inside
+    // it (`seq <= @upto`), so a listing never walks a backlog of delayed or claimed messages.
+    this.#window = db.prepare(
+      `SELECT max(seq) AS last, count(*) AS n FROM
+       (SELECT seq FROM messages INDEXED BY messages_scan WHERE qid = ? AND seq > ? AND seq < ${STAGED_FROM_SQL('?')} ORDER BY seq LIMIT ?)`,
     )
+    this.#idemGet = db.prepare('SELECT ids FROM idempotency WHERE project = ? AND queue = ? AND key = ? AND expires > ?')
+    this.#idemPut = db.prepare('INSERT OR REPLACE INTO idempotency (project, queue, key, ids, expires) VALUES (?, ?, ?, ?, ?)')
+    this.#stageGet = db.prepare('SELECT from_seq, n FROM staging WHERE qid = ?')
+    this.#stageBegin = db.prepare('INSERT INTO staging (qid, from_seq, n) VALUES (?, ?, 0)')
+    this.#stageAdd = db.prepare('UPDATE staging SET n = n + ? WHERE qid = ?')
+    this.#stageEnd = db.prepare('DELETE FROM staging WHERE qid = ?')
+    this.#nextSeq = db.prepare(`SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0) + 1 AS next`)
+    this.#unstage = db.prepare('DELETE FROM messages INDEXED BY messages_scan WHERE qid = ? AND seq >= ?')
+    // The window `w` is read lazily from the index in seq order (no sort): a page that fills
+    // early stops the scan there; only rows passing the index filters are read from the table.
+    const listSql = (capped: boolean): string =>
+      `SELECT ${MESSAGE_COLUMNS.split(', ').map((c) => `m.${c}`).join(', ')}
+       FROM (SELECT seq, expires, visible, claim_expires FROM messages INDEXED BY messages_scan
+             WHERE qid = @qid AND seq > @after ${capped ? `AND seq < ${STAGED_FROM_SQL('@qid')}` : ''}
+             ORDER BY seq LIMIT @budget) AS w
+       JOIN messages m ON m.seq = w.seq
+       WHERE w.expires > @now
+         AND (@claimed OR w.claim_expires <= @now)
+         AND (@delayed OR w.visible <= @now)
+         AND (@echo OR m.client_id <> @clientId)
+       ORDER BY w.seq LIMIT @limit`
+    this.#list = db.prepare(listSql(false))
+    // While a large post is being staged somewhere, listings also stop below its first seq.
+    this.#listCapped = db.prepare(listSql(true))
     this.#get = db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages INDEXED BY messages_id WHERE id = ? AND qid = ${QID_SQL} AND expires > ?`)
     this.#getMany = db.prepare(
       `SELECT ${MESSAGE_COLUMNS} FROM messages INDEXED BY messages_id
@@ -132,39 +183,45 @@ export class SqliteMessages {
 
     this.#post = db.transaction((ref: QueueRef, messages: NewMessage[], opts: PostOptions, now: number): PostResult => {
       const queue = this.#queues.ensure(ref, now)
-      let defaultTtl = opts.defaultTtl
-      let honourDelay = false
-      let defaultDelay = 0
-      if (opts.useQueueLimits) {
-        const meta = this.#queues.parse(queue.metadata)
-        const maxSize = metaPositive(meta, RESERVED.maxPostSize)
-        // Returned, not thrown: the lazily created queue must survive the rejection.
-        if (maxSize !== undefined && opts.requestBytes > maxSize) return { maxSize }
-        defaultTtl = metaPositive(meta, RESERVED.defaultTtl) ?? defaultTtl
-        const delay = metaPositive(meta, RESERVED.defaultDelay)
-        if (delay !== undefined) {
-          honourDelay = true
-          defaultDelay = delay
-        }
-      }
-      const ids: string[] = []
-      for (const m of messages) {
-        const id = newId()
-        const ttl = m.ttl ?? defaultTtl
-        const delay = honourDelay ? (m.delay ?? defaultDelay) : 0
-        this.#insert.run({
-          id,
-          qid: queue.qid,
-          body: m.body,
-          clientId: opts.clientId,
-          ttl,
-          created: now,
-          expires: now + ttl * 1000,
-          visible: now + delay * 1000,
-        })
-        ids.push(id)
-      }
+      const prior = this.#prior(ref, opts, now)
+      if (prior !== undefined) return prior
+      const settings = this.#settings(queue.metadata, opts)
+      // Returned, not thrown: the lazily created queue must survive the rejection.
+      if ('maxSize' in settings) return settings
+      const ids = messages.map(() => newId())
+      this.#insertAll(queue.qid, messages, ids, settings, opts.clientId, now)
+      this.#remember(ref, opts, ids, now)
       return { ids }
+    })
+
+    // A large post, one chunk per call (docs/redis.md, "Large posts", for the design): the
+    // staging row makes readers stop below the post's first seq until the last chunk removes it.
+    this.#stage = db.transaction((ref: QueueRef, op: StageOp, messages: NewMessage[], ids: string[], allIds: string[], opts: PostOptions, now: number): StageResult => {
+      let qid: number
+      if (op === 'begin') {
+        const queue = this.#queues.ensure(ref, now)
+        const prior = this.#prior(ref, opts, now)
+        if (prior !== undefined) return prior
+        qid = queue.qid
+        const settings = this.#settings(queue.metadata, opts)
+        if ('maxSize' in settings) return settings
+        this.#unstageRow(qid)
+        this.#stageBegin.run(qid, this.#nextSeq.get()!.next)
+      } else {
+        const queue = this.#queues.find(ref)
+        if (queue === undefined || this.#stageGet.get(queue.qid) === undefined) return { lost: true }
+        qid = queue.qid
+      }
+      const settings = this.#settings(this.#queues.find(ref)!.metadata, opts)
+      if ('maxSize' in settings) return settings
+      this.#insertAll(qid, messages, ids, settings, opts.clientId, now)
+      if (op === 'commit') {
+        this.#stageEnd.run(qid)
+        this.#remember(ref, opts, allIds, now)
+      } else {
+        this.#stageAdd.run(messages.length, qid)
+      }
+      return { ids: allIds }
     })
 
     this.#deleteOne = db.transaction((ref: QueueRef, id: string, claimId: string | undefined, now: number) => {
@@ -212,6 +269,87 @@ export class SqliteMessages {
     })
   }
 
+  /** The ids of the post this idempotency key already answers for, if any. */
+  #prior(ref: QueueRef, opts: PostOptions, now: number): { ids: string[] } | undefined {
+    if (opts.idempotencyKey === undefined) return undefined
+    const row = this.#idemGet.get(ref.project, ref.queue, opts.idempotencyKey, now)
+    return row === undefined ? undefined : { ids: row.ids.split(',') }
+  }
+
+  /** Records the post's ids under its idempotency key. */
+  #remember(ref: QueueRef, opts: PostOptions, ids: string[], now: number): void {
+    if (opts.idempotencyKey === undefined) return
+    this.#idemPut.run(ref.project, ref.queue, opts.idempotencyKey, ids.join(','), now + Math.round((opts.idempotencyWindow ?? 300) * 1000))
+  }
+
+  /** The queue's post settings, or the size limit the request exceeds. */
+  #settings(metadata: string, opts: PostOptions): PostSettings | { maxSize: number } {
+    const settings: PostSettings = { defaultTtl: opts.defaultTtl, honourDelay: false, defaultDelay: 0 }
+    if (!opts.useQueueLimits) return settings
+    const meta = this.#queues.parse(metadata)
+    const maxSize = metaPositive(meta, RESERVED.maxPostSize)
+    if (maxSize !== undefined && opts.requestBytes > maxSize) return { maxSize }
+    settings.defaultTtl = metaPositive(meta, RESERVED.defaultTtl) ?? settings.defaultTtl
+    const delay = metaPositive(meta, RESERVED.defaultDelay)
+    if (delay !== undefined) {
+      settings.honourDelay = true
+      settings.defaultDelay = delay
+    }
+    return settings
+  }
+
+  #insertAll(qid: number, messages: NewMessage[], ids: string[], s: PostSettings, clientId: string, now: number): void {
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]
+      const ttl = m.ttl ?? s.defaultTtl
+      const delay = s.honourDelay ? (m.delay ?? s.defaultDelay) : 0
+      this.#insert.run({ id: ids[i], qid, body: m.body, clientId, ttl, created: now, expires: now + ttl * 1000, visible: now + delay * 1000 })
+    }
+  }
+
+  /** Removes a staged post's messages and its staging row (a failed or abandoned large post). */
+  #unstageRow(qid: number): void {
+    const row = this.#stageGet.get(qid)
+    if (row === undefined) return
+    this.#unstage.run(qid, row.from_seq)
+    this.#stageEnd.run(qid)
+  }
+
+  /**
+   * One chunk of a large post (see the constructor): `ids` are the chunk's, `allIds` the post's
+   * (answered on success, recorded under the idempotency key by 'commit'). The driver runs the
+   * chunks in order and holds the queue meanwhile: no other post, purge or delete of it runs
+   * between them.
+   */
+  stageChunk(ref: QueueRef, op: StageOp, messages: NewMessage[], ids: string[], allIds: string[], opts: PostOptions): StageResult {
+    return this.#stage.immediate(ref, op, messages, ids, allIds, opts, this.#ctx.clock())
+  }
+
+  /**
+   * Rolls back the large post being staged in `ref`, if any: its own messages (`ids`), not
+   * every message above its first seq — a dead-letter move may have landed there meanwhile.
+   */
+  unstage(ref: QueueRef, ids: string[]): void {
+    const queue = this.#queues.find(ref)
+    if (queue === undefined || this.#stageGet.get(queue.qid) === undefined) return
+    this.#deleteMany.run(JSON.stringify(ids), queue.qid)
+    this.#stageEnd.run(queue.qid)
+  }
+
+  /**
+   * Brackets a large post (the driver calls it before the first chunk and with `false` once
+   * the post committed or was rolled back): while any is open, listings use the statement that
+   * stops below staged messages. Counted outside transactions, so a rollback cannot undercount.
+   */
+  staging(open: boolean): void {
+    this.#staging += open ? 1 : -1
+  }
+
+  /** Rolls back every large post a crash left half-written (at open). */
+  unstageAll(): void {
+    for (const { qid } of this.#ctx.db.prepare('SELECT qid FROM staging').all() as { qid: number }[]) this.#unstageRow(qid)
+  }
+
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): string[] {
     const result = this.#post.immediate(ref, messages, opts, this.#ctx.clock())
     if ('maxSize' in result) {
@@ -229,9 +367,11 @@ export class SqliteMessages {
     const after = opts.marker === undefined ? 0 : parseMarker(opts.marker)
     if (queue === undefined || after === undefined || opts.limit <= 0) return { items: [], includeDelayed }
     const now = this.#ctx.clock()
-    const rows = this.#list.all({
+    const budget = Math.max(LIST_SCAN_BUDGET, opts.limit)
+    const rows = (this.#staging > 0 ? this.#listCapped : this.#list).all({
       qid: queue.qid,
       after,
+      budget,
       now,
       claimed: flag(opts.includeClaimed),
       delayed: flag(includeDelayed),
@@ -240,7 +380,15 @@ export class SqliteMessages {
       limit: opts.limit,
     })
     const listing: MessageListing = { items: rows.map((r) => toMessage(r, now)), includeDelayed }
-    if (rows.length > 0) listing.next = String(rows[rows.length - 1].seq)
+    // A full page continues after its last message; a short one after the window it examined,
+    // unless that was the end of the queue and nothing was found (no endless next links).
+    if (rows.length === opts.limit) {
+      listing.next = String(rows[rows.length - 1].seq)
+    } else {
+      // Short page: where did the scan stop, and was that the end? (Index only, ≤ budget entries.)
+      const win = this.#window.get(queue.qid, after, queue.qid, budget)!
+      if (win.last !== null && (rows.length > 0 || win.n === budget)) listing.next = String(win.last)
+    }
     return listing
   }
 

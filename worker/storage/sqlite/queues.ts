@@ -2,7 +2,7 @@
 import type { Statement, Transaction } from 'better-sqlite3'
 import { notFound } from '../../../shared/errors.js'
 import type { ListQueuesOptions, Metadata, QueueEntry, QueueListing, QueueRef, QueueStats } from '../contract.js'
-import { ageOf, type Ctx } from './context.js'
+import { ageOf, STAGED_FROM_SQL, type Ctx } from './context.js'
 
 /** A queue's row as the other resources need it. */
 export interface QueueRow {
@@ -33,15 +33,16 @@ export class SqliteQueues {
   readonly #insert: Statement<[string, string, string, number], QueueRow>
   readonly #update: Statement<[string, string, string]>
   readonly #delete: Statement<[number]>
-  readonly #deleteMessages: Statement<[number]>
-  readonly #deleteClaims: Statement<[number]>
   readonly #list: Statement<[string, string, number, string], ListedQueue>
   readonly #count: Statement<[string], { n: number }>
-  readonly #stats: Statement<[now: number, qid: number, now: number], StatsRow>
-  readonly #oldest: Statement<[number, number], EndRow>
-  readonly #newest: Statement<[number, number], EndRow>
+  readonly #stats: Statement<[now: number, qid: number, now: number, qid: number], StatsRow>
+  readonly #oldest: Statement<[number, number, number], EndRow>
+  readonly #newest: Statement<[number, number, number], EndRow>
   readonly #removeQueue: Transaction<(qid: number) => void>
   readonly #purge: Transaction<(qid: number) => void>
+  readonly #orphan: Statement<[number]>
+  readonly #row: Statement<[number], { project: string; name: string; metadata: string; created: number }>
+  readonly #recreate: Statement<[string, string, string, number]>
 
   constructor(ctx: Ctx) {
     this.#ctx = ctx
@@ -52,8 +53,13 @@ export class SqliteQueues {
     )
     this.#update = db.prepare('UPDATE queues INDEXED BY queues_name SET metadata = ? WHERE project = ? AND name = ?')
     this.#delete = db.prepare('DELETE FROM queues WHERE qid = ?')
-    this.#deleteMessages = db.prepare('DELETE FROM messages INDEXED BY messages_scan WHERE qid = ?')
-    this.#deleteClaims = db.prepare('DELETE FROM claims INDEXED BY claims_queue WHERE qid = ?')
+    // Bounded work (issue 11): a delete or purge drops the queue row (a purge puts a fresh one,
+    // with a new qid, in its place) and leaves the old qid's messages and claims, unreachable
+    // by then, to the collector, which deletes them in bounded batches (driver.ts). Deleting
+    // them here cost ~200 ms per 100,000 messages, with the worker's thread blocked.
+    this.#orphan = db.prepare('INSERT OR IGNORE INTO orphans (qid) VALUES (?)')
+    this.#row = db.prepare('SELECT project, name, metadata, created FROM queues WHERE qid = ?')
+    this.#recreate = db.prepare('INSERT INTO queues (project, name, metadata, created) VALUES (?, ?, ?, ?)')
     // instr() rather than LIKE: the name filter is a literal substring, `_` and `%` included.
     this.#list = db.prepare(
       `SELECT name, metadata FROM queues INDEXED BY queues_name
@@ -61,19 +67,26 @@ export class SqliteQueues {
        ORDER BY name`,
     )
     this.#count = db.prepare('SELECT count(*) AS n FROM queues INDEXED BY queues_name WHERE project = ?')
+    // A large post being staged (messages.ts) is not counted: its messages are not visible yet.
     this.#stats = db.prepare(
-      'SELECT count(*) AS total, sum(claim_expires > ?) AS claimed FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ?',
+      `SELECT count(*) AS total, sum(claim_expires > ?) AS claimed FROM messages INDEXED BY messages_scan
+       WHERE qid = ? AND expires > ? AND seq < ${STAGED_FROM_SQL('?')}`,
     )
-    this.#oldest = db.prepare('SELECT id, created FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ? ORDER BY seq ASC LIMIT 1')
-    this.#newest = db.prepare('SELECT id, created FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ? ORDER BY seq DESC LIMIT 1')
+    this.#oldest = db.prepare(
+      `SELECT id, created FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ? AND seq < ${STAGED_FROM_SQL('?')} ORDER BY seq ASC LIMIT 1`,
+    )
+    this.#newest = db.prepare(
+      `SELECT id, created FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ? AND seq < ${STAGED_FROM_SQL('?')} ORDER BY seq DESC LIMIT 1`,
+    )
     this.#removeQueue = db.transaction((qid: number) => {
-      this.#deleteMessages.run(qid)
-      this.#deleteClaims.run(qid)
       this.#delete.run(qid)
+      this.#orphan.run(qid)
     })
     this.#purge = db.transaction((qid: number) => {
-      this.#deleteMessages.run(qid)
-      this.#deleteClaims.run(qid)
+      const row = this.#row.get(qid)!
+      this.#delete.run(qid)
+      this.#recreate.run(row.project, row.name, row.metadata, row.created)
+      this.#orphan.run(qid)
     })
   }
 
@@ -146,12 +159,12 @@ export class SqliteQueues {
     const row = this.find(ref)
     if (row === undefined) return { total: 0, claimed: 0, free: 0 }
     const now = this.#ctx.clock()
-    const counts = this.#stats.get(now, row.qid, now) as StatsRow
+    const counts = this.#stats.get(now, row.qid, now, row.qid) as StatsRow
     const claimed = counts.claimed ?? 0
     const stats: QueueStats = { total: counts.total, claimed, free: counts.total - claimed }
     if (counts.total > 0) {
-      const oldest = this.#oldest.get(row.qid, now)
-      const newest = this.#newest.get(row.qid, now)
+      const oldest = this.#oldest.get(row.qid, now, row.qid)
+      const newest = this.#newest.get(row.qid, now, row.qid)
       if (oldest !== undefined) stats.oldest = { id: oldest.id, age: ageOf(oldest.created, now), created: oldest.created }
       if (newest !== undefined) stats.newest = { id: newest.id, age: ageOf(newest.created, now), created: newest.created }
     }

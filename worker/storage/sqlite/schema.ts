@@ -8,6 +8,9 @@
  * |            |                          | client id, ttl (s), created/expires/visible (ms),       |
  * |            |                          | claim_id, claim_expires (ms, 0 when none), claim_count |
  * | `claims`   | `id` (UUID)              | `qid`, ttl (s), expires/updated (ms)                    |
+ * | `staging`  | `qid`                    | a large post being written in chunks: first seq, count  |
+ * | `orphans`  | `qid`                    | a deleted or purged queue whose rows await the collector |
+ * | `idempotency` | project, queue, key   | a post's ids for its idempotency key, until `expires`   |
  *
  * Every message and claim row belongs to one queue row (`qid`), and the queue row to one
  * project: every lookup by id also filters on `qid`, so an id from another queue or project is
@@ -69,6 +72,35 @@ CREATE TABLE IF NOT EXISTS claims (
 CREATE UNIQUE INDEX IF NOT EXISTS claims_id ON claims (id);
 CREATE INDEX IF NOT EXISTS claims_queue ON claims (qid);
 CREATE INDEX IF NOT EXISTS claims_expires ON claims (expires);
+
+-- A large post being written in chunks (messages.ts): its messages are the queue's seqs from
+-- from_seq on, invisible to readers until the row goes with the last chunk. A row left by a
+-- crash is rolled back when the store opens.
+CREATE TABLE IF NOT EXISTS staging (
+  qid      INTEGER PRIMARY KEY,
+  from_seq INTEGER NOT NULL,
+  n        INTEGER NOT NULL
+);
+
+-- Queues deleted or purged whose messages and claims the collector has yet to delete (in
+-- bounded batches: driver.ts). Nothing else reaches those rows: every lookup goes through a
+-- live queue row, and a purged queue continues under a new qid.
+CREATE TABLE IF NOT EXISTS orphans (
+  qid INTEGER PRIMARY KEY
+);
+
+-- Idempotency keys of posts (docs/api.md, "Safe retries"): the post's ids, comma-separated,
+-- kept until expires (ms). Keyed by names, not qid: like the Redis store, a key outlives a
+-- delete of its queue until its window ends.
+CREATE TABLE IF NOT EXISTS idempotency (
+  project TEXT    NOT NULL,
+  queue   TEXT    NOT NULL,
+  key     TEXT    NOT NULL,
+  ids     TEXT    NOT NULL,
+  expires INTEGER NOT NULL,
+  PRIMARY KEY (project, queue, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires);
 `
 
 /** Creates the tables and indexes if needed; refuses a file written by a newer schema. */

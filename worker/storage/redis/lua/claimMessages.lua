@@ -24,7 +24,7 @@ local now = tonumber(ARGV[1])
 local nreq = tonumber(ARGV[4])
 local defer = ARGV[3] == '1'
 local DUE_MAX = 100
-local qf = redis.call('HMGET', k.q, 'meta', 'dlq', 'dlqmax', 'dlqttl')
+local qf = redis.call('HMGET', k.q, 'meta', 'dlq', 'dlqmax', 'dlqttl', 'stagelo')
 if not qf[1] then
   local out = { 'OK', 0, '', {}, '' }
   for _ = 1, nreq do out[#out + 1] = {} end
@@ -42,6 +42,9 @@ end
 local dlqCreated = 0
 -- Messages due for a DLQ that is not here: reported (ids) and put back in the ready index (back).
 local due, back = {}, {}
+-- While a large post is staged into the DLQ (lib.lua), moves wait: a rollback of that post
+-- removes every message above its first seq, a moved one included.
+local dlq_staged = dk ~= nil and redis.call('HEXISTS', dk.q, 'stage') == 1
 
 --- Moves a message to the dead-letter queue's tail, unclaimed, visible now.
 local function dead_letter(id, rec)
@@ -57,6 +60,11 @@ local function dead_letter(id, rec)
 end
 
 promote(k, now, PROMOTE_STEP)
+-- Bounded work (issue 11): examined entries and promote steps are budgeted per call.
+local examined, promotes = 0, 1
+-- Messages of a large post still being staged are not visible yet (lib.lua).
+local upto = '+inf'
+if qf[5] then upto = '(' .. qf[5] end
 local out = { 'OK', 0, '', due, qf[4] or '' }
 local p = 5
 for _ = 1, nreq do
@@ -66,9 +74,12 @@ for _ = 1, nreq do
   local extTtl = ttl + grace
   local extExp = now + extTtl * 1000
   local msgs, recs, inflight, exts, taken, dead = {}, {}, {}, {}, {}, {}
-  while #msgs < limit and #due < DUE_MAX do
-    local ids = redis.call('ZRANGE', k.r, 0, limit - #msgs - 1)
+  while #msgs < limit and #due < DUE_MAX and examined < CLAIM_SCAN do
+    local ids = redis.call('ZRANGEBYSCORE', k.r, '-inf', upto, 'LIMIT', 0, math.min(limit - #msgs, CLAIM_SCAN - examined))
+    examined = examined + #ids
     if #ids == 0 then
+      if promotes >= CLAIM_PROMOTES then break end
+      promotes = promotes + 1
       if promote(k, now, PROMOTE_STEP) == 0 then break end
     else
       redis.call('ZREM', k.r, unpack(ids))
@@ -79,9 +90,9 @@ for _ = 1, nreq do
           local rec = decode(raw)
           if rec[R_EXPIRES] <= now then
             dead[#dead + 1] = id
-          elseif dk and rec[R_CC] >= dlqmax then
+          elseif dk and rec[R_CC] >= dlqmax and not dlq_staged then
             dead_letter(id, rec)
-          elseif dlqmax and rec[R_CC] >= dlqmax then
+          elseif not dk and dlqmax and rec[R_CC] >= dlqmax then
             due[#due + 1] = id
             back[#back + 1] = rec[R_SEQ]
             back[#back + 1] = id

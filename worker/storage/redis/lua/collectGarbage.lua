@@ -13,4 +13,7 @@ local now = tonumber(ARGV[1])
 local step = tonumber(ARGV[2])
 local msgs, claims = collect(k, now, step)
 local ready = promote(k, now, step)
+-- An abandoned large post (lib.lua) is rolled back a step at a time.
+local st = redis.call('HMGET', k.q, 'stage', 'stagedl')
+if st[1] and tonumber(st[2]) <= now then unstage(k, step) end
 return { msgs, claims, ready }

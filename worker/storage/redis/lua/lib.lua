@@ -27,8 +27,20 @@ local C_TTL, C_EXPIRES, C_UPDATED, C_IDS = 1, 2, 3, 4
 
 --- Largest number of elements handed to one variadic command (Lua's C stack holds ~8000).
 local CHUNK = 1000
---- How many due delayed / expired in-flight ids one promote step moves.
-local PROMOTE_STEP = 1000
+--- How many due delayed / expired in-flight ids one promote step moves (bounded work per call:
+--- a step costs ~1 ms of Redis time at 256).
+local PROMOTE_STEP = 256
+--- listMessages: entries read per round trip inside the script, and the bytes of skipped
+--- (filtered-out) records after which the scan stops early, whatever the entry budget.
+local LIST_BATCH = 32
+local LIST_SKIP_BYTES = 1048576
+--- claimMessages / popMessages: ready-index entries one script call examines at most (expired
+--- ones it meets are removed and count too), and promote steps it runs at most. A claim cut
+--- short by the budget takes fewer messages; the next call carries on.
+local CLAIM_SCAN = 512
+local CLAIM_PROMOTES = 2
+--- stats: entries examined from each end of the queue for the oldest and newest messages.
+local STATS_SCAN = 256
 
 local function num(x)
   return string.format('%.17g', x)
@@ -145,4 +157,104 @@ local function collect(k, now, step)
     call_chunked('ZREM', k.x, gone)
   end
   return #dead, #gone
+end
+
+--[[
+  Large posts (stageMessages.lua): while a post is written in chunks, the queue record holds
+  stage (the post's token), stagelo (its first seq), stagedl (ms: when an abandoned stage may be
+  rolled back) and stagen (messages staged so far). The staged messages are the queue's highest
+  seqs; readers stop below stagelo, other posts wait (BUSY), so the post appears all at once,
+  in FIFO place, when its last chunk commits.
+]]
+local STAGE_MS = 5000
+
+--- The first staged seq as a ZRANGEBYSCORE upper bound ('(lo'), or '+inf' when nothing is staged.
+local function visible_max(q)
+  local lo = redis.call('HGET', q, 'stagelo')
+  if lo then return '(' .. lo end
+  return '+inf'
+end
+
+--- One bounded step of rolling back an abandoned stage. Returns true once nothing is staged.
+local function unstage(k, step)
+  local lo = redis.call('HGET', k.q, 'stagelo')
+  if not lo then return true end
+  local ids = redis.call('ZRANGEBYSCORE', k.a, lo, '+inf', 'LIMIT', 0, step)
+  remove_messages(k, ids)
+  if #ids < step then
+    redis.call('HDEL', k.q, 'stage', 'stagelo', 'stagedl', 'stagen')
+    return true
+  end
+  return false
+end
+
+--- Whether a post other than `token` may write now: false while a live stage holds the queue;
+--- an abandoned one (past stagedl) is rolled back a step at a time, and is in the way until gone.
+local function queue_free(k, now, token)
+  local st = redis.call('HMGET', k.q, 'stage', 'stagedl')
+  if not st[1] or st[1] == token then return true end
+  if tonumber(st[2]) > now then return false end
+  return unstage(k, PROMOTE_STEP)
+end
+
+--- Appends `count` messages whose ARGV start at `p` (id, ttl, delay, body each) to `acc` with
+--- fresh seqs; `ids` gets their ids. Returns the ARGV position after them.
+local function append_messages(k, acc, now, client, ttl0, honour, delay0, count, p, ids)
+  local last = redis.call('HINCRBY', k.q, 'seq', count)
+  local seq = last - count
+  for _ = 1, count do
+    seq = seq + 1
+    local id, body = ARGV[p], ARGV[p + 3]
+    local ttl = tonumber(ARGV[p + 1]) or ttl0
+    local delay = 0
+    if honour then delay = tonumber(ARGV[p + 2]) or delay0 end
+    p = p + 4
+    local expires = now + ttl * 1000
+    local visible = now + delay * 1000
+    ids[#ids + 1] = id
+    acc.recs[#acc.recs + 1] = id
+    acc.recs[#acc.recs + 1] = encode({ seq, now, ttl, expires, visible, 0, '', 0, client, body })
+    acc.all[#acc.all + 1] = seq
+    acc.all[#acc.all + 1] = id
+    if delay > 0 then
+      acc.delayed[#acc.delayed + 1] = visible
+      acc.delayed[#acc.delayed + 1] = id
+    else
+      acc.ready[#acc.ready + 1] = seq
+      acc.ready[#acc.ready + 1] = id
+    end
+    acc.exp[#acc.exp + 1] = expires
+    acc.exp[#acc.exp + 1] = id
+  end
+  return p
+end
+
+local function new_acc()
+  return { recs = {}, all = {}, ready = {}, delayed = {}, exp = {} }
+end
+
+--- Writes what append_messages gathered.
+local function write_acc(k, acc)
+  if #acc.recs == 0 then return end
+  call_chunked('HSET', k.m, acc.recs, CHUNK * 2)
+  call_chunked('ZADD', k.a, acc.all, CHUNK * 2)
+  if #acc.ready > 0 then call_chunked('ZADD', k.r, acc.ready, CHUNK * 2) end
+  if #acc.delayed > 0 then call_chunked('ZADD', k.d, acc.delayed, CHUNK * 2) end
+  call_chunked('ZADD', k.e, acc.exp, CHUNK * 2)
+end
+
+--- The queue fields post_settings reads.
+local function post_fields(k)
+  return redis.call('HMGET', k.q, 'maxpost', 'ttl', 'delay')
+end
+
+--- The queue's post settings for one request, from post_fields: maxpost (number or nil, and as
+--- stored), default TTL, whether delays are honoured and the default delay.
+local function post_settings(qf, defttl, limits)
+  local ttl0, honour, delay0 = defttl, false, 0
+  if limits then
+    ttl0 = tonumber(qf[2]) or defttl
+    if qf[3] then honour, delay0 = true, tonumber(qf[3]) end
+  end
+  return tonumber(qf[1]), qf[1], ttl0, honour, delay0
 end

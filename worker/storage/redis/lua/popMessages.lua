@@ -13,10 +13,16 @@ local limit = tonumber(ARGV[2])
 local cid = ARGV[3]
 if redis.call('EXISTS', k.q) == 0 then return {} end
 promote(k, now, PROMOTE_STEP)
+-- Bounded work (issue 11): examined entries and promote steps are budgeted per call.
+local examined, promotes = 0, 1
+local upto = visible_max(k.q)
 local out, gone = {}, {}
-while #out < limit do
-  local ids = redis.call('ZRANGE', k.r, 0, limit - #out - 1)
+while #out < limit and examined < CLAIM_SCAN do
+  local ids = redis.call('ZRANGEBYSCORE', k.r, '-inf', upto, 'LIMIT', 0, math.min(limit - #out, CLAIM_SCAN - examined))
+  examined = examined + #ids
   if #ids == 0 then
+    if promotes >= CLAIM_PROMOTES then break end
+    promotes = promotes + 1
     if promote(k, now, PROMOTE_STEP) == 0 then break end
   else
     redis.call('ZREM', k.r, unpack(ids))

@@ -8,4 +8,6 @@
 ]]
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+-- A large post being staged lost its messages: its next chunk finds no stage and starts over.
+redis.call('HDEL', KEYS[1], 'stage', 'stagelo', 'stagedl', 'stagen')
 return 1

@@ -1,6 +1,6 @@
 --[[
   stats: counts and the oldest and newest unexpired messages, exact at `now` whatever garbage
-  collection has or has not removed yet.
+  collection has or has not removed yet (oldest/newest: see `first` for the bounded scan).
   KEYS: the nine keys of the queue (lib.lua); reads q, m, a, i, e.
   ARGV: [1] now (ms)
   Returns: { total, claimed } or, when total > 0, { total, claimed, oldestId, oldestCreated,
@@ -12,13 +12,23 @@ local now = tonumber(ARGV[1])
 if redis.call('EXISTS', k.q) == 0 then return { 0, 0 } end
 local total = redis.call('ZCOUNT', k.e, '(' .. ARGV[1], '+inf')
 local claimed = redis.call('ZCOUNT', k.i, '(' .. ARGV[1], '+inf')
-if total == 0 then return { 0, claimed } end
+-- A large post being staged is not counted (lib.lua): its messages are not visible yet.
+local upto = visible_max(k.q)
+total = total - (tonumber(redis.call('HGET', k.q, 'stagen')) or 0)
+if total <= 0 then return { 0, claimed } end
 
---- The first unexpired message walking `a` from one end: ZRANGE (1) or ZREVRANGE (-1).
-local function first(cmd)
+--- The first unexpired message from one end of the FIFO order, examining at most STATS_SCAN
+--- entries (bounded work: expired messages not yet collected are skipped); past that, any
+--- unexpired message stands in (the one expiring soonest), until the collector catches up.
+local function first(rev)
   local start = 0
-  while true do
-    local ids = redis.call(cmd, k.a, start, start + 63)
+  while start < STATS_SCAN do
+    local ids
+    if rev then
+      ids = redis.call('ZREVRANGEBYSCORE', k.a, upto, '-inf', 'LIMIT', start, 64)
+    else
+      ids = redis.call('ZRANGEBYSCORE', k.a, '-inf', upto, 'LIMIT', start, 64)
+    end
     if #ids == 0 then return nil end
     local exps = zmscore(k.e, ids)
     for n = 1, #ids do
@@ -29,9 +39,12 @@ local function first(cmd)
     end
     start = start + 64
   end
+  local any = redis.call('ZRANGEBYSCORE', k.e, '(' .. ARGV[1], '+inf', 'LIMIT', 0, 1)
+  if #any == 0 then return nil end
+  return { any[1], decode(redis.call('HGET', k.m, any[1]))[R_CREATED] }
 end
 local out = { total, claimed }
-local old, new = first('ZRANGE'), first('ZREVRANGE')
+local old, new = first(false), first(true)
 if old and new then
   out[3], out[4], out[5], out[6] = old[1], old[2], new[1], new[2]
 end
