@@ -117,7 +117,9 @@ async function stoppedMidPost(t: Test, c: ZaqarClient, pid: number, q: string): 
 }
 
 t.test('sqlite (embedded store)', async (t) => {
-  const m = await startMissive(t, { config: { rpcTimeoutMs: RPC_TIMEOUT_MS } })
+  // The stop is shorter than the hung-worker threshold: the worker resumes and finishes the post
+  // (a longer stop gets it killed and restarted: tests/faults/hung-worker.test.ts).
+  const m = await startMissive(t, { config: { rpcTimeoutMs: RPC_TIMEOUT_MS, workerHungAfterMs: 60_000 } })
   await behaviour(t, m)
   await t.test('worker stopped mid-post: 503 though stored; the retry with the key stores nothing', async (t) => {
     const { workers } = await m.children()
@@ -130,7 +132,7 @@ t.test('redis pool', async (t) => {
   const redis = await startRedis(t, { appendfsync: 'always' })
   const m = await startMissive(t, {
     env: { MISSIVE_DEFAULT_POOL: `${redis.url}?durability=durable&command_timeout=${COMMAND_TIMEOUT_MS}` },
-    config: { rpcTimeoutMs: RPC_TIMEOUT_MS * 3 },
+    config: { rpcTimeoutMs: RPC_TIMEOUT_MS * 3, workerHungAfterMs: 60_000 },
   })
   await behaviour(t, m)
   await t.test('redis-server paused past the command timeout: 503 though stored; the retry stores nothing', async (t) => {
