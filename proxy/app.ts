@@ -74,8 +74,10 @@ interface Head {
 
 // uWS writes a `uWebSockets: 20` header on every response unless its loop is told to be silent
 // (the binding's undocumented `_cfg('silent')`, which sets uWS::Loop's noMark flag): it names
-// the server and its version to every client for no benefit. Process-wide, set once.
-uWS._cfg('silent')
+// the server and its version to every client for no benefit. Process-wide, set once. Both builds
+// (20.30 and upstream 20.57, shared/uws.ts) export it; the check keeps a future build without it
+// serving (with the mark) rather than crashing at start.
+if (typeof uWS._cfg === 'function') uWS._cfg('silent')
 
 /** What uWS's lossy UTF-8 decoding leaves for any byte sequence that is not UTF-8. */
 const REPLACEMENT = '\uFFFD'
