@@ -7,7 +7,7 @@
  * plus the pools whose `flavor` field equals that name. A placement maps one (project, queue) to
  * the pool that holds it; it is written once, when the queue is first created.
  */
-import type { QueueRef } from '../worker/storage/contract.js'
+import type { QueueRef } from '../shared/storage/contract.js'
 
 /** A storage pool: where queues live. */
 export interface Pool {

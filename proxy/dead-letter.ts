@@ -16,7 +16,7 @@
  * queue and dead letter queue must be created on the same pool").
  */
 import type { Logger } from '../shared/log.js'
-import type { DataDriver, DeadLetterDue, QueueRef } from '../worker/storage/contract.js'
+import type { DataDriver, DeadLetterDue, QueueRef } from '../shared/storage/contract.js'
 import type { Router } from './router.js'
 
 /** The Client-ID of messages copied into a dead-letter queue on another pool. */

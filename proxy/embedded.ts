@@ -18,7 +18,7 @@
  */
 import { unavailable } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
-import { DRIVER_OPERATIONS, type DataDriver } from '../worker/storage/contract.js'
+import { DRIVER_OPERATIONS, type DataDriver } from '../shared/storage/contract.js'
 import { openDriver, type OpenDriverOptions } from '../worker/storage/index.js'
 
 /** How long a failed open waits before the next attempt. */

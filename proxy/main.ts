@@ -11,7 +11,7 @@ import { DEFAULT_POOL, poolSocketPath, poolWorkerCount, redactUri } from '../cat
 import { parseConfig } from '../shared/config.js'
 import { MissiveError } from '../shared/errors.js'
 import { createLogger } from '../shared/log.js'
-import type { DataDriver } from '../worker/storage/contract.js'
+import type { DataDriver } from '../shared/storage/contract.js'
 import { metered } from '../worker/storage/metered.js'
 import { HttpServer } from './app.js'
 import { EmbeddedPool } from './embedded.js'

@@ -10,7 +10,7 @@
 import type { CatalogStore, Flavor, Pool } from '../catalog/contract.js'
 import { choosePool, type Random } from '../catalog/placement.js'
 import { badRequest, unavailable } from '../shared/errors.js'
-import type { DataDriver, QueueRef } from '../worker/storage/contract.js'
+import type { DataDriver, QueueRef } from '../shared/storage/contract.js'
 import { DeadLetterMover } from './dead-letter.js'
 
 /** Opens and closes the drivers that reach a pool's workers. */

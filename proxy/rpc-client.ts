@@ -39,7 +39,7 @@ import type {
   QueueListing,
   QueueRef,
   QueueStats,
-} from '../worker/storage/contract.js'
+} from '../shared/storage/contract.js'
 
 /** Operations a worker serves itself, outside the storage contract (worker/main.ts). */
 export type WorkerOperation = 'metrics' | 'heartbeat'

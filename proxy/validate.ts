@@ -5,7 +5,7 @@
 import type { Limits } from '../shared/config.js'
 import { badRequest, invalidBody, MissiveError } from '../shared/errors.js'
 import { isQueueName } from '../worker/storage/common.js'
-import type { Metadata, NewMessage } from '../worker/storage/contract.js'
+import type { Metadata, NewMessage } from '../shared/storage/contract.js'
 import { intField, isObject, toJson } from './json.js'
 
 const isInt = (v: unknown): v is number => (typeof v === 'number' && Number.isInteger(v)) || typeof v === 'boolean'

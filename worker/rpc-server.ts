@@ -12,7 +12,7 @@ import net from 'node:net'
 import type { Logger } from '../shared/log.js'
 import { MissiveError, type WireError } from '../shared/errors.js'
 import { FrameDecoder, FrameWriter, FrameError, isRequest, type RpcRequest } from '../shared/rpc/frames.js'
-import { DRIVER_OPERATIONS, type DataDriver } from './storage/contract.js'
+import { DRIVER_OPERATIONS, type DataDriver } from '../shared/storage/contract.js'
 
 /** A running RPC server. */
 export interface RpcServer {

@@ -22,7 +22,7 @@
 import type { Redis } from 'ioredis'
 import { MissiveError, unavailable } from '../../shared/errors.js'
 import { connectRedis } from '../../shared/redis.js'
-import type { QueueRef } from '../../worker/storage/contract.js'
+import type { QueueRef } from '../../shared/storage/contract.js'
 import type { CatalogStore, Flavor, Pool } from '../contract.js'
 
 /** Returns the pool the queue lives on: the existing placement, or ARGV[2] now written. */

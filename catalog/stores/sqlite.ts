@@ -17,7 +17,7 @@
 import Database from 'better-sqlite3'
 import { MissiveError } from '../../shared/errors.js'
 import { ownerOnlyDatabase } from '../../shared/owner-only.js'
-import type { QueueRef } from '../../worker/storage/contract.js'
+import type { QueueRef } from '../../shared/storage/contract.js'
 import type { CatalogStore, Flavor, Pool } from '../contract.js'
 
 const SCHEMA = `

@@ -1,7 +1,7 @@
 /** What a handler sees of a request, and the shared pieces of response building. */
 import type { Config } from '../../shared/config.js'
 import type { Logger } from '../../shared/log.js'
-import type { Message, QueueRef } from '../../worker/storage/contract.js'
+import type { Message, QueueRef } from '../../shared/storage/contract.js'
 import type { Query } from '../params.js'
 import type { Router } from '../router.js'
 import type { Reply } from '../transport.js'

@@ -1,7 +1,7 @@
 /** Queues: create, get, patch (JSON Patch), delete, list, stats, purge (API.md §4, §10.1). */
 import { invalidBody, MissiveError, badRequest } from '../../shared/errors.js'
 import type { Limits } from '../../shared/config.js'
-import type { DataDriver, ListQueuesOptions, Metadata, QueueListing } from '../../worker/storage/contract.js'
+import type { DataDriver, ListQueuesOptions, Metadata, QueueListing } from '../../shared/storage/contract.js'
 import { isObject } from '../json.js'
 import { empty, json, type Reply } from '../transport.js'
 import { pageLimit, queueMetadata } from '../validate.js'

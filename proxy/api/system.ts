@@ -2,7 +2,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { MissiveError } from '../../shared/errors.js'
 import { empty, json, type Reply } from '../transport.js'
-import type { DataDriver } from '../../worker/storage/contract.js'
+import type { DataDriver } from '../../shared/storage/contract.js'
 import type { ApiRequest, Profile } from './context.js'
 import { messageVolume } from './pools.js'
 

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { RpcDriver } from '../../proxy/rpc-client.js'
 import { createLogger } from '../../shared/log.js'
 import { serveRpc } from '../../worker/rpc-server.js'
-import type { DataDriver } from '../../worker/storage/contract.js'
+import type { DataDriver } from '../../shared/storage/contract.js'
 import type { ContractEnv, ManualClock } from './suite.js'
 
 export async function overRpc(served: DataDriver, clock: ManualClock): Promise<ContractEnv> {

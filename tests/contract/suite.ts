@@ -31,7 +31,7 @@ import {
   type NewMessage,
   type PostOptions,
   type QueueRef,
-} from '../../worker/storage/contract.js'
+} from '../../shared/storage/contract.js'
 
 /** A tap test object, as tap hands it to a subtest callback (the root `t` fits too). */
 export type TapTest = Parameters<Extract<Parameters<typeof t.test>[0], (...args: never[]) => unknown>>[0]

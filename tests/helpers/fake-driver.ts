@@ -21,7 +21,7 @@ import type {
   QueueListing,
   QueueRef,
   QueueStats,
-} from '../../worker/storage/contract.js'
+} from '../../shared/storage/contract.js'
 
 export const SECRET = 'hunter2-secret-in-a-stack'
 

@@ -16,7 +16,7 @@
 import { spawnSync } from 'node:child_process'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
-import { LIST_SCAN_BUDGET, POST_CHUNK } from '../../worker/storage/contract.js'
+import { LIST_SCAN_BUDGET, POST_CHUNK } from '../../shared/storage/contract.js'
 import { startMissive, startRedis } from '../helpers/index.js'
 import { idFromHref, randomProject, RawConnection, zaqarClient, type RawResponse, type ZaqarClient } from '../helpers/http.js'
 

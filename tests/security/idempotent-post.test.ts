@@ -7,7 +7,7 @@
  * store and on a Redis pool.
  */
 import t, { type Test } from 'tap'
-import { POST_CHUNK } from '../../worker/storage/contract.js'
+import { POST_CHUNK } from '../../shared/storage/contract.js'
 import { alive, startMissive, startRedis, waitFor, type MissiveProcess } from '../helpers/index.js'
 import { bad503, idFromHref, randomProject, zaqarClient, type HttpResp, type ZaqarClient } from '../helpers/http.js'
 

@@ -3,7 +3,7 @@
  * when a store fails. One place, so the drivers cannot drift apart on them.
  */
 import { unavailable, type MissiveError } from '../../shared/errors.js'
-import { POST_CHUNK, POST_CHUNK_BYTES, type DriverOperation, type Metadata, type NewMessage } from './contract.js'
+import { POST_CHUNK, POST_CHUNK_BYTES, type DriverOperation, type Metadata, type NewMessage } from '../../shared/storage/contract.js'
 
 /** Whole seconds between `from` and `now`, never negative (a clock may step back). */
 export const ageOf = (from: number, now: number): number => Math.max(0, Math.floor((now - from) / 1000))

@@ -4,7 +4,7 @@
  * store, or the proxy's RPC client.
  */
 import type { Counter, Histogram } from 'prom-client'
-import { DRIVER_OPERATIONS, type DataDriver, type DriverOperation } from './contract.js'
+import { DRIVER_OPERATIONS, type DataDriver, type DriverOperation } from '../../shared/storage/contract.js'
 
 export interface DriverMetrics {
   /** Duration of each operation, labelled `operation` and `outcome` (ok / error). */

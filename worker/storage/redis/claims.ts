@@ -14,7 +14,7 @@
  */
 import { notFound } from '../../../shared/errors.js'
 import { isId, newId } from '../../../shared/ids.js'
-import type { Claim, ClaimOptions, DeadLetterDue, QueueRef } from '../contract.js'
+import type { Claim, ClaimOptions, DeadLetterDue, QueueRef } from '../../../shared/storage/contract.js'
 import { Coalescer, type Outcome } from './coalesce.js'
 import { ageOf, toMessage, type Ctx, type MessageTuple } from './context.js'
 import { queueKeys } from './keys.js'

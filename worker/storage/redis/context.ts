@@ -4,7 +4,7 @@
  */
 import type { Redis } from 'ioredis'
 import type { Clock } from '../../../shared/clock.js'
-import { RESERVED, type Message, type Metadata, type QueueRef } from '../contract.js'
+import { RESERVED, type Message, type Metadata, type QueueRef } from '../../../shared/storage/contract.js'
 import { ageOf, isQueueName, metaNumber, metaPositive } from '../common.js'
 
 export { ageOf, isQueueName, metaNumber, metaPositive } from '../common.js'

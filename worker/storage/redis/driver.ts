@@ -40,7 +40,7 @@ import type {
   QueueListing,
   QueueRef,
   QueueStats,
-} from '../contract.js'
+} from '../../../shared/storage/contract.js'
 import { storeUnavailable } from '../common.js'
 import { RedisClaims } from './claims.js'
 import type { Ctx } from './context.js'

@@ -35,7 +35,7 @@
  * Message and claim ids are only ever looked up inside their queue's hashes, so an id from
  * another queue or project is simply not found.
  */
-import type { QueueRef } from '../contract.js'
+import type { QueueRef } from '../../../shared/storage/contract.js'
 
 /** Prefix of every key, so a Redis shared with other software stays readable. */
 export const PREFIX = 'missive:'

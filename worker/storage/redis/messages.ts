@@ -16,7 +16,7 @@ import {
   type PoppedMessage,
   type PostOptions,
   type QueueRef,
-} from '../contract.js'
+} from '../../../shared/storage/contract.js'
 import { Coalescer, type Outcome } from './coalesce.js'
 import { bodyBytes, chunksOf } from '../common.js'
 import { ageOf, toMessage, type Ctx, type MessageTuple } from './context.js'

@@ -9,7 +9,7 @@
  * catalogued name against its record, so a name left behind by a crash is never listed.
  */
 import { notFound } from '../../../shared/errors.js'
-import type { ListQueuesOptions, Metadata, QueueEntry, QueueListing, QueueRef, QueueStats } from '../contract.js'
+import type { ListQueuesOptions, Metadata, QueueEntry, QueueListing, QueueRef, QueueStats } from '../../../shared/storage/contract.js'
 import { ageOf, reservedFields, type Ctx } from './context.js'
 import { catalogueKey, queueKeys, queueTag, SWEEP_KEY } from './keys.js'
 

@@ -2,7 +2,7 @@
 import type { Statement, Transaction } from 'better-sqlite3'
 import { notFound } from '../../../shared/errors.js'
 import { isId, newId } from '../../../shared/ids.js'
-import { RESERVED, type Claim, type ClaimOptions, type Message, type Metadata, type QueueRef } from '../contract.js'
+import { RESERVED, type Claim, type ClaimOptions, type Message, type Metadata, type QueueRef } from '../../../shared/storage/contract.js'
 import {
   ageOf,
   CLAIMABLE_SQL,

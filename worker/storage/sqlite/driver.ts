@@ -40,8 +40,8 @@ import type {
   QueueListing,
   QueueRef,
   QueueStats,
-} from '../contract.js'
-import { POST_CHUNK, POST_CHUNK_BYTES } from '../contract.js'
+} from '../../../shared/storage/contract.js'
+import { POST_CHUNK, POST_CHUNK_BYTES } from '../../../shared/storage/contract.js'
 import { bodyBytes, chunksOf, storeUnavailable } from '../common.js'
 import { newId } from '../../../shared/ids.js'
 import { SqliteClaims } from './claims.js'

@@ -13,7 +13,7 @@ import {
   type PoppedMessage,
   type PostOptions,
   type QueueRef,
-} from '../contract.js'
+} from '../../../shared/storage/contract.js'
 import {
   ageOf,
   CLAIMABLE_SQL,

@@ -1,7 +1,7 @@
 /** Queues on SQLite: the `queues` table, plus the queue-wide reads and deletes (stats, purge). */
 import type { Statement, Transaction } from 'better-sqlite3'
 import { notFound } from '../../../shared/errors.js'
-import type { ListQueuesOptions, Metadata, QueueEntry, QueueListing, QueueRef, QueueStats } from '../contract.js'
+import type { ListQueuesOptions, Metadata, QueueEntry, QueueListing, QueueRef, QueueStats } from '../../../shared/storage/contract.js'
 import { ageOf, STAGED_FROM_SQL, type Ctx } from './context.js'
 
 /** A queue's row as the other resources need it. */
