@@ -13,7 +13,8 @@ import { versions } from './api/system.js'
 import type { ProxyMetrics } from './metrics.js'
 import { Query } from './params.js'
 import { CONTENT_TYPE as METRICS_TYPE } from '../shared/metrics.js'
-import type { Router } from './router.js'
+import type { ControlPlane } from './pool-set.js'
+import type { PooledStorage } from './pooled-driver.js'
 import {
   checkAccept,
   checkClientId,
@@ -28,7 +29,10 @@ import {
 
 export interface AppDeps {
   config: Config
-  router: Router
+  /** Every pool behind one driver: what queue, message and claim handlers use. */
+  storage: PooledStorage
+  /** The catalog and the pools' workers: what the admin API uses. */
+  control: ControlPlane
   log: Logger
   /** Absent: no request metrics and no /metrics page. */
   metrics?: ProxyMetrics
@@ -313,7 +317,7 @@ export class HttpServer {
   }
 
   async #handle(head: Head, state: RequestState, contentLength: number | null, body: Uint8Array | null, requestId: string): Promise<Reply> {
-    const { config, router, log, metrics } = this.#deps
+    const { config, storage, control, log, metrics } = this.#deps
     if (head.path === '/metrics' && metrics !== undefined && (config.metricsOnApiPort || state.admin)) {
       state.route = '/metrics'
       if (head.method !== 'GET') throw new MissiveError('method_not_allowed', `${head.method} is not allowed on /metrics.`)
@@ -362,7 +366,8 @@ export class HttpServer {
       contentLength,
       body,
       config,
-      router,
+      storage,
+      control,
       log,
     }
     return route.handler(apiReq)

@@ -17,7 +17,8 @@ import { HttpServer } from './app.js'
 import { EmbeddedPool } from './embedded.js'
 import { ProxyMetrics, serveMetrics, type WorkerRef } from './metrics.js'
 import { RpcDriver } from './rpc-client.js'
-import { Router, type PoolConnector } from './router.js'
+import { PooledDriver } from './pooled-driver.js'
+import { PoolSet, type PoolConnector } from './pool-set.js'
 
 async function main(): Promise<void> {
   const config = parseConfig(JSON.parse(process.env.MISSIVE_RESOLVED_CONFIG ?? '{}'))
@@ -30,7 +31,7 @@ async function main(): Promise<void> {
   // Pools with no workers (`workers: 0`): their driver runs in this process.
   const embedded = new Map<string, EmbeddedPool>()
   const workers: WorkerRef[] = []
-  const metrics = config.metrics ? new ProxyMetrics(() => router, workers, { cacheMs: config.metricsCacheMs }) : undefined
+  const metrics = config.metrics ? new ProxyMetrics(() => storage, workers, { cacheMs: config.metricsCacheMs }) : undefined
   const connector: PoolConnector = {
     key: (pool: Pool) => String(poolWorkerCount(pool, config.workers)),
     open(pool: Pool): DataDriver[] {
@@ -77,8 +78,10 @@ async function main(): Promise<void> {
       if (msg?.type === 'restarts' && msg.restarts) m.setRestarts(msg.restarts)
     })
   }
-  const router = new Router({ catalog, connector, defaultPool: DEFAULT_POOL, pollMs: 250 })
-  await router.refresh()
+  const pools = new PoolSet({ catalog, connector, defaultPool: DEFAULT_POOL, pollMs: 250 })
+  // Every pool behind one driver: handlers cannot tell it from a single store.
+  const storage = new PooledDriver({ pools, log })
+  await pools.refresh()
   // Listen only once the workers answer, so the first requests do not meet a 503: the default
   // pool's are required, other pools' are waited for a little (their supervisor started them first).
   if (!rpc.has(DEFAULT_POOL) && !embedded.has(DEFAULT_POOL)) throw new Error(`the catalog has no pool named ${DEFAULT_POOL}`)
@@ -98,7 +101,7 @@ async function main(): Promise<void> {
   }
   await Promise.allSettled([...rpc.keys(), ...embedded.keys()].flatMap((pool) => ready(pool, 5_000)))
 
-  const server = new HttpServer({ config, router, log, ...(metrics && { metrics }) })
+  const server = new HttpServer({ config, storage, control: pools, log, ...(metrics && { metrics }) })
   const port = await server.listen()
   const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.metricsBind ?? config.bind, config.metricsPort, metrics) : undefined
   log.info({ bind: config.bind, port, ...(config.adminPort > 0 && { adminBind: config.adminBind ?? config.bind, adminPort: config.adminPort }) }, 'proxy listening')
@@ -114,7 +117,7 @@ async function main(): Promise<void> {
     await server.drain(config.drainTimeoutMs)
     server.close()
     metricsServer?.close()
-    router.close()
+    await storage.close()
     await Promise.all([...[...rpc.values()].flat(), ...embedded.values()].map((d) => d.close()))
     await catalog.close()
     log.info('proxy stopped')

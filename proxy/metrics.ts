@@ -8,7 +8,6 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import { CONTENT_TYPE, exposition, LATENCY_BUCKETS, processRegistry, type MetricsJson } from '../shared/metrics.js'
 import type { DriverMetrics } from '../worker/storage/metered.js'
 import type { RpcDriver } from './rpc-client.js'
-import type { Router } from './router.js'
 
 export interface WorkerRef {
   pool: string
@@ -75,10 +74,10 @@ export class ProxyMetrics {
   #last: { at: number; text: Promise<string> } | undefined
 
   /**
-   * `cache` reads the router's placement-cache counts (at scrape time). `cacheMs`: how long one
+   * `cache` reads the pooled driver's placement-cache counts (at scrape time). `cacheMs`: how long one
    * aggregated page is reused (default 0: every scrape collects, though concurrent ones share).
    */
-  constructor(cache: () => Pick<Router, 'hits' | 'misses'>, workers: WorkerRef[], opts: { cacheMs?: number } = {}) {
+  constructor(cache: () => { readonly hits: number; readonly misses: number }, workers: WorkerRef[], opts: { cacheMs?: number } = {}) {
     this.#workers = workers
     this.#cacheMs = opts.cacheMs ?? 0
     const registers = [this.registry]
@@ -102,7 +101,7 @@ export class ProxyMetrics {
     })
     const hits = new Counter({ name: 'missive_catalog_cache_hits_total', help: 'Placement lookups answered from the proxy cache.', registers })
     const misses = new Counter({ name: 'missive_catalog_cache_misses_total', help: 'Placement lookups that went to the catalog.', registers })
-    // Counters mirror the router's plain counts at scrape time (the hot path only does ++).
+    // Counters mirror the pooled driver's plain counts at scrape time (the hot path only does ++).
     const mirror = (counter: Counter, value: () => number): void => {
       let seen = 0
       ;(counter as unknown as { collect: () => void }).collect = () => {

@@ -3,7 +3,8 @@ import type { Config } from '../../shared/config.js'
 import type { Logger } from '../../shared/log.js'
 import type { Message, QueueRef } from '../../shared/storage/contract.js'
 import type { Query } from '../params.js'
-import type { Router } from '../router.js'
+import type { ControlPlane } from '../pool-set.js'
+import type { PooledStorage } from '../pooled-driver.js'
 import type { Reply } from '../transport.js'
 
 /** The API version being served: v2, or the v1.1 deltas of API.md §13 over the same handlers. */
@@ -50,7 +51,10 @@ export interface ApiRequest {
   /** The raw body; null when the request had no Content-Length. */
   body: Uint8Array | null
   config: Config
-  router: Router
+  /** The message store: every pool behind one driver (proxy/pooled-driver.ts). */
+  storage: PooledStorage
+  /** The catalog and the pools' workers, for the admin API only (pools, flavors, health). */
+  control: ControlPlane
   log: Logger
 }
 

@@ -18,7 +18,7 @@ const flavorHref = (req: ApiRequest, name: string): string => `${req.profile.pre
 /** Capabilities of a flavor: those of its first pool's storage (Zaqar's rule), none without pools. */
 async function capabilities(req: ApiRequest, f: Flavor): Promise<string[]> {
   if (f.pools.length === 0) return []
-  const first = await req.router.catalog.getPool(f.pools[0]!)
+  const first = await req.control.catalog.getPool(f.pools[0]!)
   return first === null ? [] : poolCapabilities(first.uri)
 }
 
@@ -49,7 +49,7 @@ async function v11Pools(req: ApiRequest, name: string, doc: Record<string, unkno
       throw invalidBody(`In this service a flavor's pool group is the flavor itself: send "pool": "${name}" (and "group": "${name}" on its pools), or a "pool_list".`)
     }
   } else if (!Object.hasOwn(doc, 'capabilities')) return undefined
-  return (await req.router.catalog.listPools()).filter((p) => p.flavor === name).map((p) => p.name)
+  return (await req.control.catalog.listPools()).filter((p) => p.flavor === name).map((p) => p.name)
 }
 
 /** `pool_list`: an array of pool names (duplicates dropped). */
@@ -79,21 +79,21 @@ export async function putFlavor(req: ApiRequest): Promise<Reply> {
   }
   if (pools.length === 0) throw new MissiveError('bad_request', 'Bad Request', { title: 'Unable to create' })
   try {
-    await req.router.catalog.putFlavor(name, pools)
+    await req.control.catalog.putFlavor(name, pools)
   } catch (err) {
     if (err instanceof MissiveError && err.code === 'not_found') {
       throw new MissiveError('bad_request', `Flavor ${name} could not be created, error:${err.description ?? ''}`, { title: 'Unable to create' })
     }
     throw err
   }
-  await req.router.refresh()
+  await req.control.refresh()
   return empty(201, [['location', flavorHref(req, name)]])
 }
 
 /** GET /v2/flavors/{flavor} */
 export async function getFlavor(req: ApiRequest): Promise<Reply> {
   requireAdmin(req)
-  const f = await req.router.catalog.getFlavor(req.params.flavor!)
+  const f = await req.control.catalog.getFlavor(req.params.flavor!)
   if (f === null) throw notFound(`Flavor ${req.params.flavor!} does not exist`)
   return json(200, await flavorJson(req, f))
 }
@@ -113,7 +113,7 @@ export async function patchFlavor(req: ApiRequest): Promise<Reply> {
     pools = poolList(doc.pool_list)
   }
   if (pools.length === 0) throw new MissiveError('bad_request', 'Bad Request', { title: 'Unable to update' })
-  const catalog = req.router.catalog
+  const catalog = req.control.catalog
   if ((await catalog.getFlavor(name)) === null) throw notFound(`Flavor ${name} does not exist`)
   try {
     await catalog.putFlavor(name, pools)
@@ -123,7 +123,7 @@ export async function patchFlavor(req: ApiRequest): Promise<Reply> {
     }
     throw err
   }
-  await req.router.refresh()
+  await req.control.refresh()
   const f = await catalog.getFlavor(name)
   return json(200, await flavorJson(req, f ?? { name, pools }))
 }
@@ -131,8 +131,8 @@ export async function patchFlavor(req: ApiRequest): Promise<Reply> {
 /** DELETE /v2/flavors/{flavor}: clears the flavor on its pools; 204, also when missing. */
 export async function deleteFlavor(req: ApiRequest): Promise<Reply> {
   requireAdmin(req)
-  await req.router.catalog.deleteFlavor(req.params.flavor!)
-  await req.router.refresh()
+  await req.control.catalog.deleteFlavor(req.params.flavor!)
+  await req.control.refresh()
   return empty(204)
 }
 
@@ -140,7 +140,7 @@ export async function deleteFlavor(req: ApiRequest): Promise<Reply> {
 export async function listFlavors(req: ApiRequest): Promise<Reply> {
   requireAdmin(req)
   const detailed = req.query.bool('detailed', false)
-  const all = await req.router.catalog.listFlavors()
+  const all = await req.control.catalog.listFlavors()
   const { items, links, contentLocation } = page(req, all, req.config.limits.max_flavors_per_page)
   const flavors = await Promise.all(
     items.map(async (f) => {

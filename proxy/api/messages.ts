@@ -22,8 +22,7 @@ export async function postMessages(req: ApiRequest): Promise<Reply> {
   }
   const messages = messagePost(doc, req.config.limits)
   const ref = queueRef(req)
-  const driver = await req.router.driverFor(ref, true)
-  const ids = await driver.postMessages(ref, messages, {
+  const ids = await req.storage.postMessages(ref, messages, {
     clientId: req.clientId,
     defaultTtl: req.config.limits.default_message_ttl,
     requestBytes: req.contentLength ?? req.body!.length,
@@ -42,7 +41,7 @@ export async function listMessages(req: ApiRequest): Promise<Reply> {
   const base = queueHref(req)
   if (ids !== undefined) {
     idList(ids, limits)
-    const found = await (await req.router.driverFor(ref, false)).getMessages(ref, ids)
+    const found = await req.storage.getMessages(ref, ids)
     if (found.length === 0) {
       throw new MissiveError('not_found', `No messages with IDs: ${pyList(ids)} found in the queue ${ref.queue} for project ${ref.project}.`)
     }
@@ -54,7 +53,7 @@ export async function listMessages(req: ApiRequest): Promise<Reply> {
   const withDelayed = req.profile.includeDelayedParam
   const includeDelayed = withDelayed ? (q.has('include_delayed') ? q.bool('include_delayed', false) : undefined) : true
   const marker = q.get('marker')
-  const page = await (await req.router.driverFor(ref, false)).listMessages(ref, {
+  const page = await req.storage.listMessages(ref, {
     limit,
     clientId: req.clientId,
     echo,
@@ -79,7 +78,7 @@ export async function listMessages(req: ApiRequest): Promise<Reply> {
 export async function getMessage(req: ApiRequest): Promise<Reply> {
   const ref = queueRef(req)
   const id = req.params.messageId!
-  const m = await (await req.router.driverFor(ref, false)).getMessage(ref, id)
+  const m = await req.storage.getMessage(ref, id)
   if (m === null) throw new MissiveError('not_found', `Message ${id} does not exist in queue ${ref.queue} for project ${ref.project}`)
   return { status: 200, body: messageJson(m, queueHref(req)) }
 }
@@ -94,9 +93,9 @@ export async function deleteMessages(req: ApiRequest): Promise<Reply> {
     throw badRequest('The request should have either "ids" or "pop" parameter in the request, to be able to delete.')
   }
   const ref = queueRef(req)
-  const driver = await req.router.driverFor(ref, false)
+  const storage = req.storage
   if (pop !== undefined) {
-    const popped = await driver.popMessages(ref, claimLimit(pop, limits, 'Pop value'))
+    const popped = await storage.popMessages(ref, claimLimit(pop, limits, 'Pop value'))
     const items = popped.map(
       (m) =>
         `{"id":${JSON.stringify(m.id)},"age":${m.age},"ttl":${m.ttl},"body":${m.body},"claim_id":${JSON.stringify(m.claimId)},"claim_count":${m.claimCount}}`,
@@ -108,13 +107,13 @@ export async function deleteMessages(req: ApiRequest): Promise<Reply> {
   if (limits.message_delete_with_claim_id && claimIds === undefined) {
     throw badRequest('The request should have both "ids" and "claim_ids" parameter in the request when message_delete_with_claim_id is True.')
   }
-  await driver.deleteMessages(ref, ids!, limits.message_delete_with_claim_id ? claimIds : undefined)
+  await storage.deleteMessages(ref, ids!, limits.message_delete_with_claim_id ? claimIds : undefined)
   return empty(204)
 }
 
 export async function deleteMessage(req: ApiRequest): Promise<Reply> {
   const ref = queueRef(req)
   const claimId = req.query.get('claim_id')
-  await (await req.router.driverFor(ref, false)).deleteMessage(ref, req.params.messageId!, claimId)
+  await req.storage.deleteMessage(ref, req.params.messageId!, claimId)
   return empty(204)
 }

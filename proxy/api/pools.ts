@@ -160,7 +160,7 @@ async function checkConnect(req: ApiRequest, uri: string): Promise<void> {
 /** 400 when the other pools of `flavor` offer other capabilities than `uri` (Zaqar's rule). */
 async function checkCapabilities(req: ApiRequest, name: string, uri: string, flavor: string | null): Promise<void> {
   if (flavor === null) return
-  const others = (await req.router.catalog.listPools()).filter((p) => p.flavor === flavor && p.name !== name)
+  const others = (await req.control.catalog.listPools()).filter((p) => p.flavor === flavor && p.name !== name)
   if (others.length === 0) return
   const want = poolCapabilities(uri).sort().join(',')
   if (others.some((p) => poolCapabilities(p.uri).sort().join(',') !== want)) {
@@ -245,7 +245,7 @@ function storedStoreOf(req: ApiRequest, uri: string): string {
 async function checkUriUnique(req: ApiRequest, name: string, uri: string): Promise<void> {
   const store = storeOf(req, uri)
   if (store === 'sqlite::memory:') return
-  const other = (await req.router.catalog.listPools()).find((p) => p.name !== name && storedStoreOf(req, p.uri) === store)
+  const other = (await req.control.catalog.listPools()).find((p) => p.name !== name && storedStoreOf(req, p.uri) === store)
   if (other !== undefined) throw new MissiveError('conflict', `Pool ${other.name} already uses this uri.`)
 }
 
@@ -272,15 +272,15 @@ export async function putPool(req: ApiRequest): Promise<Reply> {
   const pool: Pool = {
     name,
     weight: weightField(doc.weight),
-    uri: unmasked(uriField(doc.uri), await req.router.catalog.getPool(name)),
+    uri: unmasked(uriField(doc.uri), await req.control.catalog.getPool(name)),
     flavor: flavorOf(req, doc) ?? null,
     options: Object.hasOwn(doc, 'options') ? optionsField(doc.options) : {},
   }
   await checkCapabilities(req, name, pool.uri, pool.flavor)
   await checkUriUnique(req, name, pool.uri)
   await checkConnect(req, pool.uri)
-  await req.router.catalog.putPool(pool)
-  await req.router.refresh()
+  await req.control.catalog.putPool(pool)
+  await req.control.refresh()
   return empty(201, [['location', poolHref(req, name)]])
 }
 
@@ -288,7 +288,7 @@ export async function putPool(req: ApiRequest): Promise<Reply> {
 export async function getPool(req: ApiRequest): Promise<Reply> {
   requireAdmin(req)
   const detailed = req.query.bool('detailed', false)
-  const pool = await req.router.catalog.getPool(req.params.pool!)
+  const pool = await req.control.catalog.getPool(req.params.pool!)
   if (pool === null) throw notFound(`Pool ${req.params.pool!} does not exist`)
   return json(200, poolJson(req, pool, detailed))
 }
@@ -300,7 +300,7 @@ export async function patchPool(req: ApiRequest): Promise<Reply> {
   const fields = ['uri', 'weight', 'flavor', 'options', ...(req.profile.name === 'v1.1' ? ['group'] : [])].filter((k) => Object.hasOwn(doc, k))
   if (fields.length === 0) throw invalidBody('One of `uri`, `weight`, `flavor`, or `options` needs to be specified')
   const name = req.params.pool!
-  const current = await req.router.catalog.getPool(name)
+  const current = await req.control.catalog.getPool(name)
   if (current === null) throw notFound(`Pool ${name} does not exist`)
   const pool: Pool = { ...current }
   if (Object.hasOwn(doc, 'weight')) pool.weight = weightField(doc.weight)
@@ -313,8 +313,8 @@ export async function patchPool(req: ApiRequest): Promise<Reply> {
     await checkUriUnique(req, name, pool.uri)
     await checkConnect(req, pool.uri)
   }
-  await req.router.catalog.putPool(pool)
-  await req.router.refresh()
+  await req.control.catalog.putPool(pool)
+  await req.control.refresh()
   return json(200, poolJson(req, pool, false))
 }
 
@@ -325,7 +325,7 @@ export async function patchPool(req: ApiRequest): Promise<Reply> {
 export async function deletePool(req: ApiRequest): Promise<Reply> {
   requireAdmin(req)
   const name = req.params.pool!
-  const catalog = req.router.catalog
+  const catalog = req.control.catalog
   const pool = await catalog.getPool(name)
   if (pool === null) return empty(204)
   if (name === DEFAULT_POOL) {
@@ -350,7 +350,7 @@ export async function deletePool(req: ApiRequest): Promise<Reply> {
     }
     throw err
   }
-  await req.router.refresh()
+  await req.control.refresh()
   return empty(204)
 }
 
@@ -358,7 +358,7 @@ export async function deletePool(req: ApiRequest): Promise<Reply> {
 export async function listPools(req: ApiRequest): Promise<Reply> {
   requireAdmin(req)
   const detailed = req.query.bool('detailed', false)
-  const all = await req.router.catalog.listPools()
+  const all = await req.control.catalog.listPools()
   const { items, links, contentLocation } = page(req, all, req.config.limits.max_pools_per_page)
   return json(200, { pools: items.map((p) => poolJson(req, p, detailed)), links }, [['content-location', contentLocation]])
 }
@@ -373,7 +373,7 @@ export async function messageVolume(
   name: string,
   reachable: boolean,
 ): Promise<{ queues: number; claimed: number; free: number; total: number; queues_counted: number; complete: boolean }> {
-  const catalog = req.router.catalog
+  const catalog = req.control.catalog
   const queues = await catalog.countPlacements(name)
   const messages = { claimed: 0, free: 0, total: 0, queues_counted: 0, complete: true }
   if (reachable && queues > 0) {
@@ -381,7 +381,7 @@ export async function messageVolume(
     // Each ref is routed to the worker its queue maps to (same hash as every other call).
     for (let i = 0; i < refs.length; i += 50) {
       const batch = await Promise.all(
-        refs.slice(i, i + 50).map(async (ref) => (await req.router.driverFor(ref, false)).stats(ref).catch(() => null)),
+        refs.slice(i, i + 50).map((ref) => req.storage.stats(ref).catch(() => null)),
       )
       for (const s of batch) {
         if (s === null) {
@@ -407,10 +407,10 @@ export async function messageVolume(
 export async function poolStats(req: ApiRequest): Promise<Reply> {
   requireAdmin(req)
   const name = req.params.pool!
-  const catalog = req.router.catalog
+  const catalog = req.control.catalog
   const pool = await catalog.getPool(name)
   if (pool === null) throw notFound(`Pool ${name} does not exist`)
-  const drivers = req.router.pools.get(name) ?? []
+  const drivers = req.control.pools.get(name) ?? []
   const workers = await Promise.all(
     drivers.map(async (d, index) => {
       const t0 = performance.now()

@@ -1,7 +1,7 @@
 /** Queues: create, get, patch (JSON Patch), delete, list, stats, purge (API.md §4, §10.1). */
 import { invalidBody, MissiveError, badRequest } from '../../shared/errors.js'
 import type { Limits } from '../../shared/config.js'
-import type { DataDriver, ListQueuesOptions, Metadata, QueueListing } from '../../shared/storage/contract.js'
+import type { Metadata } from '../../shared/storage/contract.js'
 import { isObject } from '../json.js'
 import { empty, json, type Reply } from '../transport.js'
 import { pageLimit, queueMetadata } from '../validate.js'
@@ -24,34 +24,24 @@ function withDefaults(meta: Metadata, limits: Limits): Metadata {
   return out
 }
 
-/** The `_flavor` a queue asks for (API.md §4.1): a non-empty string, or null for the default group. */
-function flavorOf(meta: Metadata): string | null {
-  const f = meta._flavor
-  if (f === undefined || f === null || f === '') return null
-  if (typeof f !== 'string') throw badRequest('_flavor must be a string.')
-  return f
-}
-
 export async function createQueue(req: ApiRequest): Promise<Reply> {
   const doc = optionalBody(req)
   const meta = doc === null ? {} : queueMetadata(doc, req.config.limits)
   const ref = queueRef(req)
-  // A new queue is placed among its flavor's pools (unknown flavor: 400); an existing one stays put.
-  const driver = await req.router.driverFor(ref, true, flavorOf(meta))
-  const created = await driver.createQueue(ref, meta)
+  // A new queue is placed among its `_flavor`'s pools (unknown flavor: 400); an existing one stays put.
+  const created = await req.storage.createQueue(ref, meta)
   return empty(created ? 201 : 204, [['location', queueHref(req)]])
 }
 
 export async function getQueue(req: ApiRequest): Promise<Reply> {
   const ref = queueRef(req)
-  const meta = (await (await req.router.driverFor(ref, false)).getQueue(ref)) ?? {}
+  const meta = (await req.storage.getQueue(ref)) ?? {}
   return json(200, req.profile.queueDefaults ? withDefaults(meta, req.config.limits) : meta)
 }
 
 export async function deleteQueue(req: ApiRequest): Promise<Reply> {
   const ref = queueRef(req)
-  await (await req.router.driverFor(ref, false)).deleteQueue(ref)
-  await req.router.forget(ref)
+  await req.storage.deleteQueue(ref)
   return empty(204)
 }
 
@@ -99,8 +89,8 @@ export async function patchQueue(req: ApiRequest): Promise<Reply> {
   if (req.body === null || req.body.length === 0) throw invalidBody('PATCH body could not be empty for update.')
   const ops = patchOps(requiredBody(req))
   const ref = queueRef(req)
-  const driver = await req.router.driverFor(ref, false)
-  const stored = await driver.getQueue(ref)
+  const storage = req.storage
+  const stored = await storage.getQueue(ref)
   if (stored === null) throw new MissiveError('not_found', `Queue ${ref.queue} does not exist for project ${ref.project}`)
   const meta: Metadata = { ...stored }
   for (const { op, key, value } of ops) {
@@ -113,69 +103,10 @@ export async function patchQueue(req: ApiRequest): Promise<Reply> {
     else if (!reserved) throw new MissiveError('conflict', `Can't remove non-existent object ${key}.`)
   }
   const validated = queueMetadata(meta, limits)
-  await checkFlavorChange(req, stored, validated)
-  await driver.setQueueMetadata(ref, validated)
+  // Setting `_flavor` to a flavor without the queue's pool: 400 or 409 (see `checkFlavorChange`).
+  await storage.checkFlavorChange(ref, stored, validated)
+  await storage.setQueueMetadata(ref, validated)
   return json(200, withDefaults(validated, limits))
-}
-
-/**
- * A PATCH that sets `_flavor` to another flavor must name an existing flavor (400) that the
- * queue's pool belongs to: Zaqar re-places the queue and strands its messages; Missive cannot move
- * a queue between pools yet, so it refuses with 409 instead.
- */
-async function checkFlavorChange(req: ApiRequest, before: Metadata, after: Metadata): Promise<void> {
-  const flavor = flavorOf(after)
-  if (flavor === null || flavor === flavorOf(before)) return
-  let f = await req.router.flavor(flavor)
-  if (f === undefined) f = (await req.router.refresh()).flavors.get(flavor)
-  if (f === undefined) throw badRequest(`Flavor ${flavor} does not exist`)
-  const ref = queueRef(req)
-  const pool = (await req.router.placementOf(ref)) ?? req.router.defaultPool
-  if (!f.pools.includes(pool)) {
-    throw new MissiveError(
-      'conflict',
-      `Queue ${ref.queue} lives on pool ${pool}, which is not in flavor ${flavor}; moving a queue between pools is not supported yet.`,
-    )
-  }
-}
-
-/**
- * Lists one pool's queues, from the first of its workers that answers. A pool that answers on no
- * worker fails the listing (503) unless the catalog says it holds none of this project's queues.
- */
-async function listPool(req: ApiRequest, pool: string, drivers: readonly DataDriver[], opts: ListQueuesOptions): Promise<QueueListing> {
-  let last: unknown
-  for (const d of drivers) {
-    try {
-      return await d.listQueues(req.project, opts)
-    } catch (err) {
-      if (!(err instanceof MissiveError) || err.code !== 'unavailable') throw err
-      last = err
-    }
-  }
-  if ((await req.router.catalog.countPlacements(pool)) === 0) return { items: [], ...(opts.withCount && { count: 0 }) }
-  throw last ?? new MissiveError('unavailable', `Pool ${pool} has no running worker.`, { retryAfter: 1 })
-}
-
-/**
- * The project's queues across every pool: each pool lists one page after the marker, and the
- * pages are merged by name (byte order) and cut to `limit`. Names are the markers, so the next
- * page continues correctly whichever pools its queues live on.
- */
-async function listAllPools(req: ApiRequest, opts: ListQueuesOptions): Promise<QueueListing> {
-  const pools = [...req.router.pools].filter(([, ds]) => ds.length > 0)
-  if (pools.length === 1) return listPool(req, pools[0]![0], pools[0]![1], opts)
-  const listings = await Promise.all(pools.map(([name, ds]) => listPool(req, name, ds, opts)))
-  const seen = new Set<string>()
-  const items = listings
-    .flatMap((l) => l.items)
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    .filter((e) => !seen.has(e.name) && seen.add(e.name))
-    .slice(0, opts.limit)
-  const out: QueueListing = { items }
-  if (items.length > 0) out.next = items[items.length - 1]!.name
-  if (opts.withCount) out.count = listings.reduce((n, l) => n + (l.count ?? 0), 0)
-  return out
 }
 
 const QUEUE_LIST_PARAMS = new Set(['marker', 'limit', 'detailed', 'name', 'with_count'])
@@ -190,7 +121,8 @@ export async function listQueues(req: ApiRequest): Promise<Reply> {
   for (const [k, v] of q.entries) if (!QUEUE_LIST_PARAMS.has(k)) filters[k] = /^-?\d+$/.test(v) ? Number(v) : v
   const name = q.get('name')
   const marker = q.get('marker')
-  const listing = await listAllPools(req, {
+  // Every pool's queues, merged by name (the pooled driver fans out).
+  const listing = await req.storage.listQueues(req.project, {
     limit,
     detailed,
     withCount,
@@ -215,7 +147,7 @@ export async function listQueues(req: ApiRequest): Promise<Reply> {
 
 export async function queueStats(req: ApiRequest): Promise<Reply> {
   const ref = queueRef(req)
-  const s = await (await req.router.driverFor(ref, false)).stats(ref)
+  const s = await req.storage.stats(ref)
   const base = queueHref(req)
   const messages: Record<string, unknown> = { claimed: s.claimed, free: s.free, total: s.total }
   for (const which of ['oldest', 'newest'] as const) {
@@ -239,6 +171,6 @@ export async function purgeQueue(req: ApiRequest): Promise<Reply> {
     if (!types.includes('messages')) return empty(204)
   }
   const ref = queueRef(req)
-  await (await req.router.driverFor(ref, false)).purge(ref)
+  await req.storage.purge(ref)
   return empty(204)
 }

@@ -98,7 +98,7 @@ export function home(req: ApiRequest): Reply {
 export async function ping(req: ApiRequest): Promise<Reply> {
   try {
     const pings: Promise<void>[] = []
-    for (const ws of req.router.pools.values()) for (const w of ws) pings.push(w.ping())
+    for (const ws of req.control.pools.values()) for (const w of ws) pings.push(w.ping())
     await Promise.all(pings)
     return empty(204)
   } catch {
@@ -115,9 +115,9 @@ export async function ping(req: ApiRequest): Promise<Reply> {
  */
 export async function health(req: ApiRequest): Promise<Reply> {
   requireAdmin(req)
-  const body: Record<string, unknown> = { catalog_reachable: await req.router.catalogReachable() }
+  const body: Record<string, unknown> = { catalog_reachable: await req.control.catalogReachable() }
   let anyReachable = false
-  for (const [pool, workers] of req.router.pools) {
+  for (const [pool, workers] of req.control.pools) {
     const driver = workers[0]!
     const storage_reachable = await driver.ping().then(
       () => true,

@@ -9,7 +9,8 @@ import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { SqliteCatalog } from '../../catalog/index.js'
 import { HttpServer } from '../../proxy/app.js'
-import { Router } from '../../proxy/router.js'
+import { PooledDriver } from '../../proxy/pooled-driver.js'
+import { PoolSet } from '../../proxy/pool-set.js'
 import { parseConfig, type Config } from '../../shared/config.js'
 import { createLogger } from '../../shared/log.js'
 import { openDriver } from '../../worker/storage/index.js'
@@ -45,13 +46,17 @@ export async function startHarness(
   const config = parseConfig({ port: 0, dataDir: dir, logLevel: 'silent', ...overrides })
   const driver = await openDriver(store, { dataDir: dir, durability: 'fast' })
   const catalog = new SqliteCatalog(join(dir, 'catalog.sqlite'))
-  const router = new Router({ catalog, pools: new Map([['default', [driver]]]), defaultPool: 'default', pollMs: 0 })
-  const server = new HttpServer({ config, router, log: createLogger('test', 'silent') })
+  // One pool, `default`, served by the driver opened above.
+  await catalog.putPool({ name: 'default', uri: store, weight: 1, flavor: null, options: {} })
+  const pools = new PoolSet({ catalog, connector: { key: () => '', open: () => [driver], close: () => {} }, defaultPool: 'default', pollMs: 0 })
+  await pools.refresh()
+  const log = createLogger('test', 'silent')
+  const server = new HttpServer({ config, storage: new PooledDriver({ pools, log }), control: pools, log })
   const port = await server.listen()
   t.teardown(async () => {
     await server.drain(0)
     server.close()
-    router.close()
+    pools.close()
     await driver.close()
     await catalog.close()
     rmSync(dir, { recursive: true, force: true })

@@ -1,5 +1,5 @@
 /**
- * In-process harness for the pool tests: the real HTTP front end and Router over a real catalog,
+ * In-process harness for the pool tests: the real HTTP front end, pool set and pooled driver over a real catalog,
  * with every catalog pool served by a driver opened in this process (no worker processes), so
  * admin-API cases run fast. Full-service behaviour (workers per pool, supervisor) is tested with
  * `startMissive` in the other files here.
@@ -10,7 +10,8 @@ import type { CatalogStore, Pool } from '../../catalog/contract.js'
 import { SqliteCatalog } from '../../catalog/stores/sqlite.js'
 import type { Random } from '../../catalog/placement.js'
 import { HttpServer } from '../../proxy/app.js'
-import { Router, type PoolConnector } from '../../proxy/router.js'
+import { PooledDriver } from '../../proxy/pooled-driver.js'
+import { PoolSet, type PoolConnector } from '../../proxy/pool-set.js'
 import { parseConfig, type Config } from '../../shared/config.js'
 import { createLogger } from '../../shared/log.js'
 import type { DataDriver } from '../../shared/storage/contract.js'
@@ -31,7 +32,10 @@ export interface PoolHarness {
   base: string
   config: Config
   catalog: CatalogStore
-  router: Router
+  /** The pools as this proxy follows them (the admin API's control plane). */
+  pools: PoolSet
+  /** The pooled driver the handlers use. */
+  storage: PooledDriver
   project: string
   dir: string
   /** fetch with Client-ID, X-Project-ID and (unless `admin: false`) the admin token. */
@@ -71,14 +75,16 @@ export async function startPoolHarness(
       for (const d of drivers) void d.close().catch(() => {})
     },
   }
-  const router = new Router({ catalog, connector, defaultPool: 'default', pollMs: 100, ...(opts.random && { random: opts.random }) })
-  await router.refresh()
-  const server = new HttpServer({ config, router, log: createLogger('test', 'silent') })
+  const pools = new PoolSet({ catalog, connector, defaultPool: 'default', pollMs: 100, ...(opts.random && { random: opts.random }) })
+  const log = createLogger('test', 'silent')
+  const storage = new PooledDriver({ pools, log })
+  await pools.refresh()
+  const server = new HttpServer({ config, storage, control: pools, log })
   const port = await server.listen()
   t.teardown(async () => {
     await server.drain(0)
     server.close()
-    router.close()
+    pools.close()
     await Promise.all(open.map((d) => d.close().catch(() => {})))
     await catalog.close()
   })
@@ -90,7 +96,8 @@ export async function startPoolHarness(
     base,
     config,
     catalog,
-    router,
+    pools,
+    storage,
     project,
     dir,
     req: (method, path, o = {}) =>

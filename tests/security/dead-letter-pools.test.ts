@@ -25,7 +25,7 @@ t.setTimeout(120_000)
 async function addPool(t: Test, h: PoolHarness, name: string, uri: string): Promise<void> {
   t.equal((await h.req('PUT', `/v2/pools/${name}`, { body: { weight: 1, uri } })).status, 201, `pool ${name} added`)
   t.equal((await h.req('PUT', `/v2/flavors/${name}`, { body: { pool_list: [name] } })).status, 201, `flavor ${name} created`)
-  await h.router.refresh()
+  await h.pools.refresh()
 }
 
 /** Creates `queue` on `pool` (via its flavor; `null`: the default group) with `meta`. */
@@ -96,7 +96,7 @@ for (const [label, srcStore] of [
     // It lives in the DLQ pool's Redis, not in a shadow queue of the source's store.
     const inDst = await queuesWithMessages(redisClient(t, rd.port, 1))
     t.ok(inDst.has(`${h.project}/dlq`), 'stored in the DLQ pool')
-    t.equal(h.router.deadLetters.moved, 1, 'one cross-pool move')
+    t.equal(h.storage.deadLetters.moved, 1, 'one cross-pool move')
   })
 
   t.test(`${label.split(' ')[0]} source on a non-default pool, DLQ without a placement`, async (t) => {
@@ -111,7 +111,7 @@ for (const [label, srcStore] of [
     t.equal(await h.catalog.getPlacement(dlq), 'side', "the DLQ is placed on the source's pool")
     t.same(await bodies(h, 'dlq'), [{ poison: id }], 'readable through the API (moved in-pool)')
     t.same(await bodies(h, 'jobs'), [], 'gone from the source')
-    t.equal(h.router.deadLetters.moved, 0, 'no cross-pool copy was needed')
+    t.equal(h.storage.deadLetters.moved, 0, 'no cross-pool copy was needed')
     const queues = (await h.req('GET', '/v2/queues')).json.queues.map((q: { name: string }) => q.name)
     t.ok(queues.includes('dlq'), 'the DLQ is listed')
   })
@@ -126,7 +126,7 @@ t.test("the DLQ's pool is down: the message waits in the source, then lands once
 
   await rd.stop()
   const id = await poison(t, h, 'jobs')
-  await waitFor(() => h.router.deadLetters.failures > 0, { what: 'a failed move' })
+  await waitFor(() => h.storage.deadLetters.failures > 0, { what: 'a failed move' })
   // Claims keep observing it and keep failing; the message is neither handed out nor lost.
   t.equal(await claimAndRelease(h, 'jobs'), 204, 'not claimable while due')
   t.same(await bodies(h, 'jobs'), [{ poison: id }], 'still in the source')

@@ -1,0 +1,368 @@
+/**
+ * The pooled driver: one `DataDriver` over every pool, as Zaqar's pooling driver
+ * (zaqar/storage/pooling.py) is one over its pools, so the transport cannot tell it from a single
+ * store. Each call routes (project, queue) → pool (the catalog's placement, cached:
+ * proxy/placement-cache.ts) → the worker of that pool that owns the queue
+ * (proxy/worker-choice.ts) → that worker's driver. On top of routing it does what only the
+ * whole set of pools can:
+ * - `createQueue` and `postMessages` place a queue that has no placement yet (insert-if-absent,
+ *   weighted random among the pools of the queue's `_flavor`, or of the default group);
+ * - `deleteQueue` removes the queue's placement and forgets that one queue here;
+ * - `listQueues` lists the project's queues of every pool, merged by name;
+ * - `createClaim` moves messages due for a dead-letter queue on another pool
+ *   (proxy/dead-letter.ts);
+ * - `checkFlavorChange`: the one rule of queue metadata that depends on placement.
+ *
+ * Hot path: a call whose placement is cached costs one Map lookup and one string (the routing
+ * key) on top of the worker's call — no extra promise, no await (docs/pools.md, "Routing").
+ */
+import type { Random } from '../catalog/placement.js'
+import { badRequest, MissiveError } from '../shared/errors.js'
+import type { Logger } from '../shared/log.js'
+import type {
+  Claim,
+  ClaimOptions,
+  DataDriver,
+  ListMessagesOptions,
+  ListQueuesOptions,
+  Message,
+  MessageListing,
+  Metadata,
+  NewMessage,
+  PoppedMessage,
+  PostOptions,
+  QueueListing,
+  QueueRef,
+  QueueStats,
+} from '../shared/storage/contract.js'
+import { DeadLetterMover, type DeadLetterRouting } from './dead-letter.js'
+import { PlacementCache, routingKey } from './placement-cache.js'
+import type { PoolSet, Snapshot } from './pool-set.js'
+import { workerFor } from './worker-choice.js'
+
+/** What the queue, message and claim handlers see: the contract, plus one placement rule. */
+export interface PooledStorage extends DataDriver {
+  /**
+   * Checks a queue metadata change (PATCH) against placement: setting `_flavor` to another flavor
+   * must name an existing flavor (`bad_request`) that the queue's pool belongs to. Zaqar re-places
+   * the queue and strands its messages; Missive cannot move a queue between pools yet, so it
+   * refuses with `conflict` instead.
+   */
+  checkFlavorChange(ref: QueueRef, before: Metadata, after: Metadata): Promise<void>
+}
+
+export interface PooledDriverOptions {
+  pools: PoolSet
+  /** Logs dead-letter moves that fail. */
+  log: Logger
+  /** Placements (and as many negative entries) kept in memory. */
+  cacheSize?: number
+}
+
+/**
+ * How a call may use the cache when the queue has no cached placement. `Read` (reads and claims):
+ * a cached "no placement" is trusted, the queue is read from the default pool. `Write` (writes to
+ * an existing queue): an uncached placement is read from the catalog, never written. `Create`
+ * (writes that create the queue): a queue without a placement is placed.
+ */
+const Mode = { Read: 0, Write: 1, Create: 2 } as const
+type Mode = (typeof Mode)[keyof typeof Mode]
+
+/** The `_flavor` a queue asks for (API.md §4.1): a non-empty string, or null for the default group. */
+export function flavorOf(meta: Metadata): string | null {
+  const f = meta._flavor
+  if (f === undefined || f === null || f === '') return null
+  if (typeof f !== 'string') throw badRequest('_flavor must be a string.')
+  return f
+}
+
+/** A claim as the pooled driver's callers see it: without the dead-letter report meant for it. */
+function withoutReport(claim: Claim): Claim | null {
+  if (claim.messages.length === 0) return null
+  return { id: claim.id, age: claim.age, ttl: claim.ttl, messages: claim.messages }
+}
+
+export class PooledDriver implements PooledStorage {
+  readonly kind = 'pooled'
+  readonly #pools: PoolSet
+  readonly #cache: PlacementCache
+  /** Placement lookups answered from memory (metrics: missive_catalog_cache_hits_total). */
+  hits = 0
+  /** Placement lookups that read the catalog. */
+  misses = 0
+  /** Moves messages due for a dead-letter queue on another pool (docs/pools.md). */
+  readonly deadLetters: DeadLetterMover
+
+  constructor(opts: PooledDriverOptions) {
+    this.#pools = opts.pools
+    this.#cache = new PlacementCache(opts.cacheSize)
+    const routing: DeadLetterRouting = {
+      defaultPool: opts.pools.defaultPool,
+      placementOf: (ref) => this.#placementOf(ref),
+      placeUnlessPlaced: (ref, pool) => this.#placeUnlessPlaced(ref, pool),
+      noteLocalDeadLetter: (ref, dlq) => this.#cache.setLocalDeadLetter(routingKey(ref.project, ref.queue), dlq),
+      driverOf: async (ref) => this.#hit(routingKey(ref.project, ref.queue), Mode.Write) ?? this.#miss(ref, Mode.Write),
+    }
+    this.deadLetters = new DeadLetterMover(routing, opts.log, opts.cacheSize)
+    const onVersion = (snap: Snapshot): void => {
+      // Negative entries are safe only while every queue, placed or not, lives on the default pool.
+      this.#cache.reset(snap.pools.length === 1 && snap.pools[0]!.name === opts.pools.defaultPool)
+    }
+    opts.pools.onVersion(onVersion)
+    if (opts.pools.snapshot !== undefined) onVersion(opts.pools.snapshot)
+  }
+
+  /** Entries the placement cache holds (tests, debugging). */
+  get cached(): { placed: number; unplaced: number } {
+    return this.#cache.counts
+  }
+
+  // --- routing ------------------------------------------------------------------------------
+
+  /** The driver for `key` when the cache answers and the pool has workers here; else undefined. */
+  #hit(key: string, mode: Mode): DataDriver | undefined {
+    let pool = this.#cache.get(key)
+    if (pool === undefined) {
+      if (mode !== Mode.Read || !this.#cache.unplaced(key)) return undefined
+      pool = this.#pools.defaultPool
+    }
+    const driver = workerFor(this.#pools.pools.get(pool), key)
+    if (driver !== undefined) this.hits++
+    return driver
+  }
+
+  /** The driver for `ref` when `#hit` had none: reads (and in `Create` mode writes) the catalog. */
+  async #miss(ref: QueueRef, mode: Mode, flavor: string | null = null): Promise<DataDriver> {
+    const key = routingKey(ref.project, ref.queue)
+    // Cached, but its pool has no worker here: that is the answer (503), not a catalog read.
+    const cached = this.#cache.get(key) ?? (mode === Mode.Read && this.#cache.unplaced(key) ? this.#pools.defaultPool : undefined)
+    if (cached !== undefined) return this.#worker(cached, key)
+    this.misses++
+    if (this.#pools.snapshot === undefined) await this.#pools.current()
+    const version = this.#pools.version
+    let pool = await this.#pools.catalog.getPlacement(ref)
+    if (pool === null && mode === Mode.Create) pool = await this.#pools.catalog.place(ref, await this.#pools.choose(flavor))
+    if (pool !== null) this.#cache.set(key, pool)
+    // A reload since the read may have switched negative entries off: do not record a stale one.
+    else if (this.#pools.version === version) this.#cache.setUnplaced(key)
+    return this.#worker(pool ?? this.#pools.defaultPool, key)
+  }
+
+  #worker(pool: string, key: string): DataDriver {
+    return workerFor(this.#pools.workersOf(pool), key)!
+  }
+
+  /** The pool a queue is placed on, or null (no catalog read when cached). */
+  async #placementOf(ref: QueueRef): Promise<string | null> {
+    return this.#cache.get(routingKey(ref.project, ref.queue)) ?? (await this.#pools.catalog.getPlacement(ref))
+  }
+
+  /** The pool `ref` is placed on; when it has none, places it on `pool` (insert-if-absent). */
+  async #placeUnlessPlaced(ref: QueueRef, pool: string): Promise<string> {
+    const key = routingKey(ref.project, ref.queue)
+    const catalog = this.#pools.catalog
+    const placed = this.#cache.get(key) ?? (await catalog.getPlacement(ref)) ?? (await catalog.place(ref, pool))
+    this.#cache.set(key, placed)
+    return placed
+  }
+
+  // --- the contract -------------------------------------------------------------------------
+
+  /** Every worker of every pool answers (Zaqar's `is_alive` over its pools). */
+  async ping(): Promise<void> {
+    const pings: Promise<void>[] = []
+    for (const workers of this.#pools.pools.values()) for (const w of workers) pings.push(w.ping())
+    await Promise.all(pings)
+  }
+
+  /** Stops following the catalog. The pools' drivers belong to the pool set's connector. */
+  async close(): Promise<void> {
+    this.#pools.close()
+  }
+
+  async createQueue(ref: QueueRef, metadata: Metadata): Promise<boolean> {
+    const flavor = flavorOf(metadata)
+    const key = routingKey(ref.project, ref.queue)
+    // A new queue is placed among its flavor's pools (unknown flavor: 400); an existing one stays put.
+    const driver = this.#hit(key, Mode.Create) ?? (await this.#miss(ref, Mode.Create, flavor))
+    const created = await driver.createQueue(ref, metadata)
+    if (created) this.deadLetters.learn(ref, key, metadata)
+    return created
+  }
+
+  getQueue(ref: QueueRef): Promise<Metadata | null> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Read)
+    return d !== undefined ? d.getQueue(ref) : this.#miss(ref, Mode.Read).then((d) => d.getQueue(ref))
+  }
+
+  async setQueueMetadata(ref: QueueRef, metadata: Metadata): Promise<void> {
+    const key = routingKey(ref.project, ref.queue)
+    const driver = this.#hit(key, Mode.Write) ?? (await this.#miss(ref, Mode.Write))
+    await driver.setQueueMetadata(ref, metadata)
+    // The DLQ may have changed: locate it again before the next claim.
+    this.#cache.setLocalDeadLetter(key, '')
+    this.deadLetters.learn(ref, key, metadata)
+  }
+
+  /**
+   * Deletes the queue, then its placement, and forgets this one queue here. Other proxies learn
+   * of it through the catalog's version (a removed placement bumps it): they drop their caches.
+   */
+  async deleteQueue(ref: QueueRef): Promise<void> {
+    const key = routingKey(ref.project, ref.queue)
+    const driver = this.#hit(key, Mode.Write) ?? (await this.#miss(ref, Mode.Write))
+    await driver.deleteQueue(ref)
+    this.#cache.forget(key)
+    this.deadLetters.forget(key)
+    await this.#pools.catalog.removePlacement(ref)
+  }
+
+  /**
+   * The project's queues across every pool: each pool lists one page after the marker, and the
+   * pages are merged by name (byte order) and cut to `limit`. Names are the markers, so the next
+   * page continues correctly whichever pools its queues live on.
+   */
+  async listQueues(project: string, opts: ListQueuesOptions): Promise<QueueListing> {
+    const pools = [...this.#pools.pools].filter(([, ds]) => ds.length > 0)
+    if (pools.length === 1) return this.#listPool(project, pools[0]![0], pools[0]![1], opts)
+    const listings = await Promise.all(pools.map(([name, ds]) => this.#listPool(project, name, ds, opts)))
+    const seen = new Set<string>()
+    const items = listings
+      .flatMap((l) => l.items)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .filter((e) => !seen.has(e.name) && seen.add(e.name))
+      .slice(0, opts.limit)
+    const out: QueueListing = { items }
+    if (items.length > 0) out.next = items[items.length - 1]!.name
+    if (opts.withCount) out.count = listings.reduce((n, l) => n + (l.count ?? 0), 0)
+    return out
+  }
+
+  /**
+   * One pool's queues, from the first of its workers that answers. A pool that answers on no
+   * worker fails the listing (503) unless the catalog says it holds no queue.
+   */
+  async #listPool(project: string, pool: string, drivers: readonly DataDriver[], opts: ListQueuesOptions): Promise<QueueListing> {
+    let last: unknown
+    for (const d of drivers) {
+      try {
+        return await d.listQueues(project, opts)
+      } catch (err) {
+        if (!(err instanceof MissiveError) || err.code !== 'unavailable') throw err
+        last = err
+      }
+    }
+    if ((await this.#pools.catalog.countPlacements(pool)) === 0) return { items: [], ...(opts.withCount && { count: 0 }) }
+    throw last ?? new MissiveError('unavailable', `Pool ${pool} has no running worker.`, { retryAfter: 1 })
+  }
+
+  stats(ref: QueueRef): Promise<QueueStats> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Read)
+    return d !== undefined ? d.stats(ref) : this.#miss(ref, Mode.Read).then((d) => d.stats(ref))
+  }
+
+  purge(ref: QueueRef): Promise<void> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Write)
+    return d !== undefined ? d.purge(ref) : this.#miss(ref, Mode.Write).then((d) => d.purge(ref))
+  }
+
+  postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Create)
+    return d !== undefined ? d.postMessages(ref, messages, opts) : this.#miss(ref, Mode.Create).then((d) => d.postMessages(ref, messages, opts))
+  }
+
+  listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Read)
+    return d !== undefined ? d.listMessages(ref, opts) : this.#miss(ref, Mode.Read).then((d) => d.listMessages(ref, opts))
+  }
+
+  getMessage(ref: QueueRef, id: string): Promise<Message | null> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Read)
+    return d !== undefined ? d.getMessage(ref, id) : this.#miss(ref, Mode.Read).then((d) => d.getMessage(ref, id))
+  }
+
+  getMessages(ref: QueueRef, ids: string[]): Promise<Message[]> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Read)
+    return d !== undefined ? d.getMessages(ref, ids) : this.#miss(ref, Mode.Read).then((d) => d.getMessages(ref, ids))
+  }
+
+  deleteMessage(ref: QueueRef, id: string, claimId?: string): Promise<void> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Write)
+    return d !== undefined ? d.deleteMessage(ref, id, claimId) : this.#miss(ref, Mode.Write).then((d) => d.deleteMessage(ref, id, claimId))
+  }
+
+  deleteMessages(ref: QueueRef, ids: string[], claimIds?: string[]): Promise<void> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Write)
+    return d !== undefined ? d.deleteMessages(ref, ids, claimIds) : this.#miss(ref, Mode.Write).then((d) => d.deleteMessages(ref, ids, claimIds))
+  }
+
+  popMessages(ref: QueueRef, limit: number): Promise<PoppedMessage[]> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Write)
+    return d !== undefined ? d.popMessages(ref, limit) : this.#miss(ref, Mode.Write).then((d) => d.popMessages(ref, limit))
+  }
+
+  /**
+   * Claims as the contract says, dead-lettering included, whichever pool the DLQ lives on.
+   * `opts.deadLetter` is the pooled driver's own business (it tells the worker which DLQ it
+   * checked to be local) and is ignored here; the returned claim never carries a report.
+   */
+  createClaim(ref: QueueRef, opts: ClaimOptions): Promise<Claim | null> {
+    const key = routingKey(ref.project, ref.queue)
+    const d = this.#hit(key, Mode.Read)
+    if (d !== undefined && !this.deadLetters.pending(key)) return this.#claim(ref, key, d, opts)
+    return this.#claimSlow(ref, key, d, opts)
+  }
+
+  async #claimSlow(ref: QueueRef, key: string, hit: DataDriver | undefined, opts: ClaimOptions): Promise<Claim | null> {
+    const driver = hit ?? (await this.#miss(ref, Mode.Read))
+    // Metadata written through this proxy named a DLQ: locate it first, so a local one is filled
+    // atomically by this very claim.
+    if (this.deadLetters.pending(key)) await this.deadLetters.prepare(ref, key)
+    return this.#claim(ref, key, driver, opts)
+  }
+
+  async #claim(ref: QueueRef, key: string, driver: DataDriver, opts: ClaimOptions): Promise<Claim | null> {
+    const { ttl, grace, limit } = opts
+    let claim = await driver.createClaim(ref, { ttl, grace, limit, deadLetter: this.#cache.localDeadLetter(key) })
+    if (claim === null || claim.deadLetter === undefined) return claim
+    // Messages due for a DLQ not known to be on this pool (docs/pools.md): place or move them.
+    const local = await this.deadLetters.settle(ref, driver, claim.deadLetter)
+    // Only when nothing was claimed, so the answer is still one claim.
+    if (local && claim.messages.length === 0) {
+      claim = await driver.createClaim(ref, { ttl, grace, limit, deadLetter: this.#cache.localDeadLetter(key) })
+      if (claim === null || claim.deadLetter === undefined) return claim
+    }
+    return withoutReport(claim)
+  }
+
+  getClaim(ref: QueueRef, claimId: string): Promise<Claim | null> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Read)
+    return d !== undefined ? d.getClaim(ref, claimId) : this.#miss(ref, Mode.Read).then((d) => d.getClaim(ref, claimId))
+  }
+
+  renewClaim(ref: QueueRef, claimId: string, opts: { ttl: number; grace: number }): Promise<void> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Write)
+    return d !== undefined ? d.renewClaim(ref, claimId, opts) : this.#miss(ref, Mode.Write).then((d) => d.renewClaim(ref, claimId, opts))
+  }
+
+  releaseClaim(ref: QueueRef, claimId: string): Promise<void> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Write)
+    return d !== undefined ? d.releaseClaim(ref, claimId) : this.#miss(ref, Mode.Write).then((d) => d.releaseClaim(ref, claimId))
+  }
+
+  // --- beyond the contract ------------------------------------------------------------------
+
+  async checkFlavorChange(ref: QueueRef, before: Metadata, after: Metadata): Promise<void> {
+    const flavor = flavorOf(after)
+    if (flavor === null || flavor === flavorOf(before)) return
+    const f = await this.#pools.flavor(flavor)
+    if (f === undefined) throw badRequest(`Flavor ${flavor} does not exist`)
+    const pool = (await this.#placementOf(ref)) ?? this.#pools.defaultPool
+    if (!f.pools.includes(pool)) {
+      throw new MissiveError(
+        'conflict',
+        `Queue ${ref.queue} lives on pool ${pool}, which is not in flavor ${flavor}; moving a queue between pools is not supported yet.`,
+      )
+    }
+  }
+}
