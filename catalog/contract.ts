@@ -33,6 +33,15 @@ export interface Flavor {
   pools: string[]
 }
 
+/** One removed placement and the catalog version its removal produced. */
+export interface PlacementRemoval {
+  version: number
+  ref: QueueRef
+}
+
+/** How many of the latest placement removals a store remembers (`removalsSince`), at least. */
+export const REMOVALS_KEPT = 1024
+
 export interface CatalogStore {
   /** The pool name holding the queue, or `null` if the queue has no placement. */
   getPlacement(ref: QueueRef): Promise<string | null>
@@ -86,11 +95,21 @@ export interface CatalogStore {
   deleteFlavor(name: string): Promise<void>
 
   /**
-   * A number that changes whenever a pool or flavor changes or a placement is removed or moved
-   * (in any process). Proxies and supervisors poll it to invalidate their caches. A *new*
+   * A number that grows by one whenever a pool or flavor changes or a placement is removed or
+   * moved (in any process). Proxies and supervisors poll it to invalidate their caches. A *new*
    * placement does not change it: no cache can hold an entry for a queue that had no placement.
    */
   version(): Promise<number>
+
+  /**
+   * The placement removals that produced versions after `after`, oldest first, each with the
+   * version it produced — as far as the store remembers them (at least the last
+   * `REMOVALS_KEPT`). A proxy whose cache is at version `after` and that finds here every version
+   * up to the current one knows that only these queues changed, and forgets just them; any
+   * version missing here (a pool or flavor change, or a removal no longer remembered) means it
+   * must drop everything.
+   */
+  removalsSince(after: number): Promise<PlacementRemoval[]>
 
   close(): Promise<void>
 }

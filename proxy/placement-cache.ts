@@ -4,16 +4,17 @@
  *
  * What keeps it right (docs/pools.md, "Routing"):
  * - a placement is written once and only removed with its queue, so a positive entry stays true
- *   until that queue is deleted; this proxy forgets the one entry when it deletes the queue
- *   (`forget`), and every proxy drops everything when the catalog's version changes (a removal
- *   anywhere bumps it), since the version does not say which queue;
+ *   until that queue is deleted; the queue is then forgotten (`forget`) by the proxy that deleted
+ *   it at once, and by every other one at its next poll of the catalog, which lists the removals
+ *   behind each version (`CatalogStore.removalsSince`). Any other catalog change (a pool or a
+ *   flavor) drops everything (`reset`);
  * - a new placement does not bump the version, so a negative entry can only be trusted while
  *   any queue placed anywhere would be placed on the default pool anyway: `negative` is switched
  *   on by the pool set only while the catalog knows one pool, the default one. It is dropped when
- *   this proxy places the queue and on every version change (a pool added anywhere bumps it).
+ *   this proxy places the queue and on every reset (a pool added anywhere is one).
  * - which dead-letter queues are known to live on their source's pool (`localDeadLetter`): a
- *   stale "local" would send messages into a queue of the wrong pool, so it goes with the rest on
- *   a version change.
+ *   stale "local" would send messages into a queue of the wrong pool, so they all go on any
+ *   removal and on every reset.
  */
 
 /** A routing key: queue names hold no '/', so it is unambiguous. */
@@ -62,11 +63,15 @@ export class PlacementCache {
     if (this.#unplaced.size > this.#size) this.#unplaced.delete(this.#unplaced.values().next().value!)
   }
 
-  /** Forgets everything about `key` (its queue was deleted through this proxy). */
+  /**
+   * Forgets everything about `key` (its queue was deleted, here or through another proxy). Local
+   * DLQs all go: the deleted queue may be some other queue's DLQ, which may come back on another
+   * pool (a claim that finds due messages locates the DLQ again).
+   */
   forget(key: string): void {
     this.#placed.delete(key)
     this.#unplaced.delete(key)
-    this.#localDlq.delete(key)
+    this.#localDlq.clear()
   }
 
   /**

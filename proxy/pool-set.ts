@@ -1,6 +1,7 @@
 /**
  * The pools this proxy routes to: a snapshot of the catalog's pools and flavors, refreshed
- * whenever the catalog's version changes (polled), and — through a `PoolConnector` — one set of
+ * whenever the catalog's version changes (polled) other than by placement removals alone (those
+ * are passed on queue by queue: `onRemoval`), and — through a `PoolConnector` — one set of
  * drivers per pool kept in step with it: a pool added through any proxy is served here within one
  * poll, a removed pool's drivers are closed. It is also the control plane the admin API sees
  * (`ControlPlane`): the catalog, a way to apply an admin write at once, every pool's workers.
@@ -8,7 +9,7 @@
 import type { CatalogStore, Flavor, Pool } from '../catalog/contract.js'
 import { choosePool, type Random } from '../catalog/placement.js'
 import { badRequest, unavailable } from '../shared/errors.js'
-import type { DataDriver } from '../shared/storage/contract.js'
+import type { DataDriver, QueueRef } from '../shared/storage/contract.js'
 
 /** Opens and closes the drivers that reach a pool's workers. */
 export interface PoolConnector {
@@ -64,6 +65,7 @@ export class PoolSet implements ControlPlane {
   readonly #defaultPool: string
   readonly #random: Random
   readonly #listeners: VersionListener[] = []
+  readonly #removalListeners: ((ref: QueueRef) => void)[] = []
   #snapshot: Snapshot | undefined
   #refreshing: Promise<Snapshot> | undefined
   #timer: NodeJS.Timeout | undefined
@@ -77,7 +79,7 @@ export class PoolSet implements ControlPlane {
     this.#random = opts.random ?? Math.random
     const pollMs = opts.pollMs ?? 1000
     if (pollMs > 0) {
-      this.#timer = setInterval(() => void this.#poll(), pollMs)
+      this.#timer = setInterval(() => void this.poll(), pollMs)
       this.#timer.unref()
     }
   }
@@ -105,16 +107,46 @@ export class PoolSet implements ControlPlane {
     return this.#snapshot?.version ?? -1
   }
 
-  /** Calls `fn` after every reload that saw a new catalog version (the first load included). */
+  /**
+   * Calls `fn` after every reload that saw a new catalog version (the first load included):
+   * anything cached from the catalog may be stale.
+   */
   onVersion(fn: VersionListener): void {
     this.#listeners.push(fn)
   }
 
-  /** Checks the catalog version; on a change, reloads. */
-  async #poll(): Promise<void> {
+  /**
+   * Calls `fn` for each placement removed (in any process) when that is all that changed since
+   * the last version seen: only that queue's cached entries are stale.
+   */
+  onRemoval(fn: (ref: QueueRef) => void): void {
+    this.#removalListeners.push(fn)
+  }
+
+  /**
+   * Checks the catalog version now (the timer calls it every `pollMs`). When every version since
+   * the snapshot's is a placement removal (`CatalogStore.removalsSince`), only those queues are
+   * forgotten (`onRemoval`) and pools are not reloaded; any other change reloads everything.
+   */
+  async poll(): Promise<void> {
     try {
+      const snap = this.#snapshot
+      if (this.#refreshing !== undefined || snap === undefined) {
+        await this.refresh()
+        return
+      }
       const v = await this.#catalog.version()
-      if (v !== this.#snapshot?.version) await this.refresh()
+      if (v === snap.version) return
+      if (v > snap.version) {
+        const removals = (await this.#catalog.removalsSince(snap.version)).filter((r) => r.version <= v)
+        // Versions grow by one per change: every step accounted for means nothing else changed.
+        if (removals.length === v - snap.version && this.#snapshot === snap && this.#refreshing === undefined) {
+          this.#snapshot = { ...snap, version: v }
+          for (const r of removals) for (const fn of this.#removalListeners) fn(r.ref)
+          return
+        }
+      }
+      await this.refresh()
     } catch {
       // The catalog being briefly unreachable must not take routing down; cached entries stay.
     }

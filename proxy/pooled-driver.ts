@@ -109,6 +109,12 @@ export class PooledDriver implements PooledStorage {
       this.#cache.reset(snap.pools.length === 1 && snap.pools[0]!.name === opts.pools.defaultPool)
     }
     opts.pools.onVersion(onVersion)
+    // A queue deleted anywhere: forget that queue only (its DLQ locality and learned DLQ too).
+    opts.pools.onRemoval((ref) => {
+      const key = routingKey(ref.project, ref.queue)
+      this.#cache.forget(key)
+      this.deadLetters.forget(key)
+    })
     if (opts.pools.snapshot !== undefined) onVersion(opts.pools.snapshot)
   }
 
@@ -206,7 +212,7 @@ export class PooledDriver implements PooledStorage {
 
   /**
    * Deletes the queue, then its placement, and forgets this one queue here. Other proxies learn
-   * of it through the catalog's version (a removed placement bumps it): they drop their caches.
+   * of it at their next poll (`CatalogStore.removalsSince`) and forget that one queue too.
    */
   async deleteQueue(ref: QueueRef): Promise<void> {
     const key = routingKey(ref.project, ref.queue)

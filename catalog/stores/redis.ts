@@ -14,6 +14,7 @@
  * | `P flavors`      | ZSET   | flavor names, score 0                                           |
  * | `P placements`   | HASH   | member → pool name                                              |
  * | `P placed:<pool>`| ZSET   | the pool's members, score 0: counts and ordered listing         |
+ * | `P removals`     | ZSET   | `<version>\0<member>` by version: the last placement removals   |
  *
  * Every write is one Lua script or one MULTI, so a reader never sees half a change, and
  * placement is insert-if-absent (HGET then HSET inside one script) across every process sharing
@@ -23,7 +24,7 @@ import type { Redis } from 'ioredis'
 import { MissiveError, unavailable } from '../../shared/errors.js'
 import { connectRedis } from '../../shared/redis.js'
 import type { QueueRef } from '../../shared/storage/contract.js'
-import type { CatalogStore, Flavor, Pool } from '../contract.js'
+import { REMOVALS_KEPT, type CatalogStore, type Flavor, type PlacementRemoval, type Pool } from '../contract.js'
 
 /** Returns the pool the queue lives on: the existing placement, or ARGV[2] now written. */
 const PLACE = `
@@ -34,13 +35,19 @@ redis.call('ZADD', KEYS[2], 0, ARGV[1])
 return ARGV[2]
 `
 
-/** KEYS: placements, version. ARGV: member, prefix. Returns 1 when a placement was removed. */
+/**
+ * KEYS: placements, version. ARGV: member, prefix, removals kept. Returns 1 when a placement was
+ * removed; the removal is remembered with the version it made (`removalsSince`).
+ */
 const REMOVE_PLACEMENT = `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', ARGV[2] .. 'placed:' .. cur, ARGV[1])
-redis.call('INCR', KEYS[2])
+local v = redis.call('INCR', KEYS[2])
+local log = ARGV[2] .. 'removals'
+redis.call('ZADD', log, v, v .. '\\0' .. ARGV[1])
+redis.call('ZREMRANGEBYSCORE', log, '-inf', v - tonumber(ARGV[3]))
 return 1
 `
 
@@ -94,7 +101,7 @@ return changed
 
 type Scripted = Redis & {
   catalogPlace(placements: string, placed: string, member: string, pool: string): Promise<string>
-  catalogRemovePlacement(placements: string, version: string, member: string, prefix: string): Promise<number>
+  catalogRemovePlacement(placements: string, version: string, member: string, prefix: string, kept: number): Promise<number>
   catalogDeletePool(pools: string, pool: string, placed: string, version: string, name: string): Promise<number>
   catalogPutFlavor(flavors: string, pools: string, version: string, prefix: string, name: string, ...poolNames: string[]): Promise<string>
   catalogDeleteFlavor(flavors: string, pools: string, version: string, prefix: string, name: string): Promise<number>
@@ -207,7 +214,7 @@ export class RedisCatalog implements CatalogStore {
   }
 
   async removePlacement(ref: QueueRef): Promise<void> {
-    await this.#run(() => this.#redis.catalogRemovePlacement(this.#k.placements, this.#k.version, member(ref), this.#p))
+    await this.#run(() => this.#redis.catalogRemovePlacement(this.#k.placements, this.#k.version, member(ref), this.#p, REMOVALS_KEPT))
   }
 
   countPlacements(pool: string): Promise<number> {
@@ -286,6 +293,14 @@ export class RedisCatalog implements CatalogStore {
   async version(): Promise<number> {
     const v = await this.#run(() => this.#redis.get(this.#k.version))
     return v === null ? 0 : Number(v)
+  }
+
+  async removalsSince(after: number): Promise<PlacementRemoval[]> {
+    const entries = await this.#run(() => this.#redis.zrangebyscore(`${this.#p}removals`, `(${after}`, '+inf'))
+    return entries.map((e) => {
+      const [version, project, queue] = e.split('\0')
+      return { version: Number(version), ref: { project: project!, queue: queue! } }
+    })
   }
 
   async close(): Promise<void> {

@@ -8,6 +8,8 @@
  *   placements(project, queue, pool) PK (project, queue), indexed by (pool, project, queue)
  *   meta('version') — a counter bumped in the same transaction as every change, so any process
  *   reading the file sees a new `version()` after any other process changed something.
+ *   removals(version PK, project, queue) — the placement removals and the versions they made,
+ *   the last `REMOVALS_KEPT` of them (written in the removal's transaction).
  *
  * Placement is insert-if-absent (`INSERT … ON CONFLICT DO NOTHING`, then read back) inside one
  * IMMEDIATE transaction, so racing writers in several processes agree on one pool. Placements
@@ -18,7 +20,7 @@ import Database from 'better-sqlite3'
 import { MissiveError } from '../../shared/errors.js'
 import { ownerOnlyDatabase } from '../../shared/owner-only.js'
 import type { QueueRef } from '../../shared/storage/contract.js'
-import type { CatalogStore, Flavor, Pool } from '../contract.js'
+import { REMOVALS_KEPT, type CatalogStore, type Flavor, type PlacementRemoval, type Pool } from '../contract.js'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS pools (
@@ -43,6 +45,11 @@ CREATE TABLE IF NOT EXISTS meta (
   value INTEGER NOT NULL
 );
 INSERT INTO meta (key, value) VALUES ('version', 0) ON CONFLICT (key) DO NOTHING;
+CREATE TABLE IF NOT EXISTS removals (
+  version INTEGER PRIMARY KEY,
+  project TEXT NOT NULL,
+  queue   TEXT NOT NULL
+);
 `
 
 interface PoolRow {
@@ -136,6 +143,11 @@ export class SqliteCatalog implements CatalogStore {
       clearFlavor: db.prepare<[string]>('UPDATE pools SET flavor = NULL WHERE flavor = ?'),
       bump: db.prepare('UPDATE meta SET value = value + 1 WHERE key = ?'),
       version: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE key = ?'),
+      noteRemoval: db.prepare<[number, string, string]>('INSERT OR REPLACE INTO removals (version, project, queue) VALUES (?, ?, ?)'),
+      trimRemovals: db.prepare<[number]>('DELETE FROM removals WHERE version <= ?'),
+      removalsSince: db.prepare<[number], { version: number; project: string; queue: string }>(
+        'SELECT version, project, queue FROM removals WHERE version > ? ORDER BY version',
+      ),
     }
     this.#stmt = stmt
     const bump = (): void => {
@@ -153,7 +165,12 @@ export class SqliteCatalog implements CatalogStore {
       .immediate
     this.#removePlacement = db
       .transaction((project: string, queue: string): void => {
-        if (stmt.removePlacement.run(project, queue).changes > 0) bump()
+        if (stmt.removePlacement.run(project, queue).changes === 0) return
+        bump()
+        // Remembered with the version it made, so proxies forget this one queue (`removalsSince`).
+        const version = stmt.version.get('version')!.value
+        stmt.noteRemoval.run(version, project, queue)
+        stmt.trimRemovals.run(version - REMOVALS_KEPT)
       })
       .immediate
     this.#deletePool = db
@@ -290,6 +307,10 @@ export class SqliteCatalog implements CatalogStore {
 
   async version(): Promise<number> {
     return this.#run(() => this.#stmt.version.get('version')!.value)
+  }
+
+  async removalsSince(after: number): Promise<PlacementRemoval[]> {
+    return this.#run(() => this.#stmt.removalsSince.all(after)).map((r) => ({ version: r.version, ref: { project: r.project, queue: r.queue } }))
   }
 
   async close(): Promise<void> {

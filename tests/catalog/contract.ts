@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { Test } from 'tap'
-import type { CatalogStore, Pool } from '../../catalog/contract.js'
+import { REMOVALS_KEPT, type CatalogStore, type Pool } from '../../catalog/contract.js'
 
 export interface CatalogFactory {
   /** A fresh, empty backing for one test; `open()` may be called several times on it. */
@@ -220,5 +220,55 @@ export function catalogContract(t: Test, factory: CatalogFactory): void {
     await changed('removePlacement', () => store.removePlacement(ref))
     await changed('deletePool', () => store.deletePool('v'))
     t.ok((await store.version()) === v, 'both instances agree')
+  })
+
+  t.test('removalsSince: each placement removal with the version it made, as seen from another instance', async (t) => {
+    const { store, open } = await setup(t)
+    const watcher = await open()
+    const p = project()
+    const a = { project: p, queue: 'a' }
+    const b = { project: p, queue: 'b.x' }
+    await store.putPool(pool('r'))
+    const start = await watcher.version()
+    t.same(await watcher.removalsSince(start), [], 'nothing removed yet')
+    await store.place(a, 'r')
+    await store.place(b, 'r')
+    await store.removePlacement(a)
+    await store.removePlacement({ project: p, queue: 'never-placed' })
+    t.equal(await watcher.version(), start + 1, 'the version grows by one per change')
+    await store.putFlavor('g', ['r'])
+    await store.removePlacement(b)
+    t.equal(await watcher.version(), start + 3)
+    t.same(
+      await watcher.removalsSince(start),
+      [
+        { version: start + 1, ref: a },
+        { version: start + 3, ref: b },
+      ],
+      'removals in order with their versions; the flavor change (start + 2) is not one',
+    )
+    t.same(await watcher.removalsSince(start + 1), [{ version: start + 3, ref: b }], 'strictly after `after`')
+    t.same(await watcher.removalsSince(start + 3), [])
+  })
+
+  t.test(`removalsSince remembers at least the last ${REMOVALS_KEPT} removals`, async (t) => {
+    const { store } = await setup(t)
+    await store.putPool(pool('k'))
+    const p = project()
+    const start = await store.version()
+    const n = REMOVALS_KEPT + 5
+    for (let i = 0; i < n; i++) {
+      const ref = { project: p, queue: `q${i}` }
+      await store.place(ref, 'k')
+      await store.removePlacement(ref)
+    }
+    const kept = await store.removalsSince(start)
+    t.ok(kept.length >= REMOVALS_KEPT && kept.length <= n, `kept ${kept.length}`)
+    t.same(kept[kept.length - 1], { version: start + n, ref: { project: p, queue: `q${n - 1}` } }, 'the latest is kept')
+    t.same(
+      kept.map((r) => r.version),
+      Array.from({ length: kept.length }, (_, i) => start + n - kept.length + 1 + i),
+      'a contiguous run of the latest versions',
+    )
   })
 }

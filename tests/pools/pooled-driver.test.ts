@@ -123,16 +123,40 @@ t.test('several pools: "no placement" is never cached (another proxy may place t
   t.equal(await s.catalog.getPlacement(ref('z')), 'other')
 })
 
-t.test('deleting a queue forgets that queue only', async (t) => {
+t.test('a queue deleted here or through another proxy is forgotten alone; other changes drop everything', async (t) => {
   const s = await setup(t, ['default', 'second'])
-  for (const q of ['a', 'b', 'c']) await s.driver.createQueue(ref(q), {})
+  // Another proxy: its own pool set and pooled driver on the same catalog and stores.
+  const other = new PoolSet({ catalog: s.catalog, connector: { key: () => '', open: (p) => s.pools.pools.get(p.name)!, close: () => {} }, defaultPool: 'default', pollMs: 0 })
+  await other.refresh()
+  const otherDriver = new PooledDriver({ pools: other, log: createLogger('test', 'silent') })
+  t.teardown(() => otherDriver.close())
+
+  for (const q of ['a', 'b', 'c', 'd']) await s.driver.createQueue(ref(q), {})
   const before = s.reads()
-  for (const q of ['a', 'b', 'c']) await s.driver.stats(ref(q))
+  const readAll = async (qs: string[]): Promise<void> => {
+    for (const q of qs) await s.driver.stats(ref(q))
+  }
+  await readAll(['a', 'b', 'c', 'd'])
   t.equal(s.reads(), before, 'placements are cached once created')
+
   await s.driver.deleteQueue(ref('b'))
   t.equal(await s.catalog.getPlacement(ref('b')), null, 'the placement is removed')
-  for (const q of ['a', 'c']) await s.driver.stats(ref(q))
-  t.equal(s.reads(), before, 'the other queues stay cached')
+  await s.pools.poll()
+  await readAll(['a', 'c', 'd'])
+  t.equal(s.reads(), before, 'after the next poll the other queues are still cached')
   await s.driver.stats(ref('b'))
   t.equal(s.reads(), before + 1, 'the deleted queue is looked up again')
+
+  await otherDriver.deleteQueue(ref('c'))
+  await s.pools.poll()
+  await readAll(['a', 'd'])
+  t.equal(s.reads(), before + 1, 'a delete through another proxy leaves the rest cached here')
+  await s.driver.createQueue(ref('c'), { _flavor: null })
+  t.equal(s.reads(), before + 2, 'and forgets that queue: re-creating it reads (and writes) its placement')
+  t.equal(await s.catalog.getPlacement(ref('c')) !== null, true)
+
+  await s.catalog.putPool({ name: 'third', uri: 'sqlite:third.sqlite', weight: 0, flavor: null, options: {} })
+  await s.pools.poll()
+  await readAll(['a', 'c', 'd'])
+  t.equal(s.reads(), before + 5, 'a pool change drops every cached placement')
 })
