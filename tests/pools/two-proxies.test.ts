@@ -39,7 +39,7 @@ t.test('a pool added through one proxy is used by the other within 1 s', async (
   t.equal(put.status, 201)
   const added = performance.now()
   // Two clocks: when B first places a new queue on the new pool (the catalog change reached B's
-  // router), and when B first serves a post on it (B's supervisor also had to start the pool's
+  // pool set), and when B first serves a post on it (B's supervisor also had to start the pool's
   // worker, from its spare process).
   const cat = await RedisCatalog.open({ host: '127.0.0.1', port: catalog.port, prefix: 'two:' })
   t.teardown(() => cat.close())
