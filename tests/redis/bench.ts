@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { RedisDriver } from '../../worker/storage/redis/driver.js'
-import { parseRedisUri } from '../../worker/storage/redis/uri.js'
+import { parseRedisUri } from '../../shared/storage/redis-uri.js'
 import { startRedis, type RedisProcess } from '../helpers/index.js'
 
 const SECONDS = Number(process.argv[2] ?? 3)

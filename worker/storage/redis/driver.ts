@@ -48,7 +48,7 @@ import { buildKeys, catalogueKey, queueTag, refOfTag, SWEEP_KEY } from './keys.j
 import { RedisMessages } from './messages.js'
 import { RedisQueues } from './queues.js'
 import { Scripts } from './scripts.js'
-import type { RedisPoolOptions } from './uri.js'
+import type { RedisPoolOptions } from '../../../shared/storage/redis-uri.js'
 
 export interface RedisDriverOptions extends RedisPoolOptions {
   clock?: Clock
