@@ -15,6 +15,8 @@ import type { Pool } from '../../catalog/contract.js'
 import { catalogFile, defaultCatalogUri } from '../../catalog/index.js'
 import { DEFAULT_POOL, isPoolName, MAX_POOL_WORKERS, poolCapabilities, redactUri } from '../../catalog/pools.js'
 import { badRequest, invalidBody, MissiveError, notFound } from '../../shared/errors.js'
+import { StorageError } from '../../shared/storage/errors.js'
+import { storageErrorHttp } from '../storage-errors.js'
 import { openDriver, sqlitePath } from '../../worker/storage/index.js'
 import { isRedisUri, parseRedisUri } from '../../worker/storage/redis/uri.js'
 import { isObject, toJson } from '../json.js'
@@ -149,7 +151,9 @@ async function checkConnect(req: ApiRequest, uri: string): Promise<void> {
   } catch (err) {
     // A driver that opens after the timeout is closed rather than leaked.
     opening.then((d) => d.close(), () => {})
-    const reason = redactUri(err instanceof MissiveError ? (err.description ?? err.message) : (err as Error).message)
+    const reason = redactUri(
+      err instanceof StorageError ? storageErrorHttp(err).description : err instanceof MissiveError ? (err.description ?? err.message) : (err as Error).message,
+    )
     req.log.warn({ requestId: req.requestId, uri: redactUri(uri), reason }, 'pool URI check failed')
     throw invalidBody(`cannot connect to ${redactUri(uri)}: ${reason}`)
   } finally {

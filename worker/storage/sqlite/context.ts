@@ -4,7 +4,7 @@
  */
 import type { Database } from 'better-sqlite3'
 import type { Clock } from '../../../shared/clock.js'
-import type { Message, Metadata } from '../../../shared/storage/contract.js'
+import type { Message } from '../../../shared/storage/contract.js'
 import { ageOf } from '../common.js'
 
 export { ageOf } from '../common.js'
