@@ -5,7 +5,10 @@
  * reserved key itself.
  *
  * Where each rule runs:
- * - SQLite (worker/storage/sqlite/) calls these functions inside its transactions.
+ * - SQLite (worker/storage/sqlite/) calls these functions inside its transactions; its claim
+ *   and renewal UPDATEs repeat `claimExtends` as a SQL CASE, so one statement extends every
+ *   message of a claim (worker/storage/sqlite/claims.ts). It remembers each queue's policy while
+ *   the queue's metadata text is unchanged, so posts and claims do not parse metadata.
  * - Redis (worker/storage/redis/) derives the policy here when metadata is written and stores
  *   the resolved values in the queue record (redis/context.ts, `policyFields`); its Lua scripts read those
  *   values in the same atomic call that posts, lists or claims, so a concurrent metadata change

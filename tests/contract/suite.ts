@@ -417,6 +417,34 @@ function definePostTests(t: TapTest, driver: DataDriver, timed: Timed): void {
     t.equal((await driver.stats(p.ref())).total, 2, 'nothing of the large post stored')
   })
 
+  t.test('queue policy: a metadata change applies to the next post and listing', async (t) => {
+    const p = project(t, driver)
+    const ref = p.ref()
+    await driver.createQueue(ref, { _default_message_ttl: 120 })
+    const [a] = await driver.postMessages(ref, [{ body: '"a"', delay: 60 }], postOpts())
+    t.equal((await driver.getMessage(ref, a))?.ttl, 120, 'first default TTL')
+    t.equal((await driver.listMessages(ref, listOpts())).includeDelayed, true, 'no default delay: delayed always listed')
+
+    await driver.setQueueMetadata(ref, { _default_message_ttl: 240, _default_message_delay: 30, _max_messages_post_size: 50 })
+    const [b] = await driver.postMessages(ref, [{ body: '"b"' }], postOpts({ postBytes: 50 }))
+    t.equal((await driver.getMessage(ref, b))?.ttl, 240, 'new default TTL')
+    const page = await driver.listMessages(ref, listOpts())
+    t.equal(page.includeDelayed, false, 'new default delay: delayed not listed unless asked')
+    t.same(page.items.map((m) => m.body), ['"a"'], 'b waits out the new default delay')
+    await t.rejects(worded(driver.postMessages(ref, [{ body: '"c"' }], postOpts({ postBytes: 51 }))), {
+      code: 'bad_request',
+      kind: 'post_too_large',
+      description: 'Message collection size is too large. Max size 50',
+    })
+
+    await driver.setQueueMetadata(ref, { description: 'no reserved keys' })
+    const [d] = await driver.postMessages(ref, [{ body: '"d"', delay: 60 }], postOpts({ postBytes: 5000, defaultTtl: 600 }))
+    t.equal((await driver.getMessage(ref, d))?.ttl, 600, 'server default TTL again')
+    const after = await driver.listMessages(ref, listOpts({ includeDelayed: false }))
+    t.equal(after.includeDelayed, true, 'no default delay any more')
+    t.ok(after.items.some((m) => m.id === d), 'and the per-message delay is ignored again')
+  })
+
   t.test('postMessages: a post larger than POST_CHUNK is stored whole, in order, with every id', async (t) => {
     const p = project(t, driver)
     const before = await postN(driver, p.ref(), 2)

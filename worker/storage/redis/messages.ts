@@ -38,7 +38,6 @@ const windowMs = (opts: PostOptions): string | number =>
 /** Valid ids, each once. */
 const validIds = (ids: string[]): string[] => [...new Set(ids.filter(isId))]
 
-
 export class RedisMessages {
   readonly #ctx: Ctx
   readonly #posts: Coalescer<QueueRef, PostRequest, string[]>
