@@ -88,7 +88,7 @@ export class DeadLetterMover {
     await target.postMessages(
       dlq,
       messages.map((m) => ({ body: m.body, ttl: due.ttl ?? m.ttl })),
-      { clientId: DEAD_LETTER_CLIENT_ID, defaultTtl: due.ttl ?? 3600, requestBytes: 0, useQueueLimits: false },
+      { clientId: DEAD_LETTER_CLIENT_ID, defaultTtl: due.ttl ?? 3600, postBytes: 0, queuePolicy: false },
     )
     await source.deleteMessages(
       ref,

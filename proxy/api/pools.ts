@@ -22,6 +22,8 @@ import {
   sqlitePath,
   StoreUriError,
 } from '../../shared/storage/registry.js'
+import { StorageError } from '../../shared/storage/errors.js'
+import { storageErrorHttp } from '../storage-errors.js'
 import { isObject, toJson } from '../json.js'
 import type { Query } from '../params.js'
 import { empty, json, type Reply } from '../transport.js'
@@ -157,7 +159,9 @@ async function checkConnect(req: ApiRequest, uri: string): Promise<void> {
   } catch (err) {
     // A driver that opens after the timeout is closed rather than leaked.
     opening.then((d) => d.close(), () => {})
-    const reason = redactUri(err instanceof MissiveError ? (err.description ?? err.message) : (err as Error).message)
+    const reason = redactUri(
+      err instanceof StorageError ? storageErrorHttp(err).description : err instanceof MissiveError ? (err.description ?? err.message) : (err as Error).message,
+    )
     req.log.warn({ requestId: req.requestId, uri: redactUri(uri), reason }, 'pool URI check failed')
     throw invalidBody(`cannot connect to ${redactUri(uri)}: ${reason}`)
   } finally {

@@ -10,6 +10,8 @@ import { openDriver } from '../../worker/storage/index.js'
 import { sqlitePath } from '../../shared/storage/registry.js'
 import { SqliteDriver, type SqliteDriverOptions } from '../../worker/storage/sqlite/driver.js'
 import { SCHEMA_VERSION } from '../../worker/storage/sqlite/schema.js'
+import { storageErrorHttp } from '../../proxy/storage-errors.js'
+import { StoreUnavailable } from '../../shared/storage/errors.js'
 import { listOpts, postOpts, type TapTest } from './suite.js'
 
 function tempDir(t: TapTest): string {
@@ -152,8 +154,14 @@ t.test('a locked store reports unavailable; reads go on under WAL', async (t) =>
   other.exec('BEGIN IMMEDIATE')
   await t.rejects(driver.postMessages(ref, [{ body: '2' }], postOpts()), {
     code: 'unavailable',
-    description: /Messages could not be enqueued/,
+    kind: 'store_unavailable',
+    reason: 'unreachable',
+    operation: 'postMessages',
   })
+  const locked = (await driver.postMessages(ref, [{ body: '2' }], postOpts()).catch((e: unknown) => e)) as StoreUnavailable
+  t.type(locked, StoreUnavailable)
+  t.match(storageErrorHttp(locked), { status: 503, description: /Messages could not be enqueued/ }, 'worded by the transport')
+  t.type(locked.cause, Database.SqliteError, 'the store error is kept as cause')
   await t.rejects(driver.createClaim(ref, { ttl: 60, grace: 60, limit: 1 }), { code: 'unavailable' })
   t.equal((await driver.listMessages(ref, listOpts())).items.length, 1, 'reads still served')
   other.exec('ROLLBACK')

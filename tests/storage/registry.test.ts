@@ -33,8 +33,8 @@ t.test('each URI form finds its store', async (t) => {
 
 t.test('a store without a driver, or an unknown scheme, is refused with a reason', async (t) => {
   t.throws(() => availableStoreOf('mongodb://u:pw@h/db'), StoreUriError)
-  t.throws(() => availableStoreOf('mongodb://h/db'), { reason: /no MongoDB store in this build/ })
-  t.throws(() => availableStoreOf('postgres://u:pw@h'), { reason: /Unsupported storage URI "postgres:"/ })
+  t.throws(() => availableStoreOf('mongodb://h/db'), { message: /no MongoDB store in this build/ })
+  t.throws(() => availableStoreOf('postgres://u:pw@h'), { message: /Unsupported storage URI "postgres:"/ })
   t.equal(availableStoreOf('redis://h').name, 'redis')
 })
 
@@ -45,7 +45,7 @@ t.test('identity: one store, however its URI is written', async (t) => {
   t.equal(redis('redis://:pw@h:7000/3'), 'redis://h:7000/3', 'credentials do not either')
   t.equal(redis('redis://h:7000/zaqar?dbid=3'), 'redis://h:7000/3', "Zaqar's dbid names the database")
   t.not(redis('redis://h:7000/3'), redis('redis://h:7000/4'), 'another database is another store')
-  t.throws(() => redis('redis://h?nope=1'), { reason: /Unknown Redis pool option "nope"/ })
+  t.throws(() => redis('redis://h?nope=1'), { message: /Unknown Redis pool option "nope"/ })
 
   const dir = await tempDir(t, 'missive-registry-')
   mkdirSync(join(dir, 'real'))
