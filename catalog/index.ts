@@ -4,12 +4,8 @@
  */
 import { isAbsolute, join, resolve } from 'node:path'
 import type { CatalogStore } from './contract.js'
-import { parseRedisCatalogUri, RedisCatalog } from './stores/redis.js'
-import { SqliteCatalog } from './stores/sqlite.js'
 
 export type { CatalogStore, Flavor, Pool } from './contract.js'
-export { SqliteCatalog } from './stores/sqlite.js'
-export { RedisCatalog } from './stores/redis.js'
 
 /** The catalog file of a one-machine deployment. */
 export const catalogPath = (dataDir: string): string => join(dataDir, 'catalog.sqlite')
@@ -36,9 +32,17 @@ export function catalogFile(uri: string, dataDir: string): string | null {
  * it is not supported; a Redis server that does not answer throws `unavailable`.
  */
 export async function openCatalog(uri: string, opts: { dataDir?: string } = {}): Promise<CatalogStore> {
+  // Each store is imported when opened: a process loads the native SQLite addon or ioredis only
+  // for the catalog (and pools) it actually uses.
   const file = catalogFile(uri, opts.dataDir ?? '.')
-  if (file !== null) return new SqliteCatalog(file)
+  if (file !== null) {
+    const { SqliteCatalog } = await import('./stores/sqlite.js')
+    return new SqliteCatalog(file)
+  }
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase()
-  if (scheme === 'redis') return RedisCatalog.open(parseRedisCatalogUri(uri))
+  if (scheme === 'redis') {
+    const { parseRedisCatalogUri, RedisCatalog } = await import('./stores/redis.js')
+    return RedisCatalog.open(parseRedisCatalogUri(uri))
+  }
   throw new Error(`unsupported catalog store "${scheme}:" (supported: sqlite:<path>, redis://host:port)`)
 }

@@ -53,18 +53,3 @@ export function poolSocketPath(dataDir: string, pool: string, index: number): st
 /** The process name of a pool's worker, for logs and metrics (`worker-0` for the default pool). */
 export const poolWorkerName = (pool: string, index: number): string =>
   pool === DEFAULT_POOL ? `worker-${index}` : `worker-${pool}-${index}`
-
-/**
- * Zaqar's capability names for the storage a URI names (API.md §9): Redis gives FIFO, CLAIMS,
- * AOD, HIGH_THROUGHPUT (no DURABILITY, as Zaqar reports it); the embedded SQLite store is durable
- * and not built for throughput. An unknown scheme has none.
- */
-export function poolCapabilities(uri: string): string[] {
-  if (/^redis(\+sentinel|\+cluster|s)?:\/\//i.test(uri)) return ['FIFO', 'CLAIMS', 'AOD', 'HIGH_THROUGHPUT']
-  if (uri.startsWith('sqlite:')) return ['FIFO', 'CLAIMS', 'DURABILITY', 'AOD']
-  if (/^mongodb(\+srv)?:\/\//i.test(uri)) return ['FIFO', 'CLAIMS', 'DURABILITY', 'AOD', 'HIGH_THROUGHPUT']
-  return []
-}
-
-/** The URI without credentials (`redis://***@host`), for messages and logs. */
-export const redactUri = (uri: string): string => uri.replace(/\/\/[^@/]*@/, '//***@')

@@ -21,7 +21,8 @@
  * queue and dead letter queue must be created on the same pool").
  */
 import type { Logger } from '../shared/log.js'
-import { RESERVED, type DataDriver, type DeadLetterDue, type Metadata, type QueueRef } from '../shared/storage/contract.js'
+import type { DataDriver, DeadLetterDue, Metadata, QueueRef } from '../shared/storage/contract.js'
+import { queuePolicy } from '../shared/storage/queue-policy.js'
 
 /** The Client-ID of messages copied into a dead-letter queue on another pool. */
 export const DEAD_LETTER_CLIENT_ID = '00000000-0000-0000-0000-000000000000'
@@ -41,20 +42,6 @@ export interface DeadLetterRouting {
   noteLocalDeadLetter(ref: QueueRef, dlq: string): void
   /** The driver serving an existing queue (never places it). */
   driverOf(ref: QueueRef): Promise<DataDriver>
-}
-
-/** A queue name (API.md §4): what a store accepts as a DLQ. */
-const QUEUE_NAME_RE = /^[a-zA-Z0-9_.-]{1,64}$/
-
-/**
- * The DLQ the metadata of `queue` asks for, or '' — when the stores would not dead-letter (one
- * of the two keys missing, a DLQ that is no queue name or the queue itself), nothing is located.
- */
-function deadLetterOf(queue: string, meta: Metadata): string {
-  const dlq = meta[RESERVED.deadLetterQueue]
-  const max = meta[RESERVED.maxClaimCount]
-  if (typeof dlq !== 'string' || !QUEUE_NAME_RE.test(dlq) || dlq === queue || max === undefined || max === null) return ''
-  return dlq
 }
 
 export class DeadLetterMover {
@@ -79,8 +66,9 @@ export class DeadLetterMover {
 
   /** Notes the DLQ that metadata just written for `ref` (routing key `key`) asks for. */
   learn(ref: QueueRef, key: string, meta: Metadata): void {
-    const dlq = deadLetterOf(ref.queue, meta)
-    if (dlq === '') {
+    // The stores' own rule (shared/storage/queue-policy.ts): no complete rule, nothing to locate.
+    const dlq = queuePolicy(ref.queue, meta).deadLetter?.queue
+    if (dlq === undefined) {
       if (this.#pending.size !== 0) this.#pending.delete(key)
       return
     }
@@ -163,7 +151,7 @@ export class DeadLetterMover {
     await target.postMessages(
       dlq,
       messages.map((m) => ({ body: m.body, ttl: due.ttl ?? m.ttl })),
-      { clientId: DEAD_LETTER_CLIENT_ID, defaultTtl: due.ttl ?? 3600, requestBytes: 0, useQueueLimits: false },
+      { clientId: DEAD_LETTER_CLIENT_ID, defaultTtl: due.ttl ?? 3600, postBytes: 0, queuePolicy: false },
     )
     await source.deleteMessages(
       ref,

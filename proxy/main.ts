@@ -7,7 +7,8 @@
  * Sends `{type:'ready', port}` over IPC once listening; drains on SIGTERM and exits 0.
  */
 import { defaultCatalogUri, openCatalog, type Pool } from '../catalog/index.js'
-import { DEFAULT_POOL, poolSocketPath, poolWorkerCount, redactUri } from '../catalog/pools.js'
+import { DEFAULT_POOL, poolSocketPath, poolWorkerCount } from '../catalog/pools.js'
+import { redactUri } from '../shared/storage/registry.js'
 import { parseConfig } from '../shared/config.js'
 import { MissiveError } from '../shared/errors.js'
 import { createLogger } from '../shared/log.js'

@@ -22,6 +22,7 @@ import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../shared/log.js'
 import { MissiveError } from '../shared/errors.js'
+import { errorFromWire } from '../shared/storage/errors.js'
 import { FrameDecoder, FrameError, FrameWriter, isErrorReply, isReply, type RpcReply } from '../shared/rpc/frames.js'
 import type {
   Claim,
@@ -311,7 +312,7 @@ export class RpcDriver extends EventEmitter implements DataDriver {
     // Missing: the call already timed out (or the id is bogus); the late answer is dropped.
     if (p === undefined) return
     ch.pending.delete(msg.id)
-    if (isErrorReply(msg)) p.reject(MissiveError.fromWire(msg.e))
+    if (isErrorReply(msg)) p.reject(errorFromWire(msg.e))
     else p.resolve((msg as RpcReply & { r?: unknown }).r)
   }
 

@@ -7,7 +7,9 @@ import type { Limits } from '../shared/config.js'
 import { ERRORS, MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
 import { isId } from '../shared/ids.js'
-import { isQueueName } from '../worker/storage/common.js'
+import { isQueueName } from '../shared/storage/queue-policy.js'
+import { StorageError } from '../shared/storage/errors.js'
+import { storageErrorHttp } from './storage-errors.js'
 
 /** What a handler returns; the app writes it. `body` is JSON text. */
 export interface Reply {
@@ -53,6 +55,11 @@ export function errorReply(err: unknown, log: Logger, requestId: string): Reply 
     const headers: [string, string][] = []
     if (err.retryAfter !== undefined) headers.push(['retry-after', String(Math.max(1, Math.ceil(err.retryAfter)))])
     if (err.status >= 500) log.warn({ requestId, code: err.code, err: err.cause ?? err.message }, 'request failed')
+    // A store's typed error is worded here, as Zaqar words it (storage-errors.ts).
+    if (err instanceof StorageError) {
+      const http = storageErrorHttp(err)
+      return { status: http.status, body: JSON.stringify({ title: http.title, description: http.description }), headers }
+    }
     return { status: err.status, body: JSON.stringify(err.toBody()), headers }
   }
   log.error({ requestId, err }, 'unhandled error')

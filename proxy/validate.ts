@@ -4,7 +4,7 @@
  */
 import type { Limits } from '../shared/config.js'
 import { badRequest, invalidBody, MissiveError } from '../shared/errors.js'
-import { isQueueName } from '../worker/storage/common.js'
+import { isQueueName } from '../shared/storage/queue-policy.js'
 import type { Metadata, NewMessage } from '../shared/storage/contract.js'
 import { intField, isObject, toJson } from './json.js'
 

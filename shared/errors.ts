@@ -82,6 +82,9 @@ export interface WireError {
   description?: string | undefined
   title?: string | undefined
   retryAfter?: number | undefined
+  /** A typed storage error's kind and facts (shared/storage/errors.ts, `errorFromWire`). */
+  kind?: string | undefined
+  data?: Record<string, unknown> | undefined
 }
 
 /** Shorthands for the errors thrown most. */

@@ -21,6 +21,7 @@ import { createLogger } from '../shared/log.js'
 import { workerMetrics } from './metrics.js'
 import { serveRpc } from './rpc-server.js'
 import { metered } from './storage/metered.js'
+import { redactUri } from '../shared/storage/registry.js'
 import { openDriver } from './storage/index.js'
 
 function requireEnv(name: string): string {
@@ -103,11 +104,6 @@ async function main(): Promise<void> {
     process.on('SIGINT', () => void shutdown('SIGINT'))
   }
   log.info({ pool: redactUri(poolUri), socket: socketPath, driver: driver.kind }, 'worker ready')
-}
-
-/** The URI without credentials, for logs. */
-function redactUri(uri: string): string {
-  return uri.replace(/\/\/[^@/]*@/, '//***@')
 }
 
 main().catch((err: unknown) => {

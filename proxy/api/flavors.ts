@@ -6,7 +6,8 @@
  * them globally; see docs/pools.md), and every call needs the admin token — Zaqar leaves GET open.
  */
 import type { Flavor } from '../../catalog/contract.js'
-import { isPoolName, poolCapabilities } from '../../catalog/pools.js'
+import { isPoolName } from '../../catalog/pools.js'
+import { poolCapabilities } from '../../shared/storage/registry.js'
 import { badRequest, invalidBody, MissiveError, notFound } from '../../shared/errors.js'
 import { empty, json, type Reply } from '../transport.js'
 import type { ApiRequest } from './context.js'

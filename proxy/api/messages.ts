@@ -25,8 +25,8 @@ export async function postMessages(req: ApiRequest): Promise<Reply> {
   const ids = await req.storage.postMessages(ref, messages, {
     clientId: req.clientId,
     defaultTtl: req.config.limits.default_message_ttl,
-    requestBytes: req.contentLength ?? req.body!.length,
-    useQueueLimits: req.profile.queueLimits,
+    postBytes: req.contentLength ?? req.body!.length,
+    queuePolicy: req.profile.queueLimits,
     ...(key !== undefined && { idempotencyKey: key, idempotencyWindow: req.config.limits.idempotency_window }),
   })
   const base = `${queueHref(req)}/messages`

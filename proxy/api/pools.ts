@@ -9,14 +9,21 @@
  * database, same SQLite file) is refused with 409 on every store; `sqlite:` files must lie inside
  * the data directory and never be the catalog's; `uri` passwords are masked in every answer.
  */
-import { existsSync, realpathSync } from 'node:fs'
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path'
+import { isAbsolute, relative, resolve } from 'node:path'
 import type { Pool } from '../../catalog/contract.js'
 import { catalogFile, defaultCatalogUri } from '../../catalog/index.js'
-import { DEFAULT_POOL, isPoolName, MAX_POOL_WORKERS, poolCapabilities, redactUri } from '../../catalog/pools.js'
+import { DEFAULT_POOL, isPoolName, MAX_POOL_WORKERS } from '../../catalog/pools.js'
 import { badRequest, invalidBody, MissiveError, notFound } from '../../shared/errors.js'
-import { openDriver, sqlitePath } from '../../worker/storage/index.js'
-import { isRedisUri, parseRedisUri } from '../../worker/storage/redis/uri.js'
+import {
+  availableStoreOf,
+  poolCapabilities,
+  realPath,
+  redactUri,
+  sqlitePath,
+  StoreUriError,
+} from '../../shared/storage/registry.js'
+import { StorageError } from '../../shared/storage/errors.js'
+import { storageErrorHttp } from '../storage-errors.js'
 import { isObject, toJson } from '../json.js'
 import type { Query } from '../params.js'
 import { empty, json, type Reply } from '../transport.js'
@@ -137,6 +144,9 @@ function optionsField(v: unknown): Record<string, unknown> {
  * redacted, the reason appended) when that fails within the timeout.
  */
 async function checkConnect(req: ApiRequest, uri: string): Promise<void> {
+  // Imported here, not at the top: the drivers (native SQLite, ioredis, Lua) load into the proxy
+  // only when an admin adds or changes a pool, or when the proxy serves a pool itself.
+  const { openDriver } = await import('../../worker/storage/index.js')
   const opening = openDriver(uri, { dataDir: req.config.dataDir, durability: req.config.durability })
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
@@ -149,7 +159,9 @@ async function checkConnect(req: ApiRequest, uri: string): Promise<void> {
   } catch (err) {
     // A driver that opens after the timeout is closed rather than leaked.
     opening.then((d) => d.close(), () => {})
-    const reason = redactUri(err instanceof MissiveError ? (err.description ?? err.message) : (err as Error).message)
+    const reason = redactUri(
+      err instanceof StorageError ? storageErrorHttp(err).description : err instanceof MissiveError ? (err.description ?? err.message) : (err as Error).message,
+    )
     req.log.warn({ requestId: req.requestId, uri: redactUri(uri), reason }, 'pool URI check failed')
     throw invalidBody(`cannot connect to ${redactUri(uri)}: ${reason}`)
   } finally {
@@ -168,19 +180,6 @@ async function checkCapabilities(req: ApiRequest, name: string, uri: string, fla
       title: 'Unable to create pool',
     })
   }
-}
-
-/** The real path of `path` (symlinks resolved) as far as it exists, the rest appended. */
-function realPath(path: string): string {
-  let dir = path
-  const rest: string[] = []
-  while (!existsSync(dir)) {
-    const parent = dirname(dir)
-    if (parent === dir) break
-    rest.unshift(basename(dir))
-    dir = parent
-  }
-  return join(realpathSync(dir), ...rest)
 }
 
 /**
@@ -206,30 +205,20 @@ function confinedSqliteFile(req: ApiRequest, uri: string): string {
 }
 
 /**
- * The store a pool URI names, normalised for comparison: `redis://<host>:<port>/<db>` (host
- * lower-cased, `localhost` read as 127.0.0.1, default port and database filled in) or
- * `sqlite:<real path>`. Throws 400 for a URI no pool may have: a `sqlite:` file outside the data
- * directory, a malformed Redis URI, MongoDB (no such store in this build), an unknown scheme.
+ * The store a pool URI names, normalised for comparison (the registry's `identity`: Redis host,
+ * port and database; a SQLite file's real path). Throws 400 for a URI no pool may have: a
+ * `sqlite:` file outside the data directory, a malformed Redis URI, a store this build has no
+ * driver for (MongoDB), an unknown scheme.
  */
 function storeOf(req: ApiRequest, uri: string): string {
-  if (uri.startsWith('sqlite:')) return `sqlite:${confinedSqliteFile(req, uri)}`
-  if (/^mongodb(\+srv)?:\/\//i.test(uri)) {
-    throw invalidBody(
-      `cannot connect to ${redactUri(uri)}: there is no MongoDB store in this build. Pools can use redis:// (Zaqar's Redis URIs are read as they are) or sqlite:.`,
-    )
+  try {
+    const store = availableStoreOf(uri)
+    if (store.name === 'sqlite') confinedSqliteFile(req, uri)
+    return store.identity(uri, { dataDir: req.config.dataDir, durability: req.config.durability })
+  } catch (err) {
+    if (err instanceof StoreUriError) throw invalidBody(`cannot connect to ${redactUri(uri)}: ${err.reason}`)
+    throw err
   }
-  if (isRedisUri(uri) || /^redis:/i.test(uri)) {
-    let o
-    try {
-      o = parseRedisUri(uri, req.config.durability)
-    } catch (err) {
-      throw invalidBody(`cannot connect to ${redactUri(uri)}: ${err instanceof MissiveError ? (err.description ?? err.message) : String(err)}`)
-    }
-    const host = o.host.toLowerCase()
-    return `redis://${host === 'localhost' ? '127.0.0.1' : host}:${o.port}/${o.db}`
-  }
-  const scheme = /^[a-zA-Z][a-zA-Z0-9+.-]*:/.exec(uri)?.[0] ?? redactUri(uri)
-  throw invalidBody(`cannot connect to ${redactUri(uri)}: Unsupported storage URI "${scheme}": this build supports sqlite: and redis:// only.`)
 }
 
 /** `storeOf` for a pool already in the catalog: its URI as is when it no longer passes the checks. */

@@ -12,6 +12,7 @@ import * as messages from './messages.js'
 import * as pools from './pools.js'
 import * as queues from './queues.js'
 import * as system from './system.js'
+import { postTooLargeText } from '../storage-errors.js'
 
 export interface Route {
   method: string
@@ -45,7 +46,7 @@ export const ROUTES: Route[] = [
     path: 'queues/{queue}/messages',
     handler: messages.postMessages,
     v1_1: true,
-    maxBody: (l) => [l.max_messages_post_size, () => badRequest(`Message collection size is too large. Max size ${l.max_messages_post_size}`)],
+    maxBody: (l) => [l.max_messages_post_size, () => badRequest(postTooLargeText(l.max_messages_post_size))],
   },
   { method: 'GET', path: 'queues/{queue}/messages', handler: messages.listMessages, v1_1: true },
   { method: 'DELETE', path: 'queues/{queue}/messages', handler: messages.deleteMessages, v1_1: true },

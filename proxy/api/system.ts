@@ -166,7 +166,7 @@ async function probe(req: ApiRequest, driver: DataDriver): Promise<Record<string
   if (!created) return status
   const msgs = Array.from({ length: 100 }, (_, i) => ({ body: `{"event":"p_${i}"}`, ttl: 600 }))
   const [, ids] = await step('post_messages', () =>
-    driver.postMessages(ref, msgs, { clientId: client, defaultTtl: 600, requestBytes: 0, useQueueLimits: false }),
+    driver.postMessages(ref, msgs, { clientId: client, defaultTtl: 600, postBytes: 0, queuePolicy: false }),
   )
   if (ids !== undefined && ids.length > 0) {
     const [, claim] = await step('claim_messages', () => driver.createClaim(ref, { ttl: 60, grace: 300, limit: 10 }))

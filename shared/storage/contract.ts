@@ -13,9 +13,12 @@
  * - Expired messages and expired claims are never returned, whatever garbage collection has or
  *   has not yet removed: expiry is exact at read time.
  * - Queues are lazy: writing a message creates its queue; reading a missing queue is empty.
- * - Errors are `MissiveError`s (shared/errors.ts): `not_found`, `message_claimed`,
- *   `claim_invalid`, `bad_request`, `conflict`; a store that cannot be reached throws
- *   `unavailable` (→ 503 with Retry-After). Anything else is a bug.
+ * - Errors are the typed storage errors of shared/storage/errors.ts (`QueueNotFound`,
+ *   `ClaimNotFound`, `MessageClaimed`, `ClaimNotHeld`, `ClaimGone`, `PostTooLarge`), facts
+ *   without wording; a store that cannot serve throws `StoreUnavailable` (→ 503 with
+ *   Retry-After). The transport words them (proxy/storage-errors.ts). Anything else is a bug.
+ * - What a queue's reserved metadata means (default TTL and delay, post-size limit,
+ *   dead-lettering) is decided in one place, shared/storage/queue-policy.ts.
  */
 
 /** The identity of a queue: every storage call names one explicitly. */
@@ -85,25 +88,29 @@ export interface Message {
 export interface NewMessage {
   /** JSON text of the body. */
   body: string
-  /** Seconds; when absent the queue's `_default_message_ttl` applies, else `defaults.ttl`. */
+  /** Seconds; when absent the queue policy's default TTL applies, else `PostOptions.defaultTtl`. */
   ttl?: number
-  /** Seconds; honoured only when the queue has a truthy `_default_message_delay` (API.md §5.1). */
+  /** Seconds; honoured only when the queue policy has a default delay (queue-policy.ts, `postSettings`). */
   delay?: number
 }
 
 export interface PostOptions {
   /** The poster's Client-ID (canonical form), for echo filtering. */
   clientId: string
-  /** Server defaults used where the queue's metadata says nothing. */
+  /** Seconds: the TTL of a message without one, where the queue policy sets none. */
   defaultTtl: number
   /**
-   * Size of the raw request in bytes. When `useQueueLimits` is true and the queue's
-   * `_max_messages_post_size` is smaller, the post is rejected with `bad_request` — after the
-   * queue has been created lazily, as Zaqar does.
+   * The size of the post in bytes, as the queue's post-size limit measures it (Zaqar: the
+   * request's content length). A post larger than the limit throws `PostTooLarge` and stores
+   * nothing — after the queue has been created lazily, as Zaqar does.
    */
-  requestBytes: number
-  /** v2: the queue's reserved metadata (default TTL, delay, size limit) apply. v1.1: false. */
-  useQueueLimits: boolean
+  postBytes: number
+  /**
+   * Whether the queue's policy (its default TTL and delay, and its post-size limit) applies to
+   * this post. False: the server's `defaultTtl` alone, delays ignored, no size limit — how
+   * clients of API v1.1, which predates per-queue settings, post.
+   */
+  queuePolicy: boolean
   /**
    * The producer's idempotency key (docs/api.md, "Safe retries"). When a post with the same key
    * to the same queue committed less than `idempotencyWindow` seconds ago, nothing is stored and
@@ -142,14 +149,17 @@ export interface ListMessagesOptions {
   echo: boolean
   includeClaimed: boolean
   /**
-   * Whether delayed (not yet visible) messages are listed. `undefined` means the queue's
-   * default: included unless the queue has a truthy `_default_message_delay` (API.md §5.2).
+   * Whether delayed (not yet visible) messages are asked for; `undefined`: not asked. The
+   * queue's policy decides what is listed (queue-policy.ts, `includeDelayed`).
    */
   includeDelayed?: boolean
 }
 
 export interface MessageListing extends Page<Message> {
-  /** The effective include_delayed, for the transport's next link. */
+  /**
+   * Whether this page's filter included delayed messages: the request's `includeDelayed` as the
+   * queue's policy resolved it. Continuing from `next` with the same value lists the same way.
+   */
   includeDelayed: boolean
 }
 
@@ -223,7 +233,7 @@ export interface DataDriver {
   /** A short name for logs and metrics: `sqlite`, `redis`, `rpc`. */
   readonly kind: string
 
-  /** Resolves when the store answers; throws `unavailable` when it does not. */
+  /** Resolves when the store answers; throws `StoreUnavailable` when it does not. */
   ping(): Promise<void>
 
   /** Releases connections and timers. Idempotent. */
@@ -241,7 +251,7 @@ export interface DataDriver {
   /** The stored metadata (no defaults filled in), or `null` when the queue does not exist. */
   getQueue(ref: QueueRef): Promise<Metadata | null>
 
-  /** Replaces the metadata of an existing queue. Throws `not_found` when it does not exist. */
+  /** Replaces the metadata of an existing queue. Throws `QueueNotFound` when it does not exist. */
   setQueueMetadata(ref: QueueRef, metadata: Metadata): Promise<void>
 
   /** Deletes the queue with all its messages and claims. Missing queue: no-op. */
@@ -280,24 +290,21 @@ export interface DataDriver {
   getMessages(ref: QueueRef, ids: string[]): Promise<Message[]>
 
   /**
-   * Deletes one message under the claim rules of API.md §5.6:
+   * Deletes one message under the claim rules of Zaqar (queue-policy.ts, `deleteVerdict`):
    * - missing message → no-op;
    * - not actively claimed and no `claimId` → deleted;
-   * - actively claimed and no `claimId`, or another active claim's id → `message_claimed`;
-   * - `claimId` given but the message is not actively claimed → `claim_invalid`
-   *   (`DELETE_ERRORS.notClaimed`);
+   * - actively claimed and no `claimId`, or another active claim's id → `MessageClaimed`;
+   * - `claimId` given but the message is not actively claimed → `ClaimNotHeld`;
    * - message actively claimed, `claimId` not an active claim of this queue (unknown,
-   *   malformed, expired) → `claim_invalid` (`DELETE_ERRORS.claimGone`);
-   * - message actively claimed, `claimId` another active claim → `message_claimed`;
+   *   malformed, expired) → `ClaimGone`;
    * - `claimId` matches the active claim → deleted.
-   * `message_claimed` carries `DELETE_ERRORS.claimed`.
    */
   deleteMessage(ref: QueueRef, id: string, claimId?: string): Promise<void>
 
   /**
    * Deletes the messages among `ids`, claimed or not (API.md §5.5). With `claimIds`, every
    * existing message must be held by an active claim in that list, else nothing is deleted and
-   * `message_claimed` is thrown. Atomic.
+   * `MessageClaimed` (without a message id) is thrown. Atomic.
    */
   deleteMessages(ref: QueueRef, ids: string[], claimIds?: string[]): Promise<void>
 
@@ -311,10 +318,9 @@ export interface DataDriver {
    * active claim, oldest first; `null` when none could be claimed (→ 204). Echo does not apply.
    * Each claimed message: claim id set, claim count incremented, and if it would expire before
    * `now + ttl` its TTL becomes `ttl + grace` from now. Concurrent claims never share a message.
-   * Dead-lettering (API.md §6.5): when the queue has `_max_claim_count` and `_dead_letter_queue`,
-   * a message already claimed `_max_claim_count` times is moved (unclaimed, TTL reset to
-   * `_dead_letter_queue_messages_ttl` or kept) to the DLQ in the same project instead of being
-   * claimed.
+   * Dead-lettering: when the queue's policy has a `DeadLetterPolicy` (queue-policy.ts), a
+   * message already claimed `maxClaims` times is moved (unclaimed, TTL reset to the policy's
+   * `ttl` or kept) to the DLQ in the same project instead of being claimed.
    */
   createClaim(ref: QueueRef, opts: ClaimOptions): Promise<Claim | null>
 
@@ -323,30 +329,13 @@ export interface DataDriver {
 
   /**
    * Resets the claim to expire at `now + ttl` and extends messages that would expire before it
-   * to `ttl + grace` from now. Throws `not_found` when the claim is missing or expired.
+   * to `ttl + grace` from now. Throws `ClaimNotFound` when the claim is missing or expired.
    */
   renewClaim(ref: QueueRef, claimId: string, opts: { ttl: number; grace: number }): Promise<void>
 
   /** Releases the claim: its messages become claimable at once, claim counts kept. Missing: no-op. */
   releaseClaim(ref: QueueRef, claimId: string): Promise<void>
 }
-
-/** Descriptions of the single-delete errors, exactly as Zaqar words them (API.md §5.6). */
-export const DELETE_ERRORS = {
-  claimed: 'This message is claimed; it cannot be deleted without a valid claim ID.',
-  notClaimed: 'A claim was specified, but the message is not currently claimed.',
-  claimGone: 'The specified claim does not exist or has expired.',
-} as const
-
-/** The reserved metadata keys a driver reads (API.md §4.1). */
-export const RESERVED = {
-  maxPostSize: '_max_messages_post_size',
-  defaultTtl: '_default_message_ttl',
-  defaultDelay: '_default_message_delay',
-  deadLetterQueue: '_dead_letter_queue',
-  deadLetterTtl: '_dead_letter_queue_messages_ttl',
-  maxClaimCount: '_max_claim_count',
-} as const
 
 /** Names of every operation of the contract, in one place for RPC dispatch and metrics. */
 export const DRIVER_OPERATIONS = [

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { manualClock } from '../../shared/clock.js'
 import { RedisDriver } from '../../worker/storage/redis/driver.js'
-import { parseRedisUri } from '../../worker/storage/redis/uri.js'
+import { parseRedisUri } from '../../shared/storage/redis-uri.js'
 import { startRedis } from '../helpers/index.js'
 import { overRpc } from './over-rpc.js'
 import { runContract } from './suite.js'

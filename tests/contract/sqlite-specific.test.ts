@@ -6,9 +6,12 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import t from 'tap'
 import { manualClock } from '../../shared/clock.js'
-import { openDriver, sqlitePath } from '../../worker/storage/index.js'
+import { openDriver } from '../../worker/storage/index.js'
+import { sqlitePath } from '../../shared/storage/registry.js'
 import { SqliteDriver, type SqliteDriverOptions } from '../../worker/storage/sqlite/driver.js'
 import { SCHEMA_VERSION } from '../../worker/storage/sqlite/schema.js'
+import { storageErrorHttp } from '../../proxy/storage-errors.js'
+import { StoreUnavailable } from '../../shared/storage/errors.js'
 import { listOpts, postOpts, type TapTest } from './suite.js'
 
 function tempDir(t: TapTest): string {
@@ -151,8 +154,14 @@ t.test('a locked store reports unavailable; reads go on under WAL', async (t) =>
   other.exec('BEGIN IMMEDIATE')
   await t.rejects(driver.postMessages(ref, [{ body: '2' }], postOpts()), {
     code: 'unavailable',
-    description: /Messages could not be enqueued/,
+    kind: 'store_unavailable',
+    reason: 'unreachable',
+    operation: 'postMessages',
   })
+  const locked = (await driver.postMessages(ref, [{ body: '2' }], postOpts()).catch((e: unknown) => e)) as StoreUnavailable
+  t.type(locked, StoreUnavailable)
+  t.match(storageErrorHttp(locked), { status: 503, description: /Messages could not be enqueued/ }, 'worded by the transport')
+  t.type(locked.cause, Database.SqliteError, 'the store error is kept as cause')
   await t.rejects(driver.createClaim(ref, { ttl: 60, grace: 60, limit: 1 }), { code: 'unavailable' })
   t.equal((await driver.listMessages(ref, listOpts())).items.length, 1, 'reads still served')
   other.exec('ROLLBACK')
@@ -199,9 +208,11 @@ t.test('openDriver and sqlite: URIs', async (t) => {
     message: new RegExp(`cannot open the SQLite store ${notADir}`),
   })
 
-  for (const uri of ['mongodb://x', 'nonsense', '']) {
+  for (const uri of ['nonsense', '']) {
     await t.rejects(openDriver(uri, { dataDir, durability: 'durable' }), { code: 'bad_request', message: /Unsupported storage URI/ })
   }
+  // A store the registry knows but this build has no driver for says so (as the admin API does).
+  await t.rejects(openDriver('mongodb://x', { dataDir, durability: 'durable' }), { code: 'bad_request', message: /no MongoDB store in this build/ })
 })
 
 // Speed is measured by `npm run bench`, not asserted here: this checks a long run drains exactly.

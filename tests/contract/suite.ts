@@ -1,5 +1,5 @@
 /**
- * The storage contract suite: every rule of `worker/storage/contract.ts`, run against any
+ * The storage contract suite: every rule of `shared/storage/contract.ts`, run against any
  * `DataDriver` — each embedded driver in-process, and the proxy's RPC client against a worker.
  *
  * Usage, from a `*.test.ts` file:
@@ -21,8 +21,9 @@ import { randomUUID } from 'node:crypto'
 import type t from 'tap'
 import type { manualClock } from '../../shared/clock.js'
 import { isId } from '../../shared/ids.js'
+import { DELETE_DESCRIPTIONS as DELETE_ERRORS, storageErrorHttp } from '../../proxy/storage-errors.js'
+import { StorageError } from '../../shared/storage/errors.js'
 import {
-  DELETE_ERRORS,
   LIST_SCAN_BUDGET,
   POST_CHUNK,
   type DataDriver,
@@ -98,7 +99,22 @@ async function dropProject(driver: DataDriver, project: string): Promise<void> {
 }
 
 function postOpts(over: Partial<PostOptions> = {}): PostOptions {
-  return { clientId: CLIENT_A, defaultTtl: 3600, requestBytes: 100, useQueueLimits: true, ...over }
+  return { clientId: CLIENT_A, defaultTtl: 3600, postBytes: 100, queuePolicy: true, ...over }
+}
+
+/**
+ * A driver's error as the client reads it: drivers throw typed errors (shared/storage/errors.ts)
+ * and the transport words them (proxy/storage-errors.ts). Rejects with the error's code and kind
+ * and the mapped status, title and description; anything but a typed error rejects with a code
+ * no pattern expects.
+ */
+async function worded(p: Promise<unknown>): Promise<unknown> {
+  try {
+    return await p
+  } catch (err) {
+    if (!(err instanceof StorageError)) throw Object.assign(new Error('not a typed storage error'), { code: 'untyped', cause: err })
+    throw Object.assign(new Error(err.message), { code: err.code, kind: err.kind, ...storageErrorHttp(err) })
+  }
 }
 
 function listOpts(over: Partial<ListMessagesOptions> = {}): ListMessagesOptions {
@@ -329,8 +345,8 @@ function definePostTests(t: TapTest, driver: DataDriver, timed: Timed): void {
 
   t.test('postMessages: TTL defaults', async (t) => {
     const p = project(t, driver)
-    const ttlOf = async (ref: QueueRef, msg: NewMessage, useQueueLimits: boolean) => {
-      const [id] = await driver.postMessages(ref, [msg], postOpts({ defaultTtl: 600, useQueueLimits }))
+    const ttlOf = async (ref: QueueRef, msg: NewMessage, queuePolicy: boolean) => {
+      const [id] = await driver.postMessages(ref, [msg], postOpts({ defaultTtl: 600, queuePolicy }))
       return (await driver.getMessage(ref, id))?.ttl
     }
     t.equal(await ttlOf(p.ref(), { body: '1' }, true), 600, 'server default when the queue says nothing')
@@ -359,7 +375,7 @@ function definePostTests(t: TapTest, driver: DataDriver, timed: Timed): void {
     t.same(await visibleBodies(p.ref('delayed')), ['"zero"'], 'explicit and default delays apply')
     t.same((await driver.createClaim(p.ref('delayed'), CLAIM))?.messages.map((m) => m.body), ['"zero"'])
 
-    await driver.postMessages(p.ref('delayed'), [{ body: '"v11"', delay: 60 }], postOpts({ useQueueLimits: false }))
+    await driver.postMessages(p.ref('delayed'), [{ body: '"v11"', delay: 60 }], postOpts({ queuePolicy: false }))
     t.same(await visibleBodies(p.ref('delayed')), ['"zero"', '"v11"'], 'v1.1 posts ignore delay')
   })
 
@@ -379,22 +395,54 @@ function definePostTests(t: TapTest, driver: DataDriver, timed: Timed): void {
   t.test('postMessages: _max_messages_post_size', async (t) => {
     const p = project(t, driver)
     await driver.createQueue(p.ref(), { _max_messages_post_size: 100 })
-    await t.rejects(driver.postMessages(p.ref(), [{ body: '1' }], postOpts({ requestBytes: 101 })), {
+    await t.rejects(worded(driver.postMessages(p.ref(), [{ body: '1' }], postOpts({ postBytes: 101 }))), {
       code: 'bad_request',
+      kind: 'post_too_large',
+      status: 400,
+      title: 'Invalid API request',
       description: 'Message collection size is too large. Max size 100',
     })
     t.equal((await driver.stats(p.ref())).total, 0, 'nothing stored')
-    t.equal((await driver.postMessages(p.ref(), [{ body: '1' }], postOpts({ requestBytes: 100 }))).length, 1, 'at the limit')
+    t.equal((await driver.postMessages(p.ref(), [{ body: '1' }], postOpts({ postBytes: 100 }))).length, 1, 'at the limit')
     t.equal(
-      (await driver.postMessages(p.ref(), [{ body: '1' }], postOpts({ requestBytes: 101, useQueueLimits: false }))).length,
+      (await driver.postMessages(p.ref(), [{ body: '1' }], postOpts({ postBytes: 101, queuePolicy: false }))).length,
       1,
       'v1.1 ignores the queue limit',
     )
     // A post larger than one chunk is checked before anything is staged.
-    await t.rejects(driver.postMessages(p.ref(), Array.from({ length: POST_CHUNK * 2 }, () => ({ body: '1' })), postOpts({ requestBytes: 101 })), {
+    await t.rejects(worded(driver.postMessages(p.ref(), Array.from({ length: POST_CHUNK * 2 }, () => ({ body: '1' })), postOpts({ postBytes: 101 }))), {
       code: 'bad_request',
+      kind: 'post_too_large',
     })
     t.equal((await driver.stats(p.ref())).total, 2, 'nothing of the large post stored')
+  })
+
+  t.test('queue policy: a metadata change applies to the next post and listing', async (t) => {
+    const p = project(t, driver)
+    const ref = p.ref()
+    await driver.createQueue(ref, { _default_message_ttl: 120 })
+    const [a] = await driver.postMessages(ref, [{ body: '"a"', delay: 60 }], postOpts())
+    t.equal((await driver.getMessage(ref, a))?.ttl, 120, 'first default TTL')
+    t.equal((await driver.listMessages(ref, listOpts())).includeDelayed, true, 'no default delay: delayed always listed')
+
+    await driver.setQueueMetadata(ref, { _default_message_ttl: 240, _default_message_delay: 30, _max_messages_post_size: 50 })
+    const [b] = await driver.postMessages(ref, [{ body: '"b"' }], postOpts({ postBytes: 50 }))
+    t.equal((await driver.getMessage(ref, b))?.ttl, 240, 'new default TTL')
+    const page = await driver.listMessages(ref, listOpts())
+    t.equal(page.includeDelayed, false, 'new default delay: delayed not listed unless asked')
+    t.same(page.items.map((m) => m.body), ['"a"'], 'b waits out the new default delay')
+    await t.rejects(worded(driver.postMessages(ref, [{ body: '"c"' }], postOpts({ postBytes: 51 }))), {
+      code: 'bad_request',
+      kind: 'post_too_large',
+      description: 'Message collection size is too large. Max size 50',
+    })
+
+    await driver.setQueueMetadata(ref, { description: 'no reserved keys' })
+    const [d] = await driver.postMessages(ref, [{ body: '"d"', delay: 60 }], postOpts({ postBytes: 5000, defaultTtl: 600 }))
+    t.equal((await driver.getMessage(ref, d))?.ttl, 600, 'server default TTL again')
+    const after = await driver.listMessages(ref, listOpts({ includeDelayed: false }))
+    t.equal(after.includeDelayed, true, 'no default delay any more')
+    t.ok(after.items.some((m) => m.id === d), 'and the per-message delay is ignored again')
   })
 
   t.test('postMessages: a post larger than POST_CHUNK is stored whole, in order, with every id', async (t) => {
@@ -661,9 +709,9 @@ function defineGetTests(t: TapTest, driver: DataDriver, timed: Timed): void {
 }
 
 function defineDeleteTests(t: TapTest, driver: DataDriver, timed: Timed): void {
-  const claimed = { code: 'message_claimed', description: DELETE_ERRORS.claimed }
-  const notClaimed = { code: 'claim_invalid', description: DELETE_ERRORS.notClaimed }
-  const claimGone = { code: 'claim_invalid', description: DELETE_ERRORS.claimGone }
+  const claimed = { code: 'message_claimed', kind: 'message_claimed', status: 403, description: DELETE_ERRORS.claimed }
+  const notClaimed = { code: 'claim_invalid', kind: 'claim_not_held', status: 400, description: DELETE_ERRORS.notClaimed }
+  const claimGone = { code: 'claim_invalid', kind: 'claim_gone', status: 400, description: DELETE_ERRORS.claimGone }
 
   t.test('deleteMessage: the claim rules of API.md §5.6', async (t) => {
     const p = project(t, driver)
@@ -681,14 +729,14 @@ function defineDeleteTests(t: TapTest, driver: DataDriver, timed: Timed): void {
     await t.resolves(driver.deleteMessage(p.ref('missing'), c1msg), 'missing queue: no-op')
     await t.resolves(driver.deleteMessage(ref, randomUUID(), c1.id), 'missing message with a claim id: no-op')
 
-    await t.rejects(driver.deleteMessage(ref, c1msg), claimed, 'claimed, no claim id → 403')
-    await t.rejects(driver.deleteMessage(ref, free1, c1.id), notClaimed, 'claim id on an unclaimed message → 400')
-    await t.rejects(driver.deleteMessage(ref, free1, randomUUID()), notClaimed)
-    await t.rejects(driver.deleteMessage(ref, free1, 'garbage'), notClaimed)
-    await t.rejects(driver.deleteMessage(ref, c1msg, randomUUID()), claimGone, 'unknown claim → 400')
-    await t.rejects(driver.deleteMessage(ref, c1msg, 'garbage'), claimGone, 'malformed claim → 400')
-    await t.rejects(driver.deleteMessage(ref, c1msg, foreign.id), claimGone, "another queue's claim → 400")
-    await t.rejects(driver.deleteMessage(ref, c1msg, c2.id), claimed, 'another active claim → 403')
+    await t.rejects(worded(driver.deleteMessage(ref, c1msg)), claimed, 'claimed, no claim id → 403')
+    await t.rejects(worded(driver.deleteMessage(ref, free1, c1.id)), notClaimed, 'claim id on an unclaimed message → 400')
+    await t.rejects(worded(driver.deleteMessage(ref, free1, randomUUID())), notClaimed)
+    await t.rejects(worded(driver.deleteMessage(ref, free1, 'garbage')), notClaimed)
+    await t.rejects(worded(driver.deleteMessage(ref, c1msg, randomUUID())), claimGone, 'unknown claim → 400')
+    await t.rejects(worded(driver.deleteMessage(ref, c1msg, 'garbage')), claimGone, 'malformed claim → 400')
+    await t.rejects(worded(driver.deleteMessage(ref, c1msg, foreign.id)), claimGone, "another queue's claim → 400")
+    await t.rejects(worded(driver.deleteMessage(ref, c1msg, c2.id)), claimed, 'another active claim → 403')
     t.ok(await driver.getMessage(ref, c1msg), 'nothing was deleted by the failures')
     t.ok(await driver.getMessage(ref, free1))
 
@@ -713,10 +761,10 @@ function defineDeleteTests(t: TapTest, driver: DataDriver, timed: Timed): void {
     const [a, b] = await postN(driver, ref, 2)
     const old = (await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 2 }))!
     clock.advance(61 * SECOND)
-    await t.rejects(driver.deleteMessage(ref, a, old.id), notClaimed, 'claim expired: message no longer claimed')
+    await t.rejects(worded(driver.deleteMessage(ref, a, old.id)), notClaimed, 'claim expired: message no longer claimed')
     const fresh = (await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 1 }))!
     t.same(idsOf(fresh.messages), [a])
-    await t.rejects(driver.deleteMessage(ref, a, old.id), claimGone, 'expired claim id on a re-claimed message')
+    await t.rejects(worded(driver.deleteMessage(ref, a, old.id)), claimGone, 'expired claim id on a re-claimed message')
     await driver.deleteMessage(ref, b)
     t.equal(await driver.getMessage(ref, b), null, 'expired claim: delete without claim id works')
   })

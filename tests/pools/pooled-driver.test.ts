@@ -75,7 +75,7 @@ t.test('one pool: "no placement" is cached, bounded, and dropped when this proxy
   await driver.purge(ref('x'))
   t.equal(s.reads(), 2, 'a write does not trust a cached "no placement": it asks the catalog')
 
-  await driver.postMessages(ref('x'), [{ body: '1' }], { clientId: 'c', defaultTtl: 60, requestBytes: 1, useQueueLimits: true })
+  await driver.postMessages(ref('x'), [{ body: '1' }], { clientId: 'c', defaultTtl: 60, postBytes: 1, queuePolicy: true })
   t.equal(s.reads(), 3, 'a post asks the catalog before placing')
   t.equal(await s.catalog.getPlacement(ref('x')), 'default', 'and places the queue')
   t.same(driver.cached, { placed: 1, unplaced: 0 }, 'the negative entry made way for the placement')
@@ -118,7 +118,7 @@ t.test('several pools: "no placement" is never cached (another proxy may place t
   await s.catalog.place(ref('z'), 'other')
   const other = await s.pools.current()
   t.equal(other.pools.length, 2)
-  await s.driver.postMessages(ref('z'), [{ body: '1' }], { clientId: 'c', defaultTtl: 60, requestBytes: 1, useQueueLimits: true })
+  await s.driver.postMessages(ref('z'), [{ body: '1' }], { clientId: 'c', defaultTtl: 60, postBytes: 1, queuePolicy: true })
   t.equal((await s.driver.stats(ref('z'))).total, 1, 'routed to the pool the catalog names')
   t.equal(await s.catalog.getPlacement(ref('z')), 'other')
 })

@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { RedisDriver } from '../../worker/storage/redis/driver.js'
-import { parseRedisUri } from '../../worker/storage/redis/uri.js'
+import { parseRedisUri } from '../../shared/storage/redis-uri.js'
 import { startRedis, type RedisProcess } from '../helpers/index.js'
 
 const SECONDS = Number(process.argv[2] ?? 3)
@@ -81,7 +81,7 @@ async function driverRuns(server: RedisProcess, query: string, coalesce: boolean
   const driver = await RedisDriver.open({ ...parseRedisUri(`${server.url}?${query}`, 'fast'), coalesce, gcIntervalMs: 0 })
   const ref = { project: `bench-${randomUUID()}`, queue: 'q' }
   const msgs = Array.from({ length: 10 }, () => ({ body: BODY }))
-  const opts = { clientId: randomUUID(), defaultTtl: 3600, requestBytes: 2500, useQueueLimits: true }
+  const opts = { clientId: randomUUID(), defaultTtl: 3600, postBytes: 2500, queuePolicy: true }
   const post = await loop(async () => (await driver.postMessages(ref, msgs, opts)).length)
   const consume = await loop(async () => {
     const c = await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 10 })

@@ -5,7 +5,8 @@
  */
 import t from 'tap'
 import { openDriver } from '../../worker/storage/index.js'
-import { parseRedisUri, redactRedisUri } from '../../worker/storage/redis/uri.js'
+import { parseRedisUri } from '../../shared/storage/redis-uri.js'
+import { redactUri } from '../../shared/storage/registry.js'
 import { freePort, startRedis, tempDir } from '../helpers/index.js'
 import { postOpts, type TapTest } from '../contract/suite.js'
 
@@ -21,7 +22,7 @@ t.test('URI parsing', async (t) => {
   t.match(o, { host: '127.0.0.1', port: 7000, db: 3, password: 's@cret', durability: 'fast', wait: 2, waitTimeoutMs: 250, commandTimeoutMs: 99, verify: true })
   t.match(parseRedisUri('redis://h', 'fast'), { host: 'h', port: 6379, db: 0, durability: 'fast', wait: 0, autoPipelining: false })
   t.match(parseRedisUri('redis://u:p@h:1', 'durable'), { username: 'u', password: 'p' })
-  t.equal(redactRedisUri('redis://u:secret@h:1/0'), 'redis://u:***@h:1/0')
+  t.equal(redactUri('redis://u:secret@h:1/0'), 'redis://***@h:1/0')
   // Zaqar's URIs, verbatim (zaqar/storage/redis/driver.py ConnectionURI): dbid, socket_timeout
   // (seconds), a user-info without ':' is the password, a non-numeric path is ignored.
   t.match(parseRedisUri('redis://test123@example.com:7777?socket_timeout=1&dbid=5', 'durable'), {

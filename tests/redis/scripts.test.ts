@@ -161,7 +161,7 @@ t.test('coalescing: concurrent posts become one script call, each with its own i
   }
   const before = await calls()
   const results = await Promise.allSettled(
-    Array.from({ length: 20 }, (_, i) => driver.postMessages(ref, bodies(5), postOpts({ requestBytes: i === 7 ? 5000 : 100 }))),
+    Array.from({ length: 20 }, (_, i) => driver.postMessages(ref, bodies(5), postOpts({ postBytes: i === 7 ? 5000 : 100 }))),
   )
   const after = await calls()
   t.equal(after - before, 1, 'one script call for 20 posts')

@@ -2,7 +2,7 @@
 import { Redis } from 'ioredis'
 import type { Clock } from '../../shared/clock.js'
 import { RedisDriver, type RedisDriverOptions } from '../../worker/storage/redis/driver.js'
-import { parseRedisUri } from '../../worker/storage/redis/uri.js'
+import { parseRedisUri } from '../../shared/storage/redis-uri.js'
 import type { RedisProcess, Teardown } from '../helpers/index.js'
 
 /** A driver on `server` (URI options appended as a query), closed in teardown. */

@@ -56,8 +56,8 @@ t.test('results cross the wire unchanged', async (t) => {
   const ids = await client.postMessages(ref, [{ body: '{"x":1}' }, { body: '"two"', ttl: 120 }], {
     clientId: 'c',
     defaultTtl: 3600,
-    requestBytes: 10,
-    useQueueLimits: true,
+    postBytes: 10,
+    queuePolicy: true,
   })
   t.equal(ids.length, 2)
   const listing = await client.listQueues('p1', { limit: 1 })
@@ -160,8 +160,8 @@ t.test('an oversize request drops the connection; the client fails the call and 
   const err = await client.postMessages(ref, [{ body: JSON.stringify('z'.repeat(10_000)) }], {
     clientId: 'c',
     defaultTtl: 3600,
-    requestBytes: 10_000,
-    useQueueLimits: true,
+    postBytes: 10_000,
+    queuePolicy: true,
   }).catch((e: unknown) => e)
   t.match(err, { code: 'unavailable' })
   t.ok(lines.some((l) => l.includes('protocol violation')), 'the server logged the violation')

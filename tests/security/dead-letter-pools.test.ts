@@ -13,7 +13,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { randomUUID } from 'node:crypto'
 import { RedisDriver } from '../../worker/storage/redis/driver.js'
-import { parseRedisUri } from '../../worker/storage/redis/uri.js'
+import { parseRedisUri } from '../../shared/storage/redis-uri.js'
 import type { QueueRef } from '../../shared/storage/contract.js'
 import { startMissive, startRedis, waitFor } from '../helpers/index.js'
 import { startPoolHarness, type PoolHarness } from '../pools/harness.js'
@@ -164,8 +164,8 @@ t.test('Redis: a worker with no (or a stale) memory of the DLQ still dead-letter
   await before.postMessages(src, [{ body: '"a"', ttl: 600 }, { body: '"b"', ttl: 600 }], {
     clientId: randomUUID(),
     defaultTtl: 600,
-    requestBytes: 0,
-    useQueueLimits: false,
+    postBytes: 0,
+    queuePolicy: false,
   })
   const first = await before.createClaim(src, { ...opts, limit: 1 })
   t.same(first?.messages.map((m) => m.body), ['"a"'])

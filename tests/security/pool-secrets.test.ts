@@ -127,7 +127,7 @@ t.test('embedded pool files (message bodies) are created 0600 too', async (t) =>
   t.teardown(() => process.umask(umask))
   const driver = await openDriver('sqlite:pools/p.sqlite', { dataDir: dir, durability: 'durable' })
   t.teardown(() => driver.close())
-  await driver.postMessages({ project: 'p', queue: 'q' }, [{ body: '"secret"' }], { clientId: 'c', defaultTtl: 60, requestBytes: 10, useQueueLimits: false })
+  await driver.postMessages({ project: 'p', queue: 'q' }, [{ body: '"secret"' }], { clientId: 'c', defaultTtl: 60, postBytes: 10, queuePolicy: false })
   const path = join(dir, 'pools', 'p.sqlite')
   for (const f of [path, `${path}-wal`, `${path}-shm`]) t.equal(statSync(f).mode & 0o777, 0o600, `${f} is 0600`)
   t.equal(statSync(join(dir, 'pools')).mode & 0o777, 0o700, 'a directory it creates is 0700')

@@ -1,19 +1,19 @@
 /**
- * Opens the message store a pool URI names:
+ * Opens the message store a pool URI names (the stores and their URIs: shared/storage/registry.ts):
  * - `sqlite:` (the embedded store, file `<dataDir>/pool-default.sqlite`), `sqlite:<path>`
  *   (relative to dataDir unless absolute) and `sqlite::memory:` (tests);
  * - `redis://[[user]:password@]host[:port][/db][?options]` (the high-throughput store; options
- *   in worker/storage/redis/uri.ts and docs/redis.md). `redis+sentinel://` and
- *   `redis+cluster://` are recognised and refused as not yet supported.
+ *   in shared/storage/redis-uri.ts and docs/redis.md).
+ *
+ * Each driver is imported when a pool of its kind is first opened, so a process loads only the
+ * native addons and scripts of the stores it serves.
  */
-import { isAbsolute, join, resolve } from 'node:path'
 import type { Clock } from '../../shared/clock.js'
 import { MissiveError } from '../../shared/errors.js'
 import { ownerOnlyDatabase } from '../../shared/owner-only.js'
 import type { DataDriver } from '../../shared/storage/contract.js'
-import { RedisDriver } from './redis/driver.js'
-import { isRedisUri, parseRedisUri } from './redis/uri.js'
-import { SqliteDriver } from './sqlite/driver.js'
+import { parseRedisUri } from '../../shared/storage/redis-uri.js'
+import { availableStoreOf, sqlitePath, StoreUriError, type StoreName } from '../../shared/storage/registry.js'
 
 export interface OpenDriverOptions {
   dataDir: string
@@ -21,12 +21,30 @@ export interface OpenDriverOptions {
   clock?: Clock
 }
 
-/** The file a `sqlite:` URI names. */
-export function sqlitePath(uri: string, dataDir: string): string {
-  const rest = uri.slice('sqlite:'.length)
-  if (rest === '') return join(resolve(dataDir), 'pool-default.sqlite')
-  if (rest === ':memory:') return rest
-  return isAbsolute(rest) ? rest : resolve(dataDir, rest)
+type Opener = (uri: string, opts: OpenDriverOptions) => Promise<DataDriver>
+
+/** One opener per store of the registry; a store without a driver in this build refuses. */
+const OPENERS: Record<StoreName, Opener> = {
+  async sqlite(uri, opts) {
+    const path = sqlitePath(uri, opts.dataDir)
+    const { SqliteDriver } = await import('./sqlite/driver.js')
+    try {
+      // Message bodies are the tenants' data: owner-only, like the catalog.
+      ownerOnlyDatabase(path)
+      return new SqliteDriver({ path, durability: opts.durability, clock: opts.clock })
+    } catch (err) {
+      throw new Error(`cannot open the SQLite store ${path}: ${(err as Error).message}`, { cause: err })
+    }
+  },
+  async redis(uri, opts) {
+    const pool = parseRedisUri(uri, opts.durability)
+    const { RedisDriver } = await import('./redis/driver.js')
+    return RedisDriver.open({ ...pool, clock: opts.clock })
+  },
+  mongodb() {
+    // availableStoreOf refuses it first; kept so the table covers every store of the registry.
+    return Promise.reject(new MissiveError('bad_request', 'There is no MongoDB store in this build.'))
+  },
 }
 
 /**
@@ -35,20 +53,12 @@ export function sqlitePath(uri: string, dataDir: string): string {
  * `unavailable` when a Redis server cannot be reached.
  */
 export async function openDriver(uri: string, opts: OpenDriverOptions): Promise<DataDriver> {
-  if (uri.startsWith('sqlite:')) {
-    const path = sqlitePath(uri, opts.dataDir)
-    try {
-      // Message bodies are the tenants' data: owner-only, like the catalog.
-      ownerOnlyDatabase(path)
-      return new SqliteDriver({ path, durability: opts.durability, clock: opts.clock })
-    } catch (err) {
-      throw new Error(`cannot open the SQLite store ${path}: ${(err as Error).message}`, { cause: err })
-    }
+  let name: StoreName
+  try {
+    name = availableStoreOf(uri).name
+  } catch (err) {
+    if (err instanceof StoreUriError) throw new MissiveError('bad_request', err.reason)
+    throw err
   }
-  if (isRedisUri(uri)) {
-    const pool = parseRedisUri(uri, opts.durability)
-    return RedisDriver.open({ ...pool, clock: opts.clock })
-  }
-  const scheme = /^[a-zA-Z][a-zA-Z0-9+.-]*:/.exec(uri)?.[0] ?? uri
-  throw new MissiveError('bad_request', `Unsupported storage URI "${scheme}": this build supports sqlite: and redis:// only.`)
+  return OPENERS[name](uri, opts)
 }

@@ -12,9 +12,10 @@
  * then the driver's memory is not consulted, and messages due for any other DLQ stay in the queue
  * and are reported for the proxy to move across pools (docs/pools.md).
  */
-import { notFound } from '../../../shared/errors.js'
 import { isId, newId } from '../../../shared/ids.js'
 import type { Claim, ClaimOptions, DeadLetterDue, QueueRef } from '../../../shared/storage/contract.js'
+import { ClaimNotFound } from '../../../shared/storage/errors.js'
+import { claimExtendedTtl } from '../../../shared/storage/queue-policy.js'
 import { Coalescer, type Outcome } from './coalesce.js'
 import { ageOf, toMessage, type Ctx, type MessageTuple } from './context.js'
 import { queueKeys } from './keys.js'
@@ -24,9 +25,6 @@ const DLQ_CACHE_MAX = 10_000
 
 type ClaimResult = [] | [string, ...MessageTuple[]]
 type ClaimReply = ['OK', number, string, string[], string, ...ClaimResult[]] | ['DLQ', string]
-
-const claimNotFound = (ref: QueueRef, claimId: string) =>
-  notFound(`Claim ${claimId} does not exist in queue ${ref.queue} for project ${ref.project}`)
 
 export class RedisClaims {
   readonly #ctx: Ctx
@@ -52,7 +50,7 @@ export class RedisClaims {
   async #create(ref: QueueRef, reqs: ClaimOptions[]): Promise<Outcome<Claim | null>[]> {
     const tag = queueKeys(ref).tag
     const args: (string | number)[] = [reqs.length]
-    for (const r of reqs) args.push(newId(), r.ttl, r.grace, r.limit)
+    for (const r of reqs) args.push(newId(), r.ttl, claimExtendedTtl(r.ttl, r.grace), r.limit)
     // Coalesced requests come from one proxy route, so they agree on the local DLQ (if one does not,
     // the script reports that DLQ's due messages instead of moving them: nothing is lost).
     const vouched = reqs[0]!.deadLetter
@@ -93,11 +91,11 @@ export class RedisClaims {
   }
 
   async renewClaim(ref: QueueRef, claimId: string, opts: { ttl: number; grace: number }): Promise<void> {
-    if (!isId(claimId)) throw claimNotFound(ref, claimId)
+    if (!isId(claimId)) throw new ClaimNotFound(ref, claimId)
     const done = await this.#ctx.acked(
-      this.#ctx.scripts.run<number>('renewClaim', queueKeys(ref).list, [this.#ctx.clock(), claimId, opts.ttl, opts.grace]),
+      this.#ctx.scripts.run<number>('renewClaim', queueKeys(ref).list, [this.#ctx.clock(), claimId, opts.ttl, claimExtendedTtl(opts.ttl, opts.grace)]),
     )
-    if (done !== 1) throw claimNotFound(ref, claimId)
+    if (done !== 1) throw new ClaimNotFound(ref, claimId)
   }
 
   async releaseClaim(ref: QueueRef, claimId: string): Promise<void> {

@@ -4,10 +4,11 @@
  */
 import type { Redis } from 'ioredis'
 import type { Clock } from '../../../shared/clock.js'
-import { RESERVED, type Message, type Metadata, type QueueRef } from '../../../shared/storage/contract.js'
-import { ageOf, isQueueName, metaNumber, metaPositive } from '../common.js'
+import type { Message, QueueRef } from '../../../shared/storage/contract.js'
+import type { QueuePolicy } from '../../../shared/storage/queue-policy.js'
+import { ageOf } from '../common.js'
 
-export { ageOf, isQueueName, metaNumber, metaPositive } from '../common.js'
+export { ageOf } from '../common.js'
 import type { Scripts } from './scripts.js'
 
 export interface Ctx {
@@ -38,22 +39,20 @@ export function toMessage(t: MessageTuple, now: number): Message {
 
 
 /**
- * The reserved metadata the scripts read, parsed once when metadata is written, in the order
- * the queue scripts take them: maxpost, ttl, delay, dlq, dlqmax, dlqttl ('' when absent). The
- * rules are the SQLite driver's: positive numbers for sizes, TTLs and delay; a dead-letter queue
- * only with a numeric `_max_claim_count` and a valid queue name other than the queue itself.
+ * A queue's policy (shared/storage/queue-policy.ts) as the queue record stores it for the
+ * scripts, resolved when metadata is written, in the order the queue scripts take them:
+ * maxpost, ttl, delay, dlq, dlqmax, dlqttl ('' when absent). The scripts read these fields in
+ * the same atomic call that posts, lists or claims (see queue-policy.ts for what they decide).
  */
-export function reservedFields(ref: QueueRef, meta: Metadata): string[] {
+export function policyFields(policy: QueuePolicy): string[] {
   const s = (v: number | string | undefined): string => (v === undefined ? '' : String(v))
-  const maxClaims = metaNumber(meta, RESERVED.maxClaimCount)
-  const dlq = meta[RESERVED.deadLetterQueue]
-  const dead = maxClaims !== undefined && isQueueName(dlq) && dlq !== ref.queue
+  const dl = policy.deadLetter
   return [
-    s(metaPositive(meta, RESERVED.maxPostSize)),
-    s(metaPositive(meta, RESERVED.defaultTtl)),
-    s(metaPositive(meta, RESERVED.defaultDelay)),
-    dead ? dlq : '',
-    dead ? String(maxClaims) : '',
-    dead ? s(metaPositive(meta, RESERVED.deadLetterTtl)) : '',
+    s(policy.maxPostBytes),
+    s(policy.defaultTtl),
+    s(policy.defaultDelay),
+    dl === undefined ? '' : dl.queue,
+    dl === undefined ? '' : String(dl.maxClaims),
+    s(dl?.ttl),
   ]
 }

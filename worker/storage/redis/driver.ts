@@ -23,6 +23,7 @@
 import type { Redis } from 'ioredis'
 import { systemClock, type Clock } from '../../../shared/clock.js'
 import { MissiveError, unavailable } from '../../../shared/errors.js'
+import { BadStoreConfig, StoreUnavailable } from '../../../shared/storage/errors.js'
 import { connectRedis } from '../../../shared/redis.js'
 import type {
   Claim,
@@ -41,14 +42,13 @@ import type {
   QueueRef,
   QueueStats,
 } from '../../../shared/storage/contract.js'
-import { storeUnavailable } from '../common.js'
 import { RedisClaims } from './claims.js'
 import type { Ctx } from './context.js'
 import { buildKeys, catalogueKey, queueTag, refOfTag, SWEEP_KEY } from './keys.js'
 import { RedisMessages } from './messages.js'
 import { RedisQueues } from './queues.js'
 import { Scripts } from './scripts.js'
-import type { RedisPoolOptions } from './uri.js'
+import type { RedisPoolOptions } from '../../../shared/storage/redis-uri.js'
 
 export interface RedisDriverOptions extends RedisPoolOptions {
   clock?: Clock
@@ -267,7 +267,7 @@ export class RedisDriver implements DataDriver {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw unavailable('The message store is closed.')
+    if (this.#closed) throw new StoreUnavailable('closed')
   }
 
   /** Runs one operation, turning store failures into `unavailable`; bugs pass through. */
@@ -277,7 +277,7 @@ export class RedisDriver implements DataDriver {
       return await fn()
     } catch (err) {
       if (err instanceof MissiveError) throw err
-      if (isUnavailable(err)) throw storeUnavailable(op, err)
+      if (isUnavailable(err)) throw new StoreUnavailable('unreachable', op, err)
       throw err
     }
   }
@@ -379,8 +379,7 @@ async function configGet(redis: Redis, name: string, where: string, durability: 
   } catch (err) {
     const msg = (err as Error).message
     if (isReplyError(err) && /unknown command|NOPERM|no permissions/i.test(msg)) {
-      throw new MissiveError(
-        'bad_request',
+      throw new BadStoreConfig(
         `Cannot verify that the Redis server at ${where} keeps the durability=${durability} promise: CONFIG GET is ` +
           `disabled, renamed or not permitted there (${msg}). Check its persistence by hand (see docs/redis.md) ` +
           'and add verify=false to the pool URI to skip this check.',
@@ -410,8 +409,7 @@ async function verifyPersistence(redis: Redis, opts: RedisPoolOptions, where: st
   if (eviction.startsWith('allkeys-')) problems.push(`maxmemory-policy is "${eviction}" (would evict messages; use noeviction)`)
   if (problems.length > 0) {
     const conf = opts.durability === 'durable' ? 'deploy/redis/redis-durable.conf' : 'deploy/redis/redis-fast.conf'
-    throw new MissiveError(
-      'bad_request',
+    throw new BadStoreConfig(
       `The Redis server at ${where} cannot keep the durability=${opts.durability} promise: ${problems.join('; ')}. ` +
         `Configure it as in ${conf}, or choose another durability for this pool (see docs/redis.md).`,
     )

@@ -2,10 +2,8 @@
  * Messages on Redis: post (coalesced per queue), list, get, delete and pop. Each operation is
  * one script call; the coalescer turns concurrent posts to one queue into one call.
  */
-import { MissiveError, unavailable } from '../../../shared/errors.js'
 import { isId, newId } from '../../../shared/ids.js'
 import {
-  DELETE_ERRORS,
   LIST_SCAN_BUDGET,
   POST_CHUNK,
   POST_CHUNK_BYTES,
@@ -17,13 +15,12 @@ import {
   type PostOptions,
   type QueueRef,
 } from '../../../shared/storage/contract.js'
+import { ClaimGone, ClaimNotHeld, MessageClaimed, PostTooLarge, StoreUnavailable } from '../../../shared/storage/errors.js'
+import { isMarker } from '../../../shared/storage/queue-policy.js'
 import { Coalescer, type Outcome } from './coalesce.js'
 import { bodyBytes, chunksOf } from '../common.js'
 import { ageOf, toMessage, type Ctx, type MessageTuple } from './context.js'
 import { idempotencyKey, queueKeys } from './keys.js'
-
-/** Markers are the decimal `seq` of the last message of a page. */
-const MARKER_RE = /^(0|[1-9][0-9]{0,15})$/
 
 interface PostRequest {
   ids: string[]
@@ -40,12 +37,6 @@ const windowMs = (opts: PostOptions): string | number =>
 
 /** Valid ids, each once. */
 const validIds = (ids: string[]): string[] => [...new Set(ids.filter(isId))]
-
-const DELETE_FAILURES: Record<string, () => MissiveError> = {
-  CLAIMED: () => new MissiveError('message_claimed', DELETE_ERRORS.claimed),
-  NOT_CLAIMED: () => new MissiveError('claim_invalid', DELETE_ERRORS.notClaimed),
-  CLAIM_GONE: () => new MissiveError('claim_invalid', DELETE_ERRORS.claimGone),
-}
 
 export class RedisMessages {
   readonly #ctx: Ctx
@@ -125,7 +116,7 @@ export class RedisMessages {
         if (list === keys.list) list = [...keys.list]
         ik = (list as string[]).push(idempotencyKey(keys, opts.idempotencyKey))
       }
-      args.push(opts.clientId, opts.defaultTtl, opts.requestBytes, opts.useQueueLimits ? '1' : '0', messages.length, ik, windowMs(opts))
+      args.push(opts.clientId, opts.defaultTtl, opts.postBytes, opts.queuePolicy ? '1' : '0', messages.length, ik, windowMs(opts))
       messages.forEach((m, i) => args.push(ids[i], m.ttl ?? '', m.delay ?? '', m.body))
     }
     const r = await this.#whileBusy(() => {
@@ -137,7 +128,7 @@ export class RedisMessages {
       const status = r[n + 1]
       if (status === 0 || status === '0') return { ok: req.ids }
       if (Array.isArray(status)) return { ok: String(status[0]).split(',') }
-      return { err: new MissiveError('bad_request', `Message collection size is too large. Max size ${String(status)}`) }
+      return { err: new PostTooLarge(ref, Number(status)) }
     })
   }
 
@@ -150,7 +141,7 @@ export class RedisMessages {
     const keys = queueKeys(ref)
     const { opts } = req
     const list = opts.idempotencyKey === undefined ? keys.list : [...keys.list, idempotencyKey(keys, opts.idempotencyKey)]
-    const head = [opts.clientId, opts.defaultTtl, opts.requestBytes, opts.useQueueLimits ? '1' : '0', windowMs(opts)]
+    const head = [opts.clientId, opts.defaultTtl, opts.postBytes, opts.queuePolicy ? '1' : '0', windowMs(opts)]
     // A queue a chunk created is catalogued whatever happens next (as Zaqar, posts create
     // queues lazily, even failed ones).
     let created = false
@@ -179,7 +170,7 @@ export class RedisMessages {
               return { ok: String(r[1]).split(',') }
             case 'TOOBIG':
               if (Number(r[2]) === 1) created = true
-              return { err: new MissiveError('bad_request', `Message collection size is too large. Max size ${String(r[1])}`) }
+              return { err: new PostTooLarge(ref, Number(r[1])) }
             default:
               lost = true
           }
@@ -189,7 +180,7 @@ export class RedisMessages {
     } finally {
       if (created) await this.#ctx.catalogue(ref)
     }
-    return { err: unavailable('The messages could not be enqueued: the post was interrupted (the queue was purged or deleted, or the post stalled). Nothing was stored; retry.') }
+    return { err: new StoreUnavailable('interrupted', 'postMessages') }
   }
 
   /** Runs `call` until it is not BUSY (a large post holds the queue), pausing between tries. */
@@ -199,7 +190,7 @@ export class RedisMessages {
       const r = await call()
       if (!Array.isArray(r) || r[0] !== 'BUSY') return r
       if (performance.now() > deadline) {
-        throw unavailable('The messages could not be enqueued: a large post to the queue is still being stored. Nothing was stored; retry.')
+        throw new StoreUnavailable('busy', 'postMessages')
       }
       await new Promise((resolve) => setTimeout(resolve, pause))
     }
@@ -207,7 +198,7 @@ export class RedisMessages {
 
   async listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {
     const marker = opts.marker
-    if (marker !== undefined && !MARKER_RE.test(marker)) {
+    if (marker !== undefined && !isMarker(marker)) {
       // An unknown marker yields an empty page; the effective include_delayed still comes from the queue.
       const r = await this.#list(ref, opts, '', 0)
       return { items: [], includeDelayed: r.includeDelayed }
@@ -260,8 +251,16 @@ export class RedisMessages {
         claimId === undefined ? '0' : '1',
       ]),
     )
-    const fail = DELETE_FAILURES[r]
-    if (fail !== undefined) throw fail()
+    // The verdict is the script's (queue-policy.ts, `deleteVerdict`): it must see the message
+    // and its claim atomically with the delete.
+    switch (r) {
+      case 'CLAIMED':
+        throw new MessageClaimed(ref, id)
+      case 'NOT_CLAIMED':
+        throw new ClaimNotHeld(ref, id, claimId!)
+      case 'CLAIM_GONE':
+        throw new ClaimGone(ref, id, claimId!)
+    }
   }
 
   async deleteMessages(ref: QueueRef, ids: string[], claimIds?: string[]): Promise<void> {
@@ -277,7 +276,7 @@ export class RedisMessages {
         ...valid,
       ]),
     )
-    if (r === 'CLAIMED') throw new MissiveError('message_claimed', DELETE_ERRORS.claimed)
+    if (r === 'CLAIMED') throw new MessageClaimed(ref)
   }
 
   async popMessages(ref: QueueRef, limit: number): Promise<PoppedMessage[]> {

@@ -8,9 +8,10 @@
  * entry, then re-catalogues the queue if a racing create brought it back. Listing checks each
  * catalogued name against its record, so a name left behind by a crash is never listed.
  */
-import { notFound } from '../../../shared/errors.js'
 import type { ListQueuesOptions, Metadata, QueueEntry, QueueListing, QueueRef, QueueStats } from '../../../shared/storage/contract.js'
-import { ageOf, reservedFields, type Ctx } from './context.js'
+import { QueueNotFound } from '../../../shared/storage/errors.js'
+import { queuePolicy } from '../../../shared/storage/queue-policy.js'
+import { ageOf, policyFields, type Ctx } from './context.js'
 import { catalogueKey, queueKeys, queueTag, SWEEP_KEY } from './keys.js'
 
 const EMPTY_META = '{}'
@@ -31,7 +32,7 @@ export class RedisQueues {
   }
 
   async createQueue(ref: QueueRef, metadata: Metadata): Promise<boolean> {
-    const fields = reservedFields(ref, metadata)
+    const fields = policyFields(queuePolicy(ref.queue, metadata))
     const created = await this.#ctx.acked(
       this.#ctx.scripts.run<number>('createQueue', queueKeys(ref).list, [this.#ctx.clock(), JSON.stringify(metadata), ...fields]),
     )
@@ -47,11 +48,11 @@ export class RedisQueues {
   }
 
   async setQueueMetadata(ref: QueueRef, metadata: Metadata): Promise<void> {
-    const fields = reservedFields(ref, metadata)
+    const fields = policyFields(queuePolicy(ref.queue, metadata))
     const done = await this.#ctx.acked(
       this.#ctx.scripts.run<number>('setQueueMetadata', queueKeys(ref).list, [JSON.stringify(metadata), ...fields]),
     )
-    if (done === 0) throw notFound(`Queue ${ref.queue} does not exist for project ${ref.project}`)
+    if (done === 0) throw new QueueNotFound(ref)
     this.#onMetadata(ref, fields[3])
   }
 

@@ -1,15 +1,13 @@
 /** Claims on SQLite: leases over messages, with claim-time dead-lettering (API.md §6). */
 import type { Statement, Transaction } from 'better-sqlite3'
-import { notFound } from '../../../shared/errors.js'
 import { isId, newId } from '../../../shared/ids.js'
-import { RESERVED, type Claim, type ClaimOptions, type Message, type Metadata, type QueueRef } from '../../../shared/storage/contract.js'
+import type { Claim, ClaimOptions, Message, QueueRef } from '../../../shared/storage/contract.js'
+import { ClaimNotFound } from '../../../shared/storage/errors.js'
+import { claimExtendedTtl, claimExtends, isDeadLetterDue } from '../../../shared/storage/queue-policy.js'
 import {
   ageOf,
   CLAIMABLE_SQL,
-  isQueueName,
   MESSAGE_COLUMNS,
-  metaNumber,
-  metaPositive,
   QID_SQL,
   toMessage,
   type ClaimableRow,
@@ -57,29 +55,11 @@ interface MoveParams extends MovedRow {
   visible: number
 }
 
-/** Where and how a queue dead-letters, when it does (API.md §6.5). */
-interface DeadLetter {
-  queue: string
-  maxClaims: number
-  ttl: number | undefined
-}
-
-function deadLetterOf(ref: QueueRef, meta: Metadata): DeadLetter | undefined {
-  const maxClaims = metaNumber(meta, RESERVED.maxClaimCount)
-  const queue = meta[RESERVED.deadLetterQueue]
-  // A DLQ that is not a valid queue name, or the queue itself, would only churn: ignore it.
-  if (maxClaims === undefined || !isQueueName(queue) || queue === ref.queue) return undefined
-  return { queue, maxClaims, ttl: metaPositive(meta, RESERVED.deadLetterTtl) }
-}
-
 /**
  * At most this many messages due for a remote dead-letter queue are read past and reported by one
  * claim (bounded work: the rest are reported by later claims, as the first ones move out).
  */
 const DUE_MAX = 100
-
-const claimNotFound = (ref: QueueRef, claimId: string) =>
-  notFound(`Claim ${claimId} does not exist in queue ${ref.queue} for project ${ref.project}`)
 
 export class SqliteClaims {
   readonly #ctx: Ctx
@@ -139,7 +119,7 @@ export class SqliteClaims {
     this.#create = db.transaction((ref: QueueRef, opts: ClaimOptions, now: number): Claim | null => {
       const queue = this.#queues.find(ref)
       if (queue === undefined) return null
-      const dlq = deadLetterOf(ref, this.#queues.parse(queue.metadata))
+      const dlq = this.#queues.policy(ref, queue).deadLetter
       // A DLQ the caller has not vouched for as local (ClaimOptions.deadLetter) is not filled
       // here: its due messages stay, and are read past (up to DUE_MAX) so they block no claim.
       const defer = dlq !== undefined && opts.deadLetter !== undefined && opts.deadLetter !== dlq.queue
@@ -148,11 +128,11 @@ export class SqliteClaims {
       const due: string[] = []
       const claimId = newId()
       const claimExpires = now + opts.ttl * 1000
-      const extendedTtl = opts.ttl + opts.grace
+      const extendedTtl = claimExtendedTtl(opts.ttl, opts.grace)
       const extendedExpires = now + extendedTtl * 1000
       const messages: Message[] = []
       for (const r of rows) {
-        if (dlq !== undefined && r.claim_count >= dlq.maxClaims) {
+        if (dlq !== undefined && isDeadLetterDue(dlq, r.claim_count)) {
           if (defer) {
             due.push(r.id)
             continue
@@ -169,7 +149,7 @@ export class SqliteClaims {
           continue
         }
         this.#take.run({ seq: r.seq, claimId, claimExpires, extendedTtl, extendedExpires })
-        const extended = r.expires < claimExpires
+        const extended = claimExtends(r.expires, claimExpires)
         messages.push({
           id: r.id,
           ttl: extended ? extendedTtl : r.ttl,
@@ -191,17 +171,11 @@ export class SqliteClaims {
 
     this.#renew = db.transaction((ref: QueueRef, claimId: string, ttl: number, grace: number, now: number) => {
       const claim = this.#getClaim.get(claimId, ref.project, ref.queue, now)
-      if (claim === undefined) throw claimNotFound(ref, claimId)
+      if (claim === undefined) throw new ClaimNotFound(ref, claimId)
       const claimExpires = now + ttl * 1000
+      const extendedTtl = claimExtendedTtl(ttl, grace)
       this.#renewClaim.run(ttl, claimExpires, now, claimId)
-      this.#extend.run({
-        claimId,
-        qid: claim.qid,
-        now,
-        claimExpires,
-        extendedTtl: ttl + grace,
-        extendedExpires: now + (ttl + grace) * 1000,
-      })
+      this.#extend.run({ claimId, qid: claim.qid, now, claimExpires, extendedTtl, extendedExpires: now + extendedTtl * 1000 })
     })
 
     this.#release = db.transaction((ref: QueueRef, claimId: string) => {
@@ -227,7 +201,7 @@ export class SqliteClaims {
   }
 
   renewClaim(ref: QueueRef, claimId: string, opts: { ttl: number; grace: number }): void {
-    if (!isId(claimId)) throw claimNotFound(ref, claimId)
+    if (!isId(claimId)) throw new ClaimNotFound(ref, claimId)
     this.#renew.immediate(ref, claimId, opts.ttl, opts.grace, this.#ctx.clock())
   }
 

@@ -4,10 +4,10 @@
  */
 import type { Database } from 'better-sqlite3'
 import type { Clock } from '../../../shared/clock.js'
-import type { Message, Metadata } from '../../../shared/storage/contract.js'
-import { ageOf, isQueueName, metaNumber, metaPositive } from '../common.js'
+import type { Message } from '../../../shared/storage/contract.js'
+import { ageOf } from '../common.js'
 
-export { ageOf, isQueueName, metaNumber, metaPositive } from '../common.js'
+export { ageOf } from '../common.js'
 
 export interface Ctx {
   readonly db: Database

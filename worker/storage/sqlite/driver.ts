@@ -23,7 +23,8 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { systemClock, type Clock } from '../../../shared/clock.js'
-import { MissiveError, unavailable } from '../../../shared/errors.js'
+import { MissiveError } from '../../../shared/errors.js'
+import { PostTooLarge, StoreUnavailable } from '../../../shared/storage/errors.js'
 import type {
   Claim,
   ClaimOptions,
@@ -42,7 +43,7 @@ import type {
   QueueStats,
 } from '../../../shared/storage/contract.js'
 import { POST_CHUNK, POST_CHUNK_BYTES } from '../../../shared/storage/contract.js'
-import { bodyBytes, chunksOf, storeUnavailable } from '../common.js'
+import { bodyBytes, chunksOf } from '../common.js'
 import { newId } from '../../../shared/ids.js'
 import { SqliteClaims } from './claims.js'
 import type { Ctx } from './context.js'
@@ -245,7 +246,7 @@ export class SqliteDriver implements DataDriver {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw unavailable('The message store is closed.')
+    if (this.#closed) throw new StoreUnavailable('closed')
   }
 
   /** Runs one operation, turning store failures into `unavailable`; bugs pass through. */
@@ -256,7 +257,7 @@ export class SqliteDriver implements DataDriver {
     } catch (err) {
       if (err instanceof MissiveError) throw err
       if (err instanceof Database.SqliteError && UNAVAILABLE_CODES.test(err.code)) {
-        throw storeUnavailable(op, err)
+        throw new StoreUnavailable('unreachable', op, err)
       }
       throw err
     }
@@ -330,8 +331,8 @@ export class SqliteDriver implements DataDriver {
         const [from, to] = chunks[c]!
         const op = c === 0 ? 'begin' : c === chunks.length - 1 ? 'commit' : 'add'
         const r = await this.#write('postMessages', () => this.#messages.stageChunk(ref, op, messages.slice(from, to), allIds.slice(from, to), allIds, opts))
-        if ('maxSize' in r) throw new MissiveError('bad_request', `Message collection size is too large. Max size ${r.maxSize}`)
-        if ('lost' in r) throw unavailable('The messages could not be enqueued. Nothing was stored; retry.')
+        if ('maxSize' in r) throw new PostTooLarge(ref, r.maxSize)
+        if ('lost' in r) throw new StoreUnavailable('interrupted', 'postMessages')
         if (r.ids !== allIds) {
           settled = true
           return r.ids

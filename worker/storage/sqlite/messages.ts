@@ -1,11 +1,8 @@
 /** Messages on SQLite: post, list, get, delete and pop. */
 import type { Statement, Transaction } from 'better-sqlite3'
-import { MissiveError } from '../../../shared/errors.js'
 import { isId, newId } from '../../../shared/ids.js'
 import {
-  DELETE_ERRORS,
   LIST_SCAN_BUDGET,
-  RESERVED,
   type ListMessagesOptions,
   type Message,
   type MessageListing,
@@ -14,12 +11,25 @@ import {
   type PostOptions,
   type QueueRef,
 } from '../../../shared/storage/contract.js'
+import { ClaimGone, ClaimNotHeld, MessageClaimed, PostTooLarge } from '../../../shared/storage/errors.js'
+import {
+  deleteNeedsClaimLookup,
+  deleteVerdict,
+  exceedsPostSize,
+  includeDelayed as effectiveIncludeDelayed,
+  markerOf,
+  messageDelay,
+  messageTtl,
+  NO_POLICY,
+  parseMarker,
+  postSettings,
+  type PostSettings,
+} from '../../../shared/storage/queue-policy.js'
 import {
   ageOf,
   CLAIMABLE_SQL,
   flag,
   MESSAGE_COLUMNS,
-  metaPositive,
   QID_SQL,
   STAGED_FROM_SQL,
   toMessage,
@@ -27,7 +37,7 @@ import {
   type Ctx,
   type MessageRow,
 } from './context.js'
-import type { SqliteQueues } from './queues.js'
+import type { QueueRow, SqliteQueues } from './queues.js'
 
 interface InsertParams {
   id: string
@@ -64,14 +74,6 @@ interface HeldRow {
   claim_expires: number
 }
 
-/** Markers are the decimal `seq` of the last message of a page. */
-const MARKER_RE = /^(0|[1-9][0-9]{0,14})$/
-
-/** The sequence number a marker stands for, or undefined when it is not one of ours. */
-export function parseMarker(marker: string): number | undefined {
-  return MARKER_RE.test(marker) ? Number(marker) : undefined
-}
-
 /** Valid ids, each once, as the JSON array the `json_each` statements bind. */
 function idList(ids: string[]): string | undefined {
   const valid = [...new Set(ids.filter(isId))]
@@ -85,13 +87,6 @@ export type StageOp = 'begin' | 'add' | 'commit'
 
 /** A chunk's outcome: stored (or answered by the idempotency record), too big, or the stage is gone. */
 export type StageResult = PostResult | { lost: true }
-
-/** The settings a post takes from its queue. */
-interface PostSettings {
-  defaultTtl: number
-  honourDelay: boolean
-  defaultDelay: number
-}
 
 export class SqliteMessages {
   readonly #ctx: Ctx
@@ -185,7 +180,7 @@ export class SqliteMessages {
       const queue = this.#queues.ensure(ref, now)
       const prior = this.#prior(ref, opts, now)
       if (prior !== undefined) return prior
-      const settings = this.#settings(queue.metadata, opts)
+      const settings = this.#settings(ref, queue, opts)
       // Returned, not thrown: the lazily created queue must survive the rejection.
       if ('maxSize' in settings) return settings
       const ids = messages.map(() => newId())
@@ -203,7 +198,7 @@ export class SqliteMessages {
         const prior = this.#prior(ref, opts, now)
         if (prior !== undefined) return prior
         qid = queue.qid
-        const settings = this.#settings(queue.metadata, opts)
+        const settings = this.#settings(ref, queue, opts)
         if ('maxSize' in settings) return settings
         this.#unstageRow(qid)
         this.#stageBegin.run(qid, this.#nextSeq.get()!.next)
@@ -212,7 +207,7 @@ export class SqliteMessages {
         if (queue === undefined || this.#stageGet.get(queue.qid) === undefined) return { lost: true }
         qid = queue.qid
       }
-      const settings = this.#settings(this.#queues.find(ref)!.metadata, opts)
+      const settings = this.#settings(ref, this.#queues.find(ref)!, opts)
       if ('maxSize' in settings) return settings
       this.#insertAll(qid, messages, ids, settings, opts.clientId, now)
       if (op === 'commit') {
@@ -227,18 +222,20 @@ export class SqliteMessages {
     this.#deleteOne = db.transaction((ref: QueueRef, id: string, claimId: string | undefined, now: number) => {
       const row = this.#target.get(id, ref.project, ref.queue, now)
       if (row === undefined) return
-      const claimed = row.claim_expires > now
-      if (claimId === undefined) {
-        if (claimed) throw new MissiveError('message_claimed', DELETE_ERRORS.claimed)
-      } else if (!claimed) {
-        throw new MissiveError('claim_invalid', DELETE_ERRORS.notClaimed)
-      } else if (claimId !== row.claim_id) {
-        const other = isId(claimId) && this.#claimActive.get(claimId, row.qid, now) !== undefined
-        throw other
-          ? new MissiveError('message_claimed', DELETE_ERRORS.claimed)
-          : new MissiveError('claim_invalid', DELETE_ERRORS.claimGone)
+      const active = row.claim_expires > now
+      const other =
+        deleteNeedsClaimLookup(active, row.claim_id, claimId) && isId(claimId!) && this.#claimActive.get(claimId!, row.qid, now) !== undefined
+      switch (deleteVerdict(active, row.claim_id, claimId, other)) {
+        case 'delete':
+          this.#deleteSeq.run(row.seq)
+          return
+        case 'claimed':
+          throw new MessageClaimed(ref, id)
+        case 'not_held':
+          throw new ClaimNotHeld(ref, id, claimId!)
+        case 'claim_gone':
+          throw new ClaimGone(ref, id, claimId!)
       }
-      this.#deleteSeq.run(row.seq)
     })
 
     this.#deleteIds = db.transaction((ref: QueueRef, list: string, claimIds: string[] | undefined, now: number) => {
@@ -248,7 +245,7 @@ export class SqliteMessages {
         const allowed = new Set(claimIds)
         for (const row of this.#held.iterate(list, queue.qid, now)) {
           if (!(row.claim_expires > now && row.claim_id !== null && allowed.has(row.claim_id))) {
-            throw new MissiveError('message_claimed', DELETE_ERRORS.claimed)
+            throw new MessageClaimed(ref)
           }
         }
       }
@@ -282,27 +279,19 @@ export class SqliteMessages {
     this.#idemPut.run(ref.project, ref.queue, opts.idempotencyKey, ids.join(','), now + Math.round((opts.idempotencyWindow ?? 300) * 1000))
   }
 
-  /** The queue's post settings, or the size limit the request exceeds. */
-  #settings(metadata: string, opts: PostOptions): PostSettings | { maxSize: number } {
-    const settings: PostSettings = { defaultTtl: opts.defaultTtl, honourDelay: false, defaultDelay: 0 }
-    if (!opts.useQueueLimits) return settings
-    const meta = this.#queues.parse(metadata)
-    const maxSize = metaPositive(meta, RESERVED.maxPostSize)
-    if (maxSize !== undefined && opts.requestBytes > maxSize) return { maxSize }
-    settings.defaultTtl = metaPositive(meta, RESERVED.defaultTtl) ?? settings.defaultTtl
-    const delay = metaPositive(meta, RESERVED.defaultDelay)
-    if (delay !== undefined) {
-      settings.honourDelay = true
-      settings.defaultDelay = delay
-    }
-    return settings
+  /** The post's settings under the queue's policy, or the size limit the post exceeds. */
+  #settings(ref: QueueRef, queue: QueueRow, opts: PostOptions): PostSettings | { maxSize: number } {
+    // v1.1 posts never read the metadata (queue-policy.ts, `postSettings`).
+    const policy = opts.queuePolicy ? this.#queues.policy(ref, queue) : NO_POLICY
+    if (exceedsPostSize(policy, opts.queuePolicy, opts.postBytes)) return { maxSize: policy.maxPostBytes! }
+    return postSettings(policy, opts.queuePolicy, opts.defaultTtl)
   }
 
   #insertAll(qid: number, messages: NewMessage[], ids: string[], s: PostSettings, clientId: string, now: number): void {
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]
-      const ttl = m.ttl ?? s.defaultTtl
-      const delay = s.honourDelay ? (m.delay ?? s.defaultDelay) : 0
+      const ttl = messageTtl(m, s)
+      const delay = messageDelay(m, s)
       this.#insert.run({ id: ids[i], qid, body: m.body, clientId, ttl, created: now, expires: now + ttl * 1000, visible: now + delay * 1000 })
     }
   }
@@ -352,18 +341,14 @@ export class SqliteMessages {
 
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): string[] {
     const result = this.#post.immediate(ref, messages, opts, this.#ctx.clock())
-    if ('maxSize' in result) {
-      throw new MissiveError('bad_request', `Message collection size is too large. Max size ${result.maxSize}`)
-    }
+    if ('maxSize' in result) throw new PostTooLarge(ref, result.maxSize)
     return result.ids
   }
 
   listMessages(ref: QueueRef, opts: ListMessagesOptions): MessageListing {
     const queue = this.#queues.find(ref)
-    const meta = queue === undefined ? {} : this.#queues.parse(queue.metadata)
-    // API.md §5.2: without a queue default delay Zaqar forces include_delayed on, whatever the
-    // client asked; with one, the client's choice stands and the default is off.
-    const includeDelayed = metaPositive(meta, RESERVED.defaultDelay) === undefined || opts.includeDelayed === true
+    const policy = queue === undefined ? NO_POLICY : this.#queues.policy(ref, queue)
+    const includeDelayed = effectiveIncludeDelayed(policy, opts.includeDelayed)
     const after = opts.marker === undefined ? 0 : parseMarker(opts.marker)
     if (queue === undefined || after === undefined || opts.limit <= 0) return { items: [], includeDelayed }
     const now = this.#ctx.clock()
@@ -383,11 +368,11 @@ export class SqliteMessages {
     // A full page continues after its last message; a short one after the window it examined,
     // unless that was the end of the queue and nothing was found (no endless next links).
     if (rows.length === opts.limit) {
-      listing.next = String(rows[rows.length - 1].seq)
+      listing.next = markerOf(rows[rows.length - 1].seq)
     } else {
       // Short page: where did the scan stop, and was that the end? (Index only, ≤ budget entries.)
       const win = this.#window.get(queue.qid, after, queue.qid, budget)!
-      if (win.last !== null && (rows.length > 0 || win.n === budget)) listing.next = String(win.last)
+      if (win.last !== null && (rows.length > 0 || win.n === budget)) listing.next = markerOf(win.last)
     }
     return listing
   }

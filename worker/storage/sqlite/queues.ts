@@ -1,7 +1,8 @@
 /** Queues on SQLite: the `queues` table, plus the queue-wide reads and deletes (stats, purge). */
 import type { Statement, Transaction } from 'better-sqlite3'
-import { notFound } from '../../../shared/errors.js'
 import type { ListQueuesOptions, Metadata, QueueEntry, QueueListing, QueueRef, QueueStats } from '../../../shared/storage/contract.js'
+import { QueueNotFound } from '../../../shared/storage/errors.js'
+import { NO_POLICY, queuePolicy, type QueuePolicy } from '../../../shared/storage/queue-policy.js'
 import { ageOf, STAGED_FROM_SQL, type Ctx } from './context.js'
 
 /** A queue's row as the other resources need it. */
@@ -27,6 +28,13 @@ interface EndRow {
 
 const EMPTY_META = '{}'
 
+/**
+ * Policies are remembered per queue while its metadata text stays the same: posts, listings and
+ * claims then skip parsing it. Bounded: small metadata only, a fixed number of queues.
+ */
+const POLICY_CACHE_MAX = 1024
+const POLICY_CACHE_TEXT_MAX = 1024
+
 export class SqliteQueues {
   readonly #ctx: Ctx
   readonly #find: Statement<[string, string], QueueRow>
@@ -43,6 +51,7 @@ export class SqliteQueues {
   readonly #orphan: Statement<[number]>
   readonly #row: Statement<[number], { project: string; name: string; metadata: string; created: number }>
   readonly #recreate: Statement<[string, string, string, number]>
+  readonly #policies = new Map<number, { text: string; policy: QueuePolicy }>()
 
   constructor(ctx: Ctx) {
     this.#ctx = ctx
@@ -105,6 +114,20 @@ export class SqliteQueues {
     return text === EMPTY_META ? {} : (JSON.parse(text) as Metadata)
   }
 
+  /** The queue's policy (shared/storage/queue-policy.ts), from its stored metadata. */
+  policy(ref: QueueRef, row: QueueRow): QueuePolicy {
+    const text = row.metadata
+    if (text === EMPTY_META) return NO_POLICY
+    const hit = this.#policies.get(row.qid)
+    if (hit !== undefined && hit.text === text) return hit.policy
+    const policy = queuePolicy(ref.queue, this.parse(text))
+    if (text.length <= POLICY_CACHE_TEXT_MAX) {
+      if (this.#policies.size >= POLICY_CACHE_MAX) this.#policies.clear()
+      this.#policies.set(row.qid, { text, policy })
+    }
+    return policy
+  }
+
   createQueue(ref: QueueRef, metadata: Metadata): boolean {
     // One statement: SQLite's single writer makes racing creates yield exactly one row.
     return this.#insert.get(ref.project, ref.queue, JSON.stringify(metadata), this.#ctx.clock()) !== undefined
@@ -117,7 +140,7 @@ export class SqliteQueues {
 
   setQueueMetadata(ref: QueueRef, metadata: Metadata): void {
     const { changes } = this.#update.run(JSON.stringify(metadata), ref.project, ref.queue)
-    if (changes === 0) throw notFound(`Queue ${ref.queue} does not exist for project ${ref.project}`)
+    if (changes === 0) throw new QueueNotFound(ref)
   }
 
   deleteQueue(ref: QueueRef): void {

@@ -3,7 +3,8 @@
   createClaim calls on one queue into one call); each takes up to its limit of messages that are
   visible, unexpired and not actively claimed, oldest first, from the ready index, so claims never
   scan past claimed messages. Requests are served in ARGV order and never share a message.
-  A message already claimed dlqmax times is moved to the dead-letter queue instead (API.md §6.5),
+  A message already claimed dlqmax times is moved to the dead-letter queue instead (the queue
+  policy's dead-letter rule, shared/storage/queue-policy.ts, resolved into the queue record),
   when that queue is in this pool; with ARGV[3] = '1' a DLQ other than ARGV[2] is not filled here:
   its due messages stay in the queue (back in the ready index, unclaimed) and are reported, at
   most DUE_MAX per call, for the proxy to move across pools (docs/pools.md).
@@ -11,7 +12,9 @@
         the driver believes it has one (same project, so the same Redis on a standalone server).
   ARGV: [1] now (ms)  [2] the dead-letter queue name the driver has keys for ('' none)
         [3] '1': defer any other DLQ (the proxy checked ARGV[2] is local), '0': the driver's guess
-        [4] number of requests, then per request: claimId, ttl (s), grace (s), limit
+        [4] number of requests, then per request: claimId, ttl (s), extended ttl (s: the TTL a
+            message that would expire before the claim gets, queue-policy.ts `claimExtendedTtl`),
+            limit
   Returns: { 'OK', dlqCreated (1 if a move created the DLQ), deferred DLQ name or '', deferred ids,
            dlqttl or '', result per request } where a result is {} when nothing was claimed, else
            { claimId, message... } and a message is {id, body, ttl, created, claimId, claimCount, seq};
@@ -68,10 +71,9 @@ if qf[5] then upto = '(' .. qf[5] end
 local out = { 'OK', 0, '', due, qf[4] or '' }
 local p = 5
 for _ = 1, nreq do
-  local cid, ttl, grace, limit = ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
+  local cid, ttl, extTtl, limit = ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
   p = p + 4
   local cexp = now + ttl * 1000
-  local extTtl = ttl + grace
   local extExp = now + extTtl * 1000
   local msgs, recs, inflight, exts, taken, dead = {}, {}, {}, {}, {}, {}
   while #msgs < limit and #due < DUE_MAX and examined < CLAIM_SCAN do

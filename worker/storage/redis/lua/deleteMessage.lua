@@ -1,12 +1,14 @@
 --[[
-  deleteMessage: deletes one message under the claim rules of API.md §5.6.
+  deleteMessage: deletes one message under the claim rules of shared/storage/queue-policy.ts
+  (`deleteVerdict`), decided here because they must see the message and its claim atomically
+  with the delete.
   KEYS: the nine keys of the queue (lib.lua).
   ARGV: [1] now (ms)  [2] message id  [3] claim id ('' = none given)  [4] '1' if a claim id was given
-  Returns: 'OK' (deleted, or nothing to delete: missing or expired message), or an error word the
-           driver maps to a MissiveError:
-           'CLAIMED'     → message_claimed (DELETE_ERRORS.claimed)
-           'NOT_CLAIMED' → claim_invalid (DELETE_ERRORS.notClaimed)
-           'CLAIM_GONE'  → claim_invalid (DELETE_ERRORS.claimGone)
+  Returns: 'OK' (deleted, or nothing to delete: missing or expired message), or the verdict that
+           the driver turns into a typed error (shared/storage/errors.ts):
+           'CLAIMED'     → MessageClaimed
+           'NOT_CLAIMED' → ClaimNotHeld
+           'CLAIM_GONE'  → ClaimGone
   Errors: none raised.
 ]]
 local k = queue_keys(0)

@@ -5,8 +5,7 @@
   KEYS: the nine keys of the queue (lib.lua).
   ARGV: [1] now (ms)  [2] n = number of claim ids  [3] '1' to check claims, '0' not to
         [4 .. 3+n] claim ids  [4+n ..] message ids (valid, distinct)
-  Returns: 'OK', or 'CLAIMED' (→ message_claimed, DELETE_ERRORS.claimed) when the claim check
-           fails.
+  Returns: 'OK', or 'CLAIMED' (→ MessageClaimed) when the claim check fails.
   Errors: none raised.
 ]]
 local k = queue_keys(0)

@@ -249,7 +249,9 @@ local function post_fields(k)
 end
 
 --- The queue's post settings for one request, from post_fields: maxpost (number or nil, and as
---- stored), default TTL, whether delays are honoured and the default delay.
+--- stored), default TTL, whether delays are honoured and the default delay. The fields are the
+--- queue policy resolved when metadata was written; this applies it as queue-policy.ts
+--- `postSettings` does (`limits`: PostOptions.queuePolicy).
 local function post_settings(qf, defttl, limits)
   local ttl0, honour, delay0 = defttl, false, 0
   if limits then

@@ -8,7 +8,8 @@
   KEYS: [1..9] the nine keys of the queue (lib.lua); then one idempotency record key
         (keys.ts) per request that has a key.
   ARGV: [1] now (ms)  [2] number of requests, then per request:
-          clientId, defaultTtl (s), requestBytes, useQueueLimits ('1'|'0'), count,
+          clientId, defaultTtl (s), postBytes, queuePolicy ('1'|'0': whether the queue's policy
+          applies, PostOptions.queuePolicy), count,
           idempotency KEYS index (0 = none), idempotency window (ms),
           then per message: id, ttl (s, '' = default), delay (s, '' = default), body (JSON text)
   Returns: { 'BUSY' } when a large post is being staged on the queue (nothing done: the driver

@@ -1,20 +1,19 @@
 --[[
   renewClaim: resets an active claim to expire at now + ttl and extends its messages that would
-  expire before it to ttl + grace from now.
+  expire before it to the extended TTL from now.
   KEYS: the nine keys of the queue (lib.lua).
-  ARGV: [1] now (ms)  [2] claim id  [3] ttl (s)  [4] grace (s)
-  Returns: 1 when renewed, 0 when the claim is missing or expired (the driver raises not_found).
+  ARGV: [1] now (ms)  [2] claim id  [3] ttl (s)  [4] extended ttl (s, queue-policy.ts `claimExtendedTtl`)
+  Returns: 1 when renewed, 0 when the claim is missing or expired (the driver throws ClaimNotFound).
   Errors: none raised.
 ]]
 local k = queue_keys(0)
 local now = tonumber(ARGV[1])
-local cid, ttl, grace = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local cid, ttl, extTtl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local raw = redis.call('HGET', k.c, cid)
 if not raw then return 0 end
 local claim = decode(raw)
 if claim[C_EXPIRES] <= now then return 0 end
 local cexp = now + ttl * 1000
-local extTtl = ttl + grace
 local extExp = now + extTtl * 1000
 local ids = claim[C_IDS]
 local held, recs, inflight, exts = {}, {}, {}, {}

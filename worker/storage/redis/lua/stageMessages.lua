@@ -8,7 +8,7 @@
   stalled past stagedl) is rolled back in bounded steps by the next post or the collector.
   KEYS: [1..9] the nine keys of the queue; [10] the idempotency record key, when the post has one.
   ARGV: [1] now (ms)  [2] op: 'begin' | 'add' | 'commit'  [3] the post's token
-        [4] clientId  [5] defaultTtl (s)  [6] requestBytes  [7] useQueueLimits ('1'|'0')
+        [4] clientId  [5] defaultTtl (s)  [6] postBytes  [7] queuePolicy ('1'|'0')
         [8] idempotency window (ms)  [9] commit: every id of the post, comma-separated
         [10] count, then per message: id, ttl (s, '' = default), delay (s, '' = default), body
   Returns: { 'OK', created (1 if begin created the queue) }; { 'BUSY' } (begin: another post

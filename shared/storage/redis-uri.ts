@@ -20,7 +20,7 @@
  * `redis+sentinel://`, `redis+cluster://` and Zaqar's Sentinel form (`?master=`) are recognised
  * and refused until HA lands; so is Zaqar's Unix-socket form (`redis:/path/to/socket`).
  */
-import { MissiveError } from '../../../shared/errors.js'
+import { MissiveError } from '../errors.js'
 
 export type Durability = 'durable' | 'fast'
 
@@ -158,9 +158,4 @@ export function parseRedisUri(uri: string, defaultDurability: Durability): Redis
     if (!explicit.has('connect_timeout')) opts.connectTimeoutMs = socketTimeoutMs
   }
   return opts
-}
-
-/** The URI with its password masked, for logs and errors. */
-export function redactRedisUri(uri: string): string {
-  return uri.replace(/^([a-z+]+:\/\/[^:/@]*:)[^@]*@/i, '$1***@')
 }
