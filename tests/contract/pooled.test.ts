@@ -25,7 +25,7 @@ import { runContract, type ManualClock } from './suite.js'
 
 const server = await startRedis(t, { appendfsync: 'always' })
 
-/** Every queue placed per pool, counted over the whole run (placements outlive nothing: see below). */
+/** Queues placed per pool, counted over the whole run (the suite deletes them as it goes). */
 const placedOn = new Map<string, number>()
 
 /** A pooled driver over `pools` (name → its workers' drivers) and a fresh catalog naming them. */
