@@ -348,27 +348,5 @@ export const RESERVED = {
   maxClaimCount: '_max_claim_count',
 } as const
 
-/** Names of every operation of the contract, in one place for RPC dispatch and metrics. */
-export const DRIVER_OPERATIONS = [
-  'ping',
-  'createQueue',
-  'getQueue',
-  'setQueueMetadata',
-  'deleteQueue',
-  'listQueues',
-  'stats',
-  'purge',
-  'postMessages',
-  'listMessages',
-  'getMessage',
-  'getMessages',
-  'deleteMessage',
-  'deleteMessages',
-  'popMessages',
-  'createClaim',
-  'getClaim',
-  'renewClaim',
-  'releaseClaim',
-] as const satisfies readonly (keyof DataDriver)[]
-
-export type DriverOperation = (typeof DRIVER_OPERATIONS)[number]
+/** The operation table lives in ./operations.ts; these two names stay importable from here. */
+export { DRIVER_OPERATIONS, type DriverOperation } from './operations.js'
