@@ -98,9 +98,18 @@ export const OPERATIONS = {
 /** Names of every operation, in table order (RPC dispatch, metrics labels, tests). */
 export const DRIVER_OPERATIONS = Object.keys(OPERATIONS) as readonly DriverOperation[]
 
-/** True when `name` is an operation of the contract (an own key of the table: not `constructor`). */
+// A Map rather than `Object.hasOwn(OPERATIONS, name)` and `OPERATIONS[name].arity`: the RPC
+// server checks every request, and one Map lookup is the cheapest there (perf/driver-wrappers.ts).
+const ARITY: ReadonlyMap<string, number> = new Map(DRIVER_OPERATIONS.map((op) => [op, OPERATIONS[op].arity]))
+
+/** True when `name` is an operation of the contract (`constructor`, `close`, `kind` are not). */
 export function isOperation(name: string): name is DriverOperation {
-  return Object.hasOwn(OPERATIONS, name)
+  return ARITY.has(name)
+}
+
+/** The number of parameters the operation `name` declares; undefined when it is not an operation. */
+export function arityOf(name: string): number | undefined {
+  return ARITY.get(name)
 }
 
 /** The queue a call concerns: its first argument for `scope: 'queue'` operations, else undefined. */
@@ -131,7 +140,7 @@ export function defineOperations<T extends object, This = T>(target: T, make: Me
   return target as T & DriverOperations
 }
 
-/** Calls `driver[op]` with `args` (an array from elsewhere: a decoded RPC request). */
+/** Calls `driver[op]` with the arguments array `args`. */
 export function invoke<K extends DriverOperation>(driver: DataDriver, op: K, args: OpArgs<K>): Promise<OpResult<K>> {
   return (driver[op] as OperationMethod<K>).apply(driver, args)
 }
