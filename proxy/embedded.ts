@@ -18,7 +18,8 @@
  */
 import { unavailable } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
-import { DRIVER_OPERATIONS, type DataDriver } from '../shared/storage/contract.js'
+import type { DataDriver } from '../shared/storage/contract.js'
+import { defineOperations, type DriverOperation, type OperationMethod, type OpArgs, type OpResult } from '../shared/storage/operations.js'
 import { openDriver, type OpenDriverOptions } from '../worker/storage/index.js'
 
 /** How long a failed open waits before the next attempt. */
@@ -39,18 +40,18 @@ export class EmbeddedPool {
     readonly options: OpenDriverOptions,
     readonly log: Logger,
   ) {
-    const driver = {} as Record<string, unknown>
-    for (const op of DRIVER_OPERATIONS) {
-      driver[op] = (...args: unknown[]): Promise<unknown> => {
-        const d = this.#open
-        if (d !== undefined) return (d[op] as (...a: unknown[]) => Promise<unknown>)(...args)
-        return Promise.reject(
-          unavailable(`The storage of pool ${this.name} is not open yet${this.#lastError ? `: ${(this.#lastError as Error).message}` : ''}.`),
-        )
-      }
-    }
-    driver.close = () => this.close()
-    this.driver = driver as unknown as DataDriver
+    // Every operation goes to the open driver, or fails at once while there is none.
+    this.driver = defineOperations(
+      { kind: 'embedded', close: () => this.close() },
+      <K extends DriverOperation>(op: K) =>
+        (...args: OpArgs<K>): Promise<OpResult<K>> => {
+          const d = this.#open
+          if (d !== undefined) return (d[op] as OperationMethod<K>)(...args)
+          return Promise.reject(
+            unavailable(`The storage of pool ${this.name} is not open yet${this.#lastError ? `: ${(this.#lastError as Error).message}` : ''}.`),
+          )
+        },
+    )
     this.#start()
   }
 

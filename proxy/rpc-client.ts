@@ -24,23 +24,8 @@ import type { Logger } from '../shared/log.js'
 import { MissiveError } from '../shared/errors.js'
 import { errorFromWire } from '../shared/storage/errors.js'
 import { FrameDecoder, FrameError, FrameWriter, isErrorReply, isReply, type RpcReply } from '../shared/rpc/frames.js'
-import type {
-  Claim,
-  ClaimOptions,
-  DataDriver,
-  DriverOperation,
-  ListMessagesOptions,
-  ListQueuesOptions,
-  Message,
-  MessageListing,
-  Metadata,
-  NewMessage,
-  PoppedMessage,
-  PostOptions,
-  QueueListing,
-  QueueRef,
-  QueueStats,
-} from '../shared/storage/contract.js'
+import type { DataDriver } from '../shared/storage/contract.js'
+import { defineOperations, type DriverOperation, type OpArgs, type OpResult } from '../shared/storage/operations.js'
 
 /** Operations a worker serves itself, outside the storage contract (worker/main.ts). */
 export type WorkerOperation = 'metrics' | 'heartbeat'
@@ -109,6 +94,12 @@ class Channel {
     for (const p of calls) p.reject(err())
   }
 }
+
+/**
+ * The operations of the contract are generated below from the operation table, each one `call`;
+ * declared here (declaration merging) so that the class type has them as methods.
+ */
+export interface RpcDriver extends DataDriver {}
 
 /** A `DataDriver` served by a worker process over its Unix socket. */
 export class RpcDriver extends EventEmitter implements DataDriver {
@@ -358,82 +349,11 @@ export class RpcDriver extends EventEmitter implements DataDriver {
       }
     }
   }
-
-  // --- DataDriver: each method is one call ---------------------------------------------------
-
-  async ping(): Promise<void> {
-    await this.call('ping', [])
-  }
-
-  createQueue(ref: QueueRef, metadata: Metadata): Promise<boolean> {
-    return this.call('createQueue', [ref, metadata]) as Promise<boolean>
-  }
-
-  getQueue(ref: QueueRef): Promise<Metadata | null> {
-    return this.call('getQueue', [ref]) as Promise<Metadata | null>
-  }
-
-  async setQueueMetadata(ref: QueueRef, metadata: Metadata): Promise<void> {
-    await this.call('setQueueMetadata', [ref, metadata])
-  }
-
-  async deleteQueue(ref: QueueRef): Promise<void> {
-    await this.call('deleteQueue', [ref])
-  }
-
-  listQueues(project: string, opts: ListQueuesOptions): Promise<QueueListing> {
-    return this.call('listQueues', [project, opts]) as Promise<QueueListing>
-  }
-
-  stats(ref: QueueRef): Promise<QueueStats> {
-    return this.call('stats', [ref]) as Promise<QueueStats>
-  }
-
-  async purge(ref: QueueRef): Promise<void> {
-    await this.call('purge', [ref])
-  }
-
-  postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
-    return this.call('postMessages', [ref, messages, opts]) as Promise<string[]>
-  }
-
-  listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {
-    return this.call('listMessages', [ref, opts]) as Promise<MessageListing>
-  }
-
-  getMessage(ref: QueueRef, id: string): Promise<Message | null> {
-    return this.call('getMessage', [ref, id]) as Promise<Message | null>
-  }
-
-  getMessages(ref: QueueRef, ids: string[]): Promise<Message[]> {
-    return this.call('getMessages', [ref, ids]) as Promise<Message[]>
-  }
-
-  async deleteMessage(ref: QueueRef, id: string, claimId?: string): Promise<void> {
-    await this.call('deleteMessage', [ref, id, claimId])
-  }
-
-  async deleteMessages(ref: QueueRef, ids: string[], claimIds?: string[]): Promise<void> {
-    await this.call('deleteMessages', [ref, ids, claimIds])
-  }
-
-  popMessages(ref: QueueRef, limit: number): Promise<PoppedMessage[]> {
-    return this.call('popMessages', [ref, limit]) as Promise<PoppedMessage[]>
-  }
-
-  createClaim(ref: QueueRef, opts: ClaimOptions): Promise<Claim | null> {
-    return this.call('createClaim', [ref, opts]) as Promise<Claim | null>
-  }
-
-  getClaim(ref: QueueRef, claimId: string): Promise<Claim | null> {
-    return this.call('getClaim', [ref, claimId]) as Promise<Claim | null>
-  }
-
-  async renewClaim(ref: QueueRef, claimId: string, opts: { ttl: number; grace: number }): Promise<void> {
-    await this.call('renewClaim', [ref, claimId, opts])
-  }
-
-  async releaseClaim(ref: QueueRef, claimId: string): Promise<void> {
-    await this.call('releaseClaim', [ref, claimId])
-  }
 }
+
+// DataDriver: each operation is one call; its rest parameter is the request's argument array.
+defineOperations(RpcDriver.prototype, <K extends DriverOperation>(op: K) =>
+  function (this: RpcDriver, ...args: OpArgs<K>): Promise<OpResult<K>> {
+    return this.call(op, args) as Promise<OpResult<K>>
+  },
+)

@@ -6,7 +6,7 @@
  * Stores carry facts only; this is the one place they become sentences.
  */
 import { ERRORS } from '../shared/errors.js'
-import type { DriverOperation } from '../shared/storage/contract.js'
+import type { DriverOperation } from '../shared/storage/operations.js'
 import type { AnyStorageError, StorageError } from '../shared/storage/errors.js'
 
 /** A storage error as the client sees it. */

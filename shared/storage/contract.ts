@@ -337,27 +337,3 @@ export interface DataDriver {
   releaseClaim(ref: QueueRef, claimId: string): Promise<void>
 }
 
-/** Names of every operation of the contract, in one place for RPC dispatch and metrics. */
-export const DRIVER_OPERATIONS = [
-  'ping',
-  'createQueue',
-  'getQueue',
-  'setQueueMetadata',
-  'deleteQueue',
-  'listQueues',
-  'stats',
-  'purge',
-  'postMessages',
-  'listMessages',
-  'getMessage',
-  'getMessages',
-  'deleteMessage',
-  'deleteMessages',
-  'popMessages',
-  'createClaim',
-  'getClaim',
-  'renewClaim',
-  'releaseClaim',
-] as const satisfies readonly (keyof DataDriver)[]
-
-export type DriverOperation = (typeof DRIVER_OPERATIONS)[number]

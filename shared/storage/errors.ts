@@ -11,7 +11,8 @@
  * `cause` stays in the process that caught it.
  */
 import { MissiveError, type ErrorCode, type WireError } from '../errors.js'
-import { DRIVER_OPERATIONS, type DriverOperation, type QueueRef } from './contract.js'
+import type { QueueRef } from './contract.js'
+import { DRIVER_OPERATIONS, type DriverOperation } from './operations.js'
 
 /** Every kind of storage error, as it travels in `WireError.kind`. */
 export type StorageErrorKind =

@@ -15,6 +15,7 @@ import { PoolSet, type PoolConnector } from '../../proxy/pool-set.js'
 import { parseConfig, type Config } from '../../shared/config.js'
 import { createLogger } from '../../shared/log.js'
 import type { DataDriver } from '../../shared/storage/contract.js'
+import { defineOperations, invoke, type DriverOperation, type OpArgs, type OpResult } from '../../shared/storage/operations.js'
 import { openDriver } from '../../worker/storage/index.js'
 import { zaqarClient } from '../helpers/http.js'
 import { tempDir, type Teardown } from '../helpers/index.js'
@@ -45,14 +46,12 @@ export interface PoolHarness {
 /** A driver that waits for `opening` on every call (the connector's `open` is synchronous). */
 function lazyDriver(opening: Promise<DataDriver>): DataDriver {
   opening.catch(() => {})
-  return new Proxy({} as DataDriver, {
-    get(_, prop) {
-      if (prop === 'kind') return 'lazy'
-      if (prop === 'then') return undefined
-      return (...args: unknown[]) =>
-        opening.then((d) => (d as unknown as Record<string | symbol, (...a: unknown[]) => unknown>)[prop]!(...args))
-    },
-  })
+  return defineOperations(
+    { kind: 'lazy', close: () => opening.then((d) => d.close()) },
+    <K extends DriverOperation>(op: K) =>
+      (...args: OpArgs<K>): Promise<OpResult<K>> =>
+        opening.then((d) => invoke(d, op, args)),
+  )
 }
 
 export async function startPoolHarness(

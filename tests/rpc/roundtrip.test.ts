@@ -8,7 +8,7 @@ import { RpcDriver, TIMEOUT_DESCRIPTION, UNREACHABLE_DESCRIPTION } from '../../p
 import { serveRpc } from '../../worker/rpc-server.js'
 import { FakeDriver, SECRET } from '../helpers/fake-driver.js'
 import { tempDir, type Teardown } from '../helpers/index.js'
-import type { DriverOperation } from '../../shared/storage/contract.js'
+import type { DriverOperation } from '../../shared/storage/operations.js'
 import { statSync } from 'node:fs'
 
 /** A logger that keeps its lines for inspection. */

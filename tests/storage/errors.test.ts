@@ -10,7 +10,8 @@ import { storageErrorHttp } from '../../proxy/storage-errors.js'
 import { errorReply } from '../../proxy/transport.js'
 import { MissiveError } from '../../shared/errors.js'
 import { createLogger } from '../../shared/log.js'
-import { DRIVER_OPERATIONS, type QueueRef, type QueueStats } from '../../shared/storage/contract.js'
+import type { QueueRef, QueueStats } from '../../shared/storage/contract.js'
+import { DRIVER_OPERATIONS } from '../../shared/storage/operations.js'
 import {
   BadStoreConfig,
   ClaimGone,

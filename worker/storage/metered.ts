@@ -4,7 +4,8 @@
  * store, or the proxy's RPC client.
  */
 import type { Counter, Histogram } from 'prom-client'
-import { DRIVER_OPERATIONS, type DataDriver, type DriverOperation } from '../../shared/storage/contract.js'
+import type { DataDriver } from '../../shared/storage/contract.js'
+import { wrapDriver, type DriverOperation, type OpArgs, type OpResult } from '../../shared/storage/operations.js'
 
 export interface DriverMetrics {
   /** Duration of each operation, labelled `operation` and `outcome` (ok / error). */
@@ -19,40 +20,36 @@ export interface DriverMetrics {
 
 /** Wraps `driver`; `labels` (pool, worker) are added to every series. */
 export function metered<T extends DataDriver>(driver: T, metrics: DriverMetrics, labels: { pool: string; worker?: string }): T {
-  const wrapped = Object.create(driver) as T
   const base = { pool: labels.pool, worker: labels.worker ?? '' }
+  const pool = { pool: labels.pool }
   const { posted, claimed, deleted } = metrics
-  const counted: Partial<Record<DriverOperation, (result: unknown, args: unknown[]) => void>> = {
-    postMessages: (r) => posted?.inc({ pool: labels.pool }, (r as unknown[]).length),
-    createClaim: (r) => {
-      if (r !== null) claimed?.inc({ pool: labels.pool }, (r as { messages: unknown[] }).messages.length)
+  const counted: { [K in DriverOperation]?: (result: OpResult<K>, args: OpArgs<K>) => void } = {
+    postMessages: (ids) => posted?.inc(pool, ids.length),
+    createClaim: (claim) => {
+      if (claim !== null) claimed?.inc(pool, claim.messages.length)
     },
-    popMessages: (r) => deleted?.inc({ pool: labels.pool }, (r as unknown[]).length),
-    deleteMessage: () => deleted?.inc({ pool: labels.pool }, 1),
-    deleteMessages: (_r, args) => deleted?.inc({ pool: labels.pool }, (args[1] as unknown[]).length),
+    popMessages: (popped) => deleted?.inc(pool, popped.length),
+    deleteMessage: () => deleted?.inc(pool, 1),
+    deleteMessages: (_r, args) => deleted?.inc(pool, args[1].length),
   }
-  for (const op of DRIVER_OPERATIONS) {
-    const fn = (driver[op] as (...a: unknown[]) => Promise<unknown>).bind(driver)
+  return wrapDriver(driver, (op, call) => {
     const count = counted[op]
     const ok = metrics.duration.labels({ ...base, operation: op, outcome: 'ok' })
     const err = metrics.duration.labels({ ...base, operation: op, outcome: 'error' })
-    Object.defineProperty(wrapped, op, {
-      // A plain .then rather than an async function: one promise per call, not three.
-      value: (...args: unknown[]) => {
-        const t0 = performance.now()
-        return fn(...args).then(
-          (result) => {
-            ok.observe((performance.now() - t0) / 1000)
-            count?.(result, args)
-            return result
-          },
-          (e: unknown) => {
-            err.observe((performance.now() - t0) / 1000)
-            throw e
-          },
-        )
-      },
-    })
-  }
-  return wrapped
+    // A plain .then rather than an async function: one promise per call, not three.
+    return (...args) => {
+      const t0 = performance.now()
+      return call(...args).then(
+        (result) => {
+          ok.observe((performance.now() - t0) / 1000)
+          count?.(result, args)
+          return result
+        },
+        (e: unknown) => {
+          err.observe((performance.now() - t0) / 1000)
+          throw e
+        },
+      )
+    }
+  })
 }

@@ -29,7 +29,6 @@ import type {
   Claim,
   ClaimOptions,
   DataDriver,
-  DriverOperation,
   ListMessagesOptions,
   ListQueuesOptions,
   Message,
@@ -42,6 +41,7 @@ import type {
   QueueRef,
   QueueStats,
 } from '../../../shared/storage/contract.js'
+import type { DriverOperation } from '../../../shared/storage/operations.js'
 import { RedisClaims } from './claims.js'
 import type { Ctx } from './context.js'
 import { buildKeys, catalogueKey, queueTag, refOfTag, SWEEP_KEY } from './keys.js'

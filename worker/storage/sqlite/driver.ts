@@ -29,7 +29,6 @@ import type {
   Claim,
   ClaimOptions,
   DataDriver,
-  DriverOperation,
   ListMessagesOptions,
   ListQueuesOptions,
   Message,
@@ -42,6 +41,7 @@ import type {
   QueueRef,
   QueueStats,
 } from '../../../shared/storage/contract.js'
+import type { DriverOperation } from '../../../shared/storage/operations.js'
 import { POST_CHUNK, POST_CHUNK_BYTES } from '../../../shared/storage/contract.js'
 import { bodyBytes, chunksOf } from '../common.js'
 import { newId } from '../../../shared/ids.js'
