@@ -1,6 +1,6 @@
 /**
  * Where a new queue goes: weighted random choice among its flavor's pools, or among the pools
- * with no flavor (the default group). Zaqar's rule (ZAQAR-REDIS-NOTES §B): pools with weight ≤ 0
+ * with no flavor (the default group). Zaqar's rule (zaqar/common/storage/select.py `weighted`): pools with weight ≤ 0
  * are skipped; draw r in [0, Σw) and take the pool whose cumulative interval holds r. The draw is
  * sticky — the catalog's insert-if-absent makes the first placement final — so randomness only
  * decides where a queue is born. The random source is an input (seeded in tests).

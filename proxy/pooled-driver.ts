@@ -68,7 +68,7 @@ export interface PooledDriverOptions {
 const Mode = { Read: 0, Write: 1, Create: 2 } as const
 type Mode = (typeof Mode)[keyof typeof Mode]
 
-/** The `_flavor` a queue asks for (API.md §4.1): a non-empty string, or null for the default group. */
+/** The `_flavor` a queue asks for (zaqar/transport/wsgi/v2_0/queues.py): a non-empty string, or null for the default group. */
 export function flavorOf(meta: Metadata): string | null {
   const f = meta._flavor
   if (f === undefined || f === null || f === '') return null

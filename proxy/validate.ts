@@ -21,7 +21,7 @@ export function pageLimit(limit: number, max: number): number {
 }
 
 /**
- * Queue metadata (PUT body or PATCH result): reserved keys validated (API.md §4.1), numbers
+ * Queue metadata (PUT body or PATCH result): reserved keys validated (zaqar/transport/wsgi/v2_0/queues.py), numbers
  * normalised to plain JSON numbers (metadata is configuration, not payload).
  */
 export function queueMetadata(doc: unknown, limits: Limits): Metadata {
@@ -80,7 +80,7 @@ export function queueMetadata(doc: unknown, limits: Limits): Metadata {
   return meta
 }
 
-/** Message POST body → messages to store (API.md §5.1). */
+/** Message POST body → messages to store (zaqar/transport/wsgi/v2_0/messages.py). */
 export function messagePost(doc: unknown, limits: Limits): NewMessage[] {
   if (!isObject(doc) || !Object.hasOwn(doc, 'messages')) throw badRequest('No messages were found in the request body.')
   const list = doc.messages
@@ -117,7 +117,7 @@ export function messagePost(doc: unknown, limits: Limits): NewMessage[] {
   return out
 }
 
-/** Claim POST body (`null` when absent) → ttl and grace (API.md §6.1): both range-checked (Zaqar's `claim_creation`). */
+/** Claim POST body (`null` when absent) → ttl and grace (zaqar/transport/wsgi/v2_0/claims.py): both range-checked (Zaqar's `claim_creation`). */
 export function claimBody(doc: unknown, limits: Limits): { ttl: number; grace: number } {
   const { ttl, grace } = claimFields(doc, limits)
   rangeCheck(
@@ -130,7 +130,7 @@ export function claimBody(doc: unknown, limits: Limits): { ttl: number; grace: n
 }
 
 /**
- * Claim PATCH body → ttl and grace (API.md §6.3). Zaqar's `claim_updating` validates only `ttl`
+ * Claim PATCH body → ttl and grace (zaqar/transport/wsgi/v2_0/claims.py). Zaqar's `claim_updating` validates only `ttl`
  * and accepts any integer grace; so do we, but the grace applied is clamped to
  * 0..`max_claim_grace`, so a renew can neither keep a message alive without bound nor expire it
  * before its claim (docs/api.md).

@@ -43,7 +43,7 @@ export class ZaqarRequests {
     return [this.#head('POST', `/v2/queues/${t.queue}/claims?limit=${limit}`, t, true), this.claimBody]
   }
 
-  /** Bulk delete by ids (API.md §5.5: claimed messages are deleted without a claim check). */
+  /** Bulk delete by ids (zaqar/transport/wsgi/v2_0/messages.py: claimed messages are deleted without a claim check). */
   deleteIds(t: Target, ids: string[]): string {
     return this.#head('DELETE', `/v2/queues/${t.queue}/messages?ids=${ids.join(',')}`, t, false)
   }

@@ -1,4 +1,4 @@
-/** Claims: create, get, renew, release (API.md §6). */
+/** Claims: create, get, renew, release (zaqar/transport/wsgi/v2_0/claims.py). */
 import { MissiveError } from '../../shared/errors.js'
 import { empty, type Reply } from '../transport.js'
 import { claimBody, claimLimit, claimRenewBody } from '../validate.js'

@@ -7,7 +7,7 @@ import type { ControlPlane } from '../pool-set.js'
 import type { PooledStorage } from '../pooled-driver.js'
 import type { Reply } from '../transport.js'
 
-/** The API version being served: v2, or the v1.1 deltas of API.md §13 over the same handlers. */
+/** The API version being served: v2, or the v1.1 deltas of zaqar/transport/wsgi/v1_1/ over the same handlers. */
 export interface Profile {
   name: 'v2' | 'v1.1'
   prefix: string
@@ -33,7 +33,7 @@ export interface Params {
 
 export interface ApiRequest {
   method: string
-  /** The path as sent; hrefs are relative paths built from it (API.md §3). */
+  /** The path as sent; hrefs are relative paths built from it (docs/api.md). */
   path: string
   query: Query
   params: Params
@@ -66,7 +66,7 @@ export const queueRef = (req: ApiRequest): QueueRef => ({ project: req.project, 
 /** `/v2/queues/<q>`: the base of every href of a queue. */
 export const queueHref = (req: ApiRequest): string => `${req.profile.prefix}/queues/${req.params.queue!}`
 
-/** A message's wire form (API.md §5), body spliced in as stored. */
+/** A message's wire form (zaqar/transport/wsgi/v2_0/messages.py), body spliced in as stored. */
 export function messageJson(m: Message, base: string): string {
   const href = m.claimId === undefined ? `${base}/messages/${m.id}` : `${base}/messages/${m.id}?claim_id=${m.claimId}`
   return `{"id":${JSON.stringify(m.id)},"href":${JSON.stringify(href)},"ttl":${m.ttl},"age":${m.age},"body":${m.body}}`

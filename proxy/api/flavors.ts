@@ -1,5 +1,5 @@
 /**
- * Flavors admin API (API.md §9): `/v2/flavors` and `/v2/flavors/{flavor}`, and the same handlers
+ * Flavors admin API (zaqar/transport/wsgi/v2_0/flavors.py): `/v2/flavors` and `/v2/flavors/{flavor}`, and the same handlers
  * under `/v1.1` with v1.1's shapes (a flavor names its pool group in `pool`; see `v11Json`). A flavor is a name
  * plus the pools whose `flavor` field equals it; its capabilities are computed from its first
  * pool's storage. Flavors are global in Missive (Zaqar stores them per project while pools name

@@ -1,4 +1,4 @@
-/** Messages: post, list, bulk get, get, bulk delete, pop, delete (API.md §5). */
+/** Messages: post, list, bulk get, get, bulk delete, pop, delete (zaqar/transport/wsgi/v2_0/messages.py). */
 import { badRequest, MissiveError } from '../../shared/errors.js'
 import { empty, json, type Reply } from '../transport.js'
 import { claimLimit, idList, messagePost, pageLimit } from '../validate.js'

@@ -1,5 +1,5 @@
 /**
- * Pools admin API (API.md §8): `/v2/pools`, `/v2/pools/{pool}`, and Missive's per-pool stats at
+ * Pools admin API (zaqar/transport/wsgi/v2_0/pools.py): `/v2/pools`, `/v2/pools/{pool}`, and Missive's per-pool stats at
  * `/v2/admin/pools/{pool}/stats`. Every call needs the admin token (`requireAdmin`), checked
  * before the body: a caller without it learns nothing from validation errors.
  *
@@ -253,8 +253,8 @@ export async function putPool(req: ApiRequest): Promise<Reply> {
     throw badRequest(`Pool names may contain only ASCII letters, digits, underscores, dashes and dots, and be 1 to 64 characters long.`)
   }
   const doc = bodyObject(req)
-  // `group` is the pre-Queens name of `flavor`'s ancestor: under v2 accepted and ignored (API.md
-  // §9); under v1.1 it is that API's word for the flavor (see `flavorOf`).
+  // `group` is the pre-Queens name of `flavor`'s ancestor: under v2 accepted and ignored (as
+  // zaqar/transport/wsgi/v2_0/pools.py does); under v1.1 it is that API's word for the flavor (see `flavorOf`).
   rejectExtraKeys(doc, ['weight', 'uri', 'flavor', 'options', 'group'])
   if (!Object.hasOwn(doc, 'weight')) throw invalidBody(`'weight' is a required property`)
   if (!Object.hasOwn(doc, 'uri')) throw invalidBody(`'uri' is a required property`)

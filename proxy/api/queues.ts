@@ -1,4 +1,4 @@
-/** Queues: create, get, patch (JSON Patch), delete, list, stats, purge (API.md §4, §10.1). */
+/** Queues: create, get, patch (JSON Patch), delete, list, stats, purge (zaqar/transport/wsgi/v2_0/queues.py). */
 import { invalidBody, MissiveError, badRequest } from '../../shared/errors.js'
 import type { Limits } from '../../shared/config.js'
 import type { Metadata } from '../../shared/storage/contract.js'
@@ -53,7 +53,7 @@ interface PatchOp {
   value?: unknown
 }
 
-/** Validates a JSON Patch document (API.md §4.4 step 4–5) into metadata operations. */
+/** Validates a JSON Patch document (zaqar/transport/wsgi/v2_0/queues.py) into metadata operations. */
 function patchOps(doc: unknown): PatchOp[] {
   if (!Array.isArray(doc)) throw invalidBody('Request body must be a JSON array of operations.')
   return doc.map((raw: unknown): PatchOp => {

@@ -1,6 +1,6 @@
 /**
  * The one route table. Paths are relative to the version prefix; `{name}` segments are
- * parameters. v1.1 serves the same handlers under its profile (API.md §13), minus the routes
+ * parameters. v1.1 serves the same handlers under its profile (zaqar/transport/wsgi/v1_1/), minus the routes
  * marked v2-only.
  */
 import type { Limits } from '../../shared/config.js'

@@ -1,4 +1,4 @@
-/** Versions, home documents, ping and health (API.md §7). */
+/** Versions, home documents, ping and health (zaqar/transport/wsgi/v2_0/ping.py, health.py). */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { MissiveError } from '../../shared/errors.js'
 import { empty, json, type Reply } from '../transport.js'

@@ -6,7 +6,7 @@
  * `{id, e}`. Requests are multiplexed by `id`; replies may arrive in any order.
  *
  * Writers coalesce every frame produced in one turn of the event loop into one `socket.write`
- * (PERF.md: the per-write syscall, not the bytes, is what costs). Readers accept any chunking:
+ * (docs/benchmarks.md: the per-write syscall, not the bytes, is what costs). Readers accept any chunking:
  * a chunk may hold part of a frame, one frame, or many.
  *
  * Encoding rules, so that values cross the boundary unchanged:

@@ -27,12 +27,12 @@ export interface QueueRef {
   queue: string
 }
 
-/** Queue metadata: a JSON object. Keys starting with `_` are reserved (API.md §4.1). */
+/** Queue metadata: a JSON object. Keys starting with `_` are reserved (zaqar/transport/wsgi/v2_0/queues.py). */
 export type Metadata = Record<string, unknown>
 
 /**
  * A listing page. `next` is the opaque marker that continues after the last item examined.
- * Zaqar gives every non-empty page a next link (API.md §3); a message listing also gives one to
+ * Zaqar gives every non-empty page a next link (docs/api.md); a message listing also gives one to
  * an empty page cut short by its scan budget (`LIST_SCAN_BUDGET`) before the queue ended, so
  * `next` is absent only on an empty page at the end. Clients follow next links until a page
  * has none (python-zaqarclient does, through empty pages); every link moves strictly forward,
@@ -70,7 +70,7 @@ export interface QueueListing extends Page<QueueEntry> {
 /** A message as readers see it (the wire form minus the href, which the transport builds). */
 export interface Message {
   id: string
-  /** Current TTL in seconds (a claim can raise it: API.md §6.1). */
+  /** Current TTL in seconds (a claim can raise it: zaqar/transport/wsgi/v2_0/claims.py). */
   ttl: number
   /** Whole seconds since the message was created. */
   age: number
@@ -176,7 +176,7 @@ export interface PoppedMessage {
 export interface ClaimOptions {
   /** Claim lifetime, seconds. */
   ttl: number
-  /** Extra life given to messages that would expire before the claim (API.md §6.1). */
+  /** Extra life given to messages that would expire before the claim (zaqar/transport/wsgi/v2_0/claims.py). */
   grace: number
   /** At most this many messages. */
   limit: number
@@ -243,7 +243,7 @@ export interface DataDriver {
 
   /**
    * Creates the queue with `metadata` if it does not exist. Returns true if it was created,
-   * false if it already existed — in which case its metadata is left untouched (API.md §4.2).
+   * false if it already existed — in which case its metadata is left untouched (zaqar/transport/wsgi/v2_0/queues.py).
    * Atomic: two racing creates yield exactly one `true`.
    */
   createQueue(ref: QueueRef, metadata: Metadata): Promise<boolean>
@@ -277,7 +277,7 @@ export interface DataDriver {
    */
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]>
 
-  /** One page of messages, oldest first, filtered as the options say (API.md §5.2). Scans past
+  /** One page of messages, oldest first, filtered as the options say (zaqar/transport/wsgi/v2_0/messages.py). Scans past
    *  filtered messages until the page is full, the queue is exhausted, or `LIST_SCAN_BUDGET`
    *  entries were examined: a page may then be short or empty, with a `next` marker that
    *  resumes the scan where it stopped. */
@@ -302,7 +302,7 @@ export interface DataDriver {
   deleteMessage(ref: QueueRef, id: string, claimId?: string): Promise<void>
 
   /**
-   * Deletes the messages among `ids`, claimed or not (API.md §5.5). With `claimIds`, every
+   * Deletes the messages among `ids`, claimed or not (zaqar/transport/wsgi/v2_0/messages.py). With `claimIds`, every
    * existing message must be held by an active claim in that list, else nothing is deleted and
    * `MessageClaimed` (without a message id) is thrown. Atomic.
    */

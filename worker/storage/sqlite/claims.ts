@@ -1,4 +1,4 @@
-/** Claims on SQLite: leases over messages, with claim-time dead-lettering (API.md §6). */
+/** Claims on SQLite: leases over messages, with claim-time dead-lettering (zaqar/transport/wsgi/v2_0/claims.py). */
 import type { Statement, Transaction } from 'better-sqlite3'
 import { isId, newId } from '../../../shared/ids.js'
 import type { Claim, ClaimOptions, Message, QueueRef } from '../../../shared/storage/contract.js'

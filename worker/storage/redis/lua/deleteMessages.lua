@@ -1,5 +1,5 @@
 --[[
-  deleteMessages: bulk delete by ids (API.md §5.5), claimed or not. With claim ids, every
+  deleteMessages: bulk delete by ids (zaqar/transport/wsgi/v2_0/messages.py), claimed or not. With claim ids, every
   existing unexpired message must be held by an active claim in that list, else nothing is
   deleted. Atomic.
   KEYS: the nine keys of the queue (lib.lua).
