@@ -113,7 +113,7 @@ function readHead(req: uWS.HttpRequest): Head {
     problem: undefined,
   }
   let tokenSeen = false
-  // forEach, not getHeader: a missing header and an empty one are different errors (zaqar/transport/wsgi/helpers.py),
+  // forEach, not getHeader: a missing header and an empty one are different errors (zaqar/common/transport/wsgi/helpers.py),
   // and getHeader shows only the first of duplicates while uWS may frame the body by another.
   req.forEach((k, v) => {
     head.headerBytes += k.length + v.length + 4
@@ -293,7 +293,7 @@ export class HttpServer {
       if (!isLast) return
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
       state.handling = true
-      // Chunked bodies have no Content-Length, which Zaqar treats as no body at all (zaqar/transport/wsgi/helpers.py).
+      // Chunked bodies have no Content-Length, which Zaqar treats as no body at all (zaqar/common/transport/wsgi/helpers.py).
       void this.#handle(head, state, declared, declared === null ? null : body, requestId).then(finish, fail)
     })
   }

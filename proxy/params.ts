@@ -1,5 +1,5 @@
 /**
- * Query-string parameters the Zaqar way (zaqar/transport/wsgi/helpers.py): blank values count as absent, booleans take
+ * Query-string parameters the Zaqar way (zaqar/common/transport/wsgi/helpers.py): blank values count as absent, booleans take
  * Python's spellings, lists are comma-separated, repeated, or both (falcon's `get_param_as_list`
  * with Zaqar's `auto_parse_qs_csv`: `ids=a,b&ids=c` is `[a, b, c]`). Order is kept, because next
  * links repeat the client's parameters in the order it sent them.

@@ -1,5 +1,5 @@
 /**
- * The transport's one choke point for what every request shares: the checks of zaqar/transport/wsgi/helpers.py in
+ * The transport's one choke point for what every request shares: the checks of zaqar/common/transport/wsgi/helpers.py in
  * Zaqar's order, request ids, and the mapping of errors to HTTP (done here and nowhere else).
  */
 import { randomUUID } from 'node:crypto'

@@ -1,4 +1,4 @@
-/** Reading a request's JSON body under the route's rules (zaqar/transport/wsgi/helpers.py, JSON parsing rules). */
+/** Reading a request's JSON body under the route's rules (zaqar/common/transport/wsgi/helpers.py, JSON parsing rules). */
 import { invalidBody } from '../../shared/errors.js'
 import { parseJson } from '../json.js'
 import type { ApiRequest } from './context.js'
