@@ -278,6 +278,7 @@ t.test('GC timer: ticks never overlap, failures go to onGcError, none after clos
   await driver.close()
   mock.timers.tick(5000)
   t.equal(calls, 3, 'no tick after close')
+  await t.rejects(real(), { code: 'unavailable' }, 'a collection asked for after close is refused')
 })
 
 t.test('NOSCRIPT: scripts reload after SCRIPT FLUSH', async (t) => {
