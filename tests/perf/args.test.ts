@@ -23,6 +23,8 @@ t.test('defaults, both value forms, switches and lists', async (t) => {
   t.equal(parseArgs(['--quick', '--no-quick'], SPECS).quick, false, '--no-<switch> turns it off')
   t.equal(parseArgs(['--quick=yes'], SPECS).quick, true)
   t.equal(parseArgs(['--quick=0'], SPECS).quick, false)
+  t.equal(parseArgs(['--quick=OFF'], SPECS).quick, false, 'the text-setting boolean rule, any case')
+  t.equal(parseArgs(['--no-quick=no'], SPECS).quick, true, '--no-<switch>=no turns it on')
   t.same(parseArgs(['--stores', ' sqlite , ,redis '], SPECS).stores, ['sqlite', 'redis'], 'list items trimmed, empty ones dropped')
 })
 
@@ -30,6 +32,7 @@ t.test('usage errors', async (t) => {
   t.throws(() => parseArgs(['quick'], SPECS), new UsageError('unexpected argument: quick'))
   t.throws(() => parseArgs(['--fast'], SPECS), new UsageError('unknown flag: --fast'))
   t.throws(() => parseArgs(['--no-duration'], SPECS), new UsageError('unknown flag: --no-duration'), 'only switches negate')
+  t.throws(() => parseArgs(['--quick=maybe'], SPECS), new UsageError('--quick must be a boolean (true/false, yes/no, on/off, 1/0), got "maybe"'), 'not silently false')
   t.throws(() => parseArgs(['--duration'], SPECS), new UsageError('--duration needs a value'))
   t.throws(() => parseArgs(['--duration', 'x'], SPECS), new UsageError('--duration must be a number, got "x"'))
 })
