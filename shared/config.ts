@@ -156,6 +156,9 @@ const ENV: Record<string, { key: keyof Config; type: 'string' | 'int' | 'bool' }
   MISSIVE_ACCESS_LOG: { key: 'accessLog', type: 'bool' },
 }
 
+/** Every environment variable `loadConfig` reads, `MISSIVE_CONFIG` first (for help texts). */
+export const ENV_VARIABLES: readonly string[] = ['MISSIVE_CONFIG', ...Object.keys(ENV)]
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message)
