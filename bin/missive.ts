@@ -5,9 +5,26 @@
  * orderly stop, 1 when start-up fails, 2 for a usage or configuration error, 3 when this Node and
  * platform are not supported (no native uWebSockets.js binary loads).
  */
-import { ConfigError, loadConfig } from '../shared/config.js'
+import { ConfigError, ENV_VARIABLES, loadConfig } from '../shared/config.js'
+import { BOOL_SPELLINGS } from '../shared/config-text.js'
 import { createLogger } from '../shared/log.js'
 import { loadUws, NoNativeUws } from '../shared/uws.js'
+
+/** `words` joined with ', ' in lines of at most `width` characters, each starting with `indent`. */
+function wrap(words: readonly string[], indent: string, width: number): string {
+  const lines: string[] = []
+  let line = indent
+  for (const [i, w] of words.entries()) {
+    const piece = i < words.length - 1 ? `${w},` : w
+    if (line !== indent && line.length + 1 + piece.length > width) {
+      lines.push(line)
+      line = indent
+    }
+    line += line === indent ? piece : ` ${piece}`
+  }
+  lines.push(line)
+  return lines.join('\n')
+}
 
 const USAGE = `Usage: missive <command> [options]
 
@@ -19,10 +36,8 @@ Options for serve:
   -c, --config <file>   JSON config file (same as MISSIVE_CONFIG=<file>).
   -h, --help            Show this help.
 
-Environment (overrides the config file):
-  MISSIVE_CONFIG, MISSIVE_BIND, MISSIVE_PORT, MISSIVE_DATA_DIR, MISSIVE_DEFAULT_POOL,
-  MISSIVE_WORKERS, MISSIVE_DURABILITY, MISSIVE_LOG_LEVEL, MISSIVE_ENABLE_V1_1, MISSIVE_ADMIN_TOKEN,
-  MISSIVE_CATALOG, MISSIVE_METRICS, MISSIVE_METRICS_PORT, MISSIVE_ACCESS_LOG
+Environment (overrides the config file; booleans: ${BOOL_SPELLINGS}):
+${wrap(ENV_VARIABLES, '  ', 98)}
 
 Exit codes: 0 stopped, 1 start-up failed, 2 usage or configuration error,
   3 unsupported Node/platform (no native uWebSockets.js binary loads).

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { z } from 'zod'
+import { boolText, intText, parseText } from './config-text.js'
 
 /** Zaqar's `[transport]` limits (API.md §11), under the same names. */
 export const LimitsSchema = z
@@ -155,6 +156,9 @@ const ENV: Record<string, { key: keyof Config; type: 'string' | 'int' | 'bool' }
   MISSIVE_ACCESS_LOG: { key: 'accessLog', type: 'bool' },
 }
 
+/** Every environment variable `loadConfig` reads, `MISSIVE_CONFIG` first (for help texts). */
+export const ENV_VARIABLES: readonly string[] = ['MISSIVE_CONFIG', ...Object.keys(ENV)]
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message)
@@ -162,15 +166,13 @@ export class ConfigError extends Error {
   }
 }
 
+/** How each kind of environment value is read (shared/config-text.ts: the rule every text setting follows). */
+const ENV_TEXT = { string: z.string(), int: intText, bool: boolText } as const
+
 function envValue(name: string, raw: string, type: 'string' | 'int' | 'bool'): unknown {
-  if (type === 'string') return raw
-  if (type === 'int') {
-    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be an integer, got "${raw}"`)
-    return Number(raw)
-  }
-  if (/^(1|true|yes|on)$/i.test(raw)) return true
-  if (/^(0|false|no|off)$/i.test(raw)) return false
-  throw new ConfigError(`${name} must be a boolean (true/false), got "${raw}"`)
+  const r = parseText<unknown>(ENV_TEXT[type], raw)
+  if (!r.ok) throw new ConfigError(`${name} ${r.problem}, got "${raw}"`)
+  return r.value
 }
 
 /**

@@ -1,4 +1,9 @@
-/** A small `--flag value` / `--flag=value` / `--switch` parser with typed defaults and help text. */
+/**
+ * A small `--flag value` / `--flag=value` / `--switch` parser with typed defaults and help text.
+ * `--switch=<value>` reads the value as every text setting does (shared/config-text.ts).
+ */
+import { boolText, parseText } from '../../shared/config-text.js'
+
 export interface FlagSpec {
   name: string
   type: 'string' | 'number' | 'boolean' | 'list'
@@ -31,7 +36,13 @@ export function parseArgs(argv: string[], specs: FlagSpec[]): Parsed {
     }
     if (spec === undefined) throw new UsageError(`unknown flag: --${name}`)
     if (spec.type === 'boolean') {
-      out[spec.name] = negate ? false : value === undefined ? true : /^(1|true|yes|on)$/i.test(value)
+      if (value === undefined) {
+        out[spec.name] = !negate
+        continue
+      }
+      const b = parseText(boolText, value)
+      if (!b.ok) throw new UsageError(`--${name} ${b.problem}, got "${value}"`)
+      out[spec.name] = negate ? !b.value : b.value
       continue
     }
     if (value === undefined) {

@@ -2,6 +2,11 @@
  * The processes a bench run starts — Missive (supervisor + proxy + workers), redis-server, the
  * uWS hello-world — tracked in one registry so every one of them is killed, by pid, whatever
  * happens: normal end, an exception, SIGINT/SIGTERM, or process exit.
+ *
+ * The primitives (spawning `missive serve` or `redis-server` on loopback and waiting until it
+ * answers, capturing output, reading a supervisor's children from /proc) are also the test
+ * suite's (tests/helpers/index.ts): tests and bench start the same processes the same way, and
+ * differ only in who stops them (a test's teardown, or this registry).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -62,13 +67,16 @@ function track(child: ChildProcess, group: boolean): Tracked {
   return t
 }
 
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
-  return new Promise((r) => child.once('exit', () => r()))
+/** Resolves when `child` has exited, with its code and signal. */
+export function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode })
+  }
+  return new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })))
 }
 
 /** Keeps the last `max` characters a child printed. */
-function capture(child: ChildProcess, max = 16 * 1024): () => string {
+export function capture(child: ChildProcess, max = 16 * 1024): () => string {
   let out = ''
   const add = (chunk: Buffer): void => {
     out += chunk.toString('utf8')
@@ -92,7 +100,7 @@ export function freePort(): Promise<number> {
 }
 
 /** Environment for children: no loader flags from a test runner (tsx, tap) leak in. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra }
   delete env.NODE_OPTIONS
   return env
@@ -128,73 +136,109 @@ export async function startMissive(opts: {
   profileDir?: string
   timeoutMs?: number
 }): Promise<MissiveService> {
-  const entry = join(ROOT, 'dist/bin/missive.js')
-  if (!existsSync(entry)) throw new StartError(`${entry} is missing: run "npm run build" first`)
   const port = await freePort()
-  const env = cleanEnv({
-    MISSIVE_BIND: '127.0.0.1',
-    MISSIVE_PORT: String(port),
-    MISSIVE_DATA_DIR: opts.dataDir,
-    MISSIVE_DEFAULT_POOL: opts.pool,
-    MISSIVE_LOG_LEVEL: 'warn',
-    ...(opts.durability ? { MISSIVE_DURABILITY: opts.durability } : {}),
-    ...(opts.workers !== undefined ? { MISSIVE_WORKERS: String(opts.workers) } : {}),
-  })
   const nodeArgs = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opts.profileDir)}`] : []
   // For experiments with V8 flags on the service (GC tracing, heap sizes); the bench sets none.
   if (process.env.PERF_SERVICE_NODE_ARGS) nodeArgs.push(...process.env.PERF_SERVICE_NODE_ARGS.split(' ').filter(Boolean))
-  const child = spawn(process.execPath, [...nodeArgs, entry, 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  let spawned: SpawnedMissive
+  try {
+    spawned = spawnMissive({
+      port,
+      nodeArgs,
+      env: {
+        MISSIVE_DATA_DIR: opts.dataDir,
+        MISSIVE_DEFAULT_POOL: opts.pool,
+        ...(opts.durability ? { MISSIVE_DURABILITY: opts.durability } : {}),
+        ...(opts.workers !== undefined ? { MISSIVE_WORKERS: String(opts.workers) } : {}),
+      },
+    })
+  } catch (err) {
+    throw new StartError((err as Error).message)
+  }
+  const { child, output, url } = spawned
   track(child, true)
-  const output = capture(child)
-  const url = `http://127.0.0.1:${port}`
   const svc: MissiveService = {
     pid: child.pid!,
     port,
     url,
     output,
-    roles() {
-      const proxy: number[] = []
-      const workers: number[] = []
-      for (const k of childPids(child.pid!)) {
-        let cmd = ''
-        try {
-          cmd = readFileSync(`/proc/${k}/cmdline`, 'utf8').split('\0').join(' ')
-        } catch {
-          continue
-        }
-        if (/worker[/\\]main\.js/.test(cmd)) workers.push(k)
-        else if (/proxy[/\\]main\.js/.test(cmd)) proxy.push(k)
-      }
-      return { proxy, workers }
-    },
+    roles: () => missiveRoles(child.pid!),
     async stop(timeoutMs = 20_000) {
       await stopChild(child, timeoutMs, true)
     },
   }
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000)
+  const up = await awaitHttp(spawned, opts.timeoutMs ?? 30_000)
+  if (up === 'exited') throw new StartError(lastLines(output()) || `exited with code ${child.exitCode}`)
+  if (up === 'timeout') {
+    await svc.stop(2000)
+    throw new StartError(`did not answer on ${url} within ${opts.timeoutMs ?? 30_000} ms: ${lastLines(output())}`)
+  }
+  return svc
+}
+
+/** A `missive serve` just spawned by `spawnMissive`. */
+export interface SpawnedMissive {
+  child: ChildProcess
+  port: number
+  url: string
+  /** The last characters the supervisor and its children printed. */
+  output(): string
+}
+
+/**
+ * Spawns `node [nodeArgs] dist/bin/missive.js serve` (the build) listening on 127.0.0.1:`port`,
+ * in its own process group (so the whole tree can be signalled), logging at `warn`; `env`
+ * overrides (and adds `MISSIVE_*` settings). Stopping it is the caller's business.
+ */
+export function spawnMissive(opts: { port: number; env?: Record<string, string | undefined>; nodeArgs?: string[]; captureMax?: number }): SpawnedMissive {
+  const entry = join(ROOT, 'dist/bin/missive.js')
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run "npm run build" first`)
+  const env = cleanEnv({
+    MISSIVE_BIND: '127.0.0.1',
+    MISSIVE_PORT: String(opts.port),
+    MISSIVE_LOG_LEVEL: 'warn',
+    ...opts.env,
+  })
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), entry, 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  return { child, port: opts.port, url: `http://127.0.0.1:${opts.port}`, output: capture(child, opts.captureMax) }
+}
+
+/**
+ * Polls `GET /` (any status will do) until it answers: 'up', or 'exited' when the process died
+ * first, or 'timeout' after `timeoutMs`.
+ */
+export async function awaitHttp(s: { child: ChildProcess; url: string }, timeoutMs: number): Promise<'up' | 'exited' | 'timeout'> {
+  const deadline = Date.now() + timeoutMs
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new StartError(lastLines(output()) || `exited with code ${child.exitCode}`)
-    }
+    if (s.child.exitCode !== null || s.child.signalCode !== null) return 'exited'
     try {
-      await fetch(`${url}/`, { signal: AbortSignal.timeout(1000) })
-      return svc
+      await fetch(`${s.url}/`, { signal: AbortSignal.timeout(1000) })
+      return 'up'
     } catch {
-      if (Date.now() > deadline) {
-        await svc.stop(2000)
-        throw new StartError(`did not answer on ${url} within ${opts.timeoutMs ?? 30_000} ms: ${lastLines(output())}`)
-      }
+      if (Date.now() > deadline) return 'timeout'
       await sleep(50)
     }
   }
+}
+
+/** The supervisor's children by role, from their command lines (/proc). */
+export function missiveRoles(supervisorPid: number): { proxy: number[]; workers: number[] } {
+  const proxy: number[] = []
+  const workers: number[] = []
+  for (const k of childProcesses(supervisorPid)) {
+    if (/worker[/\\]main\.[jt]s/.test(k.cmdline)) workers.push(k.pid)
+    else if (/proxy[/\\]main\.[jt]s/.test(k.cmdline)) proxy.push(k.pid)
+  }
+  return { proxy, workers }
 }
 
 function lastLines(text: string, n = 3): string {
   return text.trim().split('\n').slice(-n).join(' | ').slice(0, 600)
 }
 
-function childPids(pid: number): number[] {
-  const out: number[] = []
+/** Direct children of `pid` with their command lines (from /proc; none once it is gone). */
+export function childProcesses(pid: number): { pid: number; cmdline: string }[] {
+  const out: { pid: number; cmdline: string }[] = []
   let tasks: string[] = []
   try {
     tasks = readdirSync(`/proc/${pid}/task`)
@@ -202,10 +246,18 @@ function childPids(pid: number): number[] {
     return out
   }
   for (const t of tasks) {
+    let text = ''
     try {
-      for (const p of readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(/\s+/).filter(Boolean)) out.push(Number(p))
+      text = readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8')
     } catch {
-      // gone
+      continue // gone
+    }
+    for (const p of text.split(/\s+/).filter(Boolean)) {
+      try {
+        out.push({ pid: Number(p), cmdline: readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').trim() })
+      } catch {
+        // gone
+      }
     }
   }
   return out
@@ -261,29 +313,8 @@ export interface RedisService extends Service {
  */
 export async function startRedis(opts: { dir: string; appendfsync?: 'always' | 'everysec' | 'no' }): Promise<RedisService> {
   const port = await freePort()
-  const conf: string[] = []
-  if (opts.appendfsync !== undefined) {
-    // redis-server applies `dir` while reading the file (before command-line overrides), so the
-    // directives overridden below are dropped from a copy rather than overridden.
-    const shipped = join(ROOT, 'deploy/redis', opts.appendfsync === 'always' ? 'redis-durable.conf' : 'redis-fast.conf')
-    const overridden = /^\s*(port|bind|dir|daemonize|protected-mode|logfile|pidfile|supervised)\b/
-    const copy = join(opts.dir, 'redis.conf')
-    writeFileSync(copy, readFileSync(shipped, 'utf8').split('\n').filter((l) => !overridden.test(l)).join('\n'))
-    conf.push(copy)
-  }
-  const args = [
-    ...conf,
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', opts.dir,
-    '--daemonize', 'no',
-    '--protected-mode', 'yes',
-    '--logfile', '',
-    ...(opts.appendfsync === undefined ? ['--appendonly', 'no', '--save', ''] : ['--appendfsync', opts.appendfsync]),
-  ]
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const { child, output } = spawnRedis(redisServerArgs({ port, dir: opts.dir, appendfsync: opts.appendfsync, shippedConfig: true }))
   track(child, false)
-  const output = capture(child)
   const version = /v=(\S+)/.exec(spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? 'unknown'
   const svc: RedisService = {
     pid: child.pid!,
@@ -293,14 +324,65 @@ export async function startRedis(opts: { dir: string; appendfsync?: 'always' | '
     output,
     stop: (timeoutMs = 10_000) => stopChild(child, timeoutMs, false),
   }
-  const deadline = Date.now() + 10_000
+  const up = await awaitRedis(child, port, 10_000)
+  if (up === 'exited') throw new StartError(`redis-server exited: ${lastLines(output())}`)
+  if (up === 'timeout') {
+    await svc.stop(1000)
+    throw new StartError(`redis-server did not answer on ${port}`)
+  }
+  return svc
+}
+
+/**
+ * `redis-server` arguments: loopback on `port`, files in `dir`, in the foreground, logging to
+ * stdout, no RDB snapshots; AOF with `appendfsync` when given, else no persistence. With
+ * `shippedConfig` (and `appendfsync`) the configuration we ship for that durability mode comes
+ * first (`deploy/redis/redis-durable.conf` for 'always', else `redis-fast.conf`: AOF settings and
+ * rewrite thresholds), copied into `dir` without the directives overridden here: redis-server
+ * applies `dir` while reading the file, before command-line overrides.
+ */
+export function redisServerArgs(opts: {
+  port: number
+  dir: string
+  appendfsync?: 'always' | 'everysec' | 'no'
+  shippedConfig?: boolean
+  extra?: string[]
+}): string[] {
+  const conf: string[] = []
+  if (opts.shippedConfig && opts.appendfsync !== undefined) {
+    const shipped = join(ROOT, 'deploy/redis', opts.appendfsync === 'always' ? 'redis-durable.conf' : 'redis-fast.conf')
+    const overridden = /^\s*(port|bind|dir|daemonize|protected-mode|logfile|pidfile|supervised)\b/
+    const copy = join(opts.dir, 'redis.conf')
+    writeFileSync(copy, readFileSync(shipped, 'utf8').split('\n').filter((l) => !overridden.test(l)).join('\n'))
+    conf.push(copy)
+  }
+  return [
+    ...conf,
+    '--port', String(opts.port),
+    '--bind', '127.0.0.1',
+    '--dir', opts.dir,
+    '--save', '',
+    '--daemonize', 'no',
+    '--protected-mode', 'yes',
+    '--logfile', '',
+    ...(opts.appendfsync === undefined ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', opts.appendfsync]),
+    ...(opts.extra ?? []),
+  ]
+}
+
+/** Spawns `redis-server args`; stopping it is the caller's business. */
+export function spawnRedis(args: string[], captureMax?: number): { child: ChildProcess; output: () => string } {
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  return { child, output: capture(child, captureMax) }
+}
+
+/** Polls PING until the server answers +PONG: 'up', 'exited' (it died first) or 'timeout'. */
+export async function awaitRedis(child: ChildProcess, port: number, timeoutMs: number): Promise<'up' | 'exited' | 'timeout'> {
+  const deadline = Date.now() + timeoutMs
   for (;;) {
-    if (child.exitCode !== null) throw new StartError(`redis-server exited: ${lastLines(output())}`)
-    if ((await redisPing(port).catch(() => '')) === '+PONG') return svc
-    if (Date.now() > deadline) {
-      await svc.stop(1000)
-      throw new StartError(`redis-server did not answer on ${port}`)
-    }
+    if (child.exitCode !== null || child.signalCode !== null) return 'exited'
+    if ((await redisPing(port).catch(() => '')) === '+PONG') return 'up'
+    if (Date.now() > deadline) return 'timeout'
     await sleep(50)
   }
 }
@@ -354,7 +436,8 @@ export async function redisLatency(port: number, reset: boolean): Promise<Map<st
   return out
 }
 
-async function redisPing(port: number): Promise<string> {
+/** PING over a raw connection: the reply line (`+PONG`). */
+export async function redisPing(port: number): Promise<string> {
   return (await redisCommand(port, ['PING'])).trim()
 }
 

@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process'
+import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { catalogPath, defaultCatalogUri, openCatalog } from '../../catalog/index.js'
 import { SqliteCatalog } from '../../catalog/stores/sqlite.js'
-import { tempDir } from '../helpers/index.js'
+import { tempDir, waitFor } from '../helpers/index.js'
 import { catalogContract } from './contract.js'
 
 const run = promisify(execFile)
@@ -40,10 +41,14 @@ t.test('places racing from several processes agree', async (t) => {
   new SqliteCatalog(path).close()
   const fixture = fileURLToPath(new URL('./fixtures/placer.ts', import.meta.url))
   const n = 2000
-  const startAt = String(Date.now() + 1500)
-  const outs = await Promise.all(
-    ['a', 'b', 'c'].map((pool) => run(process.execPath, ['--import', 'tsx', fixture, path, 'p', pool, String(n), startAt])),
-  )
+  // A barrier: each placer says it is ready; once all are, the go file starts them together.
+  const go = join(dir, 'go')
+  const pools = ['a', 'b', 'c']
+  const running = Promise.all(pools.map((pool) => run(process.execPath, ['--import', 'tsx', fixture, path, 'p', pool, String(n), go])))
+  running.catch(() => {}) // awaited below; a placer that dies fails the test there
+  await waitFor(() => pools.every((pool) => existsSync(`${go}.${pool}.ready`)), { timeoutMs: 60_000, what: 'every placer ready' })
+  writeFileSync(go, '')
+  const outs = await running
   const got = outs.map((o) => JSON.parse(o.stdout) as string[])
   const store = new SqliteCatalog(path)
   t.teardown(() => store.close())

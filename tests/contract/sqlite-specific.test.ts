@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
+import { mock } from 'node:test'
 import t from 'tap'
 import { manualClock } from '../../shared/clock.js'
 import { openDriver } from '../../worker/storage/index.js'
@@ -114,18 +115,77 @@ t.test('purge and delete do bounded work: the rows they drop are collected in bo
   t.same((await driver.listMessages(ref, listOpts())).items.map((m) => m.id), again, 'the purged queue takes new messages')
 })
 
-t.test('the collector timer runs on its own and stops on close', async (t) => {
+t.test('the collector timer runs on its own, chains full batches up to its limit, and stops on close', async (t) => {
+  // Timers are driven by hand (node:test's mock timers): each tick is one interval, and the
+  // batches a tick chains with setImmediate run within it. Messages are posted before the mock,
+  // by a driver of their own, because posting itself waits on setImmediate (group commit).
   const path = join(tempDir(t), 'timer.sqlite')
   const clock = manualClock()
-  const driver = open(t, path, { clock, gcIntervalMs: 5, gcBatchSize: 7 })
-  await driver.postMessages(ref, Array.from({ length: 50 }, () => ({ body: '1', ttl: 60 })), postOpts())
+  const writer = new SqliteDriver({ path, durability: 'durable', gcIntervalMs: 0, checkpointIntervalMs: 0, clock })
+  await writer.postMessages(ref, Array.from({ length: 150 }, () => ({ body: '1', ttl: 60 })), postOpts())
+  await writer.close()
+
+  mock.timers.enable({ apis: ['setInterval', 'setImmediate'] })
+  t.teardown(() => mock.timers.reset())
+  const realClear = globalThis.clearInterval
+  const cleared: unknown[] = []
+  globalThis.clearInterval = ((h?: Parameters<typeof clearInterval>[0]) => {
+    cleared.push(h)
+    realClear(h)
+  }) as typeof clearInterval
+  t.teardown(() => {
+    globalThis.clearInterval = realClear
+  })
+  const errors: unknown[] = []
+  const driver = new SqliteDriver({ path, durability: 'durable', gcIntervalMs: 1000, gcBatchSize: 1, checkpointIntervalMs: 0, clock, onGcError: (e) => errors.push(e) })
+  t.teardown(() => driver.close())
+
+  mock.timers.tick(1000)
+  t.equal(count(path, 'messages'), 150, 'nothing has expired yet: one empty batch, no chain')
   clock.advance(61_000)
-  const deadline = Date.now() + 5000
-  while (count(path, 'messages') > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
-  t.equal(count(path, 'messages'), 0, 'expired rows collected by the timer, batch after batch')
+  mock.timers.tick(1000)
+  // One batch, then GC_CHAIN_LIMIT (100) chained ones: the tick stops there, whatever is left.
+  t.equal(count(path, 'messages'), 150 - 101, 'one tick: a batch and 100 chained batches of 1')
+  mock.timers.tick(999)
+  t.equal(count(path, 'messages'), 49, 'nothing between intervals')
+  mock.timers.tick(1)
+  t.equal(count(path, 'messages'), 0, 'the next tick collects the rest')
+  t.same(errors, [])
+
+  const before = cleared.length
   await driver.close()
-  await new Promise((r) => setTimeout(r, 30))
-  t.pass('no collection after close (would throw on a closed database)')
+  t.equal(cleared.length, before + 1, 'close clears the collector interval')
+  mock.timers.tick(5000)
+  t.same(errors, [], 'no tick after close')
+})
+
+t.test('a failing collector tick reports the error and the next tick runs again', async (t) => {
+  const path = join(tempDir(t), 'busy.sqlite')
+  const clock = manualClock()
+  const writer = new SqliteDriver({ path, durability: 'durable', gcIntervalMs: 0, checkpointIntervalMs: 0, clock })
+  await writer.postMessages(ref, Array.from({ length: 5 }, () => ({ body: '1', ttl: 60 })), postOpts())
+  await writer.close()
+  clock.advance(61_000)
+
+  mock.timers.enable({ apis: ['setInterval', 'setImmediate'] })
+  t.teardown(() => mock.timers.reset())
+  const errors: unknown[] = []
+  const driver = new SqliteDriver({ path, durability: 'durable', gcIntervalMs: 1000, busyTimeoutMs: 0, checkpointIntervalMs: 0, clock, onGcError: (e) => errors.push(e) })
+  t.teardown(() => driver.close())
+  // Another connection holds the write lock: the collector's BEGIN IMMEDIATE gets SQLITE_BUSY.
+  const other = new Database(path)
+  t.teardown(() => other.close())
+  other.exec('BEGIN IMMEDIATE')
+  mock.timers.tick(1000)
+  t.equal(errors.length, 1, 'the busy store is reported to onGcError, not thrown')
+  t.match(errors[0], { status: 503 }, 'as the store being unavailable')
+  t.equal(count(path, 'messages'), 5, 'nothing collected while locked')
+
+  other.exec('COMMIT')
+  mock.timers.tick(1000)
+  t.equal(errors.length, 1, 'no new error')
+  t.equal(count(path, 'messages'), 0, 'the next tick collects')
+  await driver.close()
 })
 
 t.test('malformed ids never reach SQL', async (t) => {

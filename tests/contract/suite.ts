@@ -1040,6 +1040,37 @@ function defineDeadLetterTests(t: TapTest, driver: DataDriver): void {
     t.equal(dead.items[0].ttl, 900, 'TTL kept')
   })
 
+  t.test('dead-letter queue: one the caller did not vouch for is reported, not filled; the rest is claimed', async (t) => {
+    // ClaimOptions.deadLetter names the DLQ the caller checked is in this store; messages due for
+    // any other one stay in the queue and come back in `deadLetter`, for the caller to move.
+    const p = project(t, driver)
+    const src = p.ref('src')
+    await driver.createQueue(src, { _max_claim_count: 1, _dead_letter_queue: 'remote', _dead_letter_queue_messages_ttl: 7200 })
+    const [a, b] = await driver.postMessages(src, [{ body: '"a"', ttl: 900 }, { body: '"b"' }], postOpts())
+    await claimAndRelease(src, 1)
+    const claim = (await driver.createClaim(src, { ...CLAIM, deadLetter: 'local' }))!
+    t.same(idsOf(claim.messages), [b], 'the due message is not claimed')
+    t.same(claim.deadLetter, { queue: 'remote', ids: [a], ttl: 7200 }, 'and is reported with the DLQ and its TTL')
+    t.same(await driver.listQueues(p.name, { limit: 10 }).then((l) => l.items.map((q) => q.name)), ['src'], 'no DLQ created')
+    await driver.releaseClaim(src, claim.id)
+
+    // b has now been claimed once too: both are due, and nothing is left to claim.
+    const only = await driver.createClaim(src, { ...CLAIM, deadLetter: 'local' })
+    t.same(only, { id: '', age: 0, ttl: CLAIM.ttl, messages: [], deadLetter: { queue: 'remote', ids: [a, b], ttl: 7200 } }, 'only due messages: no claim, only the report')
+    t.same(idsOf((await driver.listMessages(src, listOpts({ includeClaimed: true }))).items), [a, b], 'both still in the source')
+  })
+
+  t.test('a claim of limit 0 claims nothing and moves nothing', async (t) => {
+    const p = project(t, driver)
+    const src = p.ref('src')
+    await driver.createQueue(src, { _max_claim_count: 1, _dead_letter_queue: 'dlq' })
+    await postN(driver, src, 2)
+    await claimAndRelease(src, 1)
+    t.equal(await driver.createClaim(src, { ...CLAIM, limit: 0 }), null)
+    t.same((await driver.stats(src)).total, 2, 'the due message is still in the source')
+    t.same((await driver.listMessages(p.ref('dlq'), listOpts())).items, [])
+  })
+
   t.test('no dead-lettering without both keys', async (t) => {
     const p = project(t, driver)
     const src = p.ref('src')

@@ -4,11 +4,12 @@
  * supervisor exits 0 and no child is left behind.
  */
 import t from 'tap'
-import { alive, exited, sleep, startMissive, waitFor, within } from '../helpers/index.js'
+import { alive, exited, startMissive, waitFor, within } from '../helpers/index.js'
 import { RawConnection, connectError, randomProject, type RawResponse } from '../helpers/http.js'
 
 t.test('SIGTERM drains in-flight requests, refuses new connections, exits 0', async (t) => {
-  const m = await startMissive(t)
+  // Scrapes collected afresh: the test reads the proxy's in-flight gauge to know what it has read.
+  const m = await startMissive(t, { config: { metricsCacheMs: 0 } })
   const project = randomProject('drain')
   const hdrs = { 'Client-ID': '3381af92-2b9e-11e3-b191-71861300734c', 'X-Project-ID': project }
   const q = '/v2/queues/drain'
@@ -18,6 +19,14 @@ t.test('SIGTERM drains in-flight requests, refuses new connections, exits 0', as
   t.equal(kids.workers.length, 1)
   t.ok(kids.proxy, 'proxy running')
   const pids = [kids.proxy!, ...kids.workers]
+
+  /** Requests the proxy has received and not yet answered (its gauge, less this scrape). */
+  const inFlight = async (): Promise<number> => {
+    const text = await (await fetch(`${m.baseUrl}/metrics`)).text()
+    const line = /^missive_http_requests_in_flight(?:\{[^}]*\})? (\d+)$/m.exec(text)
+    if (line === null) throw new Error('no missive_http_requests_in_flight in /metrics')
+    return Number(line[1]) - 1
+  }
 
   const postBody = (i: number, pad: number): string =>
     JSON.stringify({ messages: [{ body: { i, pad: 'x'.repeat(pad) } }, { body: { i, second: true } }] })
@@ -41,15 +50,21 @@ t.test('SIGTERM drains in-flight requests, refuses new connections, exits 0', as
   )
   // Connections opened (and accepted) now, their whole request written right before SIGTERM.
   const quick = await Promise.all(Array.from({ length: 24 }, async () => warm(await RawConnection.open(m.baseUrl))))
-  await sleep(300)
+  await waitFor(async () => (await inFlight()) >= slow.length, { what: 'the slow uploads in flight' })
   for (const s of slow) t.notOk(s.conn.closed, 'slow upload still connected')
 
   const bodies = quick.map((_, i) => Buffer.from(postBody(100 + i, 50_000)))
   await Promise.all(quick.map((c, i) => c.write(RawConnection.head('POST', `${q}/messages`, hdrs, bodies[i].length) + bodies[i].toString('latin1'))))
-  const quickAnswers = quick.map((c) => c.response(15_000).catch((err: Error) => err))
-  // Long enough for the proxy to read them, short enough that the worker (one fsync per post) is
-  // still busy with most of them.
-  await sleep(30)
+  let answered = 0
+  const quickAnswers = quick.map((c) =>
+    c
+      .response(15_000)
+      .catch((err: Error) => err)
+      .finally(() => answered++),
+  )
+  // SIGTERM once the proxy has read every one of them (in flight, or already answered), while
+  // the worker (one fsync per post) is still busy with most of them.
+  await waitFor(async () => (await inFlight()) + answered >= slow.length + quick.length, { intervalMs: 2, what: 'the proxy to read every request' })
   const exit = exited(m.child)
   process.kill(m.pid, 'SIGTERM')
 

@@ -4,7 +4,7 @@
  * normally again once the worker is back.
  */
 import t from 'tap'
-import { alive, sleep, startMissive, waitFor } from '../helpers/index.js'
+import { alive, startMissive, waitFor } from '../helpers/index.js'
 import { bad503, randomProject, zaqarClient, type HttpResp, type ZaqarClient } from '../helpers/http.js'
 
 /** How long the proxy waits for a worker (config `rpcTimeoutMs`), short for the hang case. */
@@ -85,10 +85,10 @@ t.test('a worker that dies or hangs mid-request: 503 + Retry-After, never a hung
         outcomes.push(await attempt(op, ops[op], t0))
       }
     })
-    await sleep(300)
-    // A burst on top of the steady load, so that calls are queued in the worker at the kill.
+    await waitFor(() => outcomes.filter((o) => o.r !== undefined && OK.has(o.r.status)).length >= 20, { what: 'the steady load to be served' })
+    // A burst on top of the steady load (8 requests always in flight), so that calls are queued
+    // in the worker at the kill.
     const burst = Array.from({ length: 20 }, (_, i) => attempt(i % 2 === 0 ? 0 : 2, ops[i % 2 === 0 ? 0 : 2], t0))
-    await sleep(20)
     const killedAt = performance.now() - t0
     process.kill(workers[0], 'SIGKILL')
     await waitFor(async () => {
@@ -99,7 +99,9 @@ t.test('a worker that dies or hangs mid-request: 503 + Retry-After, never a hung
     // The new worker needs a moment to load and the proxy to reconnect; the load keeps running.
     await waitFor(async () => (await c.req('GET', `${q}/stats`)).status === 200, { timeoutMs: 20_000, what: 'requests to succeed again' })
     t.comment(`worker killed at ${Math.round(killedAt)} ms, serving again at ${Math.round(performance.now() - t0)} ms`)
-    await sleep(200)
+    // The load keeps running until it has been served again for a while (16 answers).
+    const recovered = outcomes.length
+    await waitFor(() => outcomes.slice(recovered).filter((o) => o.r !== undefined && OK.has(o.r.status)).length >= 16, { what: 'the load to be served again' })
     stop = true
     outcomes.push(...(await Promise.all(burst)))
     await Promise.all(lanes)

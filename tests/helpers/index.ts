@@ -1,14 +1,27 @@
 /**
  * Helpers shared by the test suites: temp dirs, free ports, and real processes (a whole Missive,
- * a Redis server) started on loopback and stopped by pid in teardown.
+ * a Redis server) started on loopback and stopped by pid in teardown. Spawning and waiting for a
+ * process to answer is the bench's code (perf/lib/procs.ts): both start the same processes the
+ * same way; here each is stopped by the test's teardown.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
-import net from 'node:net'
+import { spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import {
+  awaitHttp,
+  awaitRedis,
+  childProcesses as procChildren,
+  exited,
+  freePort,
+  missiveRoles,
+  redisServerArgs,
+  spawnMissive,
+  spawnRedis,
+} from '../../perf/lib/procs.js'
+
+export { exited, freePort }
 
 /** The bit of a tap `Test` the helpers need. */
 export interface Teardown {
@@ -23,19 +36,6 @@ export async function tempDir(t: Teardown, prefix = 'missive-'): Promise<string>
   const dir = await mkdtemp(join(tmpdir(), prefix))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   return dir
-}
-
-/** A TCP port free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = net.createServer()
-    srv.unref()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo
-      srv.close(() => resolvePort(port))
-    })
-  })
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
@@ -81,54 +81,9 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** Resolves when `child` has exited, with its code and signal. */
-export function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve({ code: child.exitCode, signal: child.signalCode })
-  }
-  return new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })))
-}
-
-/** Keeps the last `max` characters a child printed, for failure messages. */
-function capture(child: ChildProcess, max = 64 * 1024): () => string {
-  let out = ''
-  const add = (chunk: Buffer): void => {
-    out += chunk.toString('utf8')
-    if (out.length > max) out = out.slice(out.length - max)
-  }
-  child.stdout?.on('data', add)
-  child.stderr?.on('data', add)
-  return () => out
-}
-
 /** Direct children of `pid`, with their command lines (from /proc). */
 export async function childProcesses(pid: number): Promise<{ pid: number; cmdline: string }[]> {
-  const out: { pid: number; cmdline: string }[] = []
-  let tasks: string[]
-  try {
-    tasks = await readdir(`/proc/${pid}/task`)
-  } catch {
-    return out
-  }
-  for (const task of tasks) {
-    let text = ''
-    try {
-      text = await readFile(`/proc/${pid}/task/${task}/children`, 'utf8')
-    } catch {
-      continue
-    }
-    for (const p of text.split(/\s+/).filter(Boolean)) {
-      const child = Number(p)
-      let cmdline = ''
-      try {
-        cmdline = (await readFile(`/proc/${child}/cmdline`, 'utf8')).split('\0').join(' ').trim()
-      } catch {
-        continue
-      }
-      out.push({ pid: child, cmdline })
-    }
-  }
-  return out
+  return procChildren(pid)
 }
 
 export interface MissiveProcess {
@@ -165,28 +120,17 @@ export interface StartMissiveOptions {
  * group so `kill9Tree` can SIGKILL it with every child; teardown stops whatever is left, by pid.
  */
 export async function startMissive(t: Teardown, opts: StartMissiveOptions = {}): Promise<MissiveProcess> {
-  const entry = join(ROOT, 'dist/bin/missive.js')
-  if (!existsSync(entry)) throw new Error(`${entry} is missing: run "npm run build" (npm test does) first`)
   const dir = await tempDir(t)
   const dataDir = opts.dataDir ?? join(dir, 'data')
   const port = await freePort()
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    MISSIVE_BIND: '127.0.0.1',
-    MISSIVE_PORT: String(port),
-    MISSIVE_DATA_DIR: dataDir,
-    MISSIVE_LOG_LEVEL: 'warn',
-    ...opts.env,
-  }
-  // Tap's loader flags must not leak into the service.
-  delete env.NODE_OPTIONS
+  const env: Record<string, string> = { MISSIVE_DATA_DIR: dataDir, ...opts.env }
   if (opts.config !== undefined) {
     const file = join(dir, 'config.json')
     await writeFile(file, JSON.stringify(opts.config))
     env.MISSIVE_CONFIG = file
   }
-  const child = spawn(process.execPath, [entry, 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
-  const output = capture(child)
+  const spawned = spawnMissive({ port, env, captureMax: 64 * 1024 })
+  const { child, output } = spawned
   const pid = child.pid!
   const exit = exited(child)
   t.teardown(async () => {
@@ -206,20 +150,10 @@ export async function startMissive(t: Teardown, opts: StartMissiveOptions = {}):
     }
   })
 
-  const baseUrl = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000)
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`missive exited during start-up (code ${child.exitCode}, signal ${child.signalCode}):\n${output()}`)
-    }
-    try {
-      await fetch(`${baseUrl}/`, { signal: AbortSignal.timeout(1000) })
-      break
-    } catch {
-      if (Date.now() > deadline) throw new Error(`missive did not answer on ${baseUrl} in time:\n${output()}`)
-      await sleep(50)
-    }
-  }
+  const baseUrl = spawned.url
+  const up = await awaitHttp(spawned, opts.timeoutMs ?? 30_000)
+  if (up === 'exited') throw new Error(`missive exited during start-up (code ${child.exitCode}, signal ${child.signalCode}):\n${output()}`)
+  if (up === 'timeout') throw new Error(`missive did not answer on ${baseUrl} in time:\n${output()}`)
 
   return {
     port,
@@ -229,15 +163,8 @@ export async function startMissive(t: Teardown, opts: StartMissiveOptions = {}):
     child,
     output,
     async children() {
-      const kids = await childProcesses(pid)
-      const workers: number[] = []
-      let proxy: number | undefined
-      for (const k of kids) {
-        const m = /worker[/\\]main\.[jt]s/.test(k.cmdline)
-        if (m) workers.push(k.pid)
-        else if (/proxy[/\\]main\.[jt]s/.test(k.cmdline)) proxy = k.pid
-      }
-      return { proxy, workers }
+      const { proxy, workers } = missiveRoles(pid)
+      return { proxy: proxy[0], workers }
     },
     async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 20_000) {
       if (child.exitCode === null && child.signalCode === null) process.kill(pid, signal)
@@ -288,21 +215,7 @@ export async function startRedis(
   }
   const dir = opts.dir ?? (await tempDir(t, 'missive-redis-'))
   const port = opts.port ?? (await freePort())
-  const args = [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', dir,
-    '--save', '',
-    '--daemonize', 'no',
-    '--protected-mode', 'yes',
-    '--logfile', '',
-    ...(opts.appendfsync === undefined
-      ? ['--appendonly', 'no']
-      : ['--appendonly', 'yes', '--appendfsync', opts.appendfsync]),
-    ...(opts.args ?? []),
-  ]
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
-  const output = capture(child)
+  const { child, output } = spawnRedis(redisServerArgs({ port, dir, appendfsync: opts.appendfsync, extra: opts.args }), 64 * 1024)
   const pid = child.pid!
   const exit = exited(child)
   t.teardown(async () => {
@@ -315,13 +228,8 @@ export async function startRedis(
     await exit
   })
 
-  await waitFor(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`redis-server exited (code ${child.exitCode}):\n${output()}`)
-      return (await redisPing(port)) === '+PONG'
-    },
-    { timeoutMs: 10_000, what: `redis-server on port ${port}` },
-  )
+  const up = await awaitRedis(child, port, 10_000)
+  if (up !== 'up') throw new Error(`redis-server on port ${port} ${up === 'exited' ? `exited (code ${child.exitCode})` : 'did not answer in time'}:\n${output()}`)
 
   return {
     port,
@@ -339,18 +247,4 @@ export async function startRedis(
       await exit
     },
   }
-}
-
-/** Sends PING over a raw connection; resolves with the first reply line. */
-function redisPing(port: number): Promise<string> {
-  return new Promise((resolveReply, reject) => {
-    const s = net.connect(port, '127.0.0.1')
-    s.setTimeout(1000, () => s.destroy(new Error('timeout')))
-    s.once('error', reject)
-    s.once('connect', () => s.write('PING\r\n'))
-    s.once('data', (d) => {
-      s.destroy()
-      resolveReply(d.toString('utf8').trim())
-    })
-  })
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import type { TapTest } from '../contract/suite.js'
-import { startMissive, tempDir } from '../helpers/index.js'
+import { startMissive, tempDir, waitFor } from '../helpers/index.js'
 
 const run = promisify(execFile)
 const ROOT = join(import.meta.dirname, '..', '..')
@@ -111,8 +111,7 @@ t.test('metrics of a known workload, summed across processes', async (t) => {
   const replaced = await fetch(`${m.baseUrl}/v2/queues/q0/stats`, { headers: { ...headers, 'X-Openstack-Request-Id': bad } })
   const newId = replaced.headers.get('x-openstack-request-id')!
   t.not(newId, bad)
-  const deadline = Date.now() + 5000
-  while (!(m.output().includes(id) && m.output().includes(newId)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+  await waitFor(() => m.output().includes(id) && m.output().includes(newId), { timeoutMs: 5000, what: 'both requests in the access log' })
   const line = m.output().split('\n').find((l) => l.includes(id))
   t.ok(line, 'the request id appears in the log')
   const entry = JSON.parse(line!) as Record<string, unknown>

@@ -104,15 +104,15 @@ t.test('wait=n without replicas: writes fail with unavailable, reads work', asyn
 
 t.test('server gone mid-way: operations fail fast with unavailable', async (t) => {
   const server = await startRedis(t, { appendfsync: 'always' })
-  const driver = await open(t, server.url)
+  // A command timeout far beyond the test's own timeout: the operations can only fail in time if
+  // they fail on the lost connection itself (no offline queue, no resend), not on a timer.
+  const driver = await open(t, `${server.url}?command_timeout=3600000`)
   const ref = { project: 'p', queue: 'q' }
   await driver.postMessages(ref, [{ body: '1' }], postOpts())
   await server.kill9()
-  const started = Date.now()
   await t.rejects(driver.postMessages(ref, [{ body: '1' }], postOpts()), { code: 'unavailable' })
   await t.rejects(driver.stats(ref), { code: 'unavailable' })
   await t.rejects(driver.ping(), { code: 'unavailable' })
-  t.ok(Date.now() - started < 2000, 'no hanging on a dead server')
 })
 
 t.test('deploy/missive-redis.json and MISSIVE_DEFAULT_POOL make a Redis default pool', async (t) => {

@@ -4,7 +4,8 @@
  * coalescing, bounded GC, and NOSCRIPT reload after SCRIPT FLUSH.
  */
 import { randomUUID } from 'node:crypto'
-import t from 'tap'
+import { mock } from 'node:test'
+import t, { type Test } from 'tap'
 import { manualClock } from '../../shared/clock.js'
 import { queueKeys } from '../../worker/storage/redis/keys.js'
 import { listOpts, postOpts } from '../contract/suite.js'
@@ -180,23 +181,104 @@ t.test('coalescing: concurrent posts become one script call, each with its own i
   t.equal(claims.filter((c) => c === null).length, 2)
 })
 
-t.test('GC works in bounded steps', async (t) => {
-  const clock = manualClock()
-  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock, gcStep: 1000 })
+/**
+ * Two queues of one project, `a` (2,500 messages, one claim) and `b` (10 messages), all expired;
+ * the sweep list holds only them (FLUSHDB first: other tests' queues would be visited too).
+ */
+async function expiredPair(t: Test, opts: { gcStep: number; gcBudgetMs: number; gcQueuesPerTick?: number }) {
   const redis = rawClient(t, server)
-  const ref = fresh()
-  for (let i = 0; i < 5; i++) await driver.postMessages(ref, bodies(500, 60), postOpts())
-  const claim = (await driver.createClaim(ref, { ttl: 60, grace: 0, limit: 5 }))!
+  await redis.flushdb()
+  const clock = manualClock()
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock, ...opts })
+  const project = `p-${randomUUID()}`
+  const a = { project, queue: 'a' }
+  const b = { project, queue: 'b' }
+  for (let i = 0; i < 5; i++) await driver.postMessages(a, bodies(500, 60), postOpts())
+  await driver.postMessages(b, bodies(10, 60), postOpts())
+  const claim = (await driver.createClaim(a, { ttl: 60, grace: 0, limit: 5 }))!
   clock.advance(3601 * SECOND)
-  const steps: number[] = []
-  for (let i = 0; i < 10; i++) {
-    const own = await driver.collectGarbage()
-    steps.push(own.messages)
-    if ((await sizes(redis, ref)).m === 0) break
+  return { redis, driver, a, b, claim }
+}
+
+const gcTotals = (r: { queues: number; messages: number; claims: number }) => ({ queues: r.queues, messages: r.messages, claims: r.claims })
+
+t.test('GC: a spent time budget ends the tick after one step, and the next tick resumes there', async (t) => {
+  // A budget of 0 ms is spent before the first check: every tick runs exactly one step past which
+  // it would go on, without depending on how fast this machine is.
+  const { redis, driver, a, b, claim } = await expiredPair(t, { gcStep: 1000, gcBudgetMs: 0 })
+  const ticks = []
+  for (let i = 0; i < 5; i++) ticks.push(gcTotals(await driver.collectGarbage()))
+  t.same(ticks, [
+    { queues: 0, messages: 1000, claims: 1 }, // a full step on `a`: budget spent, resume at `a`
+    { queues: 0, messages: 1000, claims: 0 }, // `a` again
+    { queues: 1, messages: 500, claims: 0 }, // `a` done; budget spent before `b`
+    { queues: 1, messages: 10, claims: 0 }, // `b`, the end of the list: the round-robin starts over
+    { queues: 1, messages: 0, claims: 0 }, // `a` again, nothing left
+  ])
+  t.match(await sizes(redis, a), { m: 0, a: 0, r: 0, i: 0, e: 0, c: 0, x: 0 }, 'everything expired in a is gone')
+  t.match(await sizes(redis, b), { m: 0, a: 0, r: 0, i: 0, e: 0 }, 'and in b')
+  t.equal(await driver.getClaim(a, claim.id), null)
+})
+
+t.test('GC: within its budget one tick takes every step of every queue', async (t) => {
+  const { redis, driver, a, b } = await expiredPair(t, { gcStep: 1000, gcBudgetMs: 600_000 })
+  t.same(gcTotals(await driver.collectGarbage()), { queues: 2, messages: 2510, claims: 1 }, 'three steps on a, one on b')
+  t.match(await sizes(redis, a), { m: 0, a: 0, r: 0, i: 0, e: 0, c: 0, x: 0 })
+  t.match(await sizes(redis, b), { m: 0 })
+  t.same(gcTotals(await driver.collectGarbage()), { queues: 2, messages: 0, claims: 0 }, 'the next tick starts over at a')
+})
+
+t.test('GC: gcQueuesPerTick bounds the queues of one tick; an empty page starts the round over', async (t) => {
+  const { driver } = await expiredPair(t, { gcStep: 10_000, gcBudgetMs: 600_000, gcQueuesPerTick: 1 })
+  const ticks = []
+  for (let i = 0; i < 4; i++) ticks.push(gcTotals(await driver.collectGarbage()))
+  t.same(ticks, [
+    { queues: 1, messages: 2500, claims: 1 }, // a: one step of 10,000
+    { queues: 1, messages: 10, claims: 0 }, // b: a full page of one, so no restart yet
+    { queues: 0, messages: 0, claims: 0 }, // past b: an empty page, the round starts over
+    { queues: 1, messages: 0, claims: 0 }, // a again
+  ])
+})
+
+t.test('GC timer: ticks never overlap, failures go to onGcError, none after close', async (t) => {
+  // setInterval is driven by hand; the driver's Redis I/O is real.
+  mock.timers.enable({ apis: ['setInterval'] })
+  t.teardown(() => mock.timers.reset())
+  const errors: unknown[] = []
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast', gcIntervalMs: 1000, onGcError: (e) => errors.push(e) })
+  const real = driver.collectGarbage.bind(driver)
+  let calls = 0
+  let pending: Promise<unknown> = Promise.resolve()
+  driver.collectGarbage = () => {
+    calls++
+    const p = real()
+    pending = p.catch(() => {})
+    return p
   }
-  t.ok(steps.every((n) => n <= 1000 * 100), 'each step bounded')
-  t.match(await sizes(redis, ref), { m: 0, a: 0, r: 0, i: 0, e: 0, c: 0, x: 0 }, 'everything expired is gone')
-  t.equal(await driver.getClaim(ref, claim.id), null)
+  mock.timers.tick(1000)
+  mock.timers.tick(1000)
+  t.equal(calls, 1, 'a tick while the previous one runs is skipped')
+  await pending
+  await new Promise<void>((r) => setImmediate(r)) // the tick's own bookkeeping (finally) is done
+  mock.timers.tick(1000)
+  t.equal(calls, 2, 'the next tick after it runs')
+  await pending
+  t.same(errors, [])
+
+  // A connection that is gone: the tick fails, and says so through onGcError.
+  driver.redis.disconnect()
+  await new Promise<void>((r) => setImmediate(r))
+  mock.timers.tick(1000)
+  await pending
+  await new Promise<void>((r) => setImmediate(r))
+  t.equal(calls, 3)
+  t.equal(errors.length, 1, 'the failed tick is reported')
+  t.match(errors[0], Error)
+
+  await driver.close()
+  mock.timers.tick(5000)
+  t.equal(calls, 3, 'no tick after close')
+  await t.rejects(real(), { code: 'unavailable' }, 'a collection asked for after close is refused')
 })
 
 t.test('NOSCRIPT: scripts reload after SCRIPT FLUSH', async (t) => {

@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
+import { ENV_VARIABLES } from '../../shared/config.js'
 import { ROOT, tempDir } from '../helpers/index.js'
 
 /** Runs `missive <args>` from source (tsx) and collects its exit. */
@@ -75,4 +76,16 @@ t.test('usage', async (t) => {
   const opt = await missive(['serve', '--nope'], {})
   t.equal(opt.code, 2)
   t.match(opt.stderr, /unknown option for serve: --nope/)
+})
+
+t.test('help and docs name every environment variable the configuration reads', async (t) => {
+  t.ok(ENV_VARIABLES.length >= 19, `${ENV_VARIABLES.length} variables`)
+  const help = await missive(['help'], {})
+  t.equal(help.code, 0)
+  const docs = await readFile(join(ROOT, 'docs/configuration.md'), 'utf8')
+  for (const name of ENV_VARIABLES) {
+    t.match(help.stdout, new RegExp(`\\b${name}\\b`), `missive help lists ${name}`)
+    t.match(docs, new RegExp(`\`${name}\``), `docs/configuration.md documents ${name}`)
+  }
+  t.match(help.stdout, /booleans: true\/false, yes\/no, on\/off, 1\/0/)
 })

@@ -1,7 +1,10 @@
 /**
- * `npm run bench -- --quick` produces a report: the JSON parses and has the expected fields, the
- * Markdown and SVG exist. No timing assertion, ever: the numbers depend on the machine.
- * Needs the build (`npm test` builds first).
+ * The bench's self-check (`npm run bench:check`, docs/benchmarks.md): `npm run bench -- --quick`
+ * produces a report: the JSON parses and has the expected fields, the Markdown and SVG exist. No
+ * timing assertion, ever: the numbers depend on the machine.
+ *
+ * Not part of `npm test` (its name does not match the `*.test.ts` pattern in .taprc): it runs
+ * real load for ~30 s on two cores. Needs the build (`npm run bench:check` builds first).
  */
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -12,7 +15,7 @@ import { ROOT, tempDir } from '../helpers/index.js'
 
 t.test('bench --quick writes a report', async (t) => {
   const entry = join(ROOT, 'dist/perf/bench.js')
-  if (!existsSync(entry)) throw new Error(`${entry} is missing: run "npm run build" (npm test does) first`)
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run "npm run build" (npm run bench:check does) first`)
   const out = await tempDir(t, 'missive-bench-')
   const env = { ...process.env }
   delete env.NODE_OPTIONS

@@ -1,6 +1,8 @@
 /**
  * Raw throughput of the Redis driver in-process, next to a raw Redis ceiling measured in the same
- * run (not a test: `node --import tsx tests/redis/bench.ts [seconds]`).
+ * run: `npm run build && node dist/perf/redis-driver.js [seconds]` (or `node --import tsx
+ * perf/redis-driver.ts`). The Redis servers run the configuration we ship for each AOF mode
+ * (perf/lib/procs.ts `startRedis`).
  *
  * Scenarios (closed loop, CONCURRENCY callers, ~200-byte bodies):
  * - post: batches of 10 per call;
@@ -12,15 +14,16 @@
  */
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { RedisDriver } from '../../worker/storage/redis/driver.js'
-import { parseRedisUri } from '../../shared/storage/redis-uri.js'
-import { startRedis, type RedisProcess } from '../helpers/index.js'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { RedisDriver } from '../worker/storage/redis/driver.js'
+import { parseRedisUri } from '../shared/storage/redis-uri.js'
+import { killAll, startRedis, type RedisService } from './lib/procs.js'
 
 const SECONDS = Number(process.argv[2] ?? 3)
 const CONCURRENCY = 32
 const BODY = JSON.stringify({ event: 'order.created', id: 'x'.repeat(150), n: 0 })
-const teardowns: (() => unknown)[] = []
-const t = { teardown: (fn: () => unknown) => void teardowns.push(fn) }
 
 interface Result {
   rate: number
@@ -57,7 +60,7 @@ async function loop(op: () => Promise<number>): Promise<Result> {
 
 const fmt = (r: Result) => `${Math.round(r.rate).toString().padStart(7)} msg/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms`
 
-async function rawCeiling(server: RedisProcess): Promise<Result> {
+async function rawCeiling(server: RedisService): Promise<Result> {
   const redis = new Redis({ port: server.port, host: '127.0.0.1' })
   const key = `raw:${randomUUID()}`
   let seq = 0
@@ -77,7 +80,7 @@ async function rawCeiling(server: RedisProcess): Promise<Result> {
   return r
 }
 
-async function driverRuns(server: RedisProcess, query: string, coalesce: boolean): Promise<{ post: Result; consume: Result }> {
+async function driverRuns(server: RedisService, query: string, coalesce: boolean): Promise<{ post: Result; consume: Result }> {
   const driver = await RedisDriver.open({ ...parseRedisUri(`${server.url}?${query}`, 'fast'), coalesce, gcIntervalMs: 0 })
   const ref = { project: `bench-${randomUUID()}`, queue: 'q' }
   const msgs = Array.from({ length: 10 }, () => ({ body: BODY }))
@@ -105,7 +108,8 @@ async function main(): Promise<void> {
     { name: 'AOF always (durable)', appendfsync: 'always' as const, query: 'durability=durable' },
   ]
   for (const mode of modes) {
-    const server = await startRedis(t, mode.appendfsync === undefined ? {} : { appendfsync: mode.appendfsync })
+    const dir = mkdtempSync(join(tmpdir(), 'missive-redis-bench-'))
+    const server = await startRedis({ dir, appendfsync: mode.appendfsync })
     console.log(`\n== ${mode.name}`)
     for (const [coalesce, ap] of [
       [true, false],
@@ -121,8 +125,12 @@ async function main(): Promise<void> {
       console.log(`${label} claim10+delete   ${fmt(r.consume)}  (${(r.consume.rate / raw.rate).toFixed(2)}× raw)`)
     }
     await server.stop()
+    rmSync(dir, { recursive: true, force: true })
   }
-  for (const fn of teardowns.reverse()) await fn()
 }
 
-await main()
+try {
+  await main()
+} finally {
+  killAll()
+}
