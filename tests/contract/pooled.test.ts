@@ -70,7 +70,7 @@ await runContract(t, 'pooled: sqlite + sqlite', async () => {
   const clock: ManualClock = manualClock()
   const open = (name: string): SqliteDriver => new SqliteDriver({ path: join(dir, `${name}.sqlite`), durability: 'fast', clock })
   const { driver, close } = await pooled(dir, { s1: [open('s1')], s2: [open('s2')] })
-  return { driver, clock, close }
+  return { driver, clock, close, routes: true }
 })
 
 await runContract(t, 'pooled: sqlite + redis (two workers)', async () => {
@@ -79,7 +79,7 @@ await runContract(t, 'pooled: sqlite + redis (two workers)', async () => {
   const redis = async (): Promise<RedisDriver> => RedisDriver.open({ ...parseRedisUri(`${server.url}?durability=durable`, 'durable'), clock })
   const sqlite = new SqliteDriver({ path: join(dir, 'sq.sqlite'), durability: 'fast', clock })
   const { driver, close } = await pooled(dir, { sq: [sqlite], rd: [await redis(), await redis()] })
-  return { driver, clock, close }
+  return { driver, clock, close, routes: true }
 })
 
 t.test('the runs placed queues on both pools of each pair', async (t) => {
