@@ -9,10 +9,10 @@
  * | `durability`      | `durable` \| `fast`    | the config's durability  | what a 201 promises (see docs/redis.md)    |
  * | `wait`            | integer ≥ 0            | 0                        | replicas that must ack each write (WAIT)   |
  * | `wait_timeout`    | ms > 0                 | 1000                     | how long WAIT may block                    |
- * | `verify`          | `true` \| `false`      | true                     | check the server's persistence at connect  |
+ * | `verify`          | a boolean              | true                     | check the server's persistence at connect  |
  * | `command_timeout` | ms > 0                 | 10000                    | a command without a reply fails after this |
  * | `connect_timeout` | ms > 0                 | 5000                     | first connection attempt                   |
- * | `auto_pipelining` | `true` \| `false`      | false                    | ioredis auto-pipelining                    |
+ * | `auto_pipelining` | a boolean              | false                    | ioredis auto-pipelining                    |
  * | `gc_interval`     | ms ≥ 0 (0 = off)       | 1000                     | period of the background collector         |
  * | `dbid`            | integer ≥ 0            | the path's number, or 0  | database number (Zaqar's option; wins over the path) |
  * | `socket_timeout`  | seconds > 0 (decimal)  | —                        | Zaqar's option: command and connect timeout, unless those are given |
@@ -20,6 +20,7 @@
  * `redis+sentinel://`, `redis+cluster://` and Zaqar's Sentinel form (`?master=`) are recognised
  * and refused until HA lands; so is Zaqar's Unix-socket form (`redis:/path/to/socket`).
  */
+import { BOOL_SPELLINGS, boolText, intTextMin, parseText } from '../config-text.js'
 import { MissiveError } from '../errors.js'
 
 export type Durability = 'durable' | 'fast'
@@ -42,15 +43,17 @@ export interface RedisPoolOptions {
 
 const bad = (msg: string): MissiveError => new MissiveError('bad_request', msg)
 
+// Option values follow the one rule for settings written as text (shared/config-text.ts).
 function intOption(name: string, raw: string, min: number): number {
-  if (!/^\d+$/.test(raw) || Number(raw) < min) throw bad(`Redis pool option ${name} must be an integer ≥ ${min}, got "${raw}".`)
-  return Number(raw)
+  const r = parseText(intTextMin(min), raw)
+  if (!r.ok) throw bad(`Redis pool option ${name} must be an integer ≥ ${min}, got "${raw}".`)
+  return r.value
 }
 
 function boolOption(name: string, raw: string): boolean {
-  if (raw === 'true' || raw === '1' || raw === 'yes') return true
-  if (raw === 'false' || raw === '0' || raw === 'no') return false
-  throw bad(`Redis pool option ${name} must be true or false, got "${raw}".`)
+  const r = parseText(boolText, raw)
+  if (!r.ok) throw bad(`Redis pool option ${name} must be a boolean (${BOOL_SPELLINGS}), got "${raw}".`)
+  return r.value
 }
 
 /** True for the URI schemes this module understands (supported or not yet). */
