@@ -40,6 +40,7 @@ export const BENCH_FLAGS: FlagSpec[] = [
   { name: 'noisy-backlog', type: 'number', default: 100000, help: 'delayed messages the noisy-neighbour attacker loads' },
   { name: 'noisy-batch', type: 'number', default: 1000, help: 'messages per attacker post in the noisy-neighbour scenario (the default max_messages_per_post)' },
   { name: 'noisy-duration', type: 'number', default: 15, help: 'seconds measured in the noisy-neighbour scenario' },
+  { name: 'noisy-attack-rate', type: 'number', default: 0, help: 'requests/s of each noisy-neighbour attacker connection (0: closed loops, as fast as answered)' },
   { name: 'help', type: 'boolean', default: false, help: 'show this help' },
 ]
 
@@ -214,12 +215,12 @@ interface StoreSetup {
 }
 
 /** The noisy-neighbour scenario (perf/lib/noisy.ts) on a fresh start of the store's main variant. */
-async function runNoisyStore(ctx: Ctx, setup: StoreSetup, backlog: number, durationS: number, batch: number): Promise<NoisyResult | { error: string }> {
+async function runNoisyStore(ctx: Ctx, setup: StoreSetup, backlog: number, durationS: number, batch: number, attackRate: number): Promise<NoisyResult | { error: string }> {
   let started: Awaited<ReturnType<StoreSetup['start']>> | null = null
   try {
     started = await setup.start(setup.main.key, null)
     log(`${setup.name}: noisy neighbour …`)
-    return await runNoisy({ url: started.svc.url, backlog, batch, rate: 1000, durationS, listers: 2, log })
+    return await runNoisy({ url: started.svc.url, backlog, batch, rate: 1000, durationS, listers: 2, attackRate, log })
   } catch (err) {
     log(`${setup.name}: noisy neighbour failed: ${(err as Error).stack ?? String(err)}`)
     return { error: (err as Error).message }
@@ -716,6 +717,7 @@ async function main(): Promise<void> {
   const noisyBacklog = Number(a['noisy-backlog'])
   const noisyDuration = Number(a['noisy-duration'])
   const noisyBatch = Number(a['noisy-batch'])
+  const noisyAttackRate = Number(a['noisy-attack-rate'])
   if (a.only !== undefined) {
     if (a.only !== 'noisy') throw new UsageError(`--only: unknown scenario "${String(a.only)}" (known: noisy)`)
     // The noisy-neighbour scenario alone: no ceilings, no standard suite.
@@ -723,7 +725,7 @@ async function main(): Promise<void> {
     const json: Record<string, unknown> = { commit, startedAt: started.toISOString(), loadavgStart: os.loadavg() }
     try {
       for (const setup of storeSetups(ctx, (a.stores as string[]) ?? [])) {
-        const r = await runNoisyStore(ctx, setup, noisyBacklog, noisyDuration, noisyBatch)
+        const r = await runNoisyStore(ctx, setup, noisyBacklog, noisyDuration, noisyBatch, noisyAttackRate)
         json[setup.name] = r
         md.push('error' in r ? `${setup.name}: not measured: ${r.error}\n` : noisyMarkdown(setup.name, r))
       }
@@ -732,10 +734,11 @@ async function main(): Promise<void> {
       await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
     }
     json.loadavgEnd = os.loadavg()
-    await writeFile(`${base}-noisy.json`, `${JSON.stringify(json, null, 2)}\n`)
-    await writeFile(`${base}-noisy.md`, `${md.join('\n')}\n`)
+    const file = `${base}-noisy${noisyAttackRate > 0 ? `-paced${noisyAttackRate}` : ''}`
+    await writeFile(`${file}.json`, `${JSON.stringify(json, null, 2)}\n`)
+    await writeFile(`${file}.md`, `${md.join('\n')}\n`)
     process.stdout.write(`${md.join('\n')}\n`)
-    log(`wrote ${relative(ROOT, `${base}-noisy.md`)}`)
+    log(`wrote ${relative(ROOT, `${file}.md`)}`)
     return
   }
   // Paused before anything starts, restored in the `finally` below (and on exit or a signal).
@@ -801,7 +804,7 @@ async function main(): Promise<void> {
     for (const setup of storeSetups(ctx, (a.stores as string[]) ?? [])) {
       stores.push(await runStore(ctx, setup))
       if (!quick) {
-        const r = await runNoisyStore(ctx, setup, noisyBacklog, noisyDuration, noisyBatch)
+        const r = await runNoisyStore(ctx, setup, noisyBacklog, noisyDuration, noisyBatch, noisyAttackRate)
         if ('error' in r) ctx.notes.push(`${setup.name}: noisy neighbour not measured: ${r.error}`)
         else noisy.push({ store: setup.name, result: r })
       }

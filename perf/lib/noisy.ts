@@ -27,10 +27,18 @@ export interface NoisyOptions {
   durationS: number
   /** Attacker connections that list the backlogged queue in a closed loop. */
   listers: number
+  /**
+   * Requests per second of each attacker connection (listers and the poster); 0: closed loops,
+   * as fast as the service answers. A paced attacker shows what each of its requests costs the
+   * victim; a closed-loop one also measures how much volume one project can take from others.
+   */
+  attackRate?: number
   log: (msg: string) => void
 }
 
 export interface NoisyResult {
+  /** Requests per second of each attacker connection; 0 or absent: closed loops. */
+  attackRate?: number
   backlog: number
   batch: number
   rate: number
@@ -102,6 +110,18 @@ export async function runNoisy(o: NoisyOptions): Promise<NoisyResult> {
   }
 
   const attackers: Promise<void>[] = []
+  const attackRate = o.attackRate ?? 0
+  /** Runs `one` in a closed loop, or paced at `attackRate` a second when that is set. */
+  const attackLoop = async (one: () => Promise<unknown>): Promise<void> => {
+    for (let next = performance.now(); !stop; ) {
+      await one()
+      if (attackRate > 0) {
+        next += 1000 / attackRate
+        const wait = next - performance.now()
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+      }
+    }
+  }
   const startAttackers = (): void => {
     // Attacker: listers in a closed loop, one poster of big batches in a closed loop.
     const listPath = '/v2/queues/flood/messages?limit=20'
@@ -109,7 +129,7 @@ export async function runNoisy(o: NoisyOptions): Promise<NoisyResult> {
       attackers.push(
         (async () => {
           const c = conn()
-          while (!stop) await timed(attacker, 'list', performance.now(), c.request(head('GET', listPath, ATTACKER, aClient, host, false)), [200])
+          await attackLoop(() => timed(attacker, 'list', performance.now(), c.request(head('GET', listPath, ATTACKER, aClient, host, false)), [200]))
           c.close()
         })(),
       )
@@ -117,7 +137,7 @@ export async function runNoisy(o: NoisyOptions): Promise<NoisyResult> {
     attackers.push(
       (async () => {
         const c = conn()
-        while (!stop) await timed(attacker, `post${o.batch}`, performance.now(), c.request(head('POST', '/v2/queues/flood/messages', ATTACKER, aClient, host, true), big), [201])
+        await attackLoop(() => timed(attacker, `post${o.batch}`, performance.now(), c.request(head('POST', '/v2/queues/flood/messages', ATTACKER, aClient, host, true), big), [201]))
         c.close()
       })(),
     )
@@ -206,6 +226,7 @@ export async function runNoisy(o: NoisyOptions): Promise<NoisyResult> {
   const summarizeFor = (m: Map<string, OpStats>, seconds: number): Record<string, LatencySummary> =>
     Object.fromEntries([...m].map(([name, s]) => [name, s.summary(seconds)]))
   return {
+    ...(attackRate > 0 && { attackRate }),
     backlog: o.backlog,
     batch: o.batch,
     rate: o.rate,
@@ -225,7 +246,7 @@ export function noisyMarkdown(store: string, r: NoisyResult): string {
   return [
     `### Noisy neighbour — ${store}`,
     '',
-    `Attacker: ${r.backlog.toLocaleString('en-US')} delayed messages loaded, then listing it (2 connections) and posting ${r.batch.toLocaleString('en-US')}-message batches without pause, plus 10/s posts of 20,000 messages (refused). ` +
+    `Attacker: ${r.backlog.toLocaleString('en-US')} delayed messages loaded, then listing it (2 connections) and posting ${r.batch.toLocaleString('en-US')}-message batches ${r.attackRate ? `(each connection paced at ${r.attackRate} requests/s)` : 'without pause'}, plus 10/s posts of 20,000 messages (refused). ` +
       `Victim (another project, same pool): ${r.rate} one-message posts/s (open loop) plus claim 10 + bulk delete at ${r.rate / 10}/s; first alone, then ${r.seconds} s under attack. Target: victim p99 ≤ 10 ms under attack; "alone" is this machine's floor at the time.`,
     '',
     '| victim request, alone | count | p50 ms | p99 ms | max ms | failures |',
