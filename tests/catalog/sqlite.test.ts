@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -41,13 +41,14 @@ t.test('places racing from several processes agree', async (t) => {
   new SqliteCatalog(path).close()
   const fixture = fileURLToPath(new URL('./fixtures/placer.ts', import.meta.url))
   const n = 2000
-  // A barrier: each placer says it is ready; once all are, the go file starts them together.
-  const go = join(dir, 'go')
+  // A barrier: each placer says it is ready; once all are, a byte on each one's stdin starts them together.
+  const ready = (pool: string): string => join(dir, `ready.${pool}`)
   const pools = ['a', 'b', 'c']
-  const running = Promise.all(pools.map((pool) => run(process.execPath, ['--import', 'tsx', fixture, path, 'p', pool, String(n), go])))
+  const placers = pools.map((pool) => run(process.execPath, ['--import', 'tsx', fixture, path, 'p', pool, String(n), ready(pool)]))
+  const running = Promise.all(placers)
   running.catch(() => {}) // awaited below; a placer that dies fails the test there
-  await waitFor(() => pools.every((pool) => existsSync(`${go}.${pool}.ready`)), { timeoutMs: 60_000, what: 'every placer ready' })
-  writeFileSync(go, '')
+  await waitFor(() => pools.every((pool) => existsSync(ready(pool))), { timeoutMs: 60_000, what: 'every placer ready' })
+  for (const p of placers) p.child.stdin?.end('go')
   const outs = await running
   const got = outs.map((o) => JSON.parse(o.stdout) as string[])
   const store = new SqliteCatalog(path)
