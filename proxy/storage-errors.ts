@@ -77,6 +77,15 @@ export function storageErrorHttp(err: StorageError): StorageErrorHttp {
       return { status: 400, title: INVALID, description: postTooLargeText(e.maxPostBytes) }
     case 'bad_store_config':
       return { status: 400, title: INVALID, description: e.problem }
+    case 'queue_moved':
+      // Reaches a client only when the proxy's wait for a migration's switch ran out.
+      return {
+        status: 503,
+        title: UNAVAILABLE,
+        description: `Queue ${e.ref.queue} is being moved to another pool. Please try again in a few seconds.`,
+      }
+    case 'fence_conflict':
+      return { status: 409, title: ERRORS.conflict.title, description: `Queue ${e.ref.queue} is already being moved.` }
     case 'store_unavailable':
       switch (e.reason) {
         case 'closed':

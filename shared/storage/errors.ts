@@ -12,6 +12,7 @@
  */
 import { MissiveError, type ErrorCode, type WireError } from '../errors.js'
 import type { QueueRef } from './contract.js'
+import type { QueueFence } from './migration.js'
 import { DRIVER_OPERATIONS, type DriverOperation } from './operations.js'
 
 /** Every kind of storage error, as it travels in `WireError.kind`. */
@@ -24,6 +25,8 @@ export type StorageErrorKind =
   | 'post_too_large'
   | 'store_unavailable'
   | 'bad_store_config'
+  | 'queue_moved'
+  | 'fence_conflict'
 
 /** The base of every typed storage error. `description` is always undefined: the transport words it. */
 export abstract class StorageError extends MissiveError {
@@ -179,6 +182,48 @@ export class BadStoreConfig extends StorageError {
   }
 }
 
+const isFence = (v: unknown): v is QueueFence =>
+  typeof v === 'object' &&
+  v !== null &&
+  isString((v as QueueFence).token) &&
+  isString((v as QueueFence).to) &&
+  ['journal', 'moved', 'importing'].includes((v as QueueFence).state)
+
+/**
+ * The queue is fenced in this store by a migration (shared/storage/migration.ts): it has moved,
+ * or is moving, to pool `fence.to`. Nothing was done. The proxy reads the catalog's placement
+ * afresh and retries there; a client sees it only as a 503 with Retry-After when the switch
+ * outlasts the proxy's wait.
+ */
+export class QueueMoved extends StorageError {
+  readonly kind = 'queue_moved'
+  constructor(
+    readonly ref: QueueRef,
+    readonly fence: QueueFence,
+  ) {
+    super('unavailable', `queue ${refText(ref)} is fenced (${fence.state}, migration ${fence.token} to ${fence.to})`, { retryAfter: 1 })
+    this.name = 'QueueMoved'
+  }
+  data() {
+    return { ref: this.ref, fence: this.fence }
+  }
+}
+
+/** A migration operation named a fence token the queue does not hold; `current` is what it holds. */
+export class FenceConflict extends StorageError {
+  readonly kind = 'fence_conflict'
+  constructor(
+    readonly ref: QueueRef,
+    readonly current: QueueFence | null,
+  ) {
+    super('conflict', `queue ${refText(ref)} holds fence ${current === null ? 'none' : current.token}`)
+    this.name = 'FenceConflict'
+  }
+  data() {
+    return { ref: this.ref, current: this.current }
+  }
+}
+
 /** Every concrete storage error: `kind` tells them apart. */
 export type AnyStorageError =
   | QueueNotFound
@@ -189,6 +234,8 @@ export type AnyStorageError =
   | PostTooLarge
   | StoreUnavailable
   | BadStoreConfig
+  | QueueMoved
+  | FenceConflict
 
 // --- decoding ----------------------------------------------------------------------------------
 
@@ -225,6 +272,12 @@ function storageErrorOf(kind: string, d: Record<string, unknown>): StorageError 
     }
     case 'bad_store_config':
       return isString(d.problem) ? new BadStoreConfig(d.problem) : undefined
+    case 'queue_moved':
+      return ref && isFence(d.fence) ? new QueueMoved(ref, { token: d.fence.token, to: d.fence.to, state: d.fence.state }) : undefined
+    case 'fence_conflict':
+      return ref && (d.current === null || isFence(d.current))
+        ? new FenceConflict(ref, d.current === null ? null : { token: d.current.token, to: d.current.to, state: d.current.state })
+        : undefined
     default:
       return undefined
   }
