@@ -35,6 +35,7 @@ import type {
   QueueRef,
   QueueStats,
 } from '../shared/storage/contract.js'
+import type { ImportChange, JournalPage, MigrationBatch, QueueFence } from '../shared/storage/migration.js'
 import { DeadLetterMover, type DeadLetterRouting } from './dead-letter.js'
 import { PlacementCache, routingKey } from './placement-cache.js'
 import type { PoolSet, Snapshot } from './pool-set.js'
@@ -354,6 +355,45 @@ export class PooledDriver implements PooledStorage {
   releaseClaim(ref: QueueRef, claimId: string): Promise<void> {
     const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Write)
     return d !== undefined ? d.releaseClaim(ref, claimId) : this.#miss(ref, Mode.Write).then((d) => d.releaseClaim(ref, claimId))
+  }
+
+  // --- migration (shared/storage/migration.ts): each on the queue's placed pool, like the ops above
+
+  #placed(ref: QueueRef, mode: Mode): Promise<DataDriver> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), mode)
+    return d !== undefined ? Promise.resolve(d) : this.#miss(ref, mode)
+  }
+
+  fenceQueue(ref: QueueRef, fence: QueueFence | null, expect: string | null): Promise<void> {
+    return this.#placed(ref, Mode.Write).then((d) => d.fenceQueue(ref, fence, expect))
+  }
+
+  getFence(ref: QueueRef): Promise<QueueFence | null> {
+    return this.#placed(ref, Mode.Read).then((d) => d.getFence(ref))
+  }
+
+  readForMigration(ref: QueueRef, after: number, limit: number): Promise<MigrationBatch> {
+    return this.#placed(ref, Mode.Read).then((d) => d.readForMigration(ref, after, limit))
+  }
+
+  readJournal(ref: QueueRef, limit: number): Promise<JournalPage> {
+    return this.#placed(ref, Mode.Read).then((d) => d.readJournal(ref, limit))
+  }
+
+  ackJournal(ref: QueueRef, entries: { id: string; version: number }[], reset?: boolean): Promise<void> {
+    return this.#placed(ref, Mode.Write).then((d) => d.ackJournal(ref, entries, reset))
+  }
+
+  importMessages(ref: QueueRef, token: string, change: ImportChange): Promise<void> {
+    return this.#placed(ref, Mode.Write).then((d) => d.importMessages(ref, token, change))
+  }
+
+  countForMigration(ref: QueueRef): Promise<number> {
+    return this.#placed(ref, Mode.Read).then((d) => d.countForMigration(ref))
+  }
+
+  dropQueueData(ref: QueueRef, token: string): Promise<void> {
+    return this.#placed(ref, Mode.Write).then((d) => d.dropQueueData(ref, token))
   }
 
   // --- beyond the contract ------------------------------------------------------------------
