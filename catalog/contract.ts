@@ -58,7 +58,7 @@ export interface CatalogStore {
 
   /**
    * Forgets the placement. Missing: no-op. A `copying` migration of the queue (it was deleted)
-   * goes to `cancelling` in the same write, so the runner rolls it back.
+   * goes to `cancelling` (`error` cleared) in the same write, so the runner rolls it back.
    */
   removePlacement(ref: QueueRef): Promise<void>
 
@@ -170,7 +170,7 @@ export interface CatalogStore {
   finishSwitch(id: string, owner: string, patch?: MigrationPatch): Promise<Migration>
 
   /**
-   * An operator's cancel: `copying` → `cancelling` (the runner rolls back: clears the source's
+   * An operator's cancel: `copying` → `cancelling`, `error` cleared (the runner rolls back: clears the source's
    * fence, drops the target's copy, ends `cancelled`). Already cancelling or ended cancelled:
    * returns it unchanged. From the switch on (`switching`, `cleaning`, `done`) or `failed`:
    * `too_late`. Missing: `not_found`.

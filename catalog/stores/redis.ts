@@ -209,7 +209,11 @@ local P, id = ARGV[1], ARGV[2]
 local key = P .. 'mig:' .. id
 local state = redis.call('HGET', key, 'state')
 if not state then return { 'not_found' } end
-if state == 'copying' then setState(P, id, key, state, 'cancelling') return { 'ok' } end
+if state == 'copying' then
+  setState(P, id, key, state, 'cancelling')
+  redis.call('HDEL', key, 'error')
+  return { 'ok' }
+end
 if state == 'cancelling' or state == 'cancelled' then return { 'ok' } end
 return { 'too_late', state }
 `
@@ -225,6 +229,7 @@ if not cur then return 0 end
 local act = redis.call('HGET', ARGV[2] .. 'active', ARGV[1])
 if act and redis.call('HGET', ARGV[2] .. 'mig:' .. act, 'state') == 'copying' then
   setState(ARGV[2], act, ARGV[2] .. 'mig:' .. act, 'copying', 'cancelling')
+  redis.call('HDEL', ARGV[2] .. 'mig:' .. act, 'error')
 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', ARGV[2] .. 'placed:' .. cur, ARGV[1])

@@ -270,7 +270,7 @@ export class SqliteCatalog implements CatalogStore {
         `SELECT * FROM migrations WHERE state IN ${ACTIVE_SQL} AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires <= ?) ORDER BY id`,
       ),
       setLease: db.prepare<[string | null, number, string]>('UPDATE migrations SET lease_owner = ?, lease_expires = ? WHERE id = ?'),
-      cancelCopying: db.prepare<[string, string]>("UPDATE migrations SET state = 'cancelling' WHERE project = ? AND queue = ? AND state = 'copying'"),
+      cancelCopying: db.prepare<[string, string]>("UPDATE migrations SET state = 'cancelling', error = NULL WHERE project = ? AND queue = ? AND state = 'copying'"),
       movePlacement: db.prepare<[string, string, string, string]>('UPDATE placements SET pool = ? WHERE project = ? AND queue = ? AND pool = ?'),
     }
     this.#stmt = stmt
@@ -413,7 +413,7 @@ export class SqliteCatalog implements CatalogStore {
         const row = stmt.getMigration.get(id)
         if (row === undefined) throw errs.notFound(id)
         if (row.state === 'copying') {
-          applyPatch(id, { state: 'cancelling' }, false)
+          applyPatch(id, { state: 'cancelling', error: null }, false)
           return toMigration(stmt.getMigration.get(id)!)
         }
         if (row.state === 'cancelling' || row.state === 'cancelled') return toMigration(row)
