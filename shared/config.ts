@@ -108,6 +108,17 @@ export const ConfigSchema = z
     accessLog: z.boolean().default(true),
     /** How long the proxy waits for a worker's answer before replying 503. */
     rpcTimeoutMs: z.int().min(1).default(30000),
+    /**
+     * How often a proxy checks the catalog's version for pool, flavor and placement changes, ms.
+     * A proxy routes on what it last saw, and a migration's fence covers the rest
+     * (docs/migration.md).
+     */
+    catalogPollMs: z.int().min(10).max(3_600_000).default(250),
+    /**
+     * How long a request refused by a live migration's switch waits for the switch to finish
+     * before it answers 503 with Retry-After, ms (docs/migration.md).
+     */
+    migrationSwitchWaitMs: z.int().min(0).max(60_000).default(3000),
     /** How often the proxy and the supervisor check that each worker answers (docs/operations.md). */
     workerHeartbeatMs: z.int().min(10).default(1000),
     /**
