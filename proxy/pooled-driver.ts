@@ -40,7 +40,7 @@ import type {
   QueueStats,
 } from '../shared/storage/contract.js'
 import { FenceConflict, QueueMoved } from '../shared/storage/errors.js'
-import type { MigrationOperations, QueueFence } from '../shared/storage/migration.js'
+import type { ImportChange, JournalPage, MigrationBatch, QueueFence } from '../shared/storage/migration.js'
 import { DeadLetterMover, type DeadLetterRouting } from './dead-letter.js'
 import { PlacementCache, routingKey } from './placement-cache.js'
 import type { PoolSet, Snapshot } from './pool-set.js'
@@ -321,8 +321,7 @@ export class PooledDriver implements PooledStorage {
    * `FenceConflict` means someone else changed it, and the caller reads the catalog again.
    */
   async #clearStale(ref: QueueRef, key: string, pool: string, fence: QueueFence): Promise<void> {
-    const driver = this.#worker(pool, key) as DataDriver & Partial<MigrationOperations>
-    if (driver.fenceQueue === undefined || driver.dropQueueData === undefined) return
+    const driver = this.#worker(pool, key)
     try {
       const leftover = fence.state === 'importing' || (await this.#migrations.switched(fence.token))
       if (leftover) await driver.dropQueueData(ref, fence.token)
@@ -543,6 +542,45 @@ export class PooledDriver implements PooledStorage {
     const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Write)
     const p = d !== undefined ? d.releaseClaim(ref, claimId) : this.#miss(ref, Mode.Write).then((d) => d.releaseClaim(ref, claimId))
     return p.catch((e: unknown) => this.#rerouted(e, ref, (d) => d.releaseClaim(ref, claimId)))
+  }
+
+  // --- migration (shared/storage/migration.ts): each on the queue's placed pool, like the ops above
+
+  #placed(ref: QueueRef, mode: Mode): Promise<DataDriver> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), mode)
+    return d !== undefined ? Promise.resolve(d) : this.#miss(ref, mode)
+  }
+
+  fenceQueue(ref: QueueRef, fence: QueueFence | null, expect: string | null): Promise<void> {
+    return this.#placed(ref, Mode.Write).then((d) => d.fenceQueue(ref, fence, expect))
+  }
+
+  getFence(ref: QueueRef): Promise<QueueFence | null> {
+    return this.#placed(ref, Mode.Read).then((d) => d.getFence(ref))
+  }
+
+  readForMigration(ref: QueueRef, after: number, limit: number): Promise<MigrationBatch> {
+    return this.#placed(ref, Mode.Read).then((d) => d.readForMigration(ref, after, limit))
+  }
+
+  readJournal(ref: QueueRef, limit: number): Promise<JournalPage> {
+    return this.#placed(ref, Mode.Read).then((d) => d.readJournal(ref, limit))
+  }
+
+  ackJournal(ref: QueueRef, entries: { id: string; version: number }[], reset?: boolean): Promise<void> {
+    return this.#placed(ref, Mode.Write).then((d) => d.ackJournal(ref, entries, reset))
+  }
+
+  importMessages(ref: QueueRef, token: string, change: ImportChange): Promise<void> {
+    return this.#placed(ref, Mode.Write).then((d) => d.importMessages(ref, token, change))
+  }
+
+  countForMigration(ref: QueueRef): Promise<number> {
+    return this.#placed(ref, Mode.Read).then((d) => d.countForMigration(ref))
+  }
+
+  dropQueueData(ref: QueueRef, token: string): Promise<void> {
+    return this.#placed(ref, Mode.Write).then((d) => d.dropQueueData(ref, token))
   }
 
   // --- beyond the contract ------------------------------------------------------------------

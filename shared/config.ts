@@ -8,7 +8,7 @@ import { resolve } from 'node:path'
 import { z } from 'zod'
 import { boolText, intText, parseText } from './config-text.js'
 
-/** Zaqar's `[transport]` limits (API.md §11), under the same names. */
+/** Zaqar's `[transport]` limits (zaqar/conf/transport.py; docs/configuration.md), under the same names. */
 export const LimitsSchema = z
   .object({
     default_message_ttl: z.int().min(60).default(3600),
@@ -72,7 +72,7 @@ export const ConfigSchema = z
      */
     durability: z.enum(['durable', 'fast']).default('durable'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    /** Serve the deprecated v1.1 API as an alias of v2 (API.md §13). */
+    /** Serve the deprecated v1.1 API as an alias of v2 (docs/api.md). */
     enableV1_1: z.boolean().default(true),
     /** On SIGTERM, how long in-flight requests may take before the process exits anyway. */
     drainTimeoutMs: z.int().min(0).default(10000),
