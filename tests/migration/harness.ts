@@ -13,8 +13,10 @@
 import { randomUUID } from 'node:crypto'
 import { RedisCatalog } from '../../catalog/stores/redis.js'
 import { zaqarClient, type HttpResp, type RequestOptions, type ZaqarClient } from '../helpers/http.js'
-import { startMissive, startRedis, waitFor, type MissiveProcess, type RedisProcess, type Teardown } from '../helpers/index.js'
+import { childProcesses, startMissive, startRedis, waitFor, type MissiveProcess, type RedisProcess, type Teardown } from '../helpers/index.js'
+import { running } from '../helpers/proc.js'
 import { ADMIN_TOKEN } from '../pools/harness.js'
+import { poolWorkerPids } from '../pools/util.js'
 
 export type Store = 'sqlite' | 'redis'
 
@@ -52,7 +54,17 @@ export interface Cluster {
   restart(): Promise<MissiveProcess>
   /** Another whole service sharing the catalog and every pool (needs `redisCatalog`; SQLite pools are not shared). */
   second(config?: Record<string, unknown>): Promise<MissiveProcess>
+  /**
+   * `kill -9` of one process, then what brings it back: the supervisor restarts its proxy and
+   * workers itself (this waits for the new one to answer); a killed supervisor's children stop on
+   * their own and the service is started again on its data; a redis-server is started again on
+   * its port and files. Returns the pid killed.
+   */
+  kill9(role: KillRole, pools?: { from: string; to: string }): Promise<number>
 }
+
+/** What `kill9` can kill: the proxy, a pool's worker, the supervisor, a pool's redis-server. */
+export type KillRole = 'proxy' | 'source-worker' | 'target-worker' | 'supervisor' | 'source-redis' | 'target-redis'
 
 /** The pools of a pair: names and which Redis servers they need. */
 export function poolsOf(from: Store, to: Store): { from: string; to: string; redis: string[] } {
@@ -118,6 +130,40 @@ export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<C
     async restart() {
       svc = await startMissive(t, { env, config, dataDir })
       return svc
+    },
+    async kill9(role, pools = { from: names.from, to: names.to }) {
+      const pool = role.startsWith('source') ? pools.from : pools.to
+      if (role === 'source-redis' || role === 'target-redis') {
+        const r = redis.get(pool)
+        if (r === undefined) throw new Error(`pool ${pool} has no redis-server`)
+        await r.kill9()
+        redis.set(pool, await startRedis(t, { appendfsync: durable ? 'always' : 'everysec', dir: r.dir, port: r.port }))
+        return r.pid
+      }
+      if (role === 'supervisor') {
+        const kids = (await childProcesses(svc.pid)).map((k) => k.pid)
+        const pid = svc.pid
+        process.kill(pid, 'SIGKILL')
+        // Its children stop when their channel to it closes (proxy: after draining).
+        await waitFor(() => kids.every((k: number) => !running(k)), { timeoutMs: 30_000, what: 'the killed supervisor’s children to stop' })
+        await this.restart()
+        return pid
+      }
+      let pid: number | undefined
+      if (role === 'proxy') pid = (await svc.children()).proxy
+      else pid = (await poolWorkerPids(svc.pid, dataDir)).get(pool)?.[0]
+      if (pid === undefined) throw new Error(`no ${role} process (pool ${pool})`)
+      process.kill(pid, 'SIGKILL')
+      await waitFor(
+        async () => {
+          const now = role === 'proxy' ? [(await svc.children()).proxy] : ((await poolWorkerPids(svc.pid, dataDir)).get(pool) ?? [])
+          return now.some((p) => p !== undefined && p !== pid)
+        },
+        { timeoutMs: 30_000, what: `the supervisor to restart the ${role}` },
+      )
+      // Answering again (the proxy listens on the same port once restarted).
+      await waitFor(async () => (await admin('GET', '/v2/ping').catch(() => undefined))?.status === 204, { timeoutMs: 30_000, what: 'the service to answer again' })
+      return pid
     },
     async second(more = {}) {
       if (!opts.redisCatalog) throw new Error('a second service needs the Redis catalog')
