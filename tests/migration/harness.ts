@@ -201,10 +201,11 @@ export async function placementIn(c: Cluster, project: string, queue: string): P
 export interface MigrationView {
   id: string
   state: string
-  copied?: number
-  remaining?: number | null
-  pause_ms?: number | null
-  error?: string | null
+  messages_copied: number
+  remaining: number | null
+  pause_ms: number | null
+  messages_per_second: number
+  error: string | null
   [k: string]: unknown
 }
 

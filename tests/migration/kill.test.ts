@@ -59,7 +59,7 @@ async function reach(c: Cluster, id: string, point: Point): Promise<MigrationVie
     case 'before the copy':
       return getMigration(c, id)
     case 'mid-copy':
-      return seen((m) => m.state !== 'copying' || (m.copied ?? 0) >= PREFILL / 4)
+      return seen((m) => m.state !== 'copying' || m.messages_copied >= PREFILL / 4)
     case 'at the switch':
       return seen((m) => m.state !== 'copying')
     case 'after the switch':
@@ -79,7 +79,7 @@ async function killCase(t: Test, c: Cluster, client: ZaqarClient, role: KillRole
   const at = await reach(c, id, point)
   const pid = await c.kill9(role, { from, to })
   const m = await migrationEnded(c, id, 90_000)
-  t.comment(`${role} (pid ${pid}) killed ${point} (migration ${at.state}, ${at.copied ?? '?'} copied): it ended ${m.state}${m.error ? ` (${m.error})` : ''}`)
+  t.comment(`${role} (pid ${pid}) killed ${point} (migration ${at.state}, ${at.messages_copied} copied): it ended ${m.state}${m.error ? ` (${m.error})` : ''}`)
   t.ok(m.state === 'done' || m.state === 'cancelled' || m.state === 'failed', 'the migration resumed or rolled back by itself')
 
   // The queue serves again wherever it ended up.
