@@ -48,6 +48,7 @@ import type { Ctx } from './context.js'
 import { buildKeys, catalogueKey, queueTag, refOfTag, SWEEP_KEY } from './keys.js'
 import { RedisMessages } from './messages.js'
 import { RedisQueues } from './queues.js'
+import { RedisMigration } from './migration.js'
 import { Scripts } from './scripts.js'
 import type { RedisPoolOptions } from '../../../shared/storage/redis-uri.js'
 
@@ -107,6 +108,7 @@ export class RedisDriver implements DataDriver {
   readonly #queues: RedisQueues
   readonly #messages: RedisMessages
   readonly #claims: RedisClaims
+  readonly #migration: RedisMigration
   readonly #gcStep: number
   readonly #gcQueuesPerTick: number
   readonly #gcBudgetMs: number
@@ -136,6 +138,7 @@ export class RedisDriver implements DataDriver {
     this.#claims = new RedisClaims(ctx, { coalesce })
     this.#queues = new RedisQueues(ctx, (ref, dlq) => this.#claims.noteDeadLetter(ref, dlq))
     this.#messages = new RedisMessages(ctx, { coalesce })
+    this.#migration = new RedisMigration(ctx, (ref) => this.#queues.uncatalogue(ref))
   }
 
   /**
@@ -371,43 +374,38 @@ export class RedisDriver implements DataDriver {
     return this.#guard('releaseClaim', () => this.#claims.releaseClaim(ref, claimId))
   }
 
-  // --- migration (shared/storage/migration.ts) ---------------------------------------------------
-  // Not yet served by this store: every migration operation refuses, so no migration starts.
+  // --- migration (shared/storage/migration.ts; redis/migration.ts): never refused by a fence --
 
-  #noMigration(): Promise<never> {
-    return Promise.reject(new MissiveError('bad_request', 'This Redis store does not support queue migration yet.'))
+  fenceQueue(ref: QueueRef, fence: QueueFence | null, expect: string | null): Promise<void> {
+    return this.#guard('fenceQueue', () => this.#migration.fenceQueue(ref, fence, expect))
   }
 
-  fenceQueue(_ref: QueueRef, _fence: QueueFence | null, _expect: string | null): Promise<void> {
-    return this.#noMigration()
+  getFence(ref: QueueRef): Promise<QueueFence | null> {
+    return this.#guard('getFence', () => this.#migration.getFence(ref))
   }
 
-  getFence(_ref: QueueRef): Promise<QueueFence | null> {
-    return this.#noMigration()
+  readForMigration(ref: QueueRef, after: number, limit: number): Promise<MigrationBatch> {
+    return this.#guard('readForMigration', () => this.#migration.readForMigration(ref, after, limit))
   }
 
-  readForMigration(_ref: QueueRef, _after: number, _limit: number): Promise<MigrationBatch> {
-    return this.#noMigration()
+  readJournal(ref: QueueRef, limit: number): Promise<JournalPage> {
+    return this.#guard('readJournal', () => this.#migration.readJournal(ref, limit))
   }
 
-  readJournal(_ref: QueueRef, _limit: number): Promise<JournalPage> {
-    return this.#noMigration()
+  ackJournal(ref: QueueRef, entries: { id: string; version: number }[], reset?: boolean): Promise<void> {
+    return this.#guard('ackJournal', () => this.#migration.ackJournal(ref, entries, reset))
   }
 
-  ackJournal(_ref: QueueRef, _entries: { id: string; version: number }[], _reset?: boolean): Promise<void> {
-    return this.#noMigration()
+  importMessages(ref: QueueRef, token: string, change: ImportChange): Promise<void> {
+    return this.#guard('importMessages', () => this.#migration.importMessages(ref, token, change))
   }
 
-  importMessages(_ref: QueueRef, _token: string, _change: ImportChange): Promise<void> {
-    return this.#noMigration()
+  countForMigration(ref: QueueRef): Promise<number> {
+    return this.#guard('countForMigration', () => this.#migration.countForMigration(ref))
   }
 
-  countForMigration(_ref: QueueRef): Promise<number> {
-    return this.#noMigration()
-  }
-
-  dropQueueData(_ref: QueueRef, _token: string): Promise<void> {
-    return this.#noMigration()
+  dropQueueData(ref: QueueRef, token: string): Promise<void> {
+    return this.#guard('dropQueueData', () => this.#migration.dropQueueData(ref, token))
   }
 }
 
