@@ -108,6 +108,8 @@ class Job {
   /** performance.now() after which this runner no longer trusts its lease. */
   trustedUntil: number
   timer: NodeJS.Timeout | undefined
+  /** The drive loop, settled when the runner let go of the migration. */
+  done: Promise<void> = Promise.resolve()
   readonly began = performance.now()
   constructor(
     public m: Migration,
@@ -200,7 +202,7 @@ export class MigrationRunner {
       )
     }, this.#o.leaseMs / 3)
     job.timer.unref()
-    void this.#drive(job).finally(() => {
+    job.done = this.#drive(job).finally(() => {
       clearInterval(job.timer)
       this.#jobs.delete(m.id)
       this.#o.observer?.running(-1)
@@ -223,16 +225,22 @@ export class MigrationRunner {
     }
   }
 
-  /** Stops taking work; running migrations stop at their next step and their leases are released. */
-  async stop(): Promise<void> {
+  /**
+   * Stops taking work; running migrations stop at their next step and, once their step in flight
+   * has ended (or `waitMs` passed), their leases are released so another proxy continues at once.
+   */
+  async stop(waitMs = 2000): Promise<void> {
     this.#stopped = true
     clearInterval(this.#timer)
-    const ids = [...this.#jobs.keys()]
-    for (const job of this.#jobs.values()) {
+    const jobs = [...this.#jobs.entries()]
+    for (const [, job] of jobs) {
       job.aborted = true
       clearInterval(job.timer)
     }
-    await Promise.all(ids.map((id) => this.#o.catalog.releaseMigration(id, this.owner).catch(() => {})))
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([Promise.all(jobs.map(([, j]) => j.done)), new Promise((r) => (timer = setTimeout(r, waitMs)))])
+    clearTimeout(timer)
+    await Promise.all(jobs.map(([id]) => this.#o.catalog.releaseMigration(id, this.owner).catch(() => {})))
   }
 
   /** Works on one migration until it ends or this runner loses it. */
