@@ -20,7 +20,7 @@ import { ProxyMetrics, serveMetrics, type WorkerRef } from './metrics.js'
 import { RpcDriver } from './rpc-client.js'
 import { PooledDriver } from './pooled-driver.js'
 import { PoolSet, type PoolConnector } from './pool-set.js'
-import { MigrationService, reachThrough } from './migration-control.js'
+import { catalogMigrationLookup, MigrationService, reachThrough } from './migration-control.js'
 import { MigrationMetrics } from './migration-metrics.js'
 import { MigrationRunner } from './migration-runner.js'
 
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   }
   const pools = new PoolSet({ catalog, connector, defaultPool: DEFAULT_POOL, pollMs: config.catalogPollMs })
   // Every pool behind one driver: handlers cannot tell it from a single store.
-  const storage = new PooledDriver({ pools, log, switchWaitMs: config.migrationSwitchWaitMs })
+  const storage = new PooledDriver({ pools, log, switchWaitMs: config.migrationSwitchWaitMs, migrations: catalogMigrationLookup(catalog) })
   await pools.refresh()
   // Listen only once the workers answer, so the first requests do not meet a 503: the default
   // pool's are required, other pools' are waited for a little (their supervisor started them first).

@@ -10,14 +10,15 @@
  * and the catalog's `maxActiveFrom` guard keeps that limit exact however many proxies race.
  */
 import type { CatalogStore, Pool } from '../catalog/contract.js'
-import { MigrationError, type Migration } from '../catalog/migration-record.js'
+import { isMigrationId, MigrationError, type Migration } from '../catalog/migration-record.js'
 import { choosePool, type Random } from '../catalog/placement.js'
 import type { MigrationSchema } from '../shared/config.js'
 import { MissiveError, notFound, unavailable } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
 import type { DataDriver, QueueRef } from '../shared/storage/contract.js'
 import type { z } from 'zod'
-import type { MigratingStore, Reach } from './migration-runner.js'
+import type { Reach } from './migration-runner.js'
+import type { MigrationLookup } from './pooled-driver.js'
 import { routingKey } from './placement-cache.js'
 import { workerFor } from './worker-choice.js'
 
@@ -265,17 +266,28 @@ export class MigrationService implements MigrationControl {
 
 /**
  * How a proxy's runner reaches a queue's store in a pool: the pool's worker that owns the queue
- * (`workerFor` with its routing key), as every request on the queue does. A driver without the
- * migration operations (a build whose stores do not have them) is refused with a retryable 503,
- * shown on the migration while the runner retries.
+ * (`workerFor` with its routing key), as every request on the queue does.
  */
 export function reachThrough(pools: { workersOf(pool: string): DataDriver[] }): Reach {
   return (pool, ref) => {
     const driver = workerFor(pools.workersOf(pool), routingKey(ref.project, ref.queue))
-    const store = driver as unknown as Partial<MigratingStore> | undefined
-    if (store === undefined || typeof store.fenceQueue !== 'function' || typeof store.importMessages !== 'function') {
-      throw unavailable(`The storage of pool ${pool} does not support migrations in this build.`)
-    }
-    return store as MigratingStore
+    if (driver === undefined) throw unavailable(`Pool ${pool} has no running worker.`)
+    return driver
+  }
+}
+
+/**
+ * What the pooled driver's routing reads of migrations (proxy/pooled-driver.ts
+ * `MigrationLookup`), from the catalog: the queue's active migration, and whether a migration
+ * switched (`cleaning` or `done`: the target took everything; `cancelled` and `failed` never
+ * switched, as there is no way back from `switching`).
+ */
+export function catalogMigrationLookup(catalog: CatalogStore): MigrationLookup {
+  return {
+    activeMigration: (ref) => catalog.activeMigration(ref),
+    switched: async (id) => {
+      const m = isMigrationId(id) ? await catalog.getMigration(id) : null
+      return m !== null && (m.state === 'cleaning' || m.state === 'done')
+    },
   }
 }
