@@ -95,9 +95,14 @@ const refOf = (m: Migration): QueueRef => ({ project: m.project, queue: m.queue 
 /** Errors no retry fixes: the migration fails (rolls back) while it still can. */
 function permanent(err: unknown): boolean {
   if (err instanceof FenceConflict) return true
+  // A store refusing the request itself (one that cannot migrate): no retry changes that.
+  if (err instanceof MissiveError && err.code === 'bad_request') return true
   if (err instanceof MigrationError) return err.reason === 'unknown_pool' || err.reason === 'not_placed'
   return false
 }
+
+/** A rollback step's error meaning there is nothing of this migration's to undo in that store. */
+const nothingOfOurs = (err: unknown): boolean => err instanceof FenceConflict || (err instanceof MissiveError && err.code === 'bad_request')
 
 const errorText = (err: unknown): string =>
   (err instanceof MissiveError ? (err.description ?? err.message) : err instanceof Error ? err.message : String(err)).slice(0, 500)
@@ -341,13 +346,16 @@ export class MigrationRunner {
     }
   }
 
-  /** Clears our fence; a store that holds another (or none) is left as it is. */
+  /**
+   * Clears our fence; a store that holds another (or none) is left as it is, and so is one that
+   * cannot migrate at all (`bad_request`: it never held anything of ours).
+   */
   async #unfence(job: Job, store: MigratingStore, ref: QueueRef): Promise<void> {
     job.check()
     try {
       await store.fenceQueue(ref, null, job.m.id)
     } catch (err) {
-      if (!(err instanceof FenceConflict)) throw err
+      if (!nothingOfOurs(err)) throw err
     }
   }
 
@@ -531,7 +539,7 @@ export class MigrationRunner {
       // The target's copy goes with its `importing` fence; a fence not ours is left alone.
       await this.#o.reach(m.to, ref).dropQueueData(ref, m.id)
     } catch (err) {
-      if (!(err instanceof FenceConflict)) throw err
+      if (!nothingOfOurs(err)) throw err
     }
     const outcome = m.error === null ? 'cancelled' : 'failed'
     await this.#patch(job, { state: outcome, finished: Date.now() })

@@ -14,7 +14,7 @@ import type { Migration } from '../../catalog/migration-record.js'
 import { RedisCatalog } from '../../catalog/stores/redis.js'
 import { SqliteCatalog } from '../../catalog/stores/sqlite.js'
 import { MigrationRunner, type MigrationObserver } from '../../proxy/migration-runner.js'
-import { unavailable } from '../../shared/errors.js'
+import { MissiveError, unavailable } from '../../shared/errors.js'
 import { createLogger } from '../../shared/log.js'
 import type { QueueRef } from '../../shared/storage/contract.js'
 import { QueueMoved } from '../../shared/storage/errors.js'
@@ -323,6 +323,21 @@ function runnerSuite(t: Test, openCatalog: CatalogFactory): void {
     t.equal(stores.a!.messages(ref).length, 5)
     t.same(stores.b!.fences.get(`${ref.project}/${ref.queue}`)?.token, 'someone-else', 'a fence not ours is left alone')
     t.same(counts.outcomes, ['failed'])
+  })
+
+  t.test('a store that cannot migrate (it refuses with bad_request): failed at once, rolled back', async (t) => {
+    const { catalog, stores, ref, runner, ended } = await setup(t, openCatalog)
+    for (let i = 0; i < 5; i++) stores.a!.post(ref, `${i}`)
+    stores.b!.hook = () => {
+      throw new MissiveError('bad_request', 'This store does not support queue migration yet.')
+    }
+    const m = await catalog.createMigration({ ...ref, from: 'a', to: 'b', rate: 0, origin: 'admin' })
+    runner()
+    const end = await ended(m.id)
+    t.equal(end.state, 'failed')
+    t.match(end.error, /does not support queue migration/)
+    t.equal(stores.a!.fences.size, 0, 'the source serves as before')
+    t.equal(stores.a!.messages(ref).length, 5)
   })
 
   t.test('an unreachable target is retried with the error shown, then the move completes', async (t) => {
