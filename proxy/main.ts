@@ -20,6 +20,9 @@ import { ProxyMetrics, serveMetrics, type WorkerRef } from './metrics.js'
 import { RpcDriver } from './rpc-client.js'
 import { PooledDriver } from './pooled-driver.js'
 import { PoolSet, type PoolConnector } from './pool-set.js'
+import { catalogMigrationLookup, MigrationService, reachThrough } from './migration-control.js'
+import { MigrationMetrics } from './migration-metrics.js'
+import { MigrationRunner } from './migration-runner.js'
 
 async function main(): Promise<void> {
   const config = parseConfig(JSON.parse(process.env.MISSIVE_RESOLVED_CONFIG ?? '{}'))
@@ -81,7 +84,7 @@ async function main(): Promise<void> {
   }
   const pools = new PoolSet({ catalog, connector, defaultPool: DEFAULT_POOL, pollMs: config.catalogPollMs })
   // Every pool behind one driver: handlers cannot tell it from a single store.
-  const storage = new PooledDriver({ pools, log, switchWaitMs: config.migrationSwitchWaitMs })
+  const storage = new PooledDriver({ pools, log, switchWaitMs: config.migrationSwitchWaitMs, migrations: catalogMigrationLookup(catalog) })
   await pools.refresh()
   // Listen only once the workers answer, so the first requests do not meet a 503: the default
   // pool's are required, other pools' are waited for a little (their supervisor started them first).
@@ -102,11 +105,33 @@ async function main(): Promise<void> {
   }
   await Promise.allSettled([...rpc.keys(), ...embedded.keys()].flatMap((pool) => ready(pool, 5_000)))
 
+  // Live migrations (docs/migration.md): every proxy runs a runner, taking work through catalog leases.
+  const mconf = config.migration
+  const runner =
+    mconf.concurrency === 0
+      ? undefined
+      : new MigrationRunner({
+          catalog,
+          reach: reachThrough(pools),
+          log,
+          leaseMs: mconf.leaseMs,
+          pollMs: mconf.pollMs,
+          maxRunning: mconf.concurrency,
+          batch: mconf.batch,
+          journalBatch: mconf.batch,
+          ...(metrics && { observer: new MigrationMetrics(metrics.registry) }),
+        })
+  const migrations = new MigrationService({ catalog, pools, getQueue: (ref) => storage.getQueue(ref), config: mconf, log, kick: () => void runner?.kick() })
+  pools.migrations = migrations
+  const drainTimer = setInterval(() => void migrations.drainTick().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'drain top-up failed')), mconf.pollMs)
+  drainTimer.unref()
+
   const server = new HttpServer({ config, storage, control: pools, log, ...(metrics && { metrics }) })
   const port = await server.listen()
   const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.metricsBind ?? config.bind, config.metricsPort, metrics) : undefined
   log.info({ bind: config.bind, port, ...(config.adminPort > 0 && { adminBind: config.adminBind ?? config.bind, adminPort: config.adminPort }) }, 'proxy listening')
   process.send?.({ type: 'ready', port })
+  runner?.start()
   // The access log is buffered: push it out at least every second, so `tail -f` keeps up.
   if (config.accessLog) setInterval(() => log.flush(), 1000).unref()
 
@@ -115,6 +140,9 @@ async function main(): Promise<void> {
     if (stopping) return
     stopping = true
     log.info({ signal, inflight: server.inflight }, 'draining')
+    clearInterval(drainTimer)
+    // Leases released: another proxy takes over at once instead of after a lease's length.
+    await runner?.stop()
     await server.drain(config.drainTimeoutMs)
     server.close()
     metricsServer?.close()

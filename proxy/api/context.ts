@@ -29,6 +29,8 @@ export interface Params {
   /** Admin routes: a pool or flavor name (not subject to the queue-name check). */
   pool?: string
   flavor?: string
+  /** A live migration's id (admin). */
+  migration?: string
 }
 
 export interface ApiRequest {
