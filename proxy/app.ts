@@ -11,6 +11,7 @@ import type { ApiRequest } from './api/context.js'
 import { RouteTable } from './api/routes.js'
 import { versions } from './api/system.js'
 import { LongPoll } from './long-poll.js'
+import { msgpackReply } from './msgpack.js'
 import type { ProxyMetrics } from './metrics.js'
 import { Query } from './params.js'
 import { CONTENT_TYPE as METRICS_TYPE } from '../shared/metrics.js'
@@ -352,7 +353,7 @@ export class HttpServer {
       }
     }
     checkContentType(head.contentType, contentLength !== null)
-    checkAccept(head.accept)
+    const msgpack = checkAccept(head.accept)
     const clientId = checkClientId(head.clientId, config.limits)
     const project = checkProject(head.project)
     const { route, profile, params } = match
@@ -383,7 +384,8 @@ export class HttpServer {
       longPoll: this.#longPoll,
       abort: state,
     }
-    return route.handler(apiReq)
+    // Replies for `Accept: application/x-msgpack` are re-encoded; errors stay JSON (docs/api.md).
+    return msgpack ? msgpackReply(await route.handler(apiReq)) : route.handler(apiReq)
   }
 
   #write(res: uWS.HttpResponse, state: RequestState, reply: Reply, requestId: string, head: Head, close: boolean): void {
@@ -402,7 +404,7 @@ export class HttpServer {
     const closeConnection = close || this.#draining
     // A HEAD reply never has a body, whatever its status (RFC 9110 §9.3.2): a proxy reusing the
     // connection would read those bytes as the start of the next response.
-    const body = head.method === 'HEAD' ? undefined : reply.body
+    const body = head.method === 'HEAD' ? undefined : (reply.bytes ?? reply.body)
     res.cork(() => {
       res.writeStatus(STATUS_TEXT[reply.status] ?? String(reply.status))
       res.writeHeader('x-openstack-request-id', requestId)
