@@ -10,6 +10,8 @@ import type { Logger } from '../shared/log.js'
 import type { ApiRequest } from './api/context.js'
 import { RouteTable } from './api/routes.js'
 import { versions } from './api/system.js'
+import { LongPoll } from './long-poll.js'
+import { msgpackReply } from './msgpack.js'
 import type { ProxyMetrics } from './metrics.js'
 import { Query } from './params.js'
 import { CONTENT_TYPE as METRICS_TYPE } from '../shared/metrics.js'
@@ -36,6 +38,8 @@ export interface AppDeps {
   log: Logger
   /** Absent: no request metrics and no /metrics page. */
   metrics?: ProxyMetrics
+  /** Parked long-polling requests; absent: the server makes its own (proxy/long-poll.ts). */
+  longPoll?: LongPoll
 }
 
 /** Per-request bookkeeping the reply writer needs. */
@@ -50,6 +54,8 @@ interface RequestState {
   started: number
   /** Route template for metrics and logs (`/v2/queues/{queue}/messages`), never the path. */
   route: string
+  /** Set while the request is parked (long polling): wakes it when the client goes away. */
+  onAbort: (() => void) | undefined
 }
 
 /** Headers a request may carry that we read, copied out of uWS before anything async. */
@@ -185,6 +191,7 @@ function listenOn(app: uWS.TemplatedApp, bind: string, port: number): Promise<uW
 export class HttpServer {
   readonly #deps: AppDeps
   readonly #routes: RouteTable
+  readonly #longPoll: LongPoll
   readonly #app: uWS.TemplatedApp
   /** The admin listener's app, when `adminPort` is set. */
   readonly #adminApp: uWS.TemplatedApp | undefined
@@ -197,6 +204,8 @@ export class HttpServer {
   constructor(deps: AppDeps) {
     this.#deps = deps
     this.#routes = new RouteTable(deps.config.enableV1_1)
+    this.#longPoll =
+      deps.longPoll ?? new LongPoll({ perProject: deps.config.longPollMaxWaitersPerProject, total: deps.config.longPollMaxWaiters })
     this.#app = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, false))
     if (deps.config.adminPort > 0) this.#adminApp = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, true))
   }
@@ -216,6 +225,8 @@ export class HttpServer {
   /** Stops accepting connections and resolves when in-flight requests are done (or on timeout). */
   async drain(timeoutMs: number): Promise<void> {
     this.#draining = true
+    // Parked long polls answer now (after one more try) rather than hold the drain up.
+    this.#longPoll.close()
     if (this.#listenSocket !== undefined) uWS.us_listen_socket_close(this.#listenSocket)
     if (this.#adminSocket !== undefined) uWS.us_listen_socket_close(this.#adminSocket)
     this.#listenSocket = undefined
@@ -239,11 +250,12 @@ export class HttpServer {
 
   #onRequest(res: uWS.HttpResponse, req: uWS.HttpRequest, admin: boolean): void {
     const head = readHead(req)
-    const state: RequestState = { aborted: false, handling: false, released: false, admin, started: performance.now(), route: 'unmatched' }
+    const state: RequestState = { aborted: false, handling: false, released: false, admin, started: performance.now(), route: 'unmatched', onAbort: undefined }
     this.#inflight++
     this.#deps.metrics?.inflight.inc()
     res.onAborted(() => {
       state.aborted = true
+      state.onAbort?.()
       // An upload cut short never reaches `onData`'s last chunk: nothing else would release it.
       // A request already in a handler keeps its slot until the handler finishes.
       if (!state.handling) this.#release(state)
@@ -341,7 +353,7 @@ export class HttpServer {
       }
     }
     checkContentType(head.contentType, contentLength !== null)
-    checkAccept(head.accept)
+    const msgpack = checkAccept(head.accept)
     const clientId = checkClientId(head.clientId, config.limits)
     const project = checkProject(head.project)
     const { route, profile, params } = match
@@ -369,8 +381,11 @@ export class HttpServer {
       storage,
       control,
       log,
+      longPoll: this.#longPoll,
+      abort: state,
     }
-    return route.handler(apiReq)
+    // Replies for `Accept: application/x-msgpack` are re-encoded; errors stay JSON (docs/api.md).
+    return msgpack ? msgpackReply(await route.handler(apiReq)) : route.handler(apiReq)
   }
 
   #write(res: uWS.HttpResponse, state: RequestState, reply: Reply, requestId: string, head: Head, close: boolean): void {
@@ -389,7 +404,7 @@ export class HttpServer {
     const closeConnection = close || this.#draining
     // A HEAD reply never has a body, whatever its status (RFC 9110 §9.3.2): a proxy reusing the
     // connection would read those bytes as the start of the next response.
-    const body = head.method === 'HEAD' ? undefined : reply.body
+    const body = head.method === 'HEAD' ? undefined : (reply.bytes ?? reply.body)
     res.cork(() => {
       res.writeStatus(STATUS_TEXT[reply.status] ?? String(reply.status))
       res.writeHeader('x-openstack-request-id', requestId)

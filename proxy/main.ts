@@ -16,6 +16,9 @@ import type { DataDriver } from '../shared/storage/contract.js'
 import { metered } from '../worker/storage/metered.js'
 import { HttpServer } from './app.js'
 import { EmbeddedPool } from './embedded.js'
+import { LongPoll } from './long-poll.js'
+import { RedisWakeups } from './long-poll-redis.js'
+import { isRedisUri, parseRedisUri } from '../shared/storage/redis-uri.js'
 import { ProxyMetrics, serveMetrics, type WorkerRef } from './metrics.js'
 import { RpcDriver } from './rpc-client.js'
 import { PooledDriver } from './pooled-driver.js'
@@ -35,11 +38,27 @@ async function main(): Promise<void> {
   // Pools with no workers (`workers: 0`): their driver runs in this process.
   const embedded = new Map<string, EmbeddedPool>()
   const workers: WorkerRef[] = []
+  // Parked long polls, and per Redis pool the subscriber that wakes them on other proxies' posts.
+  const longPoll = new LongPoll({ perProject: config.longPollMaxWaitersPerProject, total: config.longPollMaxWaiters })
+  const wakeups = new Map<string, RedisWakeups>()
+  const watch = (pool: Pool): void => {
+    wakeups.get(pool.name)?.close()
+    wakeups.delete(pool.name)
+    if (!isRedisUri(pool.uri) || config.longPollMaxWait === 0) return
+    try {
+      wakeups.set(pool.name, new RedisWakeups(parseRedisUri(pool.uri, config.durability), longPoll, log))
+    } catch (err) {
+      // The pool's own driver reports a bad URI; waiters there just wait out their time.
+      log.warn({ pool: pool.name, err: (err as Error).message }, 'long-poll wake-ups: cannot follow the pool')
+    }
+  }
   const metrics = config.metrics ? new ProxyMetrics(() => storage, workers, { cacheMs: config.metricsCacheMs }) : undefined
+  if (metrics) metrics.longPollWaiting = () => longPoll.size
   const connector: PoolConnector = {
     key: (pool: Pool) => String(poolWorkerCount(pool, config.workers)),
     open(pool: Pool): DataDriver[] {
       const n = poolWorkerCount(pool, config.workers)
+      watch(pool)
       if (n === 0) {
         const local = new EmbeddedPool(pool.name, pool.uri, { dataDir: config.dataDir, durability: config.durability }, log)
         embedded.set(pool.name, local)
@@ -65,6 +84,8 @@ async function main(): Promise<void> {
       return metrics ? drivers.map((d, i) => metered(d, metrics.rpc, { pool: pool.name, worker: String(i) })) : drivers
     },
     close(pool: string): void {
+      wakeups.get(pool)?.close()
+      wakeups.delete(pool)
       const local = embedded.get(pool)
       embedded.delete(pool)
       void local?.close()
@@ -126,7 +147,7 @@ async function main(): Promise<void> {
   const drainTimer = setInterval(() => void migrations.drainTick().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'drain top-up failed')), mconf.pollMs)
   drainTimer.unref()
 
-  const server = new HttpServer({ config, storage, control: pools, log, ...(metrics && { metrics }) })
+  const server = new HttpServer({ config, storage, control: pools, log, longPoll, ...(metrics && { metrics }) })
   const port = await server.listen()
   const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.metricsBind ?? config.bind, config.metricsPort, metrics) : undefined
   log.info({ bind: config.bind, port, ...(config.adminPort > 0 && { adminBind: config.adminBind ?? config.bind, adminPort: config.adminPort }) }, 'proxy listening')
@@ -147,6 +168,7 @@ async function main(): Promise<void> {
     server.close()
     metricsServer?.close()
     await storage.close()
+    for (const w of wakeups.values()) w.close()
     await Promise.all([...[...rpc.values()].flat(), ...embedded.values()].map((d) => d.close()))
     await catalog.close()
     log.info('proxy stopped')

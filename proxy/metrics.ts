@@ -45,6 +45,14 @@ export class ProxyMetrics {
     help: 'Requests received and not yet answered.',
     registers: [this.registry],
   })
+  /** Long-polling requests registered now (proxy/long-poll.ts); set by whoever owns them, read at scrape time. */
+  longPollWaiting: () => number = () => 0
+  readonly #longPoll: Gauge = new Gauge({
+    name: 'missive_long_poll_waiting',
+    help: 'Long-polling claims and listings (wait=) registered in the proxy: waiting, or trying again after a wake-up.',
+    registers: [this.registry],
+    collect: () => this.#longPoll.set(this.longPollWaiting()),
+  })
   /** For wrapping each worker's RpcDriver (see worker/storage/metered.ts). */
   readonly rpc: DriverMetrics = {
     duration: new Histogram({

@@ -157,6 +157,12 @@ export const ConfigSchema = z
     adminPort: z.int().min(0).max(65535).default(0),
     /** Address the `adminPort` listener binds. Unset: `bind`. */
     adminBind: z.string().min(1).optional(),
+    /** Longest `wait` (seconds) a long-polling claim or listing may ask for; 0: no long polling (docs/api.md, "Long polling"). */
+    longPollMaxWait: z.int().min(0).max(3600).default(20),
+    /** Long-polling requests one project may have waiting at once in one proxy; 429 beyond. */
+    longPollMaxWaitersPerProject: z.int().min(0).default(1000),
+    /** Long-polling requests waiting at once in one proxy, all projects together; 429 beyond. */
+    longPollMaxWaiters: z.int().min(0).default(50000),
     limits: LimitsSchema.default(() => LimitsSchema.parse({})),
     /** Live migrations, drains and rebalancing (docs/migration.md). */
     migration: MigrationSchema.default(() => MigrationSchema.parse({})),

@@ -29,6 +29,8 @@ export const ERRORS = {
   uri_too_long: { status: 414, title: 'URI too long' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   header_too_large: { status: 431, title: 'Request header fields too large' },
+  /** Too many long-polling requests waiting (docs/api.md, "Long polling"). */
+  too_many_requests: { status: 429, title: 'Too many requests' },
   internal: { status: 500, title: 'Internal server error' },
   unavailable: { status: 503, title: 'Service temporarily unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>

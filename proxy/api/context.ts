@@ -3,6 +3,7 @@ import type { Config } from '../../shared/config.js'
 import type { Logger } from '../../shared/log.js'
 import type { Message, QueueRef } from '../../shared/storage/contract.js'
 import type { Query } from '../params.js'
+import type { AbortHook, LongPoll } from '../long-poll.js'
 import type { ControlPlane } from '../pool-set.js'
 import type { PooledStorage } from '../pooled-driver.js'
 import type { Reply } from '../transport.js'
@@ -58,6 +59,10 @@ export interface ApiRequest {
   /** The catalog and the pools' workers, for the admin API only (pools, flavors, health). */
   control: ControlPlane
   log: Logger
+  /** Parked long-polling requests of this proxy (proxy/long-poll.ts); absent: `wait` is ignored. */
+  longPoll?: LongPoll
+  /** Tells a parked request that its client went away. */
+  abort?: AbortHook
 }
 
 export type Handler = (req: ApiRequest) => Promise<Reply> | Reply

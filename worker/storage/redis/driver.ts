@@ -25,6 +25,7 @@ import { systemClock, type Clock } from '../../../shared/clock.js'
 import { MissiveError, unavailable } from '../../../shared/errors.js'
 import { BadStoreConfig, StoreUnavailable } from '../../../shared/storage/errors.js'
 import { connectRedis } from '../../../shared/redis.js'
+import { postedChannel, postedMessage } from '../../../shared/storage/posted.js'
 import type {
   Claim,
   ClaimOptions,
@@ -113,6 +114,8 @@ export class RedisDriver implements DataDriver {
   readonly #gcQueuesPerTick: number
   readonly #gcBudgetMs: number
   readonly #onGcError: ((err: unknown) => void) | undefined
+  /** Where posts are announced to long-polling proxies (shared/storage/posted.ts). */
+  readonly #channel: string
   #gcCursor = '-'
   #gcRunning = false
   #timer: NodeJS.Timeout | undefined
@@ -121,6 +124,7 @@ export class RedisDriver implements DataDriver {
   private constructor(redis: Redis, opts: RedisDriverOptions) {
     this.options = opts
     this.#redis = redis
+    this.#channel = postedChannel(opts.db)
     this.#clock = opts.clock ?? systemClock
     this.#gcStep = opts.gcStep ?? 100
     this.#gcQueuesPerTick = opts.gcQueuesPerTick ?? 100
@@ -331,7 +335,19 @@ export class RedisDriver implements DataDriver {
   }
 
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
-    return this.#guard('postMessages', () => this.#messages.postMessages(ref, messages, opts))
+    return this.#guard('postMessages', () => this.#messages.postMessages(ref, messages, opts)).then((ids) => {
+      this.#announce(ref, ids.length)
+      return ids
+    })
+  }
+
+  /**
+   * Tells long-polling proxies that `ref` may have messages (proxy/long-poll-redis.ts). Done here,
+   * after the post resolved, not in the post's script: the script stays the store's, and a lost
+   * announcement only delays a waiter to the end of its wait. Never fails the post.
+   */
+  #announce(ref: QueueRef, count: number): void {
+    this.#redis.publish(this.#channel, postedMessage(ref, count)).catch(() => undefined)
   }
 
   listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {
@@ -371,7 +387,7 @@ export class RedisDriver implements DataDriver {
   }
 
   releaseClaim(ref: QueueRef, claimId: string): Promise<void> {
-    return this.#guard('releaseClaim', () => this.#claims.releaseClaim(ref, claimId))
+    return this.#guard('releaseClaim', () => this.#claims.releaseClaim(ref, claimId)).then(() => this.#announce(ref, 0))
   }
 
   // --- migration (shared/storage/migration.ts; redis/migration.ts): never refused by a fence --
