@@ -16,7 +16,8 @@ import type { DataDriver } from '../shared/storage/contract.js'
 import { metered } from '../worker/storage/metered.js'
 import { HttpServer } from './app.js'
 import { EmbeddedPool } from './embedded.js'
-import { ProxyMetrics, serveMetrics, type WorkerRef } from './metrics.js'
+import { BACKLOG, BacklogScanner } from './backlog.js'
+import { ProxyMetrics, supervisorMetrics, serveMetrics, type WorkerRef } from './metrics.js'
 import { RpcDriver } from './rpc-client.js'
 import { PooledDriver } from './pooled-driver.js'
 import { PoolSet, type PoolConnector } from './pool-set.js'
@@ -32,7 +33,7 @@ async function main(): Promise<void> {
   // Pools with no workers (`workers: 0`): their driver runs in this process.
   const embedded = new Map<string, EmbeddedPool>()
   const workers: WorkerRef[] = []
-  const metrics = config.metrics ? new ProxyMetrics(() => storage, workers, { cacheMs: config.metricsCacheMs }) : undefined
+  const metrics = config.metrics ? new ProxyMetrics(() => storage, workers, { cacheMs: config.metricsCacheMs, supervisor: supervisorMetrics() }) : undefined
   const connector: PoolConnector = {
     key: (pool: Pool) => String(poolWorkerCount(pool, config.workers)),
     open(pool: Pool): DataDriver[] {
@@ -72,13 +73,6 @@ async function main(): Promise<void> {
       log.info({ pool }, 'pool disconnected')
     },
   }
-  if (metrics) {
-    const m = metrics
-    // The supervisor pushes its children's restart counts over IPC.
-    process.on('message', (msg: { type?: string; restarts?: Record<string, number> }) => {
-      if (msg?.type === 'restarts' && msg.restarts) m.setRestarts(msg.restarts)
-    })
-  }
   const pools = new PoolSet({ catalog, connector, defaultPool: DEFAULT_POOL, pollMs: 250 })
   // Every pool behind one driver: handlers cannot tell it from a single store.
   const storage = new PooledDriver({ pools, log })
@@ -102,6 +96,10 @@ async function main(): Promise<void> {
   }
   await Promise.allSettled([...rpc.keys(), ...embedded.keys()].flatMap((pool) => ready(pool, 5_000)))
 
+  // Per-pool backlog for /metrics and GET /v2/admin/queues/top, scanned in the background.
+  const backlog = new BacklogScanner(pools, log).start()
+  BACKLOG.set(pools, backlog)
+  metrics?.watchBacklog(backlog)
   const server = new HttpServer({ config, storage, control: pools, log, ...(metrics && { metrics }) })
   const port = await server.listen()
   const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.metricsBind ?? config.bind, config.metricsPort, metrics) : undefined
@@ -117,6 +115,7 @@ async function main(): Promise<void> {
     log.info({ signal, inflight: server.inflight }, 'draining')
     await server.drain(config.drainTimeoutMs)
     server.close()
+    backlog.stop()
     metricsServer?.close()
     await storage.close()
     await Promise.all([...[...rpc.values()].flat(), ...embedded.values()].map((d) => d.close()))
