@@ -8,6 +8,7 @@ import type { Config } from '../shared/config.js'
 import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
 import type { ApiRequest } from './api/context.js'
+import { openApiJson } from './api/openapi.js'
 import { RouteTable } from './api/routes.js'
 import { versions } from './api/system.js'
 import { LongPoll } from './long-poll.js'
@@ -339,6 +340,12 @@ export class HttpServer {
       state.route = '/'
       if (head.method === 'GET') return versions()
       throw new MissiveError('method_not_allowed', `${head.method} is not allowed on /.`)
+    }
+    if (head.path === '/openapi.json') {
+      // The API's description (docs/openapi.md): public like `/`, needs no headers.
+      state.route = '/openapi.json'
+      if (head.method === 'GET') return { status: 200, body: openApiJson() }
+      throw new MissiveError('method_not_allowed', `${head.method} is not allowed on /openapi.json.`)
     }
     // With an admin listener, each port serves its own half of the API (and the same 404 for
     // the other half, which tells a tenant nothing about the admin API).

@@ -19,7 +19,8 @@ import { EmbeddedPool } from './embedded.js'
 import { LongPoll } from './long-poll.js'
 import { RedisWakeups } from './long-poll-redis.js'
 import { isRedisUri, parseRedisUri } from '../shared/storage/redis-uri.js'
-import { ProxyMetrics, serveMetrics, type WorkerRef } from './metrics.js'
+import { ProxyMetrics, supervisorMetrics, serveMetrics, type WorkerRef } from './metrics.js'
+import { BACKLOG, BacklogScanner } from './backlog.js'
 import { RpcDriver } from './rpc-client.js'
 import { PooledDriver } from './pooled-driver.js'
 import { PoolSet, type PoolConnector } from './pool-set.js'
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
       log.warn({ pool: pool.name, err: (err as Error).message }, 'long-poll wake-ups: cannot follow the pool')
     }
   }
-  const metrics = config.metrics ? new ProxyMetrics(() => storage, workers, { cacheMs: config.metricsCacheMs }) : undefined
+  const metrics = config.metrics ? new ProxyMetrics(() => storage, workers, { cacheMs: config.metricsCacheMs, supervisor: supervisorMetrics() }) : undefined
   if (metrics) metrics.longPollWaiting = () => longPoll.size
   const connector: PoolConnector = {
     key: (pool: Pool) => String(poolWorkerCount(pool, config.workers)),
@@ -95,13 +96,6 @@ async function main(): Promise<void> {
       for (const d of drivers) void d.close()
       log.info({ pool }, 'pool disconnected')
     },
-  }
-  if (metrics) {
-    const m = metrics
-    // The supervisor pushes its children's restart counts over IPC.
-    process.on('message', (msg: { type?: string; restarts?: Record<string, number> }) => {
-      if (msg?.type === 'restarts' && msg.restarts) m.setRestarts(msg.restarts)
-    })
   }
   const pools = new PoolSet({ catalog, connector, defaultPool: DEFAULT_POOL, pollMs: config.catalogPollMs })
   // Every pool behind one driver: handlers cannot tell it from a single store.
@@ -147,6 +141,10 @@ async function main(): Promise<void> {
   const drainTimer = setInterval(() => void migrations.drainTick().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'drain top-up failed')), mconf.pollMs)
   drainTimer.unref()
 
+  // Per-pool backlog for /metrics and GET /v2/admin/queues/top, scanned in the background.
+  const backlog = new BacklogScanner(pools, log).start()
+  BACKLOG.set(pools, backlog)
+  metrics?.watchBacklog(backlog)
   const server = new HttpServer({ config, storage, control: pools, log, longPoll, ...(metrics && { metrics }) })
   const port = await server.listen()
   const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.metricsBind ?? config.bind, config.metricsPort, metrics) : undefined
@@ -166,6 +164,7 @@ async function main(): Promise<void> {
     await runner?.stop()
     await server.drain(config.drainTimeoutMs)
     server.close()
+    backlog.stop()
     metricsServer?.close()
     await storage.close()
     for (const w of wakeups.values()) w.close()

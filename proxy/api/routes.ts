@@ -5,7 +5,7 @@
  */
 import type { Limits } from '../../shared/config.js'
 import { badRequest, invalidBody, MissiveError } from '../../shared/errors.js'
-import { listAllQueues } from './admin-queues.js'
+import { listAllQueues, topQueues } from './admin-queues.js'
 import * as claims from './claims.js'
 import type { Handler, Params, Profile } from './context.js'
 import * as flavors from './flavors.js'
@@ -73,6 +73,7 @@ export const ROUTES: Route[] = [
   { method: 'DELETE', path: 'flavors/{flavor}', handler: flavors.deleteFlavor, v1_1: true },
   { method: 'GET', path: 'admin/pools/{pool}/stats', handler: pools.poolStats, v1_1: false },
   { method: 'GET', path: 'admin/queues', handler: listAllQueues, v1_1: false },
+  { method: 'GET', path: 'admin/queues/top', handler: topQueues, v1_1: false },
   // Live migrations, drains, rebalancing (docs/migration.md): v2 only.
   { method: 'POST', path: 'admin/migrations', handler: migrations.createMigration, v1_1: false },
   { method: 'GET', path: 'admin/migrations', handler: migrations.listMigrations, v1_1: false },

@@ -5,6 +5,7 @@ import { empty, json, type Reply } from '../transport.js'
 import type { DataDriver } from '../../shared/storage/contract.js'
 import type { ApiRequest, Profile } from './context.js'
 import { messageVolume } from './pools.js'
+import { PROBE_PROJECT } from '../../worker/storage/metered.js'
 
 const JSON_TYPES = { 'application/json': {} }
 
@@ -146,7 +147,8 @@ interface StepStatus {
  * in Zaqar (a failed create skips the rest, a failed post skips the claim steps).
  */
 async function probe(req: ApiRequest, driver: DataDriver): Promise<Record<string, StepStatus>> {
-  const ref = { project: randomUUID(), queue: randomUUID() }
+  // A project tenants cannot name: the probe's messages are not tenant traffic in /metrics.
+  const ref = { project: PROBE_PROJECT, queue: randomUUID() }
   const client = randomUUID()
   const status: Record<string, StepStatus> = {}
   const step = async <T>(name: string, fn: () => Promise<T>): Promise<[boolean, T | undefined]> => {
