@@ -44,6 +44,18 @@ export const LimitsSchema = z
 
 export type Limits = z.infer<typeof LimitsSchema>
 
+/** Authentication (docs/auth.md). */
+export const AuthSchema = z
+  .object({
+    /** `none`: `X-Project-ID` is trusted as sent; `keys`: API keys (docs/auth.md). */
+    strategy: z.enum(['none', 'keys']).default('none'),
+    /** How long a proxy trusts a checked API key before asking the catalog again (revocation delay on other proxies), ms. */
+    keyCacheMs: z.int().min(0).max(600000).default(1000),
+    /** Most credentials one proxy caches. */
+    cacheEntries: z.int().min(1).default(10000),
+  })
+  .strict()
+
 export const ConfigSchema = z
   .object({
     /** Address the proxy listens on. */
@@ -129,6 +141,7 @@ export const ConfigSchema = z
     /** Address the `adminPort` listener binds. Unset: `bind`. */
     adminBind: z.string().min(1).optional(),
     limits: LimitsSchema.default(() => LimitsSchema.parse({})),
+    auth: AuthSchema.default(() => AuthSchema.parse({})),
   })
   .strict()
 

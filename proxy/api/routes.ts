@@ -12,6 +12,7 @@ import * as messages from './messages.js'
 import * as pools from './pools.js'
 import * as queues from './queues.js'
 import * as system from './system.js'
+import * as keys from '../auth/admin-api.js'
 import { postTooLargeText } from '../storage-errors.js'
 
 export interface Route {
@@ -70,6 +71,11 @@ export const ROUTES: Route[] = [
   { method: 'PATCH', path: 'flavors/{flavor}', handler: flavors.patchFlavor, v1_1: true },
   { method: 'DELETE', path: 'flavors/{flavor}', handler: flavors.deleteFlavor, v1_1: true },
   { method: 'GET', path: 'admin/pools/{pool}/stats', handler: pools.poolStats, v1_1: false },
+  // API keys (proxy/auth/admin-api.ts; docs/auth.md).
+  { method: 'GET', path: 'admin/keys', handler: keys.listKeys, v1_1: false },
+  { method: 'POST', path: 'admin/keys', handler: keys.createKey, v1_1: false },
+  { method: 'GET', path: 'admin/keys/{key}', handler: keys.getKey, v1_1: false },
+  { method: 'DELETE', path: 'admin/keys/{key}', handler: keys.deleteKey, v1_1: false },
 ]
 
 export const PROFILES: Profile[] = [
