@@ -15,6 +15,7 @@ import { createLogger } from '../shared/log.js'
 import type { DataDriver } from '../shared/storage/contract.js'
 import { metered } from '../worker/storage/metered.js'
 import { HttpServer } from './app.js'
+import { createAuthenticator } from './auth/index.js'
 import { EmbeddedPool } from './embedded.js'
 import { LongPoll } from './long-poll.js'
 import { RedisWakeups } from './long-poll-redis.js'
@@ -145,7 +146,8 @@ async function main(): Promise<void> {
   const backlog = new BacklogScanner(pools, log).start()
   BACKLOG.set(pools, backlog)
   metrics?.watchBacklog(backlog)
-  const server = new HttpServer({ config, storage, control: pools, log, longPoll, ...(metrics && { metrics }) })
+  const auth = await createAuthenticator(config, { catalogUri, log })
+  const server = new HttpServer({ config, storage, control: pools, log, longPoll, auth, ...(metrics && { metrics }) })
   const port = await server.listen()
   const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.metricsBind ?? config.bind, config.metricsPort, metrics) : undefined
   log.info({ bind: config.bind, port, ...(config.adminPort > 0 && { adminBind: config.adminBind ?? config.bind, adminPort: config.adminPort }) }, 'proxy listening')
@@ -169,6 +171,7 @@ async function main(): Promise<void> {
     await storage.close()
     for (const w of wakeups.values()) w.close()
     await Promise.all([...[...rpc.values()].flat(), ...embedded.values()].map((d) => d.close()))
+    await auth.close()
     await catalog.close()
     log.info('proxy stopped')
     log.flush()

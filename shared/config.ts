@@ -62,6 +62,18 @@ export const MigrationSchema = z
   })
   .strict()
 
+/** Authentication (docs/auth.md). */
+export const AuthSchema = z
+  .object({
+    /** `none`: `X-Project-ID` is trusted as sent; `keys`: API keys (docs/auth.md). */
+    strategy: z.enum(['none', 'keys']).default('none'),
+    /** How long a proxy trusts a checked API key before asking the catalog again (revocation delay on other proxies), ms. */
+    keyCacheMs: z.int().min(0).max(600000).default(1000),
+    /** Most credentials one proxy caches. */
+    cacheEntries: z.int().min(1).default(10000),
+  })
+  .strict()
+
 export const ConfigSchema = z
   .object({
     /** Address the proxy listens on. */
@@ -166,6 +178,7 @@ export const ConfigSchema = z
     limits: LimitsSchema.default(() => LimitsSchema.parse({})),
     /** Live migrations, drains and rebalancing (docs/migration.md). */
     migration: MigrationSchema.default(() => MigrationSchema.parse({})),
+    auth: AuthSchema.default(() => AuthSchema.parse({})),
   })
   .strict()
 

@@ -14,6 +14,7 @@ import * as migrations from './migrations.js'
 import * as pools from './pools.js'
 import * as queues from './queues.js'
 import * as system from './system.js'
+import * as keys from '../auth/admin-api.js'
 import { postTooLargeText } from '../storage-errors.js'
 
 export interface Route {
@@ -83,6 +84,11 @@ export const ROUTES: Route[] = [
   { method: 'GET', path: 'admin/pools/{pool}/drain', handler: migrations.getDrain, v1_1: false },
   { method: 'DELETE', path: 'admin/pools/{pool}/drain', handler: migrations.stopDrain, v1_1: false },
   { method: 'POST', path: 'admin/rebalance', handler: migrations.rebalance, v1_1: false },
+  // API keys (proxy/auth/admin-api.ts; docs/auth.md).
+  { method: 'GET', path: 'admin/keys', handler: keys.listKeys, v1_1: false },
+  { method: 'POST', path: 'admin/keys', handler: keys.createKey, v1_1: false },
+  { method: 'GET', path: 'admin/keys/{key}', handler: keys.getKey, v1_1: false },
+  { method: 'DELETE', path: 'admin/keys/{key}', handler: keys.deleteKey, v1_1: false },
 ]
 
 export const PROFILES: Profile[] = [
