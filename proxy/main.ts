@@ -18,6 +18,7 @@ import { HttpServer } from './app.js'
 import { EmbeddedPool } from './embedded.js'
 import { ProxyMetrics, serveMetrics, type WorkerRef } from './metrics.js'
 import { RpcDriver } from './rpc-client.js'
+import { CircuitBreaker, type StoreInfo } from './circuit-breaker.js'
 import { PooledDriver } from './pooled-driver.js'
 import { PoolSet, type PoolConnector } from './pool-set.js'
 
@@ -32,6 +33,21 @@ async function main(): Promise<void> {
   // Pools with no workers (`workers: 0`): their driver runs in this process.
   const embedded = new Map<string, EmbeddedPool>()
   const workers: WorkerRef[] = []
+  // Each pool worker's circuit breaker, by pool (docs/ha.md, "Failure isolation").
+  const breakers = new Map<string, CircuitBreaker[]>()
+  const guarded = (pool: string, worker: string, driver: DataDriver, rpc?: RpcDriver): DataDriver => {
+    const b = new CircuitBreaker(driver, {
+      failures: config.poolBreakerFailures,
+      stallMs: config.poolStallMs,
+      checkMs: config.poolCheckMs,
+      ...(rpc && { info: () => rpc.call('storeInfo', []) as Promise<StoreInfo>, lastHeard: () => rpc.lastHeard }),
+      onChange: (open, reason) =>
+        open ? log.warn({ pool, worker, reason }, 'pool store unreachable: its requests fail at once') : log.info({ pool, worker }, 'pool store reachable again'),
+      onFailover: (from, to) => log.warn({ pool, worker, from, to }, 'pool store is another server now (failover or restart)'),
+    })
+    breakers.set(pool, [...(breakers.get(pool) ?? []), b])
+    return b.driver
+  }
   const metrics = config.metrics ? new ProxyMetrics(() => storage, workers, { cacheMs: config.metricsCacheMs }) : undefined
   const connector: PoolConnector = {
     key: (pool: Pool) => String(poolWorkerCount(pool, config.workers)),
@@ -41,7 +57,7 @@ async function main(): Promise<void> {
         const local = new EmbeddedPool(pool.name, pool.uri, { dataDir: config.dataDir, durability: config.durability }, log)
         embedded.set(pool.name, local)
         log.info({ pool: pool.name, workers: 0 }, 'pool served inside the proxy')
-        return [metrics ? metered(local.driver, metrics.rpc, { pool: pool.name, worker: 'proxy' }) : local.driver]
+        return [guarded(pool.name, 'proxy', metrics ? metered(local.driver, metrics.rpc, { pool: pool.name, worker: 'proxy' }) : local.driver)]
       }
       const drivers = Array.from(
         { length: n },
@@ -59,9 +75,18 @@ async function main(): Promise<void> {
       rpc.set(pool.name, drivers)
       drivers.forEach((driver, index) => workers.push({ pool: pool.name, index, driver }))
       log.info({ pool: pool.name, workers: n }, 'pool connected')
-      return metrics ? drivers.map((d, i) => metered(d, metrics.rpc, { pool: pool.name, worker: String(i) })) : drivers
+      return drivers.map((d, i) =>
+        guarded(
+          pool.name,
+          String(i),
+          metrics ? metered(d, metrics.rpc, { pool: pool.name, worker: String(i) }) : d,
+          d,
+        ),
+      )
     },
     close(pool: string): void {
+      for (const b of breakers.get(pool) ?? []) b.close()
+      breakers.delete(pool)
       const local = embedded.get(pool)
       embedded.delete(pool)
       void local?.close()

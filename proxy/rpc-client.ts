@@ -28,7 +28,7 @@ import type { DataDriver } from '../shared/storage/contract.js'
 import { defineOperations, type DriverOperation, type OpArgs, type OpResult } from '../shared/storage/operations.js'
 
 /** Operations a worker serves itself, outside the storage contract (worker/main.ts). */
-export type WorkerOperation = 'metrics' | 'heartbeat'
+export type WorkerOperation = 'metrics' | 'heartbeat' | 'storeInfo'
 
 export const UNREACHABLE_DESCRIPTION =
   'Service temporarily unavailable: the worker is not reachable. Please try again in a few seconds.'
@@ -156,6 +156,11 @@ export class RpcDriver extends EventEmitter implements DataDriver {
     let n = 0
     for (const ch of this.#channels) n += ch.pending.size
     return n - this.#beats
+  }
+
+  /** performance.now() when the worker last answered anything (a heartbeat included). */
+  get lastHeard(): number {
+    return this.#heard
   }
 
   /** True while the worker is taken for hung: connected, but silent past `hungAfterMs`. */
