@@ -11,8 +11,8 @@
  * - the pool *stalls*: calls are in flight, nothing at all (call or check) has completed for
  *   `stallMs`, and the worker itself still answers (its heartbeats) — a stopped Redis (SIGSTOP)
  *   or a network black hole, which would otherwise hold each request until the store's command
- *   timeout. The calls in flight then fail at once with `unavailable` (whether a write among them
- *   was carried out is unknown, as after any 503). A silent worker is the worker's own hang
+ *   timeout. The calls in flight then fail at once with `unavailable` through `abort` (whether a
+ *   write among them was carried out is unknown, as after any 503). A silent worker is the worker's own hang
  *   detection's business (proxy/rpc-client.ts);
  * - a check fails.
  *
@@ -21,8 +21,8 @@
  * outage is seen too, and a successful check is what closes an open breaker. The facts also tell
  * a failover: the store answering as a different server than the last check saw.
  *
- * Hot path, closed breaker: one promise and one Set entry per call on top of the wrapped call;
- * open: no call at all.
+ * Hot path, closed breaker: one promise per call (a `then` with handlers made once) and two
+ * counters; no clock read, no timer. Open: no call at all.
  */
 import { performance } from 'node:perf_hooks'
 import { MissiveError } from '../shared/errors.js'
@@ -58,6 +58,12 @@ export interface CircuitBreakerOptions {
    * (`workerHungAfterMs`, `rpcTimeoutMs`), which may wait a pause out (docs/operations.md).
    */
   lastHeard?: () => number
+  /**
+   * Fails every call in flight with `err()` (an RPC worker's pending calls: their answers, if
+   * they come, are dropped). Called when the pool stalls; without it, those calls wait for the
+   * store's own timeout and only new calls fail at once.
+   */
+  abort?: (err: () => MissiveError) => void
   /** The check: the store's facts (default: a ping, with no facts). */
   info?: () => Promise<StoreInfo | null>
   /** Called when the breaker opens or closes. */
@@ -97,12 +103,17 @@ export class CircuitBreaker {
   readonly #lastHeard: (() => number) | undefined
   readonly #onChange: ((open: boolean, reason: string) => void) | undefined
   readonly #onFailover: ((from: string, to: string) => void) | undefined
-  readonly #inflight = new Set<(err: unknown) => void>()
+  readonly #abort: ((err: () => MissiveError) => void) | undefined
+  /** Calls passed to the inner driver and not settled yet. */
+  #inflight = 0
+  /** Calls settled so far (the tick compares it with `#seen` to see progress without a clock read per call). */
+  #settled = 0
+  #seen = 0
   readonly #timer: NodeJS.Timeout | undefined
   #open = false
   #reason = ''
   #failures = 0
-  /** performance.now() of the last completion (call or check), or of the first call in flight. */
+  /** performance.now() at the tick that last saw progress (a call or check settled, or nothing waiting). */
   #progress = performance.now()
   #checking = false
   #lastCheck = -Infinity
@@ -121,6 +132,7 @@ export class CircuitBreaker {
     this.#onChange = opts.onChange
     this.#lastHeard = opts.lastHeard
     this.#onFailover = opts.onFailover
+    this.#abort = opts.abort
     const ticks = [this.#checkMs, this.#stallMs / 4].filter((ms) => ms > 0)
     if (ticks.length > 0) {
       this.#timer = setInterval(() => this.#tick(), Math.max(10, Math.min(...ticks)))
@@ -184,18 +196,18 @@ export class CircuitBreaker {
     this.#checking = true
     this.#lastCheck = performance.now()
     // An idle pool: the stall clock starts with the check.
-    if (this.#inflight.size === 0) this.#progress = this.#lastCheck
+    if (this.#inflight === 0) this.#progress = this.#lastCheck
     return this.#info().then(
       (info) => {
         this.#checking = false
-        this.#progress = performance.now()
+        this.#settled++
         this.#failures = 0
         this.#note(info)
         if (this.#open) this.#setOpen(false, 'the store answers again')
       },
       (err: unknown) => {
         this.#checking = false
-        this.#progress = performance.now()
+        this.#settled++
         this.#trip(`check failed: ${(err as Error)?.message ?? String(err)}`)
       },
     )
@@ -214,29 +226,24 @@ export class CircuitBreaker {
 
   #call<K extends DriverOperation>(op: K, args: OpArgs<K>): Promise<OpResult<K>> {
     if (this.#open) return Promise.reject(new MissiveError('unavailable', OPEN_DESCRIPTION, { retryAfter: this.#retryAfter() }))
-    return new Promise<OpResult<K>>((resolve, reject) => {
-      const inflight = this.#inflight
-      if (inflight.size === 0) this.#progress = performance.now()
-      inflight.add(reject)
-      invoke(this.#inner, op, args).then(
-        (result) => {
-          if (!inflight.delete(reject)) return
-          this.#progress = performance.now()
-          this.#failures = 0
-          resolve(result)
-        },
-        (err: unknown) => {
-          if (!inflight.delete(reject)) return
-          this.#progress = performance.now()
-          if (isOutage(err)) {
-            if (++this.#failures >= this.#failuresToOpen) this.#trip(`${this.#failures} calls in a row failed: ${(err as Error).message}`)
-          } else {
-            this.#failures = 0
-          }
-          reject(err)
-        },
-      )
-    })
+    this.#inflight++
+    // Handlers made once: the only allocation per call is the promise `then` returns.
+    return invoke(this.#inner, op, args).then(this.#ok, this.#failed) as Promise<OpResult<K>>
+  }
+
+  readonly #ok = <T>(result: T): T => {
+    this.#inflight--
+    this.#settled++
+    this.#failures = 0
+    return result
+  }
+
+  readonly #failed = (err: unknown): never => {
+    this.#inflight--
+    this.#settled++
+    if (!isOutage(err)) this.#failures = 0
+    else if (!this.#open && ++this.#failures >= this.#failuresToOpen) this.#trip(`${this.#failures} calls in a row failed: ${(err as Error).message}`)
+    throw err
   }
 
   #retryAfter(): number {
@@ -246,27 +253,30 @@ export class CircuitBreaker {
   #tick(): void {
     if (this.#closed) return
     const now = performance.now()
-    // Stalled: something waits (a call or the check), nothing completed for stallMs, and the
-    // worker itself is alive (heard from since): its store is what does not answer.
-    if (
+    if (this.#settled !== this.#seen || (this.#inflight === 0 && !this.#checking)) {
+      this.#seen = this.#settled
+      this.#progress = now
+    } else if (
+      // Stalled: something waits (a call or the check), nothing settled for stallMs, and the
+      // worker itself is alive (heard from since): its store is what does not answer.
       this.#stallMs > 0 &&
-      (this.#inflight.size > 0 || this.#checking) &&
       now - this.#progress > this.#stallMs &&
       (this.#lastHeard === undefined || this.#lastHeard() > this.#progress)
     ) {
+      this.#progress = now
       this.#trip(`nothing answered for ${this.#stallMs} ms`, true)
     }
     if (this.#checkMs > 0 && !this.#checking && now - this.#lastCheck >= this.#checkMs) void this.check()
   }
 
-  /** Opens the breaker; on a stall, also fails every call in flight (they would wait for the store's timeout). */
+  /**
+   * Opens the breaker. On a stall, also fails the calls in flight through `abort` (they would
+   * wait for the store's own timeout).
+   */
   #trip(reason: string, stalled = false): void {
     this.#failures = 0
     if (!this.#open) this.#setOpen(true, reason)
-    if (!stalled || this.#inflight.size === 0) return
-    const waiting = [...this.#inflight]
-    this.#inflight.clear()
-    for (const reject of waiting) reject(new MissiveError('unavailable', STALL_DESCRIPTION, { retryAfter: this.#retryAfter() }))
+    if (stalled && this.#inflight > 0) this.#abort?.(() => new MissiveError('unavailable', STALL_DESCRIPTION, { retryAfter: this.#retryAfter() }))
   }
 
   #setOpen(open: boolean, reason: string): void {

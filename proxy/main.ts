@@ -40,7 +40,11 @@ async function main(): Promise<void> {
       failures: config.poolBreakerFailures,
       stallMs: config.poolStallMs,
       checkMs: config.poolCheckMs,
-      ...(rpc && { info: () => rpc.call('storeInfo', []) as Promise<StoreInfo>, lastHeard: () => rpc.lastHeard }),
+      ...(rpc && {
+        info: () => rpc.call('storeInfo', []) as Promise<StoreInfo>,
+        lastHeard: () => rpc.lastHeard,
+        abort: (err: () => MissiveError) => rpc.failPending(err),
+      }),
       onChange: (open, reason) =>
         open ? log.warn({ pool, worker, reason }, 'pool store unreachable: its requests fail at once') : log.info({ pool, worker }, 'pool store reachable again'),
       onFailover: (from, to) => log.warn({ pool, worker, from, to }, 'pool store is another server now (failover or restart)'),

@@ -216,6 +216,14 @@ export class RpcDriver extends EventEmitter implements DataDriver {
     })
   }
 
+  /**
+   * Fails every call waiting for an answer with `err()` now (their answers, if they come, are
+   * dropped): the circuit breaker's way to end calls held by a stalled store (proxy/circuit-breaker.ts).
+   */
+  failPending(err: () => MissiveError): void {
+    for (const ch of this.#channels) ch.failAll(err)
+  }
+
   /** Stops reconnecting, drops the connections and fails calls still waiting. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return

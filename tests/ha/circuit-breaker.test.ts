@@ -16,15 +16,31 @@ import { defineOperations } from '../../shared/storage/operations.js'
 const ref = { project: 'p', queue: 'q' }
 const stats = { messages: { free: 0, claimed: 0, total: 0 } }
 
+interface Scripted {
+  driver: DataDriver
+  calls: () => number
+  next: (fn: () => Promise<unknown>) => void
+  /** A call that never answers by itself, as one held by a stopped Redis; `abort` fails them. */
+  hang: () => Promise<unknown>
+  abort: (err: () => MissiveError) => void
+}
+
 /** A driver whose every call runs `next()` (swapped by each test), counting calls. */
-function scripted(): { driver: DataDriver; calls: () => number; next: (fn: () => Promise<unknown>) => void } {
+function scripted(): Scripted {
   let n = 0
   let fn: () => Promise<unknown> = async () => stats
+  const held: ((err: unknown) => void)[] = []
   const driver = defineOperations({ kind: 'scripted', close: async () => {} }, () => (() => {
     n++
     return fn()
   }) as never) as DataDriver
-  return { driver, calls: () => n, next: (f) => (fn = f) }
+  return {
+    driver,
+    calls: () => n,
+    next: (f) => (fn = f),
+    hang: () => new Promise((_, reject) => held.push(reject)),
+    abort: (err) => held.splice(0).forEach((reject) => reject(err())),
+  }
 }
 
 const outage = (): MissiveError => new MissiveError('unavailable', 'Service temporarily unavailable: the worker is not reachable.', { retryAfter: 1 })
@@ -92,8 +108,8 @@ t.test('a success between outages starts the count again', async (t) => {
 t.test('a stalled store: the waiting calls fail with 503 and the breaker opens', async (t) => {
   const s = scripted()
   // Never answers, as a stopped Redis behind a very long command timeout.
-  s.next(() => new Promise(() => {}))
-  const b = new CircuitBreaker(s.driver, { failures: 3, stallMs: 100, checkMs: 0 })
+  s.next(s.hang)
+  const b = new CircuitBreaker(s.driver, { failures: 3, stallMs: 100, checkMs: 0, abort: s.abort })
   t.teardown(() => b.close())
   // The breaker's timer does not keep a process alive (unref); this test's promises alone would not either.
   const alive = setInterval(() => {}, 1000)
@@ -116,9 +132,9 @@ t.test('a stalled store: the waiting calls fail with 503 and the breaker opens',
 
 t.test('a silent worker is not a stalled store: the stall counts only while the worker is heard from', async (t) => {
   const s = scripted()
-  s.next(() => new Promise(() => {}))
+  s.next(s.hang)
   let heard = performance.now()
-  const b = new CircuitBreaker(s.driver, { stallMs: 50, checkMs: 0, lastHeard: () => heard })
+  const b = new CircuitBreaker(s.driver, { stallMs: 50, checkMs: 0, lastHeard: () => heard, abort: s.abort })
   t.teardown(() => b.close())
   const alive = setInterval(() => {}, 1000)
   t.teardown(() => clearInterval(alive))
