@@ -47,8 +47,13 @@ async function main(): Promise<void> {
       }),
       onChange: (open, reason) =>
         open ? log.warn({ pool, worker, reason }, 'pool store unreachable: its requests fail at once') : log.info({ pool, worker }, 'pool store reachable again'),
-      onFailover: (from, to) => log.warn({ pool, worker, from, to }, 'pool store is another server now (failover or restart)'),
+      onFailover: (from, to) => {
+        log.warn({ pool, worker, from, to }, 'pool store is another server now (failover or restart)')
+        // Every worker of the pool sees it: count it once, from the first worker.
+        if (breakers.get(pool)?.[0] === b) metrics?.failover(pool)
+      },
     })
+    metrics?.poolOpened(pool)
     breakers.set(pool, [...(breakers.get(pool) ?? []), b])
     return b.driver
   }
@@ -108,6 +113,7 @@ async function main(): Promise<void> {
       if (msg?.type === 'restarts' && msg.restarts) m.setRestarts(msg.restarts)
     })
   }
+  metrics?.watchPools(() => breakers)
   const pools = new PoolSet({ catalog, connector, defaultPool: DEFAULT_POOL, pollMs: 250 })
   // Every pool behind one driver: handlers cannot tell it from a single store.
   const storage = new PooledDriver({ pools, log })

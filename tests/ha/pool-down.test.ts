@@ -8,7 +8,7 @@
  * - every other pool keeps serving (posts 201, claims, stats);
  * - GET and HEAD /v2/ping stay 204 (this node can serve);
  * - GET /v2/health?detailed=true shows that pool unreachable with its breaker open, the others
- *   reachable, closed, role master;
+ *   reachable, closed, role master; `missive_pool_storage_up` is 0 for that pool only;
  * and once the store is back the pool serves again.
  */
 import t, { type Test } from 'tap'
@@ -83,6 +83,13 @@ t.test('one pool down: its requests fail fast, the others serve, ping stays 204'
       )
     }
     const h = await health()
+    const metrics = await (await fetch(`${m.baseUrl}/metrics`)).text()
+    const up = (pool: string): string | undefined => new RegExp(`^missive_pool_storage_up\\{[^}]*pool="${pool}"[^}]*\\} (\\d+)$`, 'm').exec(metrics)?.[1]
+    t.same(
+      pools.map((p) => [p, up(p)]),
+      pools.map((p) => [p, p === down ? '0' : '1']),
+      `missive_pool_storage_up: 0 for ${down} only`,
+    )
     t.match(h[down], { storage_reachable: false, breaker: 'open' }, `health: ${down} unreachable, breaker open`)
     for (const p of others) {
       t.match(h[p], { storage_reachable: true, breaker: 'closed', role: p === 's' ? 'embedded' : 'master' }, `health: ${p} reachable`)
