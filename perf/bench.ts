@@ -546,7 +546,7 @@ function storeSetups(ctx: Ctx, stores: string[]): StoreSetup[] {
   }
   if (stores.includes('redis')) {
     // fast = AOF everysec (the least durable setting the driver accepts as is); durable = AOF
-    // always; none = no persistence at all (verify=false), the PERF.md baseline for T6.
+    // always; none = no persistence at all (verify=false), the baseline for T6 (docs/benchmarks.md, targets).
     const aof: Record<string, 'always' | 'everysec' | undefined> = { fast: 'everysec', durable: 'always', none: undefined }
     out.push({
       name: 'redis',
@@ -643,7 +643,7 @@ function evaluateTargets(stores: StoreResult[], floors: NonNullable<Report['ceil
   add('T4', 'open loop, mixed, batches of 10, 10k msgs/s in and out, one tenant', 'p99 ≤ 10 ms for every request type',
     o10 ? p99s(o10) + floorP99(10_000) : null, o10 ? cleanOpen(o10) : null)
   add('T5', '≥ 10× Zaqar 15 everywhere (same run)', '≥ 10×', p10 && p1 && cb
-    ? `Zaqar is not installed here; against PERF.md's Zaqar anchor (another run): post1 ${(p1.result.reqPerS / 950).toFixed(1)}×, post10 ${(p10.result.msgsInPerS / 7300).toFixed(1)}×, claim+delete ${(cb.result.msgsOutPerS / 2500).toFixed(1)}×`
+    ? `Zaqar is not installed here; against the Zaqar anchor of docs/benchmarks.md (another run): post1 ${(p1.result.reqPerS / 950).toFixed(1)}×, post10 ${(p10.result.msgsInPerS / 7300).toFixed(1)}×, claim+delete ${(cb.result.msgsOutPerS / 2500).toFixed(1)}×`
     : null, null)
   // T6 compares the durable rate with the non-durable one.
   const [dur, non, t6label] = redis

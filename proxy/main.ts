@@ -114,9 +114,9 @@ async function main(): Promise<void> {
     })
   }
   metrics?.watchPools(() => breakers)
-  const pools = new PoolSet({ catalog, connector, defaultPool: DEFAULT_POOL, pollMs: 250 })
+  const pools = new PoolSet({ catalog, connector, defaultPool: DEFAULT_POOL, pollMs: config.catalogPollMs })
   // Every pool behind one driver: handlers cannot tell it from a single store.
-  const storage = new PooledDriver({ pools, log })
+  const storage = new PooledDriver({ pools, log, switchWaitMs: config.migrationSwitchWaitMs })
   await pools.refresh()
   // Listen only once the workers answer, so the first requests do not meet a 503: the default
   // pool's are required, other pools' are waited for a little (their supervisor started them first).

@@ -8,7 +8,7 @@ import { resolve } from 'node:path'
 import { z } from 'zod'
 import { boolText, intText, parseText } from './config-text.js'
 
-/** Zaqar's `[transport]` limits (API.md §11), under the same names. */
+/** Zaqar's `[transport]` limits (zaqar/conf/transport.py; docs/configuration.md), under the same names. */
 export const LimitsSchema = z
   .object({
     default_message_ttl: z.int().min(60).default(3600),
@@ -72,7 +72,7 @@ export const ConfigSchema = z
      */
     durability: z.enum(['durable', 'fast']).default('durable'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    /** Serve the deprecated v1.1 API as an alias of v2 (API.md §13). */
+    /** Serve the deprecated v1.1 API as an alias of v2 (docs/api.md). */
     enableV1_1: z.boolean().default(true),
     /** On SIGTERM, how long in-flight requests may take before the process exits anyway. */
     drainTimeoutMs: z.int().min(0).default(10000),
@@ -108,6 +108,17 @@ export const ConfigSchema = z
     accessLog: z.boolean().default(true),
     /** How long the proxy waits for a worker's answer before replying 503. */
     rpcTimeoutMs: z.int().min(1).default(30000),
+    /**
+     * How often a proxy checks the catalog's version for pool, flavor and placement changes, ms.
+     * A proxy routes on what it last saw, and a migration's fence covers the rest
+     * (docs/migration.md).
+     */
+    catalogPollMs: z.int().min(10).max(3_600_000).default(250),
+    /**
+     * How long a request refused by a live migration's switch waits for the switch to finish
+     * before it answers 503 with Retry-After, ms (docs/migration.md).
+     */
+    migrationSwitchWaitMs: z.int().min(0).max(60_000).default(3000),
     /** How often the proxy and the supervisor check that each worker answers (docs/operations.md). */
     workerHeartbeatMs: z.int().min(10).default(1000),
     /**

@@ -5,6 +5,7 @@
  */
 import type { Limits } from '../../shared/config.js'
 import { badRequest, invalidBody, MissiveError } from '../../shared/errors.js'
+import { listAllQueues } from './admin-queues.js'
 import * as claims from './claims.js'
 import type { Handler, Params, Profile } from './context.js'
 import * as flavors from './flavors.js'
@@ -70,6 +71,7 @@ export const ROUTES: Route[] = [
   { method: 'PATCH', path: 'flavors/{flavor}', handler: flavors.patchFlavor, v1_1: true },
   { method: 'DELETE', path: 'flavors/{flavor}', handler: flavors.deleteFlavor, v1_1: true },
   { method: 'GET', path: 'admin/pools/{pool}/stats', handler: pools.poolStats, v1_1: false },
+  { method: 'GET', path: 'admin/queues', handler: listAllQueues, v1_1: false },
 ]
 
 export const PROFILES: Profile[] = [

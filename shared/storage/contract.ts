@@ -21,6 +21,8 @@
  *   dead-lettering) is decided in one place, shared/storage/queue-policy.ts.
  */
 
+import type { MigrationOperations } from './migration.js'
+
 /** The identity of a queue: every storage call names one explicitly. */
 export interface QueueRef {
   project: string
@@ -228,8 +230,12 @@ export interface QueueStats {
   newest?: { id: string; age: number; created: number }
 }
 
-/** The message store. See the module comment for the rules every method follows. */
-export interface DataDriver {
+/**
+ * The message store. See the module comment for the rules every method follows. The migration
+ * operations (shared/storage/migration.ts) are part of it: a store's fence refuses or journals
+ * the client operations above while one of its queues moves between pools.
+ */
+export interface DataDriver extends MigrationOperations {
   /** A short name for logs and metrics: `sqlite`, `redis`, `rpc`. */
   readonly kind: string
 

@@ -34,6 +34,15 @@
  */
 import type { Metadata, QueueRef } from './contract.js'
 
+/**
+ * Bounded work: the most records one `readForMigration` returns, entries one `readJournal`
+ * returns or `ackJournal` takes, and records one `importMessages` applies. A larger `limit` is
+ * lowered to it; a larger `ackJournal` or `importMessages` is refused (`bad_request`).
+ */
+export const MIGRATION_BATCH_MAX = 1000
+/** Bounded work: `readForMigration` stops after this many bytes of bodies (one record at least). */
+export const MIGRATION_BATCH_BYTES = 1024 * 1024
+
 /** A fence on one queue in one store: what the store does with client operations on it. */
 export interface QueueFence {
   /** The migration's id: fences are compared and cleared by it. */
@@ -145,8 +154,12 @@ export interface MigrationOperations {
    * Sets (`fence`) or clears (`null`) the queue's fence, if its current fence's token is
    * `expect` (`null`: no fence). Otherwise throws `FenceConflict` carrying the current fence.
    * Works whether or not the queue exists; a fence outlives the queue's data (a `moved`
-   * tombstone must). Setting `journal` starts an empty journal; clearing or moving on from
-   * `journal` drops it.
+   * tombstone must). Setting `journal` starts an empty journal (setting it again with the same
+   * token keeps it: a retry); moving on from `journal` to `moved` keeps the journal (the runner
+   * drains it after the switch); clearing the fence, or setting `importing`, drops it.
+   *
+   * Over RPC a top-level `null` argument arrives as `undefined` (worker/rpc-server.ts): stores
+   * read a missing `fence` or `expect` as `null`.
    */
   fenceQueue(ref: QueueRef, fence: QueueFence | null, expect: string | null): Promise<void>
 
@@ -173,8 +186,9 @@ export interface MigrationOperations {
 
   /**
    * Deletes the queue's data (messages, claims, metadata, journal, idempotency keys), in bounded
-   * work, when its fence's token is `token` (else `FenceConflict`). A `moved` fence stays (the
-   * tombstone); an `importing` fence goes with the data (a cancelled copy).
+   * work, when its fence's token is `token` and its state `moved` or `importing` (else
+   * `FenceConflict`). A `moved` fence stays (the tombstone), its journal dropped; an `importing`
+   * fence goes with the data (a cancelled copy).
    */
   dropQueueData(ref: QueueRef, token: string): Promise<void>
 }

@@ -42,6 +42,7 @@ import type {
   QueueStats,
 } from '../../../shared/storage/contract.js'
 import type { DriverOperation } from '../../../shared/storage/operations.js'
+import type { ImportChange, JournalPage, MigrationBatch, QueueFence } from '../../../shared/storage/migration.js'
 import { RedisClaims } from './claims.js'
 import type { Ctx } from './context.js'
 import { buildKeys, catalogueKey, queueTag, refOfTag, SWEEP_KEY } from './keys.js'
@@ -380,6 +381,45 @@ export class RedisDriver implements DataDriver {
 
   releaseClaim(ref: QueueRef, claimId: string): Promise<void> {
     return this.#guard('releaseClaim', () => this.#claims.releaseClaim(ref, claimId))
+  }
+
+  // --- migration (shared/storage/migration.ts) ---------------------------------------------------
+  // Not yet served by this store: every migration operation refuses, so no migration starts.
+
+  #noMigration(): Promise<never> {
+    return Promise.reject(new MissiveError('bad_request', 'This Redis store does not support queue migration yet.'))
+  }
+
+  fenceQueue(_ref: QueueRef, _fence: QueueFence | null, _expect: string | null): Promise<void> {
+    return this.#noMigration()
+  }
+
+  getFence(_ref: QueueRef): Promise<QueueFence | null> {
+    return this.#noMigration()
+  }
+
+  readForMigration(_ref: QueueRef, _after: number, _limit: number): Promise<MigrationBatch> {
+    return this.#noMigration()
+  }
+
+  readJournal(_ref: QueueRef, _limit: number): Promise<JournalPage> {
+    return this.#noMigration()
+  }
+
+  ackJournal(_ref: QueueRef, _entries: { id: string; version: number }[], _reset?: boolean): Promise<void> {
+    return this.#noMigration()
+  }
+
+  importMessages(_ref: QueueRef, _token: string, _change: ImportChange): Promise<void> {
+    return this.#noMigration()
+  }
+
+  countForMigration(_ref: QueueRef): Promise<number> {
+    return this.#noMigration()
+  }
+
+  dropQueueData(_ref: QueueRef, _token: string): Promise<void> {
+    return this.#noMigration()
   }
 }
 

@@ -75,6 +75,7 @@ export class SqliteClaims {
   readonly #extend: Statement<[ExtendParams]>
   readonly #deleteClaim: Statement<[string, number]>
   readonly #unclaim: Statement<[string, number]>
+  readonly #claimIds: Statement<[string, number], string>
   readonly #create: Transaction<(ref: QueueRef, opts: ClaimOptions, now: number) => Claim | null>
   readonly #renew: Transaction<(ref: QueueRef, claimId: string, ttl: number, grace: number, now: number) => void>
   readonly #release: Transaction<(ref: QueueRef, claimId: string) => void>
@@ -114,6 +115,7 @@ export class SqliteClaims {
        WHERE claim_id = @claimId AND qid = @qid AND expires > @now AND claim_expires > @now`,
     )
     this.#deleteClaim = db.prepare('DELETE FROM claims INDEXED BY claims_id WHERE id = ? AND qid = ?')
+    this.#claimIds = db.prepare<[string, number], string>('SELECT id FROM messages INDEXED BY messages_claim WHERE claim_id = ? AND qid = ?').pluck()
     this.#unclaim = db.prepare('UPDATE messages INDEXED BY messages_claim SET claim_id = NULL, claim_expires = 0 WHERE claim_id = ? AND qid = ?')
 
     this.#create = db.transaction((ref: QueueRef, opts: ClaimOptions, now: number): Claim | null => {
@@ -137,8 +139,11 @@ export class SqliteClaims {
             due.push(r.id)
             continue
           }
+          // A DLQ fenced by a migration (moving or moved away) takes nothing: the message stays.
+          if (this.#ctx.fenced({ project: ref.project, queue: dlq.queue })) continue
           const target = this.#queues.ensure({ project: ref.project, queue: dlq.queue }, now)
           const moved = this.#moveOut.get(r.seq) as MovedRow
+          if (this.#ctx.journal.jid !== 0) this.#ctx.journal.note(r.id)
           this.#moveIn.run({
             ...moved,
             qid: target.qid,
@@ -149,6 +154,7 @@ export class SqliteClaims {
           continue
         }
         this.#take.run({ seq: r.seq, claimId, claimExpires, extendedTtl, extendedExpires })
+        if (this.#ctx.journal.jid !== 0) this.#ctx.journal.note(r.id)
         const extended = claimExtends(r.expires, claimExpires)
         messages.push({
           id: r.id,
@@ -175,6 +181,7 @@ export class SqliteClaims {
       const claimExpires = now + ttl * 1000
       const extendedTtl = claimExtendedTtl(ttl, grace)
       this.#renewClaim.run(ttl, claimExpires, now, claimId)
+      this.#journalClaim(claimId, claim.qid)
       this.#extend.run({ claimId, qid: claim.qid, now, claimExpires, extendedTtl, extendedExpires: now + extendedTtl * 1000 })
     })
 
@@ -182,8 +189,16 @@ export class SqliteClaims {
       const queue = this.#queues.find(ref)
       if (queue === undefined) return
       this.#deleteClaim.run(claimId, queue.qid)
+      this.#journalClaim(claimId, queue.qid)
       this.#unclaim.run(claimId, queue.qid)
     })
+  }
+
+  /** Under a journal fence: journals the messages of the claim (a renew or release changes them all). */
+  #journalClaim(claimId: string, qid: number): void {
+    const journal = this.#ctx.journal
+    if (journal.jid === 0) return
+    for (const id of this.#claimIds.all(claimId, qid)) journal.note(id)
   }
 
   createClaim(ref: QueueRef, opts: ClaimOptions): Claim | null {

@@ -1,0 +1,51 @@
+/** `missive queues list`: every project's queues, for operators (GET /v2/admin/queues). */
+import { adminClient } from '../cli/admin-client.js'
+import { intOption, stringOption, type Command } from '../cli/command.js'
+import { printResult } from '../cli/output.js'
+
+interface Entry {
+  pool: string
+  project: string
+  name: string
+}
+
+interface Page {
+  queues: Entry[]
+  links: { rel: string; href: string }[]
+}
+
+export const queuesList: Command = {
+  path: ['queues', 'list'],
+  summary: 'List queues across every project (pool, project, name), one page or --all.',
+  admin: true,
+  options: {
+    pool: { type: 'string', value: '<pool>', help: 'Only the queues placed on this pool.' },
+    limit: { type: 'string', value: '<n>', help: 'Queues per page (1 to 1000; default 100).' },
+    marker: { type: 'string', value: '<marker>', help: 'Start after this marker (printed after a full page).' },
+    all: { type: 'boolean', help: 'Follow every page to the end.' },
+  },
+  more: 'Without --all, a full page ends with the marker that continues it (on stderr; in the JSON as links).',
+  async run(ctx) {
+    const client = adminClient(ctx)
+    const params = new URLSearchParams()
+    const pool = stringOption(ctx.values, 'pool')
+    if (pool !== undefined) params.set('pool', pool)
+    const limit = intOption(ctx.values, 'limit', 1)
+    if (limit !== undefined) params.set('limit', String(limit))
+    const marker = stringOption(ctx.values, 'marker')
+    if (marker !== undefined) params.set('marker', marker)
+    const query = params.size === 0 ? '' : `?${params.toString()}`
+    let page = await client.get<Page>(`/v2/admin/queues${query}`)
+    const queues = [...page.queues]
+    // Every next link moves strictly forward, and a short page has none: the walk ends.
+    while (ctx.values.all === true && page.links.length > 0) {
+      page = await client.get<Page>(page.links[0]!.href)
+      queues.push(...page.queues)
+    }
+    const next = page.links.find((l) => l.rel === 'next')?.href
+    printResult(ctx, { queues, links: page.links }, ['pool', 'project', 'queue'], queues.map((q) => [q.pool, q.project, q.name]))
+    if (next !== undefined && ctx.values.json !== true) {
+      ctx.stderr.write(`more: --marker ${new URL(next, 'http://x').searchParams.get('marker') ?? ''}\n`)
+    }
+  },
+}
