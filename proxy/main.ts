@@ -23,6 +23,7 @@ import { isRedisUri, parseRedisUri } from '../shared/storage/redis-uri.js'
 import { ProxyMetrics, supervisorMetrics, serveMetrics, type WorkerRef } from './metrics.js'
 import { BACKLOG, BacklogScanner } from './backlog.js'
 import { RpcDriver } from './rpc-client.js'
+import { CircuitBreaker, type StoreInfo } from './circuit-breaker.js'
 import { PooledDriver } from './pooled-driver.js'
 import { PoolSet, type PoolConnector } from './pool-set.js'
 import { catalogMigrationLookup, MigrationService, reachThrough } from './migration-control.js'
@@ -56,6 +57,30 @@ async function main(): Promise<void> {
   }
   const metrics = config.metrics ? new ProxyMetrics(() => storage, workers, { cacheMs: config.metricsCacheMs, supervisor: supervisorMetrics() }) : undefined
   if (metrics) metrics.longPollWaiting = () => longPoll.size
+  // Each pool worker's circuit breaker, by pool (docs/ha.md, "Failure isolation").
+  const breakers = new Map<string, CircuitBreaker[]>()
+  const guarded = (pool: string, worker: string, driver: DataDriver, rpc?: RpcDriver): DataDriver => {
+    const b = new CircuitBreaker(driver, {
+      failures: config.poolBreakerFailures,
+      stallMs: config.poolStallMs,
+      checkMs: config.poolCheckMs,
+      ...(rpc && {
+        info: () => rpc.call('storeInfo', []) as Promise<StoreInfo>,
+        lastHeard: () => rpc.lastHeard,
+        abort: (err: () => MissiveError) => rpc.failPending(err),
+      }),
+      onChange: (open, reason) =>
+        open ? log.warn({ pool, worker, reason }, 'pool store unreachable: its requests fail at once') : log.info({ pool, worker }, 'pool store reachable again'),
+      onFailover: (from, to) => {
+        log.warn({ pool, worker, from, to }, 'pool store is another server now (failover or restart)')
+        // Every worker of the pool sees it: count it once, from the first worker.
+        if (breakers.get(pool)?.[0] === b) metrics?.failover(pool)
+      },
+    })
+    metrics?.poolOpened(pool)
+    breakers.set(pool, [...(breakers.get(pool) ?? []), b])
+    return b.driver
+  }
   const connector: PoolConnector = {
     key: (pool: Pool) => String(poolWorkerCount(pool, config.workers)),
     open(pool: Pool): DataDriver[] {
@@ -65,7 +90,7 @@ async function main(): Promise<void> {
         const local = new EmbeddedPool(pool.name, pool.uri, { dataDir: config.dataDir, durability: config.durability }, log)
         embedded.set(pool.name, local)
         log.info({ pool: pool.name, workers: 0 }, 'pool served inside the proxy')
-        return [metrics ? metered(local.driver, metrics.rpc, { pool: pool.name, worker: 'proxy' }) : local.driver]
+        return [guarded(pool.name, 'proxy', metrics ? metered(local.driver, metrics.rpc, { pool: pool.name, worker: 'proxy' }) : local.driver)]
       }
       const drivers = Array.from(
         { length: n },
@@ -83,11 +108,20 @@ async function main(): Promise<void> {
       rpc.set(pool.name, drivers)
       drivers.forEach((driver, index) => workers.push({ pool: pool.name, index, driver }))
       log.info({ pool: pool.name, workers: n }, 'pool connected')
-      return metrics ? drivers.map((d, i) => metered(d, metrics.rpc, { pool: pool.name, worker: String(i) })) : drivers
+      return drivers.map((d, i) =>
+        guarded(
+          pool.name,
+          String(i),
+          metrics ? metered(d, metrics.rpc, { pool: pool.name, worker: String(i) }) : d,
+          d,
+        ),
+      )
     },
     close(pool: string): void {
       wakeups.get(pool)?.close()
       wakeups.delete(pool)
+      for (const b of breakers.get(pool) ?? []) b.close()
+      breakers.delete(pool)
       const local = embedded.get(pool)
       embedded.delete(pool)
       void local?.close()
@@ -98,6 +132,7 @@ async function main(): Promise<void> {
       log.info({ pool }, 'pool disconnected')
     },
   }
+  metrics?.watchPools(() => breakers)
   const pools = new PoolSet({ catalog, connector, defaultPool: DEFAULT_POOL, pollMs: config.catalogPollMs })
   // Every pool behind one driver: handlers cannot tell it from a single store.
   const storage = new PooledDriver({ pools, log, switchWaitMs: config.migrationSwitchWaitMs, migrations: catalogMigrationLookup(catalog) })

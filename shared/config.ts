@@ -157,6 +157,15 @@ export const ConfigSchema = z
      */
     workerHungAfterMs: z.int().min(0).default(5000),
     /**
+     * Failure isolation (docs/ha.md): each pool worker's circuit breaker opens after this many
+     * calls in a row fail because the store or worker cannot be reached; its calls then get 503 at once.
+     */
+    poolBreakerFailures: z.int().min(1).default(3),
+    /** A pool with calls waiting and nothing answered for this long is stalled: they get 503 and its breaker opens. 0: never. */
+    poolStallMs: z.int().min(0).default(2000),
+    /** How often each pool's store is checked (an open breaker closes on a good check). 0: never. */
+    poolCheckMs: z.int().min(0).default(500),
+    /**
      * Admin credential: requests sending it as `X-Auth-Token` may call admin endpoints
      * (`/v2/health`). Unset: the admin API answers 403.
      */

@@ -294,6 +294,18 @@ export class RedisDriver implements DataDriver {
     await this.#guard('ping', () => this.#redis.ping())
   }
 
+  /**
+   * The server's facts for the pool's health (docs/ha.md): its role, its identity (`run_id`: a
+   * change is a failover or a restart), and for a master its online replicas and how long ago
+   * the slowest of them acknowledged (INFO replication `lag`). One round trip.
+   */
+  async info(): Promise<StoreFacts> {
+    const [server, replication] = await this.#guard('ping', () =>
+      Promise.all([this.#redis.info('server'), this.#redis.info('replication')]),
+    )
+    return storeFacts(server, replication)
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
@@ -423,6 +435,37 @@ export class RedisDriver implements DataDriver {
   dropQueueData(ref: QueueRef, token: string): Promise<void> {
     return this.#guard('dropQueueData', () => this.#migration.dropQueueData(ref, token))
   }
+}
+
+/** What `RedisDriver.info` reports (proxy/circuit-breaker.ts `StoreInfo`). */
+export interface StoreFacts {
+  role: string
+  server?: string
+  replicas?: number
+  lagSeconds?: number
+}
+
+/** Reads `INFO server` and `INFO replication` replies into the facts a pool's health shows. */
+export function storeFacts(server: string, replication: string): StoreFacts {
+  const field = (text: string, name: string): string | undefined => new RegExp(`^${name}:(.*?)\\r?$`, 'm').exec(text)?.[1]
+  const role = field(replication, 'role')
+  const facts: StoreFacts = { role: role === 'slave' ? 'replica' : (role ?? 'unknown') }
+  const runId = field(server, 'run_id')
+  if (runId !== undefined) facts.server = runId
+  if (role === 'master') {
+    let replicas = 0
+    let lag: number | undefined
+    for (const m of replication.matchAll(/^slave\d+:(.*?)\r?$/gm)) {
+      const kv = Object.fromEntries(m[1]!.split(',').map((p) => p.split('=') as [string, string]))
+      if (kv.state !== 'online') continue
+      replicas++
+      const l = Number(kv.lag)
+      if (Number.isFinite(l)) lag = Math.max(lag ?? 0, l)
+    }
+    facts.replicas = replicas
+    if (lag !== undefined) facts.lagSeconds = lag
+  }
+  return facts
 }
 
 /** Reads one CONFIG parameter; a disabled or renamed CONFIG command is reported as such. */
