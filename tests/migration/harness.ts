@@ -107,6 +107,7 @@ export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<C
     const r = await admin('PATCH', `/v2/pools/${name}`, { weight: name === names.from ? 1 : 0 })
     if (r.status !== 200) throw new Error(`weighting pool ${name}: ${r.status} ${r.text}`)
   }
+  await poolsReachable(admin, ['default', ...names.redis, ...names.sqlite])
 
   const movable = (project: string): ZaqarClient => {
     const clientId = randomUUID()
@@ -133,6 +134,7 @@ export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<C
     admin,
     async restart() {
       svc = await startMissive(t, { env, config, dataDir })
+      await poolsReachable(admin, ['default', ...names.redis, ...names.sqlite])
       return svc
     },
     async kill9(role, pools = { from: names.from, to: names.to }) {
@@ -176,6 +178,19 @@ export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<C
     },
   }
   return cluster
+}
+
+/**
+ * Waits until the proxy reaches a worker of each pool (the supervisor starts a new pool's worker
+ * on its own schedule; a migration to a pool the proxy cannot reach is refused).
+ */
+async function poolsReachable(admin: (method: string, path: string) => Promise<HttpResp>, pools: string[]): Promise<void> {
+  for (const pool of pools) {
+    await waitFor(async () => (await admin('GET', `/v2/admin/pools/${pool}/stats`)).json?.storage?.reachable === true, {
+      timeoutMs: 30_000,
+      what: `pool ${pool} to be served`,
+    })
+  }
 }
 
 /**
