@@ -44,7 +44,7 @@ async function prefill(traffic: Traffic, client: ZaqarClient, n: number): Promis
 
 /** Claims, then deletes, until a claim finds nothing. */
 async function drain(traffic: Traffic, client: ZaqarClient): Promise<void> {
-  while ((await traffic.claimAndDelete(client, 98)) > 0);
+  while ((await traffic.claimAndDelete(client, 98, undefined, 20)) > 0);
 }
 
 /** What the checker says, asserted; the counts as a comment. */

@@ -106,7 +106,7 @@ async function killCase(t: Test, c: Cluster, client: ZaqarClient, role: KillRole
     'clients saw successes and proper 503s only',
   )
   // Leave the stores small for the next case.
-  while ((await traffic.claimAndDelete(client, 98)) > 0);
+  while ((await traffic.claimAndDelete(client, 98, undefined, 20)) > 0);
   t.equal((await client.req('DELETE', `/v2/queues/${queue}`)).status, 204)
 }
 
