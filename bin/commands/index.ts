@@ -9,6 +9,7 @@ import type { Command } from '../cli/command.js'
 import { backlog } from './backlog.js'
 import { configCheck } from './config-check.js'
 import { FLAVOR_COMMANDS } from './flavors.js'
+import { MIGRATE_COMMANDS } from './migrate.js'
 import { POOL_COMMANDS } from './pools.js'
 import { queuesList } from './queues.js'
 import { serve } from './serve.js'
@@ -22,4 +23,5 @@ export const COMMANDS: readonly Command[] = [
   ...FLAVOR_COMMANDS,
   queuesList,
   backlog,
+  ...MIGRATE_COMMANDS,
 ]
