@@ -160,3 +160,29 @@ t.test('rebalance: moves queues from pools over their share to those under it', 
     { queues: 6, share: 1, target: 0.5 },
   )
 })
+
+t.test('moveToFlavor (a PATCH of _flavor): a migration to a pool of that flavor, by weight', async (t) => {
+  const { h } = await setup(t, { pools: [{ name: 'g1', weight: 1, flavor: 'gold' }, { name: 'g0', weight: 0, flavor: 'gold' }] })
+  await h.catalog.putFlavor('gold', ['g0', 'g1'])
+  await h.pools.refresh()
+  t.equal((await h.req('PUT', '/v2/queues/f1')).status, 201)
+  const ref = { project: h.project, queue: 'f1' }
+  const m = await h.pools.migrations!.moveToFlavor(ref, 'gold')
+  t.match(m, { from: 'default', to: 'g1', origin: 'flavor', state: 'copying' }, 'g0 has weight 0: never chosen')
+  await t.rejects(h.pools.migrations!.moveToFlavor({ project: h.project, queue: 'f2' }, 'nope'), { code: 'bad_request' })
+  await t.rejects(h.pools.migrations!.moveToFlavor(ref, 'gold'), { code: 'conflict' }, 'already moving')
+})
+
+t.test('drain top-ups racing in several proxies keep max_concurrent exact', async (t) => {
+  const { h } = await setup(t, { pools: [{ name: 'b', weight: 1 }] })
+  // Queues placed on default directly (the harness's random placement would spread them).
+  for (let i = 0; i < 12; i++) await h.catalog.place({ project: h.project, queue: `r${i}` }, 'default')
+  t.equal((await h.req('POST', '/v2/admin/pools/default/drain', { body: { max_concurrent: 3 } })).status, 202)
+  const others = Array.from(
+    { length: 3 },
+    () => new MigrationService({ catalog: h.catalog, pools: h.pools, getQueue: (ref) => h.storage.getQueue(ref), config: parseConfig({}).migration, log }),
+  )
+  await Promise.all([h.pools.migrations!.drainTick(), ...others.map((o) => o.drainTick())])
+  t.equal(await h.catalog.countActiveFrom('default'), 3)
+  t.equal((await h.catalog.listMigrations({ limit: 50 })).length, 3, 'no more were created')
+})
