@@ -62,6 +62,18 @@ export const MigrationSchema = z
   })
   .strict()
 
+/** Authentication (docs/auth.md). */
+export const AuthSchema = z
+  .object({
+    /** `none`: `X-Project-ID` is trusted as sent; `keys`: API keys (docs/auth.md). */
+    strategy: z.enum(['none', 'keys']).default('none'),
+    /** How long a proxy trusts a checked API key before asking the catalog again (revocation delay on other proxies), ms. */
+    keyCacheMs: z.int().min(0).max(600000).default(1000),
+    /** Most credentials one proxy caches. */
+    cacheEntries: z.int().min(1).default(10000),
+  })
+  .strict()
+
 export const ConfigSchema = z
   .object({
     /** Address the proxy listens on. */
@@ -145,6 +157,15 @@ export const ConfigSchema = z
      */
     workerHungAfterMs: z.int().min(0).default(5000),
     /**
+     * Failure isolation (docs/ha.md): each pool worker's circuit breaker opens after this many
+     * calls in a row fail because the store or worker cannot be reached; its calls then get 503 at once.
+     */
+    poolBreakerFailures: z.int().min(1).default(3),
+    /** A pool with calls waiting and nothing answered for this long is stalled: they get 503 and its breaker opens. 0: never. */
+    poolStallMs: z.int().min(0).default(2000),
+    /** How often each pool's store is checked (an open breaker closes on a good check). 0: never. */
+    poolCheckMs: z.int().min(0).default(500),
+    /**
      * Admin credential: requests sending it as `X-Auth-Token` may call admin endpoints
      * (`/v2/health`). Unset: the admin API answers 403.
      */
@@ -157,9 +178,16 @@ export const ConfigSchema = z
     adminPort: z.int().min(0).max(65535).default(0),
     /** Address the `adminPort` listener binds. Unset: `bind`. */
     adminBind: z.string().min(1).optional(),
+    /** Longest `wait` (seconds) a long-polling claim or listing may ask for; 0: no long polling (docs/api.md, "Long polling"). */
+    longPollMaxWait: z.int().min(0).max(3600).default(20),
+    /** Long-polling requests one project may have waiting at once in one proxy; 429 beyond. */
+    longPollMaxWaitersPerProject: z.int().min(0).default(1000),
+    /** Long-polling requests waiting at once in one proxy, all projects together; 429 beyond. */
+    longPollMaxWaiters: z.int().min(0).default(50000),
     limits: LimitsSchema.default(() => LimitsSchema.parse({})),
     /** Live migrations, drains and rebalancing (docs/migration.md). */
     migration: MigrationSchema.default(() => MigrationSchema.parse({})),
+    auth: AuthSchema.default(() => AuthSchema.parse({})),
   })
   .strict()
 

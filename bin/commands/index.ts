@@ -11,7 +11,7 @@ import { configCheck } from './config-check.js'
 import { FLAVOR_COMMANDS } from './flavors.js'
 import { MIGRATE_COMMANDS } from './migrate.js'
 import { POOL_COMMANDS } from './pools.js'
-import { queuesList } from './queues.js'
+import { queuesList, queuesTop } from './queues.js'
 import { serve } from './serve.js'
 import { version } from './version.js'
 
@@ -22,6 +22,7 @@ export const COMMANDS: readonly Command[] = [
   ...POOL_COMMANDS,
   ...FLAVOR_COMMANDS,
   queuesList,
+  queuesTop,
   backlog,
   ...MIGRATE_COMMANDS,
 ]
