@@ -103,6 +103,13 @@ export interface MigrationBatch {
   next: number
   /** True when nothing after `next` existed when the batch was read. */
   end: boolean
+  /**
+   * The queue's stored metadata when the batch was read (null: the queue does not exist). Client
+   * reads are refused under `moved`, so this is how the runner reads the metadata after the
+   * switch, when it can no longer change. (Optional in the type only so that older fakes build;
+   * both stores always set it.)
+   */
+  metadata?: Metadata | null
 }
 
 /** One journal entry: a message whose state changed, and its state now. */

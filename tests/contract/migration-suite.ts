@@ -339,6 +339,9 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     t.equal(held.claimCount, 1)
     t.same(again.claims.map((x) => x.id), [c2.id])
     t.ok(again.end)
+    t.same(again.metadata, { _default_message_delay: 5 }, 'the batch carries the metadata')
+    const none = await driver.readForMigration(p.ref('none'), 0, 10)
+    t.same([none.records, none.end, none.metadata], [[], true, null], 'a missing queue: empty, at its end, no metadata')
     t.equal(await driver.countForMigration(ref), 4)
   })
 

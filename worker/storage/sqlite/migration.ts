@@ -265,7 +265,7 @@ export class SqliteMigration {
   readForMigration(ref: QueueRef, after: number, limit: number): MigrationBatch {
     const queue = this.#queues.find(ref)
     const from = Number.isFinite(after) ? after : 0
-    if (queue === undefined) return { records: [], claims: [], next: from, end: true }
+    if (queue === undefined) return { records: [], claims: [], next: from, end: true, metadata: null }
     const now = this.#ctx.clock()
     const cap = clampLimit(limit)
     const records: MessageRecord[] = []
@@ -286,7 +286,7 @@ export class SqliteMigration {
     const cut = examined === cap || bytes >= MIGRATION_BATCH_BYTES
     // A large post being staged lies beyond what was read: not the end yet.
     const end = !cut && this.#staged.get(queue.qid) === undefined
-    return { records, claims: this.#claims(names, queue.qid, now), next, end }
+    return { records, claims: this.#claims(names, queue.qid, now), next, end, metadata: this.#queues.parse(queue.metadata) }
   }
 
   readJournal(ref: QueueRef, limit: number): JournalPage {
