@@ -7,8 +7,9 @@
  * 1. **Journal.** The runner sets a `journal` fence on the source queue (`fenceQueue`). The source
  *    keeps serving every client operation as before, and from then on records, atomically with
  *    each operation, the id of every existing message whose stored state the operation changed
- *    (deleted, claimed, renewed, released, popped, dead-lettered) in the queue's *journal*. A
- *    purge or a queue delete records a `reset` instead. New posts are not journalled: they come
+ *    (deleted, claimed, renewed, released, popped, dead-lettered) in the queue's *journal*; a
+ *    released claim is journalled under its own id too (its record reads as null, and removing
+ *    that id from the copy removes the claim). A purge or a queue delete records a `reset` instead. New posts are not journalled: they come
  *    after the copy cursor and are copied by it.
  * 2. **Copy.** The runner walks the source in FIFO order (`readForMigration`, a cursor over the
  *    store's own sequence) and writes each batch to the target (`importMessages`), where the queue
@@ -148,7 +149,7 @@ export interface ImportChange {
   upsert?: MessageRecord[]
   /** Claims to write (replacing one of the same id). */
   claims?: ClaimRecord[]
-  /** Ids to delete from the copy (missing ones ignored). */
+  /** Ids to delete from the copy: messages, and claims of that id (missing ones ignored). */
   remove?: string[]
 }
 

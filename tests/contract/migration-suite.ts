@@ -219,6 +219,8 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     await driver.releaseClaim(ref, claim.id)
     jr = await journal(driver, ref)
     t.equal(jr.get(c)!.record!.claimId, undefined, 'releaseClaim: unclaimed now')
+    t.ok(jr.has(claim.id), 'the released claim is journalled under its own id')
+    t.equal(jr.get(claim.id)!.record, null, 'and reads as missing')
     // c and d were claimed once: the next claims move them to the DLQ (a change journalled);
     // a store may move them and claim e in one call, or answer null while it moves them.
     let next = null
@@ -254,6 +256,7 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     await driver.ackJournal(ref, [
       { id: a, version: first.get(a)!.version },
       { id: b, version: first.get(b)!.version },
+      { id: claim.id, version: second.get(claim.id)!.version },
     ])
     const left = await journal(driver, ref)
     t.same([...left.keys()], [a], 'the stale ack left the re-journalled entry; the current one went')
@@ -377,6 +380,10 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     })
     // An upsert of a known id changes its state in place.
     await driver.importMessages(ref, token, { upsert: [rec(ids[0], 1, { ttl: 900, expires: now + 890 * SECOND, claimCount: 1 })], remove: [ids[1], randomUUID()] })
+    // A claim imported, then removed by its id (a release on the source).
+    const gone = randomUUID()
+    await driver.importMessages(ref, token, { claims: [{ id: gone, ttl: 60, expires: now + 60 * SECOND, updated: now }] })
+    await driver.importMessages(ref, token, { remove: [gone] })
     t.equal(await driver.countForMigration(ref), 3)
     await refused(t, driver.getQueue(ref), ref, f, 'the copy is invisible while importing')
     await driver.fenceQueue(ref, null, token)
@@ -390,6 +397,7 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     t.equal(m0.body, body(1))
     const claim = await driver.getClaim(ref, claimId)
     t.ok(claim, 'the claim came along')
+    t.equal(await driver.getClaim(ref, gone), null, 'a removed claim is gone')
     t.equal(claim!.ttl, 120)
     t.equal(claim!.age, 20)
     t.same(claim!.messages.map((m) => m.id), [ids[3]], 'still holding its message')

@@ -165,6 +165,8 @@ for (const [from, to] of [
           break
         }
         case 3:
+          // Imported with its messages in an earlier batch: the release must reach the target.
+          await src.releaseClaim(ref, later!)
           await src.setQueueMetadata(ref, { _default_message_delay: 1, _max_claim_count: 3, _dead_letter_queue: 'dead', note: 'changed' })
           break
       }

@@ -188,8 +188,10 @@ export class SqliteClaims {
     this.#release = db.transaction((ref: QueueRef, claimId: string) => {
       const queue = this.#queues.find(ref)
       if (queue === undefined) return
-      this.#deleteClaim.run(claimId, queue.qid)
+      const { changes } = this.#deleteClaim.run(claimId, queue.qid)
       this.#journalClaim(claimId, queue.qid)
+      // The claim itself goes too: journalled under its own id, whose record reads as missing.
+      if (changes > 0 && this.#ctx.journal.jid !== 0) this.#ctx.journal.note(claimId)
       this.#unclaim.run(claimId, queue.qid)
     })
   }
