@@ -25,6 +25,7 @@ import { systemClock, type Clock } from '../../../shared/clock.js'
 import { MissiveError, unavailable } from '../../../shared/errors.js'
 import { BadStoreConfig, StoreUnavailable } from '../../../shared/storage/errors.js'
 import { connectRedis } from '../../../shared/redis.js'
+import { postedChannel, postedMessage } from '../../../shared/storage/posted.js'
 import type {
   Claim,
   ClaimOptions,
@@ -113,6 +114,8 @@ export class RedisDriver implements DataDriver {
   readonly #gcQueuesPerTick: number
   readonly #gcBudgetMs: number
   readonly #onGcError: ((err: unknown) => void) | undefined
+  /** Where posts are announced to long-polling proxies (shared/storage/posted.ts). */
+  readonly #channel: string
   #gcCursor = '-'
   #gcRunning = false
   #timer: NodeJS.Timeout | undefined
@@ -121,6 +124,7 @@ export class RedisDriver implements DataDriver {
   private constructor(redis: Redis, opts: RedisDriverOptions) {
     this.options = opts
     this.#redis = redis
+    this.#channel = postedChannel(opts.db)
     this.#clock = opts.clock ?? systemClock
     this.#gcStep = opts.gcStep ?? 100
     this.#gcQueuesPerTick = opts.gcQueuesPerTick ?? 100
@@ -290,6 +294,18 @@ export class RedisDriver implements DataDriver {
     await this.#guard('ping', () => this.#redis.ping())
   }
 
+  /**
+   * The server's facts for the pool's health (docs/ha.md): its role, its identity (`run_id`: a
+   * change is a failover or a restart), and for a master its online replicas and how long ago
+   * the slowest of them acknowledged (INFO replication `lag`). One round trip.
+   */
+  async info(): Promise<StoreFacts> {
+    const [server, replication] = await this.#guard('ping', () =>
+      Promise.all([this.#redis.info('server'), this.#redis.info('replication')]),
+    )
+    return storeFacts(server, replication)
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
@@ -331,7 +347,19 @@ export class RedisDriver implements DataDriver {
   }
 
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
-    return this.#guard('postMessages', () => this.#messages.postMessages(ref, messages, opts))
+    return this.#guard('postMessages', () => this.#messages.postMessages(ref, messages, opts)).then((ids) => {
+      this.#announce(ref, ids.length)
+      return ids
+    })
+  }
+
+  /**
+   * Tells long-polling proxies that `ref` may have messages (proxy/long-poll-redis.ts). Done here,
+   * after the post resolved, not in the post's script: the script stays the store's, and a lost
+   * announcement only delays a waiter to the end of its wait. Never fails the post.
+   */
+  #announce(ref: QueueRef, count: number): void {
+    this.#redis.publish(this.#channel, postedMessage(ref, count)).catch(() => undefined)
   }
 
   listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {
@@ -371,7 +399,7 @@ export class RedisDriver implements DataDriver {
   }
 
   releaseClaim(ref: QueueRef, claimId: string): Promise<void> {
-    return this.#guard('releaseClaim', () => this.#claims.releaseClaim(ref, claimId))
+    return this.#guard('releaseClaim', () => this.#claims.releaseClaim(ref, claimId)).then(() => this.#announce(ref, 0))
   }
 
   // --- migration (shared/storage/migration.ts; redis/migration.ts): never refused by a fence --
@@ -407,6 +435,37 @@ export class RedisDriver implements DataDriver {
   dropQueueData(ref: QueueRef, token: string): Promise<void> {
     return this.#guard('dropQueueData', () => this.#migration.dropQueueData(ref, token))
   }
+}
+
+/** What `RedisDriver.info` reports (proxy/circuit-breaker.ts `StoreInfo`). */
+export interface StoreFacts {
+  role: string
+  server?: string
+  replicas?: number
+  lagSeconds?: number
+}
+
+/** Reads `INFO server` and `INFO replication` replies into the facts a pool's health shows. */
+export function storeFacts(server: string, replication: string): StoreFacts {
+  const field = (text: string, name: string): string | undefined => new RegExp(`^${name}:(.*?)\\r?$`, 'm').exec(text)?.[1]
+  const role = field(replication, 'role')
+  const facts: StoreFacts = { role: role === 'slave' ? 'replica' : (role ?? 'unknown') }
+  const runId = field(server, 'run_id')
+  if (runId !== undefined) facts.server = runId
+  if (role === 'master') {
+    let replicas = 0
+    let lag: number | undefined
+    for (const m of replication.matchAll(/^slave\d+:(.*?)\r?$/gm)) {
+      const kv = Object.fromEntries(m[1]!.split(',').map((p) => p.split('=') as [string, string]))
+      if (kv.state !== 'online') continue
+      replicas++
+      const l = Number(kv.lag)
+      if (Number.isFinite(l)) lag = Math.max(lag ?? 0, l)
+    }
+    facts.replicas = replicas
+    if (lag !== undefined) facts.lagSeconds = lag
+  }
+  return facts
 }
 
 /** Reads one CONFIG parameter; a disabled or renamed CONFIG command is reported as such. */
