@@ -241,6 +241,26 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     t.same((await driver.readJournal(dlq, 100)).entries, [], 'the dead-letter queue journals nothing (no fence)')
   })
 
+  t.test('migration: a dead-letter queue fenced moved takes no moves; its due messages are reported', async (t) => {
+    const p = project(t, driver)
+    const src = p.ref('src')
+    const dlq = p.ref('dlq')
+    await driver.createQueue(src, { _max_claim_count: 1, _dead_letter_queue: 'dlq' })
+    const [a] = await driver.postMessages(src, [{ body: '"poison"' }], postOpts())
+    const first = (await driver.createClaim(src, CLAIM))!
+    await driver.releaseClaim(src, first.id)
+    const f = fence('moved')
+    await driver.fenceQueue(dlq, f, null)
+    const claim = await driver.createClaim(src, { ...CLAIM, deadLetter: 'dlq' })
+    t.same(claim?.deadLetter?.ids, [a], 'reported for the proxy to move')
+    t.equal(claim?.deadLetter?.queue, 'dlq')
+    t.equal(claim?.messages.length, 0)
+    const left = await driver.getMessage(src, a)
+    t.ok(left, 'still in its queue')
+    t.equal(left?.claimId, undefined, 'unclaimed')
+    t.equal(await driver.countForMigration(dlq), 0, 'nothing written behind the fence')
+  })
+
   t.test('migration: ackJournal removes an entry only at the version read', async (t) => {
     const p = project(t, driver)
     const ref = p.ref()
