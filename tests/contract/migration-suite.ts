@@ -210,6 +210,10 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     t.same(page.claims.map((x) => x.id), [claim.id], 'the active claim comes with the page')
     t.equal(page.claims[0].ttl, CLAIM.ttl)
 
+    // A refused change journals nothing (the entry is written atomically with the change).
+    await driver.deleteMessage(ref, d).catch(() => undefined)
+    await driver.deleteMessages(ref, [d, g], [randomUUID()]).catch(() => undefined)
+    t.same([...(await journal(driver, ref)).entries()].map(([id, e]) => [id, e.version]), [...jr.entries()].map(([id, e]) => [id, e.version]), 'refused deletes journal nothing')
     const v = jr.get(c)!.version
     await driver.renewClaim(ref, claim.id, { ttl: 300, grace: 0 })
     jr = await journal(driver, ref)
