@@ -7,9 +7,13 @@ import { uWS } from './uws.js'
 import type { Config } from '../shared/config.js'
 import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
+import { NO_AUTH, type Authenticator, type Identity } from './auth/index.js'
 import type { ApiRequest } from './api/context.js'
+import { openApiJson } from './api/openapi.js'
 import { RouteTable } from './api/routes.js'
 import { versions } from './api/system.js'
+import { LongPoll } from './long-poll.js'
+import { msgpackReply } from './msgpack.js'
 import type { ProxyMetrics } from './metrics.js'
 import { Query } from './params.js'
 import { CONTENT_TYPE as METRICS_TYPE } from '../shared/metrics.js'
@@ -36,6 +40,10 @@ export interface AppDeps {
   log: Logger
   /** Absent: no request metrics and no /metrics page. */
   metrics?: ProxyMetrics
+  /** Parked long-polling requests; absent: the server makes its own (proxy/long-poll.ts). */
+  longPoll?: LongPoll
+  /** Who requests are (proxy/auth/). Absent: strategy `none`. */
+  auth?: Authenticator
 }
 
 /** Per-request bookkeeping the reply writer needs. */
@@ -50,6 +58,8 @@ interface RequestState {
   started: number
   /** Route template for metrics and logs (`/v2/queues/{queue}/messages`), never the path. */
   route: string
+  /** Set while the request is parked (long polling): wakes it when the client goes away. */
+  onAbort: (() => void) | undefined
 }
 
 /** Headers a request may carry that we read, copied out of uWS before anything async. */
@@ -172,6 +182,9 @@ const ADMIN_PATH = /^\/v(?:2|1\.1)\/(?:pools|flavors|health|admin)(?:\/|$)/
 
 const NO_ROUTE = 'No resource matches this path.'
 
+/** A request without a credential that proves anything (docs/auth.md). */
+const UNAUTHORIZED = JSON.stringify({ title: 'Unauthorized', description: 'The request you have made requires authentication.' })
+
 /** Listens `app` on `bind:port`; resolves with the listen socket. */
 function listenOn(app: uWS.TemplatedApp, bind: string, port: number): Promise<uWS.us_listen_socket> {
   return new Promise((resolve, reject) => {
@@ -185,6 +198,8 @@ function listenOn(app: uWS.TemplatedApp, bind: string, port: number): Promise<uW
 export class HttpServer {
   readonly #deps: AppDeps
   readonly #routes: RouteTable
+  readonly #longPoll: LongPoll
+  readonly #auth: Authenticator
   readonly #app: uWS.TemplatedApp
   /** The admin listener's app, when `adminPort` is set. */
   readonly #adminApp: uWS.TemplatedApp | undefined
@@ -197,6 +212,9 @@ export class HttpServer {
   constructor(deps: AppDeps) {
     this.#deps = deps
     this.#routes = new RouteTable(deps.config.enableV1_1)
+    this.#longPoll =
+      deps.longPoll ?? new LongPoll({ perProject: deps.config.longPollMaxWaitersPerProject, total: deps.config.longPollMaxWaiters })
+    this.#auth = deps.auth ?? NO_AUTH
     this.#app = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, false))
     if (deps.config.adminPort > 0) this.#adminApp = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, true))
   }
@@ -216,6 +234,8 @@ export class HttpServer {
   /** Stops accepting connections and resolves when in-flight requests are done (or on timeout). */
   async drain(timeoutMs: number): Promise<void> {
     this.#draining = true
+    // Parked long polls answer now (after one more try) rather than hold the drain up.
+    this.#longPoll.close()
     if (this.#listenSocket !== undefined) uWS.us_listen_socket_close(this.#listenSocket)
     if (this.#adminSocket !== undefined) uWS.us_listen_socket_close(this.#adminSocket)
     this.#listenSocket = undefined
@@ -239,11 +259,12 @@ export class HttpServer {
 
   #onRequest(res: uWS.HttpResponse, req: uWS.HttpRequest, admin: boolean): void {
     const head = readHead(req)
-    const state: RequestState = { aborted: false, handling: false, released: false, admin, started: performance.now(), route: 'unmatched' }
+    const state: RequestState = { aborted: false, handling: false, released: false, admin, started: performance.now(), route: 'unmatched', onAbort: undefined }
     this.#inflight++
     this.#deps.metrics?.inflight.inc()
     res.onAborted(() => {
       state.aborted = true
+      state.onAbort?.()
       // An upload cut short never reaches `onData`'s last chunk: nothing else would release it.
       // A request already in a handler keeps its slot until the handler finishes.
       if (!state.handling) this.#release(state)
@@ -328,9 +349,27 @@ export class HttpServer {
       if (head.method === 'GET') return versions()
       throw new MissiveError('method_not_allowed', `${head.method} is not allowed on /.`)
     }
+    if (head.path === '/openapi.json') {
+      // The API's description (docs/openapi.md): public like `/`, needs no headers.
+      state.route = '/openapi.json'
+      if (head.method === 'GET') return { status: 200, body: openApiJson() }
+      throw new MissiveError('method_not_allowed', `${head.method} is not allowed on /openapi.json.`)
+    }
     // With an admin listener, each port serves its own half of the API (and the same 404 for
     // the other half, which tells a tenant nothing about the admin API).
     if (this.#adminApp !== undefined && ADMIN_PATH.test(head.path) !== state.admin) throw new MissiveError('route_not_found', NO_ROUTE)
+    // Authentication first, as Zaqar's auth middleware runs before its routes. Synchronous when
+    // nothing must be asked (strategy none, a cached credential): no extra await on the hot path.
+    const auth = this.#auth
+    let proof = auth.authenticate(head.authToken)
+    if (proof instanceof Promise) proof = await proof
+    if (proof === null) return { status: 401, body: UNAUTHORIZED, headers: auth.challenge }
+    const identity: Identity = proof
+    if (identity.project !== undefined) {
+      // A credential bound to a project: X-Project-ID is filled from it, or must name it.
+      if (head.project === undefined) head.project = identity.project
+      else if (head.project !== identity.project) throw new MissiveError('forbidden', "X-Project-ID is not the credential's project.")
+    }
     const match = this.#routes.match(head.method, head.path)
     if (match.kind === 'none') throw new MissiveError('route_not_found', NO_ROUTE)
     if (match.kind === 'method') {
@@ -341,7 +380,7 @@ export class HttpServer {
       }
     }
     checkContentType(head.contentType, contentLength !== null)
-    checkAccept(head.accept)
+    const msgpack = checkAccept(head.accept)
     const clientId = checkClientId(head.clientId, config.limits)
     const project = checkProject(head.project)
     const { route, profile, params } = match
@@ -361,6 +400,8 @@ export class HttpServer {
       clientId,
       requestId,
       authToken: head.authToken,
+      identity,
+      auth,
       idempotencyKey: head.idempotencyKey,
       contentType: head.contentType,
       contentLength,
@@ -369,8 +410,11 @@ export class HttpServer {
       storage,
       control,
       log,
+      longPoll: this.#longPoll,
+      abort: state,
     }
-    return route.handler(apiReq)
+    // Replies for `Accept: application/x-msgpack` are re-encoded; errors stay JSON (docs/api.md).
+    return msgpack ? msgpackReply(await route.handler(apiReq)) : route.handler(apiReq)
   }
 
   #write(res: uWS.HttpResponse, state: RequestState, reply: Reply, requestId: string, head: Head, close: boolean): void {
@@ -389,7 +433,7 @@ export class HttpServer {
     const closeConnection = close || this.#draining
     // A HEAD reply never has a body, whatever its status (RFC 9110 §9.3.2): a proxy reusing the
     // connection would read those bytes as the start of the next response.
-    const body = head.method === 'HEAD' ? undefined : reply.body
+    const body = head.method === 'HEAD' ? undefined : (reply.bytes ?? reply.body)
     res.cork(() => {
       res.writeStatus(STATUS_TEXT[reply.status] ?? String(reply.status))
       res.writeHeader('x-openstack-request-id', requestId)

@@ -21,6 +21,7 @@
  * what a refusal needs to retry the call); no await (docs/pools.md, "Routing").
  */
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { CatalogStore } from '../catalog/contract.js'
 import { badRequest, MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
 import type {
@@ -77,10 +78,16 @@ export interface MigrationLookup {
   switched(id: string): Promise<boolean>
 }
 
-/** Until the catalog knows migrations: none is ever active, so a fence is always stale. */
-const NO_MIGRATIONS: MigrationLookup = {
-  activeMigration: async () => null,
-  switched: async () => false,
+/** The migration records of `catalog` (catalog/migration-record.ts), as routing reads them. */
+export function catalogMigrations(catalog: CatalogStore): MigrationLookup {
+  return {
+    activeMigration: (ref) => catalog.activeMigration(ref),
+    async switched(id) {
+      // Only `finishSwitch` reaches `cleaning`, and `done` only comes from there.
+      const m = await catalog.getMigration(id)
+      return m !== null && (m.state === 'cleaning' || m.state === 'done')
+    },
+  }
 }
 
 export interface PooledDriverOptions {
@@ -89,7 +96,7 @@ export interface PooledDriverOptions {
   log: Logger
   /** Placements (and as many negative entries) kept in memory. */
   cacheSize?: number
-  /** Live migrations, as the catalog records them (default: none). */
+  /** Live migrations (default: the pool set's catalog, `catalogMigrations`). */
   migrations?: MigrationLookup
   /**
    * How long a call refused by a migration's switch waits for the switch to finish before it
@@ -151,7 +158,7 @@ export class PooledDriver implements PooledStorage {
     this.#pools = opts.pools
     this.#cache = new PlacementCache(opts.cacheSize)
     this.#log = opts.log
-    this.#migrations = opts.migrations ?? NO_MIGRATIONS
+    this.#migrations = opts.migrations ?? catalogMigrations(opts.pools.catalog)
     this.#switchWaitMs = opts.switchWaitMs ?? 3000
     this.#switchPollMs = opts.switchPollMs ?? 5
     const routing: DeadLetterRouting = {

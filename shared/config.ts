@@ -44,6 +44,36 @@ export const LimitsSchema = z
 
 export type Limits = z.infer<typeof LimitsSchema>
 
+/** Live migrations (docs/migration.md). */
+export const MigrationSchema = z
+  .object({
+    /** Copy rate of one migration, messages per second (0: unlimited); a request may set its own. */
+    rate: z.number().min(0).default(20000),
+    /** Messages per copy batch (and journal entries per page). */
+    batch: z.int().min(1).max(10000).default(256),
+    /** Migrations one proxy's runner works on at once; 0: this proxy runs none. */
+    concurrency: z.int().min(0).max(256).default(4),
+    /** A runner's catalog lease, ms: how soon another proxy takes over from one that died. */
+    leaseMs: z.int().min(500).max(600000).default(5000),
+    /** How often a runner asks the catalog for work (and drains are topped up), ms. */
+    pollMs: z.int().min(50).max(60000).default(1000),
+    /** Queues a pool drain moves at once, unless the drain request sets `max_concurrent`. */
+    drainConcurrency: z.int().min(1).max(256).default(4),
+  })
+  .strict()
+
+/** Authentication (docs/auth.md). */
+export const AuthSchema = z
+  .object({
+    /** `none`: `X-Project-ID` is trusted as sent; `keys`: API keys (docs/auth.md). */
+    strategy: z.enum(['none', 'keys']).default('none'),
+    /** How long a proxy trusts a checked API key before asking the catalog again (revocation delay on other proxies), ms. */
+    keyCacheMs: z.int().min(0).max(600000).default(1000),
+    /** Most credentials one proxy caches. */
+    cacheEntries: z.int().min(1).default(10000),
+  })
+  .strict()
+
 export const ConfigSchema = z
   .object({
     /** Address the proxy listens on. */
@@ -148,7 +178,16 @@ export const ConfigSchema = z
     adminPort: z.int().min(0).max(65535).default(0),
     /** Address the `adminPort` listener binds. Unset: `bind`. */
     adminBind: z.string().min(1).optional(),
+    /** Longest `wait` (seconds) a long-polling claim or listing may ask for; 0: no long polling (docs/api.md, "Long polling"). */
+    longPollMaxWait: z.int().min(0).max(3600).default(20),
+    /** Long-polling requests one project may have waiting at once in one proxy; 429 beyond. */
+    longPollMaxWaitersPerProject: z.int().min(0).default(1000),
+    /** Long-polling requests waiting at once in one proxy, all projects together; 429 beyond. */
+    longPollMaxWaiters: z.int().min(0).default(50000),
     limits: LimitsSchema.default(() => LimitsSchema.parse({})),
+    /** Live migrations, drains and rebalancing (docs/migration.md). */
+    migration: MigrationSchema.default(() => MigrationSchema.parse({})),
+    auth: AuthSchema.default(() => AuthSchema.parse({})),
   })
   .strict()
 

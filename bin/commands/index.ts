@@ -10,7 +10,7 @@ import { backlog } from './backlog.js'
 import { configCheck } from './config-check.js'
 import { FLAVOR_COMMANDS } from './flavors.js'
 import { POOL_COMMANDS } from './pools.js'
-import { queuesList } from './queues.js'
+import { queuesList, queuesTop } from './queues.js'
 import { serve } from './serve.js'
 import { version } from './version.js'
 
@@ -21,5 +21,6 @@ export const COMMANDS: readonly Command[] = [
   ...POOL_COMMANDS,
   ...FLAVOR_COMMANDS,
   queuesList,
+  queuesTop,
   backlog,
 ]

@@ -49,3 +49,35 @@ export const queuesList: Command = {
     }
   },
 }
+
+interface TopAnswer {
+  by: string
+  queues: { pool: string; project: string; name: string; free: number; claimed: number; total: number; oldest_age: number }[]
+  as_of: string | null
+}
+
+export const queuesTop: Command = {
+  path: ['queues', 'top'],
+  summary: 'The queues with the most free messages (or the oldest message), from the backlog scan.',
+  admin: true,
+  options: {
+    by: { type: 'string', value: '<backlog|age>', help: 'Rank by free messages (backlog, the default) or oldest message age (age).' },
+    limit: { type: 'string', value: '<n>', help: 'How many (1 to 100; default 10).' },
+  },
+  more: 'The numbers are from the last complete backlog scan (docs/metrics.md, "Backlog per pool"); as_of says when.',
+  async run(ctx) {
+    const params = new URLSearchParams()
+    const by = stringOption(ctx.values, 'by')
+    if (by !== undefined) params.set('by', by)
+    const limit = intOption(ctx.values, 'limit', 1)
+    if (limit !== undefined) params.set('limit', String(limit))
+    const top = await adminClient(ctx).get<TopAnswer>(`/v2/admin/queues/top${params.size === 0 ? '' : `?${params.toString()}`}`)
+    printResult(
+      ctx,
+      top,
+      ['pool', 'project', 'queue', 'free', 'claimed', 'total', 'oldest age (s)'],
+      top.queues.map((q) => [q.pool, q.project, q.name, q.free, q.claimed, q.total, q.oldest_age]),
+    )
+    if (ctx.values.json !== true) ctx.stderr.write(`as of ${top.as_of ?? 'never (no scan finished yet)'}\n`)
+  },
+}

@@ -8,6 +8,7 @@
  * `next` link; a short page is the last.
  */
 import { MissiveError, notFound } from '../../shared/errors.js'
+import { BACKLOG, TOP_MAX } from '../backlog.js'
 import type { QueueRef } from '../../shared/storage/contract.js'
 import { json, type Reply } from '../transport.js'
 import { pageLimit } from '../validate.js'
@@ -67,4 +68,22 @@ export async function listAllQueues(req: ApiRequest): Promise<Reply> {
   const links =
     items.length === limit ? [{ rel: 'next', href: q.nextLink(req.path, encodeMarker(items[items.length - 1]!), (k) => (k === 'limit' || k === 'pool' ? 'string' : undefined)) }] : []
   return json(200, { queues: items, links })
+}
+
+/**
+ * GET /v2/admin/queues/top?by=backlog|age&limit= (Missive, admin token): the queues with the
+ * most free messages (`backlog`, the default) or the oldest message (`age`), for drill-down from
+ * the per-pool gauges. From the background backlog scan (proxy/backlog.ts): `as_of` is when its
+ * last pass ended (null before the first), so the answer costs nothing whatever the queue count.
+ */
+export async function topQueues(req: ApiRequest): Promise<Reply> {
+  requireAdmin(req)
+  const q = req.query
+  const by = q.get('by') ?? 'backlog'
+  if (by !== 'backlog' && by !== 'age') throw new MissiveError('invalid_parameter', 'The "by" parameter is invalid. The value must be backlog or age.')
+  const limit = pageLimit(q.int('limit', 10), TOP_MAX)
+  const scanner = BACKLOG.get(req.control)
+  if (scanner === undefined) throw new MissiveError('unavailable', 'The backlog scan is not running in this process.', { retryAfter: 1 })
+  const { queues, at } = scanner.top(by, limit)
+  return json(200, { by, queues, as_of: at === undefined ? null : new Date(at).toISOString() })
 }

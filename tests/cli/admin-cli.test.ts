@@ -6,7 +6,7 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { freePort, startMissive, tempDir } from '../helpers/index.js'
+import { freePort, startMissive, tempDir, waitFor } from '../helpers/index.js'
 import { zaqarClient } from '../helpers/http.js'
 import { jsonOf, runCli } from './helpers.js'
 
@@ -189,5 +189,12 @@ t.test('against a running service', async (t) => {
     t.match(jsonOf(backlog), [{ pool: 'default', queues: 4, free: 2, claimed: 1, total: 3, complete: true, reachable: true }])
     t.match((await cli('backlog', 'default')).stdout, /│ default +│ 4 +│ 2 +│ 1 +│ 3 +│ yes +│ yes +│/)
     t.equal((await cli('backlog', 'nope')).code, 5)
+    // The top list comes from the background backlog scan: wait for a pass that saw the claim.
+    const top = await waitFor(async () => {
+      const r = jsonOf<{ queues: { project: string; name: string; free: number; claimed: number }[] }>(await cli('queues', 'top', '--json'))
+      return r.queues.length === 1 && r.queues[0]!.claimed === 1 ? r : undefined
+    }, { timeoutMs: 60_000, intervalMs: 500, what: 'a backlog pass that saw proj-a/q1' })
+    t.match(top!.queues, [{ project: 'proj-a', name: 'q1', free: 2, claimed: 1 }], 'only queues with free messages, most first')
+    t.equal((await cli('queues', 'top', '--by', 'size')).code, 6)
   })
 })

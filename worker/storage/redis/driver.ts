@@ -25,6 +25,7 @@ import { systemClock, type Clock } from '../../../shared/clock.js'
 import { MissiveError, unavailable } from '../../../shared/errors.js'
 import { BadStoreConfig, StoreUnavailable } from '../../../shared/storage/errors.js'
 import { connectRedis } from '../../../shared/redis.js'
+import { postedChannel, postedMessage } from '../../../shared/storage/posted.js'
 import type {
   Claim,
   ClaimOptions,
@@ -48,6 +49,7 @@ import type { Ctx } from './context.js'
 import { buildKeys, catalogueKey, queueTag, refOfTag, SWEEP_KEY } from './keys.js'
 import { RedisMessages } from './messages.js'
 import { RedisQueues } from './queues.js'
+import { RedisMigration } from './migration.js'
 import { Scripts } from './scripts.js'
 import type { RedisPoolOptions } from '../../../shared/storage/redis-uri.js'
 
@@ -107,10 +109,13 @@ export class RedisDriver implements DataDriver {
   readonly #queues: RedisQueues
   readonly #messages: RedisMessages
   readonly #claims: RedisClaims
+  readonly #migration: RedisMigration
   readonly #gcStep: number
   readonly #gcQueuesPerTick: number
   readonly #gcBudgetMs: number
   readonly #onGcError: ((err: unknown) => void) | undefined
+  /** Where posts are announced to long-polling proxies (shared/storage/posted.ts). */
+  readonly #channel: string
   #gcCursor = '-'
   #gcRunning = false
   #timer: NodeJS.Timeout | undefined
@@ -119,6 +124,7 @@ export class RedisDriver implements DataDriver {
   private constructor(redis: Redis, opts: RedisDriverOptions) {
     this.options = opts
     this.#redis = redis
+    this.#channel = postedChannel(opts.db)
     this.#clock = opts.clock ?? systemClock
     this.#gcStep = opts.gcStep ?? 100
     this.#gcQueuesPerTick = opts.gcQueuesPerTick ?? 100
@@ -136,6 +142,7 @@ export class RedisDriver implements DataDriver {
     this.#claims = new RedisClaims(ctx, { coalesce })
     this.#queues = new RedisQueues(ctx, (ref, dlq) => this.#claims.noteDeadLetter(ref, dlq))
     this.#messages = new RedisMessages(ctx, { coalesce })
+    this.#migration = new RedisMigration(ctx, (ref) => this.#queues.uncatalogue(ref))
   }
 
   /**
@@ -343,7 +350,19 @@ export class RedisDriver implements DataDriver {
   }
 
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
-    return this.#guard('postMessages', () => this.#messages.postMessages(ref, messages, opts))
+    return this.#guard('postMessages', () => this.#messages.postMessages(ref, messages, opts)).then((ids) => {
+      this.#announce(ref, ids.length)
+      return ids
+    })
+  }
+
+  /**
+   * Tells long-polling proxies that `ref` may have messages (proxy/long-poll-redis.ts). Done here,
+   * after the post resolved, not in the post's script: the script stays the store's, and a lost
+   * announcement only delays a waiter to the end of its wait. Never fails the post.
+   */
+  #announce(ref: QueueRef, count: number): void {
+    this.#redis.publish(this.#channel, postedMessage(ref, count)).catch(() => undefined)
   }
 
   listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {
@@ -383,46 +402,41 @@ export class RedisDriver implements DataDriver {
   }
 
   releaseClaim(ref: QueueRef, claimId: string): Promise<void> {
-    return this.#guard('releaseClaim', () => this.#claims.releaseClaim(ref, claimId))
+    return this.#guard('releaseClaim', () => this.#claims.releaseClaim(ref, claimId)).then(() => this.#announce(ref, 0))
   }
 
-  // --- migration (shared/storage/migration.ts) ---------------------------------------------------
-  // Not yet served by this store: every migration operation refuses, so no migration starts.
+  // --- migration (shared/storage/migration.ts; redis/migration.ts): never refused by a fence --
 
-  #noMigration(): Promise<never> {
-    return Promise.reject(new MissiveError('bad_request', 'This Redis store does not support queue migration yet.'))
+  fenceQueue(ref: QueueRef, fence: QueueFence | null, expect: string | null): Promise<void> {
+    return this.#guard('fenceQueue', () => this.#migration.fenceQueue(ref, fence, expect))
   }
 
-  fenceQueue(_ref: QueueRef, _fence: QueueFence | null, _expect: string | null): Promise<void> {
-    return this.#noMigration()
+  getFence(ref: QueueRef): Promise<QueueFence | null> {
+    return this.#guard('getFence', () => this.#migration.getFence(ref))
   }
 
-  getFence(_ref: QueueRef): Promise<QueueFence | null> {
-    return this.#noMigration()
+  readForMigration(ref: QueueRef, after: number, limit: number): Promise<MigrationBatch> {
+    return this.#guard('readForMigration', () => this.#migration.readForMigration(ref, after, limit))
   }
 
-  readForMigration(_ref: QueueRef, _after: number, _limit: number): Promise<MigrationBatch> {
-    return this.#noMigration()
+  readJournal(ref: QueueRef, limit: number): Promise<JournalPage> {
+    return this.#guard('readJournal', () => this.#migration.readJournal(ref, limit))
   }
 
-  readJournal(_ref: QueueRef, _limit: number): Promise<JournalPage> {
-    return this.#noMigration()
+  ackJournal(ref: QueueRef, entries: { id: string; version: number }[], reset?: boolean): Promise<void> {
+    return this.#guard('ackJournal', () => this.#migration.ackJournal(ref, entries, reset))
   }
 
-  ackJournal(_ref: QueueRef, _entries: { id: string; version: number }[], _reset?: boolean): Promise<void> {
-    return this.#noMigration()
+  importMessages(ref: QueueRef, token: string, change: ImportChange): Promise<void> {
+    return this.#guard('importMessages', () => this.#migration.importMessages(ref, token, change))
   }
 
-  importMessages(_ref: QueueRef, _token: string, _change: ImportChange): Promise<void> {
-    return this.#noMigration()
+  countForMigration(ref: QueueRef): Promise<number> {
+    return this.#guard('countForMigration', () => this.#migration.countForMigration(ref))
   }
 
-  countForMigration(_ref: QueueRef): Promise<number> {
-    return this.#noMigration()
-  }
-
-  dropQueueData(_ref: QueueRef, _token: string): Promise<void> {
-    return this.#noMigration()
+  dropQueueData(ref: QueueRef, token: string): Promise<void> {
+    return this.#guard('dropQueueData', () => this.#migration.dropQueueData(ref, token))
   }
 }
 

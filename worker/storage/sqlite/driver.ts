@@ -108,6 +108,8 @@ export class SqliteDriver implements DataDriver {
   /** Writes waiting for this turn's group commit. */
   #batch: PendingWrite[] = []
   readonly #commitBatch: Database.Transaction<(batch: PendingWrite[]) => void>
+  readonly #fencedRead: Database.Transaction<(ref: QueueRef, fn: () => unknown) => unknown>
+  readonly #inSnapshot: Database.Transaction<(fn: () => unknown) => unknown>
 
   /** Opens (creating if needed) the store at `opts.path`. Throws if the file cannot be used. */
   constructor(opts: SqliteDriverOptions) {
@@ -204,6 +206,11 @@ export class SqliteDriver implements DataDriver {
         }
       }
     })
+    this.#fencedRead = db.transaction((ref: QueueRef, fn: () => unknown) => {
+      this.#migration.enter(ref)
+      return fn()
+    })
+    this.#inSnapshot = db.transaction((fn: () => unknown) => fn())
     const interval = opts.gcIntervalMs ?? 1000
     if (interval > 0) {
       this.#timer = setInterval(() => this.#gcTick(0), interval)
@@ -282,12 +289,19 @@ export class SqliteDriver implements DataDriver {
     })
   }
 
-  /** A client read: refused under a `moved`/`importing` fence, checked in the same turn. */
+  /**
+   * A client read: refused under a `moved`/`importing` fence. The check and the read run in one
+   * deferred (read) transaction, so they see one snapshot even when another process shares the
+   * file; on a WAL file that is also cheaper than two statements each taking its own read lock
+   * (~2 µs each).
+   */
   #read<T>(op: DriverOperation, ref: QueueRef, fn: () => T): T {
-    return this.#guard(op, () => {
-      this.#migration.enter(ref)
-      return fn()
-    })
+    return this.#guard(op, () => this.#fencedRead.deferred(ref, fn) as T)
+  }
+
+  /** A migration read of several statements, in one snapshot. */
+  #snapshot<T>(op: DriverOperation, fn: () => T): T {
+    return this.#guard(op, () => this.#inSnapshot.deferred(fn) as T)
   }
 
   #assertOpen(): void {
@@ -470,11 +484,11 @@ export class SqliteDriver implements DataDriver {
   }
 
   async readForMigration(ref: QueueRef, after: number, limit: number): Promise<MigrationBatch> {
-    return this.#guard('readForMigration', () => this.#migration.readForMigration(ref, after, limit))
+    return this.#snapshot('readForMigration', () => this.#migration.readForMigration(ref, after, limit))
   }
 
   async readJournal(ref: QueueRef, limit: number): Promise<JournalPage> {
-    return this.#guard('readJournal', () => this.#migration.readJournal(ref, limit))
+    return this.#snapshot('readJournal', () => this.#migration.readJournal(ref, limit))
   }
 
   async ackJournal(ref: QueueRef, entries: { id: string; version: number }[], reset?: boolean): Promise<void> {
@@ -486,7 +500,7 @@ export class SqliteDriver implements DataDriver {
   }
 
   async countForMigration(ref: QueueRef): Promise<number> {
-    return this.#guard('countForMigration', () => this.#migration.countForMigration(ref))
+    return this.#snapshot('countForMigration', () => this.#migration.countForMigration(ref))
   }
 
   async dropQueueData(ref: QueueRef, token: string): Promise<void> {

@@ -5,10 +5,13 @@
  * Fences live in their own table keyed by (project, queue), so a fence outlives the queue's row
  * (the `moved` tombstone) and exists before it (an `importing` copy). The driver reads the fence
  * inside the transaction of every client write, and just before every client read, in the same
- * synchronous turn (driver.ts, `#enter`): one primary-key lookup. Not an in-memory map, because
+ * synchronous turn (driver.ts, `#clientWrite` / `#read`). Not an in-memory map alone, because
  * several processes may open one file (proxies serving an embedded pool): a fence set by one must
- * stop the others' next operation. A read in one process racing a fence set by another sees the
- * queue as it stood at that instant, which the source keeps until its data is dropped.
+ * stop the others' next operation. The fast path: while the file holds no fence at all, and no
+ * other connection has committed since that was checked (`PRAGMA data_version`, ~0.1 µs, no
+ * table read), the check is that one pragma; otherwise one primary-key lookup. A read in one
+ * process racing a fence set by another sees the queue as it stood at that instant, which the
+ * source keeps until its data is dropped.
  *
  * The journal: one row per changed message, `INSERT OR REPLACE` on (jid, id), so journalling a
  * message again gives it a new, higher `version` and moves it to the end. A journal is dropped by
@@ -101,6 +104,11 @@ export class SqliteMigration {
   readonly #ctx: Ctx
   readonly #queues: SqliteQueues
   readonly #fence: Statement<[string, string], FenceRow>
+  readonly #dataVersion: Statement<[], number>
+  readonly #anyFence: Statement<[], number>
+  /** True when the file held no fence at `data_version` `#seen` (and this connection set none since). */
+  #fenceFree = false
+  #seen = -1
   readonly #putFence: Statement<[string, string, string, string, string, number, number]>
   readonly #dropFence: Statement<[string, string]>
   readonly #setReset: Statement<[number, string, string]>
@@ -127,6 +135,8 @@ export class SqliteMigration {
     this.#queues = queues
     const db = ctx.db
     this.#fence = db.prepare('SELECT token, dest, state, jid, reset FROM fences WHERE project = ? AND queue = ?')
+    this.#dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck()
+    this.#anyFence = db.prepare<[], number>('SELECT EXISTS (SELECT 1 FROM fences)').pluck()
     this.#putFence = db.prepare('INSERT OR REPLACE INTO fences (project, queue, token, dest, state, jid, reset) VALUES (?, ?, ?, ?, ?, ?, ?)')
     this.#dropFence = db.prepare('DELETE FROM fences WHERE project = ? AND queue = ?')
     this.#setReset = db.prepare('UPDATE fences SET reset = ? WHERE project = ? AND queue = ?')
@@ -171,6 +181,7 @@ export class SqliteMigration {
    * returns the journal id to write to under `journal`, else 0.
    */
   enter(ref: QueueRef): number {
+    if (this.#noFences()) return 0
     const f = this.#fence.get(ref.project, ref.queue)
     if (f === undefined) return 0
     if (f.state === 'journal') return f.jid
@@ -179,8 +190,18 @@ export class SqliteMigration {
 
   /** Whether client writes to `ref` are refused (a `moved` or `importing` fence). */
   refuses(ref: QueueRef): boolean {
+    if (this.#noFences()) return false
     const f = this.#fence.get(ref.project, ref.queue)
     return f !== undefined && f.state !== 'journal'
+  }
+
+  /** Whether the file surely holds no fence now (see the module comment). */
+  #noFences(): boolean {
+    const v = this.#dataVersion.get()!
+    if (this.#fenceFree && v === this.#seen) return true
+    this.#seen = v
+    this.#fenceFree = this.#anyFence.get() === 0
+    return this.#fenceFree
   }
 
   /** Journals a purge or delete of the queue (its fence is `journal`). */
@@ -200,6 +221,8 @@ export class SqliteMigration {
   }
 
   fenceQueue(ref: QueueRef, fenceArg: QueueFence | null | undefined, expectArg: string | null | undefined): void {
+    // Conservative (the transaction may yet roll back): the next check reads the table.
+    this.#fenceFree = false
     const fence = fenceArg ?? null
     const expect = expectArg ?? null
     const cur = this.#current(ref)
