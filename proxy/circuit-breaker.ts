@@ -116,6 +116,8 @@ export class CircuitBreaker {
   /** performance.now() at the tick that last saw progress (a call or check settled, or nothing waiting). */
   #progress = performance.now()
   #checking = false
+  /** The check running while `#checking`. */
+  #checked: Promise<void> = Promise.resolve()
   #lastCheck = -Infinity
   #facts: StoreInfo | null = null
   #failovers = 0
@@ -190,14 +192,15 @@ export class CircuitBreaker {
     clearInterval(this.#timer)
   }
 
-  /** Runs a check now (the timer does it every `checkMs`); resolves when it is done. */
+  /** Runs a check now (the timer does it every `checkMs`); resolves when it (or the one already running) is done. */
   check(): Promise<void> {
-    if (this.#checking || this.#closed) return Promise.resolve()
+    if (this.#closed) return Promise.resolve()
+    if (this.#checking) return this.#checked
     this.#checking = true
     this.#lastCheck = performance.now()
     // An idle pool: the stall clock starts with the check.
     if (this.#inflight === 0) this.#progress = this.#lastCheck
-    return this.#info().then(
+    return (this.#checked = this.#info().then(
       (info) => {
         this.#checking = false
         this.#settled++
@@ -210,7 +213,7 @@ export class CircuitBreaker {
         this.#settled++
         this.#trip(`check failed: ${(err as Error)?.message ?? String(err)}`)
       },
-    )
+    ))
   }
 
   #note(info: StoreInfo | null): void {

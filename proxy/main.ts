@@ -155,6 +155,9 @@ async function main(): Promise<void> {
     throw err
   }
   await Promise.allSettled([...rpc.keys(), ...embedded.keys()].flatMap((pool) => ready(pool, 5_000)))
+  // A breaker may have tripped on a check made while its pool was still opening (an embedded
+  // Redis pool connecting): check the open ones again now that the pools answer, before listening.
+  for (let i = 0; i < 2; i++) await Promise.allSettled([...breakers.values()].flat().filter((b) => b.isOpen).map((b) => b.check()))
 
   // Live migrations (docs/migration.md): every proxy runs a runner, taking work through catalog leases.
   const mconf = config.migration
