@@ -6,8 +6,9 @@
  * (tests/migration/checker.ts): zero acknowledged posts lost, zero duplicate deliveries, zero
  * resurrected deletes, FIFO per producer; the held claim deletes its messages with its claim id
  * after the switch; metadata and dead-letter settings kept; stats right after; nothing left in
- * a Redis source. And a stale proxy: a second service that polls the catalog once a minute still
- * routes every request to the new pool after the switch, never writing to the old one.
+ * a Redis source. And a stale proxy: a second service that polls the catalog once a minute, with
+ * producers and a consumer on it before, during and after the move, routes every request to the
+ * new pool after the switch and never writes to the old one; the checker holds there too.
  */
 import t from 'tap'
 import type { Test } from 'tap'
@@ -16,7 +17,7 @@ import { waitFor } from '../helpers/index.js'
 import { queuesWithMessages, redisClient } from '../pools/util.js'
 import { describe, type Stamp } from './checker.js'
 import { migrationEnded, placeOnSource, startCluster, startMigration, type Cluster, type Store } from './harness.js'
-import { Traffic } from './traffic.js'
+import { DEFAULT_TRAFFIC, Traffic } from './traffic.js'
 
 t.setTimeout(240_000)
 
@@ -123,23 +124,29 @@ t.test('a proxy with a stale cache never writes to the old pool after the switch
   const fresh = c.client()
   const other = c.clientOf(stale, fresh.project)
   await placeOnSource(c, fresh, QUEUE, METADATA)
-  const traffic = new Traffic([other], QUEUE)
-  await prefill(traffic, fresh, 50)
+  const traffic = new Traffic([other], QUEUE, { ...DEFAULT_TRAFFIC, producers: 2, consumers: 1 })
+  await prefill(traffic, fresh, 300)
   // The stale proxy learns the placement (source) now.
-  t.equal((await other.req('GET', `/v2/queues/${QUEUE}/stats`)).json.messages.total, 50)
+  t.equal((await other.req('GET', `/v2/queues/${QUEUE}/stats`)).json.messages.total, 300)
 
-  const id = await startMigration(c, fresh.project, QUEUE, c.to)
+  // Producers and a consumer on the stale proxy throughout the move.
+  traffic.start(t)
+  await waitFor(() => traffic.posted > 320, { what: 'traffic through the stale proxy' })
+  const id = await startMigration(c, fresh.project, QUEUE, c.to, { rate: COPY_RATE })
   t.equal((await migrationEnded(c, id)).state, 'done')
+  const after = traffic.posted
+  await waitFor(() => traffic.posted > after + 20, { what: 'posts through the stale proxy after the switch' })
+  await traffic.stop()
   const source = redisClient(t, c.redis.get(c.from)!.port)
   t.notOk((await queuesWithMessages(source)).has(`${fresh.project}/${QUEUE}`), 'the source holds nothing of the queue')
 
-  // Everything through the stale proxy: it still believes the source.
-  for (let s = 0; s < 20; s++) t.ok(await traffic.postOne(other, { p: 0, s }), `post ${s} through the stale proxy`)
-  while ((await traffic.claimAndDelete(other, 0)) > 0);
+  // More through the stale proxy, one at a time: it still believes the source.
+  for (let s = 0; s < 20; s++) t.ok(await traffic.postOne(other, { p: 5, s }), `post ${s} through the stale proxy`)
+  while ((await traffic.claimAndDelete(other, 0, undefined, 20)) > 0);
   t.equal((await other.req('GET', `/v2/queues/${QUEUE}/stats`)).json.messages.total, 0, 'it reads the new pool')
   t.equal((await fresh.req('GET', `/v2/queues/${QUEUE}/stats`)).json.messages.total, 0, 'as does the fresh proxy')
   t.notOk((await queuesWithMessages(source)).has(`${fresh.project}/${QUEUE}`), 'and nothing was written to the old pool')
   traffic.history.finish(await traffic.listAll(fresh))
   assertHistory(t, traffic, 'stale proxy')
-  t.equal(traffic.history.deleted.size, 70, 'every message was delivered and deleted through the stale proxy')
+  t.equal(traffic.history.deleted.size, traffic.history.posted.size, 'every message was delivered and deleted through the stale proxy')
 })
