@@ -118,9 +118,9 @@ class Job {
   readonly began = performance.now()
   constructor(
     public m: Migration,
-    trustMs: number,
+    trustedUntil: number,
   ) {
-    this.trustedUntil = performance.now() + trustMs
+    this.trustedUntil = trustedUntil
   }
   check(): void {
     if (this.aborted || performance.now() > this.trustedUntil) throw new LeaseGone()
@@ -178,6 +178,8 @@ export class MigrationRunner {
   async #tick(): Promise<void> {
     while (!this.#stopped && this.#jobs.size < this.#o.maxRunning) {
       let m: Migration | null
+      // The lease counts from before the request: a slow answer shortens the trust, never extends it.
+      const asked = performance.now()
       try {
         m = await this.#o.catalog.acquireMigration(this.owner, this.#o.leaseMs, [...this.#jobs.keys()])
       } catch (err) {
@@ -185,13 +187,13 @@ export class MigrationRunner {
         return
       }
       if (m === null || this.#stopped) return
-      this.#start(m)
+      this.#start(m, asked)
     }
   }
 
-  #start(m: Migration): void {
+  #start(m: Migration, asked: number): void {
     const trust = this.#o.leaseMs * 0.8
-    const job = new Job(m, trust)
+    const job = new Job(m, asked + trust)
     this.#jobs.set(m.id, job)
     this.#o.observer?.running(1)
     // Renewal: a third of the lease, so two renewals can fail before the lease is in doubt.
