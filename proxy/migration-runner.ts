@@ -12,9 +12,10 @@
  *
  * What it does with one migration, by state (shared/storage/migration.ts has the store side):
  * - `copying`: fence the target `importing` and the source `journal`; copy batches in FIFO order
- *   (rate-limited), draining the journal between batches; when a batch reaches the end, copy the
- *   metadata and go `switching`.
- * - `switching`: fence the source `moved` (clients now wait), copy the tail, drain the journal,
+ *   (rate-limited), draining the journal between batches; when a batch reaches the end, go
+ *   `switching`.
+ * - `switching`: copy the metadata, fence the source `moved` (clients now wait), copy the tail,
+ *   drain the journal,
  *   compare counts (a mismatch restarts the copy: never switch on one), lift the target's fence,
  *   `finishSwitch` (placement ← target, every proxy forgets the queue).
  * - `cleaning`: drop the source's data (the `moved` fence stays as a tombstone), `done`.
@@ -40,7 +41,7 @@ import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
 import type { Metadata, QueueRef } from '../shared/storage/contract.js'
 import { FenceConflict } from '../shared/storage/errors.js'
-import type { JournalEntry, MigrationOperations, QueueFence } from '../shared/storage/migration.js'
+import { MIGRATION_BATCH_BYTES, type JournalEntry, type MigrationOperations, type QueueFence } from '../shared/storage/migration.js'
 
 /** What the runner needs of one pool's store for one queue. */
 export interface MigratingStore extends MigrationOperations {
@@ -409,10 +410,13 @@ export class MigrationRunner {
   }
 
   /**
-   * Copies batches after `cursor` until a batch reaches the end, draining the journal after each.
-   * Persists progress at most every 250 ms. Returns the cursor reached.
+   * Copies batches after the cursor, draining the journal after each, and persists progress at
+   * most every 250 ms. `live` (the copy before the switch: rate-limited) stops once the tail is
+   * small: a batch that reached the end, or came back short (fewer records than asked for, not
+   * cut by the byte limit), so what is left is what arrived during that one batch. Otherwise (the
+   * source frozen at the switch) it goes to the end.
    */
-  async #copyBatches(job: Job, src: MigratingStore, dst: MigratingStore, pace: boolean): Promise<void> {
+  async #copyBatches(job: Job, src: MigratingStore, dst: MigratingStore, live: boolean): Promise<void> {
     const ref = refOf(job.m)
     let cursor = job.m.cursor
     const since = performance.now()
@@ -441,7 +445,9 @@ export class MigrationRunner {
         if (job.m.state !== 'copying' && job.m.state !== 'switching') return
       }
       if (batch.end && !reset) return
-      if (pace) await this.#pace(job, movedHere, since)
+      // A producer as fast as the copy would keep `end` false for ever: a short batch is tail enough.
+      if (live && !reset && batch.records.length < this.#o.batch && bytes < MIGRATION_BATCH_BYTES / 2) return
+      if (live) await this.#pace(job, movedHere, since)
     }
   }
 
@@ -464,13 +470,6 @@ export class MigrationRunner {
     }
     await this.#copyBatches(job, src, dst, true)
     if (job.m.state !== 'copying') return
-    // The metadata, read while the source still serves reads; the switch follows at once.
-    job.check()
-    const meta = await src.getQueue(ref)
-    if (meta !== null) {
-      job.check()
-      await dst.importMessages(ref, m.id, { metadata: meta })
-    }
     // The catalog first: a cancel racing this is refused here, before the source is fenced.
     await this.#patch(job, { state: 'switching', switchedAt: Date.now(), error: null })
   }
@@ -486,6 +485,20 @@ export class MigrationRunner {
     // crashed before the catalog switched. Only the catalog step remains.
     if (targetFence !== null) {
       if (targetFence.token !== m.id || targetFence.state !== 'importing') throw new FenceConflict(ref, targetFence)
+      job.check()
+      const sourceFence = await src.getFence(ref)
+      if (sourceFence?.token !== m.id || sourceFence.state !== 'moved') {
+        // The metadata is a client read, refused once the source is fenced `moved`: read it as
+        // late as possible, right before the fence, so a metadata write can only be missed in
+        // that one round trip (docs/migration.md, "Limits"). A crash after the fence finds the
+        // metadata already imported (it was imported first).
+        job.check()
+        const meta = await src.getQueue(ref)
+        if (meta !== null) {
+          job.check()
+          await dst.importMessages(ref, m.id, { metadata: meta })
+        }
+      }
       await this.#fence(job, src, ref, { token: m.id, to: m.to, state: 'moved' }, m.id)
       let count = 0
       for (let attempt = 0; ; attempt++) {
