@@ -1,130 +1,87 @@
 #!/usr/bin/env node
 /**
- * The `missive` command. `missive serve` runs a deployment (supervisor → workers → proxy) from the
- * configuration in `MISSIVE_CONFIG` (or `--config`) and the environment. Exit codes: 0 after an
- * orderly stop, 1 when start-up fails, 2 for a usage or configuration error, 3 when this Node and
- * platform are not supported (no native uWebSockets.js binary loads).
+ * The `missive` command: `missive <command> [options]`. `serve` runs a deployment; the others
+ * are admin tools talking to a running one's admin API (docs/cli.md). The commands live in
+ * bin/commands/ (bin/commands/index.ts says how to add one); this file only picks the command
+ * from the first words and maps its outcome to an exit code (bin/cli/command.ts `EXIT`).
  */
-import { ConfigError, ENV_VARIABLES, loadConfig } from '../shared/config.js'
-import { BOOL_SPELLINGS } from '../shared/config-text.js'
-import { createLogger } from '../shared/log.js'
-import { loadUws, NoNativeUws } from '../shared/uws.js'
+import { CliError, commandUsage, EXIT, parseCommandArgs, type Command } from './cli/command.js'
+import { COMMANDS } from './commands/index.js'
+import { ENV_HELP } from './commands/serve.js'
+import { missiveVersion } from './commands/version.js'
 
-/** `words` joined with ', ' in lines of at most `width` characters, each starting with `indent`. */
-function wrap(words: readonly string[], indent: string, width: number): string {
-  const lines: string[] = []
-  let line = indent
-  for (const [i, w] of words.entries()) {
-    const piece = i < words.length - 1 ? `${w},` : w
-    if (line !== indent && line.length + 1 + piece.length > width) {
-      lines.push(line)
-      line = indent
-    }
-    line += line === indent ? piece : ` ${piece}`
-  }
-  lines.push(line)
-  return lines.join('\n')
-}
-
-const USAGE = `Usage: missive <command> [options]
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.path.join(' ').length)) + 2
+  const lines = COMMANDS.map((c) => `  ${c.path.join(' ').padEnd(width)} ${c.summary}`)
+  return `Usage: missive <command> [options]
 
 Commands:
-  serve            Run Missive: the proxy and its workers, supervised.
-  help             Show this help.
+${lines.join('\n')}
+  ${'help'.padEnd(width)} Show this help (missive <command> --help: a command's options).
 
-Options for serve:
-  -c, --config <file>   JSON config file (same as MISSIVE_CONFIG=<file>).
-  -h, --help            Show this help.
+Options: --version (the version), -h, --help.
 
-Environment (overrides the config file; booleans: ${BOOL_SPELLINGS}):
-${wrap(ENV_VARIABLES, '  ', 98)}
+${ENV_HELP}
 
-Exit codes: 0 stopped, 1 start-up failed, 2 usage or configuration error,
-  3 unsupported Node/platform (no native uWebSockets.js binary loads).
-
-Signals: SIGTERM or SIGINT stop the proxy first (in-flight requests finish), then the workers.
+Exit codes: 0 done, 1 failed (service unreachable, 5xx), 2 usage or configuration error,
+  3 unsupported Node/platform (serve), 4 not authorized (admin token), 5 not found,
+  6 rejected by the admin API (400, 409). docs/cli.md has the details.
 `
-
-function usageError(message: string): never {
-  process.stderr.write(`missive: ${message}\n\n${USAGE}`)
-  process.exit(2)
 }
 
-async function serve(args: string[]): Promise<void> {
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]
-    if (a === '-h' || a === '--help') {
-      process.stdout.write(USAGE)
-      process.exit(0)
-    } else if (a === '-c' || a === '--config') {
-      const file = args[++i]
-      if (file === undefined) usageError(`${a} needs a file name`)
-      process.env.MISSIVE_CONFIG = file
-    } else if (a.startsWith('--config=')) {
-      process.env.MISSIVE_CONFIG = a.slice('--config='.length)
-    } else {
-      usageError(`unknown option for serve: ${a}`)
-    }
+/** The command whose words start `argv` (the longest match), and the words after them. */
+function find(argv: string[]): { cmd: Command; rest: string[] } | undefined {
+  let best: Command | undefined
+  for (const c of COMMANDS) {
+    if (c.path.every((w, i) => argv[i] === w) && (best === undefined || c.path.length > best.path.length)) best = c
   }
+  return best === undefined ? undefined : { cmd: best, rest: argv.slice(best.path.length) }
+}
 
-  // Before anything else is loaded or forked: without a native HTTP server there is nothing to run,
-  // and the supervisor would only restart a proxy that cannot start.
+async function main(argv: string[]): Promise<number> {
+  const [first] = argv
+  if (first === undefined) throw new CliError(EXIT.usage, 'a command is required')
+  if (first === 'help' || first === '-h' || first === '--help') {
+    process.stdout.write(usage())
+    return EXIT.ok
+  }
+  if (first === '--version' || first === '-V') {
+    process.stdout.write(`missive ${missiveVersion()}\n`)
+    return EXIT.ok
+  }
+  const found = find(argv)
+  if (found === undefined) {
+    // `missive pools` alone: name the subcommands of that group.
+    const group = COMMANDS.filter((c) => c.path.length > 1 && c.path[0] === first)
+    if (group.length > 0) throw new CliError(EXIT.usage, `${first} needs a subcommand: ${group.map((c) => c.path[1]).join(', ')}`)
+    throw new CliError(EXIT.usage, `unknown command: ${argv.join(' ')}`)
+  }
+  const { cmd, rest } = found
+  let parsed
   try {
-    loadUws()
+    parsed = parseCommandArgs(cmd, rest)
   } catch (err) {
-    if (err instanceof NoNativeUws) {
-      process.stderr.write(`missive: unsupported platform: ${err.message}\n`)
-      process.exit(3)
-    }
+    if (err instanceof CliError) throw new CliError(err.code, `${err.message}\n\n${commandUsage(cmd)}`)
     throw err
   }
-  // Imported only now: the supervisor's modules load native addons built for one Node ABI.
-  const { runSupervisor } = await import('../supervisor/index.js')
-
-  let config
-  try {
-    config = loadConfig()
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`missive: configuration error: ${err.message}\n`)
-      process.exit(2)
-    }
-    throw err
+  if (parsed.values.help === true) {
+    process.stdout.write(commandUsage(cmd))
+    return EXIT.ok
   }
-  const log = createLogger('supervisor', config.logLevel)
-  try {
-    const supervisor = await runSupervisor(config, log)
-    await supervisor.done
-    process.exit(0)
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`missive: configuration error: ${err.message}\n`)
-      process.exit(2)
-    }
-    log.fatal({ err }, 'start-up failed')
-    process.stderr.write(`missive: start-up failed: ${(err as Error).message}\n`)
-    process.exit(1)
-  }
+  const code = await cmd.run({ ...parsed, stdout: process.stdout, stderr: process.stderr, env: process.env })
+  return code ?? EXIT.ok
 }
 
-async function main(argv: string[]): Promise<void> {
-  const [command, ...rest] = argv
-  switch (command) {
-    case 'serve':
-      return serve(rest)
-    case 'help':
-    case '-h':
-    case '--help':
-      process.stdout.write(USAGE)
-      return
-    case undefined:
-      usageError('a command is required')
-    default:
-      usageError(`unknown command: ${command}`)
-  }
-}
-
-main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`missive: ${(err as Error)?.stack ?? String(err)}\n`)
-  process.exit(1)
-})
+main(process.argv.slice(2)).then(
+  // Exit at once (as serve always has): a stopped supervisor may leave timers behind. Writes to
+  // pipes and files are synchronous on Linux, so nothing printed is lost.
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof CliError) {
+      process.stderr.write(`missive: ${err.message}\n${err.code === EXIT.usage && !err.message.includes('Usage:') && !err.message.startsWith('configuration') ? `\n${usage()}` : ''}`)
+      process.exit(err.code)
+    }
+    process.stderr.write(`missive: ${(err as Error)?.stack ?? String(err)}\n`)
+    process.exit(EXIT.failed)
+  },
+)

@@ -7,7 +7,9 @@ import { uWS } from './uws.js'
 import type { Config } from '../shared/config.js'
 import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
+import { NO_AUTH, type Authenticator, type Identity } from './auth/index.js'
 import type { ApiRequest } from './api/context.js'
+import { openApiJson } from './api/openapi.js'
 import { RouteTable } from './api/routes.js'
 import { versions } from './api/system.js'
 import { LongPoll } from './long-poll.js'
@@ -42,6 +44,8 @@ export interface AppDeps {
   metrics?: ProxyMetrics
   /** Parked long-polling requests; absent: the server makes its own (proxy/long-poll.ts). */
   longPoll?: LongPoll
+  /** Who requests are (proxy/auth/). Absent: strategy `none`. */
+  auth?: Authenticator
 }
 
 /** Per-request bookkeeping the reply writer needs. */
@@ -180,6 +184,9 @@ const ADMIN_PATH = /^\/v(?:2|1\.1)\/(?:pools|flavors|health|admin)(?:\/|$)/
 
 const NO_ROUTE = 'No resource matches this path.'
 
+/** A request without a credential that proves anything (docs/auth.md). */
+const UNAUTHORIZED = JSON.stringify({ title: 'Unauthorized', description: 'The request you have made requires authentication.' })
+
 /** Listens `app` on `bind:port`; resolves with the listen socket. */
 function listenOn(app: uWS.TemplatedApp, bind: string, port: number): Promise<uWS.us_listen_socket> {
   return new Promise((resolve, reject) => {
@@ -196,6 +203,7 @@ export class HttpServer {
   readonly #longPoll: LongPoll
   /** Zaqar's WebSocket API at `wsPath` (proxy/websocket.ts); undefined when off. */
   readonly websocket: WebSocketApi | undefined
+  readonly #auth: Authenticator
   readonly #app: uWS.TemplatedApp
   /** The admin listener's app, when `adminPort` is set. */
   readonly #adminApp: uWS.TemplatedApp | undefined
@@ -210,8 +218,9 @@ export class HttpServer {
     this.#routes = new RouteTable(deps.config.enableV1_1)
     this.#longPoll =
       deps.longPoll ?? new LongPoll({ perProject: deps.config.longPollMaxWaitersPerProject, total: deps.config.longPollMaxWaiters })
+    this.#auth = deps.auth ?? NO_AUTH
     this.#app = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, false))
-    this.websocket = deps.config.wsPath === '' ? undefined : new WebSocketApi(this.#app, deps.config, (call, abort) => this.call(call, abort), deps.log)
+    this.websocket = deps.config.wsPath === '' ? undefined : new WebSocketApi(this.#app, deps.config, (call, abort) => this.call(call, abort), deps.log, this.#auth)
     if (deps.config.adminPort > 0) this.#adminApp = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, true))
   }
 
@@ -381,9 +390,27 @@ export class HttpServer {
       if (head.method === 'GET') return versions()
       throw new MissiveError('method_not_allowed', `${head.method} is not allowed on /.`)
     }
+    if (head.path === '/openapi.json') {
+      // The API's description (docs/openapi.md): public like `/`, needs no headers.
+      state.route = '/openapi.json'
+      if (head.method === 'GET') return { status: 200, body: openApiJson() }
+      throw new MissiveError('method_not_allowed', `${head.method} is not allowed on /openapi.json.`)
+    }
     // With an admin listener, each port serves its own half of the API (and the same 404 for
     // the other half, which tells a tenant nothing about the admin API).
     if (this.#adminApp !== undefined && ADMIN_PATH.test(head.path) !== state.admin) throw new MissiveError('route_not_found', NO_ROUTE)
+    // Authentication first, as Zaqar's auth middleware runs before its routes. Synchronous when
+    // nothing must be asked (strategy none, a cached credential): no extra await on the hot path.
+    const auth = this.#auth
+    let proof = auth.authenticate(head.authToken)
+    if (proof instanceof Promise) proof = await proof
+    if (proof === null) return { status: 401, body: UNAUTHORIZED, headers: auth.challenge }
+    const identity: Identity = proof
+    if (identity.project !== undefined) {
+      // A credential bound to a project: X-Project-ID is filled from it, or must name it.
+      if (head.project === undefined) head.project = identity.project
+      else if (head.project !== identity.project) throw new MissiveError('forbidden', "X-Project-ID is not the credential's project.")
+    }
     const match = this.#routes.match(head.method, head.path)
     if (match.kind === 'none') throw new MissiveError('route_not_found', NO_ROUTE)
     if (match.kind === 'method') {
@@ -414,6 +441,8 @@ export class HttpServer {
       clientId,
       requestId,
       authToken: head.authToken,
+      identity,
+      auth,
       idempotencyKey: head.idempotencyKey,
       contentType: head.contentType,
       contentLength,

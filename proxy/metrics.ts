@@ -7,6 +7,7 @@ import { uWS } from './uws.js'
 import { Counter, Gauge, Histogram } from 'prom-client'
 import { CONTENT_TYPE, exposition, LATENCY_BUCKETS, processRegistry, type MetricsJson } from '../shared/metrics.js'
 import type { DriverMetrics } from '../worker/storage/metered.js'
+import type { PoolBacklog } from './backlog.js'
 import type { RpcDriver } from './rpc-client.js'
 
 export interface WorkerRef {
@@ -17,7 +18,7 @@ export interface WorkerRef {
 
 /** One route/method/status series of the request metrics. */
 interface RequestSeries {
-  labels: { route: string; method: string; status: string }
+  labels: { route: string; method: string; status: string; code: string }
   /** Requests answered; `counted` of them are already in the counter. */
   count: number
   counted: number
@@ -26,10 +27,12 @@ interface RequestSeries {
 
 export class ProxyMetrics {
   readonly registry = processRegistry('proxy')
-  readonly #requests: Counter<'route' | 'method' | 'status'> = new Counter({
+  // `status` is the class (2xx…), kept for existing rules and dashboards; `code` the exact status
+  // (bounded: the handful of codes the API answers).
+  readonly #requests: Counter<'route' | 'method' | 'status' | 'code'> = new Counter({
     name: 'missive_http_requests_total',
-    help: 'HTTP requests answered, by route template, method and status class.',
-    labelNames: ['route', 'method', 'status'],
+    help: 'HTTP requests answered, by route template, method, status class and status code.',
+    labelNames: ['route', 'method', 'status', 'code'],
     registers: [this.registry],
     collect: () => this.#collectRequests(),
   })
@@ -63,19 +66,32 @@ export class ProxyMetrics {
       registers: [this.registry],
     }),
   }
-  readonly #restarts = new Counter({
-    name: 'missive_supervisor_child_restarts_total',
-    help: 'Child processes restarted by the supervisor after a crash.',
-    labelNames: ['child'],
-    registers: [this.registry],
-  })
   readonly #scrapeErrors = new Counter({
     name: 'missive_metrics_scrape_errors_total',
     help: 'Workers whose metrics could not be fetched for a /metrics page.',
     registers: [this.registry],
   })
   readonly #workers: WorkerRef[]
-  readonly #restartsSeen = new Map<string, number>()
+  /** The supervisor's registry, asked over IPC (undefined when there is no supervisor). */
+  readonly #supervisor: (() => Promise<MetricsJson>) | undefined
+  /** Each pool's circuit breakers (proxy/circuit-breaker.ts), read at scrape time. */
+  #pools: () => Iterable<[string, readonly { readonly isOpen: boolean }[]]> = () => []
+  readonly #poolUp = new Gauge({
+    name: 'missive_pool_storage_up',
+    help: "1 while every worker of the pool reaches its store (no circuit breaker open), 0 while the pool's requests fail at once (docs/ha.md).",
+    labelNames: ['pool'],
+    registers: [this.registry],
+    collect: () => {
+      this.#poolUp.reset()
+      for (const [pool, breakers] of this.#pools()) this.#poolUp.set({ pool }, breakers.some((b) => b.isOpen) ? 0 : 1)
+    },
+  })
+  readonly #failovers = new Counter({
+    name: 'missive_pool_failovers_total',
+    help: "Times a pool's store answered as another server than before: a failover (Sentinel) or a restart (docs/ha.md).",
+    labelNames: ['pool'],
+    registers: [this.registry],
+  })
 
   readonly #cacheMs: number
   /** The last collection, reused for `cacheMs`; `at` is when it started (performance.now()). */
@@ -85,8 +101,13 @@ export class ProxyMetrics {
    * `cache` reads the pooled driver's placement-cache counts (at scrape time). `cacheMs`: how long one
    * aggregated page is reused (default 0: every scrape collects, though concurrent ones share).
    */
-  constructor(cache: () => { readonly hits: number; readonly misses: number }, workers: WorkerRef[], opts: { cacheMs?: number } = {}) {
+  constructor(
+    cache: () => { readonly hits: number; readonly misses: number },
+    workers: WorkerRef[],
+    opts: { cacheMs?: number; supervisor?: () => Promise<MetricsJson> } = {},
+  ) {
     this.#workers = workers
+    this.#supervisor = opts.supervisor
     this.#cacheMs = opts.cacheMs ?? 0
     const registers = [this.registry]
     new Gauge({
@@ -123,6 +144,44 @@ export class ProxyMetrics {
   }
 
   /**
+   * Per-pool backlog gauges, read at scrape time from the scanner's last pass (proxy/backlog.ts):
+   * the page costs the same with 1 queue or 100,000. Labels: `pool` only (and `state`), never a
+   * queue or project.
+   */
+  watchBacklog(scanner: { readonly pools: ReadonlyMap<string, PoolBacklog> }): void {
+    const registers = [this.registry]
+    const perPool = (name: string, help: string, read: (b: PoolBacklog) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['pool'],
+        registers,
+        collect() {
+          this.reset()
+          for (const [pool, b] of scanner.pools) this.set({ pool }, read(b))
+        },
+      })
+    }
+    new Gauge({
+      name: 'missive_pool_messages',
+      help: 'Messages in the pool by state (free: claimable or delayed; claimed), as of the last backlog scan.',
+      labelNames: ['pool', 'state'],
+      registers,
+      collect() {
+        this.reset()
+        for (const [pool, b] of scanner.pools) {
+          this.set({ pool, state: 'free' }, b.free)
+          this.set({ pool, state: 'claimed' }, b.claimed)
+        }
+      },
+    })
+    perPool('missive_pool_queues', 'Queues placed on the pool, as of the last backlog scan.', (b) => b.queues)
+    perPool('missive_pool_oldest_message_age_seconds', 'Age of the oldest message in any queue of the pool (SQS ApproximateAgeOfOldestMessage), as of the last backlog scan.', (b) => b.oldestAgeSeconds)
+    perPool('missive_pool_backlog_unread_queues', 'Queues whose stats the last backlog scan could not read (not in the sums).', (b) => b.unreadQueues)
+    perPool('missive_pool_backlog_scan_age_seconds', 'Seconds since the backlog scan last finished a pass over the pool.', (b) => (Date.now() - b.at) / 1000)
+  }
+
+  /**
    * Per route/method/status: the request count (a plain number, added to the counter at scrape
    * time as `mirror` does) and the histogram's labelled child.
    */
@@ -130,11 +189,10 @@ export class ProxyMetrics {
 
   /** Records one answered request. `route` is the route template, never the concrete path. */
   observe(route: string, method: string, status: number, seconds: number): void {
-    const cls = Math.floor(status / 100)
-    const key = `${cls}${method} ${route}`
+    const key = `${status}${method} ${route}`
     let c = this.#children.get(key)
     if (c === undefined) {
-      c = { labels: { route, method, status: `${cls}xx` }, count: 0, counted: 0, time: this.#duration.labels({ route, method }) }
+      c = { labels: { route, method, status: `${Math.floor(status / 100)}xx`, code: String(status) }, count: 0, counted: 0, time: this.#duration.labels({ route, method }) }
       this.#children.set(key, c)
     }
     c.count++
@@ -149,14 +207,19 @@ export class ProxyMetrics {
     }
   }
 
-  /** The supervisor's restart counts (pushed over IPC): kept as monotonic counters. */
-  setRestarts(counts: Record<string, number>): void {
-    for (const [child, n] of Object.entries(counts)) {
-      const seen = this.#restartsSeen.get(child) ?? 0
-      if (n > seen) this.#restarts.inc({ child }, n - seen)
-      else if (seen === 0) this.#restarts.inc({ child }, 0)
-      this.#restartsSeen.set(child, Math.max(n, seen))
-    }
+  /** Where `missive_pool_storage_up` reads each pool's breakers. */
+  watchPools(source: () => Iterable<[string, readonly { readonly isOpen: boolean }[]]>): void {
+    this.#pools = source
+  }
+
+  /** A pool is served here: its failover counter exists from now on (at 0). */
+  poolOpened(pool: string): void {
+    this.#failovers.inc({ pool }, 0)
+  }
+
+  /** The pool's store answered as another server (`missive_pool_failovers_total`). */
+  failover(pool: string): void {
+    this.#failovers.inc({ pool })
   }
 
   /**
@@ -198,8 +261,43 @@ export class ProxyMetrics {
         }
       }),
     )
-    return exposition([await this.registry.getMetricsAsJSON(), ...parts])
+    const supervisor = this.#supervisor === undefined ? [] : await this.#supervisor().catch((): MetricsJson => {
+      this.#scrapeErrors.inc()
+      return []
+    })
+    return exposition([await this.registry.getMetricsAsJSON(), ...parts, supervisor])
   }
+}
+
+/** How long a scrape waits for the supervisor's metrics before leaving them out. */
+const SUPERVISOR_TIMEOUT_MS = 1000
+
+/**
+ * Asks the supervisor (this process's parent, over IPC) for its registry: `metrics-request` →
+ * `supervisor-metrics` (supervisor/metrics.ts). Undefined when this process has no IPC channel.
+ */
+export function supervisorMetrics(): (() => Promise<MetricsJson>) | undefined {
+  if (typeof process.send !== 'function') return undefined
+  let next = 0
+  const waiting = new Map<number, (json: MetricsJson) => void>()
+  process.on('message', (msg: { type?: string; id?: number; json?: MetricsJson }) => {
+    if (msg?.type !== 'supervisor-metrics' || typeof msg.id !== 'number') return
+    waiting.get(msg.id)?.(msg.json ?? [])
+    waiting.delete(msg.id)
+  })
+  return () =>
+    new Promise<MetricsJson>((resolve, reject) => {
+      const id = ++next
+      const timer = setTimeout(() => {
+        waiting.delete(id)
+        reject(new Error('the supervisor did not answer in time'))
+      }, SUPERVISOR_TIMEOUT_MS)
+      waiting.set(id, (json) => {
+        clearTimeout(timer)
+        resolve(json)
+      })
+      process.send!({ type: 'metrics-request', id })
+    })
 }
 
 /** A second listener serving only GET /metrics, for an admin network (`metricsPort`). */

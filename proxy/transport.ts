@@ -30,6 +30,7 @@ export const STATUS_TEXT: Record<number, string> = {
   204: '204 No Content',
   300: '300 Multiple Choices',
   400: '400 Bad Request',
+  401: '401 Unauthorized',
   403: '403 Forbidden',
   404: '404 Not Found',
   405: '405 Method Not Allowed',

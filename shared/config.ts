@@ -8,7 +8,7 @@ import { resolve } from 'node:path'
 import { z } from 'zod'
 import { boolText, intText, parseText } from './config-text.js'
 
-/** Zaqar's `[transport]` limits (API.md §11), under the same names. */
+/** Zaqar's `[transport]` limits (zaqar/conf/transport.py; docs/configuration.md), under the same names. */
 export const LimitsSchema = z
   .object({
     default_message_ttl: z.int().min(60).default(3600),
@@ -44,6 +44,36 @@ export const LimitsSchema = z
 
 export type Limits = z.infer<typeof LimitsSchema>
 
+/** Live migrations (docs/migration.md). */
+export const MigrationSchema = z
+  .object({
+    /** Copy rate of one migration, messages per second (0: unlimited); a request may set its own. */
+    rate: z.number().min(0).default(20000),
+    /** Messages per copy batch (and journal entries per page). */
+    batch: z.int().min(1).max(10000).default(256),
+    /** Migrations one proxy's runner works on at once; 0: this proxy runs none. */
+    concurrency: z.int().min(0).max(256).default(4),
+    /** A runner's catalog lease, ms: how soon another proxy takes over from one that died. */
+    leaseMs: z.int().min(500).max(600000).default(5000),
+    /** How often a runner asks the catalog for work (and drains are topped up), ms. */
+    pollMs: z.int().min(50).max(60000).default(1000),
+    /** Queues a pool drain moves at once, unless the drain request sets `max_concurrent`. */
+    drainConcurrency: z.int().min(1).max(256).default(4),
+  })
+  .strict()
+
+/** Authentication (docs/auth.md). */
+export const AuthSchema = z
+  .object({
+    /** `none`: `X-Project-ID` is trusted as sent; `keys`: API keys (docs/auth.md). */
+    strategy: z.enum(['none', 'keys']).default('none'),
+    /** How long a proxy trusts a checked API key before asking the catalog again (revocation delay on other proxies), ms. */
+    keyCacheMs: z.int().min(0).max(600000).default(1000),
+    /** Most credentials one proxy caches. */
+    cacheEntries: z.int().min(1).default(10000),
+  })
+  .strict()
+
 export const ConfigSchema = z
   .object({
     /** Address the proxy listens on. */
@@ -72,7 +102,7 @@ export const ConfigSchema = z
      */
     durability: z.enum(['durable', 'fast']).default('durable'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    /** Serve the deprecated v1.1 API as an alias of v2 (API.md §13). */
+    /** Serve the deprecated v1.1 API as an alias of v2 (docs/api.md). */
     enableV1_1: z.boolean().default(true),
     /** On SIGTERM, how long in-flight requests may take before the process exits anyway. */
     drainTimeoutMs: z.int().min(0).default(10000),
@@ -108,6 +138,17 @@ export const ConfigSchema = z
     accessLog: z.boolean().default(true),
     /** How long the proxy waits for a worker's answer before replying 503. */
     rpcTimeoutMs: z.int().min(1).default(30000),
+    /**
+     * How often a proxy checks the catalog's version for pool, flavor and placement changes, ms.
+     * A proxy routes on what it last saw, and a migration's fence covers the rest
+     * (docs/migration.md).
+     */
+    catalogPollMs: z.int().min(10).max(3_600_000).default(250),
+    /**
+     * How long a request refused by a live migration's switch waits for the switch to finish
+     * before it answers 503 with Retry-After, ms (docs/migration.md).
+     */
+    migrationSwitchWaitMs: z.int().min(0).max(60_000).default(3000),
     /** How often the proxy and the supervisor check that each worker answers (docs/operations.md). */
     workerHeartbeatMs: z.int().min(10).default(1000),
     /**
@@ -115,6 +156,15 @@ export const ConfigSchema = z
      * once and the supervisor SIGKILLs and restarts it. At least two heartbeats; 0: never.
      */
     workerHungAfterMs: z.int().min(0).default(5000),
+    /**
+     * Failure isolation (docs/ha.md): each pool worker's circuit breaker opens after this many
+     * calls in a row fail because the store or worker cannot be reached; its calls then get 503 at once.
+     */
+    poolBreakerFailures: z.int().min(1).default(3),
+    /** A pool with calls waiting and nothing answered for this long is stalled: they get 503 and its breaker opens. 0: never. */
+    poolStallMs: z.int().min(0).default(2000),
+    /** How often each pool's store is checked (an open breaker closes on a good check). 0: never. */
+    poolCheckMs: z.int().min(0).default(500),
     /**
      * Admin credential: requests sending it as `X-Auth-Token` may call admin endpoints
      * (`/v2/health`). Unset: the admin API answers 403.
@@ -151,6 +201,9 @@ export const ConfigSchema = z
     /** Push subscriptions one socket may hold. */
     wsMaxSubscriptionsPerSocket: z.int().min(1).default(100),
     limits: LimitsSchema.default(() => LimitsSchema.parse({})),
+    /** Live migrations, drains and rebalancing (docs/migration.md). */
+    migration: MigrationSchema.default(() => MigrationSchema.parse({})),
+    auth: AuthSchema.default(() => AuthSchema.parse({})),
   })
   .strict()
 

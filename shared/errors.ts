@@ -19,6 +19,8 @@ export const ERRORS = {
   claim_invalid: { status: 400, title: 'Unable to delete' },
   /** Single-message delete: message is claimed and the caller holds no valid claim. */
   message_claimed: { status: 403, title: 'Unable to delete' },
+  /** No credential, or one that proves nothing (docs/auth.md). */
+  unauthorized: { status: 401, title: 'Unauthorized' },
   forbidden: { status: 403, title: 'Not authorized' },
   not_found: { status: 404, title: 'Not found' },
   route_not_found: { status: 404, title: '404 Not Found' },

@@ -67,6 +67,8 @@ export class ManagedChild extends EventEmitter {
   #everReady = false
   #restarts = 0
   #hungKills = 0
+  /** The running child has said it is ready (and has not exited since). */
+  #ready = false
   #exited: Promise<void> = Promise.resolve()
   #heart: NodeJS.Timeout | null = null
 
@@ -90,6 +92,11 @@ export class ManagedChild extends EventEmitter {
     } catch {
       // The child is going away; it will be told again when it is back.
     }
+  }
+
+  /** True while a child runs that has said it is ready: what `missive_supervisor_child_up` shows. */
+  get up(): boolean {
+    return this.#child !== null && this.#ready
   }
 
   /** Times the child was restarted after a crash. */
@@ -197,10 +204,15 @@ export class ManagedChild extends EventEmitter {
     }, this.#opts.readyTimeoutMs ?? 60_000)
 
     child.on('message', (msg: unknown) => {
-      if (!isReady(msg)) return
+      // Anything else the child says (the proxy's metrics requests) is for the supervisor.
+      if (!isReady(msg)) {
+        if (!isHeartbeat(msg)) this.emit('message', msg)
+        return
+      }
       if (this.#readyTimer) clearTimeout(this.#readyTimer)
       this.#readyTimer = null
       this.#everReady = true
+      this.#ready = true
       this.#log.info({ child: this.role, childPid: child.pid, ...(msg.port === undefined ? {} : { port: msg.port }) }, 'child ready')
       this.#watch(child)
       this.emit('ready', msg)
@@ -211,6 +223,7 @@ export class ManagedChild extends EventEmitter {
       if (this.#readyTimer) clearTimeout(this.#readyTimer)
       this.#readyTimer = null
       this.#child = null
+      this.#ready = false
       const ranMs = Date.now() - this.#startedAt
       this.#log[this.#stopping ? 'info' : 'warn']({ child: this.role, childPid: child.pid, code, signal, ranMs }, 'child exited')
       resolveExited()

@@ -29,6 +29,7 @@ import { redactUri } from '../shared/storage/registry.js'
 import { ConfigError, type Config } from '../shared/config.js'
 import type { Logger } from '../shared/log.js'
 import { ManagedChild } from './child.js'
+import { isMetricsRequest, supervisorRegistry, type MetricsAnswer } from './metrics.js'
 import { SPARE_ENV } from './spare.js'
 
 export { MAX_SOCKET_PATH_BYTES } from '../catalog/pools.js'
@@ -233,14 +234,16 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
   proxy.on('ready', (msg: { port?: number }) => {
     if (typeof msg.port === 'number') port = msg.port
   })
-  // The proxy serves /metrics for the whole deployment: tell it the restart counts whenever a
-  // child (re)becomes ready, the proxy itself included.
-  const pushRestarts = (): void => {
-    const restarts: Record<string, number> = { proxy: proxy.restarts }
-    for (const g of groups.values()) for (const w of g.children) restarts[w.role] = w.restarts
-    proxy.send({ type: 'restarts', restarts })
-  }
-  proxy.on('ready', pushRestarts)
+  // The proxy serves /metrics for the whole deployment: it asks for the supervisor's own metrics
+  // (children's state and restarts, this process's) over IPC at scrape time.
+  const registry = config.metrics ? supervisorRegistry(() => [proxy, ...[...groups.values()].flatMap((g) => g.children)]) : undefined
+  proxy.on('message', (msg: unknown) => {
+    if (registry === undefined || !isMetricsRequest(msg)) return
+    registry.getMetricsAsJSON().then(
+      (json) => proxy.send({ type: 'supervisor-metrics', id: msg.id, json } satisfies MetricsAnswer),
+      (err: unknown) => log.warn({ err }, 'supervisor metrics collection failed'),
+    )
+  })
 
   const killAfter = config.drainTimeoutMs + KILL_MARGIN_MS
   let stopping: Promise<void> | null = null
@@ -273,7 +276,6 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
           log,
         ),
     )
-    for (const c of children) c.on('ready', pushRestarts)
     const group: PoolGroup = { pool, key: groupKey(pool), children, sockets }
     groups.set(pool.name, group)
     log.info({ pool: pool.name, uri: redactUri(pool.uri), workers: n }, n === 0 ? 'pool served inside the proxy: no workers' : 'starting pool workers')

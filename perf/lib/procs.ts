@@ -135,6 +135,8 @@ export async function startMissive(opts: {
   workers?: number
   profileDir?: string
   timeoutMs?: number
+  /** More environment (`MISSIVE_*` settings). */
+  env?: Record<string, string>
 }): Promise<MissiveService> {
   const port = await freePort()
   const nodeArgs = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opts.profileDir)}`] : []
@@ -150,6 +152,7 @@ export async function startMissive(opts: {
         MISSIVE_DEFAULT_POOL: opts.pool,
         ...(opts.durability ? { MISSIVE_DURABILITY: opts.durability } : {}),
         ...(opts.workers !== undefined ? { MISSIVE_WORKERS: String(opts.workers) } : {}),
+        ...opts.env,
       },
     })
   } catch (err) {

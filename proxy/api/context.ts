@@ -1,5 +1,6 @@
 /** What a handler sees of a request, and the shared pieces of response building. */
 import type { Config } from '../../shared/config.js'
+import type { Authenticator, Identity } from '../auth/index.js'
 import type { Logger } from '../../shared/log.js'
 import type { Message, QueueRef } from '../../shared/storage/contract.js'
 import type { Query } from '../params.js'
@@ -31,6 +32,10 @@ export interface Params {
   /** Admin routes: a pool or flavor name (not subject to the queue-name check). */
   pool?: string
   flavor?: string
+  /** A live migration's id (admin). */
+  migration?: string
+  /** Admin routes: an API key's id (proxy/auth/admin-api.ts). */
+  key?: string
 }
 
 export interface ApiRequest {
@@ -45,6 +50,10 @@ export interface ApiRequest {
   clientId: string
   requestId: string
   authToken: string
+  /** Who the credential proves (proxy/auth/); `ANONYMOUS` under strategy `none`. */
+  identity: Identity
+  /** The proxy's authenticator (the keys admin API reads its store). */
+  auth: Authenticator
   /** The `Idempotency-Key` header as sent (docs/api.md, "Safe retries"); undefined when absent. */
   idempotencyKey?: string | undefined
   contentType: string

@@ -23,6 +23,7 @@ import type { manualClock } from '../../shared/clock.js'
 import { isId } from '../../shared/ids.js'
 import { DELETE_DESCRIPTIONS as DELETE_ERRORS, storageErrorHttp } from '../../proxy/storage-errors.js'
 import { StorageError } from '../../shared/storage/errors.js'
+import { defineMigrationTests } from './migration-suite.js'
 import {
   LIST_SCAN_BUDGET,
   POST_CHUNK,
@@ -79,6 +80,8 @@ export async function runContract(t: TapTest, name: string, factory: ContractFac
     defineDeadLetterTests(t, driver, env.routes === true)
     defineStatsTests(t, driver, timed)
     defineTenancyTests(t, driver)
+    // Store-level: a routing driver places queues itself (proxy/pooled-driver.ts).
+    if (env.routes !== true) defineMigrationTests(t, driver, timed)
   })
 }
 
@@ -627,7 +630,7 @@ function defineListTests(t: TapTest, driver: DataDriver): void {
     t.equal(plain.includeDelayed, true, 'undefined → included when the queue has no default delay')
     t.equal(plain.items.length, 2)
     const plainFalse = await driver.listMessages(p.ref('plain'), listOpts({ includeDelayed: false }))
-    t.equal(plainFalse.includeDelayed, true, 'forced on when the queue has no default delay (API.md §5.2)')
+    t.equal(plainFalse.includeDelayed, true, 'forced on when the queue has no default delay (docs/api.md; zaqar/transport/wsgi/v2_0/messages.py)')
 
     await driver.createQueue(p.ref('d'), { _default_message_delay: 30 })
     const [delayed] = await driver.postMessages(p.ref('d'), [{ body: '1' }], postOpts())
@@ -719,7 +722,7 @@ function defineDeleteTests(t: TapTest, driver: DataDriver, timed: Timed): void {
   const notClaimed = { code: 'claim_invalid', kind: 'claim_not_held', status: 400, description: DELETE_ERRORS.notClaimed }
   const claimGone = { code: 'claim_invalid', kind: 'claim_gone', status: 400, description: DELETE_ERRORS.claimGone }
 
-  t.test('deleteMessage: the claim rules of API.md §5.6', async (t) => {
+  t.test('deleteMessage: the claim rules of docs/api.md (zaqar/storage/redis/messages.py)', async (t) => {
     const p = project(t, driver)
     const ref = p.ref()
     const [c1msg, c2msg, free1, free2] = await postN(driver, ref, 4)

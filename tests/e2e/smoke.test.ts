@@ -100,7 +100,7 @@ t.test("README's first session against the full service", async (t) => {
   t.same(queues.json?.queues, [], 'queue no longer listed')
 
   // README sends its bodies with plain `curl -d`, i.e. as application/x-www-form-urlencoded,
-  // which Zaqar (and Missive, API.md §2 step 2) refuses; the error still carries a request id.
+  // which Zaqar (and Missive, docs/api.md, request checks) refuses; the error still carries a request id.
   const form = await req('POST', `${q}/messages`, {
     raw: JSON.stringify({ messages: [{ body: 1 }] }),
     headers: { 'Content-Type': 'application/x-www-form-urlencoded' },

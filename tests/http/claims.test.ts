@@ -1,4 +1,4 @@
-// Claims over HTTP: create, get, renew, release (API.md §6).
+// Claims over HTTP: create, get, renew, release (docs/api.md; zaqar/transport/wsgi/v2_0/claims.py).
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { rawRequest, startHarness, type Harness } from './harness.js'

@@ -1,4 +1,4 @@
-// Request processing order and common headers (API.md §2), routing errors, request ids.
+// Request processing order and common headers (docs/api.md; zaqar/transport/wsgi/v2_0/), routing errors, request ids.
 import t from 'tap'
 import { createConnection } from 'node:net'
 import { startHarness } from './harness.js'

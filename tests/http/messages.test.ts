@@ -1,4 +1,4 @@
-// Messages over HTTP: post, list, bulk get, get, bulk delete, pop, delete (API.md §5).
+// Messages over HTTP: post, list, bulk get, get, bulk delete, pop, delete (docs/api.md; zaqar/transport/wsgi/v2_0/messages.py).
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { startHarness, type Harness } from './harness.js'

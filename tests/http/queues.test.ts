@@ -1,4 +1,4 @@
-// Queues over HTTP: create, get, patch, delete, list, stats, purge (API.md §4, §10.1).
+// Queues over HTTP: create, get, patch, delete, list, stats, purge (docs/api.md; zaqar/transport/wsgi/v2_0/queues.py).
 import t from 'tap'
 import { startHarness } from './harness.js'
 

@@ -97,7 +97,7 @@ t.test('metrics of a known workload, summed across processes', async (t) => {
   t.ok(sum(text, 'missive_storage_operation_duration_seconds_count', { process: 'worker-1' }) > 0, 'worker 1 reported')
   t.equal(sum(text, 'missive_storage_operation_duration_seconds_count', { operation: 'postMessages' }), 10)
   t.equal(sum(text, 'missive_rpc_worker_up'), 2, 'both workers up')
-  t.match(text, /missive_supervisor_child_restarts_total\{child="worker-1",process="proxy"\} 0/)
+  t.match(text, /missive_supervisor_child_restarts_total\{child="worker-1",process="supervisor"\} 0/)
   t.match(text, /missive_nodejs_eventloop_lag_p99_seconds\{process="worker-0"\}/)
 
   const check = await promtool(t, ['check', 'metrics'], text)

@@ -1,5 +1,5 @@
 /**
- * The pools and flavors admin API (API.md §8–9) through HTTP, in process: authorisation, every
+ * The pools and flavors admin API (docs/pools.md; zaqar/transport/wsgi/v2_0/pools.py, flavors.py) through HTTP, in process: authorisation, every
  * error case, pagination, capabilities; and how `_flavor`, weights and listings behave with
  * several pools.
  */

@@ -43,11 +43,13 @@ import type {
   QueueStats,
 } from '../../../shared/storage/contract.js'
 import type { DriverOperation } from '../../../shared/storage/operations.js'
+import type { ImportChange, JournalPage, MigrationBatch, QueueFence } from '../../../shared/storage/migration.js'
 import { RedisClaims } from './claims.js'
 import type { Ctx } from './context.js'
 import { buildKeys, catalogueKey, queueTag, refOfTag, SWEEP_KEY } from './keys.js'
 import { RedisMessages } from './messages.js'
 import { RedisQueues } from './queues.js'
+import { RedisMigration } from './migration.js'
 import { Scripts } from './scripts.js'
 import type { RedisPoolOptions } from '../../../shared/storage/redis-uri.js'
 
@@ -107,6 +109,7 @@ export class RedisDriver implements DataDriver {
   readonly #queues: RedisQueues
   readonly #messages: RedisMessages
   readonly #claims: RedisClaims
+  readonly #migration: RedisMigration
   readonly #gcStep: number
   readonly #gcQueuesPerTick: number
   readonly #gcBudgetMs: number
@@ -139,6 +142,7 @@ export class RedisDriver implements DataDriver {
     this.#claims = new RedisClaims(ctx, { coalesce })
     this.#queues = new RedisQueues(ctx, (ref, dlq) => this.#claims.noteDeadLetter(ref, dlq))
     this.#messages = new RedisMessages(ctx, { coalesce })
+    this.#migration = new RedisMigration(ctx, (ref) => this.#queues.uncatalogue(ref))
   }
 
   /**
@@ -290,6 +294,18 @@ export class RedisDriver implements DataDriver {
     await this.#guard('ping', () => this.#redis.ping())
   }
 
+  /**
+   * The server's facts for the pool's health (docs/ha.md): its role, its identity (`run_id`: a
+   * change is a failover or a restart), and for a master its online replicas and how long ago
+   * the slowest of them acknowledged (INFO replication `lag`). One round trip.
+   */
+  async info(): Promise<StoreFacts> {
+    const [server, replication] = await this.#guard('ping', () =>
+      Promise.all([this.#redis.info('server'), this.#redis.info('replication')]),
+    )
+    return storeFacts(server, replication)
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
@@ -385,6 +401,71 @@ export class RedisDriver implements DataDriver {
   releaseClaim(ref: QueueRef, claimId: string): Promise<void> {
     return this.#guard('releaseClaim', () => this.#claims.releaseClaim(ref, claimId)).then(() => this.#announce(ref, 0))
   }
+
+  // --- migration (shared/storage/migration.ts; redis/migration.ts): never refused by a fence --
+
+  fenceQueue(ref: QueueRef, fence: QueueFence | null, expect: string | null): Promise<void> {
+    return this.#guard('fenceQueue', () => this.#migration.fenceQueue(ref, fence, expect))
+  }
+
+  getFence(ref: QueueRef): Promise<QueueFence | null> {
+    return this.#guard('getFence', () => this.#migration.getFence(ref))
+  }
+
+  readForMigration(ref: QueueRef, after: number, limit: number): Promise<MigrationBatch> {
+    return this.#guard('readForMigration', () => this.#migration.readForMigration(ref, after, limit))
+  }
+
+  readJournal(ref: QueueRef, limit: number): Promise<JournalPage> {
+    return this.#guard('readJournal', () => this.#migration.readJournal(ref, limit))
+  }
+
+  ackJournal(ref: QueueRef, entries: { id: string; version: number }[], reset?: boolean): Promise<void> {
+    return this.#guard('ackJournal', () => this.#migration.ackJournal(ref, entries, reset))
+  }
+
+  importMessages(ref: QueueRef, token: string, change: ImportChange): Promise<void> {
+    return this.#guard('importMessages', () => this.#migration.importMessages(ref, token, change))
+  }
+
+  countForMigration(ref: QueueRef): Promise<number> {
+    return this.#guard('countForMigration', () => this.#migration.countForMigration(ref))
+  }
+
+  dropQueueData(ref: QueueRef, token: string): Promise<void> {
+    return this.#guard('dropQueueData', () => this.#migration.dropQueueData(ref, token))
+  }
+}
+
+/** What `RedisDriver.info` reports (proxy/circuit-breaker.ts `StoreInfo`). */
+export interface StoreFacts {
+  role: string
+  server?: string
+  replicas?: number
+  lagSeconds?: number
+}
+
+/** Reads `INFO server` and `INFO replication` replies into the facts a pool's health shows. */
+export function storeFacts(server: string, replication: string): StoreFacts {
+  const field = (text: string, name: string): string | undefined => new RegExp(`^${name}:(.*?)\\r?$`, 'm').exec(text)?.[1]
+  const role = field(replication, 'role')
+  const facts: StoreFacts = { role: role === 'slave' ? 'replica' : (role ?? 'unknown') }
+  const runId = field(server, 'run_id')
+  if (runId !== undefined) facts.server = runId
+  if (role === 'master') {
+    let replicas = 0
+    let lag: number | undefined
+    for (const m of replication.matchAll(/^slave\d+:(.*?)\r?$/gm)) {
+      const kv = Object.fromEntries(m[1]!.split(',').map((p) => p.split('=') as [string, string]))
+      if (kv.state !== 'online') continue
+      replicas++
+      const l = Number(kv.lag)
+      if (Number.isFinite(l)) lag = Math.max(lag ?? 0, l)
+    }
+    facts.replicas = replicas
+    if (lag !== undefined) facts.lagSeconds = lag
+  }
+  return facts
 }
 
 /** Reads one CONFIG parameter; a disabled or renamed CONFIG command is reported as such. */

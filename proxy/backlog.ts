@@ -1,0 +1,191 @@
+/**
+ * Per-pool backlog for /metrics and the admin top-N listing, at a cost that does not grow with
+ * scrapes: a background scan walks every pool's queues (from the catalog's placements) in small
+ * paced batches, asks each queue's worker for its stats, and publishes per-pool totals and the
+ * top queues when a pass over a pool ends. A scrape only reads the last published numbers (work
+ * proportional to the number of pools, never to the number of queues); with 100,000 queues a pass
+ * takes longer, the page does not (perf/scrape-cost.ts measures both).
+ *
+ * The numbers are as of the end of the last pass (`missive_pool_backlog_scan_age_seconds` says how
+ * old). Each proxy scans on its own; with several proxies, take `max by (pool)` rather than a sum.
+ */
+import type { CatalogStore } from '../catalog/contract.js'
+import type { Logger } from '../shared/log.js'
+import type { QueueRef, QueueStats } from '../shared/storage/contract.js'
+import type { ControlPlane } from './pool-set.js'
+import { routingKey } from './placement-cache.js'
+import { workerFor } from './worker-choice.js'
+
+/** Queues read from the catalog per step, and stats calls in flight at once within a step. */
+const BATCH = 200
+const CONCURRENCY = 50
+/** Pause between steps, so a pass never takes a worker's full attention. */
+const PAUSE_MS = 20
+/** Least time from the start of one full pass to the start of the next. */
+const CYCLE_MS = 10_000
+/** Queues kept per top list (the admin API's largest `limit`). */
+export const TOP_MAX = 100
+
+/** One pool's totals from its last complete pass. */
+export interface PoolBacklog {
+  queues: number
+  free: number
+  claimed: number
+  total: number
+  /** Age of the oldest message of any of its queues, seconds (0 when there is none). */
+  oldestAgeSeconds: number
+  /** Queues whose stats could not be read in that pass (their messages are not in the sums). */
+  unreadQueues: number
+  /** When the pass ended (Date.now()). */
+  at: number
+}
+
+/** One queue in a top list. */
+export interface QueueBacklog {
+  pool: string
+  project: string
+  name: string
+  free: number
+  claimed: number
+  total: number
+  oldest_age: number
+}
+
+type TopBy = 'backlog' | 'age'
+
+const score = (by: TopBy, q: QueueBacklog): number => (by === 'backlog' ? q.free : q.oldest_age)
+
+/** Keeps the `TOP_MAX` best of what it is offered (sorted lazily, in batches). */
+class Top {
+  #items: QueueBacklog[] = []
+  constructor(readonly by: TopBy) {}
+  offer(q: QueueBacklog): void {
+    if (score(this.by, q) <= 0) return
+    this.#items.push(q)
+    if (this.#items.length >= 4 * TOP_MAX) this.#trim()
+  }
+  #trim(): void {
+    this.#items.sort((a, b) => score(this.by, b) - score(this.by, a) || (a.pool + a.project + a.name < b.pool + b.project + b.name ? -1 : 1))
+    this.#items.length = Math.min(this.#items.length, TOP_MAX)
+  }
+  result(): QueueBacklog[] {
+    this.#trim()
+    return this.#items
+  }
+}
+
+export class BacklogScanner {
+  readonly #catalog: CatalogStore
+  /** Read at each call: the control plane's pool map changes as pools come and go. */
+  readonly #control: ControlPlane
+  readonly #log: Logger | undefined
+  readonly #byPool = new Map<string, PoolBacklog>()
+  #top: { backlog: QueueBacklog[]; age: QueueBacklog[]; at: number | undefined } = { backlog: [], age: [], at: undefined }
+  #stopped = false
+  #timer: NodeJS.Timeout | undefined
+  #wake: (() => void) | undefined
+  /** Completed full passes (tests wait on it). */
+  passes = 0
+
+  constructor(control: ControlPlane, log?: Logger) {
+    this.#catalog = control.catalog
+    this.#control = control
+    this.#log = log
+  }
+
+  /** Starts scanning in the background (the first pass at once). */
+  start(): this {
+    void this.#loop()
+    return this
+  }
+
+  stop(): void {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    this.#wake?.()
+  }
+
+  /** Per pool, the last complete pass (pools not yet scanned once are absent). */
+  get pools(): ReadonlyMap<string, PoolBacklog> {
+    return this.#byPool
+  }
+
+  /** The top `limit` queues by free messages (`backlog`) or oldest message age (`age`), as of `at`. */
+  top(by: TopBy, limit: number): { queues: QueueBacklog[]; at: number | undefined } {
+    return { queues: this.#top[by].slice(0, limit), at: this.#top.at }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = resolve
+      this.#timer = setTimeout(resolve, ms)
+      this.#timer.unref()
+    })
+  }
+
+  async #loop(): Promise<void> {
+    while (!this.#stopped) {
+      const started = Date.now()
+      try {
+        await this.#pass()
+        this.passes++
+      } catch (err) {
+        this.#log?.warn({ err }, 'backlog scan failed; retrying on the next cycle')
+      }
+      if (this.#stopped) return
+      await this.#sleep(Math.max(PAUSE_MS, CYCLE_MS - (Date.now() - started)))
+    }
+  }
+
+  /** One pass over every pool. */
+  async #pass(): Promise<void> {
+    const backlog = new Top('backlog')
+    const age = new Top('age')
+    const names = (await this.#catalog.listPools()).map((p) => p.name)
+    for (const pool of names) {
+      if (this.#stopped) return
+      const sums: PoolBacklog = { queues: 0, free: 0, claimed: 0, total: 0, oldestAgeSeconds: 0, unreadQueues: 0, at: 0 }
+      let after: QueueRef | undefined
+      for (;;) {
+        const refs = await this.#catalog.listPlacements(pool, after === undefined ? { limit: BATCH } : { limit: BATCH, after })
+        for (let i = 0; i < refs.length; i += CONCURRENCY) {
+          const chunk = refs.slice(i, i + CONCURRENCY)
+          const stats = await Promise.all(chunk.map((ref) => this.#stats(pool, ref)))
+          for (const [j, s] of stats.entries()) {
+            sums.queues++
+            if (s === null) {
+              sums.unreadQueues++
+              continue
+            }
+            const ref = chunk[j]!
+            const oldest = s.oldest?.age ?? 0
+            sums.free += s.free
+            sums.claimed += s.claimed
+            sums.total += s.total
+            if (oldest > sums.oldestAgeSeconds) sums.oldestAgeSeconds = oldest
+            const q: QueueBacklog = { pool, project: ref.project, name: ref.queue, free: s.free, claimed: s.claimed, total: s.total, oldest_age: oldest }
+            backlog.offer(q)
+            age.offer(q)
+          }
+        }
+        if (refs.length < BATCH || this.#stopped) break
+        after = refs[refs.length - 1]
+        await this.#sleep(PAUSE_MS)
+      }
+      sums.at = Date.now()
+      this.#byPool.set(pool, sums)
+    }
+    for (const p of [...this.#byPool.keys()]) if (!names.includes(p)) this.#byPool.delete(p)
+    this.#top = { backlog: backlog.result(), age: age.result(), at: Date.now() }
+  }
+
+  /** The queue's stats from the worker that serves it (as every other call is routed), or null. */
+  #stats(pool: string, ref: QueueRef): Promise<QueueStats | null> {
+    const driver = workerFor(this.#control.pools.get(pool), routingKey(ref.project, ref.queue))
+    if (driver === undefined) return Promise.resolve(null)
+    return driver.stats(ref).catch(() => null)
+  }
+}
+
+/** The scanner of each control plane (set by proxy/main.ts; read by the admin API and metrics). */
+export const BACKLOG = new WeakMap<ControlPlane, BacklogScanner>()

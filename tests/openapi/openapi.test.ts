@@ -1,0 +1,162 @@
+/**
+ * The OpenAPI document (GET /openapi.json, docs/openapi.md) cannot drift from the service:
+ * every route of the route table has its operation (and no operation lacks a route); the
+ * document validates against the OpenAPI 3.1 schema (tests/openapi/oas-3.1-schema.json, the
+ * OpenAPI Initiative's, Apache-2.0) with jsonschema (Debian's python3-jsonschema, Draft 2020-12);
+ * and live answers of a real `missive serve` to every operation, errors included, on the SQLite
+ * store and on a Redis pool, validate against the document's schemas for their status.
+ */
+import { execFile } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { openApiJson } from '../../proxy/api/openapi.js'
+import { ROUTES } from '../../proxy/api/routes.js'
+import { ROOT, startMissive, startRedis } from '../helpers/index.js'
+
+const ADMIN = 'openapi-admin-token'
+const PYTHON = '/usr/bin/python3'
+const doc = JSON.parse(openApiJson()) as { paths: Record<string, Record<string, unknown>> }
+const meta = JSON.parse(readFileSync(join(ROOT, 'tests/openapi/oas-3.1-schema.json'), 'utf8')) as unknown
+/** Paths the document adds beside the route table (served by proxy/app.ts itself). */
+const EXTRA = ['/', '/openapi.json', '/metrics']
+
+interface Recorded {
+  method: string
+  path: string
+  status: number
+  contentType: string
+  body: string
+}
+
+function validate(responses: Recorded[]): Promise<{ document: string[]; responses: string[] }> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(PYTHON, [join(ROOT, 'tests/openapi/validate.py')], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err !== null) return reject(new Error(`validate.py failed (python3-jsonschema installed?): ${stderr}`))
+      resolve(JSON.parse(stdout) as { document: string[]; responses: string[] })
+    })
+    child.stdin!.end(JSON.stringify({ doc, meta, responses }))
+  })
+}
+
+t.test('every route of the table is in the document, and nothing else', async (t) => {
+  const fromRoutes = new Set(ROUTES.map((r) => `${r.method.toLowerCase()} ${r.path === '' ? '/v2/' : `/v2/${r.path}`}`))
+  const fromDoc = new Set<string>()
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    if (EXTRA.includes(path)) continue
+    for (const method of Object.keys(ops)) fromDoc.add(`${method} ${path}`)
+  }
+  t.same([...fromRoutes].filter((k) => !fromDoc.has(k)), [], 'routes without an operation')
+  t.same([...fromDoc].filter((k) => !fromRoutes.has(k)), [], 'operations without a route')
+})
+
+t.test('the document is valid OpenAPI 3.1', async (t) => {
+  const r = await validate([])
+  t.same(r.document, [])
+})
+
+for (const store of ['sqlite', 'redis'] as const) {
+  t.test(`${store}: live answers to every operation match the document`, async (t) => {
+    const env: Record<string, string> = { MISSIVE_ADMIN_TOKEN: ADMIN }
+    if (store === 'redis') env.MISSIVE_DEFAULT_POOL = (await startRedis(t, { appendfsync: 'always' })).url
+    const m = await startMissive(t, { env })
+    const recorded: Recorded[] = []
+    const headers = { 'Client-ID': randomUUID(), 'X-Project-ID': 'openapi' }
+    /** One request; `template` is the document's path for it. */
+    const call = async (method: string, path: string, template: string, opts: { body?: unknown; raw?: string; admin?: boolean; headers?: Record<string, string> } = {}) => {
+      const h: Record<string, string> = { ...headers, ...(opts.admin === true ? { 'X-Auth-Token': ADMIN } : {}), ...opts.headers }
+      let body: string | undefined = opts.raw
+      if (opts.body !== undefined) {
+        body = JSON.stringify(opts.body)
+        h['Content-Type'] ??= 'application/json'
+      }
+      const res = await fetch(m.baseUrl + path, { method, headers: h, ...(body === undefined ? {} : { body }) })
+      const text = await res.text()
+      recorded.push({ method, path: template, status: res.status, contentType: res.headers.get('content-type') ?? '', body: text })
+      return { status: res.status, json: text === '' || !(res.headers.get('content-type') ?? '').includes('json') ? undefined : JSON.parse(text) }
+    }
+
+    const served = await fetch(`${m.baseUrl}/openapi.json`)
+    t.equal(served.status, 200, 'served without any header')
+    t.same(await served.json(), doc, 'the served document is this build\'s')
+    recorded.push({ method: 'GET', path: '/openapi.json', status: 200, contentType: served.headers.get('content-type') ?? '', body: JSON.stringify(doc) })
+    await call('GET', '/', '/')
+    await call('GET', '/metrics', '/metrics')
+    await call('GET', '/v2/', '/v2/')
+    await call('GET', '/v2/ping', '/v2/ping')
+    await call('HEAD', '/v2/ping', '/v2/ping')
+    await call('GET', '/v2/ping', '/v2/ping', { headers: { 'Client-ID': 'not-a-uuid' } })
+    await call('GET', '/v2/health', '/v2/health', { admin: true })
+    await call('GET', '/v2/health', '/v2/health')
+
+    const Q = '/v2/queues/{queue}'
+    t.equal((await call('PUT', '/v2/queues/q1', Q, { body: { _default_message_ttl: 3600 } })).status, 201)
+    await call('PUT', '/v2/queues/q1', Q)
+    await call('PUT', '/v2/queues/bad$name', Q)
+    await call('GET', '/v2/queues/q1', Q)
+    await call('PATCH', '/v2/queues/q1', Q, { raw: JSON.stringify([{ op: 'add', path: '/metadata/color', value: 'blue' }]), headers: { 'Content-Type': 'application/openstack-messaging-v2.0-json-patch' } })
+    await call('GET', '/v2/queues', '/v2/queues')
+    await call('GET', '/v2/queues?detailed=true&with_count=true', '/v2/queues')
+    await call('GET', '/v2/queues?limit=0', '/v2/queues')
+    await call('GET', '/v2/queues/q1/stats', `${Q}/stats`)
+    const posted = await call('POST', '/v2/queues/q1/messages', `${Q}/messages`, { body: { messages: [{ body: { a: 1 } }, { body: 'two', ttl: 300 }, { body: 3 }] } })
+    t.equal(posted.status, 201)
+    const ids = (posted.json.resources as string[]).map((h) => h.split('/').pop()!)
+    await call('POST', '/v2/queues/q1/messages', `${Q}/messages`, { body: { messages: [] } })
+    await call('GET', '/v2/queues/q1/stats', `${Q}/stats`)
+    await call('GET', '/v2/queues/q1/messages?echo=true', `${Q}/messages`)
+    await call('GET', `/v2/queues/q1/messages?ids=${ids[0]},${ids[1]}`, `${Q}/messages`)
+    await call('GET', `/v2/queues/q1/messages/${ids[0]}`, `${Q}/messages/{messageId}`)
+    await call('GET', '/v2/queues/q1/messages/0123456789abcdef01234567', `${Q}/messages/{messageId}`)
+    const claim = await call('POST', '/v2/queues/q1/claims?limit=2', `${Q}/claims`, { body: { ttl: 60, grace: 60 } })
+    t.equal(claim.status, 201)
+    const claimed = claim.json.messages as { id: string }[]
+    const cid = randomUUID()
+    await call('GET', `/v2/queues/q1/claims/${cid}`, `${Q}/claims/{claimId}`)
+    // The claim's id, from a claimed message's href.
+    const msg = await call('GET', `/v2/queues/q1/messages/${claimed[0]!.id}`, `${Q}/messages/{messageId}`)
+    t.equal(msg.status, 200)
+    const listed = await call('GET', '/v2/queues/q1/messages?echo=true&include_claimed=true', `${Q}/messages`)
+    const href = (listed.json.messages as { href: string }[]).find((x) => x.href.includes('claim_id='))?.href ?? ''
+    const claimId = new URL(href, m.baseUrl).searchParams.get('claim_id')!
+    await call('GET', `/v2/queues/q1/claims/${claimId}`, `${Q}/claims/{claimId}`)
+    await call('PATCH', `/v2/queues/q1/claims/${claimId}`, `${Q}/claims/{claimId}`, { body: { ttl: 120, grace: 60 } })
+    await call('DELETE', `/v2/queues/q1/messages/${claimed[0]!.id}`, `${Q}/messages/{messageId}`)
+    await call('DELETE', `/v2/queues/q1/messages/${claimed[0]!.id}?claim_id=${claimId}`, `${Q}/messages/{messageId}`)
+    await call('DELETE', `/v2/queues/q1/claims/${claimId}`, `${Q}/claims/{claimId}`)
+    await call('DELETE', `/v2/queues/q1/messages?pop=1`, `${Q}/messages`)
+    await call('DELETE', `/v2/queues/q1/messages?ids=${ids[2]}`, `${Q}/messages`)
+    await call('DELETE', `/v2/queues/q1/messages`, `${Q}/messages`)
+    await call('POST', '/v2/queues/q1/claims', `${Q}/claims`, { body: { ttl: 60, grace: 60 } })
+    await call('POST', '/v2/queues/q1/purge', `${Q}/purge`, { body: { resource_types: ['messages'] } })
+    await call('DELETE', '/v2/queues/q1', Q)
+
+    await call('GET', '/v2/pools', '/v2/pools', { admin: true })
+    await call('GET', '/v2/pools', '/v2/pools')
+    t.equal((await call('PUT', '/v2/pools/p1', '/v2/pools/{pool}', { admin: true, body: { weight: 0, uri: 'sqlite:p1.sqlite', options: { workers: 0 } } })).status, 201)
+    await call('PUT', '/v2/pools/p2', '/v2/pools/{pool}', { admin: true, body: { weight: 0, uri: 'sqlite:/etc/passwd' } })
+    await call('GET', '/v2/pools/p1?detailed=true', '/v2/pools/{pool}', { admin: true })
+    await call('GET', '/v2/pools/nope', '/v2/pools/{pool}', { admin: true })
+    await call('PATCH', '/v2/pools/p1', '/v2/pools/{pool}', { admin: true, body: { weight: 2 } })
+    await call('GET', '/v2/pools?detailed=true', '/v2/pools', { admin: true })
+    await call('PUT', '/v2/flavors/f1', '/v2/flavors/{flavor}', { admin: true, body: { pool_list: ['p1'] } })
+    await call('GET', '/v2/flavors/f1', '/v2/flavors/{flavor}', { admin: true })
+    await call('PATCH', '/v2/flavors/f1', '/v2/flavors/{flavor}', { admin: true, body: { pool_list: ['p1'] } })
+    await call('GET', '/v2/flavors?detailed=true', '/v2/flavors', { admin: true })
+    await call('GET', '/v2/flavors/nope', '/v2/flavors/{flavor}', { admin: true })
+    await call('DELETE', '/v2/flavors/f1', '/v2/flavors/{flavor}', { admin: true })
+    await call('DELETE', '/v2/pools/p1', '/v2/pools/{pool}', { admin: true })
+    await call('PUT', '/v2/queues/q2', Q)
+    await call('GET', '/v2/admin/pools/default/stats', '/v2/admin/pools/{pool}/stats', { admin: true })
+    await call('GET', '/v2/admin/queues?limit=1', '/v2/admin/queues', { admin: true })
+    await call('GET', '/v2/admin/queues?marker=zz', '/v2/admin/queues', { admin: true })
+    await call('GET', '/v2/admin/queues/top?by=age', '/v2/admin/queues/top', { admin: true })
+
+    const seen = new Set(recorded.map((r) => `${r.method.toLowerCase()} ${r.path}`))
+    const all = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((meth) => `${meth} ${p}`))
+    t.same(all.filter((k) => !seen.has(k)), [], 'every operation of the document was answered live')
+    const r = await validate(recorded)
+    t.same(r.responses, [], `${recorded.length} live answers validate against the document`)
+  })
+}
