@@ -20,6 +20,7 @@ import type { Config } from '../shared/config.js'
 import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
 import type { Authenticator } from './auth/index.js'
+import type { DataDriver } from '../shared/storage/contract.js'
 import { parseJson } from './json.js'
 import type { AbortHook } from './long-poll.js'
 import { jsonToMsgpack, parseMsgpack } from './msgpack.js'
@@ -67,12 +68,13 @@ export class WebSocketApi {
   readonly #perProject = new Map<string, number>()
   readonly #sockets = new Set<WebSocket<SocketData>>()
 
-  constructor(app: uWS.TemplatedApp, config: Config, run: RunCall, log: Logger, auth: Authenticator) {
+  constructor(app: uWS.TemplatedApp, config: Config, run: RunCall, log: Logger, auth: Authenticator, storage?: Pick<DataDriver, 'getMessages'>) {
     this.#config = config
     this.#run = run
     this.#log = log
     this.#auth = auth
     this.subscriptions = new SocketSubscriptions(config.wsMaxBackpressure)
+    this.subscriptions.storage = storage
     app.ws<SocketData>(config.wsPath, {
       maxPayloadLength: config.wsMaxFrameBytes,
       maxBackpressure: config.wsMaxBackpressure,
