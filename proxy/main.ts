@@ -59,7 +59,10 @@ async function main(): Promise<void> {
     }
   }
   const metrics = config.metrics ? new ProxyMetrics(() => storage, workers, { cacheMs: config.metricsCacheMs, supervisor: supervisorMetrics() }) : undefined
-  if (metrics) metrics.longPollWaiting = () => longPoll.size
+  if (metrics) {
+    metrics.longPollWaiting = () => longPoll.size
+    metrics.websocketConnections = () => server?.websocket?.size ?? 0
+  }
   // Each pool worker's circuit breaker, by pool (docs/ha.md, "Failure isolation").
   const breakers = new Map<string, CircuitBreaker[]>()
   const guarded = (pool: string, worker: string, driver: DataDriver, rpc?: RpcDriver): DataDriver => {
