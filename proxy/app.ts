@@ -201,9 +201,9 @@ export class HttpServer {
   readonly #deps: AppDeps
   readonly #routes: RouteTable
   readonly #longPoll: LongPoll
+  readonly #auth: Authenticator
   /** Zaqar's WebSocket API at `wsPath` (proxy/websocket.ts); undefined when off. */
   readonly websocket: WebSocketApi | undefined
-  readonly #auth: Authenticator
   readonly #app: uWS.TemplatedApp
   /** The admin listener's app, when `adminPort` is set. */
   readonly #adminApp: uWS.TemplatedApp | undefined

@@ -49,8 +49,8 @@ export const MigrationSchema = z
   .object({
     /** Copy rate of one migration, messages per second (0: unlimited); a request may set its own. */
     rate: z.number().min(0).default(20000),
-    /** Messages per copy batch (and journal entries per page). */
-    batch: z.int().min(1).max(10000).default(256),
+    /** Messages per copy batch (and journal entries per page); stores take at most 1000 (`MIGRATION_BATCH_MAX`). */
+    batch: z.int().min(1).max(1000).default(256),
     /** Migrations one proxy's runner works on at once; 0: this proxy runs none. */
     concurrency: z.int().min(0).max(256).default(4),
     /** A runner's catalog lease, ms: how soon another proxy takes over from one that died. */

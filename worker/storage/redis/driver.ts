@@ -20,7 +20,7 @@
  * Connection loss fails operations at once with `unavailable` (no offline queue, no silent
  * resend of writes whose outcome is unknown); ioredis reconnects in the background.
  */
-import type { Redis } from 'ioredis'
+import type { Redis, RedisOptions } from 'ioredis'
 import { systemClock, type Clock } from '../../../shared/clock.js'
 import { MissiveError, unavailable } from '../../../shared/errors.js'
 import { BadStoreConfig, StoreUnavailable } from '../../../shared/storage/errors.js'
@@ -151,11 +151,11 @@ export class RedisDriver implements DataDriver {
    * cannot keep the promise, `unavailable` when it cannot be reached.
    */
   static async open(opts: RedisDriverOptions): Promise<RedisDriver> {
-    const where = `${opts.host}:${opts.port}`
+    const where = opts.sentinels === undefined ? `${opts.host}:${opts.port}` : `master ${opts.master} (Sentinel ${opts.sentinels.map((s) => `${s.host}:${s.port}`).join(',')})`
+    const opened = { now: false }
     const redis = await connectRedis(
       {
-        host: opts.host,
-        port: opts.port,
+        ...(opts.sentinels === undefined ? { host: opts.host, port: opts.port } : sentinelOptions(opts, opened)),
         db: opts.db,
         username: opts.username,
         password: opts.password,
@@ -167,8 +167,9 @@ export class RedisDriver implements DataDriver {
         connectTimeout: opts.connectTimeoutMs,
         retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
       },
-      'the Redis server',
+      opts.sentinels === undefined ? 'the Redis server' : `the Redis master "${opts.master}"`,
     )
+    opened.now = true
     try {
       if (opts.verify) await verifyPersistence(redis, opts, where)
       const driver = new RedisDriver(redis, opts)
@@ -303,7 +304,9 @@ export class RedisDriver implements DataDriver {
     const [server, replication] = await this.#guard('ping', () =>
       Promise.all([this.#redis.info('server'), this.#redis.info('replication')]),
     )
-    return storeFacts(server, replication)
+    const facts = storeFacts(server, replication)
+    if (this.options.master !== undefined) facts.master = this.options.master
+    return facts
   }
 
   async close(): Promise<void> {
@@ -437,9 +440,34 @@ export class RedisDriver implements DataDriver {
   }
 }
 
+/**
+ * ioredis's Sentinel mode (docs/ha.md, "Sentinel pools"): the Sentinels are asked for the master
+ * at every (re)connection, and `failoverDetector` subscribes to their `+switch-master`, so a
+ * failover moves the connection to the new master without waiting for the old one to time out.
+ * Opening fails at once when no Sentinel answers (ioredis would otherwise retry forever).
+ * A write refused with READONLY (the old master, back as a replica, still connected) reconnects
+ * through the Sentinels; the refused command is not resent (it failed with 503: the client
+ * retries, as after any 503).
+ */
+function sentinelOptions(opts: RedisPoolOptions, opened: { readonly now: boolean }): RedisOptions {
+  return {
+    sentinels: opts.sentinels,
+    name: opts.master,
+    role: 'master',
+    ...(opts.sentinelPassword !== undefined && { sentinelPassword: opts.sentinelPassword }),
+    failoverDetector: true,
+    sentinelCommandTimeout: opts.connectTimeoutMs,
+    // Opening: no Sentinel answering is an answer (503, or 400 for an admin's new pool), not a
+    // wait. Once open, Sentinels are asked again and again until one answers.
+    sentinelRetryStrategy: (times) => (opened.now ? Math.min(50 * 2 ** Math.min(times, 6), 2000) : null),
+    reconnectOnError: (err) => (/^READONLY\b/.test(err.message) ? 1 : false),
+  }
+}
+
 /** What `RedisDriver.info` reports (proxy/circuit-breaker.ts `StoreInfo`). */
 export interface StoreFacts {
   role: string
+  master?: string
   server?: string
   replicas?: number
   lagSeconds?: number
