@@ -86,7 +86,16 @@ export class WebSocketApi {
         const data = ws.getUserData()
         data.push = (frame, binary) => sendFrame(ws, data, frame, binary, config.wsMaxBackpressure)
       },
-      message: (ws, message, isBinary) => this.#onFrame(ws, Buffer.from(message.slice(0)), isBinary),
+      message: (ws, message, isBinary) => {
+        const bytes = Buffer.from(message.slice(0))
+        try {
+          this.#onFrame(ws, bytes, isBinary)
+        } catch (err) {
+          // A frame must never take the proxy down: a 500 frame, logged with the error.
+          log.error({ err }, 'websocket frame failed')
+          this.#send(ws, { request: null, body: { error: 'Unexpected error.' }, headers: { status: 500 } }, isBinary)
+        }
+      },
       close: (ws) => this.#onClose(ws),
     })
   }
@@ -166,7 +175,8 @@ export class WebSocketApi {
     const answer = (status: number, out: unknown): void => this.#send(ws, { request, body: out, headers: { status } }, binary)
     const fail = (err: MissiveError): void => answer(err.status, { error: err.description ?? err.title, exception: err.title })
 
-    if (action === null || (!(action in ACTIONS) && !LOCAL_ACTIONS.has(action))) {
+    // Own keys only: `toString` or `__proto__` are not actions.
+    if (action === null || (!Object.hasOwn(ACTIONS, action) && !LOCAL_ACTIONS.has(action))) {
       return answer(400, { error: `${String(frame.action)} is not a valid action` })
     }
     if (!isPlain(body) || (frame.headers !== undefined && !isPlain(frame.headers))) return answer(400, { error: 'Schema validation failed.' })
@@ -176,7 +186,7 @@ export class WebSocketApi {
     const token = headerText(headers, 'X-Auth-Token') ?? data.token
     if (this.#auth.strategy !== 'none' && token === undefined) return answer(403, { error: 'Not authentified.' })
     const b = body as FrameBody
-    const spec = ACTIONS[action]
+    const spec = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined
     const strings = spec?.strings ?? ['queue_name']
     if (strings.some((k) => typeof b[k] !== 'string')) return answer(400, { error: 'Schema validation failed.' })
     // The socket's project: fixed by its first frame, bounded per project.
