@@ -351,7 +351,7 @@ export class RedisDriver implements DataDriver {
 
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
     return this.#guard('postMessages', () => this.#messages.postMessages(ref, messages, opts)).then((ids) => {
-      this.#announce(ref, ids.length)
+      this.#announce(ref, ids.length, ids)
       return ids
     })
   }
@@ -361,8 +361,8 @@ export class RedisDriver implements DataDriver {
    * after the post resolved, not in the post's script: the script stays the store's, and a lost
    * announcement only delays a waiter to the end of its wait. Never fails the post.
    */
-  #announce(ref: QueueRef, count: number): void {
-    this.#redis.publish(this.#channel, postedMessage(ref, count)).catch(() => undefined)
+  #announce(ref: QueueRef, count: number, ids?: readonly string[]): void {
+    this.#redis.publish(this.#channel, postedMessage(ref, count, ids)).catch(() => undefined)
   }
 
   listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {
