@@ -14,6 +14,8 @@ import { RouteTable } from './api/routes.js'
 import { versions } from './api/system.js'
 import { LongPoll } from './long-poll.js'
 import { msgpackReply } from './msgpack.js'
+import { WebSocketApi, type ApiCall } from './websocket.js'
+import type { AbortHook } from './long-poll.js'
 import type { ProxyMetrics } from './metrics.js'
 import { Query } from './params.js'
 import { CONTENT_TYPE as METRICS_TYPE } from '../shared/metrics.js'
@@ -200,6 +202,8 @@ export class HttpServer {
   readonly #routes: RouteTable
   readonly #longPoll: LongPoll
   readonly #auth: Authenticator
+  /** Zaqar's WebSocket API at `wsPath` (proxy/websocket.ts); undefined when off. */
+  readonly websocket: WebSocketApi | undefined
   readonly #app: uWS.TemplatedApp
   /** The admin listener's app, when `adminPort` is set. */
   readonly #adminApp: uWS.TemplatedApp | undefined
@@ -216,6 +220,7 @@ export class HttpServer {
       deps.longPoll ?? new LongPoll({ perProject: deps.config.longPollMaxWaitersPerProject, total: deps.config.longPollMaxWaiters })
     this.#auth = deps.auth ?? NO_AUTH
     this.#app = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, false))
+    this.websocket = deps.config.wsPath === '' ? undefined : new WebSocketApi(this.#app, deps.config, (call, abort) => this.call(call, abort), deps.log)
     if (deps.config.adminPort > 0) this.#adminApp = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, true))
   }
 
@@ -236,6 +241,7 @@ export class HttpServer {
     this.#draining = true
     // Parked long polls answer now (after one more try) rather than hold the drain up.
     this.#longPoll.close()
+    this.websocket?.closeAll()
     if (this.#listenSocket !== undefined) uWS.us_listen_socket_close(this.#listenSocket)
     if (this.#adminSocket !== undefined) uWS.us_listen_socket_close(this.#adminSocket)
     this.#listenSocket = undefined
@@ -317,6 +323,41 @@ export class HttpServer {
       // Chunked bodies have no Content-Length, which Zaqar treats as no body at all (zaqar/common/transport/wsgi/helpers.py).
       void this.#handle(head, state, declared, declared === null ? null : body, requestId).then(finish, fail)
     })
+  }
+
+  /**
+   * Runs one API call through the same checks and handlers as an HTTP request, without a
+   * connection: the WebSocket transport's entry (proxy/websocket.ts). Errors come back as replies.
+   */
+  async call(call: ApiCall, abort: AbortHook): Promise<Reply> {
+    const head: Head = {
+      method: call.method,
+      path: call.path,
+      query: call.query,
+      clientId: call.clientId,
+      project: call.project,
+      contentType: 'application/json',
+      contentLength: call.body === null ? undefined : String(call.body.length),
+      chunked: false,
+      accept: '',
+      requestId: call.requestId,
+      authToken: call.authToken,
+      idempotencyKey: undefined,
+      headerBytes: 0,
+      problem: undefined,
+    }
+    const state: RequestState = { aborted: false, handling: true, released: true, admin: false, started: 0, route: 'websocket', onAbort: undefined }
+    // The socket's close reaches a parked long poll through `state` (the hook the app gives handlers).
+    abort.onAbort = () => {
+      state.aborted = true
+      state.onAbort?.()
+    }
+    const requestId = requestIdFrom(call.requestId)
+    try {
+      return await this.#handle(head, state, call.body === null ? null : call.body.length, call.body, requestId)
+    } catch (err) {
+      return errorReply(err, this.#deps.log, requestId)
+    }
   }
 
   /** Gives a request's in-flight slot back, once: on its reply or on an abort, whichever is first. */
@@ -412,6 +453,7 @@ export class HttpServer {
       log,
       longPoll: this.#longPoll,
       abort: state,
+      pushes: this.websocket?.subscriptions,
     }
     // Replies for `Accept: application/x-msgpack` are re-encoded; errors stay JSON (docs/api.md).
     return msgpack ? msgpackReply(await route.handler(apiReq)) : route.handler(apiReq)

@@ -66,7 +66,10 @@ export interface MigrationControl {
   start(ref: QueueRef, to: string, opts: { rate?: number; origin: string }): Promise<Migration>
   /**
    * A PATCH of `_flavor` to a flavor the queue's pool is not in: starts moving the queue to a
-   * pool of that flavor, chosen by weight. The pooled driver calls it instead of refusing.
+   * pool of that flavor, chosen by weight. The pooled driver calls it instead of refusing, once
+   * the new metadata is stored on the source (the runner copies the metadata just before the
+   * switch; a write landing after that copy would not follow the queue). Throws `bad_request`
+   * for an unknown flavor, `unavailable` when no pool of it takes queues, and what `start` throws.
    */
   moveToFlavor(ref: QueueRef, flavor: string): Promise<Migration>
   /** Tops every draining pool up to its concurrency (each proxy calls it every `pollMs`). */
@@ -112,6 +115,8 @@ export class MigrationService implements MigrationControl {
   }
 
   async reachable(pool: string): Promise<boolean> {
+    // A pool added through another proxy a moment ago: load it here before judging it.
+    if (!(await this.#o.pools.current()).pools.some((p) => p.name === pool)) await this.#o.pools.refresh().catch(() => {})
     let workers: DataDriver[]
     try {
       workers = this.#o.pools.workersOf(pool)

@@ -505,6 +505,15 @@ export class MigrationRunner {
           attempt = -1
         }
       }
+      // The metadata once more, now that the source refuses clients: a change made after the
+      // copy read it (setQueueMetadata is not journalled) is not lost. Read through the migration
+      // cursor, which the fence does not refuse.
+      job.check()
+      const last = await src.readForMigration(ref, job.m.cursor, 1)
+      if (last.metadata !== undefined && last.metadata !== null) {
+        job.check()
+        await dst.importMessages(ref, m.id, { metadata: last.metadata })
+      }
       await this.#patch(job, { sourceCount: count })
       await this.#unfence(job, dst, ref)
     }

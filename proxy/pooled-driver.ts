@@ -21,7 +21,6 @@
  * what a refusal needs to retry the call); no await (docs/pools.md, "Routing").
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { CatalogStore } from '../catalog/contract.js'
 import { badRequest, MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
 import type {
@@ -43,6 +42,7 @@ import type {
 import { FenceConflict, QueueMoved } from '../shared/storage/errors.js'
 import type { ImportChange, JournalPage, MigrationBatch, QueueFence } from '../shared/storage/migration.js'
 import { DeadLetterMover, type DeadLetterRouting } from './dead-letter.js'
+import { catalogMigrationLookup } from './migration-control.js'
 import { PlacementCache, routingKey } from './placement-cache.js'
 import type { PoolSet, Snapshot } from './pool-set.js'
 import { workerFor } from './worker-choice.js'
@@ -51,9 +51,10 @@ import { workerFor } from './worker-choice.js'
 export interface PooledStorage extends DataDriver {
   /**
    * Checks a queue metadata change (PATCH) against placement: setting `_flavor` to another flavor
-   * must name an existing flavor (`bad_request`) that the queue's pool belongs to. Zaqar re-places
-   * the queue and strands its messages; Missive cannot move a queue between pools yet, so it
-   * refuses with `conflict` instead.
+   * must name an existing flavor (`bad_request`). When the queue's pool is not in it, the queue
+   * is moved, live, to a pool of that flavor chosen by weight (a migration, docs/migration.md;
+   * its refusals, such as a migration already under way, are `conflict`). Zaqar re-places the
+   * queue and strands its messages. A proxy that runs no migrations refuses with `conflict`.
    */
   checkFlavorChange(ref: QueueRef, before: Metadata, after: Metadata): Promise<void>
 }
@@ -78,25 +79,13 @@ export interface MigrationLookup {
   switched(id: string): Promise<boolean>
 }
 
-/** The migration records of `catalog` (catalog/migration-record.ts), as routing reads them. */
-export function catalogMigrations(catalog: CatalogStore): MigrationLookup {
-  return {
-    activeMigration: (ref) => catalog.activeMigration(ref),
-    async switched(id) {
-      // Only `finishSwitch` reaches `cleaning`, and `done` only comes from there.
-      const m = await catalog.getMigration(id)
-      return m !== null && (m.state === 'cleaning' || m.state === 'done')
-    },
-  }
-}
-
 export interface PooledDriverOptions {
   pools: PoolSet
   /** Logs dead-letter moves that fail, and stale migration fences cleared. */
   log: Logger
   /** Placements (and as many negative entries) kept in memory. */
   cacheSize?: number
-  /** Live migrations (default: the pool set's catalog, `catalogMigrations`). */
+  /** Live migrations (default: the pool set's catalog, proxy/migration-control.ts `catalogMigrationLookup`). */
   migrations?: MigrationLookup
   /**
    * How long a call refused by a migration's switch waits for the switch to finish before it
@@ -158,7 +147,7 @@ export class PooledDriver implements PooledStorage {
     this.#pools = opts.pools
     this.#cache = new PlacementCache(opts.cacheSize)
     this.#log = opts.log
-    this.#migrations = opts.migrations ?? catalogMigrations(opts.pools.catalog)
+    this.#migrations = opts.migrations ?? catalogMigrationLookup(opts.pools.catalog)
     this.#switchWaitMs = opts.switchWaitMs ?? 3000
     this.#switchPollMs = opts.switchPollMs ?? 5
     const routing: DeadLetterRouting = {
@@ -598,11 +587,12 @@ export class PooledDriver implements PooledStorage {
     const f = await this.#pools.flavor(flavor)
     if (f === undefined) throw badRequest(`Flavor ${flavor} does not exist`)
     const pool = (await this.#placementOf(ref)) ?? this.#pools.defaultPool
-    if (!f.pools.includes(pool)) {
-      throw new MissiveError(
-        'conflict',
-        `Queue ${ref.queue} lives on pool ${pool}, which is not in flavor ${flavor}; moving a queue between pools is not supported yet.`,
-      )
+    if (f.pools.includes(pool)) return
+    const migrations = this.#pools.migrations
+    if (migrations === undefined) {
+      throw new MissiveError('conflict', `Queue ${ref.queue} lives on pool ${pool}, which is not in flavor ${flavor}, and this proxy runs no live migrations to move it.`)
     }
+    const m = await migrations.moveToFlavor(ref, flavor)
+    this.#log.info({ project: ref.project, queue: ref.queue, flavor, migration: m.id, from: m.from, to: m.to }, 'flavor change: queue migration started')
   }
 }

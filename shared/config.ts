@@ -49,8 +49,8 @@ export const MigrationSchema = z
   .object({
     /** Copy rate of one migration, messages per second (0: unlimited); a request may set its own. */
     rate: z.number().min(0).default(20000),
-    /** Messages per copy batch (and journal entries per page). */
-    batch: z.int().min(1).max(10000).default(256),
+    /** Messages per copy batch (and journal entries per page); stores take at most 1000 (`MIGRATION_BATCH_MAX`). */
+    batch: z.int().min(1).max(1000).default(256),
     /** Migrations one proxy's runner works on at once; 0: this proxy runs none. */
     concurrency: z.int().min(0).max(256).default(4),
     /** A runner's catalog lease, ms: how soon another proxy takes over from one that died. */
@@ -184,6 +184,22 @@ export const ConfigSchema = z
     longPollMaxWaitersPerProject: z.int().min(0).default(1000),
     /** Long-polling requests waiting at once in one proxy, all projects together; 429 beyond. */
     longPollMaxWaiters: z.int().min(0).default(50000),
+    /** Path of Zaqar's WebSocket API on the API port (docs/websocket.md); empty: no WebSocket API. */
+    wsPath: z.union([z.literal(''), z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/)]).default('/v2/ws'),
+    /** Largest WebSocket frame accepted; a larger one closes the socket (1009). */
+    wsMaxFrameBytes: z.int().min(1024).default(1048576),
+    /** Unsent bytes a socket may have queued; beyond, it is closed (1008): slow readers never grow memory. */
+    wsMaxBackpressure: z.int().min(1024).default(1048576),
+    /** Seconds a socket may stay silent (pings are sent automatically) before it is closed; 0: never. */
+    wsIdleTimeout: z.int().min(0).max(960).default(120),
+    /** Requests of one socket running at once; 429 frames beyond. */
+    wsMaxInflight: z.int().min(1).default(32),
+    /** WebSocket connections open at once in one proxy; the upgrade is refused (503) beyond. */
+    wsMaxSockets: z.int().min(0).default(10000),
+    /** WebSocket connections of one project at once in one proxy; 429 and close beyond. */
+    wsMaxSocketsPerProject: z.int().min(1).default(1000),
+    /** Push subscriptions one socket may hold. */
+    wsMaxSubscriptionsPerSocket: z.int().min(1).default(100),
     limits: LimitsSchema.default(() => LimitsSchema.parse({})),
     /** Live migrations, drains and rebalancing (docs/migration.md). */
     migration: MigrationSchema.default(() => MigrationSchema.parse({})),

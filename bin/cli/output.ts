@@ -2,8 +2,13 @@
  * How commands print results: JSON with `--json` (for scripts: stable, one document), else a
  * table (cli-table3), coloured only on a terminal.
  */
-import Table from 'cli-table3'
+import { createRequire } from 'node:module'
+import type CliTable3 from 'cli-table3'
 import type { CommandContext } from './command.js'
+
+/** cli-table3, loaded on first use: `missive serve` (which prints no table) must not need it. */
+let Table: typeof CliTable3 | undefined
+const table = (): typeof CliTable3 => (Table ??= createRequire(import.meta.url)('cli-table3') as typeof CliTable3)
 
 /** A cell: scalars as they are, objects as compact JSON, null/undefined as `-`. */
 function cell(v: unknown): string {
@@ -19,9 +24,10 @@ export function printResult(ctx: CommandContext, data: unknown, head: string[], 
     return
   }
   const tty = ctx.stdout.isTTY === true
-  const table = new Table({ head, style: tty ? {} : { head: [], border: [] } })
-  for (const r of rows) table.push(r.map(cell))
-  ctx.stdout.write(`${table.toString()}\n`)
+  const Table = table()
+  const t = new Table({ head, style: tty ? {} : { head: [], border: [] } })
+  for (const r of rows) t.push(r.map(cell))
+  ctx.stdout.write(`${t.toString()}\n`)
 }
 
 /** Prints one object: JSON with `--json`, else a two-column key/value table. */

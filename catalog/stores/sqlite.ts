@@ -555,7 +555,11 @@ export class SqliteCatalog implements CatalogStore {
   }
 
   async acquireMigration(owner: string, ttlMs: number, skip: readonly string[] = []): Promise<Migration | null> {
-    return this.#run(() => this.#acquireMigration(owner, ttlMs, skip))
+    return this.#run(() => {
+      // Every proxy asks every second: a plain read first, so an idle catalog takes no write lock.
+      if (!this.#stmt.leasable.all(owner, Date.now()).some((r) => !skip.includes(r.id))) return null
+      return this.#acquireMigration(owner, ttlMs, skip)
+    })
   }
 
   async renewMigration(id: string, owner: string, ttlMs: number): Promise<void> {

@@ -5,6 +5,7 @@ import type { Logger } from '../../shared/log.js'
 import type { Message, QueueRef } from '../../shared/storage/contract.js'
 import type { Query } from '../params.js'
 import type { AbortHook, LongPoll } from '../long-poll.js'
+import type { SocketSubscriptions } from '../websocket-push.js'
 import type { ControlPlane } from '../pool-set.js'
 import type { PooledStorage } from '../pooled-driver.js'
 import type { Reply } from '../transport.js'
@@ -70,6 +71,8 @@ export interface ApiRequest {
   longPoll?: LongPoll
   /** Tells a parked request that its client went away. */
   abort?: AbortHook
+  /** WebSocket push subscriptions (proxy/websocket-push.ts); absent: no WebSocket API. */
+  pushes?: SocketSubscriptions | undefined
 }
 
 export type Handler = (req: ApiRequest) => Promise<Reply> | Reply

@@ -32,6 +32,8 @@ export async function postMessages(req: ApiRequest): Promise<Reply> {
   })
   // Long-polling consumers of this queue may now find something (proxy/long-poll.ts).
   req.longPoll?.notify(ref, ids.length)
+  // And WebSocket subscribers of the queue get each message (proxy/websocket-push.ts).
+  req.pushes?.posted(ref, ids, messages)
   const base = `${queueHref(req)}/messages`
   return json(201, { resources: ids.map((id) => `${base}/${id}`) }, [['location', `${base}?ids=${ids.join(',')}`]])
 }

@@ -17,6 +17,10 @@
  *   `ClaimNotFound`, `MessageClaimed`, `ClaimNotHeld`, `ClaimGone`, `PostTooLarge`), facts
  *   without wording; a store that cannot serve throws `StoreUnavailable` (→ 503 with
  *   Retry-After). The transport words them (proxy/storage-errors.ts). Anything else is a bug.
+ * - A queue a migration has fenced (`moved` on its old pool, `importing` on its new one:
+ *   shared/storage/migration.ts) refuses every operation below with `QueueMoved`, having done
+ *   nothing; `listQueues` is project-wide and not fenced. The migration operations throw
+ *   `FenceConflict` when the fence is not the one they name.
  * - What a queue's reserved metadata means (default TTL and delay, post-size limit,
  *   dead-lettering) is decided in one place, shared/storage/queue-policy.ts.
  */

@@ -7,8 +7,9 @@
  * 1. **Journal.** The runner sets a `journal` fence on the source queue (`fenceQueue`). The source
  *    keeps serving every client operation as before, and from then on records, atomically with
  *    each operation, the id of every existing message whose stored state the operation changed
- *    (deleted, claimed, renewed, released, popped, dead-lettered) in the queue's *journal*. A
- *    purge or a queue delete records a `reset` instead. New posts are not journalled: they come
+ *    (deleted, claimed, renewed, released, popped, dead-lettered) in the queue's *journal*; a
+ *    released claim is journalled under its own id too (its record reads as null, and removing
+ *    that id from the copy removes the claim). A purge or a queue delete records a `reset` instead. New posts are not journalled: they come
  *    after the copy cursor and are copied by it.
  * 2. **Copy.** The runner walks the source in FIFO order (`readForMigration`, a cursor over the
  *    store's own sequence) and writes each batch to the target (`importMessages`), where the queue
@@ -103,6 +104,13 @@ export interface MigrationBatch {
   next: number
   /** True when nothing after `next` existed when the batch was read. */
   end: boolean
+  /**
+   * The queue's stored metadata when the batch was read (null: the queue does not exist). Client
+   * reads are refused under `moved`, so this is how the runner reads the metadata after the
+   * switch, when it can no longer change. (Optional in the type only so that older fakes build;
+   * both stores always set it.)
+   */
+  metadata?: Metadata | null
 }
 
 /** One journal entry: a message whose state changed, and its state now. */
@@ -141,7 +149,7 @@ export interface ImportChange {
   upsert?: MessageRecord[]
   /** Claims to write (replacing one of the same id). */
   claims?: ClaimRecord[]
-  /** Ids to delete from the copy (missing ones ignored). */
+  /** Ids to delete from the copy: messages, and claims of that id (missing ones ignored). */
   remove?: string[]
 }
 

@@ -210,6 +210,10 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     t.same(page.claims.map((x) => x.id), [claim.id], 'the active claim comes with the page')
     t.equal(page.claims[0].ttl, CLAIM.ttl)
 
+    // A refused change journals nothing (the entry is written atomically with the change).
+    await driver.deleteMessage(ref, d).catch(() => undefined)
+    await driver.deleteMessages(ref, [d, g], [randomUUID()]).catch(() => undefined)
+    t.same([...(await journal(driver, ref)).entries()].map(([id, e]) => [id, e.version]), [...jr.entries()].map(([id, e]) => [id, e.version]), 'refused deletes journal nothing')
     const v = jr.get(c)!.version
     await driver.renewClaim(ref, claim.id, { ttl: 300, grace: 0 })
     jr = await journal(driver, ref)
@@ -219,6 +223,8 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     await driver.releaseClaim(ref, claim.id)
     jr = await journal(driver, ref)
     t.equal(jr.get(c)!.record!.claimId, undefined, 'releaseClaim: unclaimed now')
+    t.ok(jr.has(claim.id), 'the released claim is journalled under its own id')
+    t.equal(jr.get(claim.id)!.record, null, 'and reads as missing')
     // c and d were claimed once: the next claims move them to the DLQ (a change journalled);
     // a store may move them and claim e in one call, or answer null while it moves them.
     let next = null
@@ -239,6 +245,26 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     t.same((await driver.readJournal(dlq, 100)).entries, [], 'the dead-letter queue journals nothing (no fence)')
   })
 
+  t.test('migration: a dead-letter queue fenced moved takes no moves; its due messages are reported', async (t) => {
+    const p = project(t, driver)
+    const src = p.ref('src')
+    const dlq = p.ref('dlq')
+    await driver.createQueue(src, { _max_claim_count: 1, _dead_letter_queue: 'dlq' })
+    const [a] = await driver.postMessages(src, [{ body: '"poison"' }], postOpts())
+    const first = (await driver.createClaim(src, CLAIM))!
+    await driver.releaseClaim(src, first.id)
+    const f = fence('moved')
+    await driver.fenceQueue(dlq, f, null)
+    const claim = await driver.createClaim(src, { ...CLAIM, deadLetter: 'dlq' })
+    t.same(claim?.deadLetter?.ids, [a], 'reported for the proxy to move')
+    t.equal(claim?.deadLetter?.queue, 'dlq')
+    t.equal(claim?.messages.length, 0)
+    const left = await driver.getMessage(src, a)
+    t.ok(left, 'still in its queue')
+    t.equal(left?.claimId, undefined, 'unclaimed')
+    t.equal(await driver.countForMigration(dlq), 0, 'nothing written behind the fence')
+  })
+
   t.test('migration: ackJournal removes an entry only at the version read', async (t) => {
     const p = project(t, driver)
     const ref = p.ref()
@@ -254,6 +280,7 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     await driver.ackJournal(ref, [
       { id: a, version: first.get(a)!.version },
       { id: b, version: first.get(b)!.version },
+      { id: claim.id, version: second.get(claim.id)!.version },
     ])
     const left = await journal(driver, ref)
     t.same([...left.keys()], [a], 'the stale ack left the re-journalled entry; the current one went')
@@ -339,6 +366,9 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     t.equal(held.claimCount, 1)
     t.same(again.claims.map((x) => x.id), [c2.id])
     t.ok(again.end)
+    t.same(again.metadata, { _default_message_delay: 5 }, 'the batch carries the metadata')
+    const none = await driver.readForMigration(p.ref('none'), 0, 10)
+    t.same([none.records, none.end, none.metadata], [[], true, null], 'a missing queue: empty, at its end, no metadata')
     t.equal(await driver.countForMigration(ref), 4)
   })
 
@@ -374,6 +404,10 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     })
     // An upsert of a known id changes its state in place.
     await driver.importMessages(ref, token, { upsert: [rec(ids[0], 1, { ttl: 900, expires: now + 890 * SECOND, claimCount: 1 })], remove: [ids[1], randomUUID()] })
+    // A claim imported, then removed by its id (a release on the source).
+    const gone = randomUUID()
+    await driver.importMessages(ref, token, { claims: [{ id: gone, ttl: 60, expires: now + 60 * SECOND, updated: now }] })
+    await driver.importMessages(ref, token, { remove: [gone] })
     t.equal(await driver.countForMigration(ref), 3)
     await refused(t, driver.getQueue(ref), ref, f, 'the copy is invisible while importing')
     await driver.fenceQueue(ref, null, token)
@@ -387,6 +421,7 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     t.equal(m0.body, body(1))
     const claim = await driver.getClaim(ref, claimId)
     t.ok(claim, 'the claim came along')
+    t.equal(await driver.getClaim(ref, gone), null, 'a removed claim is gone')
     t.equal(claim!.ttl, 120)
     t.equal(claim!.age, 20)
     t.same(claim!.messages.map((m) => m.id), [ids[3]], 'still holding its message')

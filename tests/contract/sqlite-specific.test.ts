@@ -370,3 +370,27 @@ t.test('readForMigration stops below a large post being staged, and is not at it
   t.same(batch.records.map((r) => r.id), [first], 'the staged message is not read')
   t.equal(batch.end, false, 'not the end while a post is staged')
 })
+
+t.test('a queue moved away and back: the import replaces rows its dropped copy left for the collector', async (t) => {
+  const path = join(tempDir(t), 'back.sqlite')
+  const driver = open(t, path)
+  const ids = await driver.postMessages(ref, [{ body: '"a"' }, { body: '"b"' }], postOpts())
+  const out = await driver.readForMigration(ref, 0, 10)
+  await driver.fenceQueue(ref, { token: 'away', to: 'other', state: 'moved' }, null)
+  await driver.dropQueueData(ref, 'away')
+  t.equal(count(path, 'messages'), 2, 'the rows await the collector')
+  // Back again: the tombstone is replaced (CAS on its token) by an importing fence.
+  await driver.fenceQueue(ref, { token: 'back', to: 'here', state: 'importing' }, 'away')
+  await driver.importMessages(ref, 'back', { upsert: out.records })
+  await driver.fenceQueue(ref, null, 'back')
+  t.same((await driver.listMessages(ref, listOpts())).items.map((m) => m.id), ids, 'the same ids, imported again')
+  const other = { project: 'p', queue: 'other' }
+  const [live] = await driver.postMessages(other, [{ body: '1' }], postOpts())
+  await driver.fenceQueue(ref, { token: 'x', to: 'here', state: 'importing' }, null)
+  await t.rejects(
+    driver.importMessages(ref, 'x', { upsert: [{ ...out.records[0], id: live }] }),
+    { code: 'conflict' },
+    'an id live in another queue of the store is refused, not stolen',
+  )
+  t.ok(await driver.getMessage(other, live))
+})

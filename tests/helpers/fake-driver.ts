@@ -182,7 +182,7 @@ export class FakeDriver implements DataDriver {
   }
 
   async readForMigration(): Promise<MigrationBatch> {
-    return { records: [], claims: [], next: 0, end: true }
+    return { records: [], claims: [], next: 0, end: true, metadata: null }
   }
 
   async readJournal(): Promise<JournalPage> {

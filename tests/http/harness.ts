@@ -25,6 +25,8 @@ export interface Harness {
   clientId: string
   /** The server's parked long-polling requests (proxy/long-poll.ts). */
   longPoll: LongPoll
+  /** The server itself (its WebSocket API: `server.websocket`). */
+  server: HttpServer
   /** fetch with the Zaqar headers filled in (override or delete with `headers: {X: null}`). */
   req(
     method: string,
@@ -79,6 +81,7 @@ export async function startHarness(
     project,
     clientId,
     longPoll,
+    server,
     req: (method, path, opts) => client.req(method, path, opts),
   }
 }

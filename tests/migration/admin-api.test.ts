@@ -160,3 +160,67 @@ t.test('rebalance: moves queues from pools over their share to those under it', 
     { queues: 6, share: 1, target: 0.5 },
   )
 })
+
+t.test('moveToFlavor (a PATCH of _flavor): a migration to a pool of that flavor, by weight', async (t) => {
+  const { h } = await setup(t, { pools: [{ name: 'g1', weight: 1, flavor: 'gold' }, { name: 'g0', weight: 0, flavor: 'gold' }] })
+  await h.catalog.putFlavor('gold', ['g0', 'g1'])
+  await h.pools.refresh()
+  t.equal((await h.req('PUT', '/v2/queues/f1')).status, 201)
+  const ref = { project: h.project, queue: 'f1' }
+  const m = await h.pools.migrations!.moveToFlavor(ref, 'gold')
+  t.match(m, { from: 'default', to: 'g1', origin: 'flavor', state: 'copying' }, 'g0 has weight 0: never chosen')
+  await t.rejects(h.pools.migrations!.moveToFlavor({ project: h.project, queue: 'f2' }, 'nope'), { code: 'bad_request' })
+  await t.rejects(h.pools.migrations!.moveToFlavor(ref, 'gold'), { code: 'conflict' }, 'already moving')
+})
+
+t.test('drain top-ups racing in several proxies keep max_concurrent exact', async (t) => {
+  const { h } = await setup(t, { pools: [{ name: 'b', weight: 1 }] })
+  // Queues placed on default directly (the harness's random placement would spread them).
+  for (let i = 0; i < 12; i++) await h.catalog.place({ project: h.project, queue: `r${i}` }, 'default')
+  t.equal((await h.req('POST', '/v2/admin/pools/default/drain', { body: { max_concurrent: 3 } })).status, 202)
+  const others = Array.from(
+    { length: 3 },
+    () => new MigrationService({ catalog: h.catalog, pools: h.pools, getQueue: (ref) => h.storage.getQueue(ref), config: parseConfig({}).migration, log }),
+  )
+  await Promise.all([h.pools.migrations!.drainTick(), ...others.map((o) => o.drainTick())])
+  t.equal(await h.catalog.countActiveFrom('default'), 3)
+  t.equal((await h.catalog.listMigrations({ limit: 50 })).length, 3, 'no more were created')
+})
+
+t.test('a whole drain, in process: every queue moves with its messages, at most max_concurrent at once', async (t) => {
+  const { h } = await setup(t, { pools: [{ name: 'b', weight: 0 }] })
+  const { MigrationRunner } = await import('../../proxy/migration-runner.js')
+  const { reachThrough } = await import('../../proxy/migration-control.js')
+  const n = 12
+  for (let i = 0; i < n; i++) {
+    t.equal((await h.req('PUT', `/v2/queues/w${i}`)).status, 201)
+    const r = await h.req('POST', `/v2/queues/w${i}/messages`, { body: { messages: Array.from({ length: i + 1 }, (_, j) => ({ body: { i, j }, ttl: 600 })) } })
+    t.equal(r.status, 201)
+  }
+  await h.catalog.putPool({ name: 'b', uri: 'sqlite:b.sqlite', weight: 1, flavor: null, options: {} })
+  await h.pools.refresh()
+  const runner = new MigrationRunner({ catalog: h.catalog, reach: reachThrough(h.pools), log, leaseMs: 2000, pollMs: 20, maxRunning: 4 })
+  runner.start()
+  t.teardown(() => runner.stop())
+  t.equal((await h.req('POST', '/v2/admin/pools/default/drain', { body: { max_concurrent: 3 } })).status, 202)
+  const { waitFor } = await import('../helpers/index.js')
+  let peak = 0
+  await waitFor(
+    async () => {
+      await h.pools.migrations!.drainTick()
+      peak = Math.max(peak, await h.catalog.countActiveFrom('default'))
+      return (await h.req('GET', '/v2/admin/pools/default/drain')).json.done === true
+    },
+    { timeoutMs: 60_000, intervalMs: 20, what: 'the drain to finish' },
+  )
+  t.ok(peak <= 3, `never more than max_concurrent at once (peak ${peak})`)
+  t.equal(await h.catalog.countPlacements('default'), 0)
+  t.equal(await h.catalog.countPlacements('b'), n)
+  for (let i = 0; i < n; i++) {
+    const stats = await h.req('GET', `/v2/queues/w${i}/stats`)
+    t.equal(stats.json.messages.total, i + 1, `w${i} kept its messages`)
+  }
+  const done = await h.catalog.listMigrations({ limit: 50, state: 'done' })
+  t.equal(done.length, n)
+  t.ok(done.every((m) => m.origin === 'drain:default'))
+})

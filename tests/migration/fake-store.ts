@@ -235,7 +235,7 @@ export class FakeStore implements MigratingStore {
     this.hook('dropQueueData', ref)
     const k = key(ref)
     const cur = this.fences.get(k) ?? null
-    if (cur === null || cur.token !== token) throw new FenceConflict(ref, cur)
+    if (cur === null || cur.token !== token || cur.state === 'journal') throw new FenceConflict(ref, cur)
     this.queues.delete(k)
     this.journals.delete(k)
     if (cur.state === 'importing') this.fences.delete(k)

@@ -5,7 +5,7 @@
  * move it with the admin API (`/v2/admin/migrations`, docs/migration.md) while `Traffic` runs.
  *
  * Pool names by pair: SQLite→Redis `default`→`r1`, Redis→SQLite `r1`→`default`, Redis→Redis
- * `r1`→`r2` (the SQLite default pool then takes no queue). Processes are the tests' helpers'
+ * `r1`→`r2` (the SQLite default pool then takes no queue), SQLite→SQLite `default`→`s2`. Processes are the tests' helpers'
  * (tests/helpers/index.ts, which start them as the bench does, perf/lib/procs.ts); a service
  * killed with `kill -9` is started again on the same data directory with `restart`, and the
  * clients made here follow it to its new port.
@@ -66,12 +66,12 @@ export interface Cluster {
 /** What `kill9` can kill: the proxy, a pool's worker, the supervisor, a pool's redis-server. */
 export type KillRole = 'proxy' | 'source-worker' | 'target-worker' | 'supervisor' | 'source-redis' | 'target-redis'
 
-/** The pools of a pair: names and which Redis servers they need. */
-export function poolsOf(from: Store, to: Store): { from: string; to: string; redis: string[] } {
-  if (from === 'sqlite' && to === 'sqlite') throw new Error('SQLite→SQLite needs two SQLite pools: not a pair these tests run')
-  if (from === 'sqlite') return { from: 'default', to: 'r1', redis: ['r1'] }
-  if (to === 'sqlite') return { from: 'r1', to: 'default', redis: ['r1'] }
-  return { from: 'r1', to: 'r2', redis: ['r1', 'r2'] }
+/** The pools of a pair: names, and which Redis servers and extra SQLite pools they need. */
+export function poolsOf(from: Store, to: Store): { from: string; to: string; redis: string[]; sqlite: string[] } {
+  if (from === 'sqlite' && to === 'sqlite') return { from: 'default', to: 's2', redis: [], sqlite: ['s2'] }
+  if (from === 'sqlite') return { from: 'default', to: 'r1', redis: ['r1'], sqlite: [] }
+  if (to === 'sqlite') return { from: 'r1', to: 'default', redis: ['r1'], sqlite: [] }
+  return { from: 'r1', to: 'r2', redis: ['r1', 'r2'], sqlite: [] }
 }
 
 export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<Cluster> {
@@ -98,11 +98,16 @@ export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<C
     const r = await admin('PUT', `/v2/pools/${name}`, { weight: 1, uri: `${redis.get(name)!.url}?durability=${durable ? 'durable' : 'fast'}` })
     if (r.status !== 201) throw new Error(`adding pool ${name}: ${r.status} ${r.text}`)
   }
+  for (const name of names.sqlite) {
+    const r = await admin('PUT', `/v2/pools/${name}`, { weight: 1, uri: `sqlite:${name}.sqlite` })
+    if (r.status !== 201) throw new Error(`adding pool ${name}: ${r.status} ${r.text}`)
+  }
   // Only the source takes new queues while the tests create theirs (`placeOnSource`).
-  for (const name of ['default', ...names.redis]) {
+  for (const name of ['default', ...names.redis, ...names.sqlite]) {
     const r = await admin('PATCH', `/v2/pools/${name}`, { weight: name === names.from ? 1 : 0 })
     if (r.status !== 200) throw new Error(`weighting pool ${name}: ${r.status} ${r.text}`)
   }
+  await poolsReachable(admin, ['default', ...names.redis, ...names.sqlite])
 
   const movable = (project: string): ZaqarClient => {
     const clientId = randomUUID()
@@ -129,6 +134,7 @@ export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<C
     admin,
     async restart() {
       svc = await startMissive(t, { env, config, dataDir })
+      await poolsReachable(admin, ['default', ...names.redis, ...names.sqlite])
       return svc
     },
     async kill9(role, pools = { from: names.from, to: names.to }) {
@@ -172,6 +178,19 @@ export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<C
     },
   }
   return cluster
+}
+
+/**
+ * Waits until the proxy reaches a worker of each pool (the supervisor starts a new pool's worker
+ * on its own schedule; a migration to a pool the proxy cannot reach is refused).
+ */
+async function poolsReachable(admin: (method: string, path: string) => Promise<HttpResp>, pools: string[]): Promise<void> {
+  for (const pool of pools) {
+    await waitFor(async () => (await admin('GET', `/v2/admin/pools/${pool}/stats`)).json?.storage?.reachable === true, {
+      timeoutMs: 30_000,
+      what: `pool ${pool} to be served`,
+    })
+  }
 }
 
 /**

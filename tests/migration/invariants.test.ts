@@ -31,6 +31,8 @@ const METADATA = {
 /** Messages in the queue before the migration starts (producer number 99). */
 const PREFILL = 600
 const HOLDER = 50
+/** Copy rate of the migrations here, messages/s. */
+const COPY_RATE = 300
 
 /** Fills the queue with `n` stamped messages in batches of 10. */
 async function prefill(traffic: Traffic, client: ZaqarClient, n: number): Promise<void> {
@@ -42,7 +44,7 @@ async function prefill(traffic: Traffic, client: ZaqarClient, n: number): Promis
 
 /** Claims, then deletes, until a claim finds nothing. */
 async function drain(traffic: Traffic, client: ZaqarClient): Promise<void> {
-  while ((await traffic.claimAndDelete(client, 98)) > 0);
+  while ((await traffic.claimAndDelete(client, 98, undefined, 20)) > 0);
 }
 
 /** What the checker says, asserted; the counts as a comment. */
@@ -67,7 +69,8 @@ async function moveUnderLoad(t: Test, from: Store, to: Store): Promise<void> {
 
   traffic.start(t)
   await waitFor(() => traffic.posted > PREFILL + 30 && traffic.delivered > 30, { what: 'traffic under way' })
-  const id = await startMigration(c, client.project, QUEUE, c.to)
+  // Rate-limited, so that the copy takes a few seconds of the traffic.
+  const id = await startMigration(c, client.project, QUEUE, c.to, { rate: COPY_RATE })
   const m = await migrationEnded(c, id)
   t.equal(m.state, 'done', `the migration ${from}→${to} ends done (${JSON.stringify(m)})`)
   t.comment(`migration ${from}→${to}: ${JSON.stringify(m)}`)
@@ -104,9 +107,11 @@ async function moveUnderLoad(t: Test, from: Store, to: Store): Promise<void> {
   }
   await drain(traffic, client)
   t.equal((await client.req('GET', `/v2/queues/${QUEUE}/stats`)).json.messages.total, 0, 'the final drain empties the queue')
+  traffic.history.finish(await traffic.listAll(client))
   assertHistory(t, traffic, `${from}→${to} after the final drain`)
 }
 
+t.test('SQLite → SQLite under load', (t) => moveUnderLoad(t, 'sqlite', 'sqlite'))
 t.test('SQLite → Redis under load', (t) => moveUnderLoad(t, 'sqlite', 'redis'))
 t.test('Redis → SQLite under load', (t) => moveUnderLoad(t, 'redis', 'sqlite'))
 t.test('Redis → Redis under load', (t) => moveUnderLoad(t, 'redis', 'redis'))

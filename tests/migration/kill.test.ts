@@ -8,9 +8,10 @@
  * (tests/migration/checker.ts) finds nothing lost, duplicated or resurrected in what a producer
  * and a consumer did on the queue throughout.
  *
- * One durable Redis→Redis cluster (pools `r1`, `r2` on servers with `appendfsync always`, the
- * pools `durability=durable`; SQLite catalog and pool synchronous=FULL) serves every case, each
- * on its own queue, moving to whichever pool it is not on. Points are reached by watching the
+ * Missive's processes are killed on a durable SQLite cluster (pools `default` and `s2`,
+ * synchronous=FULL), the redis-servers on a durable Redis one (pools `r1`, `r2` on servers with
+ * `appendfsync always`, `durability=durable`). Each cluster serves all its cases, each on its own
+ * queue, moving it to whichever pool it is not on. Points are reached by watching the
  * migration through the admin API (state, messages copied), never by sleeping; the copy is rate
  * limited so that "mid-copy" lasts long enough to be seen.
  */
@@ -19,25 +20,32 @@ import type { Test } from 'tap'
 import type { ZaqarClient } from '../helpers/http.js'
 import { waitFor } from '../helpers/index.js'
 import { describe, type Stamp } from './checker.js'
-import { getMigration, migrationEnded, startCluster, type Cluster, type KillRole, type MigrationView } from './harness.js'
+import { getMigration, migrationEnded, startCluster, type Cluster, type KillRole, type MigrationView, type Store } from './harness.js'
 import { DEFAULT_TRAFFIC, Traffic } from './traffic.js'
 
 t.setTimeout(600_000)
 
-const ROLES: KillRole[] = ['proxy', 'source-worker', 'target-worker', 'supervisor', 'source-redis', 'target-redis']
+/** Killed on the SQLite cluster: every Missive process. */
+const PROCESSES: KillRole[] = ['proxy', 'source-worker', 'target-worker', 'supervisor']
+/** Killed on the Redis cluster: each redis-server. */
+const SERVERS: KillRole[] = ['source-redis', 'target-redis']
 const POINTS = ['before the copy', 'mid-copy', 'at the switch', 'after the switch'] as const
 type Point = (typeof POINTS)[number]
 
-/** Messages in each queue before its migration starts; the copy moves them at `RATE` per second. */
-const PREFILL = 400
-const RATE = 400
+/**
+ * Messages in each queue before its migration starts; the copy moves them at `RATE` per second
+ * in batches of `BATCH` (config `migration.batch`), so its progress shows in steps.
+ */
+const PREFILL = 600
+const RATE = 300
+const BATCH = 64
 
 /** Starts moving `queue` to the pool it is not on; its source and target. */
 async function migrateAway(c: Cluster, project: string, queue: string): Promise<{ id: string; from: string; to: string }> {
   for (const [from, to] of [
-    ['r1', 'r2'],
-    ['r2', 'r1'],
-  ] as const) {
+    [c.from, c.to],
+    [c.to, c.from],
+  ]) {
     const r = await c.admin('POST', '/v2/admin/migrations', { project, queue, to_pool: to, rate: RATE })
     if (r.status === 202) return { id: String(r.json.id), from, to }
     if (r.status !== 409) throw new Error(`starting the migration: ${r.status} ${r.text}`)
@@ -71,9 +79,9 @@ async function killCase(t: Test, c: Cluster, client: ZaqarClient, role: KillRole
   const queue = `k-${role}-${point.replaceAll(' ', '-')}`
   t.equal((await client.req('PUT', `/v2/queues/${queue}`, { body: { color: 'green' } })).status, 201)
   const traffic = new Traffic([client], queue, { ...DEFAULT_TRAFFIC, producers: 1, consumers: 1, postGapMs: 10 })
-  for (let s = 0; s < PREFILL; s += 20) {
-    t.ok(await traffic.postBatch(client, Array.from({ length: 20 }, (_, i): Stamp => ({ p: 99, s: s + i }))), 'prefill')
-  }
+  let filled = true
+  for (let s = 0; s < PREFILL; s += 20) filled &&= await traffic.postBatch(client, Array.from({ length: 20 }, (_, i): Stamp => ({ p: 99, s: s + i })))
+  t.ok(filled, `${PREFILL} messages in the queue`)
   traffic.start(t)
   const { id, from, to } = await migrateAway(c, client.project, queue)
   const at = await reach(c, id, point)
@@ -98,14 +106,19 @@ async function killCase(t: Test, c: Cluster, client: ZaqarClient, role: KillRole
     'clients saw successes and proper 503s only',
   )
   // Leave the stores small for the next case.
-  while ((await traffic.claimAndDelete(client, 98)) > 0);
+  while ((await traffic.claimAndDelete(client, 98, undefined, 20)) > 0);
   t.equal((await client.req('DELETE', `/v2/queues/${queue}`)).status, 204)
 }
 
-t.test('kill -9 of each process at each point of a migration (Redis → Redis, durable)', async (t) => {
-  const c = await startCluster(t, { from: 'redis', to: 'redis', durability: 'durable' })
-  // Queues go to either Redis pool; each case moves its queue to the other.
-  t.equal((await c.admin('PATCH', '/v2/pools/r2', { weight: 1 })).status, 200)
+/** One durable cluster whose two pools both take queues; each case moves its queue to the other. */
+async function matrix(t: Test, store: Store, roles: KillRole[]): Promise<void> {
+  // A short lease: a killed runner's migration is taken over within 1.5 s; a short drain: a
+  // proxy orphaned by its supervisor's death lets go within half a second.
+  const c = await startCluster(t, { from: store, to: store, durability: 'durable', config: { drainTimeoutMs: 500, migration: { batch: BATCH, leaseMs: 1500 } } })
+  t.equal((await c.admin('PATCH', `/v2/pools/${c.to}`, { weight: 1 })).status, 200)
   const client = c.client()
-  for (const role of ROLES) for (const point of POINTS) await t.test(`${role} killed ${point}`, (t) => killCase(t, c, client, role, point))
-})
+  for (const role of roles) for (const point of POINTS) await t.test(`${role} killed ${point}`, (t) => killCase(t, c, client, role, point))
+}
+
+t.test('kill -9 of each Missive process at each point of a migration (SQLite → SQLite, durable)', (t) => matrix(t, 'sqlite', PROCESSES))
+t.test('kill -9 of each redis-server at each point of a migration (Redis → Redis, durable)', (t) => matrix(t, 'redis', SERVERS))

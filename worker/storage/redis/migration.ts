@@ -83,14 +83,20 @@ export class RedisMigration {
   async readForMigration(ref: QueueRef, after: number, limit: number): Promise<MigrationBatch> {
     const from = Number.isFinite(after) && after > 0 ? Math.floor(after) : 0
     const r = await this.#ctx.acked(
-      this.#ctx.scripts.run<[string | number, number, RecordTuple[], ClaimTuple[]]>('readForMigration', queueKeys(ref).list, [
+      this.#ctx.scripts.run<[string | number, number, RecordTuple[], ClaimTuple[], string]>('readForMigration', queueKeys(ref).list, [
         this.#ctx.clock(),
         from,
         clampLimit(limit),
         MIGRATION_BATCH_BYTES,
       ]),
     )
-    return { next: Number(r[0]), end: Number(r[1]) === 1, records: r[2].map(toRecord), claims: r[3].map(toClaim) }
+    return {
+      next: Number(r[0]),
+      end: Number(r[1]) === 1,
+      records: r[2].map(toRecord),
+      claims: r[3].map(toClaim),
+      metadata: r[4] === '' ? null : (JSON.parse(r[4]) as Metadata),
+    }
   }
 
   async readJournal(ref: QueueRef, limit: number): Promise<JournalPage> {

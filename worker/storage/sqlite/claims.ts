@@ -124,7 +124,11 @@ export class SqliteClaims {
       const dlq = this.#queues.policy(ref, queue).deadLetter
       // A DLQ the caller has not vouched for as local (ClaimOptions.deadLetter) is not filled
       // here: its due messages stay, and are read past (up to DUE_MAX) so they block no claim.
-      const defer = dlq !== undefined && opts.deadLetter !== undefined && opts.deadLetter !== dlq.queue
+      // A DLQ fenced by a migration (moving or moved away) is not filled here either: its due
+      // messages are reported, for the proxy to move to wherever the queue lives.
+      const defer =
+        dlq !== undefined &&
+        ((opts.deadLetter !== undefined && opts.deadLetter !== dlq.queue) || this.#ctx.fenced({ project: ref.project, queue: dlq.queue }))
       const rows = this.#claimable.all(queue.qid, now, now, now, defer ? opts.limit + DUE_MAX : opts.limit)
       if (rows.length === 0) return null
       const due: string[] = []
@@ -139,8 +143,6 @@ export class SqliteClaims {
             due.push(r.id)
             continue
           }
-          // A DLQ fenced by a migration (moving or moved away) takes nothing: the message stays.
-          if (this.#ctx.fenced({ project: ref.project, queue: dlq.queue })) continue
           const target = this.#queues.ensure({ project: ref.project, queue: dlq.queue }, now)
           const moved = this.#moveOut.get(r.seq) as MovedRow
           if (this.#ctx.journal.jid !== 0) this.#ctx.journal.note(r.id)
@@ -188,8 +190,10 @@ export class SqliteClaims {
     this.#release = db.transaction((ref: QueueRef, claimId: string) => {
       const queue = this.#queues.find(ref)
       if (queue === undefined) return
-      this.#deleteClaim.run(claimId, queue.qid)
+      const { changes } = this.#deleteClaim.run(claimId, queue.qid)
       this.#journalClaim(claimId, queue.qid)
+      // The claim itself goes too: journalled under its own id, whose record reads as missing.
+      if (changes > 0 && this.#ctx.journal.jid !== 0) this.#ctx.journal.note(claimId)
       this.#unclaim.run(claimId, queue.qid)
     })
   }

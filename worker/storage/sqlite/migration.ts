@@ -128,6 +128,7 @@ export class SqliteMigration {
   readonly #insert: Statement<[string, number, string, string, number, number, number, number, string | null, number, number]>
   readonly #putClaim: Statement<[string, number, number, number, number]>
   readonly #remove: Statement<[string, number]>
+  readonly #removeClaims: Statement<[string, number]>
   readonly #dropKeys: Statement<[string, string, number]>
 
   constructor(ctx: Ctx, queues: SqliteQueues) {
@@ -170,6 +171,7 @@ export class SqliteMigration {
        ON CONFLICT (id) DO UPDATE SET qid = excluded.qid, ttl = excluded.ttl, expires = excluded.expires, updated = excluded.updated`,
     )
     this.#remove = db.prepare('DELETE FROM messages INDEXED BY messages_id WHERE id IN (SELECT value FROM json_each(?)) AND qid = ?')
+    this.#removeClaims = db.prepare('DELETE FROM claims WHERE id IN (SELECT value FROM json_each(?)) AND qid = ?')
     this.#dropKeys = db.prepare(
       `DELETE FROM idempotency WHERE (project, queue, key) IN
        (SELECT project, queue, key FROM idempotency WHERE project = ? AND queue = ? LIMIT ?)`,
@@ -265,7 +267,7 @@ export class SqliteMigration {
   readForMigration(ref: QueueRef, after: number, limit: number): MigrationBatch {
     const queue = this.#queues.find(ref)
     const from = Number.isFinite(after) ? after : 0
-    if (queue === undefined) return { records: [], claims: [], next: from, end: true }
+    if (queue === undefined) return { records: [], claims: [], next: from, end: true, metadata: null }
     const now = this.#ctx.clock()
     const cap = clampLimit(limit)
     const records: MessageRecord[] = []
@@ -286,7 +288,7 @@ export class SqliteMigration {
     const cut = examined === cap || bytes >= MIGRATION_BATCH_BYTES
     // A large post being staged lies beyond what was read: not the end yet.
     const end = !cut && this.#staged.get(queue.qid) === undefined
-    return { records, claims: this.#claims(names, queue.qid, now), next, end }
+    return { records, claims: this.#claims(names, queue.qid, now), next, end, metadata: this.#queues.parse(queue.metadata) }
   }
 
   readJournal(ref: QueueRef, limit: number): JournalPage {
@@ -349,7 +351,11 @@ export class SqliteMigration {
       this.#insert.run(rec.id, qid, rec.body, rec.clientId, rec.ttl, rec.created, rec.expires, rec.visible, claimId, claimExpires, rec.claimCount)
     }
     for (const c of change.claims ?? []) this.#putClaim.run(c.id, qid, c.ttl, c.expires, c.updated)
-    if (remove.length > 0) this.#remove.run(JSON.stringify(remove), qid)
+    if (remove.length > 0) {
+      const list = JSON.stringify(remove)
+      this.#remove.run(list, qid)
+      this.#removeClaims.run(list, qid)
+    }
   }
 
   countForMigration(ref: QueueRef): number {

@@ -4,7 +4,8 @@
   (empties the copy, keeps the record and the fence), metadata (creates the queue when absent),
   upserts (a new id is appended with a fresh seq, so the copy keeps the order given; a known id
   has its mutable state replaced and keeps its place), claims (replacing one of the same id; a
-  claim's message list gains the imported messages that name it), removals.
+  claim's message list gains the imported messages that name it), removals (of messages, and of
+  claims: a released claim is journalled under its own id).
   KEYS: the eleven keys of the queue (lib.lua).
   ARGV: [1] now (ms)  [2] token  [3] reset ('1'|'0')  [4] '1' when metadata follows
         [5] metadata JSON text  [6..11] maxpost, ttl, delay, dlq, dlqmax, dlqttl ('' absent)
@@ -114,4 +115,9 @@ p = p + 1
 local gone = {}
 for i = p, p + nremove - 1 do gone[#gone + 1] = ARGV[i] end
 remove_messages(k, gone)
+-- A removed id may name a claim (a release journals the claim's id).
+if #gone > 0 then
+  call_chunked('HDEL', k.c, gone)
+  call_chunked('ZREM', k.x, gone)
+end
 return { 'OK', created }

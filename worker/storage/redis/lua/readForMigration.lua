@@ -9,7 +9,7 @@
   Returns: { next (last seq examined), end (1|0), records, claims } where a record is
            { id, seq, created, ttl, expires, visible, claimCount, claimId or '', claimExpires,
            clientId, body } and a claim { id, ttl, expires, updated } (the active claims the
-           records name).
+           records name), meta (the metadata JSON text; '' when the queue does not exist).
   Errors: none.
 ]]
 local k = queue_keys(0)
@@ -17,7 +17,8 @@ local now = tonumber(ARGV[1])
 local after = ARGV[2]
 local limit = tonumber(ARGV[3])
 local maxbytes = tonumber(ARGV[4])
-if redis.call('EXISTS', k.q) == 0 then return { after, 1, {}, {} } end
+local meta = redis.call('HGET', k.q, 'meta')
+if not meta then return { after, 1, {}, {}, '' } end
 if redis.call('HGET', k.f, 'state') == 'moved' then unstage(k, PROMOTE_STEP) end
 local upto = visible_max(k.q)
 local page = redis.call('ZRANGEBYSCORE', k.a, '(' .. after, upto, 'WITHSCORES', 'LIMIT', 0, limit)
@@ -57,4 +58,4 @@ end
 local cut = examined == limit or bytes >= maxbytes
 local ended = 0
 if not cut and not redis.call('HGET', k.q, 'stagelo') then ended = 1 end
-return { next, ended, records, claims }
+return { next, ended, records, claims, meta }

@@ -32,7 +32,11 @@ end
 if #recs > 0 then
   call_chunked('HSET', k.m, recs, CHUNK * 2)
   to_ready(k, k.i, freed)
-  if journalled then journal(k, freed) end
+end
+-- The claim itself goes too: journalled under its own id, whose record reads as missing.
+if journalled then
+  freed[#freed + 1] = cid
+  journal(k, freed)
 end
 redis.call('HDEL', k.c, cid)
 redis.call('ZREM', k.x, cid)
