@@ -14,7 +14,7 @@
  * - `copying`: fence the target `importing` and the source `journal`; copy batches in FIFO order
  *   (rate-limited), draining the journal between batches; when a batch reaches the end, go
  *   `switching`.
- * - `switching`: copy the metadata, fence the source `moved` (clients now wait), copy the tail,
+ * - `switching`: fence the source `moved` (clients now wait), copy the tail and the metadata,
  *   drain the journal,
  *   compare counts (a mismatch restarts the copy: never switch on one), lift the target's fence,
  *   `finishSwitch` (placement ← target, every proxy forgets the queue).
@@ -485,20 +485,6 @@ export class MigrationRunner {
     // crashed before the catalog switched. Only the catalog step remains.
     if (targetFence !== null) {
       if (targetFence.token !== m.id || targetFence.state !== 'importing') throw new FenceConflict(ref, targetFence)
-      job.check()
-      const sourceFence = await src.getFence(ref)
-      if (sourceFence?.token !== m.id || sourceFence.state !== 'moved') {
-        // The metadata is a client read, refused once the source is fenced `moved`: read it as
-        // late as possible, right before the fence, so a metadata write can only be missed in
-        // that one round trip (docs/migration.md, "Limits"). A crash after the fence finds the
-        // metadata already imported (it was imported first).
-        job.check()
-        const meta = await src.getQueue(ref)
-        if (meta !== null) {
-          job.check()
-          await dst.importMessages(ref, m.id, { metadata: meta })
-        }
-      }
       await this.#fence(job, src, ref, { token: m.id, to: m.to, state: 'moved' }, m.id)
       let count = 0
       for (let attempt = 0; ; attempt++) {
