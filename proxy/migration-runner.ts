@@ -503,9 +503,10 @@ export class MigrationRunner {
           attempt = -1
         }
       }
-      // The metadata once more, now that the source refuses clients: a change made after the
-      // copy read it (setQueueMetadata is not journalled) is not lost. Read through the migration
-      // cursor, which the fence does not refuse.
+      // The metadata, now that the source refuses clients and it can no longer change
+      // (setQueueMetadata is not journalled). Read through the migration cursor, which the fence
+      // does not refuse; a crash before the import repeats it (this branch runs until the
+      // target's fence is lifted).
       job.check()
       const last = await src.readForMigration(ref, job.m.cursor, 1)
       if (last.metadata !== undefined && last.metadata !== null) {

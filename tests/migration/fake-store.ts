@@ -170,6 +170,7 @@ export class FakeStore implements MigratingStore {
   async readForMigration(ref: QueueRef, after: number, limit: number): Promise<MigrationBatch> {
     this.hook('readForMigration', ref)
     const q = this.#q(ref, false)
+    // As the stores do: the metadata with every batch (null: no queue), fences ignored.
     if (q === undefined) return { records: [], claims: [], next: after, end: true, metadata: null }
     const all = [...q.messages.values()].filter((m) => m.seq > after)
     const records = all.slice(0, limit).map((m) => ({ ...m }))
