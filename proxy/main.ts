@@ -16,6 +16,7 @@ import type { DataDriver } from '../shared/storage/contract.js'
 import { metered } from '../worker/storage/metered.js'
 import { HttpServer } from './app.js'
 import { createAuthenticator } from './auth/index.js'
+import { RateLimiter } from './limits/index.js'
 import { EmbeddedPool } from './embedded.js'
 import { ProxyMetrics, serveMetrics, type WorkerRef } from './metrics.js'
 import { RpcDriver } from './rpc-client.js'
@@ -104,7 +105,8 @@ async function main(): Promise<void> {
   await Promise.allSettled([...rpc.keys(), ...embedded.keys()].flatMap((pool) => ready(pool, 5_000)))
 
   const auth = await createAuthenticator(config, { catalogUri, log })
-  const server = new HttpServer({ config, storage, control: pools, log, auth, ...(metrics && { metrics }) })
+  const limiter = await RateLimiter.open(config, catalogUri)
+  const server = new HttpServer({ config, storage, control: pools, log, auth, limiter, ...(metrics && { metrics }) })
   const port = await server.listen()
   const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.metricsBind ?? config.bind, config.metricsPort, metrics) : undefined
   log.info({ bind: config.bind, port, ...(config.adminPort > 0 && { adminBind: config.adminBind ?? config.bind, adminPort: config.adminPort }) }, 'proxy listening')
@@ -123,6 +125,7 @@ async function main(): Promise<void> {
     await storage.close()
     await Promise.all([...[...rpc.values()].flat(), ...embedded.values()].map((d) => d.close()))
     await auth.close()
+    await limiter?.close()
     await catalog.close()
     log.info('proxy stopped')
     log.flush()

@@ -30,6 +30,8 @@ export const ERRORS = {
   payload_too_large: { status: 413, title: 'Request entity too large' },
   uri_too_long: { status: 414, title: 'URI too long' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
+  /** A project over its rate limit (docs/limits.md). */
+  too_many_requests: { status: 429, title: 'Too many requests' },
   header_too_large: { status: 431, title: 'Request header fields too large' },
   internal: { status: 500, title: 'Internal server error' },
   unavailable: { status: 503, title: 'Service temporarily unavailable' },
