@@ -16,6 +16,7 @@ import type { DataDriver } from '../shared/storage/contract.js'
 import { metered } from '../worker/storage/metered.js'
 import { HttpServer } from './app.js'
 import { createAuthenticator } from './auth/index.js'
+import { RateLimiter } from './limits/index.js'
 import { EmbeddedPool } from './embedded.js'
 import { LongPoll } from './long-poll.js'
 import { RedisWakeups } from './long-poll-redis.js'
@@ -191,7 +192,8 @@ async function main(): Promise<void> {
   BACKLOG.set(pools, backlog)
   metrics?.watchBacklog(backlog)
   const auth = await createAuthenticator(config, { catalogUri, log })
-  server = new HttpServer({ config, storage, control: pools, log, longPoll, auth, ...(metrics && { metrics }) })
+  const limiter = await RateLimiter.open(config, catalogUri)
+  server = new HttpServer({ config, storage, control: pools, log, longPoll, auth, limiter, ...(metrics && { metrics }) })
   const port = await server.listen()
   const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.metricsBind ?? config.bind, config.metricsPort, metrics) : undefined
   log.info({ bind: config.bind, port, ...(config.adminPort > 0 && { adminBind: config.adminBind ?? config.bind, adminPort: config.adminPort }) }, 'proxy listening')
@@ -216,6 +218,7 @@ async function main(): Promise<void> {
     for (const w of wakeups.values()) w.close()
     await Promise.all([...[...rpc.values()].flat(), ...embedded.values()].map((d) => d.close()))
     await auth.close()
+    await limiter?.close()
     await catalog.close()
     log.info('proxy stopped')
     log.flush()
