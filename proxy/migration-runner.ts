@@ -12,9 +12,10 @@
  *
  * What it does with one migration, by state (shared/storage/migration.ts has the store side):
  * - `copying`: fence the target `importing` and the source `journal`; copy batches in FIFO order
- *   (rate-limited), draining the journal between batches; when a batch reaches the end, copy the
- *   metadata and go `switching`.
+ *   (rate-limited), draining the journal between batches; when a batch reaches the end, go
+ *   `switching`.
  * - `switching`: fence the source `moved` (clients now wait), copy the tail, drain the journal,
+ *   copy the metadata (read through the cursor, which the fence does not refuse),
  *   compare counts (a mismatch restarts the copy: never switch on one), lift the target's fence,
  *   `finishSwitch` (placement ← target, every proxy forgets the queue).
  * - `cleaning`: drop the source's data (the `moved` fence stays as a tombstone), `done`.
@@ -38,15 +39,12 @@ import type { CatalogStore } from '../catalog/contract.js'
 import { MigrationError, type Migration, type MigrationPatch } from '../catalog/migration-record.js'
 import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
-import type { Metadata, QueueRef } from '../shared/storage/contract.js'
+import type { QueueRef } from '../shared/storage/contract.js'
 import { FenceConflict } from '../shared/storage/errors.js'
-import type { JournalEntry, MigrationOperations, QueueFence } from '../shared/storage/migration.js'
+import { MIGRATION_BATCH_BYTES, type JournalEntry, type MigrationOperations, type QueueFence } from '../shared/storage/migration.js'
 
-/** What the runner needs of one pool's store for one queue. */
-export interface MigratingStore extends MigrationOperations {
-  /** The queue's metadata (a client read: served under a `journal` fence, refused under `moved`). */
-  getQueue(ref: QueueRef): Promise<Metadata | null>
-}
+/** What the runner needs of one pool's store for one queue: the migration operations. */
+export type MigratingStore = MigrationOperations
 
 /** The store of `pool` that owns `ref` (throws `unavailable` when this proxy cannot reach it). */
 export type Reach = (pool: string, ref: QueueRef) => MigratingStore
@@ -118,9 +116,9 @@ class Job {
   readonly began = performance.now()
   constructor(
     public m: Migration,
-    trustMs: number,
+    trustedUntil: number,
   ) {
-    this.trustedUntil = performance.now() + trustMs
+    this.trustedUntil = trustedUntil
   }
   check(): void {
     if (this.aborted || performance.now() > this.trustedUntil) throw new LeaseGone()
@@ -178,6 +176,8 @@ export class MigrationRunner {
   async #tick(): Promise<void> {
     while (!this.#stopped && this.#jobs.size < this.#o.maxRunning) {
       let m: Migration | null
+      // The lease counts from before the request: a slow answer shortens the trust, never extends it.
+      const asked = performance.now()
       try {
         m = await this.#o.catalog.acquireMigration(this.owner, this.#o.leaseMs, [...this.#jobs.keys()])
       } catch (err) {
@@ -185,13 +185,13 @@ export class MigrationRunner {
         return
       }
       if (m === null || this.#stopped) return
-      this.#start(m)
+      this.#start(m, asked)
     }
   }
 
-  #start(m: Migration): void {
+  #start(m: Migration, asked: number): void {
     const trust = this.#o.leaseMs * 0.8
-    const job = new Job(m, trust)
+    const job = new Job(m, asked + trust)
     this.#jobs.set(m.id, job)
     this.#o.observer?.running(1)
     // Renewal: a third of the lease, so two renewals can fail before the lease is in doubt.
@@ -407,10 +407,13 @@ export class MigrationRunner {
   }
 
   /**
-   * Copies batches after `cursor` until a batch reaches the end, draining the journal after each.
-   * Persists progress at most every 250 ms. Returns the cursor reached.
+   * Copies batches after the cursor, draining the journal after each, and persists progress at
+   * most every 250 ms. `live` (the copy before the switch: rate-limited) stops once the tail is
+   * small: a batch that reached the end, or came back short (fewer records than asked for, not
+   * cut by the byte limit), so what is left is what arrived during that one batch. Otherwise (the
+   * source frozen at the switch) it goes to the end.
    */
-  async #copyBatches(job: Job, src: MigratingStore, dst: MigratingStore, pace: boolean): Promise<void> {
+  async #copyBatches(job: Job, src: MigratingStore, dst: MigratingStore, live: boolean): Promise<void> {
     const ref = refOf(job.m)
     let cursor = job.m.cursor
     const since = performance.now()
@@ -439,7 +442,9 @@ export class MigrationRunner {
         if (job.m.state !== 'copying' && job.m.state !== 'switching') return
       }
       if (batch.end && !reset) return
-      if (pace) await this.#pace(job, movedHere, since)
+      // A producer as fast as the copy would keep `end` false for ever: a short batch is tail enough.
+      if (live && !reset && batch.records.length < this.#o.batch && bytes < MIGRATION_BATCH_BYTES / 2) return
+      if (live) await this.#pace(job, movedHere, since)
     }
   }
 
@@ -462,13 +467,6 @@ export class MigrationRunner {
     }
     await this.#copyBatches(job, src, dst, true)
     if (job.m.state !== 'copying') return
-    // The metadata, read while the source still serves reads; the switch follows at once.
-    job.check()
-    const meta = await src.getQueue(ref)
-    if (meta !== null) {
-      job.check()
-      await dst.importMessages(ref, m.id, { metadata: meta })
-    }
     // The catalog first: a cancel racing this is refused here, before the source is fenced.
     await this.#patch(job, { state: 'switching', switchedAt: Date.now(), error: null })
   }
@@ -505,9 +503,10 @@ export class MigrationRunner {
           attempt = -1
         }
       }
-      // The metadata once more, now that the source refuses clients: a change made after the
-      // copy read it (setQueueMetadata is not journalled) is not lost. Read through the migration
-      // cursor, which the fence does not refuse.
+      // The metadata, now that the source refuses clients and it can no longer change
+      // (setQueueMetadata is not journalled). Read through the migration cursor, which the fence
+      // does not refuse; a crash before the import repeats it (this branch runs until the
+      // target's fence is lifted).
       job.check()
       const last = await src.readForMigration(ref, job.m.cursor, 1)
       if (last.metadata !== undefined && last.metadata !== null) {

@@ -19,6 +19,7 @@ const FILL: Record<string, string> = {
   pool: 'no-such-pool',
   flavor: 'no-such-flavor',
   key: '00000000deadbeef',
+  tenant: 'no-such-project',
 }
 
 const ADMIN = /^(?:pools|flavors|health|admin)(?:\/|$)/

@@ -139,14 +139,15 @@ for (const [from, to] of pairs) {
       let rounds = 0
       for (let state = m.state; !['done', 'failed', 'cancelled'].includes(state); rounds++) {
         acked.push(...(await client((d) => d.postMessages(ref, [{ body: `{"live":${rounds}}` }], POST))))
-        if (rounds % 4 === 1) {
+        // Claims and deletes in the first rounds (on a slow machine the move takes many rounds).
+        if (rounds % 4 === 1 && rounds < 100) {
           const c = await client((d) => d.createClaim(ref, { ttl: 120, grace: 60, limit: 2 }))
           if (c !== null) {
             claims.push({ id: c.id, ids: c.messages.map((x) => x.id) })
             for (const x of c.messages) touched.add(x.id)
           }
         }
-        if (rounds % 3 === 2) {
+        if (rounds % 3 === 2 && rounds < 100) {
           const victim = acked.find((id) => !deleted.has(id) && !touched.has(id))!
           await client((d) => d.deleteMessage(ref, victim))
           deleted.add(victim)
