@@ -89,10 +89,10 @@ export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<C
     env.MISSIVE_CATALOG = `${catalog.url}?prefix=mig:`
   }
   const config = { durability: durable ? 'durable' : 'fast', ...opts.config }
-  let svc = await startMissive(t, { env, config })
+  let svc = await startMissive(t, { env, config, timeoutMs: 60_000 })
   const dataDir = svc.dataDir
   const admin = (method: string, path: string, body?: unknown): Promise<HttpResp> =>
-    zaqarClient(svc.baseUrl, { project: 'admin', timeoutMs: 20_000 }).req(method, path, { headers: { 'X-Auth-Token': ADMIN_TOKEN }, ...(body !== undefined && { body }) })
+    zaqarClient(svc.baseUrl, { project: 'admin', timeoutMs: 45_000 }).req(method, path, { headers: { 'X-Auth-Token': ADMIN_TOKEN }, ...(body !== undefined && { body }) })
 
   for (const name of names.redis) {
     const r = await admin('PUT', `/v2/pools/${name}`, { weight: 1, uri: `${redis.get(name)!.url}?durability=${durable ? 'durable' : 'fast'}` })
@@ -109,6 +109,8 @@ export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<C
   }
   await poolsReachable(admin, ['default', ...names.redis, ...names.sqlite])
 
+  // Client timeouts above the proxy's own RPC timeout (30 s): a slow answer is the proxy's to give
+  // (503), and the machine these tests share may be very busy.
   const movable = (project: string): ZaqarClient => {
     const clientId = randomUUID()
     return {
@@ -117,7 +119,7 @@ export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<C
       },
       project,
       clientId,
-      req: (method: string, path: string, o?: RequestOptions) => zaqarClient(svc.baseUrl, { project, clientId, timeoutMs: 20_000 }).req(method, path, o),
+      req: (method: string, path: string, o?: RequestOptions) => zaqarClient(svc.baseUrl, { project, clientId, timeoutMs: 45_000 }).req(method, path, o),
     }
   }
 
@@ -130,10 +132,10 @@ export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<C
     redis,
     env,
     client: (project = `p-${randomUUID()}`) => movable(project),
-    clientOf: (other, project) => zaqarClient(other.baseUrl, { project, timeoutMs: 20_000 }),
+    clientOf: (other, project) => zaqarClient(other.baseUrl, { project, timeoutMs: 45_000 }),
     admin,
     async restart() {
-      svc = await startMissive(t, { env, config, dataDir })
+      svc = await startMissive(t, { env, config, dataDir, timeoutMs: 60_000 })
       await poolsReachable(admin, ['default', ...names.redis, ...names.sqlite])
       return svc
     },
@@ -151,7 +153,7 @@ export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<C
         const pid = svc.pid
         process.kill(pid, 'SIGKILL')
         // Its children stop when their channel to it closes (proxy: after draining).
-        await waitFor(() => kids.every((k: number) => !running(k)), { timeoutMs: 30_000, what: 'the killed supervisor’s children to stop' })
+        await waitFor(() => kids.every((k: number) => !running(k)), { timeoutMs: 60_000, what: 'the killed supervisor’s children to stop' })
         await this.restart()
         return pid
       }
@@ -165,16 +167,16 @@ export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<C
           const now = role === 'proxy' ? [(await svc.children()).proxy] : ((await poolWorkerPids(svc.pid, dataDir)).get(pool) ?? [])
           return now.some((p) => p !== undefined && p !== pid)
         },
-        { timeoutMs: 30_000, what: `the supervisor to restart the ${role}` },
+        { timeoutMs: 60_000, what: `the supervisor to restart the ${role}` },
       )
       // Answering again (the proxy listens on the same port once restarted).
-      await waitFor(async () => (await admin('GET', '/v2/ping').catch(() => undefined))?.status === 204, { timeoutMs: 30_000, what: 'the service to answer again' })
+      await waitFor(async () => (await admin('GET', '/v2/ping').catch(() => undefined))?.status === 204, { timeoutMs: 60_000, what: 'the service to answer again' })
       return pid
     },
     async second(more = {}) {
       if (!opts.redisCatalog) throw new Error('a second service needs the Redis catalog')
       // Its own data dir (its own SQLite default pool, never used by these tests' queues).
-      return startMissive(t, { env, config: { ...config, ...more } })
+      return startMissive(t, { env, config: { ...config, ...more }, timeoutMs: 60_000 })
     },
   }
   return cluster
@@ -187,7 +189,7 @@ export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<C
 async function poolsReachable(admin: (method: string, path: string) => Promise<HttpResp>, pools: string[]): Promise<void> {
   for (const pool of pools) {
     await waitFor(async () => (await admin('GET', `/v2/admin/pools/${pool}/stats`)).json?.storage?.reachable === true, {
-      timeoutMs: 30_000,
+      timeoutMs: 60_000,
       what: `pool ${pool} to be served`,
     })
   }

@@ -90,7 +90,7 @@ async function killCase(t: Test, c: Cluster, client: ZaqarClient, role: KillRole
 
   // The queue serves again wherever it ended up.
   const posted = traffic.posted
-  await waitFor(() => traffic.posted > posted + 3, { timeoutMs: 30_000, what: 'posts after the recovery' })
+  await waitFor(() => traffic.posted > posted + 3, { timeoutMs: 60_000, what: 'posts after the recovery' })
   await traffic.stop()
   traffic.history.finish(await traffic.listAll(client))
   const verdict = traffic.history.check()
