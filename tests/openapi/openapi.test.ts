@@ -16,6 +16,9 @@ import { ROUTES } from '../../proxy/api/routes.js'
 import { ROOT, startMissive, startRedis } from '../helpers/index.js'
 
 const ADMIN = 'openapi-admin-token'
+
+// Two real services (SQLite, Redis) and a Python validation of every answer.
+t.setTimeout(240_000)
 const PYTHON = '/usr/bin/python3'
 const doc = JSON.parse(openApiJson()) as { paths: Record<string, Record<string, unknown>> }
 const meta = JSON.parse(readFileSync(join(ROOT, 'tests/openapi/oas-3.1-schema.json'), 'utf8')) as unknown
