@@ -8,6 +8,9 @@
  * the pool that holds it; it is written once, when the queue is first created.
  */
 import type { QueueRef } from '../shared/storage/contract.js'
+import type { Migration, MigrationPatch, MigrationState, NewMigration } from './migration-record.js'
+
+export type { Migration, MigrationPatch, MigrationState, NewMigration } from './migration-record.js'
 
 /** A storage pool: where queues live. */
 export interface Pool {
@@ -53,7 +56,10 @@ export interface CatalogStore {
    */
   place(ref: QueueRef, pool: string): Promise<string>
 
-  /** Forgets the placement. Missing: no-op. */
+  /**
+   * Forgets the placement. Missing: no-op. A `copying` migration of the queue (it was deleted)
+   * goes to `cancelling` (`error` cleared) in the same write, so the runner rolls it back.
+   */
   removePlacement(ref: QueueRef): Promise<void>
 
   /** How many queues are placed on `pool` (0 for an unknown pool). */
@@ -110,6 +116,69 @@ export interface CatalogStore {
    * must drop everything.
    */
   removalsSince(after: number): Promise<PlacementRemoval[]>
+
+  // Live migrations (docs/migration.md; the record, its states and their transitions are in
+  // catalog/migration-record.ts). Errors are `MigrationError`s (409 or 404), never partial writes.
+
+  /**
+   * Creates a migration in state `copying`, atomically checking that the queue is placed on
+   * `from` (else `not_placed`), that `to` differs (`same_pool`), that both pools exist
+   * (`unknown_pool`), that the queue has no active migration (`active`, naming it), and — when
+   * `maxActiveFrom` is given — that fewer than that many active migrations leave `from`
+   * (`busy`). The store assigns the id (creation-ordered) and `created`.
+   */
+  createMigration(m: NewMigration, opts?: { maxActiveFrom?: number }): Promise<Migration>
+
+  /** The migration, or null. */
+  getMigration(id: string): Promise<Migration | null>
+
+  /** Up to `limit` migrations in creation order (id order), after `after`, of `state` when given. */
+  listMigrations(opts: { limit: number; after?: string; state?: MigrationState }): Promise<Migration[]>
+
+  /** The queue's active migration (copying, switching, cancelling or cleaning), or null. */
+  activeMigration(ref: QueueRef): Promise<Migration | null>
+
+  /** The queue's latest migration (active or ended), or null when it never had one. */
+  lastMigration(ref: QueueRef): Promise<Migration | null>
+
+  /** How many active migrations leave `pool`. */
+  countActiveFrom(pool: string): Promise<number>
+
+  /**
+   * Takes the lease of the oldest active migration whose lease is free or expired (or already
+   * `owner`'s), for `ttlMs` of the store's clock, skipping the ids in `skip`. Null when none.
+   */
+  acquireMigration(owner: string, ttlMs: number, skip?: readonly string[]): Promise<Migration | null>
+
+  /** Extends `owner`'s lease by `ttlMs`; `lease_lost` when another owner holds it or the migration ended. */
+  renewMigration(id: string, owner: string, ttlMs: number): Promise<void>
+
+  /** Gives the lease up (no-op when `owner` does not hold it). */
+  releaseMigration(id: string, owner: string): Promise<void>
+
+  /**
+   * Applies `patch` under `owner`'s lease (compare-and-set on the owner: `lease_lost` otherwise),
+   * checking the state transition (`bad_transition`; `cleaning` only comes from `finishSwitch`).
+   * Ending the migration (done, cancelled, failed) releases the lease. Returns the record after.
+   */
+  updateMigration(id: string, owner: string, patch: MigrationPatch): Promise<Migration>
+
+  /**
+   * The switch, atomically: the placement moves from `from` to `to`, the state goes
+   * `switching` → `cleaning` with `patch` applied, and the catalog version grows by one with a
+   * placement-removal entry for the queue (`removalsSince`), so every proxy forgets its cached
+   * placement. Under `owner`'s lease. Repeating it on a migration already `cleaning` (a crash
+   * after the switch) returns the record unchanged.
+   */
+  finishSwitch(id: string, owner: string, patch?: MigrationPatch): Promise<Migration>
+
+  /**
+   * An operator's cancel: `copying` → `cancelling`, `error` cleared (the runner rolls back: clears the source's
+   * fence, drops the target's copy, ends `cancelled`). Already cancelling or ended cancelled:
+   * returns it unchanged. From the switch on (`switching`, `cleaning`, `done`) or `failed`:
+   * `too_late`. Missing: `not_found`.
+   */
+  cancelMigration(id: string): Promise<Migration>
 
   close(): Promise<void>
 }

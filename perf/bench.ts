@@ -18,6 +18,7 @@ import { openRequestRate, runLoad, type LoadOptions, type LoadResult } from './l
 import { hasBinary, killAll, redisCommand, redisInfo, redisLatency, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
 import { REPORT_VERSION, renderMarkdown, renderSvg, type CpuUse, type Report, type ScenarioResult, type StoreResult, type TargetResult } from './lib/report.js'
 import { noisyMarkdown, runNoisy, type NoisyResult } from './lib/noisy.js'
+import { migrationMarkdown, runMigrationBench } from './lib/migration.js'
 import { round } from './lib/stats.js'
 import { targets, ZaqarRequests } from './lib/zaqar.js'
 
@@ -36,7 +37,12 @@ export const BENCH_FLAGS: FlagSpec[] = [
   { name: 'rates', type: 'list', default: undefined, help: 'open-loop offered rates, messages/s each way (default 1000,5000,10000,20000; --quick 1000)' },
   { name: 'many-queues', type: 'number', default: 10000, help: 'queue count of the T7 scenario' },
   { name: 'pause-damon', type: 'boolean', default: false, help: "turn the host kernel's DAMON monitors off for the run and back on after (root; docs/benchmarks.md)" },
-  { name: 'only', type: 'string', default: undefined, help: 'run one scenario alone, no ceilings: "noisy" (the noisy-neighbour scenario on each of --stores)' },
+  { name: 'only', type: 'string', default: undefined, help: 'run one scenario alone, no ceilings: "noisy" (the noisy-neighbour scenario on each of --stores), "migration" (live migration and pool drain, Redis pools)' },
+  { name: 'migration-messages', type: 'number', default: 1_000_000, help: 'messages in the queue the migration scenario moves' },
+  { name: 'migration-rate', type: 'number', default: 1000, help: 'msgs/s in and out of that queue while it moves' },
+  { name: 'migration-window', type: 'number', default: 10, help: 'seconds of traffic measured before and after the migration' },
+  { name: 'drain-queues', type: 'number', default: 1000, help: 'queues on the pool the drain scenario empties' },
+  { name: 'drain-messages', type: 'number', default: 10, help: 'messages in each of those queues' },
   { name: 'noisy-backlog', type: 'number', default: 100000, help: 'delayed messages the noisy-neighbour attacker loads' },
   { name: 'noisy-batch', type: 'number', default: 1000, help: 'messages per attacker post in the noisy-neighbour scenario (the default max_messages_per_post)' },
   { name: 'noisy-duration', type: 'number', default: 15, help: 'seconds measured in the noisy-neighbour scenario' },
@@ -212,6 +218,53 @@ interface StoreSetup {
    */
   layouts?: StoreVariant[]
   start(variant: string, profileDir: string | null): Promise<{ svc: MissiveService; redis: RedisService | null; pool: string; config: Record<string, unknown> }>
+}
+
+/**
+ * `--only migration` (perf/lib/migration.ts): a Missive with its SQLite default pool and two Redis
+ * pools (the shipped `fast` configuration), the big-queue move under traffic and the pool drain;
+ * writes <base>-migration.{json,md}.
+ */
+async function runMigrationOnly(
+  a: Record<string, unknown>,
+  tmp: string,
+  base: string,
+  run: { commit: { short: string; dirty: boolean }; started: Date; short: string },
+): Promise<void> {
+  if (!hasBinary('redis-server')) throw new UsageError('--only migration needs redis-server')
+  const rate = Number(a['migration-rate'])
+  const md: string[] = [`# Live migration — ${run.started.toISOString().slice(0, 10)} — ${run.short}${run.commit.dirty ? ' (dirty tree)' : ''}`, '']
+  const json: Record<string, unknown> = { commit: run.commit, startedAt: run.started.toISOString(), loadavgStart: os.loadavg() }
+  try {
+    const token = 'bench-admin-token'
+    for (const d of ['r1', 'r2']) await mkdir(join(tmp, d), { recursive: true })
+    const r1 = await startRedis({ dir: join(tmp, 'r1'), appendfsync: 'everysec' })
+    const r2 = await startRedis({ dir: join(tmp, 'r2'), appendfsync: 'everysec' })
+    const svc = await startMissive({ dataDir: join(tmp, 'missive'), pool: 'sqlite:', durability: 'fast', env: { MISSIVE_ADMIN_TOKEN: token, MISSIVE_ACCESS_LOG: 'false' } })
+    log(`migration: Missive on ${svc.url}, Redis ${r1.version} on ${r1.port} and ${r2.port}`)
+    const r = await runMigrationBench({
+      url: svc.url,
+      adminToken: token,
+      pools: { r1: `${r1.url}?durability=fast`, r2: `${r2.url}?durability=fast` },
+      messages: Number(a['migration-messages']),
+      rate,
+      windowS: Number(a['migration-window']),
+      drainQueues: Number(a['drain-queues']),
+      drainMessages: Number(a['drain-messages']),
+      log,
+    })
+    json.result = r
+    md.push(migrationMarkdown(r, rate))
+  } finally {
+    killAll()
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
+  }
+  json.loadavgEnd = os.loadavg()
+  const file = `${base}-migration`
+  await writeFile(`${file}.json`, `${JSON.stringify(json, null, 2)}\n`)
+  await writeFile(`${file}.md`, `${md.join('\n')}\n`)
+  process.stdout.write(`${md.join('\n')}\n`)
+  log(`wrote ${relative(ROOT, `${file}.md`)}`)
 }
 
 /** The noisy-neighbour scenario (perf/lib/noisy.ts) on a fresh start of the store's main variant. */
@@ -718,8 +771,12 @@ async function main(): Promise<void> {
   const noisyDuration = Number(a['noisy-duration'])
   const noisyBatch = Number(a['noisy-batch'])
   const noisyAttackRate = Number(a['noisy-attack-rate'])
+  if (a.only === 'migration') {
+    await runMigrationOnly(a, tmp, base, { commit, started, short })
+    return
+  }
   if (a.only !== undefined) {
-    if (a.only !== 'noisy') throw new UsageError(`--only: unknown scenario "${String(a.only)}" (known: noisy)`)
+    if (a.only !== 'noisy') throw new UsageError(`--only: unknown scenario "${String(a.only)}" (known: noisy, migration)`)
     // The noisy-neighbour scenario alone: no ceilings, no standard suite.
     const md: string[] = [`# Noisy neighbour — ${started.toISOString().slice(0, 10)} — ${short}${commit.dirty ? ' (dirty tree)' : ''}`, '']
     const json: Record<string, unknown> = { commit, startedAt: started.toISOString(), loadavgStart: os.loadavg() }

@@ -3,7 +3,8 @@
  * operation table (shared/storage/operations.ts), against the hand-written forms they replaced
  * (issue 12), copied here as they were: the metrics wrapper (worker/storage/metered.ts), the RPC
  * client's methods (proxy/rpc-client.ts), the worker's RPC dispatch (worker/rpc-server.ts) and
- * the forwarder of the pool served inside the proxy (proxy/embedded.ts).
+ * the forwarder of the pool served inside the proxy (proxy/embedded.ts); and the cost of the circuit
+ * breaker (proxy/circuit-breaker.ts) over a bare driver.
  *
  *   npm run build --silent && node dist/perf/driver-wrappers.js [calls=1000000] [rounds=5] [only]
  *
@@ -19,6 +20,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Counter, Histogram, Registry } from 'prom-client'
 import { RpcDriver } from '../proxy/rpc-client.js'
+import { CircuitBreaker } from '../proxy/circuit-breaker.js'
 import { MissiveError, unavailable } from '../shared/errors.js'
 import { createLogger } from '../shared/log.js'
 import { encodeMessage } from '../shared/rpc/frames.js'
@@ -236,6 +238,12 @@ const stubbed = { duration: { labels: () => quiet } } as unknown as DriverMetric
 const sOld = legacyMetered(noopDriver(), stubbed, { pool: 'p' })
 const sNew = metered(noopDriver(), stubbed, { pool: 'p' })
 await compare('metered, no-op histogram, mixed ops', CALLS, mixed(sOld), mixed(sNew))
+
+// The circuit breaker in front of each pool worker (proxy/circuit-breaker.ts), closed: what it adds
+// to every call (before: the bare driver).
+const guarded = new CircuitBreaker(noopDriver(), { checkMs: 0 })
+await compare('circuit breaker (closed), mixed ops', CALLS, mixed(noopDriver()), mixed(guarded.driver))
+guarded.close()
 
 const dir = mkdtempSync(join(tmpdir(), 'missive-wrappers-'))
 const log = createLogger('bench', 'silent')

@@ -7,10 +7,17 @@ import { uWS } from './uws.js'
 import type { Config } from '../shared/config.js'
 import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
+import { NO_AUTH, type Authenticator, type Identity } from './auth/index.js'
+import type { RateLimiter } from './limits/index.js'
+import { Cors } from './cors.js'
 import type { ApiRequest } from './api/context.js'
 import { openApiJson } from './api/openapi.js'
 import { RouteTable } from './api/routes.js'
 import { versions } from './api/system.js'
+import { LongPoll } from './long-poll.js'
+import { msgpackReply } from './msgpack.js'
+import { WebSocketApi, type ApiCall } from './websocket.js'
+import type { AbortHook } from './long-poll.js'
 import type { ProxyMetrics } from './metrics.js'
 import { Query } from './params.js'
 import { CONTENT_TYPE as METRICS_TYPE } from '../shared/metrics.js'
@@ -37,6 +44,12 @@ export interface AppDeps {
   log: Logger
   /** Absent: no request metrics and no /metrics page. */
   metrics?: ProxyMetrics
+  /** Parked long-polling requests; absent: the server makes its own (proxy/long-poll.ts). */
+  longPoll?: LongPoll
+  /** Who requests are (proxy/auth/). Absent: strategy `none`. */
+  auth?: Authenticator
+  /** Per-project rate limits (proxy/limits/). Absent: none. */
+  limiter?: RateLimiter | undefined
 }
 
 /** Per-request bookkeeping the reply writer needs. */
@@ -51,6 +64,8 @@ interface RequestState {
   started: number
   /** Route template for metrics and logs (`/v2/queues/{queue}/messages`), never the path. */
   route: string
+  /** Set while the request is parked (long polling): wakes it when the client goes away. */
+  onAbort: (() => void) | undefined
 }
 
 /** Headers a request may carry that we read, copied out of uWS before anything async. */
@@ -68,6 +83,10 @@ interface Head {
   authToken: string
   /** `Idempotency-Key` (docs/api.md, "Safe retries"). */
   idempotencyKey: string | undefined
+  /** CORS (proxy/cors.ts): `Origin` and a preflight's requested method and headers. */
+  origin: string | undefined
+  corsMethod: string | undefined
+  corsHeaders: string | undefined
   /** Total bytes of header names and values. */
   headerBytes: number
   /**
@@ -110,6 +129,9 @@ function readHead(req: uWS.HttpRequest): Head {
     requestId: '',
     authToken: '',
     idempotencyKey: undefined,
+    origin: undefined,
+    corsMethod: undefined,
+    corsHeaders: undefined,
     headerBytes: 0,
     problem: undefined,
   }
@@ -158,6 +180,15 @@ function readHead(req: uWS.HttpRequest): Head {
       case 'idempotency-key':
         head.idempotencyKey = v
         break
+      case 'origin':
+        head.origin = v
+        break
+      case 'access-control-request-method':
+        head.corsMethod = v
+        break
+      case 'access-control-request-headers':
+        head.corsHeaders = v
+        break
     }
   })
   // RFC 9112 §6.3: both framings at once is a smuggling attempt (uWS closes most of these itself).
@@ -173,6 +204,9 @@ const ADMIN_PATH = /^\/v(?:2|1\.1)\/(?:pools|flavors|health|admin)(?:\/|$)/
 
 const NO_ROUTE = 'No resource matches this path.'
 
+/** A request without a credential that proves anything (docs/auth.md). */
+const UNAUTHORIZED = JSON.stringify({ title: 'Unauthorized', description: 'The request you have made requires authentication.' })
+
 /** Listens `app` on `bind:port`; resolves with the listen socket. */
 function listenOn(app: uWS.TemplatedApp, bind: string, port: number): Promise<uWS.us_listen_socket> {
   return new Promise((resolve, reject) => {
@@ -186,6 +220,12 @@ function listenOn(app: uWS.TemplatedApp, bind: string, port: number): Promise<uW
 export class HttpServer {
   readonly #deps: AppDeps
   readonly #routes: RouteTable
+  readonly #longPoll: LongPoll
+  readonly #auth: Authenticator
+  /** Zaqar's WebSocket API at `wsPath` (proxy/websocket.ts); undefined when off. */
+  readonly websocket: WebSocketApi | undefined
+  /** Undefined: CORS off (no allowed origin). */
+  readonly #cors: Cors | undefined
   readonly #app: uWS.TemplatedApp
   /** The admin listener's app, when `adminPort` is set. */
   readonly #adminApp: uWS.TemplatedApp | undefined
@@ -198,7 +238,12 @@ export class HttpServer {
   constructor(deps: AppDeps) {
     this.#deps = deps
     this.#routes = new RouteTable(deps.config.enableV1_1)
+    this.#longPoll =
+      deps.longPoll ?? new LongPoll({ perProject: deps.config.longPollMaxWaitersPerProject, total: deps.config.longPollMaxWaiters })
+    this.#auth = deps.auth ?? NO_AUTH
+    this.#cors = Cors.from(deps.config)
     this.#app = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, false))
+    this.websocket = deps.config.wsPath === '' ? undefined : new WebSocketApi(this.#app, deps.config, (call, abort) => this.call(call, abort), deps.log, this.#auth, deps.storage)
     if (deps.config.adminPort > 0) this.#adminApp = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, true))
   }
 
@@ -217,6 +262,9 @@ export class HttpServer {
   /** Stops accepting connections and resolves when in-flight requests are done (or on timeout). */
   async drain(timeoutMs: number): Promise<void> {
     this.#draining = true
+    // Parked long polls answer now (after one more try) rather than hold the drain up.
+    this.#longPoll.close()
+    this.websocket?.closeAll()
     if (this.#listenSocket !== undefined) uWS.us_listen_socket_close(this.#listenSocket)
     if (this.#adminSocket !== undefined) uWS.us_listen_socket_close(this.#adminSocket)
     this.#listenSocket = undefined
@@ -240,11 +288,12 @@ export class HttpServer {
 
   #onRequest(res: uWS.HttpResponse, req: uWS.HttpRequest, admin: boolean): void {
     const head = readHead(req)
-    const state: RequestState = { aborted: false, handling: false, released: false, admin, started: performance.now(), route: 'unmatched' }
+    const state: RequestState = { aborted: false, handling: false, released: false, admin, started: performance.now(), route: 'unmatched', onAbort: undefined }
     this.#inflight++
     this.#deps.metrics?.inflight.inc()
     res.onAborted(() => {
       state.aborted = true
+      state.onAbort?.()
       // An upload cut short never reaches `onData`'s last chunk: nothing else would release it.
       // A request already in a handler keeps its slot until the handler finishes.
       if (!state.handling) this.#release(state)
@@ -299,6 +348,45 @@ export class HttpServer {
     })
   }
 
+  /**
+   * Runs one API call through the same checks and handlers as an HTTP request, without a
+   * connection: the WebSocket transport's entry (proxy/websocket.ts). Errors come back as replies.
+   */
+  async call(call: ApiCall, abort: AbortHook): Promise<Reply> {
+    const head: Head = {
+      method: call.method,
+      path: call.path,
+      query: call.query,
+      clientId: call.clientId,
+      project: call.project,
+      contentType: 'application/json',
+      contentLength: call.body === null ? undefined : String(call.body.length),
+      chunked: false,
+      accept: '',
+      requestId: call.requestId,
+      authToken: call.authToken,
+      idempotencyKey: undefined,
+      headerBytes: 0,
+      problem: undefined,
+      // A WebSocket call is not a browser's cross-origin HTTP request: CORS does not apply.
+      origin: undefined,
+      corsMethod: undefined,
+      corsHeaders: undefined,
+    }
+    const state: RequestState = { aborted: false, handling: true, released: true, admin: false, started: 0, route: 'websocket', onAbort: undefined }
+    // The socket's close reaches a parked long poll through `state` (the hook the app gives handlers).
+    abort.onAbort = () => {
+      state.aborted = true
+      state.onAbort?.()
+    }
+    const requestId = requestIdFrom(call.requestId)
+    try {
+      return await this.#handle(head, state, call.body === null ? null : call.body.length, call.body, requestId)
+    } catch (err) {
+      return errorReply(err, this.#deps.log, requestId)
+    }
+  }
+
   /** Gives a request's in-flight slot back, once: on its reply or on an abort, whichever is first. */
   #release(state: RequestState): void {
     if (state.released) return
@@ -338,6 +426,23 @@ export class HttpServer {
     // With an admin listener, each port serves its own half of the API (and the same 404 for
     // the other half, which tells a tenant nothing about the admin API).
     if (this.#adminApp !== undefined && ADMIN_PATH.test(head.path) !== state.admin) throw new MissiveError('route_not_found', NO_ROUTE)
+    // A CORS preflight is answered before authentication and routing (oslo's CORS middleware
+    // is outside Zaqar's auth middleware): 200, with the CORS headers when it passes.
+    if (head.method === 'OPTIONS' && this.#cors !== undefined) {
+      return { status: 200, headers: this.#cors.preflightHeaders({ origin: head.origin, requestMethod: head.corsMethod, requestHeaders: head.corsHeaders }) }
+    }
+    // Authentication first, as Zaqar's auth middleware runs before its routes. Synchronous when
+    // nothing must be asked (strategy none, a cached credential): no extra await on the hot path.
+    const auth = this.#auth
+    let proof = auth.authenticate(head.authToken)
+    if (proof instanceof Promise) proof = await proof
+    if (proof === null) return { status: 401, body: UNAUTHORIZED, headers: auth.challenge }
+    const identity: Identity = proof
+    if (identity.project !== undefined) {
+      // A credential bound to a project: X-Project-ID is filled from it, or must name it.
+      if (head.project === undefined) head.project = identity.project
+      else if (head.project !== identity.project) throw new MissiveError('forbidden', "X-Project-ID is not the credential's project.")
+    }
     const match = this.#routes.match(head.method, head.path)
     if (match.kind === 'none') throw new MissiveError('route_not_found', NO_ROUTE)
     if (match.kind === 'method') {
@@ -348,11 +453,17 @@ export class HttpServer {
       }
     }
     checkContentType(head.contentType, contentLength !== null)
-    checkAccept(head.accept)
+    const msgpack = checkAccept(head.accept)
     const clientId = checkClientId(head.clientId, config.limits)
     const project = checkProject(head.project)
     const { route, profile, params } = match
     state.route = route.path === '' ? `${profile.prefix}/` : `${profile.prefix}/${route.path}`
+    const limiter = this.#deps.limiter
+    if (limiter !== undefined) {
+      // Requests per second, per project (docs/limits.md): sync unless Redis counts them.
+      const limited = limiter.request(project)
+      if (limited !== undefined) await limited
+    }
     if (params.queue !== undefined) checkQueueIdentity(params.queue, project)
     if (route.maxBody !== undefined && contentLength !== null) {
       const [max, error] = route.maxBody(config.limits)
@@ -368,6 +479,9 @@ export class HttpServer {
       clientId,
       requestId,
       authToken: head.authToken,
+      identity,
+      auth,
+      limiter,
       idempotencyKey: head.idempotencyKey,
       contentType: head.contentType,
       contentLength,
@@ -376,8 +490,12 @@ export class HttpServer {
       storage,
       control,
       log,
+      longPoll: this.#longPoll,
+      abort: state,
+      pushes: this.websocket?.subscriptions,
     }
-    return route.handler(apiReq)
+    // Replies for `Accept: application/x-msgpack` are re-encoded; errors stay JSON (docs/api.md).
+    return msgpack ? msgpackReply(await route.handler(apiReq)) : route.handler(apiReq)
   }
 
   #write(res: uWS.HttpResponse, state: RequestState, reply: Reply, requestId: string, head: Head, close: boolean): void {
@@ -396,12 +514,14 @@ export class HttpServer {
     const closeConnection = close || this.#draining
     // A HEAD reply never has a body, whatever its status (RFC 9110 §9.3.2): a proxy reusing the
     // connection would read those bytes as the start of the next response.
-    const body = head.method === 'HEAD' ? undefined : reply.body
+    const body = head.method === 'HEAD' ? undefined : (reply.bytes ?? reply.body)
+    const cors = this.#cors
     res.cork(() => {
       res.writeStatus(STATUS_TEXT[reply.status] ?? String(reply.status))
       res.writeHeader('x-openstack-request-id', requestId)
       if (body !== undefined) res.writeHeader('content-type', reply.contentType ?? 'application/json')
       if (reply.headers) for (const [k, v] of reply.headers) res.writeHeader(k, v)
+      if (cors !== undefined && head.origin !== undefined && head.method !== 'OPTIONS') for (const [k, v] of cors.responseHeaders(head.origin)) res.writeHeader(k, v)
       // Not endWithoutBody(): in this uWS build it announces a bogus Content-Length without a
       // length, and with a non-zero one leaves the response unfinished and the connection dies
       // (measured). An empty end() sends `Content-Length: 0`.

@@ -15,12 +15,21 @@ import { createLogger } from '../shared/log.js'
 import type { DataDriver } from '../shared/storage/contract.js'
 import { metered } from '../worker/storage/metered.js'
 import { HttpServer } from './app.js'
+import { createAuthenticator } from './auth/index.js'
+import { RateLimiter } from './limits/index.js'
 import { EmbeddedPool } from './embedded.js'
-import { BACKLOG, BacklogScanner } from './backlog.js'
+import { LongPoll } from './long-poll.js'
+import { RedisWakeups } from './long-poll-redis.js'
+import { isRedisUri, parseRedisUri } from '../shared/storage/redis-uri.js'
 import { ProxyMetrics, supervisorMetrics, serveMetrics, type WorkerRef } from './metrics.js'
+import { BACKLOG, BacklogScanner } from './backlog.js'
 import { RpcDriver } from './rpc-client.js'
+import { CircuitBreaker, type StoreInfo } from './circuit-breaker.js'
 import { PooledDriver } from './pooled-driver.js'
 import { PoolSet, type PoolConnector } from './pool-set.js'
+import { catalogMigrationLookup, MigrationService, reachThrough } from './migration-control.js'
+import { MigrationMetrics } from './migration-metrics.js'
+import { MigrationRunner } from './migration-runner.js'
 
 async function main(): Promise<void> {
   const config = parseConfig(JSON.parse(process.env.MISSIVE_RESOLVED_CONFIG ?? '{}'))
@@ -33,16 +42,62 @@ async function main(): Promise<void> {
   // Pools with no workers (`workers: 0`): their driver runs in this process.
   const embedded = new Map<string, EmbeddedPool>()
   const workers: WorkerRef[] = []
+  // Parked long polls, and per Redis pool the subscriber that wakes them on other proxies' posts.
+  const longPoll = new LongPoll({ perProject: config.longPollMaxWaitersPerProject, total: config.longPollMaxWaiters })
+  const wakeups = new Map<string, RedisWakeups>()
+  // Set once the HTTP server exists (WebSocket pushes of posts made through other proxies).
+  let server: HttpServer | undefined
+  const watch = (pool: Pool): void => {
+    wakeups.get(pool.name)?.close()
+    wakeups.delete(pool.name)
+    if (!isRedisUri(pool.uri) || config.longPollMaxWait === 0) return
+    try {
+      // Posts made through other proxies: long polls are woken, WebSocket subscribers get pushes.
+      wakeups.set(pool.name, new RedisWakeups(parseRedisUri(pool.uri, config.durability), longPoll, log, (ref, ids) => server?.websocket?.subscriptions.remote(ref, ids)))
+    } catch (err) {
+      // The pool's own driver reports a bad URI; waiters there just wait out their time.
+      log.warn({ pool: pool.name, err: (err as Error).message }, 'long-poll wake-ups: cannot follow the pool')
+    }
+  }
   const metrics = config.metrics ? new ProxyMetrics(() => storage, workers, { cacheMs: config.metricsCacheMs, supervisor: supervisorMetrics() }) : undefined
+  if (metrics) {
+    metrics.longPollWaiting = () => longPoll.size
+    metrics.websocketConnections = () => server?.websocket?.size ?? 0
+  }
+  // Each pool worker's circuit breaker, by pool (docs/ha.md, "Failure isolation").
+  const breakers = new Map<string, CircuitBreaker[]>()
+  const guarded = (pool: string, worker: string, driver: DataDriver, rpc?: RpcDriver): DataDriver => {
+    const b = new CircuitBreaker(driver, {
+      failures: config.poolBreakerFailures,
+      stallMs: config.poolStallMs,
+      checkMs: config.poolCheckMs,
+      ...(rpc && {
+        info: () => rpc.call('storeInfo', []) as Promise<StoreInfo>,
+        lastHeard: () => rpc.lastHeard,
+        abort: (err: () => MissiveError) => rpc.failPending(err),
+      }),
+      onChange: (open, reason) =>
+        open ? log.warn({ pool, worker, reason }, 'pool store unreachable: its requests fail at once') : log.info({ pool, worker }, 'pool store reachable again'),
+      onFailover: (from, to) => {
+        log.warn({ pool, worker, from, to }, 'pool store is another server now (failover or restart)')
+        // Every worker of the pool sees it: count it once, from the first worker.
+        if (breakers.get(pool)?.[0] === b) metrics?.failover(pool)
+      },
+    })
+    metrics?.poolOpened(pool)
+    breakers.set(pool, [...(breakers.get(pool) ?? []), b])
+    return b.driver
+  }
   const connector: PoolConnector = {
     key: (pool: Pool) => String(poolWorkerCount(pool, config.workers)),
     open(pool: Pool): DataDriver[] {
       const n = poolWorkerCount(pool, config.workers)
+      watch(pool)
       if (n === 0) {
         const local = new EmbeddedPool(pool.name, pool.uri, { dataDir: config.dataDir, durability: config.durability }, log)
         embedded.set(pool.name, local)
         log.info({ pool: pool.name, workers: 0 }, 'pool served inside the proxy')
-        return [metrics ? metered(local.driver, metrics.rpc, { pool: pool.name, worker: 'proxy' }) : local.driver]
+        return [guarded(pool.name, 'proxy', metrics ? metered(local.driver, metrics.rpc, { pool: pool.name, worker: 'proxy' }) : local.driver)]
       }
       const drivers = Array.from(
         { length: n },
@@ -60,9 +115,20 @@ async function main(): Promise<void> {
       rpc.set(pool.name, drivers)
       drivers.forEach((driver, index) => workers.push({ pool: pool.name, index, driver }))
       log.info({ pool: pool.name, workers: n }, 'pool connected')
-      return metrics ? drivers.map((d, i) => metered(d, metrics.rpc, { pool: pool.name, worker: String(i) })) : drivers
+      return drivers.map((d, i) =>
+        guarded(
+          pool.name,
+          String(i),
+          metrics ? metered(d, metrics.rpc, { pool: pool.name, worker: String(i) }) : d,
+          d,
+        ),
+      )
     },
     close(pool: string): void {
+      wakeups.get(pool)?.close()
+      wakeups.delete(pool)
+      for (const b of breakers.get(pool) ?? []) b.close()
+      breakers.delete(pool)
       const local = embedded.get(pool)
       embedded.delete(pool)
       void local?.close()
@@ -73,9 +139,10 @@ async function main(): Promise<void> {
       log.info({ pool }, 'pool disconnected')
     },
   }
-  const pools = new PoolSet({ catalog, connector, defaultPool: DEFAULT_POOL, pollMs: 250 })
+  metrics?.watchPools(() => breakers)
+  const pools = new PoolSet({ catalog, connector, defaultPool: DEFAULT_POOL, pollMs: config.catalogPollMs })
   // Every pool behind one driver: handlers cannot tell it from a single store.
-  const storage = new PooledDriver({ pools, log })
+  const storage = new PooledDriver({ pools, log, switchWaitMs: config.migrationSwitchWaitMs, migrations: catalogMigrationLookup(catalog) })
   await pools.refresh()
   // Listen only once the workers answer, so the first requests do not meet a 503: the default
   // pool's are required, other pools' are waited for a little (their supervisor started them first).
@@ -95,16 +162,43 @@ async function main(): Promise<void> {
     throw err
   }
   await Promise.allSettled([...rpc.keys(), ...embedded.keys()].flatMap((pool) => ready(pool, 5_000)))
+  // A breaker may have tripped on a check made while its pool was still opening (an embedded
+  // Redis pool connecting): check the open ones again now that the pools answer, before listening.
+  for (let i = 0; i < 2; i++) await Promise.allSettled([...breakers.values()].flat().filter((b) => b.isOpen).map((b) => b.check()))
+
+  // Live migrations (docs/migration.md): every proxy runs a runner, taking work through catalog leases.
+  const mconf = config.migration
+  const runner =
+    mconf.concurrency === 0
+      ? undefined
+      : new MigrationRunner({
+          catalog,
+          reach: reachThrough(pools),
+          log,
+          leaseMs: mconf.leaseMs,
+          pollMs: mconf.pollMs,
+          maxRunning: mconf.concurrency,
+          batch: mconf.batch,
+          journalBatch: mconf.batch,
+          ...(metrics && { observer: new MigrationMetrics(metrics.registry) }),
+        })
+  const migrations = new MigrationService({ catalog, pools, getQueue: (ref) => storage.getQueue(ref), config: mconf, log, kick: () => void runner?.kick() })
+  pools.migrations = migrations
+  const drainTimer = setInterval(() => void migrations.drainTick().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'drain top-up failed')), mconf.pollMs)
+  drainTimer.unref()
 
   // Per-pool backlog for /metrics and GET /v2/admin/queues/top, scanned in the background.
   const backlog = new BacklogScanner(pools, log).start()
   BACKLOG.set(pools, backlog)
   metrics?.watchBacklog(backlog)
-  const server = new HttpServer({ config, storage, control: pools, log, ...(metrics && { metrics }) })
+  const auth = await createAuthenticator(config, { catalogUri, log })
+  const limiter = await RateLimiter.open(config, catalogUri)
+  server = new HttpServer({ config, storage, control: pools, log, longPoll, auth, limiter, ...(metrics && { metrics }) })
   const port = await server.listen()
   const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.metricsBind ?? config.bind, config.metricsPort, metrics) : undefined
   log.info({ bind: config.bind, port, ...(config.adminPort > 0 && { adminBind: config.adminBind ?? config.bind, adminPort: config.adminPort }) }, 'proxy listening')
   process.send?.({ type: 'ready', port })
+  runner?.start()
   // The access log is buffered: push it out at least every second, so `tail -f` keeps up.
   if (config.accessLog) setInterval(() => log.flush(), 1000).unref()
 
@@ -113,12 +207,18 @@ async function main(): Promise<void> {
     if (stopping) return
     stopping = true
     log.info({ signal, inflight: server.inflight }, 'draining')
+    clearInterval(drainTimer)
+    // Leases released: another proxy takes over at once instead of after a lease's length.
+    await runner?.stop()
     await server.drain(config.drainTimeoutMs)
     server.close()
     backlog.stop()
     metricsServer?.close()
     await storage.close()
+    for (const w of wakeups.values()) w.close()
     await Promise.all([...[...rpc.values()].flat(), ...embedded.values()].map((d) => d.close()))
+    await auth.close()
+    await limiter?.close()
     await catalog.close()
     log.info('proxy stopped')
     log.flush()

@@ -48,6 +48,22 @@ export class ProxyMetrics {
     help: 'Requests received and not yet answered.',
     registers: [this.registry],
   })
+  /** Long-polling requests registered now (proxy/long-poll.ts); set by whoever owns them, read at scrape time. */
+  longPollWaiting: () => number = () => 0
+  readonly #longPoll: Gauge = new Gauge({
+    name: 'missive_long_poll_waiting',
+    help: 'Long-polling claims and listings (wait=) registered in the proxy: waiting, or trying again after a wake-up.',
+    registers: [this.registry],
+    collect: () => this.#longPoll.set(this.longPollWaiting()),
+  })
+  /** WebSocket connections open now (proxy/websocket.ts); set by whoever owns them, read at scrape time. */
+  websocketConnections: () => number = () => 0
+  readonly #websockets: Gauge = new Gauge({
+    name: 'missive_websocket_connections',
+    help: "Connections open on Zaqar's WebSocket API (wsPath).",
+    registers: [this.registry],
+    collect: () => this.#websockets.set(this.websocketConnections()),
+  })
   /** For wrapping each worker's RpcDriver (see worker/storage/metered.ts). */
   readonly rpc: DriverMetrics = {
     duration: new Histogram({
@@ -66,6 +82,24 @@ export class ProxyMetrics {
   readonly #workers: WorkerRef[]
   /** The supervisor's registry, asked over IPC (undefined when there is no supervisor). */
   readonly #supervisor: (() => Promise<MetricsJson>) | undefined
+  /** Each pool's circuit breakers (proxy/circuit-breaker.ts), read at scrape time. */
+  #pools: () => Iterable<[string, readonly { readonly isOpen: boolean }[]]> = () => []
+  readonly #poolUp = new Gauge({
+    name: 'missive_pool_storage_up',
+    help: "1 while every worker of the pool reaches its store (no circuit breaker open), 0 while the pool's requests fail at once (docs/ha.md).",
+    labelNames: ['pool'],
+    registers: [this.registry],
+    collect: () => {
+      this.#poolUp.reset()
+      for (const [pool, breakers] of this.#pools()) this.#poolUp.set({ pool }, breakers.some((b) => b.isOpen) ? 0 : 1)
+    },
+  })
+  readonly #failovers = new Counter({
+    name: 'missive_pool_failovers_total',
+    help: "Times a pool's store answered as another server than before: a failover (Sentinel) or a restart (docs/ha.md).",
+    labelNames: ['pool'],
+    registers: [this.registry],
+  })
 
   readonly #cacheMs: number
   /** The last collection, reused for `cacheMs`; `at` is when it started (performance.now()). */
@@ -179,6 +213,21 @@ export class ProxyMetrics {
       if (c.count > c.counted) this.#requests.inc(c.labels, c.count - c.counted)
       c.counted = c.count
     }
+  }
+
+  /** Where `missive_pool_storage_up` reads each pool's breakers. */
+  watchPools(source: () => Iterable<[string, readonly { readonly isOpen: boolean }[]]>): void {
+    this.#pools = source
+  }
+
+  /** A pool is served here: its failover counter exists from now on (at 0). */
+  poolOpened(pool: string): void {
+    this.#failovers.inc({ pool }, 0)
+  }
+
+  /** The pool's store answered as another server (`missive_pool_failovers_total`). */
+  failover(pool: string): void {
+    this.#failovers.inc({ pool })
   }
 
   /**

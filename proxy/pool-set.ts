@@ -10,6 +10,7 @@ import type { CatalogStore, Flavor, Pool } from '../catalog/contract.js'
 import { choosePool, type Random } from '../catalog/placement.js'
 import { badRequest, unavailable } from '../shared/errors.js'
 import type { DataDriver, QueueRef } from '../shared/storage/contract.js'
+import type { MigrationControl } from './migration-control.js'
 
 /** Opens and closes the drivers that reach a pool's workers. */
 export interface PoolConnector {
@@ -34,6 +35,11 @@ export interface ControlPlane {
   readonly pools: ReadonlyMap<string, DataDriver[]>
   /** True when the catalog answers. */
   catalogReachable(): Promise<boolean>
+  /**
+   * Live migrations (proxy/migration-control.ts): the admin API starts them, the pooled driver
+   * calls `moveToFlavor` for a PATCH of `_flavor`. Undefined where this proxy runs none.
+   */
+  readonly migrations?: MigrationControl | undefined
 }
 
 export interface PoolSetOptions {
@@ -71,6 +77,8 @@ export class PoolSet implements ControlPlane {
   #timer: NodeJS.Timeout | undefined
   #lastMissRefresh = 0
   #closed = false
+  /** Set by the proxy once its migration service exists (proxy/main.ts). */
+  migrations: MigrationControl | undefined
 
   constructor(opts: PoolSetOptions) {
     this.#catalog = opts.catalog

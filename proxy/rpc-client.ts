@@ -28,7 +28,7 @@ import type { DataDriver } from '../shared/storage/contract.js'
 import { defineOperations, type DriverOperation, type OpArgs, type OpResult } from '../shared/storage/operations.js'
 
 /** Operations a worker serves itself, outside the storage contract (worker/main.ts). */
-export type WorkerOperation = 'metrics' | 'heartbeat'
+export type WorkerOperation = 'metrics' | 'heartbeat' | 'storeInfo'
 
 export const UNREACHABLE_DESCRIPTION =
   'Service temporarily unavailable: the worker is not reachable. Please try again in a few seconds.'
@@ -158,6 +158,11 @@ export class RpcDriver extends EventEmitter implements DataDriver {
     return n - this.#beats
   }
 
+  /** performance.now() when the worker last answered anything (a heartbeat included). */
+  get lastHeard(): number {
+    return this.#heard
+  }
+
   /** True while the worker is taken for hung: connected, but silent past `hungAfterMs`. */
   get hung(): boolean {
     return this.#hung
@@ -209,6 +214,14 @@ export class RpcDriver extends EventEmitter implements DataDriver {
       }
       ch.pending.set(id, { resolve, reject, deadline: performance.now() + this.#opts.timeoutMs })
     })
+  }
+
+  /**
+   * Fails every call waiting for an answer with `err()` now (their answers, if they come, are
+   * dropped): the circuit breaker's way to end calls held by a stalled store (proxy/circuit-breaker.ts).
+   */
+  failPending(err: () => MissiveError): void {
+    for (const ch of this.#channels) ch.failAll(err)
   }
 
   /** Stops reconnecting, drops the connections and fails calls still waiting. Idempotent. */

@@ -44,6 +44,14 @@ const FAILURE: Record<DriverOperation, string> = {
   getClaim: 'Claim could not be queried.',
   renewClaim: 'Claim could not be updated.',
   releaseClaim: 'Claim could not be deleted.',
+  fenceQueue: 'Queue could not be fenced.',
+  getFence: 'Queue fence could not be read.',
+  readForMigration: 'Messages could not be read for migration.',
+  readJournal: 'Migration journal could not be read.',
+  ackJournal: 'Migration journal could not be acknowledged.',
+  importMessages: 'Messages could not be imported.',
+  countForMigration: 'Messages could not be counted.',
+  dropQueueData: 'Queue data could not be dropped.',
 }
 
 /** Zaqar's words for a post over a size limit, the queue's or the server's (zaqar/transport/validation.py). */

@@ -9,6 +9,7 @@ import type { Logger } from '../shared/log.js'
 import { isId } from '../shared/ids.js'
 import { isQueueName } from '../shared/storage/queue-policy.js'
 import { StorageError } from '../shared/storage/errors.js'
+import { isMsgpackRange } from './msgpack.js'
 import { storageErrorHttp } from './storage-errors.js'
 
 /** What a handler returns; the app writes it. `body` is JSON text. */
@@ -19,6 +20,8 @@ export interface Reply {
   headers?: [string, string][]
   /** Content-Type when it is not application/json. */
   contentType?: string
+  /** Written instead of `body` when set: `body` re-encoded as MessagePack (proxy/msgpack.ts). */
+  bytes?: Uint8Array
 }
 
 export const STATUS_TEXT: Record<number, string> = {
@@ -27,6 +30,7 @@ export const STATUS_TEXT: Record<number, string> = {
   204: '204 No Content',
   300: '300 Multiple Choices',
   400: '400 Bad Request',
+  401: '401 Unauthorized',
   403: '403 Forbidden',
   404: '404 Not Found',
   405: '405 Method Not Allowed',
@@ -88,18 +92,30 @@ export function checkContentType(contentType: string, hasBody: boolean): void {
   }
 }
 
-/** Step 3: the client must accept application/json (a missing Accept header does). */
-export function checkAccept(accept: string): void {
-  if (accept === '') return
+/**
+ * Step 3: the client must accept application/json (a missing Accept header does) or MessagePack
+ * (docs/api.md, "MessagePack"). Returns true when MessagePack is preferred (a higher q than any
+ * range JSON matches; JSON wins ties).
+ */
+export function checkAccept(accept: string): boolean {
+  if (accept === '') return false
+  let json = -1
+  let msgpack = -1
   for (const part of accept.split(',')) {
     const [range, ...params] = part.split(';').map((s) => s.trim().toLowerCase())
-    const q = params.find((p) => p.startsWith('q='))
-    if (q !== undefined && Number(q.slice(2)) === 0) continue
-    if (range === '*/*' || range === 'application/*' || range === 'application/json') return
+    const qParam = params.find((p) => p.startsWith('q='))
+    const q = qParam === undefined ? 1 : Number(qParam.slice(2))
+    if (q === 0) continue
+    const weight = Number.isNaN(q) ? 1 : q
+    if (range === '*/*' || range === 'application/*' || range === 'application/json') json = Math.max(json, weight)
+    else if (range !== undefined && isMsgpackRange(range)) msgpack = Math.max(msgpack, weight)
   }
-  throw new MissiveError('not_acceptable', 'Endpoint only serves `application/json`; specify client-side media type support with the "Accept" header.', {
-    title: 'Media type not acceptable',
-  })
+  if (json < 0 && msgpack < 0) {
+    throw new MissiveError('not_acceptable', 'Endpoint only serves `application/json`; specify client-side media type support with the "Accept" header.', {
+      title: 'Media type not acceptable',
+    })
+  }
+  return msgpack > json
 }
 
 const HEX32_RE = /^[0-9a-f]{32}$/

@@ -44,6 +44,103 @@ export const LimitsSchema = z
 
 export type Limits = z.infer<typeof LimitsSchema>
 
+/** Live migrations (docs/migration.md). */
+export const MigrationSchema = z
+  .object({
+    /** Copy rate of one migration, messages per second (0: unlimited); a request may set its own. */
+    rate: z.number().min(0).default(20000),
+    /** Messages per copy batch (and journal entries per page); stores take at most 1000 (`MIGRATION_BATCH_MAX`). */
+    batch: z.int().min(1).max(1000).default(256),
+    /** Migrations one proxy's runner works on at once; 0: this proxy runs none. */
+    concurrency: z.int().min(0).max(256).default(4),
+    /** A runner's catalog lease, ms: how soon another proxy takes over from one that died. */
+    leaseMs: z.int().min(500).max(600000).default(5000),
+    /** How often a runner asks the catalog for work (and drains are topped up), ms. */
+    pollMs: z.int().min(50).max(60000).default(1000),
+    /** Queues a pool drain moves at once, unless the drain request sets `max_concurrent`. */
+    drainConcurrency: z.int().min(1).max(256).default(4),
+  })
+  .strict()
+
+/** Authentication (docs/auth.md). */
+export const AuthSchema = z
+  .object({
+    /** `none`: `X-Project-ID` is trusted as sent; `keys`: API keys (docs/auth.md). */
+    strategy: z.enum(['none', 'keys', 'keystone']).default('none'),
+    /** How long a proxy trusts a checked API key before asking the catalog again (revocation delay on other proxies), ms. */
+    keyCacheMs: z.int().min(0).max(600000).default(1000),
+    /** Most credentials one proxy caches. */
+    cacheEntries: z.int().min(1).default(10000),
+    /** Strategy `keystone` (docs/auth.md). */
+    keystone: z
+      .object({
+        /** Keystone's public endpoint (`http://host:5000` or `…/v3`). */
+        url: z.url(),
+        /** The service user Missive validates tokens with (Keystone role `service` or `admin`). */
+        username: z.string().min(1),
+        password: z.string().min(1),
+        projectName: z.string().min(1).default('service'),
+        userDomainName: z.string().min(1).default('Default'),
+        projectDomainName: z.string().min(1).default('Default'),
+        /** keystonemiddleware's `token_cache_time`: longest a validation is reused, s; 0: never. */
+        cacheSeconds: z.int().min(0).max(86400).default(300),
+        /** Each call to Keystone, ms (503 beyond). */
+        timeoutMs: z.int().min(100).default(5000),
+        /** Announced in `WWW-Authenticate` on a 401; default `url`. */
+        wwwAuthenticateUri: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((a) => a.strategy !== 'keystone' || a.keystone !== undefined, { message: 'auth.strategy "keystone" needs auth.keystone', path: ['keystone'] })
+
+/** Per-project rate limits (docs/limits.md). A rate of 0 is no limit. */
+export const RateLimitsSchema = z
+  .object({
+    /** Off: no limit is checked and the limits admin API answers 404. */
+    enabled: z.boolean().default(false),
+    requestsPerSecond: z.number().min(0).default(0),
+    /** Most requests at once after a quiet spell; 0: one second's worth. */
+    requestBurst: z.number().min(0).default(0),
+    messagesPerSecond: z.number().min(0).default(0),
+    /** Most messages at once after a quiet spell; 0: one second's worth. */
+    messageBurst: z.number().min(0).default(0),
+    /** How long a proxy reuses a project's override before reading the catalog again, ms. */
+    overrideCacheMs: z.int().min(0).max(600000).default(1000),
+  })
+  .strict()
+
+/** CORS (docs/auth.md, "CORS"): oslo.middleware's options with Zaqar's defaults. */
+export const CorsSchema = z
+  .object({
+    /** Origins allowed to call the API from a browser (`https://app.example.com`, or `*`). Empty: CORS off. */
+    allowedOrigins: z.array(z.string().min(1)).default([]),
+    allowCredentials: z.boolean().default(true),
+    exposeHeaders: z.array(z.string().min(1)).default(['X-Auth-Token', 'X-Subject-Token', 'X-Service-Token', 'X-OpenStack-Request-ID']),
+    /** Seconds a browser may cache a preflight; 0: not sent. */
+    maxAge: z.int().min(0).default(3600),
+    allowMethods: z.array(z.string().min(1)).default(['GET', 'PUT', 'POST', 'DELETE', 'PATCH', 'HEAD']),
+    /** Zaqar's list plus the headers Missive reads that it lacks (X-Project-ID, Idempotency-Key). */
+    allowHeaders: z
+      .array(z.string().min(1))
+      .default([
+        'X-Auth-Token',
+        'X-Identity-Status',
+        'X-Roles',
+        'X-Service-Catalog',
+        'X-User-Id',
+        'X-Tenant-Id',
+        'X-OpenStack-Request-ID',
+        'X-Trace-Info',
+        'X-Trace-HMAC',
+        'Client-id',
+        'X-Project-ID',
+        'Idempotency-Key',
+      ]),
+  })
+  .strict()
+
 export const ConfigSchema = z
   .object({
     /** Address the proxy listens on. */
@@ -108,6 +205,17 @@ export const ConfigSchema = z
     accessLog: z.boolean().default(true),
     /** How long the proxy waits for a worker's answer before replying 503. */
     rpcTimeoutMs: z.int().min(1).default(30000),
+    /**
+     * How often a proxy checks the catalog's version for pool, flavor and placement changes, ms.
+     * A proxy routes on what it last saw, and a migration's fence covers the rest
+     * (docs/migration.md).
+     */
+    catalogPollMs: z.int().min(10).max(3_600_000).default(250),
+    /**
+     * How long a request refused by a live migration's switch waits for the switch to finish
+     * before it answers 503 with Retry-After, ms (docs/migration.md).
+     */
+    migrationSwitchWaitMs: z.int().min(0).max(60_000).default(3000),
     /** How often the proxy and the supervisor check that each worker answers (docs/operations.md). */
     workerHeartbeatMs: z.int().min(10).default(1000),
     /**
@@ -115,6 +223,15 @@ export const ConfigSchema = z
      * once and the supervisor SIGKILLs and restarts it. At least two heartbeats; 0: never.
      */
     workerHungAfterMs: z.int().min(0).default(5000),
+    /**
+     * Failure isolation (docs/ha.md): each pool worker's circuit breaker opens after this many
+     * calls in a row fail because the store or worker cannot be reached; its calls then get 503 at once.
+     */
+    poolBreakerFailures: z.int().min(1).default(3),
+    /** A pool with calls waiting and nothing answered for this long is stalled: they get 503 and its breaker opens. 0: never. */
+    poolStallMs: z.int().min(0).default(2000),
+    /** How often each pool's store is checked (an open breaker closes on a good check). 0: never. */
+    poolCheckMs: z.int().min(0).default(500),
     /**
      * Admin credential: requests sending it as `X-Auth-Token` may call admin endpoints
      * (`/v2/health`). Unset: the admin API answers 403.
@@ -128,7 +245,34 @@ export const ConfigSchema = z
     adminPort: z.int().min(0).max(65535).default(0),
     /** Address the `adminPort` listener binds. Unset: `bind`. */
     adminBind: z.string().min(1).optional(),
+    /** Longest `wait` (seconds) a long-polling claim or listing may ask for; 0: no long polling (docs/api.md, "Long polling"). */
+    longPollMaxWait: z.int().min(0).max(3600).default(20),
+    /** Long-polling requests one project may have waiting at once in one proxy; 429 beyond. */
+    longPollMaxWaitersPerProject: z.int().min(0).default(1000),
+    /** Long-polling requests waiting at once in one proxy, all projects together; 429 beyond. */
+    longPollMaxWaiters: z.int().min(0).default(50000),
+    /** Path of Zaqar's WebSocket API on the API port (docs/websocket.md); empty: no WebSocket API. */
+    wsPath: z.union([z.literal(''), z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/)]).default('/v2/ws'),
+    /** Largest WebSocket frame accepted; a larger one closes the socket (1009). */
+    wsMaxFrameBytes: z.int().min(1024).default(1048576),
+    /** Unsent bytes a socket may have queued; beyond, it is closed (1008): slow readers never grow memory. */
+    wsMaxBackpressure: z.int().min(1024).default(1048576),
+    /** Seconds a socket may stay silent (pings are sent automatically) before it is closed; 0: never. */
+    wsIdleTimeout: z.int().min(0).max(960).default(120),
+    /** Requests of one socket running at once; 429 frames beyond. */
+    wsMaxInflight: z.int().min(1).default(32),
+    /** WebSocket connections open at once in one proxy; the upgrade is refused (503) beyond. */
+    wsMaxSockets: z.int().min(0).default(10000),
+    /** WebSocket connections of one project at once in one proxy; 429 and close beyond. */
+    wsMaxSocketsPerProject: z.int().min(1).default(1000),
+    /** Push subscriptions one socket may hold. */
+    wsMaxSubscriptionsPerSocket: z.int().min(1).default(100),
     limits: LimitsSchema.default(() => LimitsSchema.parse({})),
+    /** Live migrations, drains and rebalancing (docs/migration.md). */
+    migration: MigrationSchema.default(() => MigrationSchema.parse({})),
+    auth: AuthSchema.default(() => AuthSchema.parse({})),
+    rateLimits: RateLimitsSchema.default(() => RateLimitsSchema.parse({})),
+    cors: CorsSchema.default(() => CorsSchema.parse({})),
   })
   .strict()
 

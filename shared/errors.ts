@@ -19,6 +19,8 @@ export const ERRORS = {
   claim_invalid: { status: 400, title: 'Unable to delete' },
   /** Single-message delete: message is claimed and the caller holds no valid claim. */
   message_claimed: { status: 403, title: 'Unable to delete' },
+  /** No credential, or one that proves nothing (docs/auth.md). */
+  unauthorized: { status: 401, title: 'Unauthorized' },
   forbidden: { status: 403, title: 'Not authorized' },
   not_found: { status: 404, title: 'Not found' },
   route_not_found: { status: 404, title: '404 Not Found' },
@@ -29,6 +31,8 @@ export const ERRORS = {
   uri_too_long: { status: 414, title: 'URI too long' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   header_too_large: { status: 431, title: 'Request header fields too large' },
+  /** A project over its rate limit (docs/limits.md), or too many long polls waiting (docs/api.md, "Long polling"). */
+  too_many_requests: { status: 429, title: 'Too many requests' },
   internal: { status: 500, title: 'Internal server error' },
   unavailable: { status: 503, title: 'Service temporarily unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>

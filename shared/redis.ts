@@ -16,7 +16,9 @@ export async function connectRedis(options: RedisOptions, what: string): Promise
     await redis.connect()
   } catch (err) {
     redis.disconnect()
-    throw unavailable(`Cannot reach ${what} at ${options.host}:${options.port}: ${(err as Error).message ?? String(lastError)}`, 1, err)
+    // Through Sentinels: name them (ioredis asks them for the master).
+    const where = options.sentinels ? `Sentinel ${options.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}` : `${options.host}:${options.port}`
+    throw unavailable(`Cannot reach ${what} at ${where}: ${(err as Error).message ?? String(lastError)}`, 1, err)
   }
   return redis
 }

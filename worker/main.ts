@@ -73,6 +73,14 @@ async function main(): Promise<void> {
     extraOps: {
       metrics: async () => (config.metrics ? metrics.registry.getMetricsAsJSON() : []),
       heartbeat: async () => 1,
+      // The store's facts for the proxy's pool checks (proxy/circuit-breaker.ts): a round trip to
+      // the store, so a check fails when the store cannot answer.
+      storeInfo: async () => {
+        const info = (driver as { info?: () => Promise<unknown> }).info
+        if (info !== undefined) return info.call(driver)
+        await driver.ping()
+        return { role: 'embedded' }
+      },
     },
   })
 

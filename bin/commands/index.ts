@@ -9,6 +9,7 @@ import type { Command } from '../cli/command.js'
 import { backlog } from './backlog.js'
 import { configCheck } from './config-check.js'
 import { FLAVOR_COMMANDS } from './flavors.js'
+import { MIGRATE_COMMANDS } from './migrate.js'
 import { POOL_COMMANDS } from './pools.js'
 import { queuesList, queuesTop } from './queues.js'
 import { serve } from './serve.js'
@@ -23,4 +24,5 @@ export const COMMANDS: readonly Command[] = [
   queuesList,
   queuesTop,
   backlog,
+  ...MIGRATE_COMMANDS,
 ]

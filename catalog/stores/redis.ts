@@ -15,6 +15,15 @@
  * | `P placements`   | HASH   | member → pool name                                              |
  * | `P placed:<pool>`| ZSET   | the pool's members, score 0: counts and ordered listing         |
  * | `P removals`     | ZSET   | `<version>\0<member>` by version: the last placement removals   |
+ * | `P mig:<id>`     | HASH   | a migration's fields (`Migration` names; a null field is absent)|
+ * | `P migs`         | ZSET   | every migration id, score 0 (id order = creation order)         |
+ * | `P migs:<state>` | ZSET   | the ids in that state, score 0                                  |
+ * | `P active`       | HASH   | member → its active migration's id                              |
+ * | `P last`         | HASH   | member → its latest migration's id                              |
+ * | `P activeFrom:<pool>`, `P activeTo:<pool>` | SET | active migration ids leaving / entering a pool |
+ *
+ * Migration leases use the server's clock (`TIME`), so proxies on several hosts agree on expiry
+ * whatever their own clocks say.
  *
  * Every write is one Lua script or one MULTI, so a reader never sees half a change, and
  * placement is insert-if-absent (HGET then HSET inside one script) across every process sharing
@@ -25,6 +34,16 @@ import { MissiveError, unavailable } from '../../shared/errors.js'
 import { connectRedis } from '../../shared/redis.js'
 import type { QueueRef } from '../../shared/storage/contract.js'
 import { REMOVALS_KEPT, type CatalogStore, type Flavor, type PlacementRemoval, type Pool } from '../contract.js'
+import {
+  migrationErrors as errs,
+  newMigrationId,
+  NEXT,
+  PATCH_FIELDS,
+  type Migration,
+  type MigrationPatch,
+  type MigrationState,
+  type NewMigration,
+} from '../migration-record.js'
 
 /** Returns the pool the queue lives on: the existing placement, or ARGV[2] now written. */
 const PLACE = `
@@ -36,12 +55,184 @@ return ARGV[2]
 `
 
 /**
- * KEYS: placements, version. ARGV: member, prefix, removals kept. Returns 1 when a placement was
- * removed; the removal is remembered with the version it made (`removalsSince`).
+ * Lua helpers for migration scripts (P: the prefix). `setState` moves a migration between state
+ * sets and, when it ends, out of the active indexes and its lease.
  */
-const REMOVE_PLACEMENT = `
+const MIGRATION_LIB = `
+local FINAL = { done = true, cancelled = true, failed = true }
+local NEXT = { ${Object.entries(NEXT)
+  .map(([k, v]) => `${k} = { ${v.map((s) => `${s} = true`).join(', ')} }`)
+  .join(', ')} }
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function setState(P, id, key, old, new)
+  if old == new then return end
+  redis.call('ZREM', P .. 'migs:' .. old, id)
+  redis.call('ZADD', P .. 'migs:' .. new, 0, id)
+  redis.call('HSET', key, 'state', new)
+  if FINAL[new] then
+    local f = redis.call('HMGET', key, 'project', 'queue', 'from', 'to')
+    local member = f[1] .. '\\0' .. f[2]
+    if redis.call('HGET', P .. 'active', member) == id then redis.call('HDEL', P .. 'active', member) end
+    redis.call('SREM', P .. 'activeFrom:' .. f[3], id)
+    redis.call('SREM', P .. 'activeTo:' .. f[4], id)
+    redis.call('HDEL', key, 'leaseOwner')
+    redis.call('HSET', key, 'leaseExpires', 0)
+  end
+end
+-- ARGV[i] = number of fields to set, then that many name/value pairs, then the count and names to clear.
+local function patch(key, i)
+  local n = tonumber(ARGV[i])
+  for j = 0, n - 1 do redis.call('HSET', key, ARGV[i + 1 + 2 * j], ARGV[i + 2 + 2 * j]) end
+  i = i + 1 + 2 * n
+  local m = tonumber(ARGV[i])
+  for j = 1, m do redis.call('HDEL', key, ARGV[i + j]) end
+end
+`
+
+/**
+ * ARGV: prefix, id, member, from, to, max active from (-1: none), project, queue, rate, origin,
+ * created. Returns {'ok'} or {reason, detail}.
+ */
+const CREATE_MIGRATION = `
+local P, id, member, from, to = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if from == to then return { 'same_pool' } end
+if redis.call('EXISTS', P .. 'pool:' .. from) == 0 then return { 'unknown_pool', from } end
+if redis.call('EXISTS', P .. 'pool:' .. to) == 0 then return { 'unknown_pool', to } end
+local placed = redis.call('HGET', P .. 'placements', member)
+if placed ~= from then return { 'not_placed', placed or '' } end
+local act = redis.call('HGET', P .. 'active', member)
+if act then return { 'active', act } end
+local lim = tonumber(ARGV[6])
+if lim >= 0 and redis.call('SCARD', P .. 'activeFrom:' .. from) >= lim then return { 'busy' } end
+redis.call('HSET', P .. 'mig:' .. id, 'project', ARGV[7], 'queue', ARGV[8], 'from', from, 'to', to, 'rate', ARGV[9],
+  'origin', ARGV[10], 'state', 'copying', 'cursor', 0, 'copied', 0, 'bytes', 0, 'journalApplied', 0,
+  'created', ARGV[11], 'leaseExpires', 0)
+redis.call('ZADD', P .. 'migs', 0, id)
+redis.call('ZADD', P .. 'migs:copying', 0, id)
+redis.call('HSET', P .. 'active', member, id)
+redis.call('HSET', P .. 'last', member, id)
+redis.call('SADD', P .. 'activeFrom:' .. from, id)
+redis.call('SADD', P .. 'activeTo:' .. to, id)
+return { 'ok' }
+`
+
+/** ARGV: prefix, owner, ttl ms, ids to skip… Returns the leased migration's id, or false. */
+const ACQUIRE_MIGRATION = `${MIGRATION_LIB}
+local P, owner, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local skip = {}
+for i = 4, #ARGV do skip[ARGV[i]] = true end
+local ids = redis.call('HVALS', P .. 'active')
+table.sort(ids)
+local now = nowMs()
+for _, id in ipairs(ids) do
+  if not skip[id] then
+    local key = P .. 'mig:' .. id
+    local f = redis.call('HMGET', key, 'leaseOwner', 'leaseExpires')
+    if (not f[1]) or f[1] == owner or tonumber(f[2] or '0') <= now then
+      redis.call('HSET', key, 'leaseOwner', owner, 'leaseExpires', now + ttl)
+      return id
+    end
+  end
+end
+return false
+`
+
+/** ARGV: prefix, id, owner, ttl ms. Returns 'ok', 'not_found' or 'lease_lost'. */
+const RENEW_MIGRATION = `${MIGRATION_LIB}
+local key = ARGV[1] .. 'mig:' .. ARGV[2]
+local f = redis.call('HMGET', key, 'state', 'leaseOwner')
+if not f[1] then return 'not_found' end
+if f[2] ~= ARGV[3] or FINAL[f[1]] then return 'lease_lost' end
+redis.call('HSET', key, 'leaseExpires', nowMs() + tonumber(ARGV[4]))
+return 'ok'
+`
+
+/** ARGV: prefix, id, owner. */
+const RELEASE_MIGRATION = `
+local key = ARGV[1] .. 'mig:' .. ARGV[2]
+if redis.call('HGET', key, 'leaseOwner') == ARGV[3] then
+  redis.call('HDEL', key, 'leaseOwner')
+  redis.call('HSET', key, 'leaseExpires', 0)
+end
+return 0
+`
+
+/**
+ * ARGV: prefix, id, owner, new state ('' to keep), then the patch (see \`patch\`). Returns
+ * {'ok'} or {reason, detail}.
+ */
+const UPDATE_MIGRATION = `${MIGRATION_LIB}
+local P, id = ARGV[1], ARGV[2]
+local key = P .. 'mig:' .. id
+local f = redis.call('HMGET', key, 'state', 'leaseOwner')
+if not f[1] then return { 'not_found' } end
+if f[2] ~= ARGV[3] then return { 'lease_lost' } end
+local new = ARGV[4]
+if new == '' then new = f[1] end
+if new ~= f[1] and not NEXT[f[1]][new] then return { 'bad_transition', f[1], new } end
+patch(key, 5)
+setState(P, id, key, f[1], new)
+return { 'ok' }
+`
+
+/**
+ * ARGV: prefix, id, owner, removals kept, then the patch. The switch: placement from → to,
+ * version bump with a removal entry, state switching → cleaning. Returns {'ok'} or {reason, …}.
+ */
+const FINISH_SWITCH = `${MIGRATION_LIB}
+local P, id = ARGV[1], ARGV[2]
+local key = P .. 'mig:' .. id
+local f = redis.call('HMGET', key, 'state', 'leaseOwner', 'project', 'queue', 'from', 'to')
+if not f[1] then return { 'not_found' } end
+if f[2] ~= ARGV[3] then return { 'lease_lost' } end
+if f[1] == 'cleaning' then return { 'ok' } end
+if f[1] ~= 'switching' then return { 'bad_transition', f[1], 'cleaning' } end
+local member = f[3] .. '\\0' .. f[4]
+local placed = redis.call('HGET', P .. 'placements', member)
+if placed ~= f[5] then return { 'not_placed', placed or '' } end
+redis.call('HSET', P .. 'placements', member, f[6])
+redis.call('ZREM', P .. 'placed:' .. f[5], member)
+redis.call('ZADD', P .. 'placed:' .. f[6], 0, member)
+local v = redis.call('INCR', P .. 'version')
+local log = P .. 'removals'
+redis.call('ZADD', log, v, v .. '\\0' .. member)
+redis.call('ZREMRANGEBYSCORE', log, '-inf', v - tonumber(ARGV[4]))
+patch(key, 5)
+setState(P, id, key, f[1], 'cleaning')
+return { 'ok' }
+`
+
+/** ARGV: prefix, id. Returns {'ok'} or {reason, state}. */
+const CANCEL_MIGRATION = `${MIGRATION_LIB}
+local P, id = ARGV[1], ARGV[2]
+local key = P .. 'mig:' .. id
+local state = redis.call('HGET', key, 'state')
+if not state then return { 'not_found' } end
+if state == 'copying' then
+  setState(P, id, key, state, 'cancelling')
+  redis.call('HDEL', key, 'error')
+  return { 'ok' }
+end
+if state == 'cancelling' or state == 'cancelled' then return { 'ok' } end
+return { 'too_late', state }
+`
+
+/**
+ * KEYS: placements, version. ARGV: member, prefix, removals kept. Returns 1 when a placement was
+ * removed; the removal is remembered with the version it made (`removalsSince`). A copying
+ * migration of the queue goes to cancelling (the queue is gone).
+ */
+const REMOVE_PLACEMENT = `${MIGRATION_LIB}
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return 0 end
+local act = redis.call('HGET', ARGV[2] .. 'active', ARGV[1])
+if act and redis.call('HGET', ARGV[2] .. 'mig:' .. act, 'state') == 'copying' then
+  setState(ARGV[2], act, ARGV[2] .. 'mig:' .. act, 'copying', 'cancelling')
+  redis.call('HDEL', ARGV[2] .. 'mig:' .. act, 'error')
+end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', ARGV[2] .. 'placed:' .. cur, ARGV[1])
 local v = redis.call('INCR', KEYS[2])
@@ -51,9 +242,12 @@ redis.call('ZREMRANGEBYSCORE', log, '-inf', v - tonumber(ARGV[3]))
 return 1
 `
 
-/** KEYS: pools, pool hash, placed set, version. ARGV: name. Returns -1 when queues remain. */
+/**
+ * KEYS: pools, pool hash, placed set, version, active migrations to the pool. ARGV: name.
+ * Returns -1 when queues remain or are moving onto it.
+ */
 const DELETE_POOL = `
-if redis.call('ZCARD', KEYS[3]) > 0 then return -1 end
+if redis.call('ZCARD', KEYS[3]) > 0 or redis.call('SCARD', KEYS[5]) > 0 then return -1 end
 local n = redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
 if n > 0 then redis.call('INCR', KEYS[4]) end
@@ -102,7 +296,14 @@ return changed
 type Scripted = Redis & {
   catalogPlace(placements: string, placed: string, member: string, pool: string): Promise<string>
   catalogRemovePlacement(placements: string, version: string, member: string, prefix: string, kept: number): Promise<number>
-  catalogDeletePool(pools: string, pool: string, placed: string, version: string, name: string): Promise<number>
+  catalogDeletePool(pools: string, pool: string, placed: string, version: string, activeTo: string, name: string): Promise<number>
+  catalogCreateMigration(...argv: (string | number)[]): Promise<string[]>
+  catalogAcquireMigration(...argv: (string | number)[]): Promise<string | null>
+  catalogRenewMigration(...argv: (string | number)[]): Promise<string>
+  catalogReleaseMigration(...argv: (string | number)[]): Promise<number>
+  catalogUpdateMigration(...argv: (string | number)[]): Promise<string[]>
+  catalogFinishSwitch(...argv: (string | number)[]): Promise<string[]>
+  catalogCancelMigration(...argv: (string | number)[]): Promise<string[]>
   catalogPutFlavor(flavors: string, pools: string, version: string, prefix: string, name: string, ...poolNames: string[]): Promise<string>
   catalogDeleteFlavor(flavors: string, pools: string, version: string, prefix: string, name: string): Promise<number>
 }
@@ -163,7 +364,14 @@ export class RedisCatalog implements CatalogStore {
   private constructor(redis: Redis, prefix: string) {
     redis.defineCommand('catalogPlace', { numberOfKeys: 2, lua: PLACE })
     redis.defineCommand('catalogRemovePlacement', { numberOfKeys: 2, lua: REMOVE_PLACEMENT })
-    redis.defineCommand('catalogDeletePool', { numberOfKeys: 4, lua: DELETE_POOL })
+    redis.defineCommand('catalogDeletePool', { numberOfKeys: 5, lua: DELETE_POOL })
+    redis.defineCommand('catalogCreateMigration', { numberOfKeys: 0, lua: CREATE_MIGRATION })
+    redis.defineCommand('catalogAcquireMigration', { numberOfKeys: 0, lua: ACQUIRE_MIGRATION })
+    redis.defineCommand('catalogRenewMigration', { numberOfKeys: 0, lua: RENEW_MIGRATION })
+    redis.defineCommand('catalogReleaseMigration', { numberOfKeys: 0, lua: RELEASE_MIGRATION })
+    redis.defineCommand('catalogUpdateMigration', { numberOfKeys: 0, lua: UPDATE_MIGRATION })
+    redis.defineCommand('catalogFinishSwitch', { numberOfKeys: 0, lua: FINISH_SWITCH })
+    redis.defineCommand('catalogCancelMigration', { numberOfKeys: 0, lua: CANCEL_MIGRATION })
     redis.defineCommand('catalogPutFlavor', { numberOfKeys: 3, lua: PUT_FLAVOR })
     redis.defineCommand('catalogDeleteFlavor', { numberOfKeys: 3, lua: DELETE_FLAVOR })
     this.#redis = redis as Scripted
@@ -259,7 +467,7 @@ export class RedisCatalog implements CatalogStore {
 
   async deletePool(name: string): Promise<void> {
     const n = await this.#run(() =>
-      this.#redis.catalogDeletePool(this.#k.pools, this.#poolKey(name), this.#placedKey(name), this.#k.version, name),
+      this.#redis.catalogDeletePool(this.#k.pools, this.#poolKey(name), this.#placedKey(name), this.#k.version, `${this.#p}activeTo:${name}`, name),
     )
     if (n === -1) throw new MissiveError('conflict', `Pool ${name} still holds queues; move or delete them first.`)
   }
@@ -303,6 +511,120 @@ export class RedisCatalog implements CatalogStore {
     })
   }
 
+  async #readMigration(id: string): Promise<Migration | null> {
+    return toMigration(id, await this.#run(() => this.#redis.hgetall(`${this.#p}mig:${id}`)))
+  }
+
+  /** The migration after a script said 'ok', or the script's refusal as a `MigrationError`. */
+  async #after(id: string, reply: string[], m?: NewMigration): Promise<Migration> {
+    const [status, a, b] = reply
+    switch (status) {
+      case 'ok': {
+        const got = await this.#readMigration(id)
+        if (got === null) throw errs.notFound(id)
+        return got
+      }
+      case 'not_found':
+        throw errs.notFound(id)
+      case 'lease_lost':
+        throw errs.leaseLost(id)
+      case 'bad_transition':
+        throw errs.badTransition(id, a!, b!)
+      case 'too_late':
+        throw errs.tooLate(id, a!)
+      case 'same_pool':
+        throw errs.samePool(m!)
+      case 'unknown_pool':
+        throw errs.unknownPool(a!)
+      case 'active':
+        throw errs.active(m!, a!)
+      case 'not_placed': {
+        const mig = m ?? (await this.#readMigration(id))!
+        throw errs.notPlaced(mig, a === '' || a === undefined ? null : a)
+      }
+      default:
+        throw new MissiveError('internal', `unexpected catalog reply ${status}`)
+    }
+  }
+
+  async createMigration(m: NewMigration, opts: { maxActiveFrom?: number } = {}): Promise<Migration> {
+    const now = Date.now()
+    const id = newMigrationId(now)
+    const reply = await this.#run(() =>
+      this.#redis.catalogCreateMigration(this.#p, id, member(m), m.from, m.to, opts.maxActiveFrom ?? -1, m.project, m.queue, m.rate, m.origin, now),
+    )
+    if (reply[0] === 'busy') throw errs.busy(m.from, opts.maxActiveFrom!)
+    return this.#after(id, reply, m)
+  }
+
+  getMigration(id: string): Promise<Migration | null> {
+    return this.#readMigration(id)
+  }
+
+  async listMigrations(opts: { limit: number; after?: string; state?: MigrationState }): Promise<Migration[]> {
+    const key = opts.state === undefined ? `${this.#p}migs` : `${this.#p}migs:${opts.state}`
+    const from = opts.after === undefined ? '-' : `(${opts.after}`
+    return this.#run(async () => {
+      const ids = await this.#redis.zrangebylex(key, from, '+', 'LIMIT', 0, opts.limit)
+      if (ids.length === 0) return []
+      const pipe = this.#redis.pipeline()
+      for (const id of ids) pipe.hgetall(`${this.#p}mig:${id}`)
+      const replies = (await pipe.exec()) ?? []
+      const out: Migration[] = []
+      ids.forEach((id, i) => {
+        const [err, h] = replies[i] ?? [null, null]
+        if (err) throw err
+        const m = toMigration(id, h as Record<string, string>)
+        if (m !== null) out.push(m)
+      })
+      return out
+    })
+  }
+
+  async activeMigration(ref: QueueRef): Promise<Migration | null> {
+    const id = await this.#run(() => this.#redis.hget(`${this.#p}active`, member(ref)))
+    return id === null ? null : this.#readMigration(id)
+  }
+
+  async lastMigration(ref: QueueRef): Promise<Migration | null> {
+    const id = await this.#run(() => this.#redis.hget(`${this.#p}last`, member(ref)))
+    return id === null ? null : this.#readMigration(id)
+  }
+
+  countActiveFrom(pool: string): Promise<number> {
+    return this.#run(() => this.#redis.scard(`${this.#p}activeFrom:${pool}`))
+  }
+
+  async acquireMigration(owner: string, ttlMs: number, skip: readonly string[] = []): Promise<Migration | null> {
+    const id = await this.#run(() => this.#redis.catalogAcquireMigration(this.#p, owner, Math.ceil(ttlMs), ...skip))
+    return id === null ? null : this.#readMigration(id)
+  }
+
+  async renewMigration(id: string, owner: string, ttlMs: number): Promise<void> {
+    const r = await this.#run(() => this.#redis.catalogRenewMigration(this.#p, id, owner, Math.ceil(ttlMs)))
+    if (r === 'not_found') throw errs.notFound(id)
+    if (r !== 'ok') throw errs.leaseLost(id)
+  }
+
+  async releaseMigration(id: string, owner: string): Promise<void> {
+    await this.#run(() => this.#redis.catalogReleaseMigration(this.#p, id, owner))
+  }
+
+  async updateMigration(id: string, owner: string, patch: MigrationPatch): Promise<Migration> {
+    const reply = await this.#run(() => this.#redis.catalogUpdateMigration(this.#p, id, owner, patch.state ?? '', ...patchArgs(patch)))
+    return this.#after(id, reply)
+  }
+
+  async finishSwitch(id: string, owner: string, patch: MigrationPatch = {}): Promise<Migration> {
+    const reply = await this.#run(() => this.#redis.catalogFinishSwitch(this.#p, id, owner, REMOVALS_KEPT, ...patchArgs(patch)))
+    return this.#after(id, reply)
+  }
+
+  async cancelMigration(id: string): Promise<Migration> {
+    const reply = await this.#run(() => this.#redis.catalogCancelMigration(this.#p, id))
+    return this.#after(id, reply)
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
@@ -322,5 +644,48 @@ function toPool(name: string, h: Record<string, string> | null): Pool | null {
     weight: Number(h.weight),
     flavor: h.flavor ?? null,
     options: JSON.parse(h.options ?? '{}') as Record<string, unknown>,
+  }
+}
+
+/** A patch as script arguments: the count and name/value pairs to set, then the count and names to clear (nulls). */
+function patchArgs(patch: MigrationPatch): (string | number)[] {
+  const set: (string | number)[] = []
+  const clear: string[] = []
+  for (const f of PATCH_FIELDS) {
+    if (f === 'state') continue // scripts set it, checking the transition
+    const v = patch[f]
+    if (v === undefined) continue
+    if (v === null) clear.push(f)
+    else set.push(f, v)
+  }
+  return [set.length / 2, ...set, clear.length, ...clear]
+}
+
+const num = (v: string | undefined): number | null => (v === undefined ? null : Number(v))
+
+function toMigration(id: string, h: Record<string, string> | null): Migration | null {
+  if (h === null || h.state === undefined) return null
+  return {
+    id,
+    project: h.project!,
+    queue: h.queue!,
+    from: h.from!,
+    to: h.to!,
+    rate: Number(h.rate),
+    origin: h.origin ?? '',
+    state: h.state as MigrationState,
+    cursor: Number(h.cursor ?? 0),
+    copied: Number(h.copied ?? 0),
+    bytes: Number(h.bytes ?? 0),
+    journalApplied: Number(h.journalApplied ?? 0),
+    sourceCount: num(h.sourceCount),
+    error: h.error ?? null,
+    created: Number(h.created),
+    started: num(h.started),
+    switchedAt: num(h.switchedAt),
+    finished: num(h.finished),
+    pauseMs: num(h.pauseMs),
+    leaseOwner: h.leaseOwner ?? null,
+    leaseExpires: Number(h.leaseExpires ?? 0),
   }
 }

@@ -21,6 +21,82 @@ import { MissiveError } from '../../shared/errors.js'
 import { ownerOnlyDatabase } from '../../shared/owner-only.js'
 import type { QueueRef } from '../../shared/storage/contract.js'
 import { REMOVALS_KEPT, type CatalogStore, type Flavor, type PlacementRemoval, type Pool } from '../contract.js'
+import {
+  canMove,
+  migrationErrors as errs,
+  newMigrationId,
+  PATCH_FIELDS,
+  type Migration,
+  type MigrationPatch,
+  type MigrationState,
+  type NewMigration,
+} from '../migration-record.js'
+
+interface MigrationRow {
+  id: string
+  project: string
+  queue: string
+  from_pool: string
+  to_pool: string
+  rate: number
+  origin: string
+  state: MigrationState
+  cursor: number
+  copied: number
+  bytes: number
+  journal_applied: number
+  source_count: number | null
+  error: string | null
+  created: number
+  started: number | null
+  switched_at: number | null
+  finished: number | null
+  pause_ms: number | null
+  lease_owner: string | null
+  lease_expires: number
+}
+
+const toMigration = (r: MigrationRow): Migration => ({
+  id: r.id,
+  project: r.project,
+  queue: r.queue,
+  from: r.from_pool,
+  to: r.to_pool,
+  rate: r.rate,
+  origin: r.origin,
+  state: r.state,
+  cursor: r.cursor,
+  copied: r.copied,
+  bytes: r.bytes,
+  journalApplied: r.journal_applied,
+  sourceCount: r.source_count,
+  error: r.error,
+  created: r.created,
+  started: r.started,
+  switchedAt: r.switched_at,
+  finished: r.finished,
+  pauseMs: r.pause_ms,
+  leaseOwner: r.lease_owner,
+  leaseExpires: r.lease_expires,
+})
+
+/** Patch field → column. */
+const COLUMN: Record<(typeof PATCH_FIELDS)[number], string> = {
+  state: 'state',
+  cursor: 'cursor',
+  copied: 'copied',
+  bytes: 'bytes',
+  journalApplied: 'journal_applied',
+  sourceCount: 'source_count',
+  error: 'error',
+  started: 'started',
+  switchedAt: 'switched_at',
+  finished: 'finished',
+  pauseMs: 'pause_ms',
+}
+
+const ACTIVE_SQL = "('copying', 'switching', 'cleaning', 'cancelling')"
+const FINAL = (s: MigrationState): boolean => s === 'done' || s === 'cancelled' || s === 'failed'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS pools (
@@ -50,6 +126,33 @@ CREATE TABLE IF NOT EXISTS removals (
   project TEXT NOT NULL,
   queue   TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS migrations (
+  id              TEXT PRIMARY KEY,
+  project         TEXT NOT NULL,
+  queue           TEXT NOT NULL,
+  from_pool       TEXT NOT NULL,
+  to_pool         TEXT NOT NULL,
+  rate            REAL NOT NULL,
+  origin          TEXT NOT NULL,
+  state           TEXT NOT NULL,
+  cursor          INTEGER NOT NULL DEFAULT 0,
+  copied          INTEGER NOT NULL DEFAULT 0,
+  bytes           INTEGER NOT NULL DEFAULT 0,
+  journal_applied INTEGER NOT NULL DEFAULT 0,
+  source_count    INTEGER,
+  error           TEXT,
+  created         INTEGER NOT NULL,
+  started         INTEGER,
+  switched_at     INTEGER,
+  finished        INTEGER,
+  pause_ms        REAL,
+  lease_owner     TEXT,
+  lease_expires   INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS migrations_active_ref ON migrations (project, queue)
+  WHERE state IN ('copying', 'switching', 'cleaning', 'cancelling');
+CREATE INDEX IF NOT EXISTS migrations_by_state ON migrations (state, id);
+CREATE INDEX IF NOT EXISTS migrations_by_ref ON migrations (project, queue, id);
 `
 
 interface PoolRow {
@@ -92,6 +195,12 @@ export class SqliteCatalog implements CatalogStore {
   readonly #putPool: (pool: Pool) => void
   readonly #putFlavor: (name: string, pools: string[]) => void
   readonly #deleteFlavor: (name: string) => void
+  readonly #createMigration: (m: NewMigration, maxActiveFrom: number | undefined) => Migration
+  readonly #acquireMigration: (owner: string, ttlMs: number, skip: readonly string[]) => Migration | null
+  readonly #renewMigration: (id: string, owner: string, ttlMs: number) => void
+  readonly #updateMigration: (id: string, owner: string, patch: MigrationPatch) => Migration
+  readonly #finishSwitch: (id: string, owner: string, patch: MigrationPatch) => Migration
+  readonly #cancelMigration: (id: string) => Migration
   #closed = false
 
   constructor(path: string, opts: SqliteCatalogOptions = {}) {
@@ -148,6 +257,23 @@ export class SqliteCatalog implements CatalogStore {
       removalsSince: db.prepare<[number], { version: number; project: string; queue: string }>(
         'SELECT version, project, queue FROM removals WHERE version > ? ORDER BY version',
       ),
+      getMigration: db.prepare<[string], MigrationRow>('SELECT * FROM migrations WHERE id = ?'),
+      activeMigration: db.prepare<[string, string], MigrationRow>(`SELECT * FROM migrations WHERE project = ? AND queue = ? AND state IN ${ACTIVE_SQL}`),
+      lastMigration: db.prepare<[string, string], MigrationRow>('SELECT * FROM migrations WHERE project = ? AND queue = ? ORDER BY id DESC LIMIT 1'),
+      activeFrom: db.prepare<[string], { n: number }>(`SELECT COUNT(*) AS n FROM migrations WHERE from_pool = ? AND state IN ${ACTIVE_SQL}`),
+      activeTo: db.prepare<[string], { one: number }>(`SELECT 1 AS one FROM migrations WHERE to_pool = ? AND state IN ${ACTIVE_SQL} LIMIT 1`),
+      insertMigration: db.prepare<[string, string, string, string, string, number, string, number]>(
+        `INSERT INTO migrations (id, project, queue, from_pool, to_pool, rate, origin, state, created)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'copying', ?)`,
+      ),
+      listMigrations: db.prepare<[string, number], MigrationRow>('SELECT * FROM migrations WHERE id > ? ORDER BY id LIMIT ?'),
+      listMigrationsIn: db.prepare<[string, string, number], MigrationRow>('SELECT * FROM migrations WHERE state = ? AND id > ? ORDER BY id LIMIT ?'),
+      leasable: db.prepare<[string, number], MigrationRow>(
+        `SELECT * FROM migrations WHERE state IN ${ACTIVE_SQL} AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires <= ?) ORDER BY id`,
+      ),
+      setLease: db.prepare<[string | null, number, string]>('UPDATE migrations SET lease_owner = ?, lease_expires = ? WHERE id = ?'),
+      cancelCopying: db.prepare<[string, string]>("UPDATE migrations SET state = 'cancelling', error = NULL WHERE project = ? AND queue = ? AND state = 'copying'"),
+      movePlacement: db.prepare<[string, string, string, string]>('UPDATE placements SET pool = ? WHERE project = ? AND queue = ? AND pool = ?'),
     }
     this.#stmt = stmt
     const bump = (): void => {
@@ -166,6 +292,8 @@ export class SqliteCatalog implements CatalogStore {
     this.#removePlacement = db
       .transaction((project: string, queue: string): void => {
         if (stmt.removePlacement.run(project, queue).changes === 0) return
+        // The queue is gone: a copy in progress rolls back (its runner sees `cancelling`).
+        stmt.cancelCopying.run(project, queue)
         bump()
         // Remembered with the version it made, so proxies forget this one queue (`removalsSince`).
         const version = stmt.version.get('version')!.value
@@ -175,7 +303,7 @@ export class SqliteCatalog implements CatalogStore {
       .immediate
     this.#deletePool = db
       .transaction((name: string): void => {
-        if (stmt.poolInUse.get(name) !== undefined) {
+        if (stmt.poolInUse.get(name) !== undefined || stmt.activeTo.get(name) !== undefined) {
           throw new MissiveError('conflict', `Pool ${name} still holds queues; move or delete them first.`)
         }
         if (stmt.deletePool.run(name).changes > 0) bump()
@@ -202,6 +330,96 @@ export class SqliteCatalog implements CatalogStore {
       .transaction((name: string): void => {
         const had = stmt.deleteFlavor.run(name).changes > 0
         if (stmt.clearFlavor.run(name).changes > 0 || had) bump()
+      })
+      .immediate
+
+    const held = (id: string, owner: string): MigrationRow => {
+      const row = stmt.getMigration.get(id)
+      if (row === undefined) throw errs.notFound(id)
+      if (row.lease_owner !== owner) throw errs.leaseLost(id)
+      return row
+    }
+    const applyPatch = (id: string, patch: MigrationPatch, endLease: boolean): void => {
+      const sets: string[] = []
+      const values: (string | number | null)[] = []
+      for (const f of PATCH_FIELDS) {
+        const v = patch[f]
+        if (v === undefined) continue
+        sets.push(`${COLUMN[f]} = ?`)
+        values.push(v)
+      }
+      if (endLease) sets.push('lease_owner = NULL, lease_expires = 0')
+      if (sets.length === 0) return
+      // The column list comes from PATCH_FIELDS only: no caller text reaches the SQL.
+      db.prepare(`UPDATE migrations SET ${sets.join(', ')} WHERE id = ?`).run(...values, id)
+    }
+    this.#createMigration = db
+      .transaction((m: NewMigration, maxActiveFrom: number | undefined): Migration => {
+        if (m.from === m.to) throw errs.samePool(m)
+        for (const p of [m.from, m.to]) if (stmt.getPool.get(p) === undefined) throw errs.unknownPool(p)
+        const placed = stmt.getPlacement.get(m.project, m.queue)?.pool ?? null
+        if (placed !== m.from) throw errs.notPlaced(m, placed)
+        const active = stmt.activeMigration.get(m.project, m.queue)
+        if (active !== undefined) throw errs.active(m, active.id)
+        if (maxActiveFrom !== undefined && stmt.activeFrom.get(m.from)!.n >= maxActiveFrom) throw errs.busy(m.from, maxActiveFrom)
+        const now = Date.now()
+        const id = newMigrationId(now)
+        stmt.insertMigration.run(id, m.project, m.queue, m.from, m.to, m.rate, m.origin, now)
+        return toMigration(stmt.getMigration.get(id)!)
+      })
+      .immediate
+    this.#acquireMigration = db
+      .transaction((owner: string, ttlMs: number, skip: readonly string[]): Migration | null => {
+        const now = Date.now()
+        const row = stmt.leasable.all(owner, now).find((r) => !skip.includes(r.id))
+        if (row === undefined) return null
+        stmt.setLease.run(owner, now + ttlMs, row.id)
+        return toMigration(stmt.getMigration.get(row.id)!)
+      })
+      .immediate
+    this.#renewMigration = db
+      .transaction((id: string, owner: string, ttlMs: number): void => {
+        const row = held(id, owner)
+        if (FINAL(row.state)) throw errs.leaseLost(id)
+        stmt.setLease.run(owner, Date.now() + ttlMs, id)
+      })
+      .immediate
+    this.#updateMigration = db
+      .transaction((id: string, owner: string, patch: MigrationPatch): Migration => {
+        const row = held(id, owner)
+        const to = patch.state ?? row.state
+        if (!canMove(row.state, to)) throw errs.badTransition(id, row.state, to)
+        applyPatch(id, patch, FINAL(to))
+        return toMigration(stmt.getMigration.get(id)!)
+      })
+      .immediate
+    this.#finishSwitch = db
+      .transaction((id: string, owner: string, patch: MigrationPatch): Migration => {
+        const row = held(id, owner)
+        if (row.state === 'cleaning') return toMigration(row)
+        if (row.state !== 'switching') throw errs.badTransition(id, row.state, 'cleaning')
+        if (stmt.movePlacement.run(row.to_pool, row.project, row.queue, row.from_pool).changes === 0) {
+          throw errs.notPlaced({ ...toMigration(row) }, stmt.getPlacement.get(row.project, row.queue)?.pool ?? null)
+        }
+        bump()
+        // A removal entry: every proxy forgets just this queue's cached placement.
+        const version = stmt.version.get('version')!.value
+        stmt.noteRemoval.run(version, row.project, row.queue)
+        stmt.trimRemovals.run(version - REMOVALS_KEPT)
+        applyPatch(id, { ...patch, state: 'cleaning' }, false)
+        return toMigration(stmt.getMigration.get(id)!)
+      })
+      .immediate
+    this.#cancelMigration = db
+      .transaction((id: string): Migration => {
+        const row = stmt.getMigration.get(id)
+        if (row === undefined) throw errs.notFound(id)
+        if (row.state === 'copying') {
+          applyPatch(id, { state: 'cancelling', error: null }, false)
+          return toMigration(stmt.getMigration.get(id)!)
+        }
+        if (row.state === 'cancelling' || row.state === 'cancelled') return toMigration(row)
+        throw errs.tooLate(id, row.state)
       })
       .immediate
   }
@@ -311,6 +529,67 @@ export class SqliteCatalog implements CatalogStore {
 
   async removalsSince(after: number): Promise<PlacementRemoval[]> {
     return this.#run(() => this.#stmt.removalsSince.all(after)).map((r) => ({ version: r.version, ref: { project: r.project, queue: r.queue } }))
+  }
+
+  async createMigration(m: NewMigration, opts: { maxActiveFrom?: number } = {}): Promise<Migration> {
+    return this.#run(() => this.#createMigration(m, opts.maxActiveFrom))
+  }
+
+  async getMigration(id: string): Promise<Migration | null> {
+    const row = this.#run(() => this.#stmt.getMigration.get(id))
+    return row === undefined ? null : toMigration(row)
+  }
+
+  async listMigrations(opts: { limit: number; after?: string; state?: MigrationState }): Promise<Migration[]> {
+    const after = opts.after ?? ''
+    return this.#run(() =>
+      opts.state === undefined ? this.#stmt.listMigrations.all(after, opts.limit) : this.#stmt.listMigrationsIn.all(opts.state, after, opts.limit),
+    ).map(toMigration)
+  }
+
+  async activeMigration(ref: QueueRef): Promise<Migration | null> {
+    const row = this.#run(() => this.#stmt.activeMigration.get(ref.project, ref.queue))
+    return row === undefined ? null : toMigration(row)
+  }
+
+  async lastMigration(ref: QueueRef): Promise<Migration | null> {
+    const row = this.#run(() => this.#stmt.lastMigration.get(ref.project, ref.queue))
+    return row === undefined ? null : toMigration(row)
+  }
+
+  async countActiveFrom(pool: string): Promise<number> {
+    return this.#run(() => this.#stmt.activeFrom.get(pool)!.n)
+  }
+
+  async acquireMigration(owner: string, ttlMs: number, skip: readonly string[] = []): Promise<Migration | null> {
+    return this.#run(() => {
+      // Every proxy asks every second: a plain read first, so an idle catalog takes no write lock.
+      if (!this.#stmt.leasable.all(owner, Date.now()).some((r) => !skip.includes(r.id))) return null
+      return this.#acquireMigration(owner, ttlMs, skip)
+    })
+  }
+
+  async renewMigration(id: string, owner: string, ttlMs: number): Promise<void> {
+    this.#run(() => this.#renewMigration(id, owner, ttlMs))
+  }
+
+  async releaseMigration(id: string, owner: string): Promise<void> {
+    this.#run(() => {
+      const row = this.#stmt.getMigration.get(id)
+      if (row !== undefined && row.lease_owner === owner) this.#stmt.setLease.run(null, 0, id)
+    })
+  }
+
+  async updateMigration(id: string, owner: string, patch: MigrationPatch): Promise<Migration> {
+    return this.#run(() => this.#updateMigration(id, owner, patch))
+  }
+
+  async finishSwitch(id: string, owner: string, patch: MigrationPatch = {}): Promise<Migration> {
+    return this.#run(() => this.#finishSwitch(id, owner, patch))
+  }
+
+  async cancelMigration(id: string): Promise<Migration> {
+    return this.#run(() => this.#cancelMigration(id))
   }
 
   async close(): Promise<void> {

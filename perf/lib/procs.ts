@@ -14,10 +14,14 @@ import net from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-/** The repository root (this file is perf/lib/procs.ts or dist/perf/lib/procs.js). */
+/**
+ * The repository root (this file is perf/lib/procs.ts or dist/perf/lib/procs.js): the nearest
+ * directory with a package.json and a tsconfig.json (tsc copies package.json into dist/ when a
+ * test imports it, so package.json alone would stop at dist/).
+ */
 export const ROOT = (() => {
   let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir)
+  while (!(existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'tsconfig.json'))) && dirname(dir) !== dir) dir = dirname(dir)
   return dir
 })()
 
@@ -135,6 +139,8 @@ export async function startMissive(opts: {
   workers?: number
   profileDir?: string
   timeoutMs?: number
+  /** More environment (`MISSIVE_*` settings). */
+  env?: Record<string, string>
 }): Promise<MissiveService> {
   const port = await freePort()
   const nodeArgs = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opts.profileDir)}`] : []
@@ -150,6 +156,7 @@ export async function startMissive(opts: {
         MISSIVE_DEFAULT_POOL: opts.pool,
         ...(opts.durability ? { MISSIVE_DURABILITY: opts.durability } : {}),
         ...(opts.workers !== undefined ? { MISSIVE_WORKERS: String(opts.workers) } : {}),
+        ...opts.env,
       },
     })
   } catch (err) {

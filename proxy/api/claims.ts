@@ -2,6 +2,7 @@
 import { MissiveError } from '../../shared/errors.js'
 import { empty, type Reply } from '../transport.js'
 import { claimBody, claimLimit, claimRenewBody } from '../validate.js'
+import { waitSeconds } from '../long-poll.js'
 import { optionalBody, requiredBody } from './body.js'
 import { messagesJson, queueHref, queueRef, type ApiRequest } from './context.js'
 
@@ -9,9 +10,18 @@ export async function createClaim(req: ApiRequest): Promise<Reply> {
   const limits = req.config.limits
   const limit = claimLimit(req.query.int('limit', 10), limits, 'Limit')
   const { ttl, grace } = claimBody(optionalBody(req), limits)
+  const wait = req.query.has('wait') ? waitSeconds(req.query.int('wait', 0), req.config.longPollMaxWait) : 0
   const ref = queueRef(req)
   // Dead-lettering, across pools too, happens inside (proxy/pooled-driver.ts).
-  const claim = await req.storage.createClaim(ref, { ttl, grace, limit })
+  const claim =
+    wait > 0 && req.longPoll !== undefined
+      ? await req.longPoll.run(
+          ref,
+          { seconds: wait, consumes: true, hook: req.abort },
+          () => req.storage.createClaim(ref, { ttl, grace, limit }),
+          (c) => c !== null && c.messages.length > 0,
+        )
+      : await req.storage.createClaim(ref, { ttl, grace, limit })
   if (claim === null || claim.messages.length === 0) return empty(204)
   const base = queueHref(req)
   return {
@@ -44,5 +54,7 @@ export async function renewClaim(req: ApiRequest): Promise<Reply> {
 export async function releaseClaim(req: ApiRequest): Promise<Reply> {
   const ref = queueRef(req)
   await req.storage.releaseClaim(ref, req.params.claimId!)
+  // Its messages can be claimed again: wake long-polling claims (proxy/long-poll.ts).
+  req.longPoll?.notify(ref, 0)
   return empty(204)
 }

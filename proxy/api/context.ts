@@ -1,8 +1,12 @@
 /** What a handler sees of a request, and the shared pieces of response building. */
 import type { Config } from '../../shared/config.js'
+import type { Authenticator, Identity } from '../auth/index.js'
+import type { RateLimiter } from '../limits/index.js'
 import type { Logger } from '../../shared/log.js'
 import type { Message, QueueRef } from '../../shared/storage/contract.js'
 import type { Query } from '../params.js'
+import type { AbortHook, LongPoll } from '../long-poll.js'
+import type { SocketSubscriptions } from '../websocket-push.js'
 import type { ControlPlane } from '../pool-set.js'
 import type { PooledStorage } from '../pooled-driver.js'
 import type { Reply } from '../transport.js'
@@ -29,6 +33,12 @@ export interface Params {
   /** Admin routes: a pool or flavor name (not subject to the queue-name check). */
   pool?: string
   flavor?: string
+  /** A live migration's id (admin). */
+  migration?: string
+  /** Admin routes: an API key's id (proxy/auth/admin-api.ts). */
+  key?: string
+  /** Admin routes: the project whose rate limits are read or set (proxy/limits/admin-api.ts). */
+  tenant?: string
 }
 
 export interface ApiRequest {
@@ -43,6 +53,12 @@ export interface ApiRequest {
   clientId: string
   requestId: string
   authToken: string
+  /** Who the credential proves (proxy/auth/); `ANONYMOUS` under strategy `none`. */
+  identity: Identity
+  /** The proxy's authenticator (the keys admin API reads its store). */
+  auth: Authenticator
+  /** Per-project rate limits; absent when `rateLimits.enabled` is off. */
+  limiter?: RateLimiter | undefined
   /** The `Idempotency-Key` header as sent (docs/api.md, "Safe retries"); undefined when absent. */
   idempotencyKey?: string | undefined
   contentType: string
@@ -56,6 +72,12 @@ export interface ApiRequest {
   /** The catalog and the pools' workers, for the admin API only (pools, flavors, health). */
   control: ControlPlane
   log: Logger
+  /** Parked long-polling requests of this proxy (proxy/long-poll.ts); absent: `wait` is ignored. */
+  longPoll?: LongPoll
+  /** Tells a parked request that its client went away. */
+  abort?: AbortHook
+  /** WebSocket push subscriptions (proxy/websocket-push.ts); absent: no WebSocket API. */
+  pushes?: SocketSubscriptions | undefined
 }
 
 export type Handler = (req: ApiRequest) => Promise<Reply> | Reply

@@ -3,6 +3,7 @@ import { badRequest, MissiveError } from '../../shared/errors.js'
 import { empty, json, type Reply } from '../transport.js'
 import { claimLimit, idList, messagePost, pageLimit } from '../validate.js'
 import { isObject } from '../json.js'
+import { waitSeconds } from '../long-poll.js'
 import { requiredBody } from './body.js'
 import { messageJson, messagesJson, pyList, queueHref, queueRef, type ApiRequest } from './context.js'
 
@@ -21,6 +22,8 @@ export async function postMessages(req: ApiRequest): Promise<Reply> {
     throw badRequest(`No more than ${most} messages may be posted at once.`)
   }
   const messages = messagePost(doc, req.config.limits)
+  // Messages per second (docs/limits.md): counted once the post is known to be valid.
+  if (req.limiter !== undefined) await req.limiter.messages(req.project, messages.length)
   const ref = queueRef(req)
   const ids = await req.storage.postMessages(ref, messages, {
     clientId: req.clientId,
@@ -29,6 +32,10 @@ export async function postMessages(req: ApiRequest): Promise<Reply> {
     queuePolicy: req.profile.queueLimits,
     ...(key !== undefined && { idempotencyKey: key, idempotencyWindow: req.config.limits.idempotency_window }),
   })
+  // Long-polling consumers of this queue may now find something (proxy/long-poll.ts).
+  req.longPoll?.notify(ref, ids.length)
+  // And WebSocket subscribers of the queue get each message (proxy/websocket-push.ts).
+  req.pushes?.posted(ref, ids, messages)
   const base = `${queueHref(req)}/messages`
   return json(201, { resources: ids.map((id) => `${base}/${id}`) }, [['location', `${base}?ids=${ids.join(',')}`]])
 }
@@ -39,6 +46,8 @@ export async function listMessages(req: ApiRequest): Promise<Reply> {
   const ids = q.list('ids')
   const ref = queueRef(req)
   const base = queueHref(req)
+  // Checked first, so a bad value is refused whatever else the request asks (bulk gets do not wait).
+  const wait = q.has('wait') ? waitSeconds(q.int('wait', 0), req.config.longPollMaxWait) : 0
   if (ids !== undefined) {
     idList(ids, limits)
     const found = await req.storage.getMessages(ref, ids)
@@ -53,14 +62,18 @@ export async function listMessages(req: ApiRequest): Promise<Reply> {
   const withDelayed = req.profile.includeDelayedParam
   const includeDelayed = withDelayed ? (q.has('include_delayed') ? q.bool('include_delayed', false) : undefined) : true
   const marker = q.get('marker')
-  const page = await req.storage.listMessages(ref, {
+  const opts = {
     limit,
     clientId: req.clientId,
     echo,
     includeClaimed,
     ...(includeDelayed !== undefined && { includeDelayed }),
     ...(marker !== undefined && { marker }),
-  })
+  }
+  const page =
+    wait > 0 && req.longPoll !== undefined
+      ? await req.longPoll.run(ref, { seconds: wait, consumes: false, hook: req.abort }, () => req.storage.listMessages(ref, opts), (p) => p.items.length > 0)
+      : await req.storage.listMessages(ref, opts)
   let links = '[]'
   if (page.next !== undefined) {
     const bools = withDelayed ? ['echo', 'include_claimed', 'include_delayed'] : ['echo', 'include_claimed']

@@ -7,6 +7,7 @@ import { empty, json, type Reply } from '../transport.js'
 import { pageLimit, queueMetadata } from '../validate.js'
 import { optionalBody, requiredBody } from './body.js'
 import { isoSeconds, queueHref, queueRef, type ApiRequest } from './context.js'
+import { isMsgpackType } from '../msgpack.js'
 
 /** Reserved keys shown with their defaults on GET (v2), whenever the stored value is falsy. */
 function withDefaults(meta: Metadata, limits: Limits): Metadata {
@@ -81,7 +82,8 @@ function patchOps(doc: unknown): PatchOp[] {
 
 export async function patchQueue(req: ApiRequest): Promise<Reply> {
   const limits = req.config.limits
-  if (req.contentType !== PATCH_TYPE) {
+  // The patch document may also come as MessagePack (proxy/msgpack.ts): the same operations.
+  if (req.contentType !== PATCH_TYPE && !isMsgpackType(req.contentType)) {
     throw new MissiveError('unsupported_media_type', `Accepted media type for PATCH: {'Accept-Patch': '${PATCH_TYPE}'}.`, {
       title: 'Unsupported media type',
     })

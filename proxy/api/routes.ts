@@ -10,9 +10,12 @@ import * as claims from './claims.js'
 import type { Handler, Params, Profile } from './context.js'
 import * as flavors from './flavors.js'
 import * as messages from './messages.js'
+import * as migrations from './migrations.js'
 import * as pools from './pools.js'
 import * as queues from './queues.js'
 import * as system from './system.js'
+import * as keys from '../auth/admin-api.js'
+import * as rateLimits from '../limits/admin-api.js'
 import { postTooLargeText } from '../storage-errors.js'
 
 export interface Route {
@@ -73,6 +76,24 @@ export const ROUTES: Route[] = [
   { method: 'GET', path: 'admin/pools/{pool}/stats', handler: pools.poolStats, v1_1: false },
   { method: 'GET', path: 'admin/queues', handler: listAllQueues, v1_1: false },
   { method: 'GET', path: 'admin/queues/top', handler: topQueues, v1_1: false },
+  // Live migrations, drains, rebalancing (docs/migration.md): v2 only.
+  { method: 'POST', path: 'admin/migrations', handler: migrations.createMigration, v1_1: false },
+  { method: 'GET', path: 'admin/migrations', handler: migrations.listMigrations, v1_1: false },
+  { method: 'GET', path: 'admin/migrations/{migration}', handler: migrations.getMigration, v1_1: false },
+  { method: 'DELETE', path: 'admin/migrations/{migration}', handler: migrations.cancelMigration, v1_1: false },
+  { method: 'POST', path: 'admin/pools/{pool}/drain', handler: migrations.startDrain, v1_1: false },
+  { method: 'GET', path: 'admin/pools/{pool}/drain', handler: migrations.getDrain, v1_1: false },
+  { method: 'DELETE', path: 'admin/pools/{pool}/drain', handler: migrations.stopDrain, v1_1: false },
+  { method: 'POST', path: 'admin/rebalance', handler: migrations.rebalance, v1_1: false },
+  // API keys (proxy/auth/admin-api.ts; docs/auth.md).
+  { method: 'GET', path: 'admin/keys', handler: keys.listKeys, v1_1: false },
+  { method: 'POST', path: 'admin/keys', handler: keys.createKey, v1_1: false },
+  { method: 'GET', path: 'admin/keys/{key}', handler: keys.getKey, v1_1: false },
+  { method: 'DELETE', path: 'admin/keys/{key}', handler: keys.deleteKey, v1_1: false },
+  // Per-project rate limits (proxy/limits/admin-api.ts; docs/limits.md).
+  { method: 'GET', path: 'admin/limits/{tenant}', handler: rateLimits.getLimits, v1_1: false },
+  { method: 'PUT', path: 'admin/limits/{tenant}', handler: rateLimits.putLimits, v1_1: false },
+  { method: 'DELETE', path: 'admin/limits/{tenant}', handler: rateLimits.deleteLimits, v1_1: false },
 ]
 
 export const PROFILES: Profile[] = [

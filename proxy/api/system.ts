@@ -6,6 +6,7 @@ import type { DataDriver } from '../../shared/storage/contract.js'
 import type { ApiRequest, Profile } from './context.js'
 import { messageVolume } from './pools.js'
 import { PROBE_PROJECT } from '../../worker/storage/metered.js'
+import { breakerOf, type CircuitBreaker } from '../circuit-breaker.js'
 
 const JSON_TYPES = { 'application/json': {} }
 
@@ -92,15 +93,22 @@ export function home(req: ApiRequest): Reply {
 }
 
 /**
- * GET and HEAD /v2/ping (the same answer, as Zaqar's `on_head = on_get`): 204 when every worker of
- * every pool answers a ping through to its store, 503 + Retry-After otherwise. A hung worker fails
- * its ping as soon as the proxy takes it for hung (`workerHungAfterMs`, proxy/rpc-client.ts).
+ * GET and HEAD /v2/ping (the same answer, as Zaqar's `on_head = on_get`): whether **this node**
+ * can serve (docs/ha.md, "What a load balancer should probe"). 204 as soon as one pool answers a
+ * ping through to its store on every one of its workers; 503 + Retry-After when no pool does. One
+ * pool down is not the node down: every node shares the pools, so taking nodes out of a load
+ * balancer for it would only move the same 503s elsewhere; it is an alert (`MissivePoolDown`).
+ * Bounded: a pool whose breaker is open fails its ping at once, a stalled one within
+ * `poolStallMs`, a hung worker once taken for hung (`workerHungAfterMs`, proxy/rpc-client.ts).
  */
 export async function ping(req: ApiRequest): Promise<Reply> {
+  const pings: Promise<unknown>[] = []
+  for (const ws of req.control.pools.values()) {
+    if (ws.length === 1) pings.push(ws[0]!.ping())
+    else if (ws.length > 1) pings.push(Promise.all(ws.map((w) => w.ping())))
+  }
   try {
-    const pings: Promise<void>[] = []
-    for (const ws of req.control.pools.values()) for (const w of ws) pings.push(w.ping())
-    await Promise.all(pings)
+    await Promise.any(pings)
     return empty(204)
   } catch {
     return empty(503, [['retry-after', '1']])
@@ -111,11 +119,14 @@ export async function ping(req: ApiRequest): Promise<Reply> {
  * GET /v2/health (admin): Zaqar's pooled form (zaqar/storage/pooling.py `_health`) —
  * `catalog_reachable`, then per pool `storage_reachable` (the store answers a ping),
  * `operation_status` (a real probe: Zaqar's steps in Zaqar's order, each timed) and
- * `message_volume` (`claimed`, `free`, `total`, summed as pool stats sums them). 503 when no pool
- * answers at all.
+ * `message_volume` (`claimed`, `free`, `total`, summed as pool stats sums them); with
+ * `?detailed=true`, Missive's failure-isolation facts too (`poolFacts`). 503 when no pool answers
+ * at all — except the detailed report, which answers 200 with every pool's state then too.
  */
 export async function health(req: ApiRequest): Promise<Reply> {
   requireAdmin(req)
+  // Zaqar's keys exactly, unless asked for Missive's failure-isolation facts too.
+  const detailed = req.query.bool('detailed', false)
   const body: Record<string, unknown> = { catalog_reachable: await req.control.catalogReachable() }
   let anyReachable = false
   for (const [pool, workers] of req.control.pools) {
@@ -127,10 +138,34 @@ export async function health(req: ApiRequest): Promise<Reply> {
     anyReachable ||= storage_reachable
     const operation_status = await probe(req, driver)
     const { claimed, free, total } = await messageVolume(req, pool, storage_reachable)
-    body[pool] = { storage_reachable, operation_status, message_volume: { free, claimed, total } }
+    body[pool] = { storage_reachable, operation_status, message_volume: { free, claimed, total }, ...(detailed && poolFacts(workers)) }
   }
-  if (!anyReachable) throw new MissiveError('unavailable', 'Health status could not be read.', { retryAfter: 1 })
+  // The detailed report is read when it matters most: every pool down still answers it (200).
+  if (!anyReachable && !detailed) throw new MissiveError('unavailable', 'Health status could not be read.', { retryAfter: 1 })
   return json(200, body)
+}
+
+/**
+ * What the pool's circuit breakers know (docs/ha.md, "Health"): `breaker` (`open` when any of
+ * its workers fails calls at once; then `breaker_reason` says why), the store's `role`, online `replicas` and `replication_lag`
+ * (seconds, the slowest replica; null when unknown or none), `failovers` seen since this proxy
+ * started and `last_failover` (ISO time or null). Nothing for a pool served without breakers.
+ */
+function poolFacts(workers: readonly DataDriver[]): Record<string, unknown> {
+  const bs = workers.map(breakerOf).filter((b): b is CircuitBreaker => b !== undefined)
+  if (bs.length === 0) return {}
+  const facts = bs.find((b) => b.info !== null)?.info ?? null
+  const last = Math.max(...bs.map((b) => b.lastFailover ?? -1))
+  return {
+    breaker: bs.some((b) => b.isOpen) ? 'open' : 'closed',
+    // Why it is open (the last reason any of its workers' breakers gave), for the operator.
+    ...(bs.some((b) => b.isOpen) && { breaker_reason: bs.find((b) => b.isOpen)!.reason }),
+    role: facts?.role ?? null,
+    replicas: facts?.replicas ?? null,
+    replication_lag: facts?.lagSeconds ?? null,
+    failovers: Math.max(...bs.map((b) => b.failovers)),
+    last_failover: last < 0 ? null : new Date(last).toISOString(),
+  }
 }
 
 interface StepStatus {
@@ -188,6 +223,8 @@ async function probe(req: ApiRequest, driver: DataDriver): Promise<Record<string
 
 /** Admin calls need the configured admin token; X-Roles from a client is never trusted. */
 export function requireAdmin(req: ApiRequest): void {
+  // A credential with Zaqar's `role:admin` (proxy/auth/policy.ts); else the operator's token.
+  if (req.identity.admin) return
   const token = req.config.adminToken
   if (token === undefined || token === '' || !sameSecret(req.authToken, token)) {
     throw new MissiveError('forbidden', 'You are not authorized to complete this action.')

@@ -17,9 +17,15 @@
  *   `ClaimNotFound`, `MessageClaimed`, `ClaimNotHeld`, `ClaimGone`, `PostTooLarge`), facts
  *   without wording; a store that cannot serve throws `StoreUnavailable` (→ 503 with
  *   Retry-After). The transport words them (proxy/storage-errors.ts). Anything else is a bug.
+ * - A queue a migration has fenced (`moved` on its old pool, `importing` on its new one:
+ *   shared/storage/migration.ts) refuses every operation below with `QueueMoved`, having done
+ *   nothing; `listQueues` is project-wide and not fenced. The migration operations throw
+ *   `FenceConflict` when the fence is not the one they name.
  * - What a queue's reserved metadata means (default TTL and delay, post-size limit,
  *   dead-lettering) is decided in one place, shared/storage/queue-policy.ts.
  */
+
+import type { MigrationOperations } from './migration.js'
 
 /** The identity of a queue: every storage call names one explicitly. */
 export interface QueueRef {
@@ -228,8 +234,12 @@ export interface QueueStats {
   newest?: { id: string; age: number; created: number }
 }
 
-/** The message store. See the module comment for the rules every method follows. */
-export interface DataDriver {
+/**
+ * The message store. See the module comment for the rules every method follows. The migration
+ * operations (shared/storage/migration.ts) are part of it: a store's fence refuses or journals
+ * the client operations above while one of its queues moves between pools.
+ */
+export interface DataDriver extends MigrationOperations {
   /** A short name for logs and metrics: `sqlite`, `redis`, `rpc`. */
   readonly kind: string
 

@@ -7,8 +7,9 @@
  * 1. **Journal.** The runner sets a `journal` fence on the source queue (`fenceQueue`). The source
  *    keeps serving every client operation as before, and from then on records, atomically with
  *    each operation, the id of every existing message whose stored state the operation changed
- *    (deleted, claimed, renewed, released, popped, dead-lettered) in the queue's *journal*. A
- *    purge or a queue delete records a `reset` instead. New posts are not journalled: they come
+ *    (deleted, claimed, renewed, released, popped, dead-lettered) in the queue's *journal*; a
+ *    released claim is journalled under its own id too (its record reads as null, and removing
+ *    that id from the copy removes the claim). A purge or a queue delete records a `reset` instead. New posts are not journalled: they come
  *    after the copy cursor and are copied by it.
  * 2. **Copy.** The runner walks the source in FIFO order (`readForMigration`, a cursor over the
  *    store's own sequence) and writes each batch to the target (`importMessages`), where the queue
@@ -33,6 +34,15 @@
  * is harmless and a crash anywhere only repeats work.
  */
 import type { Metadata, QueueRef } from './contract.js'
+
+/**
+ * Bounded work: the most records one `readForMigration` returns, entries one `readJournal`
+ * returns or `ackJournal` takes, and records one `importMessages` applies. A larger `limit` is
+ * lowered to it; a larger `ackJournal` or `importMessages` is refused (`bad_request`).
+ */
+export const MIGRATION_BATCH_MAX = 1000
+/** Bounded work: `readForMigration` stops after this many bytes of bodies (one record at least). */
+export const MIGRATION_BATCH_BYTES = 1024 * 1024
 
 /** A fence on one queue in one store: what the store does with client operations on it. */
 export interface QueueFence {
@@ -94,6 +104,13 @@ export interface MigrationBatch {
   next: number
   /** True when nothing after `next` existed when the batch was read. */
   end: boolean
+  /**
+   * The queue's stored metadata when the batch was read (null: the queue does not exist). Client
+   * reads are refused under `moved`, so this is how the runner reads the metadata after the
+   * switch, when it can no longer change. (Optional in the type only so that older fakes build;
+   * both stores always set it.)
+   */
+  metadata?: Metadata | null
 }
 
 /** One journal entry: a message whose state changed, and its state now. */
@@ -132,7 +149,7 @@ export interface ImportChange {
   upsert?: MessageRecord[]
   /** Claims to write (replacing one of the same id). */
   claims?: ClaimRecord[]
-  /** Ids to delete from the copy (missing ones ignored). */
+  /** Ids to delete from the copy: messages, and claims of that id (missing ones ignored). */
   remove?: string[]
 }
 
@@ -145,8 +162,12 @@ export interface MigrationOperations {
    * Sets (`fence`) or clears (`null`) the queue's fence, if its current fence's token is
    * `expect` (`null`: no fence). Otherwise throws `FenceConflict` carrying the current fence.
    * Works whether or not the queue exists; a fence outlives the queue's data (a `moved`
-   * tombstone must). Setting `journal` starts an empty journal; clearing or moving on from
-   * `journal` drops it.
+   * tombstone must). Setting `journal` starts an empty journal (setting it again with the same
+   * token keeps it: a retry); moving on from `journal` to `moved` keeps the journal (the runner
+   * drains it after the switch); clearing the fence, or setting `importing`, drops it.
+   *
+   * Over RPC a top-level `null` argument arrives as `undefined` (worker/rpc-server.ts): stores
+   * read a missing `fence` or `expect` as `null`.
    */
   fenceQueue(ref: QueueRef, fence: QueueFence | null, expect: string | null): Promise<void>
 
@@ -173,8 +194,9 @@ export interface MigrationOperations {
 
   /**
    * Deletes the queue's data (messages, claims, metadata, journal, idempotency keys), in bounded
-   * work, when its fence's token is `token` (else `FenceConflict`). A `moved` fence stays (the
-   * tombstone); an `importing` fence goes with the data (a cancelled copy).
+   * work, when its fence's token is `token` and its state `moved` or `importing` (else
+   * `FenceConflict`). A `moved` fence stays (the tombstone), its journal dropped; an `importing`
+   * fence goes with the data (a cancelled copy).
    */
   dropQueueData(ref: QueueRef, token: string): Promise<void>
 }

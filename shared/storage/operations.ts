@@ -93,6 +93,15 @@ export const OPERATIONS = {
   getClaim: { access: 'read', scope: 'queue', placement: 'find', arity: 2 },
   renewClaim: { access: 'write', scope: 'queue', placement: 'find', arity: 3 },
   releaseClaim: { access: 'write', scope: 'queue', placement: 'find', arity: 2 },
+  // Migration (shared/storage/migration.ts): called by the migration runner on one pool's driver.
+  fenceQueue: { access: 'write', scope: 'queue', placement: 'find', arity: 3 },
+  getFence: { access: 'read', scope: 'queue', placement: 'find', arity: 1 },
+  readForMigration: { access: 'read', scope: 'queue', placement: 'find', arity: 3 },
+  readJournal: { access: 'read', scope: 'queue', placement: 'find', arity: 2 },
+  ackJournal: { access: 'write', scope: 'queue', placement: 'find', arity: 3 },
+  importMessages: { access: 'write', scope: 'queue', placement: 'find', arity: 3 },
+  countForMigration: { access: 'read', scope: 'queue', placement: 'find', arity: 1 },
+  dropQueueData: { access: 'write', scope: 'queue', placement: 'find', arity: 2 },
 } as const satisfies { readonly [K in DriverOperation]: OperationInfo<K> }
 
 /** Names of every operation, in table order (RPC dispatch, metrics labels, tests). */

@@ -1,5 +1,8 @@
 /**
- * Redis pool URIs: `redis://[[user]:password@]host[:port][/db][?options]`, and Zaqar's own form
+ * Redis pool URIs: `redis://[[user]:password@]host[:port][/db][?options]`; Sentinel pools
+ * `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/<master-name>[/db][?options]`
+ * (the Sentinels' addresses, port 26379 by default, and the master's name as they know it;
+ * docs/ha.md); and Zaqar's own form
  * verbatim (zaqar/storage/redis/driver.py `ConnectionURI`): `redis://[password@]host[:port][/path]
  * [?dbid=N&socket_timeout=S]`, where a user-info without `:` is the password and a path that is
  * not a database number is ignored (Zaqar ignores every path on TCP).
@@ -17,17 +20,33 @@
  * | `dbid`            | integer ≥ 0            | the path's number, or 0  | database number (Zaqar's option; wins over the path) |
  * | `socket_timeout`  | seconds > 0 (decimal)  | —                        | Zaqar's option: command and connect timeout, unless those are given |
  *
- * `redis+sentinel://`, `redis+cluster://` and Zaqar's Sentinel form (`?master=`) are recognised
- * and refused until HA lands; so is Zaqar's Unix-socket form (`redis:/path/to/socket`).
+ * | `sentinel_password` | text                 | —                        | Sentinel pools: the Sentinels' own password (AUTH) |
+ *
+ * Zaqar's Sentinel form is read too: `redis://[password@]host[:port][,host[:port]…][/path]
+ * ?master=<name>[&…]` (the hosts are Sentinels, port 26379 by default). `redis+cluster://` is
+ * recognised and refused; so is Zaqar's Unix-socket form (`redis:/path/to/socket`).
  */
 import { BOOL_SPELLINGS, boolText, intTextMin, parseText } from '../config-text.js'
 import { MissiveError } from '../errors.js'
 
 export type Durability = 'durable' | 'fast'
 
-export interface RedisPoolOptions {
+/** One Sentinel's address. */
+export interface SentinelAddress {
   host: string
   port: number
+}
+
+export interface RedisPoolOptions {
+  /** The server (for a Sentinel pool: the first Sentinel, for messages only). */
+  host: string
+  port: number
+  /** Sentinel pools: the Sentinels to ask for the master (ioredis follows failovers). */
+  sentinels?: SentinelAddress[]
+  /** Sentinel pools: the master's name in the Sentinels' configuration. */
+  master?: string
+  /** Sentinel pools: the Sentinels' own password, when they require one. */
+  sentinelPassword?: string
   db: number
   username?: string
   password?: string
@@ -56,6 +75,78 @@ function boolOption(name: string, raw: string): boolean {
   return r.value
 }
 
+const SENTINEL_PORT = 26379
+
+/** `host[:port]`, `[v6]:port`, … separated by commas; ports default to `defaultPort`. */
+function parseHosts(list: string, defaultPort: number): SentinelAddress[] {
+  const out: SentinelAddress[] = []
+  for (const item of list.split(',')) {
+    const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d*))?$/.exec(item.trim())
+    if (m === null) throw bad(`Malformed host "${item}" in the Redis Sentinel pool URI; expected host[:port][,host[:port]…].`)
+    const port = m[3] === undefined || m[3] === '' ? defaultPort : Number(m[3])
+    if (!(port >= 1 && port <= 65535)) throw bad(`Invalid port in "${item}" in the Redis Sentinel pool URI.`)
+    out.push({ host: decodeURIComponent(m[1] ?? m[2]!), port })
+  }
+  return out
+}
+
+/** The user-info of a URI: `user:password`, `:password`, or Zaqar's `password` alone. */
+function userInfo(info: string | undefined, opts: RedisPoolOptions): void {
+  if (info === undefined || info === '') return
+  const colon = info.indexOf(':')
+  if (colon < 0) {
+    opts.password = decodeURIComponent(info)
+    return
+  }
+  const user = info.slice(0, colon)
+  const password = info.slice(colon + 1)
+  if (user !== '') opts.username = decodeURIComponent(user)
+  if (password !== '') opts.password = decodeURIComponent(password)
+}
+
+/** The defaults every Redis pool starts from. */
+function defaults(host: string, port: number, durability: Durability): RedisPoolOptions {
+  return {
+    host,
+    port,
+    db: 0,
+    durability,
+    wait: 0,
+    waitTimeoutMs: 1000,
+    verify: true,
+    commandTimeoutMs: 10_000,
+    connectTimeoutMs: 5000,
+    autoPipelining: false,
+    gcIntervalMs: 1000,
+  }
+}
+
+/**
+ * `redis+sentinel://[userinfo@]hosts/<master>[/db][?options]`, or (`zaqar`) Zaqar's
+ * `redis://[password@]hosts[/path]?master=<name>[&options]`.
+ */
+function parseSentinelUri(uri: string, defaultDurability: Durability, zaqar: boolean): RedisPoolOptions {
+  const m = /^[a-z+]+:\/\/(?:([^@/?#]*)@)?([^/?#]*)(\/[^?#]*)?(?:\?([^#]*))?$/i.exec(uri)
+  if (m === null) throw bad('Malformed Redis Sentinel pool URI; expected redis+sentinel://host:port[,host:port…]/<master-name>[/db][?options].')
+  if (m[2] === '') throw bad('The Redis Sentinel pool URI names no Sentinel.')
+  const sentinels = parseHosts(m[2]!, SENTINEL_PORT)
+  const opts = defaults(sentinels[0]!.host, sentinels[0]!.port, defaultDurability)
+  opts.sentinels = sentinels
+  userInfo(m[1], opts)
+  const path = (m[3] ?? '').split('/').filter((p) => p !== '')
+  if (!zaqar) {
+    if (path.length === 0 || path.length > 2) throw bad('The Redis Sentinel pool URI must name the master: redis+sentinel://host:port[,host:port…]/<master-name>[/db].')
+    opts.master = decodeURIComponent(path[0]!)
+    if (path.length === 2) {
+      if (!/^\d+$/.test(path[1]!)) throw bad(`The database in a Redis Sentinel pool URI is a number, got "${path[1]}".`)
+      opts.db = Number(path[1])
+    }
+  }
+  applyOptions(opts, new URLSearchParams(m[4] ?? ''), true)
+  if (opts.master === undefined || opts.master === '') throw bad('The Redis Sentinel pool URI names no master (?master=).')
+  return opts
+}
+
 /** True for the URI schemes this module understands (supported or not yet). */
 export const isRedisUri = (uri: string): boolean => /^redis(\+sentinel|\+cluster|s)?:\/\//i.test(uri)
 
@@ -65,16 +156,15 @@ export const isRedisUri = (uri: string): boolean => /^redis(\+sentinel|\+cluster
  */
 export function parseRedisUri(uri: string, defaultDurability: Durability): RedisPoolOptions {
   const scheme = /^([a-z+]+):\/\//i.exec(uri)?.[1]?.toLowerCase()
-  if (scheme === 'redis+sentinel' || scheme === 'redis+cluster') {
-    throw bad(`Redis ${scheme === 'redis+sentinel' ? 'Sentinel' : 'Cluster'} pools (${scheme}://) are not yet supported; use redis://host:port.`)
-  }
+  if (scheme === 'redis+sentinel') return parseSentinelUri(uri, defaultDurability, false)
+  if (scheme === 'redis+cluster') throw bad('Redis Cluster pools (redis+cluster://) are not yet supported; use redis://host:port or redis+sentinel://.')
   if (scheme === 'rediss') throw bad('TLS Redis pools (rediss://) are not yet supported; use redis://host:port.')
   if (scheme !== 'redis') {
     if (/^redis:\/?[^/]/i.test(uri)) throw bad('Redis pools over a Unix socket (redis:/path) are not supported; use redis://host:port.')
     throw bad(`Not a Redis pool URI: "${uri.slice(0, 16)}…".`)
   }
   // Checked before parsing: Zaqar's Sentinel URIs list several hosts, which URL cannot parse.
-  if (/[?&]master=/.test(uri)) throw bad('Redis Sentinel pools (?master=) are not yet supported; use redis://host:port.')
+  if (/[?&]master=/.test(uri)) return parseSentinelUri(uri, defaultDurability, true)
   let url: URL
   try {
     url = new URL(uri)
@@ -108,9 +198,15 @@ export function parseRedisUri(uri: string, defaultDurability: Durability): Redis
     opts.password = opts.username
     delete opts.username
   }
+  applyOptions(opts, url.searchParams, false)
+  return opts
+}
+
+/** Applies a pool URI's query options to `opts` (`sentinel`: Sentinel-only options allowed). */
+function applyOptions(opts: RedisPoolOptions, params: URLSearchParams, sentinel: boolean): void {
   let socketTimeoutMs: number | undefined
   const explicit = new Set<string>()
-  for (const [name, value] of url.searchParams) {
+  for (const [name, value] of params) {
     explicit.add(name)
     switch (name) {
       case 'dbid':
@@ -123,7 +219,14 @@ export function parseRedisUri(uri: string, defaultDurability: Durability): Redis
         break
       }
       case 'master':
-        throw bad('Redis Sentinel pools (?master=) are not yet supported; use redis://host:port.')
+        // Zaqar's Sentinel form names the master here.
+        if (!sentinel) throw bad('Redis pool option master is for Sentinel pools.')
+        opts.master = value
+        break
+      case 'sentinel_password':
+        if (!sentinel) throw bad('Redis pool option sentinel_password is for Sentinel pools (redis+sentinel://).')
+        opts.sentinelPassword = value
+        break
       case 'durability':
         if (value !== 'durable' && value !== 'fast') throw bad(`Redis pool option durability must be durable or fast, got "${value}".`)
         opts.durability = value
@@ -151,7 +254,7 @@ export function parseRedisUri(uri: string, defaultDurability: Durability): Redis
         break
       default:
         throw bad(
-          `Unknown Redis pool option "${name}" (known: durability, wait, wait_timeout, verify, command_timeout, connect_timeout, auto_pipelining, gc_interval, dbid, socket_timeout).`,
+          `Unknown Redis pool option "${name}" (known: durability, wait, wait_timeout, verify, command_timeout, connect_timeout, auto_pipelining, gc_interval, dbid, socket_timeout${sentinel ? ', sentinel_password' : ''}).`,
         )
     }
   }
@@ -160,5 +263,4 @@ export function parseRedisUri(uri: string, defaultDurability: Durability): Redis
     if (!explicit.has('command_timeout')) opts.commandTimeoutMs = socketTimeoutMs
     if (!explicit.has('connect_timeout')) opts.connectTimeoutMs = socketTimeoutMs
   }
-  return opts
 }

@@ -100,8 +100,13 @@ const REDIS: StoreDescriptor = {
     } catch (err) {
       throw new StoreUriError((err as { description?: string }).description ?? (err as Error).message)
     }
-    const host = o.host.toLowerCase()
-    return `redis://${host === 'localhost' ? '127.0.0.1' : host}:${o.port}/${o.db}`
+    const norm = (h: string): string => (h.toLowerCase() === 'localhost' ? '127.0.0.1' : h.toLowerCase())
+    // A Sentinel pool is its master's name as its Sentinels know it (the servers behind it change).
+    if (o.sentinels !== undefined) {
+      const sentinels = o.sentinels.map((s) => `${norm(s.host)}:${s.port}`).sort()
+      return `redis+sentinel://${sentinels.join(',')}/${o.master}/${o.db}`
+    }
+    return `redis://${norm(o.host)}:${o.port}/${o.db}`
   },
 }
 

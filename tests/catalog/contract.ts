@@ -5,7 +5,9 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { Test } from 'tap'
-import { REMOVALS_KEPT, type CatalogStore, type Pool } from '../../catalog/contract.js'
+import { REMOVALS_KEPT, type CatalogStore, type NewMigration, type Pool } from '../../catalog/contract.js'
+import { isMigrationId } from '../../catalog/migration-record.js'
+import { waitFor } from '../helpers/index.js'
 
 export interface CatalogFactory {
   /** A fresh, empty backing for one test; `open()` may be called several times on it. */
@@ -20,6 +22,9 @@ const pool = (name: string, extra: Partial<Pool> = {}): Pool => ({
   options: {},
   ...extra,
 })
+
+/** What a refused migration write rejects with (a `MigrationError`). */
+const refused = (reason: string, extra: Record<string, unknown> = {}) => ({ code: reason === 'not_found' ? 'not_found' : 'conflict', reason, ...extra })
 
 export function catalogContract(t: Test, factory: CatalogFactory): void {
   const setup = async (t: Test) => {
@@ -267,5 +272,211 @@ export function catalogContract(t: Test, factory: CatalogFactory): void {
       Array.from({ length: kept.length }, (_, i) => start + n - kept.length + 1 + i),
       'a contiguous run of the latest versions',
     )
+  })
+
+  // ---- live migrations (catalog/migration-record.ts) ----
+
+  /** Pools a and b, and a queue placed on a. */
+  const migrationSetup = async (t: Test) => {
+    const s = await setup(t)
+    await s.store.putPool(pool('a'))
+    await s.store.putPool(pool('b'))
+    const ref = { project: project(), queue: 'q' }
+    await s.store.place(ref, 'a')
+    const m: NewMigration = { ...ref, from: 'a', to: 'b', rate: 100, origin: 'admin' }
+    return { ...s, ref, m }
+  }
+
+  t.test('createMigration: a copying record, creation-ordered ids; every refusal changes nothing', async (t) => {
+    const { store, open, ref, m } = await migrationSetup(t)
+    const other = await open()
+    const none = async () => t.same(await other.listMigrations({ limit: 10 }), [], 'nothing was created')
+    await t.rejects(store.createMigration({ ...m, to: 'a' }), refused('same_pool', { status: 409 }))
+    await t.rejects(store.createMigration({ ...m, to: 'nope' }), refused('unknown_pool', { description: 'Pool nope does not exist' }))
+    await t.rejects(store.createMigration({ ...m, from: 'b', to: 'a' }), refused('not_placed', { status: 409 }))
+    await t.rejects(store.createMigration({ ...m, queue: 'unplaced' }), refused('not_placed'))
+    await none()
+    const got = await store.createMigration(m)
+    t.ok(isMigrationId(got.id), `id ${got.id}`)
+    t.match(got, { ...m, state: 'copying', cursor: 0, copied: 0, bytes: 0, journalApplied: 0, sourceCount: null, error: null, started: null })
+    t.match(got, { switchedAt: null, finished: null, pauseMs: null, leaseOwner: null, leaseExpires: 0 })
+    t.type(got.created, 'number')
+    t.same(await other.getMigration(got.id), got, 'visible to another instance')
+    t.same(await other.activeMigration(ref), got)
+    t.equal(await other.activeMigration({ ...ref, queue: 'other' }), null)
+    await t.rejects(other.createMigration({ ...m, to: 'b' }), refused('active', { migration: got.id, status: 409 }), 'one active migration per queue')
+    t.equal((await store.listMigrations({ limit: 10 })).length, 1)
+    t.equal(await store.getMigration('0000000000000000000000'), null)
+
+    // The concurrency guard counts active migrations leaving a pool.
+    const ref2 = { project: ref.project, queue: 'q2' }
+    await store.place(ref2, 'a')
+    t.equal(await store.countActiveFrom('a'), 1)
+    t.equal(await store.countActiveFrom('b'), 0)
+    await t.rejects(store.createMigration({ ...m, ...ref2 }, { maxActiveFrom: 1 }), refused('busy'))
+    const second = await store.createMigration({ ...m, ...ref2 }, { maxActiveFrom: 2 })
+    t.ok(second.id > got.id, 'ids sort by creation')
+    t.equal(await other.countActiveFrom('a'), 2)
+  })
+
+  t.test('racing creates of one queue: exactly one wins', async (t) => {
+    const { store, open, m } = await migrationSetup(t)
+    const other = await open()
+    const results = await Promise.allSettled([store, other, store, other].map((s) => s.createMigration(m)))
+    t.equal(results.filter((r) => r.status === 'fulfilled').length, 1)
+    t.equal((await store.listMigrations({ limit: 10 })).length, 1)
+  })
+
+  t.test('listMigrations: paged in creation order, by state', async (t) => {
+    const { store, m } = await migrationSetup(t)
+    const ids: string[] = []
+    for (let i = 0; i < 5; i++) {
+      const ref = { project: m.project, queue: `l${i}` }
+      await store.place(ref, 'a')
+      ids.push((await store.createMigration({ ...m, ...ref })).id)
+    }
+    t.same((await store.listMigrations({ limit: 10 })).map((x) => x.id), ids)
+    t.same((await store.listMigrations({ limit: 2 })).map((x) => x.id), ids.slice(0, 2))
+    t.same((await store.listMigrations({ limit: 2, after: ids[1] })).map((x) => x.id), ids.slice(2, 4))
+    await store.cancelMigration(ids[3]!)
+    t.same((await store.listMigrations({ limit: 10, state: 'cancelling' })).map((x) => x.id), [ids[3]])
+    t.same((await store.listMigrations({ limit: 10, state: 'copying' })).map((x) => x.id), [ids[0], ids[1], ids[2], ids[4]])
+    t.same((await store.listMigrations({ limit: 1, state: 'copying', after: ids[2] })).map((x) => x.id), [ids[4]])
+    t.same(await store.listMigrations({ limit: 10, state: 'done' }), [])
+  })
+
+  t.test('leases: one holder at a time, renewed, released, taken over when expired', async (t) => {
+    const { store, open, m } = await migrationSetup(t)
+    const other = await open()
+    t.equal(await store.acquireMigration('r1', 60_000), null, 'nothing to run')
+    const mig = await store.createMigration(m)
+    const got = await store.acquireMigration('r1', 60_000)
+    t.equal(got?.id, mig.id)
+    t.equal(got?.leaseOwner, 'r1')
+    t.ok(got!.leaseExpires > 0)
+    t.equal(await other.acquireMigration('r2', 60_000), null, 'held by r1')
+    t.equal((await store.acquireMigration('r1', 60_000))?.id, mig.id, 'the holder may take it again')
+    t.equal(await store.acquireMigration('r1', 60_000, [mig.id]), null, 'skipped')
+    await store.renewMigration(mig.id, 'r1', 60_000)
+    await t.rejects(other.renewMigration(mig.id, 'r2', 60_000), refused('lease_lost'))
+    await t.rejects(other.renewMigration('0000000000000000000000', 'r2', 1), refused('not_found', { status: 404 }))
+    await other.releaseMigration(mig.id, 'r2')
+    t.equal(await other.acquireMigration('r2', 60_000), null, 'a release by a non-holder does nothing')
+    await store.releaseMigration(mig.id, 'r1')
+    t.equal((await other.acquireMigration('r2', 1))?.leaseOwner, 'r2', 'released: another runner takes it')
+    // r2's lease lasts 1 ms: r1 takes over once it has expired (the store's clock).
+    const taken = await waitFor(() => store.acquireMigration('r1', 60_000), { what: "r2's lease expiring" })
+    t.equal(taken!.leaseOwner, 'r1')
+    await t.rejects(other.updateMigration(mig.id, 'r2', { cursor: 5 }), refused('lease_lost'), 'the old holder can no longer write')
+    t.equal((await store.getMigration(mig.id))!.cursor, 0)
+  })
+
+  t.test('updateMigration: under the lease, checked transitions; an ended migration frees the queue', async (t) => {
+    const { store, ref, m } = await migrationSetup(t)
+    const mig = await store.createMigration(m)
+    await t.rejects(store.updateMigration(mig.id, 'r1', { cursor: 1 }), refused('lease_lost'), 'no lease, no write')
+    await store.acquireMigration('r1', 60_000)
+    let u = await store.updateMigration(mig.id, 'r1', { cursor: 42, copied: 40, bytes: 4000, journalApplied: 3, sourceCount: 50, started: 1000, error: 'x' })
+    t.match(u, { state: 'copying', cursor: 42, copied: 40, bytes: 4000, journalApplied: 3, sourceCount: 50, started: 1000, error: 'x' })
+    u = await store.updateMigration(mig.id, 'r1', { error: null })
+    t.equal(u.error, null, 'null clears a field')
+    t.equal(u.cursor, 42, 'other fields kept')
+    await t.rejects(store.updateMigration(mig.id, 'r1', { state: 'cleaning' }), refused('bad_transition'), 'cleaning comes from finishSwitch only')
+    await t.rejects(store.updateMigration(mig.id, 'r1', { state: 'done' }), refused('bad_transition'))
+    u = await store.updateMigration(mig.id, 'r1', { state: 'switching', switchedAt: 2000 })
+    t.match(u, { state: 'switching', switchedAt: 2000 })
+    await t.rejects(store.updateMigration(mig.id, 'r1', { state: 'copying' }), refused('bad_transition'), 'no way back from the switch')
+    await t.rejects(store.updateMigration(mig.id, 'r1', { state: 'cancelling' }), refused('bad_transition'))
+    await t.rejects(store.cancelMigration(mig.id), refused('too_late', { status: 409 }))
+    t.equal((await store.getMigration(mig.id))!.state, 'switching')
+    await t.rejects(store.updateMigration('0000000000000000000000', 'r1', {}), refused('not_found', { status: 404 }))
+    t.equal((await store.activeMigration(ref))?.id, mig.id)
+  })
+
+  t.test('finishSwitch: placement, state and a removal entry in one write; repeatable', async (t) => {
+    const { store, open, ref, m } = await migrationSetup(t)
+    const watcher = await open()
+    const mig = await store.createMigration(m)
+    await store.acquireMigration('r1', 60_000)
+    await t.rejects(store.finishSwitch(mig.id, 'r1'), refused('bad_transition'), 'only from switching')
+    await store.updateMigration(mig.id, 'r1', { state: 'switching', switchedAt: 5 })
+    await t.rejects(store.finishSwitch(mig.id, 'r2'), refused('lease_lost'))
+    t.equal(await watcher.getPlacement(ref), 'a', 'nothing moved yet')
+    const v0 = await watcher.version()
+    const done = await store.finishSwitch(mig.id, 'r1', { pauseMs: 12.5 })
+    t.match(done, { state: 'cleaning', pauseMs: 12.5, switchedAt: 5 })
+    t.equal(await watcher.getPlacement(ref), 'b', 'the placement moved')
+    t.equal(await watcher.version(), v0 + 1, 'one version')
+    t.same(await watcher.removalsSince(v0), [{ version: v0 + 1, ref }], 'proxies forget just this queue')
+    t.equal(await watcher.countPlacements('a'), 0)
+    t.same(await watcher.listPlacements('b', { limit: 10 }), [ref])
+    t.same(await store.finishSwitch(mig.id, 'r1', { pauseMs: 99 }), done, 'a repeat (crash after the switch) changes nothing')
+    t.equal(await watcher.version(), v0 + 1)
+    t.equal((await watcher.activeMigration(ref))?.state, 'cleaning', 'still active while the source is cleaned')
+    const end = await store.updateMigration(mig.id, 'r1', { state: 'done', finished: 7 })
+    t.match(end, { state: 'done', finished: 7, leaseOwner: null })
+    t.equal(await watcher.activeMigration(ref), null, 'done: the queue is free')
+    t.equal(await watcher.acquireMigration('r2', 60_000), null, 'nothing left to run')
+    await t.rejects(store.cancelMigration(mig.id), refused('too_late'))
+    const back = await store.createMigration({ ...m, from: 'b', to: 'a' })
+    t.equal(back.state, 'copying', 'and may move back')
+  })
+
+  t.test('cancelMigration and removePlacement roll a copy back through cancelling', async (t) => {
+    const { store, ref, m } = await migrationSetup(t)
+    await t.rejects(store.cancelMigration('0000000000000000000000'), refused('not_found', { status: 404 }))
+    const mig = await store.createMigration(m)
+    await store.acquireMigration('r0', 60_000)
+    await store.updateMigration(mig.id, 'r0', { error: 'a retried error' })
+    await store.releaseMigration(mig.id, 'r0')
+    const c = await store.cancelMigration(mig.id)
+    t.equal(c.state, 'cancelling')
+    t.equal(c.error, null, 'an operator cancel is not a failure')
+    t.same(await store.cancelMigration(mig.id), c, 'a repeated cancel changes nothing')
+    t.equal((await store.activeMigration(ref))?.state, 'cancelling', 'active until the runner rolled back')
+    t.equal((await store.acquireMigration('r1', 60_000))?.id, mig.id, 'a runner takes the rollback')
+    await t.rejects(store.updateMigration(mig.id, 'r1', { state: 'switching' }), refused('bad_transition'), 'a cancelled copy never switches')
+    t.equal((await store.updateMigration(mig.id, 'r1', { state: 'cancelled', finished: 1 })).state, 'cancelled')
+    t.equal((await store.cancelMigration(mig.id)).state, 'cancelled')
+    t.equal(await store.activeMigration(ref), null)
+    t.equal(await store.countActiveFrom('a'), 0)
+
+    const again = await store.createMigration(m)
+    await store.acquireMigration('r0', 60_000)
+    await store.updateMigration(again.id, 'r0', { error: 'a retried error' })
+    await store.releaseMigration(again.id, 'r0')
+    await store.removePlacement(ref)
+    t.equal((await store.getMigration(again.id))!.error, null)
+    t.equal((await store.getMigration(again.id))!.state, 'cancelling', 'the queue was deleted: the copy rolls back')
+    await store.acquireMigration('r1', 60_000)
+    t.equal((await store.updateMigration(again.id, 'r1', { state: 'failed', error: 'gone', finished: 2 })).state, 'failed')
+    t.equal(await store.activeMigration(ref), null)
+  })
+
+  t.test('lastMigration: the latest of the queue, active or ended', async (t) => {
+    const { store, open, ref, m } = await migrationSetup(t)
+    const other = await open()
+    t.equal(await store.lastMigration(ref), null, 'never migrated')
+    const first = await store.createMigration(m)
+    t.equal((await other.lastMigration(ref))?.id, first.id)
+    await store.cancelMigration(first.id)
+    await store.acquireMigration('r', 60_000)
+    await store.updateMigration(first.id, 'r', { state: 'failed', error: 'x' })
+    t.equal((await other.lastMigration(ref))?.state, 'failed', 'ended ones too')
+    const second = await store.createMigration(m)
+    t.equal((await other.lastMigration(ref))?.id, second.id, 'the newest')
+    t.equal(await other.lastMigration({ ...ref, queue: 'other' }), null)
+  })
+
+  t.test('a pool a migration is moving a queue onto cannot be deleted', async (t) => {
+    const { store, m } = await migrationSetup(t)
+    const mig = await store.createMigration(m)
+    await t.rejects(store.deletePool('b'), { code: 'conflict' })
+    t.ok(await store.getPool('b'))
+    await store.cancelMigration(mig.id)
+    await store.acquireMigration('r', 60_000)
+    await store.updateMigration(mig.id, 'r', { state: 'cancelled' })
+    await store.deletePool('b')
+    t.equal(await store.getPool('b'), null)
   })
 }

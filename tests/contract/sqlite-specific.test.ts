@@ -12,7 +12,7 @@ import { sqlitePath } from '../../shared/storage/registry.js'
 import { SqliteDriver, type SqliteDriverOptions } from '../../worker/storage/sqlite/driver.js'
 import { SCHEMA_VERSION } from '../../worker/storage/sqlite/schema.js'
 import { storageErrorHttp } from '../../proxy/storage-errors.js'
-import { StoreUnavailable } from '../../shared/storage/errors.js'
+import { QueueMoved, StoreUnavailable } from '../../shared/storage/errors.js'
 import { listOpts, postOpts, type TapTest } from './suite.js'
 
 function tempDir(t: TapTest): string {
@@ -291,4 +291,106 @@ t.test('2,000 messages posted, claimed and deleted in batches drain the queue ex
   }
   t.equal(claimed, 2000)
   t.equal((await driver.stats(q)).total, 0)
+})
+
+t.test('a version-1 store is upgraded in place: data kept, migration tables added', async (t) => {
+  const path = join(tempDir(t), 'v1.sqlite')
+  const first = new SqliteDriver({ path, durability: 'durable', gcIntervalMs: 0 })
+  const ids = await first.postMessages(ref, [{ body: '{"n":1}' }, { body: '{"n":2}' }], postOpts())
+  await first.close()
+  // Make it the file version 1 wrote: no migration tables, user_version 1.
+  const raw = new Database(path)
+  raw.exec('DROP TABLE fences; DROP TABLE journal; DROP TABLE journal_ids; DROP TABLE dead_journals')
+  raw.pragma('user_version = 1')
+  raw.close()
+
+  const driver = open(t, path)
+  const db = new Database(path, { readonly: true })
+  t.teardown(() => db.close())
+  t.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION, 'upgraded')
+  t.equal(SCHEMA_VERSION, 2)
+  t.same((await driver.listMessages(ref, listOpts())).items.map((m) => m.id), ids, 'messages kept')
+  const fence = { token: 'm1', to: 'b', state: 'journal' as const }
+  await driver.fenceQueue(ref, fence, null)
+  await driver.deleteMessage(ref, ids[0])
+  t.same((await driver.readJournal(ref, 10)).entries.map((e) => e.id), [ids[0]], 'the journal works')
+})
+
+t.test('a fence set through one connection stops the next operation of another on the same file', async (t) => {
+  const path = join(tempDir(t), 'shared.sqlite')
+  const a = open(t, path)
+  const b = open(t, path)
+  await a.postMessages(ref, [{ body: '1' }], postOpts())
+  t.equal((await b.stats(ref)).total, 1)
+  const fence = { token: 'm1', to: 'elsewhere', state: 'moved' as const }
+  await a.fenceQueue(ref, fence, null)
+  await t.rejects(b.postMessages(ref, [{ body: '2' }], postOpts()), QueueMoved, 'no cached "no fence" in the other')
+  await t.rejects(b.stats(ref), QueueMoved)
+  await b.fenceQueue(ref, null, 'm1')
+  t.equal((await a.stats(ref)).total, 1, 'cleared through the other; nothing was written meanwhile')
+})
+
+t.test('dropped journals are collected in bounded batches', async (t) => {
+  const path = join(tempDir(t), 'journal.sqlite')
+  const driver = open(t, path)
+  const ids = await driver.postMessages(ref, Array.from({ length: 30 }, (_, i) => ({ body: String(i) })), postOpts())
+  await driver.fenceQueue(ref, { token: 'm1', to: 'b', state: 'journal' }, null)
+  await driver.deleteMessages(ref, ids.slice(0, 20))
+  const rows = (): number => {
+    const db = new Database(path, { readonly: true })
+    try {
+      return (db.prepare('SELECT count(*) AS n FROM journal').get() as { n: number }).n
+    } finally {
+      db.close()
+    }
+  }
+  t.equal(rows(), 20)
+  await driver.fenceQueue(ref, null, 'm1')
+  t.equal(rows(), 20, 'clearing the fence only marks the journal dead (bounded work)')
+  driver.collectGarbage(8)
+  t.equal(rows(), 12, 'one batch')
+  driver.collectGarbage(8)
+  driver.collectGarbage(8)
+  t.equal(rows(), 0, 'all collected')
+})
+
+t.test('readForMigration stops below a large post being staged, and is not at its end', async (t) => {
+  const path = join(tempDir(t), 'staged.sqlite')
+  const driver = open(t, path)
+  const [first] = await driver.postMessages(ref, [{ body: '"first"' }], postOpts())
+  // A crash mid-post leaves staged rows; simulate one through another connection.
+  const raw = new Database(path)
+  t.teardown(() => raw.close())
+  const qid = (raw.prepare('SELECT qid FROM queues WHERE project = ? AND name = ?').get('p', 'q') as { qid: number }).qid
+  raw.prepare(`INSERT INTO staging (qid, from_seq, n) VALUES (?, (SELECT seq FROM sqlite_sequence WHERE name = 'messages') + 1, 1)`).run(qid)
+  raw
+    .prepare(`INSERT INTO messages (id, qid, body, client_id, ttl, created, expires, visible) VALUES (?, ?, '"staged"', 'c', 60, 0, 9e15, 0)`)
+    .run(randomUUID(), qid)
+  const batch = await driver.readForMigration(ref, 0, 10)
+  t.same(batch.records.map((r) => r.id), [first], 'the staged message is not read')
+  t.equal(batch.end, false, 'not the end while a post is staged')
+})
+
+t.test('a queue moved away and back: the import replaces rows its dropped copy left for the collector', async (t) => {
+  const path = join(tempDir(t), 'back.sqlite')
+  const driver = open(t, path)
+  const ids = await driver.postMessages(ref, [{ body: '"a"' }, { body: '"b"' }], postOpts())
+  const out = await driver.readForMigration(ref, 0, 10)
+  await driver.fenceQueue(ref, { token: 'away', to: 'other', state: 'moved' }, null)
+  await driver.dropQueueData(ref, 'away')
+  t.equal(count(path, 'messages'), 2, 'the rows await the collector')
+  // Back again: the tombstone is replaced (CAS on its token) by an importing fence.
+  await driver.fenceQueue(ref, { token: 'back', to: 'here', state: 'importing' }, 'away')
+  await driver.importMessages(ref, 'back', { upsert: out.records })
+  await driver.fenceQueue(ref, null, 'back')
+  t.same((await driver.listMessages(ref, listOpts())).items.map((m) => m.id), ids, 'the same ids, imported again')
+  const other = { project: 'p', queue: 'other' }
+  const [live] = await driver.postMessages(other, [{ body: '1' }], postOpts())
+  await driver.fenceQueue(ref, { token: 'x', to: 'here', state: 'importing' }, null)
+  await t.rejects(
+    driver.importMessages(ref, 'x', { upsert: [{ ...out.records[0], id: live }] }),
+    { code: 'conflict' },
+    'an id live in another queue of the store is refused, not stolen',
+  )
+  t.ok(await driver.getMessage(other, live))
 })

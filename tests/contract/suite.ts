@@ -23,6 +23,7 @@ import type { manualClock } from '../../shared/clock.js'
 import { isId } from '../../shared/ids.js'
 import { DELETE_DESCRIPTIONS as DELETE_ERRORS, storageErrorHttp } from '../../proxy/storage-errors.js'
 import { StorageError } from '../../shared/storage/errors.js'
+import { defineMigrationTests } from './migration-suite.js'
 import {
   LIST_SCAN_BUDGET,
   POST_CHUNK,
@@ -79,6 +80,8 @@ export async function runContract(t: TapTest, name: string, factory: ContractFac
     defineDeadLetterTests(t, driver, env.routes === true)
     defineStatsTests(t, driver, timed)
     defineTenancyTests(t, driver)
+    // Store-level: a routing driver places queues itself (proxy/pooled-driver.ts).
+    if (env.routes !== true) defineMigrationTests(t, driver, timed)
   })
 }
 

@@ -22,6 +22,8 @@ import type {
   QueueRef,
   QueueStats,
 } from '../../shared/storage/contract.js'
+import { FenceConflict } from '../../shared/storage/errors.js'
+import type { ImportChange, JournalPage, MigrationBatch, QueueFence } from '../../shared/storage/migration.js'
 
 export const SECRET = 'hunter2-secret-in-a-stack'
 
@@ -163,6 +165,43 @@ export class FakeDriver implements DataDriver {
   }
 
   async releaseClaim(): Promise<void> {}
+
+  // Migration: fences are kept (so fence errors cross the wire); the copy has nothing to copy.
+  readonly fences = new Map<string, QueueFence>()
+
+  async fenceQueue(ref: QueueRef, fence: QueueFence | null, expect: string | null): Promise<void> {
+    this.#record('fenceQueue', [ref, fence, expect])
+    const current = this.fences.get(key(ref)) ?? null
+    if ((current?.token ?? null) !== expect) throw new FenceConflict(ref, current)
+    if (fence === null) this.fences.delete(key(ref))
+    else this.fences.set(key(ref), fence)
+  }
+
+  async getFence(ref: QueueRef): Promise<QueueFence | null> {
+    return this.fences.get(key(ref)) ?? null
+  }
+
+  async readForMigration(): Promise<MigrationBatch> {
+    return { records: [], claims: [], next: 0, end: true, metadata: null }
+  }
+
+  async readJournal(): Promise<JournalPage> {
+    return { entries: [], claims: [], reset: false }
+  }
+
+  async ackJournal(): Promise<void> {}
+
+  async importMessages(ref: QueueRef, token: string, change: ImportChange): Promise<void> {
+    this.#record('importMessages', [ref, token, change])
+  }
+
+  async countForMigration(ref: QueueRef): Promise<number> {
+    return this.messages.get(key(ref))?.length ?? 0
+  }
+
+  async dropQueueData(ref: QueueRef, token: string): Promise<void> {
+    this.#record('dropQueueData', [ref, token])
+  }
 
   #message(m: { id: string; body: string; ttl: number }): Message {
     return { id: m.id, ttl: m.ttl, age: 0, created: 0, body: m.body, claimCount: 0 }

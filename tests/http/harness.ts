@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { SqliteCatalog } from '../../catalog/stores/sqlite.js'
 import { HttpServer } from '../../proxy/app.js'
+import { LongPoll } from '../../proxy/long-poll.js'
 import { PooledDriver } from '../../proxy/pooled-driver.js'
 import { PoolSet } from '../../proxy/pool-set.js'
 import { parseConfig, type Config } from '../../shared/config.js'
@@ -22,8 +23,16 @@ export interface Harness {
   /** Fresh per harness: tests never share data by accident. */
   project: string
   clientId: string
+  /** The server's parked long-polling requests (proxy/long-poll.ts). */
+  longPoll: LongPoll
+  /** The server itself (its WebSocket API: `server.websocket`). */
+  server: HttpServer
   /** fetch with the Zaqar headers filled in (override or delete with `headers: {X: null}`). */
-  req(method: string, path: string, opts?: { body?: unknown; raw?: string | Uint8Array; headers?: Record<string, string | null> }): Promise<Resp>
+  req(
+    method: string,
+    path: string,
+    opts?: { body?: unknown; raw?: string | Uint8Array; headers?: Record<string, string | null>; timeoutMs?: number },
+  ): Promise<Resp>
 }
 
 export interface Resp {
@@ -51,7 +60,8 @@ export async function startHarness(
   const pools = new PoolSet({ catalog, connector: { key: () => '', open: () => [driver], close: () => {} }, defaultPool: 'default', pollMs: 0 })
   await pools.refresh()
   const log = createLogger('test', 'silent')
-  const server = new HttpServer({ config, storage: new PooledDriver({ pools, log }), control: pools, log })
+  const longPoll = new LongPoll({ perProject: config.longPollMaxWaitersPerProject, total: config.longPollMaxWaiters })
+  const server = new HttpServer({ config, storage: new PooledDriver({ pools, log }), control: pools, log, longPoll })
   const port = await server.listen()
   t.teardown(async () => {
     await server.drain(0)
@@ -70,6 +80,8 @@ export async function startHarness(
     config,
     project,
     clientId,
+    longPoll,
+    server,
     req: (method, path, opts) => client.req(method, path, opts),
   }
 }

@@ -156,6 +156,28 @@ for (const store of ['sqlite', 'redis'] as const) {
     await call('GET', '/v2/admin/queues?marker=zz', '/v2/admin/queues', { admin: true })
     await call('GET', '/v2/admin/queues/top?by=age', '/v2/admin/queues/top', { admin: true })
 
+    // Live migrations (docs/migration.md): q2 moves to p3, served inside the proxy.
+    const M = '/v2/admin/migrations'
+    t.equal((await call('PUT', '/v2/pools/p3', '/v2/pools/{pool}', { admin: true, body: { weight: 0, uri: 'sqlite:p3.sqlite', options: { workers: 0 } } })).status, 201)
+    await call('POST', M, M, { admin: true, body: { project: 'openapi', queue: 'q2' } })
+    await call('POST', M, M, { admin: true, body: { project: 'openapi', queue: 'nope', to_pool: 'p3' } })
+    const mig = await call('POST', M, M, { admin: true, body: { project: 'openapi', queue: 'q2', to_pool: 'p3', rate: 1000 } })
+    t.equal(mig.status, 202)
+    await call('GET', `${M}?state=copying&limit=5`, M, { admin: true })
+    await call('GET', `${M}?state=bogus`, M, { admin: true })
+    await call('GET', `${M}/${mig.json.id}`, `${M}/{migration}`, { admin: true })
+    await call('GET', `${M}/0000000000000000000000`, `${M}/{migration}`, { admin: true })
+    await call('DELETE', `${M}/${mig.json.id}`, `${M}/{migration}`, { admin: true })
+    await call('DELETE', `${M}/0000000000000000000000`, `${M}/{migration}`, { admin: true })
+    const D = '/v2/admin/pools/{pool}/drain'
+    await call('POST', '/v2/admin/pools/default/drain', D, { admin: true, body: {} })
+    await call('POST', '/v2/admin/pools/p3/drain', D, { admin: true, body: { max_concurrent: 2 } })
+    await call('GET', '/v2/admin/pools/p3/drain', D, { admin: true })
+    await call('GET', '/v2/admin/pools/nope/drain', D, { admin: true })
+    await call('DELETE', '/v2/admin/pools/p3/drain', D, { admin: true })
+    await call('POST', '/v2/admin/rebalance', '/v2/admin/rebalance', { admin: true, body: { tolerance: 0.2 } })
+    await call('POST', '/v2/admin/rebalance', '/v2/admin/rebalance', { admin: true, body: { tolerance: 2 } })
+
     const seen = new Set(recorded.map((r) => `${r.method.toLowerCase()} ${r.path}`))
     const all = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((meth) => `${meth} ${p}`))
     t.same(all.filter((k) => !seen.has(k)), [], 'every operation of the document was answered live')

@@ -6,7 +6,7 @@
 import t from 'tap'
 import { openDriver } from '../../worker/storage/index.js'
 import { parseRedisUri } from '../../shared/storage/redis-uri.js'
-import { redactUri } from '../../shared/storage/registry.js'
+import { availableStoreOf, redactUri } from '../../shared/storage/registry.js'
 import { freePort, startRedis, tempDir } from '../helpers/index.js'
 import { postOpts, type TapTest } from '../contract/suite.js'
 
@@ -31,14 +31,45 @@ t.test('URI parsing', async (t) => {
   t.match(parseRedisUri('redis://h:1/zaqar', 'durable'), { db: 0 }, 'a path Zaqar ignores is ignored')
   t.match(parseRedisUri('redis://h:1/4?dbid=2', 'durable'), { db: 2 }, 'dbid wins over the path')
   t.match(parseRedisUri('redis://h?socket_timeout=0.25&command_timeout=900', 'durable'), { commandTimeoutMs: 900, connectTimeoutMs: 250 })
+  // Sentinel pools (docs/ha.md): Missive's form, and Zaqar's (?master=, Sentinel port 26379 by default).
+  t.match(parseRedisUri('redis+sentinel://:pw@s1:26380,s2,[::1]:26381/mymaster/2?durability=durable&wait=1&sentinel_password=spw', 'fast'), {
+    sentinels: [
+      { host: 's1', port: 26380 },
+      { host: 's2', port: 26379 },
+      { host: '::1', port: 26381 },
+    ],
+    master: 'mymaster',
+    db: 2,
+    password: 'pw',
+    sentinelPassword: 'spw',
+    durability: 'durable',
+    wait: 1,
+  })
+  t.match(parseRedisUri('redis://secret@s1:26379,s2?master=dumbledore&dbid=3', 'durable'), {
+    sentinels: [
+      { host: 's1', port: 26379 },
+      { host: 's2', port: 26379 },
+    ],
+    master: 'dumbledore',
+    db: 3,
+    password: 'secret',
+  })
+  t.equal(redactUri('redis+sentinel://u:secret@s1,s2/m'), 'redis+sentinel://***@s1,s2/m')
+  const identity = (uri: string): string => availableStoreOf(uri).identity(uri, { dataDir: '/tmp', durability: 'durable' })
+  t.equal(identity('redis+sentinel://S2:1,localhost:2/m?wait=1'), identity('redis://127.0.0.1:2,s2:1?master=m'), 'one Sentinel pool, however written')
+  t.not(identity('redis+sentinel://s1/m'), identity('redis+sentinel://s1/other'), 'another master is another store')
   for (const [uri, msg] of [
-    ['redis+sentinel://h1:26379,h2:26379/mymaster', /Sentinel.*not yet supported/],
+    ['redis+sentinel://h1:26379,h2:26379', /must name the master/],
+    ['redis+sentinel://h1:26379/m/x', /database in a Redis Sentinel pool URI is a number/],
+    ['redis+sentinel://h1:99999/m', /Invalid port/],
+    ['redis+sentinel:///m', /names no Sentinel/],
+    ['redis://h:1?sentinel_password=x', /sentinel_password is for Sentinel pools/],
     ['redis+cluster://h1:7000', /Cluster.*not yet supported/],
     ['rediss://h:1', /TLS.*not yet supported/],
     ['redis://h:1?durabilty=fast', /Unknown Redis pool option "durabilty"/],
     ['redis://h:1?durability=sometimes', /durability must be durable or fast/],
     ['redis://h:1?wait=-1', /wait must be an integer/],
-    ['redis://h:1?master=mymaster', /Sentinel pools \(\?master=\) are not yet supported/],
+    ['redis://h:1?master=', /names no master/],
     ['redis:///var/run/redis.sock', /Unix socket/],
     ['redis:/var/run/redis.sock', /Unix socket/],
     ['redis://h:1?socket_timeout=abc', /socket_timeout must be a number of seconds/],

@@ -62,6 +62,25 @@ const ARGS: { [K in DriverOperation]: OpArgs<K> } = {
   getClaim: [ref, 'c1'],
   renewClaim: [ref, 'c1', { ttl: 40, grace: 5 }],
   releaseClaim: [ref, 'c1'],
+  // (A null argument crosses RPC as absent: the contract suite checks fenceQueue(ref, null, …).)
+  fenceQueue: [ref, { token: 't1', to: 'pool-b', state: 'journal' }, 't0'],
+  getFence: [ref],
+  readForMigration: [ref, 7, 100],
+  readJournal: [ref, 50],
+  ackJournal: [ref, [{ id: 'm1', version: 3 }], true],
+  importMessages: [
+    ref,
+    't1',
+    {
+      reset: true,
+      metadata: { a: 1 },
+      upsert: [{ id: 'm1', seq: 4, body: '{"x":1}', clientId: 'c', ttl: 60, created: 1, expires: 2, visible: 1, claimCount: 1, claimId: 'c1', claimExpires: 9 }],
+      claims: [{ id: 'c1', ttl: 30, expires: 9, updated: 1 }],
+      remove: ['m2'],
+    },
+  ],
+  countForMigration: [ref],
+  dropQueueData: [ref, 't1'],
 }
 const msg = (): Message => ({ id: 'm1', ttl: 60, age: 2, created: 1000, body: '{"x":1}', claimId: 'c1', claimCount: 1 })
 const RESULTS: { [K in DriverOperation]: OpResult<K> } = {
@@ -84,6 +103,19 @@ const RESULTS: { [K in DriverOperation]: OpResult<K> } = {
   getClaim: null,
   renewClaim: undefined,
   releaseClaim: undefined,
+  fenceQueue: undefined,
+  getFence: { token: 't1', to: 'pool-b', state: 'moved' },
+  readForMigration: {
+    records: [{ id: 'm1', seq: 4, body: '{"x":1}', clientId: 'c', ttl: 60, created: 1, expires: 2, visible: 1, claimCount: 0, claimExpires: 0 }],
+    claims: [],
+    next: 4,
+    end: true,
+  },
+  readJournal: { entries: [{ id: 'm1', version: 3, record: null }], claims: [{ id: 'c1', ttl: 30, expires: 9, updated: 1 }], reset: true },
+  ackJournal: undefined,
+  importMessages: undefined,
+  countForMigration: 12,
+  dropQueueData: undefined,
 }
 
 /** Calls `op` on `driver` with its sample arguments. */

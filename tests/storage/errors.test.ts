@@ -18,8 +18,10 @@ import {
   ClaimNotFound,
   ClaimNotHeld,
   errorFromWire,
+  FenceConflict,
   MessageClaimed,
   PostTooLarge,
+  QueueMoved,
   QueueNotFound,
   StorageError,
   StoreUnavailable,
@@ -44,6 +46,31 @@ interface Case {
 }
 
 const CASES: Case[] = [
+  {
+    name: 'queue moved (a migration fence)',
+    err: new QueueMoved(ref, { token: 'mig-1', to: 'pool-b', state: 'moved' }),
+    code: 'unavailable',
+    status: 503,
+    title: 'Service temporarily unavailable',
+    description: 'Queue q1 is being moved to another pool. Please try again in a few seconds.',
+    retryAfter: '1',
+  },
+  {
+    name: 'fence conflict',
+    err: new FenceConflict(ref, { token: 'mig-2', to: 'pool-c', state: 'importing' }),
+    code: 'conflict',
+    status: 409,
+    title: 'Resource conflict',
+    description: 'Queue q1 is already being moved.',
+  },
+  {
+    name: 'fence conflict (no fence)',
+    err: new FenceConflict(ref, null),
+    code: 'conflict',
+    status: 409,
+    title: 'Resource conflict',
+    description: 'Queue q1 is already being moved.',
+  },
   { name: 'queue not found', err: new QueueNotFound(ref), code: 'not_found', status: 404, title: 'Not found', description: 'Queue q1 does not exist for project proj' },
   {
     name: 'claim not found',
@@ -152,6 +179,14 @@ const FAILURES: Record<(typeof DRIVER_OPERATIONS)[number], string> = {
   getClaim: 'Claim could not be queried.',
   renewClaim: 'Claim could not be updated.',
   releaseClaim: 'Claim could not be deleted.',
+  fenceQueue: 'Queue could not be fenced.',
+  getFence: 'Queue fence could not be read.',
+  readForMigration: 'Messages could not be read for migration.',
+  readJournal: 'Migration journal could not be read.',
+  ackJournal: 'Migration journal could not be acknowledged.',
+  importMessages: 'Messages could not be imported.',
+  countForMigration: 'Messages could not be counted.',
+  dropQueueData: 'Queue data could not be dropped.',
 }
 for (const op of DRIVER_OPERATIONS) {
   CASES.push({
@@ -237,6 +272,9 @@ t.test('a malformed or unknown typed wire error falls back to a plain error of i
     { code: 'bad_request', kind: 'bad_store_config', data: {} },
     { code: 'not_found', kind: 'no_such_kind', data: { ref } },
     { code: 'not_found', kind: 'queue_not_found' },
+    { code: 'unavailable', kind: 'queue_moved', data: { ref, fence: { token: 't', to: 'b', state: 'gone' } } },
+    { code: 'unavailable', kind: 'queue_moved', data: { ref } },
+    { code: 'conflict', kind: 'fence_conflict', data: { ref, current: { token: 1, to: 'b', state: 'moved' } } },
   ]
   for (const w of bad) {
     const e = errorFromWire(w)

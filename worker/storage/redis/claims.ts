@@ -17,7 +17,7 @@ import type { Claim, ClaimOptions, DeadLetterDue, QueueRef } from '../../../shar
 import { ClaimNotFound } from '../../../shared/storage/errors.js'
 import { claimExtendedTtl } from '../../../shared/storage/queue-policy.js'
 import { Coalescer, type Outcome } from './coalesce.js'
-import { ageOf, toMessage, type Ctx, type MessageTuple } from './context.js'
+import { ageOf, checkFence, toMessage, type Ctx, type MessageTuple } from './context.js'
 import { queueKeys } from './keys.js'
 
 /** How many queues' dead-letter names are remembered before the memory starts over. */
@@ -61,6 +61,7 @@ export class RedisClaims {
       const now = this.#ctx.clock()
       const mode = vouched === undefined ? '0' : '1'
       const reply = await this.#ctx.acked(this.#ctx.scripts.run<ClaimReply>('claimMessages', keys, [now, dlq, mode, ...args]))
+      checkFence(ref, reply)
       if (reply[0] === 'DLQ') {
         this.noteDeadLetter(ref, reply[1])
         if (attempt < 2) continue
@@ -85,6 +86,7 @@ export class RedisClaims {
     if (!isId(claimId)) return null
     const now = this.#ctx.clock()
     const r = await this.#ctx.scripts.run<[string, number, ...MessageTuple[]] | []>('getClaim', queueKeys(ref).list, [now, claimId])
+    checkFence(ref, r)
     if (r.length === 0) return null
     const [ttl, updated, ...tuples] = r
     return { id: claimId, age: ageOf(Number(updated), now), ttl: Number(ttl), messages: tuples.map((t) => toMessage(t, now)) }
@@ -95,11 +97,12 @@ export class RedisClaims {
     const done = await this.#ctx.acked(
       this.#ctx.scripts.run<number>('renewClaim', queueKeys(ref).list, [this.#ctx.clock(), claimId, opts.ttl, claimExtendedTtl(opts.ttl, opts.grace)]),
     )
+    checkFence(ref, done)
     if (done !== 1) throw new ClaimNotFound(ref, claimId)
   }
 
   async releaseClaim(ref: QueueRef, claimId: string): Promise<void> {
     if (!isId(claimId)) return
-    await this.#ctx.acked(this.#ctx.scripts.run('releaseClaim', queueKeys(ref).list, [this.#ctx.clock(), claimId]))
+    checkFence(ref, await this.#ctx.acked(this.#ctx.scripts.run('releaseClaim', queueKeys(ref).list, [this.#ctx.clock(), claimId])))
   }
 }

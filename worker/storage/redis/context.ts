@@ -5,6 +5,8 @@
 import type { Redis } from 'ioredis'
 import type { Clock } from '../../../shared/clock.js'
 import type { Message, QueueRef } from '../../../shared/storage/contract.js'
+import { QueueMoved } from '../../../shared/storage/errors.js'
+import type { QueueFence } from '../../../shared/storage/migration.js'
 import type { QueuePolicy } from '../../../shared/storage/queue-policy.js'
 import { ageOf } from '../common.js'
 
@@ -28,6 +30,16 @@ export interface Ctx {
 /** A message as the scripts return it: id, body, ttl (string), created, claimId or '', claimCount, seq. */
 export type MessageTuple = [string, string, string, number, string, number, number]
 
+
+/**
+ * Throws `QueueMoved` when a client script answered MOVED (lua/lib.lua, `fence_check`): the
+ * queue is fenced by a migration and the script did nothing. One array test on the hot path.
+ */
+export function checkFence(ref: QueueRef, reply: unknown): void {
+  if (Array.isArray(reply) && reply[0] === 'MOVED') {
+    throw new QueueMoved(ref, { state: reply[1] as QueueFence['state'], token: String(reply[2]), to: String(reply[3]) })
+  }
+}
 
 /** A script's message tuple as readers see it. */
 export function toMessage(t: MessageTuple, now: number): Message {

@@ -18,13 +18,16 @@
  * Both refuse an `allkeys-*` eviction policy, which would drop messages silently.
  *
  * Connection loss fails operations at once with `unavailable` (no offline queue, no silent
- * resend of writes whose outcome is unknown); ioredis reconnects in the background.
+ * resend of writes whose outcome is unknown); ioredis reconnects in the background, and every
+ * reconnection is verified again (a failover or a restart may land on a server configured
+ * otherwise): until it passes, operations fail with `unavailable`.
  */
-import type { Redis } from 'ioredis'
+import type { Redis, RedisOptions } from 'ioredis'
 import { systemClock, type Clock } from '../../../shared/clock.js'
 import { MissiveError, unavailable } from '../../../shared/errors.js'
 import { BadStoreConfig, StoreUnavailable } from '../../../shared/storage/errors.js'
 import { connectRedis } from '../../../shared/redis.js'
+import { postedChannel, postedMessage } from '../../../shared/storage/posted.js'
 import type {
   Claim,
   ClaimOptions,
@@ -42,11 +45,13 @@ import type {
   QueueStats,
 } from '../../../shared/storage/contract.js'
 import type { DriverOperation } from '../../../shared/storage/operations.js'
+import type { ImportChange, JournalPage, MigrationBatch, QueueFence } from '../../../shared/storage/migration.js'
 import { RedisClaims } from './claims.js'
 import type { Ctx } from './context.js'
 import { buildKeys, catalogueKey, queueTag, refOfTag, SWEEP_KEY } from './keys.js'
 import { RedisMessages } from './messages.js'
 import { RedisQueues } from './queues.js'
+import { RedisMigration } from './migration.js'
 import { Scripts } from './scripts.js'
 import type { RedisPoolOptions } from '../../../shared/storage/redis-uri.js'
 
@@ -106,18 +111,29 @@ export class RedisDriver implements DataDriver {
   readonly #queues: RedisQueues
   readonly #messages: RedisMessages
   readonly #claims: RedisClaims
+  readonly #migration: RedisMigration
   readonly #gcStep: number
   readonly #gcQueuesPerTick: number
   readonly #gcBudgetMs: number
   readonly #onGcError: ((err: unknown) => void) | undefined
+  /** Where posts are announced to long-polling proxies (shared/storage/posted.ts). */
+  readonly #channel: string
   #gcCursor = '-'
   #gcRunning = false
   #timer: NodeJS.Timeout | undefined
   #closed = false
+  /**
+   * Set while the server connected to cannot keep the pool's durability promise (checked again at
+   * every reconnection: a failover or a restart may land on a server configured otherwise), or
+   * while that check runs: every operation fails with `unavailable` meanwhile (docs/ha.md).
+   */
+  #broken: string | null = null
+  #where = ''
 
   private constructor(redis: Redis, opts: RedisDriverOptions) {
     this.options = opts
     this.#redis = redis
+    this.#channel = postedChannel(opts.db)
     this.#clock = opts.clock ?? systemClock
     this.#gcStep = opts.gcStep ?? 100
     this.#gcQueuesPerTick = opts.gcQueuesPerTick ?? 100
@@ -135,6 +151,7 @@ export class RedisDriver implements DataDriver {
     this.#claims = new RedisClaims(ctx, { coalesce })
     this.#queues = new RedisQueues(ctx, (ref, dlq) => this.#claims.noteDeadLetter(ref, dlq))
     this.#messages = new RedisMessages(ctx, { coalesce })
+    this.#migration = new RedisMigration(ctx, (ref) => this.#queues.uncatalogue(ref))
   }
 
   /**
@@ -143,11 +160,11 @@ export class RedisDriver implements DataDriver {
    * cannot keep the promise, `unavailable` when it cannot be reached.
    */
   static async open(opts: RedisDriverOptions): Promise<RedisDriver> {
-    const where = `${opts.host}:${opts.port}`
+    const where = opts.sentinels === undefined ? `${opts.host}:${opts.port}` : `master ${opts.master} (Sentinel ${opts.sentinels.map((s) => `${s.host}:${s.port}`).join(',')})`
+    const opened = { now: false }
     const redis = await connectRedis(
       {
-        host: opts.host,
-        port: opts.port,
+        ...(opts.sentinels === undefined ? { host: opts.host, port: opts.port } : sentinelOptions(opts, opened)),
         db: opts.db,
         username: opts.username,
         password: opts.password,
@@ -159,13 +176,17 @@ export class RedisDriver implements DataDriver {
         connectTimeout: opts.connectTimeoutMs,
         retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
       },
-      'the Redis server',
+      opts.sentinels === undefined ? 'the Redis server' : `the Redis master "${opts.master}"`,
     )
+    opened.now = true
     try {
       if (opts.verify) await verifyPersistence(redis, opts, where)
       const driver = new RedisDriver(redis, opts)
       await driver.#scripts.load()
       driver.#startCollector(opts.gcIntervalMs)
+      driver.#where = where
+      // Every later connection (a reconnection, a Sentinel failover) is checked again.
+      if (opts.verify) redis.on('ready', () => void driver.#reverify())
       return driver
     } catch (err) {
       redis.disconnect()
@@ -270,9 +291,26 @@ export class RedisDriver implements DataDriver {
     if (this.#closed) throw new StoreUnavailable('closed')
   }
 
+  /**
+   * Checks the server's persistence again (a new connection: maybe another server). Operations
+   * fail until it passes; a server that cannot keep the promise keeps them failing, and the
+   * pool's checks (`info`) say why, until its configuration is fixed.
+   */
+  async #reverify(): Promise<void> {
+    this.#broken ??= 'the persistence of the server just connected to is being checked'
+    try {
+      await verifyPersistence(this.#redis, this.options, this.#where)
+      this.#broken = null
+    } catch (err) {
+      // A connection lost meanwhile: the next connection checks again.
+      if (err instanceof BadStoreConfig) this.#broken = err.message
+    }
+  }
+
   /** Runs one operation, turning store failures into `unavailable`; bugs pass through. */
   async #guard<T>(op: DriverOperation, fn: () => Promise<T>): Promise<T> {
     this.#assertOpen()
+    if (this.#broken !== null) throw new StoreUnavailable('unreachable', op)
     try {
       return await fn()
     } catch (err) {
@@ -284,6 +322,25 @@ export class RedisDriver implements DataDriver {
 
   async ping(): Promise<void> {
     await this.#guard('ping', () => this.#redis.ping())
+  }
+
+  /**
+   * The server's facts for the pool's health (docs/ha.md): its role, its identity (`run_id`: a
+   * change is a failover or a restart), and for a master its online replicas and how long ago
+   * the slowest of them acknowledged (INFO replication `lag`). One round trip.
+   */
+  async info(): Promise<StoreFacts> {
+    if (this.#broken !== null && !this.#closed) {
+      // The pool's check: see whether it was fixed (CONFIG SET, or another failover), and say why not.
+      await this.#reverify()
+      if (this.#broken !== null) throw unavailable(this.#broken)
+    }
+    const [server, replication] = await this.#guard('ping', () =>
+      Promise.all([this.#redis.info('server'), this.#redis.info('replication')]),
+    )
+    const facts = storeFacts(server, replication)
+    if (this.options.master !== undefined) facts.master = this.options.master
+    return facts
   }
 
   async close(): Promise<void> {
@@ -327,7 +384,19 @@ export class RedisDriver implements DataDriver {
   }
 
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
-    return this.#guard('postMessages', () => this.#messages.postMessages(ref, messages, opts))
+    return this.#guard('postMessages', () => this.#messages.postMessages(ref, messages, opts)).then((ids) => {
+      this.#announce(ref, ids.length, ids)
+      return ids
+    })
+  }
+
+  /**
+   * Tells long-polling proxies that `ref` may have messages (proxy/long-poll-redis.ts). Done here,
+   * after the post resolved, not in the post's script: the script stays the store's, and a lost
+   * announcement only delays a waiter to the end of its wait. Never fails the post.
+   */
+  #announce(ref: QueueRef, count: number, ids?: readonly string[]): void {
+    this.#redis.publish(this.#channel, postedMessage(ref, count, ids)).catch(() => undefined)
   }
 
   listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {
@@ -367,8 +436,98 @@ export class RedisDriver implements DataDriver {
   }
 
   releaseClaim(ref: QueueRef, claimId: string): Promise<void> {
-    return this.#guard('releaseClaim', () => this.#claims.releaseClaim(ref, claimId))
+    return this.#guard('releaseClaim', () => this.#claims.releaseClaim(ref, claimId)).then(() => this.#announce(ref, 0))
   }
+
+  // --- migration (shared/storage/migration.ts; redis/migration.ts): never refused by a fence --
+
+  fenceQueue(ref: QueueRef, fence: QueueFence | null, expect: string | null): Promise<void> {
+    return this.#guard('fenceQueue', () => this.#migration.fenceQueue(ref, fence, expect))
+  }
+
+  getFence(ref: QueueRef): Promise<QueueFence | null> {
+    return this.#guard('getFence', () => this.#migration.getFence(ref))
+  }
+
+  readForMigration(ref: QueueRef, after: number, limit: number): Promise<MigrationBatch> {
+    return this.#guard('readForMigration', () => this.#migration.readForMigration(ref, after, limit))
+  }
+
+  readJournal(ref: QueueRef, limit: number): Promise<JournalPage> {
+    return this.#guard('readJournal', () => this.#migration.readJournal(ref, limit))
+  }
+
+  ackJournal(ref: QueueRef, entries: { id: string; version: number }[], reset?: boolean): Promise<void> {
+    return this.#guard('ackJournal', () => this.#migration.ackJournal(ref, entries, reset))
+  }
+
+  importMessages(ref: QueueRef, token: string, change: ImportChange): Promise<void> {
+    return this.#guard('importMessages', () => this.#migration.importMessages(ref, token, change))
+  }
+
+  countForMigration(ref: QueueRef): Promise<number> {
+    return this.#guard('countForMigration', () => this.#migration.countForMigration(ref))
+  }
+
+  dropQueueData(ref: QueueRef, token: string): Promise<void> {
+    return this.#guard('dropQueueData', () => this.#migration.dropQueueData(ref, token))
+  }
+}
+
+/**
+ * ioredis's Sentinel mode (docs/ha.md, "Sentinel pools"): the Sentinels are asked for the master
+ * at every (re)connection, and `failoverDetector` subscribes to their `+switch-master`, so a
+ * failover moves the connection to the new master without waiting for the old one to time out.
+ * Opening fails at once when no Sentinel answers (ioredis would otherwise retry forever).
+ * A write refused with READONLY (the old master, back as a replica, still connected) reconnects
+ * through the Sentinels; the refused command is not resent (it failed with 503: the client
+ * retries, as after any 503).
+ */
+function sentinelOptions(opts: RedisPoolOptions, opened: { readonly now: boolean }): RedisOptions {
+  return {
+    sentinels: opts.sentinels,
+    name: opts.master,
+    role: 'master',
+    ...(opts.sentinelPassword !== undefined && { sentinelPassword: opts.sentinelPassword }),
+    failoverDetector: true,
+    sentinelCommandTimeout: opts.connectTimeoutMs,
+    // Opening: no Sentinel answering is an answer (503, or 400 for an admin's new pool), not a
+    // wait. Once open, Sentinels are asked again and again until one answers.
+    sentinelRetryStrategy: (times) => (opened.now ? Math.min(50 * 2 ** Math.min(times, 6), 2000) : null),
+    reconnectOnError: (err) => (/^READONLY\b/.test(err.message) ? 1 : false),
+  }
+}
+
+/** What `RedisDriver.info` reports (proxy/circuit-breaker.ts `StoreInfo`). */
+export interface StoreFacts {
+  role: string
+  master?: string
+  server?: string
+  replicas?: number
+  lagSeconds?: number
+}
+
+/** Reads `INFO server` and `INFO replication` replies into the facts a pool's health shows. */
+export function storeFacts(server: string, replication: string): StoreFacts {
+  const field = (text: string, name: string): string | undefined => new RegExp(`^${name}:(.*?)\\r?$`, 'm').exec(text)?.[1]
+  const role = field(replication, 'role')
+  const facts: StoreFacts = { role: role === 'slave' ? 'replica' : (role ?? 'unknown') }
+  const runId = field(server, 'run_id')
+  if (runId !== undefined) facts.server = runId
+  if (role === 'master') {
+    let replicas = 0
+    let lag: number | undefined
+    for (const m of replication.matchAll(/^slave\d+:(.*?)\r?$/gm)) {
+      const kv = Object.fromEntries(m[1]!.split(',').map((p) => p.split('=') as [string, string]))
+      if (kv.state !== 'online') continue
+      replicas++
+      const l = Number(kv.lag)
+      if (Number.isFinite(l)) lag = Math.max(lag ?? 0, l)
+    }
+    facts.replicas = replicas
+    if (lag !== undefined) facts.lagSeconds = lag
+  }
+  return facts
 }
 
 /** Reads one CONFIG parameter; a disabled or renamed CONFIG command is reported as such. */

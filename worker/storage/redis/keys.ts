@@ -25,6 +25,10 @@
  * | `missive:e:T`       | ZSET | every message, score = expiry (ms): exact totals, GC            |
  * | `missive:c:T`       | HASH | claim id → claim record (cmsgpack: ttl, expires, updated, ids)  |
  * | `missive:x:T`       | ZSET | claim id, score = claim expiry (ms): GC of claims               |
+ * | `missive:f:T`       | HASH | a migration's fence on the queue (absent: none): `state`,        |
+ * |                     |      | `token`, `to`, `jv` (last journal version), `reset` ('1': a purge |
+ * |                     |      | or delete since the journal began). Outlives the other keys.     |
+ * | `missive:j:T`       | ZSET | the fence's journal: message id, score = version (oldest first)  |
  * | `missive:k:T:<key>` | STR  | an idempotency key's post: its ids, comma-separated; expires    |
  * |                     |      | (PX) when the key's window ends                                 |
  * | `missive:queues:P`  | ZSET | the project's queue names (raw), score 0: the catalogue that    |
@@ -64,7 +68,7 @@ export function unescapePart(s: string): string {
 /** The queue's identity inside the hash tag: `<escaped project>/<escaped queue>`. */
 export const queueTag = (ref: QueueRef): string => `${escapePart(ref.project)}/${escapePart(ref.queue)}`
 
-/** The nine keys of one queue, in the order every queue script takes them (lua/lib.lua). */
+/** The eleven keys of one queue, in the order every queue script takes them (lua/lib.lua). */
 export interface QueueKeys {
   readonly q: string
   readonly m: string
@@ -75,7 +79,11 @@ export interface QueueKeys {
   readonly e: string
   readonly c: string
   readonly x: string
-  /** The same nine keys as a KEYS array. */
+  /** The migration fence (shared/storage/migration.ts): read by every client script. */
+  readonly f: string
+  /** The migration journal. */
+  readonly j: string
+  /** The same eleven keys as a KEYS array. */
   readonly list: readonly string[]
   /** `queueTag` of the queue (the hash tag without its braces). */
   readonly tag: string
@@ -96,9 +104,9 @@ let keysCached = 0
 export function buildKeys(ref: QueueRef): QueueKeys {
   const tag = queueTag(ref)
   const k = (kind: string): string => `${PREFIX}${kind}:{${tag}}`
-  const q = k('q'), m = k('m'), a = k('a'), r = k('r'), d = k('d'), i = k('i'), e = k('e'), c = k('c'), x = k('x')
+  const q = k('q'), m = k('m'), a = k('a'), r = k('r'), d = k('d'), i = k('i'), e = k('e'), c = k('c'), x = k('x'), f = k('f'), j = k('j')
   // Frozen: one object is shared by every call on the queue.
-  return Object.freeze({ q, m, a, r, d, i, e, c, x, list: Object.freeze([q, m, a, r, d, i, e, c, x]), tag })
+  return Object.freeze({ q, m, a, r, d, i, e, c, x, f, j, list: Object.freeze([q, m, a, r, d, i, e, c, x, f, j]), tag })
 }
 
 /** The keys of `ref`, all carrying the hash tag `{<escaped project>/<escaped queue>}` (cached). */

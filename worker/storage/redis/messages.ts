@@ -19,7 +19,8 @@ import { ClaimGone, ClaimNotHeld, MessageClaimed, PostTooLarge, StoreUnavailable
 import { isMarker } from '../../../shared/storage/queue-policy.js'
 import { Coalescer, type Outcome } from './coalesce.js'
 import { bodyBytes, chunksOf } from '../common.js'
-import { ageOf, toMessage, type Ctx, type MessageTuple } from './context.js'
+import { ageOf, checkFence, toMessage, type Ctx, type MessageTuple } from './context.js'
+import { QueueMoved } from '../../../shared/storage/errors.js'
 import { idempotencyKey, queueKeys } from './keys.js'
 
 interface PostRequest {
@@ -123,6 +124,7 @@ export class RedisMessages {
       args[0] = this.#ctx.clock()
       return this.#ctx.acked(this.#ctx.scripts.run<(number | string | string[])[]>('postMessages', list, args))
     })
+    checkFence(ref, r)
     if (Number(r[0]) === 1) await this.#ctx.catalogue(ref)
     return reqs.map((req, n) => {
       const status = r[n + 1]
@@ -162,6 +164,12 @@ export class RedisMessages {
             return this.#ctx.acked(this.#ctx.scripts.run<(string | number)[]>('stageMessages', list, args))
           }
           const r = op === 'begin' ? await this.#whileBusy(run) : await run()
+          try {
+            checkFence(ref, r)
+          } catch (err) {
+            if (err instanceof QueueMoved) return { err }
+            throw err
+          }
           switch (r[0]) {
             case 'OK':
               if (Number(r[1]) === 1) created = true
@@ -219,6 +227,7 @@ export class RedisMessages {
       delayed,
       LIST_SCAN_BUDGET,
     ])
+    checkFence(ref, r)
     const tuples = r.slice(2) as MessageTuple[]
     const listing: MessageListing = { items: tuples.map((t) => toMessage(t, now)), includeDelayed: Number(r[0]) === 1 }
     if (r[1] !== '') listing.next = String(r[1])
@@ -238,6 +247,7 @@ export class RedisMessages {
   async #get(ref: QueueRef, ids: string[]): Promise<Message[]> {
     const now = this.#ctx.clock()
     const r = await this.#ctx.scripts.run<MessageTuple[]>('getMessages', queueKeys(ref).list, [now, ...ids])
+    checkFence(ref, r)
     return r.map((t) => toMessage(t, now))
   }
 
@@ -251,6 +261,7 @@ export class RedisMessages {
         claimId === undefined ? '0' : '1',
       ]),
     )
+    checkFence(ref, r)
     // The verdict is the script's (queue-policy.ts, `deleteVerdict`): it must see the message
     // and its claim atomically with the delete.
     switch (r) {
@@ -276,6 +287,7 @@ export class RedisMessages {
         ...valid,
       ]),
     )
+    checkFence(ref, r)
     if (r === 'CLAIMED') throw new MessageClaimed(ref)
   }
 
@@ -283,6 +295,7 @@ export class RedisMessages {
     if (limit <= 0) return []
     const now = this.#ctx.clock()
     const r = await this.#ctx.acked(this.#ctx.scripts.run<MessageTuple[]>('popMessages', queueKeys(ref).list, [now, limit, newId()]))
+    checkFence(ref, r)
     return r.map((t) => ({ id: t[0], ttl: Number(t[2]), age: ageOf(Number(t[3]), now), body: t[1], claimId: t[4], claimCount: Number(t[5]) }))
   }
 }

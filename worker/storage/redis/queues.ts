@@ -11,7 +11,7 @@
 import type { ListQueuesOptions, Metadata, QueueEntry, QueueListing, QueueRef, QueueStats } from '../../../shared/storage/contract.js'
 import { QueueNotFound } from '../../../shared/storage/errors.js'
 import { queuePolicy } from '../../../shared/storage/queue-policy.js'
-import { ageOf, policyFields, type Ctx } from './context.js'
+import { ageOf, checkFence, policyFields, type Ctx } from './context.js'
 import { catalogueKey, queueKeys, queueTag, SWEEP_KEY } from './keys.js'
 
 const EMPTY_META = '{}'
@@ -36,6 +36,7 @@ export class RedisQueues {
     const created = await this.#ctx.acked(
       this.#ctx.scripts.run<number>('createQueue', queueKeys(ref).list, [this.#ctx.clock(), JSON.stringify(metadata), ...fields]),
     )
+    checkFence(ref, created)
     // Catalogued even when it existed: repairs a catalogue entry a crash left out.
     await this.#ctx.catalogue(ref)
     if (created === 1) this.#onMetadata(ref, fields[3])
@@ -43,7 +44,8 @@ export class RedisQueues {
   }
 
   async getQueue(ref: QueueRef): Promise<Metadata | null> {
-    const text = await this.#ctx.redis.hget(queueKeys(ref).q, 'meta')
+    const text = await this.#ctx.scripts.run<string | null>('getQueue', queueKeys(ref).list, [])
+    checkFence(ref, text)
     return text === null ? null : this.parse(text)
   }
 
@@ -52,17 +54,22 @@ export class RedisQueues {
     const done = await this.#ctx.acked(
       this.#ctx.scripts.run<number>('setQueueMetadata', queueKeys(ref).list, [JSON.stringify(metadata), ...fields]),
     )
+    checkFence(ref, done)
     if (done === 0) throw new QueueNotFound(ref)
     this.#onMetadata(ref, fields[3])
   }
 
   async deleteQueue(ref: QueueRef): Promise<void> {
     const keys = queueKeys(ref)
-    await this.#ctx.acked(this.#ctx.scripts.run('deleteQueue', keys.list, []))
+    checkFence(ref, await this.#ctx.acked(this.#ctx.scripts.run('deleteQueue', keys.list, [])))
     await this.#uncatalogue(ref)
   }
 
   /** Drops the catalogue entries of a queue, then puts them back if the queue exists again. */
+  async uncatalogue(ref: QueueRef): Promise<void> {
+    return this.#uncatalogue(ref)
+  }
+
   async #uncatalogue(ref: QueueRef): Promise<void> {
     const { redis } = this.#ctx
     await this.#ctx.acked(redis.zrem(catalogueKey(ref.project), ref.queue))
@@ -71,7 +78,7 @@ export class RedisQueues {
   }
 
   async purge(ref: QueueRef): Promise<void> {
-    await this.#ctx.acked(this.#ctx.scripts.run('purgeQueue', queueKeys(ref).list, []))
+    checkFence(ref, await this.#ctx.acked(this.#ctx.scripts.run('purgeQueue', queueKeys(ref).list, [])))
   }
 
   async listQueues(project: string, opts: ListQueuesOptions): Promise<QueueListing> {
@@ -121,6 +128,7 @@ export class RedisQueues {
   async stats(ref: QueueRef): Promise<QueueStats> {
     const now = this.#ctx.clock()
     const r = await this.#ctx.scripts.run<(string | number)[]>('stats', queueKeys(ref).list, [now])
+    checkFence(ref, r)
     const total = Number(r[0])
     const claimed = Number(r[1])
     const stats: QueueStats = { total, claimed, free: total - claimed }

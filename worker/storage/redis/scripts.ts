@@ -29,6 +29,14 @@ export const SCRIPT_NAMES = [
   'releaseClaim',
   'stats',
   'collectGarbage',
+  'getQueue',
+  'fenceQueue',
+  'readForMigration',
+  'readJournal',
+  'ackJournal',
+  'importMessages',
+  'countForMigration',
+  'dropQueueData',
 ] as const
 
 export type ScriptName = (typeof SCRIPT_NAMES)[number]

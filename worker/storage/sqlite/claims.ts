@@ -75,6 +75,7 @@ export class SqliteClaims {
   readonly #extend: Statement<[ExtendParams]>
   readonly #deleteClaim: Statement<[string, number]>
   readonly #unclaim: Statement<[string, number]>
+  readonly #claimIds: Statement<[string, number], string>
   readonly #create: Transaction<(ref: QueueRef, opts: ClaimOptions, now: number) => Claim | null>
   readonly #renew: Transaction<(ref: QueueRef, claimId: string, ttl: number, grace: number, now: number) => void>
   readonly #release: Transaction<(ref: QueueRef, claimId: string) => void>
@@ -114,6 +115,7 @@ export class SqliteClaims {
        WHERE claim_id = @claimId AND qid = @qid AND expires > @now AND claim_expires > @now`,
     )
     this.#deleteClaim = db.prepare('DELETE FROM claims INDEXED BY claims_id WHERE id = ? AND qid = ?')
+    this.#claimIds = db.prepare<[string, number], string>('SELECT id FROM messages INDEXED BY messages_claim WHERE claim_id = ? AND qid = ?').pluck()
     this.#unclaim = db.prepare('UPDATE messages INDEXED BY messages_claim SET claim_id = NULL, claim_expires = 0 WHERE claim_id = ? AND qid = ?')
 
     this.#create = db.transaction((ref: QueueRef, opts: ClaimOptions, now: number): Claim | null => {
@@ -122,7 +124,11 @@ export class SqliteClaims {
       const dlq = this.#queues.policy(ref, queue).deadLetter
       // A DLQ the caller has not vouched for as local (ClaimOptions.deadLetter) is not filled
       // here: its due messages stay, and are read past (up to DUE_MAX) so they block no claim.
-      const defer = dlq !== undefined && opts.deadLetter !== undefined && opts.deadLetter !== dlq.queue
+      // A DLQ fenced by a migration (moving or moved away) is not filled here either: its due
+      // messages are reported, for the proxy to move to wherever the queue lives.
+      const defer =
+        dlq !== undefined &&
+        ((opts.deadLetter !== undefined && opts.deadLetter !== dlq.queue) || this.#ctx.fenced({ project: ref.project, queue: dlq.queue }))
       const rows = this.#claimable.all(queue.qid, now, now, now, defer ? opts.limit + DUE_MAX : opts.limit)
       if (rows.length === 0) return null
       const due: string[] = []
@@ -139,6 +145,7 @@ export class SqliteClaims {
           }
           const target = this.#queues.ensure({ project: ref.project, queue: dlq.queue }, now)
           const moved = this.#moveOut.get(r.seq) as MovedRow
+          if (this.#ctx.journal.jid !== 0) this.#ctx.journal.note(r.id)
           this.#moveIn.run({
             ...moved,
             qid: target.qid,
@@ -149,6 +156,7 @@ export class SqliteClaims {
           continue
         }
         this.#take.run({ seq: r.seq, claimId, claimExpires, extendedTtl, extendedExpires })
+        if (this.#ctx.journal.jid !== 0) this.#ctx.journal.note(r.id)
         const extended = claimExtends(r.expires, claimExpires)
         messages.push({
           id: r.id,
@@ -175,15 +183,26 @@ export class SqliteClaims {
       const claimExpires = now + ttl * 1000
       const extendedTtl = claimExtendedTtl(ttl, grace)
       this.#renewClaim.run(ttl, claimExpires, now, claimId)
+      this.#journalClaim(claimId, claim.qid)
       this.#extend.run({ claimId, qid: claim.qid, now, claimExpires, extendedTtl, extendedExpires: now + extendedTtl * 1000 })
     })
 
     this.#release = db.transaction((ref: QueueRef, claimId: string) => {
       const queue = this.#queues.find(ref)
       if (queue === undefined) return
-      this.#deleteClaim.run(claimId, queue.qid)
+      const { changes } = this.#deleteClaim.run(claimId, queue.qid)
+      this.#journalClaim(claimId, queue.qid)
+      // The claim itself goes too: journalled under its own id, whose record reads as missing.
+      if (changes > 0 && this.#ctx.journal.jid !== 0) this.#ctx.journal.note(claimId)
       this.#unclaim.run(claimId, queue.qid)
     })
+  }
+
+  /** Under a journal fence: journals the messages of the claim (a renew or release changes them all). */
+  #journalClaim(claimId: string, qid: number): void {
+    const journal = this.#ctx.journal
+    if (journal.jid === 0) return
+    for (const id of this.#claimIds.all(claimId, qid)) journal.note(id)
   }
 
   createClaim(ref: QueueRef, opts: ClaimOptions): Claim | null {

@@ -4,14 +4,19 @@
  */
 import type { Database } from 'better-sqlite3'
 import type { Clock } from '../../../shared/clock.js'
-import type { Message } from '../../../shared/storage/contract.js'
+import type { Message, QueueRef } from '../../../shared/storage/contract.js'
 import { ageOf } from '../common.js'
+import type { JournalSink } from './migration.js'
 
 export { ageOf } from '../common.js'
 
 export interface Ctx {
   readonly db: Database
   readonly clock: Clock
+  /** Where the operation running now journals the messages it changes (migration.ts). */
+  readonly journal: JournalSink
+  /** Whether a migration fences `ref` against client writes (`moved` or `importing`). */
+  fenced(ref: QueueRef): boolean
 }
 
 /** The columns of `messages` that readers need. */

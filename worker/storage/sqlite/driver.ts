@@ -51,6 +51,8 @@ import { SqliteMessages } from './messages.js'
 import { SqliteQueues } from './queues.js'
 import { Checkpointer } from './checkpointer.js'
 import { applySchema } from './schema.js'
+import { JournalSink, SqliteMigration } from './migration.js'
+import type { ImportChange, JournalPage, MigrationBatch, QueueFence } from '../../../shared/storage/migration.js'
 
 export interface SqliteDriverOptions {
   /** The database file (created with its directory if missing), or `:memory:`. */
@@ -93,6 +95,8 @@ export class SqliteDriver implements DataDriver {
   readonly #queues: SqliteQueues
   readonly #messages: SqliteMessages
   readonly #claims: SqliteClaims
+  readonly #migration: SqliteMigration
+  readonly #journal: JournalSink
   readonly #gcBatchSize: number
   readonly #onGcError: ((err: unknown) => void) | undefined
   readonly #gcMessages: Database.Statement<[number, number], number>
@@ -104,6 +108,8 @@ export class SqliteDriver implements DataDriver {
   /** Writes waiting for this turn's group commit. */
   #batch: PendingWrite[] = []
   readonly #commitBatch: Database.Transaction<(batch: PendingWrite[]) => void>
+  readonly #fencedRead: Database.Transaction<(ref: QueueRef, fn: () => unknown) => unknown>
+  readonly #inSnapshot: Database.Transaction<(fn: () => unknown) => unknown>
 
   /** Opens (creating if needed) the store at `opts.path`. Throws if the file cannot be used. */
   constructor(opts: SqliteDriverOptions) {
@@ -133,10 +139,12 @@ export class SqliteDriver implements DataDriver {
         this.#onGcError?.(err)
       })
     }
-    const ctx: Ctx = { db, clock: this.#clock }
+    this.#journal = new JournalSink(db)
+    const ctx: Ctx = { db, clock: this.#clock, journal: this.#journal, fenced: (ref) => this.#migration.refuses(ref) }
     this.#queues = new SqliteQueues(ctx)
     this.#messages = new SqliteMessages(ctx, this.#queues)
     this.#claims = new SqliteClaims(ctx, this.#queues)
+    this.#migration = new SqliteMigration(ctx, this.#queues)
     // Large posts a crash left half-written are rolled back: they were never acknowledged.
     db.transaction(() => this.#messages.unstageAll()).immediate()
     // Rows are picked through the expiry index, then deleted one by rowid: a `DELETE ... IN
@@ -149,6 +157,10 @@ export class SqliteDriver implements DataDriver {
     const orphanMessages = db.prepare<[number, number], number>('SELECT seq FROM messages INDEXED BY messages_scan WHERE qid = ? LIMIT ?').pluck()
     const orphanClaims = db.prepare<[number, number], number>('SELECT rowid FROM claims INDEXED BY claims_queue WHERE qid = ? LIMIT ?').pluck()
     const unorphan = db.prepare('DELETE FROM orphans WHERE qid = ?')
+    const deadJournal = db.prepare<[], number>('SELECT jid FROM dead_journals LIMIT 1').pluck()
+    const deadEntries = db.prepare<[number, number], number>('SELECT version FROM journal INDEXED BY journal_order WHERE jid = ? LIMIT ?').pluck()
+    const deleteEntry = db.prepare('DELETE FROM journal WHERE version = ?')
+    const undead = db.prepare('DELETE FROM dead_journals WHERE jid = ?')
     const gcKeys = db.prepare(
       `DELETE FROM idempotency WHERE (project, queue, key) IN
        (SELECT project, queue, key FROM idempotency INDEXED BY idempotency_expires WHERE expires <= ? LIMIT ?)`,
@@ -173,6 +185,13 @@ export class SqliteDriver implements DataDriver {
         messages += more.length
         claims += moreClaims.length
       }
+      // Entries of dropped migration journals (migration.ts), a batch at a time.
+      const jid = deadJournal.get()
+      if (jid !== undefined) {
+        const versions = deadEntries.all(jid, maxRows)
+        for (const v of versions) deleteEntry.run(v)
+        if (versions.length < maxRows) undead.run(jid)
+      }
       return { messages, claims }
     })
     this.#commitBatch = db.transaction((batch: PendingWrite[]) => {
@@ -187,6 +206,11 @@ export class SqliteDriver implements DataDriver {
         }
       }
     })
+    this.#fencedRead = db.transaction((ref: QueueRef, fn: () => unknown) => {
+      this.#migration.enter(ref)
+      return fn()
+    })
+    this.#inSnapshot = db.transaction((fn: () => unknown) => fn())
     const interval = opts.gcIntervalMs ?? 1000
     if (interval > 0) {
       this.#timer = setInterval(() => this.#gcTick(0), interval)
@@ -245,6 +269,41 @@ export class SqliteDriver implements DataDriver {
     }
   }
 
+  /**
+   * A client write: queued for the group commit like any write, and fenced inside its
+   * transaction (migration.ts): refused under `moved`/`importing`; under `journal`, the messages
+   * it changes are journalled (`reset`: the operation empties the queue, journalled as a reset).
+   */
+  #clientWrite<T>(op: DriverOperation, ref: QueueRef, fn: () => T, reset = false): Promise<T> {
+    return this.#write(op, () => {
+      const jid = this.#migration.enter(ref)
+      if (jid === 0) return fn()
+      this.#journal.jid = jid
+      try {
+        const result = fn()
+        if (reset) this.#migration.markReset(ref)
+        return result
+      } finally {
+        this.#journal.jid = 0
+      }
+    })
+  }
+
+  /**
+   * A client read: refused under a `moved`/`importing` fence. The check and the read run in one
+   * deferred (read) transaction, so they see one snapshot even when another process shares the
+   * file; on a WAL file that is also cheaper than two statements each taking its own read lock
+   * (~2 µs each).
+   */
+  #read<T>(op: DriverOperation, ref: QueueRef, fn: () => T): T {
+    return this.#guard(op, () => this.#fencedRead.deferred(ref, fn) as T)
+  }
+
+  /** A migration read of several statements, in one snapshot. */
+  #snapshot<T>(op: DriverOperation, fn: () => T): T {
+    return this.#guard(op, () => this.#inSnapshot.deferred(fn) as T)
+  }
+
   #assertOpen(): void {
     if (this.#closed) throw new StoreUnavailable('closed')
   }
@@ -278,20 +337,20 @@ export class SqliteDriver implements DataDriver {
   }
 
   async createQueue(ref: QueueRef, metadata: Metadata): Promise<boolean> {
-    return this.#write('createQueue', () => this.#queues.createQueue(ref, metadata))
+    return this.#clientWrite('createQueue', ref, () => this.#queues.createQueue(ref, metadata))
   }
 
   async getQueue(ref: QueueRef): Promise<Metadata | null> {
-    return this.#guard('getQueue', () => this.#queues.getQueue(ref))
+    return this.#read('getQueue', ref, () => this.#queues.getQueue(ref))
   }
 
   async setQueueMetadata(ref: QueueRef, metadata: Metadata): Promise<void> {
-    return this.#write('setQueueMetadata', () => this.#queues.setQueueMetadata(ref, metadata))
+    return this.#clientWrite('setQueueMetadata', ref, () => this.#queues.setQueueMetadata(ref, metadata))
   }
 
   async deleteQueue(ref: QueueRef): Promise<void> {
     if (this.#held.size > 0) await this.#idle(ref)
-    return this.#write('deleteQueue', () => this.#queues.deleteQueue(ref))
+    return this.#clientWrite('deleteQueue', ref, () => this.#queues.deleteQueue(ref), true)
   }
 
   async listQueues(project: string, opts: ListQueuesOptions): Promise<QueueListing> {
@@ -299,18 +358,18 @@ export class SqliteDriver implements DataDriver {
   }
 
   async stats(ref: QueueRef): Promise<QueueStats> {
-    return this.#guard('stats', () => this.#queues.stats(ref))
+    return this.#read('stats', ref, () => this.#queues.stats(ref))
   }
 
   async purge(ref: QueueRef): Promise<void> {
     if (this.#held.size > 0) await this.#idle(ref)
-    return this.#write('purge', () => this.#queues.purge(ref))
+    return this.#clientWrite('purge', ref, () => this.#queues.purge(ref), true)
   }
 
   async postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
     if (this.#held.size > 0) await this.#idle(ref)
     const chunks = messages.length > POST_CHUNK || bodyBytes(messages) > POST_CHUNK_BYTES ? chunksOf(messages) : undefined
-    if (chunks === undefined || chunks.length === 1) return this.#write('postMessages', () => this.#messages.postMessages(ref, messages, opts))
+    if (chunks === undefined || chunks.length === 1) return this.#clientWrite('postMessages', ref, () => this.#messages.postMessages(ref, messages, opts))
     return this.#postLarge(ref, messages, opts, chunks)
   }
 
@@ -330,7 +389,7 @@ export class SqliteDriver implements DataDriver {
       for (let c = 0; c < chunks.length; c++) {
         const [from, to] = chunks[c]!
         const op = c === 0 ? 'begin' : c === chunks.length - 1 ? 'commit' : 'add'
-        const r = await this.#write('postMessages', () => this.#messages.stageChunk(ref, op, messages.slice(from, to), allIds.slice(from, to), allIds, opts))
+        const r = await this.#clientWrite('postMessages', ref, () => this.#messages.stageChunk(ref, op, messages.slice(from, to), allIds.slice(from, to), allIds, opts))
         if ('maxSize' in r) throw new PostTooLarge(ref, r.maxSize)
         if ('lost' in r) throw new StoreUnavailable('interrupted', 'postMessages')
         if (r.ids !== allIds) {
@@ -375,43 +434,78 @@ export class SqliteDriver implements DataDriver {
   }
 
   async listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {
-    return this.#guard('listMessages', () => this.#messages.listMessages(ref, opts))
+    return this.#read('listMessages', ref, () => this.#messages.listMessages(ref, opts))
   }
 
   async getMessage(ref: QueueRef, id: string): Promise<Message | null> {
-    return this.#guard('getMessage', () => this.#messages.getMessage(ref, id))
+    return this.#read('getMessage', ref, () => this.#messages.getMessage(ref, id))
   }
 
   async getMessages(ref: QueueRef, ids: string[]): Promise<Message[]> {
-    return this.#guard('getMessages', () => this.#messages.getMessages(ref, ids))
+    return this.#read('getMessages', ref, () => this.#messages.getMessages(ref, ids))
   }
 
   async deleteMessage(ref: QueueRef, id: string, claimId?: string): Promise<void> {
-    return this.#write('deleteMessage', () => this.#messages.deleteMessage(ref, id, claimId))
+    return this.#clientWrite('deleteMessage', ref, () => this.#messages.deleteMessage(ref, id, claimId))
   }
 
   async deleteMessages(ref: QueueRef, ids: string[], claimIds?: string[]): Promise<void> {
-    return this.#write('deleteMessages', () => this.#messages.deleteMessages(ref, ids, claimIds))
+    return this.#clientWrite('deleteMessages', ref, () => this.#messages.deleteMessages(ref, ids, claimIds))
   }
 
   async popMessages(ref: QueueRef, limit: number): Promise<PoppedMessage[]> {
-    return this.#write('popMessages', () => this.#messages.popMessages(ref, limit))
+    return this.#clientWrite('popMessages', ref, () => this.#messages.popMessages(ref, limit))
   }
 
   async createClaim(ref: QueueRef, opts: ClaimOptions): Promise<Claim | null> {
-    return this.#write('createClaim', () => this.#claims.createClaim(ref, opts))
+    return this.#clientWrite('createClaim', ref, () => this.#claims.createClaim(ref, opts))
   }
 
   async getClaim(ref: QueueRef, claimId: string): Promise<Claim | null> {
-    return this.#guard('getClaim', () => this.#claims.getClaim(ref, claimId))
+    return this.#read('getClaim', ref, () => this.#claims.getClaim(ref, claimId))
   }
 
   async renewClaim(ref: QueueRef, claimId: string, opts: { ttl: number; grace: number }): Promise<void> {
-    return this.#write('renewClaim', () => this.#claims.renewClaim(ref, claimId, opts))
+    return this.#clientWrite('renewClaim', ref, () => this.#claims.renewClaim(ref, claimId, opts))
   }
 
   async releaseClaim(ref: QueueRef, claimId: string): Promise<void> {
-    return this.#write('releaseClaim', () => this.#claims.releaseClaim(ref, claimId))
+    return this.#clientWrite('releaseClaim', ref, () => this.#claims.releaseClaim(ref, claimId))
+  }
+
+  // --- migration (shared/storage/migration.ts; sqlite/migration.ts): never refused by a fence --
+
+  async fenceQueue(ref: QueueRef, fence: QueueFence | null, expect: string | null): Promise<void> {
+    return this.#write('fenceQueue', () => this.#migration.fenceQueue(ref, fence, expect))
+  }
+
+  async getFence(ref: QueueRef): Promise<QueueFence | null> {
+    return this.#guard('getFence', () => this.#migration.getFence(ref))
+  }
+
+  async readForMigration(ref: QueueRef, after: number, limit: number): Promise<MigrationBatch> {
+    return this.#snapshot('readForMigration', () => this.#migration.readForMigration(ref, after, limit))
+  }
+
+  async readJournal(ref: QueueRef, limit: number): Promise<JournalPage> {
+    return this.#snapshot('readJournal', () => this.#migration.readJournal(ref, limit))
+  }
+
+  async ackJournal(ref: QueueRef, entries: { id: string; version: number }[], reset?: boolean): Promise<void> {
+    return this.#write('ackJournal', () => this.#migration.ackJournal(ref, entries, reset === true))
+  }
+
+  async importMessages(ref: QueueRef, token: string, change: ImportChange): Promise<void> {
+    return this.#write('importMessages', () => this.#migration.importMessages(ref, token, change))
+  }
+
+  async countForMigration(ref: QueueRef): Promise<number> {
+    return this.#snapshot('countForMigration', () => this.#migration.countForMigration(ref))
+  }
+
+  async dropQueueData(ref: QueueRef, token: string): Promise<void> {
+    if (this.#held.size > 0) await this.#idle(ref)
+    return this.#write('dropQueueData', () => this.#migration.dropQueueData(ref, token))
   }
 }
 

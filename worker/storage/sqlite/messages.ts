@@ -228,6 +228,7 @@ export class SqliteMessages {
       switch (deleteVerdict(active, row.claim_id, claimId, other)) {
         case 'delete':
           this.#deleteSeq.run(row.seq)
+          if (this.#ctx.journal.jid !== 0) this.#ctx.journal.note(id)
           return
         case 'claimed':
           throw new MessageClaimed(ref, id)
@@ -250,6 +251,8 @@ export class SqliteMessages {
         }
       }
       this.#deleteMany.run(list, queue.qid)
+      // Ids not in the queue are journalled too: harmless (their record reads as null).
+      if (this.#ctx.journal.jid !== 0) for (const id of JSON.parse(list) as string[]) this.#ctx.journal.note(id)
     })
 
     this.#pop = db.transaction((ref: QueueRef, limit: number, now: number): PoppedMessage[] => {
@@ -259,8 +262,10 @@ export class SqliteMessages {
       if (rows.length === 0) return []
       // A pop is a claim that is deleted at once: one temporary claim id for the batch.
       const claimId = newId()
+      const journal = this.#ctx.journal
       return rows.map((r) => {
         this.#deleteSeq.run(r.seq)
+        if (journal.jid !== 0) journal.note(r.id)
         return { id: r.id, ttl: r.ttl, age: ageOf(r.created, now), body: r.body, claimId, claimCount: r.claim_count + 1 }
       })
     })

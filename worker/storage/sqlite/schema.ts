@@ -11,6 +11,11 @@
  * | `staging`  | `qid`                    | a large post being written in chunks: first seq, count  |
  * | `orphans`  | `qid`                    | a deleted or purged queue whose rows await the collector |
  * | `idempotency` | project, queue, key   | a post's ids for its idempotency key, until `expires`   |
+ * | `fences`   | project, queue           | a migration's fence on the queue (token, pool, state),  |
+ * |            |                          | its journal's id `jid` and the `reset` marker           |
+ * | `journal`  | `version` (autoincrement) | `jid`, message `id`: one entry per changed message     |
+ * | `journal_ids` | `jid` (autoincrement) | allocates journal ids (rows deleted at once)           |
+ * | `dead_journals` | `jid`              | dropped journals whose entries await the collector      |
  *
  * Every message and claim row belongs to one queue row (`qid`), and the queue row to one
  * project: every lookup by id also filters on `qid`, so an id from another queue or project is
@@ -27,7 +32,11 @@
  */
 import type { Database } from 'better-sqlite3'
 
-export const SCHEMA_VERSION = 1
+/**
+ * 2: migration support (`fences`, `journal`, `journal_ids`, `dead_journals`). A version-1 file is
+ * upgraded in place when opened: the new tables are created empty, nothing else changes.
+ */
+export const SCHEMA_VERSION = 2
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS queues (
@@ -101,6 +110,37 @@ CREATE TABLE IF NOT EXISTS idempotency (
   PRIMARY KEY (project, queue, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires);
+
+-- Migration (shared/storage/migration.ts, sqlite/migration.ts). A fence is keyed by names, not
+-- qid: it must outlive the queue's row (the moved tombstone) and exist before the queue does
+-- (an importing copy). jid names the fence's journal (0: none).
+CREATE TABLE IF NOT EXISTS fences (
+  project TEXT    NOT NULL,
+  queue   TEXT    NOT NULL,
+  token   TEXT    NOT NULL,
+  dest    TEXT    NOT NULL,
+  state   TEXT    NOT NULL,
+  jid     INTEGER NOT NULL DEFAULT 0,
+  reset   INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (project, queue)
+) WITHOUT ROWID;
+-- The journal: a message journalled again is replaced by a row with a higher version (REPLACE),
+-- so versions are bumped and entries stay oldest first.
+CREATE TABLE IF NOT EXISTS journal (
+  version INTEGER PRIMARY KEY AUTOINCREMENT,
+  jid     INTEGER NOT NULL,
+  id      TEXT    NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS journal_id ON journal (jid, id);
+CREATE INDEX IF NOT EXISTS journal_order ON journal (jid);
+CREATE TABLE IF NOT EXISTS journal_ids (
+  jid INTEGER PRIMARY KEY AUTOINCREMENT
+);
+-- Journals dropped (a fence cleared, a copy dropped) whose entries the collector deletes in
+-- bounded batches, like orphans.
+CREATE TABLE IF NOT EXISTS dead_journals (
+  jid INTEGER PRIMARY KEY
+);
 `
 
 /** Creates the tables and indexes if needed; refuses a file written by a newer schema. */

@@ -8,14 +8,14 @@
   when that queue is in this pool; with ARGV[3] = '1' a DLQ other than ARGV[2] is not filled here:
   its due messages stay in the queue (back in the ready index, unclaimed) and are reported, at
   most DUE_MAX per call, for the proxy to move across pools (docs/pools.md).
-  KEYS: [1..9] the nine keys of the queue; [10..18] the nine keys of its dead-letter queue, when
+  KEYS: [1..11] the eleven keys of the queue; [12..22] the eleven keys of its dead-letter queue, when
         the driver believes it has one (same project, so the same Redis on a standalone server).
   ARGV: [1] now (ms)  [2] the dead-letter queue name the driver has keys for ('' none)
         [3] '1': defer any other DLQ (the proxy checked ARGV[2] is local), '0': the driver's guess
         [4] number of requests, then per request: claimId, ttl (s), extended ttl (s: the TTL a
             message that would expire before the claim gets, queue-policy.ts `claimExtendedTtl`),
             limit
-  Returns: { 'OK', dlqCreated (1 if a move created the DLQ), deferred DLQ name or '', deferred ids,
+  Returns: MOVED (lib.lua, fence_check) when fenced; { 'OK', dlqCreated (1 if a move created the DLQ), deferred DLQ name or '', deferred ids,
            dlqttl or '', result per request } where a result is {} when nothing was claimed, else
            { claimId, message... } and a message is {id, body, ttl, created, claimId, claimCount, seq};
            or { 'DLQ', actual dlq name } when ARGV[3] is '0' and ARGV[2] is stale: nothing was
@@ -27,6 +27,8 @@ local now = tonumber(ARGV[1])
 local nreq = tonumber(ARGV[4])
 local defer = ARGV[3] == '1'
 local DUE_MAX = 100
+local moved, journalled = fence_check(k)
+if moved then return moved end
 local qf = redis.call('HMGET', k.q, 'meta', 'dlq', 'dlqmax', 'dlqttl', 'stagelo')
 if not qf[1] then
   local out = { 'OK', 0, '', {}, '' }
@@ -34,23 +36,32 @@ if not qf[1] then
   return out
 end
 local dlqname = qf[2] or ''
-local here = dlqname == ARGV[2] and #KEYS >= 18
+local here = dlqname == ARGV[2] and #KEYS >= 2 * NKEYS
 if not defer and (dlqname ~= ARGV[2] or (dlqname ~= '' and not here)) then return { 'DLQ', dlqname } end
 local dk, dlqmax, dlqttl = nil, nil, nil
 if dlqname ~= '' then
-  if here then dk = queue_keys(9) end
+  if here then dk = queue_keys(NKEYS) end
+  -- A dead-letter queue fenced by a migration (moving or moved away) takes nothing here: its
+  -- due messages are reported instead, for the proxy to move wherever the queue lives.
+  if dk then
+    local ds = redis.call('HGET', dk.f, 'state')
+    if ds and ds ~= 'journal' then dk = nil end
+  end
   dlqmax = tonumber(qf[3])
   dlqttl = tonumber(qf[4])
 end
 local dlqCreated = 0
 -- Messages due for a DLQ that is not here: reported (ids) and put back in the ready index (back).
 local due, back = {}, {}
+-- Ids whose state this call changes (claimed, moved to the DLQ), journalled under a journal fence.
+local jids = {}
 -- While a large post is staged into the DLQ (lib.lua), moves wait: a rollback of that post
 -- removes every message above its first seq, a moved one included.
 local dlq_staged = dk ~= nil and redis.call('HEXISTS', dk.q, 'stage') == 1
 
 --- Moves a message to the dead-letter queue's tail, unclaimed, visible now.
 local function dead_letter(id, rec)
+  if journalled then jids[#jids + 1] = id end
   if ensure_queue(dk.q, now) == 1 then dlqCreated = 1 end
   remove_messages(k, { id })
   local seq = redis.call('HINCRBY', dk.q, 'seq', 1)
@@ -113,6 +124,7 @@ for _ = 1, nreq do
             inflight[#inflight + 1] = cexp
             inflight[#inflight + 1] = id
             taken[#taken + 1] = id
+            if journalled then jids[#jids + 1] = id end
             msgs[#msgs + 1] = { id, rec[R_BODY], num(rec[R_TTL]), rec[R_CREATED], cid, rec[R_CC], rec[R_SEQ] }
           end
         end
@@ -138,4 +150,5 @@ if #back > 0 then
   out[3] = dlqname
 end
 out[2] = dlqCreated
+if journalled then journal(k, jids) end
 return out

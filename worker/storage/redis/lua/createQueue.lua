@@ -1,13 +1,16 @@
 --[[
   createQueue: creates the queue record with its metadata if the queue does not exist.
-  KEYS: the nine keys of the queue (lib.lua); only q is touched.
+  KEYS: the eleven keys of the queue (lib.lua); only q (and f, read) are touched.
   ARGV: [1] now (ms)  [2] metadata JSON text
         [3] maxpost [4] ttl [5] delay [6] dlq [7] dlqmax [8] dlqttl  (reserved fields pre-parsed
         by the driver; '' when absent)
-  Returns: 1 if created, 0 if the queue already existed (its metadata is left untouched).
+  Returns: 1 if created, 0 if the queue already existed (its metadata is left untouched);
+           MOVED (lib.lua, fence_check) when fenced.
   Errors: none.
 ]]
 local k = queue_keys(0)
+local moved, journalled = fence_check(k)
+if moved then return moved end
 local now = tonumber(ARGV[1])
 if redis.call('EXISTS', k.q) == 1 then return 0 end
 redis.call('HSET', k.q, 'meta', ARGV[2], 'created', now, 'seq', now * 1000)

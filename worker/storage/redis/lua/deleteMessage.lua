@@ -2,9 +2,9 @@
   deleteMessage: deletes one message under the claim rules of shared/storage/queue-policy.ts
   (`deleteVerdict`), decided here because they must see the message and its claim atomically
   with the delete.
-  KEYS: the nine keys of the queue (lib.lua).
+  KEYS: the eleven keys of the queue (lib.lua).
   ARGV: [1] now (ms)  [2] message id  [3] claim id ('' = none given)  [4] '1' if a claim id was given
-  Returns: 'OK' (deleted, or nothing to delete: missing or expired message), or the verdict that
+  Returns: MOVED (lib.lua, fence_check) when fenced; 'OK' (deleted, or nothing to delete: missing or expired message), or the verdict that
            the driver turns into a typed error (shared/storage/errors.ts):
            'CLAIMED'     → MessageClaimed
            'NOT_CLAIMED' → ClaimNotHeld
@@ -12,6 +12,8 @@
   Errors: none raised.
 ]]
 local k = queue_keys(0)
+local moved, journalled = fence_check(k)
+if moved then return moved end
 local now = tonumber(ARGV[1])
 local id, cid, given = ARGV[2], ARGV[3], ARGV[4] == '1'
 local raw = redis.call('HGET', k.m, id)
@@ -29,4 +31,5 @@ elseif cid ~= rec[R_CLAIM] then
   return 'CLAIM_GONE'
 end
 remove_messages(k, { id })
+if journalled then journal(k, { id }) end
 return 'OK'

@@ -1,11 +1,17 @@
 --[[
   deleteQueue: deletes the queue with all its messages and claims (UNLINK: big sets are freed
   in the background, the call stays O(number of keys)).
-  KEYS: the nine keys of the queue (lib.lua).
+  The migration fence and journal (f, j) stay: a fence outlives the queue's data; under a
+  journal fence the delete is journalled as a reset.
+  KEYS: the eleven keys of the queue (lib.lua).
   ARGV: none.
-  Returns: 1 if the queue existed, else 0.
+  Returns: 1 if the queue existed, else 0; MOVED (lib.lua, fence_check) when fenced.
   Errors: none.
 ]]
+local k = queue_keys(0)
+local moved, journalled = fence_check(k)
+if moved then return moved end
 local existed = redis.call('EXISTS', KEYS[1])
-redis.call('UNLINK', unpack(KEYS))
+redis.call('UNLINK', unpack(KEYS, 1, 9))
+if journalled and existed == 1 then redis.call('HSET', k.f, 'reset', 1) end
 return existed

@@ -1,12 +1,14 @@
 --[[
   getClaim: an active claim with those of its messages that still exist and are still held by it.
-  KEYS: the nine keys of the queue (lib.lua); reads m, c.
+  KEYS: the eleven keys of the queue (lib.lua); reads m, c, f.
   ARGV: [1] now (ms)  [2] claim id
-  Returns: {} when the claim is missing or expired, else { ttl (s, string), updated (ms),
+  Returns: MOVED (lib.lua, fence_check) when fenced; {} when the claim is missing or expired, else { ttl (s, string), updated (ms),
            message... } where a message is {id, body, ttl, created, claimId, claimCount, seq}.
   Errors: none.
 ]]
 local k = queue_keys(0)
+local moved, _ = fence_check(k)
+if moved then return moved end
 local now = tonumber(ARGV[1])
 local cid = ARGV[2]
 local raw = redis.call('HGET', k.c, cid)

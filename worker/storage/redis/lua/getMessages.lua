@@ -1,13 +1,15 @@
 --[[
   getMessages: the messages among the given ids that exist and have not expired, claimed,
   delayed or not, in FIFO order (one id or many: getMessage and getMessages).
-  KEYS: the nine keys of the queue (lib.lua); reads m.
+  KEYS: the eleven keys of the queue (lib.lua); reads m, f.
   ARGV: [1] now (ms)  [2..] message ids (valid, distinct)
-  Returns: { message... } where a message is {id, body, ttl, created, claimId or '', claimCount,
+  Returns: MOVED (lib.lua, fence_check) when fenced; else { message... } where a message is {id, body, ttl, created, claimId or '', claimCount,
            seq}, sorted by seq.
   Errors: none.
 ]]
 local k = queue_keys(0)
+local moved, _ = fence_check(k)
+if moved then return moved end
 local now = tonumber(ARGV[1])
 local ids = {}
 for n = 2, #ARGV do ids[#ids + 1] = ARGV[n] end

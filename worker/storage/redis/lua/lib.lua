@@ -2,7 +2,7 @@
   lib.lua: helpers prepended to every script of the Redis driver (scripts.ts concatenates this
   file in front of each operation's script before loading it). Defines no script of its own.
 
-  Every queue script takes the nine keys of one queue, in the order keys.ts builds them:
+  Every queue script takes the eleven keys of one queue, in the order keys.ts builds them:
     KEYS[1] q  HASH  queue record: meta (JSON text), seq, created, and the reserved metadata the
                       scripts read, pre-parsed by the driver: maxpost, ttl, delay, dlq, dlqmax, dlqttl
     KEYS[2] m  HASH  message id -> record (cmsgpack array, see R_* below)
@@ -13,6 +13,8 @@
     KEYS[7] e  ZSET  every message, score = expiry (ms)
     KEYS[8] c  HASH  claim id -> claim record (cmsgpack array, see C_* below)
     KEYS[9] x  ZSET  claim id, score = claim expiry (ms)
+    KEYS[10] f HASH  migration fence (absent: none): state, token, to, jv, reset (see fence_check)
+    KEYS[11] j ZSET  migration journal: message id, score = version
   A message is in `a` and `e` for its whole life, and in exactly one of r / d / i, except that a
   message whose delay or claim ran out stays in d / i until `promote` moves it to r.
 
@@ -46,12 +48,33 @@ local function num(x)
   return string.format('%.17g', x)
 end
 
+--- How many KEYS one queue takes.
+local NKEYS = 11
+
 local function queue_keys(base)
   return {
     q = KEYS[base + 1], m = KEYS[base + 2], a = KEYS[base + 3], r = KEYS[base + 4], d = KEYS[base + 5],
-    i = KEYS[base + 6], e = KEYS[base + 7], c = KEYS[base + 8], x = KEYS[base + 9],
+    i = KEYS[base + 6], e = KEYS[base + 7], c = KEYS[base + 8], x = KEYS[base + 9], f = KEYS[base + 10],
+    j = KEYS[base + 11],
   }
 end
+
+--[[
+  Migration fences (shared/storage/migration.ts). Every client script calls fence_check first:
+  one HMGET on a key that does not exist for a queue that is not moving. Under `moved` or
+  `importing` the script returns the MOVED reply having done nothing (the driver throws
+  QueueMoved); under `journal` it runs and journals, with journal(), every existing message whose
+  stored state it changes, atomically with the change.
+]]
+
+--- nil, false: no fence; nil, true: journal; a MOVED reply { 'MOVED', state, token, to }: refused.
+local function fence_check(k)
+  local f = redis.call('HMGET', k.f, 'state', 'token', 'to')
+  if not f[1] then return nil, false end
+  if f[1] == 'journal' then return nil, true end
+  return { 'MOVED', f[1], f[2], f[3] }, false
+end
+
 
 local decode = cmsgpack.unpack
 local encode = cmsgpack.pack
@@ -66,6 +89,19 @@ local function call_chunked(cmd, key, list, step)
     redis.call(cmd, key, unpack(list, i, j))
     i = j + 1
   end
+end
+
+--- Journals `ids` (under a journal fence): each gets a new, higher version and moves to the end.
+local function journal(k, ids)
+  local n = #ids
+  if n == 0 then return end
+  local v = redis.call('HINCRBY', k.f, 'jv', n) - n
+  local pairs_ = {}
+  for i = 1, n do
+    pairs_[#pairs_ + 1] = v + i
+    pairs_[#pairs_ + 1] = ids[i]
+  end
+  call_chunked('ZADD', k.j, pairs_, 2000)
 end
 
 --- ZMSCORE in chunks: a table of scores (false where missing), aligned with `ids`.

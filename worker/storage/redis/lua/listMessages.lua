@@ -5,11 +5,11 @@
   the budget may be short, even empty; its next marker is the last entry examined, so following
   it resumes the scan where it stopped (issue 11: a queue holding 100k delayed messages cost
   ~430 ms per listing and stalled every tenant on the pool).
-  KEYS: the nine keys of the queue (lib.lua); reads q, m, a.
+  KEYS: the eleven keys of the queue (lib.lua); reads q, m, a, f.
   ARGV: [1] now (ms)  [2] marker: seq after which to start ('' = from the head)  [3] limit
         [4] clientId  [5] echo ('1'|'0')  [6] includeClaimed ('1'|'0')
         [7] includeDelayed ('1'|'0'|'' = the queue's default)  [8] budget (entries examined, ≥ limit)
-  Returns: { effective includeDelayed (1|0), next marker ('' = none), message... }
+  Returns: MOVED (lib.lua, fence_check) when fenced; else { effective includeDelayed (1|0), next marker ('' = none), message... }
            where a message is {id, body, ttl, created, claimId or '', claimCount, seq}. The next
            marker is set when the page is not empty, or when the budget ran out before the queue
            ended; it is '' only for an empty page at the end of the queue (no endless next
@@ -17,6 +17,8 @@
   Errors: none.
 ]]
 local k = queue_keys(0)
+local moved, _ = fence_check(k)
+if moved then return moved end
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[3])
 local client, echo, claimed = ARGV[4], ARGV[5] == '1', ARGV[6] == '1'

@@ -1,9 +1,9 @@
 --[[
   popMessages: atomically claims and deletes up to `limit` visible, unexpired, unclaimed
   messages, oldest first (no dead-lettering, as for the SQLite driver).
-  KEYS: the nine keys of the queue (lib.lua).
+  KEYS: the eleven keys of the queue (lib.lua).
   ARGV: [1] now (ms)  [2] limit  [3] the temporary claim id the popped messages carry
-  Returns: { message... } where a message is {id, body, ttl, created, claimId, claimCount, seq}
+  Returns: MOVED (lib.lua, fence_check) when fenced; else { message... } where a message is {id, body, ttl, created, claimId, claimCount, seq}
            and claimCount includes this pop.
   Errors: none.
 ]]
@@ -11,6 +11,8 @@ local k = queue_keys(0)
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local cid = ARGV[3]
+local moved, journalled = fence_check(k)
+if moved then return moved end
 if redis.call('EXISTS', k.q) == 0 then return {} end
 promote(k, now, PROMOTE_STEP)
 -- Bounded work (issue 11): examined entries and promote steps are budgeted per call.
@@ -39,4 +41,5 @@ while #out < limit and examined < CLAIM_SCAN do
   end
 end
 remove_messages(k, gone)
+if journalled then journal(k, gone) end
 return out

@@ -5,14 +5,14 @@
   in ARGV order, which is FIFO order. A request with an idempotency key whose record exists
   stores nothing and answers the recorded ids; otherwise the record is written with the
   messages (docs/api.md, "Safe retries").
-  KEYS: [1..9] the nine keys of the queue (lib.lua); then one idempotency record key
+  KEYS: [1..11] the eleven keys of the queue (lib.lua); then one idempotency record key
         (keys.ts) per request that has a key.
   ARGV: [1] now (ms)  [2] number of requests, then per request:
           clientId, defaultTtl (s), postBytes, queuePolicy ('1'|'0': whether the queue's policy
           applies, PostOptions.queuePolicy), count,
           idempotency KEYS index (0 = none), idempotency window (ms),
           then per message: id, ttl (s, '' = default), delay (s, '' = default), body (JSON text)
-  Returns: { 'BUSY' } when a large post is being staged on the queue (nothing done: the driver
+  Returns: MOVED (lib.lua, fence_check) when fenced (nothing done); { 'BUSY' } when a large post is being staged on the queue (nothing done: the driver
            waits and calls again), else { created (1 if this call created the queue), status
            per request }: status 0 when stored; { ids comma-separated } when an idempotency
            record answered; else the queue's _max_messages_post_size (as stored, a string) that
@@ -22,6 +22,9 @@
 local k = queue_keys(0)
 local now = tonumber(ARGV[1])
 local nreq = tonumber(ARGV[2])
+-- Posts are not journalled (the copy cursor reads them); a fenced queue is not created either.
+local moved, _ = fence_check(k)
+if moved then return moved end
 if not queue_free(k, now, '') then return { 'BUSY' } end
 local created = ensure_queue(k.q, now)
 local qf = post_fields(k)

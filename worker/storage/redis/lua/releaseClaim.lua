@@ -1,13 +1,15 @@
 --[[
   releaseClaim: releases a claim; its messages become claimable at once (back in the ready
   index at their FIFO place), claim counts kept. A missing claim is a no-op.
-  KEYS: the nine keys of the queue (lib.lua).
+  KEYS: the eleven keys of the queue (lib.lua).
   ARGV: [1] now (ms)  [2] claim id
-  Returns: 1 if the claim existed, else 0.
+  Returns: 1 if the claim existed, else 0; MOVED (lib.lua, fence_check) when fenced.
   Errors: none.
 ]]
 local k = queue_keys(0)
 local cid = ARGV[2]
+local moved, journalled = fence_check(k)
+if moved then return moved end
 local raw = redis.call('HGET', k.c, cid)
 if not raw then return 0 end
 local ids = decode(raw)[C_IDS]
@@ -30,6 +32,11 @@ end
 if #recs > 0 then
   call_chunked('HSET', k.m, recs, CHUNK * 2)
   to_ready(k, k.i, freed)
+end
+-- The claim itself goes too: journalled under its own id, whose record reads as missing.
+if journalled then
+  freed[#freed + 1] = cid
+  journal(k, freed)
 end
 redis.call('HDEL', k.c, cid)
 redis.call('ZREM', k.x, cid)

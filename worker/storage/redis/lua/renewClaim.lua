@@ -1,14 +1,16 @@
 --[[
   renewClaim: resets an active claim to expire at now + ttl and extends its messages that would
   expire before it to the extended TTL from now.
-  KEYS: the nine keys of the queue (lib.lua).
+  KEYS: the eleven keys of the queue (lib.lua).
   ARGV: [1] now (ms)  [2] claim id  [3] ttl (s)  [4] extended ttl (s, queue-policy.ts `claimExtendedTtl`)
-  Returns: 1 when renewed, 0 when the claim is missing or expired (the driver throws ClaimNotFound).
+  Returns: MOVED (lib.lua, fence_check) when fenced; 1 when renewed, 0 when the claim is missing or expired (the driver throws ClaimNotFound).
   Errors: none raised.
 ]]
 local k = queue_keys(0)
 local now = tonumber(ARGV[1])
 local cid, ttl, extTtl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local moved, journalled = fence_check(k)
+if moved then return moved end
 local raw = redis.call('HGET', k.c, cid)
 if not raw then return 0 end
 local claim = decode(raw)
@@ -43,6 +45,7 @@ if #recs > 0 then
   call_chunked('HSET', k.m, recs, CHUNK * 2)
   call_chunked('ZADD', k.i, inflight, CHUNK * 2)
   if #exts > 0 then call_chunked('ZADD', k.e, exts, CHUNK * 2) end
+  if journalled then journal(k, held) end
 end
 -- The claim keeps only the messages it still holds: later renewals do less work.
 redis.call('HSET', k.c, cid, encode({ ttl, cexp, now, held }))

@@ -6,12 +6,12 @@
   visible at once — and writes the idempotency record. Staged messages are invisible to
   readers (they stop below stagelo) and other posts wait. A stage abandoned (its poster died or
   stalled past stagedl) is rolled back in bounded steps by the next post or the collector.
-  KEYS: [1..9] the nine keys of the queue; [10] the idempotency record key, when the post has one.
+  KEYS: [1..11] the eleven keys of the queue; [12] the idempotency record key, when the post has one.
   ARGV: [1] now (ms)  [2] op: 'begin' | 'add' | 'commit'  [3] the post's token
         [4] clientId  [5] defaultTtl (s)  [6] postBytes  [7] queuePolicy ('1'|'0')
         [8] idempotency window (ms)  [9] commit: every id of the post, comma-separated
         [10] count, then per message: id, ttl (s, '' = default), delay (s, '' = default), body
-  Returns: { 'OK', created (1 if begin created the queue) }; { 'BUSY' } (begin: another post
+  Returns: MOVED (lib.lua, fence_check) when fenced; { 'OK', created (1 if begin created the queue) }; { 'BUSY' } (begin: another post
            holds the queue; nothing done); { 'DUP', ids comma-separated } (begin: the
            idempotency record exists; nothing done); { 'TOOBIG', _max_messages_post_size as
            stored, created } (begin: nothing stored, the queue stays created); { 'LOST' } (add/commit:
@@ -23,11 +23,15 @@ local now = tonumber(ARGV[1])
 local op, token = ARGV[2], ARGV[3]
 local client, defttl, bytes, limits = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
 local count = tonumber(ARGV[10])
+-- Every chunk is fenced: under `moved` no chunk lands, and the stage left behind is rolled back
+-- by readForMigration (the post can never commit there again).
+local moved, _ = fence_check(k)
+if moved then return moved end
 local created = 0
 if op == 'begin' then
   if not queue_free(k, now, token) then return { 'BUSY' } end
-  if KEYS[10] then
-    local prev = redis.call('GET', KEYS[10])
+  if KEYS[12] then
+    local prev = redis.call('GET', KEYS[12])
     if prev then return { 'DUP', prev } end
   end
   created = ensure_queue(k.q, now)
@@ -44,7 +48,7 @@ append_messages(k, acc, now, client, ttl0, honour, delay0, count, 11, {})
 write_acc(k, acc)
 if op == 'commit' then
   redis.call('HDEL', k.q, 'stage', 'stagelo', 'stagedl', 'stagen')
-  if KEYS[10] then redis.call('SET', KEYS[10], ARGV[9], 'PX', ARGV[8]) end
+  if KEYS[12] then redis.call('SET', KEYS[12], ARGV[9], 'PX', ARGV[8]) end
 else
   redis.call('HSET', k.q, 'stagedl', now + STAGE_MS)
   redis.call('HINCRBY', k.q, 'stagen', count)

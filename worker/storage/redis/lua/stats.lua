@@ -1,13 +1,15 @@
 --[[
   stats: counts and the oldest and newest unexpired messages, exact at `now` whatever garbage
   collection has or has not removed yet (oldest/newest: see `first` for the bounded scan).
-  KEYS: the nine keys of the queue (lib.lua); reads q, m, a, i, e.
+  KEYS: the eleven keys of the queue (lib.lua); reads q, m, a, i, e, f.
   ARGV: [1] now (ms)
-  Returns: { total, claimed } or, when total > 0, { total, claimed, oldestId, oldestCreated,
+  Returns: MOVED (lib.lua, fence_check) when fenced; { total, claimed } or, when total > 0, { total, claimed, oldestId, oldestCreated,
            newestId, newestCreated }; {0, 0} for a missing queue.
   Errors: none.
 ]]
 local k = queue_keys(0)
+local moved, _ = fence_check(k)
+if moved then return moved end
 local now = tonumber(ARGV[1])
 if redis.call('EXISTS', k.q) == 0 then return { 0, 0 } end
 local total = redis.call('ZCOUNT', k.e, '(' .. ARGV[1], '+inf')

@@ -1,0 +1,73 @@
+/**
+ * Wakes this proxy's long-polling requests on a Redis pool's queues when a post lands through any
+ * proxy: one subscriber connection per Redis pool, on the channel the Redis driver publishes to
+ * after each post (shared/storage/posted.ts). SQLite pools need none: one process (a worker, or
+ * the proxy itself) owns the file, and every post to it passes through this proxy, which wakes
+ * its waiters itself (proxy/long-poll.ts).
+ *
+ * The connection retries forever in the background and resubscribes on reconnect (ioredis's
+ * `autoResubscribe`); announcements published while it is down are lost, which delays the
+ * affected waiters to the end of their wait (their last try), never loses a message.
+ */
+import { Redis } from 'ioredis'
+import type { Logger } from '../shared/log.js'
+import type { QueueRef } from '../shared/storage/contract.js'
+import { parsePosted, postedChannel } from '../shared/storage/posted.js'
+import type { RedisPoolOptions } from '../shared/storage/redis-uri.js'
+import type { LongPoll } from './long-poll.js'
+
+export class RedisWakeups {
+  readonly #redis: Redis
+  readonly #ready: Promise<void>
+
+  /**
+   * `onPosted`: also told the ids of each post (WebSocket push to this proxy's subscribers of
+   * posts made through other proxies, proxy/websocket-push.ts).
+   */
+  constructor(
+    pool: Pick<RedisPoolOptions, 'host' | 'port' | 'db' | 'username' | 'password' | 'connectTimeoutMs' | 'sentinels' | 'master' | 'sentinelPassword'>,
+    longPoll: LongPoll,
+    log: Logger,
+    onPosted?: (ref: QueueRef, ids: string[]) => void,
+  ) {
+    this.#redis = new Redis({
+      // A Sentinel pool: subscribe on its master, as the driver publishes there (ioredis follows failovers).
+      ...(pool.sentinels === undefined
+        ? { host: pool.host, port: pool.port }
+        : { sentinels: pool.sentinels, name: pool.master, ...(pool.sentinelPassword !== undefined && { sentinelPassword: pool.sentinelPassword }) }),
+      username: pool.username,
+      password: pool.password,
+      connectTimeout: pool.connectTimeoutMs,
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+      // A subscriber: nothing to resend, and SUBSCRIBE is queued until the first connect.
+      maxRetriesPerRequest: null,
+    })
+    let warned = false
+    this.#redis.on('error', (err: Error) => {
+      if (!warned) log.warn({ redis: `${pool.host}:${pool.port}`, err: err.message }, 'long-poll wake-ups: Redis subscriber error')
+      warned = true
+    })
+    this.#redis.on('ready', () => (warned = false))
+    const channel = postedChannel(pool.db)
+    this.#redis.on('message', (ch: string, line: string) => {
+      if (ch !== channel) return
+      const posted = parsePosted(line)
+      if (posted === undefined) return
+      longPoll.notify(posted.ref, posted.count)
+      if (posted.ids.length > 0) onPosted?.(posted.ref, posted.ids)
+    })
+    this.#ready = this.#redis.subscribe(channel).then(
+      () => undefined,
+      () => undefined,
+    )
+  }
+
+  /** Resolves once subscribed (or the first attempt failed; it goes on retrying). */
+  ready(): Promise<void> {
+    return this.#ready
+  }
+
+  close(): void {
+    this.#redis.disconnect()
+  }
+}

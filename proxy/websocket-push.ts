@@ -1,0 +1,196 @@
+/**
+ * Push (docs/websocket.md, "Push"): a WebSocket connection that made `subscription_create`
+ * without a `subscriber` receives each message posted to that queue, as Zaqar's WebSocket
+ * notifications do (zaqar/notification/notifier.py, zaqar/transport/websocket/factory.py): one
+ * frame per message, `{"body", "ttl", "queue_name", "Message_Type": "Notification", "id"}`, in
+ * the encoding of the socket's last subscription request.
+ *
+ * Messages are pushed by the proxy that serves the post (proxy/api/messages.ts), right after the
+ * store stored them. Back-pressure: a socket whose unsent data passes `wsMaxBackpressure` is
+ * closed (proxy/websocket.ts `sendFrame`), so a slow reader never makes the proxy buffer without
+ * bound; its messages stay in the queue for claims.
+ */
+import { randomUUID } from 'node:crypto'
+import { MissiveError } from '../shared/errors.js'
+import type { DataDriver, NewMessage, QueueRef } from '../shared/storage/contract.js'
+import { jsonToMsgpack } from './msgpack.js'
+import { routingKey } from './placement-cache.js'
+
+/** What the hub needs of a socket (proxy/websocket.ts fills it in). */
+export interface PushSocket {
+  /** Names the socket in `subscriber` URLs. */
+  readonly id: string
+  closed: boolean
+  /** Pushes are sent as MessagePack (binary frames). */
+  binary: boolean
+  /**
+   * Sends one frame; false when the socket is gone or was closed for being too slow. Not `send`:
+   * uWS keeps user data on the socket object itself, whose `send` it would shadow.
+   */
+  push: (frame: string | Uint8Array, binary: boolean) => boolean
+}
+
+interface Subscription {
+  readonly id: string
+  readonly socket: PushSocket
+  readonly source: string
+  readonly ttl: number
+  readonly options: Record<string, unknown>
+  readonly created: number
+}
+
+/** Posts pushed here, remembered so the pool's announcement of the same post is not pushed again. */
+const RECENT = 4096
+/** Posts from other proxies waiting for their messages to be read; beyond, they are not pushed. */
+const MAX_REMOTE_PENDING = 256
+
+export class SocketSubscriptions {
+  readonly #recent = new Set<string>()
+  readonly #recentOrder: string[] = []
+  #remoteChain: Promise<void> = Promise.resolve()
+  #remotePending = 0
+  /** Reads the messages of posts made elsewhere (`remote`); absent: those are not pushed. */
+  storage: Pick<DataDriver, 'getMessages'> | undefined
+
+  /** By queue (routing key), then subscription id. */
+  readonly #byQueue = new Map<string, Map<string, Subscription>>()
+  /** Each socket's subscriptions, to drop them all when it closes. */
+  readonly #bySocket = new Map<PushSocket, Set<{ key: string; id: string }>>()
+
+  constructor(readonly maxBackpressure: number) {}
+
+  /** Subscriptions held now. */
+  get size(): number {
+    let n = 0
+    for (const m of this.#byQueue.values()) n += m.size
+    return n
+  }
+
+  /** Subscribes `socket` to `ref`; null when it already is (Zaqar's 409). Throws 429 beyond `max` per socket. */
+  subscribe(ref: QueueRef, socket: PushSocket, opts: { ttl: number; options: Record<string, unknown> }, max: number, binary = socket.binary): string | null {
+    const key = routingKey(ref.project, ref.queue)
+    let subs = this.#byQueue.get(key)
+    if (subs !== undefined) for (const s of subs.values()) if (s.socket === socket) return null
+    const mine = this.#bySocket.get(socket) ?? new Set()
+    if (mine.size >= max) throw tooMany(max)
+    const sub: Subscription = { id: randomUUID(), socket, source: ref.queue, ttl: opts.ttl, options: opts.options, created: Date.now() }
+    if (subs === undefined) this.#byQueue.set(key, (subs = new Map()))
+    subs.set(sub.id, sub)
+    mine.add({ key, id: sub.id })
+    this.#bySocket.set(socket, mine)
+    socket.binary = binary
+    return sub.id
+  }
+
+  unsubscribe(ref: QueueRef, socket: PushSocket, id: string): void {
+    const key = routingKey(ref.project, ref.queue)
+    const sub = this.#byQueue.get(key)?.get(id)
+    if (sub === undefined || sub.socket !== socket) return
+    this.#remove(key, id)
+    const mine = this.#bySocket.get(socket)
+    if (mine !== undefined) for (const e of mine) if (e.id === id) mine.delete(e)
+  }
+
+  /** Everything of a closed socket. */
+  dropSocket(socket: PushSocket): void {
+    const mine = this.#bySocket.get(socket)
+    if (mine === undefined) return
+    this.#bySocket.delete(socket)
+    for (const { key, id } of mine) this.#remove(key, id)
+  }
+
+  list(ref: QueueRef, socket: PushSocket, path: string): unknown[] {
+    const subs = this.#byQueue.get(routingKey(ref.project, ref.queue))
+    return subs === undefined ? [] : [...subs.values()].filter((s) => s.socket === socket).map((s) => view(s, path))
+  }
+
+  get(ref: QueueRef, socket: PushSocket, id: string, path: string): unknown {
+    const s = this.#byQueue.get(routingKey(ref.project, ref.queue))?.get(id)
+    return s === undefined || s.socket !== socket ? undefined : view(s, path)
+  }
+
+  /**
+   * Messages were stored on `ref` (ids in post order): push each to every socket subscribed at
+   * the end of this turn. One comparison when no socket subscribes anywhere (the post hot path).
+   */
+  posted(ref: QueueRef, ids: readonly string[], messages: readonly NewMessage[]): void {
+    if (this.#byQueue.size === 0) return
+    const subs = this.#byQueue.get(routingKey(ref.project, ref.queue))
+    if (subs === undefined) return
+    this.#remember(ids[0]!)
+    // After this turn: a socket that posted gets the answer to its post first, then the push
+    // (python-zaqarclient reads the frame after its request as the answer).
+    setImmediate(() => this.#push(subs, ref, ids, messages))
+  }
+
+  #push(subs: Map<string, Subscription>, ref: QueueRef, ids: readonly string[], messages: readonly NewMessage[]): void {
+    const queue = JSON.stringify(ref.queue)
+    for (let i = 0; i < ids.length; i++) {
+      const m = messages[i]!
+      // The body is spliced in as stored: exact numbers stay exact.
+      const text = `{"body":${m.body},${m.ttl === undefined ? '' : `"ttl":${m.ttl},`}"queue_name":${queue},"Message_Type":"Notification","id":${JSON.stringify(ids[i])}}`
+      let packed: Uint8Array | undefined
+      for (const s of subs.values()) {
+        if (s.socket.closed) continue
+        if (s.socket.binary) s.socket.push((packed ??= jsonToMsgpack(text)), true)
+        else s.socket.push(text, false)
+      }
+    }
+  }
+
+  /**
+   * A post made through another proxy, announced by its Redis pool (proxy/long-poll-redis.ts):
+   * its messages are read back and pushed like local ones, in announcement order. The echo of a
+   * post this proxy served (already pushed) is skipped. Bounded: beyond MAX_REMOTE_PENDING posts
+   * waiting to be read, announcements are not pushed (the messages stay in the queue).
+   */
+  remote(ref: QueueRef, ids: readonly string[]): void {
+    if (this.#byQueue.size === 0 || ids.length === 0 || this.storage === undefined) return
+    const subs = this.#byQueue.get(routingKey(ref.project, ref.queue))
+    if (subs === undefined || this.#recent.has(ids[0]!) || this.#remotePending >= MAX_REMOTE_PENDING) return
+    const storage = this.storage
+    this.#remotePending++
+    this.#remoteChain = this.#remoteChain
+      .then(() => storage.getMessages(ref, [...ids]))
+      .then((found) => {
+        const byId = new Map(found.map((m) => [m.id, m]))
+        const present = ids.filter((id) => byId.has(id))
+        this.#push(
+          subs,
+          ref,
+          present,
+          present.map((id) => ({ body: byId.get(id)!.body, ttl: byId.get(id)!.ttl })),
+        )
+      })
+      .catch(() => undefined)
+      .finally(() => this.#remotePending--)
+  }
+
+  #remember(id: string): void {
+    this.#recent.add(id)
+    this.#recentOrder.push(id)
+    if (this.#recentOrder.length > RECENT) this.#recent.delete(this.#recentOrder.shift()!)
+  }
+
+  #remove(key: string, id: string): void {
+    const subs = this.#byQueue.get(key)
+    if (subs === undefined) return
+    subs.delete(id)
+    if (subs.size === 0) this.#byQueue.delete(key)
+  }
+}
+
+const tooMany = (max: number): MissiveError =>
+  new MissiveError('too_many_requests', `No more than ${max} subscriptions per WebSocket connection.`)
+
+/** A subscription as Zaqar lists it (the `_basic_subscription` of zaqar/storage/mongodb/subscriptions.py). */
+function view(s: Subscription, path: string): unknown {
+  return {
+    id: s.id,
+    source: s.source,
+    subscriber: `ws:${path}/${s.socket.id}`,
+    ttl: s.ttl,
+    age: Math.floor((Date.now() - s.created) / 1000),
+    options: s.options,
+  }
+}

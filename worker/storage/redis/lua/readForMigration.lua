@@ -1,0 +1,61 @@
+--[[
+  readForMigration: one batch of the migration copy cursor (shared/storage/migration.ts):
+  messages after seq `after` in FIFO order, claimed and delayed ones included, expired ones and
+  the chunks of a large post being staged left out, at most `limit` records or `maxbytes` of
+  bodies (one record at least). Under a `moved` fence a staged post can never commit any more
+  (its chunks are refused): it is rolled back here, a bounded step per call.
+  KEYS: the eleven keys of the queue (lib.lua); reads q, m, a, c, f.
+  ARGV: [1] now (ms)  [2] after (seq; 0 = from the start)  [3] limit  [4] maxbytes
+  Returns: { next (last seq examined), end (1|0), records, claims } where a record is
+           { id, seq, created, ttl, expires, visible, claimCount, claimId or '', claimExpires,
+           clientId, body } and a claim { id, ttl, expires, updated } (the active claims the
+           records name), meta (the metadata JSON text; '' when the queue does not exist).
+  Errors: none.
+]]
+local k = queue_keys(0)
+local now = tonumber(ARGV[1])
+local after = ARGV[2]
+local limit = tonumber(ARGV[3])
+local maxbytes = tonumber(ARGV[4])
+local meta = redis.call('HGET', k.q, 'meta')
+if not meta then return { after, 1, {}, {}, '' } end
+if redis.call('HGET', k.f, 'state') == 'moved' then unstage(k, PROMOTE_STEP) end
+local upto = visible_max(k.q)
+local page = redis.call('ZRANGEBYSCORE', k.a, '(' .. after, upto, 'WITHSCORES', 'LIMIT', 0, limit)
+local n = #page / 2
+local records, names, claims = {}, {}, {}
+local bytes, examined = 0, 0
+local next = after
+if n > 0 then
+  local ids = {}
+  for i = 1, #page, 2 do ids[#ids + 1] = page[i] end
+  local raws = hmget(k.m, ids)
+  for i = 1, n do
+    examined = i
+    next = page[i * 2]
+    local raw = raws[i]
+    if raw then
+      local rec = decode(raw)
+      if rec[R_EXPIRES] > now then
+        records[#records + 1] = { ids[i], rec[R_SEQ], rec[R_CREATED], num(rec[R_TTL]), rec[R_EXPIRES], rec[R_VISIBLE], rec[R_CC],
+          rec[R_CLAIM], rec[R_CLAIMEXP], rec[R_CLIENT], rec[R_BODY] }
+        if rec[R_CLAIM] ~= '' and rec[R_CLAIMEXP] > now and not names[rec[R_CLAIM]] then
+          names[rec[R_CLAIM]] = true
+          local c = redis.call('HGET', k.c, rec[R_CLAIM])
+          if c then
+            local claim = decode(c)
+            if claim[C_EXPIRES] > now then
+              claims[#claims + 1] = { rec[R_CLAIM], num(claim[C_TTL]), claim[C_EXPIRES], claim[C_UPDATED] }
+            end
+          end
+        end
+        bytes = bytes + #rec[R_BODY]
+        if bytes >= maxbytes then break end
+      end
+    end
+  end
+end
+local cut = examined == limit or bytes >= maxbytes
+local ended = 0
+if not cut and not redis.call('HGET', k.q, 'stagelo') then ended = 1 end
+return { next, ended, records, claims, meta }
