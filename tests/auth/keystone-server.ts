@@ -25,7 +25,7 @@ export interface Keystone {
   shortLived(user: string, project: string, seconds: number): Promise<string>
   /** Revokes `token` in Keystone. */
   revoke(token: string): Promise<void>
-  /** Stops Keystone (SIGTERM): it no longer answers. */
+  /** Stops Keystone (SIGINT): it no longer answers. */
   stop(): Promise<void>
 }
 
@@ -94,11 +94,16 @@ export async function startKeystone(t: Teardown): Promise<Keystone> {
     ['--plugin', 'python3', '--http11-socket', `127.0.0.1:${port}`, '--wsgi-file', '/usr/bin/keystone-wsgi-public', '--processes', '1', '--threads', '1', '--die-on-term'],
     { env: { ...process.env, NODE_OPTIONS: undefined, OS_KEYSTONE_CONFIG_FILES: conf }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
+  // A test process killed on timeout runs no teardown: take uwsgi down with it.
+  const orphaned = (): void => void child.kill('SIGKILL')
+  process.once('exit', orphaned)
   const output = capture(child, 32 * 1024)
   const exit = exited(child)
   const stop = async (): Promise<void> => {
+    process.off('exit', orphaned)
     if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGTERM')
+    // uwsgi (no master) shuts down on SIGINT; SIGTERM would only reload its worker.
+    child.kill('SIGINT')
     if ((await within(exit, 10_000)) === null) {
       child.kill('SIGKILL')
       await exit

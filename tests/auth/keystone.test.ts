@@ -11,7 +11,7 @@ import t from 'tap'
 import { ROOT, startMissive, waitFor } from '../helpers/index.js'
 import { zaqarClient, type ZaqarClient } from '../helpers/http.js'
 import { backend, startProxy } from './harness.js'
-import { PASSWORD, startKeystone } from './keystone-server.js'
+import { startKeystone } from './keystone-server.js'
 import { everyRoute } from './routes.js'
 
 const OPERATOR = 'operator-secret-token'
@@ -101,8 +101,10 @@ t.test('python-zaqarclient with Keystone auth: the standard session, admin calls
   const m = await startMissive(t, {
     config: { auth: { strategy: 'keystone', keystone: { url: ks.url, ...ks.service, timeoutMs: 30_000 } } },
   })
+  const member = await ks.token('alice', 'alpha')
+  const admin = await ks.token('carol', 'alpha')
   const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, KS_URL: ks.url, KS_PASSWORD: PASSWORD, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' }
+    const env: NodeJS.ProcessEnv = { ...process.env, KS_URL: ks.url, KS_MEMBER_TOKEN: member, KS_ADMIN_TOKEN: admin, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' }
     for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY', 'no_proxy', 'NO_PROXY']) delete env[k]
     execFile('/usr/bin/python3', [join(ROOT, 'tests/auth/zaqarclient_keystone.py'), m.baseUrl, '2', 'sqlite:interop-ks.sqlite'], { env, timeout: 240_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) =>
       resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr }),

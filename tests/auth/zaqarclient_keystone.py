@@ -1,9 +1,11 @@
 """The standard python-zaqarclient session (tests/interop/zaqarclient_session.py) with Keystone auth.
 
-Usage: KS_URL=<keystone> KS_PASSWORD=<pw> zaqarclient_keystone.py <base-url> <api-version> <pool-uri>
-The session's tenant client authenticates as alice (member of project alpha), its admin client
-as carol (admin of alpha), both through Keystone (zaqarclient's `keystone` auth backend): every
-request carries a real token and no X-Project-ID, which Missive takes from the token.
+Usage: KS_URL=<keystone> KS_MEMBER_TOKEN=<token> KS_ADMIN_TOKEN=<token> zaqarclient_keystone.py <base-url> <api-version> <pool-uri>
+The session's tenant client uses alice's Keystone token (member of project alpha), its admin
+client carol's (admin of alpha), both through zaqarclient's `keystone` auth backend given a token
+(`os_auth_token`, as `openstack --os-token` does): every request carries a real Keystone token and
+no X-Project-ID, which Missive takes from the token. Tokens are issued by the caller: with a
+password instead, zaqarclient logs in to Keystone again for every request.
 """
 import os
 import sys
@@ -13,7 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import zaqarclient_session as session  # noqa: E402
 from zaqarclient.queues import client as zclient  # noqa: E402
 
-USERS = iter([("alice", "alpha"), ("carol", "alpha")])
+TOKENS = iter([os.environ["KS_MEMBER_TOKEN"], os.environ["KS_ADMIN_TOKEN"]])
 
 
 class KeystoneClients:
@@ -21,15 +23,7 @@ class KeystoneClients:
 
     @staticmethod
     def Client(url, version, conf):
-        user, project = next(USERS)
-        options = {
-            "os_auth_url": os.environ["KS_URL"] + "/v3",
-            "os_username": user,
-            "os_password": os.environ["KS_PASSWORD"],
-            "os_project_name": project,
-            "os_user_domain_name": "Default",
-            "os_project_domain_name": "Default",
-        }
+        options = {"os_auth_url": os.environ["KS_URL"] + "/v3", "os_auth_token": next(TOKENS)}
         return zclient.Client(url, version=version, conf={"auth_opts": {"backend": "keystone", "options": options}})
 
 
