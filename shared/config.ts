@@ -39,6 +39,11 @@ export const LimitsSchema = z
     max_messages_per_post: z.int().min(0).default(1000),
     /** Seconds a post's `Idempotency-Key` is remembered (docs/api.md, "Safe retries"). */
     idempotency_window: z.int().min(1).max(86400).default(300),
+    /** Seconds a subscription lives when its creation gives no `ttl` (docs/notifications.md). */
+    default_subscription_ttl: z.int().min(60).default(3600),
+    max_subscriptions_per_page: z.int().min(1).default(20),
+    /** URI schemes a subscriber may use (Zaqar's list minus `trust+http(s)`, which needs Keystone). */
+    subscriber_types: z.array(z.enum(['http', 'https', 'mailto'])).default(['http', 'https', 'mailto']),
   })
   .strict()
 
@@ -59,6 +64,17 @@ export const MigrationSchema = z
     pollMs: z.int().min(50).max(60000).default(1000),
     /** Queues a pool drain moves at once, unless the drain request sets `max_concurrent`. */
     drainConcurrency: z.int().min(1).max(256).default(4),
+  })
+  .strict()
+
+/** Notifications: subscriptions and their delivery (docs/notifications.md). */
+export const NotificationSchema = z
+  .object({
+    /**
+     * Zaqar's `[notification] require_confirmation`: only confirmed subscriptions are notified
+     * (`PUT …/subscriptions/<id>/confirm`). Off: every live subscription is.
+     */
+    require_confirmation: z.boolean().default(false),
   })
   .strict()
 
@@ -204,6 +220,8 @@ export const ConfigSchema = z
     /** Live migrations, drains and rebalancing (docs/migration.md). */
     migration: MigrationSchema.default(() => MigrationSchema.parse({})),
     auth: AuthSchema.default(() => AuthSchema.parse({})),
+    /** Subscriptions and notification delivery (docs/notifications.md). */
+    notification: NotificationSchema.default(() => NotificationSchema.parse({})),
   })
   .strict()
 

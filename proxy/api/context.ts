@@ -36,6 +36,8 @@ export interface Params {
   migration?: string
   /** Admin routes: an API key's id (proxy/auth/admin-api.ts). */
   key?: string
+  /** A subscription's id (proxy/api/subscriptions.ts). */
+  subscription?: string
 }
 
 export interface ApiRequest {

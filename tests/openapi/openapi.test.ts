@@ -130,6 +130,23 @@ for (const store of ['sqlite', 'redis'] as const) {
     await call('DELETE', `/v2/queues/q1/messages`, `${Q}/messages`)
     await call('POST', '/v2/queues/q1/claims', `${Q}/claims`, { body: { ttl: 60, grace: 60 } })
     await call('POST', '/v2/queues/q1/purge', `${Q}/purge`, { body: { resource_types: ['messages'] } })
+    const S = `${Q}/subscriptions`
+    const sub = await call('POST', '/v2/queues/q1/subscriptions', S, { body: { subscriber: 'http://example.com/hook', ttl: 3600, options: {} } })
+    t.equal(sub.status, 201)
+    const sid = sub.json.subscription_id as string
+    await call('POST', '/v2/queues/q1/subscriptions', S, { body: { subscriber: 'ftp://x' } })
+    await call('GET', '/v2/queues/q1/subscriptions?limit=5', S)
+    await call('GET', '/v2/queues/q1/subscriptions?limit=0', S)
+    await call('GET', `/v2/queues/q1/subscriptions/${sid}`, `${S}/{subscription}`)
+    await call('GET', '/v2/queues/q1/subscriptions/nope', `${S}/{subscription}`)
+    await call('PATCH', `/v2/queues/q1/subscriptions/${sid}`, `${S}/{subscription}`, { body: { ttl: 600 } })
+    await call('PATCH', '/v2/queues/q1/subscriptions/nope', `${S}/{subscription}`, { body: { ttl: 600 } })
+    await call('PATCH', `/v2/queues/q1/subscriptions/${sid}`, `${S}/{subscription}`, { body: { ttl: 'x' } })
+    await call('PUT', `/v2/queues/q1/subscriptions/${sid}/confirm`, `${S}/{subscription}/confirm`, { body: { confirmed: true } })
+    await call('PUT', '/v2/queues/q1/subscriptions/nope/confirm', `${S}/{subscription}/confirm`, { body: { confirmed: true } })
+    await call('POST', '/v2/queues/q1/subscriptions', S, { body: { subscriber: 'http://example.com/hook' } })
+    await call('PATCH', `/v2/queues/q1/subscriptions/${sid}`, `${S}/{subscription}`, { body: { subscriber: 'http://example.com/other' } })
+    await call('DELETE', `/v2/queues/q1/subscriptions/${sid}`, `${S}/{subscription}`)
     await call('DELETE', '/v2/queues/q1', Q)
 
     await call('GET', '/v2/pools', '/v2/pools', { admin: true })
