@@ -8,6 +8,7 @@ import type { Config } from '../shared/config.js'
 import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
 import { NO_AUTH, type Authenticator, type Identity } from './auth/index.js'
+import { verifySignedRequest, type SignedHeaders } from './auth/signed-url.js'
 import type { ApiRequest } from './api/context.js'
 import { openApiJson } from './api/openapi.js'
 import { RouteTable } from './api/routes.js'
@@ -79,6 +80,8 @@ interface Head {
   authToken: string
   /** `Idempotency-Key` (docs/api.md, "Safe retries"). */
   idempotencyKey: string | undefined
+  /** `URL-Signature` and its companions (proxy/auth/signed-url.ts); undefined when not sent. */
+  signed: SignedHeaders | undefined
   /** Total bytes of header names and values. */
   headerBytes: number
   /**
@@ -121,6 +124,7 @@ function readHead(req: uWS.HttpRequest): Head {
     requestId: '',
     authToken: '',
     idempotencyKey: undefined,
+    signed: undefined,
     headerBytes: 0,
     problem: undefined,
   }
@@ -168,6 +172,14 @@ function readHead(req: uWS.HttpRequest): Head {
         break
       case 'idempotency-key':
         head.idempotencyKey = v
+        break
+      case 'url-signature':
+        ;(head.signed ??= { signature: '', expires: undefined, methods: undefined, paths: undefined }).signature = v
+        break
+      case 'url-expires':
+      case 'url-methods':
+      case 'url-paths':
+        ;(head.signed ??= { signature: '', expires: undefined, methods: undefined, paths: undefined })[k.slice(4) as 'expires'] = v
         break
     }
   })
@@ -343,6 +355,7 @@ export class HttpServer {
       requestId: call.requestId,
       authToken: call.authToken,
       idempotencyKey: undefined,
+      signed: undefined,
       headerBytes: 0,
       problem: undefined,
     }
@@ -402,7 +415,11 @@ export class HttpServer {
     // Authentication first, as Zaqar's auth middleware runs before its routes. Synchronous when
     // nothing must be asked (strategy none, a cached credential): no extra await on the hot path.
     const auth = this.#auth
-    let proof = auth.authenticate(head.authToken)
+    // A pre-signed URL is a credential of its own (proxy/auth/signed-url.ts), checked first as in Zaqar.
+    let proof =
+      head.signed !== undefined && head.signed.signature !== ''
+        ? verifySignedRequest(config.signed_url.secret_key, head.signed, head.method, head.path, head.project, Date.now())
+        : auth.authenticate(head.authToken)
     if (proof instanceof Promise) proof = await proof
     if (proof === null) return { status: 401, body: UNAUTHORIZED, headers: auth.challenge }
     const identity: Identity = proof

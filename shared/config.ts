@@ -78,6 +78,14 @@ export const NotificationSchema = z
   })
   .strict()
 
+/** Pre-signed URLs (docs/notifications.md, "Pre-signed URLs"): Zaqar's `[signed_url]` group. */
+export const SignedUrlSchema = z
+  .object({
+    /** The HMAC key; unset: `POST …/share` answers 400 and every signed request 403. Keep it secret. */
+    secret_key: z.string().min(1).optional(),
+  })
+  .strict()
+
 /** Authentication (docs/auth.md). */
 export const AuthSchema = z
   .object({
@@ -222,6 +230,8 @@ export const ConfigSchema = z
     auth: AuthSchema.default(() => AuthSchema.parse({})),
     /** Subscriptions and notification delivery (docs/notifications.md). */
     notification: NotificationSchema.default(() => NotificationSchema.parse({})),
+    /** Pre-signed URLs (docs/notifications.md). */
+    signed_url: SignedUrlSchema.default(() => SignedUrlSchema.parse({})),
   })
   .strict()
 

@@ -116,6 +116,7 @@ const SCHEMAS: Record<string, Schema> = {
     pools: arrayOf(obj({ name: str, flavor: { type: ['string', 'null'] }, weight: { type: 'number' }, queues: int, share: { type: 'number' }, target: { type: 'number' } })),
     started: arrayOf(ref('Migration')),
   }),
+  SignedUrl: obj({ paths: arrayOf(str), methods: arrayOf(str), project: str, expires: str, signature: str }),
   Subscription: obj({ id: str, source: str, subscriber: str, ttl: int, age: int, options: { type: 'object' }, confirmed: { type: 'boolean' } }),
   SubscriptionList: obj({ subscriptions: arrayOf(ref('Subscription')), links: ref('Links') }),
   SubscriptionCreate: obj({ subscriber: str, ttl: { type: 'integer', minimum: 60 }, options: { type: 'object' } }, ['subscriber']),
@@ -161,6 +162,12 @@ const OPS: Record<string, Op> = {
     responses: { 200: ok('A page', ref('QueueList')), ...errors(400) },
   },
   'PUT queues/{queue}': { summary: 'Create a queue', body: ref('Metadata'), responses: { 201: ok('Created'), 204: ok('Already exists'), ...errors(400) } },
+  // Pre-signed URLs (docs/notifications.md).
+  'POST queues/{queue}/share': {
+    summary: 'Sign a URL: the signed paths and methods of this queue need no other credential until it expires',
+    body: obj({ paths: arrayOf({ enum: ['messages', 'subscriptions', 'claims'] }), methods: arrayOf(str), expires: str }, []),
+    responses: { 200: ok('The signature document', ref('SignedUrl')), ...errors(400) },
+  },
   // Subscriptions (docs/notifications.md).
   'POST queues/{queue}/subscriptions': {
     summary: 'Subscribe a webhook or mail address to the queue',

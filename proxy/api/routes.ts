@@ -13,6 +13,7 @@ import * as messages from './messages.js'
 import * as migrations from './migrations.js'
 import * as pools from './pools.js'
 import * as queues from './queues.js'
+import { shareQueue } from './share.js'
 import * as subscriptions from './subscriptions.js'
 import * as system from './system.js'
 import * as keys from '../auth/admin-api.js'
@@ -66,6 +67,8 @@ export const ROUTES: Route[] = [
   { method: 'GET', path: 'queues/{queue}/claims/{claimId}', handler: claims.getClaim, v1_1: true },
   { method: 'PATCH', path: 'queues/{queue}/claims/{claimId}', handler: claims.renewClaim, v1_1: true },
   { method: 'DELETE', path: 'queues/{queue}/claims/{claimId}', handler: claims.releaseClaim, v1_1: true },
+  // Pre-signed URLs (docs/notifications.md): v2 only, as in Zaqar.
+  { method: 'POST', path: 'queues/{queue}/share', handler: shareQueue, v1_1: false },
   // Subscriptions (docs/notifications.md): v2 only, as in Zaqar.
   { method: 'POST', path: 'queues/{queue}/subscriptions', handler: subscriptions.createSubscription, v1_1: false, maxBody: subscriptionCap },
   { method: 'GET', path: 'queues/{queue}/subscriptions', handler: subscriptions.listSubscriptions, v1_1: false },

@@ -130,6 +130,8 @@ for (const store of ['sqlite', 'redis'] as const) {
     await call('DELETE', `/v2/queues/q1/messages`, `${Q}/messages`)
     await call('POST', '/v2/queues/q1/claims', `${Q}/claims`, { body: { ttl: 60, grace: 60 } })
     await call('POST', '/v2/queues/q1/purge', `${Q}/purge`, { body: { resource_types: ['messages'] } })
+    await call('POST', '/v2/queues/q1/share', `${Q}/share`, { body: { paths: ['messages'], methods: ['GET'] } })
+    await call('POST', '/v2/queues/q1/share', `${Q}/share`, { body: { paths: ['nope'] } })
     const S = `${Q}/subscriptions`
     const sub = await call('POST', '/v2/queues/q1/subscriptions', S, { body: { subscriber: 'http://example.com/hook', ttl: 3600, options: {} } })
     t.equal(sub.status, 201)
