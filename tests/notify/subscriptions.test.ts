@@ -93,6 +93,15 @@ for (const store of ['sqlite', 'redis'] as const) {
     t.equal((await h.req('DELETE', `${S}/${id}`, other)).status, 204)
     t.equal((await h.req('GET', `${S}/${id}`)).status, 200, 'still there for its owner')
 
+    // Purge: `messages` keeps subscriptions; `subscriptions` (or no body) removes them all.
+    t.equal((await h.req('POST', '/v2/queues/fans/purge', { body: { resource_types: ['messages'] } })).status, 204)
+    t.equal((await h.req('GET', S)).json.subscriptions.length, 3)
+    t.equal((await h.req('POST', '/v2/queues/fans/purge', { body: { resource_types: ['subscriptions'] } })).status, 204)
+    t.same((await h.req('GET', S)).json.subscriptions, [])
+    t.equal((await h.req('POST', S, { body: { subscriber: 'http://hooks.example.com/z' } })).status, 201)
+    t.equal((await h.req('POST', '/v2/queues/fans/purge')).status, 204)
+    t.same((await h.req('GET', S)).json.subscriptions, [])
+
     // v1.1 has no subscriptions.
     t.equal((await h.req('GET', '/v1.1/queues/fans/subscriptions')).status, 404)
   })
