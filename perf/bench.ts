@@ -237,6 +237,7 @@ async function runMigrationOnly(
   const json: Record<string, unknown> = { commit: run.commit, startedAt: run.started.toISOString(), loadavgStart: os.loadavg() }
   try {
     const token = 'bench-admin-token'
+    for (const d of ['r1', 'r2']) await mkdir(join(tmp, d), { recursive: true })
     const r1 = await startRedis({ dir: join(tmp, 'r1'), appendfsync: 'everysec' })
     const r2 = await startRedis({ dir: join(tmp, 'r2'), appendfsync: 'everysec' })
     const svc = await startMissive({ dataDir: join(tmp, 'missive'), pool: 'sqlite:', durability: 'fast', env: { MISSIVE_ADMIN_TOKEN: token, MISSIVE_ACCESS_LOG: 'false' } })

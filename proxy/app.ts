@@ -232,7 +232,7 @@ export class HttpServer {
       deps.longPoll ?? new LongPoll({ perProject: deps.config.longPollMaxWaitersPerProject, total: deps.config.longPollMaxWaiters })
     this.#auth = deps.auth ?? NO_AUTH
     this.#app = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, false))
-    this.websocket = deps.config.wsPath === '' ? undefined : new WebSocketApi(this.#app, deps.config, (call, abort) => this.call(call, abort), deps.log)
+    this.websocket = deps.config.wsPath === '' ? undefined : new WebSocketApi(this.#app, deps.config, (call, abort) => this.call(call, abort), deps.log, this.#auth, deps.storage)
     if (deps.config.adminPort > 0) this.#adminApp = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, true))
   }
 

@@ -161,7 +161,7 @@ export class CircuitBreaker {
     return this.#open
   }
 
-  /** Why the breaker last opened ('' if it never did). */
+  /** Why the breaker opened, or the latest failure since while it stays open ('' if it never opened). */
   get reason(): string {
     return this.#reason
   }
@@ -279,6 +279,8 @@ export class CircuitBreaker {
   #trip(reason: string, stalled = false): void {
     this.#failures = 0
     if (!this.#open) this.#setOpen(true, reason)
+    // Already open: the latest reason is the one worth showing (a store back up but refused, say).
+    else this.#reason = reason
     if (stalled && this.#inflight > 0) this.#abort?.(() => new MissiveError('unavailable', STALL_DESCRIPTION, { retryAfter: this.#retryAfter() }))
   }
 

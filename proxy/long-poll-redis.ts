@@ -11,6 +11,7 @@
  */
 import { Redis } from 'ioredis'
 import type { Logger } from '../shared/log.js'
+import type { QueueRef } from '../shared/storage/contract.js'
 import { parsePosted, postedChannel } from '../shared/storage/posted.js'
 import type { RedisPoolOptions } from '../shared/storage/redis-uri.js'
 import type { LongPoll } from './long-poll.js'
@@ -19,7 +20,16 @@ export class RedisWakeups {
   readonly #redis: Redis
   readonly #ready: Promise<void>
 
-  constructor(pool: Pick<RedisPoolOptions, 'host' | 'port' | 'db' | 'username' | 'password' | 'connectTimeoutMs'>, longPoll: LongPoll, log: Logger) {
+  /**
+   * `onPosted`: also told the ids of each post (WebSocket push to this proxy's subscribers of
+   * posts made through other proxies, proxy/websocket-push.ts).
+   */
+  constructor(
+    pool: Pick<RedisPoolOptions, 'host' | 'port' | 'db' | 'username' | 'password' | 'connectTimeoutMs'>,
+    longPoll: LongPoll,
+    log: Logger,
+    onPosted?: (ref: QueueRef, ids: string[]) => void,
+  ) {
     this.#redis = new Redis({
       host: pool.host,
       port: pool.port,
@@ -40,7 +50,9 @@ export class RedisWakeups {
     this.#redis.on('message', (ch: string, line: string) => {
       if (ch !== channel) return
       const posted = parsePosted(line)
-      if (posted !== undefined) longPoll.notify(posted.ref, posted.count)
+      if (posted === undefined) return
+      longPoll.notify(posted.ref, posted.count)
+      if (posted.ids.length > 0) onPosted?.(posted.ref, posted.ids)
     })
     this.#ready = this.#redis.subscribe(channel).then(
       () => undefined,

@@ -44,19 +44,25 @@ async function main(): Promise<void> {
   // Parked long polls, and per Redis pool the subscriber that wakes them on other proxies' posts.
   const longPoll = new LongPoll({ perProject: config.longPollMaxWaitersPerProject, total: config.longPollMaxWaiters })
   const wakeups = new Map<string, RedisWakeups>()
+  // Set once the HTTP server exists (WebSocket pushes of posts made through other proxies).
+  let server: HttpServer | undefined
   const watch = (pool: Pool): void => {
     wakeups.get(pool.name)?.close()
     wakeups.delete(pool.name)
     if (!isRedisUri(pool.uri) || config.longPollMaxWait === 0) return
     try {
-      wakeups.set(pool.name, new RedisWakeups(parseRedisUri(pool.uri, config.durability), longPoll, log))
+      // Posts made through other proxies: long polls are woken, WebSocket subscribers get pushes.
+      wakeups.set(pool.name, new RedisWakeups(parseRedisUri(pool.uri, config.durability), longPoll, log, (ref, ids) => server?.websocket?.subscriptions.remote(ref, ids)))
     } catch (err) {
       // The pool's own driver reports a bad URI; waiters there just wait out their time.
       log.warn({ pool: pool.name, err: (err as Error).message }, 'long-poll wake-ups: cannot follow the pool')
     }
   }
   const metrics = config.metrics ? new ProxyMetrics(() => storage, workers, { cacheMs: config.metricsCacheMs, supervisor: supervisorMetrics() }) : undefined
-  if (metrics) metrics.longPollWaiting = () => longPoll.size
+  if (metrics) {
+    metrics.longPollWaiting = () => longPoll.size
+    metrics.websocketConnections = () => server?.websocket?.size ?? 0
+  }
   // Each pool worker's circuit breaker, by pool (docs/ha.md, "Failure isolation").
   const breakers = new Map<string, CircuitBreaker[]>()
   const guarded = (pool: string, worker: string, driver: DataDriver, rpc?: RpcDriver): DataDriver => {
@@ -185,7 +191,7 @@ async function main(): Promise<void> {
   BACKLOG.set(pools, backlog)
   metrics?.watchBacklog(backlog)
   const auth = await createAuthenticator(config, { catalogUri, log })
-  const server = new HttpServer({ config, storage, control: pools, log, longPoll, auth, ...(metrics && { metrics }) })
+  server = new HttpServer({ config, storage, control: pools, log, longPoll, auth, ...(metrics && { metrics }) })
   const port = await server.listen()
   const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.metricsBind ?? config.bind, config.metricsPort, metrics) : undefined
   log.info({ bind: config.bind, port, ...(config.adminPort > 0 && { adminBind: config.adminBind ?? config.bind, adminPort: config.adminPort }) }, 'proxy listening')

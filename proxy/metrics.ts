@@ -56,6 +56,14 @@ export class ProxyMetrics {
     registers: [this.registry],
     collect: () => this.#longPoll.set(this.longPollWaiting()),
   })
+  /** WebSocket connections open now (proxy/websocket.ts); set by whoever owns them, read at scrape time. */
+  websocketConnections: () => number = () => 0
+  readonly #websockets: Gauge = new Gauge({
+    name: 'missive_websocket_connections',
+    help: "Connections open on Zaqar's WebSocket API (wsPath).",
+    registers: [this.registry],
+    collect: () => this.#websockets.set(this.websocketConnections()),
+  })
   /** For wrapping each worker's RpcDriver (see worker/storage/metered.ts). */
   readonly rpc: DriverMetrics = {
     duration: new Histogram({

@@ -24,6 +24,9 @@ import { workerFor } from './worker-choice.js'
 
 export type MigrationConfig = z.infer<typeof MigrationSchema>
 
+/** How long `reachable` waits for a pool's workers to answer a ping. */
+export const REACHABLE_TIMEOUT_MS = 3000
+
 /** A pool drain as stored on the pool (`options.drain`). */
 export interface DrainSpec {
   max_concurrent: number
@@ -123,11 +126,18 @@ export class MigrationService implements MigrationControl {
     } catch {
       return false
     }
+    let timer: NodeJS.Timeout | undefined
+    // A worker that accepts and never answers would hold the admin request for the RPC timeout.
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('no answer')), REACHABLE_TIMEOUT_MS)
+    })
     try {
-      await Promise.any(workers.map((w) => w.ping()))
+      await Promise.race([Promise.any(workers.map((w) => w.ping())), late])
       return true
     } catch {
       return false
+    } finally {
+      clearTimeout(timer)
     }
   }
 

@@ -12,9 +12,10 @@
  *
  * What it does with one migration, by state (shared/storage/migration.ts has the store side):
  * - `copying`: fence the target `importing` and the source `journal`; copy batches in FIFO order
- *   (rate-limited), draining the journal between batches; when a batch reaches the end, copy the
- *   metadata and go `switching`.
- * - `switching`: fence the source `moved` (clients now wait), copy the tail, drain the journal,
+ *   (rate-limited), draining the journal between batches; when a batch reaches the end, go
+ *   `switching`.
+ * - `switching`: copy the metadata, fence the source `moved` (clients now wait), copy the tail,
+ *   drain the journal,
  *   compare counts (a mismatch restarts the copy: never switch on one), lift the target's fence,
  *   `finishSwitch` (placement ← target, every proxy forgets the queue).
  * - `cleaning`: drop the source's data (the `moved` fence stays as a tombstone), `done`.
@@ -40,7 +41,7 @@ import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
 import type { Metadata, QueueRef } from '../shared/storage/contract.js'
 import { FenceConflict } from '../shared/storage/errors.js'
-import type { JournalEntry, MigrationOperations, QueueFence } from '../shared/storage/migration.js'
+import { MIGRATION_BATCH_BYTES, type JournalEntry, type MigrationOperations, type QueueFence } from '../shared/storage/migration.js'
 
 /** What the runner needs of one pool's store for one queue. */
 export interface MigratingStore extends MigrationOperations {
@@ -118,9 +119,9 @@ class Job {
   readonly began = performance.now()
   constructor(
     public m: Migration,
-    trustMs: number,
+    trustedUntil: number,
   ) {
-    this.trustedUntil = performance.now() + trustMs
+    this.trustedUntil = trustedUntil
   }
   check(): void {
     if (this.aborted || performance.now() > this.trustedUntil) throw new LeaseGone()
@@ -178,6 +179,8 @@ export class MigrationRunner {
   async #tick(): Promise<void> {
     while (!this.#stopped && this.#jobs.size < this.#o.maxRunning) {
       let m: Migration | null
+      // The lease counts from before the request: a slow answer shortens the trust, never extends it.
+      const asked = performance.now()
       try {
         m = await this.#o.catalog.acquireMigration(this.owner, this.#o.leaseMs, [...this.#jobs.keys()])
       } catch (err) {
@@ -185,13 +188,13 @@ export class MigrationRunner {
         return
       }
       if (m === null || this.#stopped) return
-      this.#start(m)
+      this.#start(m, asked)
     }
   }
 
-  #start(m: Migration): void {
+  #start(m: Migration, asked: number): void {
     const trust = this.#o.leaseMs * 0.8
-    const job = new Job(m, trust)
+    const job = new Job(m, asked + trust)
     this.#jobs.set(m.id, job)
     this.#o.observer?.running(1)
     // Renewal: a third of the lease, so two renewals can fail before the lease is in doubt.
@@ -407,10 +410,13 @@ export class MigrationRunner {
   }
 
   /**
-   * Copies batches after `cursor` until a batch reaches the end, draining the journal after each.
-   * Persists progress at most every 250 ms. Returns the cursor reached.
+   * Copies batches after the cursor, draining the journal after each, and persists progress at
+   * most every 250 ms. `live` (the copy before the switch: rate-limited) stops once the tail is
+   * small: a batch that reached the end, or came back short (fewer records than asked for, not
+   * cut by the byte limit), so what is left is what arrived during that one batch. Otherwise (the
+   * source frozen at the switch) it goes to the end.
    */
-  async #copyBatches(job: Job, src: MigratingStore, dst: MigratingStore, pace: boolean): Promise<void> {
+  async #copyBatches(job: Job, src: MigratingStore, dst: MigratingStore, live: boolean): Promise<void> {
     const ref = refOf(job.m)
     let cursor = job.m.cursor
     const since = performance.now()
@@ -439,7 +445,9 @@ export class MigrationRunner {
         if (job.m.state !== 'copying' && job.m.state !== 'switching') return
       }
       if (batch.end && !reset) return
-      if (pace) await this.#pace(job, movedHere, since)
+      // A producer as fast as the copy would keep `end` false for ever: a short batch is tail enough.
+      if (live && !reset && batch.records.length < this.#o.batch && bytes < MIGRATION_BATCH_BYTES / 2) return
+      if (live) await this.#pace(job, movedHere, since)
     }
   }
 
@@ -462,13 +470,6 @@ export class MigrationRunner {
     }
     await this.#copyBatches(job, src, dst, true)
     if (job.m.state !== 'copying') return
-    // The metadata, read while the source still serves reads; the switch follows at once.
-    job.check()
-    const meta = await src.getQueue(ref)
-    if (meta !== null) {
-      job.check()
-      await dst.importMessages(ref, m.id, { metadata: meta })
-    }
     // The catalog first: a cancel racing this is refused here, before the source is fenced.
     await this.#patch(job, { state: 'switching', switchedAt: Date.now(), error: null })
   }
@@ -484,6 +485,20 @@ export class MigrationRunner {
     // crashed before the catalog switched. Only the catalog step remains.
     if (targetFence !== null) {
       if (targetFence.token !== m.id || targetFence.state !== 'importing') throw new FenceConflict(ref, targetFence)
+      job.check()
+      const sourceFence = await src.getFence(ref)
+      if (sourceFence?.token !== m.id || sourceFence.state !== 'moved') {
+        // The metadata is a client read, refused once the source is fenced `moved`: read it as
+        // late as possible, right before the fence, so a metadata write can only be missed in
+        // that one round trip (docs/migration.md, "Limits"). A crash after the fence finds the
+        // metadata already imported (it was imported first).
+        job.check()
+        const meta = await src.getQueue(ref)
+        if (meta !== null) {
+          job.check()
+          await dst.importMessages(ref, m.id, { metadata: meta })
+        }
+      }
       await this.#fence(job, src, ref, { token: m.id, to: m.to, state: 'moved' }, m.id)
       let count = 0
       for (let attempt = 0; ; attempt++) {
@@ -504,6 +519,15 @@ export class MigrationRunner {
           await this.#patch(job, { cursor: 0, copied: 0, bytes: 0, error: `counts differed (source ${s}, target ${d}); copying again` })
           attempt = -1
         }
+      }
+      // The metadata once more, now that the source refuses clients: a change made after the
+      // copy read it (setQueueMetadata is not journalled) is not lost. Read through the migration
+      // cursor, which the fence does not refuse.
+      job.check()
+      const last = await src.readForMigration(ref, job.m.cursor, 1)
+      if (last.metadata !== undefined && last.metadata !== null) {
+        job.check()
+        await dst.importMessages(ref, m.id, { metadata: last.metadata })
       }
       await this.#patch(job, { sourceCount: count })
       await this.#unfence(job, dst, ref)

@@ -17,8 +17,9 @@
  *   during a migration").
  *
  * Hot path: a call whose placement is cached costs one Map lookup and one string (the routing
- * key) on top of the worker's call, and one rejection handler (a closure and a promise, ~30 ns:
- * what a refusal needs to retry the call); no await (docs/pools.md, "Routing").
+ * key) on top of the worker's call, and one rejection handler (a closure and a promise: what a
+ * refusal needs to retry the call; measured +55 ns per call over a driver that does nothing,
+ * against tens of µs for a worker's round trip); no await (docs/pools.md, "Routing").
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { badRequest, MissiveError } from '../shared/errors.js'

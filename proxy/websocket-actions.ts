@@ -38,7 +38,8 @@ function query(body: FrameBody, names: readonly string[]): string {
   for (const name of names) {
     const v = body[name]
     if (v === undefined || v === null) continue
-    const text = Array.isArray(v) ? v.map(String).join(',') : typeof v === 'object' ? JSON.stringify(v) : String(v)
+    // Odd values (maps, nested lists, int64) become text the route's own check refuses with a 400.
+    const text = Array.isArray(v) ? v.map((x) => (typeof x === 'object' ? toJson(x) : String(x))).join(',') : typeof v === 'object' ? toJson(v) : String(v)
     parts.push(`${name}=${enc(text)}`)
   }
   return parts.join('&')

@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { MissiveError } from '../shared/errors.js'
-import type { NewMessage, QueueRef } from '../shared/storage/contract.js'
+import type { DataDriver, NewMessage, QueueRef } from '../shared/storage/contract.js'
 import { jsonToMsgpack } from './msgpack.js'
 import { routingKey } from './placement-cache.js'
 
@@ -39,7 +39,19 @@ interface Subscription {
   readonly created: number
 }
 
+/** Posts pushed here, remembered so the pool's announcement of the same post is not pushed again. */
+const RECENT = 4096
+/** Posts from other proxies waiting for their messages to be read; beyond, they are not pushed. */
+const MAX_REMOTE_PENDING = 256
+
 export class SocketSubscriptions {
+  readonly #recent = new Set<string>()
+  readonly #recentOrder: string[] = []
+  #remoteChain: Promise<void> = Promise.resolve()
+  #remotePending = 0
+  /** Reads the messages of posts made elsewhere (`remote`); absent: those are not pushed. */
+  storage: Pick<DataDriver, 'getMessages'> | undefined
+
   /** By queue (routing key), then subscription id. */
   readonly #byQueue = new Map<string, Map<string, Subscription>>()
   /** Each socket's subscriptions, to drop them all when it closes. */
@@ -105,6 +117,7 @@ export class SocketSubscriptions {
     if (this.#byQueue.size === 0) return
     const subs = this.#byQueue.get(routingKey(ref.project, ref.queue))
     if (subs === undefined) return
+    this.#remember(ids[0]!)
     // After this turn: a socket that posted gets the answer to its post first, then the push
     // (python-zaqarclient reads the frame after its request as the answer).
     setImmediate(() => this.#push(subs, ref, ids, messages))
@@ -123,6 +136,40 @@ export class SocketSubscriptions {
         else s.socket.push(text, false)
       }
     }
+  }
+
+  /**
+   * A post made through another proxy, announced by its Redis pool (proxy/long-poll-redis.ts):
+   * its messages are read back and pushed like local ones, in announcement order. The echo of a
+   * post this proxy served (already pushed) is skipped. Bounded: beyond MAX_REMOTE_PENDING posts
+   * waiting to be read, announcements are not pushed (the messages stay in the queue).
+   */
+  remote(ref: QueueRef, ids: readonly string[]): void {
+    if (this.#byQueue.size === 0 || ids.length === 0 || this.storage === undefined) return
+    const subs = this.#byQueue.get(routingKey(ref.project, ref.queue))
+    if (subs === undefined || this.#recent.has(ids[0]!) || this.#remotePending >= MAX_REMOTE_PENDING) return
+    const storage = this.storage
+    this.#remotePending++
+    this.#remoteChain = this.#remoteChain
+      .then(() => storage.getMessages(ref, [...ids]))
+      .then((found) => {
+        const byId = new Map(found.map((m) => [m.id, m]))
+        const present = ids.filter((id) => byId.has(id))
+        this.#push(
+          subs,
+          ref,
+          present,
+          present.map((id) => ({ body: byId.get(id)!.body, ttl: byId.get(id)!.ttl })),
+        )
+      })
+      .catch(() => undefined)
+      .finally(() => this.#remotePending--)
+  }
+
+  #remember(id: string): void {
+    this.#recent.add(id)
+    this.#recentOrder.push(id)
+    if (this.#recentOrder.length > RECENT) this.#recent.delete(this.#recentOrder.shift()!)
   }
 
   #remove(key: string, id: string): void {

@@ -19,6 +19,8 @@ import type { WebSocket } from 'uWebSockets.js'
 import type { Config } from '../shared/config.js'
 import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
+import type { Authenticator } from './auth/index.js'
+import type { DataDriver } from '../shared/storage/contract.js'
 import { parseJson } from './json.js'
 import type { AbortHook } from './long-poll.js'
 import { jsonToMsgpack, parseMsgpack } from './msgpack.js'
@@ -49,6 +51,10 @@ interface SocketData extends PushSocket {
   inflight: number
   /** Requests still running when the socket closed learn it here (long polls stop waiting). */
   aborts: Set<AbortHook>
+  /** The credential `authenticate` accepted: used by frames that carry none (docs/websocket.md). */
+  token: string | undefined
+  /** The project that credential is bound to, when it is: frames without X-Project-ID use it. */
+  tokenProject: string | undefined
 }
 
 const STATUS_OK = new Set([200, 201, 204])
@@ -57,15 +63,18 @@ export class WebSocketApi {
   readonly #config: Config
   readonly #run: RunCall
   readonly #log: Logger
+  readonly #auth: Authenticator
   readonly subscriptions: SocketSubscriptions
   readonly #perProject = new Map<string, number>()
   readonly #sockets = new Set<WebSocket<SocketData>>()
 
-  constructor(app: uWS.TemplatedApp, config: Config, run: RunCall, log: Logger) {
+  constructor(app: uWS.TemplatedApp, config: Config, run: RunCall, log: Logger, auth: Authenticator, storage?: Pick<DataDriver, 'getMessages'>) {
     this.#config = config
     this.#run = run
     this.#log = log
+    this.#auth = auth
     this.subscriptions = new SocketSubscriptions(config.wsMaxBackpressure)
+    this.subscriptions.storage = storage
     app.ws<SocketData>(config.wsPath, {
       maxPayloadLength: config.wsMaxFrameBytes,
       maxBackpressure: config.wsMaxBackpressure,
@@ -77,7 +86,16 @@ export class WebSocketApi {
         const data = ws.getUserData()
         data.push = (frame, binary) => sendFrame(ws, data, frame, binary, config.wsMaxBackpressure)
       },
-      message: (ws, message, isBinary) => this.#onFrame(ws, Buffer.from(message.slice(0)), isBinary),
+      message: (ws, message, isBinary) => {
+        const bytes = Buffer.from(message.slice(0))
+        try {
+          this.#onFrame(ws, bytes, isBinary)
+        } catch (err) {
+          // A frame must never take the proxy down: a 500 frame, logged with the error.
+          log.error({ err }, 'websocket frame failed')
+          this.#send(ws, { request: null, body: { error: 'Unexpected error.' }, headers: { status: 500 } }, isBinary)
+        }
+      },
       close: (ws) => this.#onClose(ws),
     })
   }
@@ -100,7 +118,7 @@ export class WebSocketApi {
       })
       return
     }
-    const data: SocketData = { id: randomUUID(), closed: false, binary: false, project: undefined, inflight: 0, aborts: new Set(), push: () => false }
+    const data: SocketData = { id: randomUUID(), closed: false, binary: false, project: undefined, inflight: 0, aborts: new Set(), push: () => false, token: undefined, tokenProject: undefined }
     res.upgrade(
       data,
       req.getHeader('sec-websocket-key'),
@@ -157,20 +175,22 @@ export class WebSocketApi {
     const answer = (status: number, out: unknown): void => this.#send(ws, { request, body: out, headers: { status } }, binary)
     const fail = (err: MissiveError): void => answer(err.status, { error: err.description ?? err.title, exception: err.title })
 
-    if (action === null || (!(action in ACTIONS) && !LOCAL_ACTIONS.has(action))) {
+    // Own keys only: `toString` or `__proto__` are not actions.
+    if (action === null || (!Object.hasOwn(ACTIONS, action) && !LOCAL_ACTIONS.has(action))) {
       return answer(400, { error: `${String(frame.action)} is not a valid action` })
     }
     if (!isPlain(body) || (frame.headers !== undefined && !isPlain(frame.headers))) return answer(400, { error: 'Schema validation failed.' })
-    if (action === 'authenticate') {
-      // Auth strategy "none": every socket is authenticated; the project comes with each frame.
-      return answer(200, { message: 'Authentified.' })
-    }
+    if (action === 'authenticate') return this.#authenticate(data, headerText(headers, 'X-Auth-Token') ?? '', answer)
+    // With authentication on, a frame carries its own X-Auth-Token or the socket authenticated
+    // first (python-zaqarclient sends the token with `authenticate` only), as in Zaqar.
+    const token = headerText(headers, 'X-Auth-Token') ?? data.token
+    if (this.#auth.strategy !== 'none' && token === undefined) return answer(403, { error: 'Not authentified.' })
     const b = body as FrameBody
-    const spec = ACTIONS[action]
+    const spec = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined
     const strings = spec?.strings ?? ['queue_name']
     if (strings.some((k) => typeof b[k] !== 'string')) return answer(400, { error: 'Schema validation failed.' })
     // The socket's project: fixed by its first frame, bounded per project.
-    const project = headerText(headers, 'X-Project-ID')
+    const project = headerText(headers, 'X-Project-ID') ?? data.tokenProject
     try {
       const p = checkProject(project)
       if (data.project === undefined) {
@@ -209,7 +229,7 @@ export class WebSocketApi {
       clientId: headerText(headers, 'Client-ID'),
       project: data.project,
       requestId: headerText(headers, 'X-Openstack-Request-Id') ?? '',
-      authToken: headerText(headers, 'X-Auth-Token') ?? '',
+      authToken: token ?? '',
       body: http.body === undefined ? null : Buffer.from(frameJson(http.body)),
     }
     const hook: AbortHook = { aborted: false, onAbort: undefined }
@@ -232,6 +252,29 @@ export class WebSocketApi {
         data.inflight--
         data.aborts.delete(hook)
       })
+  }
+
+  /**
+   * `authenticate`: checks the token as every HTTP request's is checked, and keeps it for the
+   * socket's later frames. Strategy `none`: always 200. A failure is 401 and the socket stays
+   * open for another try (zaqar/transport/websocket/protocol.py).
+   */
+  #authenticate(data: SocketData, token: string, answer: (status: number, body: unknown) => void): void {
+    if (this.#auth.strategy === 'none') return answer(200, { message: 'Authentified.' })
+    Promise.resolve(token === '' ? null : this.#auth.authenticate(token))
+      .then(
+        (identity) => {
+          if (identity === null) return answer(401, { error: 'Authentication failed.' })
+          data.token = token
+          data.tokenProject = identity.project
+          answer(200, { message: 'Authentified.' })
+        },
+        (err: unknown) => {
+          const r = errorReply(err, this.#log, '')
+          answer(r.status, { error: 'Authentication failed.' })
+        },
+      )
+      .catch((err: unknown) => this.#log.error({ err }, 'websocket authenticate failed'))
   }
 
   #subscription(action: string, data: SocketData, b: FrameBody, binary: boolean): [number, unknown] {

@@ -14,10 +14,14 @@ import net from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-/** The repository root (this file is perf/lib/procs.ts or dist/perf/lib/procs.js). */
+/**
+ * The repository root (this file is perf/lib/procs.ts or dist/perf/lib/procs.js): the nearest
+ * directory with a package.json and a tsconfig.json (tsc copies package.json into dist/ when a
+ * test imports it, so package.json alone would stop at dist/).
+ */
 export const ROOT = (() => {
   let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir)
+  while (!(existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'tsconfig.json'))) && dirname(dir) !== dir) dir = dirname(dir)
   return dir
 })()
 

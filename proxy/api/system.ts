@@ -121,7 +121,7 @@ export async function ping(req: ApiRequest): Promise<Reply> {
  * `operation_status` (a real probe: Zaqar's steps in Zaqar's order, each timed) and
  * `message_volume` (`claimed`, `free`, `total`, summed as pool stats sums them); with
  * `?detailed=true`, Missive's failure-isolation facts too (`poolFacts`). 503 when no pool answers
- * at all.
+ * at all — except the detailed report, which answers 200 with every pool's state then too.
  */
 export async function health(req: ApiRequest): Promise<Reply> {
   requireAdmin(req)
@@ -140,13 +140,14 @@ export async function health(req: ApiRequest): Promise<Reply> {
     const { claimed, free, total } = await messageVolume(req, pool, storage_reachable)
     body[pool] = { storage_reachable, operation_status, message_volume: { free, claimed, total }, ...(detailed && poolFacts(workers)) }
   }
-  if (!anyReachable) throw new MissiveError('unavailable', 'Health status could not be read.', { retryAfter: 1 })
+  // The detailed report is read when it matters most: every pool down still answers it (200).
+  if (!anyReachable && !detailed) throw new MissiveError('unavailable', 'Health status could not be read.', { retryAfter: 1 })
   return json(200, body)
 }
 
 /**
  * What the pool's circuit breakers know (docs/ha.md, "Health"): `breaker` (`open` when any of
- * its workers fails calls at once), the store's `role`, online `replicas` and `replication_lag`
+ * its workers fails calls at once; then `breaker_reason` says why), the store's `role`, online `replicas` and `replication_lag`
  * (seconds, the slowest replica; null when unknown or none), `failovers` seen since this proxy
  * started and `last_failover` (ISO time or null). Nothing for a pool served without breakers.
  */
@@ -157,6 +158,8 @@ function poolFacts(workers: readonly DataDriver[]): Record<string, unknown> {
   const last = Math.max(...bs.map((b) => b.lastFailover ?? -1))
   return {
     breaker: bs.some((b) => b.isOpen) ? 'open' : 'closed',
+    // Why it is open (the last reason any of its workers' breakers gave), for the operator.
+    ...(bs.some((b) => b.isOpen) && { breaker_reason: bs.find((b) => b.isOpen)!.reason }),
     role: facts?.role ?? null,
     replicas: facts?.replicas ?? null,
     replication_lag: facts?.lagSeconds ?? null,

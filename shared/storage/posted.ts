@@ -14,18 +14,23 @@ import type { QueueRef } from './contract.js'
 export const postedChannel = (db: number): string => `missive:posted:${db}`
 
 /**
- * `<count> <queue> <project>`: queue names hold no space (zaqar/transport/validation.py's
- * `^[a-zA-Z0-9_-]{1,64}$`), so the project — any text — is simply the rest of the line.
- * `count` 0 means "unknown, wake every waiter" (a released claim).
+ * `<count> <queue> <ids> <project>`: `ids` the posted message ids, comma-separated (`-`: none),
+ * for WebSocket push subscribers on other proxies (proxy/websocket-push.ts). Queue names and ids
+ * hold no space (zaqar/transport/validation.py's `^[a-zA-Z0-9_-]{1,64}$`), so the project — any
+ * text — is simply the rest of the line. `count` 0 means "unknown, wake every waiter" (a
+ * released claim).
  */
-export const postedMessage = (ref: QueueRef, count: number): string => `${count} ${ref.queue} ${ref.project}`
+export const postedMessage = (ref: QueueRef, count: number, ids: readonly string[] = []): string =>
+  `${count} ${ref.queue} ${ids.length === 0 ? '-' : ids.join(',')} ${ref.project}`
 
 /** Parses `postedMessage`'s line; undefined for anything else on the channel. */
-export function parsePosted(line: string): { ref: QueueRef; count: number } | undefined {
+export function parsePosted(line: string): { ref: QueueRef; count: number; ids: string[] } | undefined {
   const a = line.indexOf(' ')
   const b = a < 0 ? -1 : line.indexOf(' ', a + 1)
-  if (b < 0) return undefined
+  const c = b < 0 ? -1 : line.indexOf(' ', b + 1)
+  if (c < 0) return undefined
   const count = Number(line.slice(0, a))
   if (!Number.isSafeInteger(count) || count < 0) return undefined
-  return { ref: { queue: line.slice(a + 1, b), project: line.slice(b + 1) }, count }
+  const ids = line.slice(b + 1, c)
+  return { ref: { queue: line.slice(a + 1, b), project: line.slice(c + 1) }, count, ids: ids === '-' ? [] : ids.split(',') }
 }

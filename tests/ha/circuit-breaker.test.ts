@@ -80,9 +80,11 @@ t.test('outages in a row open it; open fails at once; a good check closes it', a
   t.equal(refused.description, OPEN_DESCRIPTION)
   t.ok((refused.retryAfter ?? 0) >= 1, 'with Retry-After')
 
-  s.next(() => Promise.reject(outage()))
+  s.next(() => Promise.reject(new MissiveError('unavailable', 'the store refuses: appendfsync is "everysec"')))
   await b.check()
   t.ok(b.isOpen, 'a failed check keeps it open')
+  t.match(b.reason, /check failed: the store refuses/, 'and its reason is the latest failure')
+  t.equal(b.trips, 1, 'still one trip')
   s.next(async () => undefined)
   await b.check()
   t.notOk(b.isOpen, 'a good check closes it')

@@ -149,3 +149,45 @@ for (const mode of ['durable', 'fast'] as const) {
     t.match(await direct.info('replication'), /^role:master/m)
   })
 }
+
+t.test('a failover onto a replica that cannot keep the durable promise: 503 until it is fixed', async (t) => {
+  // The first replica is the one promoted (the second never is), and it fsyncs only every second.
+  const group = await startSentinelGroup(t, {
+    appendfsync: 'always',
+    replicaOptions: [{ appendfsync: 'everysec', priority: 10 }, { priority: 0 }],
+  })
+  const m = await startMissive(t, {
+    env: { MISSIVE_DEFAULT_POOL: group.uri('durability=durable'), MISSIVE_DURABILITY: 'durable', MISSIVE_ADMIN_TOKEN: ADMIN_TOKEN },
+    timeoutMs: 60_000,
+  })
+  const c = client(m.baseUrl)
+  const post = (): Promise<HttpResp> => c.req('POST', '/v2/queues/strict/messages', { body: { messages: [{ body: 'x' }] } })
+  t.equal((await post()).status, 201, 'served by the master')
+
+  await group.master.kill9()
+  const promoted = group.replicas[0]!
+  await waitFor(async () => (await group.masterPort()) === promoted.port, { what: 'the first replica promoted', timeoutMs: 60_000 })
+  let last: unknown
+  const reason = await waitFor(
+    async () => {
+      const h = await c.req('GET', '/v2/health?detailed=true', { admin: true })
+      const { operation_status: _, ...facts } = h.json?.default ?? {}
+      last = facts
+      const reason = h.json?.default?.breaker_reason as string | undefined
+      return reason !== undefined && /appendfsync is "everysec"/.test(reason) ? reason : null
+    },
+    { what: 'health to say why the pool is refused', timeoutMs: 30_000 },
+  ).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; last health: ${JSON.stringify(last)}`)
+  })
+  t.match(reason, /cannot keep the durability=durable promise/, `health says why: ${reason}`)
+  const refused = await post()
+  t.equal(refused.status, 503, 'posts are refused rather than acknowledged with less durability')
+  t.ok(Number(refused.headers.get('retry-after')) >= 1, 'with Retry-After')
+
+  // The operator fixes the new master: served again, without restarting anything.
+  await sentinelClient(t, promoted.port).config('SET', 'appendfsync', 'always')
+  await waitFor(async () => (await post()).status === 201, { what: 'posts served again', timeoutMs: 30_000 })
+  const h = await c.req('GET', '/v2/health?detailed=true', { admin: true })
+  t.match(h.json.default, { breaker: 'closed', role: 'master' })
+})

@@ -50,15 +50,26 @@ export function sentinelClient(t: Teardown, port: number): Redis {
  */
 export async function startSentinelGroup(
   t: Teardown,
-  opts: { replicas?: number; sentinels?: number; appendfsync: 'always' | 'everysec'; downAfterMs?: number; name?: string },
+  opts: {
+    replicas?: number
+    sentinels?: number
+    appendfsync: 'always' | 'everysec'
+    downAfterMs?: number
+    name?: string
+    /** Per replica: its own `appendfsync`, and its `replica-priority` (0: never promoted). */
+    replicaOptions?: { appendfsync?: 'always' | 'everysec'; priority?: number }[]
+  },
 ): Promise<SentinelGroup> {
   if (!hasSentinel()) throw new Error('redis-sentinel is not installed (apt-get install redis-sentinel); Sentinel tests need real Sentinels')
   const name = opts.name ?? 'missive-master'
   const master = await startRedis(t, { appendfsync: opts.appendfsync })
   const replicas = await Promise.all(
-    Array.from({ length: opts.replicas ?? 2 }, () =>
-      startRedis(t, { appendfsync: opts.appendfsync, args: ['--replicaof', '127.0.0.1', String(master.port)] }),
-    ),
+    Array.from({ length: opts.replicas ?? 2 }, (_, i) => {
+      const o = opts.replicaOptions?.[i] ?? {}
+      const args = ['--replicaof', '127.0.0.1', String(master.port)]
+      if (o.priority !== undefined) args.push('--replica-priority', String(o.priority))
+      return startRedis(t, { appendfsync: o.appendfsync ?? opts.appendfsync, args })
+    }),
   )
   const probe = sentinelClient(t, master.port)
   await waitFor(async () => {

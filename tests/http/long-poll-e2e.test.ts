@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { zaqarClient, type ZaqarClient } from '../helpers/http.js'
 import { startMissive, startRedis, waitFor, within } from '../helpers/index.js'
+import { WsClient } from '../ws/client.js'
 
 t.setTimeout(120_000)
 
@@ -37,6 +38,12 @@ t.test('sqlite, store in a worker process: a post through the proxy wakes its pa
   const m = await startMissive(t, { config })
   const waiter = zaqarClient(m.baseUrl)
   await parkedClaim(waiter, zaqarClient(m.baseUrl, { project: waiter.project }), t)
+  // The WebSocket API is served by the deployment's proxy too, and counted.
+  const ws = await WsClient.open(`${m.baseUrl.replace(/^http/, 'ws')}/v2/ws`, waiter.project)
+  t.teardown(() => ws.close())
+  t.equal((await ws.send('queue_get_stats', { queue_name: 'e2e' })).headers.status, 200)
+  const page = (await waiter.req('GET', '/metrics')).text
+  t.match(page, /^missive_websocket_connections(?:{[^}]*})? 1$/m, 'missive_websocket_connections')
 })
 
 t.test('redis: a post through another deployment wakes a parked claim', async (t) => {

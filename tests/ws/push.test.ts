@@ -3,7 +3,11 @@
 // over another socket — in its subscription's encoding; subscriptions are per socket and end
 // with it; a reader that does not keep up is closed (1008) instead of buffered for.
 import t from 'tap'
-import { startRedis, waitFor, type Teardown } from '../helpers/index.js'
+import { RedisWakeups } from '../../proxy/long-poll-redis.js'
+import { createLogger } from '../../shared/log.js'
+import { parseRedisUri } from '../../shared/storage/redis-uri.js'
+import { openDriver } from '../../worker/storage/index.js'
+import { startRedis, tempDir, waitFor, type Teardown } from '../helpers/index.js'
 import { startHarness, type Harness } from '../http/harness.js'
 import { WsClient } from './client.js'
 
@@ -107,4 +111,43 @@ t.test('a slow reader is closed, never buffered for without bound', async (t) =>
   await fast.until(() => fast.pushes.length === posts * 10, 'every push on the fast socket')
   t.equal(fast.pushes.length, posts * 10, 'the reader that keeps up got them all')
   t.equal((await h.req('GET', '/v2/queues/flood/stats')).json.messages.total, posts * 10, 'and every message is still in the queue')
+})
+
+t.test('redis: posts made through another proxy are pushed too, each message once', async (t) => {
+  const redis = await startRedis(t, { appendfsync: 'everysec' })
+  const uri = `${redis.url}/0`
+  const h = await startHarness(t, {}, uri)
+  const subs = h.server.websocket!.subscriptions
+  // Wired as proxy/main.ts wires it: the pool's announcements reach long polls and pushes.
+  const wakeups = new RedisWakeups(parseRedisUri(uri, 'fast'), h.longPoll, createLogger('test', 'silent'), (ref, ids) => subs.remote(ref, ids))
+  t.teardown(() => wakeups.close())
+  await wakeups.ready()
+  const elsewhere = await openDriver(uri, { dataDir: await tempDir(t), durability: 'fast' })
+  t.teardown(() => elsewhere.close())
+
+  const c = await open(t, h)
+  t.equal((await c.send('subscription_create', { queue_name: 'far' })).headers.status, 201)
+  // Through this proxy: pushed at once; the pool's announcement of the same post is skipped.
+  const local = await h.req('POST', '/v2/queues/far/messages', { body: { messages: [{ body: 'here' }] } })
+  t.equal(local.status, 201)
+  // Through another proxy (its driver announces the ids): read back and pushed, after the echo
+  // of the first post, which the pool delivers first.
+  const opts = { clientId: c.clientId, defaultTtl: 300, postBytes: 10, queuePolicy: true }
+  const ids = await elsewhere.postMessages({ project: h.project, queue: 'far' }, [{ body: '{"n":1}', ttl: 120 }, { body: '"two"' }], opts)
+  await c.until(() => c.pushes.length >= 3, 'three pushes')
+  t.same(
+    c.pushes.map((p) => [p.id, p.body]),
+    [
+      [local.json.resources[0].split('/').pop(), 'here'],
+      [ids[0], { n: 1 }],
+      [ids[1], 'two'],
+    ],
+    'each message once, in order',
+  )
+  t.equal(c.pushes[1]!.ttl, 120)
+  // One more post elsewhere proves nothing else was queued before it.
+  const [last] = await elsewhere.postMessages({ project: h.project, queue: 'far' }, [{ body: '"last"' }], opts)
+  await c.until(() => c.pushes.length >= 4, 'the fourth push')
+  t.equal(c.pushes.length, 4)
+  t.equal(c.pushes[3]!.id, last)
 })

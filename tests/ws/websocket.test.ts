@@ -138,6 +138,13 @@ t.test('bad frames: Zaqar error frames, the socket kept; oversized frames close 
   await c.until(() => c.answers.length === 3, 'an answer to a list')
   t.same(c.answers[2]!.body, { error: 'Unexpected body type. Expected dict or dict like.' })
   t.same((await c.send('queue_frobnicate', { queue_name: 'x' })).body, { error: 'queue_frobnicate is not a valid action' })
+  for (const name of ['toString', '__proto__', 'constructor', 'hasOwnProperty']) {
+    t.same((await c.send(name, { queue_name: 'x' })).body, { error: `${name} is not a valid action` }, `${name} is not an action`)
+  }
+  const odd = await c.send('message_list', { queue_name: 'x', limit: { deep: [1, { n: 2 }] }, marker: [1, 2] })
+  t.equal(odd.headers.status, 400, 'odd parameter values: a 400, not a crash')
+  const big = await c.send('message_list', { queue_name: 'x', limit: { n: 2n ** 62n }, marker: [{ m: 2n ** 62n }] }, { binary: true })
+  t.equal(big.headers.status, 400, 'int64 inside odd parameter values: a 400')
   t.same((await c.send('queue_get', {})).body, { error: 'Schema validation failed.' }, 'a missing queue_name')
   t.same((await c.send('queue_get', { queue_name: 5 })).body, { error: 'Schema validation failed.' })
   t.same((await c.send('queue_get', 'text')).body, { error: 'Schema validation failed.' }, 'a body that is not an object')

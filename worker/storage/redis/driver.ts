@@ -18,7 +18,9 @@
  * Both refuse an `allkeys-*` eviction policy, which would drop messages silently.
  *
  * Connection loss fails operations at once with `unavailable` (no offline queue, no silent
- * resend of writes whose outcome is unknown); ioredis reconnects in the background.
+ * resend of writes whose outcome is unknown); ioredis reconnects in the background, and every
+ * reconnection is verified again (a failover or a restart may land on a server configured
+ * otherwise): until it passes, operations fail with `unavailable`.
  */
 import type { Redis, RedisOptions } from 'ioredis'
 import { systemClock, type Clock } from '../../../shared/clock.js'
@@ -120,6 +122,13 @@ export class RedisDriver implements DataDriver {
   #gcRunning = false
   #timer: NodeJS.Timeout | undefined
   #closed = false
+  /**
+   * Set while the server connected to cannot keep the pool's durability promise (checked again at
+   * every reconnection: a failover or a restart may land on a server configured otherwise), or
+   * while that check runs: every operation fails with `unavailable` meanwhile (docs/ha.md).
+   */
+  #broken: string | null = null
+  #where = ''
 
   private constructor(redis: Redis, opts: RedisDriverOptions) {
     this.options = opts
@@ -175,6 +184,9 @@ export class RedisDriver implements DataDriver {
       const driver = new RedisDriver(redis, opts)
       await driver.#scripts.load()
       driver.#startCollector(opts.gcIntervalMs)
+      driver.#where = where
+      // Every later connection (a reconnection, a Sentinel failover) is checked again.
+      if (opts.verify) redis.on('ready', () => void driver.#reverify())
       return driver
     } catch (err) {
       redis.disconnect()
@@ -279,9 +291,26 @@ export class RedisDriver implements DataDriver {
     if (this.#closed) throw new StoreUnavailable('closed')
   }
 
+  /**
+   * Checks the server's persistence again (a new connection: maybe another server). Operations
+   * fail until it passes; a server that cannot keep the promise keeps them failing, and the
+   * pool's checks (`info`) say why, until its configuration is fixed.
+   */
+  async #reverify(): Promise<void> {
+    this.#broken ??= 'the persistence of the server just connected to is being checked'
+    try {
+      await verifyPersistence(this.#redis, this.options, this.#where)
+      this.#broken = null
+    } catch (err) {
+      // A connection lost meanwhile: the next connection checks again.
+      if (err instanceof BadStoreConfig) this.#broken = err.message
+    }
+  }
+
   /** Runs one operation, turning store failures into `unavailable`; bugs pass through. */
   async #guard<T>(op: DriverOperation, fn: () => Promise<T>): Promise<T> {
     this.#assertOpen()
+    if (this.#broken !== null) throw new StoreUnavailable('unreachable', op)
     try {
       return await fn()
     } catch (err) {
@@ -301,6 +330,11 @@ export class RedisDriver implements DataDriver {
    * the slowest of them acknowledged (INFO replication `lag`). One round trip.
    */
   async info(): Promise<StoreFacts> {
+    if (this.#broken !== null && !this.#closed) {
+      // The pool's check: see whether it was fixed (CONFIG SET, or another failover), and say why not.
+      await this.#reverify()
+      if (this.#broken !== null) throw unavailable(this.#broken)
+    }
     const [server, replication] = await this.#guard('ping', () =>
       Promise.all([this.#redis.info('server'), this.#redis.info('replication')]),
     )
@@ -351,7 +385,7 @@ export class RedisDriver implements DataDriver {
 
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
     return this.#guard('postMessages', () => this.#messages.postMessages(ref, messages, opts)).then((ids) => {
-      this.#announce(ref, ids.length)
+      this.#announce(ref, ids.length, ids)
       return ids
     })
   }
@@ -361,8 +395,8 @@ export class RedisDriver implements DataDriver {
    * after the post resolved, not in the post's script: the script stays the store's, and a lost
    * announcement only delays a waiter to the end of its wait. Never fails the post.
    */
-  #announce(ref: QueueRef, count: number): void {
-    this.#redis.publish(this.#channel, postedMessage(ref, count)).catch(() => undefined)
+  #announce(ref: QueueRef, count: number, ids?: readonly string[]): void {
+    this.#redis.publish(this.#channel, postedMessage(ref, count, ids)).catch(() => undefined)
   }
 
   listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {
