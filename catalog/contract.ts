@@ -206,5 +206,11 @@ export interface CatalogStore {
   /** Deletes it (missing: no-op). */
   deleteSubscription(ref: QueueRef, id: string): Promise<void>
 
+  /** Stores the notifier's cursor of a live subscription (missing: no-op). */
+  setSubscriptionCursor(ref: QueueRef, id: string, cursor: string): Promise<void>
+
+  /** Up to `limit` queues that have (or recently had) subscriptions, in (project, queue) byte order, after `after`. */
+  listSubscribedQueues(opts: { limit: number; after?: QueueRef | undefined }): Promise<QueueRef[]>
+
   close(): Promise<void>
 }

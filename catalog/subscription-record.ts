@@ -22,6 +22,10 @@ export interface Subscription {
   expires: number
   options: Record<string, unknown>
   confirmed: boolean
+  /** The notifier's delivery cursor (proxy/notify/notifier.ts), opaque here; null until it writes one. */
+  cursor: string | null
+  /** Creation time, ms (a PATCH of `ttl` does not change it): delivery starts with messages from then on. */
+  created: number
 }
 
 export interface NewSubscription extends QueueRef {

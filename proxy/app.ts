@@ -9,6 +9,7 @@ import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
 import { NO_AUTH, type Authenticator, type Identity } from './auth/index.js'
 import { verifySignedRequest, type SignedHeaders } from './auth/signed-url.js'
+import type { Notifier } from './notify/notifier.js'
 import type { ApiRequest } from './api/context.js'
 import { openApiJson } from './api/openapi.js'
 import { RouteTable } from './api/routes.js'
@@ -47,6 +48,8 @@ export interface AppDeps {
   longPoll?: LongPoll
   /** Who requests are (proxy/auth/). Absent: strategy `none`. */
   auth?: Authenticator
+  /** Delivers posted messages to subscriptions (proxy/notify/notifier.ts); absent: none delivered here. */
+  notifier?: Notifier
 }
 
 /** Per-request bookkeeping the reply writer needs. */
@@ -471,6 +474,7 @@ export class HttpServer {
       longPoll: this.#longPoll,
       abort: state,
       pushes: this.websocket?.subscriptions,
+      notifier: this.#deps.notifier,
     }
     // Replies for `Accept: application/x-msgpack` are re-encoded; errors stay JSON (docs/api.md).
     return msgpack ? msgpackReply(await route.handler(apiReq)) : route.handler(apiReq)

@@ -75,6 +75,17 @@ export const NotificationSchema = z
      * (`PUT …/subscriptions/<id>/confirm`). Off: every live subscription is.
      */
     require_confirmation: z.boolean().default(false),
+    /**
+     * Key from which each subscription's signing secret is derived (HMAC-SHA256 of the id):
+     * webhook requests then carry `X-Missive-Signature`. Unset: `signed_url.secret_key`; neither: unsigned.
+     */
+    signing_key: z.string().min(1).optional(),
+    /** One delivery attempt's limit, ms (connect to end of response). */
+    timeout_ms: z.int().min(100).max(600_000).default(5000),
+    /** Delivery attempts in flight at once in one proxy, all subscribers together. */
+    max_concurrent: z.int().min(1).max(10_000).default(64),
+    /** Zaqar's `smtp_command`: a sendmail-compatible command that reads the mail on stdin (split on spaces). */
+    smtp_command: z.string().min(1).default('/usr/sbin/sendmail -t -oi'),
   })
   .strict()
 

@@ -7,6 +7,7 @@
  * | `P sub:<id>`  | HASH | `project`, `queue`, `subscriber`, `ttl`, `expires` (ms), `options` (JSON), `confirmed` (0/1) |
  * | `P subs:M`    | ZSET | the queue's subscription ids, score 0 (lexical order = creation order) |
  * | `P subu:M`    | HASH | subscriber URI → id: the uniqueness index                             |
+ * | `P subq`      | ZSET | M of every queue that has had a subscription, score 0 (the notifier's start-up scan) |
  *
  * Every write is one script, so uniqueness holds across every proxy sharing the server. Expired
  * subscriptions are invisible; a create or rename that meets one, and a listing that reads one,
@@ -30,6 +31,7 @@ local function drop(P, M, id)
   local u = redis.call('HGET', k, 'subscriber')
   redis.call('DEL', k)
   redis.call('ZREM', P .. 'subs:' .. M, id)
+  if redis.call('ZCARD', P .. 'subs:' .. M) == 0 then redis.call('ZREM', P .. 'subq', M) end
   if u and redis.call('HGET', P .. 'subu:' .. M, u) == id then redis.call('HDEL', P .. 'subu:' .. M, u) end
 end
 local function live(P, id, project, queue, now)
@@ -49,8 +51,9 @@ if old then
   drop(P, M, old)
 end
 redis.call('HSET', P .. 'sub:' .. ARGV[3], 'project', ARGV[4], 'queue', ARGV[5], 'subscriber', ARGV[6],
-  'ttl', ARGV[7], 'expires', ARGV[8], 'options', ARGV[9], 'confirmed', '0')
+  'ttl', ARGV[7], 'expires', ARGV[8], 'options', ARGV[9], 'confirmed', '0', 'created', ARGV[10])
 redis.call('ZADD', P .. 'subs:' .. M, 0, ARGV[3])
+redis.call('ZADD', P .. 'subq', 0, M)
 redis.call('HSET', P .. 'subu:' .. M, ARGV[6], ARGV[3])
 return { ARGV[3], 'new' }
 `
@@ -84,6 +87,13 @@ redis.call('HSET', ARGV[1] .. 'sub:' .. ARGV[3], 'confirmed', ARGV[7])
 return 1
 `
 
+/** ARGV: P, M, id, project, queue, cursor. */
+const SET_CURSOR = `${LIB}
+local f = redis.call('HMGET', ARGV[1] .. 'sub:' .. ARGV[3], 'project', 'queue')
+if f[1] == ARGV[4] and f[2] == ARGV[5] then redis.call('HSET', ARGV[1] .. 'sub:' .. ARGV[3], 'cursor', ARGV[6]) end
+return 0
+`
+
 /** ARGV: P, M, id, project, queue. Drops it when it belongs to the queue (expired or not). */
 const DELETE = `${LIB}
 local f = redis.call('HMGET', ARGV[1] .. 'sub:' .. ARGV[3], 'project', 'queue')
@@ -97,6 +107,7 @@ interface Scripted extends Redis {
   subUpdate(...argv: (string | number)[]): Promise<string>
   subConfirm(...argv: (string | number)[]): Promise<number>
   subDelete(...argv: (string | number)[]): Promise<number>
+  subSetCursor(...argv: (string | number)[]): Promise<number>
 }
 
 const member = (ref: QueueRef): string => `${ref.project}\u0000${ref.queue}`
@@ -111,6 +122,8 @@ function toSubscription(id: string, h: Record<string, string>): Subscription {
     expires: Number(h.expires),
     options: JSON.parse(h.options ?? '{}') as Record<string, unknown>,
     confirmed: h.confirmed === '1',
+    cursor: h.cursor ?? null,
+    created: Number(h.created ?? 0),
   }
 }
 
@@ -125,6 +138,7 @@ export class RedisSubscriptions {
     redis.defineCommand('subUpdate', { numberOfKeys: 0, lua: UPDATE })
     redis.defineCommand('subConfirm', { numberOfKeys: 0, lua: CONFIRM })
     redis.defineCommand('subDelete', { numberOfKeys: 0, lua: DELETE })
+    redis.defineCommand('subSetCursor', { numberOfKeys: 0, lua: SET_CURSOR })
     this.#r = redis as Scripted
     this.#p = prefix
     this.#run = run
@@ -193,5 +207,18 @@ export class RedisSubscriptions {
 
   async delete(ref: QueueRef, id: string): Promise<void> {
     await this.#run(() => this.#r.subDelete(this.#p, member(ref), id, ref.project, ref.queue))
+  }
+
+  async setCursor(ref: QueueRef, id: string, cursor: string): Promise<void> {
+    await this.#run(() => this.#r.subSetCursor(this.#p, member(ref), id, ref.project, ref.queue, cursor))
+  }
+
+  async queues(opts: { limit: number; after?: QueueRef | undefined }): Promise<QueueRef[]> {
+    const from = opts.after === undefined ? '-' : `(${member(opts.after)}`
+    const members = await this.#run(() => this.#r.zrangebylex(`${this.#p}subq`, from, '+', 'LIMIT', 0, opts.limit))
+    return members.map((m) => {
+      const at = m.indexOf('\u0000')
+      return { project: m.slice(0, at), queue: m.slice(at + 1) }
+    })
   }
 }

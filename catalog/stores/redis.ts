@@ -648,6 +648,14 @@ export class RedisCatalog implements CatalogStore {
     return this.#subs.delete(ref, id)
   }
 
+  setSubscriptionCursor(ref: QueueRef, id: string, cursor: string): Promise<void> {
+    return this.#subs.setCursor(ref, id, cursor)
+  }
+
+  listSubscribedQueues(opts: { limit: number; after?: QueueRef | undefined }): Promise<QueueRef[]> {
+    return this.#subs.queues(opts)
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true

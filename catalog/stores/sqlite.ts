@@ -614,6 +614,14 @@ export class SqliteCatalog implements CatalogStore {
     this.#run(() => this.#subs.delete(ref, id))
   }
 
+  async setSubscriptionCursor(ref: QueueRef, id: string, cursor: string): Promise<void> {
+    this.#run(() => this.#subs.setCursor(ref, id, cursor))
+  }
+
+  async listSubscribedQueues(opts: { limit: number; after?: QueueRef | undefined }): Promise<QueueRef[]> {
+    return this.#run(() => this.#subs.queues(opts))
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true

@@ -6,6 +6,7 @@ import type { Message, QueueRef } from '../../shared/storage/contract.js'
 import type { Query } from '../params.js'
 import type { AbortHook, LongPoll } from '../long-poll.js'
 import type { SocketSubscriptions } from '../websocket-push.js'
+import type { Notifier } from '../notify/notifier.js'
 import type { ControlPlane } from '../pool-set.js'
 import type { PooledStorage } from '../pooled-driver.js'
 import type { Reply } from '../transport.js'
@@ -75,6 +76,8 @@ export interface ApiRequest {
   abort?: AbortHook
   /** WebSocket push subscriptions (proxy/websocket-push.ts); absent: no WebSocket API. */
   pushes?: SocketSubscriptions | undefined
+  /** Delivery to stored subscriptions (proxy/notify/notifier.ts); absent: nothing is delivered from here. */
+  notifier?: Notifier | undefined
 }
 
 export type Handler = (req: ApiRequest) => Promise<Reply> | Reply

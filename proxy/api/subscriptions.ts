@@ -7,6 +7,7 @@ import type { Limits } from '../../shared/config.js'
 import { badRequest, MissiveError, notFound } from '../../shared/errors.js'
 import type { Subscription, SubscriptionPatch } from '../../catalog/contract.js'
 import { isObject, toJson } from '../json.js'
+import { subscriptionSecret } from '../notify/deliver.js'
 import { validateRetryPolicy } from '../notify/retry-policy.js'
 import { empty, json, type Reply } from '../transport.js'
 import { pageLimit } from '../validate.js'
@@ -113,11 +114,14 @@ export async function createSubscription(req: ApiRequest): Promise<Reply> {
     { ...ref, subscriber: fields.subscriber, ttl: fields.ttl ?? limits.default_subscription_ttl, options: fields.options ?? {} },
     now,
   )
+  req.notifier?.subscribed(ref)
   const location: [string, string][] = [['location', req.path]]
   // A confirmed duplicate is a conflict; an unconfirmed one answers its id again (Zaqar re-sends
   // the confirmation request then).
   if (!made.created && made.confirmed) return json(409, new MissiveError('conflict', DUPLICATE).toBody(), location)
-  return json(201, { subscription_id: made.id }, location)
+  // The secret its webhook requests are signed with (docs/notifications.md, "Signatures"), when signing is on.
+  const key = req.config.notification.signing_key ?? req.config.signed_url.secret_key
+  return json(201, key === undefined ? { subscription_id: made.id } : { subscription_id: made.id, signing_secret: subscriptionSecret(key, made.id) }, location)
 }
 
 export async function listSubscriptions(req: ApiRequest): Promise<Reply> {

@@ -37,7 +37,18 @@ for (const [name, open] of stores) {
     t.ok(a.created)
     t.equal(a.confirmed, false)
     const got = await c.getSubscription(q, a.id, T0 + 1000)
-    t.same(got, { id: a.id, project: 'p1', queue: 'q1', subscriber: 'http://a.example/hook', ttl: 60, expires: T0 + 60_000, options: { k: 1 }, confirmed: false })
+    t.same(got, {
+      id: a.id,
+      project: 'p1',
+      queue: 'q1',
+      subscriber: 'http://a.example/hook',
+      ttl: 60,
+      expires: T0 + 60_000,
+      options: { k: 1 },
+      confirmed: false,
+      cursor: null,
+      created: T0,
+    })
 
     // Same subscriber: the existing one, not a second.
     const dup = await c.createSubscription({ ...q, subscriber: 'http://a.example/hook', ttl: 600, options: {} }, T0 + 2000)
@@ -79,6 +90,8 @@ for (const [name, open] of stores) {
       expires: T0 + 5000 + 120_000,
       options: { z: true },
       confirmed: false,
+      cursor: null,
+      created: T0 + 10,
     })
     t.equal(await c.updateSubscription(q, 'nope', { ttl: 120 }, T0), 'not_found')
     // The old subscriber name is free again.
@@ -93,6 +106,17 @@ for (const [name, open] of stores) {
     const again = await c.createSubscription({ ...q, subscriber: 'http://a.example/hook', ttl: 60, options: {} }, later)
     t.ok(again.created)
     t.not(again.id, a.id)
+
+    // The notifier's cursor, and the queues with subscriptions (its start-up scan).
+    await c.setSubscriptionCursor(q, again.id, '{"s":1}')
+    t.equal((await c.getSubscription(q, again.id, later))!.cursor, '{"s":1}')
+    await c.setSubscriptionCursor({ project: 'p2', queue: 'q1' }, again.id, 'x')
+    t.equal((await c.getSubscription(q, again.id, later))!.cursor, '{"s":1}', 'not through another project')
+    t.same(await c.listSubscribedQueues({ limit: 10 }), [q, { project: 'p1', queue: 'q2' }])
+    t.same(await c.listSubscribedQueues({ limit: 1 }), [q])
+    t.same(await c.listSubscribedQueues({ limit: 10, after: q }), [{ project: 'p1', queue: 'q2' }])
+    await c.deleteSubscription({ project: 'p1', queue: 'q2' }, other.id)
+    t.same(await c.listSubscribedQueues({ limit: 10 }), [q], 'a queue whose last subscription was deleted')
 
     await c.deleteSubscription(q, again.id)
     t.equal(await c.getSubscription(q, again.id, later), null)
