@@ -119,6 +119,7 @@ export async function createSubscription(req: ApiRequest): Promise<Reply> {
   // A confirmed duplicate is a conflict; an unconfirmed one answers its id again (Zaqar re-sends
   // the confirmation request then).
   if (!made.created && made.confirmed) return json(409, new MissiveError('conflict', DUPLICATE).toBody(), location)
+  await sendConfirmation(req, made.id, false)
   // The secret its webhook requests are signed with (docs/notifications.md, "Signatures"), when signing is on.
   const key = req.config.notification.signing_key ?? req.config.signed_url.secret_key
   return json(201, key === undefined ? { subscription_id: made.id } : { subscription_id: made.id, signing_secret: subscriptionSecret(key, made.id) }, location)
@@ -179,5 +180,13 @@ export async function confirmSubscription(req: ApiRequest): Promise<Reply> {
   if (typeof doc.confirmed !== 'boolean') throw badRequest("The 'confirmed' should be boolean.")
   const ok = await req.control.catalog.confirmSubscription(queueRef(req), id, doc.confirmed, Date.now())
   if (!ok) throw missing(id)
+  if (!doc.confirmed) await sendConfirmation(req, id, true)
   return empty(204, [['location', req.path]])
+}
+
+/** With `require_confirmation`: Zaqar's confirmation (or unsubscribe) request to the subscriber (proxy/notify/notifier.ts). */
+async function sendConfirmation(req: ApiRequest, id: string, unsubscribed: boolean): Promise<void> {
+  if (!req.config.notification.require_confirmation || req.notifier === undefined) return
+  const sub = await req.control.catalog.getSubscription(queueRef(req), id, Date.now())
+  if (sub !== null) req.notifier.sendConfirmation(sub, unsubscribed, req.profile.prefix.slice(1))
 }

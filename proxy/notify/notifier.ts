@@ -23,6 +23,7 @@ import type { Logger } from '../../shared/log.js'
 import type { Message, Metadata, MessageListing, ListMessagesOptions, QueueRef } from '../../shared/storage/contract.js'
 import { extraHeaders, postWebhook, sendMail, signBody, subscriptionSecret, SIGNATURE_HEADER, type Attempt } from './deliver.js'
 import { effectivePolicy, retryDelays } from './schedule.js'
+import { createSignedUrl, formatExpires } from '../auth/signed-url.js'
 
 /** What the notifier reads of the message store. */
 export interface NotifierStorage {
@@ -266,9 +267,44 @@ export class Notifier {
     }
   }
 
+  /**
+   * Zaqar's confirmation request (zaqar/notification/notifier.py, `send_confirm_notification`),
+   * sent when `require_confirmation` is on and a subscription is created (or created again while
+   * unconfirmed), or unconfirmed: a pre-signed URL (proxy/auth/signed-url.ts) for
+   * `PUT …/subscriptions/<id>/confirm`, valid for the subscription's TTL. Fire and forget, with
+   * the subscription's retry policy, as in Zaqar; without `signed_url.secret_key` nothing is sent.
+   */
+  sendConfirmation(sub: Subscription, unsubscribed: boolean, version: string): void {
+    const key = this.#d.config.signed_url.secret_key
+    if (!this.#d.config.notification.require_confirmation || this.#closing.signal.aborted) return
+    if (key === undefined) {
+      this.#d.log.error({ subscription: sub.id }, "notifier: can't send the confirmation request: signed_url.secret_key is not set")
+      return
+    }
+    const path = `/${version}/queues/${sub.queue}/subscriptions/${sub.id}/confirm`
+    const url = createSignedUrl(key, [path], sub.project, { methods: ['PUT'], expires: formatExpires(Date.now() + sub.ttl * 1000) }, Date.now())
+    const body = JSON.stringify({
+      Message_Type: unsubscribed ? 'UnsubscribeConfirmation' : 'SubscriptionConfirmation',
+      Message: unsubscribed
+        ? `You have unsubscribed successfully to the queue: ${sub.queue}, you can resubscribe it by using confirmed=True.`
+        : `You have chosen to subscribe to the queue: ${sub.queue}`,
+      'URL-Signature': url.signature,
+      'URL-Methods': url.methods[0],
+      'URL-Paths': url.paths[0],
+      'X-Project-ID': url.project,
+      'URL-Expires': url.expires,
+      SubscribeBody: { confirmed: true },
+      UnsubscribeBody: { confirmed: false },
+    })
+    void this.#deliverBody(sub, body, effectivePolicy(sub.options._retry_policy, undefined), 'confirmation')
+  }
+
   /** One message to one subscriber: attempts per the retry policy, then the dead letter. */
-  async #deliver(sub: Subscription, m: Message, policy: Record<string, unknown>): Promise<void> {
-    const body = notificationBody(sub, m)
+  #deliver(sub: Subscription, m: Message, policy: Record<string, unknown>): Promise<void> {
+    return this.#deliverBody(sub, notificationBody(sub, m), policy, m.id)
+  }
+
+  async #deliverBody(sub: Subscription, body: string, policy: Record<string, unknown>, what: string): Promise<void> {
     const delays = retryDelays(policy)
     let last: Attempt = { ok: false, error: 'not attempted' }
     for (let i = 0; i <= delays.length; i++) {
@@ -297,7 +333,7 @@ export class Notifier {
     this.#counter.inc({ result: 'dead_lettered' })
     // The dead letter: a warning log line carrying everything needed to replay it by hand.
     this.#d.log.warn(
-      { deadLetter: true, project: sub.project, queue: sub.queue, subscription: sub.id, subscriber: sub.subscriber, message: m.id, attempts: delays.length + 1, error: last.error },
+      { deadLetter: true, project: sub.project, queue: sub.queue, subscription: sub.id, subscriber: sub.subscriber, message: what, attempts: delays.length + 1, error: last.error },
       'notifier: delivery dead-lettered after its retry policy',
     )
   }

@@ -34,10 +34,10 @@ export async function startNotifying(
   t: { teardown(fn: () => unknown): void },
   store: string,
   notification: Record<string, unknown> = {},
-  opts: { serve?: boolean } = {},
+  opts: { serve?: boolean; config?: Record<string, unknown> } = {},
 ): Promise<Notifying> {
   const dir = mkdtempSync(join(tmpdir(), 'missive-notify-'))
-  const config = parseConfig({ port: 0, dataDir: dir, logLevel: 'silent', notification: { signing_key: 'test-signing-key', ...notification } })
+  const config = parseConfig({ port: 0, dataDir: dir, logLevel: 'silent', ...opts.config, notification: { signing_key: 'test-signing-key', ...notification } })
   const driver = await openDriver(store, { dataDir: dir, durability: 'fast' })
   const catalog = new SqliteCatalog(join(dir, 'catalog.sqlite'))
   await catalog.putPool({ name: 'default', uri: store, weight: 1, flavor: null, options: {} })
