@@ -140,6 +140,9 @@ export interface CatalogStore {
   /** The queue's active migration (copying, switching, cancelling or cleaning), or null. */
   activeMigration(ref: QueueRef): Promise<Migration | null>
 
+  /** The queue's latest migration (active or ended), or null when it never had one. */
+  lastMigration(ref: QueueRef): Promise<Migration | null>
+
   /** How many active migrations leave `pool`. */
   countActiveFrom(pool: string): Promise<number>
 

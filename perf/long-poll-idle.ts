@@ -6,7 +6,10 @@
  * seconds while they all wait. Then one post per queue and how long until every queue's first
  * waiter answered. A measurement, not a test.
  *
- *   node dist/perf/long-poll-idle.js [--waiters 10000] [--idle 10] [--store sqlite:|redis://…]
+ * With `--ws`, the waiters are WebSocket connections subscribed to the queues instead (push,
+ * docs/websocket.md), and the post is followed until every socket got its push.
+ *
+ *   node dist/perf/long-poll-idle.js [--waiters 10000] [--idle 10] [--store sqlite:|redis://…] [--ws]
  */
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -14,6 +17,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import WebSocket from 'ws'
 
 const args = process.argv.slice(2)
 const opt = (name: string, fallback: string): string => {
@@ -23,6 +27,7 @@ const opt = (name: string, fallback: string): string => {
 const WAITERS = Number(opt('waiters', '10000'))
 const IDLE_S = Number(opt('idle', '10'))
 const STORE = opt('store', 'sqlite:')
+const WS = args.includes('--ws')
 const QUEUES = 100
 const PROJECT = 'idle-waiters'
 const CLIENT = '3b5e1c52-7d43-4d4c-9d8a-2d1f3f0e6a11'
@@ -73,7 +78,15 @@ async function main(): Promise<void> {
   const config = join(dir, 'config.json')
   writeFileSync(
     config,
-    JSON.stringify({ longPollMaxWait: 120, longPollMaxWaitersPerProject: WAITERS, longPollMaxWaiters: WAITERS, accessLog: false, logLevel: 'warn' }),
+    JSON.stringify({
+      longPollMaxWait: 120,
+      longPollMaxWaitersPerProject: WAITERS,
+      longPollMaxWaiters: WAITERS,
+      wsMaxSockets: WAITERS,
+      wsMaxSocketsPerProject: WAITERS,
+      accessLog: false,
+      logLevel: 'warn',
+    }),
   )
   const port = 20000 + Math.floor(Math.random() * 20000)
   const child = spawn(process.execPath, [join(root, 'bin/missive.js'), 'serve'], {
@@ -99,6 +112,7 @@ async function main(): Promise<void> {
     const before = usage(proxy)
     const socks: net.Socket[] = []
     const answers: Promise<string>[] = []
+    if (WS) return await subscribers(port, proxy, before)
     for (let i = 0; i < WAITERS; i++) {
       const { sock, answer } = await request(port, 'POST', `/v2/queues/idle-${i % QUEUES}/claims?wait=60&limit=1`, '{"ttl":60}')
       socks.push(sock)
@@ -132,6 +146,39 @@ async function main(): Promise<void> {
     await new Promise((r) => child.once('exit', r))
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/** `--ws`: WAITERS sockets subscribed to the 100 queues, idle, then one post per queue. */
+async function subscribers(port: number, proxy: number, before: { ticks: number; rssKiB: number }): Promise<void> {
+  const sockets: WebSocket[] = []
+  let pushes = 0
+  let answered = 0
+  for (let i = 0; i < WAITERS; i++) {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/v2/ws`)
+    await new Promise((r, j) => ws.once('open', r).once('error', j))
+    ws.on('message', (data: Buffer) => {
+      if (data.includes('"Notification"')) pushes++
+      else answered++
+    })
+    ws.send(JSON.stringify({ action: 'subscription_create', headers: { 'Client-ID': CLIENT, 'X-Project-ID': PROJECT }, body: { queue_name: `idle-${i % QUEUES}` } }))
+    sockets.push(ws)
+  }
+  while (answered < WAITERS) await sleep(50)
+  await sleep(2000)
+  const parked = usage(proxy)
+  await sleep(IDLE_S * 1000)
+  const idle = usage(proxy)
+  const hz = 100
+  process.stdout.write(
+    `${WAITERS} subscribed WebSockets on ${STORE}: proxy RSS ${(before.rssKiB / 1024).toFixed(1)} MiB before, ${(parked.rssKiB / 1024).toFixed(1)} MiB connected ` +
+      `(+${((parked.rssKiB - before.rssKiB) / WAITERS).toFixed(2)} KiB each); CPU while idle ${IDLE_S} s: ${((idle.ticks - parked.ticks) / hz).toFixed(2)} s ` +
+      `(${((100 * (idle.ticks - parked.ticks)) / hz / IDLE_S).toFixed(2)} % of a core)\n`,
+  )
+  const started = performance.now()
+  for (let q = 0; q < QUEUES; q++) (await request(port, 'POST', `/v2/queues/idle-${q}/messages`, '{"messages":[{"body":1}]}')).sock.destroy()
+  while (pushes < WAITERS) await sleep(5)
+  process.stdout.write(`one post per queue: all ${WAITERS} sockets had their push ${(performance.now() - started).toFixed(0)} ms after the first post was sent\n`)
+  for (const ws of sockets) ws.terminate()
 }
 
 main().catch((err: unknown) => {

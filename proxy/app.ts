@@ -10,6 +10,8 @@ import type { Logger } from '../shared/log.js'
 import { NO_AUTH, type Authenticator, type Identity } from './auth/index.js'
 import { verifySignedRequest, type SignedHeaders } from './auth/signed-url.js'
 import type { Notifier } from './notify/notifier.js'
+import type { RateLimiter } from './limits/index.js'
+import { Cors } from './cors.js'
 import type { ApiRequest } from './api/context.js'
 import { openApiJson } from './api/openapi.js'
 import { RouteTable } from './api/routes.js'
@@ -50,6 +52,8 @@ export interface AppDeps {
   auth?: Authenticator
   /** Delivers posted messages to subscriptions (proxy/notify/notifier.ts); absent: none delivered here. */
   notifier?: Notifier
+  /** Per-project rate limits (proxy/limits/). Absent: none. */
+  limiter?: RateLimiter | undefined
 }
 
 /** Per-request bookkeeping the reply writer needs. */
@@ -85,6 +89,10 @@ interface Head {
   idempotencyKey: string | undefined
   /** `URL-Signature` and its companions (proxy/auth/signed-url.ts); undefined when not sent. */
   signed: SignedHeaders | undefined
+  /** CORS (proxy/cors.ts): `Origin` and a preflight's requested method and headers. */
+  origin: string | undefined
+  corsMethod: string | undefined
+  corsHeaders: string | undefined
   /** Total bytes of header names and values. */
   headerBytes: number
   /**
@@ -128,6 +136,9 @@ function readHead(req: uWS.HttpRequest): Head {
     authToken: '',
     idempotencyKey: undefined,
     signed: undefined,
+    origin: undefined,
+    corsMethod: undefined,
+    corsHeaders: undefined,
     headerBytes: 0,
     problem: undefined,
   }
@@ -184,6 +195,15 @@ function readHead(req: uWS.HttpRequest): Head {
       case 'url-paths':
         ;(head.signed ??= { signature: '', expires: undefined, methods: undefined, paths: undefined })[k.slice(4) as 'expires'] = v
         break
+      case 'origin':
+        head.origin = v
+        break
+      case 'access-control-request-method':
+        head.corsMethod = v
+        break
+      case 'access-control-request-headers':
+        head.corsHeaders = v
+        break
     }
   })
   // RFC 9112 §6.3: both framings at once is a smuggling attempt (uWS closes most of these itself).
@@ -219,6 +239,8 @@ export class HttpServer {
   readonly #auth: Authenticator
   /** Zaqar's WebSocket API at `wsPath` (proxy/websocket.ts); undefined when off. */
   readonly websocket: WebSocketApi | undefined
+  /** Undefined: CORS off (no allowed origin). */
+  readonly #cors: Cors | undefined
   readonly #app: uWS.TemplatedApp
   /** The admin listener's app, when `adminPort` is set. */
   readonly #adminApp: uWS.TemplatedApp | undefined
@@ -234,6 +256,7 @@ export class HttpServer {
     this.#longPoll =
       deps.longPoll ?? new LongPoll({ perProject: deps.config.longPollMaxWaitersPerProject, total: deps.config.longPollMaxWaiters })
     this.#auth = deps.auth ?? NO_AUTH
+    this.#cors = Cors.from(deps.config)
     this.#app = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, false))
     this.websocket = deps.config.wsPath === '' ? undefined : new WebSocketApi(this.#app, deps.config, (call, abort) => this.call(call, abort), deps.log, this.#auth, deps.storage)
     if (deps.config.adminPort > 0) this.#adminApp = uWS.App().any('/*', (res, req) => this.#onRequest(res, req, true))
@@ -361,6 +384,10 @@ export class HttpServer {
       signed: undefined,
       headerBytes: 0,
       problem: undefined,
+      // A WebSocket call is not a browser's cross-origin HTTP request: CORS does not apply.
+      origin: undefined,
+      corsMethod: undefined,
+      corsHeaders: undefined,
     }
     const state: RequestState = { aborted: false, handling: true, released: true, admin: false, started: 0, route: 'websocket', onAbort: undefined }
     // The socket's close reaches a parked long poll through `state` (the hook the app gives handlers).
@@ -415,6 +442,11 @@ export class HttpServer {
     // With an admin listener, each port serves its own half of the API (and the same 404 for
     // the other half, which tells a tenant nothing about the admin API).
     if (this.#adminApp !== undefined && ADMIN_PATH.test(head.path) !== state.admin) throw new MissiveError('route_not_found', NO_ROUTE)
+    // A CORS preflight is answered before authentication and routing (oslo's CORS middleware
+    // is outside Zaqar's auth middleware): 200, with the CORS headers when it passes.
+    if (head.method === 'OPTIONS' && this.#cors !== undefined) {
+      return { status: 200, headers: this.#cors.preflightHeaders({ origin: head.origin, requestMethod: head.corsMethod, requestHeaders: head.corsHeaders }) }
+    }
     // Authentication first, as Zaqar's auth middleware runs before its routes. Synchronous when
     // nothing must be asked (strategy none, a cached credential): no extra await on the hot path.
     const auth = this.#auth
@@ -446,6 +478,12 @@ export class HttpServer {
     const project = checkProject(head.project)
     const { route, profile, params } = match
     state.route = route.path === '' ? `${profile.prefix}/` : `${profile.prefix}/${route.path}`
+    const limiter = this.#deps.limiter
+    if (limiter !== undefined) {
+      // Requests per second, per project (docs/limits.md): sync unless Redis counts them.
+      const limited = limiter.request(project)
+      if (limited !== undefined) await limited
+    }
     if (params.queue !== undefined) checkQueueIdentity(params.queue, project)
     if (route.maxBody !== undefined && contentLength !== null) {
       const [max, error] = route.maxBody(config.limits)
@@ -463,6 +501,7 @@ export class HttpServer {
       authToken: head.authToken,
       identity,
       auth,
+      limiter,
       idempotencyKey: head.idempotencyKey,
       contentType: head.contentType,
       contentLength,
@@ -497,11 +536,13 @@ export class HttpServer {
     // A HEAD reply never has a body, whatever its status (RFC 9110 §9.3.2): a proxy reusing the
     // connection would read those bytes as the start of the next response.
     const body = head.method === 'HEAD' ? undefined : (reply.bytes ?? reply.body)
+    const cors = this.#cors
     res.cork(() => {
       res.writeStatus(STATUS_TEXT[reply.status] ?? String(reply.status))
       res.writeHeader('x-openstack-request-id', requestId)
       if (body !== undefined) res.writeHeader('content-type', reply.contentType ?? 'application/json')
       if (reply.headers) for (const [k, v] of reply.headers) res.writeHeader(k, v)
+      if (cors !== undefined && head.origin !== undefined && head.method !== 'OPTIONS') for (const [k, v] of cors.responseHeaders(head.origin)) res.writeHeader(k, v)
       // Not endWithoutBody(): in this uWS build it announces a bogus Content-Length without a
       // length, and with a non-zero one leaves the response unfinished and the connection dies
       // (measured). An empty end() sends `Content-Length: 0`.

@@ -1,7 +1,7 @@
 /**
  * Per-pool backlog for /metrics and the admin top-N listing, at a cost that does not grow with
  * scrapes: a background scan walks every pool's queues (from the catalog's placements) in small
- * paced batches, asks each queue's worker for its stats, and publishes per-pool totals and the
+ * batches paced to a fifth of the time (so it never competes with requests for long), asks each queue's worker for its stats, and publishes per-pool totals and the
  * top queues when a pass over a pool ends. A scrape only reads the last published numbers (work
  * proportional to the number of pools, never to the number of queues); with 100,000 queues a pass
  * takes longer, the page does not (perf/scrape-cost.ts measures both).
@@ -19,8 +19,12 @@ import { workerFor } from './worker-choice.js'
 /** Queues read from the catalog per step, and stats calls in flight at once within a step. */
 const BATCH = 200
 const CONCURRENCY = 50
-/** Pause between steps, so a pass never takes a worker's full attention. */
+/**
+ * Pause between steps: at least this, and four times what the step took, so the scan keeps the
+ * workers busy at most a fifth of the time it runs and requests always come first.
+ */
 const PAUSE_MS = 20
+const DUTY_PAUSE = 4
 /** Least time from the start of one full pass to the start of the next. */
 const CYCLE_MS = 10_000
 /** Queues kept per top list (the admin API's largest `limit`). */
@@ -147,6 +151,7 @@ export class BacklogScanner {
       const sums: PoolBacklog = { queues: 0, free: 0, claimed: 0, total: 0, oldestAgeSeconds: 0, unreadQueues: 0, at: 0 }
       let after: QueueRef | undefined
       for (;;) {
+        const stepStarted = performance.now()
         const refs = await this.#catalog.listPlacements(pool, after === undefined ? { limit: BATCH } : { limit: BATCH, after })
         for (let i = 0; i < refs.length; i += CONCURRENCY) {
           const chunk = refs.slice(i, i + CONCURRENCY)
@@ -170,7 +175,7 @@ export class BacklogScanner {
         }
         if (refs.length < BATCH || this.#stopped) break
         after = refs[refs.length - 1]
-        await this.#sleep(PAUSE_MS)
+        await this.#sleep(Math.max(PAUSE_MS, DUTY_PAUSE * (performance.now() - stepStarted)))
       }
       sums.at = Date.now()
       this.#byPool.set(pool, sums)

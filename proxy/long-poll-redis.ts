@@ -25,14 +25,16 @@ export class RedisWakeups {
    * posts made through other proxies, proxy/websocket-push.ts).
    */
   constructor(
-    pool: Pick<RedisPoolOptions, 'host' | 'port' | 'db' | 'username' | 'password' | 'connectTimeoutMs'>,
+    pool: Pick<RedisPoolOptions, 'host' | 'port' | 'db' | 'username' | 'password' | 'connectTimeoutMs' | 'sentinels' | 'master' | 'sentinelPassword'>,
     longPoll: LongPoll,
     log: Logger,
     onPosted?: (ref: QueueRef, ids: string[]) => void,
   ) {
     this.#redis = new Redis({
-      host: pool.host,
-      port: pool.port,
+      // A Sentinel pool: subscribe on its master, as the driver publishes there (ioredis follows failovers).
+      ...(pool.sentinels === undefined
+        ? { host: pool.host, port: pool.port }
+        : { sentinels: pool.sentinels, name: pool.master, ...(pool.sentinelPassword !== undefined && { sentinelPassword: pool.sentinelPassword }) }),
       username: pool.username,
       password: pool.password,
       connectTimeout: pool.connectTimeoutMs,

@@ -17,6 +17,7 @@ import type { DataDriver } from '../shared/storage/contract.js'
 import { metered } from '../worker/storage/metered.js'
 import { HttpServer } from './app.js'
 import { createAuthenticator } from './auth/index.js'
+import { RateLimiter } from './limits/index.js'
 import { EmbeddedPool } from './embedded.js'
 import { LongPoll } from './long-poll.js'
 import { RedisWakeups } from './long-poll-redis.js'
@@ -194,7 +195,8 @@ async function main(): Promise<void> {
   const auth = await createAuthenticator(config, { catalogUri, log })
   // Subscriptions' deliveries (docs/notifications.md): off the request path, resumed from the catalog's cursors.
   const notifier = new Notifier({ catalog, storage, config, log, registry: metrics?.registry })
-  server = new HttpServer({ config, storage, control: pools, log, longPoll, auth, notifier, ...(metrics && { metrics }) })
+  const limiter = await RateLimiter.open(config, catalogUri)
+  server = new HttpServer({ config, storage, control: pools, log, longPoll, auth, limiter, notifier, ...(metrics && { metrics }) })
   const port = await server.listen()
   const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.metricsBind ?? config.bind, config.metricsPort, metrics) : undefined
   log.info({ bind: config.bind, port, ...(config.adminPort > 0 && { adminBind: config.adminBind ?? config.bind, adminPort: config.adminPort }) }, 'proxy listening')
@@ -221,6 +223,7 @@ async function main(): Promise<void> {
     for (const w of wakeups.values()) w.close()
     await Promise.all([...[...rpc.values()].flat(), ...embedded.values()].map((d) => d.close()))
     await auth.close()
+    await limiter?.close()
     await catalog.close()
     log.info('proxy stopped')
     log.flush()

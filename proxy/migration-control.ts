@@ -10,7 +10,7 @@
  * and the catalog's `maxActiveFrom` guard keeps that limit exact however many proxies race.
  */
 import type { CatalogStore, Pool } from '../catalog/contract.js'
-import { isMigrationId, MigrationError, type Migration } from '../catalog/migration-record.js'
+import { isActive, isMigrationId, MigrationError, type Migration } from '../catalog/migration-record.js'
 import { choosePool, type Random } from '../catalog/placement.js'
 import type { MigrationSchema } from '../shared/config.js'
 import { MissiveError, notFound, unavailable } from '../shared/errors.js'
@@ -190,6 +190,10 @@ export class MigrationService implements MigrationControl {
         for (const ref of refs) {
           after = ref
           scanned++
+          // A read first: a queue already moving is skipped without a write, and one whose move
+          // failed during this drain is not retried every tick (the operator sees it failed).
+          const last = await catalog.lastMigration(ref)
+          if (last !== null && (isActive(last.state) || (last.state === 'failed' && last.origin === `drain:${pool.name}` && last.created >= drain.started))) continue
           const to = choosePool(targets, pool.flavor, this.#o.random)
           if (to === null) {
             log.warn({ pool: pool.name }, 'drain: no other pool of its flavor can take queues; waiting')

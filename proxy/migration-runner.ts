@@ -14,8 +14,8 @@
  * - `copying`: fence the target `importing` and the source `journal`; copy batches in FIFO order
  *   (rate-limited), draining the journal between batches; when a batch reaches the end, go
  *   `switching`.
- * - `switching`: copy the metadata, fence the source `moved` (clients now wait), copy the tail,
- *   drain the journal,
+ * - `switching`: fence the source `moved` (clients now wait), copy the tail, drain the journal,
+ *   copy the metadata (read through the cursor, which the fence does not refuse),
  *   compare counts (a mismatch restarts the copy: never switch on one), lift the target's fence,
  *   `finishSwitch` (placement ← target, every proxy forgets the queue).
  * - `cleaning`: drop the source's data (the `moved` fence stays as a tombstone), `done`.
@@ -39,15 +39,12 @@ import type { CatalogStore } from '../catalog/contract.js'
 import { MigrationError, type Migration, type MigrationPatch } from '../catalog/migration-record.js'
 import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
-import type { Metadata, QueueRef } from '../shared/storage/contract.js'
+import type { QueueRef } from '../shared/storage/contract.js'
 import { FenceConflict } from '../shared/storage/errors.js'
 import { MIGRATION_BATCH_BYTES, type JournalEntry, type MigrationOperations, type QueueFence } from '../shared/storage/migration.js'
 
-/** What the runner needs of one pool's store for one queue. */
-export interface MigratingStore extends MigrationOperations {
-  /** The queue's metadata (a client read: served under a `journal` fence, refused under `moved`). */
-  getQueue(ref: QueueRef): Promise<Metadata | null>
-}
+/** What the runner needs of one pool's store for one queue: the migration operations. */
+export type MigratingStore = MigrationOperations
 
 /** The store of `pool` that owns `ref` (throws `unavailable` when this proxy cannot reach it). */
 export type Reach = (pool: string, ref: QueueRef) => MigratingStore
@@ -485,20 +482,6 @@ export class MigrationRunner {
     // crashed before the catalog switched. Only the catalog step remains.
     if (targetFence !== null) {
       if (targetFence.token !== m.id || targetFence.state !== 'importing') throw new FenceConflict(ref, targetFence)
-      job.check()
-      const sourceFence = await src.getFence(ref)
-      if (sourceFence?.token !== m.id || sourceFence.state !== 'moved') {
-        // The metadata is a client read, refused once the source is fenced `moved`: read it as
-        // late as possible, right before the fence, so a metadata write can only be missed in
-        // that one round trip (docs/migration.md, "Limits"). A crash after the fence finds the
-        // metadata already imported (it was imported first).
-        job.check()
-        const meta = await src.getQueue(ref)
-        if (meta !== null) {
-          job.check()
-          await dst.importMessages(ref, m.id, { metadata: meta })
-        }
-      }
       await this.#fence(job, src, ref, { token: m.id, to: m.to, state: 'moved' }, m.id)
       let count = 0
       for (let attempt = 0; ; attempt++) {
@@ -520,9 +503,10 @@ export class MigrationRunner {
           attempt = -1
         }
       }
-      // The metadata once more, now that the source refuses clients: a change made after the
-      // copy read it (setQueueMetadata is not journalled) is not lost. Read through the migration
-      // cursor, which the fence does not refuse.
+      // The metadata, now that the source refuses clients and it can no longer change
+      // (setQueueMetadata is not journalled). Read through the migration cursor, which the fence
+      // does not refuse; a crash before the import repeats it (this branch runs until the
+      // target's fence is lifted).
       job.check()
       const last = await src.readForMigration(ref, job.m.cursor, 1)
       if (last.metadata !== undefined && last.metadata !== null) {

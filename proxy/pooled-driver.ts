@@ -143,6 +143,10 @@ export class PooledDriver implements PooledStorage {
   rerouted = 0
   /** Stale migration fences (tombstones, abandoned copies) this proxy cleared. */
   staleFencesCleared = 0
+  /** Calls waiting for a switch now (tests, debugging). */
+  switchWaiting = 0
+  /** Catalog polls started for calls waiting on a switch (one per queue and switch, shared). */
+  switchPolls = 0
 
   constructor(opts: PooledDriverOptions) {
     this.#pools = opts.pools
@@ -265,7 +269,12 @@ export class PooledDriver implements PooledStorage {
       if (pool === tried) {
         if (active !== null) {
           if (performance.now() >= deadline) throw refused
-          await this.#switchWait(ref, key, pool)
+          this.switchWaiting++
+          try {
+            await this.#switchWait(ref, key, pool)
+          } finally {
+            this.switchWaiting--
+          }
           // Whatever ended the wait (placement moved, migration over, time), look again.
           tried = undefined
           continue
@@ -293,6 +302,7 @@ export class PooledDriver implements PooledStorage {
   #switchWait(ref: QueueRef, key: string, pool: string): Promise<void> {
     let wait = this.#switchWaits.get(key)
     if (wait === undefined) {
+      this.switchPolls++
       wait = this.#pollSwitch(ref, pool).finally(() => this.#switchWaits.delete(key))
       this.#switchWaits.set(key, wait)
     }

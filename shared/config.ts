@@ -101,11 +101,78 @@ export const SignedUrlSchema = z
 export const AuthSchema = z
   .object({
     /** `none`: `X-Project-ID` is trusted as sent; `keys`: API keys (docs/auth.md). */
-    strategy: z.enum(['none', 'keys']).default('none'),
+    strategy: z.enum(['none', 'keys', 'keystone']).default('none'),
     /** How long a proxy trusts a checked API key before asking the catalog again (revocation delay on other proxies), ms. */
     keyCacheMs: z.int().min(0).max(600000).default(1000),
     /** Most credentials one proxy caches. */
     cacheEntries: z.int().min(1).default(10000),
+    /** Strategy `keystone` (docs/auth.md). */
+    keystone: z
+      .object({
+        /** Keystone's public endpoint (`http://host:5000` or `…/v3`). */
+        url: z.url(),
+        /** The service user Missive validates tokens with (Keystone role `service` or `admin`). */
+        username: z.string().min(1),
+        password: z.string().min(1),
+        projectName: z.string().min(1).default('service'),
+        userDomainName: z.string().min(1).default('Default'),
+        projectDomainName: z.string().min(1).default('Default'),
+        /** keystonemiddleware's `token_cache_time`: longest a validation is reused, s; 0: never. */
+        cacheSeconds: z.int().min(0).max(86400).default(300),
+        /** Each call to Keystone, ms (503 beyond). */
+        timeoutMs: z.int().min(100).default(5000),
+        /** Announced in `WWW-Authenticate` on a 401; default `url`. */
+        wwwAuthenticateUri: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((a) => a.strategy !== 'keystone' || a.keystone !== undefined, { message: 'auth.strategy "keystone" needs auth.keystone', path: ['keystone'] })
+
+/** Per-project rate limits (docs/limits.md). A rate of 0 is no limit. */
+export const RateLimitsSchema = z
+  .object({
+    /** Off: no limit is checked and the limits admin API answers 404. */
+    enabled: z.boolean().default(false),
+    requestsPerSecond: z.number().min(0).default(0),
+    /** Most requests at once after a quiet spell; 0: one second's worth. */
+    requestBurst: z.number().min(0).default(0),
+    messagesPerSecond: z.number().min(0).default(0),
+    /** Most messages at once after a quiet spell; 0: one second's worth. */
+    messageBurst: z.number().min(0).default(0),
+    /** How long a proxy reuses a project's override before reading the catalog again, ms. */
+    overrideCacheMs: z.int().min(0).max(600000).default(1000),
+  })
+  .strict()
+
+/** CORS (docs/auth.md, "CORS"): oslo.middleware's options with Zaqar's defaults. */
+export const CorsSchema = z
+  .object({
+    /** Origins allowed to call the API from a browser (`https://app.example.com`, or `*`). Empty: CORS off. */
+    allowedOrigins: z.array(z.string().min(1)).default([]),
+    allowCredentials: z.boolean().default(true),
+    exposeHeaders: z.array(z.string().min(1)).default(['X-Auth-Token', 'X-Subject-Token', 'X-Service-Token', 'X-OpenStack-Request-ID']),
+    /** Seconds a browser may cache a preflight; 0: not sent. */
+    maxAge: z.int().min(0).default(3600),
+    allowMethods: z.array(z.string().min(1)).default(['GET', 'PUT', 'POST', 'DELETE', 'PATCH', 'HEAD']),
+    /** Zaqar's list plus the headers Missive reads that it lacks (X-Project-ID, Idempotency-Key). */
+    allowHeaders: z
+      .array(z.string().min(1))
+      .default([
+        'X-Auth-Token',
+        'X-Identity-Status',
+        'X-Roles',
+        'X-Service-Catalog',
+        'X-User-Id',
+        'X-Tenant-Id',
+        'X-OpenStack-Request-ID',
+        'X-Trace-Info',
+        'X-Trace-HMAC',
+        'Client-id',
+        'X-Project-ID',
+        'Idempotency-Key',
+      ]),
   })
   .strict()
 
@@ -243,6 +310,8 @@ export const ConfigSchema = z
     notification: NotificationSchema.default(() => NotificationSchema.parse({})),
     /** Pre-signed URLs (docs/notifications.md). */
     signed_url: SignedUrlSchema.default(() => SignedUrlSchema.parse({})),
+    rateLimits: RateLimitsSchema.default(() => RateLimitsSchema.parse({})),
+    cors: CorsSchema.default(() => CorsSchema.parse({})),
   })
   .strict()
 

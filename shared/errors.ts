@@ -31,7 +31,7 @@ export const ERRORS = {
   uri_too_long: { status: 414, title: 'URI too long' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   header_too_large: { status: 431, title: 'Request header fields too large' },
-  /** Too many long-polling requests waiting (docs/api.md, "Long polling"). */
+  /** A project over its rate limit (docs/limits.md), or too many long polls waiting (docs/api.md, "Long polling"). */
   too_many_requests: { status: 429, title: 'Too many requests' },
   internal: { status: 500, title: 'Internal server error' },
   unavailable: { status: 503, title: 'Service temporarily unavailable' },

@@ -19,6 +19,7 @@
  * | `P migs`         | ZSET   | every migration id, score 0 (id order = creation order)         |
  * | `P migs:<state>` | ZSET   | the ids in that state, score 0                                  |
  * | `P active`       | HASH   | member → its active migration's id                              |
+ * | `P last`         | HASH   | member → its latest migration's id                              |
  * | `P activeFrom:<pool>`, `P activeTo:<pool>` | SET | active migration ids leaving / entering a pool |
  *
  * Subscriptions: catalog/stores/redis-subscriptions.ts (`P sub:<id>`, `P subs:…`, `P subu:…`).
@@ -116,6 +117,7 @@ redis.call('HSET', P .. 'mig:' .. id, 'project', ARGV[7], 'queue', ARGV[8], 'fro
 redis.call('ZADD', P .. 'migs', 0, id)
 redis.call('ZADD', P .. 'migs:copying', 0, id)
 redis.call('HSET', P .. 'active', member, id)
+redis.call('HSET', P .. 'last', member, id)
 redis.call('SADD', P .. 'activeFrom:' .. from, id)
 redis.call('SADD', P .. 'activeTo:' .. to, id)
 return { 'ok' }
@@ -587,6 +589,11 @@ export class RedisCatalog implements CatalogStore {
 
   async activeMigration(ref: QueueRef): Promise<Migration | null> {
     const id = await this.#run(() => this.#redis.hget(`${this.#p}active`, member(ref)))
+    return id === null ? null : this.#readMigration(id)
+  }
+
+  async lastMigration(ref: QueueRef): Promise<Migration | null> {
+    const id = await this.#run(() => this.#redis.hget(`${this.#p}last`, member(ref)))
     return id === null ? null : this.#readMigration(id)
   }
 

@@ -154,6 +154,7 @@ CREATE TABLE IF NOT EXISTS migrations (
 CREATE UNIQUE INDEX IF NOT EXISTS migrations_active_ref ON migrations (project, queue)
   WHERE state IN ('copying', 'switching', 'cleaning', 'cancelling');
 CREATE INDEX IF NOT EXISTS migrations_by_state ON migrations (state, id);
+CREATE INDEX IF NOT EXISTS migrations_by_ref ON migrations (project, queue, id);
 `
 
 interface PoolRow {
@@ -263,6 +264,7 @@ export class SqliteCatalog implements CatalogStore {
       ),
       getMigration: db.prepare<[string], MigrationRow>('SELECT * FROM migrations WHERE id = ?'),
       activeMigration: db.prepare<[string, string], MigrationRow>(`SELECT * FROM migrations WHERE project = ? AND queue = ? AND state IN ${ACTIVE_SQL}`),
+      lastMigration: db.prepare<[string, string], MigrationRow>('SELECT * FROM migrations WHERE project = ? AND queue = ? ORDER BY id DESC LIMIT 1'),
       activeFrom: db.prepare<[string], { n: number }>(`SELECT COUNT(*) AS n FROM migrations WHERE from_pool = ? AND state IN ${ACTIVE_SQL}`),
       activeTo: db.prepare<[string], { one: number }>(`SELECT 1 AS one FROM migrations WHERE to_pool = ? AND state IN ${ACTIVE_SQL} LIMIT 1`),
       insertMigration: db.prepare<[string, string, string, string, string, number, string, number]>(
@@ -552,6 +554,11 @@ export class SqliteCatalog implements CatalogStore {
 
   async activeMigration(ref: QueueRef): Promise<Migration | null> {
     const row = this.#run(() => this.#stmt.activeMigration.get(ref.project, ref.queue))
+    return row === undefined ? null : toMigration(row)
+  }
+
+  async lastMigration(ref: QueueRef): Promise<Migration | null> {
+    const row = this.#run(() => this.#stmt.lastMigration.get(ref.project, ref.queue))
     return row === undefined ? null : toMigration(row)
   }
 

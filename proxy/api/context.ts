@@ -1,6 +1,7 @@
 /** What a handler sees of a request, and the shared pieces of response building. */
 import type { Config } from '../../shared/config.js'
 import type { Authenticator, Identity } from '../auth/index.js'
+import type { RateLimiter } from '../limits/index.js'
 import type { Logger } from '../../shared/log.js'
 import type { Message, QueueRef } from '../../shared/storage/contract.js'
 import type { Query } from '../params.js'
@@ -39,6 +40,8 @@ export interface Params {
   key?: string
   /** A subscription's id (proxy/api/subscriptions.ts). */
   subscription?: string
+  /** Admin routes: the project whose rate limits are read or set (proxy/limits/admin-api.ts). */
+  tenant?: string
 }
 
 export interface ApiRequest {
@@ -57,6 +60,8 @@ export interface ApiRequest {
   identity: Identity
   /** The proxy's authenticator (the keys admin API reads its store). */
   auth: Authenticator
+  /** Per-project rate limits; absent when `rateLimits.enabled` is off. */
+  limiter?: RateLimiter | undefined
   /** The `Idempotency-Key` header as sent (docs/api.md, "Safe retries"); undefined when absent. */
   idempotencyKey?: string | undefined
   contentType: string

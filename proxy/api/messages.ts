@@ -22,6 +22,8 @@ export async function postMessages(req: ApiRequest): Promise<Reply> {
     throw badRequest(`No more than ${most} messages may be posted at once.`)
   }
   const messages = messagePost(doc, req.config.limits)
+  // Messages per second (docs/limits.md): counted once the post is known to be valid.
+  if (req.limiter !== undefined) await req.limiter.messages(req.project, messages.length)
   const ref = queueRef(req)
   const ids = await req.storage.postMessages(ref, messages, {
     clientId: req.clientId,

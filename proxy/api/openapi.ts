@@ -122,6 +122,15 @@ const SCHEMAS: Record<string, Schema> = {
   SubscriptionCreate: obj({ subscriber: str, ttl: { type: 'integer', minimum: 60 }, options: { type: 'object' } }, ['subscriber']),
   SubscriptionPatch: obj({ subscriber: str, ttl: { type: 'integer', minimum: 60 }, options: { type: 'object' } }, []),
   SubscriptionCreated: obj({ subscription_id: str }),
+  Key: obj({ id: str, href: str, project: str, roles: arrayOf(str), description: str, created: str, expires: { type: ['string', 'null'] } }),
+  KeyCreated: {
+    allOf: [ref('Key'), obj({ key: str })],
+    description: 'The new key with its secret (`key`), shown this once (docs/auth.md).',
+  },
+  KeyList: obj({ keys: arrayOf(ref('Key')), links: ref('Links') }),
+  KeyCreate: obj({ project: str, roles: arrayOf(str), description: str, ttl: int }, ['project']),
+  RateLimits: obj({ requestsPerSecond: { type: 'number' }, requestBurst: { type: 'number' }, messagesPerSecond: { type: 'number' }, messageBurst: { type: 'number' } }, []),
+  ProjectLimits: obj({ project: str, defaults: ref('RateLimits'), override: { anyOf: [ref('RateLimits'), { type: 'null' }] }, effective: ref('RateLimits') }),
   Versions: obj({ versions: arrayOf(obj({ id: str, status: str, updated: str, 'media-types': { type: 'array' }, links: ref('Links') })) }),
   Home: obj({ resources: { type: 'object' } }),
 }
@@ -273,6 +282,18 @@ const OPS: Record<string, Op> = {
     body: ref('RebalanceRequest'),
     responses: { 202: ok('The shares and the migrations started', ref('Rebalance')), ...errors(400, 403) },
   },
+  'GET admin/keys': {
+    summary: 'API keys (strategy keys; docs/auth.md), never their secrets',
+    admin: true,
+    params: [qp('limit', int, '1..1000'), qp('marker', str, '')],
+    responses: { 200: ok('A page', ref('KeyList')), ...errors(400, 403, 404) },
+  },
+  'POST admin/keys': { summary: 'Create an API key (its secret is shown once)', admin: true, body: ref('KeyCreate'), responses: { 201: ok('The key', ref('KeyCreated')), ...errors(400, 403, 404) } },
+  'GET admin/keys/{key}': { summary: 'One API key', admin: true, responses: { 200: ok('The key', ref('Key')), ...errors(400, 403, 404) } },
+  'DELETE admin/keys/{key}': { summary: 'Revoke an API key', admin: true, responses: { 204: ok('Revoked'), ...errors(400, 403, 404) } },
+  'GET admin/limits/{tenant}': { summary: 'A project\'s rate limits (docs/limits.md)', admin: true, responses: { 200: ok('Defaults, override, in force', ref('ProjectLimits')), ...errors(400, 403, 404) } },
+  'PUT admin/limits/{tenant}': { summary: 'Replace a project\'s rate-limit override', admin: true, body: ref('RateLimits'), responses: { 200: ok('Defaults, override, in force', ref('ProjectLimits')), ...errors(400, 403, 404) } },
+  'DELETE admin/limits/{tenant}': { summary: 'Drop a project\'s override', admin: true, responses: { 204: ok('Dropped'), ...errors(400, 403, 404) } },
 }
 
 /** The keys of `OPS` every route of the table needs (exported for the drift test). */

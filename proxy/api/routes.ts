@@ -17,6 +17,7 @@ import { shareQueue } from './share.js'
 import * as subscriptions from './subscriptions.js'
 import * as system from './system.js'
 import * as keys from '../auth/admin-api.js'
+import * as rateLimits from '../limits/admin-api.js'
 import { postTooLargeText } from '../storage-errors.js'
 
 export interface Route {
@@ -106,6 +107,10 @@ export const ROUTES: Route[] = [
   { method: 'POST', path: 'admin/keys', handler: keys.createKey, v1_1: false },
   { method: 'GET', path: 'admin/keys/{key}', handler: keys.getKey, v1_1: false },
   { method: 'DELETE', path: 'admin/keys/{key}', handler: keys.deleteKey, v1_1: false },
+  // Per-project rate limits (proxy/limits/admin-api.ts; docs/limits.md).
+  { method: 'GET', path: 'admin/limits/{tenant}', handler: rateLimits.getLimits, v1_1: false },
+  { method: 'PUT', path: 'admin/limits/{tenant}', handler: rateLimits.putLimits, v1_1: false },
+  { method: 'DELETE', path: 'admin/limits/{tenant}', handler: rateLimits.deleteLimits, v1_1: false },
 ]
 
 export const PROFILES: Profile[] = [

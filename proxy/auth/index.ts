@@ -3,6 +3,7 @@
  * (docs/auth.md):
  * - `none`: nobody is checked; `X-Project-ID` is trusted as sent (the embedded default);
  * - `keys`: API keys stored hashed in the catalog (proxy/auth/keys.ts, key-store.ts);
+ * - `keystone`: tokens validated by Keystone v3 (proxy/auth/keystone.ts).
  * In every strategy the operator's `adminToken` is an admin credential bound to no project.
  *
  * `authenticate` answers synchronously whenever it can (strategy `none`, a cached credential), so
@@ -68,13 +69,14 @@ class NoAuth implements Authenticator {
 /** A bounded cache of validated credentials, each until its own deadline (ms since the epoch). */
 export class CredentialCache<K = string> {
   readonly #max: number
-  readonly #map = new Map<string, { identity: Identity; until: number; tag: K }>()
+  readonly #map = new Map<string, { identity: Identity | null; until: number; tag: K }>()
 
   constructor(max: number) {
     this.#max = max
   }
 
-  get(token: string, now: number): Identity | undefined {
+  /** The cached identity; null: cached as invalid; undefined: not cached (or lapsed). */
+  get(token: string, now: number): Identity | null | undefined {
     const e = this.#map.get(token)
     if (e === undefined) return undefined
     if (e.until > now) return e.identity
@@ -82,7 +84,7 @@ export class CredentialCache<K = string> {
     return undefined
   }
 
-  set(token: string, identity: Identity, until: number, tag: K): void {
+  set(token: string, identity: Identity | null, until: number, tag: K): void {
     this.#map.delete(token)
     // Full: drop the oldest entry (Map keeps insertion order), so memory stays bounded whatever
     // clients send.
@@ -167,6 +169,10 @@ export async function createAuthenticator(config: Config, opts: AuthOptions = {}
     case 'keys': {
       const uri = opts.catalogUri ?? config.catalog ?? defaultCatalogUri(config.dataDir)
       return new KeyAuth(await openKeyStore(uri, config.dataDir), config)
+    }
+    case 'keystone': {
+      const { KeystoneAuth } = await import('./keystone.js')
+      return new KeystoneAuth(config, opts.log)
     }
   }
 }

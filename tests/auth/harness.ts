@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { openCatalog } from '../../catalog/index.js'
 import { HttpServer } from '../../proxy/app.js'
 import { createAuthenticator, type Authenticator } from '../../proxy/auth/index.js'
+import { RateLimiter } from '../../proxy/limits/index.js'
 import { PooledDriver } from '../../proxy/pooled-driver.js'
 import { PoolSet } from '../../proxy/pool-set.js'
 import { parseConfig, type Config } from '../../shared/config.js'
@@ -67,13 +68,15 @@ export async function startProxy(t: Teardown, b: Backend, overrides: Record<stri
   const pools = new PoolSet({ catalog, connector: { key: () => '', open: () => [driver], close: () => {} }, defaultPool: 'default', pollMs: 0 })
   await pools.refresh()
   const auth = await createAuthenticator(config, { log })
-  const server = new HttpServer({ config, storage: new PooledDriver({ pools, log }), control: pools, log, auth })
+  const limiter = await RateLimiter.open(config)
+  const server = new HttpServer({ config, storage: new PooledDriver({ pools, log }), control: pools, log, auth, limiter })
   const port = await server.listen()
   t.teardown(async () => {
     await server.drain(0)
     server.close()
     pools.close()
     await auth.close()
+    await limiter?.close()
     await catalog.close()
   })
   return { base: `http://127.0.0.1:${port}`, config, auth }

@@ -453,6 +453,21 @@ export function catalogContract(t: Test, factory: CatalogFactory): void {
     t.equal(await store.activeMigration(ref), null)
   })
 
+  t.test('lastMigration: the latest of the queue, active or ended', async (t) => {
+    const { store, open, ref, m } = await migrationSetup(t)
+    const other = await open()
+    t.equal(await store.lastMigration(ref), null, 'never migrated')
+    const first = await store.createMigration(m)
+    t.equal((await other.lastMigration(ref))?.id, first.id)
+    await store.cancelMigration(first.id)
+    await store.acquireMigration('r', 60_000)
+    await store.updateMigration(first.id, 'r', { state: 'failed', error: 'x' })
+    t.equal((await other.lastMigration(ref))?.state, 'failed', 'ended ones too')
+    const second = await store.createMigration(m)
+    t.equal((await other.lastMigration(ref))?.id, second.id, 'the newest')
+    t.equal(await other.lastMigration({ ...ref, queue: 'other' }), null)
+  })
+
   t.test('a pool a migration is moving a queue onto cannot be deleted', async (t) => {
     const { store, m } = await migrationSetup(t)
     const mig = await store.createMigration(m)

@@ -12,6 +12,9 @@ import { jsonOf, runCli } from './helpers.js'
 
 const TOKEN = 'cli-admin-token'
 
+// Some 70 CLI processes, each a Node start-up, and a real service: more than the default file timeout on a busy machine.
+t.setTimeout(300_000)
+
 t.test('--version and version print package.json\'s version', async (t) => {
   const pkg = (await import('../../package.json', { with: { type: 'json' } })).default as { version: string }
   const r = await runCli(['--version'])

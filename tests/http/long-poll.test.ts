@@ -9,6 +9,8 @@ import { createLogger } from '../../shared/log.js'
 import { parseRedisUri } from '../../shared/storage/redis-uri.js'
 import { openDriver } from '../../worker/storage/index.js'
 import { startRedis, tempDir, waitFor, within, type Teardown } from '../helpers/index.js'
+import { sentinelClient, startSentinelGroup } from '../ha/topology.js'
+import { postedChannel, postedMessage } from '../../shared/storage/posted.js'
 import { startHarness, type Harness, type Resp } from './harness.js'
 
 async function stores(t: Teardown): Promise<[string, string][]> {
@@ -243,4 +245,24 @@ t.test('redis: a post made through another process wakes a parked claim (pool pu
     [[id, 'far away']],
   )
   t.same(heard, [`${h.project}/far:1`], 'one wake-up, from db 0 only (published in order after db 1)')
+})
+
+t.test('redis sentinel pool: the wake-up subscription reaches the master through the Sentinels', async (t) => {
+  const group = await startSentinelGroup(t, { appendfsync: 'everysec', replicas: 1, sentinels: 1 })
+  const h = await startHarness(t)
+  const heard: string[] = []
+  const notify = h.longPoll.notify.bind(h.longPoll)
+  h.longPoll.notify = (r, count) => {
+    heard.push(`${r.project}/${r.queue}:${count}`)
+    notify(r, count)
+  }
+  const wakeups = new RedisWakeups(parseRedisUri(group.uri('durability=fast'), 'fast'), h.longPoll, createLogger('test', 'silent'))
+  t.teardown(() => wakeups.close())
+  await wakeups.ready()
+  // What the Redis driver publishes after a post on this pool, sent to the master itself
+  // (a subscription on the Sentinel, the first host of the URI, would never see it).
+  const master = sentinelClient(t, await group.masterPort())
+  t.equal(await master.publish(postedChannel(0), postedMessage({ project: h.project, queue: 'sent' }, 2, ['a', 'b'])), 1, 'one subscriber on the master')
+  await waitFor(() => heard.length === 1, { what: 'the wake-up' })
+  t.same(heard, [`${h.project}/sent:2`])
 })

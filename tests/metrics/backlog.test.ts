@@ -10,6 +10,9 @@ import { zaqarClient } from '../helpers/http.js'
 
 const ADMIN = 'backlog-admin-token'
 
+// Two real services (SQLite, Redis), each waiting for a background backlog pass.
+t.setTimeout(240_000)
+
 /** Sum of a metric's samples whose labels include `match`. */
 function sum(text: string, name: string, match: Record<string, string> = {}): number {
   let total = 0

@@ -224,3 +224,24 @@ t.test('a whole drain, in process: every queue moves with its messages, at most 
   t.equal(done.length, n)
   t.ok(done.every((m) => m.origin === 'drain:default'))
 })
+
+t.test('drain: a queue whose move failed during the drain is not retried every tick', async (t) => {
+  const { h } = await setup(t, { pools: [{ name: 'b', weight: 1 }] })
+  await h.catalog.place({ project: h.project, queue: 'x1' }, 'default')
+  t.equal((await h.req('POST', '/v2/admin/pools/default/drain', { body: { max_concurrent: 2 } })).status, 202)
+  await h.pools.migrations!.drainTick()
+  const [m] = await h.catalog.listMigrations({ limit: 10 })
+  t.ok(m)
+  // The runner gave up on it (rolled back, failed).
+  await h.catalog.acquireMigration('r', 60_000)
+  await h.catalog.updateMigration(m!.id, 'r', { state: 'cancelling', error: 'store refused' })
+  await h.catalog.updateMigration(m!.id, 'r', { state: 'failed' })
+  await h.pools.migrations!.drainTick()
+  await h.pools.migrations!.drainTick()
+  t.equal((await h.catalog.listMigrations({ limit: 10 })).length, 1, 'no new migration of the failed queue')
+  // A new drain request (a new start time) tries it again.
+  await h.req('DELETE', '/v2/admin/pools/default/drain')
+  t.equal((await h.req('POST', '/v2/admin/pools/default/drain', { body: { max_concurrent: 2 } })).status, 202)
+  await h.pools.migrations!.drainTick()
+  t.equal((await h.catalog.listMigrations({ limit: 10 })).length, 2, 'retried once the drain is asked for again')
+})

@@ -170,11 +170,12 @@ export class FakeStore implements MigratingStore {
   async readForMigration(ref: QueueRef, after: number, limit: number): Promise<MigrationBatch> {
     this.hook('readForMigration', ref)
     const q = this.#q(ref, false)
-    if (q === undefined) return { records: [], claims: [], next: after, end: true }
+    // As the stores do: the metadata with every batch (null: no queue), fences ignored.
+    if (q === undefined) return { records: [], claims: [], next: after, end: true, metadata: null }
     const all = [...q.messages.values()].filter((m) => m.seq > after)
     const records = all.slice(0, limit).map((m) => ({ ...m }))
     const next = records.length === 0 ? after : records[records.length - 1]!.seq
-    return { records, claims: this.#activeClaims(q, records), next, end: all.length <= limit }
+    return { records, claims: this.#activeClaims(q, records), next, end: all.length <= limit, metadata: q.metadata ?? {} }
   }
 
   async readJournal(ref: QueueRef, limit: number): Promise<JournalPage> {

@@ -114,13 +114,14 @@ function runnerSuite(t: Test, openCatalog: CatalogFactory): void {
     const { catalog, stores, ref, counts, runner, client, ended } = await setup(t, openCatalog)
     const a = stores.a!
     const acked: string[] = []
-    for (let i = 0; i < 95; i++) acked.push(a.post(ref, JSON.stringify({ i })))
+    for (let i = 0; i < 295; i++) acked.push(a.post(ref, JSON.stringify({ i })))
     a.setMetadata(ref, { _max_claim_count: 3, note: 'kept' })
     const claim = a.claim(ref, 7)
     const m = await catalog.createMigration({ ...ref, from: 'a', to: 'b', rate: 1000, origin: 'admin' })
     runner()
     const deleted = new Set<string>()
     let i = 0
+    let duringCopy = 0
     let state = 'copying'
     // Traffic until the migration ends: posts, deletes of acknowledged messages, a claim delete.
     while (!['done', 'failed', 'cancelled'].includes(state)) {
@@ -135,6 +136,7 @@ function runnerSuite(t: Test, openCatalog: CatalogFactory): void {
       }
       i++
       state = (await catalog.getMigration(m.id))!.state
+      if (state === 'copying') duringCopy++
       await new Promise((r) => setTimeout(r, 2))
     }
     const end = await ended(m.id)
@@ -144,7 +146,7 @@ function runnerSuite(t: Test, openCatalog: CatalogFactory): void {
     const b = stores.b!
     const want = acked.filter((id) => !deleted.has(id))
     t.same(b.messages(ref).map((x) => x.id), want, 'every acknowledged message not deleted, in FIFO order, none twice')
-    t.ok(i > 10, `clients ran throughout (${i} rounds)`)
+    t.ok(duringCopy > 0, `clients posted and deleted during the copy (${duringCopy} of ${i} rounds)`)
     const claimed = b.messages(ref).filter((x) => x.claimId === claim.id)
     t.same(claimed.map((x) => x.id), claim.ids.slice(1), 'the claim holds the same messages on the target')
     t.ok(claimed.every((x) => x.claimExpires > Date.now()))
@@ -156,11 +158,11 @@ function runnerSuite(t: Test, openCatalog: CatalogFactory): void {
     t.type(end.pauseMs, 'number')
     t.ok(end.switchedAt! > 0 && end.finished! >= end.switchedAt!)
     t.ok(end.sourceCount! > 0 && end.sourceCount! <= want.length, 'the count checked at the switch (posts came after it)')
-    t.ok(end.copied >= 95)
+    t.ok(end.copied >= 295)
     t.equal(end.error, null)
     t.same(counts.outcomes, ['done'])
     t.equal(counts.pauses.length, 1)
-    t.ok(counts.movedMessages >= 95 && counts.movedBytes > 0)
+    t.ok(counts.movedMessages >= 295 && counts.movedBytes > 0)
     t.ok(counts.journalEntries > 0, 'deletes during the copy went through the journal')
     await waitFor(() => counts.runningNow === 0, { what: 'the runner to let go' })
   })
@@ -168,7 +170,8 @@ function runnerSuite(t: Test, openCatalog: CatalogFactory): void {
   t.test('cancel during the copy rolls back: the source serves as before, the target copy is gone', async (t) => {
     const { catalog, stores, ref, runner, ended } = await setup(t, openCatalog)
     const a = stores.a!
-    for (let i = 0; i < 50; i++) a.post(ref, `${i}`)
+    // 400 messages at 100/s: four seconds of copying, time enough to cancel on a loaded machine.
+    for (let i = 0; i < 400; i++) a.post(ref, `${i}`)
     const before = kept(a, ref)
     const m = await catalog.createMigration({ ...ref, from: 'a', to: 'b', rate: 100, origin: 'admin' })
     runner()

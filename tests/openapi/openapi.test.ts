@@ -16,6 +16,9 @@ import { ROUTES } from '../../proxy/api/routes.js'
 import { ROOT, startMissive, startRedis } from '../helpers/index.js'
 
 const ADMIN = 'openapi-admin-token'
+
+// Two real services (SQLite, Redis) and a Python validation of every answer.
+t.setTimeout(240_000)
 const PYTHON = '/usr/bin/python3'
 const doc = JSON.parse(openApiJson()) as { paths: Record<string, Record<string, unknown>> }
 const meta = JSON.parse(readFileSync(join(ROOT, 'tests/openapi/oas-3.1-schema.json'), 'utf8')) as unknown
@@ -60,7 +63,8 @@ for (const store of ['sqlite', 'redis'] as const) {
   t.test(`${store}: live answers to every operation match the document`, async (t) => {
     const env: Record<string, string> = { MISSIVE_ADMIN_TOKEN: ADMIN }
     if (store === 'redis') env.MISSIVE_DEFAULT_POOL = (await startRedis(t, { appendfsync: 'always' })).url
-    const m = await startMissive(t, { env })
+    // Rate limits on (with no limit set: nothing is throttled) so their admin API answers 200.
+    const m = await startMissive(t, { env, config: { rateLimits: { enabled: true } } })
     const recorded: Recorded[] = []
     const headers = { 'Client-ID': randomUUID(), 'X-Project-ID': 'openapi' }
     /** One request; `template` is the document's path for it. */
@@ -193,6 +197,18 @@ for (const store of ['sqlite', 'redis'] as const) {
     await call('DELETE', '/v2/admin/pools/p3/drain', D, { admin: true })
     await call('POST', '/v2/admin/rebalance', '/v2/admin/rebalance', { admin: true, body: { tolerance: 0.2 } })
     await call('POST', '/v2/admin/rebalance', '/v2/admin/rebalance', { admin: true, body: { tolerance: 2 } })
+
+    // API keys are served with auth.strategy "keys" only: here each call is the documented 404.
+    await call('GET', '/v2/admin/keys', '/v2/admin/keys', { admin: true })
+    await call('POST', '/v2/admin/keys', '/v2/admin/keys', { admin: true, body: { project: 'p' } })
+    await call('GET', '/v2/admin/keys/0123456789abcdef', '/v2/admin/keys/{key}', { admin: true })
+    await call('DELETE', '/v2/admin/keys/0123456789abcdef', '/v2/admin/keys/{key}', { admin: true })
+    const L = '/v2/admin/limits/{tenant}'
+    await call('GET', '/v2/admin/limits/openapi', L, { admin: true })
+    t.equal((await call('PUT', '/v2/admin/limits/openapi', L, { admin: true, body: { requestsPerSecond: 0 } })).status, 200)
+    await call('GET', '/v2/admin/limits/openapi', L, { admin: true })
+    await call('PUT', '/v2/admin/limits/openapi', L, { admin: true, body: { bogus: 1 } })
+    await call('DELETE', '/v2/admin/limits/openapi', L, { admin: true })
 
     const seen = new Set(recorded.map((r) => `${r.method.toLowerCase()} ${r.path}`))
     const all = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((meth) => `${meth} ${p}`))

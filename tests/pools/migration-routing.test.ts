@@ -233,6 +233,22 @@ t.test('a call that meets a switch in flight waits for it, then goes to the new 
   t.same(s.a.fenceWrites, [], 'the source fence is the runner’s, never touched by the proxy')
 })
 
+t.test('calls waiting on one switch share one catalog poll', async (t) => {
+  const s = await setup(t)
+  await queueOnA(s, 0)
+  await copyToB(s)
+  s.migrations.active.set(fkey(ref), { id: 'm1', from: 'a', to: 'b' })
+  s.a.fences.set(fkey(ref), { token: 'm1', to: 'b', state: 'moved' })
+  const posts = Array.from({ length: 20 }, (_, i) => s.driver.postMessages(ref, [body(i)], POST))
+  await waitFor(() => s.driver.switchWaiting === 20, { what: 'every call waiting on the switch' })
+  t.equal(s.driver.switchPolls, 1, 'twenty waiting calls, one poll of the catalog')
+  await s.switchPlacement(ref, 'b')
+  s.migrations.active.delete(fkey(ref))
+  t.equal((await Promise.all(posts)).length, 20)
+  t.equal(s.driver.switchWaiting, 0)
+  t.equal((await s.b.inner.stats(ref)).total, 20, 'all on the new pool')
+})
+
 t.test('a switch that outlasts the wait surfaces as 503 with Retry-After, and nothing was done', async (t) => {
   const s = await setup(t, { switchWaitMs: 30 })
   await queueOnA(s, 1)

@@ -28,7 +28,8 @@ t.test('random frames: always answered, never a 5xx', async (t) => {
       grace: value,
       pop: value,
       // Never a real wait (1..20 would park the request): 0, or values the route refuses.
-      wait: fc.oneof(fc.constant(0), fc.string(), fc.integer({ min: 21 }), fc.integer({ max: -1 })),
+      // (a digit string such as "15" is a real wait too: strings are kept non-numeric).
+      wait: fc.oneof(fc.constant(0), fc.string().filter((x) => !/^\s*[+-]?\d+\s*$/.test(x)), fc.integer({ min: 21 }), fc.integer({ max: -1 })),
       metadata: value,
       subscriber: value,
     },

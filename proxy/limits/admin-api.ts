@@ -1,0 +1,58 @@
+/**
+ * The rate limits admin API (docs/limits.md), v2 only, admin role:
+ * - `GET /v2/admin/limits/{project}`: the configured defaults, the project's override and the
+ *   limits in force;
+ * - `PUT /v2/admin/limits/{project}` `{"requestsPerSecond"?, "requestBurst"?, "messagesPerSecond"?,
+ *   "messageBurst"?}`: replaces the override (absent fields take the defaults; 0: no limit);
+ * - `DELETE /v2/admin/limits/{project}`: drops the override.
+ * Seen at once by this proxy and within `rateLimits.overrideCacheMs` by every other one.
+ */
+import { z } from 'zod'
+import { invalidBody, notFound } from '../../shared/errors.js'
+import { requiredBody } from '../api/body.js'
+import type { ApiRequest } from '../api/context.js'
+import { requireAdmin } from '../api/system.js'
+import { empty, json, type Reply } from '../transport.js'
+import type { RateLimiter } from './index.js'
+
+const RATE = z.number().min(0).max(1e9)
+const Override = z.object({ requestsPerSecond: RATE, requestBurst: RATE, messagesPerSecond: RATE, messageBurst: RATE }).partial().strict()
+
+function limiter(req: ApiRequest): RateLimiter {
+  requireAdmin(req)
+  if (req.limiter === undefined) throw notFound('Rate limits are off (rateLimits.enabled).')
+  if (req.params.tenant!.length > 256) throw invalidBody('A project id is at most 256 characters.')
+  return req.limiter
+}
+
+async function view(req: ApiRequest, l: RateLimiter): Promise<Reply> {
+  const project = req.params.tenant!
+  const override = await l.store.get(project)
+  return json(200, { project, defaults: l.effective(null), override, effective: l.effective(override) })
+}
+
+/** GET /v2/admin/limits/{project} */
+export async function getLimits(req: ApiRequest): Promise<Reply> {
+  return view(req, limiter(req))
+}
+
+/** PUT /v2/admin/limits/{project} */
+export async function putLimits(req: ApiRequest): Promise<Reply> {
+  const l = limiter(req)
+  const parsed = Override.safeParse(requiredBody(req))
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!
+    throw invalidBody(`${i.path.join('.') || 'body'}: ${i.message}`)
+  }
+  await l.store.put(req.params.tenant!, parsed.data)
+  l.forget(req.params.tenant!)
+  return view(req, l)
+}
+
+/** DELETE /v2/admin/limits/{project} */
+export async function deleteLimits(req: ApiRequest): Promise<Reply> {
+  const l = limiter(req)
+  await l.store.delete(req.params.tenant!)
+  l.forget(req.params.tenant!)
+  return empty(204)
+}

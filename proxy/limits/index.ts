@@ -1,0 +1,134 @@
+/**
+ * Per-project rate limits (docs/limits.md): requests per second on every versioned route and
+ * messages per second on posts, each a token bucket. Defaults from `rateLimits` in the config,
+ * per-project overrides from the catalog (admin API, proxy/limits/admin-api.ts).
+ *
+ * Where the buckets are counted decides what "per project" means: with a Redis catalog (several
+ * proxies, several hosts) in that Redis, one bucket per project for the whole deployment; with the
+ * embedded SQLite catalog (one proxy process) in the process, which is then the whole deployment.
+ *
+ * Cost on the hot path: a cached override lookup and, in-process, one bucket update (sync, no
+ * await); with Redis, one script call per limited request (docs/limits.md has the numbers).
+ */
+import type { Redis } from 'ioredis'
+import { defaultCatalogUri } from '../../catalog/index.js'
+import type { Config } from '../../shared/config.js'
+import { MissiveError, unavailable } from '../../shared/errors.js'
+import { LocalBuckets, REDIS_TAKE } from './bucket.js'
+import { openLimitStore, type LimitStore, type ProjectLimits } from './store.js'
+
+export type { ProjectLimits } from './store.js'
+
+/** A project's limits once defaults and its override are merged (0: no limit). */
+export interface EffectiveLimits {
+  requestsPerSecond: number
+  requestBurst: number
+  messagesPerSecond: number
+  messageBurst: number
+}
+
+type ScriptedRedis = Redis & { missiveTake(key: string, n: number, rate: number, burst: number): Promise<number> }
+
+/** 429 for a project over a limit, with the wait as `Retry-After`. */
+export const tooMany = (what: string, rate: number, wait: number): MissiveError =>
+  new MissiveError('too_many_requests', `This project exceeded its limit of ${rate} ${what} per second.`, { retryAfter: wait })
+
+/** The burst a rate gets when none is set: one second's worth (at least 1). */
+const burstOf = (rate: number, burst: number | undefined): number => (burst !== undefined && burst > 0 ? burst : Math.max(1, rate))
+
+export class RateLimiter {
+  readonly store: LimitStore
+  readonly #defaults: ProjectLimits
+  readonly #cacheMs: number
+  readonly #cache = new Map<string, { limits: EffectiveLimits; until: number }>()
+  /** In-process buckets, one map per kind (keyed by project: no key built per request). */
+  readonly #local = { r: new LocalBuckets(), m: new LocalBuckets() }
+  readonly #redis: ScriptedRedis | undefined
+  readonly #prefix: string
+
+  constructor(config: Config, store: LimitStore) {
+    const r = config.rateLimits
+    this.#defaults = { requestsPerSecond: r.requestsPerSecond, requestBurst: r.requestBurst, messagesPerSecond: r.messagesPerSecond, messageBurst: r.messageBurst }
+    this.#cacheMs = r.overrideCacheMs
+    this.store = store
+    this.#prefix = `${store.prefix}rate:`
+    if (store.redis !== undefined) {
+      store.redis.defineCommand('missiveTake', { numberOfKeys: 1, lua: REDIS_TAKE })
+      this.#redis = store.redis as ScriptedRedis
+    }
+  }
+
+  /** Opens the limiter over the catalog's override table; undefined when `rateLimits.enabled` is off. */
+  static async open(config: Config, catalogUri?: string): Promise<RateLimiter | undefined> {
+    if (!config.rateLimits.enabled) return undefined
+    const uri = catalogUri ?? config.catalog ?? defaultCatalogUri(config.dataDir)
+    return new RateLimiter(config, await openLimitStore(uri, config.dataDir))
+  }
+
+  /** The configured defaults merged with `override`. */
+  effective(override: ProjectLimits | null): EffectiveLimits {
+    const m = { ...this.#defaults, ...override }
+    const rps = m.requestsPerSecond ?? 0
+    const mps = m.messagesPerSecond ?? 0
+    return { requestsPerSecond: rps, requestBurst: burstOf(rps, m.requestBurst), messagesPerSecond: mps, messageBurst: burstOf(mps, m.messageBurst) }
+  }
+
+  #limits(project: string): EffectiveLimits | Promise<EffectiveLimits> {
+    const now = Date.now()
+    const hit = this.#cache.get(project)
+    if (hit !== undefined && hit.until > now) return hit.limits
+    return this.store.get(project).then((o) => {
+      const limits = this.effective(o)
+      if (this.#cache.size >= 100_000) this.#cache.clear()
+      this.#cache.set(project, { limits, until: Date.now() + this.#cacheMs })
+      return limits
+    })
+  }
+
+  /** Forgets the cached limits of `project` (its override just changed here). */
+  forget(project: string): void {
+    this.#cache.delete(project)
+  }
+
+  #take(kind: 'r' | 'm', project: string, n: number, rate: number, burst: number): number | Promise<number> {
+    if (this.#redis === undefined) return this.#local[kind].take(project, n, rate, burst)
+    // The project inside a hash tag: one slot per bucket on a Redis Cluster too.
+    return this.#redis.missiveTake(`${this.#prefix}${kind}:{${project}}`, n, rate, burst).then(
+      (micros) => micros / 1e6,
+      (err: unknown) => {
+        throw unavailable('The rate-limit counters cannot be reached.', 1, err)
+      },
+    )
+  }
+
+  /** Throws 429 when `project` is over its requests per second; sync when nothing must be asked. */
+  request(project: string): void | Promise<void> {
+    const limits = this.#limits(project)
+    if (limits instanceof Promise) return limits.then((l) => this.#requestWith(project, l))
+    return this.#requestWith(project, limits)
+  }
+
+  #requestWith(project: string, l: EffectiveLimits): void | Promise<void> {
+    if (l.requestsPerSecond === 0) return
+    const wait = this.#take('r', project, 1, l.requestsPerSecond, l.requestBurst)
+    if (typeof wait === 'number') {
+      if (wait > 0) throw tooMany('requests', l.requestsPerSecond, wait)
+      return
+    }
+    return wait.then((w) => {
+      if (w > 0) throw tooMany('requests', l.requestsPerSecond, w)
+    })
+  }
+
+  /** Throws 429 when posting `n` messages would put `project` over its messages per second. */
+  async messages(project: string, n: number): Promise<void> {
+    const l = await this.#limits(project)
+    if (l.messagesPerSecond === 0) return
+    const wait = await this.#take('m', project, n, l.messagesPerSecond, l.messageBurst)
+    if (wait > 0) throw tooMany('messages', l.messagesPerSecond, wait)
+  }
+
+  async close(): Promise<void> {
+    await this.store.close()
+  }
+}
