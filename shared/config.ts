@@ -84,6 +84,11 @@ export const NotificationSchema = z
     timeout_ms: z.int().min(100).max(600_000).default(5000),
     /** Delivery attempts in flight at once in one proxy, all subscribers together. */
     max_concurrent: z.int().min(1).max(10_000).default(64),
+    /**
+     * Host names, addresses and CIDRs webhooks may reach although they are loopback, private or
+     * link-local (refused by default: docs/notifications.md).
+     */
+    allow_hosts: z.array(z.string().min(1)).default([]),
     /** Zaqar's `smtp_command`: a sendmail-compatible command that reads the mail on stdin (split on spaces). */
     smtp_command: z.string().min(1).default('/usr/sbin/sendmail -t -oi'),
   })

@@ -9,6 +9,7 @@ import type { Subscription, SubscriptionPatch } from '../../catalog/contract.js'
 import { isObject, toJson } from '../json.js'
 import { subscriptionSecret } from '../notify/deliver.js'
 import { validateRetryPolicy } from '../notify/retry-policy.js'
+import { AllowList, refusedAtCreation } from '../notify/ssrf.js'
 import { empty, json, type Reply } from '../transport.js'
 import { pageLimit } from '../validate.js'
 import { optionalBody } from './body.js'
@@ -48,12 +49,15 @@ export function schemeOf(subscriber: string): string {
  * were given, validated. Differences, each a 400 where Zaqar would store something unusable or
  * answer 503: an empty or non-string subscriber, a `ttl` of 0.
  */
-function validateFields(doc: Record<string, unknown>, limits: Limits, now: number): SubscriptionPatch {
+function validateFields(doc: Record<string, unknown>, limits: Limits, now: number, allowHosts: readonly string[]): SubscriptionPatch {
   const out: SubscriptionPatch = {}
   const subscriber = doc.subscriber
   if (subscriber !== undefined && subscriber !== null) {
     if (typeof subscriber !== 'string' || !limits.subscriber_types.includes(schemeOf(subscriber) as 'http') || !wellFormed(subscriber)) {
       throw badRequest(`The subscriber type of subscription must be supported in the list ${pyList(limits.subscriber_types)}.`)
+    }
+    if (refusedAtCreation(subscriber, allowList(allowHosts))) {
+      throw badRequest('The subscriber\'s address is not allowed: loopback, private and link-local addresses are refused (notification.allow_hosts).')
     }
     out.subscriber = subscriber
   }
@@ -80,6 +84,14 @@ function validateFields(doc: Record<string, unknown>, limits: Limits, now: numbe
   return out
 }
 
+/** The allow-list of a config, built once per config (the array is the key). */
+const allowLists = new WeakMap<readonly string[], AllowList>()
+function allowList(hosts: readonly string[]): AllowList {
+  let a = allowLists.get(hosts)
+  if (a === undefined) allowLists.set(hosts, (a = new AllowList(hosts)))
+  return a
+}
+
 /** An http(s) subscriber must be a URL with a host; a mailto one must name an address. */
 function wellFormed(subscriber: string): boolean {
   if (subscriber.length > 2048) return false
@@ -103,7 +115,7 @@ export async function createSubscription(req: ApiRequest): Promise<Reply> {
   if (!Object.hasOwn(doc, 'subscriber')) throw badRequest('Missing parameter subscriber in body.')
   const now = Date.now()
   const limits = req.config.limits
-  const fields = validateFields(doc, limits, now)
+  const fields = validateFields(doc, limits, now, req.config.notification.allow_hosts)
   if (fields.subscriber === undefined) {
     throw badRequest(`The subscriber type of subscription must be supported in the list ${pyList(limits.subscriber_types)}.`)
   }
@@ -158,7 +170,7 @@ export async function patchSubscription(req: ApiRequest): Promise<Reply> {
   const doc = documentOf(req)
   if (Object.keys(doc).length === 0) throw badRequest('No subscription to create.')
   const now = Date.now()
-  const patch = validateFields(doc, req.config.limits, now)
+  const patch = validateFields(doc, req.config.limits, now, req.config.notification.allow_hosts)
   if (patch.subscriber === undefined && patch.ttl === undefined && patch.options === undefined) {
     // Zaqar's update asserts it was given a field, and answers this when it was not.
     throw new MissiveError('bad_request', `Subscription ${id} could not be updated.`, { title: 'Unable to update subscription' })

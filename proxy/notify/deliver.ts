@@ -1,10 +1,15 @@
 /**
  * One delivery attempt of one notification: an HTTP POST (Node's fetch) or a mail piped to a
  * sendmail-compatible command (Zaqar's `smtp_mode = third_part`, zaqar/notification/tasks/mailto.py).
- * Both are bounded in time; neither follows redirects nor reads more of a response than its status.
+ * Both are bounded in time; a webhook follows no redirect, reads nothing of a response but its
+ * status, and reaches only addresses ssrf.ts allows. (node:http rather than fetch: fetch cannot be
+ * told which address to connect to without adding undici as a dependency.)
  */
 import { spawn } from 'node:child_process'
 import { createHmac } from 'node:crypto'
+import { request as httpRequest, type ClientRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { ForbiddenAddress, guardedLookup, type AllowList } from './ssrf.js'
 
 /** The header that carries a webhook body's signature: `sha256=<hex HMAC-SHA256 of the body>`. */
 export const SIGNATURE_HEADER = 'X-Missive-Signature'
@@ -18,22 +23,44 @@ export const signBody = (secret: string, body: string): string => `sha256=${crea
 /** Headers a subscription's `post_headers` may not set: the transport's own. */
 const RESERVED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', SIGNATURE_HEADER.toLowerCase()])
 
-/** An attempt's outcome: delivered, or why not (for the log and the dead letter). */
-export type Attempt = { ok: true } | { ok: false; error: string }
+/** An attempt's outcome: delivered, or why not (for the log and the dead letter); `permanent`: retrying cannot help. */
+export type Attempt = { ok: true } | { ok: false; error: string; permanent?: boolean }
 
 /**
- * POSTs `body`. Zaqar's rule: a status from 200 to 499 is delivered (a 4xx will not get better by
- * retrying); 5xx, a timeout or a connection error is a failure.
+ * POSTs `body` (node:http, so the connection goes to the address `lookup` checked: ssrf.ts).
+ * Zaqar's rule: a status from 200 to 499 is delivered (a 4xx will not get better by retrying);
+ * 5xx, a timeout or a connection error is a failure. Redirects are not followed, and the response
+ * body is never read: a receiver cannot make the notifier buffer anything.
  */
-export async function postWebhook(url: string, body: string, headers: Record<string, string>, timeoutMs: number): Promise<Attempt> {
-  try {
-    const res = await fetch(url, { method: 'POST', body, headers, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) })
-    // The body is never read: a receiver cannot make the notifier buffer anything.
-    await res.body?.cancel().catch(() => undefined)
-    return res.status >= 200 && res.status < 500 ? { ok: true } : { ok: false, error: `HTTP ${res.status}` }
-  } catch (err) {
-    return { ok: false, error: (err as Error).name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : String((err as Error).message ?? err) }
-  }
+export function postWebhook(url: string, body: string, headers: Record<string, string>, timeoutMs: number, allow: AllowList): Promise<Attempt> {
+  return new Promise((resolve) => {
+    let done = false
+    const finish = (a: Attempt): void => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      resolve(a)
+    }
+    let req: ClientRequest
+    try {
+      const u = new URL(url)
+      const payload = Buffer.from(body, 'utf8')
+      const request = u.protocol === 'https:' ? httpsRequest : httpRequest
+      req = request(u, { method: 'POST', headers: { ...headers, 'Content-Length': String(payload.length) }, lookup: guardedLookup(allow) as never, agent: false }, (res) => {
+        const status = res.statusCode ?? 0
+        res.destroy()
+        finish(status >= 200 && status < 500 ? { ok: true } : { ok: false, error: `HTTP ${status}` })
+      })
+      req.on('error', (err) => finish(err instanceof ForbiddenAddress ? { ok: false, error: err.message, permanent: true } : { ok: false, error: err.message }))
+      req.end(payload)
+    } catch (err) {
+      return finish({ ok: false, error: (err as Error).message, permanent: true })
+    }
+    const timer = setTimeout(() => {
+      req.destroy()
+      finish({ ok: false, error: `timed out after ${timeoutMs} ms` })
+    }, timeoutMs)
+  })
 }
 
 /** Extra headers from the subscription's `post_headers` (strings only, transport headers excluded). */

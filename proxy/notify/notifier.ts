@@ -24,6 +24,7 @@ import type { Message, Metadata, MessageListing, ListMessagesOptions, QueueRef }
 import { extraHeaders, postWebhook, sendMail, signBody, subscriptionSecret, SIGNATURE_HEADER, type Attempt } from './deliver.js'
 import { effectivePolicy, retryDelays } from './schedule.js'
 import { createSignedUrl, formatExpires } from '../auth/signed-url.js'
+import { AllowList } from './ssrf.js'
 
 /** What the notifier reads of the message store. */
 export interface NotifierStorage {
@@ -126,6 +127,7 @@ export class Notifier {
   readonly #slots: Slots
   readonly #closing = new AbortController()
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>
+  readonly #allow: AllowList
   readonly #counter: Counter<'result'>
   /** Totals since start (tests and the log read them). */
   readonly totals = { delivered: 0, failedAttempts: 0, deadLettered: 0 }
@@ -134,6 +136,7 @@ export class Notifier {
     this.#d = deps
     this.#slots = new Slots(deps.config.notification.max_concurrent)
     this.#sleep = deps.sleep ?? defaultSleep
+    this.#allow = new AllowList(deps.config.notification.allow_hosts)
     this.#counter = new Counter({
       name: 'missive_notify_deliveries_total',
       help: 'Notification delivery outcomes: delivered, failed_attempt (retried), dead_lettered (given up after the retry policy).',
@@ -328,12 +331,13 @@ export class Notifier {
         this.#counter.inc({ result: 'delivered' })
         return
       }
+      if (last.permanent === true) break
     }
     this.totals.deadLettered++
     this.#counter.inc({ result: 'dead_lettered' })
     // The dead letter: a warning log line carrying everything needed to replay it by hand.
     this.#d.log.warn(
-      { deadLetter: true, project: sub.project, queue: sub.queue, subscription: sub.id, subscriber: sub.subscriber, message: what, attempts: delays.length + 1, error: last.error },
+      { deadLetter: true, project: sub.project, queue: sub.queue, subscription: sub.id, subscriber: sub.subscriber, message: what, error: last.error },
       'notifier: delivery dead-lettered after its retry policy',
     )
   }
@@ -344,7 +348,7 @@ export class Notifier {
     const headers: Record<string, string> = { 'Content-Type': 'application/json', ...extraHeaders(sub.options) }
     const key = n.signing_key ?? this.#d.config.signed_url.secret_key
     if (key !== undefined) headers[SIGNATURE_HEADER] = signBody(subscriptionSecret(key, sub.id), body)
-    return postWebhook(sub.subscriber, body, headers, n.timeout_ms)
+    return postWebhook(sub.subscriber, body, headers, n.timeout_ms, this.#allow)
   }
 }
 

@@ -20,6 +20,7 @@ import { zaqarClient, type ZaqarClient } from '../helpers/http.js'
 
 export interface Notifying {
   client: ZaqarClient
+  catalog: SqliteCatalog
   notifier: Notifier
   /** The delays (ms) the notifier asked to wait before retries, in order. */
   sleeps: number[]
@@ -37,7 +38,7 @@ export async function startNotifying(
   opts: { serve?: boolean; config?: Record<string, unknown> } = {},
 ): Promise<Notifying> {
   const dir = mkdtempSync(join(tmpdir(), 'missive-notify-'))
-  const config = parseConfig({ port: 0, dataDir: dir, logLevel: 'silent', ...opts.config, notification: { signing_key: 'test-signing-key', ...notification } })
+  const config = parseConfig({ port: 0, dataDir: dir, logLevel: 'silent', ...opts.config, notification: { signing_key: 'test-signing-key', allow_hosts: ['127.0.0.1'], ...notification } })
   const driver = await openDriver(store, { dataDir: dir, durability: 'fast' })
   const catalog = new SqliteCatalog(join(dir, 'catalog.sqlite'))
   await catalog.putPool({ name: 'default', uri: store, weight: 1, flavor: null, options: {} })
@@ -59,7 +60,7 @@ export async function startNotifying(
     await catalog.close()
     rmSync(dir, { recursive: true, force: true })
   })
-  return { client: zaqarClient(`http://127.0.0.1:${port}`, { project: `p-${randomUUID()}`, clientId: randomUUID() }), notifier, sleeps, dir }
+  return { catalog, client: zaqarClient(`http://127.0.0.1:${port}`, { project: `p-${randomUUID()}`, clientId: randomUUID() }), notifier, sleeps, dir }
 }
 
 export interface Received {
