@@ -9,8 +9,10 @@
  */
 import type { QueueRef } from '../shared/storage/contract.js'
 import type { Migration, MigrationPatch, MigrationState, NewMigration } from './migration-record.js'
+import type { CreatedSubscription, NewSubscription, Subscription, SubscriptionPatch, SubscriptionUpdate } from './subscription-record.js'
 
 export type { Migration, MigrationPatch, MigrationState, NewMigration } from './migration-record.js'
+export type { CreatedSubscription, NewSubscription, Subscription, SubscriptionPatch, SubscriptionUpdate } from './subscription-record.js'
 
 /** A storage pool: where queues live. */
 export interface Pool {
@@ -179,6 +181,39 @@ export interface CatalogStore {
    * `too_late`. Missing: `not_found`.
    */
   cancelMigration(id: string): Promise<Migration>
+
+  // Subscriptions (catalog/subscription-record.ts; docs/notifications.md). `now` is ms since the
+  // epoch: a subscription whose `expires` is not after `now` does not exist for any method.
+
+  /**
+   * Creates a subscription (unconfirmed) unless a live one of the same project, queue and
+   * subscriber exists, atomically; then returns that one's id and flag with `created: false`.
+   */
+  createSubscription(s: NewSubscription, now: number): Promise<CreatedSubscription>
+
+  /** The live subscription of that queue with that id, or null. */
+  getSubscription(ref: QueueRef, id: string, now: number): Promise<Subscription | null>
+
+  /** Up to `limit` live subscriptions of the queue in id (creation) order, after `after` when given. */
+  listSubscriptions(ref: QueueRef, opts: { limit: number; after?: string | undefined; now: number }): Promise<Subscription[]>
+
+  /**
+   * Applies `patch` (a new `ttl` restarts the clock: `expires = now + ttl`). `duplicate` when the
+   * new subscriber already has a live subscription on the queue; nothing changes then.
+   */
+  updateSubscription(ref: QueueRef, id: string, patch: SubscriptionPatch, now: number): Promise<SubscriptionUpdate>
+
+  /** Sets `confirmed`; false when there is no such live subscription. */
+  confirmSubscription(ref: QueueRef, id: string, confirmed: boolean, now: number): Promise<boolean>
+
+  /** Deletes it (missing: no-op). */
+  deleteSubscription(ref: QueueRef, id: string): Promise<void>
+
+  /** Stores the notifier's cursor of a live subscription (missing: no-op). */
+  setSubscriptionCursor(ref: QueueRef, id: string, cursor: string): Promise<void>
+
+  /** Up to `limit` queues that have (or recently had) subscriptions, in (project, queue) byte order, after `after`. */
+  listSubscribedQueues(opts: { limit: number; after?: QueueRef | undefined }): Promise<QueueRef[]>
 
   close(): Promise<void>
 }

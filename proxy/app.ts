@@ -8,6 +8,8 @@ import type { Config } from '../shared/config.js'
 import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
 import { NO_AUTH, type Authenticator, type Identity } from './auth/index.js'
+import { verifySignedRequest, type SignedHeaders } from './auth/signed-url.js'
+import type { Notifier } from './notify/notifier.js'
 import type { RateLimiter } from './limits/index.js'
 import { Cors } from './cors.js'
 import type { ApiRequest } from './api/context.js'
@@ -48,6 +50,8 @@ export interface AppDeps {
   longPoll?: LongPoll
   /** Who requests are (proxy/auth/). Absent: strategy `none`. */
   auth?: Authenticator
+  /** Delivers posted messages to subscriptions (proxy/notify/notifier.ts); absent: none delivered here. */
+  notifier?: Notifier
   /** Per-project rate limits (proxy/limits/). Absent: none. */
   limiter?: RateLimiter | undefined
 }
@@ -83,6 +87,8 @@ interface Head {
   authToken: string
   /** `Idempotency-Key` (docs/api.md, "Safe retries"). */
   idempotencyKey: string | undefined
+  /** `URL-Signature` and its companions (proxy/auth/signed-url.ts); undefined when not sent. */
+  signed: SignedHeaders | undefined
   /** CORS (proxy/cors.ts): `Origin` and a preflight's requested method and headers. */
   origin: string | undefined
   corsMethod: string | undefined
@@ -129,6 +135,7 @@ function readHead(req: uWS.HttpRequest): Head {
     requestId: '',
     authToken: '',
     idempotencyKey: undefined,
+    signed: undefined,
     origin: undefined,
     corsMethod: undefined,
     corsHeaders: undefined,
@@ -179,6 +186,14 @@ function readHead(req: uWS.HttpRequest): Head {
         break
       case 'idempotency-key':
         head.idempotencyKey = v
+        break
+      case 'url-signature':
+        ;(head.signed ??= { signature: '', expires: undefined, methods: undefined, paths: undefined }).signature = v
+        break
+      case 'url-expires':
+      case 'url-methods':
+      case 'url-paths':
+        ;(head.signed ??= { signature: '', expires: undefined, methods: undefined, paths: undefined })[k.slice(4) as 'expires'] = v
         break
       case 'origin':
         head.origin = v
@@ -366,6 +381,7 @@ export class HttpServer {
       requestId: call.requestId,
       authToken: call.authToken,
       idempotencyKey: undefined,
+      signed: undefined,
       headerBytes: 0,
       problem: undefined,
       // A WebSocket call is not a browser's cross-origin HTTP request: CORS does not apply.
@@ -434,7 +450,11 @@ export class HttpServer {
     // Authentication first, as Zaqar's auth middleware runs before its routes. Synchronous when
     // nothing must be asked (strategy none, a cached credential): no extra await on the hot path.
     const auth = this.#auth
-    let proof = auth.authenticate(head.authToken)
+    // A pre-signed URL is a credential of its own (proxy/auth/signed-url.ts), checked first as in Zaqar.
+    let proof =
+      head.signed !== undefined && head.signed.signature !== ''
+        ? verifySignedRequest(config.signed_url.secret_key, head.signed, head.method, head.path, head.project, Date.now())
+        : auth.authenticate(head.authToken)
     if (proof instanceof Promise) proof = await proof
     if (proof === null) return { status: 401, body: UNAUTHORIZED, headers: auth.challenge }
     const identity: Identity = proof
@@ -493,6 +513,7 @@ export class HttpServer {
       longPoll: this.#longPoll,
       abort: state,
       pushes: this.websocket?.subscriptions,
+      notifier: this.#deps.notifier,
     }
     // Replies for `Accept: application/x-msgpack` are re-encoded; errors stay JSON (docs/api.md).
     return msgpack ? msgpackReply(await route.handler(apiReq)) : route.handler(apiReq)

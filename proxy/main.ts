@@ -7,6 +7,7 @@
  * Sends `{type:'ready', port}` over IPC once listening; drains on SIGTERM and exits 0.
  */
 import { defaultCatalogUri, openCatalog, type Pool } from '../catalog/index.js'
+import { Notifier } from './notify/notifier.js'
 import { DEFAULT_POOL, poolSocketPath, poolWorkerCount } from '../catalog/pools.js'
 import { redactUri } from '../shared/storage/registry.js'
 import { parseConfig } from '../shared/config.js'
@@ -192,13 +193,16 @@ async function main(): Promise<void> {
   BACKLOG.set(pools, backlog)
   metrics?.watchBacklog(backlog)
   const auth = await createAuthenticator(config, { catalogUri, log })
+  // Subscriptions' deliveries (docs/notifications.md): off the request path, resumed from the catalog's cursors.
+  const notifier = new Notifier({ catalog, storage, config, log, registry: metrics?.registry })
   const limiter = await RateLimiter.open(config, catalogUri)
-  server = new HttpServer({ config, storage, control: pools, log, longPoll, auth, limiter, ...(metrics && { metrics }) })
+  server = new HttpServer({ config, storage, control: pools, log, longPoll, auth, limiter, notifier, ...(metrics && { metrics }) })
   const port = await server.listen()
   const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.metricsBind ?? config.bind, config.metricsPort, metrics) : undefined
   log.info({ bind: config.bind, port, ...(config.adminPort > 0 && { adminBind: config.adminBind ?? config.bind, adminPort: config.adminPort }) }, 'proxy listening')
   process.send?.({ type: 'ready', port })
   runner?.start()
+  void notifier.start().catch((err: unknown) => log.warn({ err }, 'notifier: start-up scan failed (queues are served on their next post)'))
   // The access log is buffered: push it out at least every second, so `tail -f` keeps up.
   if (config.accessLog) setInterval(() => log.flush(), 1000).unref()
 
@@ -212,6 +216,7 @@ async function main(): Promise<void> {
     await runner?.stop()
     await server.drain(config.drainTimeoutMs)
     server.close()
+    notifier.close()
     backlog.stop()
     metricsServer?.close()
     await storage.close()

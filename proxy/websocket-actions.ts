@@ -144,6 +144,30 @@ export const ACTIONS: Record<string, Action> = {
   },
 }
 
+/**
+ * Stored (webhook and mail) subscriptions over the WebSocket API: the same HTTP routes as
+ * `/v2/queues/<q>/subscriptions` (docs/notifications.md). proxy/websocket.ts uses them for a
+ * `subscription_create` naming a `subscriber`, and for a get or delete of an id the socket does
+ * not hold; everything else of `subscription_*` is the socket's own push subscriptions.
+ */
+export const STORED_SUBSCRIPTION_ACTIONS: Record<'subscription_create' | 'subscription_get' | 'subscription_delete', Action> = {
+  subscription_create: {
+    strings: ['queue_name', 'subscriber'],
+    toHttp: (b) => ({ method: 'POST', path: `queues/${q(b)}/subscriptions`, query: '', body: pick(b, ['subscriber', 'ttl', 'options']) }),
+    shape: (r, b) => ({ ...(r as Record<string, unknown>), message: `Subscription ${b.queue_name as string} created.` }),
+  },
+  subscription_get: {
+    strings: ['queue_name', 'subscription_id'],
+    toHttp: (b) => ({ method: 'GET', path: `queues/${q(b)}/subscriptions/${enc(b.subscription_id as string)}`, query: '' }),
+    shape: asIs,
+  },
+  subscription_delete: {
+    strings: ['queue_name', 'subscription_id'],
+    toHttp: (b) => ({ method: 'DELETE', path: `queues/${q(b)}/subscriptions/${enc(b.subscription_id as string)}`, query: '' }),
+    shape: (_r, b) => `Subscription ${b.subscription_id as string} removed.`,
+  },
+}
+
 function idsOf(v: unknown): string {
   return Array.isArray(v) ? v.map(String).join(',') : String(v ?? '')
 }

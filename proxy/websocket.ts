@@ -26,7 +26,8 @@ import type { AbortHook } from './long-poll.js'
 import { jsonToMsgpack, parseMsgpack } from './msgpack.js'
 import { checkProject, checkQueueIdentity, errorReply, type Reply } from './transport.js'
 import type { uWS } from './uws.js'
-import { ACTIONS, frameJson, parseReply, type FrameBody } from './websocket-actions.js'
+import { ACTIONS, frameJson, parseReply, STORED_SUBSCRIPTION_ACTIONS, type FrameBody } from './websocket-actions.js'
+import { pyList } from './api/context.js'
 import { SocketSubscriptions, type PushSocket } from './websocket-push.js'
 
 /** One API call of a frame, run by the HTTP server's own pipeline (`HttpServer.call`). */
@@ -186,7 +187,7 @@ export class WebSocketApi {
     const token = headerText(headers, 'X-Auth-Token') ?? data.token
     if (this.#auth.strategy !== 'none' && token === undefined) return answer(403, { error: 'Not authentified.' })
     const b = body as FrameBody
-    const spec = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined
+    let spec = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined
     const strings = spec?.strings ?? ['queue_name']
     if (strings.some((k) => typeof b[k] !== 'string')) return answer(400, { error: 'Schema validation failed.' })
     // The socket's project: fixed by its first frame, bounded per project.
@@ -211,6 +212,8 @@ export class WebSocketApi {
     } catch (err) {
       return fail(err as MissiveError)
     }
+    // A stored (webhook, mail) subscription: the HTTP route's (docs/notifications.md).
+    if (spec === undefined) spec = this.#storedSubscription(action, data, b)
     if (spec === undefined) {
       // subscription_*: the socket's own subscriptions (push).
       try {
@@ -277,6 +280,16 @@ export class WebSocketApi {
       .catch((err: unknown) => this.#log.error({ err }, 'websocket authenticate failed'))
   }
 
+  /** The HTTP action for a stored subscription, or undefined when the frame is about the socket's own. */
+  #storedSubscription(action: string, data: SocketData, b: FrameBody): (typeof STORED_SUBSCRIPTION_ACTIONS)['subscription_get'] | undefined {
+    if (action === 'subscription_create') {
+      return typeof b.subscriber === 'string' && b.subscriber !== '' ? STORED_SUBSCRIPTION_ACTIONS.subscription_create : undefined
+    }
+    if ((action !== 'subscription_get' && action !== 'subscription_delete') || typeof b.subscription_id !== 'string' || typeof b.queue_name !== 'string') return undefined
+    const ref = { project: data.project!, queue: b.queue_name }
+    return this.subscriptions.get(ref, data, b.subscription_id, this.#config.wsPath) === undefined ? STORED_SUBSCRIPTION_ACTIONS[action] : undefined
+  }
+
   #subscription(action: string, data: SocketData, b: FrameBody, binary: boolean): [number, unknown] {
     const queue = b.queue_name as string
     const ref = { project: data.project!, queue }
@@ -284,7 +297,8 @@ export class WebSocketApi {
     switch (action) {
       case 'subscription_create': {
         if (b.subscriber !== undefined && b.subscriber !== null && b.subscriber !== '') {
-          throw new MissiveError('bad_request', 'Only WebSocket subscriptions are supported: leave out "subscriber" to subscribe this connection.')
+          // A non-string subscriber (a string one went to the HTTP route above).
+          throw new MissiveError('bad_request', `The subscriber type of subscription must be supported in the list ${pyList(this.#config.limits.subscriber_types)}.`)
         }
         if (b.ttl !== undefined && (typeof b.ttl !== 'number' || !Number.isInteger(b.ttl))) return [400, { error: 'Schema validation failed.' }]
         if (b.options !== undefined && !isPlain(b.options)) return [400, { error: 'Schema validation failed.' }]

@@ -39,6 +39,11 @@ export const LimitsSchema = z
     max_messages_per_post: z.int().min(0).default(1000),
     /** Seconds a post's `Idempotency-Key` is remembered (docs/api.md, "Safe retries"). */
     idempotency_window: z.int().min(1).max(86400).default(300),
+    /** Seconds a subscription lives when its creation gives no `ttl` (docs/notifications.md). */
+    default_subscription_ttl: z.int().min(60).default(3600),
+    max_subscriptions_per_page: z.int().min(1).default(20),
+    /** URI schemes a subscriber may use (Zaqar's list minus `trust+http(s)`, which needs Keystone). */
+    subscriber_types: z.array(z.enum(['http', 'https', 'mailto'])).default(['http', 'https', 'mailto']),
   })
   .strict()
 
@@ -59,6 +64,41 @@ export const MigrationSchema = z
     pollMs: z.int().min(50).max(60000).default(1000),
     /** Queues a pool drain moves at once, unless the drain request sets `max_concurrent`. */
     drainConcurrency: z.int().min(1).max(256).default(4),
+  })
+  .strict()
+
+/** Notifications: subscriptions and their delivery (docs/notifications.md). */
+export const NotificationSchema = z
+  .object({
+    /**
+     * Zaqar's `[notification] require_confirmation`: only confirmed subscriptions are notified
+     * (`PUT …/subscriptions/<id>/confirm`). Off: every live subscription is.
+     */
+    require_confirmation: z.boolean().default(false),
+    /**
+     * Key from which each subscription's signing secret is derived (HMAC-SHA256 of the id):
+     * webhook requests then carry `X-Missive-Signature`. Unset: `signed_url.secret_key`; neither: unsigned.
+     */
+    signing_key: z.string().min(1).optional(),
+    /** One delivery attempt's limit, ms (connect to end of response). */
+    timeout_ms: z.int().min(100).max(600_000).default(5000),
+    /** Delivery attempts in flight at once in one proxy, all subscribers together. */
+    max_concurrent: z.int().min(1).max(10_000).default(64),
+    /**
+     * Host names, addresses and CIDRs webhooks may reach although they are loopback, private or
+     * link-local (refused by default: docs/notifications.md).
+     */
+    allow_hosts: z.array(z.string().min(1)).default([]),
+    /** Zaqar's `smtp_command`: a sendmail-compatible command that reads the mail on stdin (split on spaces). */
+    smtp_command: z.string().min(1).default('/usr/sbin/sendmail -t -oi'),
+  })
+  .strict()
+
+/** Pre-signed URLs (docs/notifications.md, "Pre-signed URLs"): Zaqar's `[signed_url]` group. */
+export const SignedUrlSchema = z
+  .object({
+    /** The HMAC key; unset: `POST …/share` answers 400 and every signed request 403. Keep it secret. */
+    secret_key: z.string().min(1).optional(),
   })
   .strict()
 
@@ -271,6 +311,10 @@ export const ConfigSchema = z
     /** Live migrations, drains and rebalancing (docs/migration.md). */
     migration: MigrationSchema.default(() => MigrationSchema.parse({})),
     auth: AuthSchema.default(() => AuthSchema.parse({})),
+    /** Subscriptions and notification delivery (docs/notifications.md). */
+    notification: NotificationSchema.default(() => NotificationSchema.parse({})),
+    /** Pre-signed URLs (docs/notifications.md). */
+    signed_url: SignedUrlSchema.default(() => SignedUrlSchema.parse({})),
     rateLimits: RateLimitsSchema.default(() => RateLimitsSchema.parse({})),
     cors: CorsSchema.default(() => CorsSchema.parse({})),
   })

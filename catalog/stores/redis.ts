@@ -22,6 +22,8 @@
  * | `P last`         | HASH   | member → its latest migration's id                              |
  * | `P activeFrom:<pool>`, `P activeTo:<pool>` | SET | active migration ids leaving / entering a pool |
  *
+ * Subscriptions: catalog/stores/redis-subscriptions.ts (`P sub:<id>`, `P subs:…`, `P subu:…`).
+ *
  * Migration leases use the server's clock (`TIME`), so proxies on several hosts agree on expiry
  * whatever their own clocks say.
  *
@@ -44,6 +46,8 @@ import {
   type MigrationState,
   type NewMigration,
 } from '../migration-record.js'
+import type { CreatedSubscription, NewSubscription, Subscription, SubscriptionPatch, SubscriptionUpdate } from '../subscription-record.js'
+import { RedisSubscriptions } from './redis-subscriptions.js'
 
 /** Returns the pool the queue lives on: the existing placement, or ARGV[2] now written. */
 const PLACE = `
@@ -359,6 +363,7 @@ export class RedisCatalog implements CatalogStore {
   readonly #redis: Scripted
   readonly #p: string
   readonly #k: { version: string; pools: string; flavors: string; placements: string }
+  readonly #subs: RedisSubscriptions
   #closed = false
 
   private constructor(redis: Redis, prefix: string) {
@@ -377,6 +382,7 @@ export class RedisCatalog implements CatalogStore {
     this.#redis = redis as Scripted
     this.#p = prefix
     this.#k = { version: `${prefix}version`, pools: `${prefix}pools`, flavors: `${prefix}flavors`, placements: `${prefix}placements` }
+    this.#subs = new RedisSubscriptions(redis, prefix, (fn) => this.#run(fn))
   }
 
   /** Connects; throws `unavailable` when the server does not answer within the timeout. */
@@ -623,6 +629,38 @@ export class RedisCatalog implements CatalogStore {
   async cancelMigration(id: string): Promise<Migration> {
     const reply = await this.#run(() => this.#redis.catalogCancelMigration(this.#p, id))
     return this.#after(id, reply)
+  }
+
+  createSubscription(s: NewSubscription, now: number): Promise<CreatedSubscription> {
+    return this.#subs.create(s, now)
+  }
+
+  getSubscription(ref: QueueRef, id: string, now: number): Promise<Subscription | null> {
+    return this.#subs.get(ref, id, now)
+  }
+
+  listSubscriptions(ref: QueueRef, opts: { limit: number; after?: string | undefined; now: number }): Promise<Subscription[]> {
+    return this.#subs.list(ref, opts)
+  }
+
+  updateSubscription(ref: QueueRef, id: string, patch: SubscriptionPatch, now: number): Promise<SubscriptionUpdate> {
+    return this.#subs.update(ref, id, patch, now)
+  }
+
+  confirmSubscription(ref: QueueRef, id: string, confirmed: boolean, now: number): Promise<boolean> {
+    return this.#subs.confirm(ref, id, confirmed, now)
+  }
+
+  deleteSubscription(ref: QueueRef, id: string): Promise<void> {
+    return this.#subs.delete(ref, id)
+  }
+
+  setSubscriptionCursor(ref: QueueRef, id: string, cursor: string): Promise<void> {
+    return this.#subs.setCursor(ref, id, cursor)
+  }
+
+  listSubscribedQueues(opts: { limit: number; after?: QueueRef | undefined }): Promise<QueueRef[]> {
+    return this.#subs.queues(opts)
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,7 @@
  * The embedded catalog: pools, flavors and placements in one SQLite file (WAL), shared by every
  * process of a one-machine deployment.
  *
- * Schema:
+ * Schema (subscriptions: catalog/stores/sqlite-subscriptions.ts):
  *   pools(name PK, uri, weight, flavor, options JSON)
  *   flavors(name PK) — a flavor's pools are the pools whose `flavor` column names it
  *   placements(project, queue, pool) PK (project, queue), indexed by (pool, project, queue)
@@ -31,6 +31,8 @@ import {
   type MigrationState,
   type NewMigration,
 } from '../migration-record.js'
+import type { CreatedSubscription, NewSubscription, Subscription, SubscriptionPatch, SubscriptionUpdate } from '../subscription-record.js'
+import { SqliteSubscriptions, SUBSCRIPTIONS_SCHEMA } from './sqlite-subscriptions.js'
 
 interface MigrationRow {
   id: string
@@ -201,6 +203,7 @@ export class SqliteCatalog implements CatalogStore {
   readonly #updateMigration: (id: string, owner: string, patch: MigrationPatch) => Migration
   readonly #finishSwitch: (id: string, owner: string, patch: MigrationPatch) => Migration
   readonly #cancelMigration: (id: string) => Migration
+  readonly #subs: SqliteSubscriptions
   #closed = false
 
   constructor(path: string, opts: SqliteCatalogOptions = {}) {
@@ -216,10 +219,12 @@ export class SqliteCatalog implements CatalogStore {
       // messages vanish from view: pay the fsync.
       db.pragma('synchronous = FULL')
       db.exec(SCHEMA)
+      db.exec(SUBSCRIPTIONS_SCHEMA)
     } catch (err) {
       db.close()
       throw err
     }
+    this.#subs = new SqliteSubscriptions(db)
     const stmt = {
       getPlacement: db.prepare<[string, string], { pool: string }>('SELECT pool FROM placements WHERE project = ? AND queue = ?'),
       insertPlacement: db.prepare<[string, string, string]>(
@@ -590,6 +595,38 @@ export class SqliteCatalog implements CatalogStore {
 
   async cancelMigration(id: string): Promise<Migration> {
     return this.#run(() => this.#cancelMigration(id))
+  }
+
+  async createSubscription(s: NewSubscription, now: number): Promise<CreatedSubscription> {
+    return this.#run(() => this.#subs.create(s, now))
+  }
+
+  async getSubscription(ref: QueueRef, id: string, now: number): Promise<Subscription | null> {
+    return this.#run(() => this.#subs.get(ref, id, now))
+  }
+
+  async listSubscriptions(ref: QueueRef, opts: { limit: number; after?: string | undefined; now: number }): Promise<Subscription[]> {
+    return this.#run(() => this.#subs.list(ref, opts))
+  }
+
+  async updateSubscription(ref: QueueRef, id: string, patch: SubscriptionPatch, now: number): Promise<SubscriptionUpdate> {
+    return this.#run(() => this.#subs.update(ref, id, patch, now))
+  }
+
+  async confirmSubscription(ref: QueueRef, id: string, confirmed: boolean, now: number): Promise<boolean> {
+    return this.#run(() => this.#subs.confirm(ref, id, confirmed, now))
+  }
+
+  async deleteSubscription(ref: QueueRef, id: string): Promise<void> {
+    this.#run(() => this.#subs.delete(ref, id))
+  }
+
+  async setSubscriptionCursor(ref: QueueRef, id: string, cursor: string): Promise<void> {
+    this.#run(() => this.#subs.setCursor(ref, id, cursor))
+  }
+
+  async listSubscribedQueues(opts: { limit: number; after?: QueueRef | undefined }): Promise<QueueRef[]> {
+    return this.#run(() => this.#subs.queues(opts))
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,7 @@ import type { Message, QueueRef } from '../../shared/storage/contract.js'
 import type { Query } from '../params.js'
 import type { AbortHook, LongPoll } from '../long-poll.js'
 import type { SocketSubscriptions } from '../websocket-push.js'
+import type { Notifier } from '../notify/notifier.js'
 import type { ControlPlane } from '../pool-set.js'
 import type { PooledStorage } from '../pooled-driver.js'
 import type { Reply } from '../transport.js'
@@ -37,6 +38,8 @@ export interface Params {
   migration?: string
   /** Admin routes: an API key's id (proxy/auth/admin-api.ts). */
   key?: string
+  /** A subscription's id (proxy/api/subscriptions.ts). */
+  subscription?: string
   /** Admin routes: the project whose rate limits are read or set (proxy/limits/admin-api.ts). */
   tenant?: string
 }
@@ -78,6 +81,8 @@ export interface ApiRequest {
   abort?: AbortHook
   /** WebSocket push subscriptions (proxy/websocket-push.ts); absent: no WebSocket API. */
   pushes?: SocketSubscriptions | undefined
+  /** Delivery to stored subscriptions (proxy/notify/notifier.ts); absent: nothing is delivered from here. */
+  notifier?: Notifier | undefined
 }
 
 export type Handler = (req: ApiRequest) => Promise<Reply> | Reply

@@ -36,6 +36,8 @@ export async function postMessages(req: ApiRequest): Promise<Reply> {
   req.longPoll?.notify(ref, ids.length)
   // And WebSocket subscribers of the queue get each message (proxy/websocket-push.ts).
   req.pushes?.posted(ref, ids, messages)
+  // And stored subscriptions, off the request path (proxy/notify/notifier.ts).
+  req.notifier?.posted(ref)
   const base = `${queueHref(req)}/messages`
   return json(201, { resources: ids.map((id) => `${base}/${id}`) }, [['location', `${base}?ids=${ids.join(',')}`]])
 }

@@ -116,6 +116,12 @@ const SCHEMAS: Record<string, Schema> = {
     pools: arrayOf(obj({ name: str, flavor: { type: ['string', 'null'] }, weight: { type: 'number' }, queues: int, share: { type: 'number' }, target: { type: 'number' } })),
     started: arrayOf(ref('Migration')),
   }),
+  SignedUrl: obj({ paths: arrayOf(str), methods: arrayOf(str), project: str, expires: str, signature: str }),
+  Subscription: obj({ id: str, source: str, subscriber: str, ttl: int, age: int, options: { type: 'object' }, confirmed: { type: 'boolean' } }),
+  SubscriptionList: obj({ subscriptions: arrayOf(ref('Subscription')), links: ref('Links') }),
+  SubscriptionCreate: obj({ subscriber: str, ttl: { type: 'integer', minimum: 60 }, options: { type: 'object' } }, ['subscriber']),
+  SubscriptionPatch: obj({ subscriber: str, ttl: { type: 'integer', minimum: 60 }, options: { type: 'object' } }, []),
+  SubscriptionCreated: obj({ subscription_id: str }),
   Key: obj({ id: str, href: str, project: str, roles: arrayOf(str), description: str, created: str, expires: { type: ['string', 'null'] } }),
   KeyCreated: {
     allOf: [ref('Key'), obj({ key: str })],
@@ -165,6 +171,35 @@ const OPS: Record<string, Op> = {
     responses: { 200: ok('A page', ref('QueueList')), ...errors(400) },
   },
   'PUT queues/{queue}': { summary: 'Create a queue', body: ref('Metadata'), responses: { 201: ok('Created'), 204: ok('Already exists'), ...errors(400) } },
+  // Pre-signed URLs (docs/notifications.md).
+  'POST queues/{queue}/share': {
+    summary: 'Sign a URL: the signed paths and methods of this queue need no other credential until it expires',
+    body: obj({ paths: arrayOf({ enum: ['messages', 'subscriptions', 'claims'] }), methods: arrayOf(str), expires: str }, []),
+    responses: { 200: ok('The signature document', ref('SignedUrl')), ...errors(400) },
+  },
+  // Subscriptions (docs/notifications.md).
+  'POST queues/{queue}/subscriptions': {
+    summary: 'Subscribe a webhook or mail address to the queue',
+    body: ref('SubscriptionCreate'),
+    responses: { 201: ok('Created (or the unconfirmed duplicate\'s id)', ref('SubscriptionCreated')), ...errors(400, 409) },
+  },
+  'GET queues/{queue}/subscriptions': {
+    summary: 'The queue\'s subscriptions, oldest first',
+    params: [qp('marker', str, 'A subscription id'), qp('limit', int, '1..max_subscriptions_per_page, default 10')],
+    responses: { 200: ok('A page', ref('SubscriptionList')), ...errors(400) },
+  },
+  'GET queues/{queue}/subscriptions/{subscription}': { summary: 'One subscription', responses: { 200: ok('The subscription', ref('Subscription')), ...errors(400, 404) } },
+  'PATCH queues/{queue}/subscriptions/{subscription}': {
+    summary: 'Change its subscriber, ttl (restarts its clock) or options',
+    body: ref('SubscriptionPatch'),
+    responses: { 204: ok('Updated'), ...errors(400, 404, 409) },
+  },
+  'DELETE queues/{queue}/subscriptions/{subscription}': { summary: 'Unsubscribe', responses: { 204: ok('Deleted (or never existed)'), ...errors(400) } },
+  'PUT queues/{queue}/subscriptions/{subscription}/confirm': {
+    summary: 'Confirm (or unconfirm) a subscription',
+    body: obj({ confirmed: { type: 'boolean' } }),
+    responses: { 204: ok('Done'), ...errors(400, 404) },
+  },
   'GET queues/{queue}': { summary: 'The queue\'s metadata (with defaults)', responses: { 200: ok('Metadata', ref('Metadata')), ...errors(400) } },
   'PATCH queues/{queue}': {
     summary: 'JSON-Patch the metadata (application/openstack-messaging-v2.0-json-patch)',

@@ -169,10 +169,27 @@ export async function purgeQueue(req: ApiRequest): Promise<Reply> {
     if (!Array.isArray(types) || !types.every((t) => typeof t === 'string' && PURGEABLE.includes(t))) {
       throw badRequest(`Resource types must be a sub set of ['messages', 'subscriptions'].`)
     }
-    // Subscriptions are not implemented yet, so purging them is a no-op.
-    if (!types.includes('messages')) return empty(204)
+    const ref = queueRef(req)
+    if (types.includes('messages')) await req.storage.purge(ref)
+    if (types.includes('subscriptions')) await purgeSubscriptions(req)
+    return empty(204)
   }
-  const ref = queueRef(req)
-  await req.storage.purge(ref)
+  // No body: both, as Zaqar.
+  await req.storage.purge(queueRef(req))
+  await purgeSubscriptions(req)
   return empty(204)
+}
+
+/**
+ * Deletes every subscription of the queue (docs/notifications.md). Zaqar deletes only its first
+ * listing page (10); Missive deletes them all, a page at a time.
+ */
+async function purgeSubscriptions(req: ApiRequest): Promise<void> {
+  const ref = queueRef(req)
+  const catalog = req.control.catalog
+  for (;;) {
+    const page = await catalog.listSubscriptions(ref, { limit: 100, now: Date.now() })
+    for (const s of page) await catalog.deleteSubscription(ref, s.id)
+    if (page.length < 100) return
+  }
 }

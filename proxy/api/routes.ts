@@ -13,6 +13,8 @@ import * as messages from './messages.js'
 import * as migrations from './migrations.js'
 import * as pools from './pools.js'
 import * as queues from './queues.js'
+import { shareQueue } from './share.js'
+import * as subscriptions from './subscriptions.js'
 import * as system from './system.js'
 import * as keys from '../auth/admin-api.js'
 import * as rateLimits from '../limits/admin-api.js'
@@ -31,6 +33,12 @@ export interface Route {
 const metadataCap = (invalid: (d: string) => MissiveError) => (l: Limits): [number, () => MissiveError] => [
   l.max_queue_metadata,
   () => invalid(`Queue metadata is too large. Max size: ${l.max_queue_metadata}`),
+]
+
+/** A subscription is stored in the catalog: its document is held to the queue metadata cap (Missive's; Zaqar has none). */
+const subscriptionCap = (l: Limits): [number, () => MissiveError] => [
+  l.max_queue_metadata,
+  () => badRequest(`Subscription is too large. Max size: ${l.max_queue_metadata}`),
 ]
 
 export const ROUTES: Route[] = [
@@ -60,6 +68,15 @@ export const ROUTES: Route[] = [
   { method: 'GET', path: 'queues/{queue}/claims/{claimId}', handler: claims.getClaim, v1_1: true },
   { method: 'PATCH', path: 'queues/{queue}/claims/{claimId}', handler: claims.renewClaim, v1_1: true },
   { method: 'DELETE', path: 'queues/{queue}/claims/{claimId}', handler: claims.releaseClaim, v1_1: true },
+  // Pre-signed URLs (docs/notifications.md): v2 only, as in Zaqar.
+  { method: 'POST', path: 'queues/{queue}/share', handler: shareQueue, v1_1: false },
+  // Subscriptions (docs/notifications.md): v2 only, as in Zaqar.
+  { method: 'POST', path: 'queues/{queue}/subscriptions', handler: subscriptions.createSubscription, v1_1: false, maxBody: subscriptionCap },
+  { method: 'GET', path: 'queues/{queue}/subscriptions', handler: subscriptions.listSubscriptions, v1_1: false },
+  { method: 'GET', path: 'queues/{queue}/subscriptions/{subscription}', handler: subscriptions.getSubscription, v1_1: false },
+  { method: 'PATCH', path: 'queues/{queue}/subscriptions/{subscription}', handler: subscriptions.patchSubscription, v1_1: false, maxBody: subscriptionCap },
+  { method: 'DELETE', path: 'queues/{queue}/subscriptions/{subscription}', handler: subscriptions.deleteSubscription, v1_1: false },
+  { method: 'PUT', path: 'queues/{queue}/subscriptions/{subscription}/confirm', handler: subscriptions.confirmSubscription, v1_1: false },
   // Admin (every handler calls requireAdmin). v1.1 serves pools and flavors too, in its shapes
   // (the handlers adapt on `profile`); the per-pool stats are Missive's and v2 only. Params are `pool`/`flavor`, never `queue`,
   // so the queue-name check does not apply to them.

@@ -19,6 +19,7 @@ const FILL: Record<string, string> = {
   pool: 'no-such-pool',
   flavor: 'no-such-flavor',
   key: '00000000deadbeef',
+  subscription: '0190ab12-0000-7000-8000-000000000002',
   tenant: 'no-such-project',
 }
 

@@ -3,7 +3,7 @@
  * (supervisor → worker → proxy) through zaqarclient_session.py, for API v2 and v1.1, with the
  * default pool on the embedded SQLite store and on Redis. The session covers queues, metadata,
  * post, list, get, bulk get, claim, claim update, delete with claim, release, stats, bulk delete,
- * pop, purge, ping, health and pool + flavor CRUD.
+ * pop, purge, subscriptions (v2), ping, health and pool + flavor CRUD.
  */
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'

@@ -2,7 +2,7 @@
 
 Usage: zaqarclient_session.py <base-url> <api-version: 2 | 1.1> <project> <admin-token> <pool-uri>
 Covers queues, metadata (JSON patch), post, list, get one, bulk get, claim, claim update, delete
-with claim, release, stats, bulk delete, pop, purge, ping, health, and pool + flavor CRUD (the
+with claim, release, stats, bulk delete, pop, purge, subscriptions (v2), ping, health, and pool + flavor CRUD (the
 pool on <pool-uri>). Prints one line per step; exits non-zero on the first failed check.
 """
 import sys
@@ -107,6 +107,24 @@ def main():
         check(q.stats["messages"]["total"] == 3, "posted 3 to purge")
         q.purge()
         check(q.stats["messages"]["total"] == 0, "purged")
+
+    # subscriptions (v2): create, get, list, update, delete
+    if version >= 2:
+        sub = cli.subscription(name, subscriber="http://hooks.example.com/interop", ttl=3600, options={"k": "v"})
+        check(bool(sub.id), "subscription created")
+        check(sub.subscriber == "http://hooks.example.com/interop" and sub.ttl == 3600, "subscription read back")
+        check(sub.options == {"k": "v"} and sub.confirmed is False, "subscription options and confirmed flag")
+        sub2 = cli.subscription(name, subscriber="mailto:ops@example.com", ttl=600)
+        listed = list(q.subscriptions())
+        check([s.id for s in listed] == [sub.id, sub2.id], "subscriptions listed in creation order")
+        check(listed[0].subscriber == sub.subscriber and listed[1].ttl == 600, "listed subscriptions carry their fields")
+        sub.update({"ttl": 7200, "options": {"k": "w"}})
+        again = cli.subscription(name, id=sub.id, auto_create=False)
+        again.ensure_exists()
+        check(again.ttl == 7200 and again.options == {"k": "w"}, "subscription updated")
+        sub.delete()
+        sub2.delete()
+        check(list(q.subscriptions()) == [], "subscriptions deleted")
 
     # ping, health
     if version >= 2:

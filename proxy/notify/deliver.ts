@@ -1,0 +1,113 @@
+/**
+ * One delivery attempt of one notification: an HTTP POST (Node's fetch) or a mail piped to a
+ * sendmail-compatible command (Zaqar's `smtp_mode = third_part`, zaqar/notification/tasks/mailto.py).
+ * Both are bounded in time; a webhook follows no redirect, reads nothing of a response but its
+ * status, and reaches only addresses ssrf.ts allows. (node:http rather than fetch: fetch cannot be
+ * told which address to connect to without adding undici as a dependency.)
+ */
+import { spawn } from 'node:child_process'
+import { createHmac } from 'node:crypto'
+import { request as httpRequest, type ClientRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { ForbiddenAddress, guardedLookup, type AllowList } from './ssrf.js'
+
+/** The header that carries a webhook body's signature: `sha256=<hex HMAC-SHA256 of the body>`. */
+export const SIGNATURE_HEADER = 'X-Missive-Signature'
+
+/** A subscription's signing secret: derived from the operator's key and the subscription id. */
+export const subscriptionSecret = (key: string, id: string): string => createHmac('sha256', key).update(id, 'utf8').digest('hex')
+
+/** The signature header value of `body` under `secret`. */
+export const signBody = (secret: string, body: string): string => `sha256=${createHmac('sha256', secret).update(body, 'utf8').digest('hex')}`
+
+/** Headers a subscription's `post_headers` may not set: the transport's own. */
+const RESERVED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', SIGNATURE_HEADER.toLowerCase()])
+
+/** An attempt's outcome: delivered, or why not (for the log and the dead letter); `permanent`: retrying cannot help. */
+export type Attempt = { ok: true } | { ok: false; error: string; permanent?: boolean }
+
+/**
+ * POSTs `body` (node:http, so the connection goes to the address `lookup` checked: ssrf.ts).
+ * Zaqar's rule: a status from 200 to 499 is delivered (a 4xx will not get better by retrying);
+ * 5xx, a timeout or a connection error is a failure. Redirects are not followed, and the response
+ * body is never read: a receiver cannot make the notifier buffer anything.
+ */
+export function postWebhook(url: string, body: string, headers: Record<string, string>, timeoutMs: number, allow: AllowList): Promise<Attempt> {
+  return new Promise((resolve) => {
+    let done = false
+    const finish = (a: Attempt): void => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      resolve(a)
+    }
+    let req: ClientRequest
+    try {
+      const u = new URL(url)
+      const payload = Buffer.from(body, 'utf8')
+      const request = u.protocol === 'https:' ? httpsRequest : httpRequest
+      req = request(u, { method: 'POST', headers: { ...headers, 'Content-Length': String(payload.length) }, lookup: guardedLookup(allow) as never, agent: false }, (res) => {
+        const status = res.statusCode ?? 0
+        res.destroy()
+        finish(status >= 200 && status < 500 ? { ok: true } : { ok: false, error: `HTTP ${status}` })
+      })
+      req.on('error', (err) => finish(err instanceof ForbiddenAddress ? { ok: false, error: err.message, permanent: true } : { ok: false, error: err.message }))
+      req.end(payload)
+    } catch (err) {
+      return finish({ ok: false, error: (err as Error).message, permanent: true })
+    }
+    const timer = setTimeout(() => {
+      req.destroy()
+      finish({ ok: false, error: `timed out after ${timeoutMs} ms` })
+    }, timeoutMs)
+  })
+}
+
+/** Extra headers from the subscription's `post_headers` (strings only, transport headers excluded). */
+export function extraHeaders(options: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {}
+  const h = options.post_headers
+  if (h === null || typeof h !== 'object' || Array.isArray(h)) return out
+  for (const [k, v] of Object.entries(h)) {
+    if (typeof v === 'string' && /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k) && !RESERVED.has(k.toLowerCase()) && !/[\r\n]/.test(v)) out[k] = v
+  }
+  return out
+}
+
+/** Header-safe text: no line breaks (a subject or address cannot add headers). */
+const oneLine = (s: string): string => s.replace(/[\r\n]+/g, ' ')
+
+/**
+ * Pipes a mail to `command` (split on spaces, run without a shell): `To` is the subscriber's
+ * address, `From` and `Subject` the subscription's options (`from`, `subject`, or `?subject=` in
+ * the URI), the body the notification's JSON — as Zaqar's mailto task builds it.
+ */
+export function sendMail(command: string, subscriber: string, options: Record<string, unknown>, body: string, timeoutMs: number): Promise<Attempt> {
+  const uri = subscriber.slice('mailto:'.length)
+  const q = uri.indexOf('?')
+  const to = q < 0 ? uri : uri.slice(0, q)
+  const params = new URLSearchParams(q < 0 ? '' : uri.slice(q + 1))
+  let subject = typeof options.subject === 'string' ? options.subject : ''
+  for (const [k, v] of params) if (k.toLowerCase() === 'subject') subject = v
+  const from = typeof options.from === 'string' ? options.from : ''
+  const mail = `To: ${oneLine(decodeURIComponent(to))}\r\nFrom: ${oneLine(from)}\r\nSubject: ${oneLine(subject)}\r\nContent-Type: text/plain; charset="utf-8"\r\nMIME-Version: 1.0\r\n\r\n${body}\r\n`
+  const [cmd, ...args] = command.split(' ').filter((s) => s !== '')
+  return new Promise((resolve) => {
+    let done = false
+    const finish = (a: Attempt): void => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      resolve(a)
+    }
+    const child = spawn(cmd!, args, { stdio: ['pipe', 'ignore', 'ignore'] })
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      finish({ ok: false, error: `mail command timed out after ${timeoutMs} ms` })
+    }, timeoutMs)
+    child.on('error', (err) => finish({ ok: false, error: `mail command: ${err.message}` }))
+    child.on('exit', (code, signal) => finish(code === 0 ? { ok: true } : { ok: false, error: `mail command exited ${code ?? signal}` }))
+    child.stdin.on('error', () => undefined)
+    child.stdin.end(mail)
+  })
+}
