@@ -186,7 +186,7 @@ export async function startCluster(t: Teardown, opts: ClusterOptions): Promise<C
  * Waits until the proxy reaches a worker of each pool (the supervisor starts a new pool's worker
  * on its own schedule; a migration to a pool the proxy cannot reach is refused).
  */
-async function poolsReachable(admin: (method: string, path: string) => Promise<HttpResp>, pools: string[]): Promise<void> {
+export async function poolsReachable(admin: (method: string, path: string) => Promise<HttpResp>, pools: string[]): Promise<void> {
   for (const pool of pools) {
     await waitFor(async () => (await admin('GET', `/v2/admin/pools/${pool}/stats`)).json?.storage?.reachable === true, {
       timeoutMs: 60_000,

@@ -20,7 +20,7 @@ import type { Test } from 'tap'
 import type { ZaqarClient } from '../helpers/http.js'
 import { waitFor } from '../helpers/index.js'
 import { describe, type Stamp } from './checker.js'
-import { getMigration, migrationEnded, startCluster, type Cluster, type KillRole, type MigrationView, type Store } from './harness.js'
+import { getMigration, migrationEnded, poolsReachable, startCluster, type Cluster, type KillRole, type MigrationView, type Store } from './harness.js'
 import { DEFAULT_TRAFFIC, Traffic } from './traffic.js'
 
 /** Killed on the SQLite cluster: every Missive process. */
@@ -40,6 +40,7 @@ const BATCH = 64
 
 /** Starts moving `queue` to the pool it is not on; its source and target. */
 async function migrateAway(c: Cluster, project: string, queue: string): Promise<{ id: string; from: string; to: string }> {
+  const refusals: string[] = []
   for (const [from, to] of [
     [c.from, c.to],
     [c.to, c.from],
@@ -47,8 +48,9 @@ async function migrateAway(c: Cluster, project: string, queue: string): Promise<
     const r = await c.admin('POST', '/v2/admin/migrations', { project, queue, to_pool: to, rate: RATE })
     if (r.status === 202) return { id: String(r.json.id), from, to }
     if (r.status !== 409) throw new Error(`starting the migration: ${r.status} ${r.text}`)
+    refusals.push(`${from} → ${to}: ${r.text}`)
   }
-  throw new Error('the queue is on neither pool')
+  throw new Error(`both directions refused: ${refusals.join('; ')}`)
 }
 
 /** Waits for `point` of migration `id`; the migration as seen then. */
@@ -81,6 +83,9 @@ async function killCase(t: Test, c: Cluster, client: ZaqarClient, role: KillRole
   for (let s = 0; s < PREFILL; s += 20) filled &&= await traffic.postBatch(client, Array.from({ length: 20 }, (_, i): Stamp => ({ p: 99, s: s + i })))
   t.ok(filled, `${PREFILL} messages in the queue`)
   traffic.start(t)
+  // The previous case killed a process: its restart (a worker the supervisor brings back on its
+  // own schedule) must be served again, or the migration is refused as unreachable.
+  await poolsReachable((method, path) => c.admin(method, path), [c.from, c.to])
   const { id, from, to } = await migrateAway(c, client.project, queue)
   const at = await reach(c, id, point)
   const pid = await c.kill9(role, { from, to })
