@@ -153,6 +153,10 @@ for (const [from, to] of pairs) {
           deleted.add(victim)
         }
         state = (await catalog.getMigration(m.id))!.state
+        // Pacing of the traffic, not a wait for anything: the SQLite store and catalog answer in
+        // microtasks, and a loop that never reaches the timers phase starves the runner's lease
+        // renewals and rate-limit timers (a real client's requests arrive as I/O).
+        await new Promise((r) => setTimeout(r, 1))
       }
       const end = await ended(m.id)
       t.equal(end.state, 'done')
