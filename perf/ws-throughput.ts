@@ -2,23 +2,22 @@
  * Messages per second posted over Zaqar's WebSocket API against the same posts over HTTP
  * (issue 16), one run against one service (`node dist/bin/missive.js serve`, default pool
  * `--store`). Each transport gets `--connections` closed loops for `--seconds`: HTTP loops post
- * with keep-alive `fetch`, WebSocket loops send `message_post` frames on their own socket and wait
+ * on their own keep-alive connection (node:http), WebSocket loops send `message_post` frames on their own socket and wait
  * for each answer. Every loop posts `--batch` messages per request to its own queue. The two
  * transports alternate `--rounds` times so that a noisy machine affects both alike; the table
  * gives each round and the median.
  *
- * The load generator runs on the same machine and its client cost differs per transport (a
- * WebSocket frame costs the client less than a fetch), so the ratio is what a client on this
- * machine gets, not the server's cost alone.
+ * The load generator runs on the same machine as the service (two cores), so the ratio is what
+ * a client on this machine gets, the client's own cost included.
  *
  *   node dist/perf/ws-throughput.js [--seconds 5] [--connections 16] [--batch 1] [--rounds 3] [--store sqlite:|redis://…]
  */
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import WebSocket from 'ws'
+import { startMissive } from './lib/procs.js'
 
 const args = process.argv.slice(2)
 const opt = (name: string, fallback: string): string => {
@@ -30,25 +29,43 @@ const CONNECTIONS = Number(opt('connections', '16'))
 const BATCH = Number(opt('batch', '1'))
 const ROUNDS = Number(opt('rounds', '3'))
 const STORE = opt('store', 'sqlite:')
-const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '..')
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const PROJECT = 'throughput'
 
 const messages = (loop: number) => Array.from({ length: BATCH }, (_, i) => ({ ttl: 300, body: { loop, i, pad: 'x'.repeat(64) } }))
 
-/** Closed HTTP loops for `ms`; returns messages acknowledged. */
+/**
+ * One keep-alive HTTP/1.1 POST on `agent` (node:http: its client costs about what a WebSocket
+ * frame costs, where `fetch` on Node 20 costs several times more and would measure the client).
+ */
+function post(agent: Agent, url: URL, headers: Record<string, string>, body: string): Promise<number> {
+  return new Promise((ok, fail) => {
+    const req = request(url, { method: 'POST', agent, headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) } }, (res) => {
+      res.resume()
+      res.once('end', () => ok(res.statusCode ?? 0))
+    })
+    req.once('error', fail)
+    req.end(body)
+  })
+}
+
+/** Closed HTTP loops for `ms`, one keep-alive connection each; returns messages acknowledged. */
 async function httpRound(base: string, ms: number): Promise<number> {
   const end = performance.now() + ms
   let acked = 0
   await Promise.all(
     Array.from({ length: CONNECTIONS }, async (_, loop) => {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 })
       const headers = { 'Client-ID': crypto.randomUUID(), 'X-Project-ID': PROJECT, 'Content-Type': 'application/json' }
       const body = JSON.stringify({ messages: messages(loop) })
-      while (performance.now() < end) {
-        const r = await fetch(`${base}/v2/queues/http-${loop}/messages`, { method: 'POST', headers, body })
-        await r.arrayBuffer()
-        if (r.status !== 201) throw new Error(`HTTP post answered ${r.status}`)
-        acked += BATCH
+      const url = new URL(`${base}/v2/queues/http-${loop}/messages`)
+      try {
+        while (performance.now() < end) {
+          const status = await post(agent, url, headers, body)
+          if (status !== 201) throw new Error(`HTTP post answered ${status}`)
+          acked += BATCH
+        }
+      } finally {
+        agent.destroy()
       }
     }),
   )
@@ -99,22 +116,10 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'missive-ws-throughput-'))
-  const port = 20000 + Math.floor(Math.random() * 20000)
-  const base = `http://127.0.0.1:${port}`
-  const child = spawn(process.execPath, [join(root, 'bin/missive.js'), 'serve'], {
-    env: { ...process.env, MISSIVE_PORT: String(port), MISSIVE_DATA_DIR: join(dir, 'data'), MISSIVE_DEFAULT_POOL: STORE, MISSIVE_DURABILITY: 'fast', MISSIVE_ACCESS_LOG: 'false', MISSIVE_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  })
+  const svc = await startMissive({ dataDir: join(dir, 'data'), pool: STORE, durability: 'fast', env: { MISSIVE_ACCESS_LOG: 'false' } })
+  const base = svc.url
+  const port = svc.port
   try {
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${base}/v2/ping`, { headers: { 'Client-ID': crypto.randomUUID(), 'X-Project-ID': PROJECT } })).status === 204) break
-      } catch {
-        // not up yet
-      }
-      if (i > 300) throw new Error('missive did not start')
-      await sleep(100)
-    }
     // Warm both paths (JIT, queue creation) before measuring.
     await httpRound(base, 1000)
     await wsRound(`ws://127.0.0.1:${port}/v2/ws`, 1000)
@@ -131,8 +136,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < ROUNDS; r++) console.log(`| ${r + 1} | ${fmt(http[r]!)} | ${fmt(ws[r]!)} | ${(ws[r]! / http[r]!).toFixed(2)} |`)
     console.log(`| median | ${fmt(median(http))} | ${fmt(median(ws))} | ${(median(ws) / median(http)).toFixed(2)} |`)
   } finally {
-    child.kill('SIGTERM')
-    await new Promise((r) => child.once('exit', r))
+    await svc.stop()
     rmSync(dir, { recursive: true, force: true })
   }
 }

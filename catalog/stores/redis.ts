@@ -328,6 +328,28 @@ export interface RedisCatalogOptions {
  * `redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=ms]` → options. Throws an `Error`
  * (never echoing the password) when the URI is malformed.
  */
+/**
+ * A connection to the Redis catalog `opts` names, as the catalog and what lives beside it (API
+ * keys, rate limits: proxy/auth/, proxy/limits/) open it. Fails fast while disconnected: a proxy
+ * answers 503 and keeps its cached placements.
+ */
+export function connectCatalogRedis(opts: RedisCatalogOptions): Promise<Redis> {
+  const timeout = opts.timeoutMs ?? 5000
+  return connectRedis(
+    {
+      host: opts.host,
+      port: opts.port,
+      db: opts.db ?? 0,
+      username: opts.username,
+      password: opts.password,
+      commandTimeout: timeout,
+      connectTimeout: timeout,
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+    },
+    'the Redis catalog',
+  )
+}
+
 export function parseRedisCatalogUri(uri: string): RedisCatalogOptions {
   let url: URL
   try {
@@ -387,22 +409,7 @@ export class RedisCatalog implements CatalogStore {
 
   /** Connects; throws `unavailable` when the server does not answer within the timeout. */
   static async open(opts: RedisCatalogOptions): Promise<RedisCatalog> {
-    const timeout = opts.timeoutMs ?? 5000
-    // Fail fast while disconnected: a proxy answers 503 and keeps its cached placements.
-    const redis = await connectRedis(
-      {
-        host: opts.host,
-        port: opts.port,
-        db: opts.db ?? 0,
-        username: opts.username,
-        password: opts.password,
-        commandTimeout: timeout,
-        connectTimeout: timeout,
-        retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
-      },
-      'the Redis catalog',
-    )
-    return new RedisCatalog(redis, opts.prefix ?? 'missive:catalog:')
+    return new RedisCatalog(await connectCatalogRedis(opts), opts.prefix ?? 'missive:catalog:')
   }
 
   #poolKey = (name: string): string => `${this.#p}pool:${name}`

@@ -6,10 +6,9 @@
 import Database from 'better-sqlite3'
 import type { Redis } from 'ioredis'
 import { catalogFile } from '../../catalog/index.js'
-import { parseRedisCatalogUri } from '../../catalog/stores/redis.js'
+import { connectCatalogRedis, parseRedisCatalogUri } from '../../catalog/stores/redis.js'
 import { unavailable } from '../../shared/errors.js'
 import { ownerOnlyDatabase } from '../../shared/owner-only.js'
-import { connectRedis } from '../../shared/redis.js'
 
 /** A project's own limits; an absent field takes the configured default. 0: no limit. */
 export interface ProjectLimits {
@@ -33,20 +32,7 @@ export async function openLimitStore(uri: string, dataDir: string): Promise<Limi
   const file = catalogFile(uri, dataDir)
   if (file !== null) return new SqliteLimitStore(file)
   const opts = parseRedisCatalogUri(uri)
-  const timeout = opts.timeoutMs ?? 5000
-  const redis = await connectRedis(
-    {
-      host: opts.host,
-      port: opts.port,
-      db: opts.db ?? 0,
-      username: opts.username,
-      password: opts.password,
-      commandTimeout: timeout,
-      connectTimeout: timeout,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
-    },
-    'the Redis catalog',
-  )
+  const redis = await connectCatalogRedis(opts)
   return new RedisLimitStore(redis, opts.prefix ?? 'missive:catalog:')
 }
 
