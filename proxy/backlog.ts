@@ -1,7 +1,7 @@
 /**
  * Per-pool backlog for /metrics and the admin top-N listing, at a cost that does not grow with
  * scrapes: a background scan walks every pool's queues (from the catalog's placements) in small
- * batches paced to a fifth of the time (so it never competes with requests for long), asks each queue's worker for its stats, and publishes per-pool totals and the
+ * batches paced to a tenth of the time with few calls in flight (so it never competes with requests for long), asks each queue's worker for its stats, and publishes per-pool totals and the
  * top queues when a pass over a pool ends. A scrape only reads the last published numbers (work
  * proportional to the number of pools, never to the number of queues); with 100,000 queues a pass
  * takes longer, the page does not (perf/scrape-cost.ts measures both).
