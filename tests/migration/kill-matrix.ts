@@ -77,15 +77,15 @@ async function reach(c: Cluster, id: string, point: Point): Promise<MigrationVie
 
 async function killCase(t: Test, c: Cluster, client: ZaqarClient, role: KillRole, point: Point): Promise<void> {
   const queue = `k-${role}-${point.replaceAll(' ', '-')}`
+  // The previous case killed a process: its restart (a worker the supervisor brings back on its
+  // own schedule) must be served again before this case's queue is made and moved.
+  await poolsReachable((method, path) => c.admin(method, path), [c.from, c.to])
   t.equal((await client.req('PUT', `/v2/queues/${queue}`, { body: { color: 'green' } })).status, 201)
   const traffic = new Traffic([client], queue, { ...DEFAULT_TRAFFIC, producers: 1, consumers: 1, postGapMs: 10 })
   let filled = true
   for (let s = 0; s < PREFILL; s += 20) filled &&= await traffic.postBatch(client, Array.from({ length: 20 }, (_, i): Stamp => ({ p: 99, s: s + i })))
   t.ok(filled, `${PREFILL} messages in the queue`)
   traffic.start(t)
-  // The previous case killed a process: its restart (a worker the supervisor brings back on its
-  // own schedule) must be served again, or the migration is refused as unreachable.
-  await poolsReachable((method, path) => c.admin(method, path), [c.from, c.to])
   const { id, from, to } = await migrateAway(c, client.project, queue)
   const at = await reach(c, id, point)
   const pid = await c.kill9(role, { from, to })
