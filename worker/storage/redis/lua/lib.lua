@@ -296,3 +296,21 @@ local function post_settings(qf, defttl, limits)
   end
   return tonumber(qf[1]), qf[1], ttl0, honour, delay0
 end
+
+-- A stored message as a migration reads it (readForMigration, readJournal: shared/storage/
+-- migration.ts `MessageRecord`), appending the active claim it names to `claims` once (`names`
+-- remembers the claims already appended).
+local function migrationRecord(k, id, rec, now, names, claims)
+  if rec[R_CLAIM] ~= '' and rec[R_CLAIMEXP] > now and not names[rec[R_CLAIM]] then
+    names[rec[R_CLAIM]] = true
+    local c = redis.call('HGET', k.c, rec[R_CLAIM])
+    if c then
+      local claim = decode(c)
+      if claim[C_EXPIRES] > now then
+        claims[#claims + 1] = { rec[R_CLAIM], num(claim[C_TTL]), claim[C_EXPIRES], claim[C_UPDATED] }
+      end
+    end
+  end
+  return { id, rec[R_SEQ], rec[R_CREATED], num(rec[R_TTL]), rec[R_EXPIRES], rec[R_VISIBLE], rec[R_CC],
+    rec[R_CLAIM], rec[R_CLAIMEXP], rec[R_CLIENT], rec[R_BODY] }
+end

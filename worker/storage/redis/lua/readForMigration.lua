@@ -37,18 +37,7 @@ if n > 0 then
     if raw then
       local rec = decode(raw)
       if rec[R_EXPIRES] > now then
-        records[#records + 1] = { ids[i], rec[R_SEQ], rec[R_CREATED], num(rec[R_TTL]), rec[R_EXPIRES], rec[R_VISIBLE], rec[R_CC],
-          rec[R_CLAIM], rec[R_CLAIMEXP], rec[R_CLIENT], rec[R_BODY] }
-        if rec[R_CLAIM] ~= '' and rec[R_CLAIMEXP] > now and not names[rec[R_CLAIM]] then
-          names[rec[R_CLAIM]] = true
-          local c = redis.call('HGET', k.c, rec[R_CLAIM])
-          if c then
-            local claim = decode(c)
-            if claim[C_EXPIRES] > now then
-              claims[#claims + 1] = { rec[R_CLAIM], num(claim[C_TTL]), claim[C_EXPIRES], claim[C_UPDATED] }
-            end
-          end
-        end
+        records[#records + 1] = migrationRecord(k, ids[i], rec, now, names, claims)
         bytes = bytes + #rec[R_BODY]
         if bytes >= maxbytes then break end
       end
