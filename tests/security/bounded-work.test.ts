@@ -14,10 +14,10 @@
  * Redis pool.
  */
 import { spawnSync } from 'node:child_process'
-import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { LIST_SCAN_BUDGET, POST_CHUNK } from '../../shared/storage/contract.js'
 import { startMissive, startRedis } from '../helpers/index.js'
+import { monitorRedis } from '../helpers/redis-monitor.js'
 import { idFromHref, randomProject, RawConnection, zaqarClient, type RawResponse, type ZaqarClient } from '../helpers/http.js'
 
 const BATCH = 20_000
@@ -75,16 +75,15 @@ async function total(c: ZaqarClient, q: string): Promise<number> {
   return r.json.messages.total as number
 }
 
-async function suite(t: Test, base: string, redis?: Redis): Promise<void> {
+async function suite(t: Test, base: string, redisPort?: number): Promise<void> {
   const c = zaqarClient(base, { project: randomProject('bounded'), timeoutMs: 60_000 })
   // Every script call Redis receives, by arguments carried: [name-ish, count].
   const calls: { args: number; what: string }[] = []
-  if (redis) {
-    const monitor = await redis.monitor()
-    monitor.on('monitor', (_time: string, args: string[]) => {
+  if (redisPort !== undefined) {
+    const monitor = await monitorRedis(redisPort, (args) => {
       if (/^eval/i.test(args[0] ?? '')) calls.push({ args: args.length, what: `${args[0]} ${(args[3] ?? '').slice(0, 60)}` })
     })
-    t.teardown(() => monitor.disconnect())
+    t.teardown(() => monitor.close())
   }
 
   await t.test('a listing over 100k delayed messages: bounded pages, every visible message once, in order', async (t) => {
@@ -150,7 +149,7 @@ async function suite(t: Test, base: string, redis?: Redis): Promise<void> {
     t.same([...seen].filter((n) => n !== before && n !== before + BATCH), [], 'stats never showed part of the post')
   })
 
-  if (redis) {
+  if (redisPort !== undefined) {
     await t.test('Redis: every script call of the run carried a bounded number of messages', async (t) => {
       t.ok(calls.length > (BACKLOG + BATCH) / POST_CHUNK, `${calls.length} script calls seen`)
       const over = calls.filter((c) => c.args > MAX_SCRIPT_ARGS)
@@ -178,8 +177,6 @@ t.test('sqlite (embedded store)', async (t) => {
 
 t.test('redis pool', async (t) => {
   const server = await startRedis(t)
-  const redis = new Redis(server.url, { lazyConnect: false, maxRetriesPerRequest: 1 })
-  t.teardown(() => redis.disconnect())
   const m = await startMissive(t, { env: { MISSIVE_DEFAULT_POOL: `${server.url}?verify=false` }, config: UNLIMITED })
-  await suite(t, m.baseUrl, redis)
+  await suite(t, m.baseUrl, server.port)
 })
