@@ -57,6 +57,11 @@ const FAILURE: Record<DriverOperation, string> = {
 /** Zaqar's words for a post over a size limit, the queue's or the server's (zaqar/transport/validation.py). */
 export const postTooLargeText = (max: number): string => `Message collection size is too large. Max size ${max}`
 
+/** What a client reads when a post would put a queue over its quota of messages. */
+export const queueFullText = (queue: string, max: number): string =>
+  `Queue ${queue} may hold at most ${max} messages (this project's quota); consume some, or ask for a larger quota.`
+
+const QUOTA = ERRORS.quota_exceeded.title
 const NOT_FOUND = ERRORS.not_found.title
 const INVALID = ERRORS.bad_request.title
 const UNAVAILABLE = ERRORS.unavailable.title
@@ -83,6 +88,9 @@ export function storageErrorHttp(err: StorageError): StorageErrorHttp {
       return { status: 400, title: UNABLE_TO_DELETE, description: DELETE_DESCRIPTIONS.claimGone }
     case 'post_too_large':
       return { status: 400, title: INVALID, description: postTooLargeText(e.maxPostBytes) }
+    case 'queue_full':
+      // Zaqar has no quotas; 403 as OpenStack compute answers a quota (docs/limits.md, "Quotas").
+      return { status: 403, title: QUOTA, description: queueFullText(e.ref.queue, e.maxMessages) }
     case 'bad_store_config':
       return { status: 400, title: INVALID, description: e.problem }
     case 'queue_moved':

@@ -22,14 +22,16 @@ export async function postMessages(req: ApiRequest): Promise<Reply> {
     throw badRequest(`No more than ${most} messages may be posted at once.`)
   }
   const messages = messagePost(doc, req.config.limits)
-  // Messages per second (docs/limits.md): counted once the post is known to be valid.
-  if (req.limiter !== undefined) await req.limiter.messages(req.project, messages.length)
+  // Messages per second (docs/limits.md): counted once the post is known to be valid. It answers
+  // the queue's quota of messages, which the store checks inside its atomic post.
+  const maxMessages = req.limiter === undefined ? 0 : await req.limiter.messages(req.project, messages.length)
   const ref = queueRef(req)
   const ids = await req.storage.postMessages(ref, messages, {
     clientId: req.clientId,
     defaultTtl: req.config.limits.default_message_ttl,
     postBytes: req.contentLength ?? req.body!.length,
     queuePolicy: req.profile.queueLimits,
+    maxMessages,
     ...(key !== undefined && { idempotencyKey: key, idempotencyWindow: req.config.limits.idempotency_window }),
   })
   // Long-polling consumers of this queue may now find something (proxy/long-poll.ts).

@@ -14,7 +14,7 @@
  *   has not yet removed: expiry is exact at read time.
  * - Queues are lazy: writing a message creates its queue; reading a missing queue is empty.
  * - Errors are the typed storage errors of shared/storage/errors.ts (`QueueNotFound`,
- *   `ClaimNotFound`, `MessageClaimed`, `ClaimNotHeld`, `ClaimGone`, `PostTooLarge`), facts
+ *   `ClaimNotFound`, `MessageClaimed`, `ClaimNotHeld`, `ClaimGone`, `PostTooLarge`, `QueueFull`), facts
  *   without wording; a store that cannot serve throws `StoreUnavailable` (→ 503 with
  *   Retry-After). The transport words them (proxy/storage-errors.ts). Anything else is a bug.
  * - A queue a migration has fenced (`moved` on its old pool, `importing` on its new one:
@@ -125,7 +125,14 @@ export interface PostOptions {
    */
   idempotencyKey?: string
   /** Seconds the key is remembered after its post committed; used only with `idempotencyKey`. */
-  idempotencyWindow?: number
+  idempotencyWindow?: number  /**
+   * The queue's quota (docs/limits.md, "Quotas"): the most unexpired messages (delayed and
+   * claimed ones included) it may hold once the post is stored. A post that would exceed it
+   * throws `QueueFull` and stores nothing (a queue it created lazily stays, as with
+   * `PostTooLarge`); an idempotent replay is answered as always. Checked inside the store's
+   * atomic post, so concurrent posts never overshoot it. Absent or 0: no quota.
+   */
+  maxMessages?: number
 }
 
 /**

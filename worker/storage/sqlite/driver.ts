@@ -24,7 +24,7 @@ import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { systemClock, type Clock } from '../../../shared/clock.js'
 import { MissiveError } from '../../../shared/errors.js'
-import { PostTooLarge, StoreUnavailable } from '../../../shared/storage/errors.js'
+import { PostTooLarge, QueueFull, StoreUnavailable } from '../../../shared/storage/errors.js'
 import type {
   Claim,
   ClaimOptions,
@@ -391,6 +391,7 @@ export class SqliteDriver implements DataDriver {
         const op = c === 0 ? 'begin' : c === chunks.length - 1 ? 'commit' : 'add'
         const r = await this.#clientWrite('postMessages', ref, () => this.#messages.stageChunk(ref, op, messages.slice(from, to), allIds.slice(from, to), allIds, opts))
         if ('maxSize' in r) throw new PostTooLarge(ref, r.maxSize)
+        if ('full' in r) throw new QueueFull(ref, r.full)
         if ('lost' in r) throw new StoreUnavailable('interrupted', 'postMessages')
         if (r.ids !== allIds) {
           settled = true

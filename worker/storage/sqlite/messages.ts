@@ -11,7 +11,7 @@ import {
   type PostOptions,
   type QueueRef,
 } from '../../../shared/storage/contract.js'
-import { ClaimGone, ClaimNotHeld, MessageClaimed, PostTooLarge } from '../../../shared/storage/errors.js'
+import { ClaimGone, ClaimNotHeld, MessageClaimed, PostTooLarge, QueueFull } from '../../../shared/storage/errors.js'
 import {
   deleteNeedsClaimLookup,
   deleteVerdict,
@@ -80,7 +80,8 @@ function idList(ids: string[]): string | undefined {
   return valid.length === 0 ? undefined : JSON.stringify(valid)
 }
 
-type PostResult = { ids: string[] } | { maxSize: number }
+/** Stored (or answered by the idempotency record), over the queue's post size, or over its quota of messages. */
+type PostResult = { ids: string[] } | { maxSize: number } | { full: number }
 
 /** One chunk of a large post: begin (the first), add, or commit (the last). */
 export type StageOp = 'begin' | 'add' | 'commit'
@@ -114,6 +115,7 @@ export class SqliteMessages {
   readonly #held: Statement<[string, number, number], HeldRow>
   readonly #deleteMany: Statement<[string, number]>
   readonly #claimable: Statement<[number, number, number, number, number], ClaimableRow>
+  readonly #countLive: Statement<[number, number, number], { n: number }>
   readonly #post: Transaction<(ref: QueueRef, messages: NewMessage[], opts: PostOptions, now: number) => PostResult>
   readonly #deleteOne: Transaction<(ref: QueueRef, id: string, claimId: string | undefined, now: number) => void>
   readonly #deleteIds: Transaction<(ref: QueueRef, list: string, claimIds: string[] | undefined, now: number) => void>
@@ -175,6 +177,11 @@ export class SqliteMessages {
     )
     this.#deleteMany = db.prepare('DELETE FROM messages INDEXED BY messages_id WHERE id IN (SELECT value FROM json_each(?)) AND qid = ?')
     this.#claimable = db.prepare(CLAIMABLE_SQL)
+    // The queue's unexpired messages, from the index alone, counted up to the quota and no
+    // further: a quota check costs at most `maxMessages` index entries, whatever the backlog.
+    this.#countLive = db.prepare(
+      'SELECT count(*) AS n FROM (SELECT 1 FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ? LIMIT ?)',
+    )
 
     this.#post = db.transaction((ref: QueueRef, messages: NewMessage[], opts: PostOptions, now: number): PostResult => {
       const queue = this.#queues.ensure(ref, now)
@@ -183,6 +190,7 @@ export class SqliteMessages {
       const settings = this.#settings(ref, queue, opts)
       // Returned, not thrown: the lazily created queue must survive the rejection.
       if ('maxSize' in settings) return settings
+      if (this.#overQuota(queue.qid, messages.length, opts, now)) return { full: opts.maxMessages! }
       const ids = messages.map(() => newId())
       this.#insertAll(queue.qid, messages, ids, settings, opts.clientId, now)
       this.#remember(ref, opts, ids, now)
@@ -200,6 +208,8 @@ export class SqliteMessages {
         qid = queue.qid
         const settings = this.#settings(ref, queue, opts)
         if ('maxSize' in settings) return settings
+        // The whole post is counted when it begins; the queue is held until it ends.
+        if (this.#overQuota(qid, allIds.length, opts, now)) return { full: opts.maxMessages! }
         this.#unstageRow(qid)
         this.#stageBegin.run(qid, this.#nextSeq.get()!.next)
       } else {
@@ -284,6 +294,14 @@ export class SqliteMessages {
     this.#idemPut.run(ref.project, ref.queue, opts.idempotencyKey, ids.join(','), now + Math.round((opts.idempotencyWindow ?? 300) * 1000))
   }
 
+  /** Whether storing `n` more messages would put the queue over `opts.maxMessages` (0 or absent: no quota). */
+  #overQuota(qid: number, n: number, opts: PostOptions, now: number): boolean {
+    const max = opts.maxMessages
+    if (max === undefined || max <= 0) return false
+    if (n > max) return true
+    return this.#countLive.get(qid, now, max)!.n + n > max
+  }
+
   /** The post's settings under the queue's policy, or the size limit the post exceeds. */
   #settings(ref: QueueRef, queue: QueueRow, opts: PostOptions): PostSettings | { maxSize: number } {
     // v1.1 posts never read the metadata (queue-policy.ts, `postSettings`).
@@ -347,6 +365,7 @@ export class SqliteMessages {
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): string[] {
     const result = this.#post.immediate(ref, messages, opts, this.#ctx.clock())
     if ('maxSize' in result) throw new PostTooLarge(ref, result.maxSize)
+    if ('full' in result) throw new QueueFull(ref, result.full)
     return result.ids
   }
 
