@@ -8,6 +8,7 @@
  * - `DELETE /v2/admin/limits/{project}`: drops the override.
  * Seen at once by this proxy and within `rateLimits.overrideCacheMs` by every other one.
  */
+import { isLosslessNumber } from 'lossless-json'
 import { z } from 'zod'
 import { invalidBody, notFound } from '../../shared/errors.js'
 import { requiredBody } from '../api/body.js'
@@ -16,8 +17,10 @@ import { requireAdmin } from '../api/system.js'
 import { empty, json, type Reply } from '../transport.js'
 import type { RateLimiter } from './index.js'
 
-const RATE = z.number().min(0).max(1e9)
-const QUOTA = z.int().min(0).max(1e9)
+/** The body parser keeps a fraction (`0.5`) or a huge integer exact (proxy/json.ts): a limit is a plain number. */
+const plain = (v: unknown): unknown => (isLosslessNumber(v) ? Number(v.value) : typeof v === 'bigint' ? Number(v) : v)
+const RATE = z.preprocess(plain, z.number().min(0).max(1e9))
+const QUOTA = z.preprocess(plain, z.int().min(0).max(1e9))
 const Override = z
   .object({ requestsPerSecond: RATE, requestBurst: RATE, messagesPerSecond: RATE, messageBurst: RATE, queuesPerProject: QUOTA, messagesPerQueue: QUOTA })
   .partial()
