@@ -152,7 +152,7 @@ async function micro(dir: string): Promise<void> {
   await time("quotas on: the post's quota lookup (cached override)", 1_000_000, () => quotasOnly.messages('p', 1))
   await quotasOnly.close()
 
-  const redis = await startRedis({ dir })
+  const redis = await startRedis({ dir, appendfsync: 'everysec' })
   const shared = (await RateLimiter.open(parseConfig({ dataDir: dir, catalog: `${redis.url}/1`, rateLimits: limits })))!
   await time('rate limit, Redis bucket (sequential)', 5_000, () => shared.request('p'))
   await shared.close()
@@ -168,13 +168,20 @@ async function micro(dir: string): Promise<void> {
     for (let i = 0; i < depth; i += 100) await sqlite.postMessages({ project: 'p', queue: q }, Array.from({ length: 100 }, () => ({ body: '{"a":1}', ttl: 3600 })), base)
     // Each measured post adds one message; 2 000 calls barely move the depth.
     await time(`SQLite post 1, queue of ${depth}, no quota`, 2_000, () => post(sqlite, q, base))
-    await time(`SQLite post 1, queue of ${depth}, quota on (counts ≤ depth)`, 2_000, () => post(sqlite, q, quota))
+    await time(`SQLite post 1, queue of ${depth}, quota on`, 2_000, () => post(sqlite, q, quota))
   }
+  // The worst case: a full queue refuses every post after counting it exactly (up to the quota).
+  const atQuota = async (d: DataDriver, q: string): Promise<void> => {
+    const full: PostOptions = { ...base, maxMessages: (await d.stats({ project: 'p', queue: q })).total }
+    await time(`${d.kind === 'sqlite' ? 'SQLite' : 'Redis'} post 1 refused: queue of 10000 at its quota`, 1_000, () => post(d, q, full).catch(() => undefined))
+  }
+  await atQuota(sqlite, 'depth-10000')
   await sqlite.close()
   const rd = await openDriver(`${redis.url}/0`, { dataDir: dir, durability: 'fast' })
-  await rd.postMessages({ project: 'p', queue: 'deep' }, Array.from({ length: 100 }, () => ({ body: '{"a":1}', ttl: 3600 })), base)
-  await time('Redis post 1 (sequential), no quota', 5_000, () => post(rd, 'deep', base))
-  await time('Redis post 1 (sequential), quota on (ZCOUNT)', 5_000, () => post(rd, 'deep', quota))
+  for (let i = 0; i < 10_000; i += 100) await rd.postMessages({ project: 'p', queue: 'deep' }, Array.from({ length: 100 }, () => ({ body: '{"a":1}', ttl: 3600 })), base)
+  await time('Redis post 1 (sequential), queue of 10000, no quota', 5_000, () => post(rd, 'deep', base))
+  await time('Redis post 1 (sequential), queue of 10000, quota on', 5_000, () => post(rd, 'deep', quota))
+  await atQuota(rd, 'deep')
   await rd.close()
 
   // A queue's placement (only when a queue is created) with and without a quota of queues.
