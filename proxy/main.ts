@@ -192,6 +192,13 @@ async function main(): Promise<void> {
   const backlog = new BacklogScanner(pools, log).start()
   BACKLOG.set(pools, backlog)
   metrics?.watchBacklog(backlog)
+  metrics?.watchDeadLettered(function* () {
+    for (const [pool, local] of embedded) {
+      const c = local.deadLettered
+      if (c !== undefined) yield { pool, ...c }
+    }
+    for (const [pool, source] of storage.deadLetters.movedFrom) yield { pool, source, n: source.n }
+  })
   const auth = await createAuthenticator(config, { catalogUri, log })
   // Subscriptions' deliveries (docs/notifications.md): off the request path, resumed from the catalog's cursors.
   const notifier = new Notifier({ catalog, storage, config, log, registry: metrics?.registry })

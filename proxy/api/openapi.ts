@@ -70,7 +70,7 @@ const SCHEMAS: Record<string, Schema> = {
   AdminQueues: obj({ queues: arrayOf(obj({ pool: str, project: str, name: str })), links: ref('Links') }),
   TopQueues: obj({
     by: { enum: ['backlog', 'age'] },
-    queues: arrayOf(obj({ pool: str, project: str, name: str, free: int, claimed: int, total: int, oldest_age: { type: 'number' } })),
+    queues: arrayOf(obj({ pool: str, project: str, name: str, free: int, claimed: int, total: int, delayed: int, oldest_age: { type: 'number' } })),
     as_of: { type: ['string', 'null'] },
   }),
   Migration: obj({

@@ -24,12 +24,14 @@ import { queueKeys } from './keys.js'
 const DLQ_CACHE_MAX = 10_000
 
 type ClaimResult = [] | [string, ...MessageTuple[]]
-type ClaimReply = ['OK', number, string, string[], string, ...ClaimResult[]] | ['DLQ', string]
+type ClaimReply = ['OK', number, string, string[], string, number, ...ClaimResult[]] | ['DLQ', string]
 
 export class RedisClaims {
   readonly #ctx: Ctx
   readonly #creates: Coalescer<QueueRef, ClaimOptions, Claim | null>
   readonly #dlq = new Map<string, string>()
+  /** Messages moved to a dead-letter queue by claim scripts (`DataDriver.deadLettered`). */
+  deadLettered = 0
 
   constructor(ctx: Ctx, opts: { coalesce: boolean }) {
     this.#ctx = ctx
@@ -68,7 +70,8 @@ export class RedisClaims {
         throw new Error(`claimMessages: the dead-letter queue of ${tag} keeps changing`)
       }
       if (Number(reply[1]) === 1 && dlq !== '') await this.#ctx.catalogue({ project: ref.project, queue: dlq })
-      const results = reply.slice(5) as ClaimResult[]
+      this.deadLettered += Number(reply[5])
+      const results = reply.slice(6) as ClaimResult[]
       const due: DeadLetterDue | undefined =
         reply[2] === '' ? undefined : { queue: reply[2], ids: reply[3], ...(reply[4] !== '' && { ttl: Number(reply[4]) }) }
       return reqs.map((req, n): Outcome<Claim | null> => {

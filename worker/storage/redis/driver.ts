@@ -423,6 +423,11 @@ export class RedisDriver implements DataDriver {
     return this.#guard('popMessages', () => this.#messages.popMessages(ref, limit))
   }
 
+  /** See `DataDriver.deadLettered`. */
+  get deadLettered(): number {
+    return this.#claims.deadLettered
+  }
+
   createClaim(ref: QueueRef, opts: ClaimOptions): Promise<Claim | null> {
     return this.#guard('createClaim', () => this.#claims.createClaim(ref, opts))
   }

@@ -462,6 +462,11 @@ export class SqliteDriver implements DataDriver {
     return this.#clientWrite('popMessages', ref, () => this.#messages.popMessages(ref, limit))
   }
 
+  /** See `DataDriver.deadLettered`. */
+  get deadLettered(): number {
+    return this.#claims.deadLettered
+  }
+
   async createClaim(ref: QueueRef, opts: ClaimOptions): Promise<Claim | null> {
     return this.#clientWrite('createClaim', ref, () => this.#claims.createClaim(ref, opts))
   }

@@ -16,7 +16,7 @@
             message that would expire before the claim gets, queue-policy.ts `claimExtendedTtl`),
             limit
   Returns: MOVED (lib.lua, fence_check) when fenced; { 'OK', dlqCreated (1 if a move created the DLQ), deferred DLQ name or '', deferred ids,
-           dlqttl or '', result per request } where a result is {} when nothing was claimed, else
+           dlqttl or '', messages moved to the DLQ, result per request } where a result is {} when nothing was claimed, else
            { claimId, message... } and a message is {id, body, ttl, created, claimId, claimCount, seq};
            or { 'DLQ', actual dlq name } when ARGV[3] is '0' and ARGV[2] is stale: nothing was
            changed, the driver calls again with the right keys.
@@ -51,6 +51,8 @@ if dlqname ~= '' then
   dlqttl = tonumber(qf[4])
 end
 local dlqCreated = 0
+-- Messages moved to the dead-letter queue by this call (the driver counts them for metrics).
+local dlqMoved = 0
 -- Messages due for a DLQ that is not here: reported (ids) and put back in the ready index (back).
 local due, back = {}, {}
 -- Ids whose state this call changes (claimed, moved to the DLQ), journalled under a journal fence.
@@ -71,6 +73,7 @@ local function dead_letter(id, rec)
   redis.call('ZADD', dk.a, seq, id)
   redis.call('ZADD', dk.r, seq, id)
   redis.call('ZADD', dk.e, expires, id)
+  dlqMoved = dlqMoved + 1
 end
 
 promote(k, now, PROMOTE_STEP)
@@ -79,7 +82,7 @@ local examined, promotes = 0, 1
 -- Messages of a large post still being staged are not visible yet (lib.lua).
 local upto = '+inf'
 if qf[5] then upto = '(' .. qf[5] end
-local out = { 'OK', 0, '', due, qf[4] or '' }
+local out = { 'OK', 0, '', due, qf[4] or '', 0 }
 local p = 5
 for _ = 1, nreq do
   local cid, ttl, extTtl, limit = ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
@@ -150,5 +153,6 @@ if #back > 0 then
   out[3] = dlqname
 end
 out[2] = dlqCreated
+out[6] = dlqMoved
 if journalled then journal(k, jids) end
 return out
