@@ -157,7 +157,6 @@ export class SqliteDriver implements DataDriver {
     const orphanMessages = db.prepare<[number, number], number>('SELECT seq FROM messages INDEXED BY messages_scan WHERE qid = ? LIMIT ?').pluck()
     const orphanClaims = db.prepare<[number, number], number>('SELECT rowid FROM claims INDEXED BY claims_queue WHERE qid = ? LIMIT ?').pluck()
     const unorphan = db.prepare('DELETE FROM orphans WHERE qid = ?')
-    const unquota = db.prepare('DELETE FROM quota_counts WHERE qid = ?')
     const deadJournal = db.prepare<[], number>('SELECT jid FROM dead_journals LIMIT 1').pluck()
     const deadEntries = db.prepare<[number, number], number>('SELECT version FROM journal INDEXED BY journal_order WHERE jid = ? LIMIT ?').pluck()
     const deleteEntry = db.prepare('DELETE FROM journal WHERE version = ?')
@@ -182,10 +181,7 @@ export class SqliteDriver implements DataDriver {
         for (const seq of more) deleteMessage.run(seq)
         const moreClaims = orphanClaims.all(qid, room)
         for (const rowid of moreClaims) deleteClaim.run(rowid)
-        if (more.length < room && moreClaims.length < room) {
-          unorphan.run(qid)
-          unquota.run(qid)
-        }
+        if (more.length < room && moreClaims.length < room) unorphan.run(qid)
         messages += more.length
         claims += moreClaims.length
       }
@@ -263,7 +259,9 @@ export class SqliteDriver implements DataDriver {
       this.#assertOpen()
       this.#guard(batch[0]!.op, () => this.#commitBatch.immediate(batch))
     } catch (err) {
-      // Nothing of the batch is stored: even the operations that ran must fail.
+      // Nothing of the batch is stored: even the operations that ran must fail, and what they
+      // taught the quota checks (messages.ts, `#overQuota`) is forgotten with them.
+      this.#messages.forgetQuotaBounds()
       for (const w of batch) w.reject(w.ok ? err : (w.error ?? err))
       return
     }

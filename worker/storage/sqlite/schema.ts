@@ -16,8 +16,6 @@
  * | `journal`  | `version` (autoincrement) | `jid`, message `id`: one entry per changed message     |
  * | `journal_ids` | `jid` (autoincrement) | allocates journal ids (rows deleted at once)           |
  * | `dead_journals` | `jid`              | dropped journals whose entries await the collector      |
- * | `quota_counts` | `qid`               | quotas (messages.ts): an upper bound `n` of the queue's  |
- * |            |                          | unexpired messages, valid while its top seq is `top`   |
  *
  * Every message and claim row belongs to one queue row (`qid`), and the queue row to one
  * project: every lookup by id also filters on `qid`, so an id from another queue or project is
@@ -98,15 +96,6 @@ CREATE TABLE IF NOT EXISTS staging (
 -- live queue row, and a purged queue continues under a new qid.
 CREATE TABLE IF NOT EXISTS orphans (
   qid INTEGER PRIMARY KEY
-);
-
--- Quotas of messages per queue (messages.ts, "#overQuota"): n is at least the queue's number of
--- unexpired messages as long as the queue's highest seq is still top (every insert raises it).
--- Written only by posts that carry a quota; a deleted or purged qid's row goes with its orphan.
-CREATE TABLE IF NOT EXISTS quota_counts (
-  qid INTEGER PRIMARY KEY,
-  n   INTEGER NOT NULL,
-  top INTEGER NOT NULL
 );
 
 -- Idempotency keys of posts (docs/api.md, "Safe retries"): the post's ids, comma-separated,
