@@ -206,7 +206,7 @@ export class Notifier {
         after = subs[subs.length - 1]!.id
       }
     } catch (err) {
-      this.#d.log.warn({ err, project: ref.project, queue: ref.queue }, 'notifier: cannot list subscriptions (retried on the next post or start)')
+      this.#d.log.warn({ err, ...logRef(ref) }, 'notifier: cannot list subscriptions (retried on the next post or start)')
     }
   }
 
@@ -267,7 +267,7 @@ export class Notifier {
       }
     } catch (err) {
       if (this.#closing.signal.aborted) return
-      log.warn({ err, project: ref.project, queue: ref.queue, subscription: id }, 'notifier: delivery loop stopped (resumes on the next post or start)')
+      log.warn({ err, ...logRef(ref), subscription: id }, 'notifier: delivery loop stopped (resumes on the next post or start)')
     }
   }
 
@@ -341,7 +341,7 @@ export class Notifier {
     this.#counter.inc({ result: 'dead_lettered' })
     // The dead letter: a warning log line carrying everything needed to replay it by hand.
     this.#d.log.warn(
-      { deadLetter: true, project: tenantOf(sub), ...(isTopicRef(sub) ? { topic: sub.queue } : { queue: sub.queue }), subscription: sub.id, subscriber: sub.subscriber, message: what, error: last.error },
+      { deadLetter: true, ...logRef(sub), subscription: sub.id, subscriber: sub.subscriber, message: what, error: last.error },
       'notifier: delivery dead-lettered after its retry policy',
     )
   }
@@ -355,6 +355,10 @@ export class Notifier {
     return postWebhook(sub.subscriber, body, headers, n.timeout_ms, this.#allow)
   }
 }
+
+/** A queue's or topic's names for a log line: the tenant's project, and `queue` or `topic`. */
+const logRef = (ref: QueueRef): { project: string; queue?: string; topic?: string } =>
+  isTopicRef(ref) ? { project: tenantOf(ref), topic: ref.queue } : { project: ref.project, queue: ref.queue }
 
 function parseCursor(sub: Subscription): Cursor {
   if (sub.cursor !== null) {
