@@ -15,6 +15,11 @@ export interface RedisClusterNodes {
   uri(query?: string): string
   /** The nodes that are masters now (CLUSTER NODES as one node sees it). */
   masters(): Promise<RedisProcess[]>
+  /**
+   * Starts a node that was stopped or killed again, on its port, with its files (its
+   * `nodes.conf`): it rejoins the cluster (as a replica, when its slots failed over meanwhile).
+   */
+  restart(node: RedisProcess): Promise<RedisProcess>
   /** Waits until every live node says `cluster_state:ok` and every master has an online replica (when it should). */
   settled(opts?: { replicas?: boolean; timeoutMs?: number }): Promise<void>
 }
@@ -45,22 +50,21 @@ export async function startRedisCluster(
   const masters = opts.masters ?? 3
   const replicas = opts.replicasPerMaster ?? 1
   const nodes: RedisProcess[] = []
+  const args = (bus: number): string[] => [
+    '--cluster-enabled', 'yes',
+    '--cluster-config-file', 'nodes.conf',
+    '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 1000),
+    '--cluster-port', String(bus),
+    // A replica takes over whatever its link's age: the tests kill masters on purpose.
+    '--cluster-replica-validity-factor', '0',
+  ]
+  const buses = new Map<number, number>()
   for (let i = 0; i < masters * (1 + replicas); i++) {
     // The cluster bus gets its own free port (the default, port + 10000, may be taken or invalid).
     const bus = await freePort()
-    nodes.push(
-      await startRedis(t, {
-        appendfsync: opts.appendfsync ?? 'always',
-        args: [
-          '--cluster-enabled', 'yes',
-          '--cluster-config-file', 'nodes.conf',
-          '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 1000),
-          '--cluster-port', String(bus),
-          // A replica takes over whatever its link's age: the tests kill masters on purpose.
-          '--cluster-replica-validity-factor', '0',
-        ],
-      }),
-    )
+    const node = await startRedis(t, { appendfsync: opts.appendfsync ?? 'always', args: args(bus) })
+    buses.set(node.port, bus)
+    nodes.push(node)
   }
   const create = spawnSync(
     'redis-cli',
@@ -74,6 +78,13 @@ export async function startRedisCluster(
   const cluster: RedisClusterNodes = {
     nodes,
     uri: (query = '') => `redis+cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}${query === '' ? '' : `?${query}`}`,
+    async restart(node) {
+      const again = await startRedis(t, { appendfsync: opts.appendfsync ?? 'always', dir: node.dir, port: node.port, args: args(buses.get(node.port)!) })
+      nodes[nodes.indexOf(node)] = again
+      clients.get(node.port)!.disconnect()
+      clients.set(node.port, nodeClient(t, node.port))
+      return again
+    },
     async masters() {
       const live = nodes.filter(alive)
       const text = (await clients.get(live[0]!.port)!.call('CLUSTER', 'NODES')) as string
