@@ -251,8 +251,8 @@ export class ProxyMetrics {
   }
 
   /** The pool's store answered as another server (`missive_pool_failovers_total`). */
-  failover(pool: string): void {
-    this.#failovers.inc({ pool })
+  failover(pool: string, count = 1): void {
+    this.#failovers.inc({ pool }, count)
   }
 
   /**

@@ -22,7 +22,8 @@
  * reconnection is verified again (a failover or a restart may land on a server configured
  * otherwise): until it passes, operations fail with `unavailable`.
  */
-import type { Redis, RedisOptions } from 'ioredis'
+import { randomUUID } from 'node:crypto'
+import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { systemClock, type Clock } from '../../../shared/clock.js'
 import { MissiveError, unavailable } from '../../../shared/errors.js'
 import { BadStoreConfig, StoreUnavailable } from '../../../shared/storage/errors.js'
@@ -52,6 +53,7 @@ import { buildKeys, catalogueKey, queueKeys, queueTag, refOfTag, SWEEP_KEY } fro
 import { RedisMessages } from './messages.js'
 import { RedisQueues } from './queues.js'
 import { RedisMigration } from './migration.js'
+import { connectCluster, masterFor, masters } from './cluster.js'
 import { Scripts } from './scripts.js'
 import type { RedisPoolOptions } from '../../../shared/storage/redis-uri.js'
 
@@ -131,10 +133,26 @@ export class RedisDriver implements DataDriver {
    */
   #broken: string | null = null
   #where = ''
+  /** A Redis Cluster pool's client (`#redis` is the same object, typed by its commands). */
+  readonly #cluster: Cluster | undefined
+  /** The masters (`host:port`) whose persistence was last verified, sorted (Cluster pools). */
+  #verifiedMasters = ''
+  /**
+   * The failover counter (docs/ha.md, "Health"): the servers (Redis `run_id`s; a Cluster: one per
+   * master) last seen, and how many times a new one appeared. Sampled at every (re)connection
+   * and every `info`, so a failover is counted even when no pool check ran between it and the
+   * next one (a check only compares two samples: it missed changes of server between them).
+   */
+  #servers: readonly string[] = []
+  #serverChanges = 0
+  #lastServerChange: number | null = null
+  /** This driver's identity: a new one (a restarted worker) starts its counter over. */
+  readonly #boot = randomUUID()
 
-  private constructor(redis: Redis, opts: RedisDriverOptions) {
+  private constructor(redis: Redis, opts: RedisDriverOptions, cluster?: Cluster) {
     this.options = opts
     this.#redis = redis
+    this.#cluster = cluster
     this.#channel = postedChannel(opts.db)
     this.#clock = opts.clock ?? systemClock
     this.#gcStep = opts.gcStep ?? 100
@@ -146,7 +164,8 @@ export class RedisDriver implements DataDriver {
       redis,
       scripts: this.#scripts,
       clock: this.#clock,
-      acked: (write) => this.#acked(write),
+      acked: (write, key) => this.#acked(write, key),
+      cluster: cluster !== undefined,
       catalogue: (ref) => this.#catalogue(ref),
     }
     const coalesce = opts.coalesce ?? true
@@ -162,6 +181,7 @@ export class RedisDriver implements DataDriver {
    * cannot keep the promise, `unavailable` when it cannot be reached.
    */
   static async open(opts: RedisDriverOptions): Promise<RedisDriver> {
+    if (opts.cluster !== undefined) return RedisDriver.#openCluster(opts)
     const where = opts.sentinels === undefined ? `${opts.host}:${opts.port}` : `master ${opts.master} (Sentinel ${opts.sentinels.map((s) => `${s.host}:${s.port}`).join(',')})`
     const opened = { now: false }
     const redis = await connectRedis(
@@ -187,8 +207,13 @@ export class RedisDriver implements DataDriver {
       await driver.#scripts.load()
       driver.#startCollector(opts.gcIntervalMs)
       driver.#where = where
-      // Every later connection (a reconnection, a Sentinel failover) is checked again.
-      if (opts.verify) redis.on('ready', () => void driver.#reverify())
+      driver.#observe([await runId(redis)])
+      // Every later connection (a reconnection, a Sentinel failover) is checked again, and the
+      // server it reached is noted (the failover counter).
+      redis.on('ready', () => {
+        if (opts.verify) void driver.#reverify()
+        runId(redis).then((id) => driver.#observe([id]), () => undefined)
+      })
       return driver
     } catch (err) {
       redis.disconnect()
@@ -200,25 +225,107 @@ export class RedisDriver implements DataDriver {
     }
   }
 
+  /**
+   * A Redis Cluster pool: every master's persistence verified, the scripts loaded on each, and
+   * the same checks again whenever the set of masters changes (a failover, a resharding onto a
+   * new node) — until they pass, operations fail with `unavailable` (docs/ha.md).
+   */
+  static async #openCluster(opts: RedisDriverOptions): Promise<RedisDriver> {
+    const where = `Redis Cluster ${opts.cluster!.map((n) => `${n.host}:${n.port}`).join(',')}`
+    const cluster = await connectCluster(opts)
+    try {
+      const nodes = masters(cluster)
+      if (opts.verify) for (const node of nodes) await verifyPersistence(node, opts, nodeWhere(where, node))
+      const driver = new RedisDriver(cluster as unknown as Redis, opts, cluster)
+      await driver.#scripts.load(nodes)
+      driver.#where = where
+      driver.#verifiedMasters = masterSet(nodes)
+      driver.#observe(await Promise.all(nodes.map(runId)))
+      driver.#startCollector(opts.gcIntervalMs)
+      cluster.on('refresh', () => void driver.#clusterChanged())
+      return driver
+    } catch (err) {
+      cluster.disconnect()
+      if (err instanceof MissiveError) throw err
+      if (isUnavailable(err) && !(err instanceof Error && err.message.startsWith('Lua script'))) {
+        throw unavailable(`The ${where} failed during start-up: ${(err as Error).message}`, 1, err)
+      }
+      throw err
+    }
+  }
+
+  /** The slot map was read again: new masters are verified and noted before they serve. */
+  async #clusterChanged(): Promise<void> {
+    const cluster = this.#cluster!
+    if (this.#closed || masterSet(masters(cluster)) === this.#verifiedMasters) return
+    if (this.options.verify) await this.#reverify()
+    else this.#verifiedMasters = masterSet(masters(cluster))
+    Promise.all(masters(cluster).map(runId)).then((ids) => this.#observe(ids), () => undefined)
+  }
+
+  /** Notes the servers reached now; a server not among the last ones seen is a failover (or a restart). */
+  #observe(ids: readonly string[]): void {
+    if (ids.length === 0) return
+    if (this.#servers.length > 0) {
+      const fresh = ids.filter((id) => !this.#servers.includes(id)).length
+      if (fresh > 0) {
+        this.#serverChanges += fresh
+        this.#lastServerChange = Date.now()
+      }
+    }
+    this.#servers = ids
+  }
+
   /** The underlying connection, for tests and tools. */
   get redis(): Redis {
     return this.#redis
   }
 
-  #acked<T>(write: Promise<T>): Promise<T> {
+  #acked<T>(write: Promise<T>, key?: string): Promise<T> {
     const n = this.options.wait
     if (n === 0) return write
+    if (this.#cluster !== undefined) return this.#clusterAcked(write, key ?? this.#scripts.lastKey)
     // Issued in the same tick as the write, on the same connection: WAIT covers it.
     const acks = this.#redis.wait(n, this.options.waitTimeoutMs)
-    return Promise.all([write, acks]).then(([result, got]) => {
-      if (got < n) {
-        throw new ReplicaShortfall(`only ${got} of ${n} Redis replicas acknowledged the write within ${this.options.waitTimeoutMs} ms`)
-      }
-      return result
+    return Promise.all([write, acks]).then(([result, got]) => this.#enough(result, got))
+  }
+
+  #enough<T>(result: T, got: number): T {
+    if (got < this.options.wait) {
+      throw new ReplicaShortfall(`only ${got} of ${this.options.wait} Redis replicas acknowledged the write within ${this.options.waitTimeoutMs} ms`)
+    }
+    return result
+  }
+
+  /**
+   * WAIT on a Cluster: sent, in the same tick, on the connection to the master that owns the
+   * write's slot, so it follows the write there. A write redirected meanwhile (MOVED, ASK: the
+   * slot moved) ran on another master: WAIT is asked again there, where it covers the write too.
+   */
+  #clusterAcked<T>(write: Promise<T>, key: string): Promise<T> {
+    const cluster = this.#cluster!
+    const n = this.options.wait
+    const timeout = this.options.waitTimeoutMs
+    const first = masterFor(cluster, key)
+    const acks = first === undefined ? Promise.resolve(-1) : first.node.wait(n, timeout)
+    return Promise.all([write, acks]).then(async ([result, got]) => {
+      const now = masterFor(cluster, key)
+      if (now === undefined) throw new ReplicaShortfall(`no master serves the slot of ${key} now`)
+      if (first === undefined || now.at !== first.at) got = await now.node.wait(n, timeout)
+      return this.#enough(result, got)
     })
   }
 
   async #catalogue(ref: QueueRef): Promise<void> {
+    if (this.#cluster !== undefined) {
+      // Two slots (the project's catalogue, the collector's round-robin): two writes, in this
+      // order, as the standalone MULTI does them at once. A crash between leaves the queue out
+      // of the round-robin until its next write catalogues it again.
+      const catalogue = catalogueKey(ref.project)
+      await this.#acked(this.#redis.zadd(catalogue, 0, ref.queue), catalogue)
+      await this.#acked(this.#redis.zadd(SWEEP_KEY, 0, queueTag(ref)), SWEEP_KEY)
+      return
+    }
     await this.#acked(
       this.#redis
         .multi()
@@ -301,7 +408,13 @@ export class RedisDriver implements DataDriver {
   async #reverify(): Promise<void> {
     this.#broken ??= 'the persistence of the server just connected to is being checked'
     try {
-      await verifyPersistence(this.#redis, this.options, this.#where)
+      if (this.#cluster !== undefined) {
+        const nodes = masters(this.#cluster)
+        for (const node of nodes) await verifyPersistence(node, this.options, nodeWhere(this.#where, node))
+        this.#verifiedMasters = masterSet(nodes)
+      } else {
+        await verifyPersistence(this.#redis, this.options, this.#where)
+      }
       this.#broken = null
     } catch (err) {
       // A connection lost meanwhile: the next connection checks again.
@@ -323,7 +436,16 @@ export class RedisDriver implements DataDriver {
   }
 
   async ping(): Promise<void> {
-    await this.#guard('ping', () => this.#redis.ping())
+    // A Cluster pool serves when every master does (each owns part of the queues).
+    if (this.#cluster !== undefined) await this.#guard('ping', () => this.#everyMaster((node) => node.ping()))
+    else await this.#guard('ping', () => this.#redis.ping())
+  }
+
+  /** Runs `fn` on every master of the Cluster; none known (no slots served) is a failure. */
+  #everyMaster<T>(fn: (node: Redis) => Promise<T>): Promise<T[]> {
+    const nodes = masters(this.#cluster!)
+    if (nodes.length === 0) return Promise.reject(new Error('no Redis Cluster master serves slots'))
+    return Promise.all(nodes.map(fn))
   }
 
   /**
@@ -337,12 +459,41 @@ export class RedisDriver implements DataDriver {
       await this.#reverify()
       if (this.#broken !== null) throw unavailable(this.#broken)
     }
+    if (this.#cluster !== undefined) return this.#clusterInfo()
     const [server, replication] = await this.#guard('ping', () =>
       Promise.all([this.#redis.info('server'), this.#redis.info('replication')]),
     )
     const facts = storeFacts(server, replication)
     if (this.options.master !== undefined) facts.master = this.options.master
+    if (facts.server !== undefined) this.#observe([facts.server])
+    return this.#counted(facts)
+  }
+
+  /** The failover counter's state, added to the facts. */
+  #counted(facts: StoreFacts): StoreFacts {
+    facts.boot = this.#boot
+    facts.changes = this.#serverChanges
+    if (this.#lastServerChange !== null) facts.lastChange = this.#lastServerChange
     return facts
+  }
+
+  /**
+   * A Cluster's facts: every master's, folded — `master` when all are; the fewest online
+   * replicas any master has (what `wait=` can count on) and the largest lag; `server` names
+   * every master's `run_id` (a failover changes one of them).
+   */
+  async #clusterInfo(): Promise<StoreFacts> {
+    const each = await this.#guard('ping', () =>
+      this.#everyMaster((node) => Promise.all([node.info('server'), node.info('replication')]).then(([s, r]) => storeFacts(s, r))),
+    )
+    const ids = each.map((f) => f.server ?? '').sort()
+    this.#observe(ids)
+    const facts: StoreFacts = { role: each.every((f) => f.role === 'master') ? 'master' : 'mixed', server: ids.join(',') }
+    facts.replicas = Math.min(...each.map((f) => f.replicas ?? 0))
+    const lags = each.map((f) => f.lagSeconds).filter((l): l is number => l !== undefined)
+    if (lags.length > 0) facts.lagSeconds = Math.max(...lags)
+    facts.masters = each.length
+    return this.#counted(facts)
   }
 
   async close(): Promise<void> {
@@ -542,7 +693,25 @@ export interface StoreFacts {
   server?: string
   replicas?: number
   lagSeconds?: number
+  /** The driver's identity, and the changes of server it saw (see `RedisDriver.#observe`). */
+  boot?: string
+  changes?: number
+  /** When the last change was seen (ms since the epoch). */
+  lastChange?: number
+  /** A Cluster pool: how many masters serve slots. */
+  masters?: number
 }
+
+/** The server's `run_id` (INFO server): its identity until it restarts. */
+async function runId(redis: Redis): Promise<string> {
+  return /^run_id:(.*?)\r?$/m.exec(await redis.info('server'))?.[1] ?? ''
+}
+
+/** The addresses of `nodes`, sorted: a set of masters, compared as text. */
+const masterSet = (nodes: readonly Redis[]): string => nodes.map((n) => `${n.options.host}:${n.options.port}`).sort().join(',')
+
+/** `where` narrowed to one node of a Cluster, for messages. */
+const nodeWhere = (where: string, node: Redis): string => `${node.options.host}:${node.options.port} (a master of the ${where})`
 
 /** Reads `INFO server` and `INFO replication` replies into the facts a pool's health shows. */
 export function storeFacts(server: string, replication: string): StoreFacts {

@@ -72,7 +72,8 @@ export class RedisQueues {
 
   async #uncatalogue(ref: QueueRef): Promise<void> {
     const { redis } = this.#ctx
-    await this.#ctx.acked(redis.zrem(catalogueKey(ref.project), ref.queue))
+    const catalogue = catalogueKey(ref.project)
+    await this.#ctx.acked(redis.zrem(catalogue, ref.queue), catalogue)
     await redis.zrem(SWEEP_KEY, queueTag(ref))
     if ((await redis.exists(queueKeys(ref).q)) === 1) await this.#ctx.catalogue(ref)
   }
@@ -98,10 +99,16 @@ export class RedisQueues {
       const wanted = name === '' ? names : names.filter((n) => n.includes(name))
       if (wanted.length > 0) {
         // One pipelined read of every candidate's record: it proves the queue exists and
-        // carries the metadata that filters and `detailed` need.
-        const pipe = redis.pipeline()
-        for (const n of wanted) pipe.hget(queueKeys({ project, queue: n }).q, 'meta')
-        const metas = (await pipe.exec()) ?? []
+        // carries the metadata that filters and `detailed` need. On a Cluster the records live
+        // in many slots (a pipeline must stay on one node): concurrent reads instead.
+        let metas: [Error | null, unknown][]
+        if (this.#ctx.cluster) {
+          metas = await Promise.all(wanted.map((n) => redis.hget(queueKeys({ project, queue: n }).q, 'meta').then((v): [null, unknown] => [null, v])))
+        } else {
+          const pipe = redis.pipeline()
+          for (const n of wanted) pipe.hget(queueKeys({ project, queue: n }).q, 'meta')
+          metas = (await pipe.exec()) ?? []
+        }
         for (let i = 0; i < wanted.length && items.length < opts.limit; i++) {
           const [err, text] = metas[i] as [Error | null, string | null]
           if (err !== null) throw err
