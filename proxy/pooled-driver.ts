@@ -151,7 +151,6 @@ export class PooledDriver implements PooledStorage {
    */
   queueQuota: ((project: string) => number | Promise<number>) | undefined
   /** Calls waiting for a switch now (tests, debugging). */
-
   switchWaiting = 0
   /** Catalog polls started for calls waiting on a switch (one per queue and switch, shared). */
   switchPolls = 0
