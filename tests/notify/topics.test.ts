@@ -167,6 +167,21 @@ for (const store of ['sqlite', 'redis'] as const) {
     t.equal((await a.req('GET', '/v2/topics/secret/stats')).json.messages.total, 1)
   })
 
+  t.test(`${store}: the tenant's quota of queues applies to its topics, counted apart`, async (t) => {
+    const n = await startNotifying(t, await uri(t))
+    const c = n.client
+    n.storage.queueQuota = (project) => (project === c.project ? 1 : 0)
+    t.equal((await c.req('PUT', '/v2/queues/q1')).status, 201)
+    t.equal((await c.req('PUT', '/v2/queues/q2')).status, 403, 'the queue quota holds')
+    t.equal((await c.req('PUT', '/v2/topics/t1')).status, 201, 'topics are counted apart from queues')
+    const over = await c.req('PUT', '/v2/topics/t2')
+    t.equal(over.status, 403, "the tenant's quota holds for topics")
+    t.same(over.json, { title: 'Quota exceeded', description: `Project ${c.project} may have at most 1 topics (its quota); delete some, or ask for a larger quota.` })
+    t.equal((await c.req('POST', '/v2/topics/t3/messages', { body: { messages: [{ body: 1 }] } })).status, 403, 'a post creating a topic too')
+    t.equal((await c.req('DELETE', '/v2/topics/t1')).status, 204)
+    t.equal((await c.req('PUT', '/v2/topics/t2')).status, 201, 'deleting one makes room')
+  })
+
   t.test(`${store}: bad input is a 4xx`, async (t) => {
     const n = await startNotifying(t, await uri(t))
     const c = n.client
