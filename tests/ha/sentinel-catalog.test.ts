@@ -89,3 +89,19 @@ t.test('a catalog whose replicas cannot acknowledge answers 503', async (t) => {
   t.teardown(() => catalog.close())
   await t.rejects(catalog.place({ project: 'p', queue: 'q' }, 'a'), { code: 'unavailable', message: /reached 1 of 2 replicas/ })
 })
+
+t.test('missive serve on a Sentinel catalog: pools, placements and posts go through it', async (t) => {
+  const { startMissive, startRedis } = await import('../helpers/index.js')
+  const { ADMIN_TOKEN, client } = await import('../pools/util.js')
+  const group = await startSentinelGroup(t, { appendfsync: 'always' })
+  const store = await startRedis(t, { appendfsync: 'always' })
+  const m = await startMissive(t, {
+    env: { MISSIVE_CATALOG: group.uri(), MISSIVE_DEFAULT_POOL: `${store.url}?durability=durable`, MISSIVE_ADMIN_TOKEN: ADMIN_TOKEN },
+    timeoutMs: 60_000,
+  })
+  const c = client(m.baseUrl)
+  t.equal((await c.req('POST', '/v2/queues/q1/messages', { body: { messages: [{ body: 1 }] } })).status, 201, 'a post places its queue')
+  const catalog = await openCatalog(group.uri())
+  t.teardown(() => catalog.close())
+  t.equal(await catalog.getPlacement({ project: c.project, queue: 'q1' }), 'default', 'the placement is in the Sentinel catalog')
+})
