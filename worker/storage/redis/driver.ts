@@ -225,8 +225,8 @@ export class RedisDriver implements DataDriver {
 
   /**
    * A Redis Cluster pool: every master's persistence verified, the scripts loaded on each, and
-   * the same checks again whenever the set of masters changes (a failover, a resharding onto a
-   * new node) — until they pass, operations fail with `unavailable` (docs/ha.md).
+   * each new master checked whenever the set of masters changes (a failover, a resharding onto a
+   * new node): one that fails makes operations fail with `unavailable` until fixed (docs/ha.md).
    */
   static async #openCluster(opts: RedisDriverOptions): Promise<RedisDriver> {
     const where = `Redis Cluster ${opts.cluster!.map((n) => `${n.host}:${n.port}`).join(',')}`
@@ -252,7 +252,7 @@ export class RedisDriver implements DataDriver {
     }
   }
 
-  /** The slot map was read again: new masters are verified and noted before they serve. */
+  /** The slot map was read again: new masters are verified (`#reverifyCluster`) and noted (the failover counter). */
   async #clusterChanged(): Promise<void> {
     const cluster = this.#cluster!
     if (this.#closed || masterSet(masters(cluster)) === this.#verifiedMasters) return
@@ -263,7 +263,9 @@ export class RedisDriver implements DataDriver {
 
   /** Notes the servers reached now; a server not among the last ones seen is a failover (or a restart). */
   #observe(ids: readonly string[]): void {
-    if (ids.length === 0) return
+    // A Cluster's list of masters may be short for a moment (one dropped from the slot map before
+    // its replica is in): noting it would count the master again when it reappears.
+    if (ids.length === 0 || ids.length < this.#servers.length) return
     if (this.#servers.length > 0) {
       const fresh = ids.filter((id) => !this.#servers.includes(id)).length
       if (fresh > 0) {
