@@ -37,7 +37,10 @@ t.test('kill -9 the master of a queue\'s slot under load; Missive follows its re
   // A waiting claim is woken by a post through another request: the driver publishes on the
   // cluster, the proxy's subscriber (on any node) hears it. The deadline is far below the wait.
   const waiting = c.req('POST', '/v2/queues/lp/claims?wait=20', { body: { ttl: 60 } })
-  await new Promise((r) => setTimeout(r, 300))
+  // The claim waits (the proxy counts it) before anything is posted.
+  await waitFor(async () => /^missive_long_poll_waiting(\{[^}]*\})? 1$/m.test(await (await fetch(`${m.baseUrl}/metrics`)).text()), {
+    what: 'the claim to wait',
+  })
   t.equal((await c.req('POST', '/v2/queues/lp/messages', { body: { messages: [{ body: 'wake' }] } })).status, 201)
   const woken = await within(waiting, 10_000)
   t.equal(woken?.status, 201, 'the long-poll claim was woken by the post (not by the end of its 20 s wait)')
