@@ -59,6 +59,15 @@ export interface CatalogStore {
   place(ref: QueueRef, pool: string): Promise<string>
 
   /**
+   * `place` under a quota of queues per project (docs/limits.md, "Quotas"): when the queue has
+   * no placement and its project already has `maxQueues` placed queues (on any pool), nothing
+   * is written and the answer is null. The count and the insert are one atomic step across every
+   * process sharing the store, so racing creators never overshoot the quota. Costs at most
+   * `maxQueues` index entries (SQLite) or one count per pool (Redis).
+   */
+  placeWithin(ref: QueueRef, pool: string, maxQueues: number): Promise<string | null>
+
+  /**
    * Forgets the placement. Missing: no-op. A `copying` migration of the queue (it was deleted)
    * goes to `cancelling` (`error` cleared) in the same write, so the runner rolls it back.
    */

@@ -199,10 +199,19 @@ async function main(): Promise<void> {
   const backlog = new BacklogScanner(pools, log).start()
   BACKLOG.set(pools, backlog)
   metrics?.watchBacklog(backlog)
+  metrics?.watchDeadLettered(function* () {
+    for (const [pool, local] of embedded) {
+      const c = local.deadLettered
+      if (c !== undefined) yield { pool, ...c }
+    }
+    for (const [pool, source] of storage.deadLetters.movedFrom) yield { pool, source, n: source.n }
+  })
   const auth = await createAuthenticator(config, { catalogUri, log })
   // Subscriptions' deliveries (docs/notifications.md): off the request path, resumed from the catalog's cursors.
   const notifier = new Notifier({ catalog, storage, config, log, registry: metrics?.registry })
   const limiter = await RateLimiter.open(config, catalogUri)
+  // Quotas of queues per project are checked where queues are placed (docs/limits.md, "Quotas").
+  if (limiter?.quotas) storage.queueQuota = (project) => limiter.queueQuota(project)
   server = new HttpServer({ config, storage, control: pools, log, longPoll, auth, limiter, notifier, ...(metrics && { metrics }) })
   const port = await server.listen()
   const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.metricsBind ?? config.bind, config.metricsPort, metrics) : undefined

@@ -143,7 +143,15 @@ export class PooledDriver implements PooledStorage {
   rerouted = 0
   /** Stale migration fences (tombstones, abandoned copies) this proxy cleared. */
   staleFencesCleared = 0
+  /**
+   * The quota of queues per project (docs/limits.md, "Quotas"), set by the proxy when quotas are
+   * on: asked only when a queue without a placement is about to be placed (created), never on a
+   * call to a known queue. 0: no quota. Placement is then `placeWithin`, and a project at its
+   * quota gets 403 `quota_exceeded` with nothing created.
+   */
+  queueQuota: ((project: string) => number | Promise<number>) | undefined
   /** Calls waiting for a switch now (tests, debugging). */
+
   switchWaiting = 0
   /** Catalog polls started for calls waiting on a switch (one per queue and switch, shared). */
   switchPolls = 0
@@ -206,11 +214,22 @@ export class PooledDriver implements PooledStorage {
     if (this.#pools.snapshot === undefined) await this.#pools.current()
     const version = this.#pools.version
     let pool = await this.#pools.catalog.getPlacement(ref)
-    if (pool === null && mode === Mode.Create) pool = await this.#pools.catalog.place(ref, await this.#pools.choose(flavor))
+    if (pool === null && mode === Mode.Create) pool = await this.#place(ref, await this.#pools.choose(flavor))
     if (pool !== null) this.#cache.set(key, pool)
     // A reload since the read may have switched negative entries off: do not record a stale one.
     else if (this.#pools.version === version) this.#cache.setUnplaced(key)
     return this.#worker(pool ?? this.#pools.defaultPool, key)
+  }
+
+  /** Places a new queue on `pool`, within its project's quota of queues when there is one. */
+  async #place(ref: QueueRef, pool: string): Promise<string> {
+    const max = this.queueQuota === undefined ? 0 : await this.queueQuota(ref.project)
+    if (max <= 0) return this.#pools.catalog.place(ref, pool)
+    const placed = await this.#pools.catalog.placeWithin(ref, pool, max)
+    if (placed === null) {
+      throw new MissiveError('quota_exceeded', `Project ${ref.project} may have at most ${max} queues (its quota); delete some, or ask for a larger quota.`)
+    }
+    return placed
   }
 
   #worker(pool: string, key: string): DataDriver {

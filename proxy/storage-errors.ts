@@ -8,6 +8,7 @@
 import { ERRORS } from '../shared/errors.js'
 import type { DriverOperation } from '../shared/storage/operations.js'
 import type { AnyStorageError, StorageError } from '../shared/storage/errors.js'
+import { isTopicRef, tenantOf } from './topic-space.js'
 
 /** A storage error as the client sees it. */
 export interface StorageErrorHttp {
@@ -57,6 +58,11 @@ const FAILURE: Record<DriverOperation, string> = {
 /** Zaqar's words for a post over a size limit, the queue's or the server's (zaqar/transport/validation.py). */
 export const postTooLargeText = (max: number): string => `Message collection size is too large. Max size ${max}`
 
+/** What a client reads when a post would put a queue over its quota of messages. */
+export const queueFullText = (queue: string, max: number): string =>
+  `Queue ${queue} may hold at most ${max} messages (this project's quota); consume some, or ask for a larger quota.`
+
+const QUOTA = ERRORS.quota_exceeded.title
 const NOT_FOUND = ERRORS.not_found.title
 const INVALID = ERRORS.bad_request.title
 const UNAVAILABLE = ERRORS.unavailable.title
@@ -68,12 +74,13 @@ export function storageErrorHttp(err: StorageError): StorageErrorHttp {
   const e = err as AnyStorageError
   switch (e.kind) {
     case 'queue_not_found':
-      return { status: 404, title: NOT_FOUND, description: `Queue ${e.ref.queue} does not exist for project ${e.ref.project}` }
+      // A topic is a queue in a namespace of its own (proxy/topic-space.ts): named as Zaqar names it, with the tenant's project.
+      return { status: 404, title: NOT_FOUND, description: `${isTopicRef(e.ref) ? 'Topic' : 'Queue'} ${e.ref.queue} does not exist for project ${tenantOf(e.ref)}` }
     case 'claim_not_found':
       return {
         status: 404,
         title: NOT_FOUND,
-        description: `Claim ${e.claimId} does not exist in queue ${e.ref.queue} for project ${e.ref.project}`,
+        description: `Claim ${e.claimId} does not exist in queue ${e.ref.queue} for project ${tenantOf(e.ref)}`,
       }
     case 'message_claimed':
       return { status: 403, title: UNABLE_TO_DELETE, description: DELETE_DESCRIPTIONS.claimed }
@@ -83,6 +90,9 @@ export function storageErrorHttp(err: StorageError): StorageErrorHttp {
       return { status: 400, title: UNABLE_TO_DELETE, description: DELETE_DESCRIPTIONS.claimGone }
     case 'post_too_large':
       return { status: 400, title: INVALID, description: postTooLargeText(e.maxPostBytes) }
+    case 'queue_full':
+      // Zaqar has no quotas; 403 as OpenStack compute answers a quota (docs/limits.md, "Quotas").
+      return { status: 403, title: QUOTA, description: queueFullText(e.ref.queue, e.maxMessages) }
     case 'bad_store_config':
       return { status: 400, title: INVALID, description: e.problem }
     case 'queue_moved':

@@ -151,6 +151,18 @@ export const RateLimitsSchema = z
   })
   .strict()
 
+/** Quotas per project (docs/limits.md, "Quotas"): the defaults; per-project overrides live in the catalog. */
+export const QuotasSchema = z
+  .object({
+    /** Off: nothing is counted or refused (no cost on any request). */
+    enabled: z.boolean().default(false),
+    /** Queues a project may have; 0: no quota. */
+    queuesPerProject: z.int().min(0).default(0),
+    /** Unexpired messages one queue may hold; 0: no quota. */
+    messagesPerQueue: z.int().min(0).default(0),
+  })
+  .strict()
+
 /** CORS (docs/auth.md, "CORS"): oslo.middleware's options with Zaqar's defaults. */
 export const CorsSchema = z
   .object({
@@ -316,6 +328,7 @@ export const ConfigSchema = z
     /** Pre-signed URLs (docs/notifications.md). */
     signed_url: SignedUrlSchema.default(() => SignedUrlSchema.parse({})),
     rateLimits: RateLimitsSchema.default(() => RateLimitsSchema.parse({})),
+    quotas: QuotasSchema.default(() => QuotasSchema.parse({})),
     cors: CorsSchema.default(() => CorsSchema.parse({})),
   })
   .strict()

@@ -33,6 +33,8 @@ export const ERRORS = {
   header_too_large: { status: 431, title: 'Request header fields too large' },
   /** A project over its rate limit (docs/limits.md), or too many long polls waiting (docs/api.md, "Long polling"). */
   too_many_requests: { status: 429, title: 'Too many requests' },
+  /** A project over a quota: queues per project, messages per queue (docs/limits.md, "Quotas"). */
+  quota_exceeded: { status: 403, title: 'Quota exceeded' },
   internal: { status: 500, title: 'Internal server error' },
   unavailable: { status: 503, title: 'Service temporarily unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>

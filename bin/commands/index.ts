@@ -9,6 +9,7 @@ import type { Command } from '../cli/command.js'
 import { backlog } from './backlog.js'
 import { configCheck } from './config-check.js'
 import { FLAVOR_COMMANDS } from './flavors.js'
+import { LIMITS_COMMANDS } from './limits.js'
 import { MIGRATE_COMMANDS } from './migrate.js'
 import { POOL_COMMANDS } from './pools.js'
 import { queuesList, queuesTop } from './queues.js'
@@ -25,4 +26,5 @@ export const COMMANDS: readonly Command[] = [
   queuesTop,
   backlog,
   ...MIGRATE_COMMANDS,
+  ...LIMITS_COMMANDS,
 ]

@@ -59,6 +59,26 @@ return ARGV[2]
 `
 
 /**
+ * `placeWithin`: PLACE, unless the queue is unplaced and its project already has ARGV[5] placed
+ * queues (then false, nothing written). The project's queues are counted in every pool's placed
+ * set (members `<project>\0<queue>`: one ZLEXCOUNT range each).
+ * KEYS: placements, the chosen pool's placed set, pools. ARGV: member, pool, prefix, project, max.
+ */
+const PLACE_WITHIN = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then return cur end
+local lo, hi = '[' .. ARGV[4] .. '\\0', '(' .. ARGV[4] .. '\\1'
+local n = 0
+for _, name in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  n = n + redis.call('ZLEXCOUNT', ARGV[3] .. 'placed:' .. name, lo, hi)
+end
+if n >= tonumber(ARGV[5]) then return false end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+return ARGV[2]
+`
+
+/**
  * Lua helpers for migration scripts (P: the prefix). `setState` moves a migration between state
  * sets and, when it ends, out of the active indexes and its lease.
  */
@@ -299,6 +319,7 @@ return changed
 
 type Scripted = Redis & {
   catalogPlace(placements: string, placed: string, member: string, pool: string): Promise<string>
+  catalogPlaceWithin(placements: string, placed: string, pools: string, member: string, pool: string, prefix: string, project: string, max: number): Promise<string | null>
   catalogRemovePlacement(placements: string, version: string, member: string, prefix: string, kept: number): Promise<number>
   catalogDeletePool(pools: string, pool: string, placed: string, version: string, activeTo: string, name: string): Promise<number>
   catalogCreateMigration(...argv: (string | number)[]): Promise<string[]>
@@ -461,6 +482,7 @@ export class RedisCatalog implements CatalogStore {
     this.#wait = wait
     this.#waitMs = waitMs
     redis.defineCommand('catalogPlace', { numberOfKeys: 2, lua: PLACE })
+    redis.defineCommand('catalogPlaceWithin', { numberOfKeys: 3, lua: PLACE_WITHIN })
     redis.defineCommand('catalogRemovePlacement', { numberOfKeys: 2, lua: REMOVE_PLACEMENT })
     redis.defineCommand('catalogDeletePool', { numberOfKeys: 5, lua: DELETE_POOL })
     redis.defineCommand('catalogCreateMigration', { numberOfKeys: 0, lua: CREATE_MIGRATION })
@@ -512,6 +534,12 @@ export class RedisCatalog implements CatalogStore {
 
   place(ref: QueueRef, pool: string): Promise<string> {
     return this.#run(() => this.#redis.catalogPlace(this.#k.placements, this.#placedKey(pool), member(ref), pool))
+  }
+
+  placeWithin(ref: QueueRef, pool: string, maxQueues: number): Promise<string | null> {
+    return this.#run(() =>
+      this.#redis.catalogPlaceWithin(this.#k.placements, this.#placedKey(pool), this.#k.pools, member(ref), pool, this.#p, ref.project, maxQueues),
+    )
   }
 
   async removePlacement(ref: QueueRef): Promise<void> {

@@ -176,7 +176,9 @@ const toPool = (row: PoolRow): Pool => ({
 interface PendingPlace {
   ref: QueueRef
   pool: string
-  resolve(pool: string): void
+  /** `placeWithin`'s quota of queues per project (absent: `place`). */
+  max?: number
+  resolve(pool: string | null): void
   reject(err: unknown): void
 }
 
@@ -190,7 +192,7 @@ export class SqliteCatalog implements CatalogStore {
   readonly path: string
   readonly #db: Database.Database
   readonly #stmt
-  readonly #place: (batch: PendingPlace[]) => string[]
+  readonly #place: (batch: PendingPlace[]) => (string | null)[]
   #pending: PendingPlace[] = []
   readonly #removePlacement: (project: string, queue: string) => void
   readonly #deletePool: (name: string) => void
@@ -241,6 +243,8 @@ export class SqliteCatalog implements CatalogStore {
       poolInUse: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM placements WHERE pool = ? LIMIT 1'),
       deletePool: db.prepare<[string]>('DELETE FROM pools WHERE name = ?'),
       countPlacements: db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM placements WHERE pool = ?'),
+      // A project's queues, counted up to a quota and no further (the primary key's index).
+      countProject: db.prepare<[string, number], { n: number }>('SELECT COUNT(*) AS n FROM (SELECT 1 FROM placements WHERE project = ? LIMIT ?)'),
       listPlacements: db.prepare<[string, number], { project: string; queue: string }>(
         'SELECT project, queue FROM placements WHERE pool = ? ORDER BY project, queue LIMIT ?',
       ),
@@ -286,12 +290,18 @@ export class SqliteCatalog implements CatalogStore {
     }
 
     this.#place = db
-      .transaction((batch: PendingPlace[]): string[] =>
+      .transaction((batch: PendingPlace[]): (string | null)[] =>
         // A new placement stales no cached entry (caches only hold placements that exist), so it
         // does not bump the version: proxies would otherwise drop their caches on every new queue.
-        batch.map(({ ref, pool }) =>
-          stmt.insertPlacement.run(ref.project, ref.queue, pool).changes > 0 ? pool : stmt.getPlacement.get(ref.project, ref.queue)!.pool,
-        ),
+        batch.map(({ ref, pool, max }) => {
+          if (max !== undefined) {
+            const placed = stmt.getPlacement.get(ref.project, ref.queue)
+            if (placed !== undefined) return placed.pool
+            // Counted inside the IMMEDIATE transaction: no other writer places in between.
+            if (stmt.countProject.get(ref.project, max)!.n >= max) return null
+          }
+          return stmt.insertPlacement.run(ref.project, ref.queue, pool).changes > 0 ? pool : stmt.getPlacement.get(ref.project, ref.queue)!.pool
+        }),
       )
       .immediate
     this.#removePlacement = db
@@ -454,7 +464,15 @@ export class SqliteCatalog implements CatalogStore {
   place(ref: QueueRef, pool: string): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       this.#open()
-      this.#pending.push({ ref, pool, resolve, reject })
+      this.#pending.push({ ref, pool, resolve: (p) => resolve(p!), reject })
+      if (this.#pending.length === 1) setImmediate(() => this.#flushPlaces())
+    })
+  }
+
+  placeWithin(ref: QueueRef, pool: string, maxQueues: number): Promise<string | null> {
+    return new Promise<string | null>((resolve, reject) => {
+      this.#open()
+      this.#pending.push({ ref, pool, max: maxQueues, resolve, reject })
       if (this.#pending.length === 1) setImmediate(() => this.#flushPlaces())
     })
   }
@@ -462,7 +480,7 @@ export class SqliteCatalog implements CatalogStore {
   #flushPlaces(): void {
     const batch = this.#pending
     this.#pending = []
-    let results: string[]
+    let results: (string | null)[]
     try {
       results = this.#run(() => this.#place(batch))
     } catch (err) {

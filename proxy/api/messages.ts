@@ -22,14 +22,16 @@ export async function postMessages(req: ApiRequest): Promise<Reply> {
     throw badRequest(`No more than ${most} messages may be posted at once.`)
   }
   const messages = messagePost(doc, req.config.limits)
-  // Messages per second (docs/limits.md): counted once the post is known to be valid.
-  if (req.limiter !== undefined) await req.limiter.messages(req.project, messages.length)
+  // Messages per second (docs/limits.md): counted once the post is known to be valid. It answers
+  // the queue's quota of messages, which the store checks inside its atomic post.
+  const maxMessages = req.limiter === undefined ? 0 : await req.limiter.messages(req.project, messages.length)
   const ref = queueRef(req)
   const ids = await req.storage.postMessages(ref, messages, {
     clientId: req.clientId,
     defaultTtl: req.config.limits.default_message_ttl,
     postBytes: req.contentLength ?? req.body!.length,
     queuePolicy: req.profile.queueLimits,
+    maxMessages,
     ...(key !== undefined && { idempotencyKey: key, idempotencyWindow: req.config.limits.idempotency_window }),
   })
   // Long-polling consumers of this queue may now find something (proxy/long-poll.ts).
@@ -54,7 +56,7 @@ export async function listMessages(req: ApiRequest): Promise<Reply> {
     idList(ids, limits)
     const found = await req.storage.getMessages(ref, ids)
     if (found.length === 0) {
-      throw new MissiveError('not_found', `No messages with IDs: ${pyList(ids)} found in the queue ${ref.queue} for project ${ref.project}.`)
+      throw new MissiveError('not_found', `No messages with IDs: ${pyList(ids)} found in the queue ${ref.queue} for project ${req.project}.`)
     }
     return { status: 200, body: `{"messages":${messagesJson(found, base)}}` }
   }
@@ -94,7 +96,7 @@ export async function getMessage(req: ApiRequest): Promise<Reply> {
   const ref = queueRef(req)
   const id = req.params.messageId!
   const m = await req.storage.getMessage(ref, id)
-  if (m === null) throw new MissiveError('not_found', `Message ${id} does not exist in queue ${ref.queue} for project ${ref.project}`)
+  if (m === null) throw new MissiveError('not_found', `Message ${id} does not exist in queue ${ref.queue} for project ${req.project}`)
   return { status: 200, body: messageJson(m, queueHref(req)) }
 }
 

@@ -1,12 +1,14 @@
 /**
- * The rate limits admin API (docs/limits.md), v2 only, admin role:
+ * The rate limits and quotas admin API (docs/limits.md), v2 only, admin role:
  * - `GET /v2/admin/limits/{project}`: the configured defaults, the project's override and the
  *   limits in force;
  * - `PUT /v2/admin/limits/{project}` `{"requestsPerSecond"?, "requestBurst"?, "messagesPerSecond"?,
- *   "messageBurst"?}`: replaces the override (absent fields take the defaults; 0: no limit);
+ *   "messageBurst"?, "queuesPerProject"?, "messagesPerQueue"?}`: replaces the override (absent
+ *   fields take the defaults; 0: no limit);
  * - `DELETE /v2/admin/limits/{project}`: drops the override.
  * Seen at once by this proxy and within `rateLimits.overrideCacheMs` by every other one.
  */
+import { isLosslessNumber } from 'lossless-json'
 import { z } from 'zod'
 import { invalidBody, notFound } from '../../shared/errors.js'
 import { requiredBody } from '../api/body.js'
@@ -15,12 +17,18 @@ import { requireAdmin } from '../api/system.js'
 import { empty, json, type Reply } from '../transport.js'
 import type { RateLimiter } from './index.js'
 
-const RATE = z.number().min(0).max(1e9)
-const Override = z.object({ requestsPerSecond: RATE, requestBurst: RATE, messagesPerSecond: RATE, messageBurst: RATE }).partial().strict()
+/** The body parser keeps a fraction (`0.5`) or a huge integer exact (proxy/json.ts): a limit is a plain number. */
+const plain = (v: unknown): unknown => (isLosslessNumber(v) ? Number(v.value) : typeof v === 'bigint' ? Number(v) : v)
+const RATE = z.preprocess(plain, z.number().min(0).max(1e9))
+const QUOTA = z.preprocess(plain, z.int().min(0).max(1e9))
+const Override = z
+  .object({ requestsPerSecond: RATE, requestBurst: RATE, messagesPerSecond: RATE, messageBurst: RATE, queuesPerProject: QUOTA, messagesPerQueue: QUOTA })
+  .partial()
+  .strict()
 
 function limiter(req: ApiRequest): RateLimiter {
   requireAdmin(req)
-  if (req.limiter === undefined) throw notFound('Rate limits are off (rateLimits.enabled).')
+  if (req.limiter === undefined) throw notFound('Rate limits and quotas are off (rateLimits.enabled, quotas.enabled).')
   if (req.params.tenant!.length > 256) throw invalidBody('A project id is at most 256 characters.')
   return req.limiter
 }

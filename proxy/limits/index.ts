@@ -3,6 +3,12 @@
  * messages per second on posts, each a token bucket. Defaults from `rateLimits` in the config,
  * per-project overrides from the catalog (admin API, proxy/limits/admin-api.ts).
  *
+ * And the quotas (docs/limits.md, "Quotas"), whose defaults are `quotas` in the config and whose
+ * overrides are in the same record: this class only says what a project's quota is; each is
+ * counted where every proxy sees the same number — queues per project by the catalog's
+ * placement (`CatalogStore.placeWithin`, asked by proxy/pooled-driver.ts when a queue is
+ * created), messages per queue by the store inside its atomic post (`PostOptions.maxMessages`).
+ *
  * Where the buckets are counted decides what "per project" means: with a Redis catalog (several
  * proxies, several hosts) in that Redis, one bucket per project for the whole deployment; with the
  * embedded SQLite catalog (one proxy process) in the process, which is then the whole deployment.
@@ -25,6 +31,8 @@ export interface EffectiveLimits {
   requestBurst: number
   messagesPerSecond: number
   messageBurst: number
+  queuesPerProject: number
+  messagesPerQueue: number
 }
 
 type ScriptedRedis = Redis & { missiveTake(key: string, n: number, rate: number, burst: number): Promise<number> }
@@ -45,10 +53,24 @@ export class RateLimiter {
   readonly #local = { r: new LocalBuckets(), m: new LocalBuckets() }
   readonly #redis: ScriptedRedis | undefined
   readonly #prefix: string
+  /** `rateLimits.enabled`: off, no bucket is asked (quotas alone are on). */
+  readonly rates: boolean
+  /** `quotas.enabled`. */
+  readonly quotas: boolean
 
   constructor(config: Config, store: LimitStore) {
     const r = config.rateLimits
-    this.#defaults = { requestsPerSecond: r.requestsPerSecond, requestBurst: r.requestBurst, messagesPerSecond: r.messagesPerSecond, messageBurst: r.messageBurst }
+    const q = config.quotas
+    this.rates = r.enabled
+    this.quotas = q.enabled
+    this.#defaults = {
+      requestsPerSecond: r.requestsPerSecond,
+      requestBurst: r.requestBurst,
+      messagesPerSecond: r.messagesPerSecond,
+      messageBurst: r.messageBurst,
+      queuesPerProject: q.queuesPerProject,
+      messagesPerQueue: q.messagesPerQueue,
+    }
     this.#cacheMs = r.overrideCacheMs
     this.store = store
     this.#prefix = `${store.prefix}rate:`
@@ -58,19 +80,26 @@ export class RateLimiter {
     }
   }
 
-  /** Opens the limiter over the catalog's override table; undefined when `rateLimits.enabled` is off. */
+  /** Opens the limiter over the catalog's override table; undefined when both `rateLimits` and `quotas` are off. */
   static async open(config: Config, catalogUri?: string): Promise<RateLimiter | undefined> {
-    if (!config.rateLimits.enabled) return undefined
+    if (!config.rateLimits.enabled && !config.quotas.enabled) return undefined
     const uri = catalogUri ?? config.catalog ?? defaultCatalogUri(config.dataDir)
     return new RateLimiter(config, await openLimitStore(uri, config.dataDir))
   }
 
-  /** The configured defaults merged with `override`. */
+  /** The configured defaults merged with `override`: what is in force (0 for what is off). */
   effective(override: ProjectLimits | null): EffectiveLimits {
     const m = { ...this.#defaults, ...override }
-    const rps = m.requestsPerSecond ?? 0
-    const mps = m.messagesPerSecond ?? 0
-    return { requestsPerSecond: rps, requestBurst: burstOf(rps, m.requestBurst), messagesPerSecond: mps, messageBurst: burstOf(mps, m.messageBurst) }
+    const rps = this.rates ? (m.requestsPerSecond ?? 0) : 0
+    const mps = this.rates ? (m.messagesPerSecond ?? 0) : 0
+    return {
+      requestsPerSecond: rps,
+      requestBurst: burstOf(rps, m.requestBurst),
+      messagesPerSecond: mps,
+      messageBurst: burstOf(mps, m.messageBurst),
+      queuesPerProject: this.quotas ? (m.queuesPerProject ?? 0) : 0,
+      messagesPerQueue: this.quotas ? (m.messagesPerQueue ?? 0) : 0,
+    }
   }
 
   #limits(project: string): EffectiveLimits | Promise<EffectiveLimits> {
@@ -103,6 +132,7 @@ export class RateLimiter {
 
   /** Throws 429 when `project` is over its requests per second; sync when nothing must be asked. */
   request(project: string): void | Promise<void> {
+    if (!this.rates) return
     const limits = this.#limits(project)
     if (limits instanceof Promise) return limits.then((l) => this.#requestWith(project, l))
     return this.#requestWith(project, limits)
@@ -120,12 +150,23 @@ export class RateLimiter {
     })
   }
 
-  /** Throws 429 when posting `n` messages would put `project` over its messages per second. */
-  async messages(project: string, n: number): Promise<void> {
+  /**
+   * Throws 429 when posting `n` messages would put `project` over its messages per second; else
+   * answers its quota of messages per queue (0: none), which the store checks in the post.
+   */
+  async messages(project: string, n: number): Promise<number> {
     const l = await this.#limits(project)
-    if (l.messagesPerSecond === 0) return
-    const wait = await this.#take('m', project, n, l.messagesPerSecond, l.messageBurst)
-    if (wait > 0) throw tooMany('messages', l.messagesPerSecond, wait)
+    if (l.messagesPerSecond !== 0) {
+      const wait = await this.#take('m', project, n, l.messagesPerSecond, l.messageBurst)
+      if (wait > 0) throw tooMany('messages', l.messagesPerSecond, wait)
+    }
+    return l.messagesPerQueue
+  }
+
+  /** The quota of queues of `project` (0: none); sync when its limits are cached. */
+  queueQuota(project: string): number | Promise<number> {
+    const l = this.#limits(project)
+    return l instanceof Promise ? l.then((x) => x.queuesPerProject) : l.queuesPerProject
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * Per-project rate-limit overrides, in the catalog so every proxy sees them: table
+ * Per-project overrides of rate limits and quotas, in the catalog so every proxy sees them: table
  * `project_limits` in a SQLite catalog, hash `<prefix>limits` in a Redis catalog (the catalog's
  * own tables are not touched).
  */
@@ -10,12 +10,14 @@ import { connectCatalogRedis, parseRedisCatalogUri } from '../../catalog/stores/
 import { unavailable } from '../../shared/errors.js'
 import { ownerOnlyDatabase } from '../../shared/owner-only.js'
 
-/** A project's own limits; an absent field takes the configured default. 0: no limit. */
+/** A project's own limits and quotas; an absent field takes the configured default. 0: no limit. */
 export interface ProjectLimits {
   requestsPerSecond?: number
   requestBurst?: number
   messagesPerSecond?: number
   messageBurst?: number
+  queuesPerProject?: number
+  messagesPerQueue?: number
 }
 
 export interface LimitStore {

@@ -14,7 +14,7 @@
  *   has not yet removed: expiry is exact at read time.
  * - Queues are lazy: writing a message creates its queue; reading a missing queue is empty.
  * - Errors are the typed storage errors of shared/storage/errors.ts (`QueueNotFound`,
- *   `ClaimNotFound`, `MessageClaimed`, `ClaimNotHeld`, `ClaimGone`, `PostTooLarge`), facts
+ *   `ClaimNotFound`, `MessageClaimed`, `ClaimNotHeld`, `ClaimGone`, `PostTooLarge`, `QueueFull`), facts
  *   without wording; a store that cannot serve throws `StoreUnavailable` (→ 503 with
  *   Retry-After). The transport words them (proxy/storage-errors.ts). Anything else is a bug.
  * - A queue a migration has fenced (`moved` on its old pool, `importing` on its new one:
@@ -125,7 +125,14 @@ export interface PostOptions {
    */
   idempotencyKey?: string
   /** Seconds the key is remembered after its post committed; used only with `idempotencyKey`. */
-  idempotencyWindow?: number
+  idempotencyWindow?: number  /**
+   * The queue's quota (docs/limits.md, "Quotas"): the most unexpired messages (delayed and
+   * claimed ones included) it may hold once the post is stored. A post that would exceed it
+   * throws `QueueFull` and stores nothing (a queue it created lazily stays, as with
+   * `PostTooLarge`); an idempotent replay is answered as always. Checked inside the store's
+   * atomic post, so concurrent posts never overshoot it. Absent or 0: no quota.
+   */
+  maxMessages?: number
 }
 
 /**
@@ -229,6 +236,11 @@ export interface QueueStats {
   claimed: number
   /** total − claimed */
   free: number
+  /**
+   * Of the free messages, those not visible yet (their `delay` has not run out): they count in
+   * `free` but no claim can take them. Absent when the store does not count them.
+   */
+  delayed?: number
   /** Present iff total > 0. */
   oldest?: { id: string; age: number; created: number }
   newest?: { id: string; age: number; created: number }
@@ -242,6 +254,14 @@ export interface QueueStats {
 export interface DataDriver extends MigrationOperations {
   /** A short name for logs and metrics: `sqlite`, `redis`, `rpc`. */
   readonly kind: string
+
+  /**
+   * Messages this driver moved to a dead-letter queue inside its store (claim-time
+   * dead-lettering, `ClaimOptions.deadLetter`) since it opened: a monotonic count for metrics
+   * (`missive_messages_dead_lettered_total`). Absent on drivers that do not move messages
+   * themselves (the RPC client: its worker counts).
+   */
+  readonly deadLettered?: number
 
   /** Resolves when the store answers; throws `StoreUnavailable` when it does not. */
   ping(): Promise<void>

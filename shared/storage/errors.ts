@@ -23,6 +23,7 @@ export type StorageErrorKind =
   | 'claim_not_held'
   | 'claim_gone'
   | 'post_too_large'
+  | 'queue_full'
   | 'store_unavailable'
   | 'bad_store_config'
   | 'queue_moved'
@@ -140,6 +141,21 @@ export class PostTooLarge extends StorageError {
   }
 }
 
+/** The post would put the queue over its quota of messages (`PostOptions.maxMessages`). Nothing was stored. */
+export class QueueFull extends StorageError {
+  readonly kind = 'queue_full'
+  constructor(
+    readonly ref: QueueRef,
+    readonly maxMessages: number,
+  ) {
+    super('quota_exceeded', `quota of ${maxMessages} messages exceeded by a post to ${refText(ref)}`)
+    this.name = 'QueueFull'
+  }
+  data() {
+    return { ref: this.ref, maxMessages: this.maxMessages }
+  }
+}
+
 /**
  * Why a store cannot serve now:
  * - `unreachable`: the store failed or could not be reached during `operation` (`cause` says how);
@@ -232,6 +248,7 @@ export type AnyStorageError =
   | ClaimNotHeld
   | ClaimGone
   | PostTooLarge
+  | QueueFull
   | StoreUnavailable
   | BadStoreConfig
   | QueueMoved
@@ -264,6 +281,8 @@ function storageErrorOf(kind: string, d: Record<string, unknown>): StorageError 
       return ref && isString(d.messageId) && isString(d.claimId) ? new ClaimGone(ref, d.messageId, d.claimId) : undefined
     case 'post_too_large':
       return ref && typeof d.maxPostBytes === 'number' ? new PostTooLarge(ref, d.maxPostBytes) : undefined
+    case 'queue_full':
+      return ref && typeof d.maxMessages === 'number' ? new QueueFull(ref, d.maxMessages) : undefined
     case 'store_unavailable': {
       if (!isString(d.reason) || !REASONS.has(d.reason)) return undefined
       const op = d.operation

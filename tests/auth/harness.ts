@@ -69,7 +69,9 @@ export async function startProxy(t: Teardown, b: Backend, overrides: Record<stri
   await pools.refresh()
   const auth = await createAuthenticator(config, { log })
   const limiter = await RateLimiter.open(config)
-  const server = new HttpServer({ config, storage: new PooledDriver({ pools, log }), control: pools, log, auth, limiter })
+  const storage = new PooledDriver({ pools, log })
+  if (limiter?.quotas) storage.queueQuota = (project) => limiter.queueQuota(project)
+  const server = new HttpServer({ config, storage, control: pools, log, auth, limiter })
   const port = await server.listen()
   t.teardown(async () => {
     await server.drain(0)

@@ -76,6 +76,34 @@ export function catalogContract(t: Test, factory: CatalogFactory): void {
     }
   })
 
+  t.test('placeWithin: a quota of queues per project, counted over every pool', async (t) => {
+    const { store } = await setup(t)
+    for (const name of ['a', 'b']) await store.putPool({ name, uri: `sqlite:${name}.sqlite`, weight: 1, flavor: null, options: {} })
+    const p = project()
+    const ref = (queue: string, proj = p) => ({ project: proj, queue })
+    t.equal(await store.placeWithin(ref('q1'), 'a', 2), 'a')
+    t.equal(await store.placeWithin(ref('q2'), 'b', 2), 'b', 'a queue on another pool')
+    t.equal(await store.placeWithin(ref('q3'), 'a', 2), null, 'the third queue: over the quota of 2 (queues on both pools count)')
+    t.equal(await store.getPlacement(ref('q3')), null, 'nothing written')
+    t.equal(await store.placeWithin(ref('q1'), 'b', 2), 'a', 'a placed queue is answered at the quota too')
+    t.equal(await store.placeWithin(ref('q1', `${p}2`), 'a', 1), 'a', 'a project whose name extends this one has its own count')
+    t.equal(await store.placeWithin(ref('q1', p.slice(0, -1)), 'a', 1), 'a', 'and so has a project whose name this one extends')
+    await store.removePlacement(ref('q2'))
+    t.equal(await store.placeWithin(ref('q3'), 'a', 2), 'a', 'a removed placement makes room')
+    t.equal(await store.place(ref('q4'), 'b'), 'b', 'place itself ignores quotas')
+    t.equal(await store.placeWithin(ref('q5'), 'b', 3), null, 'and what it placed counts')
+  })
+
+  t.test('racing placeWithin never overshoots the quota', async (t) => {
+    const { store, open } = await setup(t)
+    const other = await open()
+    await store.putPool({ name: 'a', uri: 'sqlite:a.sqlite', weight: 1, flavor: null, options: {} })
+    const p = project()
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 ? store : other).placeWithin({ project: p, queue: `q${i}` }, 'a', 7)))
+    t.equal(results.filter((r) => r === 'a').length, 7, 'exactly the quota placed')
+    t.equal(results.filter((r) => r === null).length, 23)
+  })
+
   t.test('queue and project names are taken literally', async (t) => {
     const { store } = await setup(t)
     const odd = { project: "p'; DROP TABLE placements; --", queue: 'q_%' }

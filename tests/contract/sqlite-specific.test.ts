@@ -394,3 +394,25 @@ t.test('a queue moved away and back: the import replaces rows its dropped copy l
   )
   t.ok(await driver.getMessage(other, live))
 })
+
+t.test('quota of messages per queue: two drivers (processes) on one file never overshoot', async (t) => {
+  // Each driver keeps its own bound of the queue's messages (messages.ts, `#overQuota`); it must
+  // notice what the other one stored, or deleted, through the file alone.
+  const path = join(tempDir(t), 'store.sqlite')
+  const a = open(t, path)
+  const b = open(t, path)
+  const quota = postOpts({ maxMessages: 5 })
+  const one = [{ body: '1' }]
+  const FULL = { code: 'quota_exceeded', kind: 'queue_full' }
+  t.equal((await a.postMessages(ref, [{ body: '1' }, { body: '2' }, { body: '3' }], quota)).length, 3, 'A: 3 of 5 (A now knows 3)')
+  t.equal((await b.postMessages(ref, [{ body: '4' }, { body: '5' }], postOpts())).length, 2, 'B stores 2 without a quota')
+  await t.rejects(a.postMessages(ref, one, quota), FULL, "A sees B's messages: 6 > 5")
+  t.equal(count(path, 'messages'), 5)
+  t.equal((await b.postMessages(ref, one, postOpts({ maxMessages: 6 }))).length, 1, 'B: 6 of 6')
+  await t.rejects(a.postMessages(ref, one, postOpts({ maxMessages: 6 })), FULL)
+  const [oldest] = (await b.listMessages(ref, listOpts())).items
+  await b.deleteMessage(ref, oldest!.id)
+  t.equal((await a.postMessages(ref, one, postOpts({ maxMessages: 6 }))).length, 1, "A sees B's delete: room for one")
+  await t.rejects(b.postMessages(ref, one, postOpts({ maxMessages: 6 })), FULL, "and B sees A's post")
+  t.equal(count(path, 'messages'), 6)
+})

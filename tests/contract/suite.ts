@@ -182,7 +182,7 @@ function defineQueueTests(t: TapTest, driver: DataDriver): void {
     t.ok(claim)
     await driver.deleteQueue(p.ref())
     t.equal(await driver.getQueue(p.ref()), null)
-    t.same(await driver.stats(p.ref()), { total: 0, claimed: 0, free: 0 })
+    t.same(await driver.stats(p.ref()), { total: 0, claimed: 0, free: 0, delayed: 0 })
     t.equal(await driver.getMessage(p.ref(), ids[1]), null)
     t.equal(await driver.getClaim(p.ref(), claim!.id), null)
     await t.resolves(driver.deleteQueue(p.ref()), 'deleting a missing queue is a no-op')
@@ -200,7 +200,7 @@ function defineQueueTests(t: TapTest, driver: DataDriver): void {
     t.equal(claim?.messages.length, 2)
     t.equal((await driver.stats(p.ref())).total, 5)
     await driver.purge(p.ref())
-    t.same(await driver.stats(p.ref()), { total: 0, claimed: 0, free: 0 })
+    t.same(await driver.stats(p.ref()), { total: 0, claimed: 0, free: 0, delayed: 0 })
     t.same((await driver.listMessages(p.ref(), listOpts({ includeDelayed: true }))).items, [])
     t.equal(await driver.getClaim(p.ref(), claim!.id), null, 'claims are gone')
     t.same(await driver.getQueue(p.ref()), meta, 'queue and metadata kept')
@@ -401,6 +401,22 @@ function definePostTests(t: TapTest, driver: DataDriver, timed: Timed): void {
     t.same((await driver.createClaim(p.ref(), CLAIM))?.messages.map((m) => m.body), ['"late"', '"default"', '"now"'])
   })
 
+  timed('stats: delayed messages are free, counted as delayed until their delay runs out', async (t, clock) => {
+    const p = project(t, driver)
+    await driver.createQueue(p.ref(), { _default_message_delay: 30 })
+    await driver.postMessages(p.ref(), [{ body: '"late"', delay: 60 }, { body: '"default"' }, { body: '"now"', delay: 0 }, { body: '"now2"', delay: 0 }], postOpts())
+    t.equal((await driver.createClaim(p.ref(), { ...CLAIM, limit: 1 }))?.messages.length, 1)
+    t.match(await driver.stats(p.ref()), { total: 4, claimed: 1, free: 3, delayed: 2 }, 'two delayed, among the free')
+    clock.advance(31 * SECOND)
+    t.match(await driver.stats(p.ref()), { total: 4, claimed: 1, free: 3, delayed: 1 }, 'the default delay ran out')
+    clock.advance(30 * SECOND)
+    t.match(await driver.stats(p.ref()), { total: 4, claimed: 1, free: 3, delayed: 0 }, 'every delay ran out')
+    t.match(await driver.stats(p.ref('missing')), { total: 0, delayed: 0 }, 'a missing queue: zero')
+    const plain = p.ref('plain')
+    await driver.postMessages(plain, [{ body: '"d"', delay: 60 }], postOpts())
+    t.match(await driver.stats(plain), { total: 1, free: 1, delayed: 0 }, 'no queue default delay: nothing delayed')
+  })
+
   t.test('postMessages: _max_messages_post_size', async (t) => {
     const p = project(t, driver)
     await driver.createQueue(p.ref(), { _max_messages_post_size: 100 })
@@ -424,6 +440,40 @@ function definePostTests(t: TapTest, driver: DataDriver, timed: Timed): void {
       kind: 'post_too_large',
     })
     t.equal((await driver.stats(p.ref())).total, 2, 'nothing of the large post stored')
+  })
+
+  timed('postMessages: maxMessages (a quota of unexpired messages per queue)', async (t, clock) => {
+    const p = project(t, driver)
+    const ref = p.ref()
+    const quota = (n: number) => postOpts({ maxMessages: n })
+    const full = { code: 'quota_exceeded', kind: 'queue_full', status: 403, title: 'Quota exceeded' }
+    await t.rejects(worded(driver.postMessages(ref, Array.from({ length: 4 }, () => ({ body: '1' })), quota(3))), full, 'more than the quota at once')
+    t.equal((await driver.stats(ref)).total, 0, 'nothing stored')
+    t.equal((await driver.postMessages(ref, [{ body: '1', ttl: 60 }, { body: '2' }], quota(3))).length, 2)
+    t.equal((await driver.postMessages(ref, [{ body: '3' }], quota(3))).length, 1, 'up to the quota')
+    await t.rejects(worded(driver.postMessages(ref, [{ body: '4' }], quota(3))), { ...full, description: `Queue ${ref.queue} may hold at most 3 messages (this project's quota); consume some, or ask for a larger quota.` })
+    t.equal((await driver.postMessages(ref, [{ body: '4' }], postOpts())).length, 1, 'a post without a quota is not limited')
+    await t.rejects(worded(driver.postMessages(ref, [{ body: '5' }], quota(4))), full, 'the post without a quota counts for the next one with a quota')
+    t.equal((await driver.postMessages(ref, [{ body: '5' }], quota(5))).length, 1)
+    clock.advance(61 * SECOND)
+    t.equal((await driver.postMessages(ref, [{ body: '6' }], quota(5))).length, 1, 'an expired message no longer counts, collected or not')
+    await t.rejects(worded(driver.postMessages(ref, [{ body: '7' }], quota(5))), full)
+    const [first] = (await driver.listMessages(ref, listOpts())).items
+    await driver.deleteMessage(ref, first!.id)
+    t.equal((await driver.postMessages(ref, [{ body: '7' }], quota(5))).length, 1, 'a deleted message makes room')
+    const claim = await driver.createClaim(ref, CLAIM)
+    t.ok(claim !== null && claim.messages.length > 0)
+    await t.rejects(worded(driver.postMessages(ref, [{ body: '8' }], quota(5))), full, 'claimed messages count')
+    t.equal((await driver.stats(ref)).total, 5)
+    const q2 = p.ref('big')
+    await t.rejects(worded(driver.postMessages(q2, Array.from({ length: POST_CHUNK * 2 }, () => ({ body: '1' })), quota(POST_CHUNK * 2 - 1))), full, 'a large post is refused before anything is staged')
+    t.equal((await driver.stats(q2)).total, 0, 'nothing of the large post stored')
+    t.equal((await driver.postMessages(q2, Array.from({ length: POST_CHUNK * 2 }, () => ({ body: '1' })), quota(POST_CHUNK * 2))).length, POST_CHUNK * 2, 'a large post up to the quota')
+    await t.rejects(worded(driver.postMessages(q2, [{ body: '1' }], quota(POST_CHUNK * 2))), full, 'and the queue is full')
+    const k = postOpts({ maxMessages: 1, idempotencyKey: 'quota-k', idempotencyWindow: 60 })
+    const q3 = p.ref('k')
+    const ids = await driver.postMessages(q3, [{ body: '1' }], k)
+    t.same(await driver.postMessages(q3, [{ body: '1' }], k), ids, 'an idempotent replay is answered, full queue or not')
   })
 
   t.test('queue policy: a metadata change applies to the next post and listing', async (t) => {
@@ -1095,7 +1145,7 @@ function defineDeadLetterTests(t: TapTest, driver: DataDriver, routes: boolean):
 function defineStatsTests(t: TapTest, driver: DataDriver, timed: Timed): void {
   t.test('stats: counts, oldest and newest', async (t) => {
     const p = project(t, driver)
-    t.same(await driver.stats(p.ref()), { total: 0, claimed: 0, free: 0 }, 'missing queue: zeros, no oldest/newest')
+    t.same(await driver.stats(p.ref()), { total: 0, claimed: 0, free: 0, delayed: 0 }, 'missing queue: zeros, no oldest/newest')
     await driver.createQueue(p.ref(), { _default_message_delay: 30 })
     const [first] = await postN(driver, p.ref(), 3, { delay: 0 })
     const [last] = await postN(driver, p.ref(), 1, { delay: 60 })
@@ -1108,7 +1158,7 @@ function defineStatsTests(t: TapTest, driver: DataDriver, timed: Timed): void {
     t.type(s.newest?.age, 'number')
     await driver.purge(p.ref())
     const empty = await driver.stats(p.ref())
-    t.same(empty, { total: 0, claimed: 0, free: 0 }, 'empty queue: no oldest/newest')
+    t.same(empty, { total: 0, claimed: 0, free: 0, delayed: 0 }, 'empty queue: no oldest/newest')
   })
 
   timed('stats: ages and expiry', async (t, clock) => {
@@ -1143,7 +1193,7 @@ function defineTenancyTests(t: TapTest, driver: DataDriver): void {
 
     t.equal(await driver.getQueue(refB), null)
     t.same((await driver.listQueues(b.name, { limit: 10, withCount: true })).items, [])
-    t.same(await driver.stats(refB), { total: 0, claimed: 0, free: 0 })
+    t.same(await driver.stats(refB), { total: 0, claimed: 0, free: 0, delayed: 0 })
     t.same((await driver.listMessages(refB, listOpts())).items, [])
     t.equal(await driver.getMessage(refB, ids[0]), null)
     t.same(await driver.getMessages(refB, ids), [])

@@ -21,6 +21,7 @@ import {
   FenceConflict,
   MessageClaimed,
   PostTooLarge,
+  QueueFull,
   QueueMoved,
   QueueNotFound,
   StorageError,
@@ -119,6 +120,14 @@ const CASES: Case[] = [
     status: 400,
     title: 'Invalid API request',
     description: 'Message collection size is too large. Max size 100',
+  },
+  {
+    name: 'queue full (quota)',
+    err: new QueueFull(ref, 100),
+    code: 'quota_exceeded',
+    status: 403,
+    title: 'Quota exceeded',
+    description: `Queue ${ref.queue} may hold at most 100 messages (this project's quota); consume some, or ask for a larger quota.`,
   },
   {
     name: 'bad store config',

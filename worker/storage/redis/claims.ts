@@ -45,12 +45,14 @@ const REFUSED_MS = 5000
 const DLQ_CACHE_MAX = 10_000
 
 type ClaimResult = [] | [string, ...MessageTuple[]]
-type ClaimReply = ['OK', number, string, string[], string, ...ClaimResult[]] | ['DLQ', string]
+type ClaimReply = ['OK', number, string, string[], string, number, ...ClaimResult[]] | ['DLQ', string]
 
 export class RedisClaims {
   readonly #ctx: Ctx
   readonly #creates: Coalescer<QueueRef, ClaimOptions, Claim | null>
   readonly #dlq = new Map<string, string>()
+  /** Messages moved to a dead-letter queue by claim scripts (`DataDriver.deadLettered`). */
+  deadLettered = 0
   /**
    * Cluster pools: queues whose DLQ refused a move (fenced: it is moving or moved to another
    * pool), until when (ms): their claims report due messages for the proxy instead.
@@ -105,7 +107,8 @@ export class RedisClaims {
         throw new Error(`claimMessages: the dead-letter queue of ${tag} keeps changing`)
       }
       if (!cluster && Number(reply[1]) === 1 && dlq !== '') await this.#ctx.catalogue({ project: ref.project, queue: dlq })
-      const results = reply.slice(5) as ClaimResult[]
+      this.deadLettered += Number(reply[5])
+      const results = reply.slice(6) as ClaimResult[]
       const due: DeadLetterDue | undefined =
         reply[2] === '' ? returned : { queue: reply[2], ids: reply[3], ...(reply[4] !== '' && { ttl: Number(reply[4]) }) }
       return reqs.map((req, n): Outcome<Claim | null> => {
@@ -154,6 +157,7 @@ export class RedisClaims {
         if (r[0] === 'MOVED') return this.#refuse(ref, queue, entries)
         if (r[0] !== 'OK') return undefined
         if (Number(r[1]) === 1) await this.#ctx.catalogue(dlq)
+        this.deadLettered += Number(r[2] ?? 0)
         const ids = entries.filter((_, i) => i % 2 === 0)
         await this.#ctx.acked(redis.hdel(outbox, ...ids), outbox)
       }

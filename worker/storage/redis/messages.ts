@@ -15,7 +15,7 @@ import {
   type PostOptions,
   type QueueRef,
 } from '../../../shared/storage/contract.js'
-import { ClaimGone, ClaimNotHeld, MessageClaimed, PostTooLarge, StoreUnavailable } from '../../../shared/storage/errors.js'
+import { ClaimGone, ClaimNotHeld, MessageClaimed, PostTooLarge, QueueFull, StoreUnavailable } from '../../../shared/storage/errors.js'
 import { isMarker } from '../../../shared/storage/queue-policy.js'
 import { Coalescer, type Outcome } from './coalesce.js'
 import { bodyBytes, chunksOf } from '../common.js'
@@ -117,7 +117,7 @@ export class RedisMessages {
         if (list === keys.list) list = [...keys.list]
         ik = (list as string[]).push(idempotencyKey(keys, opts.idempotencyKey))
       }
-      args.push(opts.clientId, opts.defaultTtl, opts.postBytes, opts.queuePolicy ? '1' : '0', messages.length, ik, windowMs(opts))
+      args.push(opts.clientId, opts.defaultTtl, opts.postBytes, opts.queuePolicy ? '1' : '0', messages.length, ik, windowMs(opts), opts.maxMessages ?? 0)
       messages.forEach((m, i) => args.push(ids[i], m.ttl ?? '', m.delay ?? '', m.body))
     }
     const r = await this.#whileBusy(() => {
@@ -130,6 +130,7 @@ export class RedisMessages {
       const status = r[n + 1]
       if (status === 0 || status === '0') return { ok: req.ids }
       if (Array.isArray(status)) return { ok: String(status[0]).split(',') }
+      if (typeof status === 'number' && status < 0) return { err: new QueueFull(ref, -status) }
       return { err: new PostTooLarge(ref, Number(status)) }
     })
   }
@@ -154,7 +155,7 @@ export class RedisMessages {
         for (let c = 0; c < chunks.length && !lost; c++) {
           const [from, to] = chunks[c]
           const op = c === 0 ? 'begin' : c === chunks.length - 1 ? 'commit' : 'add'
-          const args: (string | number)[] = [0, op, token, ...head, op === 'commit' ? req.ids.join(',') : '', to - from]
+          const args: (string | number)[] = [0, op, token, ...head, op === 'commit' ? req.ids.join(',') : '', opts.maxMessages ?? 0, req.messages.length, to - from]
           for (let i = from; i < to; i++) {
             const m = req.messages[i]
             args.push(req.ids[i], m.ttl ?? '', m.delay ?? '', m.body)
@@ -179,6 +180,9 @@ export class RedisMessages {
             case 'TOOBIG':
               if (Number(r[2]) === 1) created = true
               return { err: new PostTooLarge(ref, Number(r[1])) }
+            case 'FULL':
+              if (Number(r[2]) === 1) created = true
+              return { err: new QueueFull(ref, Number(r[1])) }
             default:
               lost = true
           }

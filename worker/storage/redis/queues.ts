@@ -138,12 +138,12 @@ export class RedisQueues {
     checkFence(ref, r)
     const total = Number(r[0])
     const claimed = Number(r[1])
-    const stats: QueueStats = { total, claimed, free: total - claimed }
-    if (total > 0 && r.length >= 6) {
-      const oldCreated = Number(r[3])
-      const newCreated = Number(r[5])
-      stats.oldest = { id: String(r[2]), age: ageOf(oldCreated, now), created: oldCreated }
-      stats.newest = { id: String(r[4]), age: ageOf(newCreated, now), created: newCreated }
+    const stats: QueueStats = { total, claimed, free: total - claimed, delayed: Number(r[2] ?? 0) }
+    if (total > 0 && r.length >= 7) {
+      const oldCreated = Number(r[4])
+      const newCreated = Number(r[6])
+      stats.oldest = { id: String(r[3]), age: ageOf(oldCreated, now), created: oldCreated }
+      stats.newest = { id: String(r[5]), age: ageOf(newCreated, now), created: newCreated }
     }
     return stats
   }

@@ -45,11 +45,16 @@ export type ScriptName = (typeof SCRIPT_NAMES)[number]
 
 type Arg = string | number
 
-/** The folder holding the .lua files: next to this module, or in the source tree when running from dist/. */
+/**
+ * The folder holding the .lua files: next to this module (the container image copies them into
+ * dist/, deploy/Dockerfile), or in the source tree when running from dist/. A folder missing any
+ * script (a copy older than the code) is passed over rather than failing at start-up.
+ */
 function luaDir(): string {
   const here = new URL('./lua/', import.meta.url)
   const candidates = [here, new URL('../../../../worker/storage/redis/lua/', import.meta.url)]
-  for (const c of candidates) if (existsSync(new URL('lib.lua', c))) return fileURLToPath(c)
+  const complete = (c: URL): boolean => ['lib', ...SCRIPT_NAMES].every((name) => existsSync(new URL(`${name}.lua`, c)))
+  for (const c of candidates) if (complete(c)) return fileURLToPath(c)
   throw new Error(`the Redis driver's Lua scripts are missing (looked in ${candidates.map((c) => fileURLToPath(c)).join(', ')})`)
 }
 

@@ -24,7 +24,7 @@ import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { systemClock, type Clock } from '../../../shared/clock.js'
 import { MissiveError } from '../../../shared/errors.js'
-import { PostTooLarge, StoreUnavailable } from '../../../shared/storage/errors.js'
+import { PostTooLarge, QueueFull, StoreUnavailable } from '../../../shared/storage/errors.js'
 import type {
   Claim,
   ClaimOptions,
@@ -259,7 +259,9 @@ export class SqliteDriver implements DataDriver {
       this.#assertOpen()
       this.#guard(batch[0]!.op, () => this.#commitBatch.immediate(batch))
     } catch (err) {
-      // Nothing of the batch is stored: even the operations that ran must fail.
+      // Nothing of the batch is stored: even the operations that ran must fail, and what they
+      // taught the quota checks (messages.ts, `#overQuota`) is forgotten with them.
+      this.#messages.forgetQuotaBounds()
       for (const w of batch) w.reject(w.ok ? err : (w.error ?? err))
       return
     }
@@ -391,6 +393,7 @@ export class SqliteDriver implements DataDriver {
         const op = c === 0 ? 'begin' : c === chunks.length - 1 ? 'commit' : 'add'
         const r = await this.#clientWrite('postMessages', ref, () => this.#messages.stageChunk(ref, op, messages.slice(from, to), allIds.slice(from, to), allIds, opts))
         if ('maxSize' in r) throw new PostTooLarge(ref, r.maxSize)
+        if ('full' in r) throw new QueueFull(ref, r.full)
         if ('lost' in r) throw new StoreUnavailable('interrupted', 'postMessages')
         if (r.ids !== allIds) {
           settled = true
@@ -455,6 +458,11 @@ export class SqliteDriver implements DataDriver {
 
   async popMessages(ref: QueueRef, limit: number): Promise<PoppedMessage[]> {
     return this.#clientWrite('popMessages', ref, () => this.#messages.popMessages(ref, limit))
+  }
+
+  /** See `DataDriver.deadLettered`. */
+  get deadLettered(): number {
+    return this.#claims.deadLettered
   }
 
   async createClaim(ref: QueueRef, opts: ClaimOptions): Promise<Claim | null> {

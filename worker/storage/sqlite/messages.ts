@@ -11,7 +11,7 @@ import {
   type PostOptions,
   type QueueRef,
 } from '../../../shared/storage/contract.js'
-import { ClaimGone, ClaimNotHeld, MessageClaimed, PostTooLarge } from '../../../shared/storage/errors.js'
+import { ClaimGone, ClaimNotHeld, MessageClaimed, PostTooLarge, QueueFull } from '../../../shared/storage/errors.js'
 import {
   deleteNeedsClaimLookup,
   deleteVerdict,
@@ -80,7 +80,8 @@ function idList(ids: string[]): string | undefined {
   return valid.length === 0 ? undefined : JSON.stringify(valid)
 }
 
-type PostResult = { ids: string[] } | { maxSize: number }
+/** Stored (or answered by the idempotency record), over the queue's post size, or over its quota of messages. */
+type PostResult = { ids: string[] } | { maxSize: number } | { full: number }
 
 /** One chunk of a large post: begin (the first), add, or commit (the last). */
 export type StageOp = 'begin' | 'add' | 'commit'
@@ -114,6 +115,12 @@ export class SqliteMessages {
   readonly #held: Statement<[string, number, number], HeldRow>
   readonly #deleteMany: Statement<[string, number]>
   readonly #claimable: Statement<[number, number, number, number, number], ClaimableRow>
+  readonly #countLive: Statement<[number, number, number], { n: number }>
+  readonly #topSeq: Statement<[number], { top: number | null }>
+  /** Per queue (qid): an upper bound `n` of its unexpired messages, valid while its highest seq is `top` (`#overQuota`). */
+  readonly #bounds = new Map<number, { n: number; top: number }>()
+  /** What the post being checked will leave in its queue (`#overQuota`). */
+  #quotaAfter = 0
   readonly #post: Transaction<(ref: QueueRef, messages: NewMessage[], opts: PostOptions, now: number) => PostResult>
   readonly #deleteOne: Transaction<(ref: QueueRef, id: string, claimId: string | undefined, now: number) => void>
   readonly #deleteIds: Transaction<(ref: QueueRef, list: string, claimIds: string[] | undefined, now: number) => void>
@@ -175,6 +182,12 @@ export class SqliteMessages {
     )
     this.#deleteMany = db.prepare('DELETE FROM messages INDEXED BY messages_id WHERE id IN (SELECT value FROM json_each(?)) AND qid = ?')
     this.#claimable = db.prepare(CLAIMABLE_SQL)
+    // The queue's unexpired messages, from the index alone, counted up to the quota and no
+    // further: a quota check costs at most `maxMessages` index entries, whatever the backlog.
+    this.#countLive = db.prepare(
+      'SELECT count(*) AS n FROM (SELECT 1 FROM messages INDEXED BY messages_scan WHERE qid = ? AND expires > ? LIMIT ?)',
+    )
+    this.#topSeq = db.prepare('SELECT max(seq) AS top FROM messages INDEXED BY messages_scan WHERE qid = ?')
 
     this.#post = db.transaction((ref: QueueRef, messages: NewMessage[], opts: PostOptions, now: number): PostResult => {
       const queue = this.#queues.ensure(ref, now)
@@ -183,9 +196,12 @@ export class SqliteMessages {
       const settings = this.#settings(ref, queue, opts)
       // Returned, not thrown: the lazily created queue must survive the rejection.
       if ('maxSize' in settings) return settings
+      if (this.#overQuota(queue.qid, messages.length, opts, now)) return { full: opts.maxMessages! }
       const ids = messages.map(() => newId())
-      this.#insertAll(queue.qid, messages, ids, settings, opts.clientId, now)
+      const top = this.#insertAll(queue.qid, messages, ids, settings, opts.clientId, now)
       this.#remember(ref, opts, ids, now)
+      // Last, so that nothing after it can roll the post back (a failed group commit clears them all).
+      if (opts.maxMessages !== undefined && opts.maxMessages > 0) this.#bound(queue.qid, this.#quotaAfter, top)
       return { ids }
     })
 
@@ -200,6 +216,8 @@ export class SqliteMessages {
         qid = queue.qid
         const settings = this.#settings(ref, queue, opts)
         if ('maxSize' in settings) return settings
+        // The whole post is counted when it begins; the queue is held until it ends.
+        if (this.#overQuota(qid, allIds.length, opts, now)) return { full: opts.maxMessages! }
         this.#unstageRow(qid)
         this.#stageBegin.run(qid, this.#nextSeq.get()!.next)
       } else {
@@ -284,6 +302,51 @@ export class SqliteMessages {
     this.#idemPut.run(ref.project, ref.queue, opts.idempotencyKey, ids.join(','), now + Math.round((opts.idempotencyWindow ?? 300) * 1000))
   }
 
+  /**
+   * Whether storing `n` more messages would put the queue over `opts.maxMessages` (0 or absent:
+   * no quota). When not, `#quotaAfter` is an upper bound of what the queue holds once they are.
+   *
+   * Counting the queue's unexpired messages costs one index entry each (~0.2 µs): fine near the
+   * quota, too much on every post to a deep queue. So the last quota-checked post leaves, in this
+   * process, an upper bound of the queue's messages that stays valid while the queue's highest
+   * seq in the file is unchanged: any insert, by whatever path or process (a post without a
+   * quota, a dead-letter move, a migration, another worker on the same file), raises it; deletes
+   * and expiry only lower the true count. Checked in O(log n) inside the post's write
+   * transaction; the exact count (up to the quota, never further) runs only when the bound is
+   * missing, stale, or too close to the quota. Kept in memory, not in a table: a row written by
+   * every post cost ~8 µs per post (one more page in each commit).
+   */
+  #overQuota(qid: number, n: number, opts: PostOptions, now: number): boolean {
+    const max = opts.maxMessages
+    if (max === undefined || max <= 0) return false
+    if (n > max) return true
+    const known = this.#bounds.get(qid)
+    if (known !== undefined && known.n + n <= max && known.top === (this.#topSeq.get(qid)!.top ?? 0)) {
+      this.#quotaAfter = known.n + n
+      return false
+    }
+    const live = this.#countLive.get(qid, now, max)!.n
+    if (live + n > max) return true
+    this.#quotaAfter = live + n
+    return false
+  }
+
+  #bound(qid: number, n: number, top: number): void {
+    const b = this.#bounds.get(qid)
+    if (b !== undefined) {
+      b.n = n
+      b.top = top
+      return
+    }
+    if (this.#bounds.size >= 100_000) this.#bounds.clear()
+    this.#bounds.set(qid, { n, top })
+  }
+
+  /** Drops every bound `#overQuota` keeps: a group commit failed, so the posts that set them are not stored. */
+  forgetQuotaBounds(): void {
+    this.#bounds.clear()
+  }
+
   /** The post's settings under the queue's policy, or the size limit the post exceeds. */
   #settings(ref: QueueRef, queue: QueueRow, opts: PostOptions): PostSettings | { maxSize: number } {
     // v1.1 posts never read the metadata (queue-policy.ts, `postSettings`).
@@ -292,13 +355,16 @@ export class SqliteMessages {
     return postSettings(policy, opts.queuePolicy, opts.defaultTtl)
   }
 
-  #insertAll(qid: number, messages: NewMessage[], ids: string[], s: PostSettings, clientId: string, now: number): void {
+  /** Inserts the messages; returns the seq of the last one. */
+  #insertAll(qid: number, messages: NewMessage[], ids: string[], s: PostSettings, clientId: string, now: number): number {
+    let last = 0
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]
       const ttl = messageTtl(m, s)
       const delay = messageDelay(m, s)
-      this.#insert.run({ id: ids[i], qid, body: m.body, clientId, ttl, created: now, expires: now + ttl * 1000, visible: now + delay * 1000 })
+      last = Number(this.#insert.run({ id: ids[i], qid, body: m.body, clientId, ttl, created: now, expires: now + ttl * 1000, visible: now + delay * 1000 }).lastInsertRowid)
     }
+    return last
   }
 
   /** Removes a staged post's messages and its staging row (a failed or abandoned large post). */
@@ -347,6 +413,7 @@ export class SqliteMessages {
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): string[] {
     const result = this.#post.immediate(ref, messages, opts, this.#ctx.clock())
     if ('maxSize' in result) throw new PostTooLarge(ref, result.maxSize)
+    if ('full' in result) throw new QueueFull(ref, result.full)
     return result.ids
   }
 

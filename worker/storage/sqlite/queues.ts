@@ -19,6 +19,7 @@ interface ListedQueue {
 interface StatsRow {
   total: number
   claimed: number | null
+  delayed: number | null
 }
 
 interface EndRow {
@@ -43,7 +44,7 @@ export class SqliteQueues {
   readonly #delete: Statement<[number]>
   readonly #list: Statement<[string, string, number, string], ListedQueue>
   readonly #count: Statement<[string], { n: number }>
-  readonly #stats: Statement<[now: number, qid: number, now: number, qid: number], StatsRow>
+  readonly #stats: Statement<[now: number, now: number, qid: number, now: number, qid: number], StatsRow>
   readonly #oldest: Statement<[number, number, number], EndRow>
   readonly #newest: Statement<[number, number, number], EndRow>
   readonly #removeQueue: Transaction<(qid: number) => void>
@@ -78,7 +79,9 @@ export class SqliteQueues {
     this.#count = db.prepare('SELECT count(*) AS n FROM queues INDEXED BY queues_name WHERE project = ?')
     // A large post being staged (messages.ts) is not counted: its messages are not visible yet.
     this.#stats = db.prepare(
-      `SELECT count(*) AS total, sum(claim_expires > ?) AS claimed FROM messages INDEXED BY messages_scan
+      // Delayed: not visible yet (a delayed message is never claimed). The scan index covers
+      // every column read, so the count costs what the total already did.
+      `SELECT count(*) AS total, sum(claim_expires > ?) AS claimed, sum(visible > ?) AS delayed FROM messages INDEXED BY messages_scan
        WHERE qid = ? AND expires > ? AND seq < ${STAGED_FROM_SQL('?')}`,
     )
     this.#oldest = db.prepare(
@@ -180,11 +183,11 @@ export class SqliteQueues {
 
   stats(ref: QueueRef): QueueStats {
     const row = this.find(ref)
-    if (row === undefined) return { total: 0, claimed: 0, free: 0 }
+    if (row === undefined) return { total: 0, claimed: 0, free: 0, delayed: 0 }
     const now = this.#ctx.clock()
-    const counts = this.#stats.get(now, row.qid, now, row.qid) as StatsRow
+    const counts = this.#stats.get(now, now, row.qid, now, row.qid) as StatsRow
     const claimed = counts.claimed ?? 0
-    const stats: QueueStats = { total: counts.total, claimed, free: counts.total - claimed }
+    const stats: QueueStats = { total: counts.total, claimed, free: counts.total - claimed, delayed: counts.delayed ?? 0 }
     if (counts.total > 0) {
       const oldest = this.#oldest.get(row.qid, now, row.qid)
       const newest = this.#newest.get(row.qid, now, row.qid)

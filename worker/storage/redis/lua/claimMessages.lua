@@ -22,7 +22,8 @@
             limit
   Returns: MOVED (lib.lua, fence_check) when fenced; { 'OK', dlqCreated (1 if a move created the DLQ;
            with ARGV[3] = '2': how many messages wait in the outbox), deferred DLQ name or '', deferred ids,
-           dlqttl or '', result per request } where a result is {} when nothing was claimed, else
+           dlqttl or '', messages moved to the DLQ (not counting the outbox), result per request } where a
+           result is {} when nothing was claimed, else
            { claimId, message... } and a message is {id, body, ttl, created, claimId, claimCount, seq};
            or { 'DLQ', actual dlq name } when ARGV[3] is '0' and ARGV[2] is stale: nothing was
            changed, the driver calls again with the right keys.
@@ -38,7 +39,7 @@ local moved, journalled = fence_check(k)
 if moved then return moved end
 local qf = redis.call('HMGET', k.q, 'meta', 'dlq', 'dlqmax', 'dlqttl', 'stagelo')
 if not qf[1] then
-  local out = { 'OK', 0, '', {}, '' }
+  local out = { 'OK', 0, '', {}, '', 0 }
   for _ = 1, nreq do out[#out + 1] = {} end
   return out
 end
@@ -58,6 +59,8 @@ if dlqname ~= '' then
   dlqttl = tonumber(qf[4])
 end
 local dlqCreated = 0
+-- Messages moved to the dead-letter queue by this call (the driver counts them for metrics).
+local dlqMoved = 0
 -- Messages due for a DLQ that is not here: reported (ids) and put back in the ready index (back).
 local due, back = {}, {}
 -- Outbox mode: messages leaving for the DLQ in another slot (id, JSON pairs) and their ids.
@@ -81,6 +84,7 @@ local function dead_letter(id, rec)
   redis.call('ZADD', dk.a, seq, id)
   redis.call('ZADD', dk.r, seq, id)
   redis.call('ZADD', dk.e, expires, id)
+  dlqMoved = dlqMoved + 1
 end
 
 promote(k, now, PROMOTE_STEP)
@@ -89,7 +93,7 @@ local examined, promotes = 0, 1
 -- Messages of a large post still being staged are not visible yet (lib.lua).
 local upto = '+inf'
 if qf[5] then upto = '(' .. qf[5] end
-local out = { 'OK', 0, '', due, qf[4] or '' }
+local out = { 'OK', 0, '', due, qf[4] or '', 0 }
 local p = 5
 for _ = 1, nreq do
   local cid, ttl, extTtl, limit = ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
@@ -166,6 +170,7 @@ if #back > 0 then
   out[3] = dlqname
 end
 out[2] = dlqCreated
+out[6] = dlqMoved
 if outbox then
   if #outs > 0 then
     remove_messages(k, gone)

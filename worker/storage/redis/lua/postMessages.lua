@@ -11,12 +11,14 @@
           clientId, defaultTtl (s), postBytes, queuePolicy ('1'|'0': whether the queue's policy
           applies, PostOptions.queuePolicy), count,
           idempotency KEYS index (0 = none), idempotency window (ms),
+          maxMessages (the queue's quota, PostOptions.maxMessages; 0 = none),
           then per message: id, ttl (s, '' = default), delay (s, '' = default), body (JSON text)
   Returns: MOVED (lib.lua, fence_check) when fenced (nothing done); { 'BUSY' } when a large post is being staged on the queue (nothing done: the driver
            waits and calls again), else { created (1 if this call created the queue), status
            per request }: status 0 when stored; { ids comma-separated } when an idempotency
-           record answered; else the queue's _max_messages_post_size (as stored, a string) that
-           the request exceeded (the request stored nothing; the queue stays created).
+           record answered; the queue's _max_messages_post_size (as stored, a string) that
+           the request exceeded; or -maxMessages when the request would have put the queue over
+           its quota (those two stored nothing; the queue stays created).
   Errors: none.
 ]]
 local k = queue_keys(0)
@@ -31,11 +33,14 @@ local qf = post_fields(k)
 local acc = new_acc()
 local out = { created }
 local p = 3
+-- The queue's unexpired messages (quota checks), read once, plus what this call appended.
+local live = nil
 for _ = 1, nreq do
-  local client, defttl, bytes, limits, count, ik, window =
+  local client, defttl, bytes, limits, count, ik, window, maxmsgs =
     ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), ARGV[p + 3] == '1', tonumber(ARGV[p + 4]),
-    tonumber(ARGV[p + 5]), ARGV[p + 6]
-  p = p + 7
+    tonumber(ARGV[p + 5]), ARGV[p + 6], tonumber(ARGV[p + 7])
+  p = p + 8
+  if maxmsgs > 0 and live == nil then live = redis.call('ZCOUNT', k.e, '(' .. now, '+inf') end
   local maxpost, maxraw, ttl0, honour, delay0 = post_settings(qf, defttl, limits)
   local prev = false
   if ik > 0 then prev = redis.call('GET', KEYS[ik]) end
@@ -45,10 +50,14 @@ for _ = 1, nreq do
   elseif limits and maxpost and bytes > maxpost then
     out[#out + 1] = maxraw
     p = p + count * 4
+  elseif maxmsgs > 0 and live + count > maxmsgs then
+    out[#out + 1] = -maxmsgs
+    p = p + count * 4
   else
     local ids = {}
     if count > 0 then p = append_messages(k, acc, now, client, ttl0, honour, delay0, count, p, ids) end
     if ik > 0 then redis.call('SET', KEYS[ik], table.concat(ids, ','), 'PX', window) end
+    if live then live = live + count end
     out[#out + 1] = 0
   end
 end

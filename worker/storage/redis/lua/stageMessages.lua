@@ -10,11 +10,15 @@
   ARGV: [1] now (ms)  [2] op: 'begin' | 'add' | 'commit'  [3] the post's token
         [4] clientId  [5] defaultTtl (s)  [6] postBytes  [7] queuePolicy ('1'|'0')
         [8] idempotency window (ms)  [9] commit: every id of the post, comma-separated
-        [10] count, then per message: id, ttl (s, '' = default), delay (s, '' = default), body
+        [10] maxMessages (the queue's quota, PostOptions.maxMessages; 0 = none)
+        [11] the post's message count (all chunks)
+        [12] count, then per message: id, ttl (s, '' = default), delay (s, '' = default), body
   Returns: MOVED (lib.lua, fence_check) when fenced; { 'OK', created (1 if begin created the queue) }; { 'BUSY' } (begin: another post
            holds the queue; nothing done); { 'DUP', ids comma-separated } (begin: the
            idempotency record exists; nothing done); { 'TOOBIG', _max_messages_post_size as
-           stored, created } (begin: nothing stored, the queue stays created); { 'LOST' } (add/commit:
+           stored, created } (begin: nothing stored, the queue stays created); { 'FULL',
+           maxMessages, created } (begin: the whole post would put the queue over its quota;
+           nothing stored, the queue stays created); { 'LOST' } (add/commit:
            the stage is gone — rolled back, purged or deleted; the post must start over).
   Errors: none.
 ]]
@@ -22,7 +26,7 @@ local k = queue_keys(0)
 local now = tonumber(ARGV[1])
 local op, token = ARGV[2], ARGV[3]
 local client, defttl, bytes, limits = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
-local count = tonumber(ARGV[10])
+local count = tonumber(ARGV[12])
 -- Every chunk is fenced: under `moved` no chunk lands, and the stage left behind is rolled back
 -- by readForMigration (the post can never commit there again).
 local moved, _ = fence_check(k)
@@ -37,6 +41,11 @@ if op == 'begin' then
   created = ensure_queue(k.q, now)
   local maxpost, maxraw = post_settings(post_fields(k), defttl, limits)
   if limits and maxpost and bytes > maxpost then return { 'TOOBIG', maxraw, created } end
+  -- The whole post is counted when it begins; the stage keeps other posts out until it ends.
+  local maxmsgs = tonumber(ARGV[10])
+  if maxmsgs > 0 and redis.call('ZCOUNT', k.e, '(' .. now, '+inf') + tonumber(ARGV[11]) > maxmsgs then
+    return { 'FULL', maxmsgs, created }
+  end
   local seq = tonumber(redis.call('HGET', k.q, 'seq'))
   redis.call('HSET', k.q, 'stage', token, 'stagelo', num(seq + 1), 'stagen', 0)
 elseif redis.call('HGET', k.q, 'stage') ~= token then
@@ -44,7 +53,7 @@ elseif redis.call('HGET', k.q, 'stage') ~= token then
 end
 local _, _, ttl0, honour, delay0 = post_settings(post_fields(k), defttl, limits)
 local acc = new_acc()
-append_messages(k, acc, now, client, ttl0, honour, delay0, count, 11, {})
+append_messages(k, acc, now, client, ttl0, honour, delay0, count, 13, {})
 write_acc(k, acc)
 if op == 'commit' then
   redis.call('HDEL', k.q, 'stage', 'stagelo', 'stagedl', 'stagen')
