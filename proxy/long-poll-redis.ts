@@ -42,17 +42,17 @@ export class RedisWakeups {
             redisOptions: { username: pool.username, password: pool.password, connectTimeout: pool.connectTimeoutMs, maxRetriesPerRequest: null },
           })
         : new Redis({
-      // A Sentinel pool: subscribe on its master, as the driver publishes there (ioredis follows failovers).
-      ...(pool.sentinels === undefined
-        ? { host: pool.host, port: pool.port }
-        : { sentinels: pool.sentinels, name: pool.master, ...(pool.sentinelPassword !== undefined && { sentinelPassword: pool.sentinelPassword }) }),
-      username: pool.username,
-      password: pool.password,
-      connectTimeout: pool.connectTimeoutMs,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-      // A subscriber: nothing to resend, and SUBSCRIBE is queued until the first connect.
-      maxRetriesPerRequest: null,
-    })
+            // A Sentinel pool: subscribe on its master, as the driver publishes there (ioredis follows failovers).
+            ...(pool.sentinels === undefined
+              ? { host: pool.host, port: pool.port }
+              : { sentinels: pool.sentinels, name: pool.master, ...(pool.sentinelPassword !== undefined && { sentinelPassword: pool.sentinelPassword }) }),
+            username: pool.username,
+            password: pool.password,
+            connectTimeout: pool.connectTimeoutMs,
+            retryStrategy,
+            // A subscriber: nothing to resend, and SUBSCRIBE is queued until the first connect.
+            maxRetriesPerRequest: null,
+          })
     let warned = false
     this.#redis.on('error', (err: Error) => {
       if (!warned) log.warn({ redis: `${pool.host}:${pool.port}`, err: err.message }, 'long-poll wake-ups: Redis subscriber error')

@@ -98,7 +98,9 @@ export class RedisClaims {
       const mode = cluster ? '2' : vouched === undefined ? '0' : '1'
       const reply = await this.#ctx.acked(this.#ctx.scripts.run<ClaimReply>('claimMessages', keys, [now, dlq, mode, ...args]))
       checkFence(ref, reply)
-      const returned = cluster && reply[0] === 'OK' && Number(reply[1]) > 0 ? await this.#drainOutbox(ref) : undefined
+      // The claim stands whatever the move does: a step that fails leaves the messages in the
+      // outbox, for the next claim on the queue to move.
+      const returned = cluster && reply[0] === 'OK' && Number(reply[1]) > 0 ? await this.#drainOutbox(ref).catch(() => undefined) : undefined
       if (reply[0] === 'DLQ') {
         this.noteDeadLetter(ref, reply[1])
         if (attempt < 2) continue
