@@ -6,6 +6,7 @@
 #
 # Usage, as root, from the repository root after `npm run build`:
 #   deploy/trixie-chroot.sh setup      # debootstrap (once), Node 22, Missive's production deps
+#   deploy/trixie-chroot.sh smoke      # serve under Node 22 + uWS 20.57: ping, post, claim, SIGTERM
 #   deploy/trixie-chroot.sh mount      # bind /proc, /dev, /sys (setup does it too)
 #   deploy/trixie-chroot.sh run CMD…   # e.g. run /opt/node22/bin/node /opt/missive/dist/bin/missive.js serve
 #   deploy/trixie-chroot.sh umount
@@ -92,8 +93,42 @@ setup() {
   in_root sh -c 'ldd --version | head -1; node --version; cd /opt/missive && node -e "import(\"/opt/missive/dist/shared/uws.js\").then((m) => console.log(\"uWS build:\", m.loadUws().build))"'
 }
 
+# Missive under Node 22 with uWS 20.57, end to end: serve, ping, post, claim, SIGTERM → exit 0.
+smoke() {
+  port=${SMOKE_PORT:-18890}
+  data=/tmp/missive-smoke-$$
+  do_mount
+  mkdir -p "$ROOT$data"
+  echo "--- the build that loads:"
+  in_root node -e 'import("/opt/missive/dist/shared/uws.js").then((m) => console.log(process.version, m.loadUws().build))'
+  # exec all the way down (subshell → setsid → chroot → env → node): $! is the supervisor itself,
+  # in a process group of its own, as a service manager would start it.
+  (exec setsid chroot "$ROOT" /usr/bin/env -i PATH=/opt/node22/bin:/usr/bin:/bin MISSIVE_PORT="$port" MISSIVE_BIND=127.0.0.1 \
+    MISSIVE_DATA_DIR="$data" MISSIVE_LOG_LEVEL=warn node /opt/missive/dist/bin/missive.js serve) &
+  pid=$!
+  i=0
+  until curl -s -o /dev/null "http://127.0.0.1:$port/"; do
+    i=$((i + 1)); [ $i -lt 100 ] || { echo "FAIL: not serving"; kill "$pid"; exit 1; }
+    sleep 0.2
+  done
+  h='-H Client-ID:00000000-0000-4000-8000-000000000001 -H X-Project-ID:smoke -H Content-Type:application/json'
+  check() { # expected status, method, path, [body]
+    got=$(curl -s -o /dev/null -w '%{http_code}' -X "$2" $h ${4:+-d "$4"} "http://127.0.0.1:$port$3")
+    [ "$got" = "$1" ] || { echo "FAIL: $2 $3 → $got, expected $1"; kill "$pid"; exit 1; }
+    echo "ok: $2 $3 → $got"
+  }
+  check 204 GET /v2/ping
+  check 201 POST /v2/queues/smoke/messages '{"messages":[{"body":{"n":1}},{"body":{"n":2}}]}'
+  check 201 POST '/v2/queues/smoke/claims?limit=2' '{"ttl":60,"grace":60}'
+  check 200 GET /v2/queues/smoke/stats
+  kill -TERM "$pid"
+  if wait "$pid"; then echo "ok: SIGTERM → exit 0"; else echo "FAIL: exit $?"; exit 1; fi
+  rm -rf "${ROOT:?}$data"
+}
+
 case ${1:-} in
   setup) setup ;;
+  smoke) smoke ;;
   mount) do_mount ;;
   umount) do_umount ;;
   run) shift; do_mount; in_root "$@" ;;

@@ -13,9 +13,10 @@
  * same path, with its node_modules), where it loads upstream uWS 20.57 — Node 20 on both old and
  * this side, so only the uWS build (and glibc) differs.
  *
- * Usage, as root, after `npm run build` and `deploy/trixie-chroot.sh setup`, under the load lock:
- *   flock /work/wt/load.lock npx tsx perf/uws-builds.ts [--rootfs /var/tmp/trixie] [--duration 8]
- *     [--rounds 2] [--connections 32] [--out perf/results]
+ * Usage, as root, after `npm run build` and `deploy/trixie-chroot.sh setup`, with no other load
+ * running on the machine:
+ *   npx tsx perf/uws-builds.ts [--rootfs /var/tmp/trixie] [--duration 8] [--rounds 2]
+ *     [--connections 32] [--sides host,trixie[,trixie-node20]] [--out perf/results]
  * Writes <out>/<date>-uws-builds.json and prints a Markdown table. This repository's `dist/` is
  * copied into the root file system first, so both sides run the code just built.
  */

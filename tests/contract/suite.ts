@@ -415,6 +415,14 @@ function definePostTests(t: TapTest, driver: DataDriver, timed: Timed): void {
     const plain = p.ref('plain')
     await driver.postMessages(plain, [{ body: '"d"', delay: 60 }], postOpts())
     t.match(await driver.stats(plain), { total: 1, free: 1, delayed: 0 }, 'no queue default delay: nothing delayed')
+    // A message that expires before its delay runs out is counted nowhere once expired, whatever
+    // the collector has or has not removed yet.
+    const short = p.ref('short')
+    await driver.createQueue(short, { _default_message_delay: 30 })
+    await driver.postMessages(short, [{ body: '"gone"', ttl: 60, delay: 120 }, { body: '"stays"', ttl: 3600, delay: 0 }], postOpts())
+    t.match(await driver.stats(short), { total: 2, free: 2, delayed: 1 })
+    clock.advance(61 * SECOND)
+    t.match(await driver.stats(short), { total: 1, free: 1, delayed: 0 }, 'expired while delayed: not delayed')
   })
 
   t.test('postMessages: _max_messages_post_size', async (t) => {

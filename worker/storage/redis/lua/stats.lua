@@ -6,8 +6,9 @@
   Returns: MOVED (lib.lua, fence_check) when fenced; { total, claimed, delayed } or, when total > 0,
            { total, claimed, delayed, oldestId, oldestCreated, newestId, newestCreated }; {0, 0}
            for a missing queue.
-  delayed: messages whose delay has not run out (one ZCOUNT of d), at most the free ones: d can
-  still hold expired messages the collector has not removed, or those of a post being staged.
+  delayed: messages whose delay has not run out, not expired and not staged; exact up to
+  STATS_SCAN of them, past that the count of d (which can still hold expired messages the
+  collector has not removed, or those of a post being staged) capped at the free ones.
   Errors: none.
 ]]
 local k = queue_keys(0)
@@ -21,7 +22,22 @@ local claimed = redis.call('ZCOUNT', k.i, '(' .. ARGV[1], '+inf')
 local upto = visible_max(k.q)
 total = total - (tonumber(redis.call('HGET', k.q, 'stagen')) or 0)
 if total <= 0 then return { 0, claimed, 0 } end
-local delayed = math.min(redis.call('ZCOUNT', k.d, '(' .. ARGV[1], '+inf'), math.max(total - claimed, 0))
+-- Delayed: visible-at still ahead. Exact up to STATS_SCAN of them (each one's expiry checked, so an
+-- expired message the collector has not removed yet is not counted); past that, the index's count,
+-- capped at the free messages (bounded work).
+local delayed = redis.call('ZCOUNT', k.d, '(' .. ARGV[1], '+inf')
+if delayed > 0 and delayed <= STATS_SCAN then
+  local ids = redis.call('ZRANGEBYSCORE', k.d, '(' .. ARGV[1], '+inf')
+  local exps = zmscore(k.e, ids)
+  -- Messages of a large post being staged (seq from stagelo on) are not counted, as in total.
+  local lo = tonumber(redis.call('HGET', k.q, 'stagelo'))
+  local seqs = lo and zmscore(k.a, ids) or {}
+  delayed = 0
+  for n = 1, #ids do
+    if exps[n] and tonumber(exps[n]) > now and not (lo and seqs[n] and tonumber(seqs[n]) >= lo) then delayed = delayed + 1 end
+  end
+end
+delayed = math.min(delayed, math.max(total - claimed, 0))
 
 --- The first unexpired message from one end of the FIFO order, examining at most STATS_SCAN
 --- entries (bounded work: expired messages not yet collected are skipped); past that, any
