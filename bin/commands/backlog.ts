@@ -1,5 +1,5 @@
 /**
- * `missive backlog [pool]`: messages waiting per pool (free, claimed, total) and its queue count,
+ * `missive backlog [pool]`: messages waiting per pool (free, of which delayed, claimed, total) and its queue count,
  * from the admin API's per-pool stats (GET /v2/admin/pools/{pool}/stats).
  */
 import { adminClient } from '../cli/admin-client.js'
@@ -10,13 +10,13 @@ import { listAll } from './pools.js'
 interface PoolStats {
   name: string
   queues: number
-  messages: { claimed: number; free: number; total: number; queues_counted: number; complete: boolean }
+  messages: { claimed: number; free: number; delayed: number; total: number; queues_counted: number; complete: boolean }
   storage: { reachable: boolean }
 }
 
 export const backlog: Command = {
   path: ['backlog'],
-  summary: 'Messages waiting per pool (free, claimed, total) and its queues.',
+  summary: 'Messages waiting per pool (free, of which delayed, claimed, total) and its queues.',
   args: ['pool?'],
   admin: true,
   more: '"complete: no" means the sums cover only a sample of the pool\'s queues (see docs/pools.md, pool stats).',
@@ -28,8 +28,8 @@ export const backlog: Command = {
     printResult(
       ctx,
       stats.map((s) => ({ pool: s.name, queues: s.queues, ...s.messages, reachable: s.storage.reachable })),
-      ['pool', 'queues', 'free', 'claimed', 'total', 'complete', 'reachable'],
-      stats.map((s) => [s.name, s.queues, s.messages.free, s.messages.claimed, s.messages.total, s.messages.complete ? 'yes' : 'no', s.storage.reachable ? 'yes' : 'no']),
+      ['pool', 'queues', 'free', 'delayed', 'claimed', 'total', 'complete', 'reachable'],
+      stats.map((s) => [s.name, s.queues, s.messages.free, s.messages.delayed, s.messages.claimed, s.messages.total, s.messages.complete ? 'yes' : 'no', s.storage.reachable ? 'yes' : 'no']),
     )
   },
 }

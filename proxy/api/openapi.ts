@@ -57,7 +57,7 @@ const SCHEMAS: Record<string, Schema> = {
     flavor: { type: ['string', 'null'] },
     capabilities: arrayOf(str),
     queues: int,
-    messages: obj({ claimed: int, free: int, total: int, queues_counted: int, complete: { type: 'boolean' } }),
+    messages: obj({ claimed: int, free: int, delayed: int, total: int, queues_counted: int, complete: { type: 'boolean' } }),
     storage: obj({ reachable: { type: 'boolean' }, workers: arrayOf(obj({ index: int, reachable: { type: 'boolean' }, ping_seconds: { type: ['number', 'null'] } })) }),
   }),
   Health: {

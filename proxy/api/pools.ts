@@ -353,7 +353,7 @@ export async function listPools(req: ApiRequest): Promise<Reply> {
 }
 
 /**
- * Messages on pool `name`: claimed, free and total summed over at most `STATS_QUEUE_SAMPLE` of
+ * Messages on pool `name`: claimed, free (of which `delayed` not visible yet) and total summed over at most `STATS_QUEUE_SAMPLE` of
  * the queues placed on it (`complete` says whether that was all of them and every one answered),
  * with the exact count of queues. Shared by pool stats and health (`message_volume`).
  */
@@ -361,10 +361,10 @@ export async function messageVolume(
   req: ApiRequest,
   name: string,
   reachable: boolean,
-): Promise<{ queues: number; claimed: number; free: number; total: number; queues_counted: number; complete: boolean }> {
+): Promise<{ queues: number; claimed: number; free: number; delayed: number; total: number; queues_counted: number; complete: boolean }> {
   const catalog = req.control.catalog
   const queues = await catalog.countPlacements(name)
-  const messages = { claimed: 0, free: 0, total: 0, queues_counted: 0, complete: true }
+  const messages = { claimed: 0, free: 0, delayed: 0, total: 0, queues_counted: 0, complete: true }
   if (reachable && queues > 0) {
     const refs = await catalog.listPlacements(name, { limit: STATS_QUEUE_SAMPLE })
     // Each ref is routed to the worker its queue maps to (same hash as every other call).
@@ -379,6 +379,7 @@ export async function messageVolume(
         }
         messages.claimed += s.claimed
         messages.free += s.free
+        messages.delayed += s.delayed ?? 0
         messages.total += s.total
         messages.queues_counted++
       }

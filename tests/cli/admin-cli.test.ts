@@ -189,8 +189,8 @@ t.test('against a running service', async (t) => {
     t.equal((await a.req('POST', '/v2/queues/q1/claims?limit=1', { body: { ttl: 60, grace: 60 } })).status, 201)
     const backlog = await cli('backlog', '--json')
     t.equal(backlog.code, 0, backlog.stderr)
-    t.match(jsonOf(backlog), [{ pool: 'default', queues: 4, free: 2, claimed: 1, total: 3, complete: true, reachable: true }])
-    t.match((await cli('backlog', 'default')).stdout, /│ default +│ 4 +│ 2 +│ 1 +│ 3 +│ yes +│ yes +│/)
+    t.match(jsonOf(backlog), [{ pool: 'default', queues: 4, free: 2, delayed: 0, claimed: 1, total: 3, complete: true, reachable: true }])
+    t.match((await cli('backlog', 'default')).stdout, /│ default +│ 4 +│ 2 +│ 0 +│ 1 +│ 3 +│ yes +│ yes +│/)
     t.equal((await cli('backlog', 'nope')).code, 5)
     // The top list comes from the background backlog scan: wait for a pass that saw the claim.
     const top = await waitFor(async () => {
@@ -199,5 +199,12 @@ t.test('against a running service', async (t) => {
     }, { timeoutMs: 60_000, intervalMs: 500, what: 'a backlog pass that saw proj-a/q1' })
     t.match(top!.queues, [{ project: 'proj-a', name: 'q1', free: 2, claimed: 1 }], 'only queues with free messages, most first')
     t.equal((await cli('queues', 'top', '--by', 'size')).code, 6)
+
+    // A delayed message is free but not claimable: the backlog says how many of the free wait
+    // (delays apply on queues with a default delay, as in Zaqar: docs/api.md).
+    t.equal((await a.req('PUT', '/v2/queues/later', { body: { _default_message_delay: 600 } })).status, 201)
+    t.equal((await a.req('POST', '/v2/queues/later/messages', { body: { messages: [{ body: 4 }] } })).status, 201)
+    t.match(jsonOf(await cli('backlog', '--json')), [{ pool: 'default', queues: 5, free: 3, delayed: 1, claimed: 1, total: 4 }])
+    t.match((await cli('backlog', 'default')).stdout, /│ default +│ 5 +│ 3 +│ 1 +│ 1 +│ 4 +│ yes +│ yes +│/)
   })
 })
