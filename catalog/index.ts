@@ -28,7 +28,8 @@ export function catalogFile(uri: string, dataDir: string): string | null {
 
 /**
  * The store `uri` names: `sqlite:<path>`, `sqlite://<path>`, a plain file path, or
- * `redis://[[user]:password@]host[:port][/db][?prefix=…]`. Throws an `Error` naming the scheme when
+ * `redis://[[user]:password@]host[:port][/db][?prefix=…]`, or a Sentinel-watched one,
+ * `redis+sentinel://host:port[,…]/<master>[/db][?…]` (docs/ha.md). Throws an `Error` naming the scheme when
  * it is not supported; a Redis server that does not answer throws `unavailable`.
  */
 export async function openCatalog(uri: string, opts: { dataDir?: string } = {}): Promise<CatalogStore> {
@@ -40,9 +41,9 @@ export async function openCatalog(uri: string, opts: { dataDir?: string } = {}):
     return new SqliteCatalog(file)
   }
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase()
-  if (scheme === 'redis') {
+  if (scheme === 'redis' || scheme === 'redis+sentinel') {
     const { parseRedisCatalogUri, RedisCatalog } = await import('./stores/redis.js')
     return RedisCatalog.open(parseRedisCatalogUri(uri))
   }
-  throw new Error(`unsupported catalog store "${scheme}:" (supported: sqlite:<path>, redis://host:port)`)
+  throw new Error(`unsupported catalog store "${scheme}:" (supported: sqlite:<path>, redis://host:port, redis+sentinel://host:port,…/<master>)`)
 }

@@ -31,6 +31,7 @@ import {
   checkContentType,
   checkProject,
   checkQueueIdentity,
+  checkTopicIdentity,
   errorReply,
   requestIdFrom,
   STATUS_TEXT,
@@ -485,6 +486,7 @@ export class HttpServer {
       if (limited !== undefined) await limited
     }
     if (params.queue !== undefined) checkQueueIdentity(params.queue, project)
+    if (params.topic !== undefined) checkTopicIdentity(params.topic, project)
     if (route.maxBody !== undefined && contentLength !== null) {
       const [max, error] = route.maxBody(config.limits)
       if (contentLength > max) throw error()

@@ -40,6 +40,8 @@ export interface PoolBacklog {
   free: number
   claimed: number
   total: number
+  /** Of the free messages, those whose delay has not run out (`QueueStats.delayed`). */
+  delayed: number
   /** Age of the oldest message of any of its queues, seconds (0 when there is none). */
   oldestAgeSeconds: number
   /** Queues whose stats could not be read in that pass (their messages are not in the sums). */
@@ -56,6 +58,7 @@ export interface QueueBacklog {
   free: number
   claimed: number
   total: number
+  delayed: number
   oldest_age: number
 }
 
@@ -152,7 +155,7 @@ export class BacklogScanner {
     const names = (await this.#catalog.listPools()).map((p) => p.name)
     for (const pool of names) {
       if (this.#stopped) return
-      const sums: PoolBacklog = { queues: 0, free: 0, claimed: 0, total: 0, oldestAgeSeconds: 0, unreadQueues: 0, at: 0 }
+      const sums: PoolBacklog = { queues: 0, free: 0, claimed: 0, total: 0, delayed: 0, oldestAgeSeconds: 0, unreadQueues: 0, at: 0 }
       let after: QueueRef | undefined
       for (;;) {
         const stepStarted = performance.now()
@@ -168,11 +171,13 @@ export class BacklogScanner {
             }
             const ref = chunk[j]!
             const oldest = s.oldest?.age ?? 0
+            const delayed = s.delayed ?? 0
             sums.free += s.free
+            sums.delayed += delayed
             sums.claimed += s.claimed
             sums.total += s.total
             if (oldest > sums.oldestAgeSeconds) sums.oldestAgeSeconds = oldest
-            const q: QueueBacklog = { pool, project: ref.project, name: ref.queue, free: s.free, claimed: s.claimed, total: s.total, oldest_age: oldest }
+            const q: QueueBacklog = { pool, project: ref.project, name: ref.queue, free: s.free, claimed: s.claimed, total: s.total, delayed, oldest_age: oldest }
             backlog.offer(q)
             age.offer(q)
           }

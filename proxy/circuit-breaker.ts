@@ -19,7 +19,9 @@
  * A check runs every `checkMs` whatever the state: it asks the worker for its store's facts
  * (`info`: a round trip to the store, with its role and replication state), so an idle pool's
  * outage is seen too, and a successful check is what closes an open breaker. The facts also tell
- * a failover: the store answering as a different server than the last check saw.
+ * a failover: the changes of server the worker's driver counted since the last check (it notes
+ * the server at every reconnection, so a failover that no check saw in between still counts),
+ * or, from a new driver (a restarted worker), a server other than the last check saw.
  *
  * Hot path, closed breaker: one promise per call (a `then` with handlers made once) and two
  * counters; no clock read, no timer. Open: no call at all.
@@ -42,6 +44,15 @@ export interface StoreInfo {
   lagSeconds?: number
   /** The Sentinel master name, for a Sentinel pool. */
   master?: string
+  /**
+   * The store driver's identity (a restarted worker has a new one) and how many changes of
+   * server it has seen itself, at every reconnection (worker/storage/redis/driver.ts): the
+   * failover counter follows these, so a failover between two checks is not missed.
+   */
+  boot?: string
+  changes?: number
+  /** When the driver last saw a change of server (ms since the epoch). */
+  lastChange?: number
 }
 
 export interface CircuitBreakerOptions {
@@ -69,7 +80,7 @@ export interface CircuitBreakerOptions {
   /** Called when the breaker opens or closes. */
   onChange?: (open: boolean, reason: string) => void
   /** Called when the store answers as another server than before (a failover or a restart). */
-  onFailover?: (from: string, to: string) => void
+  onFailover?: (from: string, to: string, count: number) => void
 }
 
 /** The description of a call refused by an open breaker. */
@@ -102,7 +113,7 @@ export class CircuitBreaker {
   readonly #info: () => Promise<StoreInfo | null>
   readonly #lastHeard: (() => number) | undefined
   readonly #onChange: ((open: boolean, reason: string) => void) | undefined
-  readonly #onFailover: ((from: string, to: string) => void) | undefined
+  readonly #onFailover: ((from: string, to: string, count: number) => void) | undefined
   readonly #abort: ((err: () => MissiveError) => void) | undefined
   /** Calls passed to the inner driver and not settled yet. */
   #inflight = 0
@@ -124,6 +135,8 @@ export class CircuitBreaker {
   #lastFailover: number | null = null
   #trips = 0
   #closed = false
+  /** When this breaker started (ms since the epoch). */
+  readonly #started = Date.now()
 
   constructor(inner: DataDriver, opts: CircuitBreakerOptions = {}) {
     this.#inner = inner
@@ -218,11 +231,25 @@ export class CircuitBreaker {
 
   #note(info: StoreInfo | null): void {
     if (info === null) return
-    const before = this.#facts?.server
-    if (before !== undefined && info.server !== undefined && info.server !== before) {
-      this.#failovers++
+    const prev = this.#facts
+    let changes = 0
+    if (prev === null) {
+      // The first facts: changes the driver saw since this breaker started count too — a
+      // failover before the pool's first check completed (a busy host, a quick one) was missed.
+      if (info.changes !== undefined && info.lastChange !== undefined && info.lastChange >= this.#started) changes = info.changes
+    } else {
+      if (info.boot !== undefined && info.boot === prev.boot && info.changes !== undefined && prev.changes !== undefined) {
+        // The same driver: what it counted since (it samples every reconnection; two checks
+        // alone miss a failover and failback, or a restart, between them).
+        changes = Math.max(0, info.changes - prev.changes)
+      } else if (prev.server !== undefined && info.server !== undefined && info.server !== prev.server) {
+        changes = 1
+      }
+    }
+    if (changes > 0) {
+      this.#failovers += changes
       this.#lastFailover = Date.now()
-      this.#onFailover?.(before, info.server)
+      this.#onFailover?.(prev?.server ?? '', info.server ?? '', changes)
     }
     this.#facts = info
   }

@@ -54,6 +54,8 @@ export class DeadLetterMover {
   readonly #pending = new Map<string, string>()
   /** Messages moved across pools (copied, then deleted from the source) by this proxy. */
   moved = 0
+  /** The same, by the pool of the queue they left (`missive_messages_dead_lettered_total`). */
+  readonly movedFrom = new Map<string, { n: number }>()
   /** Cross-pool moves that failed (the messages stayed in the source). */
   failures = 0
 
@@ -131,6 +133,9 @@ export class DeadLetterMover {
     this.#move(ref, source, dlq, due).then(
       (n) => {
         this.moved += n
+        const from_ = this.movedFrom.get(from)
+        if (from_ === undefined) this.movedFrom.set(from, { n })
+        else from_.n += n
         this.#moving.delete(key)
       },
       (err: unknown) => {

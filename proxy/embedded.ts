@@ -101,6 +101,12 @@ export class EmbeddedPool {
     })
   }
 
+  /** The open driver's dead-letter count (`DataDriver.deadLettered`), and which driver counted it. */
+  get deadLettered(): { source: object; n: number } | undefined {
+    const d = this.#open
+    return d === undefined ? undefined : { source: d, n: d.deadLettered ?? 0 }
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true

@@ -8,8 +8,12 @@
  * The connection retries forever in the background and resubscribes on reconnect (ioredis's
  * `autoResubscribe`); announcements published while it is down are lost, which delays the
  * affected waiters to the end of their wait (their last try), never loses a message.
+ *
+ * A Redis Cluster pool: one subscriber through ioredis's Cluster client, on one node of the
+ * cluster (plain PUBLISH reaches every node over the cluster bus, whichever node the driver
+ * published on); when that node goes, ioredis subscribes on another.
  */
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import type { Logger } from '../shared/log.js'
 import type { QueueRef } from '../shared/storage/contract.js'
 import { parsePosted, postedChannel } from '../shared/storage/posted.js'
@@ -17,7 +21,7 @@ import type { RedisPoolOptions } from '../shared/storage/redis-uri.js'
 import type { LongPoll } from './long-poll.js'
 
 export class RedisWakeups {
-  readonly #redis: Redis
+  readonly #redis: Redis | Cluster
   readonly #ready: Promise<void>
 
   /**
@@ -25,23 +29,30 @@ export class RedisWakeups {
    * posts made through other proxies, proxy/websocket-push.ts).
    */
   constructor(
-    pool: Pick<RedisPoolOptions, 'host' | 'port' | 'db' | 'username' | 'password' | 'connectTimeoutMs' | 'sentinels' | 'master' | 'sentinelPassword'>,
+    pool: Pick<RedisPoolOptions, 'host' | 'port' | 'db' | 'username' | 'password' | 'connectTimeoutMs' | 'sentinels' | 'master' | 'sentinelPassword' | 'cluster'>,
     longPoll: LongPoll,
     log: Logger,
     onPosted?: (ref: QueueRef, ids: string[]) => void,
   ) {
-    this.#redis = new Redis({
-      // A Sentinel pool: subscribe on its master, as the driver publishes there (ioredis follows failovers).
-      ...(pool.sentinels === undefined
-        ? { host: pool.host, port: pool.port }
-        : { sentinels: pool.sentinels, name: pool.master, ...(pool.sentinelPassword !== undefined && { sentinelPassword: pool.sentinelPassword }) }),
-      username: pool.username,
-      password: pool.password,
-      connectTimeout: pool.connectTimeoutMs,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-      // A subscriber: nothing to resend, and SUBSCRIBE is queued until the first connect.
-      maxRetriesPerRequest: null,
-    })
+    const retryStrategy = (times: number): number => Math.min(50 * 2 ** Math.min(times, 6), 2000)
+    this.#redis =
+      pool.cluster !== undefined
+        ? new Cluster(pool.cluster, {
+            clusterRetryStrategy: retryStrategy,
+            redisOptions: { username: pool.username, password: pool.password, connectTimeout: pool.connectTimeoutMs, maxRetriesPerRequest: null },
+          })
+        : new Redis({
+            // A Sentinel pool: subscribe on its master, as the driver publishes there (ioredis follows failovers).
+            ...(pool.sentinels === undefined
+              ? { host: pool.host, port: pool.port }
+              : { sentinels: pool.sentinels, name: pool.master, ...(pool.sentinelPassword !== undefined && { sentinelPassword: pool.sentinelPassword }) }),
+            username: pool.username,
+            password: pool.password,
+            connectTimeout: pool.connectTimeoutMs,
+            retryStrategy,
+            // A subscriber: nothing to resend, and SUBSCRIBE is queued until the first connect.
+            maxRetriesPerRequest: null,
+          })
     let warned = false
     this.#redis.on('error', (err: Error) => {
       if (!warned) log.warn({ redis: `${pool.host}:${pool.port}`, err: err.message }, 'long-poll wake-ups: Redis subscriber error')

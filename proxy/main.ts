@@ -79,10 +79,10 @@ async function main(): Promise<void> {
       }),
       onChange: (open, reason) =>
         open ? log.warn({ pool, worker, reason }, 'pool store unreachable: its requests fail at once') : log.info({ pool, worker }, 'pool store reachable again'),
-      onFailover: (from, to) => {
-        log.warn({ pool, worker, from, to }, 'pool store is another server now (failover or restart)')
+      onFailover: (from, to, count) => {
+        log.warn({ pool, worker, from, to, count }, 'pool store is another server now (failover or restart)')
         // Every worker of the pool sees it: count it once, from the first worker.
-        if (breakers.get(pool)?.[0] === b) metrics?.failover(pool)
+        if (breakers.get(pool)?.[0] === b) metrics?.failover(pool, count)
       },
     })
     metrics?.poolOpened(pool)
@@ -125,11 +125,18 @@ async function main(): Promise<void> {
         ),
       )
     },
-    close(pool: string): void {
+    close(pool: string, closing: DataDriver[]): void {
+      // A pool re-opened (its worker count changed) is opened before the old drivers close:
+      // only the old drivers' breakers go, or the new ones would be forgotten (never counted).
+      const left = (breakers.get(pool) ?? []).filter((b) => {
+        if (!closing.includes(b.driver)) return true
+        b.close()
+        return false
+      })
+      if (left.length > 0) breakers.set(pool, left)
+      else breakers.delete(pool)
       wakeups.get(pool)?.close()
       wakeups.delete(pool)
-      for (const b of breakers.get(pool) ?? []) b.close()
-      breakers.delete(pool)
       const local = embedded.get(pool)
       embedded.delete(pool)
       void local?.close()
@@ -192,6 +199,13 @@ async function main(): Promise<void> {
   const backlog = new BacklogScanner(pools, log).start()
   BACKLOG.set(pools, backlog)
   metrics?.watchBacklog(backlog)
+  metrics?.watchDeadLettered(function* () {
+    for (const [pool, local] of embedded) {
+      const c = local.deadLettered
+      if (c !== undefined) yield { pool, ...c }
+    }
+    for (const [pool, source] of storage.deadLetters.movedFrom) yield { pool, source, n: source.n }
+  })
   const auth = await createAuthenticator(config, { catalogUri, log })
   // Subscriptions' deliveries (docs/notifications.md): off the request path, resumed from the catalog's cursors.
   const notifier = new Notifier({ catalog, storage, config, log, registry: metrics?.registry })

@@ -7,6 +7,7 @@ import { uWS } from './uws.js'
 import { Counter, Gauge, Histogram } from 'prom-client'
 import { CONTENT_TYPE, exposition, LATENCY_BUCKETS, processRegistry, type MetricsJson } from '../shared/metrics.js'
 import type { DriverMetrics } from '../worker/storage/metered.js'
+import { DEAD_LETTERED, DEAD_LETTERED_HELP } from '../worker/metrics.js'
 import type { PoolBacklog } from './backlog.js'
 import type { RpcDriver } from './rpc-client.js'
 
@@ -183,6 +184,7 @@ export class ProxyMetrics {
         }
       },
     })
+    perPool('missive_pool_messages_delayed', 'Of the free messages in the pool, those whose delay has not run out (not claimable yet), as of the last backlog scan.', (b) => b.delayed)
     perPool('missive_pool_queues', 'Queues placed on the pool, as of the last backlog scan.', (b) => b.queues)
     perPool('missive_pool_oldest_message_age_seconds', 'Age of the oldest message in any queue of the pool (SQS ApproximateAgeOfOldestMessage), as of the last backlog scan.', (b) => b.oldestAgeSeconds)
     perPool('missive_pool_backlog_unread_queues', 'Queues whose stats the last backlog scan could not read (not in the sums).', (b) => b.unreadQueues)
@@ -215,6 +217,29 @@ export class ProxyMetrics {
     }
   }
 
+  /**
+   * `missive_messages_dead_lettered_total{pool}` in the proxy: what the stores it opens itself
+   * (pools with `workers: 0`) moved at claim time, and what its mover copied across pools
+   * (proxy/dead-letter.ts). Each source is a plain count read at scrape time; `source` tells a
+   * reopened driver (counting from 0 again) from the one before. Workers export their own.
+   */
+  watchDeadLettered(read: () => Iterable<{ pool: string; source: object; n: number }>): void {
+    const seen = new WeakMap<object, number>()
+    const counter: Counter<'pool'> = new Counter({
+      name: DEAD_LETTERED,
+      help: DEAD_LETTERED_HELP,
+      labelNames: ['pool'],
+      registers: [this.registry],
+      collect() {
+        for (const { pool, source, n } of read()) {
+          const before = seen.get(source) ?? 0
+          counter.inc({ pool }, n > before ? n - before : 0)
+          seen.set(source, Math.max(before, n))
+        }
+      },
+    })
+  }
+
   /** Where `missive_pool_storage_up` reads each pool's breakers. */
   watchPools(source: () => Iterable<[string, readonly { readonly isOpen: boolean }[]]>): void {
     this.#pools = source
@@ -226,8 +251,8 @@ export class ProxyMetrics {
   }
 
   /** The pool's store answered as another server (`missive_pool_failovers_total`). */
-  failover(pool: string): void {
-    this.#failovers.inc({ pool })
+  failover(pool: string, count = 1): void {
+    this.#failovers.inc({ pool }, count)
   }
 
   /**

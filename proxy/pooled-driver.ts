@@ -47,6 +47,7 @@ import { catalogMigrationLookup } from './migration-control.js'
 import { PlacementCache, routingKey } from './placement-cache.js'
 import type { PoolSet, Snapshot } from './pool-set.js'
 import { workerFor } from './worker-choice.js'
+import { isTopicRef, tenantOf } from './topic-space.js'
 
 /** What the queue, message and claim handlers see: the contract, plus one placement rule. */
 export interface PooledStorage extends DataDriver {
@@ -222,11 +223,15 @@ export class PooledDriver implements PooledStorage {
 
   /** Places a new queue on `pool`, within its project's quota of queues when there is one. */
   async #place(ref: QueueRef, pool: string): Promise<string> {
-    const max = this.queueQuota === undefined ? 0 : await this.queueQuota(ref.project)
+    // A topic is a queue under a project of its own (proxy/topic-space.ts): the tenant's quota
+    // applies, counted over its topics apart from its queues.
+    const tenant = tenantOf(ref)
+    const max = this.queueQuota === undefined ? 0 : await this.queueQuota(tenant)
     if (max <= 0) return this.#pools.catalog.place(ref, pool)
     const placed = await this.#pools.catalog.placeWithin(ref, pool, max)
     if (placed === null) {
-      throw new MissiveError('quota_exceeded', `Project ${ref.project} may have at most ${max} queues (its quota); delete some, or ask for a larger quota.`)
+      const what = isTopicRef(ref) ? 'topics' : 'queues'
+      throw new MissiveError('quota_exceeded', `Project ${tenant} may have at most ${max} ${what} (its quota); delete some, or ask for a larger quota.`)
     }
     return placed
   }

@@ -8,6 +8,7 @@
 import { ERRORS } from '../shared/errors.js'
 import type { DriverOperation } from '../shared/storage/operations.js'
 import type { AnyStorageError, StorageError } from '../shared/storage/errors.js'
+import { isTopicRef, tenantOf } from './topic-space.js'
 
 /** A storage error as the client sees it. */
 export interface StorageErrorHttp {
@@ -73,12 +74,13 @@ export function storageErrorHttp(err: StorageError): StorageErrorHttp {
   const e = err as AnyStorageError
   switch (e.kind) {
     case 'queue_not_found':
-      return { status: 404, title: NOT_FOUND, description: `Queue ${e.ref.queue} does not exist for project ${e.ref.project}` }
+      // A topic is a queue in a namespace of its own (proxy/topic-space.ts): named as Zaqar names it, with the tenant's project.
+      return { status: 404, title: NOT_FOUND, description: `${isTopicRef(e.ref) ? 'Topic' : 'Queue'} ${e.ref.queue} does not exist for project ${tenantOf(e.ref)}` }
     case 'claim_not_found':
       return {
         status: 404,
         title: NOT_FOUND,
-        description: `Claim ${e.claimId} does not exist in queue ${e.ref.queue} for project ${e.ref.project}`,
+        description: `Claim ${e.claimId} does not exist in queue ${e.ref.queue} for project ${tenantOf(e.ref)}`,
       }
     case 'message_claimed':
       return { status: 403, title: UNABLE_TO_DELETE, description: DELETE_DESCRIPTIONS.claimed }

@@ -152,12 +152,24 @@ export function checkProject(value: string | undefined): string {
   if (value === '') {
     throw new MissiveError('empty_project', 'X-PROJECT-ID cannot be an empty string. Specify the right header X-PROJECT-ID and retry.')
   }
+  // HTTP forbids control characters in a header (RFC 9110 §5.5) and a WebSocket frame must not
+  // smuggle one in: topics are stored under projects that start with one (proxy/topic-space.ts).
+  if (CONTROL_RE.test(value)) throw new MissiveError('bad_request', 'X-PROJECT-ID may not contain control characters.')
   return value
 }
+
+const CONTROL_RE = /[\u0000-\u0008\u000a-\u001f\u007f]/
 
 /** Step 7: queue name and project id on routes that name a queue. */
 export function checkQueueIdentity(queue: string, project: string): void {
   if (!isQueueName(queue) || project.length > 256) {
     throw new MissiveError('invalid_queue_name', 'The format of the submitted queue name or project id is not valid.')
+  }
+}
+
+/** Step 7 for topics: the topic name and project id on routes that name a topic (zaqar/common/transport/wsgi/helpers.py). */
+export function checkTopicIdentity(topic: string, project: string): void {
+  if (!isQueueName(topic) || project.length > 256) {
+    throw new MissiveError('bad_request', 'The format of the submitted topic name or project id is not valid.', { title: 'Invalid topic identification' })
   }
 }

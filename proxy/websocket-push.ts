@@ -39,13 +39,22 @@ interface Subscription {
   readonly created: number
 }
 
-/** Posts pushed here, remembered so the pool's announcement of the same post is not pushed again. */
+/**
+ * Posts seen lately, by their first message id: whichever of the two ways a post reaches this
+ * proxy comes first (its own post path, `posted`, or the Redis pool's announcement, `remote`)
+ * pushes it, and the other does not push it again.
+ */
 const RECENT = 4096
 /** Posts from other proxies waiting for their messages to be read; beyond, they are not pushed. */
 const MAX_REMOTE_PENDING = 256
 
 export class SocketSubscriptions {
-  readonly #recent = new Set<string>()
+  /**
+   * `pending`: an announcement is reading the post's messages; `pushed`: the post is pushed (or
+   * is being pushed) and must not be pushed again. The announcement can arrive before the post's
+   * own answer from the worker (a pub/sub message beats the RPC reply), so both ways check.
+   */
+  readonly #recent = new Map<string, 'pending' | 'pushed'>()
   readonly #recentOrder: string[] = []
   #remoteChain: Promise<void> = Promise.resolve()
   #remotePending = 0
@@ -117,7 +126,9 @@ export class SocketSubscriptions {
     if (this.#byQueue.size === 0) return
     const subs = this.#byQueue.get(routingKey(ref.project, ref.queue))
     if (subs === undefined) return
-    this.#remember(ids[0]!)
+    // Pushed already by the pool's announcement, which came first: not again.
+    if (this.#recent.get(ids[0]!) === 'pushed') return
+    this.#remember(ids[0]!, 'pushed')
     // After this turn: a socket that posted gets the answer to its post first, then the push
     // (python-zaqarclient reads the frame after its request as the answer).
     setImmediate(() => this.#push(subs, ref, ids, messages))
@@ -147,12 +158,17 @@ export class SocketSubscriptions {
   remote(ref: QueueRef, ids: readonly string[]): void {
     if (this.#byQueue.size === 0 || ids.length === 0 || this.storage === undefined) return
     const subs = this.#byQueue.get(routingKey(ref.project, ref.queue))
-    if (subs === undefined || this.#recent.has(ids[0]!) || this.#remotePending >= MAX_REMOTE_PENDING) return
+    const first = ids[0]!
+    if (subs === undefined || this.#recent.has(first) || this.#remotePending >= MAX_REMOTE_PENDING) return
+    this.#remember(first, 'pending')
     const storage = this.storage
     this.#remotePending++
     this.#remoteChain = this.#remoteChain
       .then(() => storage.getMessages(ref, [...ids]))
       .then((found) => {
+        // This proxy's own post path pushed it while the messages were read.
+        if (this.#recent.get(first) === 'pushed') return
+        this.#remember(first, 'pushed')
         const byId = new Map(found.map((m) => [m.id, m]))
         const present = ids.filter((id) => byId.has(id))
         this.#push(
@@ -166,9 +182,9 @@ export class SocketSubscriptions {
       .finally(() => this.#remotePending--)
   }
 
-  #remember(id: string): void {
-    this.#recent.add(id)
-    this.#recentOrder.push(id)
+  #remember(id: string, state: 'pending' | 'pushed'): void {
+    if (!this.#recent.has(id)) this.#recentOrder.push(id)
+    this.#recent.set(id, state)
     if (this.#recentOrder.length > RECENT) this.#recent.delete(this.#recentOrder.shift()!)
   }
 

@@ -18,7 +18,7 @@
 import { parseConfig, type Config } from '../shared/config.js'
 import { MissiveError } from '../shared/errors.js'
 import { createLogger } from '../shared/log.js'
-import { workerMetrics } from './metrics.js'
+import { deadLetteredCounter, deadLetteredOf, workerMetrics } from './metrics.js'
 import { serveRpc } from './rpc-server.js'
 import { metered } from './storage/metered.js'
 import { redactUri } from '../shared/storage/registry.js'
@@ -69,6 +69,8 @@ async function main(): Promise<void> {
   const metrics = workerMetrics(processName)
   const pool = process.env.MISSIVE_POOL_NAME ?? 'default'
   const served = config.metrics ? metered(driver, metrics.driver, { pool, worker: index ?? '0' }) : driver
+  const opened = driver
+  if (config.metrics) deadLetteredCounter(metrics.registry, pool, () => deadLetteredOf(opened))
   const server = await serveRpc(served, socketPath, log, {
     extraOps: {
       metrics: async () => (config.metrics ? metrics.registry.getMetricsAsJSON() : []),

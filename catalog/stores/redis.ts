@@ -336,6 +336,16 @@ type Scripted = Redis & {
 export interface RedisCatalogOptions {
   host: string
   port: number
+  /** A Sentinel-watched catalog: the Sentinels, the master's name, their own password. */
+  sentinels?: { host: string; port: number }[]
+  master?: string
+  sentinelPassword?: string
+  /**
+   * Replicas that must acknowledge each catalog operation (WAIT) before it answers. Default 1
+   * for a Sentinel catalog (a placement acknowledged just before a failover must survive it), 0
+   * otherwise.
+   */
+  wait?: number
   db?: number
   username?: string
   password?: string
@@ -356,10 +366,26 @@ export interface RedisCatalogOptions {
  */
 export function connectCatalogRedis(opts: RedisCatalogOptions): Promise<Redis> {
   const timeout = opts.timeoutMs ?? 5000
+  const opened = { now: false }
+  const where =
+    opts.sentinels === undefined
+      ? { host: opts.host, port: opts.port }
+      : {
+          // As a Sentinel pool (worker/storage/redis/driver.ts): the master asked of the Sentinels
+          // at every (re)connection, +switch-master followed at once, READONLY (the old master back
+          // as a replica) reconnects; no Sentinel answering at start is an error, not a wait.
+          sentinels: opts.sentinels,
+          name: opts.master,
+          role: 'master' as const,
+          ...(opts.sentinelPassword !== undefined && { sentinelPassword: opts.sentinelPassword }),
+          failoverDetector: true,
+          sentinelCommandTimeout: timeout,
+          sentinelRetryStrategy: (times: number) => (opened.now ? Math.min(50 * 2 ** Math.min(times, 5), 1000) : null),
+          reconnectOnError: (err: Error) => (/^READONLY\b/.test(err.message) ? 1 : false),
+        }
   return connectRedis(
     {
-      host: opts.host,
-      port: opts.port,
+      ...where,
       db: opts.db ?? 0,
       username: opts.username,
       password: opts.password,
@@ -367,11 +393,15 @@ export function connectCatalogRedis(opts: RedisCatalogOptions): Promise<Redis> {
       connectTimeout: timeout,
       retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
     },
-    'the Redis catalog',
-  )
+    opts.sentinels === undefined ? 'the Redis catalog' : `the Redis catalog's master "${opts.master}"`,
+  ).then((redis) => {
+    opened.now = true
+    return redis
+  })
 }
 
 export function parseRedisCatalogUri(uri: string): RedisCatalogOptions {
+  if (/^redis\+sentinel:/i.test(uri)) return parseSentinelCatalogUri(uri)
   let url: URL
   try {
     url = new URL(uri)
@@ -390,6 +420,42 @@ export function parseRedisCatalogUri(uri: string): RedisCatalogOptions {
   for (const [k, v] of url.searchParams) {
     if (k === 'prefix') opts.prefix = v
     else if (k === 'timeout' && /^\d+$/.test(v) && Number(v) > 0) opts.timeoutMs = Number(v)
+    else if (k === 'wait' && /^\d+$/.test(v)) opts.wait = Number(v)
+    else throw new Error(`Redis catalog URI: unknown or invalid option "${k}"`)
+  }
+  return opts
+}
+
+/**
+ * `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/<master>[/db][?prefix=…&timeout=ms
+ * &wait=n&sentinel_password=…]`: the catalog on a Redis master watched by Sentinels (port 26379 by
+ * default), followed across failovers (docs/ha.md, "Many nodes, one catalog").
+ */
+function parseSentinelCatalogUri(uri: string): RedisCatalogOptions {
+  const m = /^[a-z+]+:\/\/(?:([^@/?#]*)@)?([^/?#]+)\/([^/?#]+)(?:\/(\d+))?\/?(?:\?([^#]*))?$/i.exec(uri)
+  if (m === null) throw new Error('malformed Redis Sentinel catalog URI (expected redis+sentinel://host:port[,host:port…]/<master-name>[/db])')
+  const sentinels = m[2]!.split(',').map((item) => {
+    const h = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d+))?$/.exec(item.trim())
+    const port = h?.[3] === undefined ? 26379 : Number(h[3])
+    if (h === null || !(port >= 1 && port <= 65535)) throw new Error(`Redis Sentinel catalog URI: malformed Sentinel "${item}"`)
+    return { host: h[1] ?? h[2]!, port }
+  })
+  const opts: RedisCatalogOptions = { host: sentinels[0]!.host, port: sentinels[0]!.port, sentinels, master: decodeURIComponent(m[3]!), wait: 1 }
+  if (m[4] !== undefined) opts.db = Number(m[4])
+  const info = m[1]
+  if (info !== undefined && info !== '') {
+    const colon = info.indexOf(':')
+    if (colon < 0) opts.password = decodeURIComponent(info)
+    else {
+      if (colon > 0) opts.username = decodeURIComponent(info.slice(0, colon))
+      if (colon < info.length - 1) opts.password = decodeURIComponent(info.slice(colon + 1))
+    }
+  }
+  for (const [k, v] of new URLSearchParams(m[5] ?? '')) {
+    if (k === 'prefix') opts.prefix = v
+    else if (k === 'timeout' && /^\d+$/.test(v) && Number(v) > 0) opts.timeoutMs = Number(v)
+    else if (k === 'wait' && /^\d+$/.test(v)) opts.wait = Number(v)
+    else if (k === 'sentinel_password') opts.sentinelPassword = v
     else throw new Error(`Redis catalog URI: unknown or invalid option "${k}"`)
   }
   return opts
@@ -408,8 +474,13 @@ export class RedisCatalog implements CatalogStore {
   readonly #k: { version: string; pools: string; flavors: string; placements: string }
   readonly #subs: RedisSubscriptions
   #closed = false
+  /** Replicas each operation waits for (WAIT), and for how long (ms: half the command timeout, so WAIT answers first). */
+  readonly #wait: number
+  readonly #waitMs: number
 
-  private constructor(redis: Redis, prefix: string) {
+  private constructor(redis: Redis, prefix: string, wait = 0, waitMs = 1000) {
+    this.#wait = wait
+    this.#waitMs = waitMs
     redis.defineCommand('catalogPlace', { numberOfKeys: 2, lua: PLACE })
     redis.defineCommand('catalogPlaceWithin', { numberOfKeys: 3, lua: PLACE_WITHIN })
     redis.defineCommand('catalogRemovePlacement', { numberOfKeys: 2, lua: REMOVE_PLACEMENT })
@@ -431,7 +502,7 @@ export class RedisCatalog implements CatalogStore {
 
   /** Connects; throws `unavailable` when the server does not answer within the timeout. */
   static async open(opts: RedisCatalogOptions): Promise<RedisCatalog> {
-    return new RedisCatalog(await connectCatalogRedis(opts), opts.prefix ?? 'missive:catalog:')
+    return new RedisCatalog(await connectCatalogRedis(opts), opts.prefix ?? 'missive:catalog:', opts.wait ?? 0, Math.max(1, Math.floor((opts.timeoutMs ?? 5000) / 2)))
   }
 
   #poolKey = (name: string): string => `${this.#p}pool:${name}`
@@ -441,7 +512,16 @@ export class RedisCatalog implements CatalogStore {
   async #run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#closed) throw unavailable('The catalog is closed.')
     try {
-      return await fn()
+      const result = await fn()
+      // A replicated catalog (wait=n): every operation's writes reach n replicas before it
+      // answers. WAIT covers every earlier write of this connection, so it follows any operation
+      // (after a read it returns at once): simpler than telling reads from writes, and catalog
+      // operations are rare (placements are cached by each proxy).
+      if (this.#wait > 0) {
+        const got = await this.#redis.wait(this.#wait, this.#waitMs)
+        if (got < this.#wait) throw unavailable(`The catalog's write reached ${got} of ${this.#wait} replicas. Please try again in a few seconds.`, 1)
+      }
+      return result
     } catch (err) {
       if (err instanceof MissiveError) throw err
       throw unavailable('The catalog is unreachable. Please try again in a few seconds.', 1, err)
@@ -704,8 +784,11 @@ export class RedisCatalog implements CatalogStore {
     try {
       await this.#redis.quit()
     } catch {
-      this.#redis.disconnect()
+      // disconnected below
     }
+    // Also ends a Sentinel catalog's own connections to the Sentinels (ioredis's failover
+    // detector), which QUIT leaves open.
+    this.#redis.disconnect()
   }
 }
 

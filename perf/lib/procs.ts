@@ -27,7 +27,7 @@ export const ROOT = (() => {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-interface Tracked {
+export interface Tracked {
   child: ChildProcess
   /** Started in its own process group: kill the whole group. */
   group: boolean
@@ -63,7 +63,8 @@ function installHandlers(): void {
   }
 }
 
-function track(child: ChildProcess, group: boolean): Tracked {
+/** Registers `child` so that killAll (and exit or a signal) kills it; `group`: its whole process group. */
+export function track(child: ChildProcess, group: boolean): Tracked {
   installHandlers()
   const t = { child, group }
   registry.add(t)
@@ -270,7 +271,8 @@ export function childProcesses(pid: number): { pid: number; cmdline: string }[] 
   return out
 }
 
-async function stopChild(child: ChildProcess, timeoutMs: number, group: boolean): Promise<void> {
+/** SIGTERM to `child`, SIGKILL (to its group with `group`) after `timeoutMs`; resolves once it exited. */
+export async function stopChild(child: ChildProcess, timeoutMs: number, group: boolean): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const pid = child.pid!
   try {

@@ -117,6 +117,75 @@ export function scenarioTable(store: StoreResult): string {
   return lines.join('\n')
 }
 
+/** The closed-loop scenarios compared with Zaqar (T5), and the throughput each is compared by. */
+export const ANCHOR_SCENARIOS: { id: string; label: string; rate: (r: LoadResult) => number }[] = [
+  { id: 'post1', label: 'post, 1 message', rate: (r) => r.msgsInPerS },
+  { id: 'post10', label: 'post, 10 messages', rate: (r) => r.msgsInPerS },
+  { id: 'consume-bulk', label: 'claim 10 + bulk delete', rate: (r) => r.msgsOutPerS },
+  { id: 'mixed', label: 'mixed (in + out)', rate: (r) => r.msgsInPerS + r.msgsOutPerS },
+]
+
+/** Missive ÷ Zaqar per anchor scenario and Missive store of one run (no ratios without Zaqar). */
+export function anchorRatios(stores: StoreResult[]): { id: string; ratios: { store: string; ratio: number; cpu: number | null }[] }[] {
+  const z = stores.find((s) => s.store === 'zaqar' && s.available)
+  return ANCHOR_SCENARIOS.map((a) => {
+    const zs = z?.scenarios.find((s) => s.id === a.id)
+    const zr = zs ? a.rate(zs.result) : 0
+    const zc = zs?.serverCpu?.usPerMsg ?? 0
+    const ratios =
+      zr > 0
+        ? stores
+            .filter((s) => s.store !== 'zaqar' && s.available)
+            .flatMap((s) => {
+              const m = s.scenarios.find((x) => x.id === a.id)
+              if (!m) return []
+              // Server CPU per message, Zaqar's over Missive's: the same comparison, immune to
+              // how much of the machine other work took during either scenario.
+              const mc = m.serverCpu?.usPerMsg ?? 0
+              return [{ store: s.store, ratio: a.rate(m.result) / zr, cpu: zc > 0 && mc > 0 ? zc / mc : null }]
+            })
+        : []
+    return { id: a.id, ratios }
+  })
+}
+
+/**
+ * Missive against Zaqar 15 in the same run: messages/s and worst p99 of each closed-loop scenario
+ * per store, and every ratio; without Zaqar, one sentence saying why there is none.
+ */
+export function anchorTable(stores: StoreResult[]): string {
+  const z = stores.find((s) => s.store === 'zaqar')
+  if (!z || !z.available) {
+    return `Zaqar 15 was not measured in this run (${z ? z.reason ?? 'unavailable' : 'not in --stores'}), so there is no Missive ÷ Zaqar ratio: see docs/benchmarks.md, "Zaqar in the same run", to install it.`
+  }
+  const missive = stores.filter((s) => s.store !== 'zaqar' && s.available)
+  const cell = (s: StoreResult, a: (typeof ANCHOR_SCENARIOS)[number]): string => {
+    const x = s.scenarios.find((y) => y.id === a.id)
+    if (!x) return '—'
+    const p99 = Math.max(...Object.values(x.result.ops).map((o) => o.p99))
+    return `${fmt(a.rate(x.result))}, p99 ${ms(p99)} ms${x.serverCpu ? `, ${fmt(x.serverCpu.usPerMsg)} µs/msg` : ''}`
+  }
+  const ratios = anchorRatios(stores)
+  const lines = [
+    `| scenario (msgs/s, worst p99, server CPU) | Zaqar 15 | ${missive.map((s) => `Missive ${s.store}`).join(' | ')} | ${missive.map((s) => `${s.store} ÷ Zaqar`).join(' | ')} |`,
+    `|---|--:|${missive.map(() => '--:|').join('')}${missive.map(() => '--:|').join('')}`,
+  ]
+  const note =
+    '\n\nRatios are throughput ÷ Zaqar\'s in the same run (bold: under the 10× target); "CPU" is Zaqar\'s server CPU per message ÷ ' +
+    "Missive's (gunicorn and its workers + Zaqar's Redis, against proxy + workers + Redis), which does not depend on how busy the machine was. " +
+    'Zaqar runs the way production runs it on two cores: gunicorn gthread, 2 workers × 2 threads, keep-alive, Redis without persistence (perf/lib/zaqar-service.ts).'
+  for (const a of ANCHOR_SCENARIOS) {
+    const r = ratios.find((x) => x.id === a.id)?.ratios ?? []
+    const rr = missive.map((s) => {
+      const x = r.find((y) => y.store === s.store)
+      if (x === undefined) return '—'
+      return `${x.ratio >= 10 ? '' : '**'}${x.ratio.toFixed(1)}×${x.ratio >= 10 ? '' : '**'}${x.cpu === null ? '' : ` (CPU ${x.cpu.toFixed(1)}×)`}`
+    })
+    lines.push(`| ${a.label} | ${cell(z, a)} | ${missive.map((s) => cell(s, a)).join(' | ')} | ${rr.join(' | ')} |`)
+  }
+  return lines.join('\n') + note
+}
+
 export function targetsTable(targets: TargetResult[]): string {
   const lines = ['| # | what | target | store | measured | result |', '|---|---|---|---|---|---|']
   for (const t of targets) {
@@ -177,6 +246,10 @@ export function renderMarkdown(r: Report): string {
   out.push('## Targets')
   out.push('')
   out.push(targetsTable(r.targets))
+  out.push('')
+  out.push('## Missive ÷ Zaqar 15 (same run)')
+  out.push('')
+  out.push(anchorTable(r.stores))
   out.push('')
   for (const s of r.stores) {
     out.push(`## Store: ${s.store}`)

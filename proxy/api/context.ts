@@ -11,6 +11,7 @@ import type { Notifier } from '../notify/notifier.js'
 import type { ControlPlane } from '../pool-set.js'
 import type { PooledStorage } from '../pooled-driver.js'
 import type { Reply } from '../transport.js'
+import { topicProject } from '../topic-space.js'
 
 /** The API version being served: v2, or the v1.1 deltas of zaqar/transport/wsgi/v1_1/ over the same handlers. */
 export interface Profile {
@@ -38,6 +39,8 @@ export interface Params {
   migration?: string
   /** Admin routes: an API key's id (proxy/auth/admin-api.ts). */
   key?: string
+  /** A topic's name (proxy/api/topics.ts): the route serves the topic, stored as proxy/topic-space.ts says. */
+  topic?: string
   /** A subscription's id (proxy/api/subscriptions.ts). */
   subscription?: string
   /** Admin routes: the project whose rate limits are read or set (proxy/limits/admin-api.ts). */
@@ -87,11 +90,17 @@ export interface ApiRequest {
 
 export type Handler = (req: ApiRequest) => Promise<Reply> | Reply
 
-/** The queue a routed request names (the route table guarantees the parameter). */
-export const queueRef = (req: ApiRequest): QueueRef => ({ project: req.project, queue: req.params.queue! })
+/**
+ * The queue a routed request names (the route table guarantees the parameter). On a topic route
+ * (`{topic}`), the queue that stores the topic, in its own namespace (proxy/topic-space.ts): the
+ * queue, message and subscription handlers then serve topics unchanged.
+ */
+export const queueRef = (req: ApiRequest): QueueRef =>
+  req.params.topic === undefined ? { project: req.project, queue: req.params.queue! } : { project: topicProject(req.project), queue: req.params.topic }
 
-/** `/v2/queues/<q>`: the base of every href of a queue. */
-export const queueHref = (req: ApiRequest): string => `${req.profile.prefix}/queues/${req.params.queue!}`
+/** `/v2/queues/<q>` (or `/v2/topics/<t>`): the base of every href of a queue (or topic). */
+export const queueHref = (req: ApiRequest): string =>
+  req.params.topic === undefined ? `${req.profile.prefix}/queues/${req.params.queue!}` : `${req.profile.prefix}/topics/${req.params.topic}`
 
 /** A message's wire form (zaqar/transport/wsgi/v2_0/messages.py), body spliced in as stored. */
 export function messageJson(m: Message, base: string): string {

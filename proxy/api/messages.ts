@@ -56,7 +56,7 @@ export async function listMessages(req: ApiRequest): Promise<Reply> {
     idList(ids, limits)
     const found = await req.storage.getMessages(ref, ids)
     if (found.length === 0) {
-      throw new MissiveError('not_found', `No messages with IDs: ${pyList(ids)} found in the queue ${ref.queue} for project ${ref.project}.`)
+      throw new MissiveError('not_found', `No messages with IDs: ${pyList(ids)} found in the queue ${ref.queue} for project ${req.project}.`)
     }
     return { status: 200, body: `{"messages":${messagesJson(found, base)}}` }
   }
@@ -96,7 +96,7 @@ export async function getMessage(req: ApiRequest): Promise<Reply> {
   const ref = queueRef(req)
   const id = req.params.messageId!
   const m = await req.storage.getMessage(ref, id)
-  if (m === null) throw new MissiveError('not_found', `Message ${id} does not exist in queue ${ref.queue} for project ${ref.project}`)
+  if (m === null) throw new MissiveError('not_found', `Message ${id} does not exist in queue ${ref.queue} for project ${req.project}`)
   return { status: 200, body: messageJson(m, queueHref(req)) }
 }
 

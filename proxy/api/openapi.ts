@@ -26,6 +26,7 @@ const SCHEMAS: Record<string, Schema> = {
   Metadata: { type: 'object', description: 'Queue metadata; keys starting with `_` are reserved (docs/api.md).' },
   Queue: obj({ name: str, href: str, metadata: ref('Metadata') }, ['name', 'href']),
   QueueList: obj({ queues: arrayOf(ref('Queue')), links: ref('Links'), count: int }, ['queues', 'links']),
+  TopicList: obj({ topics: arrayOf(ref('Queue')), links: ref('Links') }),
   MessageRef: obj({ href: str, age: { type: 'number' }, created: str }),
   QueueStats: obj({
     messages: obj({ claimed: int, free: int, total: int, oldest: ref('MessageRef'), newest: ref('MessageRef') }, ['claimed', 'free', 'total']),
@@ -69,7 +70,7 @@ const SCHEMAS: Record<string, Schema> = {
   AdminQueues: obj({ queues: arrayOf(obj({ pool: str, project: str, name: str })), links: ref('Links') }),
   TopQueues: obj({
     by: { enum: ['backlog', 'age'] },
-    queues: arrayOf(obj({ pool: str, project: str, name: str, free: int, claimed: int, total: int, oldest_age: { type: 'number' } })),
+    queues: arrayOf(obj({ pool: str, project: str, name: str, free: int, claimed: int, total: int, delayed: int, oldest_age: { type: 'number' } })),
     as_of: { type: ['string', 'null'] },
   }),
   Migration: obj({
@@ -226,6 +227,57 @@ const OPS: Record<string, Op> = {
   'GET queues/{queue}/claims/{claimId}': { summary: 'A claim', responses: { 200: ok('The claim', ref('Claim')), ...errors(400, 404) } },
   'PATCH queues/{queue}/claims/{claimId}': { summary: 'Renew a claim', body: ref('ClaimRequest'), responses: { 204: ok('Renewed'), ...errors(400, 404) } },
   'DELETE queues/{queue}/claims/{claimId}': { summary: 'Release a claim', responses: { 204: ok('Released'), ...errors(400) } },
+  // Topics (docs/notifications.md, "Topics"): a queue's API in a namespace of its own, without claims.
+  'GET topics': {
+    summary: 'The project\'s topics',
+    params: [...page, qp('name', str, 'Substring of the name')],
+    responses: { 200: ok('A page', ref('TopicList')), ...errors(400) },
+  },
+  'PUT topics/{topic}': { summary: 'Create a topic', body: ref('Metadata'), responses: { 201: ok('Created'), 204: ok('Already exists'), ...errors(400) } },
+  'GET topics/{topic}': { summary: 'The topic\'s metadata (with defaults)', responses: { 200: ok('Metadata', ref('Metadata')), ...errors(400) } },
+  'PATCH topics/{topic}': {
+    summary: 'JSON-Patch the metadata (application/openstack-messaging-v2.0-json-patch)',
+    body: { type: 'array' },
+    responses: { 200: ok('The new metadata', ref('Metadata')), ...errors(400, 404, 409) },
+  },
+  'DELETE topics/{topic}': { summary: 'Delete the topic and its messages', responses: { 204: ok('Deleted'), ...errors(400) } },
+  'GET topics/{topic}/stats': { summary: 'Message counts, oldest and newest', responses: { 200: ok('Stats', ref('QueueStats')), ...errors(400) } },
+  'POST topics/{topic}/purge': { summary: 'Delete every message and/or subscription', body: obj({ resource_types: arrayOf(str) }, []), responses: { 204: ok('Purged'), ...errors(400) } },
+  'POST topics/{topic}/messages': { summary: 'Post messages: each goes to every subscriber', body: ref('NewMessages'), responses: { 201: ok('Their hrefs, in request order', ref('PostResult')), ...errors(400, 413) } },
+  'GET topics/{topic}/messages': {
+    summary: 'List messages, or get several by id (ids=)',
+    params: [qp('marker', str, ''), qp('limit', int, ''), qp('echo', { type: 'boolean' }, ''), qp('include_delayed', { type: 'boolean' }, ''), qp('ids', str, 'Comma-separated ids: bulk get')],
+    responses: { 200: ok('A page (or the messages named by ids)', { anyOf: [ref('MessageList'), ref('Messages')] }), 404: ok('None of the ids exist', ref('Error')), ...errors(400) },
+  },
+  'DELETE topics/{topic}/messages': {
+    summary: 'Bulk delete (ids=) or pop (pop=N)',
+    params: [qp('ids', str, ''), qp('pop', int, '')],
+    responses: { 200: ok('The popped messages', ref('Popped')), 204: ok('Deleted'), ...errors(400) },
+  },
+  'GET topics/{topic}/messages/{messageId}': { summary: 'One message', responses: { 200: ok('The message', ref('Message')), ...errors(400, 404) } },
+  'DELETE topics/{topic}/messages/{messageId}': { summary: 'Delete one message', responses: { 204: ok('Deleted'), ...errors(400) } },
+  'POST topics/{topic}/subscriptions': {
+    summary: 'Subscribe a webhook or mail address to the topic',
+    body: ref('SubscriptionCreate'),
+    responses: { 201: ok('Created (or the unconfirmed duplicate\'s id)', ref('SubscriptionCreated')), ...errors(400, 409) },
+  },
+  'GET topics/{topic}/subscriptions': {
+    summary: 'The topic\'s subscriptions, oldest first',
+    params: [qp('marker', str, 'A subscription id'), qp('limit', int, '1..max_subscriptions_per_page, default 10')],
+    responses: { 200: ok('A page', ref('SubscriptionList')), ...errors(400) },
+  },
+  'GET topics/{topic}/subscriptions/{subscription}': { summary: 'One subscription', responses: { 200: ok('The subscription', ref('Subscription')), ...errors(400, 404) } },
+  'PATCH topics/{topic}/subscriptions/{subscription}': {
+    summary: 'Change its subscriber, ttl (restarts its clock) or options',
+    body: ref('SubscriptionPatch'),
+    responses: { 204: ok('Updated'), ...errors(400, 404, 409) },
+  },
+  'DELETE topics/{topic}/subscriptions/{subscription}': { summary: 'Unsubscribe', responses: { 204: ok('Deleted (or never existed)'), ...errors(400) } },
+  'PUT topics/{topic}/subscriptions/{subscription}/confirm': {
+    summary: 'Confirm (or unconfirm) a subscription',
+    body: obj({ confirmed: { type: 'boolean' } }),
+    responses: { 204: ok('Done'), ...errors(400, 404) },
+  },
   'GET pools': { summary: 'Pools', admin: true, params: page, responses: { 200: ok('A page', ref('PoolList')), ...errors(400, 403) } },
   'PUT pools/{pool}': { summary: 'Create or replace a pool (checks it connects)', admin: true, body: ref('PoolPut'), responses: { 201: ok('Created'), ...errors(400, 403, 409) } },
   'GET pools/{pool}': { summary: 'A pool (uri password masked)', admin: true, params: [qp('detailed', { type: 'boolean' }, '')], responses: { 200: ok('The pool', ref('Pool')), ...errors(400, 403, 404) } },

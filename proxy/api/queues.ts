@@ -46,16 +46,17 @@ export async function deleteQueue(req: ApiRequest): Promise<Reply> {
   return empty(204)
 }
 
-const PATCH_TYPE = 'application/openstack-messaging-v2.0-json-patch'
+/** The media type of a metadata PATCH (queues and topics). */
+export const PATCH_TYPE = 'application/openstack-messaging-v2.0-json-patch'
 
-interface PatchOp {
+export interface PatchOp {
   op: 'add' | 'remove' | 'replace'
   key: string
   value?: unknown
 }
 
 /** Validates a JSON Patch document (zaqar/transport/wsgi/v2_0/queues.py) into metadata operations. */
-function patchOps(doc: unknown): PatchOp[] {
+export function patchOps(doc: unknown): PatchOp[] {
   if (!Array.isArray(doc)) throw invalidBody('Request body must be a JSON array of operations.')
   return doc.map((raw: unknown): PatchOp => {
     if (!isObject(raw)) throw invalidBody('Operations must be JSON objects.')

@@ -16,6 +16,7 @@ import * as queues from './queues.js'
 import { shareQueue } from './share.js'
 import * as subscriptions from './subscriptions.js'
 import * as system from './system.js'
+import * as topics from './topics.js'
 import * as keys from '../auth/admin-api.js'
 import * as rateLimits from '../limits/admin-api.js'
 import { postTooLargeText } from '../storage-errors.js'
@@ -77,6 +78,32 @@ export const ROUTES: Route[] = [
   { method: 'PATCH', path: 'queues/{queue}/subscriptions/{subscription}', handler: subscriptions.patchSubscription, v1_1: false, maxBody: subscriptionCap },
   { method: 'DELETE', path: 'queues/{queue}/subscriptions/{subscription}', handler: subscriptions.deleteSubscription, v1_1: false },
   { method: 'PUT', path: 'queues/{queue}/subscriptions/{subscription}/confirm', handler: subscriptions.confirmSubscription, v1_1: false },
+  // Topics (docs/notifications.md, "Topics"): v2 only, as in Zaqar. A `{topic}` route serves the
+  // topic's own queue (proxy/topic-space.ts), so most handlers are the queue ones.
+  { method: 'GET', path: 'topics', handler: topics.listTopics, v1_1: false },
+  { method: 'PUT', path: 'topics/{topic}', handler: queues.createQueue, v1_1: false, maxBody: metadataCap(badRequest) },
+  { method: 'GET', path: 'topics/{topic}', handler: topics.getTopic, v1_1: false },
+  { method: 'PATCH', path: 'topics/{topic}', handler: topics.patchTopic, v1_1: false, maxBody: metadataCap(invalidBody) },
+  { method: 'DELETE', path: 'topics/{topic}', handler: queues.deleteQueue, v1_1: false },
+  { method: 'GET', path: 'topics/{topic}/stats', handler: queues.queueStats, v1_1: false },
+  { method: 'POST', path: 'topics/{topic}/purge', handler: queues.purgeQueue, v1_1: false },
+  {
+    method: 'POST',
+    path: 'topics/{topic}/messages',
+    handler: messages.postMessages,
+    v1_1: false,
+    maxBody: (l) => [l.max_messages_post_size, () => badRequest(postTooLargeText(l.max_messages_post_size))],
+  },
+  { method: 'GET', path: 'topics/{topic}/messages', handler: messages.listMessages, v1_1: false },
+  { method: 'DELETE', path: 'topics/{topic}/messages', handler: messages.deleteMessages, v1_1: false },
+  { method: 'GET', path: 'topics/{topic}/messages/{messageId}', handler: messages.getMessage, v1_1: false },
+  { method: 'DELETE', path: 'topics/{topic}/messages/{messageId}', handler: messages.deleteMessage, v1_1: false },
+  { method: 'POST', path: 'topics/{topic}/subscriptions', handler: subscriptions.createSubscription, v1_1: false, maxBody: subscriptionCap },
+  { method: 'GET', path: 'topics/{topic}/subscriptions', handler: subscriptions.listSubscriptions, v1_1: false },
+  { method: 'GET', path: 'topics/{topic}/subscriptions/{subscription}', handler: subscriptions.getSubscription, v1_1: false },
+  { method: 'PATCH', path: 'topics/{topic}/subscriptions/{subscription}', handler: subscriptions.patchSubscription, v1_1: false, maxBody: subscriptionCap },
+  { method: 'DELETE', path: 'topics/{topic}/subscriptions/{subscription}', handler: subscriptions.deleteSubscription, v1_1: false },
+  { method: 'PUT', path: 'topics/{topic}/subscriptions/{subscription}/confirm', handler: subscriptions.confirmSubscription, v1_1: false },
   // Admin (every handler calls requireAdmin). v1.1 serves pools and flavors too, in its shapes
   // (the handlers adapt on `profile`); the per-pool stats are Missive's and v2 only. Params are `pool`/`flavor`, never `queue`,
   // so the queue-name check does not apply to them.

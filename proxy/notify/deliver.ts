@@ -7,8 +7,8 @@
  */
 import { spawn } from 'node:child_process'
 import { createHmac } from 'node:crypto'
-import { request as httpRequest, type ClientRequest } from 'node:http'
-import { request as httpsRequest } from 'node:https'
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { ForbiddenAddress, guardedLookup, type AllowList } from './ssrf.js'
 
 /** The header that carries a webhook body's signature: `sha256=<hex HMAC-SHA256 of the body>`. */
@@ -22,6 +22,20 @@ export const signBody = (secret: string, body: string): string => `sha256=${crea
 
 /** Headers a subscription's `post_headers` may not set: the transport's own. */
 const RESERVED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', SIGNATURE_HEADER.toLowerCase()])
+
+/**
+ * Connections to subscribers are kept open and reused (a new TCP connection per delivery cost
+ * more than the delivery: perf/notify-delivery.ts, docs/benchmarks.md). Safe with the address
+ * guard: a pooled connection was made to an address `guardedLookup` checked, and the allow-list
+ * does not change while the process runs. Idle connections close after `IDLE_MS`.
+ */
+const IDLE_MS = 10_000
+const agents = {
+  http: new HttpAgent({ keepAlive: true, timeout: IDLE_MS, scheduling: 'lifo' }),
+  https: new HttpsAgent({ keepAlive: true, timeout: IDLE_MS, scheduling: 'lifo' }),
+}
+/** A response body at most this long is read (and dropped) so its connection can be reused; a longer one closes it. */
+const DRAIN_MAX = 16 * 1024
 
 /** An attempt's outcome: delivered, or why not (for the log and the dead letter); `permanent`: retrying cannot help. */
 export type Attempt = { ok: true } | { ok: false; error: string; permanent?: boolean }
@@ -45,10 +59,20 @@ export function postWebhook(url: string, body: string, headers: Record<string, s
     try {
       const u = new URL(url)
       const payload = Buffer.from(body, 'utf8')
-      const request = u.protocol === 'https:' ? httpsRequest : httpRequest
-      req = request(u, { method: 'POST', headers: { ...headers, 'Content-Length': String(payload.length) }, lookup: guardedLookup(allow) as never, agent: false }, (res) => {
+      const https = u.protocol === 'https:'
+      const request = https ? httpsRequest : httpRequest
+      const agent = https ? agents.https : agents.http
+      req = request(u, { method: 'POST', headers: { ...headers, 'Content-Length': String(payload.length) }, lookup: guardedLookup(allow) as never, agent }, (res) => {
         const status = res.statusCode ?? 0
-        res.destroy()
+        // The body is never kept: up to DRAIN_MAX bytes are read and dropped so the connection
+        // goes back to the pool; a longer body, or one still unfinished after `timeoutMs`, closes it.
+        let seen = 0
+        const drain = setTimeout(() => res.destroy(), timeoutMs)
+        res.once('close', () => clearTimeout(drain))
+        res.on('data', (chunk: Buffer) => {
+          seen += chunk.length
+          if (seen > DRAIN_MAX) res.destroy()
+        })
         finish(status >= 200 && status < 500 ? { ok: true } : { ok: false, error: `HTTP ${status}` })
       })
       req.on('error', (err) => finish(err instanceof ForbiddenAddress ? { ok: false, error: err.message, permanent: true } : { ok: false, error: err.message }))

@@ -25,6 +25,7 @@ import { extraHeaders, postWebhook, sendMail, signBody, subscriptionSecret, SIGN
 import { effectivePolicy, retryDelays } from './schedule.js'
 import { createSignedUrl, formatExpires } from '../auth/signed-url.js'
 import { AllowList } from './ssrf.js'
+import { isTopicRef, tenantOf } from '../topic-space.js'
 
 /** What the notifier reads of the message store. */
 export interface NotifierStorage {
@@ -205,7 +206,7 @@ export class Notifier {
         after = subs[subs.length - 1]!.id
       }
     } catch (err) {
-      this.#d.log.warn({ err, project: ref.project, queue: ref.queue }, 'notifier: cannot list subscriptions (retried on the next post or start)')
+      this.#d.log.warn({ err, ...logRef(ref) }, 'notifier: cannot list subscriptions (retried on the next post or start)')
     }
   }
 
@@ -266,7 +267,7 @@ export class Notifier {
       }
     } catch (err) {
       if (this.#closing.signal.aborted) return
-      log.warn({ err, project: ref.project, queue: ref.queue, subscription: id }, 'notifier: delivery loop stopped (resumes on the next post or start)')
+      log.warn({ err, ...logRef(ref), subscription: id }, 'notifier: delivery loop stopped (resumes on the next post or start)')
     }
   }
 
@@ -284,13 +285,16 @@ export class Notifier {
       this.#d.log.error({ subscription: sub.id }, "notifier: can't send the confirmation request: signed_url.secret_key is not set")
       return
     }
-    const path = `/${version}/queues/${sub.queue}/subscriptions/${sub.id}/confirm`
-    const url = createSignedUrl(key, [path], sub.project, { methods: ['PUT'], expires: formatExpires(Date.now() + sub.ttl * 1000) }, Date.now())
+    // A topic's subscription is confirmed on the topic's route, for the tenant's project (proxy/topic-space.ts).
+    const topic = isTopicRef(sub)
+    const kind = topic ? 'topic' : 'queue'
+    const path = `/${version}/${kind}s/${sub.queue}/subscriptions/${sub.id}/confirm`
+    const url = createSignedUrl(key, [path], tenantOf(sub), { methods: ['PUT'], expires: formatExpires(Date.now() + sub.ttl * 1000) }, Date.now())
     const body = JSON.stringify({
       Message_Type: unsubscribed ? 'UnsubscribeConfirmation' : 'SubscriptionConfirmation',
       Message: unsubscribed
-        ? `You have unsubscribed successfully to the queue: ${sub.queue}, you can resubscribe it by using confirmed=True.`
-        : `You have chosen to subscribe to the queue: ${sub.queue}`,
+        ? `You have unsubscribed successfully to the ${kind}: ${sub.queue}, you can resubscribe it by using confirmed=True.`
+        : `You have chosen to subscribe to the ${kind}: ${sub.queue}`,
       'URL-Signature': url.signature,
       'URL-Methods': url.methods[0],
       'URL-Paths': url.paths[0],
@@ -337,7 +341,7 @@ export class Notifier {
     this.#counter.inc({ result: 'dead_lettered' })
     // The dead letter: a warning log line carrying everything needed to replay it by hand.
     this.#d.log.warn(
-      { deadLetter: true, project: sub.project, queue: sub.queue, subscription: sub.id, subscriber: sub.subscriber, message: what, error: last.error },
+      { deadLetter: true, ...logRef(sub), subscription: sub.id, subscriber: sub.subscriber, message: what, error: last.error },
       'notifier: delivery dead-lettered after its retry policy',
     )
   }
@@ -351,6 +355,10 @@ export class Notifier {
     return postWebhook(sub.subscriber, body, headers, n.timeout_ms, this.#allow)
   }
 }
+
+/** A queue's or topic's names for a log line: the tenant's project, and `queue` or `topic`. */
+const logRef = (ref: QueueRef): { project: string; queue?: string; topic?: string } =>
+  isTopicRef(ref) ? { project: tenantOf(ref), topic: ref.queue } : { project: ref.project, queue: ref.queue }
 
 function parseCursor(sub: Subscription): Cursor {
   if (sub.cursor !== null) {
@@ -371,7 +379,10 @@ function parseCursor(sub: Subscription): Cursor {
  * it). `options.post_data` is a template whose `"$zaqar_message$"` is replaced by that JSON.
  */
 export function notificationBody(sub: Subscription, m: Message): string {
-  const json = `{"body":${m.body},"ttl":${m.ttl},"id":${JSON.stringify(m.id)},"Message_Type":"Notification","queue_name":${JSON.stringify(sub.queue)}}`
+  // A topic's message also names the topic (Missive's: a receiver subscribed to a queue and a topic
+  // of the same name can tell them apart); `queue_name` holds its name too, as Zaqar sends it.
+  const topic = isTopicRef(sub) ? `,"topic_name":${JSON.stringify(sub.queue)}` : ''
+  const json = `{"body":${m.body},"ttl":${m.ttl},"id":${JSON.stringify(m.id)},"Message_Type":"Notification","queue_name":${JSON.stringify(sub.queue)}${topic}}`
   const template = sub.options.post_data
   return typeof template === 'string' ? template.replaceAll('"$zaqar_message$"', json) : json
 }

@@ -236,6 +236,11 @@ export interface QueueStats {
   claimed: number
   /** total − claimed */
   free: number
+  /**
+   * Of the free messages, those not visible yet (their `delay` has not run out): they count in
+   * `free` but no claim can take them. Absent when the store does not count them.
+   */
+  delayed?: number
   /** Present iff total > 0. */
   oldest?: { id: string; age: number; created: number }
   newest?: { id: string; age: number; created: number }
@@ -249,6 +254,14 @@ export interface QueueStats {
 export interface DataDriver extends MigrationOperations {
   /** A short name for logs and metrics: `sqlite`, `redis`, `rpc`. */
   readonly kind: string
+
+  /**
+   * Messages this driver moved to a dead-letter queue inside its store (claim-time
+   * dead-lettering, `ClaimOptions.deadLetter`) since it opened: a monotonic count for metrics
+   * (`missive_messages_dead_lettered_total`). Absent on drivers that do not move messages
+   * themselves (the RPC client: its worker counts).
+   */
+  readonly deadLettered?: number
 
   /** Resolves when the store answers; throws `StoreUnavailable` when it does not. */
   ping(): Promise<void>

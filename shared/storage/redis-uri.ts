@@ -23,8 +23,12 @@
  * | `sentinel_password` | text                 | —                        | Sentinel pools: the Sentinels' own password (AUTH) |
  *
  * Zaqar's Sentinel form is read too: `redis://[password@]host[:port][,host[:port]…][/path]
- * ?master=<name>[&…]` (the hosts are Sentinels, port 26379 by default). `redis+cluster://` is
- * recognised and refused; so is Zaqar's Unix-socket form (`redis:/path/to/socket`).
+ * ?master=<name>[&…]` (the hosts are Sentinels, port 26379 by default). Zaqar's Unix-socket form
+ * (`redis:/path/to/socket`) is recognised and refused.
+ *
+ * Redis Cluster pools: `redis+cluster://[[user]:password@]host[:port][,host[:port]…][?options]`,
+ * any nodes of the cluster (port 6379 by default; ioredis discovers the others), every option
+ * above but `dbid` (a cluster has database 0 only) and `sentinel_password` (docs/ha.md).
  */
 import { BOOL_SPELLINGS, boolText, intTextMin, parseText } from '../config-text.js'
 import { MissiveError } from '../errors.js'
@@ -47,6 +51,8 @@ export interface RedisPoolOptions {
   master?: string
   /** Sentinel pools: the Sentinels' own password, when they require one. */
   sentinelPassword?: string
+  /** Redis Cluster pools: the nodes to discover the cluster from (ioredis's Cluster client). */
+  cluster?: SentinelAddress[]
   db: number
   username?: string
   password?: string
@@ -82,9 +88,9 @@ function parseHosts(list: string, defaultPort: number): SentinelAddress[] {
   const out: SentinelAddress[] = []
   for (const item of list.split(',')) {
     const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d*))?$/.exec(item.trim())
-    if (m === null) throw bad(`Malformed host "${item}" in the Redis Sentinel pool URI; expected host[:port][,host[:port]…].`)
+    if (m === null) throw bad(`Malformed host "${item}" in the Redis pool URI; expected host[:port][,host[:port]…].`)
     const port = m[3] === undefined || m[3] === '' ? defaultPort : Number(m[3])
-    if (!(port >= 1 && port <= 65535)) throw bad(`Invalid port in "${item}" in the Redis Sentinel pool URI.`)
+    if (!(port >= 1 && port <= 65535)) throw bad(`Invalid port in "${item}" in the Redis pool URI.`)
     out.push({ host: decodeURIComponent(m[1] ?? m[2]!), port })
   }
   return out
@@ -147,17 +153,32 @@ function parseSentinelUri(uri: string, defaultDurability: Durability, zaqar: boo
   return opts
 }
 
+/** `redis+cluster://[userinfo@]host[:port][,host[:port]…][?options]`. */
+function parseClusterUri(uri: string, defaultDurability: Durability): RedisPoolOptions {
+  const m = /^[a-z+]+:\/\/(?:([^@/?#]*)@)?([^/?#]*)\/?(?:\?([^#]*))?$/i.exec(uri)
+  if (m === null) throw bad('Malformed Redis Cluster pool URI; expected redis+cluster://host:port[,host:port…][?options] (no path: a cluster has database 0 only).')
+  if (m[2] === '') throw bad('The Redis Cluster pool URI names no node.')
+  const nodes = parseHosts(m[2]!, 6379)
+  const opts = defaults(nodes[0]!.host, nodes[0]!.port, defaultDurability)
+  opts.cluster = nodes
+  userInfo(m[1], opts)
+  const params = new URLSearchParams(m[3] ?? '')
+  if (params.has('dbid')) throw bad('A Redis Cluster has database 0 only: the pool URI takes no dbid.')
+  applyOptions(opts, params, false)
+  return opts
+}
+
 /** True for the URI schemes this module understands (supported or not yet). */
 export const isRedisUri = (uri: string): boolean => /^redis(\+sentinel|\+cluster|s)?:\/\//i.test(uri)
 
 /**
  * Parses a Redis pool URI. Throws `bad_request` with a clear message for unsupported schemes
- * (Sentinel, Cluster, TLS) and for unknown or malformed options.
+ * (TLS, Unix sockets) and for unknown or malformed options.
  */
 export function parseRedisUri(uri: string, defaultDurability: Durability): RedisPoolOptions {
   const scheme = /^([a-z+]+):\/\//i.exec(uri)?.[1]?.toLowerCase()
   if (scheme === 'redis+sentinel') return parseSentinelUri(uri, defaultDurability, false)
-  if (scheme === 'redis+cluster') throw bad('Redis Cluster pools (redis+cluster://) are not yet supported; use redis://host:port or redis+sentinel://.')
+  if (scheme === 'redis+cluster') return parseClusterUri(uri, defaultDurability)
   if (scheme === 'rediss') throw bad('TLS Redis pools (rediss://) are not yet supported; use redis://host:port.')
   if (scheme !== 'redis') {
     if (/^redis:\/?[^/]/i.test(uri)) throw bad('Redis pools over a Unix socket (redis:/path) are not supported; use redis://host:port.')

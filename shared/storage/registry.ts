@@ -106,6 +106,8 @@ const REDIS: StoreDescriptor = {
       const sentinels = o.sentinels.map((s) => `${norm(s.host)}:${s.port}`).sort()
       return `redis+sentinel://${sentinels.join(',')}/${o.master}/${o.db}`
     }
+    // A Cluster pool is the nodes it is discovered from (any of them would do: named as given, sorted).
+    if (o.cluster !== undefined) return `redis+cluster://${o.cluster.map((n) => `${norm(n.host)}:${n.port}`).sort().join(',')}`
     return `redis://${norm(o.host)}:${o.port}/${o.db}`
   },
 }

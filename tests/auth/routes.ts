@@ -14,6 +14,7 @@ export interface RouteCall {
 
 const FILL: Record<string, string> = {
   queue: 'auth-q',
+  topic: 'auth-t',
   messageId: '0190ab12-0000-7000-8000-000000000000',
   claimId: '0190ab12-0000-7000-8000-000000000001',
   pool: 'no-such-pool',

@@ -182,7 +182,7 @@ function defineQueueTests(t: TapTest, driver: DataDriver): void {
     t.ok(claim)
     await driver.deleteQueue(p.ref())
     t.equal(await driver.getQueue(p.ref()), null)
-    t.same(await driver.stats(p.ref()), { total: 0, claimed: 0, free: 0 })
+    t.same(await driver.stats(p.ref()), { total: 0, claimed: 0, free: 0, delayed: 0 })
     t.equal(await driver.getMessage(p.ref(), ids[1]), null)
     t.equal(await driver.getClaim(p.ref(), claim!.id), null)
     await t.resolves(driver.deleteQueue(p.ref()), 'deleting a missing queue is a no-op')
@@ -200,7 +200,7 @@ function defineQueueTests(t: TapTest, driver: DataDriver): void {
     t.equal(claim?.messages.length, 2)
     t.equal((await driver.stats(p.ref())).total, 5)
     await driver.purge(p.ref())
-    t.same(await driver.stats(p.ref()), { total: 0, claimed: 0, free: 0 })
+    t.same(await driver.stats(p.ref()), { total: 0, claimed: 0, free: 0, delayed: 0 })
     t.same((await driver.listMessages(p.ref(), listOpts({ includeDelayed: true }))).items, [])
     t.equal(await driver.getClaim(p.ref(), claim!.id), null, 'claims are gone')
     t.same(await driver.getQueue(p.ref()), meta, 'queue and metadata kept')
@@ -399,6 +399,30 @@ function definePostTests(t: TapTest, driver: DataDriver, timed: Timed): void {
     clock.advance(30 * SECOND)
     t.same(await visible(), ['"late"', '"default"', '"now"'])
     t.same((await driver.createClaim(p.ref(), CLAIM))?.messages.map((m) => m.body), ['"late"', '"default"', '"now"'])
+  })
+
+  timed('stats: delayed messages are free, counted as delayed until their delay runs out', async (t, clock) => {
+    const p = project(t, driver)
+    await driver.createQueue(p.ref(), { _default_message_delay: 30 })
+    await driver.postMessages(p.ref(), [{ body: '"late"', delay: 60 }, { body: '"default"' }, { body: '"now"', delay: 0 }, { body: '"now2"', delay: 0 }], postOpts())
+    t.equal((await driver.createClaim(p.ref(), { ...CLAIM, limit: 1 }))?.messages.length, 1)
+    t.match(await driver.stats(p.ref()), { total: 4, claimed: 1, free: 3, delayed: 2 }, 'two delayed, among the free')
+    clock.advance(31 * SECOND)
+    t.match(await driver.stats(p.ref()), { total: 4, claimed: 1, free: 3, delayed: 1 }, 'the default delay ran out')
+    clock.advance(30 * SECOND)
+    t.match(await driver.stats(p.ref()), { total: 4, claimed: 1, free: 3, delayed: 0 }, 'every delay ran out')
+    t.match(await driver.stats(p.ref('missing')), { total: 0, delayed: 0 }, 'a missing queue: zero')
+    const plain = p.ref('plain')
+    await driver.postMessages(plain, [{ body: '"d"', delay: 60 }], postOpts())
+    t.match(await driver.stats(plain), { total: 1, free: 1, delayed: 0 }, 'no queue default delay: nothing delayed')
+    // A message that expires before its delay runs out is counted nowhere once expired, whatever
+    // the collector has or has not removed yet.
+    const short = p.ref('short')
+    await driver.createQueue(short, { _default_message_delay: 30 })
+    await driver.postMessages(short, [{ body: '"gone"', ttl: 60, delay: 120 }, { body: '"stays"', ttl: 3600, delay: 0 }], postOpts())
+    t.match(await driver.stats(short), { total: 2, free: 2, delayed: 1 })
+    clock.advance(61 * SECOND)
+    t.match(await driver.stats(short), { total: 1, free: 1, delayed: 0 }, 'expired while delayed: not delayed')
   })
 
   t.test('postMessages: _max_messages_post_size', async (t) => {
@@ -1129,7 +1153,7 @@ function defineDeadLetterTests(t: TapTest, driver: DataDriver, routes: boolean):
 function defineStatsTests(t: TapTest, driver: DataDriver, timed: Timed): void {
   t.test('stats: counts, oldest and newest', async (t) => {
     const p = project(t, driver)
-    t.same(await driver.stats(p.ref()), { total: 0, claimed: 0, free: 0 }, 'missing queue: zeros, no oldest/newest')
+    t.same(await driver.stats(p.ref()), { total: 0, claimed: 0, free: 0, delayed: 0 }, 'missing queue: zeros, no oldest/newest')
     await driver.createQueue(p.ref(), { _default_message_delay: 30 })
     const [first] = await postN(driver, p.ref(), 3, { delay: 0 })
     const [last] = await postN(driver, p.ref(), 1, { delay: 60 })
@@ -1142,7 +1166,7 @@ function defineStatsTests(t: TapTest, driver: DataDriver, timed: Timed): void {
     t.type(s.newest?.age, 'number')
     await driver.purge(p.ref())
     const empty = await driver.stats(p.ref())
-    t.same(empty, { total: 0, claimed: 0, free: 0 }, 'empty queue: no oldest/newest')
+    t.same(empty, { total: 0, claimed: 0, free: 0, delayed: 0 }, 'empty queue: no oldest/newest')
   })
 
   timed('stats: ages and expiry', async (t, clock) => {
@@ -1177,7 +1201,7 @@ function defineTenancyTests(t: TapTest, driver: DataDriver): void {
 
     t.equal(await driver.getQueue(refB), null)
     t.same((await driver.listQueues(b.name, { limit: 10, withCount: true })).items, [])
-    t.same(await driver.stats(refB), { total: 0, claimed: 0, free: 0 })
+    t.same(await driver.stats(refB), { total: 0, claimed: 0, free: 0, delayed: 0 })
     t.same((await driver.listMessages(refB, listOpts())).items, [])
     t.equal(await driver.getMessage(refB, ids[0]), null)
     t.same(await driver.getMessages(refB, ids), [])

@@ -13,12 +13,13 @@
  *   serve` exactly as the kubelet would, succeed.
  */
 import { execFile } from 'node:child_process'
-import { copyFileSync, existsSync, readFileSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { parseAllDocuments, parse as parseYaml } from 'yaml'
 import { EXIT } from '../../bin/cli/command.js'
+import { SCRIPT_NAMES } from '../../worker/storage/redis/scripts.js'
 import { freePort, ROOT, startMissive, tempDir } from '../helpers/index.js'
 
 const run = promisify(execFile)
@@ -100,6 +101,15 @@ t.test('Dockerfile: multi-stage, non-root, read-only friendly, a HEALTHCHECK tha
   t.ok(existsSync(join(out, 'bin/missive.js')), 'to the path the ENTRYPOINT runs (dist/bin/missive.js)')
   t.notOk(existsSync(join(out, 'tests')), 'without the tests')
   t.match(lines.find((l) => l.startsWith('ENTRYPOINT ')), /"\/opt\/missive\/dist\/bin\/missive\.js"/)
+
+  // The runtime stage has dist/ and node_modules only: the build stage's own copies into dist/,
+  // run here into `out`, must bring every file the service reads beside its modules (the Redis
+  // driver's Lua scripts; without them a Redis pool failed to open in the image).
+  const build = lines.slice(0, lines.indexOf(froms[1]!))
+  const copies = build.flatMap((l) => [...l.matchAll(/\bcp -r (\S+) dist\/(\S+)/g)]).map((m) => [m[1]!, m[2]!] as const)
+  for (const [src, dst] of copies) cpSync(join(ROOT, src), join(out, dst), { recursive: true })
+  const lua = join(out, 'worker/storage/redis/lua')
+  t.same(['lib', ...SCRIPT_NAMES].filter((n) => !existsSync(join(lua, `${n}.lua`))), [], 'every Lua script is in the image\'s dist/')
 })
 
 interface ComposeService {

@@ -187,3 +187,40 @@ t.test('the timer checks on its own and closes the breaker once the store answer
   await waitFor(() => !b.isOpen, { what: 'a good check to close it' })
   t.same(b.info, { role: 'master' })
 })
+
+t.test('the failover counter follows the changes the driver saw, not only two samples (issue 14)', async (t) => {
+  const s = scripted()
+  // The worker's driver notes the server at every reconnection: between two checks it saw a
+  // failover and a failback (or two restarts), yet both checks meet the same run_id.
+  let info: StoreInfo = { role: 'master', server: 'run-a', boot: 'w1', changes: 0 }
+  const counted: number[] = []
+  const b = new CircuitBreaker(s.driver, { stallMs: 0, checkMs: 0, info: async () => info, onFailover: (_f, _t, n) => counted.push(n) })
+  t.teardown(() => b.close())
+  await b.check()
+  info = { role: 'master', server: 'run-a', boot: 'w1', changes: 2 }
+  await b.check()
+  t.equal(b.failovers, 2, 'both changes of server counted, though the sampled server is the same')
+  t.same(counted, [2])
+  await b.check()
+  t.equal(b.failovers, 2, 'nothing new: nothing counted')
+  // A restarted worker (a new driver, its count from 0) on another server: one failover.
+  info = { role: 'master', server: 'run-b', boot: 'w2', changes: 0 }
+  await b.check()
+  t.equal(b.failovers, 3, 'a new driver on another server: one more')
+  info = { role: 'master', server: 'run-b', boot: 'w2', changes: 0 }
+  await b.check()
+  t.equal(b.failovers, 3)
+})
+
+t.test('a failover before the first check completed is counted (issue 14)', async (t) => {
+  const s = scripted()
+  const b = new CircuitBreaker(s.driver, { stallMs: 0, checkMs: 0, info: async () => ({ role: 'master', server: 'run-b', boot: 'w1', changes: 1, lastChange: Date.now() }) })
+  t.teardown(() => b.close())
+  await b.check()
+  t.equal(b.failovers, 1, 'the driver saw the server change before this breaker had any facts')
+  // Changes older than the breaker (a proxy restarted long after them) are not its own.
+  const late = new CircuitBreaker(s.driver, { stallMs: 0, checkMs: 0, info: async () => ({ role: 'master', server: 'run-b', boot: 'w1', changes: 3, lastChange: Date.now() - 60_000 }) })
+  t.teardown(() => late.close())
+  await late.check()
+  t.equal(late.failovers, 0)
+})

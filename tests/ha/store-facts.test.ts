@@ -30,3 +30,28 @@ t.test('a replica', async (t) => {
   const replication = '# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:7000\r\nmaster_link_status:up\r\n'
   t.same(storeFacts(server, replication), { role: 'replica', server: '3f1c9e0b6f2d4a8e9c7b5a3d1e0f2a4b6c8d0e1f' })
 })
+
+t.test('the driver counts every change of server it reconnects to, checked or not', async (t) => {
+  const { RedisDriver } = await import('../../worker/storage/redis/driver.js')
+  const { parseRedisUri } = await import('../../shared/storage/redis-uri.js')
+  const { startRedis, waitFor } = await import('../helpers/index.js')
+  const first = await startRedis(t, { appendfsync: 'always' })
+  const driver = await RedisDriver.open({ ...parseRedisUri(`${first.url}?gc_interval=0`, 'durable') })
+  t.teardown(() => driver.close())
+  const before = await driver.info()
+  t.equal(before.changes, 0)
+  t.type(before.boot, 'string')
+  // Two restarts (a failover and a failback look the same to a client), no check in between:
+  // each reconnection is noted.
+  let server = first
+  for (let n = 1; n <= 2; n++) {
+    await server.kill9()
+    server = await startRedis(t, { appendfsync: 'always', dir: first.dir, port: first.port })
+    // Reconnected (a ping: it reads no facts), then the next restart.
+    await waitFor(() => driver.ping().then(() => true, () => false), { what: `reconnected after restart ${n}`, timeoutMs: 20_000 })
+  }
+  const after = await driver.info()
+  t.equal(after.changes, 2, 'two new servers')
+  t.equal(after.boot, before.boot, 'the same driver')
+  t.type(after.lastChange, 'number')
+})

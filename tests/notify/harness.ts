@@ -22,6 +22,8 @@ export interface Notifying {
   client: ZaqarClient
   catalog: SqliteCatalog
   notifier: Notifier
+  /** The proxy's message store (its `queueQuota` can be set). */
+  storage: PooledDriver
   /** The delays (ms) the notifier asked to wait before retries, in order. */
   sleeps: number[]
   dir: string
@@ -60,7 +62,7 @@ export async function startNotifying(
     await catalog.close()
     rmSync(dir, { recursive: true, force: true })
   })
-  return { catalog, client: zaqarClient(`http://127.0.0.1:${port}`, { project: `p-${randomUUID()}`, clientId: randomUUID() }), notifier, sleeps, dir }
+  return { catalog, storage, client: zaqarClient(`http://127.0.0.1:${port}`, { project: `p-${randomUUID()}`, clientId: randomUUID() }), notifier, sleeps, dir }
 }
 
 export interface Received {

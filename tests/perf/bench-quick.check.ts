@@ -63,12 +63,24 @@ t.test('bench --quick writes a report', async (t) => {
   t.ok(sqlite?.scenarios.some((s: any) => s.result.mode === 'open' && s.result.offered > 0), 'an open-loop scenario ran')
   const redis = r.stores.find((s: any) => s.store === 'redis')
   if (redis && !redis.available) t.type(redis.reason, 'string', 'an unavailable Redis store says why')
+  // Zaqar 15 runs when installed (perf/lib/zaqar-service.ts), on the closed-loop scenarios only;
+  // otherwise the report says why it has no ratio.
+  const zaqar = r.stores.find((s: any) => s.store === 'zaqar')
+  t.ok(zaqar, 'the Zaqar anchor is reported')
+  if (zaqar?.available) {
+    t.same(zaqar.scenarios.map((s: any) => s.id), ['post1', 'post10', 'consume-bulk', 'mixed'], 'Zaqar runs the closed-loop scenarios')
+    t.match(r.targets.find((x: any) => x.id === 'T5')?.measured, /post10 sqlite \d/, 'T5 has ratios from this run')
+  } else {
+    t.type(zaqar?.reason, 'string', 'an unavailable Zaqar says why')
+    t.match(r.targets.find((x: any) => x.id === 'T5')?.measured, /Zaqar was not measured in this run/)
+  }
   t.ok(Array.isArray(r.targets) && r.targets.some((x: any) => x.id === 'T1'), 'targets evaluated')
   t.ok(r.targets.some((x: any) => x.id === 'M3'), "issue 3's minimum is a target")
   for (const x of r.targets) t.match(x.status, /^(pass|fail|n\/a)$/)
 
   const md = await readFile(join(out, `${base}.md`), 'utf8')
   t.match(md, /## Targets/)
+  t.match(md, /## Missive ÷ Zaqar 15 \(same run\)/)
   t.match(md, /\| for open loop at \| hello-world req\/s \|/, 'the floor table')
   t.match(md, /\| scenario \| tool \|/)
   const svg = await readFile(join(out, `${base}.svg`), 'utf8')

@@ -117,6 +117,8 @@ t.test('another pool: copied with the DLQ TTL, then deleted from the source', as
   t.same(moved.map((m) => [m.body, m.ttl]), [['"a"', 7200], ['"b"', 7200]], '_dead_letter_queue_messages_ttl applies')
   t.equal((await s.source.stats(ref())).total, 0, 'gone from the source')
   t.same(s.warnings, [])
+  // missive_messages_dead_lettered_total counts them under the pool they left.
+  t.same([...s.mover.movedFrom].map(([pool, c]) => [pool, c.n]), [['src-pool', 2]], 'counted for the source pool')
 })
 
 t.test("another pool, no DLQ TTL: each message keeps its own", async (t) => {

@@ -64,7 +64,7 @@ const ref = (queue: string): QueueRef => ({ project: 'p', queue })
 t.test('one pool: "no placement" is cached, bounded, and dropped when this proxy places the queue', async (t) => {
   const s = await setup(t, ['default'], 2)
   const { driver } = s
-  t.same(await driver.stats(ref('x')), { total: 0, claimed: 0, free: 0 }, 'an unplaced queue reads as empty')
+  t.same(await driver.stats(ref('x')), { total: 0, claimed: 0, free: 0, delayed: 0 }, 'an unplaced queue reads as empty')
   t.equal(s.reads(), 1, 'the first read asks the catalog')
   for (let i = 0; i < 5; i++) await driver.getQueue(ref('x'))
   await driver.listMessages(ref('x'), { limit: 10, clientId: 'c', echo: true, includeClaimed: true })

@@ -76,7 +76,7 @@ for (const coalesce of [true, false]) {
     )
     t.equal(duplicates, 0)
     t.same([...deleted].sort(), [...posted].sort(), 'deleted set equals posted set')
-    t.same(await driver.stats(ref), { total: 0, claimed: 0, free: 0 }, 'queue empty')
+    t.same(await driver.stats(ref), { total: 0, claimed: 0, free: 0, delayed: 0 }, 'queue empty')
     await driver.deleteQueue(ref)
   })
 }

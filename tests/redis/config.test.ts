@@ -64,7 +64,10 @@ t.test('URI parsing', async (t) => {
     ['redis+sentinel://h1:99999/m', /Invalid port/],
     ['redis+sentinel:///m', /names no Sentinel/],
     ['redis://h:1?sentinel_password=x', /sentinel_password is for Sentinel pools/],
-    ['redis+cluster://h1:7000', /Cluster.*not yet supported/],
+    ['redis+cluster://h1:7000/3', /database 0 only/],
+    ['redis+cluster://h1:7000?dbid=1', /database 0 only/],
+    ['redis+cluster://', /names no node/],
+    ['redis+cluster://h1:7000?sentinel_password=x', /sentinel_password is for Sentinel pools/],
     ['rediss://h:1', /TLS.*not yet supported/],
     ['redis://h:1?durabilty=fast', /Unknown Redis pool option "durabilty"/],
     ['redis://h:1?durability=sometimes', /durability must be durable or fast/],
@@ -77,9 +80,18 @@ t.test('URI parsing', async (t) => {
   ] as const) {
     t.throws(() => parseRedisUri(uri, 'durable'), { code: 'bad_request', message: msg }, uri)
   }
-  await t.rejects(openDriver('redis+cluster://h1:7000', { dataDir: '/tmp', durability: 'durable' }), {
-    code: 'bad_request',
-    message: /not yet supported/,
+  t.match(parseRedisUri('redis+cluster://u:pw@h1:7000,[::1],h3:7002?durability=fast&wait=1', 'durable'), {
+    cluster: [{ host: 'h1', port: 7000 }, { host: '::1', port: 6379 }, { host: 'h3', port: 7002 }],
+    username: 'u',
+    password: 'pw',
+    durability: 'fast',
+    wait: 1,
+    db: 0,
+  })
+  t.equal(identity('redis+cluster://H2:2,localhost:1'), identity('redis+cluster://127.0.0.1:1,h2:2/?wait=1'), 'one Cluster pool, however written')
+  // Nothing listens there: a Cluster pool that cannot be reached is a 503, not a 400.
+  await t.rejects(openDriver(`redis+cluster://127.0.0.1:${await freePort()}?connect_timeout=500`, { dataDir: '/tmp', durability: 'durable' }), {
+    code: 'unavailable',
   })
 })
 

@@ -38,7 +38,7 @@ t.test('empty queue', async (t) => {
   const page = await driver.listMessages(ref, listOpts())
   t.same(page.items, [])
   t.notOk(page.next)
-  t.same(await driver.stats(ref), { total: 0, claimed: 0, free: 0 })
+  t.same(await driver.stats(ref), { total: 0, claimed: 0, free: 0, delayed: 0 })
   t.same(await driver.getMessages(ref, [randomUUID()]), [])
   await t.resolves(driver.deleteMessages(ref, [randomUUID()], [randomUUID()]))
 })

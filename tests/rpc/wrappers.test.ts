@@ -31,8 +31,8 @@ import { spyDriver, type SpyDriver } from '../helpers/spy-driver.js'
 // --- compile-time: `npm run build` fails if the table and the contract drift apart -------------
 
 type Equal<A, B> = (<X>() => X extends A ? 1 : 2) extends <X>() => X extends B ? 1 : 2 ? true : false
-/** The operations are every member of `DataDriver` but `kind` and `close`. */
-const opsAreTheContract: Equal<DriverOperation | 'kind' | 'close', keyof DataDriver> = true
+/** The operations are every member of `DataDriver` but `kind`, `close` and the `deadLettered` count. */
+const opsAreTheContract: Equal<DriverOperation | 'kind' | 'close' | 'deadLettered', keyof DataDriver> = true
 /** The table has one entry per operation, no more. */
 const tableIsTheOps: Equal<keyof typeof OPERATIONS, DriverOperation> = true
 

@@ -20,9 +20,13 @@ export interface Ctx {
   /**
    * Resolves once `write` (a script call just issued on `redis`) is as durable as the pool
    * promises: with `wait=n` a WAIT follows it on the same connection, and too few replica acks
-   * fail it with `unavailable`. Must be called in the same tick as the write is issued.
+   * fail it with `unavailable`. Must be called in the same tick as the write is issued. `key`: a
+   * key the write touched (on a Cluster pool WAIT goes to that key's master); default: the first
+   * key of the script issued last (`Scripts.lastKey`).
    */
-  acked<T>(write: Promise<T>): Promise<T>
+  acked<T>(write: Promise<T>, key?: string): Promise<T>
+  /** A Redis Cluster pool: dead-lettering moves messages between slots in steps (claims.ts). */
+  readonly cluster: boolean
   /** Adds the queue to its project's catalogue and to the collector's round-robin. */
   catalogue(ref: QueueRef): Promise<void>
 }

@@ -22,7 +22,8 @@
  * reconnection is verified again (a failover or a restart may land on a server configured
  * otherwise): until it passes, operations fail with `unavailable`.
  */
-import type { Redis, RedisOptions } from 'ioredis'
+import { randomUUID } from 'node:crypto'
+import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { systemClock, type Clock } from '../../../shared/clock.js'
 import { MissiveError, unavailable } from '../../../shared/errors.js'
 import { BadStoreConfig, StoreUnavailable } from '../../../shared/storage/errors.js'
@@ -48,10 +49,11 @@ import type { DriverOperation } from '../../../shared/storage/operations.js'
 import type { ImportChange, JournalPage, MigrationBatch, QueueFence } from '../../../shared/storage/migration.js'
 import { RedisClaims } from './claims.js'
 import type { Ctx } from './context.js'
-import { buildKeys, catalogueKey, queueTag, refOfTag, SWEEP_KEY } from './keys.js'
+import { buildKeys, catalogueKey, queueKeys, queueTag, refOfTag, SWEEP_KEY } from './keys.js'
 import { RedisMessages } from './messages.js'
 import { RedisQueues } from './queues.js'
 import { RedisMigration } from './migration.js'
+import { connectCluster, masterFor, masters } from './cluster.js'
 import { Scripts } from './scripts.js'
 import type { RedisPoolOptions } from '../../../shared/storage/redis-uri.js'
 
@@ -118,6 +120,8 @@ export class RedisDriver implements DataDriver {
   readonly #onGcError: ((err: unknown) => void) | undefined
   /** Where posts are announced to long-polling proxies (shared/storage/posted.ts). */
   readonly #channel: string
+  /** Announcements gathered in this microtask checkpoint, per queue tag (#announce). */
+  #announcing: Map<string, { ref: QueueRef; count: number; ids: string[] }> | null = null
   #gcCursor = '-'
   #gcRunning = false
   #timer: NodeJS.Timeout | undefined
@@ -129,10 +133,26 @@ export class RedisDriver implements DataDriver {
    */
   #broken: string | null = null
   #where = ''
+  /** A Redis Cluster pool's client (`#redis` is the same object, typed by its commands). */
+  readonly #cluster: Cluster | undefined
+  /** The masters (`host:port`) whose persistence was last verified, sorted (Cluster pools). */
+  #verifiedMasters = ''
+  /**
+   * The failover counter (docs/ha.md, "Health"): the servers (Redis `run_id`s; a Cluster: one per
+   * master) last seen, and how many times a new one appeared. Sampled at every (re)connection
+   * and every `info`, so a failover is counted even when no pool check ran between it and the
+   * next one (a check only compares two samples: it missed changes of server between them).
+   */
+  #servers: readonly string[] = []
+  #serverChanges = 0
+  #lastServerChange: number | null = null
+  /** This driver's identity: a new one (a restarted worker) starts its counter over. */
+  readonly #boot = randomUUID()
 
-  private constructor(redis: Redis, opts: RedisDriverOptions) {
+  private constructor(redis: Redis, opts: RedisDriverOptions, cluster?: Cluster) {
     this.options = opts
     this.#redis = redis
+    this.#cluster = cluster
     this.#channel = postedChannel(opts.db)
     this.#clock = opts.clock ?? systemClock
     this.#gcStep = opts.gcStep ?? 100
@@ -144,7 +164,8 @@ export class RedisDriver implements DataDriver {
       redis,
       scripts: this.#scripts,
       clock: this.#clock,
-      acked: (write) => this.#acked(write),
+      acked: (write, key) => this.#acked(write, key),
+      cluster: cluster !== undefined,
       catalogue: (ref) => this.#catalogue(ref),
     }
     const coalesce = opts.coalesce ?? true
@@ -160,6 +181,7 @@ export class RedisDriver implements DataDriver {
    * cannot keep the promise, `unavailable` when it cannot be reached.
    */
   static async open(opts: RedisDriverOptions): Promise<RedisDriver> {
+    if (opts.cluster !== undefined) return RedisDriver.#openCluster(opts)
     const where = opts.sentinels === undefined ? `${opts.host}:${opts.port}` : `master ${opts.master} (Sentinel ${opts.sentinels.map((s) => `${s.host}:${s.port}`).join(',')})`
     const opened = { now: false }
     const redis = await connectRedis(
@@ -185,8 +207,13 @@ export class RedisDriver implements DataDriver {
       await driver.#scripts.load()
       driver.#startCollector(opts.gcIntervalMs)
       driver.#where = where
-      // Every later connection (a reconnection, a Sentinel failover) is checked again.
-      if (opts.verify) redis.on('ready', () => void driver.#reverify())
+      driver.#observe([await runId(redis)])
+      // Every later connection (a reconnection, a Sentinel failover) is checked again, and the
+      // server it reached is noted (the failover counter).
+      redis.on('ready', () => {
+        if (opts.verify) void driver.#reverify()
+        runId(redis).then((id) => driver.#observe([id]), () => undefined)
+      })
       return driver
     } catch (err) {
       redis.disconnect()
@@ -198,25 +225,109 @@ export class RedisDriver implements DataDriver {
     }
   }
 
+  /**
+   * A Redis Cluster pool: every master's persistence verified, the scripts loaded on each, and
+   * each new master checked whenever the set of masters changes (a failover, a resharding onto a
+   * new node): one that fails makes operations fail with `unavailable` until fixed (docs/ha.md).
+   */
+  static async #openCluster(opts: RedisDriverOptions): Promise<RedisDriver> {
+    const where = `Redis Cluster ${opts.cluster!.map((n) => `${n.host}:${n.port}`).join(',')}`
+    const cluster = await connectCluster(opts)
+    try {
+      const nodes = masters(cluster)
+      if (opts.verify) for (const node of nodes) await verifyPersistence(node, opts, nodeWhere(where, node))
+      const driver = new RedisDriver(cluster as unknown as Redis, opts, cluster)
+      await driver.#scripts.load(nodes)
+      driver.#where = where
+      driver.#verifiedMasters = masterSet(nodes)
+      driver.#observe(await Promise.all(nodes.map(runId)))
+      driver.#startCollector(opts.gcIntervalMs)
+      cluster.on('refresh', () => void driver.#clusterChanged())
+      return driver
+    } catch (err) {
+      cluster.disconnect()
+      if (err instanceof MissiveError) throw err
+      if (isUnavailable(err) && !(err instanceof Error && err.message.startsWith('Lua script'))) {
+        throw unavailable(`The ${where} failed during start-up: ${(err as Error).message}`, 1, err)
+      }
+      throw err
+    }
+  }
+
+  /** The slot map was read again: new masters are verified (`#reverifyCluster`) and noted (the failover counter). */
+  async #clusterChanged(): Promise<void> {
+    const cluster = this.#cluster!
+    if (this.#closed || masterSet(masters(cluster)) === this.#verifiedMasters) return
+    if (this.options.verify) await this.#reverify()
+    else this.#verifiedMasters = masterSet(masters(cluster))
+    Promise.all(masters(cluster).map(runId)).then((ids) => this.#observe(ids), () => undefined)
+  }
+
+  /** Notes the servers reached now; a server not among the last ones seen is a failover (or a restart). */
+  #observe(ids: readonly string[]): void {
+    // A Cluster's list of masters may be short for a moment (one dropped from the slot map before
+    // its replica is in): noting it would count the master again when it reappears.
+    if (ids.length === 0 || ids.length < this.#servers.length) return
+    if (this.#servers.length > 0) {
+      const fresh = ids.filter((id) => !this.#servers.includes(id)).length
+      if (fresh > 0) {
+        this.#serverChanges += fresh
+        this.#lastServerChange = Date.now()
+      }
+    }
+    this.#servers = ids
+  }
+
   /** The underlying connection, for tests and tools. */
   get redis(): Redis {
     return this.#redis
   }
 
-  #acked<T>(write: Promise<T>): Promise<T> {
+  #acked<T>(write: Promise<T>, key?: string): Promise<T> {
     const n = this.options.wait
     if (n === 0) return write
+    if (this.#cluster !== undefined) return this.#clusterAcked(write, key ?? this.#scripts.lastKey)
     // Issued in the same tick as the write, on the same connection: WAIT covers it.
     const acks = this.#redis.wait(n, this.options.waitTimeoutMs)
-    return Promise.all([write, acks]).then(([result, got]) => {
-      if (got < n) {
-        throw new ReplicaShortfall(`only ${got} of ${n} Redis replicas acknowledged the write within ${this.options.waitTimeoutMs} ms`)
-      }
-      return result
+    return Promise.all([write, acks]).then(([result, got]) => this.#enough(result, got))
+  }
+
+  #enough<T>(result: T, got: number): T {
+    if (got < this.options.wait) {
+      throw new ReplicaShortfall(`only ${got} of ${this.options.wait} Redis replicas acknowledged the write within ${this.options.waitTimeoutMs} ms`)
+    }
+    return result
+  }
+
+  /**
+   * WAIT on a Cluster: sent, in the same tick, on the connection to the master that owns the
+   * write's slot, so it follows the write there. A write redirected meanwhile (MOVED, ASK: the
+   * slot moved) ran on another master: WAIT is asked again there, where it covers the write too.
+   */
+  #clusterAcked<T>(write: Promise<T>, key: string): Promise<T> {
+    const cluster = this.#cluster!
+    const n = this.options.wait
+    const timeout = this.options.waitTimeoutMs
+    const first = masterFor(cluster, key)
+    const acks = first === undefined ? Promise.resolve(-1) : first.node.wait(n, timeout)
+    return Promise.all([write, acks]).then(async ([result, got]) => {
+      const now = masterFor(cluster, key)
+      if (now === undefined) throw new ReplicaShortfall(`no master serves the slot of ${key} now`)
+      if (first === undefined || now.at !== first.at) got = await now.node.wait(n, timeout)
+      return this.#enough(result, got)
     })
   }
 
   async #catalogue(ref: QueueRef): Promise<void> {
+    if (this.#cluster !== undefined) {
+      // Two slots (the project's catalogue, the collector's round-robin): two writes, in this
+      // order, as the standalone MULTI does them at once. A crash between leaves the queue out
+      // of the round-robin until its next write catalogues it again.
+      const catalogue = catalogueKey(ref.project)
+      await this.#acked(this.#redis.zadd(catalogue, 0, ref.queue), catalogue)
+      await this.#acked(this.#redis.zadd(SWEEP_KEY, 0, queueTag(ref)), SWEEP_KEY)
+      return
+    }
     await this.#acked(
       this.#redis
         .multi()
@@ -297,6 +408,7 @@ export class RedisDriver implements DataDriver {
    * pool's checks (`info`) say why, until its configuration is fixed.
    */
   async #reverify(): Promise<void> {
+    if (this.#cluster !== undefined) return this.#reverifyCluster()
     this.#broken ??= 'the persistence of the server just connected to is being checked'
     try {
       await verifyPersistence(this.#redis, this.options, this.#where)
@@ -305,6 +417,35 @@ export class RedisDriver implements DataDriver {
       // A connection lost meanwhile: the next connection checks again.
       if (err instanceof BadStoreConfig) this.#broken = err.message
     }
+  }
+
+  /**
+   * A Cluster's masters changed: each master not verified yet is checked. Unlike a single
+   * server's, the check does not hold the pool's requests while it runs — one master gone from
+   * the slot map but not yet from the client's would hold every shard for as long as it takes to
+   * fail (seen: 0.9 s without a post on the healthy masters' queues in perf/cluster.ts) — but a
+   * master that fails it makes the pool refuse requests (503) until a check passes. A master that
+   * cannot be reached is checked at the next change.
+   */
+  async #reverifyCluster(): Promise<void> {
+    const nodes = masters(this.#cluster!)
+    const known = new Set(this.#verifiedMasters.split(','))
+    const passed: Redis[] = []
+    let refused: string | null = null
+    for (const node of nodes) {
+      if (known.has(masterSet([node])) && this.#broken === null) {
+        passed.push(node)
+        continue
+      }
+      try {
+        await verifyPersistence(node, this.options, nodeWhere(this.#where, node))
+        passed.push(node)
+      } catch (err) {
+        if (err instanceof BadStoreConfig) refused ??= err.message
+      }
+    }
+    this.#broken = refused
+    this.#verifiedMasters = masterSet(passed)
   }
 
   /** Runs one operation, turning store failures into `unavailable`; bugs pass through. */
@@ -321,7 +462,16 @@ export class RedisDriver implements DataDriver {
   }
 
   async ping(): Promise<void> {
-    await this.#guard('ping', () => this.#redis.ping())
+    // A Cluster pool serves when every master does (each owns part of the queues).
+    if (this.#cluster !== undefined) await this.#guard('ping', () => this.#everyMaster((node) => node.ping()))
+    else await this.#guard('ping', () => this.#redis.ping())
+  }
+
+  /** Runs `fn` on every master of the Cluster; none known (no slots served) is a failure. */
+  #everyMaster<T>(fn: (node: Redis) => Promise<T>): Promise<T[]> {
+    const nodes = masters(this.#cluster!)
+    if (nodes.length === 0) return Promise.reject(new Error('no Redis Cluster master serves slots'))
+    return Promise.all(nodes.map(fn))
   }
 
   /**
@@ -335,12 +485,41 @@ export class RedisDriver implements DataDriver {
       await this.#reverify()
       if (this.#broken !== null) throw unavailable(this.#broken)
     }
+    if (this.#cluster !== undefined) return this.#clusterInfo()
     const [server, replication] = await this.#guard('ping', () =>
       Promise.all([this.#redis.info('server'), this.#redis.info('replication')]),
     )
     const facts = storeFacts(server, replication)
     if (this.options.master !== undefined) facts.master = this.options.master
+    if (facts.server !== undefined) this.#observe([facts.server])
+    return this.#counted(facts)
+  }
+
+  /** The failover counter's state, added to the facts. */
+  #counted(facts: StoreFacts): StoreFacts {
+    facts.boot = this.#boot
+    facts.changes = this.#serverChanges
+    if (this.#lastServerChange !== null) facts.lastChange = this.#lastServerChange
     return facts
+  }
+
+  /**
+   * A Cluster's facts: every master's, folded — `master` when all are; the fewest online
+   * replicas any master has (what `wait=` can count on) and the largest lag; `server` names
+   * every master's `run_id` (a failover changes one of them).
+   */
+  async #clusterInfo(): Promise<StoreFacts> {
+    const each = await this.#guard('ping', () =>
+      this.#everyMaster((node) => Promise.all([node.info('server'), node.info('replication')]).then(([s, r]) => storeFacts(s, r))),
+    )
+    const ids = each.map((f) => f.server ?? '').sort()
+    this.#observe(ids)
+    const facts: StoreFacts = { role: each.every((f) => f.role === 'master') ? 'master' : 'mixed', server: ids.join(',') }
+    facts.replicas = Math.min(...each.map((f) => f.replicas ?? 0))
+    const lags = each.map((f) => f.lagSeconds).filter((l): l is number => l !== undefined)
+    if (lags.length > 0) facts.lagSeconds = Math.max(...lags)
+    facts.masters = each.length
+    return this.#counted(facts)
   }
 
   async close(): Promise<void> {
@@ -396,7 +575,37 @@ export class RedisDriver implements DataDriver {
    * announcement only delays a waiter to the end of its wait. Never fails the post.
    */
   #announce(ref: QueueRef, count: number, ids?: readonly string[]): void {
-    this.#redis.publish(this.#channel, postedMessage(ref, count, ids)).catch(() => undefined)
+    // Every post answered by the replies of one read from Redis (the requests of a coalesced
+    // postMessages call, and other queues' calls replied to in the same read) resolves before
+    // the next microtask checkpoint ends: they share one line per queue, and the lines one write.
+    // A PUBLISH per post cost an ioredis command, a socket write and a Redis call each (7 % of
+    // the worker's CPU in a post-10 profile), and the subscribing proxies a message each.
+    let batch = this.#announcing
+    if (batch === null) {
+      batch = this.#announcing = new Map()
+      queueMicrotask(() => this.#publishAnnouncements())
+    }
+    const tag = queueKeys(ref).tag
+    const a = batch.get(tag)
+    if (a === undefined) batch.set(tag, { ref, count, ids: ids === undefined ? [] : ids.slice() })
+    else {
+      // count 0 is "unknown: wake every waiter" (postedMessage) and stays so once merged.
+      a.count = a.count === 0 || count === 0 ? 0 : a.count + count
+      if (ids !== undefined) for (const id of ids) a.ids.push(id)
+    }
+  }
+
+  #publishAnnouncements(): void {
+    const batch = this.#announcing
+    this.#announcing = null
+    if (batch === null || this.#closed) return
+    if (batch.size === 1) {
+      for (const a of batch.values()) this.#redis.publish(this.#channel, postedMessage(a.ref, a.count, a.ids)).catch(() => undefined)
+      return
+    }
+    const pipe = this.#redis.pipeline()
+    for (const a of batch.values()) pipe.publish(this.#channel, postedMessage(a.ref, a.count, a.ids))
+    pipe.exec().catch(() => undefined)
   }
 
   listMessages(ref: QueueRef, opts: ListMessagesOptions): Promise<MessageListing> {
@@ -421,6 +630,11 @@ export class RedisDriver implements DataDriver {
 
   popMessages(ref: QueueRef, limit: number): Promise<PoppedMessage[]> {
     return this.#guard('popMessages', () => this.#messages.popMessages(ref, limit))
+  }
+
+  /** See `DataDriver.deadLettered`. */
+  get deadLettered(): number {
+    return this.#claims.deadLettered
   }
 
   createClaim(ref: QueueRef, opts: ClaimOptions): Promise<Claim | null> {
@@ -505,7 +719,25 @@ export interface StoreFacts {
   server?: string
   replicas?: number
   lagSeconds?: number
+  /** The driver's identity, and the changes of server it saw (see `RedisDriver.#observe`). */
+  boot?: string
+  changes?: number
+  /** When the last change was seen (ms since the epoch). */
+  lastChange?: number
+  /** A Cluster pool: how many masters serve slots. */
+  masters?: number
 }
+
+/** The server's `run_id` (INFO server): its identity until it restarts. */
+async function runId(redis: Redis): Promise<string> {
+  return /^run_id:(.*?)\r?$/m.exec(await redis.info('server'))?.[1] ?? ''
+}
+
+/** The addresses of `nodes`, sorted: a set of masters, compared as text. */
+const masterSet = (nodes: readonly Redis[]): string => nodes.map((n) => `${n.options.host}:${n.options.port}`).sort().join(',')
+
+/** `where` narrowed to one node of a Cluster, for messages. */
+const nodeWhere = (where: string, node: Redis): string => `${node.options.host}:${node.options.port} (a master of the ${where})`
 
 /** Reads `INFO server` and `INFO replication` replies into the facts a pool's health shows. */
 export function storeFacts(server: string, replication: string): StoreFacts {

@@ -35,6 +35,10 @@
  * |                     |      | `listQueues` pages through with ZRANGEBYLEX (byte order)        |
  * | `missive:sweep`     | ZSET | every queue as `<escaped project>/<escaped queue>`, score 0:    |
  * |                     |      | the background collector's round-robin                         |
+ * | `missive:o:T`       | HASH | Redis Cluster pools: the queue's dead-letter outbox, message id |
+ * |                     |      | → JSON of the message on its way to the DLQ (claims.ts)         |
+ * | `missive:n:T`       | ZSET | Redis Cluster pools: ids this queue received as a DLQ, score =  |
+ * |                     |      | when (ms): a repeated move step skips them                      |
  *
  * Message and claim ids are only ever looked up inside their queue's hashes, so an id from
  * another queue or project is simply not found.
@@ -137,6 +141,12 @@ export const catalogueKey = (project: string): string => `${PREFIX}queues:{${esc
  * window as its expiry): same hash tag as the queue, so the post script can write it.
  */
 export const idempotencyKey = (keys: QueueKeys, key: string): string => `${PREFIX}k:{${keys.tag}}:${escapePart(key)}`
+
+/** A queue's dead-letter outbox (Cluster pools; lua/claimMessages.lua, claims.ts). */
+export const outboxKey = (keys: QueueKeys): string => `${PREFIX}o:{${keys.tag}}`
+
+/** The ids a queue received as a dead-letter queue, recently (Cluster pools; lua/deadLetterPut.lua). */
+export const receivedKey = (keys: QueueKeys): string => `${PREFIX}n:{${keys.tag}}`
 
 /** The set of every queue tag, walked by the background collector. */
 export const SWEEP_KEY = `${PREFIX}sweep`

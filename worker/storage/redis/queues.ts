@@ -72,7 +72,8 @@ export class RedisQueues {
 
   async #uncatalogue(ref: QueueRef): Promise<void> {
     const { redis } = this.#ctx
-    await this.#ctx.acked(redis.zrem(catalogueKey(ref.project), ref.queue))
+    const catalogue = catalogueKey(ref.project)
+    await this.#ctx.acked(redis.zrem(catalogue, ref.queue), catalogue)
     await redis.zrem(SWEEP_KEY, queueTag(ref))
     if ((await redis.exists(queueKeys(ref).q)) === 1) await this.#ctx.catalogue(ref)
   }
@@ -98,10 +99,16 @@ export class RedisQueues {
       const wanted = name === '' ? names : names.filter((n) => n.includes(name))
       if (wanted.length > 0) {
         // One pipelined read of every candidate's record: it proves the queue exists and
-        // carries the metadata that filters and `detailed` need.
-        const pipe = redis.pipeline()
-        for (const n of wanted) pipe.hget(queueKeys({ project, queue: n }).q, 'meta')
-        const metas = (await pipe.exec()) ?? []
+        // carries the metadata that filters and `detailed` need. On a Cluster the records live
+        // in many slots (a pipeline must stay on one node): concurrent reads instead.
+        let metas: [Error | null, unknown][]
+        if (this.#ctx.cluster) {
+          metas = await Promise.all(wanted.map((n) => redis.hget(queueKeys({ project, queue: n }).q, 'meta').then((v): [null, unknown] => [null, v])))
+        } else {
+          const pipe = redis.pipeline()
+          for (const n of wanted) pipe.hget(queueKeys({ project, queue: n }).q, 'meta')
+          metas = (await pipe.exec()) ?? []
+        }
         for (let i = 0; i < wanted.length && items.length < opts.limit; i++) {
           const [err, text] = metas[i] as [Error | null, string | null]
           if (err !== null) throw err
@@ -131,12 +138,12 @@ export class RedisQueues {
     checkFence(ref, r)
     const total = Number(r[0])
     const claimed = Number(r[1])
-    const stats: QueueStats = { total, claimed, free: total - claimed }
-    if (total > 0 && r.length >= 6) {
-      const oldCreated = Number(r[3])
-      const newCreated = Number(r[5])
-      stats.oldest = { id: String(r[2]), age: ageOf(oldCreated, now), created: oldCreated }
-      stats.newest = { id: String(r[4]), age: ageOf(newCreated, now), created: newCreated }
+    const stats: QueueStats = { total, claimed, free: total - claimed, delayed: Number(r[2] ?? 0) }
+    if (total > 0 && r.length >= 7) {
+      const oldCreated = Number(r[4])
+      const newCreated = Number(r[6])
+      stats.oldest = { id: String(r[3]), age: ageOf(oldCreated, now), created: oldCreated }
+      stats.newest = { id: String(r[5]), age: ageOf(newCreated, now), created: newCreated }
     }
     return stats
   }

@@ -37,17 +37,24 @@ export const SCRIPT_NAMES = [
   'importMessages',
   'countForMigration',
   'dropQueueData',
+  'deadLetterPut',
+  'deadLetterReturn',
 ] as const
 
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 
 type Arg = string | number
 
-/** The folder holding the .lua files: next to this module, or in the source tree when running from dist/. */
+/**
+ * The folder holding the .lua files: next to this module (the container image copies them into
+ * dist/, deploy/Dockerfile), or in the source tree when running from dist/. A folder missing any
+ * script (a copy older than the code) is passed over rather than failing at start-up.
+ */
 function luaDir(): string {
   const here = new URL('./lua/', import.meta.url)
   const candidates = [here, new URL('../../../../worker/storage/redis/lua/', import.meta.url)]
-  for (const c of candidates) if (existsSync(new URL('lib.lua', c))) return fileURLToPath(c)
+  const complete = (c: URL): boolean => ['lib', ...SCRIPT_NAMES].every((name) => existsSync(new URL(`${name}.lua`, c)))
+  for (const c of candidates) if (complete(c)) return fileURLToPath(c)
   throw new Error(`the Redis driver's Lua scripts are missing (looked in ${candidates.map((c) => fileURLToPath(c)).join(', ')})`)
 }
 
@@ -104,11 +111,20 @@ export class Scripts {
     this.#direct = !redis.options.enableAutoPipelining && !redis.options.keyPrefix
   }
 
-  /** SCRIPT LOADs every script: a compile error surfaces here, naming the script. */
-  async load(): Promise<void> {
+  /**
+   * The first key of the script `run` issued last: the key whose server the write went to, for
+   * a WAIT issued in the same tick (a Cluster pool sends it to that key's master).
+   */
+  lastKey = ''
+
+  /**
+   * SCRIPT LOADs every script on `servers` (default: the connection; a Cluster pool: every
+   * master): a compile error surfaces here, naming the script.
+   */
+  async load(servers: readonly Redis[] = [this.#redis]): Promise<void> {
     for (const [name, lua] of scriptSources()) {
       try {
-        await this.#redis.script('LOAD', lua)
+        for (const server of servers) await server.script('LOAD', lua)
       } catch (err) {
         throw new Error(`Lua script ${name} does not load: ${(err as Error).message}`, { cause: err })
       }
@@ -117,6 +133,7 @@ export class Scripts {
 
   /** Runs script `name` with `keys` and `args` (EVALSHA, EVAL on NOSCRIPT). */
   run<T = unknown>(name: ScriptName, keys: readonly string[], args: Arg[]): Promise<T> {
+    this.lastKey = keys[0]!
     if (!this.#direct) return this.#invoke[name].call(this.#redis, keys.length, ...keys, ...args) as Promise<T>
     const { lua, sha } = this.#scripts.get(name)!
     const argv: Arg[] = [sha, keys.length, ...keys, ...args]

@@ -62,6 +62,10 @@ interface MoveParams extends MovedRow {
 const DUE_MAX = 100
 
 export class SqliteClaims {
+  /** Messages moved to a dead-letter queue by committed claims (`DataDriver.deadLettered`). */
+  deadLettered = 0
+  /** Moves made by the claim transaction running now. */
+  #movedNow = 0
   readonly #ctx: Ctx
   readonly #queues: SqliteQueues
   readonly #claimable: Statement<[number, number, number, number, number], ClaimableRow>
@@ -153,6 +157,7 @@ export class SqliteClaims {
             expires: dlq.ttl === undefined ? r.expires : now + dlq.ttl * 1000,
             visible: now,
           })
+          this.#movedNow++
           continue
         }
         this.#take.run({ seq: r.seq, claimId, claimExpires, extendedTtl, extendedExpires })
@@ -207,7 +212,11 @@ export class SqliteClaims {
 
   createClaim(ref: QueueRef, opts: ClaimOptions): Claim | null {
     if (opts.limit <= 0) return null
-    return this.#create.immediate(ref, opts, this.#ctx.clock())
+    this.#movedNow = 0
+    const claim = this.#create.immediate(ref, opts, this.#ctx.clock())
+    // Counted once the transaction committed: a rolled-back move moved nothing.
+    this.deadLettered += this.#movedNow
+    return claim
   }
 
   getClaim(ref: QueueRef, claimId: string): Claim | null {

@@ -48,7 +48,7 @@ import { newId } from '../../../shared/ids.js'
 import { SqliteClaims } from './claims.js'
 import type { Ctx } from './context.js'
 import { SqliteMessages } from './messages.js'
-import { SqliteQueues } from './queues.js'
+import { SqliteQueues, type StatsCursor } from './queues.js'
 import { Checkpointer } from './checkpointer.js'
 import { applySchema } from './schema.js'
 import { JournalSink, SqliteMigration } from './migration.js'
@@ -360,7 +360,15 @@ export class SqliteDriver implements DataDriver {
   }
 
   async stats(ref: QueueRef): Promise<QueueStats> {
-    return this.#read('stats', ref, () => this.#queues.stats(ref))
+    // In steps of STATS_STEP messages with a turn of the event loop between them, so that a
+    // large queue's count never holds every other request of this worker (queues.ts).
+    let r = this.#read('stats', ref, () => this.#queues.statsStep(ref, undefined))
+    while ('qid' in r) {
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      const cursor: StatsCursor = r
+      r = this.#read('stats', ref, () => this.#queues.statsStep(ref, cursor))
+    }
+    return r
   }
 
   async purge(ref: QueueRef): Promise<void> {
@@ -458,6 +466,11 @@ export class SqliteDriver implements DataDriver {
 
   async popMessages(ref: QueueRef, limit: number): Promise<PoppedMessage[]> {
     return this.#clientWrite('popMessages', ref, () => this.#messages.popMessages(ref, limit))
+  }
+
+  /** See `DataDriver.deadLettered`. */
+  get deadLettered(): number {
+    return this.#claims.deadLettered
   }
 
   async createClaim(ref: QueueRef, opts: ClaimOptions): Promise<Claim | null> {

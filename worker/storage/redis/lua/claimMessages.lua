@@ -9,14 +9,21 @@
   its due messages stay in the queue (back in the ready index, unclaimed) and are reported, at
   most DUE_MAX per call, for the proxy to move across pools (docs/pools.md).
   KEYS: [1..11] the eleven keys of the queue; [12..22] the eleven keys of its dead-letter queue, when
-        the driver believes it has one (same project, so the same Redis on a standalone server).
+        the driver believes it has one (same project, so the same Redis on a standalone server);
+        with ARGV[3] = '2' (a Redis Cluster pool), [12] the queue's dead-letter outbox instead.
   ARGV: [1] now (ms)  [2] the dead-letter queue name the driver has keys for ('' none)
-        [3] '1': defer any other DLQ (the proxy checked ARGV[2] is local), '0': the driver's guess
+        [3] '1': defer any other DLQ (the proxy checked ARGV[2] is local), '0': the driver's guess,
+            '2': a Cluster pool (the DLQ is in another slot): messages due for the DLQ ARGV[2] (or,
+            when ARGV[2] is '*', for whichever DLQ the queue names) leave the queue for its
+            outbox (HASH id -> JSON of the message and its DLQ), which the driver empties into
+            the DLQ in steps (claims.ts); messages due for any other DLQ are deferred as with '1'
         [4] number of requests, then per request: claimId, ttl (s), extended ttl (s: the TTL a
             message that would expire before the claim gets, queue-policy.ts `claimExtendedTtl`),
             limit
-  Returns: MOVED (lib.lua, fence_check) when fenced; { 'OK', dlqCreated (1 if a move created the DLQ), deferred DLQ name or '', deferred ids,
-           dlqttl or '', result per request } where a result is {} when nothing was claimed, else
+  Returns: MOVED (lib.lua, fence_check) when fenced; { 'OK', dlqCreated (1 if a move created the DLQ;
+           with ARGV[3] = '2': how many messages wait in the outbox), deferred DLQ name or '', deferred ids,
+           dlqttl or '', messages moved to the DLQ (not counting the outbox), result per request } where a
+           result is {} when nothing was claimed, else
            { claimId, message... } and a message is {id, body, ttl, created, claimId, claimCount, seq};
            or { 'DLQ', actual dlq name } when ARGV[3] is '0' and ARGV[2] is stale: nothing was
            changed, the driver calls again with the right keys.
@@ -25,13 +32,14 @@
 local k = queue_keys(0)
 local now = tonumber(ARGV[1])
 local nreq = tonumber(ARGV[4])
-local defer = ARGV[3] == '1'
+local outbox = ARGV[3] == '2'
+local defer = ARGV[3] == '1' or outbox
 local DUE_MAX = 100
 local moved, journalled = fence_check(k)
 if moved then return moved end
 local qf = redis.call('HMGET', k.q, 'meta', 'dlq', 'dlqmax', 'dlqttl', 'stagelo')
 if not qf[1] then
-  local out = { 'OK', 0, '', {}, '' }
+  local out = { 'OK', 0, '', {}, '', 0 }
   for _ = 1, nreq do out[#out + 1] = {} end
   return out
 end
@@ -51,8 +59,13 @@ if dlqname ~= '' then
   dlqttl = tonumber(qf[4])
 end
 local dlqCreated = 0
+-- Messages moved to the dead-letter queue by this call (the driver counts them for metrics).
+local dlqMoved = 0
 -- Messages due for a DLQ that is not here: reported (ids) and put back in the ready index (back).
 local due, back = {}, {}
+-- Outbox mode: messages leaving for the DLQ in another slot (id, JSON pairs) and their ids.
+local outs, gone = {}, {}
+local to_outbox = outbox and dlqname ~= '' and (ARGV[2] == '*' or ARGV[2] == dlqname)
 -- Ids whose state this call changes (claimed, moved to the DLQ), journalled under a journal fence.
 local jids = {}
 -- While a large post is staged into the DLQ (lib.lua), moves wait: a rollback of that post
@@ -71,6 +84,7 @@ local function dead_letter(id, rec)
   redis.call('ZADD', dk.a, seq, id)
   redis.call('ZADD', dk.r, seq, id)
   redis.call('ZADD', dk.e, expires, id)
+  dlqMoved = dlqMoved + 1
 end
 
 promote(k, now, PROMOTE_STEP)
@@ -79,7 +93,7 @@ local examined, promotes = 0, 1
 -- Messages of a large post still being staged are not visible yet (lib.lua).
 local upto = '+inf'
 if qf[5] then upto = '(' .. qf[5] end
-local out = { 'OK', 0, '', due, qf[4] or '' }
+local out = { 'OK', 0, '', due, qf[4] or '', 0 }
 local p = 5
 for _ = 1, nreq do
   local cid, ttl, extTtl, limit = ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
@@ -105,6 +119,12 @@ for _ = 1, nreq do
             dead[#dead + 1] = id
           elseif dk and rec[R_CC] >= dlqmax and not dlq_staged then
             dead_letter(id, rec)
+          elseif to_outbox and dlqmax and rec[R_CC] >= dlqmax then
+            -- Text (cjson), not the msgpack record: the driver carries it to the DLQ's slot.
+            outs[#outs + 1] = id
+            outs[#outs + 1] = cjson.encode({ q = dlqname, t = qf[4] or '', s = rec[R_SEQ], c = rec[R_CREATED], l = rec[R_TTL], x = rec[R_EXPIRES], n = rec[R_CC], k = rec[R_CLIENT], b = rec[R_BODY] })
+            gone[#gone + 1] = id
+            if journalled then jids[#jids + 1] = id end
           elseif not dk and dlqmax and rec[R_CC] >= dlqmax then
             due[#due + 1] = id
             back[#back + 1] = rec[R_SEQ]
@@ -150,5 +170,13 @@ if #back > 0 then
   out[3] = dlqname
 end
 out[2] = dlqCreated
+out[6] = dlqMoved
+if outbox then
+  if #outs > 0 then
+    remove_messages(k, gone)
+    call_chunked('HSET', KEYS[NKEYS + 1], outs, CHUNK * 2)
+  end
+  out[2] = redis.call('HLEN', KEYS[NKEYS + 1])
+end
 if journalled then journal(k, jids) end
 return out

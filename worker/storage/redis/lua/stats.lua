@@ -1,10 +1,14 @@
 --[[
   stats: counts and the oldest and newest unexpired messages, exact at `now` whatever garbage
   collection has or has not removed yet (oldest/newest: see `first` for the bounded scan).
-  KEYS: the eleven keys of the queue (lib.lua); reads q, m, a, i, e, f.
+  KEYS: the eleven keys of the queue (lib.lua); reads q, m, a, d, i, e, f.
   ARGV: [1] now (ms)
-  Returns: MOVED (lib.lua, fence_check) when fenced; { total, claimed } or, when total > 0, { total, claimed, oldestId, oldestCreated,
-           newestId, newestCreated }; {0, 0} for a missing queue.
+  Returns: MOVED (lib.lua, fence_check) when fenced; { total, claimed, delayed } or, when total > 0,
+           { total, claimed, delayed, oldestId, oldestCreated, newestId, newestCreated }; {0, 0}
+           for a missing queue.
+  delayed: messages whose delay has not run out, not expired and not staged; exact up to
+  STATS_SCAN of them, past that the count of d (which can still hold expired messages the
+  collector has not removed, or those of a post being staged) capped at the free ones.
   Errors: none.
 ]]
 local k = queue_keys(0)
@@ -17,7 +21,23 @@ local claimed = redis.call('ZCOUNT', k.i, '(' .. ARGV[1], '+inf')
 -- A large post being staged is not counted (lib.lua): its messages are not visible yet.
 local upto = visible_max(k.q)
 total = total - (tonumber(redis.call('HGET', k.q, 'stagen')) or 0)
-if total <= 0 then return { 0, claimed } end
+if total <= 0 then return { 0, claimed, 0 } end
+-- Delayed: visible-at still ahead. Exact up to STATS_SCAN of them (each one's expiry checked, so an
+-- expired message the collector has not removed yet is not counted); past that, the index's count,
+-- capped at the free messages (bounded work).
+local delayed = redis.call('ZCOUNT', k.d, '(' .. ARGV[1], '+inf')
+if delayed > 0 and delayed <= STATS_SCAN then
+  local ids = redis.call('ZRANGEBYSCORE', k.d, '(' .. ARGV[1], '+inf')
+  local exps = zmscore(k.e, ids)
+  -- Messages of a large post being staged (seq from stagelo on) are not counted, as in total.
+  local lo = tonumber(redis.call('HGET', k.q, 'stagelo'))
+  local seqs = lo and zmscore(k.a, ids) or {}
+  delayed = 0
+  for n = 1, #ids do
+    if exps[n] and tonumber(exps[n]) > now and not (lo and seqs[n] and tonumber(seqs[n]) >= lo) then delayed = delayed + 1 end
+  end
+end
+delayed = math.min(delayed, math.max(total - claimed, 0))
 
 --- The first unexpired message from one end of the FIFO order, examining at most STATS_SCAN
 --- entries (bounded work: expired messages not yet collected are skipped); past that, any
@@ -45,9 +65,9 @@ local function first(rev)
   if #any == 0 then return nil end
   return { any[1], decode(redis.call('HGET', k.m, any[1]))[R_CREATED] }
 end
-local out = { total, claimed }
+local out = { total, claimed, delayed }
 local old, new = first(false), first(true)
 if old and new then
-  out[3], out[4], out[5], out[6] = old[1], old[2], new[1], new[2]
+  out[4], out[5], out[6], out[7] = old[1], old[2], new[1], new[2]
 end
 return out

@@ -1,0 +1,89 @@
+/**
+ * Issue 16's known defect: on a Redis pool, a WebSocket subscriber could get the same pushed
+ * message twice, when the pool's pub/sub announcement of a post reached the proxy before the
+ * post's own answer from the worker (proxy/websocket-push.ts). The real hub and a real Redis
+ * store; each case forces one arrival order of the two ways a post reaches the hub.
+ */
+import t from 'tap'
+import { SocketSubscriptions, type PushSocket } from '../../proxy/websocket-push.js'
+import type { NewMessage, QueueRef } from '../../shared/storage/contract.js'
+import { openDriver } from '../../worker/storage/index.js'
+import { startRedis, tempDir, waitFor } from '../helpers/index.js'
+
+/** Lets every pending setImmediate callback and promise settle (event-loop turns, not time). */
+const turns = async (n = 3): Promise<void> => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r))
+}
+
+t.test('a post reaching the hub twice is pushed once, whatever the order', async (t) => {
+  const redis = await startRedis(t, { appendfsync: 'everysec' })
+  const driver = await openDriver(`${redis.url}/0`, { dataDir: await tempDir(t, 'missive-push-once-'), durability: 'fast' })
+  t.teardown(() => driver.close())
+  let reads = 0
+  const hub = new SocketSubscriptions(1 << 20)
+  hub.storage = {
+    getMessages: async (ref, ids) => {
+      const found = await driver.getMessages(ref, ids)
+      reads++
+      return found
+    },
+  }
+  const frames: string[] = []
+  const socket: PushSocket = { id: 's1', closed: false, binary: false, push: (f) => (frames.push(String(f)), true) }
+  const ref: QueueRef = { project: 'p-once', queue: 'q' }
+  t.not(hub.subscribe(ref, socket, { ttl: 600, options: {} }, 10), null)
+
+  const post = async (n: number): Promise<{ ids: string[]; messages: NewMessage[] }> => {
+    const messages: NewMessage[] = Array.from({ length: n }, (_, i) => ({ body: JSON.stringify({ i }), ttl: 300 }))
+    const ids = await driver.postMessages(ref, messages, { clientId: '3381af92-2b9e-11e3-b191-71861300734c', defaultTtl: 3600, postBytes: 100, queuePolicy: true })
+    return { ids, messages }
+  }
+  const pushedIds = (): string[] => frames.map((f) => (JSON.parse(f) as { id: string }).id)
+
+  await t.test('the announcement first, read before the post path answers', async (t) => {
+    frames.length = 0
+    const { ids, messages } = await post(2)
+    hub.remote(ref, ids)
+    await waitFor(() => frames.length === 2, { what: 'the announced post pushed' })
+    hub.posted(ref, ids, messages)
+    await turns()
+    t.same(pushedIds(), ids, 'each message once')
+  })
+
+  await t.test('the announcement first, the post path answers while it is read', async (t) => {
+    frames.length = 0
+    const before = reads
+    const { ids, messages } = await post(3)
+    hub.remote(ref, ids)
+    hub.posted(ref, ids, messages)
+    await waitFor(() => reads === before + 1 && frames.length >= 3, { what: 'the read done and the post pushed' })
+    await turns()
+    t.same(pushedIds(), ids, 'each message once')
+  })
+
+  await t.test('the post path first, then the announcement (the echo)', async (t) => {
+    frames.length = 0
+    const before = reads
+    const { ids, messages } = await post(2)
+    hub.posted(ref, ids, messages)
+    hub.remote(ref, ids)
+    await waitFor(() => frames.length === 2, { what: 'the post pushed' })
+    await turns()
+    t.same(pushedIds(), ids, 'each message once')
+    t.equal(reads, before, 'the echo is not even read')
+  })
+
+  await t.test('an announcement whose read fails leaves the push to the post path', async (t) => {
+    frames.length = 0
+    const { ids, messages } = await post(1)
+    const storage = hub.storage
+    hub.storage = { getMessages: async () => Promise.reject(new Error('store down')) }
+    hub.remote(ref, ids)
+    await turns()
+    hub.storage = storage
+    hub.posted(ref, ids, messages)
+    await waitFor(() => frames.length === 1, { what: 'the post pushed' })
+    await turns()
+    t.same(pushedIds(), ids)
+  })
+})
