@@ -14,6 +14,8 @@
  * The receiver answers 200 at once (it is in this process; its cost is in the numbers). Signing
  * is on (`notification.signing_key`), as it would be in production.
  *
+ * A Redis pool needs `appendonly yes` (the default durability, fast, requires it).
+ *
  *   node dist/perf/notify-delivery.js [--store sqlite:|redis://…] [--rounds 5] [--posts 300]
  *       [--concurrency 4] [--burst 2000] [--subscribers 10]
  */
@@ -98,7 +100,7 @@ async function main(): Promise<void> {
       } catch {
         // not up yet
       }
-      if (i > 300) throw new Error('missive did not start')
+      if (i > 300 || child.exitCode !== null) throw new Error('missive did not start')
       await sleep(100)
     }
     for (const q of ['nb-0', 'nb-10']) {
@@ -180,8 +182,10 @@ async function main(): Promise<void> {
     )
     process.stdout.write(`${JSON.stringify(out)}\n`)
   } finally {
-    child.kill('SIGTERM')
-    await new Promise((r) => child.once('exit', r))
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM')
+      await new Promise((r) => child.once('exit', r))
+    }
     receiver.closeAllConnections()
     receiver.close()
     rmSync(dir, { recursive: true, force: true })
