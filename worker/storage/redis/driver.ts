@@ -422,10 +422,10 @@ export class RedisDriver implements DataDriver {
   /**
    * A Cluster's masters changed: each master not verified yet is checked. Unlike a single
    * server's, the check does not hold the pool's requests while it runs — one master gone from
-   * the slot map but not yet from the client's would hold every shard for as long as it takes to
-   * fail (seen: 0.9 s without a post on the healthy masters' queues in perf/cluster.ts) — but a
-   * master that fails it makes the pool refuse requests (503) until a check passes. A master that
-   * cannot be reached is checked at the next change.
+   * the slot map but not yet from the client's (unreachable: a black hole answers after the
+   * command timeout) would hold every shard for as long as it takes to fail — but a master that
+   * fails it makes the pool refuse requests (503) until a check passes. A master that cannot be
+   * reached is checked at the next change.
    */
   async #reverifyCluster(): Promise<void> {
     const nodes = masters(this.#cluster!)
