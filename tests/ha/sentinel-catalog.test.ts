@@ -70,14 +70,22 @@ t.test('kill -9 the catalog master while placing queues: nothing acknowledged is
   for (let i = 1; i < okTimes.length; i++) if (okTimes[i]! > killedAt) window = Math.max(window, okTimes[i]! - Math.max(okTimes[i - 1]!, killedAt))
   t.comment(`catalog: ${placed.size} placements acknowledged, ${refused} refused (503) around the failover; longest gap ${Math.round(window)} ms`)
 
+  // Every operation waits for a replica: until the other replica has caught up with the new
+  // master (a loaded host takes seconds), and while the connection settles after the failover,
+  // the catalog answers 503, reads included. The checks retry a 503, as a client would.
+  const answered = <T>(op: () => Promise<T>): Promise<T> =>
+    waitFor(() => op().then((v) => ({ v }), (err: unknown) => {
+      if ((err as { code?: string }).code !== 'unavailable') throw err
+      return null
+    }), { what: 'the catalog to answer', timeoutMs: 30_000 }).then((r) => r!.v)
   const lost: string[] = []
   const moved: string[] = []
   for (const [queue, pool] of placed) {
-    const now = await catalog.getPlacement({ project: 'p', queue })
+    const now = await answered(() => catalog.getPlacement({ project: 'p', queue }))
     if (now === null) lost.push(queue)
     else if (now !== pool) moved.push(queue)
     // Placing it again (another node's first post) lands where it is.
-    if ((await catalog.place({ project: 'p', queue }, pool === 'a' ? 'b' : 'a')) !== pool) moved.push(queue)
+    if ((await answered(() => catalog.place({ project: 'p', queue }, pool === 'a' ? 'b' : 'a'))) !== pool) moved.push(queue)
   }
   t.same(lost, [], 'every acknowledged placement survived the failover')
   t.same(moved, [], 'no placement moved')
@@ -85,7 +93,8 @@ t.test('kill -9 the catalog master while placing queues: nothing acknowledged is
 
 t.test('a catalog whose replicas cannot acknowledge answers 503', async (t) => {
   const group = await startSentinelGroup(t, { appendfsync: 'always', replicas: 1, sentinels: 1 })
-  const catalog = await openCatalog(`${group.uri()}?wait=2&timeout=200`)
+  // WAIT gets half the command timeout (1 s): enough for a loaded host to answer the script first.
+  const catalog = await openCatalog(`${group.uri()}?wait=2&timeout=2000`)
   t.teardown(() => catalog.close())
   await t.rejects(catalog.place({ project: 'p', queue: 'q' }, 'a'), { code: 'unavailable', message: /reached 1 of 2 replicas/ })
 })
