@@ -232,7 +232,11 @@ export class SqliteQueues {
     if (cur === undefined || cur.qid !== row.qid) {
       const last = this.#last.get(row.qid)
       if (last === undefined) return { total: 0, claimed: 0, free: 0, delayed: 0 }
-      cur = { qid: row.qid, from: 0, until: last.seq, total: 0, claimed: 0, delayed: 0 }
+      // A large post being staged when the count begins is left out whole, even if it commits
+      // between two steps: counting from there on would show part of it (a post is all or
+      // nothing to readers, tests/security/bounded-work.test.ts).
+      const staged = (this.#stagedFrom.get(row.qid) as { seq: number }).seq
+      cur = { qid: row.qid, from: 0, until: Math.min(last.seq, staged - 1), total: 0, claimed: 0, delayed: 0 }
     }
     const now = this.#ctx.clock()
     const q = row.qid
