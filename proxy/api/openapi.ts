@@ -130,7 +130,13 @@ const SCHEMAS: Record<string, Schema> = {
   },
   KeyList: obj({ keys: arrayOf(ref('Key')), links: ref('Links') }),
   KeyCreate: obj({ project: str, roles: arrayOf(str), description: str, ttl: int }, ['project']),
-  RateLimits: obj({ requestsPerSecond: { type: 'number' }, requestBurst: { type: 'number' }, messagesPerSecond: { type: 'number' }, messageBurst: { type: 'number' } }, []),
+  RateLimits: {
+    ...obj(
+      { requestsPerSecond: { type: 'number' }, requestBurst: { type: 'number' }, messagesPerSecond: { type: 'number' }, messageBurst: { type: 'number' }, queuesPerProject: int, messagesPerQueue: int },
+      [],
+    ),
+    description: 'Rate limits and quotas of a project (docs/limits.md); 0: no limit.',
+  },
   ProjectLimits: obj({ project: str, defaults: ref('RateLimits'), override: { anyOf: [ref('RateLimits'), { type: 'null' }] }, effective: ref('RateLimits') }),
   Versions: obj({ versions: arrayOf(obj({ id: str, status: str, updated: str, 'media-types': { type: 'array' }, links: ref('Links') })) }),
   Home: obj({ resources: { type: 'object' } }),
@@ -142,7 +148,7 @@ const errors = (...codes: number[]): Record<string, Schema> =>
   Object.fromEntries([...codes, 503].map((c) => [String(c), { description: ERROR_TEXT[c] ?? 'Error', ...json(ref('Error')) }]))
 const ERROR_TEXT: Record<number, string> = {
   400: 'Bad request: a header, parameter or body is invalid',
-  403: 'Not authorized (admin routes: no or wrong X-Auth-Token), or a claimed message',
+  403: 'Not authorized (admin routes: no or wrong X-Auth-Token), a claimed message, or a quota exceeded (docs/limits.md)',
   404: 'Not found',
   409: 'Conflict',
   413: 'Body too large',
@@ -171,7 +177,7 @@ const OPS: Record<string, Op> = {
     params: [...page, qp('name', str, 'Substring of the name'), qp('with_count', { type: 'boolean' }, 'Add the project\'s queue count')],
     responses: { 200: ok('A page', ref('QueueList')), ...errors(400) },
   },
-  'PUT queues/{queue}': { summary: 'Create a queue', body: ref('Metadata'), responses: { 201: ok('Created'), 204: ok('Already exists'), ...errors(400) } },
+  'PUT queues/{queue}': { summary: 'Create a queue', body: ref('Metadata'), responses: { 201: ok('Created'), 204: ok('Already exists'), ...errors(400, 403) } },
   // Pre-signed URLs (docs/notifications.md).
   'POST queues/{queue}/share': {
     summary: 'Sign a URL: the signed paths and methods of this queue need no other credential until it expires',
@@ -210,7 +216,7 @@ const OPS: Record<string, Op> = {
   'DELETE queues/{queue}': { summary: 'Delete the queue and its messages', responses: { 204: ok('Deleted'), ...errors(400) } },
   'GET queues/{queue}/stats': { summary: 'Message counts, oldest and newest', responses: { 200: ok('Stats', ref('QueueStats')), ...errors(400) } },
   'POST queues/{queue}/purge': { summary: 'Delete every message (and claim)', body: obj({ resource_types: arrayOf(str) }, []), responses: { 204: ok('Purged'), ...errors(400) } },
-  'POST queues/{queue}/messages': { summary: 'Post messages', body: ref('NewMessages'), responses: { 201: ok('Their hrefs, in request order', ref('PostResult')), ...errors(400, 413) } },
+  'POST queues/{queue}/messages': { summary: 'Post messages', body: ref('NewMessages'), responses: { 201: ok('Their hrefs, in request order', ref('PostResult')), ...errors(400, 403, 413) } },
   'GET queues/{queue}/messages': {
     summary: 'List messages, or get several by id (ids=)',
     params: [qp('marker', str, ''), qp('limit', int, ''), qp('echo', { type: 'boolean' }, ''), qp('include_claimed', { type: 'boolean' }, ''), qp('include_delayed', { type: 'boolean' }, ''), qp('ids', str, 'Comma-separated ids: bulk get')],
@@ -233,7 +239,7 @@ const OPS: Record<string, Op> = {
     params: [...page, qp('name', str, 'Substring of the name')],
     responses: { 200: ok('A page', ref('TopicList')), ...errors(400) },
   },
-  'PUT topics/{topic}': { summary: 'Create a topic', body: ref('Metadata'), responses: { 201: ok('Created'), 204: ok('Already exists'), ...errors(400) } },
+  'PUT topics/{topic}': { summary: 'Create a topic', body: ref('Metadata'), responses: { 201: ok('Created'), 204: ok('Already exists'), ...errors(400, 403) } },
   'GET topics/{topic}': { summary: 'The topic\'s metadata (with defaults)', responses: { 200: ok('Metadata', ref('Metadata')), ...errors(400) } },
   'PATCH topics/{topic}': {
     summary: 'JSON-Patch the metadata (application/openstack-messaging-v2.0-json-patch)',
@@ -243,7 +249,7 @@ const OPS: Record<string, Op> = {
   'DELETE topics/{topic}': { summary: 'Delete the topic and its messages', responses: { 204: ok('Deleted'), ...errors(400) } },
   'GET topics/{topic}/stats': { summary: 'Message counts, oldest and newest', responses: { 200: ok('Stats', ref('QueueStats')), ...errors(400) } },
   'POST topics/{topic}/purge': { summary: 'Delete every message and/or subscription', body: obj({ resource_types: arrayOf(str) }, []), responses: { 204: ok('Purged'), ...errors(400) } },
-  'POST topics/{topic}/messages': { summary: 'Post messages: each goes to every subscriber', body: ref('NewMessages'), responses: { 201: ok('Their hrefs, in request order', ref('PostResult')), ...errors(400, 413) } },
+  'POST topics/{topic}/messages': { summary: 'Post messages: each goes to every subscriber', body: ref('NewMessages'), responses: { 201: ok('Their hrefs, in request order', ref('PostResult')), ...errors(400, 403, 413) } },
   'GET topics/{topic}/messages': {
     summary: 'List messages, or get several by id (ids=)',
     params: [qp('marker', str, ''), qp('limit', int, ''), qp('echo', { type: 'boolean' }, ''), qp('include_delayed', { type: 'boolean' }, ''), qp('ids', str, 'Comma-separated ids: bulk get')],
@@ -343,8 +349,8 @@ const OPS: Record<string, Op> = {
   'POST admin/keys': { summary: 'Create an API key (its secret is shown once)', admin: true, body: ref('KeyCreate'), responses: { 201: ok('The key', ref('KeyCreated')), ...errors(400, 403, 404) } },
   'GET admin/keys/{key}': { summary: 'One API key', admin: true, responses: { 200: ok('The key', ref('Key')), ...errors(400, 403, 404) } },
   'DELETE admin/keys/{key}': { summary: 'Revoke an API key', admin: true, responses: { 204: ok('Revoked'), ...errors(400, 403, 404) } },
-  'GET admin/limits/{tenant}': { summary: 'A project\'s rate limits (docs/limits.md)', admin: true, responses: { 200: ok('Defaults, override, in force', ref('ProjectLimits')), ...errors(400, 403, 404) } },
-  'PUT admin/limits/{tenant}': { summary: 'Replace a project\'s rate-limit override', admin: true, body: ref('RateLimits'), responses: { 200: ok('Defaults, override, in force', ref('ProjectLimits')), ...errors(400, 403, 404) } },
+  'GET admin/limits/{tenant}': { summary: 'A project\'s rate limits and quotas (docs/limits.md)', admin: true, responses: { 200: ok('Defaults, override, in force', ref('ProjectLimits')), ...errors(400, 403, 404) } },
+  'PUT admin/limits/{tenant}': { summary: 'Replace a project\'s override of rate limits and quotas', admin: true, body: ref('RateLimits'), responses: { 200: ok('Defaults, override, in force', ref('ProjectLimits')), ...errors(400, 403, 404) } },
   'DELETE admin/limits/{tenant}': { summary: 'Drop a project\'s override', admin: true, responses: { 204: ok('Dropped'), ...errors(400, 403, 404) } },
 }
 
