@@ -38,7 +38,8 @@ export const BENCH_FLAGS: FlagSpec[] = [
   { name: 'rates', type: 'list', default: undefined, help: 'open-loop offered rates, messages/s each way (default 1000,5000,10000,20000; --quick 1000)' },
   { name: 'many-queues', type: 'number', default: 10000, help: 'queue count of the T7 scenario' },
   { name: 'pause-damon', type: 'boolean', default: false, help: "turn the host kernel's DAMON monitors off for the run and back on after (root; docs/benchmarks.md)" },
-  { name: 'only', type: 'string', default: undefined, help: 'run one scenario alone, no ceilings: "noisy" (the noisy-neighbour scenario on each of --stores), "migration" (live migration and pool drain, Redis pools)' },
+  { name: 'only', type: 'string', default: undefined, help: 'run one scenario alone: "open" (the open-loop rates with their hello-world floors, on a fresh service per store), "noisy" (the noisy-neighbour scenario on each of --stores), "migration" (live migration and pool drain, Redis pools)' },
+  { name: 'redis-durability', type: 'string', default: 'fast', help: 'the Redis pool measured by the main suite: fast (AOF everysec) or durable (AOF always, durability=durable)' },
   { name: 'migration-messages', type: 'number', default: 1_000_000, help: 'messages in the queue the migration scenario moves' },
   { name: 'migration-rate', type: 'number', default: 1000, help: 'msgs/s in and out of that queue while it moves' },
   { name: 'migration-window', type: 'number', default: 10, help: 'seconds of traffic measured before and after the migration' },
@@ -53,6 +54,10 @@ export const BENCH_FLAGS: FlagSpec[] = [
 
 interface Ctx {
   quick: boolean
+  /** `--only open`: the open-loop rates alone (and their floors), no closed-loop suite. */
+  openOnly: boolean
+  /** The Redis variant the main suite measures. */
+  redisDurability: 'fast' | 'durable'
   durationS: number
   connections: number
   openConnections: number
@@ -373,63 +378,65 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
     const d = ctx.durationS
     const conns = ctx.connections
     const half = Math.max(1, Math.floor(conns / 2))
-    let stock = 0
-    const post1 = await run('post1', 'post, 1 msg/request', { producers: conns, batch: 1 })
-    stock += post1.result.msgsInPerS * post1.result.seconds
-    const post10 = await run('post10', 'post, 10 msgs/request', { producers: conns, batch: 10 })
-    stock += post10.result.msgsInPerS * post10.result.seconds
+    // Only what Zaqar is compared on, for the anchor; only the open loop with --only open.
+    const full = !ctx.quick && !ctx.openOnly && setup.anchor !== true
+    if (!ctx.openOnly) {
+      let stock = 0
+      const post1 = await run('post1', 'post, 1 msg/request', { producers: conns, batch: 1 })
+      stock += post1.result.msgsInPerS * post1.result.seconds
+      const post10 = await run('post10', 'post, 10 msgs/request', { producers: conns, batch: 10 })
+      stock += post10.result.msgsInPerS * post10.result.seconds
 
-    // Only what Zaqar is compared on, for the anchor.
-    const full = !ctx.quick && setup.anchor !== true
-    if (full) {
-      for (const batch of [1, 10]) {
-        log(`${setup.name}: autocannon-post${batch} …`)
-        const dur = Math.max(1, Math.round(d * 0.6))
-        const ac = await autocannonPost(url, { connections: conns, durationS: dur, batch, size: ctx.size, queues: ctx.queues, tenants: 1 })
-        const lr = autocannonToLoad(ac, batch, dur)
-        stock += lr.msgsInPerS * dur
-        const lo = { producers: conns, batch, queues: ctx.queues, tenants: 1, durationS: dur }
-        result.scenarios.push(finish(ctx, `autocannon-post${batch}`, `post, ${batch} msg${batch > 1 ? 's' : ''}/request (autocannon cross-check)`, 'autocannon', knobsOf(lo), lr, {}, ['one tenant, one Client-ID for all connections'], setup.name))
+      if (full) {
+        for (const batch of [1, 10]) {
+          log(`${setup.name}: autocannon-post${batch} …`)
+          const dur = Math.max(1, Math.round(d * 0.6))
+          const ac = await autocannonPost(url, { connections: conns, durationS: dur, batch, size: ctx.size, queues: ctx.queues, tenants: 1 })
+          const lr = autocannonToLoad(ac, batch, dur)
+          stock += lr.msgsInPerS * dur
+          const lo = { producers: conns, batch, queues: ctx.queues, tenants: 1, durationS: dur }
+          result.scenarios.push(finish(ctx, `autocannon-post${batch}`, `post, ${batch} msg${batch > 1 ? 's' : ''}/request (autocannon cross-check)`, 'autocannon', knobsOf(lo), lr, {}, ['one tenant, one Client-ID for all connections'], setup.name))
+        }
       }
-    }
 
-    if (setup.anchor !== true) await run('observe', 'observers: list 10', { observers: conns, durationS: Math.max(1, d * 0.6) })
+      if (setup.anchor !== true) await run('observe', 'observers: list 10', { observers: conns, durationS: Math.max(1, d * 0.6) })
 
-    // Consumers need messages waiting: top the queues up so they cannot run dry.
-    const prefill = async (want: number): Promise<void> => {
-      const missing = want - stock
-      if (missing <= 0) return
-      const rate = Math.max(1000, post10.result.msgsInPerS)
-      const secs = Math.min(ctx.quick ? 1 : d * 1.5, missing / rate + 0.5)
-      log(`${setup.name}: prefill ~${Math.round(missing)} messages (${secs.toFixed(1)} s) …`)
-      const r = await runLoad(baseLoad(ctx, url, { producers: conns, batch: 50, durationS: secs }))
-      stock += r.msgsInPerS * r.seconds
-    }
-    const consumeEstimate = Math.max(post10.result.msgsInPerS, 2000) * d * 1.3
-    await prefill(consumeEstimate)
-    const cb = await run('consume-bulk', 'consume: claim 10 + bulk delete', { consumers: conns, claimLimit: 10, deleteMode: 'bulk' })
-    stock -= cb.result.msgsOutPerS * cb.result.seconds
-    if (full) {
-      await prefill(Math.max(cb.result.msgsOutPerS, 2000) * d * 1.3)
-      const cs = await run('consume-single', 'consume: claim 10 + delete each', { consumers: conns, claimLimit: 10, deleteMode: 'single' })
-      stock -= cs.result.msgsOutPerS * cs.result.seconds
-    }
-    const mixed = await run('mixed', `mixed: ${half} producers + ${conns - half} consumers, batches of 10`, { producers: half, consumers: conns - half })
-    stock += (mixed.result.msgsInPerS - mixed.result.msgsOutPerS) * mixed.result.seconds
+      // Consumers need messages waiting: top the queues up so they cannot run dry.
+      const prefill = async (want: number): Promise<void> => {
+        const missing = want - stock
+        if (missing <= 0) return
+        const rate = Math.max(1000, post10.result.msgsInPerS)
+        const secs = Math.min(ctx.quick ? 1 : d * 1.5, missing / rate + 0.5)
+        log(`${setup.name}: prefill ~${Math.round(missing)} messages (${secs.toFixed(1)} s) …`)
+        const r = await runLoad(baseLoad(ctx, url, { producers: conns, batch: 50, durationS: secs }))
+        stock += r.msgsInPerS * r.seconds
+      }
+      const consumeEstimate = Math.max(post10.result.msgsInPerS, 2000) * d * 1.3
+      await prefill(consumeEstimate)
+      const cb = await run('consume-bulk', 'consume: claim 10 + bulk delete', { consumers: conns, claimLimit: 10, deleteMode: 'bulk' })
+      stock -= cb.result.msgsOutPerS * cb.result.seconds
+      if (full) {
+        await prefill(Math.max(cb.result.msgsOutPerS, 2000) * d * 1.3)
+        const cs = await run('consume-single', 'consume: claim 10 + delete each', { consumers: conns, claimLimit: 10, deleteMode: 'single' })
+        stock -= cs.result.msgsOutPerS * cs.result.seconds
+      }
+      const mixed = await run('mixed', `mixed: ${half} producers + ${conns - half} consumers, batches of 10`, { producers: half, consumers: conns - half })
+      stock += (mixed.result.msgsInPerS - mixed.result.msgsOutPerS) * mixed.result.seconds
 
-    if (full) {
-      // T7 is about the steady-state cost of a message among many queues, not about creating
-      // queues: create every queue (and its placement) before measuring.
-      const created = await createQueues(url, ctx.manyQueues, 'many', conns)
-      await createQueues(url, 1, 'q1', 1)
-      await run('post10-q1', 'post, 10 msgs/request, 1 queue', { producers: conns, batch: 10, queues: 1, tenants: 1, prefix: 'q1' })
-      await run(`post10-q${ctx.manyQueues}`, `post, 10 msgs/request, ${ctx.manyQueues.toLocaleString('en-US')} queues`, {
-        producers: conns,
-        batch: 10,
-        queues: ctx.manyQueues,
-        tenants: 1,
-        prefix: 'many',
-      }, [created])
+      if (full) {
+        // T7 is about the steady-state cost of a message among many queues, not about creating
+        // queues: create every queue (and its placement) before measuring.
+        const created = await createQueues(url, ctx.manyQueues, 'many', conns)
+        await createQueues(url, 1, 'q1', 1)
+        await run('post10-q1', 'post, 10 msgs/request, 1 queue', { producers: conns, batch: 10, queues: 1, tenants: 1, prefix: 'q1' })
+        await run(`post10-q${ctx.manyQueues}`, `post, 10 msgs/request, ${ctx.manyQueues.toLocaleString('en-US')} queues`, {
+          producers: conns,
+          batch: 10,
+          queues: ctx.manyQueues,
+          tenants: 1,
+          prefix: 'many',
+        }, [created])
+      }
     }
 
     for (const rate of setup.anchor ? [] : ctx.rates) {
@@ -609,13 +616,15 @@ function storeSetups(ctx: Ctx, stores: string[]): StoreSetup[] {
     // fast = AOF everysec (the least durable setting the driver accepts as is); durable = AOF
     // always; none = no persistence at all (verify=false), the baseline for T6 (docs/benchmarks.md, targets).
     const aof: Record<string, 'always' | 'everysec' | undefined> = { fast: 'everysec', durable: 'always', none: undefined }
+    const variants: StoreVariant[] = [
+      { key: 'fast', label: 'durability=fast, AOF appendfsync everysec' },
+      { key: 'durable', label: 'durability=durable, AOF appendfsync always' },
+      { key: 'none', label: 'no persistence (appendonly no, verify=false)' },
+    ]
     out.push({
       name: 'redis',
-      main: { key: 'fast', label: 'durability=fast, AOF appendfsync everysec' },
-      alts: [
-        { key: 'durable', label: 'durability=durable, AOF appendfsync always' },
-        { key: 'none', label: 'no persistence (appendonly no, verify=false)' },
-      ],
+      main: variants.find((v) => v.key === ctx.redisDurability)!,
+      alts: variants.filter((v) => v.key !== ctx.redisDurability),
       layouts: [
         { key: 'worker', label: 'fresh pool, driver in a worker process' },
         { key: 'inproxy', label: 'fresh pool, driver inside the proxy (workers: 0)' },
@@ -647,19 +656,23 @@ function storeSetups(ctx: Ctx, stores: string[]): StoreSetup[] {
   if (stores.includes('zaqar')) {
     out.push({
       name: 'zaqar',
-      main: { key: 'gthread', label: 'Zaqar 15 (Debian) under gunicorn gthread, 2 workers × 2 threads, Redis without persistence' },
+      main: {
+        key: 'gthread',
+        label: `Zaqar 15 (Debian) under gunicorn gthread, 2 workers × 2 threads, its Redis with AOF ${ctx.redisDurability === 'durable' ? 'always' : 'everysec'} (as Missive's Redis)`,
+      },
       alts: [],
       anchor: true,
       async start(_variant, _profileDir) {
         const missing = zaqarMissing()
         if (missing) throw new StartError(missing)
         const dir = await mkdtemp(join(ctx.tmp, 'zaqar-'))
-        const z = await startZaqar({ dir })
+        // The same persistence as the Missive Redis it is compared with: AOF costs Redis CPU.
+        const z = await startZaqar({ dir, appendfsync: ctx.redisDurability === 'durable' ? 'always' : 'everysec' })
         return {
           svc: z.svc,
           redis: z.redis,
           pool: 'redis://127.0.0.1:<port> (Zaqar\'s own)',
-          config: { zaqar: z.version, server: 'gunicorn gthread', workers: 2, threads: 2, redis: z.redis.version, appendonly: 'no', catalogue: 'sqlalchemy on SQLite' },
+          config: { zaqar: z.version, server: 'gunicorn gthread', workers: 2, threads: 2, redis: z.redis.version, appendonly: 'yes', appendfsync: ctx.redisDurability === 'durable' ? 'always' : 'everysec', catalogue: 'sqlalchemy on SQLite' },
         }
       },
     })
@@ -782,11 +795,17 @@ async function main(): Promise<void> {
   const short = commit.short
   const damon = describeDamon()
   const damonPaused = a['pause-damon'] === true
-  const base = join(outDir, `${date}-${short}${quick ? '-quick' : ''}${damonPaused ? '-damon-paused' : ''}`)
+  const openOnly = a.only === 'open'
+  const redisDurability = String(a['redis-durability'])
+  if (redisDurability !== 'fast' && redisDurability !== 'durable') throw new UsageError('--redis-durability must be fast or durable')
+  const suffix = `${quick ? '-quick' : ''}${openOnly ? '-open' : ''}${redisDurability === 'durable' ? '-redis-durable' : ''}${damonPaused ? '-damon-paused' : ''}`
+  const base = join(outDir, `${date}-${short}${suffix}`)
   const tmp = await mkdtemp(join(os.tmpdir(), 'mbench-'))
   const clk = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100
   const ctx: Ctx = {
     quick,
+    openOnly,
+    redisDurability,
     durationS: Number(a.duration ?? (quick ? 1 : 8)),
     connections: Number(a.connections),
     openConnections: Number(a['open-connections']),
@@ -812,8 +831,8 @@ async function main(): Promise<void> {
     await runMigrationOnly(a, tmp, base, { commit, started, short })
     return
   }
-  if (a.only !== undefined) {
-    if (a.only !== 'noisy') throw new UsageError(`--only: unknown scenario "${String(a.only)}" (known: noisy, migration)`)
+  if (a.only !== undefined && a.only !== 'open') {
+    if (a.only !== 'noisy') throw new UsageError(`--only: unknown scenario "${String(a.only)}" (known: open, noisy, migration)`)
     // The noisy-neighbour scenario alone: no ceilings, no standard suite.
     const md: string[] = [`# Noisy neighbour — ${started.toISOString().slice(0, 10)} — ${short}${commit.dirty ? ' (dirty tree)' : ''}`, '']
     const json: Record<string, unknown> = { commit, startedAt: started.toISOString(), loadavgStart: os.loadavg() }
@@ -864,7 +883,7 @@ async function main(): Promise<void> {
         const result = await engineHelloOpen(hello.url, reqPerS, ctx.openConnections, ctx.openDurationS, ctx.quick ? 0.3 : 2)
         ceilings.helloOpen.push({ msgsPerS: rate, result })
       }
-      if (!quick) {
+      if (!quick && !openOnly) {
         log('ceiling: uWS hello-world (autocannon, wrk) …')
         const ac = await autocannonRun({ url: hello.url, connections: ctx.connections, durationS: hd })
         ceilings.hello.autocannon = { tool: 'autocannon', reqPerS: ac.reqPerS, p50: ac.p50, p99: ac.p99 } satisfies ThroughputCeiling
@@ -876,7 +895,9 @@ async function main(): Promise<void> {
       await hello.stop()
     }
     // Ceiling 2: raw Redis pipelined writes.
-    if (hasBinary('redis-server')) {
+    if (openOnly) {
+      ceilings.redis.reason = 'not measured with --only open'
+    } else if (hasBinary('redis-server')) {
       const dir = await mkdtemp(join(tmp, 'redis-ceiling-'))
       const r = await startRedis({ dir })
       try {
@@ -896,15 +917,19 @@ async function main(): Promise<void> {
     }
 
     for (const setup of storeSetups(ctx, (a.stores as string[]) ?? [])) {
+      if (openOnly && setup.anchor === true) {
+        stores.push({ store: setup.name, pool: '', available: false, reason: 'Zaqar runs the closed-loop scenarios only; not with --only open', config: {}, scenarios: [] })
+        continue
+      }
       stores.push(await runStore(ctx, setup))
-      if (!quick && setup.anchor !== true) {
+      if (!quick && !openOnly && setup.anchor !== true) {
         const r = await runNoisyStore(ctx, setup, noisyBacklog, noisyDuration, noisyBatch, noisyAttackRate)
         if ('error' in r) ctx.notes.push(`${setup.name}: noisy neighbour not measured: ${r.error}`)
         else noisy.push({ store: setup.name, result: r })
       }
     }
 
-    if (!quick) {
+    if (!quick && !openOnly) {
       // The engine's ceiling again at the end: how much did the machine drift during the run?
       const hello2 = await startHello()
       try {
@@ -951,7 +976,7 @@ async function main(): Promise<void> {
   for (const s of stores) if (!s.available) ctx.notes.push(`${s.store}: not available (${s.reason})`)
   const report: Report = {
     reportVersion: REPORT_VERSION,
-    kind: quick ? 'quick' : 'full',
+    kind: quick ? 'quick' : openOnly ? 'open' : 'full',
     startedAt: started.toISOString(),
     finishedAt: new Date().toISOString(),
     wallSeconds: round((performance.now() - t0) / 1000, 1),
@@ -982,6 +1007,7 @@ async function main(): Promise<void> {
       rates: ctx.rates,
       manyQueues: ctx.manyQueues,
       stores: a.stores,
+      redisDurability,
       profile: a.profile === true,
     },
     ceilings,

@@ -52,7 +52,8 @@ export interface TargetResult {
 
 export interface Report {
   reportVersion: number
-  kind: 'full' | 'quick'
+  /** `open`: `--only open`, the open-loop rows and their floors alone. */
+  kind: 'full' | 'quick' | 'open'
   startedAt: string
   finishedAt: string
   wallSeconds: number
@@ -173,7 +174,7 @@ export function anchorTable(stores: StoreResult[]): string {
   const note =
     '\n\nRatios are throughput ÷ Zaqar\'s in the same run (bold: under the 10× target); "CPU" is Zaqar\'s server CPU per message ÷ ' +
     "Missive's (gunicorn and its workers + Zaqar's Redis, against proxy + workers + Redis), which does not depend on how busy the machine was. " +
-    'Zaqar runs the way production runs it on two cores: gunicorn gthread, 2 workers × 2 threads, keep-alive, Redis without persistence (perf/lib/zaqar-service.ts).'
+    'Zaqar runs the way production runs it on two cores: gunicorn gthread, 2 workers × 2 threads, keep-alive, its Redis with the persistence of the Missive Redis it is compared with (perf/lib/zaqar-service.ts).'
   for (const a of ANCHOR_SCENARIOS) {
     const r = ratios.find((x) => x.id === a.id)?.ratios ?? []
     const rr = missive.map((s) => {
@@ -198,7 +199,7 @@ export function targetsTable(targets: TargetResult[]): string {
 export function renderMarkdown(r: Report): string {
   const c = r.ceilings
   const out: string[] = []
-  out.push(`# Missive benchmark — ${r.startedAt.slice(0, 10)} — ${r.commit.short}${r.commit.dirty ? ' (dirty tree)' : ''}${r.kind === 'quick' ? ' — QUICK (smoke) run' : ''}`)
+  out.push(`# Missive benchmark — ${r.startedAt.slice(0, 10)} — ${r.commit.short}${r.commit.dirty ? ' (dirty tree)' : ''}${r.kind === 'quick' ? ' — QUICK (smoke) run' : r.kind === 'open' ? ' — open loop only (`--only open`)' : ''}`)
   out.push('')
   out.push(`Commit \`${r.commit.hash}\` "${r.commit.subject}". Run took ${fmt(r.wallSeconds)} s.`)
   out.push('')

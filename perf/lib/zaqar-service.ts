@@ -1,8 +1,8 @@
 /**
  * The real OpenStack Zaqar 15 (Debian's python3-zaqar) as the bench's anchor, deployed the way
  * production deploys it on one machine: Zaqar's WSGI app under gunicorn (gthread, 2 workers × 2
- * threads, keep-alive) with the Redis message store on its own redis-server (no persistence)
- * and the queue catalogue in SQLite (sqlalchemy management store, pooling off, auth off).
+ * threads, keep-alive) with the Redis message store on its own redis-server (the persistence the
+ * caller asks for) and the queue catalogue in SQLite (sqlalchemy management store, pooling off, auth off).
  *
  * Everything runs on free loopback ports with its files in a directory of the caller's; gunicorn
  * runs in its own process group, registered with procs.ts, and is stopped by its pid (SIGTERM to
@@ -36,12 +36,22 @@ export interface ZaqarService {
 }
 
 /** Starts Redis, writes zaqar.conf and the catalogue schema into `dir`, starts gunicorn. */
-export async function startZaqar(opts: { dir: string; workers?: number; threads?: number; timeoutMs?: number }): Promise<ZaqarService> {
+export async function startZaqar(opts: {
+  dir: string
+  workers?: number
+  threads?: number
+  /**
+   * Zaqar's Redis persistence, as procs.ts `startRedis` (the configuration we ship for that
+   * mode); none when absent. The bench gives it the same as the Missive Redis it compares with.
+   */
+  appendfsync?: 'always' | 'everysec'
+  timeoutMs?: number
+}): Promise<ZaqarService> {
   const missing = zaqarMissing()
   if (missing) throw new StartError(missing)
   const workers = opts.workers ?? 2
   const threads = opts.threads ?? 2
-  const redis = await startRedis({ dir: opts.dir })
+  const redis = await startRedis({ dir: opts.dir, appendfsync: opts.appendfsync })
   try {
     const port = await freePort()
     const conf = join(opts.dir, 'zaqar.conf')
