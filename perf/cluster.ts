@@ -24,6 +24,7 @@ import type { QueueRef } from '../shared/storage/contract.js'
 import { queueKeys } from '../worker/storage/redis/keys.js'
 import { startRedis, waitFor, type Teardown } from '../tests/helpers/index.js'
 import { startRedisCluster } from '../tests/helpers/redis-cluster.js'
+import { closedLoop, formatLoop, type LoopResult } from './lib/closed-loop.js'
 
 const SECONDS = Number(process.argv[2] ?? 5)
 const CONCURRENCY = 48
@@ -32,39 +33,12 @@ const BODY = JSON.stringify({ event: 'order.created', id: 'x'.repeat(150), n: 0 
 const MSGS = Array.from({ length: 10 }, () => ({ body: BODY }))
 const OPTS = { clientId: randomUUID(), defaultTtl: 3600, postBytes: 2500, queuePolicy: true }
 
-interface Result {
-  rate: number
-  p50: number
-  p99: number
-}
+/** Runs `op` in CONCURRENCY closed loops for SECONDS (perf/lib/closed-loop.ts). */
+const loop = (op: (i: number) => Promise<number>): Promise<LoopResult> => closedLoop(CONCURRENCY, SECONDS, op)
 
-const pct = (sorted: number[], p: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!)
+const fmt = formatLoop
 
-/** Runs `op(i)` in CONCURRENCY closed loops for SECONDS; each call moves the messages it returns. */
-async function loop(op: (i: number) => Promise<number>): Promise<Result> {
-  const lat: number[] = []
-  let moved = 0
-  const start = performance.now()
-  const end = start + SECONDS * 1000
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async (_, i) => {
-      while (performance.now() < end) {
-        const s = performance.now()
-        const n = await op(i)
-        lat.push(performance.now() - s)
-        moved += n
-        if (n === 0) return
-      }
-    }),
-  )
-  const elapsed = (performance.now() - start) / 1000
-  lat.sort((a, b) => a - b)
-  return { rate: moved / elapsed, p50: pct(lat, 50), p99: pct(lat, 99) }
-}
-
-const fmt = (r: Result): string => `${Math.round(r.rate).toString().padStart(7)} msg/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms`
-
-async function throughput(uri: string): Promise<{ post: Result; consume: Result }> {
+async function throughput(uri: string): Promise<{ post: LoopResult; consume: LoopResult }> {
   const driver = await RedisDriver.open({ ...parseRedisUri(uri, 'fast'), gcIntervalMs: 0 })
   const project = `bench-${randomUUID()}`
   const refs: QueueRef[] = Array.from({ length: QUEUES }, (_, i) => ({ project, queue: `q${i}` }))

@@ -20,47 +20,18 @@ import { join } from 'node:path'
 import { RedisDriver } from '../worker/storage/redis/driver.js'
 import { parseRedisUri } from '../shared/storage/redis-uri.js'
 import { killAll, startRedis, type RedisService } from './lib/procs.js'
+import { closedLoop, formatLoop, type LoopResult } from './lib/closed-loop.js'
 
 const SECONDS = Number(process.argv[2] ?? 3)
 const CONCURRENCY = 32
 const BODY = JSON.stringify({ event: 'order.created', id: 'x'.repeat(150), n: 0 })
 
-interface Result {
-  rate: number
-  p50: number
-  p99: number
-}
+/** Runs `op` in CONCURRENCY closed loops for SECONDS (perf/lib/closed-loop.ts). */
+const loop = (op: (i: number) => Promise<number>): Promise<LoopResult> => closedLoop(CONCURRENCY, SECONDS, op)
 
-function pct(sorted: number[], p: number): number {
-  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]
-}
+const fmt = formatLoop
 
-/** Runs `op` in CONCURRENCY closed loops for SECONDS; each call moves `per` messages. */
-async function loop(op: () => Promise<number>): Promise<Result> {
-  const lat: number[] = []
-  let moved = 0
-  const start = performance.now()
-  const end = start + SECONDS * 1000
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (performance.now() < end) {
-        const s = performance.now()
-        const n = await op()
-        lat.push(performance.now() - s)
-        moved += n
-        if (n === 0) return
-      }
-    }),
-  )
-  // A consumer that drains the queue stops early: the rate is over the time actually used.
-  const elapsed = (performance.now() - start) / 1000
-  lat.sort((a, b) => a - b)
-  return { rate: moved / elapsed, p50: pct(lat, 50), p99: pct(lat, 99) }
-}
-
-const fmt = (r: Result) => `${Math.round(r.rate).toString().padStart(7)} msg/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms`
-
-async function rawCeiling(server: RedisService): Promise<Result> {
+async function rawCeiling(server: RedisService): Promise<LoopResult> {
   const redis = new Redis({ port: server.port, host: '127.0.0.1' })
   const key = `raw:${randomUUID()}`
   let seq = 0
@@ -80,7 +51,7 @@ async function rawCeiling(server: RedisService): Promise<Result> {
   return r
 }
 
-async function driverRuns(server: RedisService, query: string, coalesce: boolean): Promise<{ post: Result; consume: Result }> {
+async function driverRuns(server: RedisService, query: string, coalesce: boolean): Promise<{ post: LoopResult; consume: LoopResult }> {
   const driver = await RedisDriver.open({ ...parseRedisUri(`${server.url}?${query}`, 'fast'), coalesce, gcIntervalMs: 0 })
   const ref = { project: `bench-${randomUUID()}`, queue: 'q' }
   const msgs = Array.from({ length: 10 }, () => ({ body: BODY }))

@@ -81,31 +81,45 @@ export function patchOps(doc: unknown): PatchOp[] {
   })
 }
 
-export async function patchQueue(req: ApiRequest): Promise<Reply> {
-  const limits = req.config.limits
-  // The patch document may also come as MessagePack (proxy/msgpack.ts): the same operations.
+/**
+ * The operations of a PATCH request: JSON Patch (`application/openstack-messaging-v2.0-json-patch`),
+ * or the same document as MessagePack (proxy/msgpack.ts); 415 for another type, 400 for no body.
+ */
+export function patchRequestOps(req: ApiRequest): PatchOp[] {
   if (req.contentType !== PATCH_TYPE && !isMsgpackType(req.contentType)) {
     throw new MissiveError('unsupported_media_type', `Accepted media type for PATCH: {'Accept-Patch': '${PATCH_TYPE}'}.`, {
       title: 'Unsupported media type',
     })
   }
   if (req.body === null || req.body.length === 0) throw invalidBody('PATCH body could not be empty for update.')
-  const ops = patchOps(requiredBody(req))
+  return patchOps(requiredBody(req))
+}
+
+/**
+ * `stored` with `ops` applied, as Zaqar applies them: replacing or removing a key that is not
+ * there is 409, except for keys `reserved` says Zaqar treats as always present (their defaults).
+ */
+export function applyPatch(stored: Metadata, ops: PatchOp[], reserved: (key: string) => boolean): Metadata {
+  const meta: Metadata = { ...stored }
+  for (const { op, key, value } of ops) {
+    if (op === 'add') meta[key] = value
+    else if (op === 'replace') {
+      if (!Object.hasOwn(meta, key) && !reserved(key)) throw new MissiveError('conflict', `Can't replace non-existent object ${key}.`)
+      meta[key] = value
+    } else if (Object.hasOwn(meta, key)) delete meta[key]
+    else if (!reserved(key)) throw new MissiveError('conflict', `Can't remove non-existent object ${key}.`)
+  }
+  return meta
+}
+
+export async function patchQueue(req: ApiRequest): Promise<Reply> {
+  const limits = req.config.limits
+  const ops = patchRequestOps(req)
   const ref = queueRef(req)
   const storage = req.storage
   const stored = await storage.getQueue(ref)
   if (stored === null) throw new MissiveError('not_found', `Queue ${ref.queue} does not exist for project ${ref.project}`)
-  const meta: Metadata = { ...stored }
-  for (const { op, key, value } of ops) {
-    const reserved = key.startsWith('_')
-    if (op === 'add') meta[key] = value
-    else if (op === 'replace') {
-      if (!Object.hasOwn(meta, key) && !reserved) throw new MissiveError('conflict', `Can't replace non-existent object ${key}.`)
-      meta[key] = value
-    } else if (Object.hasOwn(meta, key)) delete meta[key]
-    else if (!reserved) throw new MissiveError('conflict', `Can't remove non-existent object ${key}.`)
-  }
-  const validated = queueMetadata(meta, limits)
+  const validated = queueMetadata(applyPatch(stored, ops, (key) => key.startsWith('_')), limits)
   // Setting `_flavor` to a flavor without the queue's pool: 400 or 409 (see `checkFlavorChange`).
   await storage.checkFlavorChange(ref, stored, validated)
   await storage.setQueueMetadata(ref, validated)

@@ -12,10 +12,8 @@ import type { Metadata } from '../../shared/storage/contract.js'
 import { topicProject } from '../topic-space.js'
 import { json, type Reply } from '../transport.js'
 import { pageLimit, queueMetadata } from '../validate.js'
-import { isMsgpackType } from '../msgpack.js'
-import { requiredBody } from './body.js'
 import { queueRef, type ApiRequest } from './context.js'
-import { PATCH_TYPE, patchOps } from './queues.js'
+import { applyPatch, patchRequestOps } from './queues.js'
 
 /** Zaqar's `_get_reserved_metadata` for topics: shown with their defaults whenever the stored value is falsy. */
 function withTopicDefaults(meta: Metadata, limits: Limits): Metadata {
@@ -27,6 +25,8 @@ function withTopicDefaults(meta: Metadata, limits: Limits): Metadata {
 }
 
 /** Zaqar's words for a topic that is not there (zaqar/storage/errors.py, `TopicDoesNotExist`). */
+const TOPIC_RESERVED = new Set(['_max_messages_post_size', '_default_message_ttl', '_default_message_delay'])
+
 const missingTopic = (req: ApiRequest): MissiveError =>
   new MissiveError('not_found', `Topic ${req.params.topic!} does not exist for project ${req.project}`)
 
@@ -39,28 +39,12 @@ export async function getTopic(req: ApiRequest): Promise<Reply> {
 /** PATCH /v2/topics/<t>: JSON Patch of the metadata, as for queues; the answer shows the topic defaults. */
 export async function patchTopic(req: ApiRequest): Promise<Reply> {
   const limits = req.config.limits
-  if (req.contentType !== PATCH_TYPE && !isMsgpackType(req.contentType)) {
-    throw new MissiveError('unsupported_media_type', `Accepted media type for PATCH: {'Accept-Patch': '${PATCH_TYPE}'}.`, {
-      title: 'Unsupported media type',
-    })
-  }
-  if (req.body === null || req.body.length === 0) throw new MissiveError('invalid_body', 'PATCH body could not be empty for update.')
-  const ops = patchOps(requiredBody(req))
+  const ops = patchRequestOps(req)
   const ref = queueRef(req)
   const stored = await req.storage.getQueue(ref)
   if (stored === null) throw missingTopic(req)
-  const meta: Metadata = { ...stored }
-  const reservedKeys = ['_max_messages_post_size', '_default_message_ttl', '_default_message_delay']
-  for (const { op, key, value } of ops) {
-    const reserved = reservedKeys.includes(key)
-    if (op === 'add') meta[key] = value
-    else if (op === 'replace') {
-      if (!Object.hasOwn(meta, key) && !reserved) throw new MissiveError('conflict', `Can't replace non-existent object ${key}.`)
-      meta[key] = value
-    } else if (Object.hasOwn(meta, key)) delete meta[key]
-    else if (!reserved) throw new MissiveError('conflict', `Can't remove non-existent object ${key}.`)
-  }
-  const validated = queueMetadata(meta, limits)
+  // A topic's reserved keys are the three whose defaults its GET shows (zaqar/transport/wsgi/v2_0/topic.py).
+  const validated = queueMetadata(applyPatch(stored, ops, (key) => TOPIC_RESERVED.has(key)), limits)
   await req.storage.checkFlavorChange(ref, stored, validated)
   await req.storage.setQueueMetadata(ref, validated)
   return json(200, withTopicDefaults(validated, limits))

@@ -15,6 +15,7 @@ import { startMissive, waitFor, within } from '../helpers/index.js'
 import type { HttpResp } from '../helpers/http.js'
 import { startRedisCluster } from '../helpers/redis-cluster.js'
 import { ADMIN_TOKEN, client } from '../pools/util.js'
+import { accountFor, startTraffic, unavailability } from './traffic.js'
 
 t.setTimeout(240_000)
 
@@ -56,58 +57,8 @@ t.test('kill -9 the master of a queue\'s slot under load; Missive follows its re
   const ownerPort = ranges.find(([lo, hi]) => slot >= lo && slot <= hi)![2][1]
   const owner = cluster.nodes.find((n) => n.port === ownerPort)!
 
-  const acked = new Map<string, string>()
-  const okTimes: number[] = []
-  const consumed = new Set<string>()
-  const uncertain = new Set<string>()
-  let failures = 0
-  let stop = false
-  const producer = async (p: number): Promise<void> => {
-    for (let seq = 0; !stop; seq++) {
-      const key = `${p}-${seq}`
-      let r: HttpResp | undefined
-      try {
-        r = await c.req('POST', `${q}/messages`, { body: { messages: [{ body: { key }, ttl: 3600 }] } })
-      } catch {
-        r = undefined
-      }
-      if (r?.status === 201) {
-        const href = (r.json.resources as string[])[0]!
-        acked.set(key, href.slice(href.lastIndexOf('/') + 1))
-        okTimes.push(performance.now())
-      } else {
-        if (r !== undefined && r.status !== 503) t.fail(`post: ${r.status} ${r.text.slice(0, 200)}`)
-        failures++
-        await backoff()
-      }
-    }
-  }
-  const consumer = async (): Promise<void> => {
-    while (!stop) {
-      let r: HttpResp | undefined
-      try {
-        r = await c.req('POST', `${q}/claims?limit=5`, { body: { ttl: 60, grace: 60 } })
-      } catch {
-        r = undefined
-      }
-      if (r?.status !== 201) {
-        if (r !== undefined && r.status !== 204 && r.status !== 503) t.fail(`claim: ${r.status} ${r.text.slice(0, 200)}`)
-        await backoff()
-        continue
-      }
-      for (const msg of r.json.messages as { id: string; href: string }[]) {
-        let d: HttpResp | undefined
-        try {
-          d = await c.req('DELETE', msg.href)
-        } catch {
-          d = undefined
-        }
-        if (d?.status === 204) consumed.add(msg.id)
-        else uncertain.add(msg.id)
-      }
-    }
-  }
-  const running = [...Array.from({ length: PRODUCERS }, (_, p) => producer(p)), ...Array.from({ length: CONSUMERS }, () => consumer())]
+  const traffic = startTraffic(t, c, q, { producers: PRODUCERS, consumers: CONSUMERS })
+  const { acked, consumed } = traffic
 
   await waitFor(() => acked.size >= BEFORE, { what: `${BEFORE} acknowledged posts`, timeoutMs: 60_000 })
   const killedAt = performance.now()
@@ -123,35 +74,16 @@ t.test('kill -9 the master of a queue\'s slot under load; Missive follows its re
   await cluster.restart(owner)
   const ackedAtKill = acked.size
   await waitFor(() => acked.size >= ackedAtKill + AFTER, { what: `${AFTER} acknowledged posts after the failover`, timeoutMs: 90_000 })
-  stop = true
-  await Promise.all(running)
+  await traffic.stop()
 
-  okTimes.sort((a, b) => a - b)
-  let window = 0
-  for (let i = 1; i < okTimes.length; i++) {
-    if (okTimes[i]! > killedAt && okTimes[i - 1]! < killedAt + 60_000) window = Math.max(window, okTimes[i]! - okTimes[i - 1]!)
-  }
+  const window = unavailability(traffic, killedAt)
   t.comment(
     `cluster: unavailability window ${Math.round(window)} ms (longest gap between acknowledged posts after the kill; the replica took over ` +
-      `${Math.round(promotedAt - killedAt)} ms after the kill, then the killed node rejoined as its replica); ${failures} refused posts`,
+      `${Math.round(promotedAt - killedAt)} ms after the kill, then the killed node rejoined as its replica); ${traffic.failures()} refused posts`,
   )
 
-  const listed: { id: string; key: string }[] = []
-  let path = `${q}/messages?echo=true&include_claimed=true&limit=20`
-  for (let pages = 0; pages < 10_000; pages++) {
-    const r = await c.req('GET', path)
-    if (r.status !== 200) t.fail(`listing after the failover: ${r.status} ${r.text.slice(0, 200)}`)
-    const msgs = (r.json?.messages ?? []) as { id: string; body: { key: string } }[]
-    if (msgs.length === 0) break
-    for (const msg of msgs) listed.push({ id: msg.id, key: msg.body.key })
-    path = (r.json.links as { rel: string; href: string }[]).find((l) => l.rel === 'next')!.href
-  }
-  const listedIds = new Set(listed.map((x) => x.id))
-  t.equal(listedIds.size, listed.length, 'no message listed twice')
-  t.equal(new Set(listed.map((x) => x.key)).size, listed.length, 'no post stored twice')
-  t.same([...consumed].filter((id) => listedIds.has(id)), [], 'no acknowledged delete undone')
-  const lost = [...acked.values()].filter((id) => !listedIds.has(id) && !consumed.has(id) && !uncertain.has(id))
-  t.comment(`cluster: ${acked.size} posts acknowledged, ${consumed.size} deletes acknowledged, ${listed.length} left, ${lost.length} acknowledged messages lost`)
+  const { lost, left } = await accountFor(t, c, q, traffic)
+  t.comment(`cluster: ${acked.size} posts acknowledged, ${consumed.size} deletes acknowledged, ${left} left, ${lost.length} acknowledged messages lost`)
   t.same(lost, [], 'durable + wait=1: no acknowledged message lost')
 
   // Missive saw the failover: the pool's next check carries the driver's count.

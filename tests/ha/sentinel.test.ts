@@ -16,6 +16,7 @@ import { startMissive, waitFor } from '../helpers/index.js'
 import type { HttpResp } from '../helpers/http.js'
 import { ADMIN_TOKEN, client } from '../pools/util.js'
 import { sentinelClient, startSentinelGroup } from './topology.js'
+import { accountFor, startTraffic, unavailability } from './traffic.js'
 
 t.setTimeout(300_000)
 
@@ -24,9 +25,6 @@ const CONSUMERS = 2
 /** Acknowledged posts before the kill, and after the service is back. */
 const BEFORE = 150
 const AFTER = 150
-
-/** Load shaping, not synchronisation: a client honouring Retry-After would wait longer. */
-const backoff = (): Promise<void> => new Promise((r) => setTimeout(r, 20))
 
 for (const mode of ['durable', 'fast'] as const) {
   t.test(`${mode}: kill -9 the master under load; Missive follows the new master`, async (t) => {
@@ -39,102 +37,29 @@ for (const mode of ['durable', 'fast'] as const) {
     const c = client(m.baseUrl)
     const q = '/v2/queues/work'
 
-    /** Acknowledged posts: body key → message id, with when they were answered. */
-    const acked = new Map<string, string>()
-    const okTimes: number[] = []
-    /** Deletes answered 204, and deletes whose outcome is unknown (503 or no answer). */
-    const consumed = new Set<string>()
-    const uncertain = new Set<string>()
-    let failures = 0
-    let killedAt = Infinity
-    let stop = false
-
-    const producer = async (p: number): Promise<void> => {
-      for (let seq = 0; !stop; seq++) {
-        const key = `${p}-${seq}`
-        let r: HttpResp | undefined
-        try {
-          r = await c.req('POST', `${q}/messages`, { body: { messages: [{ body: { key }, ttl: 3600 }] } })
-        } catch {
-          r = undefined
-        }
-        if (r?.status === 201) {
-          const href = (r.json.resources as string[])[0]!
-          acked.set(key, href.slice(href.lastIndexOf('/') + 1))
-          okTimes.push(performance.now())
-        } else {
-          if (r !== undefined && r.status !== 503) t.fail(`post: ${r.status} ${r.text.slice(0, 200)}`)
-          failures++
-          await backoff()
-        }
-      }
-    }
-    const consumer = async (): Promise<void> => {
-      while (!stop) {
-        let r: HttpResp | undefined
-        try {
-          r = await c.req('POST', `${q}/claims?limit=5`, { body: { ttl: 60, grace: 60 } })
-        } catch {
-          r = undefined
-        }
-        if (r?.status !== 201) {
-          if (r !== undefined && r.status !== 204 && r.status !== 503) t.fail(`claim: ${r.status} ${r.text.slice(0, 200)}`)
-          await backoff()
-          continue
-        }
-        for (const msg of r.json.messages as { id: string; href: string }[]) {
-          let d: HttpResp | undefined
-          try {
-            d = await c.req('DELETE', msg.href)
-          } catch {
-            d = undefined
-          }
-          if (d?.status === 204) consumed.add(msg.id)
-          else uncertain.add(msg.id)
-        }
-      }
-    }
-    const running = [...Array.from({ length: PRODUCERS }, (_, p) => producer(p)), ...Array.from({ length: CONSUMERS }, () => consumer())]
+    const traffic = startTraffic(t, c, q, { producers: PRODUCERS, consumers: CONSUMERS })
+    const { acked, consumed } = traffic
 
     await waitFor(() => acked.size >= BEFORE, { what: `${BEFORE} acknowledged posts`, timeoutMs: 60_000 })
     const oldMaster = group.master.port
-    killedAt = performance.now()
+    const killedAt = performance.now()
     await group.master.kill9()
     // Served again, and by the new master.
     await waitFor(async () => (await group.masterPort()) !== oldMaster, { what: 'the Sentinels to promote a replica', timeoutMs: 60_000 })
     const ackedAtKill = acked.size
     await waitFor(() => acked.size >= ackedAtKill + AFTER, { what: `${AFTER} acknowledged posts after the failover`, timeoutMs: 90_000 })
-    stop = true
-    await Promise.all(running)
+    await traffic.stop()
 
     const newMaster = await group.masterPort()
     t.ok(group.replicas.some((r) => r.port === newMaster), `a replica was promoted (${oldMaster} → ${newMaster})`)
 
     // The longest stretch without an acknowledged post, around the kill.
-    okTimes.sort((a, b) => a - b)
-    let window = 0
-    for (let i = 1; i < okTimes.length; i++) {
-      if (okTimes[i]! > killedAt && okTimes[i - 1]! < killedAt + 60_000) window = Math.max(window, okTimes[i]! - okTimes[i - 1]!)
-    }
-    t.comment(`${mode}: unavailability window ${Math.round(window)} ms (longest gap between acknowledged posts after the kill); ${failures} refused posts`)
+    const window = unavailability(traffic, killedAt)
+    t.comment(`${mode}: unavailability window ${Math.round(window)} ms (longest gap between acknowledged posts after the kill); ${traffic.failures()} refused posts`)
 
     // Every message in the queue now.
-    const listed: { id: string; key: string }[] = []
-    let path = `${q}/messages?echo=true&include_claimed=true&limit=20`
-    for (let pages = 0; pages < 10_000; pages++) {
-      const r = await c.req('GET', path)
-      t.equal(r.status, 200, 'listing after the failover')
-      const msgs = (r.json?.messages ?? []) as { id: string; body: { key: string } }[]
-      if (msgs.length === 0) break
-      for (const msg of msgs) listed.push({ id: msg.id, key: msg.body.key })
-      path = (r.json.links as { rel: string; href: string }[]).find((l) => l.rel === 'next')!.href
-    }
-    const listedIds = new Set(listed.map((x) => x.id))
-    t.equal(listedIds.size, listed.length, 'no message listed twice')
-    t.equal(new Set(listed.map((x) => x.key)).size, listed.length, 'no post stored twice')
-    t.same([...consumed].filter((id) => listedIds.has(id)), [], 'no acknowledged delete undone')
-    const lost = [...acked.values()].filter((id) => !listedIds.has(id) && !consumed.has(id) && !uncertain.has(id))
-    t.comment(`${mode}: ${acked.size} posts acknowledged, ${consumed.size} deletes acknowledged, ${listed.length} left, ${lost.length} acknowledged messages lost`)
+    const { lost, left } = await accountFor(t, c, q, traffic)
+    t.comment(`${mode}: ${acked.size} posts acknowledged, ${consumed.size} deletes acknowledged, ${left} left, ${lost.length} acknowledged messages lost`)
     if (mode === 'durable') t.same(lost, [], 'durable + wait=1: no acknowledged message lost')
 
     // Missive saw the failover: health names the new master's role and counts it. The worker's
