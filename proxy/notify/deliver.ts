@@ -24,8 +24,9 @@ export const signBody = (secret: string, body: string): string => `sha256=${crea
 const RESERVED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', SIGNATURE_HEADER.toLowerCase()])
 
 /**
- * Connections to subscribers are kept open and reused (a new TCP connection per delivery cost
- * more than the delivery: perf/notify-delivery.ts, docs/benchmarks.md). Safe with the address
+ * Connections to subscribers are kept open and reused: a connection per delivery leaves a socket
+ * in TIME_WAIT per delivery on this side (it closes first), and past ~470 deliveries/s to one
+ * address the ephemeral ports run out (docs/benchmarks.md, "Webhook delivery"). Safe with the address
  * guard: a pooled connection was made to an address `guardedLookup` checked, and the allow-list
  * does not change while the process runs. Idle connections close after `IDLE_MS`.
  */
