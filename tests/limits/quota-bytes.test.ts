@@ -4,7 +4,8 @@
  * SQLite store and on a Redis pool with a Redis catalog: a project whose stored bytes reach its
  * quota is refused once the scan has seen them, another project still posts, consuming the
  * messages lets posts through after the next pass, this proxy's own posts count at once, and
- * the quota is set and dropped through the admin API.
+ * the quota is set and dropped through the admin API. And `missive serve` as real processes:
+ * the scan reaching the workers over RPC, the quota set with `missive limits`.
  */
 import t from 'tap'
 import { openCatalog } from '../../catalog/index.js'
@@ -18,8 +19,9 @@ import { parseConfig } from '../../shared/config.js'
 import { createLogger } from '../../shared/log.js'
 import { openDriver } from '../../worker/storage/index.js'
 import { backend, type Backend } from '../auth/harness.js'
-import { waitFor, type Teardown } from '../helpers/index.js'
+import { startMissive, waitFor, type Teardown } from '../helpers/index.js'
 import { zaqarClient, type ZaqarClient } from '../helpers/http.js'
+import { jsonOf, runCli } from '../cli/helpers.js'
 
 const KB = 'x'.repeat(1000)
 const msgs = (n: number) => ({ messages: Array.from({ length: n }, (_, i) => ({ body: `${i}${KB}`, ttl: 300 })) })
@@ -135,3 +137,22 @@ for (const store of ['sqlite', 'redis'] as const) {
     })
   })
 }
+
+t.test('missive serve: stored bytes read from the workers over RPC, the quota set with missive limits', async (t) => {
+  const TOKEN = 'bytes-token'
+  const m = await startMissive(t, { env: { MISSIVE_ADMIN_TOKEN: TOKEN, MISSIVE_DURABILITY: 'fast' }, config: { quotas: { enabled: true }, backlogScanMs: 100 } })
+  const env = { MISSIVE_URL: m.baseUrl, MISSIVE_ADMIN_TOKEN: TOKEN }
+  const a = zaqarClient(m.baseUrl)
+  for (const q of ['q1', 'q2', 'q3']) t.equal((await a.req('POST', `/v2/queues/${q}/messages`, { body: msgs(2) })).status, 201)
+  const set = await runCli(['limits', 'set', a.project, '--bytes-per-project', '4000', '--json'], env)
+  t.equal(set.code, 0, set.stderr)
+  t.same(jsonOf<{ override: unknown }>(set).override, { bytesPerProject: 4000 })
+  await waitFor(async () => {
+    const shown = jsonOf<{ usage: { scannedBytes: number } }>(await runCli(['limits', 'show', a.project, '--json'], env))
+    return shown.usage.scannedBytes >= 6000
+  }, { what: "the scan's sum over the project's three queues", timeoutMs: 30_000 })
+  const r = await a.req('POST', '/v2/queues/q4/messages', { body: msgs(1) })
+  t.equal(r.status, 403, 'over the quota set with the CLI: 403')
+  t.equal(r.json.title, 'Quota exceeded')
+  t.equal((await zaqarClient(m.baseUrl).req('POST', '/v2/queues/q1/messages', { body: msgs(1) })).status, 201, 'another project posts')
+})
