@@ -8,11 +8,16 @@
  *
  * The numbers are as of the end of the last pass (`missive_pool_backlog_scan_age_seconds` says how
  * old). Each proxy scans on its own; with several proxies, take `max by (pool)` rather than a sum.
+ *
+ * With the byte quota on (`storedBytes` set: proxy/limits/stored-bytes.ts), the scan also asks
+ * each queue's store for its stored bytes and publishes the sums per project when a pass over
+ * every pool ends.
  */
 import type { CatalogStore } from '../catalog/contract.js'
 import type { Logger } from '../shared/log.js'
 import type { QueueRef, QueueStats } from '../shared/storage/contract.js'
 import type { ControlPlane } from './pool-set.js'
+import type { StoredBytes } from './limits/stored-bytes.js'
 import { routingKey } from './placement-cache.js'
 import { workerFor } from './worker-choice.js'
 
@@ -29,7 +34,7 @@ const CONCURRENCY = 4
  */
 const PAUSE_MS = 20
 const DUTY_PAUSE = 9
-/** Least time from the start of one full pass to the start of the next. */
+/** Least time from the start of one full pass to the start of the next (`backlogScanMs`). */
 const CYCLE_MS = 10_000
 /** Queues kept per top list (the admin API's largest `limit`). */
 export const TOP_MAX = 100
@@ -95,13 +100,17 @@ export class BacklogScanner {
   #stopped = false
   #timer: NodeJS.Timeout | undefined
   #wake: (() => void) | undefined
+  readonly #cycleMs: number
   /** Completed full passes (tests wait on it). */
   passes = 0
+  /** Set when the byte quota is on: each pass also sums stored bytes per project into it. */
+  storedBytes: StoredBytes | undefined
 
-  constructor(control: ControlPlane, log?: Logger) {
+  constructor(control: ControlPlane, log?: Logger, opts: { cycleMs?: number } = {}) {
     this.#catalog = control.catalog
     this.#control = control
     this.#log = log
+    this.#cycleMs = opts.cycleMs ?? CYCLE_MS
   }
 
   /** Starts scanning in the background (the first pass at once). */
@@ -141,10 +150,11 @@ export class BacklogScanner {
         await this.#pass()
         this.passes++
       } catch (err) {
+        this.storedBytes?.passAbandoned()
         this.#log?.warn({ err }, 'backlog scan failed; retrying on the next cycle')
       }
       if (this.#stopped) return
-      await this.#sleep(Math.max(PAUSE_MS, CYCLE_MS - (Date.now() - started)))
+      await this.#sleep(Math.max(PAUSE_MS, this.#cycleMs - (Date.now() - started)))
     }
   }
 
@@ -152,6 +162,10 @@ export class BacklogScanner {
   async #pass(): Promise<void> {
     const backlog = new Top('backlog')
     const age = new Top('age')
+    // Stored bytes per project (the byte quota): bounded by the number of projects with queues.
+    const stored = this.storedBytes?.wanted === true ? this.storedBytes : undefined
+    const bytes = stored === undefined ? undefined : new Map<string, number>()
+    stored?.passStarted()
     const names = (await this.#catalog.listPools()).map((p) => p.name)
     for (const pool of names) {
       if (this.#stopped) return
@@ -162,7 +176,7 @@ export class BacklogScanner {
         const refs = await this.#catalog.listPlacements(pool, after === undefined ? { limit: BATCH } : { limit: BATCH, after })
         for (let i = 0; i < refs.length; i += CONCURRENCY) {
           const chunk = refs.slice(i, i + CONCURRENCY)
-          const stats = await Promise.all(chunk.map((ref) => this.#stats(pool, ref)))
+          const stats = await Promise.all(chunk.map((ref) => this.#stats(pool, ref, bytes)))
           for (const [j, s] of stats.entries()) {
             sums.queues++
             if (s === null) {
@@ -191,13 +205,25 @@ export class BacklogScanner {
     }
     for (const p of [...this.#byPool.keys()]) if (!names.includes(p)) this.#byPool.delete(p)
     this.#top = { backlog: backlog.result(), age: age.result(), at: Date.now() }
+    // A pass cut short by stop() is not complete: its sums would miss queues.
+    if (bytes !== undefined && !this.#stopped) stored?.passEnded(bytes)
   }
 
-  /** The queue's stats from the worker that serves it (as every other call is routed), or null. */
-  #stats(pool: string, ref: QueueRef): Promise<QueueStats | null> {
+  /**
+   * The queue's stats from the worker that serves it (as every other call is routed), or null;
+   * with `bytes`, its stored bytes too, added to its project's (none when they cannot be read).
+   */
+  #stats(pool: string, ref: QueueRef, bytes: Map<string, number> | undefined): Promise<QueueStats | null> {
     const driver = workerFor(this.#control.pools.get(pool), routingKey(ref.project, ref.queue))
     if (driver === undefined) return Promise.resolve(null)
-    return driver.stats(ref).catch(() => null)
+    const stats = driver.stats(ref).catch(() => null)
+    if (bytes === undefined) return stats
+    // After the stats, not beside them: no more calls in flight per worker than before.
+    return stats.then(async (s) => {
+      const n = await driver.storedBytes(ref).catch(() => 0)
+      if (n > 0) bytes.set(ref.project, (bytes.get(ref.project) ?? 0) + n)
+      return s
+    })
   }
 }
 

@@ -196,7 +196,7 @@ async function main(): Promise<void> {
   drainTimer.unref()
 
   // Per-pool backlog for /metrics and GET /v2/admin/queues/top, scanned in the background.
-  const backlog = new BacklogScanner(pools, log).start()
+  const backlog = new BacklogScanner(pools, log, { cycleMs: config.backlogScanMs }).start()
   BACKLOG.set(pools, backlog)
   metrics?.watchBacklog(backlog)
   metrics?.watchDeadLettered(function* () {
@@ -212,6 +212,8 @@ async function main(): Promise<void> {
   const limiter = await RateLimiter.open(config, catalogUri)
   // Quotas of queues per project are checked where queues are placed (docs/limits.md, "Quotas").
   if (limiter?.quotas) storage.queueQuota = (project) => limiter.queueQuota(project)
+  // Stored bytes per project: summed by the backlog scan, enforced by the limiter (docs/limits.md).
+  backlog.storedBytes = limiter?.storedBytes
   server = new HttpServer({ config, storage, control: pools, log, longPoll, auth, limiter, notifier, ...(metrics && { metrics }) })
   const port = await server.listen()
   const metricsServer = metrics && config.metricsPort > 0 ? await serveMetrics(config.metricsBind ?? config.bind, config.metricsPort, metrics) : undefined

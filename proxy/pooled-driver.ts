@@ -474,6 +474,12 @@ export class PooledDriver implements PooledStorage {
     return p.catch((e: unknown) => this.#rerouted(e, ref, (d) => d.stats(ref)))
   }
 
+  storedBytes(ref: QueueRef): Promise<number> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Read)
+    const p = d !== undefined ? d.storedBytes(ref) : this.#miss(ref, Mode.Read).then((d) => d.storedBytes(ref))
+    return p.catch((e: unknown) => this.#rerouted(e, ref, (d) => d.storedBytes(ref)))
+  }
+
   purge(ref: QueueRef): Promise<void> {
     const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Write)
     const p = d !== undefined ? d.purge(ref) : this.#miss(ref, Mode.Write).then((d) => d.purge(ref))

@@ -33,6 +33,7 @@ const FAILURE: Record<DriverOperation, string> = {
   deleteQueue: 'Queue could not be deleted.',
   listQueues: 'Queues could not be listed.',
   stats: 'Queue stats could not be read.',
+  storedBytes: 'Queue stats could not be read.',
   purge: 'Queue could not be purged.',
   postMessages: 'Messages could not be enqueued.',
   listMessages: 'Messages could not be listed.',

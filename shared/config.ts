@@ -160,6 +160,11 @@ export const QuotasSchema = z
     queuesPerProject: z.int().min(0).default(0),
     /** Unexpired messages one queue may hold; 0: no quota. */
     messagesPerQueue: z.int().min(0).default(0),
+    /**
+     * Bytes a project's messages may take in the stores; 0: no quota. Enforced from the backlog
+     * scan's sums, with a bounded overshoot (docs/limits.md, "Stored bytes per project").
+     */
+    bytesPerProject: z.int().min(0).default(0),
   })
   .strict()
 
@@ -319,6 +324,11 @@ export const ConfigSchema = z
     wsMaxSocketsPerProject: z.int().min(1).default(1000),
     /** Push subscriptions one socket may hold. */
     wsMaxSubscriptionsPerSocket: z.int().min(1).default(100),
+    /**
+     * Least time from the start of one background backlog scan pass to the start of the next, ms
+     * (proxy/backlog.ts: /metrics backlog, the admin top queues, stored bytes per project).
+     */
+    backlogScanMs: z.int().min(50).max(3600000).default(10000),
     limits: LimitsSchema.default(() => LimitsSchema.parse({})),
     /** Live migrations, drains and rebalancing (docs/migration.md). */
     migration: MigrationSchema.default(() => MigrationSchema.parse({})),

@@ -15,6 +15,7 @@ const FIELDS: Record<string, { field: string; integer: boolean; help: string }> 
   'message-burst': { field: 'messageBurst', integer: false, help: 'Most messages at once (0: one second\'s worth).' },
   'queues-per-project': { field: 'queuesPerProject', integer: true, help: 'Quota: queues of the project (0: none).' },
   'messages-per-queue': { field: 'messagesPerQueue', integer: true, help: 'Quota: unexpired messages per queue (0: none).' },
+  'bytes-per-project': { field: 'bytesPerProject', integer: true, help: 'Quota: bytes of stored messages of the project (0: none).' },
 }
 
 const OPTIONS: Record<string, OptionSpec> = {

@@ -132,7 +132,7 @@ const SCHEMAS: Record<string, Schema> = {
   KeyCreate: obj({ project: str, roles: arrayOf(str), description: str, ttl: int }, ['project']),
   RateLimits: {
     ...obj(
-      { requestsPerSecond: { type: 'number' }, requestBurst: { type: 'number' }, messagesPerSecond: { type: 'number' }, messageBurst: { type: 'number' }, queuesPerProject: int, messagesPerQueue: int },
+      { requestsPerSecond: { type: 'number' }, requestBurst: { type: 'number' }, messagesPerSecond: { type: 'number' }, messageBurst: { type: 'number' }, queuesPerProject: int, messagesPerQueue: int, bytesPerProject: int },
       [],
     ),
     description: 'Rate limits and quotas of a project (docs/limits.md); 0: no limit.',

@@ -3,7 +3,7 @@
  * - `GET /v2/admin/limits/{project}`: the configured defaults, the project's override and the
  *   limits in force;
  * - `PUT /v2/admin/limits/{project}` `{"requestsPerSecond"?, "requestBurst"?, "messagesPerSecond"?,
- *   "messageBurst"?, "queuesPerProject"?, "messagesPerQueue"?}`: replaces the override (absent
+ *   "messageBurst"?, "queuesPerProject"?, "messagesPerQueue"?, "bytesPerProject"?}`: replaces the override (absent
  *   fields take the defaults; 0: no limit);
  * - `DELETE /v2/admin/limits/{project}`: drops the override.
  * Seen at once by this proxy and within `rateLimits.overrideCacheMs` by every other one.
@@ -21,8 +21,9 @@ import type { RateLimiter } from './index.js'
 const plain = (v: unknown): unknown => (isLosslessNumber(v) ? Number(v.value) : typeof v === 'bigint' ? Number(v) : v)
 const RATE = z.preprocess(plain, z.number().min(0).max(1e9))
 const QUOTA = z.preprocess(plain, z.int().min(0).max(1e9))
+const BYTES = z.preprocess(plain, z.int().min(0).max(Number.MAX_SAFE_INTEGER))
 const Override = z
-  .object({ requestsPerSecond: RATE, requestBurst: RATE, messagesPerSecond: RATE, messageBurst: RATE, queuesPerProject: QUOTA, messagesPerQueue: QUOTA })
+  .object({ requestsPerSecond: RATE, requestBurst: RATE, messagesPerSecond: RATE, messageBurst: RATE, queuesPerProject: QUOTA, messagesPerQueue: QUOTA, bytesPerProject: BYTES })
   .partial()
   .strict()
 
@@ -36,7 +37,8 @@ function limiter(req: ApiRequest): RateLimiter {
 async function view(req: ApiRequest, l: RateLimiter): Promise<Reply> {
   const project = req.params.tenant!
   const override = await l.store.get(project)
-  return json(200, { project, defaults: l.effective(null), override, effective: l.effective(override) })
+  const usage = l.usage(project)
+  return json(200, { project, defaults: l.effective(null), override, effective: l.effective(override), ...(usage !== undefined && { usage }) })
 }
 
 /** GET /v2/admin/limits/{project} */
@@ -54,6 +56,8 @@ export async function putLimits(req: ApiRequest): Promise<Reply> {
   }
   await l.store.put(req.params.tenant!, parsed.data)
   l.forget(req.params.tenant!)
+  // A byte quota: this proxy's scan sums stored bytes from its next pass on.
+  if ((parsed.data.bytesPerProject ?? 0) > 0 && l.storedBytes !== undefined) l.storedBytes.wanted = true
   return view(req, l)
 }
 

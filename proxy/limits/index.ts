@@ -8,6 +8,8 @@
  * counted where every proxy sees the same number — queues per project by the catalog's
  * placement (`CatalogStore.placeWithin`, asked by proxy/pooled-driver.ts when a queue is
  * created), messages per queue by the store inside its atomic post (`PostOptions.maxMessages`).
+ * Stored bytes per project are the exception, enforced eventually from the background scan's
+ * sums with a bounded overshoot (stored-bytes.ts).
  *
  * Where the buckets are counted decides what "per project" means: with a Redis catalog (several
  * proxies, several hosts) in that Redis, one bucket per project for the whole deployment; with the
@@ -21,6 +23,7 @@ import { defaultCatalogUri } from '../../catalog/index.js'
 import type { Config } from '../../shared/config.js'
 import { MissiveError, unavailable } from '../../shared/errors.js'
 import { LocalBuckets, REDIS_TAKE } from './bucket.js'
+import { StoredBytes } from './stored-bytes.js'
 import { openLimitStore, type LimitStore, type ProjectLimits } from './store.js'
 
 export type { ProjectLimits } from './store.js'
@@ -33,6 +36,7 @@ export interface EffectiveLimits {
   messageBurst: number
   queuesPerProject: number
   messagesPerQueue: number
+  bytesPerProject: number
 }
 
 type ScriptedRedis = Redis & { missiveTake(key: string, n: number, rate: number, burst: number): Promise<number> }
@@ -57,6 +61,11 @@ export class RateLimiter {
   readonly rates: boolean
   /** `quotas.enabled`. */
   readonly quotas: boolean
+  /**
+   * Stored bytes per project (the backlog scan's sums and this proxy's posts since) when quotas
+   * are on; the scan reads bytes only once some project's byte quota was seen (`wanted`).
+   */
+  readonly storedBytes: StoredBytes | undefined
 
   constructor(config: Config, store: LimitStore) {
     const r = config.rateLimits
@@ -70,8 +79,11 @@ export class RateLimiter {
       messageBurst: r.messageBurst,
       queuesPerProject: q.queuesPerProject,
       messagesPerQueue: q.messagesPerQueue,
+      bytesPerProject: q.bytesPerProject,
     }
     this.#cacheMs = r.overrideCacheMs
+    this.storedBytes = q.enabled ? new StoredBytes() : undefined
+    if (this.storedBytes !== undefined && q.bytesPerProject > 0) this.storedBytes.wanted = true
     this.store = store
     this.#prefix = `${store.prefix}rate:`
     if (store.redis !== undefined) {
@@ -99,7 +111,15 @@ export class RateLimiter {
       messageBurst: burstOf(mps, m.messageBurst),
       queuesPerProject: this.quotas ? (m.queuesPerProject ?? 0) : 0,
       messagesPerQueue: this.quotas ? (m.messagesPerQueue ?? 0) : 0,
+      bytesPerProject: this.quotas ? (m.bytesPerProject ?? 0) : 0,
     }
+  }
+
+  /** What this proxy counts of the project's stored bytes (the admin API shows it); undefined when quotas are off. */
+  usage(project: string): { storedBytes: number; scannedBytes: number; passStartedAt: number; passEndedAt: number } | undefined {
+    const b = this.storedBytes
+    if (b === undefined) return undefined
+    return { storedBytes: b.of(project), scannedBytes: b.scanned(project), passStartedAt: b.passStartedAt, passEndedAt: b.passEndedAt }
   }
 
   #limits(project: string): EffectiveLimits | Promise<EffectiveLimits> {
@@ -108,6 +128,8 @@ export class RateLimiter {
     if (hit !== undefined && hit.until > now) return hit.limits
     return this.store.get(project).then((o) => {
       const limits = this.effective(o)
+      // A byte quota in force: from the next pass on, the scan sums stored bytes.
+      if (limits.bytesPerProject > 0 && this.storedBytes !== undefined) this.storedBytes.wanted = true
       if (this.#cache.size >= 100_000) this.#cache.clear()
       this.#cache.set(project, { limits, until: Date.now() + this.#cacheMs })
       return limits
@@ -151,14 +173,22 @@ export class RateLimiter {
   }
 
   /**
-   * Throws 429 when posting `n` messages would put `project` over its messages per second; else
-   * answers its quota of messages per queue (0: none), which the store checks in the post.
+   * Throws 429 when posting `n` messages would put `project` over its messages per second, 403
+   * when the project's stored bytes (as far as this proxy knows: stored-bytes.ts) have reached
+   * its byte quota; else counts the post's `bytes` as accepted and answers its quota of messages
+   * per queue (0: none), which the store checks in the post.
    */
-  async messages(project: string, n: number): Promise<number> {
+  async messages(project: string, n: number, bytes = 0): Promise<number> {
     const l = await this.#limits(project)
     if (l.messagesPerSecond !== 0) {
       const wait = await this.#take('m', project, n, l.messagesPerSecond, l.messageBurst)
       if (wait > 0) throw tooMany('messages', l.messagesPerSecond, wait)
+    }
+    if (l.bytesPerProject !== 0 && this.storedBytes !== undefined) {
+      if (this.storedBytes.of(project) >= l.bytesPerProject) {
+        throw new MissiveError('quota_exceeded', `Project ${project} may store at most ${l.bytesPerProject} bytes of messages (its quota); consume some, or ask for a larger quota.`)
+      }
+      this.storedBytes.accepted(project, bytes)
     }
     return l.messagesPerQueue
   }

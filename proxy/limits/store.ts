@@ -18,6 +18,7 @@ export interface ProjectLimits {
   messageBurst?: number
   queuesPerProject?: number
   messagesPerQueue?: number
+  bytesPerProject?: number
 }
 
 export interface LimitStore {

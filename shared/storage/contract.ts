@@ -293,6 +293,17 @@ export interface DataDriver extends MigrationOperations {
   /** Counts and oldest/newest. A missing queue has all zeros. */
   stats(ref: QueueRef): Promise<QueueStats>
 
+  /**
+   * Bytes the queue's messages take in the store, for the byte quota per project
+   * (docs/limits.md, "Stored bytes per project"): asked by the proxies' background backlog scan
+   * only, never by a request. What a store counts is its own: SQLite the unexpired messages'
+   * bodies (JSON text, UTF-8 bytes), Redis the memory of the queue's message hash, indexes and
+   * claims (`MEMORY USAGE`, sampled; expired messages count until collected). At least the
+   * bodies' bytes. Bounded work like `stats`: a store holds no other request behind it for
+   * long. A missing or empty queue: 0.
+   */
+  storedBytes(ref: QueueRef): Promise<number>
+
   /** Deletes every message and claim of the queue (claimed and delayed ones too); keeps the queue. */
   purge(ref: QueueRef): Promise<void>
 

@@ -81,6 +81,7 @@ export const OPERATIONS = {
   deleteQueue: { access: 'write', scope: 'queue', placement: 'drop', arity: 1 },
   listQueues: { access: 'read', scope: 'project', placement: null, arity: 2 },
   stats: { access: 'read', scope: 'queue', placement: 'find', arity: 1 },
+  storedBytes: { access: 'read', scope: 'queue', placement: 'find', arity: 1 },
   purge: { access: 'write', scope: 'queue', placement: 'find', arity: 1 },
   postMessages: { access: 'write', scope: 'queue', placement: 'place', arity: 3 },
   listMessages: { access: 'read', scope: 'queue', placement: 'find', arity: 2 },

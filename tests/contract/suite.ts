@@ -209,6 +209,29 @@ function defineQueueTests(t: TapTest, driver: DataDriver): void {
     await t.resolves(driver.purge(p.ref('missing')), 'purging a missing queue is a no-op')
   })
 
+  t.test('storedBytes: at least the bodies posted, in bounded steps; 0 once consumed and for a missing queue', async (t) => {
+    const p = project(t, driver)
+    t.equal(await driver.storedBytes(p.ref()), 0, 'a missing queue: 0')
+    const big: NewMessage[] = Array.from({ length: 3 }, (_, i) => ({ body: JSON.stringify(`${i}${'x'.repeat(1000)}`) }))
+    await driver.postMessages(p.ref(), big, postOpts())
+    const three = await driver.storedBytes(p.ref())
+    t.ok(three >= 3 * 1003, `the bodies' bytes at least (${three})`)
+    await postN(driver, p.ref('other'), 5)
+    t.equal(await driver.storedBytes(p.ref()), three, "another queue's messages are not counted")
+    // More than one step of the SQLite store (BYTES_STEP = 2,000 messages).
+    await postN(driver, p.ref('many'), 2500)
+    let sum = 0
+    for (let i = 0; i < 2500; i++) sum += Buffer.byteLength(bodyOf(i))
+    const many = await driver.storedBytes(p.ref('many'))
+    t.ok(many >= sum, `every step counted (${many} >= ${sum})`)
+    // SQLite counts exactly the bodies' bytes (Redis: the memory they take, more).
+    if (driver.kind === 'sqlite') t.equal(many, sum, 'SQLite: exactly the bodies')
+    t.equal((await driver.popMessages(p.ref(), 10)).length, 3)
+    t.equal(await driver.storedBytes(p.ref()), 0, 'every message consumed: 0')
+    await driver.purge(p.ref('many'))
+    t.equal(await driver.storedBytes(p.ref('many')), 0, 'purged: 0')
+  })
+
   t.test('queue names differing in punctuation or case are distinct', async (t) => {
     const p = project(t, driver)
     const names = ['a.b', 'a-b', 'A_b', 'a_b', 'ab', 'AB']

@@ -92,6 +92,10 @@ export class FakeDriver implements DataDriver {
     return { total, claimed: 0, free: total }
   }
 
+  async storedBytes(ref: QueueRef): Promise<number> {
+    return (this.messages.get(key(ref)) ?? []).reduce((n, m) => n + JSON.stringify(m.body).length, 0)
+  }
+
   async purge(ref: QueueRef): Promise<void> {
     this.messages.delete(key(ref))
   }

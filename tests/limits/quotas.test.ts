@@ -109,9 +109,9 @@ for (const store of ['sqlite', 'redis'] as const) {
 
     t.test('overrides through the admin API', async (t) => {
       const a = zaqarClient(p.base)
-      const put = await adm('PUT', `/v2/admin/limits/${a.project}`, { queuesPerProject: 1, messagesPerQueue: 2 })
+      const put = await adm('PUT', `/v2/admin/limits/${a.project}`, { queuesPerProject: 1, messagesPerQueue: 2, bytesPerProject: 0 })
       t.equal(put.status, 200)
-      t.same(put.json.effective, { requestsPerSecond: 0, requestBurst: 1, messagesPerSecond: 0, messageBurst: 1, queuesPerProject: 1, messagesPerQueue: 2 })
+      t.same(put.json.effective, { requestsPerSecond: 0, requestBurst: 1, messagesPerSecond: 0, messageBurst: 1, queuesPerProject: 1, messagesPerQueue: 2, bytesPerProject: 0 })
       t.same(put.json.defaults.queuesPerProject, 3)
       t.equal((await a.req('POST', '/v2/queues/o1/messages', { body: msgs(2) })).status, 201)
       t.equal((await a.req('POST', '/v2/queues/o1/messages', { body: msgs(1) })).status, 403, 'messagesPerQueue 2 from the override')

@@ -48,7 +48,7 @@ for (const store of ['sqlite', 'redis'] as const) {
     t.equal((await adm('PUT', '/v2/admin/limits/ops', { requestsPerSecond: 0 })).status, 200, 'ops unlimited')
     const put = await adm('PUT', `/v2/admin/limits/${a.project}`, { requestsPerSecond: 1000, requestBurst: 50, messagesPerSecond: 0 })
     t.equal(put.status, 200)
-    t.same(put.json.effective, { requestsPerSecond: 1000, requestBurst: 50, messagesPerSecond: 0, messageBurst: 5, queuesPerProject: 0, messagesPerQueue: 0 })
+    t.same(put.json.effective, { requestsPerSecond: 1000, requestBurst: 50, messagesPerSecond: 0, messageBurst: 5, queuesPerProject: 0, messagesPerQueue: 0, bytesPerProject: 0 })
     t.equal((await a.req('GET', '/v2/queues')).status, 200, 'the override is in force at once on this proxy')
     t.equal((await a.req('PUT', '/v2/queues/q')).status, 201)
     for (let i = 0; i < 4; i++) {

@@ -46,6 +46,7 @@ const ARGS: { [K in DriverOperation]: OpArgs<K> } = {
   deleteQueue: [ref],
   listQueues: ['p1', { limit: 10, marker: 'a', detailed: true, name: 'q', filters: { k: 'v' }, withCount: true }],
   stats: [ref],
+  storedBytes: [ref],
   purge: [ref],
   postMessages: [
     ref,
@@ -91,6 +92,7 @@ const RESULTS: { [K in DriverOperation]: OpResult<K> } = {
   deleteQueue: undefined,
   listQueues: { items: [{ name: 'q1', metadata: { a: 1 } }], next: 'q1', count: 1 },
   stats: { total: 2, claimed: 1, free: 1, oldest: { id: 'm1', age: 3, created: 1 }, newest: { id: 'm2', age: 1, created: 2 } },
+  storedBytes: 1234,
   purge: undefined,
   postMessages: ['m1', 'm2'],
   listMessages: { items: [msg()], next: 'm1', includeDelayed: false },

@@ -176,6 +176,7 @@ const FAILURES: Record<(typeof DRIVER_OPERATIONS)[number], string> = {
   deleteQueue: 'Queue could not be deleted.',
   listQueues: 'Queues could not be listed.',
   stats: 'Queue stats could not be read.',
+  storedBytes: 'Queue stats could not be read.',
   purge: 'Queue could not be purged.',
   postMessages: 'Messages could not be enqueued.',
   listMessages: 'Messages could not be listed.',

@@ -558,6 +558,10 @@ export class RedisDriver implements DataDriver {
     return this.#guard('stats', () => this.#queues.stats(ref))
   }
 
+  storedBytes(ref: QueueRef): Promise<number> {
+    return this.#guard('storedBytes', () => this.#queues.storedBytes(ref))
+  }
+
   purge(ref: QueueRef): Promise<void> {
     return this.#guard('purge', () => this.#queues.purge(ref))
   }

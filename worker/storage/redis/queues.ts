@@ -132,6 +132,11 @@ export class RedisQueues {
     return listing
   }
 
+  /** Bytes of Redis memory the queue's messages take (lua/storedBytes.lua): one script call, O(1) per key. */
+  async storedBytes(ref: QueueRef): Promise<number> {
+    return Number(await this.#ctx.scripts.run<number>('storedBytes', queueKeys(ref).list, []))
+  }
+
   async stats(ref: QueueRef): Promise<QueueStats> {
     const now = this.#ctx.clock()
     const r = await this.#ctx.scripts.run<(string | number)[]>('stats', queueKeys(ref).list, [now])

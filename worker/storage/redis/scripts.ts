@@ -28,6 +28,7 @@ export const SCRIPT_NAMES = [
   'renewClaim',
   'releaseClaim',
   'stats',
+  'storedBytes',
   'collectGarbage',
   'getQueue',
   'fenceQueue',

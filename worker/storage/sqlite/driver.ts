@@ -48,7 +48,7 @@ import { newId } from '../../../shared/ids.js'
 import { SqliteClaims } from './claims.js'
 import type { Ctx } from './context.js'
 import { SqliteMessages } from './messages.js'
-import { SqliteQueues, type StatsCursor } from './queues.js'
+import { SqliteQueues, type BytesCursor, type StatsCursor } from './queues.js'
 import { Checkpointer } from './checkpointer.js'
 import { applySchema } from './schema.js'
 import { JournalSink, SqliteMigration } from './migration.js'
@@ -367,6 +367,17 @@ export class SqliteDriver implements DataDriver {
       await new Promise<void>((resolve) => setImmediate(resolve))
       const cursor: StatsCursor = r
       r = this.#read('stats', ref, () => this.#queues.statsStep(ref, cursor))
+    }
+    return r
+  }
+
+  async storedBytes(ref: QueueRef): Promise<number> {
+    // In steps of BYTES_STEP messages, as stats: the scan's sum never holds the worker.
+    let r = this.#read('storedBytes', ref, () => this.#queues.bytesStep(ref, undefined))
+    while (typeof r !== 'number') {
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      const cursor: BytesCursor = r
+      r = this.#read('storedBytes', ref, () => this.#queues.bytesStep(ref, cursor))
     }
     return r
   }

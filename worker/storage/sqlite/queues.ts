@@ -32,6 +32,20 @@ interface StatsRow {
  */
 export const STATS_STEP = 10_000
 
+/**
+ * Messages summed per step of `bytesStep`. Each reads the message's row (its body), not the
+ * scan index alone as a stats step does: a fifth of STATS_STEP keeps a step near a millisecond.
+ */
+export const BYTES_STEP = 2_000
+
+/** Where a stepped sum of a queue's message bytes stands (`bytesStep`). */
+export interface BytesCursor {
+  qid: number
+  /** Seqs from here on are still to sum. */
+  from: number
+  bytes: number
+}
+
 /** Where a stepped count of a queue's messages stands (`statsStep`). */
 export interface StatsCursor {
   qid: number
@@ -68,6 +82,7 @@ export class SqliteQueues {
   readonly #count: Statement<[string], { n: number }>
   readonly #boundary: Statement<[qid: number, from: number, offset: number], { seq: number }>
   readonly #range: Statement<[now: number, now: number, qid: number, from: number, to: number, now: number], StatsRow>
+  readonly #bytes: Statement<[qid: number, from: number, to: number, now: number], { n: number | null }>
   readonly #last: Statement<[number], { seq: number }>
   readonly #stagedFrom: Statement<[number], { seq: number }>
   readonly #oldest: Statement<[number, number, number], EndRow>
@@ -111,6 +126,10 @@ export class SqliteQueues {
       // Delayed: not visible yet (a delayed message is never claimed); the scan index covers it too.
       `SELECT count(*) AS total, sum(claim_expires > ?) AS claimed, sum(visible > ?) AS delayed FROM messages INDEXED BY messages_scan
        WHERE qid = ? AND seq >= ? AND seq < ? AND expires > ?`,
+    )
+    // The body's bytes as stored (UTF-8 JSON text): octet_length counts bytes, length characters.
+    this.#bytes = db.prepare(
+      `SELECT sum(octet_length(body)) AS n FROM messages INDEXED BY messages_scan WHERE qid = ? AND seq >= ? AND seq < ? AND expires > ?`,
     )
     this.#last = db.prepare('SELECT seq FROM messages INDEXED BY messages_scan WHERE qid = ? ORDER BY seq DESC LIMIT 1')
     this.#stagedFrom = db.prepare(`SELECT ${STAGED_FROM_SQL('?')} AS seq`)
@@ -253,6 +272,25 @@ export class SqliteQueues {
       return cur
     }
     return this.#finish(q, cur, now)
+  }
+
+  /**
+   * One bounded step of summing the bytes of the queue's unexpired messages' bodies: at most
+   * BYTES_STEP of them. Returns the sum once complete, else where to go on from (as
+   * `statsStep`: the caller lets other work run between steps). Messages of a large post being
+   * staged count: the quota is about what the store holds.
+   */
+  bytesStep(ref: QueueRef, cursor: BytesCursor | undefined): number | BytesCursor {
+    const row = this.find(ref)
+    if (row === undefined) return 0
+    const q = row.qid
+    const cur = cursor === undefined || cursor.qid !== q ? { qid: q, from: 0, bytes: 0 } : cursor
+    const end = this.#boundary.get(q, cur.from, BYTES_STEP)
+    const to = end === undefined ? Number.MAX_SAFE_INTEGER : end.seq
+    cur.bytes += (this.#bytes.get(q, cur.from, to, this.#ctx.clock()) as { n: number | null }).n ?? 0
+    if (end === undefined) return cur.bytes
+    cur.from = to
+    return cur
   }
 
   #finish(qid: number, counts: StatsCursor, now: number): QueueStats {
