@@ -37,6 +37,8 @@ interface Subscription {
   readonly ttl: number
   readonly options: Record<string, unknown>
   readonly created: number
+  /** created + ttl (ms): from then on the subscription is gone (Zaqar's subscription TTL). */
+  readonly expires: number
 }
 
 /**
@@ -78,11 +80,13 @@ export class SocketSubscriptions {
   /** Subscribes `socket` to `ref`; null when it already is (Zaqar's 409). Throws 429 beyond `max` per socket. */
   subscribe(ref: QueueRef, socket: PushSocket, opts: { ttl: number; options: Record<string, unknown> }, max: number, binary = socket.binary): string | null {
     const key = routingKey(ref.project, ref.queue)
+    const now = Date.now()
+    this.#expire(key, now)
     let subs = this.#byQueue.get(key)
     if (subs !== undefined) for (const s of subs.values()) if (s.socket === socket) return null
     const mine = this.#bySocket.get(socket) ?? new Set()
     if (mine.size >= max) throw tooMany(max)
-    const sub: Subscription = { id: randomUUID(), socket, source: ref.queue, ttl: opts.ttl, options: opts.options, created: Date.now() }
+    const sub: Subscription = { id: randomUUID(), socket, source: ref.queue, ttl: opts.ttl, options: opts.options, created: now, expires: now + opts.ttl * 1000 }
     if (subs === undefined) this.#byQueue.set(key, (subs = new Map()))
     subs.set(sub.id, sub)
     mine.add({ key, id: sub.id })
@@ -95,9 +99,14 @@ export class SocketSubscriptions {
     const key = routingKey(ref.project, ref.queue)
     const sub = this.#byQueue.get(key)?.get(id)
     if (sub === undefined || sub.socket !== socket) return
-    this.#remove(key, id)
-    const mine = this.#bySocket.get(socket)
-    if (mine !== undefined) for (const e of mine) if (e.id === id) mine.delete(e)
+    this.#drop(key, sub)
+  }
+
+  /** Removes one subscription from its queue and from its socket's list. */
+  #drop(key: string, sub: Subscription): void {
+    this.#remove(key, sub.id)
+    const mine = this.#bySocket.get(sub.socket)
+    if (mine !== undefined) for (const e of mine) if (e.id === sub.id) mine.delete(e)
   }
 
   /** Everything of a closed socket. */
@@ -109,13 +118,28 @@ export class SocketSubscriptions {
   }
 
   list(ref: QueueRef, socket: PushSocket, path: string): unknown[] {
-    const subs = this.#byQueue.get(routingKey(ref.project, ref.queue))
+    const key = routingKey(ref.project, ref.queue)
+    this.#expire(key, Date.now())
+    const subs = this.#byQueue.get(key)
     return subs === undefined ? [] : [...subs.values()].filter((s) => s.socket === socket).map((s) => view(s, path))
   }
 
   get(ref: QueueRef, socket: PushSocket, id: string, path: string): unknown {
-    const s = this.#byQueue.get(routingKey(ref.project, ref.queue))?.get(id)
+    const key = routingKey(ref.project, ref.queue)
+    this.#expire(key, Date.now())
+    const s = this.#byQueue.get(key)?.get(id)
     return s === undefined || s.socket !== socket ? undefined : view(s, path)
+  }
+
+  /**
+   * Drops the subscriptions of queue `key` whose TTL has run out. Lazily, where subscriptions are
+   * read (subscribe, list, get, push): no timer per subscription, and a socket's limit counts
+   * only live ones.
+   */
+  #expire(key: string, now: number): void {
+    const subs = this.#byQueue.get(key)
+    if (subs === undefined) return
+    for (const s of subs.values()) if (s.expires <= now) this.#drop(key, s)
   }
 
   /**
@@ -135,6 +159,7 @@ export class SocketSubscriptions {
   }
 
   #push(subs: Map<string, Subscription>, ref: QueueRef, ids: readonly string[], messages: readonly NewMessage[]): void {
+    this.#expire(routingKey(ref.project, ref.queue), Date.now())
     const queue = JSON.stringify(ref.queue)
     for (let i = 0; i < ids.length; i++) {
       const m = messages[i]!

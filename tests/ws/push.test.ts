@@ -84,6 +84,27 @@ t.test('each posted message is pushed to the subscribed sockets, as posted', asy
   }
 })
 
+t.test("a subscription's ttl ends it: no pushes after, gone from the list, and the socket may subscribe again", async (t) => {
+  const h = await startHarness(t)
+  const sub = await open(t, h)
+  const created = await sub.send('subscription_create', { queue_name: 'brief', ttl: 1 })
+  t.equal(created.headers.status, 201)
+  t.equal((await h.req('POST', '/v2/queues/brief/messages', { body: { messages: [{ body: 'alive' }] } })).status, 201)
+  await sub.until(() => sub.pushes.length === 1, 'the push while the subscription lives')
+  // Expiry is seen where subscriptions are read: wait for the list to drop it (about a second).
+  await waitFor(async () => ((await sub.send('subscription_list', { queue_name: 'brief' })).body.subscriptions as unknown[]).length === 0, {
+    what: 'the subscription to expire',
+    intervalMs: 100,
+  })
+  t.equal((await sub.send('subscription_get', { queue_name: 'brief', subscription_id: created.body.subscription_id })).headers.status, 404)
+  t.equal((await h.req('POST', '/v2/queues/brief/messages', { body: { messages: [{ body: 'expired' }] } })).status, 201)
+  // A push is sent before the post's answer reaches another request: this answer proves none is coming.
+  await sub.send('queue_get_stats', { queue_name: 'brief' })
+  t.same(sub.pushes.map((p) => p.body), ['alive'], 'nothing pushed after the ttl')
+  t.equal(h.server.websocket!.subscriptions.size, 0, 'nothing held for it')
+  t.equal((await sub.send('subscription_create', { queue_name: 'brief', ttl: 600 })).headers.status, 201, 'subscribing again is not a 409')
+})
+
 t.test('a slow reader is closed, never buffered for without bound', async (t) => {
   const h = await startHarness(t, { wsMaxBackpressure: 64 * 1024 })
   const slow = await open(t, h)
