@@ -1,6 +1,6 @@
 /**
  * What authentication, rate limits and quotas cost (docs/limits.md, docs/benchmarks.md), in one
- * run: `flock /work/wt/load.lock node dist/perf/auth-limits-micro.js [--seconds 3] [--connections 8]
+ * run: `node dist/perf/auth-limits-micro.js [--seconds 3] [--connections 8]
  * [--rounds 3] [--only micro|http]` (about 4 minutes).
  *
  * 1. Micro (in-process, one call at a time): ns or µs per call of each hot-path piece — strategy
@@ -16,7 +16,7 @@
  *    what is measured is the cost of checking them. Posts go round-robin over 64 queues per
  *    connection, so no queue gets deep (a SQLite quota check costs up to the queue's depth).
  *
- * A load run: run it under `flock /work/wt/load.lock` so no two load runs share the cores.
+ * A load run: run nothing else on the machine meanwhile, so no two load runs share the cores.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'

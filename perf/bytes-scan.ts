@@ -5,7 +5,7 @@
  * process (the scan's pacing included: that time is the overshoot window), on the embedded
  * SQLite store and, with `--redis redis://…`, on a Redis pool.
  *
- *   npm run build && flock /work/wt/load.lock npx tsx perf/bytes-scan.ts [--queues 1000] [--messages 10] [--redis redis://127.0.0.1:6379/0]
+ *   npm run build && npx tsx perf/bytes-scan.ts [--queues 1000] [--messages 10] [--redis redis://127.0.0.1:6379/0]
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'

@@ -1,6 +1,6 @@
 /**
  * How a Redis Cluster pool scales, next to a single Redis in the same run, and its failover
- * window: `npm run build && flock /work/wt/load.lock node dist/perf/cluster.js [seconds]` (or
+ * window: `npm run build && node dist/perf/cluster.js [seconds]` (or
  * `node --import tsx perf/cluster.ts`). docs/benchmarks.md, "Redis Cluster pools", has the numbers.
  *
  * The Redis driver runs in-process (no HTTP, no worker): what is compared is the store. Scenarios
