@@ -188,6 +188,27 @@ export interface SqliteCatalogOptions {
 }
 
 /** `CatalogStore` on a SQLite file. Opening creates the file and schema if needed. */
+/**
+ * Opens the catalog's SQLite file, as every table kept there (placements, pools, API keys, limit
+ * overrides) needs it: the owner's only (it holds pool URIs with their passwords), WAL, waiting
+ * `busyTimeoutMs` for another process's write, and an fsync per commit (a placement, key or
+ * override lost on power loss would make a queue's messages vanish from view, or a revoked key
+ * work again).
+ */
+export function openCatalogDatabase(path: string, busyTimeoutMs = 5000): Database.Database {
+  ownerOnlyDatabase(path)
+  const db = new Database(path)
+  try {
+    db.pragma(`busy_timeout = ${busyTimeoutMs}`)
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = FULL')
+  } catch (err) {
+    db.close()
+    throw err
+  }
+  return db
+}
+
 export class SqliteCatalog implements CatalogStore {
   readonly path: string
   readonly #db: Database.Database
@@ -210,16 +231,9 @@ export class SqliteCatalog implements CatalogStore {
 
   constructor(path: string, opts: SqliteCatalogOptions = {}) {
     this.path = path
-    // It holds pool URIs with their passwords.
-    ownerOnlyDatabase(path)
-    const db = new Database(path)
+    const db = openCatalogDatabase(path, opts.busyTimeoutMs)
     this.#db = db
     try {
-      db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`)
-      db.pragma('journal_mode = WAL')
-      // Placements are written once per queue and losing one on power loss would make a queue's
-      // messages vanish from view: pay the fsync.
-      db.pragma('synchronous = FULL')
       db.exec(SCHEMA)
       db.exec(SUBSCRIPTIONS_SCHEMA)
     } catch (err) {

@@ -3,12 +3,12 @@
  * any of them. Its own table (`auth_keys`) in the SQLite catalog file, its own hash
  * (`<prefix>auth:keys`) in a Redis catalog; the catalog's other tables are not touched.
  */
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
 import type { Redis } from 'ioredis'
 import { catalogFile } from '../../catalog/index.js'
 import { connectCatalogRedis, parseRedisCatalogUri } from '../../catalog/stores/redis.js'
+import { openCatalogDatabase } from '../../catalog/stores/sqlite.js'
 import { unavailable } from '../../shared/errors.js'
-import { ownerOnlyDatabase } from '../../shared/owner-only.js'
 
 /** One stored key, without its secret. */
 export interface KeyRecord {
@@ -62,13 +62,8 @@ export class SqliteKeyStore implements KeyStore {
   readonly #stmt
 
   constructor(path: string) {
-    // The catalog file holds pool passwords; it is the owner's only (shared/owner-only.ts).
-    ownerOnlyDatabase(path)
-    const db = new Database(path)
+    const db = openCatalogDatabase(path)
     this.#db = db
-    db.pragma('busy_timeout = 5000')
-    db.pragma('journal_mode = WAL')
-    db.pragma('synchronous = FULL')
     db.exec(`CREATE TABLE IF NOT EXISTS auth_keys (
       id TEXT PRIMARY KEY, hash TEXT NOT NULL, project TEXT NOT NULL, roles TEXT NOT NULL,
       description TEXT NOT NULL, created INTEGER NOT NULL, expires INTEGER

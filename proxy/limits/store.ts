@@ -3,12 +3,12 @@
  * `project_limits` in a SQLite catalog, hash `<prefix>limits` in a Redis catalog (the catalog's
  * own tables are not touched).
  */
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
 import type { Redis } from 'ioredis'
 import { catalogFile } from '../../catalog/index.js'
 import { connectCatalogRedis, parseRedisCatalogUri } from '../../catalog/stores/redis.js'
+import { openCatalogDatabase } from '../../catalog/stores/sqlite.js'
 import { unavailable } from '../../shared/errors.js'
-import { ownerOnlyDatabase } from '../../shared/owner-only.js'
 
 /** A project's own limits and quotas; an absent field takes the configured default. 0: no limit. */
 export interface ProjectLimits {
@@ -48,11 +48,8 @@ class SqliteLimitStore implements LimitStore {
   readonly #delete
 
   constructor(path: string) {
-    ownerOnlyDatabase(path)
-    const db = new Database(path)
+    const db = openCatalogDatabase(path)
     this.#db = db
-    db.pragma('busy_timeout = 5000')
-    db.pragma('journal_mode = WAL')
     db.exec('CREATE TABLE IF NOT EXISTS project_limits (project TEXT PRIMARY KEY, limits TEXT NOT NULL) WITHOUT ROWID')
     this.#get = db.prepare<[string], { limits: string }>('SELECT limits FROM project_limits WHERE project = ?')
     this.#put = db.prepare<[string, string]>('INSERT OR REPLACE INTO project_limits (project, limits) VALUES (?, ?)')

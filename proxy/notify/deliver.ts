@@ -45,17 +45,11 @@ export type Attempt = { ok: true } | { ok: false; error: string; permanent?: boo
  * POSTs `body` (node:http, so the connection goes to the address `lookup` checked: ssrf.ts).
  * Zaqar's rule: a status from 200 to 499 is delivered (a 4xx will not get better by retrying);
  * 5xx, a timeout or a connection error is a failure. Redirects are not followed, and the response
- * body is never read: a receiver cannot make the notifier buffer anything.
+ * body is never kept (up to DRAIN_MAX bytes are read and dropped, so that the connection can be
+ * reused): a receiver cannot make the notifier buffer anything.
  */
 export function postWebhook(url: string, body: string, headers: Record<string, string>, timeoutMs: number, allow: AllowList): Promise<Attempt> {
-  return new Promise((resolve) => {
-    let done = false
-    const finish = (a: Attempt): void => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      resolve(a)
-    }
+  return settleOnce(timeoutMs, (finish) => {
     let req: ClientRequest
     try {
       const u = new URL(url)
@@ -79,12 +73,33 @@ export function postWebhook(url: string, body: string, headers: Record<string, s
       req.on('error', (err) => finish(err instanceof ForbiddenAddress ? { ok: false, error: err.message, permanent: true } : { ok: false, error: err.message }))
       req.end(payload)
     } catch (err) {
-      return finish({ ok: false, error: (err as Error).message, permanent: true })
+      finish({ ok: false, error: (err as Error).message, permanent: true })
+      return undefined
     }
-    const timer = setTimeout(() => {
+    return () => {
       req.destroy()
-      finish({ ok: false, error: `timed out after ${timeoutMs} ms` })
-    }, timeoutMs)
+      return { ok: false, error: `timed out after ${timeoutMs} ms` }
+    }
+  })
+}
+
+/**
+ * An attempt that settles once: with the first outcome `start` reports through `finish`, or,
+ * after `timeoutMs`, with the outcome of the function `start` returned (which also aborts the
+ * work; none when `start` finished before returning).
+ */
+function settleOnce(timeoutMs: number, start: (finish: (a: Attempt) => void) => (() => Attempt) | undefined): Promise<Attempt> {
+  return new Promise((resolve) => {
+    let done = false
+    let timer: NodeJS.Timeout | undefined
+    const finish = (a: Attempt): void => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      resolve(a)
+    }
+    const onTimeout = start(finish)
+    if (!done && onTimeout !== undefined) timer = setTimeout(() => finish(onTimeout()), timeoutMs)
   })
 }
 
@@ -117,22 +132,15 @@ export function sendMail(command: string, subscriber: string, options: Record<st
   const from = typeof options.from === 'string' ? options.from : ''
   const mail = `To: ${oneLine(decodeURIComponent(to))}\r\nFrom: ${oneLine(from)}\r\nSubject: ${oneLine(subject)}\r\nContent-Type: text/plain; charset="utf-8"\r\nMIME-Version: 1.0\r\n\r\n${body}\r\n`
   const [cmd, ...args] = command.split(' ').filter((s) => s !== '')
-  return new Promise((resolve) => {
-    let done = false
-    const finish = (a: Attempt): void => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      resolve(a)
-    }
+  return settleOnce(timeoutMs, (finish) => {
     const child = spawn(cmd!, args, { stdio: ['pipe', 'ignore', 'ignore'] })
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      finish({ ok: false, error: `mail command timed out after ${timeoutMs} ms` })
-    }, timeoutMs)
     child.on('error', (err) => finish({ ok: false, error: `mail command: ${err.message}` }))
     child.on('exit', (code, signal) => finish(code === 0 ? { ok: true } : { ok: false, error: `mail command exited ${code ?? signal}` }))
     child.stdin.on('error', () => undefined)
     child.stdin.end(mail)
+    return () => {
+      child.kill('SIGKILL')
+      return { ok: false, error: `mail command timed out after ${timeoutMs} ms` }
+    }
   })
 }
