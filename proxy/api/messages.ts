@@ -24,12 +24,13 @@ export async function postMessages(req: ApiRequest): Promise<Reply> {
   const messages = messagePost(doc, req.config.limits)
   // Messages per second (docs/limits.md): counted once the post is known to be valid. It answers
   // the queue's quota of messages, which the store checks inside its atomic post.
-  const maxMessages = req.limiter === undefined ? 0 : await req.limiter.messages(req.project, messages.length, req.contentLength ?? req.body!.length)
+  const postBytes = req.contentLength ?? req.body!.length
+  const maxMessages = req.limiter === undefined ? 0 : await req.limiter.messages(req.project, messages.length, postBytes)
   const ref = queueRef(req)
   const ids = await req.storage.postMessages(ref, messages, {
     clientId: req.clientId,
     defaultTtl: req.config.limits.default_message_ttl,
-    postBytes: req.contentLength ?? req.body!.length,
+    postBytes,
     queuePolicy: req.profile.queueLimits,
     maxMessages,
     ...(key !== undefined && { idempotencyKey: key, idempotencyWindow: req.config.limits.idempotency_window }),
