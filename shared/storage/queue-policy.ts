@@ -17,7 +17,7 @@
  *   size limit (`postSettings`, `exceedsPostSize`: lib.lua `post_settings`), the effective
  *   include_delayed (`includeDelayed`: listMessages.lua), the dead-letter test per message
  *   (`isDeadLetterDue`: claimMessages.lua), the single-delete verdict (`deleteVerdict`:
- *   deleteMessage.lua, which must look at the message and its claim atomically with the delete)
+ *   deleteMessages.lua, which must look at the message and its claim atomically with the delete)
  *   and whether a claim extends a message (`claimExtends`: claimMessages.lua, renewClaim.lua,
  *   which receive the extended TTL `claimExtendedTtl` resolved by the driver). The contract
  *   suite (tests/contract/) runs the same cases over both stores.

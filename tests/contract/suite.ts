@@ -891,6 +891,39 @@ function defineDeleteTests(t: TapTest, driver: DataDriver, timed: Timed): void {
     t.same(idsOf(await driver.getMessages(ref, [a, b, c, d])), [d])
     await t.resolves(driver.deleteMessages(ref, [randomUUID()], [c1.id]), 'only existing messages are checked')
   })
+
+  // Redis coalesces the deletes made on one queue in one turn into one script call: each must
+  // still answer as if it had run alone, in call order.
+  t.test('deletes made together answer each as if alone, in call order', async (t) => {
+    const p = project(t, driver)
+    const ref = p.ref()
+    const [a, b, c, d, e, f] = await postN(driver, ref, 6)
+    const c1 = (await driver.createClaim(ref, { ...CLAIM, limit: 2 }))!
+    const c2 = (await driver.createClaim(ref, { ...CLAIM, limit: 1 }))!
+    t.same([idsOf(c1.messages), idsOf(c2.messages)], [[a, b], [c]])
+    const bulkClaimed = { code: 'message_claimed' }
+    const outcomes = await Promise.allSettled([
+      driver.deleteMessages(ref, [a, d], [c1.id]),
+      worded(driver.deleteMessage(ref, a)),
+      driver.deleteMessage(ref, a, c1.id),
+      driver.deleteMessages(ref, [a, b], [c1.id]),
+      worded(driver.deleteMessage(ref, c, c1.id)),
+      worded(driver.deleteMessage(ref, d, c1.id)),
+      driver.deleteMessages(ref, [d, e]),
+      driver.deleteMessage(ref, d),
+      driver.deleteMessages(ref, [c, f], [c2.id]),
+      worded(driver.deleteMessage(ref, c, randomUUID())),
+      driver.deleteMessages(p.ref('missing'), [c], [c2.id]),
+    ])
+    const expected = [bulkClaimed, claimed, 'ok', 'ok', claimed, notClaimed, 'ok', 'ok', bulkClaimed, claimGone, 'ok']
+    outcomes.forEach((o, n) => {
+      const want = expected[n]
+      if (want === 'ok') t.equal(o.status, 'fulfilled', `request ${n + 1} succeeds`)
+      else t.match(o.status === 'rejected' ? o.reason : 'fulfilled', want, `request ${n + 1} fails as alone`)
+    })
+    t.same(idsOf(await driver.getMessages(ref, [a, b, c, d, e, f])), [c, f], 'exactly the successful requests deleted')
+    t.same(idsOf((await driver.getClaim(ref, c2.id))!.messages), [c], 'the failed requests changed nothing')
+  })
 }
 
 function definePopTests(t: TapTest, driver: DataDriver): void {

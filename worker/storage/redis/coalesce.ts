@@ -1,10 +1,10 @@
 /**
  * Coalescing: calls on one queue made in the same turn of the event loop are handed to one
  * batch function, which answers each call on its own (its own result, or its own error). The
- * Redis driver uses it so concurrent posts to a queue become one postMessages script call and
- * concurrent claims one claimMessages call. Batches flush on `setImmediate`: every request that
- * arrived in the same I/O phase (all RPC frames read together) joins, at no added latency beyond
- * the end of that phase.
+ * Redis driver uses it so concurrent posts to a queue become one postMessages script call,
+ * concurrent claims one claimMessages call and concurrent deletes one deleteMessages call.
+ * Batches flush on `setImmediate`: every request that arrived in the same I/O phase (all RPC
+ * frames read together) joins, at no added latency beyond the end of that phase.
  */
 
 /** One call's outcome inside a batch. */

@@ -3,8 +3,8 @@
  * a standalone server, the Lua scripts loaded on it, and a background collector.
  *
  * Every operation is one script call (lua/, one per atomic operation, `now` passed in from the
- * injected clock), so nothing takes a round trip per message. Concurrent posts to one queue and
- * concurrent claims on one queue are coalesced into one call each (coalesce.ts).
+ * injected clock), so nothing takes a round trip per message. Concurrent posts, claims and
+ * deletes on one queue are coalesced into one call per kind (coalesce.ts).
  *
  * Durability is checked, not assumed: at connect the driver reads the server's persistence
  * settings with CONFIG GET and refuses to open (`bad_request`, so the worker will not start)

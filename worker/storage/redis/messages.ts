@@ -1,6 +1,7 @@
 /**
- * Messages on Redis: post (coalesced per queue), list, get, delete and pop. Each operation is
- * one script call; the coalescer turns concurrent posts to one queue into one call.
+ * Messages on Redis: post and delete (each coalesced per queue), list, get and pop. Each
+ * operation is one script call; the coalescer turns concurrent posts to one queue into one call,
+ * and concurrent deletes (bulk and single) on one queue into another.
  */
 import { isId, newId } from '../../../shared/ids.js'
 import {
@@ -29,6 +30,17 @@ interface PostRequest {
   opts: PostOptions
 }
 
+/** One delete request: bulk (`ids`, checked against `claims` when given) or single (`id`). */
+type DeleteRequest = { ids: string[]; claims: string[] | undefined } | { id: string; claimId: string | undefined }
+
+/**
+ * Delete requests per deleteMessages call. Small batches, not all of a turn's: a consumer loop
+ * that claims (coalesced) and then deletes moves in lockstep, and one big delete call left Redis
+ * idle while the worker handled the reply (claim 10 + bulk delete, driver bench: 36k msgs/s with
+ * one call per turn, 47–60k with batches of 8 against 32–48k uncoalesced, same run).
+ */
+export const DELETE_BATCH = 8
+
 /** How long a post waits for a large post holding its queue before answering 503, ms. */
 const BUSY_WAIT_MS = 10_000
 
@@ -36,16 +48,21 @@ const BUSY_WAIT_MS = 10_000
 const windowMs = (opts: PostOptions): string | number =>
   opts.idempotencyKey === undefined ? '' : Math.max(1, Math.round((opts.idempotencyWindow ?? 300) * 1000))
 
+/** A script reply the driver does not know (a script older or newer than this code). */
+const unexpected = (status: unknown): Error => new Error(`deleteMessages: unexpected reply ${String(status)}`)
+
 /** Valid ids, each once. */
 const validIds = (ids: string[]): string[] => [...new Set(ids.filter(isId))]
 
 export class RedisMessages {
   readonly #ctx: Ctx
   readonly #posts: Coalescer<QueueRef, PostRequest, string[]>
+  readonly #deletes: Coalescer<QueueRef, DeleteRequest, void>
 
   constructor(ctx: Ctx, opts: { coalesce: boolean }) {
     this.#ctx = ctx
     this.#posts = new Coalescer((ref, reqs) => this.#post(ref, reqs), opts.coalesce ? 128 : 1)
+    this.#deletes = new Coalescer((ref, reqs) => this.#delete(ref, reqs), opts.coalesce ? DELETE_BATCH : 1)
   }
 
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
@@ -255,44 +272,54 @@ export class RedisMessages {
     return r.map((t) => toMessage(t, now))
   }
 
-  async deleteMessage(ref: QueueRef, id: string, claimId?: string): Promise<void> {
-    if (!isId(id)) return
-    const r = await this.#ctx.acked(
-      this.#ctx.scripts.run<string>('deleteMessage', queueKeys(ref).list, [
-        this.#ctx.clock(),
-        id,
-        claimId ?? '',
-        claimId === undefined ? '0' : '1',
-      ]),
-    )
-    checkFence(ref, r)
-    // The verdict is the script's (queue-policy.ts, `deleteVerdict`): it must see the message
-    // and its claim atomically with the delete.
-    switch (r) {
-      case 'CLAIMED':
-        throw new MessageClaimed(ref, id)
-      case 'NOT_CLAIMED':
-        throw new ClaimNotHeld(ref, id, claimId!)
-      case 'CLAIM_GONE':
-        throw new ClaimGone(ref, id, claimId!)
-    }
+  deleteMessage(ref: QueueRef, id: string, claimId?: string): Promise<void> {
+    if (!isId(id)) return Promise.resolve()
+    return this.#deletes.submit(queueKeys(ref).tag, ref, { id, claimId })
   }
 
-  async deleteMessages(ref: QueueRef, ids: string[], claimIds?: string[]): Promise<void> {
+  deleteMessages(ref: QueueRef, ids: string[], claimIds?: string[]): Promise<void> {
     const valid = validIds(ids)
-    if (valid.length === 0) return
-    const claims = claimIds ?? []
-    const r = await this.#ctx.acked(
-      this.#ctx.scripts.run<string>('deleteMessages', queueKeys(ref).list, [
-        this.#ctx.clock(),
-        claims.length,
-        claimIds === undefined ? '0' : '1',
-        ...claims,
-        ...valid,
-      ]),
-    )
+    if (valid.length === 0) return Promise.resolve()
+    return this.#deletes.submit(queueKeys(ref).tag, ref, { ids: valid, claims: claimIds })
+  }
+
+  /**
+   * Every delete on `ref` gathered in this turn, in one deleteMessages script call: each request
+   * is checked and applied on its own, in order (lua/deleteMessages.lua), so each gets the answer
+   * it would have got alone; the records and index entries of all of them go in one pass (a
+   * profile of claim 10 + bulk delete had one script call per delete request, ~8 µs of Redis
+   * each before any work, and one ioredis write each).
+   */
+  async #delete(ref: QueueRef, reqs: DeleteRequest[]): Promise<Outcome<void>[]> {
+    const args: (string | number)[] = [this.#ctx.clock(), reqs.length]
+    for (const req of reqs) {
+      if ('id' in req) args.push('s', req.id, req.claimId ?? '', req.claimId === undefined ? '0' : '1')
+      else {
+        const claims = req.claims ?? []
+        args.push('b', req.claims === undefined ? '0' : '1', claims.length, req.ids.length)
+        for (const c of claims) args.push(c)
+        for (const id of req.ids) args.push(id)
+      }
+    }
+    const r = await this.#ctx.acked(this.#ctx.scripts.run<string[]>('deleteMessages', queueKeys(ref).list, args))
     checkFence(ref, r)
-    if (r === 'CLAIMED') throw new MessageClaimed(ref)
+    // The verdicts are the script's (queue-policy.ts, `deleteVerdict`): it must see the message
+    // and its claim atomically with the delete.
+    return reqs.map((req, n): Outcome<void> => {
+      const status = r[n]
+      if (status === 'OK') return { ok: undefined }
+      if (!('id' in req)) return { err: status === 'CLAIMED' ? new MessageClaimed(ref) : unexpected(status) }
+      switch (status) {
+        case 'CLAIMED':
+          return { err: new MessageClaimed(ref, req.id) }
+        case 'NOT_CLAIMED':
+          return { err: new ClaimNotHeld(ref, req.id, req.claimId!) }
+        case 'CLAIM_GONE':
+          return { err: new ClaimGone(ref, req.id, req.claimId!) }
+        default:
+          return { err: unexpected(status) }
+      }
+    })
   }
 
   async popMessages(ref: QueueRef, limit: number): Promise<PoppedMessage[]> {

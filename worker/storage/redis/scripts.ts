@@ -20,7 +20,6 @@ export const SCRIPT_NAMES = [
   'stageMessages',
   'listMessages',
   'getMessages',
-  'deleteMessage',
   'deleteMessages',
   'popMessages',
   'claimMessages',

@@ -1,35 +1,100 @@
 --[[
-  deleteMessages: bulk delete by ids (zaqar/transport/wsgi/v2_0/messages.py), claimed or not. With claim ids, every
-  existing unexpired message must be held by an active claim in that list, else nothing is
-  deleted. Atomic.
+  deleteMessages: the deletes of one or more requests on the queue (the driver coalesces the
+  deletes made on one queue in one turn of the event loop into one call, messages.ts), applied
+  in ARGV order; each request is all or nothing on its own and answers as if it had run alone
+  at that point (an id an earlier request of the call deleted is missing for a later one).
+  Two kinds of request:
+  - bulk ('b', zaqar/transport/wsgi/v2_0/messages.py): ids, claimed or not; with claim ids
+    (check = '1') every existing unexpired message must be held by an active claim in that
+    list, else nothing of the request is deleted ('CLAIMED');
+  - single ('s'): one message under the claim rules of shared/storage/queue-policy.ts
+    (`deleteVerdict`), decided here because they must see the message and its claim atomically
+    with the delete.
   KEYS: the eleven keys of the queue (lib.lua).
-  ARGV: [1] now (ms)  [2] n = number of claim ids  [3] '1' to check claims, '0' not to
-        [4 .. 3+n] claim ids  [4+n ..] message ids (valid, distinct)
-  Returns: MOVED (lib.lua, fence_check) when fenced; 'OK', or 'CLAIMED' (→ MessageClaimed) when the claim check fails.
+  ARGV: [1] now (ms)  [2] number of requests, then per request:
+          'b', check ('1'|'0'), n = number of claim ids, m = number of message ids,
+               then the n claim ids, then the m message ids (valid, distinct)
+          's', message id, claim id ('' = none given), '1' if a claim id was given
+  Returns: MOVED (lib.lua, fence_check) when fenced (nothing done); else a status per request:
+           'OK' (deleted, or nothing to delete: missing or expired messages), or the verdict the
+           driver turns into a typed error (shared/storage/errors.ts):
+           'CLAIMED'     → MessageClaimed (bulk: the claim check failed, nothing deleted)
+           'NOT_CLAIMED' → ClaimNotHeld
+           'CLAIM_GONE'  → ClaimGone
   Errors: none raised.
 ]]
 local k = queue_keys(0)
 local moved, journalled = fence_check(k)
 if moved then return moved end
 local now = tonumber(ARGV[1])
-local nclaims = tonumber(ARGV[2])
-local check = ARGV[3] == '1'
-local allowed = {}
-for n = 4, 3 + nclaims do allowed[ARGV[n]] = true end
-local ids = {}
-for n = 4 + nclaims, #ARGV do ids[#ids + 1] = ARGV[n] end
-if check then
-  local raws = hmget(k.m, ids)
-  for n = 1, #ids do
-    if raws[n] then
-      local rec = decode(raws[n])
-      if rec[R_EXPIRES] > now and not (rec[R_CLAIM] ~= '' and rec[R_CLAIMEXP] > now and allowed[rec[R_CLAIM]]) then
-        return 'CLAIMED'
+local nreq = tonumber(ARGV[2])
+-- Ids deleted by earlier requests of this call (missing for later ones), and all of them in
+-- order: the records and index entries go in one pass at the end (a command per key for the
+-- whole call, not per request).
+local gone, removed = {}, {}
+local out = {}
+
+--- The verdict on deleting one message (single delete), its record read here.
+local function verdict(id, cid, given)
+  if gone[id] then return 'OK' end
+  local raw = redis.call('HGET', k.m, id)
+  if not raw then return 'OK' end
+  local rec = decode(raw)
+  if rec[R_EXPIRES] <= now then return 'OK' end
+  local active = rec[R_CLAIM] ~= '' and rec[R_CLAIMEXP] > now
+  if not given then
+    if active then return 'CLAIMED' end
+  elseif not active then
+    return 'NOT_CLAIMED'
+  elseif cid ~= rec[R_CLAIM] then
+    local other = redis.call('HGET', k.c, cid)
+    if other and decode(other)[C_EXPIRES] > now then return 'CLAIMED' end
+    return 'CLAIM_GONE'
+  end
+  gone[id] = true
+  removed[#removed + 1] = id
+  return 'OK'
+end
+
+local p = 3
+for r = 1, nreq do
+  if ARGV[p] == 's' then
+    out[r] = verdict(ARGV[p + 1], ARGV[p + 2], ARGV[p + 3] == '1')
+    p = p + 4
+  else
+    local check, nclaims, nids = ARGV[p + 1] == '1', tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
+    local c0 = p + 4
+    local i0 = c0 + nclaims
+    p = i0 + nids
+    local ids = {}
+    for n = i0, p - 1 do
+      if not gone[ARGV[n]] then ids[#ids + 1] = ARGV[n] end
+    end
+    local status = 'OK'
+    if check and #ids > 0 then
+      local allowed = {}
+      for n = c0, i0 - 1 do allowed[ARGV[n]] = true end
+      local raws = hmget(k.m, ids)
+      for n = 1, #ids do
+        if raws[n] then
+          local rec = decode(raws[n])
+          if rec[R_EXPIRES] > now and not (rec[R_CLAIM] ~= '' and rec[R_CLAIMEXP] > now and allowed[rec[R_CLAIM]]) then
+            status = 'CLAIMED'
+            break
+          end
+        end
       end
     end
+    if status == 'OK' then
+      for n = 1, #ids do
+        gone[ids[n]] = true
+        removed[#removed + 1] = ids[n]
+      end
+    end
+    out[r] = status
   end
 end
-remove_messages(k, ids)
--- Ids not in the queue are journalled too: harmless (their record reads as missing).
-if journalled then journal(k, ids) end
-return 'OK'
+remove_messages(k, removed)
+-- Bulk ids not in the queue are journalled too: harmless (their record reads as missing).
+if journalled then journal(k, removed) end
+return out
