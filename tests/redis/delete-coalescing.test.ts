@@ -8,7 +8,9 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import type { Redis } from 'ioredis'
+import { manualClock } from '../../shared/clock.js'
 import { MessageClaimed } from '../../shared/storage/errors.js'
+import { queueKeys } from '../../worker/storage/redis/keys.js'
 import { DELETE_BATCH } from '../../worker/storage/redis/messages.js'
 import { postOpts } from '../contract/suite.js'
 import { startRedis } from '../helpers/index.js'
@@ -16,13 +18,16 @@ import { openRedisDriver, rawClient } from './util.js'
 
 const server = await startRedis(t, { appendfsync: 'everysec' })
 
-/** EVALSHA and EVAL calls Redis has served so far. */
-async function scriptCalls(redis: Redis): Promise<number> {
+/** Calls of the named commands Redis has served so far (`INFO commandstats`). */
+async function calls(redis: Redis, ...names: string[]): Promise<number> {
   const stats = String(await redis.info('commandstats'))
   let n = 0
-  for (const m of stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)) n += Number(m[1])
+  for (const m of stats.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) if (names.includes(m[1]!)) n += Number(m[2])
   return n
 }
+
+/** EVALSHA and EVAL calls Redis has served so far. */
+const scriptCalls = (redis: Redis): Promise<number> => calls(redis, 'evalsha', 'eval')
 
 for (const coalesce of [true, false]) {
   t.test(`twenty consumers deleting at once: ${coalesce ? 'calls of DELETE_BATCH requests' : 'one call each'}`, async (t) => {
@@ -59,3 +64,49 @@ for (const coalesce of [true, false]) {
     await driver.deleteQueue(ref)
   })
 }
+
+t.test('a delete of messages its claim holds leaves the ready and delayed indexes alone', async (t) => {
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast' })
+  const raw = rawClient(t, server)
+  const ref = { project: `p-${randomUUID()}`, queue: 'q' }
+  const keys = queueKeys(ref)
+  await driver.postMessages(ref, Array.from({ length: 4 }, (_, i) => ({ body: String(i) })), postOpts())
+  const claim = (await driver.createClaim(ref, { ttl: 600, grace: 60, limit: 3 }))!
+  const ids = claim.messages.map((m) => m.id)
+  const before = await calls(raw, 'zrem')
+  await driver.deleteMessages(ref, ids, [claim.id])
+  // a, i and e: the claimed messages are in no other index.
+  t.equal((await calls(raw, 'zrem')) - before, 3, 'one ZREM per index that holds them')
+  for (const key of [keys.a, keys.r, keys.d, keys.i, keys.e]) {
+    t.same(await raw.zmscore(key, ...ids), [null, null, null], `gone from ${key}`)
+  }
+  t.equal(await raw.hexists(keys.m, ids[0]!), 0, 'record gone')
+  t.match(await driver.stats(ref), { total: 1, claimed: 0 })
+  await driver.deleteQueue(ref)
+})
+
+t.test('a claimed message put back early by a worker whose clock runs ahead, then deleted with its claim: the ready entry left goes with the next claim', async (t) => {
+  const start = Date.now()
+  const behind = manualClock(start)
+  const ahead = manualClock(start + 120_000)
+  const a = await openRedisDriver(t, server, { query: 'durability=fast', clock: behind })
+  const b = await openRedisDriver(t, server, { query: 'durability=fast', clock: ahead })
+  const raw = rawClient(t, server)
+  const ref = { project: `p-${randomUUID()}`, queue: 'q' }
+  const keys = queueKeys(ref)
+  const posted = await a.postMessages(ref, Array.from({ length: 3 }, (_, i) => ({ body: String(i) })), postOpts())
+  const claim = (await a.createClaim(ref, { ttl: 60, grace: 60, limit: 1 }))!
+  t.same(claim.messages.map((m) => m.id), [posted[0]])
+  // b's collector sees the claim expired and puts the message back in the ready index.
+  await b.collectGarbage()
+  t.not(await raw.zscore(keys.r, posted[0]!), null, 'promoted by the worker ahead')
+  // a still sees the claim active: the delete succeeds and leaves that ready entry behind.
+  await a.deleteMessages(ref, [posted[0]!], [claim.id])
+  t.equal(await a.getMessage(ref, posted[0]!), null, 'deleted')
+  t.match(await a.stats(ref), { total: 2, claimed: 0 }, 'counts exact: the ready index is not counted')
+  const next = (await a.createClaim(ref, { ttl: 60, grace: 60, limit: 5 }))!
+  t.same(next.messages.map((m) => m.id), posted.slice(1), 'the next claim takes the live messages only')
+  t.equal(await raw.zscore(keys.r, posted[0]!), null, 'and removed the stale ready entry')
+  t.equal(await raw.zcard(keys.r), 0)
+  await a.deleteQueue(ref)
+})

@@ -32,6 +32,8 @@ local nreq = tonumber(ARGV[2])
 -- order: the records and index entries go in one pass at the end (a command per key for the
 -- whole call, not per request).
 local gone, removed = {}, {}
+-- Of those, the ones their record showed held by an active claim (lib.lua, remove_claimed).
+local held = {}
 local out = {}
 
 --- The verdict on deleting one message (single delete), its record read here.
@@ -52,7 +54,7 @@ local function verdict(id, cid, given)
     return 'CLAIM_GONE'
   end
   gone[id] = true
-  removed[#removed + 1] = id
+  if active then held[#held + 1] = id else removed[#removed + 1] = id end
   return 'OK'
 end
 
@@ -71,6 +73,8 @@ for r = 1, nreq do
       if not gone[ARGV[n]] then ids[#ids + 1] = ARGV[n] end
     end
     local status = 'OK'
+    -- Checked requests: which ids their record showed held (true), in step with ids.
+    local claimed = {}
     if check and #ids > 0 then
       local allowed = {}
       for n = c0, i0 - 1 do allowed[ARGV[n]] = true end
@@ -78,9 +82,12 @@ for r = 1, nreq do
       for n = 1, #ids do
         if raws[n] then
           local rec = decode(raws[n])
-          if rec[R_EXPIRES] > now and not (rec[R_CLAIM] ~= '' and rec[R_CLAIMEXP] > now and allowed[rec[R_CLAIM]]) then
-            status = 'CLAIMED'
-            break
+          if rec[R_EXPIRES] > now then
+            if not (rec[R_CLAIM] ~= '' and rec[R_CLAIMEXP] > now and allowed[rec[R_CLAIM]]) then
+              status = 'CLAIMED'
+              break
+            end
+            claimed[n] = true
           end
         end
       end
@@ -88,13 +95,17 @@ for r = 1, nreq do
     if status == 'OK' then
       for n = 1, #ids do
         gone[ids[n]] = true
-        removed[#removed + 1] = ids[n]
+        if claimed[n] then held[#held + 1] = ids[n] else removed[#removed + 1] = ids[n] end
       end
     end
     out[r] = status
   end
 end
 remove_messages(k, removed)
+remove_claimed(k, held)
 -- Bulk ids not in the queue are journalled too: harmless (their record reads as missing).
-if journalled then journal(k, removed) end
+if journalled then
+  journal(k, removed)
+  journal(k, held)
+end
 return out

@@ -143,6 +143,19 @@ local function remove_messages(k, ids)
   call_chunked('ZREM', k.e, ids)
 end
 
+--- Removes messages known to be held by an active claim (their record said so, at `now`, in this
+--- call): such a message is in i, not in r or d, so those two are not touched (a ZREM of absent
+--- members still costs a lookup each in the big ready index). Were it in r after all (promoted
+--- early by a worker whose clock runs ahead), the entry would point at no record, and the next
+--- claim reaching it removes it (claims drop ready entries without a record).
+local function remove_claimed(k, ids)
+  if #ids == 0 then return end
+  call_chunked('HDEL', k.m, ids)
+  call_chunked('ZREM', k.a, ids)
+  call_chunked('ZREM', k.i, ids)
+  call_chunked('ZREM', k.e, ids)
+end
+
 --- Moves ids (from `from`) back into r, scored by their seq; ids no longer in `a` are dropped.
 local function to_ready(k, from, ids)
   if #ids == 0 then return end
