@@ -28,12 +28,11 @@ local moved, journalled = fence_check(k)
 if moved then return moved end
 local now = tonumber(ARGV[1])
 local nreq = tonumber(ARGV[2])
--- Ids deleted by earlier requests of this call (missing for later ones), and all of them in
--- order: the records and index entries go in one pass at the end (a command per key for the
--- whole call, not per request).
-local gone, removed = {}, {}
--- Of those, the ones their record showed held by an active claim (lib.lua, remove_claimed).
-local held = {}
+-- gone: the ids deleted by earlier requests of this call (missing for later ones). All of them
+-- are in removed or held, whose records and index entries go in one pass at the end (a command
+-- per key for the whole call, not per request): held, those their record showed held by an
+-- active claim (lib.lua, remove_claimed); removed, the others.
+local gone, removed, held = {}, {}, {}
 local out = {}
 
 --- The verdict on deleting one message (single delete), its record read here.
