@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis'
 import { manualClock } from '../../shared/clock.js'
 import { MessageClaimed } from '../../shared/storage/errors.js'
 import { queueKeys } from '../../worker/storage/redis/keys.js'
-import { DELETE_BATCH } from '../../worker/storage/redis/messages.js'
+import { DELETE_BATCH, DELETE_IDS } from '../../worker/storage/redis/messages.js'
 import { postOpts } from '../contract/suite.js'
 import { startRedis } from '../helpers/index.js'
 import { openRedisDriver, rawClient } from './util.js'
@@ -109,4 +109,29 @@ t.test('a claimed message put back early by a worker whose clock runs ahead, the
   t.equal(await raw.zscore(keys.r, posted[0]!), null, 'and removed the stale ready entry')
   t.equal(await raw.zcard(keys.r), 0)
   await a.deleteQueue(ref)
+})
+
+t.test('large bulk deletes together: calls of at most DELETE_IDS ids (one larger request alone), in order', async (t) => {
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast' })
+  const raw = rawClient(t, server)
+  const ref = { project: `p-${randomUUID()}`, queue: 'q' }
+  const ids: string[] = []
+  for (let i = 0; i < 11; i++) ids.push(...(await driver.postMessages(ref, Array.from({ length: 100 }, (_, j) => ({ body: String(i * 100 + j) })), postOpts())))
+  const kept = await driver.postMessages(ref, [{ body: '"kept"' }], postOpts())
+  t.equal(DELETE_IDS, 200, 'the grouping below assumes 200')
+  const before = await scriptCalls(raw)
+  const outcomes = await Promise.allSettled([
+    // The first batch (DELETE_BATCH requests): four calls of 2 × 100 ids.
+    ...Array.from({ length: 8 }, (_, i) => driver.deleteMessages(ref, ids.slice(i * 100, i * 100 + 100))),
+    // The second batch: a single delete of an id the first call took, then a request larger than
+    // DELETE_IDS, which goes in a call of its own.
+    driver.deleteMessage(ref, ids[0]!),
+    driver.deleteMessages(ref, ids.slice(800, 1100)),
+  ])
+  t.equal(DELETE_BATCH, 8)
+  t.equal((await scriptCalls(raw)) - before, 4 + 2, 'six calls')
+  t.same(outcomes.map((o) => o.status), Array(10).fill('fulfilled'))
+  t.match(await driver.stats(ref), { total: 1 }, 'every id deleted once')
+  t.same((await driver.getMessages(ref, kept)).map((m) => m.id), kept)
+  await driver.deleteQueue(ref)
 })

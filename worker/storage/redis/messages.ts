@@ -41,6 +41,13 @@ type DeleteRequest = { ids: string[]; claims: string[] | undefined } | { id: str
  */
 export const DELETE_BATCH = 8
 
+/**
+ * Message ids per deleteMessages call, at most, when it carries several requests: a call's work
+ * stays that of one large request (`max_messages_per_page` ids), not eight. A request above it
+ * goes alone, as it did before deletes were coalesced.
+ */
+export const DELETE_IDS = 200
+
 /** How long a post waits for a large post holding its queue before answering 503, ms. */
 const BUSY_WAIT_MS = 10_000
 
@@ -291,6 +298,32 @@ export class RedisMessages {
    * each before any work, and one ioredis write each).
    */
   async #delete(ref: QueueRef, reqs: DeleteRequest[]): Promise<Outcome<void>[]> {
+    let ids = 0
+    for (const req of reqs) ids += 'id' in req ? 1 : req.ids.length
+    if (reqs.length === 1 || ids <= DELETE_IDS) return this.#deleteCall(ref, reqs)
+    // Calls of at most DELETE_IDS ids, issued in order on the one connection: Redis runs them in
+    // that order, so each request still sees what the ones before it deleted.
+    const groups: DeleteRequest[][] = []
+    let group: DeleteRequest[] = []
+    let n = 0
+    for (const req of reqs) {
+      const size = 'id' in req ? 1 : req.ids.length
+      if (group.length > 0 && n + size > DELETE_IDS) {
+        groups.push(group)
+        group = []
+        n = 0
+      }
+      group.push(req)
+      n += size
+    }
+    groups.push(group)
+    // A call that fails fails its own requests only: the others' deletes stand.
+    const results = await Promise.all(groups.map((g) => this.#deleteCall(ref, g).catch((err: unknown) => g.map((): Outcome<void> => ({ err })))))
+    return results.flat()
+  }
+
+  /** One deleteMessages script call for `reqs`. */
+  async #deleteCall(ref: QueueRef, reqs: DeleteRequest[]): Promise<Outcome<void>[]> {
     const args: (string | number)[] = [this.#ctx.clock(), reqs.length]
     for (const req of reqs) {
       if ('id' in req) args.push('s', req.id, req.claimId ?? '', req.claimId === undefined ? '0' : '1')
