@@ -201,6 +201,8 @@ async function main(): Promise<void> {
           batch: mconf.batch,
           journalBatch: mconf.batch,
           ...(metrics && { observer: new MigrationMetrics(metrics.registry) }),
+          // A drain's next queue starts as soon as one of its migrations ends, not at the next poll.
+          onEnded: (m) => migrations.migrationEnded(m),
         })
   const migrations = new MigrationService({ catalog, pools, getQueue: (ref) => storage.getQueue(ref), config: mconf, log, kick: () => void runner?.kick() })
   pools.migrations = migrations
