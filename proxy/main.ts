@@ -48,18 +48,23 @@ async function main(): Promise<void> {
   const wakeups = new Map<string, RedisWakeups>()
   // Set once the HTTP server exists (WebSocket pushes of posts made through other proxies).
   let server: HttpServer | undefined
-  const watch = (pool: Pool): void => {
-    wakeups.get(pool.name)?.close()
-    wakeups.delete(pool.name)
-    if (!isRedisUri(pool.uri) || config.longPollMaxWait === 0) return
+  const watch = (pool: Pool): RedisWakeups | undefined => {
+    if (!isRedisUri(pool.uri) || config.longPollMaxWait === 0) return undefined
     try {
       // Posts made through other proxies: long polls are woken, WebSocket subscribers get pushes.
-      wakeups.set(pool.name, new RedisWakeups(parseRedisUri(pool.uri, config.durability), longPoll, log, (ref, ids) => server?.websocket?.subscriptions.remote(ref, ids)))
+      const w = new RedisWakeups(parseRedisUri(pool.uri, config.durability), longPoll, log, (ref, ids) => server?.websocket?.subscriptions.remote(ref, ids))
+      wakeups.set(pool.name, w)
+      return w
     } catch (err) {
       // The pool's own driver reports a bad URI; waiters there just wait out their time.
       log.warn({ pool: pool.name, err: (err as Error).message }, 'long-poll wake-ups: cannot follow the pool')
+      return undefined
     }
   }
+  // What each `connector.open` made, by the driver list it returned: a pool re-opened (its worker
+  // count changed) is opened before its old drivers close, so `close` must release exactly what
+  // the old open made — the maps above already name the new one.
+  const opened = new Map<DataDriver[], { wake: RedisWakeups | undefined; local?: EmbeddedPool; rpc: RpcDriver[] }>()
   const metrics = config.metrics ? new ProxyMetrics(() => storage, workers, { cacheMs: config.metricsCacheMs, supervisor: supervisorMetrics() }) : undefined
   if (metrics) {
     metrics.longPollWaiting = () => longPoll.size
@@ -93,12 +98,15 @@ async function main(): Promise<void> {
     key: (pool: Pool) => String(poolWorkerCount(pool, config.workers)),
     open(pool: Pool): DataDriver[] {
       const n = poolWorkerCount(pool, config.workers)
-      watch(pool)
+      const wake = watch(pool)
       if (n === 0) {
         const local = new EmbeddedPool(pool.name, pool.uri, { dataDir: config.dataDir, durability: config.durability }, log)
         embedded.set(pool.name, local)
+        rpc.delete(pool.name)
         log.info({ pool: pool.name, workers: 0 }, 'pool served inside the proxy')
-        return [guarded(pool.name, 'proxy', metrics ? metered(local.driver, metrics.rpc, { pool: pool.name, worker: 'proxy' }) : local.driver)]
+        const served = [guarded(pool.name, 'proxy', metrics ? metered(local.driver, metrics.rpc, { pool: pool.name, worker: 'proxy' }) : local.driver)]
+        opened.set(served, { wake, local, rpc: [] })
+        return served
       }
       const drivers = Array.from(
         { length: n },
@@ -114,9 +122,10 @@ async function main(): Promise<void> {
           }),
       )
       rpc.set(pool.name, drivers)
+      embedded.delete(pool.name)
       drivers.forEach((driver, index) => workers.push({ pool: pool.name, index, driver }))
       log.info({ pool: pool.name, workers: n }, 'pool connected')
-      return drivers.map((d, i) =>
+      const served = drivers.map((d, i) =>
         guarded(
           pool.name,
           String(i),
@@ -124,6 +133,8 @@ async function main(): Promise<void> {
           d,
         ),
       )
+      opened.set(served, { wake, rpc: drivers })
+      return served
     },
     close(pool: string, closing: DataDriver[]): void {
       // A pool re-opened (its worker count changed) is opened before the old drivers close:
@@ -135,16 +146,17 @@ async function main(): Promise<void> {
       })
       if (left.length > 0) breakers.set(pool, left)
       else breakers.delete(pool)
-      wakeups.get(pool)?.close()
-      wakeups.delete(pool)
-      const local = embedded.get(pool)
-      embedded.delete(pool)
-      void local?.close()
-      const drivers = rpc.get(pool) ?? []
-      rpc.delete(pool)
-      for (let i = workers.length - 1; i >= 0; i--) if (drivers.includes(workers[i]!.driver)) workers.splice(i, 1)
-      for (const d of drivers) void d.close()
-      log.info({ pool }, 'pool disconnected')
+      const made = opened.get(closing)
+      opened.delete(closing)
+      if (made === undefined) return
+      made.wake?.close()
+      if (wakeups.get(pool) === made.wake) wakeups.delete(pool)
+      if (made.local && embedded.get(pool) === made.local) embedded.delete(pool)
+      void made.local?.close()
+      if (rpc.get(pool) === made.rpc) rpc.delete(pool)
+      for (let i = workers.length - 1; i >= 0; i--) if (made.rpc.includes(workers[i]!.driver as RpcDriver)) workers.splice(i, 1)
+      for (const d of made.rpc) void d.close()
+      log.info({ pool, workers: made.local ? 0 : made.rpc.length }, 'pool disconnected')
     },
   }
   metrics?.watchPools(() => breakers)
@@ -189,6 +201,8 @@ async function main(): Promise<void> {
           batch: mconf.batch,
           journalBatch: mconf.batch,
           ...(metrics && { observer: new MigrationMetrics(metrics.registry) }),
+          // A drain's next queue starts as soon as one of its migrations ends, not at the next poll.
+          onEnded: (m) => migrations.migrationEnded(m),
         })
   const migrations = new MigrationService({ catalog, pools, getQueue: (ref) => storage.getQueue(ref), config: mconf, log, kick: () => void runner?.kick() })
   pools.migrations = migrations

@@ -77,6 +77,11 @@ export interface MigrationControl {
   moveToFlavor(ref: QueueRef, flavor: string): Promise<Migration>
   /** Tops every draining pool up to its concurrency (each proxy calls it every `pollMs`). */
   drainTick(): Promise<void>
+  /**
+   * A migration this proxy's runner drove has ended: when a drain started it, the drain's next
+   * migration starts now rather than at the next `pollMs` tick (the runner calls it).
+   */
+  migrationEnded(m: Migration): void
   /** The shares of every flavor group's pools, and migrations started to even them out. */
   rebalance(opts: { tolerance: number; maxConcurrent: number; rate: number }): Promise<{ pools: PoolShare[]; started: Migration[]; balanced: boolean }>
   /** True when a worker of `pool` answers a ping from this proxy. */
@@ -107,6 +112,7 @@ export class MigrationService implements MigrationControl {
   readonly config: MigrationConfig
   readonly #o: MigrationServiceOptions
   #draining: Promise<void> | undefined
+  #drainAgain = false
 
   constructor(opts: MigrationServiceOptions) {
     this.#o = opts
@@ -167,11 +173,31 @@ export class MigrationService implements MigrationControl {
     return this.start(ref, to, { origin: 'flavor' })
   }
 
+  /**
+   * One top-up at a time per proxy; a call during one runs one more after it, as the running one
+   * may have counted a slot's migration as active just before it ended.
+   */
   drainTick(): Promise<void> {
-    this.#draining ??= this.#drainTick().finally(() => {
-      this.#draining = undefined
-    })
+    if (this.#draining !== undefined) {
+      this.#drainAgain = true
+      return this.#draining
+    }
+    this.#draining = (async () => {
+      try {
+        do {
+          this.#drainAgain = false
+          await this.#drainTick()
+        } while (this.#drainAgain)
+      } finally {
+        this.#draining = undefined
+      }
+    })()
     return this.#draining
+  }
+
+  migrationEnded(m: Migration): void {
+    if (!m.origin.startsWith('drain:')) return
+    this.drainTick().catch((err: unknown) => this.#o.log.warn({ pool: m.from, err: (err as Error).message }, 'drain top-up failed'))
   }
 
   async #drainTick(): Promise<void> {

@@ -36,7 +36,7 @@
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import type { CatalogStore } from '../catalog/contract.js'
-import { MigrationError, type Migration, type MigrationPatch } from '../catalog/migration-record.js'
+import { isActive, MigrationError, type Migration, type MigrationPatch } from '../catalog/migration-record.js'
 import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
 import type { QueueRef } from '../shared/storage/contract.js'
@@ -83,6 +83,12 @@ export interface MigrationRunnerOptions {
   /** Times a count mismatch is re-checked (journal drained again) before the copy restarts (default 3). */
   countChecks?: number
   observer?: MigrationObserver
+  /**
+   * Called when a migration this runner drove reached a final state (done, cancelled, failed),
+   * after it left the runner's slots: a pool drain starts its next migration at once
+   * (`MigrationService.migrationEnded`) instead of at the next poll.
+   */
+  onEnded?: (m: Migration) => void
 }
 
 /** The runner lost (or could not keep) its lease: stop at once, touch nothing more. */
@@ -127,10 +133,15 @@ class Job {
 
 export class MigrationRunner {
   readonly owner: string
-  readonly #o: Required<Omit<MigrationRunnerOptions, 'observer' | 'owner'>> & { observer: MigrationObserver | undefined }
+  readonly #o: Required<Omit<MigrationRunnerOptions, 'observer' | 'owner' | 'onEnded'>> & {
+    observer: MigrationObserver | undefined
+    onEnded: ((m: Migration) => void) | undefined
+  }
   readonly #jobs = new Map<string, Job>()
   #timer: NodeJS.Timeout | undefined
   #ticking: Promise<void> | undefined
+  /** A kick arrived while a tick ran: that tick may have asked the catalog before the new work existed. */
+  #again = false
   #stopped = false
 
   constructor(opts: MigrationRunnerOptions) {
@@ -147,6 +158,7 @@ export class MigrationRunner {
       maxBackoffMs: opts.maxBackoffMs ?? 5000,
       countChecks: opts.countChecks ?? 3,
       observer: opts.observer,
+      onEnded: opts.onEnded,
     }
   }
 
@@ -165,11 +177,26 @@ export class MigrationRunner {
     return [...this.#jobs.keys()]
   }
 
-  /** Asks the catalog for work now (an admin write calls it, so its own proxy starts at once). */
+  /**
+   * Asks the catalog for work now (an admin write calls it, so its own proxy starts at once). A
+   * kick during a tick runs one more tick after it: the running one may have found nothing just
+   * before the migration that prompted the kick was created.
+   */
   kick(): Promise<void> {
-    this.#ticking ??= this.#tick().finally(() => {
-      this.#ticking = undefined
-    })
+    if (this.#ticking !== undefined) {
+      this.#again = true
+      return this.#ticking
+    }
+    this.#ticking = (async () => {
+      try {
+        do {
+          this.#again = false
+          await this.#tick()
+        } while (this.#again && !this.#stopped)
+      } finally {
+        this.#ticking = undefined
+      }
+    })()
     return this.#ticking
   }
 
@@ -213,7 +240,15 @@ export class MigrationRunner {
       this.#o.observer?.running(-1)
       // Ended or handed back: release (a no-op when the migration ended, which released it).
       if (!job.aborted) void this.#o.catalog.releaseMigration(m.id, this.owner).catch(() => {})
-      if (!this.#stopped) void this.kick()
+      if (this.#stopped) return
+      if (!isActive(job.m.state)) {
+        try {
+          this.#o.onEnded?.(job.m)
+        } catch (err) {
+          this.#o.log.warn({ migration: m.id, err: errorText(err) }, 'migration runner: onEnded failed')
+        }
+      }
+      void this.kick()
     })
   }
 

@@ -408,12 +408,18 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     const gone = randomUUID()
     await driver.importMessages(ref, token, { claims: [{ id: gone, ttl: 60, expires: now + 60 * SECOND, updated: now }] })
     await driver.importMessages(ref, token, { remove: [gone] })
-    t.equal(await driver.countForMigration(ref), 3)
+    // One new id twice in one import: one message, in its first place, with its last state.
+    const twice = randomUUID()
+    await driver.importMessages(ref, token, {
+      upsert: [rec(twice, 4, { ttl: 100, expires: now + 90 * SECOND }), rec(twice, 4, { ttl: 700, expires: now + 690 * SECOND })],
+    })
+    t.equal(await driver.countForMigration(ref), 4)
     await refused(t, driver.getQueue(ref), ref, f, 'the copy is invisible while importing')
     await driver.fenceQueue(ref, null, token)
     t.same(await driver.getQueue(ref), { k: 'v' }, 'metadata')
     const list = await driver.listMessages(ref, { limit: 10, clientId: CLIENT, echo: true, includeClaimed: true })
-    t.same(list.items.map((m) => m.id), [ids[2], ids[0], ids[3]], 'appended in the order given; the upsert kept its place; the removed one is gone')
+    t.same(list.items.map((m) => m.id), [ids[2], ids[0], ids[3], twice], 'appended in the order given; the upsert kept its place; the removed one is gone; the id given twice is there once')
+    t.equal(list.items[3]!.ttl, 700, 'with its last state')
     const m0 = list.items[1]
     t.equal(m0.ttl, 900)
     t.equal(m0.claimCount, 1)

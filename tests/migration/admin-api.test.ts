@@ -245,3 +245,49 @@ t.test('drain: a queue whose move failed during the drain is not retried every t
   await h.pools.migrations!.drainTick()
   t.equal((await h.catalog.listMigrations({ limit: 10 })).length, 2, 'retried once the drain is asked for again')
 })
+
+t.test('a drain starts its next migration as soon as one ends, not at the next poll tick', async (t) => {
+  const { h } = await setup(t, { pools: [{ name: 'b', weight: 0 }] })
+  const { MigrationRunner } = await import('../../proxy/migration-runner.js')
+  const { reachThrough } = await import('../../proxy/migration-control.js')
+  const { waitFor } = await import('../helpers/index.js')
+  const n = 10
+  for (let i = 0; i < n; i++) {
+    const r = await h.req('POST', `/v2/queues/p${i}/messages`, { body: { messages: [{ body: { i }, ttl: 600 }] } })
+    t.equal(r.status, 201)
+  }
+  await h.catalog.putPool({ name: 'b', uri: 'sqlite:b.sqlite', weight: 1, flavor: null, options: {} })
+  await h.pools.refresh()
+  // pollMs 0: no poll timer at all, and no drain timer (the test never calls drainTick): the
+  // drain request's own top-up starts the first two; only the runner's end-of-migration hook
+  // can start the rest.
+  let service: MigrationService | undefined
+  const runner = new MigrationRunner({
+    catalog: h.catalog,
+    reach: reachThrough(h.pools),
+    log,
+    leaseMs: 2000,
+    pollMs: 0,
+    maxRunning: 4,
+    onEnded: (m) => service!.migrationEnded(m),
+  })
+  service = new MigrationService({ catalog: h.catalog, pools: h.pools, getQueue: (ref) => h.storage.getQueue(ref), config: parseConfig({}).migration, log, kick: () => void runner.kick() })
+  h.pools.migrations = service
+  runner.start()
+  t.teardown(() => runner.stop())
+  t.equal((await h.req('POST', '/v2/admin/pools/default/drain', { body: { max_concurrent: 2 } })).status, 202)
+  let peak = 0
+  await waitFor(
+    async () => {
+      peak = Math.max(peak, await h.catalog.countActiveFrom('default'))
+      return (await h.req('GET', '/v2/admin/pools/default/drain')).json.done === true
+    },
+    { timeoutMs: 30_000, intervalMs: 10, what: 'the drain to finish with no poll tick' },
+  )
+  t.ok(peak <= 2, `never more than max_concurrent at once (peak ${peak})`)
+  t.equal(await h.catalog.countPlacements('default'), 0)
+  t.equal(await h.catalog.countPlacements('b'), n)
+  const done = await h.catalog.listMigrations({ limit: 50, state: 'done' })
+  t.equal(done.length, n, 'every queue moved')
+  for (let i = 0; i < n; i++) t.equal((await h.req('GET', `/v2/queues/p${i}/stats`)).json.messages.total, 1, `p${i} kept its message`)
+})

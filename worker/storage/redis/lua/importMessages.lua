@@ -43,30 +43,52 @@ local nrec = tonumber(ARGV[p])
 p = p + 1
 local byClaim = {}
 if nrec > 0 and ensure_queue(k.q, now) == 1 then created = 1 end
-for _ = 1, nrec do
-  local id, created_at, ttl, expires, visible, cc, claim, cexp, client, body =
-    ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3]), tonumber(ARGV[p + 4]),
-    tonumber(ARGV[p + 5]), ARGV[p + 6], tonumber(ARGV[p + 7]), ARGV[p + 8], ARGV[p + 9]
+-- Batched: one HMGET for the records held, one HINCRBY for the new ones' seqs and one variadic
+-- call per index, instead of six calls per record (the target's Redis time per copied message
+-- was ~17 µs, most of it in per-record calls). An id given twice takes its last state and its
+-- first place.
+local order, last = {}, {}
+for i = 1, nrec do
+  local id = ARGV[p]
+  if not last[id] then order[#order + 1] = id end
+  last[id] = p
   p = p + 10
+end
+local held = hmget(k.m, order)
+local nnew = 0
+for i = 1, #order do
+  if not held[i] then nnew = nnew + 1 end
+end
+local nextseq = 0
+if nnew > 0 then nextseq = redis.call('HINCRBY', k.q, 'seq', nnew) - nnew end
+local stale, recs, alls, exps, readys, delays, inflight = {}, {}, {}, {}, {}, {}, {}
+for i = 1, #order do
+  local id = order[i]
+  local q = last[id]
+  local created_at, ttl, expires, visible, cc, claim, cexp, client, body =
+    tonumber(ARGV[q + 1]), tonumber(ARGV[q + 2]), tonumber(ARGV[q + 3]), tonumber(ARGV[q + 4]),
+    tonumber(ARGV[q + 5]), ARGV[q + 6], tonumber(ARGV[q + 7]), ARGV[q + 8], ARGV[q + 9]
   if claim == '' then cexp = 0 end
   local seq
-  local raw = redis.call('HGET', k.m, id)
-  if raw then
-    local old = decode(raw)
+  if held[i] then
+    local old = decode(held[i])
     seq = old[R_SEQ]
     body = old[R_BODY]
-    redis.call('ZREM', k.r, id)
-    redis.call('ZREM', k.d, id)
-    redis.call('ZREM', k.i, id)
+    stale[#stale + 1] = id
   else
-    seq = redis.call('HINCRBY', k.q, 'seq', 1)
-    redis.call('ZADD', k.a, seq, id)
+    nextseq = nextseq + 1
+    seq = nextseq
+    alls[#alls + 1] = seq
+    alls[#alls + 1] = id
   end
-  redis.call('HSET', k.m, id, encode({ seq, created_at, ttl, expires, visible, cc, claim, cexp, client, body }))
-  redis.call('ZADD', k.e, expires, id)
+  recs[#recs + 1] = id
+  recs[#recs + 1] = encode({ seq, created_at, ttl, expires, visible, cc, claim, cexp, client, body })
+  exps[#exps + 1] = expires
+  exps[#exps + 1] = id
   -- Indexed as a post, a claim or a delay would have left it (lib.lua: exactly one of r / d / i).
   if claim ~= '' and cexp > now then
-    redis.call('ZADD', k.i, cexp, id)
+    inflight[#inflight + 1] = cexp
+    inflight[#inflight + 1] = id
     local ids = byClaim[claim]
     if not ids then
       ids = {}
@@ -74,11 +96,26 @@ for _ = 1, nrec do
     end
     ids[#ids + 1] = id
   elseif visible > now then
-    redis.call('ZADD', k.d, visible, id)
+    delays[#delays + 1] = visible
+    delays[#delays + 1] = id
   else
-    redis.call('ZADD', k.r, seq, id)
+    readys[#readys + 1] = seq
+    readys[#readys + 1] = id
   end
 end
+-- A held record leaves its old index first (it may move between r, d and i).
+if #stale > 0 then
+  call_chunked('ZREM', k.r, stale)
+  call_chunked('ZREM', k.d, stale)
+  call_chunked('ZREM', k.i, stale)
+end
+local pairstep = CHUNK * 2
+if #alls > 0 then call_chunked('ZADD', k.a, alls, pairstep) end
+if #recs > 0 then call_chunked('HSET', k.m, recs, pairstep) end
+if #exps > 0 then call_chunked('ZADD', k.e, exps, pairstep) end
+if #readys > 0 then call_chunked('ZADD', k.r, readys, pairstep) end
+if #delays > 0 then call_chunked('ZADD', k.d, delays, pairstep) end
+if #inflight > 0 then call_chunked('ZADD', k.i, inflight, pairstep) end
 
 --- The claim record `cid` with `extra` message ids added (none twice); `fields` replaces its
 --- ttl, expiry and update time when given.
