@@ -77,6 +77,7 @@ async function main(): Promise<void> {
     const one = JSON.stringify({ ttl: 3600, body: { event: 'migration-bench', pad: 'x'.repeat(48) } })
     const thousand = Buffer.from(`{"messages":[${new Array<string>(1000).fill(one).join(',')}]}`)
     let loaded = 0
+    let busy = 0
     const t0 = performance.now()
     await Promise.all(
       Array.from({ length: 4 }, async () => {
@@ -88,6 +89,7 @@ async function main(): Promise<void> {
             const r = await c.request(head('POST', '/v2/queues/big/messages', true), thousand)
             if (r.status === 201) break
             if (r.status !== 503 || tries > 50) throw new Error(`load post answered ${r.status}: ${r.body.toString().slice(0, 300)}`)
+            if (busy++ === 0) console.log(`load: 503 (asked again): ${r.body.toString().slice(0, 300)}`)
             await sleep(100)
           }
         }
@@ -95,6 +97,7 @@ async function main(): Promise<void> {
       }),
     )
     const stats = (await call('GET', '/v2/queues/big/stats', undefined, [200])) as { messages: { total: number } }
+    if (busy > 0) console.log(`load: ${busy} posts answered 503 and were sent again`)
     console.log(`loaded ${stats.messages.total} messages in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
     const cpu = async (port: number): Promise<number> => {
       const info = await redisInfo(port)

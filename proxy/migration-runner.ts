@@ -41,7 +41,7 @@ import { MissiveError } from '../shared/errors.js'
 import type { Logger } from '../shared/log.js'
 import type { QueueRef } from '../shared/storage/contract.js'
 import { FenceConflict } from '../shared/storage/errors.js'
-import { MIGRATION_BATCH_BYTES, type JournalEntry, type MigrationOperations, type QueueFence } from '../shared/storage/migration.js'
+import { MIGRATION_BATCH_BYTES, type MessageRecord, type MigrationBatch, type MigrationOperations, type QueueFence } from '../shared/storage/migration.js'
 
 /** What the runner needs of one pool's store for one queue: the migration operations. */
 export type MigratingStore = MigrationOperations
@@ -408,10 +408,18 @@ export class MigrationRunner {
    * or before `cursor` are applied, later ones only acknowledged (the cursor copies them as they
    * are). Returns true when the journal said `reset` (the queue was purged or deleted): the
    * target was emptied and the cursor is back at 0.
+   *
+   * `ahead`, the batch after the cursor already read but not yet imported (read while the
+   * previous one was imported): an entry naming one of its messages may be newer than that read,
+   * so its record replaces the batch's (a deleted message, or a released claim, leaves the
+   * batch) before the batch is imported. Acknowledging such an entry before that import is safe:
+   * the persisted cursor never passes an unimported batch, so a crash in between reads the
+   * batch again, as it is then.
    */
-  async #drainJournal(job: Job, src: MigratingStore, dst: MigratingStore, cursor: () => number): Promise<boolean> {
+  async #drainJournal(job: Job, src: MigratingStore, dst: MigratingStore, cursor: () => number, ahead?: MigrationBatch): Promise<boolean> {
     const ref = refOf(job.m)
     const limit = this.#o.journalBatch
+    const held = ahead === undefined ? undefined : new Set(ahead.records.map((r) => r.id))
     for (;;) {
       job.check()
       const page = await src.readJournal(ref, limit)
@@ -426,10 +434,23 @@ export class MigrationRunner {
       }
       if (page.entries.length === 0) return false
       const at = cursor()
-      const upsert = page.entries.filter((e): e is JournalEntry & { record: NonNullable<JournalEntry['record']> } => e.record !== null && e.record.seq <= at)
-      const remove = page.entries.filter((e) => e.record === null).map((e) => e.id)
+      const upsert: MessageRecord[] = []
+      const remove: string[] = []
+      const fold = new Map<string, MessageRecord>()
+      for (const e of page.entries) {
+        if (e.record === null) remove.push(e.id)
+        else if (held?.has(e.id) === true) fold.set(e.id, e.record)
+        else if (e.record.seq <= at || (ahead !== undefined && e.record.seq <= ahead.next)) upsert.push(e.record)
+      }
+      if (ahead !== undefined && (fold.size > 0 || remove.length > 0)) {
+        const gone = new Set(remove)
+        ahead.records = ahead.records.filter((r) => !gone.has(r.id)).map((r) => fold.get(r.id) ?? r)
+        // The page's claims after the batch's own: the newer state of a claim wins.
+        ahead.claims = [...ahead.claims.filter((c) => !gone.has(c.id)), ...page.claims]
+        for (const id of gone) held!.delete(id)
+      }
       job.check()
-      await dst.importMessages(ref, job.m.id, { upsert: upsert.map((e) => e.record), claims: page.claims, remove })
+      await dst.importMessages(ref, job.m.id, { upsert, claims: page.claims, remove })
       job.check()
       await src.ackJournal(
         ref,
@@ -447,39 +468,54 @@ export class MigrationRunner {
    * small: a batch that reached the end, or came back short (fewer records than asked for, not
    * cut by the byte limit), so what is left is what arrived during that one batch. Otherwise (the
    * source frozen at the switch) it goes to the end.
+   *
+   * Pipelined: the next batch is read from the source while this one is imported into the
+   * target, so both stores work at once. The cursor (in memory and persisted) only ever covers
+   * imported batches; the journal drain after each import folds newer states into the batch read
+   * ahead (`#drainJournal`). A read that saw an empty journal skips the drain: a change made
+   * after it is still journalled for the next drain, and the switch always drains to the end.
    */
   async #copyBatches(job: Job, src: MigratingStore, dst: MigratingStore, live: boolean): Promise<void> {
     const ref = refOf(job.m)
+    const limit = this.#o.batch
     let cursor = job.m.cursor
     const since = performance.now()
     let movedHere = 0
     let persisted = performance.now()
+    job.check()
+    let batch = await src.readForMigration(ref, cursor, limit)
     for (;;) {
-      job.check()
-      const batch = await src.readForMigration(ref, cursor, this.#o.batch)
-      if (batch.records.length > 0) {
-        job.check()
-        await dst.importMessages(ref, job.m.id, { upsert: batch.records, claims: batch.claims })
-      }
       let bytes = 0
       for (const r of batch.records) bytes += Buffer.byteLength(r.body)
+      // A producer as fast as the copy would keep `end` false for ever: a short batch is tail enough.
+      const short = batch.records.length < limit && bytes < MIGRATION_BATCH_BYTES / 2
+      const last = batch.end || (live && short)
+      job.check()
+      const [, ahead] = await Promise.all([
+        batch.records.length > 0 ? dst.importMessages(ref, job.m.id, { upsert: batch.records, claims: batch.claims }) : undefined,
+        last ? undefined : src.readForMigration(ref, batch.next, limit),
+      ])
       cursor = batch.next
       movedHere += batch.records.length
       job.m = { ...job.m, cursor, copied: job.m.copied + batch.records.length, bytes: job.m.bytes + bytes }
       this.#o.observer?.moved(batch.records.length, bytes)
-      const reset = await this.#drainJournal(job, src, dst, () => cursor)
+      const reset = (ahead ?? batch).journal !== false && (await this.#drainJournal(job, src, dst, () => cursor, ahead))
       if (reset) cursor = 0
-      if (reset || batch.end || performance.now() - persisted > 250) {
+      // The last batch is persisted too: the switch copies from the persisted cursor, and a
+      // cursor left 250 ms behind would be copied again while clients wait.
+      if (reset || last || performance.now() - persisted > 250) {
         const { cursor: c, copied, bytes: b, journalApplied } = job.m
         await this.#patch(job, { cursor: reset ? 0 : c, copied, bytes: b, journalApplied, error: null })
         persisted = performance.now()
         // An operator's cancel (or the queue's deletion) shows here: stop copying.
         if (job.m.state !== 'copying' && job.m.state !== 'switching') return
       }
-      if (batch.end && !reset) return
-      // A producer as fast as the copy would keep `end` false for ever: a short batch is tail enough.
-      if (live && !reset && batch.records.length < this.#o.batch && bytes < MIGRATION_BATCH_BYTES / 2) return
+      if (last && !reset) return
       if (live) await this.#pace(job, movedHere, since)
+      if (reset || ahead === undefined) {
+        job.check()
+        batch = await src.readForMigration(ref, cursor, limit)
+      } else batch = ahead
     }
   }
 

@@ -111,6 +111,12 @@ export interface MigrationBatch {
    * both stores always set it.)
    */
   metadata?: Metadata | null
+  /**
+   * Whether the queue's journal held entries (or a reset) when the batch was read: false lets
+   * the runner skip a `readJournal` that would come back empty (a change made after the read is
+   * still in the journal for the next drain). Absent (an older store): unknown, drain.
+   */
+  journal?: boolean
 }
 
 /** One journal entry: a message whose state changed, and its state now. */

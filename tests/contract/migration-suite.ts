@@ -288,6 +288,27 @@ export function defineMigrationTests(t: TapTest, driver: DataDriver, timed: (tit
     t.same((await driver.readJournal(ref, 10)).entries, [], 'acknowledged at its version')
   })
 
+  t.test('migration: readForMigration says whether the journal holds entries or a reset', async (t) => {
+    const p = project(t, driver)
+    const ref = p.ref()
+    const [a] = await postN(driver, ref, 2)
+    t.equal((await driver.readForMigration(ref, 0, 10)).journal, false, 'no fence: no journal')
+    await driver.fenceQueue(ref, fence('journal'), null)
+    t.equal((await driver.readForMigration(ref, 0, 10)).journal, false, 'an empty journal')
+    await driver.postMessages(ref, [{ body: body('late') }], postOpts())
+    t.equal((await driver.readForMigration(ref, 0, 10)).journal, false, 'a post is not journalled')
+    await driver.deleteMessage(ref, a)
+    t.equal((await driver.readForMigration(ref, 0, 10)).journal, true, 'a delete is')
+    const page = await driver.readJournal(ref, 10)
+    await driver.ackJournal(ref, page.entries.map((e) => ({ id: e.id, version: e.version })))
+    t.equal((await driver.readForMigration(ref, 0, 10)).journal, false, 'acknowledged')
+    await driver.deleteQueue(ref)
+    const gone = await driver.readForMigration(ref, 0, 10)
+    t.same([gone.metadata, gone.journal], [null, true], 'a deleted queue: its reset is pending')
+    await driver.ackJournal(ref, [], true)
+    t.equal((await driver.readForMigration(ref, 0, 10)).journal, false, 'the reset acknowledged')
+  })
+
   t.test('migration: purge and deleteQueue journal a reset; setting journal again with another token starts afresh', async (t) => {
     const p = project(t, driver)
     const ref = p.ref()

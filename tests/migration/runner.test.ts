@@ -167,6 +167,36 @@ function runnerSuite(t: Test, openCatalog: CatalogFactory): void {
     await waitFor(() => counts.runningNow === 0, { what: 'the runner to let go' })
   })
 
+  t.test('a batch read ahead (while the previous one was imported) and changed before its import: the newer state lands', async (t) => {
+    const { catalog, stores, ref, counts, runner, ended } = await setup(t, openCatalog)
+    const a = stores.a!
+    const ids: string[] = []
+    for (let i = 0; i < 40; i++) ids.push(a.post(ref, JSON.stringify({ i })))
+    const m = await catalog.createMigration({ ...ref, from: 'a', to: 'b', rate: 0, origin: 'admin' })
+    let claim: { id: string; ids: string[] } | undefined
+    a.hook = (op) => {
+      // The first drain runs once batch 1 (ids 0–9) is imported and batch 2 (ids 10–19) was read
+      // ahead: claim ids 0–12 and delete id 13 now, after that read.
+      if (op !== 'readJournal' || claim !== undefined) return
+      t.equal(stores.b!.messages(ref).length, 10, 'one batch imported when the first drain runs')
+      claim = a.claim(ref, 13)
+      t.ok(a.delete(ref, ids[13]!))
+    }
+    runner()
+    const end = await ended(m.id)
+    t.equal(end.state, 'done')
+    t.same(claim!.ids, ids.slice(0, 13))
+    const b = stores.b!
+    t.same(b.messages(ref).map((x) => x.id), ids.filter((_, i) => i !== 13), 'the message deleted after the read-ahead is not resurrected')
+    const held = b.messages(ref).filter((x) => x.claimId === claim!.id).map((x) => x.id)
+    t.same(held, ids.slice(0, 13), 'the claims made after the read-ahead hold on the target, in the batch read ahead too')
+    t.ok(b.queues.get(`${ref.project}/${ref.queue}`)!.claims.has(claim!.id), 'the claim record moved')
+    // Right the first time: a stale read-ahead would have needed the switch's count check to copy
+    // everything again (and a stale claim state would not even change the count).
+    t.equal(counts.movedMessages, 39, `each message copied once (${counts.movedMessages})`)
+    t.equal(end.copied, 39)
+  })
+
   t.test('cancel during the copy rolls back: the source serves as before, the target copy is gone', async (t) => {
     const { catalog, stores, ref, runner, ended } = await setup(t, openCatalog)
     const a = stores.a!

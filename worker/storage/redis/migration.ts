@@ -83,7 +83,7 @@ export class RedisMigration {
   async readForMigration(ref: QueueRef, after: number, limit: number): Promise<MigrationBatch> {
     const from = Number.isFinite(after) && after > 0 ? Math.floor(after) : 0
     const r = await this.#ctx.acked(
-      this.#ctx.scripts.run<[string | number, number, RecordTuple[], ClaimTuple[], string]>('readForMigration', queueKeys(ref).list, [
+      this.#ctx.scripts.run<[string | number, number, RecordTuple[], ClaimTuple[], string, number]>('readForMigration', queueKeys(ref).list, [
         this.#ctx.clock(),
         from,
         clampLimit(limit),
@@ -96,6 +96,7 @@ export class RedisMigration {
       records: r[2].map(toRecord),
       claims: r[3].map(toClaim),
       metadata: r[4] === '' ? null : (JSON.parse(r[4]) as Metadata),
+      journal: Number(r[5]) === 1,
     }
   }
 

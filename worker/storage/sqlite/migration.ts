@@ -117,6 +117,7 @@ export class SqliteMigration {
   readonly #killJournal: Statement<[number]>
   readonly #read: Statement<[number, number, number, number], RecordRow>
   readonly #staged: Statement<[number], { one: number }>
+  readonly #journalled: Statement<[number], number>
   readonly #entries: Statement<[number, number], { version: number; id: string }>
   readonly #record: Statement<[string, number], RecordRow>
   readonly #claim: Statement<[string, number, number], { id: string; ttl: number; expires: number; updated: number }>
@@ -149,6 +150,7 @@ export class SqliteMigration {
        WHERE qid = ? AND seq > ? AND seq < ${STAGED_FROM_SQL('?')} ORDER BY seq LIMIT ?`,
     )
     this.#staged = db.prepare('SELECT 1 AS one FROM staging WHERE qid = ?')
+    this.#journalled = db.prepare<[number], number>('SELECT EXISTS (SELECT 1 FROM journal INDEXED BY journal_order WHERE jid = ?)').pluck()
     this.#entries = db.prepare('SELECT version, id FROM journal INDEXED BY journal_order WHERE jid = ? ORDER BY version LIMIT ?')
     this.#record = db.prepare(`SELECT ${RECORD_COLUMNS} FROM messages INDEXED BY messages_id WHERE id = ? AND qid = ?`)
     this.#claim = db.prepare('SELECT id, ttl, expires, updated FROM claims INDEXED BY claims_id WHERE id = ? AND qid = ? AND expires > ?')
@@ -264,10 +266,16 @@ export class SqliteMigration {
     return out
   }
 
+  /** Whether the queue's journal holds entries or a reset (`MigrationBatch.journal`). */
+  #pending(ref: QueueRef): boolean {
+    const f = this.#current(ref)
+    return f !== undefined && f.jid !== 0 && (f.reset === 1 || this.#journalled.get(f.jid) === 1)
+  }
+
   readForMigration(ref: QueueRef, after: number, limit: number): MigrationBatch {
     const queue = this.#queues.find(ref)
     const from = Number.isFinite(after) ? after : 0
-    if (queue === undefined) return { records: [], claims: [], next: from, end: true, metadata: null }
+    if (queue === undefined) return { records: [], claims: [], next: from, end: true, metadata: null, journal: this.#pending(ref) }
     const now = this.#ctx.clock()
     const cap = clampLimit(limit)
     const records: MessageRecord[] = []
@@ -288,7 +296,7 @@ export class SqliteMigration {
     const cut = examined === cap || bytes >= MIGRATION_BATCH_BYTES
     // A large post being staged lies beyond what was read: not the end yet.
     const end = !cut && this.#staged.get(queue.qid) === undefined
-    return { records, claims: this.#claims(names, queue.qid, now), next, end, metadata: this.#queues.parse(queue.metadata) }
+    return { records, claims: this.#claims(names, queue.qid, now), next, end, metadata: this.#queues.parse(queue.metadata), journal: this.#pending(ref) }
   }
 
   readJournal(ref: QueueRef, limit: number): JournalPage {

@@ -9,7 +9,8 @@
   Returns: { next (last seq examined), end (1|0), records, claims } where a record is
            { id, seq, created, ttl, expires, visible, claimCount, claimId or '', claimExpires,
            clientId, body } and a claim { id, ttl, expires, updated } (the active claims the
-           records name), meta (the metadata JSON text; '' when the queue does not exist).
+           records name), meta (the metadata JSON text; '' when the queue does not exist),
+           journal (1 when the journal holds entries or a reset, else 0).
   Errors: none.
 ]]
 local k = queue_keys(0)
@@ -17,8 +18,10 @@ local now = tonumber(ARGV[1])
 local after = ARGV[2]
 local limit = tonumber(ARGV[3])
 local maxbytes = tonumber(ARGV[4])
+local pending = 0
+if redis.call('EXISTS', k.j) == 1 or redis.call('HGET', k.f, 'reset') == '1' then pending = 1 end
 local meta = redis.call('HGET', k.q, 'meta')
-if not meta then return { after, 1, {}, {}, '' } end
+if not meta then return { after, 1, {}, {}, '', pending } end
 if redis.call('HGET', k.f, 'state') == 'moved' then unstage(k, PROMOTE_STEP) end
 local upto = visible_max(k.q)
 local page = redis.call('ZRANGEBYSCORE', k.a, '(' .. after, upto, 'WITHSCORES', 'LIMIT', 0, limit)
@@ -47,4 +50,4 @@ end
 local cut = examined == limit or bytes >= maxbytes
 local ended = 0
 if not cut and not redis.call('HGET', k.q, 'stagelo') then ended = 1 end
-return { next, ended, records, claims, meta }
+return { next, ended, records, claims, meta, pending }
