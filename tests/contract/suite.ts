@@ -558,6 +558,31 @@ function definePostTests(t: TapTest, driver: DataDriver, timed: Timed): void {
     t.same(idsOf(claim?.messages ?? []), [...before, ...ids.slice(0, 3)], 'claims take them in order')
   })
 
+  t.test('postMessages: concurrent large posts to one queue are each stored whole, none interleaved', async (t) => {
+    const p = project(t, driver)
+    const n = POST_CHUNK * 2 + 5
+    // Four at once: each large post holds the queue in turn (three wait for the first together).
+    const posts = await Promise.allSettled([0, 1, 2, 3].map(() => postN(driver, p.ref(), n)))
+    t.same(
+      posts.map((r) => r.status),
+      ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled'],
+      posts.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')).join('; '),
+    )
+    const idLists = posts.map((r) => (r.status === 'fulfilled' ? r.value : []))
+    t.equal((await driver.stats(p.ref())).total, 4 * n, 'every message of every post, nothing more')
+    const seen: string[] = []
+    let marker: string | undefined
+    for (let pages = 0; pages < 200; pages++) {
+      const page = await driver.listMessages(p.ref(), listOpts({ limit: 20, ...(marker !== undefined && { marker }) }))
+      seen.push(...idsOf(page.items))
+      if (page.next === undefined) break
+      marker = page.next
+    }
+    // Each post's messages are contiguous and in order: the posts did not interleave.
+    const order = [...idLists].sort((a, b) => seen.indexOf(a[0]!) - seen.indexOf(b[0]!))
+    t.same(seen, order.flat(), 'each post whole and in order, one after another')
+  })
+
   t.test('postMessages: idempotency key', async (t) => {
     const p = project(t, driver)
     const key = { idempotencyKey: 'k-1', idempotencyWindow: 300 }

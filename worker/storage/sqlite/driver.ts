@@ -388,10 +388,12 @@ export class SqliteDriver implements DataDriver {
   }
 
   async postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
-    if (this.#held.size > 0) await this.#idle(ref)
     const chunks = messages.length > POST_CHUNK || bodyBytes(messages) > POST_CHUNK_BYTES ? chunksOf(messages) : undefined
-    if (chunks === undefined || chunks.length === 1) return this.#clientWrite('postMessages', ref, () => this.#messages.postMessages(ref, messages, opts))
-    return this.#postLarge(ref, messages, opts, chunks)
+    if (chunks === undefined || chunks.length === 1) {
+      if (this.#held.size > 0) await this.#idle(ref)
+      return this.#clientWrite('postMessages', ref, () => this.#messages.postMessages(ref, messages, opts))
+    }
+    return this.#postLarge(ref, messages, opts, chunks, await this.#acquire(ref))
   }
 
   /**
@@ -399,8 +401,7 @@ export class SqliteDriver implements DataDriver {
    * the last (messages.ts), with the queue held so no other post, purge or delete of it runs in
    * between. Any failure rolls the staged chunks back before the error is answered.
    */
-  async #postLarge(ref: QueueRef, messages: NewMessage[], opts: PostOptions, chunks: [number, number][]): Promise<string[]> {
-    const release = this.#hold(ref)
+  async #postLarge(ref: QueueRef, messages: NewMessage[], opts: PostOptions, chunks: [number, number][], release: () => void): Promise<string[]> {
     const allIds = messages.map(() => newId())
     this.#messages.staging(true)
     // Whether the staged rows are surely gone (committed or rolled back): only then may
@@ -436,12 +437,18 @@ export class SqliteDriver implements DataDriver {
   /** Queues held by a large post, with the promise that resolves when it lets go. */
   readonly #held = new Map<string, Promise<void>>()
 
-  /** Holds `ref` until the returned function is called. */
-  #hold(ref: QueueRef): () => void {
+  /**
+   * Holds `ref` once no other large post does; resolves with the function that lets go. The
+   * check and the hold are one synchronous step: several posts waiting on one holder all wake
+   * together, and a check made in one turn and a hold taken in a later one would let them all
+   * in at once (each one's first chunk then dropped the others' staging: 503s for posts that
+   * had stored part of their messages).
+   */
+  async #acquire(ref: QueueRef): Promise<() => void> {
     const key = JSON.stringify([ref.project, ref.queue])
+    for (let p = this.#held.get(key); p !== undefined; p = this.#held.get(key)) await p
     let done!: () => void
     const p = new Promise<void>((resolve) => (done = resolve))
-    // postMessages waited for #idle just before (no await since): nobody else holds the queue.
     this.#held.set(key, p)
     return () => {
       if (this.#held.get(key) === p) this.#held.delete(key)
