@@ -10,6 +10,7 @@ import type { DriverMetrics } from '../worker/storage/metered.js'
 import { DEAD_LETTERED, DEAD_LETTERED_HELP } from '../worker/metrics.js'
 import type { PoolBacklog } from './backlog.js'
 import type { RpcDriver } from './rpc-client.js'
+import { histogramChild } from '../shared/histogram-child.js'
 
 export interface WorkerRef {
   pool: string
@@ -202,7 +203,7 @@ export class ProxyMetrics {
     const key = `${status}${method} ${route}`
     let c = this.#children.get(key)
     if (c === undefined) {
-      c = { labels: { route, method, status: `${Math.floor(status / 100)}xx`, code: String(status) }, count: 0, counted: 0, time: this.#duration.labels({ route, method }) }
+      c = { labels: { route, method, status: `${Math.floor(status / 100)}xx`, code: String(status) }, count: 0, counted: 0, time: histogramChild(this.#duration, { route, method }) }
       this.#children.set(key, c)
     }
     c.count++

@@ -204,3 +204,43 @@ t.test('strings decode natively and exactly as the library decodes them', async 
   Buffer.from(enc2).copy(frame, 4)
   t.same(decodeAll([frame]), [msg])
 })
+
+t.test('long strings are measured natively and encode to exactly the library bytes', async (t) => {
+  const { Encoder } = await import('@msgpack/msgpack')
+  const { nativeStringLengths, usesNativeStringLengths } = await import('../../shared/rpc/frames.js')
+  const fast = nativeStringLengths(new Encoder({ ignoreUndefined: true }))
+  t.ok(usesNativeStringLengths(fast), 'the native path is installed (the library internals it uses still exist)')
+  const w = new FrameWriter(sink())
+  t.ok(usesNativeStringLengths(w.encoder), "FrameWriter's encoder uses it")
+  const plain = new Encoder({ ignoreUndefined: true })
+  // Every length around the library's TextEncoder threshold (50) and the msgpack header sizes
+  // (str8 < 256 bytes, str16 < 65,536), ASCII, 2-, 3- and 4-byte characters, U+FFFD, lone
+  // surrogates (U+FFFD's three bytes once written by TextEncoder) and pairs cut in half.
+  const pieces = ['a', 'é', '✓', '😀', '\uFFFD', '\ud800', '\udc00', '"', '\u0000']
+  const values: string[] = []
+  for (let len = 0; len <= 300; len++) {
+    for (const p of pieces) values.push(p.repeat(Math.ceil(len / p.length)).slice(0, len))
+    values.push('x'.repeat(len) + '\ud83d')
+  }
+  for (const len of [65_535, 65_536, 70_000]) values.push('y'.repeat(len), 'é'.repeat(len / 2))
+  let same = 0
+  for (const v of values) {
+    const msg = { id: 1, r: { body: v, list: [v, { [v.slice(0, 20)]: v }] } }
+    const want = Buffer.from(plain.encode(msg))
+    const got = Buffer.from(fast.encode(msg))
+    if (!got.equals(want)) {
+      t.fail(`string of ${v.length} code units encodes differently: ${JSON.stringify(v).slice(0, 60)}`)
+      return
+    }
+    same++
+  }
+  t.equal(same, values.length, `${values.length} strings encode to the same bytes`)
+  // And frames carry them unchanged (well-formed strings come back as they were).
+  const body = JSON.stringify({ event: 'x', pad: '😀é'.repeat(60) })
+  const msg: RpcMessage = { id: 3, op: 'postMessages', args: [{ project: 'p', queue: 'q' }, [{ body }, { body: body + 'x' }], { clientId: 'c' }] }
+  const s = sink()
+  const writer = new FrameWriter(s)
+  writer.write(msg)
+  writer.flush()
+  t.same(decodeAll(s.writes), [msg])
+})

@@ -6,6 +6,7 @@
 import type { Counter, Histogram } from 'prom-client'
 import type { DataDriver } from '../../shared/storage/contract.js'
 import { wrapDriver, type DriverOperation, type OpArgs, type OpResult } from '../../shared/storage/operations.js'
+import { histogramChild } from '../../shared/histogram-child.js'
 
 export interface DriverMetrics {
   /** Duration of each operation, labelled `operation` and `outcome` (ok / error). */
@@ -42,8 +43,9 @@ export function metered<T extends DataDriver>(driver: T, metrics: DriverMetrics,
   }
   return wrapDriver(driver, (op, call) => {
     const count = counted[op]
-    const ok = metrics.duration.labels({ ...base, operation: op, outcome: 'ok' })
-    const err = metrics.duration.labels({ ...base, operation: op, outcome: 'error' })
+    // Observed once or more per request: children that skip prom-client's per-call hashing.
+    const ok = histogramChild(metrics.duration, { ...base, operation: op, outcome: 'ok' })
+    const err = histogramChild(metrics.duration, { ...base, operation: op, outcome: 'error' })
     // A plain .then rather than an async function: one promise per call, not three.
     return (...args) => {
       const t0 = performance.now()

@@ -1,0 +1,247 @@
+#!/usr/bin/env node
+/**
+ * Same-run A/B of two builds on the closed-loop hot paths: post 1, post 10 and mixed, on the
+ * embedded SQLite store and on a Redis pool, with server CPU per message per process.
+ *
+ *   git archive <base> | tar -x -C /tmp/base && ln -s $PWD/node_modules /tmp/base/ && (cd /tmp/base && npm run build)
+ *   node dist/perf/ab.js --builds /tmp/base,. --scenarios post1,post10,mixed --stores sqlite,redis --duration 4 --rounds 2
+ *
+ * Each round runs every build once per store (A, B, then B, A in the next round, so neither
+ * always goes first), each on a fresh Missive (and a fresh Redis for the Redis pool) started
+ * exactly as the bench starts its main variant (perf/bench.ts), after 2 s of unrecorded warm-up.
+ * With `--profile <dir>` the proxy and the worker of every start write CPU profiles there
+ * (`<build>-<store>-<round>-{proxy,worker}.cpuprofile`) and the top self-time functions of each
+ * are printed. Bench runs are exclusive on a shared machine: run it under
+ * `flock <lock> node dist/perf/ab.js …`.
+ */
+import { mkdtemp, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { basename, join, resolve } from 'node:path'
+import { existsSync, readFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { helpText, parseArgs, UsageError, type FlagSpec } from './lib/args.js'
+import { runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
+import { awaitHttp, capture, cleanEnv, freePort, missiveRoles, startRedis, stopChild, track, type RedisService } from './lib/procs.js'
+
+const FLAGS: FlagSpec[] = [
+  { name: 'builds', type: 'list', default: ['.'], help: 'repository roots to compare (each with a built dist/), first is A; `root+NAME=value` adds a MISSIVE_* setting for that build (e.g. `.+MISSIVE_DURABILITY=fast`)' },
+  { name: 'scenarios', type: 'list', default: ['post1', 'post10', 'mixed'], help: 'post1, post10, mixed' },
+  { name: 'stores', type: 'list', default: ['sqlite'], help: 'sqlite, redis' },
+  { name: 'duration', type: 'number', default: 4, help: 'seconds per scenario' },
+  { name: 'rounds', type: 'number', default: 2, help: 'A/B rounds (alternating order)' },
+  { name: 'sqlite-durability', type: 'string', default: 'durable', help: 'durability of the SQLite pool: durable (fsync before 201, as the bench) or fast' },
+  { name: 'connections', type: 'number', default: 32, help: 'closed-loop connections' },
+  { name: 'profile', type: 'string', default: undefined, help: 'write CPU profiles of the proxy and the worker to this directory' },
+  { name: 'top', type: 'number', default: 15, help: 'functions listed per profile' },
+  { name: 'help', type: 'boolean', default: false, help: 'show this help' },
+]
+
+interface Sample {
+  build: string
+  store: string
+  scenario: string
+  r: LoadResult
+  cpu: { proxy: number; workers: number; redis: number; loadgen: number }
+}
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
+
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK
+  } catch {
+    return 0
+  }
+}
+
+async function startBuild(root: string, env: Record<string, string>, nodeArgs: string[]) {
+  const port = await freePort()
+  const entry = join(root, 'dist/bin/missive.js')
+  if (!existsSync(entry)) throw new UsageError(`${entry} is missing: build ${root} first`)
+  const child = spawn(process.execPath, [...nodeArgs, entry, 'serve'], {
+    cwd: root,
+    env: cleanEnv({ MISSIVE_BIND: '127.0.0.1', MISSIVE_PORT: String(port), MISSIVE_LOG_LEVEL: 'warn', ...env }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  })
+  track(child, true)
+  const output = capture(child)
+  const url = `http://127.0.0.1:${port}`
+  const up = await awaitHttp({ child, url }, 30_000)
+  if (up !== 'up') throw new Error(`${root}: Missive did not start (${up}): ${output().slice(-600)}`)
+  return { child, url, output, stop: () => stopChild(child, 20_000, true) }
+}
+
+function load(url: string, scenario: string, conns: number, durationS: number): LoadOptions {
+  const base: LoadOptions = {
+    url,
+    producers: 0,
+    consumers: 0,
+    observers: 0,
+    batch: 10,
+    claimLimit: 10,
+    deleteMode: 'bulk',
+    size: 200,
+    queues: 4,
+    tenants: 1,
+    durationS,
+    rate: 0,
+    connections: conns,
+    prefix: 'bench',
+  }
+  if (scenario === 'post1') return { ...base, producers: conns, batch: 1 }
+  if (scenario === 'post10') return { ...base, producers: conns, batch: 10 }
+  if (scenario === 'mixed') return { ...base, producers: Math.floor(conns / 2), consumers: conns - Math.floor(conns / 2) }
+  throw new UsageError(`unknown scenario ${scenario}`)
+}
+
+interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string; lineNumber: number }
+  hitCount?: number
+}
+
+/**
+ * Top self-time functions of a .cpuprofile, as shares of the samples that were not idle:
+ * `(program)` is native time outside JavaScript (the event loop, reads, syscalls not made from a
+ * JS call), `(garbage collector)` the GC's.
+ */
+export async function topSelf(file: string, n: number): Promise<string[]> {
+  const p = JSON.parse(await readFile(file, 'utf8')) as { nodes: ProfileNode[]; samples: number[] }
+  const byNode = new Map<number, ProfileNode>(p.nodes.map((x) => [x.id, x]))
+  const counts = new Map<string, number>()
+  let busy = 0
+  for (const id of p.samples) {
+    const node = byNode.get(id)!
+    const fn = node.callFrame.functionName || '(anonymous)'
+    if (fn === '(idle)') continue
+    busy++
+    const where = node.callFrame.url ? `${basename(node.callFrame.url)}:${node.callFrame.lineNumber + 1}` : ''
+    const key = `${fn} ${where}`.trim()
+    counts.set(key, (counts.get(key) ?? 0) + 1)
+  }
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([k, v]) => `${((100 * v) / busy).toFixed(1).padStart(5)} %  ${k}`)
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2), FLAGS)
+  if (a.help) {
+    process.stdout.write(`usage: node dist/perf/ab.js [flags]\n${helpText(FLAGS)}\n`)
+    return
+  }
+  const builds = a.builds as string[]
+  const rootOf = (b: string): string => resolve(b.split('+')[0]!)
+  const envOf = (b: string): Record<string, string> =>
+    Object.fromEntries(b.split('+').slice(1).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
+  const scenarios = a.scenarios as string[]
+  const stores = a.stores as string[]
+  const rounds = a.rounds as number
+  const conns = a.connections as number
+  const durationS = a.duration as number
+  const profileDir = a.profile === undefined ? undefined : resolve(a.profile as string)
+  if (profileDir) await mkdir(profileDir, { recursive: true })
+  const samples: Sample[] = []
+  const label = (b: string): string => (builds.length > 1 ? String.fromCharCode(65 + builds.indexOf(b)) : 'A')
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? builds : [...builds].reverse()
+    for (const store of stores) {
+      for (const build of order) {
+        const dir = await mkdtemp(join(tmpdir(), 'missive-ab-'))
+        let redis: RedisService | null = null
+        const profOut = profileDir ? await mkdtemp(join(profileDir, 'raw-')) : undefined
+        try {
+          let pool = 'sqlite:'
+          const env: Record<string, string> = { MISSIVE_DATA_DIR: dir }
+          if (store === 'redis') {
+            await mkdir(join(dir, 'redis'))
+            redis = await startRedis({ dir: join(dir, 'redis'), appendfsync: 'everysec' })
+            pool = redis.url
+            env.MISSIVE_DURABILITY = 'fast'
+            env.MISSIVE_WORKERS = '1'
+          } else env.MISSIVE_DURABILITY = a['sqlite-durability'] as string
+          env.MISSIVE_DEFAULT_POOL = pool
+          const svc = await startBuild(rootOf(build), { ...env, ...envOf(build) }, profOut ? ['--cpu-prof', `--cpu-prof-dir=${profOut}`] : [])
+          const roles = missiveRoles(svc.child.pid!)
+          await runLoad({ ...load(svc.url, 'post10', 8, 2), prefix: 'warmup' })
+          for (const scenario of scenarios) {
+            const s0 = { p: roles.proxy.reduce((n, x) => n + cpuSeconds(x), 0), w: roles.workers.reduce((n, x) => n + cpuSeconds(x), 0), r: redis ? cpuSeconds(redis.pid) : 0, l: process.cpuUsage() }
+            const t0 = performance.now()
+            const r = await runLoad(load(svc.url, scenario, conns, durationS))
+            const secs = (performance.now() - t0) / 1000
+            const l = process.cpuUsage(s0.l)
+            const cpu = {
+              proxy: (roles.proxy.reduce((n, x) => n + cpuSeconds(x), 0) - s0.p) / secs,
+              workers: (roles.workers.reduce((n, x) => n + cpuSeconds(x), 0) - s0.w) / secs,
+              redis: ((redis ? cpuSeconds(redis.pid) : 0) - s0.r) / secs,
+              loadgen: (l.user + l.system) / 1e6 / secs,
+            }
+            samples.push({ build, store, scenario, r, cpu })
+            process.stderr.write(`${label(build)} ${store} ${scenario} round ${round + 1}: ${line({ build, store, scenario, r, cpu })}\n`)
+          }
+          await svc.stop()
+          if (profOut) {
+            await new Promise((r) => setTimeout(r, 300))
+            for (const f of await readdir(profOut)) {
+              const m = /^CPU\.\d+\.\d+\.(\d+)\.(\d+)\./.exec(f)
+              if (!m) continue
+              const pid = Number(m[1])
+              const role = roles.proxy.includes(pid) ? 'proxy' : roles.workers.includes(pid) ? `worker${roles.workers.indexOf(pid)}` : 'supervisor'
+              const to = join(profileDir!, `${label(build)}-${store}-${round + 1}-${role}-${pid}-${m[2]}.cpuprofile`)
+              await rename(join(profOut, f), to)
+              if (role === 'supervisor') continue
+              process.stdout.write(`\n${label(build)} ${store} round ${round + 1} ${role}: top self time (${basename(to)})\n`)
+              for (const t of await topSelf(to, a.top as number)) process.stdout.write(`  ${t}\n`)
+            }
+            await rm(profOut, { recursive: true, force: true })
+          }
+        } finally {
+          await redis?.stop().catch(() => undefined)
+          await rm(dir, { recursive: true, force: true })
+        }
+      }
+    }
+  }
+  process.stdout.write('\n| build | store | scenario | req/s | msgs/s | p99 ms | proxy µs/msg | worker µs/msg | redis µs/msg | loadgen cores |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|\n')
+  for (const store of stores) {
+    for (const scenario of scenarios) {
+      for (const build of builds) {
+        const ss = samples.filter((s) => s.build === build && s.store === store && s.scenario === scenario)
+        for (const s of ss) process.stdout.write(`| ${label(build)} | ${store} | ${scenario} | ${row(s)} |\n`)
+      }
+    }
+  }
+  process.stdout.write(`\nbuilds: ${builds.map((b) => `${label(b)} = ${b}`).join(', ')}\n`)
+}
+
+function msgs(s: Sample): number {
+  return s.r.msgsInPerS + s.r.msgsOutPerS
+}
+
+function p99(s: Sample): number {
+  return Math.max(...Object.values(s.r.ops).map((o) => o.p99))
+}
+
+function row(s: Sample): string {
+  const m = msgs(s)
+  const us = (c: number): string => (m > 0 ? ((c * 1e6) / m).toFixed(1) : '—')
+  return [Math.round(s.r.reqPerS).toLocaleString('en-US'), Math.round(m).toLocaleString('en-US'), p99(s).toFixed(1), us(s.cpu.proxy), us(s.cpu.workers), us(s.cpu.redis), s.cpu.loadgen.toFixed(2)].join(' | ')
+}
+
+function line(s: Sample): string {
+  const m = msgs(s)
+  return `${Math.round(s.r.reqPerS)} req/s, ${Math.round(m)} msgs/s, p99 ${p99(s).toFixed(1)} ms, failures ${s.r.failures}, µs/msg proxy ${((s.cpu.proxy * 1e6) / m).toFixed(1)} worker ${((s.cpu.workers * 1e6) / m).toFixed(1)} redis ${((s.cpu.redis * 1e6) / m).toFixed(1)}`
+}
+
+// Run only as the entry point: `topSelf` can be imported without starting a benchmark.
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${err instanceof UsageError ? err.message : ((err as Error).stack ?? String(err))}\n`)
+    process.exit(err instanceof UsageError ? 2 : 1)
+  })
+}
