@@ -1,0 +1,96 @@
+/**
+ * A Redis Cluster failover must not refuse the healthy masters' queues (docs/ha.md, "What happens
+ * on a cluster failover"). Six nodes on loopback (three masters, one replica each,
+ * `cluster-node-timeout` 1 s, Redis's default `cluster-require-full-coverage yes`), the Redis
+ * driver in-process on `redis+cluster://…?durability=fast`, posts running on queues of every
+ * master; one master is killed with SIGKILL. Between the moment the cluster marks it failed and
+ * its replica's promotion, every master answers CLUSTERDOWN (the cluster no longer covers every
+ * slot): the test sees that state on a healthy master, so the window it tests did happen. The
+ * posts on the other masters' queues must ride it out: not one of them refused. Before the fix
+ * ioredis resent each CLUSTERDOWN to a random master — the dead one a third of the time — and
+ * those posts failed with "Connection is closed" (here: a dozen or more per run; see
+ * worker/storage/redis/cluster.ts).
+ */
+import t from 'tap'
+import { randomUUID } from 'node:crypto'
+import { Redis } from 'ioredis'
+import { RedisDriver } from '../../worker/storage/redis/driver.js'
+import { parseRedisUri } from '../../shared/storage/redis-uri.js'
+import type { QueueRef } from '../../shared/storage/contract.js'
+import { queueKeys } from '../../worker/storage/redis/keys.js'
+import { waitFor } from '../helpers/index.js'
+import { startRedisCluster } from '../helpers/redis-cluster.js'
+
+t.setTimeout(60_000)
+
+const QUEUES = 24
+const OPTS = { clientId: randomUUID(), defaultTtl: 3600, postBytes: 2500, queuePolicy: true }
+
+t.test('kill -9 one master: the other masters\' queues see no refused post', async (t) => {
+  const cluster = await startRedisCluster(t, { masters: 3, replicasPerMaster: 1, appendfsync: 'everysec', nodeTimeoutMs: 1000 })
+  const driver = await RedisDriver.open({ ...parseRedisUri(cluster.uri('durability=fast'), 'fast'), gcIntervalMs: 0 })
+  t.teardown(() => driver.close())
+
+  const project = `p-${randomUUID()}`
+  const refs: QueueRef[] = Array.from({ length: QUEUES }, (_, i) => ({ project, queue: `q${i}` }))
+  const probe = new Redis({ host: '127.0.0.1', port: cluster.nodes[0]!.port })
+  probe.on('error', () => {})
+  t.teardown(() => probe.disconnect())
+  const ranges = (await probe.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string]][]
+  const owner = await Promise.all(
+    refs.map(async (ref) => {
+      const slot = (await probe.call('CLUSTER', 'KEYSLOT', queueKeys(ref).q)) as number
+      return ranges.find(([lo, hi]) => slot >= lo && slot <= hi)![2][1]
+    }),
+  )
+  const victimPort = owner[0]!
+  const healthyPorts = [...new Set(owner)].filter((p) => p !== victimPort)
+  t.equal(healthyPorts.length, 2, 'the queues spread over all three masters')
+  const victim = cluster.nodes.find((n) => n.port === victimPort)!
+  // A healthy master, watched for the cluster's own verdict during the failover.
+  const watch = new Redis({ host: '127.0.0.1', port: healthyPorts[0]! })
+  watch.on('error', () => {})
+  t.teardown(() => watch.disconnect())
+
+  let killed = false
+  let stop = false
+  const refused: string[] = []
+  const acked = refs.map(() => 0)
+  const ackedAfterPromotion = refs.map(() => 0)
+  let promoted = false
+  const posting = refs.map(async (ref, i) => {
+    while (!stop) {
+      try {
+        await driver.postMessages(ref, [{ body: `m${i}` }], OPTS)
+        acked[i]!++
+        if (promoted) ackedAfterPromotion[i]!++
+      } catch (err) {
+        if (owner[i] !== victimPort) refused.push(`q${i} on :${owner[i]}${killed ? '' : ' (before the kill)'}: ${(err as Error).message}; ${String(((err as Error).cause as Error | undefined)?.message)}`)
+        // Load shaping, not synchronisation: the victim's queues fail fast until the promotion.
+        await new Promise((r) => setTimeout(r, 10))
+      }
+    }
+  })
+
+  await waitFor(() => acked.every((n) => n >= 5), { what: 'posts acknowledged on every queue', timeoutMs: 20_000 })
+  killed = true
+  await victim.kill9()
+  let sawClusterDown = false
+  await waitFor(
+    async () => {
+      const info = (await watch.call('CLUSTER', 'INFO').catch(() => '')) as string
+      if (/^cluster_state:fail/m.test(info)) sawClusterDown = true
+      const masters = await cluster.masters()
+      return masters.length === 3 && !masters.includes(victim)
+    },
+    { what: 'the replica of the killed master to take over', timeoutMs: 30_000, intervalMs: 20 },
+  )
+  promoted = true
+  // Traffic goes on until every queue, the failed master's included, is served again.
+  await waitFor(() => ackedAfterPromotion.every((n) => n >= 3), { what: 'posts acknowledged on every queue after the promotion', timeoutMs: 30_000 })
+  stop = true
+  await Promise.all(posting)
+
+  t.ok(sawClusterDown, 'a healthy master said cluster_state:fail between the kill and the promotion (the window under test happened)')
+  t.same(refused, [], 'no post on a healthy master\'s queue was refused')
+})
