@@ -47,7 +47,11 @@ export async function connectCluster(opts: RedisPoolOptions): Promise<Cluster> {
   const cluster = new MissiveCluster(nodes, {
     lazyConnect: true,
     enableOfflineQueue: false,
-    enableAutoPipelining: opts.autoPipelining,
+    // Never on a Cluster (`auto_pipelining` is ignored): ioredis's auto-pipelining groups a
+    // defined command (every queue script) by its first argument, the key count, not by its first
+    // key, so concurrent scripts of queues on different masters share one pipeline, which ioredis
+    // then refuses whole ("All keys in the pipeline should belong to the same slots allocation group").
+    enableAutoPipelining: false,
     scaleReads: 'master',
     // Never resend a command whose outcome is unknown (see the module comment).
     retryDelayOnFailover: 0,
