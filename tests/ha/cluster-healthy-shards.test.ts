@@ -9,7 +9,9 @@
  * posts on the other masters' queues must ride it out: not one of them refused. Before the fix
  * ioredis resent each CLUSTERDOWN to a random master — the dead one a third of the time — and
  * those posts failed with "Connection is closed" (here: a dozen or more per run; see
- * worker/storage/redis/cluster.ts).
+ * worker/storage/redis/cluster.ts). Every acknowledged post on those queues is also announced to
+ * long-pollers (PUBLISH, heard by a subscriber on a healthy master): ioredis sent each PUBLISH to
+ * a random master, and the ones sent to the dead master were lost.
  */
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
@@ -18,6 +20,7 @@ import { RedisDriver } from '../../worker/storage/redis/driver.js'
 import { parseRedisUri } from '../../shared/storage/redis-uri.js'
 import type { QueueRef } from '../../shared/storage/contract.js'
 import { queueKeys } from '../../worker/storage/redis/keys.js'
+import { parsePosted, postedChannel } from '../../shared/storage/posted.js'
 import { waitFor } from '../helpers/index.js'
 import { startRedisCluster } from '../helpers/redis-cluster.js'
 
@@ -52,6 +55,17 @@ t.test('kill -9 one master: the other masters\' queues see no refused post', asy
   watch.on('error', () => {})
   t.teardown(() => watch.disconnect())
 
+  // The long-poll wake-ups, as a proxy's subscriber on a healthy master hears them.
+  const sub = new Redis({ host: '127.0.0.1', port: healthyPorts[1]! })
+  sub.on('error', () => {})
+  t.teardown(() => sub.disconnect())
+  const announced = new Set<string>()
+  sub.on('message', (_channel: string, line: string) => {
+    for (const id of parsePosted(line)?.ids ?? []) announced.add(id)
+  })
+  await sub.subscribe(postedChannel(0))
+  const ackedIds: string[] = []
+
   let killed = false
   let stop = false
   const refused: string[] = []
@@ -61,7 +75,8 @@ t.test('kill -9 one master: the other masters\' queues see no refused post', asy
   const posting = refs.map(async (ref, i) => {
     while (!stop) {
       try {
-        await driver.postMessages(ref, [{ body: `m${i}` }], OPTS)
+        const ids = await driver.postMessages(ref, [{ body: `m${i}` }], OPTS)
+        if (owner[i] !== victimPort && killed) ackedIds.push(...ids)
         acked[i]!++
         if (promoted) ackedAfterPromotion[i]!++
       } catch (err) {
@@ -93,4 +108,9 @@ t.test('kill -9 one master: the other masters\' queues see no refused post', asy
 
   t.ok(sawClusterDown, 'a healthy master said cluster_state:fail between the kill and the promotion (the window under test happened)')
   t.same(refused, [], 'no post on a healthy master\'s queue was refused')
+  // Announcements follow their post: polled, not slept on; a lost one never comes.
+  const unheard = (): string[] => ackedIds.filter((id) => !announced.has(id))
+  await waitFor(() => unheard().length === 0, { what: 'every announcement', timeoutMs: 5_000 }).catch(() => undefined)
+  t.ok(ackedIds.length > 0, 'posts acknowledged on the healthy masters\' queues after the kill')
+  t.same(unheard(), [], `every post acknowledged on a healthy master's queue after the kill was announced (${ackedIds.length} posts)`)
 })

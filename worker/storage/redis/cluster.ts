@@ -19,6 +19,11 @@
  * the command with "Connection is closed" — a healthy master's queue refused for the failed
  * master's sake (docs/ha.md "What happens on a cluster failover"). Resent to its slot's master,
  * the command waits the window out there instead.
+ *
+ * The long-poll wake-ups (PUBLISH, keyless) go to the master of the queue they announce
+ * (`publishByQueue`), not to the random master ioredis picks for a command without a key: that
+ * lost a sixth of the wake-ups of the healthy masters' queues while a master was down
+ * (tests/ha/cluster-healthy-shards.test.ts).
  */
 import { Cluster, Command, type Redis } from 'ioredis'
 import { unavailable } from '../../../shared/errors.js'
@@ -95,8 +100,8 @@ const WATCHED = new WeakSet<Command>()
  */
 class MissiveCluster extends Cluster {
   override sendCommand(command: Command, stream?: Parameters<Cluster['sendCommand']>[1], node?: unknown): unknown {
-    // `node` set: a pipeline's command (auto-pipelining, `pipeline()`). A pipeline refused with
-    // CLUSTERDOWN is resent whole by ioredis to its slot's node already (`retryDelayOnClusterDown`).
+    // `node` set: a pipeline's command (`pipeline()`). A pipeline refused with CLUSTERDOWN is
+    // resent whole by ioredis to its slot's node already (`retryDelayOnClusterDown`).
     if (node !== undefined || WATCHED.has(command)) return super.sendCommand(command, stream, node)
     WATCHED.add(command)
     const settle = command.reject
@@ -127,6 +132,37 @@ export function masterFor(cluster: Cluster, key: string): { node: Redis; at: str
   if (at === undefined) return undefined
   const node = (cluster as unknown as { connectionPool: ConnectionPool }).connectionPool.getInstanceByKey(at)
   return node === undefined ? undefined : { node, at }
+}
+
+/**
+ * PUBLISHes each of `lines` (a queue's key and its announcement) on the master that owns the
+ * queue's slot: it has just served the queue's post, so it is up — a keyless PUBLISH goes to some
+ * other node, which may be a master that has just died (its connection not yet seen closed) and
+ * loses the wake-up. Any node relays a PUBLISH to the whole cluster. One write per master.
+ */
+export function publishByQueue(cluster: Cluster, channel: string, lines: Iterable<readonly [key: string, message: string]>): void {
+  let byNode: Map<Redis, string[]> | undefined
+  for (const [key, message] of lines) {
+    const node = masterFor(cluster, key)?.node
+    if (node === undefined || node.status !== 'ready') {
+      cluster.publish(channel, message).catch(() => undefined)
+      continue
+    }
+    byNode ??= new Map()
+    const list = byNode.get(node)
+    if (list === undefined) byNode.set(node, [message])
+    else list.push(message)
+  }
+  if (byNode === undefined) return
+  for (const [node, messages] of byNode) {
+    if (messages.length === 1) {
+      node.publish(channel, messages[0]!).catch(() => undefined)
+      continue
+    }
+    const pipe = node.pipeline()
+    for (const message of messages) pipe.publish(channel, message)
+    pipe.exec().catch(() => undefined)
+  }
 }
 
 /** The masters serving slots now (one connection each). */
