@@ -114,3 +114,40 @@ t.test('kill -9 one master: the other masters\' queues see no refused post', asy
   t.ok(ackedIds.length > 0, 'posts acknowledged on the healthy masters\' queues after the kill')
   t.same(unheard(), [], `every post acknowledged on a healthy master's queue after the kill was announced (${ackedIds.length} posts)`)
 })
+
+t.test('a cluster that stays down: a post is refused with the cluster\'s own reason, CLUSTERDOWN, after bounded retries', async (t) => {
+  // Three masters without replicas: one killed, its slots stay uncovered, and every master
+  // answers CLUSTERDOWN for good. The driver's resends to the slot's master end (20 × 100 ms)
+  // and the post fails with what the cluster said; ioredis's random resends ended on the dead
+  // master ("Connection is closed") or ran out ("Too many Cluster redirections").
+  const cluster = await startRedisCluster(t, { masters: 3, replicasPerMaster: 0, appendfsync: 'everysec', nodeTimeoutMs: 1000 })
+  const driver = await RedisDriver.open({ ...parseRedisUri(cluster.uri('durability=fast'), 'fast'), gcIntervalMs: 0 })
+  t.teardown(() => driver.close())
+  const project = `p-${randomUUID()}`
+  const refs: QueueRef[] = Array.from({ length: 12 }, (_, i) => ({ project, queue: `q${i}` }))
+  const probe = new Redis({ host: '127.0.0.1', port: cluster.nodes[0]!.port })
+  probe.on('error', () => {})
+  t.teardown(() => probe.disconnect())
+  const ranges = (await probe.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string]][]
+  const owner = await Promise.all(
+    refs.map(async (ref) => {
+      const slot = (await probe.call('CLUSTER', 'KEYSLOT', queueKeys(ref).q)) as number
+      return ranges.find(([lo, hi]) => slot >= lo && slot <= hi)![2][1]
+    }),
+  )
+  for (const ref of refs) await driver.postMessages(ref, [{ body: 'before' }], OPTS)
+  const victim = cluster.nodes.find((n) => n.port === owner[0])!
+  const healthy = refs.filter((_, i) => owner[i] !== victim.port)
+  t.ok(healthy.length > 0, 'queues on the other masters')
+  const watch = new Redis({ host: '127.0.0.1', port: owner.find((p) => p !== victim.port)! })
+  watch.on('error', () => {})
+  t.teardown(() => watch.disconnect())
+  await victim.kill9()
+  await waitFor(async () => /^cluster_state:fail/m.test((await watch.call('CLUSTER', 'INFO')) as string), { what: 'the cluster to be down', timeoutMs: 20_000 })
+  const posted = await Promise.allSettled(healthy.map((ref) => driver.postMessages(ref, [{ body: 'during' }], OPTS)))
+  const reasons = posted.map((p) => (p.status === 'rejected' ? String(((p.reason as Error).cause as Error | undefined)?.message ?? p.reason) : 'stored'))
+  t.ok(
+    reasons.every((r) => r.startsWith('CLUSTERDOWN')),
+    `every post on a healthy master's queue refused with CLUSTERDOWN: ${[...new Set(reasons)].join(' | ')}`,
+  )
+})
