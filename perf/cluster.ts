@@ -11,8 +11,10 @@
  * Topologies: one Redis; a three-master Cluster (no replicas: the same work per write as the
  * single server, spread over three processes by the queues' hash tags).
  * Failover: a three-master Cluster with one replica each; posts run on every queue; the master
- * owning the first queue's slot is killed (SIGKILL); printed: when its replica took over, and the
- * longest gap without an acknowledged post on that master's queues and on the others'.
+ * owning the first queue's slot is killed (SIGKILL); printed: when its replica took over, the
+ * longest gap without an acknowledged post on that master's queues and on the others', and how
+ * many posts were refused on each side (a refused post is retried after 10 ms); run with
+ * `cluster-require-full-coverage` yes (Redis's default), then no.
  * Compare ratios within one run: absolute numbers depend on what else the machine is doing (the
  * client, one Node process, shares the machine with the servers).
  */
@@ -59,8 +61,8 @@ async function throughput(uri: string): Promise<{ post: LoopResult; consume: Loo
   return { post, consume }
 }
 
-async function failover(t: Teardown): Promise<void> {
-  const cluster = await startRedisCluster(t, { masters: 3, replicasPerMaster: 1, appendfsync: 'everysec', nodeTimeoutMs: 1000 })
+async function failover(t: Teardown, requireFullCoverage: boolean): Promise<void> {
+  const cluster = await startRedisCluster(t, { masters: 3, replicasPerMaster: 1, appendfsync: 'everysec', nodeTimeoutMs: 1000, requireFullCoverage })
   const driver = await RedisDriver.open({ ...parseRedisUri(cluster.uri('durability=fast'), 'fast'), gcIntervalMs: 0 })
   const project = `failover-${randomUUID()}`
   const refs: QueueRef[] = Array.from({ length: QUEUES }, (_, i) => ({ project, queue: `q${i}` }))
@@ -76,13 +78,21 @@ async function failover(t: Teardown): Promise<void> {
   const victim = cluster.nodes.find((n) => n.port === victimPort)!
 
   const okAt: number[][] = refs.map(() => [])
+  const refusedOn = { victim: 0, others: 0 }
+  const othersErrors = new Map<string, number>()
   let stop = false
   const posting = refs.map(async (ref, i) => {
     while (!stop) {
       try {
         await driver.postMessages(ref, [{ body: BODY }], OPTS)
         okAt[i]!.push(performance.now())
-      } catch {
+      } catch (err) {
+        if (onVictim[i]) refusedOn.victim++
+        else {
+          refusedOn.others++
+          const why = String(((err as Error).cause as Error | undefined)?.message ?? (err as Error).message)
+          othersErrors.set(why, (othersErrors.get(why) ?? 0) + 1)
+        }
         await new Promise((r) => setTimeout(r, 10))
       }
     }
@@ -107,6 +117,7 @@ async function failover(t: Teardown): Promise<void> {
   }
   console.log(`replica took over ${Math.round(promoted)} ms after the kill (cluster-node-timeout 1000 ms)`)
   console.log(`longest gap without a post: ${Math.round(gap(true))} ms on the ${onVictim.filter(Boolean).length} queues of the killed master; ${Math.round(gap(false))} ms on the other ${onVictim.filter((x) => !x).length}`)
+  console.log(`refused posts: ${refusedOn.victim} on the killed master's queues; ${refusedOn.others} on the others'${othersErrors.size === 0 ? '' : ` (${[...othersErrors].map(([why, n]) => `${n}× ${why}`).join('; ')})`}`)
 }
 
 async function main(): Promise<void> {
@@ -127,8 +138,10 @@ async function main(): Promise<void> {
         console.log(`round ${round} ${name} claim10+delete   ${fmt(r.consume)}`)
       }
     }
-    console.log('\n== failover (3 masters + 3 replicas, durability=fast)')
-    await failover(t)
+    for (const full of [true, false]) {
+      console.log(`\n== failover (3 masters + 3 replicas, durability=fast, cluster-require-full-coverage ${full ? 'yes' : 'no'})`)
+      await failover(t, full)
+    }
   } finally {
     for (const fn of cleanups.reverse()) await fn()
   }

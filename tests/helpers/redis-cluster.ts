@@ -40,11 +40,13 @@ function nodeClient(t: Teardown, port: number): Redis {
 /**
  * Starts the cluster and resolves once it serves every slot with every replica in sync.
  * `nodeTimeoutMs` is `cluster-node-timeout`: how long a master may be silent before its replica
- * takes over (the failover window's main part).
+ * takes over (the failover window's main part). `requireFullCoverage` is
+ * `cluster-require-full-coverage` (default true, as Redis's): false lets the other masters serve
+ * their slots while a failed master's are uncovered.
  */
 export async function startRedisCluster(
   t: Teardown,
-  opts: { masters?: number; replicasPerMaster?: number; appendfsync?: 'always' | 'everysec'; nodeTimeoutMs?: number } = {},
+  opts: { masters?: number; replicasPerMaster?: number; appendfsync?: 'always' | 'everysec'; nodeTimeoutMs?: number; requireFullCoverage?: boolean } = {},
 ): Promise<RedisClusterNodes> {
   if (!hasRedisCli()) throw new Error('redis-cli is not installed (apt-get install redis-tools); Redis Cluster tests need it to create the cluster')
   const masters = opts.masters ?? 3
@@ -57,6 +59,7 @@ export async function startRedisCluster(
     '--cluster-port', String(bus),
     // A replica takes over whatever its link's age: the tests kill masters on purpose.
     '--cluster-replica-validity-factor', '0',
+    '--cluster-require-full-coverage', opts.requireFullCoverage === false ? 'no' : 'yes',
   ]
   const buses = new Map<number, number>()
   for (let i = 0; i < masters * (1 + replicas); i++) {

@@ -53,7 +53,7 @@ import { buildKeys, catalogueKey, queueKeys, queueTag, refOfTag, SWEEP_KEY } fro
 import { RedisMessages } from './messages.js'
 import { RedisQueues } from './queues.js'
 import { RedisMigration } from './migration.js'
-import { connectCluster, masterFor, masters } from './cluster.js'
+import { connectCluster, masterFor, masters, publishByQueue } from './cluster.js'
 import { Scripts } from './scripts.js'
 import type { RedisPoolOptions } from '../../../shared/storage/redis-uri.js'
 
@@ -603,6 +603,11 @@ export class RedisDriver implements DataDriver {
     const batch = this.#announcing
     this.#announcing = null
     if (batch === null || this.#closed) return
+    if (this.#cluster !== undefined) {
+      // Each on its queue's master (cluster.ts, publishByQueue): not lost on a master just dead.
+      publishByQueue(this.#cluster, this.#channel, [...batch.values()].map((a) => [queueKeys(a.ref).q, postedMessage(a.ref, a.count, a.ids)] as const))
+      return
+    }
     if (batch.size === 1) {
       for (const a of batch.values()) this.#redis.publish(this.#channel, postedMessage(a.ref, a.count, a.ids)).catch(() => undefined)
       return
