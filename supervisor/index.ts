@@ -304,6 +304,10 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
   const reconcile = async (pools: Pool[]): Promise<void> => {
     const wanted = new Map(pools.map((p) => [p.name, p]))
     const work: Promise<void>[] = []
+    // Pools whose running group is handled below: stopGroup takes a group out of `groups` at
+    // once, so the loop that starts new pools must not take a restarted one for new (it would
+    // start a second group on the same sockets, each failing on the other's for ever).
+    const running = new Set(groups.keys())
     for (const group of [...groups.values()]) {
       const pool = wanted.get(group.pool.name)
       if (pool === undefined) work.push(stopGroup(group))
@@ -312,7 +316,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
         work.push(stopGroup(group).then(() => startOptional(pool)))
       } else group.pool = pool
     }
-    for (const pool of pools) if (!groups.has(pool.name)) work.push(startOptional(pool, true))
+    for (const pool of pools) if (!running.has(pool.name)) work.push(startOptional(pool, true))
     await Promise.all(work)
   }
 

@@ -1,6 +1,7 @@
 /**
  * A pool whose worker count changes at run time (`PATCH /v2/pools/<name>` with
- * `options.workers`) is re-opened by every proxy: the new drivers are opened before the old ones
+ * `options.workers`) gets a new set of workers from the supervisor (exactly one: the old set is
+ * stopped, one new set started) and is re-opened by every proxy: the new drivers are opened before the old ones
  * close (proxy/pool-set.ts), so closing the old set must leave the new one alone. Checked through
  * `missive serve` from the build on a Redis pool (the supervisor starts and stops its workers):
  * 1 worker → 2 workers → served inside the proxy (0) → 1 worker, a full post / claim / delete
@@ -10,7 +11,7 @@
 import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { startMissive, startRedis, waitFor, type MissiveProcess } from '../helpers/index.js'
-import { ADMIN_TOKEN, client } from './util.js'
+import { ADMIN_TOKEN, client, poolWorkerPids } from './util.js'
 
 t.setTimeout(180_000)
 
@@ -53,7 +54,17 @@ t.test("changing a pool's worker count keeps it serving", async (t: Test) => {
   const kept = ((await post.json()) as { resources: string[] }).resources.map((r) => r.split('/').pop()!)
 
   for (const workers of [2, 0, 1]) {
+    const before = (await poolWorkerPids(m.pid, m.dataDir)).get('r') ?? []
     t.equal((await admin('PATCH', '/v2/pools/r', { options: { workers } })).status, 200, `workers → ${workers}`)
+    // The supervisor replaces the pool's workers: wait until only the new ones listen, so that a
+    // success below is not an old worker answering before it stops.
+    await waitFor(
+      async () => {
+        const now = (await poolWorkerPids(m.pid, m.dataDir)).get('r') ?? []
+        return now.length === workers && now.every((pid) => !before.includes(pid))
+      },
+      { what: `the supervisor running ${workers} new workers for the pool`, timeoutMs: 30_000, intervalMs: 100 },
+    )
     // Served again once the re-open settled: requests may 503 while the new workers start (each
     // queue hashes to one of them), never for ever.
     await waitFor(() => roundTrip(m, 'q'), { what: `round trips with ${workers} workers`, timeoutMs: 20_000 })
