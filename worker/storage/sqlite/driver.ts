@@ -197,15 +197,22 @@ export class SqliteDriver implements DataDriver {
       return { messages, claims }
     })
     this.#commitBatch = db.transaction((batch: PendingWrite[]) => {
-      for (const w of batch) {
-        try {
-          // Each operation is itself a transaction: nested here, better-sqlite3 makes it a
-          // savepoint, rolled back alone if the operation throws.
-          w.result = this.#guard(w.op, w.fn)
-          w.ok = true
-        } catch (err) {
-          w.error = err
+      this.#queues.cacheRows(true)
+      try {
+        for (const w of batch) {
+          try {
+            // Each operation is itself a transaction: nested here, better-sqlite3 makes it a
+            // savepoint, rolled back alone if the operation throws.
+            w.result = this.#guard(w.op, w.fn)
+            w.ok = true
+          } catch (err) {
+            w.error = err
+            // Its savepoint may have taken back a queue row it made.
+            this.#queues.forgetRows()
+          }
         }
+      } finally {
+        this.#queues.cacheRows(false)
       }
     })
     this.#fencedRead = db.transaction((ref: QueueRef, fn: () => unknown) => {
