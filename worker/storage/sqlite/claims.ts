@@ -23,13 +23,8 @@ interface ClaimRow {
   updated: number
 }
 
-interface TakeParams {
-  seq: number
-  claimId: string
-  claimExpires: number
-  extendedTtl: number
-  extendedExpires: number
-}
+/** claim id, claim expiry, claim expiry, extended ttl, claim expiry, extended expiry, seq. */
+type TakeParams = [string, number, number, number, number, number, number]
 
 interface ExtendParams {
   claimId: string
@@ -69,7 +64,7 @@ export class SqliteClaims {
   readonly #ctx: Ctx
   readonly #queues: SqliteQueues
   readonly #claimable: Statement<[number, number, number, number, number], ClaimableRow>
-  readonly #take: Statement<[TakeParams]>
+  readonly #take: Statement<TakeParams>
   readonly #moveOut: Statement<[number], MovedRow>
   readonly #moveIn: Statement<[MoveParams]>
   readonly #insertClaim: Statement<[string, number, number, number, number]>
@@ -91,10 +86,11 @@ export class SqliteClaims {
     this.#claimable = db.prepare(CLAIMABLE_SQL)
     // SET expressions read the old row, so both CASEs test the original expiry.
     this.#take = db.prepare(
-      `UPDATE messages SET claim_id = @claimId, claim_expires = @claimExpires, claim_count = claim_count + 1,
-         ttl = CASE WHEN expires < @claimExpires THEN @extendedTtl ELSE ttl END,
-         expires = CASE WHEN expires < @claimExpires THEN @extendedExpires ELSE expires END
-       WHERE seq = @seq`,
+      // Positional, not named, parameters (TakeParams): cheaper to bind, once per message.
+      `UPDATE messages SET claim_id = ?, claim_expires = ?, claim_count = claim_count + 1,
+         ttl = CASE WHEN expires < ? THEN ? ELSE ttl END,
+         expires = CASE WHEN expires < ? THEN ? ELSE expires END
+       WHERE seq = ?`,
     )
     // A move deletes and re-inserts the row so it takes a new `seq`: it joins the DLQ at its
     // tail, unclaimed, keeping its id, body, creation time and claim count.
@@ -160,7 +156,7 @@ export class SqliteClaims {
           this.#movedNow++
           continue
         }
-        this.#take.run({ seq: r.seq, claimId, claimExpires, extendedTtl, extendedExpires })
+        this.#take.run(claimId, claimExpires, claimExpires, extendedTtl, claimExpires, extendedExpires, r.seq)
         if (this.#ctx.journal.jid !== 0) this.#ctx.journal.note(r.id)
         const extended = claimExtends(r.expires, claimExpires)
         messages.push({

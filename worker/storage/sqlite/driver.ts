@@ -70,6 +70,8 @@ export interface SqliteDriverOptions {
    * automatic checkpoints, inside commits on the worker's thread.
    */
   checkpointIntervalMs?: number
+  /** WAL frames past which the WAL is made to start over (checkpointer.ts, RESTART_FRAMES). */
+  walRestartFrames?: number
   /** Called when a background collection or checkpoint fails (the store stays usable). */
   onGcError?: (err: unknown) => void
 }
@@ -137,7 +139,7 @@ export class SqliteDriver implements DataDriver {
         if (this.#closed) return
         db.pragma('wal_autocheckpoint = 1000')
         this.#onGcError?.(err)
-      })
+      }, opts.walRestartFrames)
     }
     this.#journal = new JournalSink(db)
     const ctx: Ctx = { db, clock: this.#clock, journal: this.#journal, fenced: (ref) => this.#migration.refuses(ref) }
@@ -195,15 +197,22 @@ export class SqliteDriver implements DataDriver {
       return { messages, claims }
     })
     this.#commitBatch = db.transaction((batch: PendingWrite[]) => {
-      for (const w of batch) {
-        try {
-          // Each operation is itself a transaction: nested here, better-sqlite3 makes it a
-          // savepoint, rolled back alone if the operation throws.
-          w.result = this.#guard(w.op, w.fn)
-          w.ok = true
-        } catch (err) {
-          w.error = err
+      this.#queues.cacheRows(true)
+      try {
+        for (const w of batch) {
+          try {
+            // Each operation is itself a transaction: nested here, better-sqlite3 makes it a
+            // savepoint, rolled back alone if the operation throws.
+            w.result = this.#guard(w.op, w.fn)
+            w.ok = true
+          } catch (err) {
+            w.error = err
+            // Its savepoint may have taken back a queue row it made.
+            this.#queues.forgetRows()
+          }
         }
+      } finally {
+        this.#queues.cacheRows(false)
       }
     })
     this.#fencedRead = db.transaction((ref: QueueRef, fn: () => unknown) => {
@@ -268,6 +277,16 @@ export class SqliteDriver implements DataDriver {
     for (const w of batch) {
       if (w.ok) w.resolve(w.result)
       else w.reject(w.error)
+    }
+    if (this.#checkpointer?.restartDue() === true) this.#restartWal()
+  }
+
+  /** Lets the WAL start over (checkpointer.ts, `restartDue`); a failure leaves it to grow until the next try. */
+  #restartWal(): void {
+    try {
+      this.#db.pragma('wal_checkpoint(PASSIVE)')
+    } catch (err) {
+      this.#onGcError?.(err)
     }
   }
 

@@ -39,16 +39,8 @@ import {
 } from './context.js'
 import type { QueueRow, SqliteQueues } from './queues.js'
 
-interface InsertParams {
-  id: string
-  qid: number
-  body: string
-  clientId: string
-  ttl: number
-  created: number
-  expires: number
-  visible: number
-}
+/** id, qid, body, client_id, ttl, created, expires, visible. */
+type InsertParams = [string, number, string, string, number, number, number, number]
 
 interface ListParams {
   qid: number
@@ -92,7 +84,7 @@ export type StageResult = PostResult | { lost: true }
 export class SqliteMessages {
   readonly #ctx: Ctx
   readonly #queues: SqliteQueues
-  readonly #insert: Statement<[InsertParams]>
+  readonly #insert: Statement<InsertParams>
   readonly #list: Statement<[ListParams], MessageRow>
   readonly #listCapped: Statement<[ListParams], MessageRow>
   /** Large posts being staged in this store right now (`staging`). */
@@ -130,9 +122,10 @@ export class SqliteMessages {
     this.#ctx = ctx
     this.#queues = queues
     const db = ctx.db
+    // Positional, not named, parameters: binding from an object costs ~0.7 µs more per message.
     this.#insert = db.prepare(
       `INSERT INTO messages (id, qid, body, client_id, ttl, created, expires, visible)
-       VALUES (@id, @qid, @body, @clientId, @ttl, @created, @expires, @visible)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     // Bounded work (issue 11): the window is the next LIST_SCAN_BUDGET (or limit) messages of
     // the queue after the marker, read from the index alone; the page is then filtered inside
@@ -362,7 +355,7 @@ export class SqliteMessages {
       const m = messages[i]
       const ttl = messageTtl(m, s)
       const delay = messageDelay(m, s)
-      last = Number(this.#insert.run({ id: ids[i], qid, body: m.body, clientId, ttl, created: now, expires: now + ttl * 1000, visible: now + delay * 1000 }).lastInsertRowid)
+      last = Number(this.#insert.run(ids[i], qid, m.body, clientId, ttl, now, now + ttl * 1000, now + delay * 1000).lastInsertRowid)
     }
     return last
   }

@@ -93,6 +93,12 @@ export class SqliteQueues {
   readonly #row: Statement<[number], { project: string; name: string; metadata: string; created: number }>
   readonly #recreate: Statement<[string, string, string, number]>
   readonly #policies = new Map<number, { text: string; policy: QueuePolicy }>()
+  /**
+   * Queue rows found during one group commit (`cacheRows`), by project then name. The commit
+   * holds the file's write lock, so no other process changes a row meanwhile, and every change
+   * made here goes through this class, which forgets them all.
+   */
+  #rows: Map<string, Map<string, QueueRow>> | undefined
 
   constructor(ctx: Ctx) {
     this.#ctx = ctx
@@ -151,14 +157,39 @@ export class SqliteQueues {
     })
   }
 
+  /**
+   * Remembers the rows `find` reads until called with false: the driver brackets each group
+   * commit with it, so the requests of one commit look each queue up once (~1 µs per lookup).
+   */
+  cacheRows(on: boolean): void {
+    this.#rows = on ? new Map() : undefined
+  }
+
+  /** Forgets the remembered rows: a queue row changed, or a rolled-back request may have changed one. */
+  forgetRows(): void {
+    this.#rows?.clear()
+  }
+
   /** The queue's row, or undefined when it does not exist. */
   find(ref: QueueRef): QueueRow | undefined {
-    return this.#find.get(ref.project, ref.queue)
+    const rows = this.#rows
+    if (rows === undefined) return this.#find.get(ref.project, ref.queue)
+    let names = rows.get(ref.project)
+    let row = names?.get(ref.queue)
+    if (row !== undefined) return row
+    row = this.#find.get(ref.project, ref.queue)
+    if (row === undefined) return undefined
+    if (names === undefined) rows.set(ref.project, (names = new Map()))
+    names.set(ref.queue, row)
+    return row
   }
 
   /** The queue's row, creating the queue with no metadata. Call inside a write transaction. */
   ensure(ref: QueueRef, now: number): QueueRow {
-    return this.find(ref) ?? (this.#insert.get(ref.project, ref.queue, EMPTY_META, now) as QueueRow)
+    const row = this.find(ref)
+    if (row !== undefined) return row
+    this.forgetRows()
+    return this.#insert.get(ref.project, ref.queue, EMPTY_META, now) as QueueRow
   }
 
   /** Parses stored metadata; it was serialised by this driver, so it is always an object. */
@@ -182,6 +213,7 @@ export class SqliteQueues {
 
   createQueue(ref: QueueRef, metadata: Metadata): boolean {
     // One statement: SQLite's single writer makes racing creates yield exactly one row.
+    this.forgetRows()
     return this.#insert.get(ref.project, ref.queue, JSON.stringify(metadata), this.#ctx.clock()) !== undefined
   }
 
@@ -191,17 +223,20 @@ export class SqliteQueues {
   }
 
   setQueueMetadata(ref: QueueRef, metadata: Metadata): void {
+    this.forgetRows()
     const { changes } = this.#update.run(JSON.stringify(metadata), ref.project, ref.queue)
     if (changes === 0) throw new QueueNotFound(ref)
   }
 
   deleteQueue(ref: QueueRef): void {
     const row = this.find(ref)
+    this.forgetRows()
     if (row !== undefined) this.#removeQueue.immediate(row.qid)
   }
 
   purge(ref: QueueRef): void {
     const row = this.find(ref)
+    this.forgetRows()
     if (row !== undefined) this.#purge.immediate(row.qid)
   }
 
