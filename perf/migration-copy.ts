@@ -7,7 +7,7 @@
  * to r2 at `--rate` (0: unlimited). Prints the migration's messages/s (POST → done) and the
  * switch pause. With `--profile <dir>`, every Missive process writes a `.cpuprofile` there on exit.
  *
- *   npm run build && flock /work/wt/load.lock node dist/perf/migration-copy.js --messages 200000 --from redis
+ *   npm run build && node dist/perf/migration-copy.js --messages 200000 --from redis
  */
 import { randomUUID } from 'node:crypto'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
