@@ -21,7 +21,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { spawn, spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { helpText, parseArgs, UsageError, type FlagSpec } from './lib/args.js'
-import { runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
+import { runLoad, standardLoad, type LoadOptions, type LoadResult } from './lib/load.js'
 import { awaitHttp, capture, cleanEnv, freePort, missiveRoles, startRedis, stopChild, track, type RedisService } from './lib/procs.js'
 
 const FLAGS: FlagSpec[] = [
@@ -76,22 +76,7 @@ async function startBuild(root: string, env: Record<string, string>, nodeArgs: s
 }
 
 function load(url: string, scenario: string, conns: number, durationS: number): LoadOptions {
-  const base: LoadOptions = {
-    url,
-    producers: 0,
-    consumers: 0,
-    observers: 0,
-    batch: 10,
-    claimLimit: 10,
-    deleteMode: 'bulk',
-    size: 200,
-    queues: 4,
-    tenants: 1,
-    durationS,
-    rate: 0,
-    connections: conns,
-    prefix: 'bench',
-  }
+  const base = standardLoad(url, durationS, conns)
   if (scenario === 'post1') return { ...base, producers: conns, batch: 1 }
   if (scenario === 'post10') return { ...base, producers: conns, batch: 10 }
   if (scenario === 'mixed') return { ...base, producers: Math.floor(conns / 2), consumers: conns - Math.floor(conns / 2) }

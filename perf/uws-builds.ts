@@ -25,7 +25,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writ
 import { loadavg } from 'node:os'
 import { join, resolve } from 'node:path'
 import { engineHello } from './lib/ceilings.js'
-import { runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
+import { runLoad, standardLoad, type LoadOptions, type LoadResult } from './lib/load.js'
 import { awaitHttp, capture, childProcesses, cleanEnv, exited, freePort, ROOT } from './lib/procs.js'
 
 const arg = (name: string, fallback: string): string => {
@@ -176,23 +176,7 @@ interface Row {
 }
 
 function load(url: string, over: Partial<LoadOptions>): LoadOptions {
-  return {
-    url,
-    producers: 0,
-    consumers: 0,
-    observers: 0,
-    batch: 10,
-    claimLimit: 10,
-    deleteMode: 'bulk',
-    size: 200,
-    queues: 4,
-    tenants: 1,
-    durationS: DURATION,
-    rate: 0,
-    connections: CONNS,
-    prefix: 'bench',
-    ...over,
-  }
+  return standardLoad(url, DURATION, CONNS, over)
 }
 
 function row(b: Build, round: number, scenario: string, r: LoadResult, op: string, msgs: number, cpu: number | null): Row {

@@ -50,6 +50,31 @@ export interface LoadOptions {
 }
 
 /**
+ * The bench's standard closed-loop load against `url` (no clients yet: set producers or
+ * consumers), with `over` on top: batches of 10, claims of 10 and bulk deletes, 200-byte bodies,
+ * 4 queues of one tenant.
+ */
+export function standardLoad(url: string, durationS: number, connections: number, over: Partial<LoadOptions> = {}): LoadOptions {
+  return {
+    url,
+    producers: 0,
+    consumers: 0,
+    observers: 0,
+    batch: 10,
+    claimLimit: 10,
+    deleteMode: 'bulk',
+    size: 200,
+    queues: 4,
+    tenants: 1,
+    durationS,
+    rate: 0,
+    connections,
+    prefix: 'bench',
+    ...over,
+  }
+}
+
+/**
  * Requests/s of an open-loop mixed run at `rate` messages/s each way: posts of `batch`, claims of
  * `claimLimit`, and one bulk delete per claim.
  */

@@ -13,7 +13,7 @@
  * long-pollers (PUBLISH, heard by a subscriber on a healthy master): ioredis sent each PUBLISH to
  * a random master, and the ones sent to the dead master were lost.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { RedisDriver } from '../../worker/storage/redis/driver.js'
@@ -24,10 +24,24 @@ import { parsePosted, postedChannel } from '../../shared/storage/posted.js'
 import { waitFor } from '../helpers/index.js'
 import { startRedisCluster } from '../helpers/redis-cluster.js'
 
-t.setTimeout(60_000)
+t.setTimeout(120_000)
 
 const QUEUES = 24
 const OPTS = { clientId: randomUUID(), defaultTtl: 3600, postBytes: 2500, queuePolicy: true }
+
+/** The port of the master that owns each queue's slot, as the cluster says now. */
+async function masterPorts(t: Test, port: number, refs: QueueRef[]): Promise<number[]> {
+  const probe = new Redis({ host: '127.0.0.1', port })
+  probe.on('error', () => {})
+  t.teardown(() => probe.disconnect())
+  const ranges = (await probe.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string]][]
+  return Promise.all(
+    refs.map(async (ref) => {
+      const slot = (await probe.call('CLUSTER', 'KEYSLOT', queueKeys(ref).q)) as number
+      return ranges.find(([lo, hi]) => slot >= lo && slot <= hi)![2][1]
+    }),
+  )
+}
 
 t.test('kill -9 one master: the other masters\' queues see no refused post', async (t) => {
   const cluster = await startRedisCluster(t, { masters: 3, replicasPerMaster: 1, appendfsync: 'everysec', nodeTimeoutMs: 1000 })
@@ -36,16 +50,7 @@ t.test('kill -9 one master: the other masters\' queues see no refused post', asy
 
   const project = `p-${randomUUID()}`
   const refs: QueueRef[] = Array.from({ length: QUEUES }, (_, i) => ({ project, queue: `q${i}` }))
-  const probe = new Redis({ host: '127.0.0.1', port: cluster.nodes[0]!.port })
-  probe.on('error', () => {})
-  t.teardown(() => probe.disconnect())
-  const ranges = (await probe.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string]][]
-  const owner = await Promise.all(
-    refs.map(async (ref) => {
-      const slot = (await probe.call('CLUSTER', 'KEYSLOT', queueKeys(ref).q)) as number
-      return ranges.find(([lo, hi]) => slot >= lo && slot <= hi)![2][1]
-    }),
-  )
+  const owner = await masterPorts(t, cluster.nodes[0]!.port, refs)
   const victimPort = owner[0]!
   const healthyPorts = [...new Set(owner)].filter((p) => p !== victimPort)
   t.equal(healthyPorts.length, 2, 'the queues spread over all three masters')
@@ -125,16 +130,7 @@ t.test('a cluster that stays down: a post is refused with the cluster\'s own rea
   t.teardown(() => driver.close())
   const project = `p-${randomUUID()}`
   const refs: QueueRef[] = Array.from({ length: 12 }, (_, i) => ({ project, queue: `q${i}` }))
-  const probe = new Redis({ host: '127.0.0.1', port: cluster.nodes[0]!.port })
-  probe.on('error', () => {})
-  t.teardown(() => probe.disconnect())
-  const ranges = (await probe.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string]][]
-  const owner = await Promise.all(
-    refs.map(async (ref) => {
-      const slot = (await probe.call('CLUSTER', 'KEYSLOT', queueKeys(ref).q)) as number
-      return ranges.find(([lo, hi]) => slot >= lo && slot <= hi)![2][1]
-    }),
-  )
+  const owner = await masterPorts(t, cluster.nodes[0]!.port, refs)
   for (const ref of refs) await driver.postMessages(ref, [{ body: 'before' }], OPTS)
   const victim = cluster.nodes.find((n) => n.port === owner[0])!
   const healthy = refs.filter((_, i) => owner[i] !== victim.port)
