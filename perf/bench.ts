@@ -14,7 +14,7 @@ import { helpText, parseArgs, UsageError, type FlagSpec } from './lib/args.js'
 import { autocannonPost, autocannonRun, engineHello, engineHelloOpen, redisBenchmark, redisPipelined, wrkHello, type RedisCeiling, type ThroughputCeiling } from './lib/ceilings.js'
 import { describeDamon, kdamonds, pauseDamon } from './lib/host.js'
 import { HttpConnection } from './lib/http-client.js'
-import { openRequestRate, runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
+import { openRequestRate, runLoad, standardLoad, type LoadOptions, type LoadResult } from './lib/load.js'
 import { hasBinary, killAll, redisCommand, redisInfo, redisLatency, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
 import { ANCHOR_SCENARIOS, anchorRatios, REPORT_VERSION, renderMarkdown, renderSvg, type CpuUse, type Report, type ScenarioResult, type StoreResult, type TargetResult } from './lib/report.js'
 import { noisyMarkdown, runNoisy, type NoisyResult } from './lib/noisy.js'
@@ -102,23 +102,7 @@ function redisActivity(before: Map<string, string>, after: Map<string, string>):
 }
 
 function baseLoad(ctx: Ctx, url: string, over: Partial<LoadOptions>): LoadOptions {
-  return {
-    url,
-    producers: 0,
-    consumers: 0,
-    observers: 0,
-    batch: 10,
-    claimLimit: 10,
-    deleteMode: 'bulk',
-    size: ctx.size,
-    queues: ctx.queues,
-    tenants: ctx.tenants,
-    durationS: ctx.durationS,
-    rate: 0,
-    connections: ctx.connections,
-    prefix: 'bench',
-    ...over,
-  }
+  return standardLoad(url, ctx.durationS, ctx.connections, { size: ctx.size, queues: ctx.queues, tenants: ctx.tenants, ...over })
 }
 
 /** CPU seconds (user + system) of a process, from /proc; null when gone. */
