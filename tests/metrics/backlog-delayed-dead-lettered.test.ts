@@ -71,24 +71,24 @@ for (const c of CASES) {
       const before = await scrape()
       t.equal(sum(before, 'missive_messages_dead_lettered_total', { pool: 'default' }), 0, 'the counter exists at 0')
       t.equal(
-        (await api.req('PUT', '/v2/queues/work', { body: { _dead_letter_queue: 'work-dlq', _max_claim_count: 1 } })).status,
+        (await api.req('PUT', '/v2/queues/jobs', { body: { _dead_letter_queue: 'jobs-dlq', _max_claim_count: 1 } })).status,
         201,
       )
-      t.equal((await api.req('POST', '/v2/queues/work/messages', { body: { messages: [{ body: 'a' }, { body: 'b' }, { body: 'c' }] } })).status, 201)
+      t.equal((await api.req('POST', '/v2/queues/jobs/messages', { body: { messages: [{ body: 'a' }, { body: 'b' }, { body: 'c' }] } })).status, 201)
       // First claim: each message claimed once (its count reaches _max_claim_count); released.
-      const first = await api.req('POST', '/v2/queues/work/claims?limit=3', { body: { ttl: 60, grace: 60 } })
+      const first = await api.req('POST', '/v2/queues/jobs/claims?limit=3', { body: { ttl: 60, grace: 60 } })
       t.equal(first.status, 201)
       const claimId = String(first.headers.get('location')).split('/').pop()!
-      t.equal((await api.req('DELETE', `/v2/queues/work/claims/${claimId}`)).status, 204)
-      // Second claim: all three are due, moved to work-dlq instead of being claimed.
-      t.equal((await api.req('POST', '/v2/queues/work/claims?limit=3', { body: { ttl: 60, grace: 60 } })).status, 204)
-      const dlq = await api.req('GET', '/v2/queues/work-dlq/messages?echo=true')
+      t.equal((await api.req('DELETE', `/v2/queues/jobs/claims/${claimId}`)).status, 204)
+      // Second claim: all three are due, moved to jobs-dlq instead of being claimed.
+      t.equal((await api.req('POST', '/v2/queues/jobs/claims?limit=3', { body: { ttl: 60, grace: 60 } })).status, 204)
+      const dlq = await api.req('GET', '/v2/queues/jobs-dlq/messages?echo=true')
       t.equal(dlq.json?.messages?.length, 3, 'the dead-letter queue holds them')
       const after = await scrape()
       t.equal(sum(after, 'missive_messages_dead_lettered_total', { pool: 'default' }), 3, 'three dead-lettered on pool default')
       t.notMatch(after, /missive_messages_dead_lettered_total\{[^}]*(queue|project)=/, 'no queue or project label')
       // A claim that moves nothing adds nothing.
-      t.equal((await api.req('POST', '/v2/queues/work/claims', { body: { ttl: 60, grace: 60 } })).status, 204)
+      t.equal((await api.req('POST', '/v2/queues/jobs/claims', { body: { ttl: 60, grace: 60 } })).status, 204)
       t.equal(sum(await scrape(), 'missive_messages_dead_lettered_total', { pool: 'default' }), 3)
     })
   })
