@@ -132,17 +132,6 @@ local function hmget(key, ids)
   return out
 end
 
---- Removes messages from the queue entirely: record and every index.
-local function remove_messages(k, ids)
-  if #ids == 0 then return end
-  call_chunked('HDEL', k.m, ids)
-  call_chunked('ZREM', k.a, ids)
-  call_chunked('ZREM', k.r, ids)
-  call_chunked('ZREM', k.d, ids)
-  call_chunked('ZREM', k.i, ids)
-  call_chunked('ZREM', k.e, ids)
-end
-
 --- Removes messages known to be held by an active claim (their record said so, at `now`, in this
 --- call): such a message is in i, not in r or d, so those two are not touched (a ZREM of absent
 --- members still costs a lookup each in the big ready index). Were it in r after all (promoted
@@ -154,6 +143,14 @@ local function remove_claimed(k, ids)
   call_chunked('ZREM', k.a, ids)
   call_chunked('ZREM', k.i, ids)
   call_chunked('ZREM', k.e, ids)
+end
+
+--- Removes messages from the queue entirely: record and every index.
+local function remove_messages(k, ids)
+  if #ids == 0 then return end
+  remove_claimed(k, ids)
+  call_chunked('ZREM', k.r, ids)
+  call_chunked('ZREM', k.d, ids)
 end
 
 --- Moves ids (from `from`) back into r, scored by their seq; ids no longer in `a` are dropped.
