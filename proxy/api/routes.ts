@@ -42,6 +42,11 @@ const subscriptionCap = (l: Limits): [number, () => MissiveError] => [
   () => badRequest(`Subscription is too large. Max size: ${l.max_queue_metadata}`),
 ]
 
+const postCap = (l: Limits): [number, () => MissiveError] => [
+  l.max_messages_post_size,
+  () => badRequest(postTooLargeText(l.max_messages_post_size)),
+]
+
 export const ROUTES: Route[] = [
   { method: 'GET', path: '', handler: system.home, v1_1: true },
   { method: 'GET', path: 'ping', handler: system.ping, v1_1: true },
@@ -54,13 +59,7 @@ export const ROUTES: Route[] = [
   { method: 'DELETE', path: 'queues/{queue}', handler: queues.deleteQueue, v1_1: true },
   { method: 'GET', path: 'queues/{queue}/stats', handler: queues.queueStats, v1_1: true },
   { method: 'POST', path: 'queues/{queue}/purge', handler: queues.purgeQueue, v1_1: false },
-  {
-    method: 'POST',
-    path: 'queues/{queue}/messages',
-    handler: messages.postMessages,
-    v1_1: true,
-    maxBody: (l) => [l.max_messages_post_size, () => badRequest(postTooLargeText(l.max_messages_post_size))],
-  },
+  { method: 'POST', path: 'queues/{queue}/messages', handler: messages.postMessages, v1_1: true, maxBody: postCap },
   { method: 'GET', path: 'queues/{queue}/messages', handler: messages.listMessages, v1_1: true },
   { method: 'DELETE', path: 'queues/{queue}/messages', handler: messages.deleteMessages, v1_1: true },
   { method: 'GET', path: 'queues/{queue}/messages/{messageId}', handler: messages.getMessage, v1_1: true },
@@ -87,13 +86,7 @@ export const ROUTES: Route[] = [
   { method: 'DELETE', path: 'topics/{topic}', handler: queues.deleteQueue, v1_1: false },
   { method: 'GET', path: 'topics/{topic}/stats', handler: queues.queueStats, v1_1: false },
   { method: 'POST', path: 'topics/{topic}/purge', handler: queues.purgeQueue, v1_1: false },
-  {
-    method: 'POST',
-    path: 'topics/{topic}/messages',
-    handler: messages.postMessages,
-    v1_1: false,
-    maxBody: (l) => [l.max_messages_post_size, () => badRequest(postTooLargeText(l.max_messages_post_size))],
-  },
+  { method: 'POST', path: 'topics/{topic}/messages', handler: messages.postMessages, v1_1: false, maxBody: postCap },
   { method: 'GET', path: 'topics/{topic}/messages', handler: messages.listMessages, v1_1: false },
   { method: 'DELETE', path: 'topics/{topic}/messages', handler: messages.deleteMessages, v1_1: false },
   { method: 'GET', path: 'topics/{topic}/messages/{messageId}', handler: messages.getMessage, v1_1: false },
