@@ -10,22 +10,12 @@
 import t from 'tap'
 import { startMissive, startRedis, waitFor } from '../helpers/index.js'
 import { zaqarClient } from '../helpers/http.js'
+import { metricSum as sum } from '../helpers/metrics.js'
 
 const ADMIN = 'delayed-admin-token'
 
 t.setTimeout(240_000)
 
-/** Sum of a metric's samples whose labels include `match`. */
-function sum(text: string, name: string, match: Record<string, string> = {}): number {
-  let total = 0
-  for (const line of text.split('\n')) {
-    const m = /^([a-z_:][a-z0-9_:]*)(\{.*\})? (\S+)$/.exec(line)
-    if (!m || m[1] !== name) continue
-    const labels = m[2] ?? ''
-    if (Object.entries(match).every(([k, v]) => labels.includes(`${k}="${v}"`))) total += Number(m[3])
-  }
-  return total
-}
 
 const CASES = [
   { name: 'sqlite, one worker', store: 'sqlite', workers: undefined },

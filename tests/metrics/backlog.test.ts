@@ -7,23 +7,13 @@
 import t from 'tap'
 import { startMissive, startRedis, waitFor } from '../helpers/index.js'
 import { zaqarClient } from '../helpers/http.js'
+import { metricSum as sum } from '../helpers/metrics.js'
 
 const ADMIN = 'backlog-admin-token'
 
 // Two real services (SQLite, Redis), each waiting for a background backlog pass.
 t.setTimeout(240_000)
 
-/** Sum of a metric's samples whose labels include `match`. */
-function sum(text: string, name: string, match: Record<string, string> = {}): number {
-  let total = 0
-  for (const line of text.split('\n')) {
-    const m = /^([a-z_:][a-z0-9_:]*)(\{.*\})? (\S+)$/.exec(line)
-    if (!m || m[1] !== name) continue
-    const labels = m[2] ?? ''
-    if (Object.entries(match).every(([k, v]) => labels.includes(`${k}="${v}"`))) total += Number(m[3])
-  }
-  return total
-}
 
 /** True when the page has a sample of `name` with these labels. */
 const has = (text: string, name: string, match: Record<string, string>): boolean =>

@@ -8,6 +8,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import type { TapTest } from '../contract/suite.js'
 import { startMissive, tempDir, waitFor } from '../helpers/index.js'
+import { metricSum as sum } from '../helpers/metrics.js'
 
 const run = promisify(execFile)
 const ROOT = join(import.meta.dirname, '..', '..')
@@ -33,18 +34,6 @@ async function promtool(t: TapTest, args: string[], input?: string): Promise<{ c
   }
 }
 
-/** Sum of a metric's samples whose labels include `match`. */
-function sum(text: string, name: string, match: Record<string, string> = {}): number {
-  let total = 0
-  for (const line of text.split('\n')) {
-    // Label values may hold braces (route templates): labels run to the last '}' of the line.
-    const m = /^([a-z_:][a-z0-9_:]*)(\{.*\})? (\S+)$/.exec(line)
-    if (!m || m[1] !== name) continue
-    const labels = m[2] ?? ''
-    if (Object.entries(match).every(([k, v]) => labels.includes(`${k}="${v}"`))) total += Number(m[3])
-  }
-  return total
-}
 
 /** The series (name + labels, no values) of Missive's own request/storage metrics. */
 function series(text: string): Set<string> {
