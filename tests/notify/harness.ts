@@ -2,12 +2,14 @@
  * In-process proxy with a notifier, and a real HTTP receiver (node:http on a loopback port), for
  * the delivery tests. Like tests/http/harness.ts, plus the notifier wired as proxy/main.ts wires it.
  */
+import { spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { SqliteCatalog } from '../../catalog/stores/sqlite.js'
 import { HttpServer } from '../../proxy/app.js'
 import { Notifier } from '../../proxy/notify/notifier.js'
@@ -126,4 +128,18 @@ export async function startReceiver(t: { teardown(fn: () => unknown): void }): P
       }),
   )
   return r
+}
+
+const DELIVERER = fileURLToPath(new URL('./fixtures/notifier-proc.ts', import.meta.url))
+
+/**
+ * A process that delivers the subscriptions of the catalog in `dir` on `store`
+ * (fixtures/notifier-proc.ts), killed at the end of the test if still running.
+ */
+export function startDeliverer(t: { teardown(fn: () => unknown): void }, dir: string, store: string): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', DELIVERER, dir, store], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  return child
 }

@@ -3,21 +3,9 @@
  * SIGKILLed while a receiver holds its request; another process started on the same catalog and
  * store delivers every message. SQLite and Redis pools.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { exited, startRedis, waitFor } from '../helpers/index.js'
-import { startNotifying, startReceiver } from './harness.js'
-
-const FIXTURE = fileURLToPath(new URL('./fixtures/notifier-proc.ts', import.meta.url))
-
-function startDeliverer(t: { teardown(fn: () => unknown): void }, dir: string, store: string): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, dir, store], { stdio: ['ignore', 'pipe', 'inherit'] })
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  return child
-}
+import { startDeliverer, startNotifying, startReceiver } from './harness.js'
 
 for (const store of ['sqlite', 'redis'] as const) {
   t.test(`${store}: kill -9 of the delivering process, then a restart: every message delivered`, async (t) => {
