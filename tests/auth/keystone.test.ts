@@ -5,7 +5,6 @@
  * once an entry lapses, expiry at once); python-zaqarclient's standard session with Keystone auth;
  * Keystone down → 503 (last: it stops Keystone).
  */
-import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import t from 'tap'
 import { ROOT, startMissive, waitFor } from '../helpers/index.js'
@@ -13,6 +12,7 @@ import { zaqarClient, type ZaqarClient } from '../helpers/http.js'
 import { backend, startProxy } from './harness.js'
 import { startKeystone } from './keystone-server.js'
 import { everyRoute } from './routes.js'
+import { runPython } from '../helpers/python.js'
 
 const OPERATOR = 'operator-secret-token'
 
@@ -103,12 +103,10 @@ t.test('python-zaqarclient with Keystone auth: the standard session, admin calls
   })
   const member = await ks.token('alice', 'alpha')
   const admin = await ks.token('carol', 'alpha')
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, KS_URL: ks.url, KS_MEMBER_TOKEN: member, KS_ADMIN_TOKEN: admin, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' }
-    for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY', 'no_proxy', 'NO_PROXY']) delete env[k]
-    execFile('/usr/bin/python3', [join(ROOT, 'tests/auth/zaqarclient_keystone.py'), m.baseUrl, '2', 'sqlite:interop-ks.sqlite'], { env, timeout: 240_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) =>
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr }),
-    )
+  const r = await runPython([join(ROOT, 'tests/auth/zaqarclient_keystone.py'), m.baseUrl, '2', 'sqlite:interop-ks.sqlite'], 240_000, {
+    KS_URL: ks.url,
+    KS_MEMBER_TOKEN: member,
+    KS_ADMIN_TOKEN: admin,
   })
   const detail = `stdout:\n${r.stdout.slice(-3000)}\nstderr:\n${r.stderr.slice(-3000)}\nservice:\n${m.output().slice(-3000)}`
   t.equal(r.code, 0, 'the session exits 0', r.code === 0 ? {} : { detail })

@@ -4,25 +4,16 @@
  * zaqarclient_ws.py, with the default pool on the embedded SQLite store and on Redis: every
  * queue, message and claim action, a subscription and its push, and the client's error mapping.
  */
-import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import t from 'tap'
 import { ROOT, startMissive, startRedis } from '../helpers/index.js'
 import { randomProject } from '../helpers/http.js'
+import { runPython } from '../helpers/python.js'
 
 const PYTHON = '/usr/bin/python3'
 const SCRIPT = join(ROOT, 'tests/interop/zaqarclient_ws.py')
 
-function run(args: string[], timeoutMs: number): Promise<{ code: number | string | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' }
-    for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY']) delete env[k]
-    execFile(PYTHON, args, { env, cwd: ROOT, timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : ((err as NodeJS.ErrnoException & { code?: unknown }).code ?? null)
-      resolve({ code: code as number | string | null, stdout, stderr })
-    })
-  })
-}
+const run = runPython
 
 t.test('python-zaqarclient websocket transport against the full service', async (t) => {
   const probe = await run(['-c', 'import websocket, zaqarclient.transport.ws'], 20_000)

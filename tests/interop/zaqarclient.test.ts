@@ -5,26 +5,16 @@
  * post, list, get, bulk get, claim, claim update, delete with claim, release, stats, bulk delete,
  * pop, purge, subscriptions (v2), ping, health and pool + flavor CRUD.
  */
-import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import t from 'tap'
 import { ROOT, startMissive, startRedis } from '../helpers/index.js'
 import { randomProject } from '../helpers/http.js'
+import { runPython } from '../helpers/python.js'
 
 const PYTHON = '/usr/bin/python3'
 const SCRIPT = join(ROOT, 'tests/interop/zaqarclient_session.py')
 
-function run(args: string[], timeoutMs: number): Promise<{ code: number | string | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' }
-    // Proxy settings must not send loopback traffic elsewhere.
-    for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY']) delete env[k]
-    execFile(PYTHON, args, { env, cwd: ROOT, timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : (err as NodeJS.ErrnoException & { code?: unknown }).code ?? null
-      resolve({ code: code as number | string | null, stdout, stderr })
-    })
-  })
-}
+const run = runPython
 
 t.test('python-zaqarclient session against the full service', async (t) => {
   const probe = await run(['-c', 'import zaqarclient.queues.client'], 20_000)

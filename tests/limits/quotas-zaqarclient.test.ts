@@ -3,24 +3,15 @@
  * the whole service on the embedded SQLite store and on a Redis pool: a post over the quota of
  * messages and a queue over the quota of queues raise its ForbiddenError (403), nothing stored.
  */
-import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import t from 'tap'
 import { ROOT, startMissive, startRedis } from '../helpers/index.js'
 import { randomProject } from '../helpers/http.js'
+import { runPython, type PythonRun } from '../helpers/python.js'
 
 const SCRIPT = join(ROOT, 'tests/limits/zaqarclient_quota.py')
 
-function run(args: string[]): Promise<{ code: unknown; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' }
-  // Proxy settings must not send loopback traffic elsewhere.
-  for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY']) delete env[k]
-  return new Promise((resolve) => {
-    execFile('/usr/bin/python3', args, { env, cwd: ROOT, timeout: 60_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : ((err as NodeJS.ErrnoException).code ?? null), stdout, stderr })
-    })
-  })
-}
+const run = (args: string[]): Promise<PythonRun> => runPython(args, 60_000)
 
 t.setTimeout(120_000)
 

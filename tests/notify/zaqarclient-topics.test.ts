@@ -4,26 +4,16 @@
  * get, stats, delete, pop, purge, delete — and two loopback subscribers the client subscribed to
  * another topic get every message it posted there. SQLite and Redis pools.
  */
-import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import t from 'tap'
 import { ROOT, startRedis, waitFor } from '../helpers/index.js'
 import { startNotifying, startReceiver } from './harness.js'
+import { runPython } from '../helpers/python.js'
 
 const PYTHON = '/usr/bin/python3'
 const SCRIPT = join(ROOT, 'tests/interop/zaqarclient_topics.py')
 
-function run(args: string[], timeoutMs: number): Promise<{ code: number | string | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' }
-    // Proxy settings must not send loopback traffic elsewhere.
-    for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY']) delete env[k]
-    execFile(PYTHON, args, { env, cwd: ROOT, timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : ((err as NodeJS.ErrnoException & { code?: unknown }).code ?? null)
-      resolve({ code: code as number | string | null, stdout, stderr })
-    })
-  })
-}
+const run = runPython
 
 for (const store of ['sqlite', 'redis'] as const) {
   t.test(`${store}: python-zaqarclient drives a topic; its subscriber gets every message`, async (t) => {
