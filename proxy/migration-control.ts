@@ -21,6 +21,7 @@ import type { Reach } from './migration-runner.js'
 import type { MigrationLookup } from './pooled-driver.js'
 import { routingKey } from './placement-cache.js'
 import { workerFor } from './worker-choice.js'
+import { Rerunning } from '../shared/rerunning.js'
 
 export type MigrationConfig = z.infer<typeof MigrationSchema>
 
@@ -111,8 +112,7 @@ export interface MigrationServiceOptions {
 export class MigrationService implements MigrationControl {
   readonly config: MigrationConfig
   readonly #o: MigrationServiceOptions
-  #draining: Promise<void> | undefined
-  #drainAgain = false
+  readonly #drainRounds = new Rerunning(() => this.#drainTick())
 
   constructor(opts: MigrationServiceOptions) {
     this.#o = opts
@@ -178,21 +178,7 @@ export class MigrationService implements MigrationControl {
    * may have counted a slot's migration as active just before it ended.
    */
   drainTick(): Promise<void> {
-    if (this.#draining !== undefined) {
-      this.#drainAgain = true
-      return this.#draining
-    }
-    this.#draining = (async () => {
-      try {
-        do {
-          this.#drainAgain = false
-          await this.#drainTick()
-        } while (this.#drainAgain)
-      } finally {
-        this.#draining = undefined
-      }
-    })()
-    return this.#draining
+    return this.#drainRounds.run()
   }
 
   migrationEnded(m: Migration): void {

@@ -42,6 +42,7 @@ import type { Logger } from '../shared/log.js'
 import type { QueueRef } from '../shared/storage/contract.js'
 import { FenceConflict } from '../shared/storage/errors.js'
 import { MIGRATION_BATCH_BYTES, type MessageRecord, type MigrationBatch, type MigrationOperations, type QueueFence } from '../shared/storage/migration.js'
+import { Rerunning } from '../shared/rerunning.js'
 
 /** What the runner needs of one pool's store for one queue: the migration operations. */
 export type MigratingStore = MigrationOperations
@@ -139,10 +140,9 @@ export class MigrationRunner {
   }
   readonly #jobs = new Map<string, Job>()
   #timer: NodeJS.Timeout | undefined
-  #ticking: Promise<void> | undefined
-  /** A kick arrived while a tick ran: that tick may have asked the catalog before the new work existed. */
-  #again = false
   #stopped = false
+  /** Ticks one at a time; a kick during one runs another after it (see `kick`). */
+  readonly #rounds = new Rerunning(() => this.#tick(), () => !this.#stopped)
 
   constructor(opts: MigrationRunnerOptions) {
     this.owner = opts.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`
@@ -183,21 +183,7 @@ export class MigrationRunner {
    * before the migration that prompted the kick was created.
    */
   kick(): Promise<void> {
-    if (this.#ticking !== undefined) {
-      this.#again = true
-      return this.#ticking
-    }
-    this.#ticking = (async () => {
-      try {
-        do {
-          this.#again = false
-          await this.#tick()
-        } while (this.#again && !this.#stopped)
-      } finally {
-        this.#ticking = undefined
-      }
-    })()
-    return this.#ticking
+    return this.#rounds.run()
   }
 
   async #tick(): Promise<void> {
