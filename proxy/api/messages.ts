@@ -42,8 +42,16 @@ export async function postMessages(req: ApiRequest): Promise<Reply> {
   // And stored subscriptions, off the request path (proxy/notify/notifier.ts).
   req.notifier?.posted(ref)
   const base = `${queueHref(req)}/messages`
-  return json(201, { resources: ids.map((id) => `${base}/${id}`) }, [['location', `${base}?ids=${ids.join(',')}`]])
+  const list = ids.join(',')
+  const location: [string, string][] = [['location', `${base}?ids=${list}`]]
+  // The hrefs as JSON.stringify writes them, without its scan of every character: nothing in a
+  // queue name or an id needs escaping (checked, else JSON.stringify does it). ~1 µs less for 10.
+  if (NEEDS_ESCAPE_RE.test(base) || NEEDS_ESCAPE_RE.test(list)) return json(201, { resources: ids.map((id) => `${base}/${id}`) }, location)
+  return { status: 201, body: ids.length === 0 ? '{"resources":[]}' : `{"resources":["${base}/${ids.join(`","${base}/`)}"]}`, headers: location }
 }
+
+/** Characters JSON.stringify would escape in a string. */
+const NEEDS_ESCAPE_RE = /["\\\u0000-\u001f\ud800-\udfff]/
 
 export async function listMessages(req: ApiRequest): Promise<Reply> {
   const q = req.query

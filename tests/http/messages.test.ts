@@ -15,6 +15,11 @@ t.test('post: shape, order, location, lazy queue', async (t) => {
   t.equal(r.json.resources.length, 3)
   for (const href of r.json.resources) t.match(href, /^\/v2\/queues\/m1\/messages\/[0-9a-f-]{36}$/)
   t.equal(r.headers.get('location'), `/v2/queues/m1/messages?ids=${ids(r).join(',')}`)
+  t.equal(r.text, JSON.stringify({ resources: r.json.resources }), 'the reply is JSON.stringify\'s text, byte for byte')
+  const topic = await h.req('POST', '/v2/topics/t1/messages', { body: { messages: [{ body: 1 }, { body: 2 }] } })
+  t.equal(topic.status, 201)
+  t.equal(topic.text, JSON.stringify({ resources: topic.json.resources }), 'a topic\'s too')
+  t.match(topic.json.resources[1], /^\/v2\/topics\/t1\/messages\/[0-9a-f-]{36}$/)
   const list = await h.req('GET', '/v2/queues/m1/messages?echo=true')
   t.same(
     list.json.messages.map((m: { id: string }) => m.id),
