@@ -17,17 +17,15 @@
  * - Objects with an own `__proto__` key (JSON.parse makes them from client metadata) are carried
  *   by an extension type, because the msgpack decoder refuses that key in maps.
  *
- * Frames are encoded and decoded by our own writer and reader (shared/rpc/frame-encoder.ts,
- * shared/rpc/msgpack-reader.ts): the library's bytes and values, in place, without its per-value
- * overhead or the copies behind the length prefix and into the batch. The library encodes and
- * decodes the rare extension values (objects with an own `__proto__` key), with strings decoded
- * natively there too (see `nativeStrings`).
+ * Strings are decoded natively (see `nativeStrings`): message bodies and ids are most of every
+ * frame, and @msgpack/msgpack decodes strings of ≤ 200 bytes with a JavaScript loop. Frames are
+ * encoded by our own writer (shared/rpc/frame-encoder.ts: the library's bytes, in place, without
+ * its per-value overhead or the copies behind the length prefix and into the batch).
  */
 import { Decoder, Encoder, ExtensionCodec } from '@msgpack/msgpack'
 import type { WireError } from '../errors.js'
 import { MAX_JSON_DEPTH, RPC_ENVELOPE_DEPTH } from '../json-depth.js'
 import { FrameEncoder, FrameTooLarge } from './frame-encoder.js'
-import { MsgpackReader } from './msgpack-reader.js'
 
 /** Default largest frame accepted or sent: 64 MiB. */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -270,8 +268,7 @@ export class FrameWriter {
  */
 export class FrameDecoder {
   readonly #onMessage: (msg: unknown) => void
-  /** Our own reader (shared/rpc/msgpack-reader.ts): the library decoder's values, read in place. */
-  readonly #reader = new MsgpackReader({ extensionCodec, maxDepth: encoderOptions.maxDepth })
+  readonly #decoder = nativeStrings(new Decoder({ extensionCodec }))
   readonly #maxFrameBytes: number
   #chunks: Buffer[] = []
   #buffered = 0
@@ -315,12 +312,13 @@ export class FrameDecoder {
       const total = 4 + len
       if (this.#buffered < total) return
       if (head.length < total) head = this.#merge()
+      const body = head.subarray(4, total)
       if (head.length === total) this.#chunks.shift()
       else this.#chunks[0] = head.subarray(total)
       this.#buffered -= total
       let msg: unknown
       try {
-        msg = this.#reader.decode(head, 4, total)
+        msg = this.#decoder.decode(body)
       } catch (err) {
         throw new FrameError(`undecodable RPC frame: ${(err as Error).message}`, { cause: err })
       }
