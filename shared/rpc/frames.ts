@@ -18,14 +18,12 @@
  *   by an extension type, because the msgpack decoder refuses that key in maps.
  *
  * Strings are decoded natively (see `nativeStrings`): message bodies and ids are most of every
- * frame, and @msgpack/msgpack decodes strings of ≤ 200 bytes with a JavaScript loop. Frames are
- * encoded by our own writer (shared/rpc/frame-encoder.ts: the library's bytes, in place, without
- * its per-value overhead or the copies behind the length prefix and into the batch).
+ * frame, and @msgpack/msgpack decodes strings of ≤ 200 bytes with a JavaScript loop. Long
+ * strings are measured natively when encoded, for the same reason (see `nativeStringLengths`).
  */
 import { Decoder, Encoder, ExtensionCodec } from '@msgpack/msgpack'
 import type { WireError } from '../errors.js'
 import { MAX_JSON_DEPTH, RPC_ENVELOPE_DEPTH } from '../json-depth.js'
-import { FrameEncoder, FrameTooLarge } from './frame-encoder.js'
 
 /** Default largest frame accepted or sent: 64 MiB. */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -209,11 +207,11 @@ export function encodeMessage(msg: RpcMessage): Uint8Array {
  */
 export class FrameWriter {
   readonly #sink: { write(chunk: Buffer): boolean; readonly destroyed: boolean }
-  /** Frames are encoded in place, behind their length prefix, into the batch (shared/rpc/frame-encoder.ts). */
-  readonly #frames = new FrameEncoder({ maxDepth: encoderOptions.maxDepth, library: nestedEncoder })
+  readonly #encoder = nativeStringLengths(new Encoder(encoderOptions))
   readonly #maxFrameBytes: number
   readonly #flushMode: 'immediate' | 'microtask'
-  #pending = 0
+  #pending: Buffer[] = []
+  #pendingBytes = 0
   #scheduled = false
   readonly #flushBound = (): void => this.flush()
 
@@ -226,9 +224,14 @@ export class FrameWriter {
     this.#flushMode = opts.flush ?? 'immediate'
   }
 
+  /** The msgpack encoder (for tests). */
+  get encoder(): Encoder {
+    return this.#encoder
+  }
+
   /** Frames currently waiting for the next flush. */
   get pendingFrames(): number {
-    return this.#pending
+    return this.#pending.length
   }
 
   /**
@@ -236,13 +239,22 @@ export class FrameWriter {
    * maximum frame size, or when it cannot be encoded at all.
    */
   write(msg: RpcMessage): void {
+    let body: Uint8Array
     try {
-      this.#frames.append(msg, this.#maxFrameBytes)
+      body = this.#encoder.encodeSharedRef(msg)
     } catch (err) {
-      if (err instanceof FrameTooLarge) throw new FrameError(err.message)
       throw new FrameError(`cannot encode RPC message: ${(err as Error).message}`, { cause: err })
     }
-    this.#pending++
+    if (body.length > this.#maxFrameBytes) {
+      throw new FrameError(`RPC frame of ${body.length} bytes exceeds the ${this.#maxFrameBytes}-byte limit`)
+    }
+    // Small allocations come from Node's shared pool, so one frame costs one copy here and the
+    // batch one more in concat: cheaper than a write per frame.
+    const frame = Buffer.allocUnsafe(4 + body.length)
+    frame.writeUInt32BE(body.length, 0)
+    frame.set(body, 4)
+    this.#pending.push(frame)
+    this.#pendingBytes += frame.length
     if (!this.#scheduled) {
       this.#scheduled = true
       if (this.#flushMode === 'microtask') queueMicrotask(this.#flushBound)
@@ -253,11 +265,13 @@ export class FrameWriter {
   /** Writes every queued frame now, in one write. Frames queued for a destroyed sink are dropped. */
   flush(): void {
     this.#scheduled = false
-    if (this.#pending === 0) return
-    this.#pending = 0
-    const batch = this.#frames.take()
+    const pending = this.#pending
+    if (pending.length === 0) return
+    const bytes = this.#pendingBytes
+    this.#pending = []
+    this.#pendingBytes = 0
     if (this.#sink.destroyed) return
-    this.#sink.write(batch)
+    this.#sink.write(pending.length === 1 ? pending[0] : Buffer.concat(pending, bytes))
   }
 }
 
