@@ -6,7 +6,8 @@
  * `{id, e}`. Requests are multiplexed by `id`; replies may arrive in any order.
  *
  * Writers coalesce every frame produced in one turn of the event loop into one `socket.write`
- * (docs/benchmarks.md: the per-write syscall, not the bytes, is what costs). Readers accept any chunking:
+ * (docs/benchmarks.md: the per-write syscall, not the bytes, is what costs), each frame encoded
+ * once and copied once, into the batch (no allocation per frame, no concatenation per write). Readers accept any chunking:
  * a chunk may hold part of a frame, one frame, or many.
  *
  * Encoding rules, so that values cross the boundary unchanged:
@@ -24,6 +25,9 @@
 import { Decoder, Encoder, ExtensionCodec } from '@msgpack/msgpack'
 import type { WireError } from '../errors.js'
 import { MAX_JSON_DEPTH, RPC_ENVELOPE_DEPTH } from '../json-depth.js'
+
+/** Frames are written into slabs of this size (a post of 10 is ~2.3 KB, a turn's batch rarely over 40). */
+const SLAB_BYTES = 64 * 1024
 
 /** Default largest frame accepted or sent: 64 MiB. */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -210,8 +214,16 @@ export class FrameWriter {
   readonly #encoder = nativeStringLengths(new Encoder(encoderOptions))
   readonly #maxFrameBytes: number
   readonly #flushMode: 'immediate' | 'microtask'
-  #pending: Buffer[] = []
-  #pendingBytes = 0
+  /**
+   * The turn's frames are `#slab[#start, #pos)`: each frame's length prefix and bytes are
+   * written there directly (one copy, out of the encoder's shared buffer), and a flush hands the
+   * whole range to the socket as one view. Later batches continue after it, never over it (the
+   * socket may hold the view until its write completes), until the slab is full.
+   */
+  #slab: Buffer = Buffer.alloc(0)
+  #start = 0
+  #pos = 0
+  #frames = 0
   #scheduled = false
   readonly #flushBound = (): void => this.flush()
 
@@ -231,7 +243,7 @@ export class FrameWriter {
 
   /** Frames currently waiting for the next flush. */
   get pendingFrames(): number {
-    return this.#pending.length
+    return this.#frames
   }
 
   /**
@@ -241,6 +253,7 @@ export class FrameWriter {
   write(msg: RpcMessage): void {
     let body: Uint8Array
     try {
+      // A view of the encoder's own buffer, valid until its next encode: copied just below.
       body = this.#encoder.encodeSharedRef(msg)
     } catch (err) {
       throw new FrameError(`cannot encode RPC message: ${(err as Error).message}`, { cause: err })
@@ -248,13 +261,12 @@ export class FrameWriter {
     if (body.length > this.#maxFrameBytes) {
       throw new FrameError(`RPC frame of ${body.length} bytes exceeds the ${this.#maxFrameBytes}-byte limit`)
     }
-    // Small allocations come from Node's shared pool, so one frame costs one copy here and the
-    // batch one more in concat: cheaper than a write per frame.
-    const frame = Buffer.allocUnsafe(4 + body.length)
-    frame.writeUInt32BE(body.length, 0)
-    frame.set(body, 4)
-    this.#pending.push(frame)
-    this.#pendingBytes += frame.length
+    const size = 4 + body.length
+    if (this.#pos + size > this.#slab.length) this.#newSlab(size)
+    this.#slab.writeUInt32BE(body.length, this.#pos)
+    this.#slab.set(body, this.#pos + 4)
+    this.#pos += size
+    this.#frames++
     if (!this.#scheduled) {
       this.#scheduled = true
       if (this.#flushMode === 'microtask') queueMicrotask(this.#flushBound)
@@ -262,16 +274,30 @@ export class FrameWriter {
     }
   }
 
+  /** A slab with room for the pending frames and `size` more bytes; the pending ones move to it. */
+  #newSlab(size: number): void {
+    const pending = this.#pos - this.#start
+    const slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, 2 * (pending + size)))
+    this.#slab.copy(slab, 0, this.#start, this.#pos)
+    this.#slab = slab
+    this.#start = 0
+    this.#pos = pending
+  }
+
   /** Writes every queued frame now, in one write. Frames queued for a destroyed sink are dropped. */
   flush(): void {
     this.#scheduled = false
-    const pending = this.#pending
-    if (pending.length === 0) return
-    const bytes = this.#pendingBytes
-    this.#pending = []
-    this.#pendingBytes = 0
+    if (this.#frames === 0) return
+    const batch = this.#slab.subarray(this.#start, this.#pos)
+    this.#frames = 0
+    this.#start = this.#pos
+    // A slab grown for large frames is not kept for the small ones that follow.
+    if (this.#slab.length > SLAB_BYTES) {
+      this.#slab = Buffer.alloc(0)
+      this.#start = this.#pos = 0
+    }
     if (this.#sink.destroyed) return
-    this.#sink.write(pending.length === 1 ? pending[0] : Buffer.concat(pending, bytes))
+    this.#sink.write(batch)
   }
 }
 

@@ -244,3 +244,43 @@ t.test('long strings are measured natively and encode to exactly the library byt
   writer.flush()
   t.same(decodeAll(s.writes), [msg])
 })
+
+t.test('batches share slabs but are never written over, whatever their sizes', async (t) => {
+  // The socket may hold a batch's view until its write completes: later frames must go after it.
+  const kept: Buffer[] = []
+  const snapshots: Buffer[] = []
+  const w = new FrameWriter({
+    destroyed: false,
+    write(b: Buffer) {
+      kept.push(b)
+      snapshots.push(Buffer.from(b))
+      return true
+    },
+  })
+  const sent: RpcMessage[] = []
+  // Turns of 1 to 7 frames crossing many 64 KiB slabs; every 50th turn a frame larger than a slab.
+  for (let turn = 0; turn < 300; turn++) {
+    for (let i = 0; i <= turn % 7; i++) {
+      const msg: RpcMessage = { id: turn * 10 + i, r: 'b'.repeat((turn * 997 + i * 131) % (turn % 50 === 0 ? 150_000 : 3000)) }
+      w.write(msg)
+      sent.push(msg)
+    }
+    t.equal(w.pendingFrames, (turn % 7) + 1)
+    w.flush()
+  }
+  t.equal(kept.length, 300, 'one write per turn')
+  t.ok(kept.every((b, i) => b.equals(snapshots[i]!)), 'every batch still holds what it held when written')
+  t.same(decodeAll(kept), sent, 'and decodes to what was sent, in order')
+  // Each frame is the library's encoding behind its length.
+  let at = 0
+  const all = Buffer.concat(kept)
+  for (const m of sent) {
+    const bytes = Buffer.from(encodeMessage(m))
+    if (all.readUInt32BE(at) !== bytes.length || !all.subarray(at + 4, at + 4 + bytes.length).equals(bytes)) {
+      t.fail(`frame of message ${String((m as { id: number }).id)} differs`)
+      return
+    }
+    at += 4 + bytes.length
+  }
+  t.equal(at, all.length, 'nothing but frames')
+})
