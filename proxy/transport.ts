@@ -98,7 +98,8 @@ export function checkContentType(contentType: string, hasBody: boolean): void {
  * range JSON matches; JSON wins ties).
  */
 export function checkAccept(accept: string): boolean {
-  if (accept === '') return false
+  // What clients send (python-zaqarclient, through requests: */*): no parsing, nothing allocated.
+  if (accept === '' || accept === 'application/json' || accept === '*/*') return false
   let json = -1
   let msgpack = -1
   for (const part of accept.split(',')) {
