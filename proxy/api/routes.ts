@@ -222,6 +222,11 @@ function paramsOf(names: (keyof Params | null)[], segments: string[]): Params {
     const name = names[i]
     if (name === null || name === undefined) continue
     const s = segments[i]!
+    // Nearly every segment has nothing to decode: decodeURIComponent would return it as it is.
+    if (!s.includes('%')) {
+      params[name] = s
+      continue
+    }
     let v: string
     try {
       v = decodeURIComponent(s)
