@@ -9,7 +9,6 @@
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import type { Socket } from 'node:net'
 import { Command, type Redis } from 'ioredis'
 
 export const SCRIPT_NAMES = [
@@ -132,38 +131,10 @@ export class Scripts {
     }
   }
 
-  /** The socket corked by `#cork` until the end of this tick (undefined: none). */
-  #corked: Socket | undefined = undefined
-
-  /**
-   * Corks the connection's socket until the end of the current tick, so that every command
-   * issued in it — the script calls of one coalescer flush (a call per queue and kind), the
-   * WAITs that follow them — leaves in one `writev` instead of one `write` each. Each write is
-   * a system call that wakes Redis: in a CPU profile of the worker, ioredis's writes
-   * (`writeUtf8String`, the write itself) were 18–28 % of the worker's time on posts. Redis then
-   * reads the commands together and answers them in one write too. Uncorked on `nextTick`, which
-   * runs before any I/O: nothing waits longer than the code already running.
-   */
-  #cork(): void {
-    if (this.#corked !== undefined || this.#redis.status !== 'ready') return
-    const stream = (this.#redis as unknown as { stream?: Socket }).stream
-    if (stream === undefined || typeof stream.cork !== 'function' || !stream.writable) return
-    stream.cork()
-    this.#corked = stream
-    process.nextTick(this.#uncork)
-  }
-
-  readonly #uncork = (): void => {
-    const stream = this.#corked
-    this.#corked = undefined
-    stream?.uncork()
-  }
-
   /** Runs script `name` with `keys` and `args` (EVALSHA, EVAL on NOSCRIPT). */
   run<T = unknown>(name: ScriptName, keys: readonly string[], args: Arg[]): Promise<T> {
     this.lastKey = keys[0]!
     if (!this.#direct) return this.#invoke[name].call(this.#redis, keys.length, ...keys, ...args) as Promise<T>
-    this.#cork()
     const { lua, sha } = this.#scripts.get(name)!
     const argv: Arg[] = [sha, keys.length, ...keys, ...args]
     // As ioredis does for a defined command: EVALSHA, and on NOSCRIPT the same call as an EVAL,
