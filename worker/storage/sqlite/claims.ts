@@ -23,7 +23,7 @@ interface ClaimRow {
   updated: number
 }
 
-/** Messages claimed per UPDATE statement (`#takeAll`): a claim takes at most 20 (Zaqar's limit), so one statement. */
+/** Messages claimed per UPDATE statement (`#takeAll`): Zaqar's default claim limit (20), so one statement per claim. */
 const TAKE_ROWS = 20
 
 interface ExtendParams {
