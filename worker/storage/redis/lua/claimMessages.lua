@@ -100,6 +100,10 @@ for _ = 1, nreq do
   p = p + 4
   local cexp = now + ttl * 1000
   local extExp = now + extTtl * 1000
+  -- Scores as text built once per request (lib.lua, int): every message of the claim shares them.
+  local cexps, extExps = int(cexp), int(extExp)
+  -- Reply TTLs as text, by TTL (num() once per distinct TTL, not per message).
+  local ttls = {}
   local msgs, recs, inflight, exts, taken, dead = {}, {}, {}, {}, {}, {}
   while #msgs < limit and #due < DUE_MAX and examined < CLAIM_SCAN do
     local ids = redis.call('ZRANGEBYSCORE', k.r, '-inf', upto, 'LIMIT', 0, math.min(limit - #msgs, CLAIM_SCAN - examined))
@@ -136,16 +140,22 @@ for _ = 1, nreq do
             if rec[R_EXPIRES] < cexp then
               rec[R_TTL] = extTtl
               rec[R_EXPIRES] = extExp
-              exts[#exts + 1] = extExp
+              exts[#exts + 1] = extExps
               exts[#exts + 1] = id
             end
             recs[#recs + 1] = id
             recs[#recs + 1] = encode(rec)
-            inflight[#inflight + 1] = cexp
+            inflight[#inflight + 1] = cexps
             inflight[#inflight + 1] = id
             taken[#taken + 1] = id
             if journalled then jids[#jids + 1] = id end
-            msgs[#msgs + 1] = { id, rec[R_BODY], num(rec[R_TTL]), rec[R_CREATED], cid, rec[R_CC], rec[R_SEQ] }
+            local t = rec[R_TTL]
+            local ts = ttls[t]
+            if not ts then
+              ts = int(t)
+              if t == t then ttls[t] = ts end
+            end
+            msgs[#msgs + 1] = { id, rec[R_BODY], ts, rec[R_CREATED], cid, rec[R_CC], rec[R_SEQ] }
           end
         end
       end
@@ -159,7 +169,7 @@ for _ = 1, nreq do
     call_chunked('ZADD', k.i, inflight, CHUNK * 2)
     if #exts > 0 then call_chunked('ZADD', k.e, exts, CHUNK * 2) end
     redis.call('HSET', k.c, cid, encode({ ttl, cexp, now, taken }))
-    redis.call('ZADD', k.x, cexp, cid)
+    redis.call('ZADD', k.x, cexps, cid)
     local res = { cid }
     for n = 1, #msgs do res[#res + 1] = msgs[n] end
     out[#out + 1] = res

@@ -34,7 +34,7 @@ while #out < limit and examined < CLAIM_SCAN do
         local rec = decode(raws[n])
         gone[#gone + 1] = ids[n]
         if rec[R_EXPIRES] > now then
-          out[#out + 1] = { ids[n], rec[R_BODY], num(rec[R_TTL]), rec[R_CREATED], cid, rec[R_CC] + 1, rec[R_SEQ] }
+          out[#out + 1] = { ids[n], rec[R_BODY], int(rec[R_TTL]), rec[R_CREATED], cid, rec[R_CC] + 1, rec[R_SEQ] }
         end
       end
     end

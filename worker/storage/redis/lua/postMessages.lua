@@ -27,9 +27,20 @@ local nreq = tonumber(ARGV[2])
 -- Posts are not journalled (the copy cursor reads them); a fenced queue is not created either.
 local moved, _ = fence_check(k)
 if moved then return moved end
-if not queue_free(k, now, '') then return { 'BUSY' } end
-local created = ensure_queue(k.q, now)
-local qf = post_fields(k)
+-- The queue record read once: the stage (lib.lua, queue_free), whether the queue exists, the
+-- post settings (post_fields) and the last seq, which this call advances locally and writes
+-- back once at the end (not a HINCRBY per request).
+local qr = redis.call('HMGET', k.q, 'stage', 'stagedl', 'created', 'maxpost', 'ttl', 'delay', 'seq')
+if not stage_free(k, now, '', qr[1], qr[2]) then return { 'BUSY' } end
+-- Every queue record has `created` (ensure_queue, createQueue); EXISTS only when it is missing.
+local created = 0
+if not qr[3] and redis.call('EXISTS', k.q) == 0 then created = 1 end
+local qf = { qr[4], qr[5], qr[6] }
+local seq0 = tonumber(qr[7]) or 0
+-- Seeding seq from the clock keeps markers of a deleted incarnation of the queue from naming
+-- messages of the next one (as ensure_queue does).
+if created == 1 then seq0 = now * 1000 end
+local seq = seq0
 local acc = new_acc()
 local out = { created }
 local p = 3
@@ -40,7 +51,7 @@ for _ = 1, nreq do
     ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), ARGV[p + 3] == '1', tonumber(ARGV[p + 4]),
     tonumber(ARGV[p + 5]), ARGV[p + 6], tonumber(ARGV[p + 7])
   p = p + 8
-  if maxmsgs > 0 and live == nil then live = redis.call('ZCOUNT', k.e, '(' .. now, '+inf') end
+  if maxmsgs > 0 and live == nil then live = redis.call('ZCOUNT', k.e, '(' .. ARGV[1], '+inf') end
   local maxpost, maxraw, ttl0, honour, delay0 = post_settings(qf, defttl, limits)
   local prev = false
   if ik > 0 then prev = redis.call('GET', KEYS[ik]) end
@@ -55,11 +66,18 @@ for _ = 1, nreq do
     p = p + count * 4
   else
     local ids = {}
-    if count > 0 then p = append_messages(k, acc, now, client, ttl0, honour, delay0, count, p, ids) end
+    if count > 0 then p, seq = append_messages(acc, now, client, ttl0, honour, delay0, count, p, ids, seq) end
     if ik > 0 then redis.call('SET', KEYS[ik], table.concat(ids, ','), 'PX', window) end
     if live then live = live + count end
     out[#out + 1] = 0
   end
+end
+-- A queue this call creates exists whatever its requests came to (as Zaqar, posts create queues
+-- lazily, even failed ones).
+if created == 1 then
+  redis.call('HSET', k.q, 'meta', '{}', 'created', int(now), 'seq', int(seq))
+elseif seq ~= seq0 then
+  redis.call('HSET', k.q, 'seq', int(seq))
 end
 write_acc(k, acc)
 return out

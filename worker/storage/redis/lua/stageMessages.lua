@@ -53,7 +53,7 @@ elseif redis.call('HGET', k.q, 'stage') ~= token then
 end
 local _, _, ttl0, honour, delay0 = post_settings(post_fields(k), defttl, limits)
 local acc = new_acc()
-append_messages(k, acc, now, client, ttl0, honour, delay0, count, 13, {})
+append_messages(acc, now, client, ttl0, honour, delay0, count, 13, {}, redis.call('HINCRBY', k.q, 'seq', count) - count)
 write_acc(k, acc)
 if op == 'commit' then
   redis.call('HDEL', k.q, 'stage', 'stagelo', 'stagedl', 'stagen')

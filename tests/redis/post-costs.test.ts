@@ -1,0 +1,103 @@
+/**
+ * What a post costs Redis beyond its messages (lua/postMessages.lua): the queue record is read
+ * once (stage, existence, post settings and last seq in one HMGET) and written once per call (the
+ * seq advanced locally for every request of a coalesced call, not a HINCRBY each); the scores go
+ * to the sorted sets as text built once (lib.lua `int`), exact whether whole or not. The command
+ * counts are Redis's own (`INFO commandstats`); the contract suite checks the answers.
+ */
+import { randomUUID } from 'node:crypto'
+import t from 'tap'
+import type { Redis } from 'ioredis'
+import { manualClock } from '../../shared/clock.js'
+import { queueKeys } from '../../worker/storage/redis/keys.js'
+import { postOpts } from '../contract/suite.js'
+import { startRedis } from '../helpers/index.js'
+import { openRedisDriver, rawClient } from './util.js'
+
+const server = await startRedis(t, { appendfsync: 'everysec' })
+
+/** Calls of each command Redis has served so far (`INFO commandstats`). */
+async function commandCalls(redis: Redis): Promise<Map<string, number>> {
+  const out = new Map<string, number>()
+  for (const m of String(await redis.info('commandstats')).matchAll(/cmdstat_(\w+):calls=(\d+)/g)) out.set(m[1]!, Number(m[2]))
+  return out
+}
+
+/** Commands served between two `commandCalls` snapshots (only those that ran). */
+function delta(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [name, n] of after) if (n - (before.get(name) ?? 0) > 0) out[name] = n - (before.get(name) ?? 0)
+  return out
+}
+
+t.test('a coalesced post of five requests to an existing queue writes the queue record once', async (t) => {
+  const clock = manualClock(1_764_900_000_000)
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
+  const raw = rawClient(t, server)
+  const ref = { project: `p-${randomUUID()}`, queue: 'q' }
+  const keys = queueKeys(ref)
+  const first = await driver.postMessages(ref, [{ body: '"first"' }], postOpts())
+  // A seq as any earlier writer may have left it (HINCRBY, HSET): the next post continues from it.
+  await raw.hset(keys.q, 'seq', '1764900000123456')
+
+  const before = await commandCalls(raw)
+  const posted = await Promise.all(
+    Array.from({ length: 5 }, (_, i) => driver.postMessages(ref, [{ body: `"${i}a"` }, { body: `"${i}b"` }], postOpts())),
+  )
+  const ran = delta(before, await commandCalls(raw))
+  t.equal(ran.evalsha, 1, 'one script call for the five requests')
+  t.equal(ran.hincrby, undefined, 'no HINCRBY per request')
+  t.equal(ran.exists, undefined, 'no EXISTS for a queue whose record was read')
+  t.equal(ran.hmget, 2, 'the fence and the queue record, one HMGET each')
+  t.equal(ran.hset, 2, 'the messages, and the seq once')
+
+  t.equal(await raw.hget(keys.q, 'seq'), '1764900000123466', 'seq advanced by the ten messages')
+  const ids = posted.flat()
+  const seqs = await raw.zmscore(keys.a, ...ids)
+  t.same(
+    seqs,
+    Array.from({ length: 10 }, (_, i) => String(1764900000123457 + i)),
+    'consecutive seqs after the stored one, in request order',
+  )
+  t.same(await raw.zmscore(keys.r, ...ids), seqs, 'the ready index has the same scores')
+  t.same(await raw.zmscore(keys.e, ...ids), Array(10).fill(String(1_764_900_000_000 + 3600 * 1000)), 'expiry = now + ttl')
+  const page = await driver.listMessages(ref, { clientId: postOpts().clientId, echo: true, includeClaimed: true, limit: 20 })
+  t.same(
+    page.items.map((m) => m.id),
+    [...first, ...ids],
+    'FIFO across the stored seq',
+  )
+})
+
+t.test('a post that creates its queue: one EXISTS, one write of the new record', async (t) => {
+  const now = 1_764_900_000_000
+  const clock = manualClock(now)
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
+  const raw = rawClient(t, server)
+  const ref = { project: `p-${randomUUID()}`, queue: 'q' }
+  const keys = queueKeys(ref)
+  const before = await commandCalls(raw)
+  const ids = await driver.postMessages(ref, [{ body: '1' }, { body: '2' }, { body: '3' }], postOpts())
+  const ran = delta(before, await commandCalls(raw))
+  t.equal(ran.exists, 1, 'the record was missing: EXISTS confirms it')
+  t.equal(ran.hincrby, undefined)
+  t.same(await raw.hgetall(keys.q), { meta: '{}', created: String(now), seq: String(now * 1000 + 3) }, 'record as ensure_queue writes it, seq advanced')
+  t.same(await raw.zmscore(keys.a, ...ids), [1, 2, 3].map((n) => String(now * 1000 + n)))
+  // A post whose every request fails still leaves the queue created (as Zaqar).
+  const other = { project: ref.project, queue: 'full' }
+  await t.rejects(driver.postMessages(other, [{ body: '1' }, { body: '2' }], postOpts({ maxMessages: 1 })))
+  t.match(await raw.hgetall(queueKeys(other).q), { meta: '{}', created: String(now), seq: String(now * 1000) }, 'created, nothing stored')
+})
+
+t.test('scores that are not whole numbers keep every digit', async (t) => {
+  const now = 1_764_900_000_000
+  const clock = manualClock(now)
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
+  const raw = rawClient(t, server)
+  const ref = { project: `p-${randomUUID()}`, queue: 'q' }
+  const keys = queueKeys(ref)
+  const [id] = await driver.postMessages(ref, [{ body: '1', ttl: 60.0005 }], postOpts())
+  t.equal(await raw.zscore(keys.e, id!), '1764900060000.5', 'expiry with its half millisecond')
+  const msg = await driver.getMessage(ref, id!)
+  t.equal(msg?.ttl, 60.0005, 'the TTL read back as posted')
+})
