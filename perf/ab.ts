@@ -26,7 +26,7 @@ import { awaitHttp, capture, cleanEnv, freePort, missiveRoles, startRedis, stopC
 
 const FLAGS: FlagSpec[] = [
   { name: 'builds', type: 'list', default: ['.'], help: 'repository roots to compare (each with a built dist/), first is A; `root+NAME=value` adds a MISSIVE_* setting for that build (e.g. `.+MISSIVE_DURABILITY=fast`)' },
-  { name: 'scenarios', type: 'list', default: ['post1', 'post10', 'mixed'], help: 'post1, post10, mixed' },
+  { name: 'scenarios', type: 'list', default: ['post1', 'post10', 'mixed'], help: 'post1, post10, mixed, consume (claim 10 + bulk delete of what the scenarios before it posted: put it after post10)' },
   { name: 'stores', type: 'list', default: ['sqlite'], help: 'sqlite, redis' },
   { name: 'duration', type: 'number', default: 4, help: 'seconds per scenario' },
   { name: 'rounds', type: 'number', default: 2, help: 'A/B rounds (alternating order)' },
@@ -80,6 +80,8 @@ function load(url: string, scenario: string, conns: number, durationS: number): 
   if (scenario === 'post1') return { ...base, producers: conns, batch: 1 }
   if (scenario === 'post10') return { ...base, producers: conns, batch: 10 }
   if (scenario === 'mixed') return { ...base, producers: Math.floor(conns / 2), consumers: conns - Math.floor(conns / 2) }
+  // Claims what the scenarios before it posted: list it after post10 (as the bench runs it).
+  if (scenario === 'consume') return { ...base, consumers: conns, claimLimit: 10, deleteMode: 'bulk' }
   throw new UsageError(`unknown scenario ${scenario}`)
 }
 
