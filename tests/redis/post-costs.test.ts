@@ -10,7 +10,7 @@ import t from 'tap'
 import type { Redis } from 'ioredis'
 import { manualClock } from '../../shared/clock.js'
 import { queueKeys } from '../../worker/storage/redis/keys.js'
-import { postOpts } from '../contract/suite.js'
+import { postOpts, type TapTest } from '../contract/suite.js'
 import { startRedis } from '../helpers/index.js'
 import { openRedisDriver, rawClient } from './util.js'
 
@@ -30,12 +30,17 @@ function delta(before: Map<string, number>, after: Map<string, number>): Record<
   return out
 }
 
-t.test('a coalesced post of five requests to an existing queue writes the queue record once', async (t) => {
-  const clock = manualClock(1_764_900_000_000)
-  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
+/** A durable=fast driver on a clock stopped at NOW, a raw client, and a fresh queue's keys. */
+const NOW = 1_764_900_000_000
+async function setup(t: TapTest) {
+  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock: manualClock(NOW) })
   const raw = rawClient(t, server)
   const ref = { project: `p-${randomUUID()}`, queue: 'q' }
-  const keys = queueKeys(ref)
+  return { driver, raw, ref, keys: queueKeys(ref) }
+}
+
+t.test('a coalesced post of five requests to an existing queue writes the queue record once', async (t) => {
+  const { driver, raw, ref, keys } = await setup(t)
   const first = await driver.postMessages(ref, [{ body: '"first"' }], postOpts())
   // A seq as any earlier writer may have left it (HINCRBY, HSET): the next post continues from it.
   await raw.hset(keys.q, 'seq', '1764900000123456')
@@ -60,7 +65,7 @@ t.test('a coalesced post of five requests to an existing queue writes the queue 
     'consecutive seqs after the stored one, in request order',
   )
   t.same(await raw.zmscore(keys.r, ...ids), seqs, 'the ready index has the same scores')
-  t.same(await raw.zmscore(keys.e, ...ids), Array(10).fill(String(1_764_900_000_000 + 3600 * 1000)), 'expiry = now + ttl')
+  t.same(await raw.zmscore(keys.e, ...ids), Array(10).fill(String(NOW + 3600 * 1000)), 'expiry = now + ttl')
   const page = await driver.listMessages(ref, { clientId: postOpts().clientId, echo: true, includeClaimed: true, limit: 20 })
   t.same(
     page.items.map((m) => m.id),
@@ -70,32 +75,22 @@ t.test('a coalesced post of five requests to an existing queue writes the queue 
 })
 
 t.test('a post that creates its queue: one EXISTS, one write of the new record', async (t) => {
-  const now = 1_764_900_000_000
-  const clock = manualClock(now)
-  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
-  const raw = rawClient(t, server)
-  const ref = { project: `p-${randomUUID()}`, queue: 'q' }
-  const keys = queueKeys(ref)
+  const { driver, raw, ref, keys } = await setup(t)
   const before = await commandCalls(raw)
   const ids = await driver.postMessages(ref, [{ body: '1' }, { body: '2' }, { body: '3' }], postOpts())
   const ran = delta(before, await commandCalls(raw))
   t.equal(ran.exists, 1, 'the record was missing: EXISTS confirms it')
   t.equal(ran.hincrby, undefined)
-  t.same(await raw.hgetall(keys.q), { meta: '{}', created: String(now), seq: String(now * 1000 + 3) }, 'record as ensure_queue writes it, seq advanced')
-  t.same(await raw.zmscore(keys.a, ...ids), [1, 2, 3].map((n) => String(now * 1000 + n)))
+  t.same(await raw.hgetall(keys.q), { meta: '{}', created: String(NOW), seq: String(NOW * 1000 + 3) }, 'record as ensure_queue writes it, seq advanced')
+  t.same(await raw.zmscore(keys.a, ...ids), [1, 2, 3].map((n) => String(NOW * 1000 + n)))
   // A post whose every request fails still leaves the queue created (as Zaqar).
   const other = { project: ref.project, queue: 'full' }
   await t.rejects(driver.postMessages(other, [{ body: '1' }, { body: '2' }], postOpts({ maxMessages: 1 })))
-  t.match(await raw.hgetall(queueKeys(other).q), { meta: '{}', created: String(now), seq: String(now * 1000) }, 'created, nothing stored')
+  t.match(await raw.hgetall(queueKeys(other).q), { meta: '{}', created: String(NOW), seq: String(NOW * 1000) }, 'created, nothing stored')
 })
 
 t.test('scores that are not whole numbers keep every digit', async (t) => {
-  const now = 1_764_900_000_000
-  const clock = manualClock(now)
-  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
-  const raw = rawClient(t, server)
-  const ref = { project: `p-${randomUUID()}`, queue: 'q' }
-  const keys = queueKeys(ref)
+  const { driver, raw, ref, keys } = await setup(t)
   const [id] = await driver.postMessages(ref, [{ body: '1', ttl: 60.0005 }], postOpts())
   t.equal(await raw.zscore(keys.e, id!), '1764900060000.5', 'expiry with its half millisecond')
   const msg = await driver.getMessage(ref, id!)

@@ -13,21 +13,10 @@ import { manualClock } from '../../shared/clock.js'
 import { SqliteDriver } from '../../worker/storage/sqlite/driver.js'
 import { CLIENT_A, postOpts, type TapTest } from '../contract/suite.js'
 import type { NewMessage } from '../../shared/storage/contract.js'
+import type { RecordRow } from '../../worker/storage/sqlite/migration.js'
 
-interface Row {
-  seq: number
-  id: string
-  qid: number
-  body: string
-  client_id: string
-  ttl: number
-  created: number
-  expires: number
-  visible: number
-  claim_id: string | null
-  claim_expires: number
-  claim_count: number
-}
+/** A whole row of the messages table. */
+type Row = RecordRow & { qid: number }
 
 function setup(t: TapTest) {
   const dir = mkdtempSync(join(tmpdir(), 'missive-rows-'))

@@ -44,7 +44,8 @@ interface FenceRow {
   reset: number
 }
 
-interface RecordRow {
+/** A row of the messages table as the migration reads it (every column but qid). */
+export interface RecordRow {
   seq: number
   id: string
   body: string
