@@ -140,6 +140,19 @@ async function postN(driver: DataDriver, ref: QueueRef, n: number, over: Partial
 
 const idsOf = (items: { id: string }[]): string[] => items.map((m) => m.id)
 
+/** Every message id of a queue, paging through listMessages by marker (at most `maxPages` pages of 20). */
+async function listAllIds(driver: DataDriver, ref: QueueRef, maxPages: number): Promise<string[]> {
+  const seen: string[] = []
+  let marker: string | undefined
+  for (let pages = 0; pages < maxPages; pages++) {
+    const page = await driver.listMessages(ref, listOpts({ limit: 20, ...(marker !== undefined && { marker }) }))
+    seen.push(...idsOf(page.items))
+    if (page.next === undefined) break
+    marker = page.next
+  }
+  return seen
+}
+
 const CLAIM = { ttl: 120, grace: 60, limit: 10 }
 
 // --- queues --------------------------------------------------------------------------------
@@ -543,14 +556,7 @@ function definePostTests(t: TapTest, driver: DataDriver, timed: Timed): void {
     t.equal(ids.length, n)
     t.equal(new Set(ids).size, n, 'distinct ids')
     const after = await postN(driver, p.ref(), 1)
-    const seen: string[] = []
-    let marker: string | undefined
-    for (let pages = 0; pages < 100; pages++) {
-      const page = await driver.listMessages(p.ref(), listOpts({ limit: 20, ...(marker !== undefined && { marker }) }))
-      seen.push(...idsOf(page.items))
-      if (page.next === undefined) break
-      marker = page.next
-    }
+    const seen = await listAllIds(driver, p.ref(), 100)
     t.same(seen, [...before, ...ids, ...after], 'FIFO across the chunks and the posts around them')
     const stats = await driver.stats(p.ref())
     t.equal(stats.total, n + 3)
@@ -570,14 +576,7 @@ function definePostTests(t: TapTest, driver: DataDriver, timed: Timed): void {
     )
     const idLists = posts.map((r) => (r.status === 'fulfilled' ? r.value : []))
     t.equal((await driver.stats(p.ref())).total, 4 * n, 'every message of every post, nothing more')
-    const seen: string[] = []
-    let marker: string | undefined
-    for (let pages = 0; pages < 200; pages++) {
-      const page = await driver.listMessages(p.ref(), listOpts({ limit: 20, ...(marker !== undefined && { marker }) }))
-      seen.push(...idsOf(page.items))
-      if (page.next === undefined) break
-      marker = page.next
-    }
+    const seen = await listAllIds(driver, p.ref(), 200)
     // Each post's messages are contiguous and in order: the posts did not interleave.
     const order = [...idLists].sort((a, b) => seen.indexOf(a[0]!) - seen.indexOf(b[0]!))
     t.same(seen, order.flat(), 'each post whole and in order, one after another')
