@@ -102,7 +102,7 @@ for _ = 1, nreq do
   local extExp = now + extTtl * 1000
   -- Scores as text built once per request (lib.lua, int): every message of the claim shares them.
   local cexps, extExps = int(cexp), int(extExp)
-  -- Reply TTLs as text, by TTL (num() once per distinct TTL, not per message).
+  -- Reply TTLs as text, by TTL (int_by: once per distinct TTL, not per message).
   local ttls = {}
   local msgs, recs, inflight, exts, taken, dead = {}, {}, {}, {}, {}, {}
   while #msgs < limit and #due < DUE_MAX and examined < CLAIM_SCAN do
@@ -149,13 +149,7 @@ for _ = 1, nreq do
             inflight[#inflight + 1] = id
             taken[#taken + 1] = id
             if journalled then jids[#jids + 1] = id end
-            local t = rec[R_TTL]
-            local ts = ttls[t]
-            if not ts then
-              ts = int(t)
-              if t == t then ttls[t] = ts end
-            end
-            msgs[#msgs + 1] = { id, rec[R_BODY], ts, rec[R_CREATED], cid, rec[R_CC], rec[R_SEQ] }
+            msgs[#msgs + 1] = { id, rec[R_BODY], int_by(ttls, rec[R_TTL], rec[R_TTL]), rec[R_CREATED], cid, rec[R_CC], rec[R_SEQ] }
           end
         end
       end

@@ -63,6 +63,17 @@ local function int(x)
   return num(x)
 end
 
+--- int(x), remembered in `cache` under `key` (within one call x depends on key alone): one
+--- conversion per distinct key. A NaN key is not remembered (no table can hold it).
+local function int_by(cache, key, x)
+  local s = cache[key]
+  if not s then
+    s = int(x)
+    if key == key then cache[key] = s end
+  end
+  return s
+end
+
 --- How many KEYS one queue takes.
 local NKEYS = 11
 
@@ -192,12 +203,21 @@ local function promote(k, now, step)
   return #due + #back
 end
 
+--- The seq a new queue record starts from. Seeding it from the clock keeps markers of a deleted
+--- incarnation of the queue from naming messages of the next one.
+local function first_seq(now)
+  return now * 1000
+end
+
+--- Writes a new queue record (lazy creation), its seq at `seq`.
+local function write_new_queue(q, now, seq)
+  redis.call('HSET', q, 'meta', '{}', 'created', int(now), 'seq', int(seq))
+end
+
 --- Creates the queue record if missing (lazy creation). Returns 1 when it created it.
 local function ensure_queue(q, now)
   if redis.call('EXISTS', q) == 1 then return 0 end
-  -- Seeding seq from the clock keeps markers of a deleted incarnation of the queue from
-  -- naming messages of the next one.
-  redis.call('HSET', q, 'meta', '{}', 'created', now, 'seq', now * 1000)
+  write_new_queue(q, now, first_seq(now))
   return 1
 end
 
@@ -279,11 +299,7 @@ local function append_messages(acc, now, client, ttl0, honour, delay0, count, p,
     local expires = now + ttl * 1000
     local visible = now + delay * 1000
     local s = int(seq)
-    local es = expstr[ttl]
-    if not es then
-      es = int(expires)
-      if ttl == ttl then expstr[ttl] = es end
-    end
+    local es = int_by(expstr, ttl, expires)
     ni = ni + 1
     ids[ni] = id
     recs[n + 1] = id

@@ -37,9 +37,7 @@ local created = 0
 if not qr[3] and redis.call('EXISTS', k.q) == 0 then created = 1 end
 local qf = { qr[4], qr[5], qr[6] }
 local seq0 = tonumber(qr[7]) or 0
--- Seeding seq from the clock keeps markers of a deleted incarnation of the queue from naming
--- messages of the next one (as ensure_queue does).
-if created == 1 then seq0 = now * 1000 end
+if created == 1 then seq0 = first_seq(now) end
 local seq = seq0
 local acc = new_acc()
 local out = { created }
@@ -75,7 +73,7 @@ end
 -- A queue this call creates exists whatever its requests came to (as Zaqar, posts create queues
 -- lazily, even failed ones).
 if created == 1 then
-  redis.call('HSET', k.q, 'meta', '{}', 'created', int(now), 'seq', int(seq))
+  write_new_queue(k.q, now, seq)
 elseif seq ~= seq0 then
   redis.call('HSET', k.q, 'seq', int(seq))
 end
