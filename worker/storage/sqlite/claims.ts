@@ -8,7 +8,9 @@ import {
   ageOf,
   CLAIMABLE_SQL,
   MESSAGE_COLUMNS,
+  placeholders,
   QID_SQL,
+  statementsByCount,
   toMessage,
   type ClaimableRow,
   type Ctx,
@@ -64,8 +66,8 @@ export class SqliteClaims {
   readonly #ctx: Ctx
   readonly #queues: SqliteQueues
   readonly #claimable: Statement<[number, number, number, number, number], ClaimableRow>
-  /** `#takes[n]`: the UPDATE claiming n messages (`#taker`). */
-  readonly #takes: (Statement<unknown[]> | undefined)[] = []
+  /** The UPDATE claiming n messages by seq (1 ≤ n ≤ TAKE_ROWS). */
+  readonly #taker: (n: number) => Statement<unknown[]>
   /** Seqs of the messages the claim being made takes (`#takeAll`), reused. */
   readonly #taken: number[] = []
   readonly #moveOut: Statement<[number], MovedRow>
@@ -87,6 +89,14 @@ export class SqliteClaims {
     this.#queues = queues
     const db = ctx.db
     this.#claimable = db.prepare(CLAIMABLE_SQL)
+    // SET expressions read the old row, so both CASEs test the original expiry.
+    this.#taker = statementsByCount(
+      db,
+      (n) => `UPDATE messages SET claim_id = ?, claim_expires = ?, claim_count = claim_count + 1,
+           ttl = CASE WHEN expires < ? THEN ? ELSE ttl END,
+           expires = CASE WHEN expires < ? THEN ? ELSE expires END
+         WHERE seq IN (${placeholders(n)})`,
+    )
     // A move deletes and re-inserts the row so it takes a new `seq`: it joins the DLQ at its
     // tail, unclaimed, keeping its id, body, creation time and claim count.
     this.#moveOut = db.prepare('DELETE FROM messages WHERE seq = ? RETURNING id, body, client_id, created, claim_count')
@@ -212,22 +222,6 @@ export class SqliteClaims {
       this.#taker(n).run(params)
     }
     seqs.length = 0
-  }
-
-  /** The UPDATE claiming `n` messages by seq (1 ≤ n ≤ TAKE_ROWS), prepared on first use. */
-  #taker(n: number): Statement<unknown[]> {
-    let stmt = this.#takes[n]
-    if (stmt === undefined) {
-      // SET expressions read the old row, so both CASEs test the original expiry.
-      stmt = this.#ctx.db.prepare<unknown[]>(
-        `UPDATE messages SET claim_id = ?, claim_expires = ?, claim_count = claim_count + 1,
-           ttl = CASE WHEN expires < ? THEN ? ELSE ttl END,
-           expires = CASE WHEN expires < ? THEN ? ELSE expires END
-         WHERE seq IN (${new Array(n).fill('?').join(', ')})`,
-      )
-      this.#takes[n] = stmt
-    }
-    return stmt
   }
 
   /** Under a journal fence: journals the messages of the claim (a renew or release changes them all). */

@@ -2,7 +2,7 @@
  * What the per-resource parts of the SQLite driver share: the connection, the clock, the row
  * shapes and the conversions from rows to contract objects.
  */
-import type { Database } from 'better-sqlite3'
+import type { Database, Statement } from 'better-sqlite3'
 import type { Clock } from '../../../shared/clock.js'
 import type { Message, QueueRef } from '../../../shared/storage/contract.js'
 import { ageOf } from '../common.js'
@@ -88,3 +88,16 @@ export interface ClaimableRow extends MessageRow {
 
 /** The queue id of (project, name), as a sub-select; binds project, name. */
 export const QID_SQL = '(SELECT qid FROM queues INDEXED BY queues_name WHERE project = ? AND name = ?)'
+
+/**
+ * A statement over n rows (a multi-row INSERT, an `IN (…)` list), prepared for each n on first
+ * use: `sql(n)` writes it. One statement for many rows pays its fixed part (bind, step, reset,
+ * the call into better-sqlite3) once.
+ */
+export function statementsByCount(db: Database, sql: (n: number) => string): (n: number) => Statement<unknown[]> {
+  const byCount: (Statement<unknown[]> | undefined)[] = []
+  return (n) => (byCount[n] ??= db.prepare<unknown[]>(sql(n)))
+}
+
+/** `n` SQL placeholders, comma-separated. */
+export const placeholders = (n: number): string => new Array(n).fill('?').join(', ')

@@ -30,8 +30,10 @@ import {
   CLAIMABLE_SQL,
   flag,
   MESSAGE_COLUMNS,
+  placeholders,
   QID_SQL,
   STAGED_FROM_SQL,
+  statementsByCount,
   toMessage,
   type ClaimableRow,
   type Ctx,
@@ -90,8 +92,8 @@ export type StageResult = PostResult | { lost: true }
 export class SqliteMessages {
   readonly #ctx: Ctx
   readonly #queues: SqliteQueues
-  /** `#inserts[n]`: the INSERT of n rows (`#inserter`). */
-  readonly #inserts: (Statement<unknown[]> | undefined)[] = []
+  /** The INSERT of n rows (1 ≤ n ≤ INSERT_ROWS). */
+  readonly #inserter: (n: number) => Statement<unknown[]>
   /** The bound values of one multi-row INSERT, reused. */
   readonly #params: (string | number)[] = []
   readonly #list: Statement<[ListParams], MessageRow>
@@ -131,6 +133,11 @@ export class SqliteMessages {
     this.#ctx = ctx
     this.#queues = queues
     const db = ctx.db
+    const row = `(${placeholders(INSERT_COLUMNS)})`
+    this.#inserter = statementsByCount(
+      db,
+      (n) => `INSERT INTO messages (id, qid, body, client_id, ttl, created, expires, visible) VALUES ${new Array(n).fill(row).join(', ')}`,
+    )
     // Bounded work (issue 11): the window is the next LIST_SCAN_BUDGET (or limit) messages of
     // the queue after the marker, read from the index alone; the page is then filtered inside
     // it (`seq <= @upto`), so a listing never walks a backlog of delayed or claimed messages.
@@ -381,19 +388,6 @@ export class SqliteMessages {
     }
     params.length = 0
     return last
-  }
-
-  /** The INSERT of `n` rows (1 ≤ n ≤ INSERT_ROWS), prepared on first use. */
-  #inserter(n: number): Statement<unknown[]> {
-    let stmt = this.#inserts[n]
-    if (stmt === undefined) {
-      const row = `(${new Array(INSERT_COLUMNS).fill('?').join(', ')})`
-      stmt = this.#ctx.db.prepare<unknown[]>(
-        `INSERT INTO messages (id, qid, body, client_id, ttl, created, expires, visible) VALUES ${new Array(n).fill(row).join(', ')}`,
-      )
-      this.#inserts[n] = stmt
-    }
-    return stmt
   }
 
   /** Removes a staged post's messages and its staging row (a failed or abandoned large post). */
