@@ -18,6 +18,11 @@ import { Worker } from 'node:worker_threads'
  */
 export const RESTART_FRAMES = 4096
 
+/** Bytes the WAL file is cut back to when it starts over (`journal_size_limit`): four restart lengths of 4 KiB pages. */
+export function walSizeLimit(restartFrames: number): number {
+  return 4 * restartFrames * 4096
+}
+
 // CommonJS source for an eval'd worker: no build step or loader needed in dist/ or under tsx.
 const THREAD = `
 const { workerData, parentPort } = require('node:worker_threads')
@@ -25,7 +30,11 @@ const Database = require(workerData.module)
 const db = new Database(workerData.path)
 db.pragma('busy_timeout = 1000')
 const due = new Int32Array(workerData.due)
-const tick = () => {
+const tick = (last) => {
+  // While a restart is pending the writer's own pass is due: a pass of ours at the same moment
+  // would make it fail (only one checkpoint runs at a time), and on a loaded machine where our
+  // passes run long that was every time, so the WAL grew on without starting over.
+  if (!last && Atomics.load(due, 0) === 1) return
   try {
     let [r] = db.pragma('wal_checkpoint(PASSIVE)')
     if (r.log < workerData.restartFrames) return
@@ -39,8 +48,8 @@ const tick = () => {
     Atomics.store(due, 0, 1)
   } catch (err) { parentPort.postMessage(String(err)) }
 }
-const timer = setInterval(tick, workerData.intervalMs)
-parentPort.on('message', (m) => { if (m === 'stop') { clearInterval(timer); tick(); db.close(); process.exit(0) } })
+const timer = setInterval(tick, workerData.intervalMs, false)
+parentPort.on('message', (m) => { if (m === 'stop') { clearInterval(timer); tick(true); db.close(); process.exit(0) } })
 `
 
 export class Checkpointer {
@@ -66,13 +75,23 @@ export class Checkpointer {
   }
 
   /**
-   * Whether the WAL has grown past RESTART_FRAMES since this last returned true. The writer then
+   * Whether the WAL has grown past RESTART_FRAMES and no pass of the writer's has copied it all
+   * since (`restartDone`). The writer then
    * runs one passive checkpoint itself, between two of its transactions: the thread has copied
    * nearly everything already, so it copies only the frames since, and the writer's next
    * transaction finds the WAL fully copied and starts it over from its beginning.
    */
   restartDue(): boolean {
-    return Atomics.load(this.#due, 0) === 1 && Atomics.exchange(this.#due, 0, 0) === 1
+    return Atomics.load(this.#due, 0) === 1
+  }
+
+  /**
+   * The writer's pass is over. If it copied every frame, the thread takes up its passes again;
+   * if not (another checkpoint ran, or a reader held frames), the restart stays due and the
+   * writer tries again after its next transaction, which adds only that transaction's frames.
+   */
+  restartDone(copiedAll: boolean): void {
+    if (copiedAll) Atomics.store(this.#due, 0, 0)
   }
 
   /** A last checkpoint, then the thread ends. */

@@ -49,7 +49,7 @@ import { SqliteClaims } from './claims.js'
 import type { Ctx } from './context.js'
 import { SqliteMessages } from './messages.js'
 import { SqliteQueues, type BytesCursor, type StatsCursor } from './queues.js'
-import { Checkpointer } from './checkpointer.js'
+import { Checkpointer, RESTART_FRAMES, walSizeLimit } from './checkpointer.js'
 import { applySchema } from './schema.js'
 import { JournalSink, SqliteMigration } from './migration.js'
 import type { ImportChange, JournalPage, MigrationBatch, QueueFence } from '../../../shared/storage/migration.js'
@@ -135,6 +135,12 @@ export class SqliteDriver implements DataDriver {
     this.#db = db
     if (opts.path !== ':memory:' && (opts.checkpointIntervalMs ?? 200) > 0) {
       db.pragma('wal_autocheckpoint = 0')
+      // A burst the checkpoints could not keep up with (or writes before the thread is up)
+      // leaves a long WAL file; SQLite reuses a WAL file without shrinking it, so without a
+      // limit that disk stays taken. The commit that starts the WAL over cuts it back to four
+      // times the restart length; a WAL that stays under that is never cut (cutting and then
+      // growing again costs the block allocations the restart exists to avoid).
+      db.pragma(`journal_size_limit = ${walSizeLimit(opts.walRestartFrames ?? RESTART_FRAMES)}`)
       this.#checkpointer = new Checkpointer(opts.path, opts.checkpointIntervalMs ?? 200, (err) => {
         if (this.#closed) return
         db.pragma('wal_autocheckpoint = 1000')
@@ -281,13 +287,16 @@ export class SqliteDriver implements DataDriver {
     if (this.#checkpointer?.restartDue() === true) this.#restartWal()
   }
 
-  /** Lets the WAL start over (checkpointer.ts, `restartDue`); a failure leaves it to grow until the next try. */
+  /** Lets the WAL start over (checkpointer.ts, `restartDue`); a pass that fails is tried again after the next transaction. */
   #restartWal(): void {
+    let copiedAll = false
     try {
-      this.#db.pragma('wal_checkpoint(PASSIVE)')
+      const [r] = this.#db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[]
+      copiedAll = r !== undefined && r.busy === 0 && r.log === r.checkpointed
     } catch (err) {
       this.#onGcError?.(err)
     }
+    this.#checkpointer?.restartDone(copiedAll)
   }
 
   /**
