@@ -1,8 +1,8 @@
 --[[
   claimMessages: creates one or more claims on the queue (the driver coalesces concurrent
   createClaim calls on one queue into one call); each takes up to its limit of messages that are
-  visible, unexpired and not actively claimed, oldest first, from the ready index, so claims never
-  scan past claimed messages. Requests are served in ARGV order and never share a message.
+  visible, unexpired and not actively claimed, oldest first, from the ready index and past the
+  ready cursor (lib.lua, next_ready), so claims never scan past claimed messages. Requests are served in ARGV order and never share a message.
   A message already claimed dlqmax times is moved to the dead-letter queue instead (the queue
   policy's dead-letter rule, shared/storage/queue-policy.ts, resolved into the queue record),
   when that queue is in this pool; with ARGV[3] = '1' a DLQ other than ARGV[2] is not filled here:
@@ -37,7 +37,7 @@ local defer = ARGV[3] == '1' or outbox
 local DUE_MAX = 100
 local moved, journalled = fence_check(k)
 if moved then return moved end
-local qf = redis.call('HMGET', k.q, 'meta', 'dlq', 'dlqmax', 'dlqttl', 'stagelo')
+local qf = redis.call('HMGET', k.q, 'meta', 'dlq', 'dlqmax', 'dlqttl', 'stagelo', 'rc')
 if not qf[1] then
   local out = { 'OK', 0, '', {}, '', 0 }
   for _ = 1, nreq do out[#out + 1] = {} end
@@ -93,6 +93,9 @@ local examined, promotes = 0, 1
 -- Messages of a large post still being staged are not visible yet (lib.lua).
 local upto = '+inf'
 if qf[5] then upto = '(' .. qf[5] end
+-- The ready cursor (lib.lua), moved locally and written back once.
+local rc0 = qf[6]
+local rc = rc0
 local out = { 'OK', 0, '', due, qf[4] or '', 0 }
 local p = 5
 for _ = 1, nreq do
@@ -106,20 +109,22 @@ for _ = 1, nreq do
   local ttls = {}
   local msgs, recs, inflight, exts, taken, dead = {}, {}, {}, {}, {}, {}
   while #msgs < limit and #due < DUE_MAX and examined < CLAIM_SCAN do
-    local ids = redis.call('ZRANGEBYSCORE', k.r, '-inf', upto, 'LIMIT', 0, math.min(limit - #msgs, CLAIM_SCAN - examined))
+    local ids, past
+    ids, past, rc = next_ready(k, rc, upto, math.min(limit - #msgs, CLAIM_SCAN - examined))
     examined = examined + #ids
     if #ids == 0 then
       if promotes >= CLAIM_PROMOTES then break end
       promotes = promotes + 1
       if promote(k, now, PROMOTE_STEP) == 0 then break end
     else
-      redis.call('ZREM', k.r, unpack(ids))
       local raws = redis.call('HMGET', k.m, unpack(ids))
       for n = 1, #ids do
         local id, raw = ids[n], raws[n]
         if raw then
           local rec = decode(raw)
-          if rec[R_EXPIRES] <= now then
+          if past[id] and not fresh(rec) then
+            -- Delayed or claimed: its own index (d, i) brings it to r in time (lib.lua).
+          elseif rec[R_EXPIRES] <= now then
             dead[#dead + 1] = id
           elseif dk and rec[R_CC] >= dlqmax and not dlq_staged then
             dead_letter(id, rec)
@@ -169,6 +174,7 @@ for _ = 1, nreq do
     out[#out + 1] = res
   end
 end
+if rc ~= rc0 then redis.call('HSET', k.q, 'rc', rc) end
 if #back > 0 then
   call_chunked('ZADD', k.r, back, CHUNK * 2)
   out[3] = dlqname

@@ -3,11 +3,13 @@
   file in front of each operation's script before loading it). Defines no script of its own.
 
   Every queue script takes the eleven keys of one queue, in the order keys.ts builds them:
-    KEYS[1] q  HASH  queue record: meta (JSON text), seq, created, and the reserved metadata the
-                      scripts read, pre-parsed by the driver: maxpost, ttl, delay, dlq, dlqmax, dlqttl
+    KEYS[1] q  HASH  queue record: meta (JSON text), seq, created, rc (the ready cursor, a seq),
+                      and the reserved metadata the scripts read, pre-parsed by the driver:
+                      maxpost, ttl, delay, dlq, dlqmax, dlqttl
     KEYS[2] m  HASH  message id -> record (cmsgpack array, see R_* below)
     KEYS[3] a  ZSET  every message, score = seq (FIFO order; markers are seqs)
-    KEYS[4] r  ZSET  ready: visible and not claimed, score = seq (may hold expired ids until read)
+    KEYS[4] r  ZSET  ready: visible and not claimed, score = seq (may hold expired ids until read),
+                      but for the fresh messages past the ready cursor
     KEYS[5] d  ZSET  delayed: score = visible-at (ms)
     KEYS[6] i  ZSET  in flight: claimed, score = claim expiry (ms)
     KEYS[7] e  ZSET  every message, score = expiry (ms)
@@ -16,7 +18,8 @@
     KEYS[10] f HASH  migration fence (absent: none): state, token, to, jv, reset (see fence_check)
     KEYS[11] j ZSET  migration journal: message id, score = version
   A message is in `a` and `e` for its whole life, and in exactly one of r / d / i, except that a
-  message whose delay or claim ran out stays in d / i until `promote` moves it to r.
+  message whose delay or claim ran out stays in d / i until `promote` moves it to r, and that a
+  fresh message past the ready cursor is in none of the three (see "The ready cursor" below).
 
   Invariant: a claimed message never expires before its claim (claims and renewals extend it),
   so ZCOUNT i (now +inf counts exactly the actively claimed, unexpired messages.
@@ -203,21 +206,77 @@ local function promote(k, now, step)
   return #due + #back
 end
 
+--[[
+  The ready cursor. Posting a message to r costs a sorted-set insert into the queue's largest
+  index, and claiming it a removal; most messages are claimed in the order they were posted, so
+  the queue record's `rc` (a seq, as text) stands for them instead. A message past rc (seq > rc)
+  that is `fresh` — never claimed, and posted without delay: its record has claim count 0 and
+  visible = created — is ready without being in r. A claim takes the oldest of r's entries and
+  of a's entries past rc, in seq order (next_ready), and moves rc past the entries of a it
+  examined: the fresh ones it takes or finds expired; the others (delayed, claimed) stay where
+  their own index has them, and reach r by `promote` as before. Everything that reaches r by
+  any other way (promotions, claims released or run out, dead-lettering, imports) is written to
+  r as before, even past rc: next_ready meets such a message in both indexes with the same
+  score and takes it once.
+  A queue record without rc (written before the cursor existed) has every ready message in r:
+  claims read r alone, and its next post sets rc to the queue's last seq.
+]]
+
+--- Whether a message past the ready cursor is ready by being there (see above).
+local function fresh(rec)
+  return rec[R_CC] == 0 and rec[R_VISIBLE] == rec[R_CREATED]
+end
+
+--- The oldest `n` ready candidates up to `upto` (a ZRANGEBYSCORE bound): r's entries and, when
+--- the queue has a cursor `rc`, a's entries past it, merged in seq order. Removes the ones taken
+--- from r. Returns their ids, a set of the ids that came from past the cursor (to be taken only
+--- if `fresh`), and the cursor moved past those.
+local function next_ready(k, rc, upto, n)
+  local rs = redis.call('ZRANGEBYSCORE', k.r, '-inf', upto, 'WITHSCORES', 'LIMIT', 0, n)
+  local as = {}
+  if rc then as = redis.call('ZRANGEBYSCORE', k.a, '(' .. rc, upto, 'WITHSCORES', 'LIMIT', 0, n) end
+  local ids, past, from_r = {}, {}, {}
+  local i, j, nr, na, count = 1, 1, #rs, #as, 0
+  while count < n and (i < nr or j < na) do
+    local rsc = i < nr and tonumber(rs[i + 1]) or nil
+    local asc = j < na and tonumber(as[j + 1]) or nil
+    count = count + 1
+    if asc == nil or (rsc ~= nil and rsc <= asc) then
+      ids[count] = rs[i]
+      from_r[#from_r + 1] = rs[i]
+      -- A seq is one message: in both indexes, it is taken once, from r.
+      if rsc == asc then
+        rc = as[j + 1]
+        j = j + 2
+      end
+      i = i + 2
+    else
+      ids[count] = as[j]
+      past[as[j]] = true
+      rc = as[j + 1]
+      j = j + 2
+    end
+  end
+  if #from_r > 0 then redis.call('ZREM', k.r, unpack(from_r)) end
+  return ids, past, rc
+end
+
 --- The seq a new queue record starts from. Seeding it from the clock keeps markers of a deleted
 --- incarnation of the queue from naming messages of the next one.
 local function first_seq(now)
   return now * 1000
 end
 
---- Writes a new queue record (lazy creation), its seq at `seq`.
-local function write_new_queue(q, now, seq)
-  redis.call('HSET', q, 'meta', '{}', 'created', int(now), 'seq', int(seq))
+--- Writes a new queue record (lazy creation), its seq at `seq` and its ready cursor at `rc`
+--- (the seq before its first message).
+local function write_new_queue(q, now, seq, rc)
+  redis.call('HSET', q, 'meta', '{}', 'created', int(now), 'seq', int(seq), 'rc', int(rc))
 end
 
 --- Creates the queue record if missing (lazy creation). Returns 1 when it created it.
 local function ensure_queue(q, now)
   if redis.call('EXISTS', q) == 1 then return 0 end
-  write_new_queue(q, now, first_seq(now))
+  write_new_queue(q, now, first_seq(now), first_seq(now))
   return 1
 end
 
@@ -313,7 +372,7 @@ local function append_messages(acc, now, client, ttl0, honour, delay0, count, p,
       delayed[nd + 1] = int(visible)
       delayed[nd + 2] = id
       nd = nd + 2
-    else
+    elseif not acc.cursor then
       ready[nr + 1] = s
       ready[nr + 2] = id
       nr = nr + 2
@@ -322,9 +381,11 @@ local function append_messages(acc, now, client, ttl0, honour, delay0, count, p,
   return p, seq
 end
 
---- `expstr`: TTL -> its expiry as text, for one `now` (one acc per script call).
-local function new_acc()
-  return { recs = {}, all = {}, ready = {}, delayed = {}, exp = {}, expstr = {} }
+--- `expstr`: TTL -> its expiry as text, for one `now` (one acc per script call). `cursor`: the
+--- queue has a ready cursor, so messages posted without delay are not written to r (they are
+--- appended past it, fresh).
+local function new_acc(cursor)
+  return { recs = {}, all = {}, ready = {}, delayed = {}, exp = {}, expstr = {}, cursor = cursor }
 end
 
 --- Writes what append_messages gathered.

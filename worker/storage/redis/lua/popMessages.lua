@@ -18,20 +18,24 @@ promote(k, now, PROMOTE_STEP)
 -- Bounded work (issue 11): examined entries and promote steps are budgeted per call.
 local examined, promotes = 0, 1
 local upto = visible_max(k.q)
+-- The ready cursor (lib.lua), moved locally and written back once.
+local rc0 = redis.call('HGET', k.q, 'rc') or nil
+local rc = rc0
 local out, gone = {}, {}
 while #out < limit and examined < CLAIM_SCAN do
-  local ids = redis.call('ZRANGEBYSCORE', k.r, '-inf', upto, 'LIMIT', 0, math.min(limit - #out, CLAIM_SCAN - examined))
+  local ids, past
+  ids, past, rc = next_ready(k, rc, upto, math.min(limit - #out, CLAIM_SCAN - examined))
   examined = examined + #ids
   if #ids == 0 then
     if promotes >= CLAIM_PROMOTES then break end
     promotes = promotes + 1
     if promote(k, now, PROMOTE_STEP) == 0 then break end
   else
-    redis.call('ZREM', k.r, unpack(ids))
     local raws = redis.call('HMGET', k.m, unpack(ids))
     for n = 1, #ids do
-      if raws[n] then
-        local rec = decode(raws[n])
+      local rec = raws[n] and decode(raws[n])
+      -- Past the cursor, a delayed or claimed message is left to its own index (lib.lua).
+      if rec and (not past[ids[n]] or fresh(rec)) then
         gone[#gone + 1] = ids[n]
         if rec[R_EXPIRES] > now then
           out[#out + 1] = { ids[n], rec[R_BODY], int(rec[R_TTL]), rec[R_CREATED], cid, rec[R_CC] + 1, rec[R_SEQ] }
@@ -40,6 +44,7 @@ while #out < limit and examined < CLAIM_SCAN do
     end
   end
 end
+if rc ~= rc0 then redis.call('HSET', k.q, 'rc', rc) end
 remove_messages(k, gone)
 if journalled then journal(k, gone) end
 return out

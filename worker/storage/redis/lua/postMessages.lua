@@ -28,9 +28,9 @@ local nreq = tonumber(ARGV[2])
 local moved, _ = fence_check(k)
 if moved then return moved end
 -- The queue record read once: the stage (lib.lua, queue_free), whether the queue exists, the
--- post settings (post_fields) and the last seq, which this call advances locally and writes
--- back once at the end (not a HINCRBY per request).
-local qr = redis.call('HMGET', k.q, 'stage', 'stagedl', 'created', 'maxpost', 'ttl', 'delay', 'seq')
+-- post settings (post_fields), the last seq, which this call advances locally and writes back
+-- once at the end (not a HINCRBY per request), and the ready cursor (lib.lua).
+local qr = redis.call('HMGET', k.q, 'stage', 'stagedl', 'created', 'maxpost', 'ttl', 'delay', 'seq', 'rc')
 if not stage_free(k, now, '', qr[1], qr[2]) then return { 'BUSY' } end
 -- Every queue record has `created` (ensure_queue, createQueue); EXISTS only when it is missing.
 local created = 0
@@ -38,8 +38,11 @@ if not qr[3] and redis.call('EXISTS', k.q) == 0 then created = 1 end
 local qf = { qr[4], qr[5], qr[6] }
 local seq0 = tonumber(qr[7]) or 0
 if created == 1 then seq0 = first_seq(now) end
+-- A queue record from before the ready cursor gets one now, at its last seq: r holds every ready
+-- message up to there, and what this call appends comes after it.
+local new_rc = created == 0 and not qr[8]
 local seq = seq0
-local acc = new_acc()
+local acc = new_acc(true)
 local out = { created }
 local p = 3
 -- The queue's unexpired messages (quota checks), read once, plus what this call appended.
@@ -73,7 +76,9 @@ end
 -- A queue this call creates exists whatever its requests came to (as Zaqar, posts create queues
 -- lazily, even failed ones).
 if created == 1 then
-  write_new_queue(k.q, now, seq)
+  write_new_queue(k.q, now, seq, seq0)
+elseif new_rc then
+  redis.call('HSET', k.q, 'seq', int(seq), 'rc', int(seq0))
 elseif seq ~= seq0 then
   redis.call('HSET', k.q, 'seq', int(seq))
 end

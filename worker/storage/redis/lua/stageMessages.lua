@@ -52,7 +52,8 @@ elseif redis.call('HGET', k.q, 'stage') ~= token then
   return { 'LOST' }
 end
 local _, _, ttl0, honour, delay0 = post_settings(post_fields(k), defttl, limits)
-local acc = new_acc()
+-- Staged messages are appended past the ready cursor when the queue has one (lib.lua).
+local acc = new_acc(redis.call('HEXISTS', k.q, 'rc') == 1)
 append_messages(acc, now, client, ttl0, honour, delay0, count, 13, {}, redis.call('HINCRBY', k.q, 'seq', count) - count)
 write_acc(k, acc)
 if op == 'commit' then
