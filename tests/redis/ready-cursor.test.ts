@@ -20,7 +20,7 @@ import { manualClock } from '../../shared/clock.js'
 import type { DataDriver, QueueRef } from '../../shared/storage/contract.js'
 import { queueKeys } from '../../worker/storage/redis/keys.js'
 import { SqliteDriver } from '../../worker/storage/sqlite/driver.js'
-import { postOpts } from '../contract/suite.js'
+import { postOpts, type TapTest } from '../contract/suite.js'
 import { startRedis } from '../helpers/index.js'
 import { openRedisDriver, rawClient } from './util.js'
 
@@ -51,12 +51,16 @@ async function toOldLayout(raw: Redis, ref: QueueRef): Promise<number> {
 
 const bodiesOf = (msgs: { body: string }[] | undefined): string[] => (msgs ?? []).map((m) => m.body)
 
-t.test('a queue stored before the cursor: claims read r, and the next post gives it a cursor', async (t) => {
+/** A durability=fast driver on a manual clock, a raw client, and a fresh queue with its keys. */
+async function setup(t: TapTest) {
   const clock = manualClock()
   const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
-  const raw = rawClient(t, server)
   const ref = { project: `p-${randomUUID()}`, queue: 'q' }
-  const k = queueKeys(ref)
+  return { clock, driver, raw: rawClient(t, server), ref, k: queueKeys(ref) }
+}
+
+t.test('a queue stored before the cursor: claims read r, and the next post gives it a cursor', async (t) => {
+  const { driver, raw, ref, k } = await setup(t)
   await driver.postMessages(ref, ['1', '2', '3', '4'].map((body) => ({ body })), postOpts())
   t.equal(await toOldLayout(raw, ref), 4, 'the four messages written to r, as the old layout had them')
   const seq = await raw.hget(k.q, 'seq')
@@ -72,11 +76,7 @@ t.test('a queue stored before the cursor: claims read r, and the next post gives
 })
 
 t.test('a message in r and past the cursor is taken once', async (t) => {
-  const clock = manualClock()
-  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
-  const raw = rawClient(t, server)
-  const ref = { project: `p-${randomUUID()}`, queue: 'q' }
-  const k = queueKeys(ref)
+  const { driver, raw, ref, k } = await setup(t)
   const ids = await driver.postMessages(ref, ['1', '2', '3', '4', '5'].map((body) => ({ body })), postOpts())
   // As an import writes a ready message: into r, with its seq, whatever the cursor.
   for (const id of [ids[1]!, ids[3]!]) await raw.zadd(k.r, (await raw.zscore(k.a, id))!, id)
@@ -88,11 +88,7 @@ t.test('a message in r and past the cursor is taken once', async (t) => {
 })
 
 t.test('delayed messages past the cursor: passed over, then claimed from r once due', async (t) => {
-  const clock = manualClock()
-  const driver = await openRedisDriver(t, server, { query: 'durability=fast', clock })
-  const raw = rawClient(t, server)
-  const ref = { project: `p-${randomUUID()}`, queue: 'q' }
-  const k = queueKeys(ref)
+  const { clock, driver, raw, ref, k } = await setup(t)
   // Delays apply on queues with a default delay (Zaqar's `_default_message_delay`).
   await driver.createQueue(ref, { _default_message_delay: 1 })
   await driver.postMessages(ref, [{ body: '1', delay: 0 }, { body: '2', delay: 30 }, { body: '3', delay: 0 }], postOpts())
@@ -171,16 +167,12 @@ t.test('random runs: the same answers as the embedded store, across the old layo
             })
             break
           case 'release':
-            got = await both(async (d, side) => {
-              const id = claims[side][step.which % Math.max(1, claims[side].length)]
-              if (id !== undefined) await d.releaseClaim(ref, id)
-              return 'ok'
-            })
-            break
           case 'delete':
+            // The `which`-th claim made, or message posted (by now maybe claimed, deleted or gone).
             got = await both(async (d, side) => {
-              const id = posted[side][step.which % Math.max(1, posted[side].length)]
-              if (id !== undefined) await d.deleteMessage(ref, id)
+              const list = step.op === 'release' ? claims[side] : posted[side]
+              const id = list[step.which % Math.max(1, list.length)]
+              if (id !== undefined) await (step.op === 'release' ? d.releaseClaim(ref, id) : d.deleteMessage(ref, id))
               return 'ok'
             })
             break
