@@ -1,6 +1,6 @@
 /**
- * The Lua scripts, one per atomic operation (lua/<name>.lua, each with its header), with
- * lua/lib.lua prepended. Registered with ioredis `defineCommand`, which sends EVALSHA and falls
+ * The Lua scripts, one per atomic operation (lua/<name>.lua, each with its header), with the
+ * definitions of lua/lib.lua each one uses prepended (`libFor`). Registered with ioredis `defineCommand`, which sends EVALSHA and falls
  * back to EVAL (reloading the script) on NOSCRIPT — after a SCRIPT FLUSH or a failover to a
  * server that never saw it. Without auto-pipelining, `run` sends the same EVALSHA-then-EVAL
  * itself (see `Scripts.run`). `load()` also SCRIPT LOADs each one at connect, so a script that
@@ -58,14 +58,81 @@ function luaDir(): string {
   throw new Error(`the Redis driver's Lua scripts are missing (looked in ${candidates.map((c) => fileURLToPath(c)).join(', ')})`)
 }
 
-/** The source of every script, lib included, read once per process. */
+/** One top-level definition of lib.lua (`local function f`, `local A, B = …`) with the comments before it. */
+interface LibDefinition {
+  names: string[]
+  text: string
+}
+
+const DEFINITION = /^local\s+(?:function\s+([A-Za-z_]\w*)|([A-Za-z_][\w\s,]*?)\s*=)/
+const WORDS = /[A-Za-z_]\w*/g
+/** Block comments, then line comments (the scripts have no `--` inside a string). */
+const COMMENTS = /--\[\[[\s\S]*?\]\]|--[^\n]*/g
+
+/** The names a piece of Lua mentions outside its comments. */
+const wordsOf = (lua: string): string[] => lua.replace(COMMENTS, '').match(WORDS) ?? []
+
+/** lib.lua cut into its top-level definitions, in order (the file's header comment goes with the first). */
+export function libDefinitions(lib: string): LibDefinition[] {
+  const defs: LibDefinition[] = []
+  let pending: string[] = []
+  let inBlockComment = false
+  for (const line of lib.split('\n')) {
+    // Comments at the margin (line and block) document the definition that follows them.
+    if (inBlockComment || line.startsWith('--')) {
+      if (line.startsWith('--[[')) inBlockComment = !line.includes(']]')
+      else if (inBlockComment && line.includes(']]')) inBlockComment = false
+      pending.push(line)
+      continue
+    }
+    const m = DEFINITION.exec(line)
+    if (m !== null) {
+      defs.push({ names: m[1] !== undefined ? [m[1]] : m[2]!.split(',').map((n) => n.trim()), text: [...pending, line].join('\n') })
+      pending = []
+    } else if (defs.length > 0) {
+      defs[defs.length - 1]!.text += `\n${[...pending, line].join('\n')}`
+      pending = []
+    }
+  }
+  return defs
+}
+
+/**
+ * The definitions of lib.lua that `body` uses, directly or through other definitions, in the
+ * file's order. Every call ran the whole of lib.lua first, creating each of its ~40 functions as
+ * a closure: measured on Redis 7.0.15, an EVALSHA of lib.lua and `return 1` cost 3.3–4.7 µs
+ * against 0.7–0.9 µs for `return 1` alone. A script only runs what it uses. Lua locals can only
+ * be named, never looked up by a computed name, so any name a script could reach appears as a
+ * word in its code or in the code of a definition it includes (words in strings only add more).
+ */
+export function libFor(defs: LibDefinition[], body: string): string {
+  const used = new Set(wordsOf(body))
+  const taken = new Set<LibDefinition>()
+  for (let grew = true; grew; ) {
+    grew = false
+    for (const def of defs) {
+      if (taken.has(def) || !def.names.some((n) => used.has(n))) continue
+      taken.add(def)
+      for (const w of wordsOf(def.text)) used.add(w)
+      grew = true
+    }
+  }
+  return defs.filter((d) => taken.has(d)).map((d) => d.text).join('\n')
+}
+
+/** The source of every script, with the part of lib.lua it uses (`libFor`), read once per process. */
 let sources: Map<ScriptName, string> | undefined
 
 export function scriptSources(): Map<ScriptName, string> {
   if (sources !== undefined) return sources
   const dir = luaDir()
-  const lib = readFileSync(`${dir}/lib.lua`, 'utf8')
-  sources = new Map(SCRIPT_NAMES.map((name) => [name, `${lib}\n${readFileSync(`${dir}/${name}.lua`, 'utf8')}`]))
+  const defs = libDefinitions(readFileSync(`${dir}/lib.lua`, 'utf8'))
+  sources = new Map(
+    SCRIPT_NAMES.map((name) => {
+      const body = readFileSync(`${dir}/${name}.lua`, 'utf8')
+      return [name, `${libFor(defs, body)}\n${body}`]
+    }),
+  )
   return sources
 }
 
