@@ -1,10 +1,11 @@
 /**
  * The Lua scripts, one per atomic operation (lua/<name>.lua, each with its header), with the
- * definitions of lua/lib.lua each one uses prepended (`libFor`). Registered with ioredis `defineCommand`, which sends EVALSHA and falls
- * back to EVAL (reloading the script) on NOSCRIPT — after a SCRIPT FLUSH or a failover to a
- * server that never saw it. Without auto-pipelining, `run` sends the same EVALSHA-then-EVAL
- * itself (see `Scripts.run`). `load()` also SCRIPT LOADs each one at connect, so a script that
- * does not compile stops the driver from opening rather than failing the first request.
+ * definitions of lua/lib.lua each one uses prepended (`libFor`). Registered with ioredis
+ * `defineCommand`, which sends EVALSHA and falls back to EVAL (reloading the script) on
+ * NOSCRIPT — after a SCRIPT FLUSH or a failover to a server that never saw it. Without
+ * auto-pipelining, `run` sends the same EVALSHA-then-EVAL itself (see `Scripts.run`). `load()`
+ * also SCRIPT LOADs each one at connect, so a script that does not compile stops the driver from
+ * opening rather than failing the first request.
  */
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'

@@ -2,7 +2,8 @@
   claimMessages: creates one or more claims on the queue (the driver coalesces concurrent
   createClaim calls on one queue into one call); each takes up to its limit of messages that are
   visible, unexpired and not actively claimed, oldest first, from the ready index and past the
-  ready cursor (lib.lua, next_ready), so claims never scan past claimed messages. Requests are served in ARGV order and never share a message.
+  ready cursor (lib.lua, next_ready), so claims never scan past claimed messages. Requests are
+  served in ARGV order and never share a message.
   A message already claimed dlqmax times is moved to the dead-letter queue instead (the queue
   policy's dead-letter rule, shared/storage/queue-policy.ts, resolved into the queue record),
   when that queue is in this pool; with ARGV[3] = '1' a DLQ other than ARGV[2] is not filled here:

@@ -1,6 +1,7 @@
 --[[
-  lib.lua: helpers prepended to every script of the Redis driver (scripts.ts concatenates this
-  file in front of each operation's script before loading it). Defines no script of its own.
+  lib.lua: helpers for the scripts of the Redis driver. Each operation's script is loaded with
+  the top-level definitions of this file it uses in front of it (scripts.ts, `libFor`), so every
+  definition here starts at the margin with `local`. Defines no script of its own.
 
   Every queue script takes the eleven keys of one queue, in the order keys.ts builds them:
     KEYS[1] q  HASH  queue record: meta (JSON text), seq, created, rc (the ready cursor, a seq),
