@@ -7,8 +7,8 @@
  *
  * Writers coalesce every frame produced in one turn of the event loop into one `socket.write`
  * (docs/benchmarks.md: the per-write syscall, not the bytes, is what costs), each frame encoded
- * once and copied once, into the batch (no allocation per frame, no concatenation per write). Readers accept any chunking:
- * a chunk may hold part of a frame, one frame, or many.
+ * once and copied once, into the batch (no allocation per frame, no concatenation per write).
+ * Readers accept any chunking: a chunk may hold part of a frame, one frame, or many.
  *
  * Encoding rules, so that values cross the boundary unchanged:
  * - `undefined` object values are dropped (`ignoreUndefined`): optional fields stay absent.

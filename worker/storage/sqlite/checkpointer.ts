@@ -76,10 +76,10 @@ export class Checkpointer {
 
   /**
    * Whether the WAL has grown past RESTART_FRAMES and no pass of the writer's has copied it all
-   * since (`restartDone`). The writer then
-   * runs one passive checkpoint itself, between two of its transactions: the thread has copied
-   * nearly everything already, so it copies only the frames since, and the writer's next
-   * transaction finds the WAL fully copied and starts it over from its beginning.
+   * since (`restartDone`). The writer then runs one passive checkpoint itself, between two of its
+   * transactions: the thread has copied nearly everything already, so it copies only the frames
+   * since, and the writer's next transaction finds the WAL fully copied and starts it over from
+   * its beginning.
    */
   restartDue(): boolean {
     return Atomics.load(this.#due, 0) === 1

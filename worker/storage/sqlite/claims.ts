@@ -68,8 +68,6 @@ export class SqliteClaims {
   readonly #claimable: Statement<[number, number, number, number, number], ClaimableRow>
   /** The UPDATE claiming n messages by seq (1 ≤ n ≤ TAKE_ROWS). */
   readonly #taker: (n: number) => Statement<unknown[]>
-  /** Seqs of the messages the claim being made takes (`#takeAll`), reused. */
-  readonly #taken: number[] = []
   readonly #moveOut: Statement<[number], MovedRow>
   readonly #moveIn: Statement<[MoveParams]>
   readonly #insertClaim: Statement<[string, number, number, number, number]>
@@ -136,9 +134,9 @@ export class SqliteClaims {
         ((opts.deadLetter !== undefined && opts.deadLetter !== dlq.queue) || this.#ctx.fenced({ project: ref.project, queue: dlq.queue }))
       const rows = this.#claimable.all(queue.qid, now, now, now, defer ? opts.limit + DUE_MAX : opts.limit)
       if (rows.length === 0) return null
-      // Left over only by a claim that threw before `#takeAll`: its statements were rolled back.
-      this.#taken.length = 0
       const due: string[] = []
+      /** Seqs of the messages this claim takes (`#takeAll`). */
+      const taken: number[] = []
       const claimId = newId()
       const claimExpires = now + opts.ttl * 1000
       const extendedTtl = claimExtendedTtl(opts.ttl, opts.grace)
@@ -163,7 +161,7 @@ export class SqliteClaims {
           this.#movedNow++
           continue
         }
-        this.#taken.push(r.seq)
+        taken.push(r.seq)
         if (this.#ctx.journal.jid !== 0) this.#ctx.journal.note(r.id)
         const extended = claimExtends(r.expires, claimExpires)
         messages.push({
@@ -177,7 +175,7 @@ export class SqliteClaims {
         })
         if (messages.length === opts.limit) break
       }
-      this.#takeAll(claimId, claimExpires, extendedTtl, extendedExpires)
+      this.#takeAll(taken, claimId, claimExpires, extendedTtl, extendedExpires)
       const deadLetter = due.length === 0 ? undefined : { queue: dlq!.queue, ids: due, ...(dlq!.ttl !== undefined && { ttl: dlq!.ttl }) }
       if (messages.length === 0) return deadLetter === undefined ? null : { id: '', age: 0, ttl: opts.ttl, messages, deadLetter }
       this.#insertClaim.run(claimId, queue.qid, opts.ttl, claimExpires, now)
@@ -208,12 +206,11 @@ export class SqliteClaims {
   }
 
   /**
-   * Claims the messages whose seqs `#taken` holds (and empties it): TAKE_ROWS per UPDATE. One
-   * statement for the claim's messages rather than one per message saves the statement's fixed
-   * part (bind, step, reset) for all but one; the rows written are the same.
+   * Claims the messages of `seqs`, TAKE_ROWS per UPDATE. One statement for the claim's messages
+   * rather than one per message saves the statement's fixed part (bind, step, reset) for all but
+   * one; the rows written are the same.
    */
-  #takeAll(claimId: string, claimExpires: number, extendedTtl: number, extendedExpires: number): void {
-    const seqs = this.#taken
+  #takeAll(seqs: number[], claimId: string, claimExpires: number, extendedTtl: number, extendedExpires: number): void {
     for (let from = 0; from < seqs.length; from += TAKE_ROWS) {
       const n = Math.min(TAKE_ROWS, seqs.length - from)
       // claim id, claim expiry, claim expiry, extended ttl, claim expiry, extended expiry, seqs.
@@ -221,7 +218,6 @@ export class SqliteClaims {
       for (let i = from; i < from + n; i++) params.push(seqs[i]!)
       this.#taker(n).run(params)
     }
-    seqs.length = 0
   }
 
   /** Under a journal fence: journals the messages of the claim (a renew or release changes them all). */

@@ -92,8 +92,7 @@ promote(k, now, PROMOTE_STEP)
 -- Bounded work (issue 11): examined entries and promote steps are budgeted per call.
 local examined, promotes = 0, 1
 -- Messages of a large post still being staged are not visible yet (lib.lua).
-local upto = '+inf'
-if qf[5] then upto = '(' .. qf[5] end
+local upto = upto_of(qf[5])
 -- The ready cursor (lib.lua), moved locally and written back once.
 local rc0 = qf[6]
 local rc = rc0

@@ -13,8 +13,7 @@ local moved, journalled = fence_check(k)
 if moved then return moved end
 local now = tonumber(ARGV[1])
 if redis.call('EXISTS', k.q) == 1 then return 0 end
-write_new_queue(k.q, now, first_seq(now), first_seq(now))
-redis.call('HSET', k.q, 'meta', ARGV[2])
+write_new_queue(k.q, now, first_seq(now), first_seq(now), ARGV[2])
 local names = { 'maxpost', 'ttl', 'delay', 'dlq', 'dlqmax', 'dlqttl' }
 for n = 1, #names do
   if ARGV[n + 2] ~= '' then redis.call('HSET', k.q, names[n], ARGV[n + 2]) end

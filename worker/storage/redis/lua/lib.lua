@@ -268,10 +268,10 @@ local function first_seq(now)
   return now * 1000
 end
 
---- Writes a new queue record (lazy creation), its seq at `seq` and its ready cursor at `rc`
---- (the seq before its first message).
-local function write_new_queue(q, now, seq, rc)
-  redis.call('HSET', q, 'meta', '{}', 'created', int(now), 'seq', int(seq), 'rc', int(rc))
+--- Writes a new queue record, its seq at `seq`, its ready cursor at `rc` (the seq before its
+--- first message) and its metadata `meta` (JSON text; '{}' when nil: lazy creation).
+local function write_new_queue(q, now, seq, rc, meta)
+  redis.call('HSET', q, 'meta', meta or '{}', 'created', int(now), 'seq', int(seq), 'rc', int(rc))
 end
 
 --- Creates the queue record if missing (lazy creation). Returns 1 when it created it.
@@ -309,11 +309,16 @@ end
 ]]
 local STAGE_MS = 5000
 
---- The first staged seq as a ZRANGEBYSCORE upper bound ('(lo'), or '+inf' when nothing is staged.
-local function visible_max(q)
-  local lo = redis.call('HGET', q, 'stagelo')
-  if lo then return '(' .. lo end
+--- The queue record's `stagelo` (the first staged seq, or false) as a ZRANGEBYSCORE upper bound:
+--- '(lo', or '+inf' when nothing is staged.
+local function upto_of(stagelo)
+  if stagelo then return '(' .. stagelo end
   return '+inf'
+end
+
+--- upto_of for the queue record `q`, read here.
+local function visible_max(q)
+  return upto_of(redis.call('HGET', q, 'stagelo'))
 end
 
 --- One bounded step of rolling back an abandoned stage. Returns true once nothing is staged.

@@ -17,9 +17,10 @@ if redis.call('EXISTS', k.q) == 0 then return {} end
 promote(k, now, PROMOTE_STEP)
 -- Bounded work (issue 11): examined entries and promote steps are budgeted per call.
 local examined, promotes = 0, 1
-local upto = visible_max(k.q)
--- The ready cursor (lib.lua), moved locally and written back once.
-local rc0 = redis.call('HGET', k.q, 'rc') or nil
+-- The stage (lib.lua, upto_of) and the ready cursor, moved locally and written back once.
+local qs = redis.call('HMGET', k.q, 'stagelo', 'rc')
+local upto = upto_of(qs[1])
+local rc0 = qs[2]
 local rc = rc0
 local out, gone = {}, {}
 while #out < limit and examined < CLAIM_SCAN do
