@@ -6,9 +6,13 @@
  * Nothing polls the store. A parked request costs a small object and a timer, and is woken by:
  * - a post (or a claim release) through this proxy, right after the store answered it
  *   (proxy/api/messages.ts, proxy/api/claims.ts);
- * - on a Redis pool, the pool's pub/sub channel, which the Redis driver publishes to after every
+ * - on a Redis pool, the pool's pub/sub channel, which the Redis driver publishes to after a
  *   post wherever it runs (proxy/long-poll-redis.ts, shared/storage/posted.ts): posts made
- *   through other proxies.
+ *   through other proxies. The driver announces only posts to queues a listener has marked
+ *   (`DataDriver.listen`): before a request first parks, it marks its queue for the rest of its
+ *   wait and tries once more (a post that landed between its first try and the mark was not
+ *   announced). Marks are remembered per queue here, so a queue kept waited on is marked again
+ *   only when the wait outlasts the mark.
  * When woken it tries again; when the wait ends it tries once more (a delayed message that became
  * visible, an expired claim, a notification lost while a subscriber reconnected) and answers with
  * whatever that finds, empty included.
@@ -21,6 +25,13 @@
 import { MissiveError } from '../shared/errors.js'
 import type { QueueRef } from '../shared/storage/contract.js'
 import { routingKey } from './placement-cache.js'
+
+/** A mark lasts at least this long (ms), so waiters that come and go renew it rarely. */
+export const MARK_MIN_MS = 30_000
+/** Added to each mark (ms): the wait's last try, and the round trip of the mark itself. */
+export const MARK_SLACK_MS = 5_000
+/** Marks remembered at most; beyond, the lapsed ones are dropped. */
+const MARKS_KEPT = 10_000
 
 /** Why a parked request stopped waiting. */
 type Wake = 'wake' | 'deadline' | 'abort' | 'closed'
@@ -59,6 +70,11 @@ export class LongPoll {
   /** Registered requests by queue (routing key), in arrival order: first come, first woken. */
   readonly #byQueue = new Map<string, Set<Waiter>>()
   readonly #perProject = new Map<string, number>()
+  /**
+   * Marks made (`listen`), by queue: covered until `until` (performance.now() ms), in force once
+   * `ready` resolved, at `settled` (undefined while the mark is on its way).
+   */
+  readonly #marks = new Map<string, { until: number; ready: Promise<boolean>; settled: number | undefined }>()
   #total = 0
   #closed = false
 
@@ -75,19 +91,23 @@ export class LongPoll {
    * Runs `attempt` until `found` says it found something, parking between attempts for at most
    * `seconds` in all, and returns the last result. Throws 429 when the bounds are reached. The
    * request is registered before the first attempt, so a post landing between that attempt and
-   * parking is not missed.
+   * parking is not missed. `listen` marks the queue in its store for `ms` (`DataDriver.listen`):
+   * called before the first park unless a mark already covers the wait.
    */
   async run<T>(
     ref: QueueRef,
-    opts: { seconds: number; consumes: boolean; hook: AbortHook | undefined },
+    opts: { seconds: number; consumes: boolean; hook: AbortHook | undefined; listen?: (ms: number) => Promise<void> },
     attempt: () => Promise<T>,
     found: (result: T) => boolean,
   ): Promise<T> {
     if (opts.seconds <= 0 || this.#closed) return attempt()
     const w = this.#enter(ref, opts.consumes, opts.hook)
-    const deadline = performance.now() + opts.seconds * 1000
+    const started = performance.now()
+    const deadline = started + opts.seconds * 1000
     try {
       let result = await attempt()
+      // A post between that try and the mark taking hold was not announced: try once more.
+      if (!found(result) && opts.listen !== undefined && (await this.#marked(w.key, started, deadline, opts.listen))) result = await attempt()
       while (!found(result)) {
         const why = await this.#park(w, deadline)
         if (why === 'abort') return result
@@ -98,6 +118,31 @@ export class LongPoll {
     } finally {
       this.#leave(w)
     }
+  }
+
+  /**
+   * Makes sure a mark covers `key` until `deadline`. True when the caller must try again: the
+   * mark it relies on took hold after its first try began (at `started`). A mark that fails is
+   * forgotten and the caller parks anyway: it is woken by this proxy's own posts, and by its
+   * last try at the deadline.
+   */
+  async #marked(key: string, started: number, deadline: number, listen: (ms: number) => Promise<void>): Promise<boolean> {
+    let m = this.#marks.get(key)
+    if (m === undefined || m.until < deadline + MARK_SLACK_MS / 2) {
+      const now = performance.now()
+      const ms = Math.max(deadline - now, MARK_MIN_MS) + MARK_SLACK_MS
+      if (this.#marks.size >= MARKS_KEPT) for (const [k, old] of this.#marks) if (old.until < now) this.#marks.delete(k)
+      const mark = { until: now + ms, ready: listen(ms).then(() => true, () => false), settled: undefined as number | undefined }
+      m = mark
+      this.#marks.set(key, mark)
+      void mark.ready.then((ok) => {
+        mark.settled = performance.now()
+        if (!ok && this.#marks.get(key) === mark) this.#marks.delete(key)
+      })
+    }
+    if (m.settled !== undefined && m.settled < started) return false
+    await m.ready
+    return true
   }
 
   /**

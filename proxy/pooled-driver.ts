@@ -580,6 +580,13 @@ export class PooledDriver implements PooledStorage {
     return p.catch((e: unknown) => this.#rerouted(e, ref, (d) => d.releaseClaim(ref, claimId)))
   }
 
+  /** On the queue's pool; a queue not placed yet is looked for on the default pool, as reads are (a mark there is harmless). */
+  listen(ref: QueueRef, ms: number): Promise<void> {
+    const d = this.#hit(routingKey(ref.project, ref.queue), Mode.Read)
+    const p = d !== undefined ? d.listen(ref, ms) : this.#miss(ref, Mode.Read).then((d) => d.listen(ref, ms))
+    return p.catch((e: unknown) => this.#rerouted(e, ref, (d) => d.listen(ref, ms)))
+  }
+
   // --- migration (shared/storage/migration.ts): each on the queue's placed pool, like the ops above
 
   #placed(ref: QueueRef, mode: Mode): Promise<DataDriver> {

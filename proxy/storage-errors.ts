@@ -34,6 +34,7 @@ const FAILURE: Record<DriverOperation, string> = {
   listQueues: 'Queues could not be listed.',
   stats: 'Queue stats could not be read.',
   storedBytes: 'Queue stats could not be read.',
+  listen: 'The message store is not available.',
   purge: 'Queue could not be purged.',
   postMessages: 'Messages could not be enqueued.',
   listMessages: 'Messages could not be listed.',

@@ -30,9 +30,15 @@ export interface PushSocket {
   push: (frame: string | Uint8Array, binary: boolean) => boolean
 }
 
+/** How long a push subscription's queue is marked for (`DataDriver.listen`), ms. */
+export const PUSH_MARK_MS = 60_000
+/** How often the marks of every queue with push subscriptions here are renewed, ms. */
+export const PUSH_MARK_EVERY_MS = 20_000
+
 interface Subscription {
   readonly id: string
   readonly socket: PushSocket
+  readonly ref: QueueRef
   readonly source: string
   readonly ttl: number
   readonly options: Record<string, unknown>
@@ -60,8 +66,14 @@ export class SocketSubscriptions {
   readonly #recentOrder: string[] = []
   #remoteChain: Promise<void> = Promise.resolve()
   #remotePending = 0
-  /** Reads the messages of posts made elsewhere (`remote`); absent: those are not pushed. */
-  storage: Pick<DataDriver, 'getMessages'> | undefined
+  /**
+   * Reads the messages of posts made elsewhere (`remote`), and marks the queues subscribed to
+   * (`listen`), so that a Redis pool announces their posts; absent: those are not pushed.
+   */
+  storage: Pick<DataDriver, 'getMessages' | 'listen'> | undefined
+  #marking: NodeJS.Timeout | undefined
+  /** The first mark of each queue subscribed to here, until it took hold (`listening`). */
+  readonly #firstMarks = new Map<string, Promise<void>>()
 
   /** By queue (routing key), then subscription id. */
   readonly #byQueue = new Map<string, Map<string, Subscription>>()
@@ -86,13 +98,51 @@ export class SocketSubscriptions {
     if (subs !== undefined) for (const s of subs.values()) if (s.socket === socket) return null
     const mine = this.#bySocket.get(socket) ?? new Set()
     if (mine.size >= max) throw tooMany(max)
-    const sub: Subscription = { id: randomUUID(), socket, source: ref.queue, ttl: opts.ttl, options: opts.options, created: now, expires: now + opts.ttl * 1000 }
-    if (subs === undefined) this.#byQueue.set(key, (subs = new Map()))
+    const sub: Subscription = { id: randomUUID(), socket, ref, source: ref.queue, ttl: opts.ttl, options: opts.options, created: now, expires: now + opts.ttl * 1000 }
+    if (subs === undefined) {
+      this.#byQueue.set(key, (subs = new Map()))
+      // Posts made through other proxies are announced from the moment this mark takes hold (a
+      // round trip to the store); those made before are not pushed, and stay in the queue.
+      this.#mark(ref)
+    }
     subs.set(sub.id, sub)
     mine.add({ key, id: sub.id })
     this.#bySocket.set(socket, mine)
     socket.binary = binary
     return sub.id
+  }
+
+  /**
+   * Resolves once the store announces the posts made to `ref` through other proxies (its first
+   * mark took hold, or failed: then the renewals retry): subscription_create answers after it.
+   */
+  listening(ref: QueueRef): Promise<void> {
+    return this.#firstMarks.get(routingKey(ref.project, ref.queue)) ?? Promise.resolve()
+  }
+
+  /** Marks `ref` in its store (`DataDriver.listen`), and renews every mark while subscriptions last. */
+  #mark(ref: QueueRef): void {
+    if (this.storage === undefined) return
+    const key = routingKey(ref.project, ref.queue)
+    const first = this.storage.listen(ref, PUSH_MARK_MS).catch(() => undefined)
+    this.#firstMarks.set(key, first)
+    void first.then(() => {
+      if (this.#firstMarks.get(key) === first) this.#firstMarks.delete(key)
+    })
+    this.#marking ??= setInterval(() => {
+      if (this.#byQueue.size === 0) {
+        clearInterval(this.#marking)
+        this.#marking = undefined
+        return
+      }
+      // A failed renewal costs pushes from other proxies until the next one, never messages.
+      for (const subs of this.#byQueue.values()) {
+        for (const s of subs.values()) {
+          this.storage?.listen(s.ref, PUSH_MARK_MS).catch(() => undefined)
+          break
+        }
+      }
+    }, PUSH_MARK_EVERY_MS).unref()
   }
 
   unsubscribe(ref: QueueRef, socket: PushSocket, id: string): void {

@@ -69,7 +69,7 @@ export class WebSocketApi {
   readonly #perProject = new Map<string, number>()
   readonly #sockets = new Set<WebSocket<SocketData>>()
 
-  constructor(app: uWS.TemplatedApp, config: Config, run: RunCall, log: Logger, auth: Authenticator, storage?: Pick<DataDriver, 'getMessages'>) {
+  constructor(app: uWS.TemplatedApp, config: Config, run: RunCall, log: Logger, auth: Authenticator, storage?: Pick<DataDriver, 'getMessages' | 'listen'>) {
     this.#config = config
     this.#run = run
     this.#log = log
@@ -219,6 +219,11 @@ export class WebSocketApi {
       try {
         checkQueueIdentity(b.queue_name as string, data.project)
         const [status, out] = this.#subscription(action, data, b, binary)
+        // A new push subscription is answered once other proxies' posts reach it (its mark).
+        if (status === 201) {
+          void this.subscriptions.listening({ project: data.project!, queue: b.queue_name as string }).then(() => answer(status, out))
+          return
+        }
         return answer(status, out)
       } catch (err) {
         return fail(err as MissiveError)

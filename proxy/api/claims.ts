@@ -17,7 +17,7 @@ export async function createClaim(req: ApiRequest): Promise<Reply> {
     wait > 0 && req.longPoll !== undefined
       ? await req.longPoll.run(
           ref,
-          { seconds: wait, consumes: true, hook: req.abort },
+          { seconds: wait, consumes: true, hook: req.abort, listen: (ms) => req.storage.listen(ref, ms) },
           () => req.storage.createClaim(ref, { ttl, grace, limit }),
           (c) => c !== null && c.messages.length > 0,
         )

@@ -82,7 +82,12 @@ export async function listMessages(req: ApiRequest): Promise<Reply> {
   }
   const page =
     wait > 0 && req.longPoll !== undefined
-      ? await req.longPoll.run(ref, { seconds: wait, consumes: false, hook: req.abort }, () => req.storage.listMessages(ref, opts), (p) => p.items.length > 0)
+      ? await req.longPoll.run(
+          ref,
+          { seconds: wait, consumes: false, hook: req.abort, listen: (ms) => req.storage.listen(ref, ms) },
+          () => req.storage.listMessages(ref, opts),
+          (p) => p.items.length > 0,
+        )
       : await req.storage.listMessages(ref, opts)
   let links = '[]'
   if (page.next !== undefined) {

@@ -376,5 +376,16 @@ export interface DataDriver extends MigrationOperations {
 
   /** Releases the claim: its messages become claimable at once, claim counts kept. Missing: no-op. */
   releaseClaim(ref: QueueRef, claimId: string): Promise<void>
+
+  // --- listeners ----------------------------------------------------------------------------
+
+  /**
+   * A proxy holds a listener on the queue (a parked long-poll request, a WebSocket push
+   * subscription) for up to `ms` from now: posts to the queue until then must reach every proxy
+   * (docs/redis.md, "Announcements"). Idempotent; a later call extends, never shortens. A store
+   * whose posts all pass through the proxy that serves them (SQLite) has nothing to do; a
+   * missing queue is left alone (the post that creates it is announced anyway).
+   */
+  listen(ref: QueueRef, ms: number): Promise<void>
 }
 

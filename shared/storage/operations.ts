@@ -94,6 +94,7 @@ export const OPERATIONS = {
   getClaim: { access: 'read', scope: 'queue', placement: 'find', arity: 2 },
   renewClaim: { access: 'write', scope: 'queue', placement: 'find', arity: 3 },
   releaseClaim: { access: 'write', scope: 'queue', placement: 'find', arity: 2 },
+  listen: { access: 'write', scope: 'queue', placement: 'find', arity: 2 },
   // Migration (shared/storage/migration.ts): called by the migration runner on one pool's driver.
   fenceQueue: { access: 'write', scope: 'queue', placement: 'find', arity: 3 },
   getFence: { access: 'read', scope: 'queue', placement: 'find', arity: 1 },

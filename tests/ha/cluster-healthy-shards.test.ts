@@ -69,6 +69,8 @@ t.test('kill -9 one master: the other masters\' queues see no refused post', asy
     for (const id of parsePosted(line)?.ids ?? []) announced.add(id)
   })
   await sub.subscribe(postedChannel(0))
+  // A long-poller on every queue: their posts are announced (lua/listenQueue.lua).
+  for (const ref of refs) await driver.listen(ref, 600_000)
   const ackedIds: string[] = []
 
   let killed = false

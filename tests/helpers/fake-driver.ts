@@ -170,6 +170,13 @@ export class FakeDriver implements DataDriver {
 
   async releaseClaim(): Promise<void> {}
 
+  /** Marks asked for (`listen`), in order. */
+  readonly listens: { ref: QueueRef; ms: number }[] = []
+
+  async listen(ref: QueueRef, ms: number): Promise<void> {
+    this.listens.push({ ref, ms })
+  }
+
   // Migration: fences are kept (so fence errors cross the wire); the copy has nothing to copy.
   readonly fences = new Map<string, QueueFence>()
 

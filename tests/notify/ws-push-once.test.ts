@@ -22,6 +22,7 @@ t.test('a post reaching the hub twice is pushed once, whatever the order', async
   let reads = 0
   const hub = new SocketSubscriptions(1 << 20)
   hub.storage = {
+    listen: (ref, ms) => driver.listen(ref, ms),
     getMessages: async (ref, ids) => {
       const found = await driver.getMessages(ref, ids)
       reads++
@@ -77,7 +78,7 @@ t.test('a post reaching the hub twice is pushed once, whatever the order', async
     frames.length = 0
     const { ids, messages } = await post(1)
     const storage = hub.storage
-    hub.storage = { getMessages: async () => Promise.reject(new Error('store down')) }
+    hub.storage = { listen: async () => undefined, getMessages: async () => Promise.reject(new Error('store down')) }
     hub.remote(ref, ids)
     await turns()
     hub.storage = storage

@@ -63,6 +63,7 @@ const ARGS: { [K in DriverOperation]: OpArgs<K> } = {
   getClaim: [ref, 'c1'],
   renewClaim: [ref, 'c1', { ttl: 40, grace: 5 }],
   releaseClaim: [ref, 'c1'],
+  listen: [ref, 25_000],
   // (A null argument crosses RPC as absent: the contract suite checks fenceQueue(ref, null, …).)
   fenceQueue: [ref, { token: 't1', to: 'pool-b', state: 'journal' }, 't0'],
   getFence: [ref],
@@ -105,6 +106,7 @@ const RESULTS: { [K in DriverOperation]: OpResult<K> } = {
   getClaim: null,
   renewClaim: undefined,
   releaseClaim: undefined,
+  listen: undefined,
   fenceQueue: undefined,
   getFence: { token: 't1', to: 'pool-b', state: 'moved' },
   readForMigration: {

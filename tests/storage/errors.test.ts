@@ -189,6 +189,7 @@ const FAILURES: Record<(typeof DRIVER_OPERATIONS)[number], string> = {
   getClaim: 'Claim could not be queried.',
   renewClaim: 'Claim could not be updated.',
   releaseClaim: 'Claim could not be deleted.',
+  listen: 'The message store is not available.',
   fenceQueue: 'Queue could not be fenced.',
   getFence: 'Queue fence could not be read.',
   readForMigration: 'Messages could not be read for migration.',

@@ -567,16 +567,24 @@ export class RedisDriver implements DataDriver {
   }
 
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
-    return this.#guard('postMessages', () => this.#messages.postMessages(ref, messages, opts)).then((ids) => {
-      this.#announce(ref, ids.length, ids)
+    return this.#guard('postMessages', () => this.#messages.postMessages(ref, messages, opts)).then(({ ids, listening }) => {
+      if (listening) this.#announce(ref, ids.length, ids)
       return ids
     })
+  }
+
+  listen(ref: QueueRef, ms: number): Promise<void> {
+    return this.#guard('listen', () => this.#queues.listen(ref, ms))
   }
 
   /**
    * Tells long-polling proxies that `ref` may have messages (proxy/long-poll-redis.ts). Done here,
    * after the post resolved, not in the post's script: the script stays the store's, and a lost
-   * announcement only delays a waiter to the end of its wait. Never fails the post.
+   * announcement only delays a waiter to the end of its wait. Never fails the post. Posts are
+   * announced only while a listener has marked the queue (`listen`, lua/listenQueue.lua) or when
+   * they create it: an announcement costs a command and a write here, a PUBLISH in Redis and a
+   * message to every proxy, which together were a tenth of a single-message post's CPU and a
+   * fifth of the mixed scenario's (docs/redis.md, "Announcements").
    */
   #announce(ref: QueueRef, count: number, ids?: readonly string[]): void {
     // Every post answered by the replies of one read from Redis (the requests of a coalesced

@@ -29,6 +29,9 @@
  * |                     |      | `token`, `to`, `jv` (last journal version), `reset` ('1': a purge |
  * |                     |      | or delete since the journal began). Outlives the other keys.     |
  * | `missive:j:T`       | ZSET | the fence's journal: message id, score = version (oldest first)  |
+ * | `missive:l:T`       | STR  | listeners' mark: posts are announced until this time (ms);       |
+ * |                     |      | expires on its own (lua/listenQueue.lua). May exist without     |
+ * |                     |      | the queue (a listener waiting for a queue not created yet)      |
  * | `missive:k:T:<key>` | STR  | an idempotency key's post: its ids, comma-separated; expires    |
  * |                     |      | (PX) when the key's window ends                                 |
  * | `missive:queues:P`  | ZSET | the project's queue names (raw), score 0: the catalogue that    |
@@ -89,6 +92,10 @@ export interface QueueKeys {
   readonly j: string
   /** The same eleven keys as a KEYS array. */
   readonly list: readonly string[]
+  /** The listeners' mark (lua/listenQueue.lua): not one of the eleven, read by posts only. */
+  readonly l: string
+  /** `list` and `l`: the KEYS of the scripts that read or write the mark. */
+  readonly listening: readonly string[]
   /** `queueTag` of the queue (the hash tag without its braces). */
   readonly tag: string
 }
@@ -108,9 +115,10 @@ let keysCached = 0
 export function buildKeys(ref: QueueRef): QueueKeys {
   const tag = queueTag(ref)
   const k = (kind: string): string => `${PREFIX}${kind}:{${tag}}`
-  const q = k('q'), m = k('m'), a = k('a'), r = k('r'), d = k('d'), i = k('i'), e = k('e'), c = k('c'), x = k('x'), f = k('f'), j = k('j')
+  const q = k('q'), m = k('m'), a = k('a'), r = k('r'), d = k('d'), i = k('i'), e = k('e'), c = k('c'), x = k('x'), f = k('f'), j = k('j'), l = k('l')
+  const list = [q, m, a, r, d, i, e, c, x, f, j]
   // Frozen: one object is shared by every call on the queue.
-  return Object.freeze({ q, m, a, r, d, i, e, c, x, f, j, list: Object.freeze([q, m, a, r, d, i, e, c, x, f, j]), tag })
+  return Object.freeze({ q, m, a, r, d, i, e, c, x, f, j, list: Object.freeze(list), l, listening: Object.freeze([...list, l]), tag })
 }
 
 /** The keys of `ref`, all carrying the hash tag `{<escaped project>/<escaped queue>}` (cached). */

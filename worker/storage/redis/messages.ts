@@ -58,12 +58,21 @@ const windowMs = (opts: PostOptions): string | number =>
 /** A script reply the driver does not know (a script older or newer than this code). */
 const unexpected = (status: unknown): Error => new Error(`deleteMessages: unexpected reply ${String(status)}`)
 
+/**
+ * What a post request stored: its ids, and whether a listener marked the queue (or the post
+ * created it), so the driver announces it (lua/listenQueue.lua).
+ */
+export interface Posted {
+  ids: string[]
+  listening: boolean
+}
+
 /** Valid ids, each once. */
 const validIds = (ids: string[]): string[] => [...new Set(ids.filter(isId))]
 
 export class RedisMessages {
   readonly #ctx: Ctx
-  readonly #posts: Coalescer<QueueRef, PostRequest, string[]>
+  readonly #posts: Coalescer<QueueRef, PostRequest, Posted>
   readonly #deletes: Coalescer<QueueRef, DeleteRequest, void>
 
   constructor(ctx: Ctx, opts: { coalesce: boolean }) {
@@ -72,7 +81,7 @@ export class RedisMessages {
     this.#deletes = new Coalescer((ref, reqs) => this.#delete(ref, reqs), opts.coalesce ? DELETE_BATCH : 1)
   }
 
-  postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<string[]> {
+  postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<Posted> {
     // Ids are made here, so each caller gets its own whatever batch it lands in.
     const ids = messages.map(() => newId())
     return this.#posts.submit(queueKeys(ref).tag, ref, { ids, messages, opts })
@@ -83,7 +92,7 @@ export class RedisMessages {
    * most POST_CHUNK messages and POST_CHUNK_BYTES of bodies (bounded work per call), each larger
    * one staged in chunks (#postLarge).
    */
-  async #post(ref: QueueRef, reqs: PostRequest[]): Promise<Outcome<string[]>[]> {
+  async #post(ref: QueueRef, reqs: PostRequest[]): Promise<Outcome<Posted>[]> {
     // The usual case, one call for the whole batch, without the bookkeeping below.
     let total = 0
     let totalBytes = 0
@@ -92,7 +101,7 @@ export class RedisMessages {
       totalBytes += bodyBytes(req.messages)
     }
     if (total <= POST_CHUNK && totalBytes <= POST_CHUNK_BYTES) return this.#postSmall(ref, reqs)
-    const out: Outcome<string[]>[] = new Array(reqs.length)
+    const out: Outcome<Posted>[] = new Array(reqs.length)
     const runs: Promise<void>[] = []
     let batch: number[] = []
     let msgs = 0
@@ -130,15 +139,15 @@ export class RedisMessages {
   }
 
   /** One postMessages script call for `reqs`, waiting while a large post holds the queue. */
-  async #postSmall(ref: QueueRef, reqs: PostRequest[]): Promise<Outcome<string[]>[]> {
+  async #postSmall(ref: QueueRef, reqs: PostRequest[]): Promise<Outcome<Posted>[]> {
     const keys = queueKeys(ref)
-    let list = keys.list
+    let list = keys.listening
     const args: (string | number)[] = [0, reqs.length]
     for (const { ids, messages, opts } of reqs) {
       let ik = 0
       if (opts.idempotencyKey !== undefined) {
         // Copied only when a request has a key: the cached KEYS array is shared.
-        if (list === keys.list) list = [...keys.list]
+        if (list === keys.listening) list = [...keys.listening]
         ik = (list as string[]).push(idempotencyKey(keys, opts.idempotencyKey))
       }
       args.push(opts.clientId, opts.defaultTtl, opts.postBytes, opts.queuePolicy ? '1' : '0', messages.length, ik, windowMs(opts), opts.maxMessages ?? 0)
@@ -150,10 +159,11 @@ export class RedisMessages {
     })
     checkFence(ref, r)
     if (Number(r[0]) === 1) await this.#ctx.catalogue(ref)
+    const listening = Number(r[1]) === 1
     return reqs.map((req, n) => {
-      const status = r[n + 1]
-      if (status === 0 || status === '0') return { ok: req.ids }
-      if (Array.isArray(status)) return { ok: String(status[0]).split(',') }
+      const status = r[n + 2]
+      if (status === 0 || status === '0') return { ok: { ids: req.ids, listening } }
+      if (Array.isArray(status)) return { ok: { ids: String(status[0]).split(','), listening } }
       if (typeof status === 'number' && status < 0) return { err: new QueueFull(ref, -status) }
       return { err: new PostTooLarge(ref, Number(status)) }
     })
@@ -164,7 +174,7 @@ export class RedisMessages {
    * made visible by the last one (lua/stageMessages.lua). Starts over, a few times, when the
    * stage was lost to a purge or delete of the queue.
    */
-  async #postLarge(ref: QueueRef, req: PostRequest, chunks: [number, number][]): Promise<Outcome<string[]>> {
+  async #postLarge(ref: QueueRef, req: PostRequest, chunks: [number, number][]): Promise<Outcome<Posted>> {
     const keys = queueKeys(ref)
     const { opts } = req
     const list = opts.idempotencyKey === undefined ? keys.list : [...keys.list, idempotencyKey(keys, opts.idempotencyKey)]
@@ -200,7 +210,7 @@ export class RedisMessages {
               if (Number(r[1]) === 1) created = true
               break
             case 'DUP':
-              return { ok: String(r[1]).split(',') }
+              return { ok: { ids: String(r[1]).split(','), listening: true } }
             case 'TOOBIG':
               if (Number(r[2]) === 1) created = true
               return { err: new PostTooLarge(ref, Number(r[1])) }
@@ -211,7 +221,9 @@ export class RedisMessages {
               lost = true
           }
         }
-        if (!lost) return { ok: req.ids }
+        // Announced whether or not a listener marked the queue: large posts are rare, and the
+        // stage script does not read the mark.
+        if (!lost) return { ok: { ids: req.ids, listening: true } }
       }
     } finally {
       if (created) await this.#ctx.catalogue(ref)

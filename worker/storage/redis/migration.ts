@@ -71,8 +71,8 @@ export class RedisMigration {
   async fenceQueue(ref: QueueRef, fence: QueueFence | null | undefined, expect: string | null | undefined): Promise<void> {
     const f = fence ?? null
     const e = expect ?? null
-    const args = [e ?? '', e === null ? '0' : '1', f?.state ?? '', f?.token ?? '', f?.to ?? '']
-    conflict(ref, await this.#ctx.acked(this.#ctx.scripts.run<CasReply>('fenceQueue', queueKeys(ref).list, args)))
+    const args = [e ?? '', e === null ? '0' : '1', f?.state ?? '', f?.token ?? '', f?.to ?? '', this.#ctx.clock()]
+    conflict(ref, await this.#ctx.acked(this.#ctx.scripts.run<CasReply>('fenceQueue', queueKeys(ref).listening, args)))
   }
 
   async getFence(ref: QueueRef): Promise<QueueFence | null> {

@@ -132,6 +132,11 @@ export class RedisQueues {
     return listing
   }
 
+  /** Marks a listener on the queue for `ms` (lua/listenQueue.lua). Not WAITed for: a mark lost to a failover delays a waiter to its last try, no more. */
+  async listen(ref: QueueRef, ms: number): Promise<void> {
+    checkFence(ref, await this.#ctx.scripts.run('listenQueue', queueKeys(ref).listening, [this.#ctx.clock(), Math.max(0, Math.ceil(ms))]))
+  }
+
   /** Bytes of Redis memory the queue's messages take (lua/storedBytes.lua): one script call, O(1) per key. */
   async storedBytes(ref: QueueRef): Promise<number> {
     return Number(await this.#ctx.scripts.run<number>('storedBytes', queueKeys(ref).list, []))

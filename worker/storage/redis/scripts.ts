@@ -40,6 +40,7 @@ export const SCRIPT_NAMES = [
   'dropQueueData',
   'deadLetterPut',
   'deadLetterReturn',
+  'listenQueue',
 ] as const
 
 export type ScriptName = (typeof SCRIPT_NAMES)[number]

@@ -535,6 +535,9 @@ export class SqliteDriver implements DataDriver {
     return this.#clientWrite('releaseClaim', ref, () => this.#claims.releaseClaim(ref, claimId))
   }
 
+  /** Nothing to mark: every post to this store passes through the proxy that serves it, which wakes its own listeners. */
+  async listen(_ref: QueueRef, _ms: number): Promise<void> {}
+
   // --- migration (shared/storage/migration.ts; sqlite/migration.ts): never refused by a fence --
 
   async fenceQueue(ref: QueueRef, fence: QueueFence | null, expect: string | null): Promise<void> {

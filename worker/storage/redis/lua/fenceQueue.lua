@@ -4,9 +4,10 @@
   empty one (the same fence set again is a retry and keeps it); `journal` -> `moved` under the
   same token keeps it for the final drain; clearing, or setting `importing`, drops it (UNLINK:
   freed in the background, so bounded here).
-  KEYS: the eleven keys of the queue (lib.lua); writes f, j.
+  KEYS: [1..11] the eleven keys of the queue (lib.lua), writes f, j; [12] its listeners' mark
+        (keys.ts), set when an `importing` fence is cleared.
   ARGV: [1] expected token ('' with [2] '0': no fence expected)  [2] '1' when a token is expected
-        [3] new state ('' to clear)  [4] new token  [5] new destination pool
+        [3] new state ('' to clear)  [4] new token  [5] new destination pool  [6] now (ms)
   Returns: { 'OK' } or { 'CONFLICT', state, token, to } ({ 'CONFLICT' } when there is no fence).
   Errors: none.
 ]]
@@ -20,6 +21,10 @@ end
 local state, token, to = ARGV[3], ARGV[4], ARGV[5]
 if state == '' then
   redis.call('UNLINK', k.f, k.j)
+  -- A migration's target goes live here (its `importing` fence lifted at the switch): the
+  -- listeners parked before it marked the pool the queue left (listenQueue.lua), so posts here
+  -- are announced for the longest wait any of them may have marked there.
+  if cur[1] == 'importing' then mark_listening(KEYS[NKEYS + 1], tonumber(ARGV[6]), LISTEN_MAX_MS) end
   return { 'OK' }
 end
 local keep = cur[1] and cur[2] == token and ((state == 'journal' and cur[1] == 'journal') or (state == 'moved' and cur[1] ~= 'importing'))

@@ -52,6 +52,10 @@ local CLAIM_SCAN = 512
 local CLAIM_PROMOTES = 2
 --- stats: entries examined from each end of the queue for the oldest and newest messages.
 local STATS_SCAN = 256
+--- The longest a listener may wait (listenQueue.lua): the longest long-poll `wait` a proxy can
+--- be configured for (3,600 s) and a minute more. A queue going live (fenceQueue.lua) announces
+--- its posts for that long.
+local LISTEN_MAX_MS = 3660000
 
 local function num(x)
   return string.format('%.17g', x)
@@ -76,6 +80,13 @@ local function int_by(cache, key, x)
     if key == key then cache[key] = s end
   end
   return s
+end
+
+--- Marks the listeners' key `l` (keys.ts) until now + ms unless it already holds a later time;
+--- the key outlives the mark by a minute, then expires.
+local function mark_listening(l, now, ms)
+  local upto = now + ms
+  if upto > (tonumber(redis.call('GET', l)) or 0) then redis.call('SET', l, int(upto), 'PX', math.floor(ms) + 60000) end
 end
 
 --- How many KEYS one queue takes.

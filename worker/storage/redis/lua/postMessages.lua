@@ -5,8 +5,8 @@
   in ARGV order, which is FIFO order. A request with an idempotency key whose record exists
   stores nothing and answers the recorded ids; otherwise the record is written with the
   messages (docs/api.md, "Safe retries").
-  KEYS: [1..11] the eleven keys of the queue (lib.lua); then one idempotency record key
-        (keys.ts) per request that has a key.
+  KEYS: [1..11] the eleven keys of the queue (lib.lua); [12] its listeners' mark (keys.ts,
+        listenQueue.lua); then one idempotency record key (keys.ts) per request that has a key.
   ARGV: [1] now (ms)  [2] number of requests, then per request:
           clientId, defaultTtl (s), postBytes, queuePolicy ('1'|'0': whether the queue's policy
           applies, PostOptions.queuePolicy), count,
@@ -14,8 +14,8 @@
           maxMessages (the queue's quota, PostOptions.maxMessages; 0 = none),
           then per message: id, ttl (s, '' = default), delay (s, '' = default), body (JSON text)
   Returns: MOVED (lib.lua, fence_check) when fenced (nothing done); { 'BUSY' } when a large post is being staged on the queue (nothing done: the driver
-           waits and calls again), else { created (1 if this call created the queue), status
-           per request }: status 0 when stored; { ids comma-separated } when an idempotency
+           waits and calls again), else { created (1 if this call created the queue),
+           listening (1 if the post is to be announced: listenQueue.lua), status per request }: status 0 when stored; { ids comma-separated } when an idempotency
            record answered; the queue's _max_messages_post_size (as stored, a string) that
            the request exceeded; or -maxMessages when the request would have put the queue over
            its quota (those two stored nothing; the queue stays created).
@@ -43,7 +43,11 @@ if created == 1 then seq0 = first_seq(now) end
 local new_rc = created == 0 and not qr[8]
 local seq = seq0
 local acc = new_acc(true)
-local out = { created }
+-- Whether to announce the post (listenQueue.lua): a listener marked the queue, or this call
+-- creates it (nobody could mark a queue that did not exist).
+local listening = 0
+if created == 1 or (tonumber(redis.call('GET', KEYS[NKEYS + 1])) or 0) > now then listening = 1 end
+local out = { created, listening }
 local p = 3
 -- The queue's unexpired messages (quota checks), read once, plus what this call appended.
 local live = nil
