@@ -383,8 +383,8 @@ export interface DataDriver extends MigrationOperations {
    * A proxy holds a listener on the queue (a parked long-poll request, a WebSocket push
    * subscription) for up to `ms` from now: posts to the queue until then must reach every proxy
    * (docs/redis.md, "Announcements"). Idempotent; a later call extends, never shortens. A store
-   * whose posts all pass through the proxy that serves them (SQLite) has nothing to do; a
-   * missing queue is left alone (the post that creates it is announced anyway).
+   * whose posts all pass through the proxy that serves them (SQLite) has nothing to do. Marking
+   * a queue that does not exist yet creates nothing a client can see (no queue, no listing).
    */
   listen(ref: QueueRef, ms: number): Promise<void>
 }

@@ -15,7 +15,8 @@
           then per message: id, ttl (s, '' = default), delay (s, '' = default), body (JSON text)
   Returns: MOVED (lib.lua, fence_check) when fenced (nothing done); { 'BUSY' } when a large post is being staged on the queue (nothing done: the driver
            waits and calls again), else { created (1 if this call created the queue),
-           listening (1 if the post is to be announced: listenQueue.lua), status per request }: status 0 when stored; { ids comma-separated } when an idempotency
+           listening (1 if the post is to be announced: listenQueue.lua), status per request }:
+           status 0 when stored; { ids comma-separated } when an idempotency
            record answered; the queue's _max_messages_post_size (as stored, a string) that
            the request exceeded; or -maxMessages when the request would have put the queue over
            its quota (those two stored nothing; the queue stays created).
@@ -44,7 +45,7 @@ local new_rc = created == 0 and not qr[8]
 local seq = seq0
 local acc = new_acc(true)
 -- Whether to announce the post (listenQueue.lua): a listener marked the queue, or this call
--- creates it (nobody could mark a queue that did not exist).
+-- creates it (rare, and a waiter on a queue not created yet is woken even if its mark was lost).
 local listening = 0
 if created == 1 or (tonumber(redis.call('GET', KEYS[NKEYS + 1])) or 0) > now then listening = 1 end
 local out = { created, listening }
