@@ -365,6 +365,17 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
       return sr
     }
     const knobsOf = (lo: Partial<LoadOptions>) => lo
+    /**
+     * One open-loop window at `rate` on the current service. Steady state, not start-up: the same
+     * load on the same queues and connection count for a moment first (not recorded), so JIT,
+     * fresh connections and first-use costs stay out of the percentiles; the measured window is
+     * then `--open-duration` long.
+     */
+    const openLoop = async (rate: number, id: string, title: string): Promise<void> => {
+      const open = { producers: 1, consumers: 1, rate, connections: ctx.openConnections, prefix: 'open' }
+      await runLoad(baseLoad(ctx, current?.svc.url ?? url, { ...open, durationS: ctx.quick ? 0.3 : 2, drainMs: 1000 }))
+      await run(id, title, { ...open, durationS: ctx.openDurationS, drainMs: ctx.quick ? 1000 : 3000 })
+    }
 
     // Warm-up (not recorded): JIT, SQLite page cache, connections.
     await runLoad(baseLoad(ctx, url, { producers: 8, durationS: ctx.quick ? 0.3 : 2, prefix: 'warmup' }))
@@ -434,16 +445,7 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
     }
 
     for (const rate of setup.anchor ? [] : ctx.rates) {
-      const open = { producers: 1, consumers: 1, rate, connections: ctx.openConnections, prefix: 'open' }
-      // Steady state, not start-up: the same load on the same queues and connection count for a
-      // moment first (not recorded), so JIT, fresh connections and first-use costs stay out of
-      // the percentiles. The measured window is then exactly as long as before.
-      await runLoad(baseLoad(ctx, url, { ...open, durationS: ctx.quick ? 0.3 : 2, drainMs: 1000 }))
-      await run(`open-mixed-${rate}`, `open loop, mixed, batches of 10, ${rate.toLocaleString('en-US')} msgs/s each way`, {
-        ...open,
-        durationS: ctx.openDurationS,
-        drainMs: ctx.quick ? 1000 : 3000,
-      })
+      await openLoop(rate, `open-mixed-${rate}`, `open loop, mixed, batches of 10, ${rate.toLocaleString('en-US')} msgs/s each way`)
     }
 
     // Profiles are written when the processes exit: name them by role first.
@@ -461,13 +463,7 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
           current = await setup.start(alt.key, null)
           await runLoad(baseLoad(ctx, current.svc.url, { producers: 8, durationS: 1, prefix: 'warmup' }))
           for (const rate of ctx.quick ? [] : (alt.openRates ?? [])) {
-            const open = { producers: 1, consumers: 1, rate, connections: ctx.openConnections, prefix: 'open' }
-            await runLoad(baseLoad(ctx, current.svc.url, { ...open, durationS: 2, drainMs: 1000 }))
-            await run(`open-mixed-${rate}-${alt.key}`, `open loop, mixed, batches of 10, ${rate.toLocaleString('en-US')} msgs/s each way — ${alt.label}, fresh pool`, {
-              ...open,
-              durationS: ctx.openDurationS,
-              drainMs: 3000,
-            })
+            await openLoop(rate, `open-mixed-${rate}-${alt.key}`, `open loop, mixed, batches of 10, ${rate.toLocaleString('en-US')} msgs/s each way — ${alt.label}, fresh pool`)
           }
           await run(id, title, { producers: conns, batch: 10 })
         } catch (err) {

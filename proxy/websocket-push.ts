@@ -39,7 +39,6 @@ interface Subscription {
   readonly id: string
   readonly socket: PushSocket
   readonly ref: QueueRef
-  readonly source: string
   readonly ttl: number
   readonly options: Record<string, unknown>
   readonly created: number
@@ -98,7 +97,7 @@ export class SocketSubscriptions {
     if (subs !== undefined) for (const s of subs.values()) if (s.socket === socket) return null
     const mine = this.#bySocket.get(socket) ?? new Set()
     if (mine.size >= max) throw tooMany(max)
-    const sub: Subscription = { id: randomUUID(), socket, ref, source: ref.queue, ttl: opts.ttl, options: opts.options, created: now, expires: now + opts.ttl * 1000 }
+    const sub: Subscription = { id: randomUUID(), socket, ref, ttl: opts.ttl, options: opts.options, created: now, expires: now + opts.ttl * 1000 }
     if (subs === undefined) {
       this.#byQueue.set(key, (subs = new Map()))
       // Posts made through other proxies are announced from the moment this mark takes hold (a
@@ -136,11 +135,10 @@ export class SocketSubscriptions {
         return
       }
       // A failed renewal costs pushes from other proxies until the next one, never messages.
+      // Each queue once: the first of its subscriptions names it.
       for (const subs of this.#byQueue.values()) {
-        for (const s of subs.values()) {
-          this.storage?.listen(s.ref, PUSH_MARK_MS).catch(() => undefined)
-          break
-        }
+        const first = subs.values().next().value
+        if (first !== undefined) this.storage?.listen(first.ref, PUSH_MARK_MS).catch(() => undefined)
       }
     }, PUSH_MARK_EVERY_MS).unref()
   }
@@ -278,7 +276,7 @@ const tooMany = (max: number): MissiveError =>
 function view(s: Subscription, path: string): unknown {
   return {
     id: s.id,
-    source: s.source,
+    source: s.ref.queue,
     subscriber: `ws:${path}/${s.socket.id}`,
     ttl: s.ttl,
     age: Math.floor((Date.now() - s.created) / 1000),

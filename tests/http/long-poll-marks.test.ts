@@ -40,6 +40,12 @@ function request(lp: LongPoll, probe: Probe, seconds: number, state: { found: bo
 
 const probe = (): Probe => ({ attempts: 0, listens: [], gate: undefined })
 
+/** What a post does for the parked requests: the next try finds something, and they are woken. */
+function post(lp: LongPoll, state: { found: boolean }): void {
+  state.found = true
+  lp.notify(ref, 0)
+}
+
 t.test('the first park marks the queue for the wait, then tries once more', async (t) => {
   const lp = new LongPoll({ perProject: 10, total: 10 })
   const p = probe()
@@ -48,8 +54,7 @@ t.test('the first park marks the queue for the wait, then tries once more', asyn
   await waitFor(() => p.attempts === 2, { what: 'the second try' })
   t.equal(p.listens.length, 1, 'one mark')
   t.ok(p.listens[0]! >= 40_000 + MARK_SLACK_MS - 50 && p.listens[0]! <= 40_000 + MARK_SLACK_MS, `covers the wait and the slack (${p.listens[0]} ms)`)
-  state.found = true
-  lp.notify(ref, 0)
+  post(lp, state)
   t.equal(await done, true)
   t.equal(p.attempts, 3, 'woken: one more try, which found it')
 })
@@ -65,8 +70,7 @@ t.test('a short wait is marked for the minimum; a later request it covers marks 
   const second = request(lp, b, 2, state)
   await waitFor(() => lp.size === 2 && b.attempts === 1, { what: 'the second request parked' })
   t.equal(b.listens.length, 0, 'no mark: the standing one covers its wait')
-  state.found = true
-  lp.notify(ref, 0)
+  post(lp, state)
   t.same(await Promise.all([first, second]), [true, true])
   t.equal(b.attempts, 2, 'the second request tried once before parking, once when woken')
 })
@@ -84,8 +88,7 @@ t.test('requests that arrive while a mark is on its way wait for it, then try ag
   t.equal(a.attempts, 1, 'nobody tries again before the mark took hold')
   a.gate!.release()
   await waitFor(() => a.attempts === 2 && b.attempts === 2, { what: 'both tried again' })
-  state.found = true
-  lp.notify(ref, 0)
+  post(lp, state)
   t.same(await Promise.all([first, second]), [true, true])
 })
 
@@ -101,8 +104,7 @@ t.test('a failed mark is forgotten: the request parks anyway, the next one marks
   const second = request(lp, b, 20, state)
   await waitFor(() => b.attempts === 2, { what: "the second request's tries" })
   t.equal(b.listens.length, 1, 'marked again')
-  state.found = true
-  lp.notify(ref, 0)
+  post(lp, state)
   t.same(await Promise.all([first, second]), [true, true])
 })
 

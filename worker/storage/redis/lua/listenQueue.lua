@@ -15,6 +15,5 @@
 local k = queue_keys(0)
 local moved, _ = fence_check(k)
 if moved then return moved end
-local ms = tonumber(ARGV[2])
-mark_listening(KEYS[NKEYS + 1], tonumber(ARGV[1]), ms)
+mark_listening(KEYS[NKEYS + 1], tonumber(ARGV[1]), tonumber(ARGV[2]))
 return 1
