@@ -221,6 +221,13 @@ export interface CatalogStore {
   /** Stores the notifier's cursor of a live subscription (missing: no-op). */
   setSubscriptionCursor(ref: QueueRef, id: string, cursor: string): Promise<void>
 
+  /**
+   * A number that grows whenever a subscription is created (in any process; a create that finds
+   * the subscriber's live subscription changes nothing). A notifier that found a queue without
+   * subscriptions may trust that while this number stays the same (proxy/notify/notifier.ts).
+   */
+  subscriptionsVersion(): Promise<number>
+
   /** Up to `limit` queues that have (or recently had) subscriptions, in (project, queue) byte order, after `after`. */
   listSubscribedQueues(opts: { limit: number; after?: QueueRef | undefined }): Promise<QueueRef[]>
 

@@ -8,6 +8,7 @@
  * | `P subs:M`    | ZSET | the queue's subscription ids, score 0 (lexical order = creation order) |
  * | `P subu:M`    | HASH | subscriber URI → id: the uniqueness index                             |
  * | `P subq`      | ZSET | M of every queue that has had a subscription, score 0 (the notifier's start-up scan) |
+ * | `P subv`      | STR  | counter bumped by every create (`CatalogStore.subscriptionsVersion`)  |
  *
  * Every write is one script, so uniqueness holds across every proxy sharing the server. Expired
  * subscriptions are invisible; a create or rename that meets one, and a listing that reads one,
@@ -55,6 +56,7 @@ redis.call('HSET', P .. 'sub:' .. ARGV[3], 'project', ARGV[4], 'queue', ARGV[5],
 redis.call('ZADD', P .. 'subs:' .. M, 0, ARGV[3])
 redis.call('ZADD', P .. 'subq', 0, M)
 redis.call('HSET', P .. 'subu:' .. M, ARGV[6], ARGV[3])
+redis.call('INCR', P .. 'subv')
 return { ARGV[3], 'new' }
 `
 
@@ -150,6 +152,10 @@ export class RedisSubscriptions {
       this.#r.subCreate(this.#p, member(s), id, s.project, s.queue, s.subscriber, s.ttl, now + s.ttl * 1000, JSON.stringify(s.options), now),
     )
     return flag === 'new' ? { id: got, created: true, confirmed: false } : { id: got, created: false, confirmed: flag === '1' }
+  }
+
+  async version(): Promise<number> {
+    return Number((await this.#run(() => this.#r.get(`${this.#p}subv`))) ?? 0)
   }
 
   async get(ref: QueueRef, id: string, now: number): Promise<Subscription | null> {

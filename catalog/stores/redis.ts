@@ -22,7 +22,7 @@
  * | `P last`         | HASH   | member → its latest migration's id                              |
  * | `P activeFrom:<pool>`, `P activeTo:<pool>` | SET | active migration ids leaving / entering a pool |
  *
- * Subscriptions: catalog/stores/redis-subscriptions.ts (`P sub:<id>`, `P subs:…`, `P subu:…`).
+ * Subscriptions: catalog/stores/redis-subscriptions.ts (`P sub:<id>`, `P subs:…`, `P subu:…`, `P subq`, `P subv`).
  *
  * Migration leases use the server's clock (`TIME`), so proxies on several hosts agree on expiry
  * whatever their own clocks say.
@@ -748,6 +748,10 @@ export class RedisCatalog implements CatalogStore {
 
   createSubscription(s: NewSubscription, now: number): Promise<CreatedSubscription> {
     return this.#subs.create(s, now)
+  }
+
+  subscriptionsVersion(): Promise<number> {
+    return this.#subs.version()
   }
 
   getSubscription(ref: QueueRef, id: string, now: number): Promise<Subscription | null> {

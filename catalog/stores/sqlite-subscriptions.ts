@@ -2,7 +2,8 @@
  * Subscriptions in the embedded catalog (catalog/subscription-record.ts): one table in the
  * catalog file, unique by (project, queue, subscriber). Expired rows are invisible to every
  * method; one that blocks a new subscriber is removed in the creating transaction, and listing
- * removes the expired rows of the queue it reads.
+ * removes the expired rows of the queue it reads. Every create bumps the catalog's
+ * meta('subscriptions') counter in its transaction (`CatalogStore.subscriptionsVersion`).
  */
 import type Database from 'better-sqlite3'
 import { newId } from '../../shared/ids.js'
@@ -78,6 +79,7 @@ export class SqliteSubscriptions {
       `SELECT ${COLS} FROM subscriptions WHERE project = ? AND queue = ? AND subscriber = ?`,
     )
     const deleteId = db.prepare<[string]>('DELETE FROM subscriptions WHERE id = ?')
+    const bump = db.prepare("UPDATE meta SET value = value + 1 WHERE key = 'subscriptions'")
     const insert = db.prepare<[string, string, string, string, number, number, string, number]>(
       `INSERT INTO subscriptions (${COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, NULL)`,
     )
@@ -106,6 +108,7 @@ export class SqliteSubscriptions {
         }
         const id = newId(now)
         insert.run(id, s.project, s.queue, s.subscriber, s.ttl, now + s.ttl * 1000, JSON.stringify(s.options), now)
+        bump.run()
         return { id, created: true, confirmed: false }
       })
       .immediate

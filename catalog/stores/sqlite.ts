@@ -8,6 +8,7 @@
  *   placements(project, queue, pool) PK (project, queue), indexed by (pool, project, queue)
  *   meta('version') — a counter bumped in the same transaction as every change, so any process
  *   reading the file sees a new `version()` after any other process changed something.
+ *   meta('subscriptions') — the same for subscription creates (`subscriptionsVersion()`).
  *   removals(version PK, project, queue) — the placement removals and the versions they made,
  *   the last `REMOVALS_KEPT` of them (written in the removal's transaction).
  *
@@ -123,6 +124,7 @@ CREATE TABLE IF NOT EXISTS meta (
   value INTEGER NOT NULL
 );
 INSERT INTO meta (key, value) VALUES ('version', 0) ON CONFLICT (key) DO NOTHING;
+INSERT INTO meta (key, value) VALUES ('subscriptions', 0) ON CONFLICT (key) DO NOTHING;
 CREATE TABLE IF NOT EXISTS removals (
   version INTEGER PRIMARY KEY,
   project TEXT NOT NULL,
@@ -631,6 +633,10 @@ export class SqliteCatalog implements CatalogStore {
 
   async createSubscription(s: NewSubscription, now: number): Promise<CreatedSubscription> {
     return this.#run(() => this.#subs.create(s, now))
+  }
+
+  async subscriptionsVersion(): Promise<number> {
+    return this.#run(() => this.#stmt.version.get('subscriptions')!.value)
   }
 
   async getSubscription(ref: QueueRef, id: string, now: number): Promise<Subscription | null> {

@@ -42,6 +42,8 @@ export interface NotifierDeps {
   registry?: Registry | undefined
   /** Waits before a retry (tests record the schedule instead of waiting). */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>
+  /** The clock NONE_TRUST_MS is counted on, ms (tests move it instead of waiting). */
+  clock?: () => number
 }
 
 /** A subscription's cursor as stored (JSON in the catalog). */
@@ -56,13 +58,19 @@ interface Cursor {
 
 const PAGE = 20
 /**
- * How long a queue found without subscriptions is not asked again, ms: a post to a queue nobody
- * subscribes to then costs one map lookup, not a catalog read. A subscription made on this proxy
- * clears it at once (`subscribed`); one made on another proxy is seen within this long, and the
- * messages posted meanwhile are delivered with the next post's round (the cursor starts at the
- * subscription's creation).
+ * How stale the notifier's knowledge of which queues have no subscriptions may be, ms. A queue
+ * found without subscriptions is remembered, so a post to it costs one map lookup, not a catalog
+ * read; the memory is trusted while a read of the catalog's subscription counter
+ * (`CatalogStore.subscriptionsVersion`), begun at most this long ago, found no subscription
+ * created anywhere, and dropped when one was. A subscription made on this proxy clears its queue
+ * at once (`subscribed`); one made on another proxy is seen within this long, and the messages
+ * posted meanwhile are delivered with the next post's round (the cursor starts at the
+ * subscription's creation). Before, each entry lived this long, so with many queues nearly every
+ * post paid for a catalog read (docs/benchmarks.md, T7).
  */
-const NONE_TTL_MS = 1000
+const NONE_TRUST_MS = 1000
+/** The most queues remembered without subscriptions (the oldest goes first). */
+const NONE_MAX = 100_000
 /** The Client-ID the notifier lists with (echo on, so it filters nothing). */
 const CLIENT_ID = '00000000-0000-4000-8000-00000000b0b0'
 
@@ -123,11 +131,19 @@ export class Notifier {
   readonly #d: NotifierDeps
   readonly #queues = new Map<string, Loop>()
   readonly #subs = new Map<string, Loop>()
-  /** Queues found without subscriptions, until when (ms). */
-  readonly #none = new Map<string, number>()
+  /** Queues found without subscriptions (keyOf), oldest first; see NONE_TRUST_MS. */
+  readonly #none = new Set<string>()
+  /** The catalog's subscription counter as last read; undefined before the first read. */
+  #subsVersion: number | undefined
+  /** When the last read of it that kept #none began (ms); #none is trusted until NONE_TRUST_MS after. */
+  #verifiedAt = 0
+  /** Bumped whenever #none is dropped: a listing begun before may not add to it after. */
+  #noneGen = 0
+  #verifying = false
   readonly #slots: Slots
   readonly #closing = new AbortController()
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>
+  readonly #clock: () => number
   readonly #allow: AllowList
   readonly #counter: Counter<'result'>
   /** Totals since start (tests and the log read them). */
@@ -137,6 +153,7 @@ export class Notifier {
     this.#d = deps
     this.#slots = new Slots(deps.config.notification.max_concurrent)
     this.#sleep = deps.sleep ?? defaultSleep
+    this.#clock = deps.clock ?? Date.now
     this.#allow = new AllowList(deps.config.notification.allow_hosts)
     this.#counter = new Counter({
       name: 'missive_notify_deliveries_total',
@@ -150,10 +167,10 @@ export class Notifier {
   posted(ref: QueueRef): void {
     if (this.#closing.signal.aborted) return
     const key = keyOf(ref)
-    const none = this.#none.get(key)
-    if (none !== undefined) {
-      if (none > Date.now()) return
-      this.#none.delete(key)
+    if (this.#none.has(key)) {
+      if (this.#clock() - this.#verifiedAt <= NONE_TRUST_MS) return
+      // Not verified lately: check the counter for the posts to come, and list for this one.
+      this.#verify()
     }
     let loop = this.#queues.get(key)
     if (loop === undefined) {
@@ -167,9 +184,34 @@ export class Notifier {
     loop.kick()
   }
 
+  /** Reads the catalog's subscription counter (one read at a time), dropping #none when it moved. */
+  #verify(): void {
+    if (this.#verifying) return
+    this.#verifying = true
+    const began = this.#clock()
+    this.#d.catalog.subscriptionsVersion().then(
+      (v) => {
+        this.#verifying = false
+        if (v !== this.#subsVersion) {
+          this.#subsVersion = v
+          this.#none.clear()
+          this.#noneGen++
+        }
+        this.#verifiedAt = began
+      },
+      (err: unknown) => {
+        // #none stays untrusted, so posts list their queue's subscriptions as if it were empty.
+        this.#verifying = false
+        this.#d.log.warn({ err }, 'notifier: cannot read the subscription counter (posts list subscriptions meanwhile)')
+      },
+    )
+  }
+
   /** A subscription was made (or changed) on this proxy: the queue is worth asking about again. */
   subscribed(ref: QueueRef): void {
     this.#none.delete(keyOf(ref))
+    // A listing of the queue in flight may have missed the subscription: it records nothing.
+    this.#noneGen++
   }
 
   /** Walks every queue with subscriptions once: what a restart (or a crash) left undelivered goes out. */
@@ -191,14 +233,20 @@ export class Notifier {
   /** Kicks the loop of each subscription of the queue that should be notified. */
   async #queue(ref: QueueRef): Promise<void> {
     const now = Date.now()
+    const gen = this.#noneGen
+    if (this.#subsVersion === undefined) this.#verify()
     let after: string | undefined
     try {
       for (;;) {
         const subs = await this.#d.catalog.listSubscriptions(ref, { limit: 100, after, now })
         if (after === undefined && subs.length === 0) {
-          // Bounded: one entry per queue posted to within the last NONE_TTL_MS.
-          if (this.#none.size > 100_000) this.#none.clear()
-          this.#none.set(keyOf(ref), now + NONE_TTL_MS)
+          // A counter read that dropped #none since this listing began may have seen a
+          // subscription this listing did not: then it is not remembered.
+          if (gen !== this.#noneGen) return
+          const key = keyOf(ref)
+          this.#none.delete(key)
+          this.#none.add(key)
+          if (this.#none.size > NONE_MAX) this.#none.delete(this.#none.values().next().value!)
           return
         }
         for (const s of subs) if (this.#eligible(s)) this.#kickSubscription(ref, s.id)

@@ -39,7 +39,7 @@ export async function startNotifying(
   t: { teardown(fn: () => unknown): void },
   store: string,
   notification: Record<string, unknown> = {},
-  opts: { serve?: boolean; config?: Record<string, unknown> } = {},
+  opts: { serve?: boolean; config?: Record<string, unknown>; clock?: () => number } = {},
 ): Promise<Notifying> {
   const dir = mkdtempSync(join(tmpdir(), 'missive-notify-'))
   const config = parseConfig({ port: 0, dataDir: dir, logLevel: 'silent', ...opts.config, notification: { signing_key: 'test-signing-key', allow_hosts: ['127.0.0.1'], ...notification } })
@@ -52,7 +52,7 @@ export async function startNotifying(
   const storage = new PooledDriver({ pools, log })
   const sleeps: number[] = []
   // Retries wait for nothing: the schedule is recorded and asserted instead of timed.
-  const notifier = new Notifier({ catalog, storage, config, log, sleep: async (ms) => void sleeps.push(ms) })
+  const notifier = new Notifier({ catalog, storage, config, log, sleep: async (ms) => void sleeps.push(ms), ...(opts.clock && { clock: opts.clock }) })
   const server = new HttpServer({ config, storage, control: pools, log, ...(opts.serve !== false && { notifier }) })
   const port = await server.listen()
   t.teardown(async () => {

@@ -33,8 +33,10 @@ for (const [name, open] of stores) {
     const c = await open(t)
     t.teardown(() => c.close())
 
+    const v0 = await c.subscriptionsVersion()
     const a = await c.createSubscription({ ...q, subscriber: 'http://a.example/hook', ttl: 60, options: { k: 1 } }, T0)
     t.ok(a.created)
+    t.equal(await c.subscriptionsVersion(), v0 + 1, 'a create moves the subscription counter')
     t.equal(a.confirmed, false)
     const got = await c.getSubscription(q, a.id, T0 + 1000)
     t.same(got, {
@@ -55,6 +57,7 @@ for (const [name, open] of stores) {
     t.same(dup, { id: a.id, created: false, confirmed: false })
     t.ok(await c.confirmSubscription(q, a.id, true, T0 + 3000))
     t.same(await c.createSubscription({ ...q, subscriber: 'http://a.example/hook', ttl: 600, options: {} }, T0 + 3000), { id: a.id, created: false, confirmed: true })
+    t.equal(await c.subscriptionsVersion(), v0 + 1, 'finding the live one does not')
 
     // Another queue or project sees nothing of it.
     t.equal(await c.getSubscription({ project: 'p2', queue: 'q1' }, a.id, T0), null)
