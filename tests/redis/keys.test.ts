@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { manualClock } from '../../shared/clock.js'
-import { catalogueKey, escapePart, queueKeys, queueTag, refOfTag, unescapePart } from '../../worker/storage/redis/keys.js'
+import { buildKeys, cachedKeysCount, catalogueKey, escapePart, queueKeys, queueTag, refOfTag, unescapePart } from '../../worker/storage/redis/keys.js'
 import { listOpts, postOpts } from '../contract/suite.js'
 import { startRedis } from '../helpers/index.js'
 import { keySlot, openRedisDriver, rawClient } from './util.js'
@@ -17,6 +17,24 @@ t.test('CRC16 slot function matches Redis Cluster', async (t) => {
   t.equal(keySlot('somekey'), 11058)
   t.equal(keySlot('{foo}.bar'), keySlot('foo'))
   t.equal(keySlot('a{}b'), keySlot('a{}b'), 'empty tag: the whole key')
+})
+
+t.test('the keys memory stays bounded and drops the oldest queue first', async (t) => {
+  const project = `p-${randomUUID()}`
+  const ref = (i: number) => ({ project: i % 2 ? project : `${project}-b`, queue: `q${i}` })
+  // More queues than are remembered (10,000), over two projects.
+  for (let i = 0; i < 10_050; i++) queueKeys(ref(i))
+  t.equal(cachedKeysCount(), 10_000, 'bounded')
+  const recent = queueKeys(ref(10_049))
+  t.equal(queueKeys(ref(10_049)), recent, 'the newest is remembered: the same object')
+  t.same(queueKeys(ref(10_049)), buildKeys(ref(10_049)))
+  // The oldest went one at a time: the 10,000 newest are all still remembered.
+  const kept = Array.from({ length: 9_999 }, (_, k) => queueKeys(ref(10_049 - 1 - k)))
+  t.equal(cachedKeysCount(), 10_000)
+  t.ok(kept.every((k, n) => queueKeys(ref(10_048 - n)) === k), 'every one of the newest 10,000 stays: none rebuilt')
+  const old = queueKeys(ref(0))
+  t.same(old, buildKeys(ref(0)), 'an evicted queue gets its keys built again, the same')
+  t.equal(cachedKeysCount(), 10_000)
 })
 
 t.test('escaping is injective and reversible', async (t) => {

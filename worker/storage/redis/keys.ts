@@ -100,16 +100,21 @@ export interface QueueKeys {
   readonly tag: string
 }
 
-/** How many queues' keys are remembered before the memory starts over. */
+/** How many queues' keys are remembered; past that, the oldest remembered go first. */
 const KEYS_CACHE_MAX = 10_000
 
 /**
  * Keys already built, by project then queue (two levels, so no separator has to be chosen that
  * a name cannot contain). Every request needs its queue's keys, and building them costs two
  * escapes and ten string concatenations: a profile of the worker put this among its top costs.
+ * The oldest entry goes first, one at a time (`remembered` lists them in insertion order, a ring):
+ * a pool with a few more queues than this in use keeps most of them, where clearing everything
+ * at once had it rebuild them all.
  */
 const keysCache = new Map<string, Map<string, QueueKeys>>()
-let keysCached = 0
+const remembered: QueueRef[] = []
+/** Where the next entry goes in `remembered`: once it is full, the oldest entry's place. */
+let ringNext = 0
 
 /** The keys of `ref`, built afresh (`queueKeys` caches them; the collector's sweep must not). */
 export function buildKeys(ref: QueueRef): QueueKeys {
@@ -127,19 +132,26 @@ export function queueKeys(ref: QueueRef): QueueKeys {
   const cached = byQueue?.get(ref.queue)
   if (cached !== undefined) return cached
   const keys = buildKeys(ref)
-  if (keysCached >= KEYS_CACHE_MAX) {
-    keysCache.clear()
-    keysCached = 0
-    byQueue = undefined
+  const oldest = remembered[ringNext]
+  if (oldest !== undefined) {
+    const queues = keysCache.get(oldest.project)!
+    queues.delete(oldest.queue)
+    if (queues.size === 0) keysCache.delete(oldest.project)
+    // The eviction may have removed this project's map.
+    if (oldest.project === ref.project) byQueue = keysCache.get(ref.project)
   }
+  remembered[ringNext] = { project: ref.project, queue: ref.queue }
+  ringNext = (ringNext + 1) % KEYS_CACHE_MAX
   if (byQueue === undefined) {
     byQueue = new Map()
     keysCache.set(ref.project, byQueue)
   }
   byQueue.set(ref.queue, keys)
-  keysCached++
   return keys
 }
+
+/** How many queues' keys are remembered now (tests). */
+export const cachedKeysCount = (): number => remembered.length
 
 /** The project's queue catalogue (hash tag `{<escaped project>}`: no `/`, so never a queue's tag). */
 export const catalogueKey = (project: string): string => `${PREFIX}queues:{${escapePart(project)}}`
