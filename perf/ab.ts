@@ -21,12 +21,12 @@ import { existsSync, readFileSync } from 'node:fs'
 import { spawn, spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { helpText, parseArgs, UsageError, type FlagSpec } from './lib/args.js'
-import { runLoad, standardLoad, type LoadOptions, type LoadResult } from './lib/load.js'
+import { createQueues, runLoad, standardLoad, type LoadOptions, type LoadResult } from './lib/load.js'
 import { awaitHttp, capture, cleanEnv, freePort, missiveRoles, startRedis, stopChild, track, type RedisService } from './lib/procs.js'
 
 const FLAGS: FlagSpec[] = [
   { name: 'builds', type: 'list', default: ['.'], help: 'repository roots to compare (each with a built dist/), first is A; `root+NAME=value` adds a MISSIVE_* setting for that build (e.g. `.+MISSIVE_DURABILITY=fast`)' },
-  { name: 'scenarios', type: 'list', default: ['post1', 'post10', 'mixed'], help: 'post1, post10, mixed, consume (claim 10 + bulk delete of what the scenarios before it posted: put it after post10)' },
+  { name: 'scenarios', type: 'list', default: ['post1', 'post10', 'mixed'], help: 'post1, post10, mixed, consume (claim 10 + bulk delete of what the scenarios before it posted: put it after post10), q1 and many (post 10 on 1 queue, and on 10,000 queues created first: T7)' },
   { name: 'stores', type: 'list', default: ['sqlite'], help: 'sqlite, redis' },
   { name: 'duration', type: 'number', default: 4, help: 'seconds per scenario' },
   { name: 'rounds', type: 'number', default: 2, help: 'A/B rounds (alternating order)' },
@@ -75,6 +75,9 @@ async function startBuild(root: string, env: Record<string, string>, nodeArgs: s
   return { child, url, output, stop: () => stopChild(child, 20_000, true) }
 }
 
+/** The queue count of the `many` scenario, as the bench's T7 row. */
+const MANY_QUEUES = 10_000
+
 function load(url: string, scenario: string, conns: number, durationS: number): LoadOptions {
   const base = standardLoad(url, durationS, conns)
   if (scenario === 'post1') return { ...base, producers: conns, batch: 1 }
@@ -82,6 +85,9 @@ function load(url: string, scenario: string, conns: number, durationS: number): 
   if (scenario === 'mixed') return { ...base, producers: Math.floor(conns / 2), consumers: conns - Math.floor(conns / 2) }
   // Claims what the scenarios before it posted: list it after post10 (as the bench runs it).
   if (scenario === 'consume') return { ...base, consumers: conns, claimLimit: 10, deleteMode: 'bulk' }
+  // T7's pair (perf/bench.ts): post 10 on one queue, and over MANY_QUEUES queues created first.
+  if (scenario === 'q1') return { ...base, producers: conns, batch: 10, queues: 1, prefix: 'q1' }
+  if (scenario === 'many') return { ...base, producers: conns, batch: 10, queues: MANY_QUEUES, prefix: 'many' }
   throw new UsageError(`unknown scenario ${scenario}`)
 }
 
@@ -157,6 +163,7 @@ async function main(): Promise<void> {
           const roles = missiveRoles(svc.child.pid!)
           await runLoad({ ...load(svc.url, 'post10', 8, 2), prefix: 'warmup' })
           for (const scenario of scenarios) {
+            if (scenario === 'many') await createQueues(svc.url, MANY_QUEUES, 'many', conns)
             const s0 = { p: roles.proxy.reduce((n, x) => n + cpuSeconds(x), 0), w: roles.workers.reduce((n, x) => n + cpuSeconds(x), 0), r: redis ? cpuSeconds(redis.pid) : 0, l: process.cpuUsage() }
             const t0 = performance.now()
             const r = await runLoad(load(svc.url, scenario, conns, durationS))

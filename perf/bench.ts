@@ -14,7 +14,7 @@ import { helpText, parseArgs, UsageError, type FlagSpec } from './lib/args.js'
 import { autocannonPost, autocannonRun, engineHello, engineHelloOpen, redisBenchmark, redisPipelined, wrkHello, type RedisCeiling, type ThroughputCeiling } from './lib/ceilings.js'
 import { describeDamon, kdamonds, pauseDamon } from './lib/host.js'
 import { HttpConnection } from './lib/http-client.js'
-import { openRequestRate, runLoad, standardLoad, type LoadOptions, type LoadResult } from './lib/load.js'
+import { createQueues, openRequestRate, runLoad, standardLoad, type LoadOptions, type LoadResult } from './lib/load.js'
 import { hasBinary, killAll, redisCommand, redisInfo, redisLatency, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
 import { ANCHOR_SCENARIOS, anchorRatios, REPORT_VERSION, renderMarkdown, renderSvg, type CpuUse, type Report, type ScenarioResult, type StoreResult, type TargetResult } from './lib/report.js'
 import { noisyMarkdown, runNoisy, type NoisyResult } from './lib/noisy.js'
@@ -427,21 +427,6 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
       }
       const mixed = await run('mixed', `mixed: ${half} producers + ${conns - half} consumers, batches of 10`, { producers: half, consumers: conns - half })
       stock += (mixed.result.msgsInPerS - mixed.result.msgsOutPerS) * mixed.result.seconds
-
-      if (full) {
-        // T7 is about the steady-state cost of a message among many queues, not about creating
-        // queues: create every queue (and its placement) before measuring.
-        const created = await createQueues(url, ctx.manyQueues, 'many', conns)
-        await createQueues(url, 1, 'q1', 1)
-        await run('post10-q1', 'post, 10 msgs/request, 1 queue', { producers: conns, batch: 10, queues: 1, tenants: 1, prefix: 'q1' })
-        await run(`post10-q${ctx.manyQueues}`, `post, 10 msgs/request, ${ctx.manyQueues.toLocaleString('en-US')} queues`, {
-          producers: conns,
-          batch: 10,
-          queues: ctx.manyQueues,
-          tenants: 1,
-          prefix: 'many',
-        }, [created])
-      }
     }
 
     for (const rate of setup.anchor ? [] : ctx.rates) {
@@ -494,6 +479,25 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
           await stopCurrent()
         }
       }
+      // T7: post 10 on one queue, then over `manyQueues` queues, each on a fresh pool of the main
+      // setting with its queues (and placements) created first, so the pair differs in the number
+      // of queues alone. In the main suite the second row ran on a pool the first had grown, with
+      // that pool's AOF rewrites in its window: a difference that is not the queues'.
+      for (const [n, prefix] of [[1, 'q1'], [ctx.manyQueues, 'many']] as const) {
+        const id = `post10-q${n}`
+        try {
+          current = await setup.start(setup.main.key, null)
+          await runLoad(baseLoad(ctx, current.svc.url, { producers: 8, durationS: 1, prefix: 'warmup' }))
+          const created = await createQueues(current.svc.url, n, prefix, Math.min(n, conns))
+          log(`${setup.name}: ${created}`)
+          const what = n === 1 ? '1 queue' : `${n.toLocaleString('en-US')} queues`
+          await run(id, `post, 10 msgs/request, ${what}, fresh pool`, { producers: conns, batch: 10, queues: n, tenants: 1, prefix }, n === 1 ? [] : [created])
+        } catch (err) {
+          ctx.notes.push(`${setup.name}: ${id} not measured: ${(err as Error).message}`)
+        } finally {
+          await stopCurrent()
+        }
+      }
     }
   } catch (err) {
     log(`${setup.name}: suite failed: ${(err as Error).stack ?? String(err)}`)
@@ -504,31 +508,6 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
   return result
 }
 
-/** PUT every queue of `targets(n, 1, prefix)`, over `conns` connections. */
-async function createQueues(url: string, n: number, prefix: string, conns: number): Promise<string> {
-  const u = new URL(url)
-  const tg = targets(n, 1, prefix)
-  const t0 = performance.now()
-  let failed = 0
-  await Promise.all(
-    Array.from({ length: Math.min(conns, n) }, async (_, k) => {
-      const c = new HttpConnection(u.hostname, Number(u.port), 30_000)
-      const z = new ZaqarRequests(u.host, 1, 10)
-      try {
-        for (let i = k; i < n; i += conns) {
-          const r = await c.request(...z.createQueue(tg[i])).catch(() => null)
-          if (r === null || (r.status !== 201 && r.status !== 204)) failed++
-        }
-      } finally {
-        c.close()
-      }
-    }),
-  )
-  const secs = (performance.now() - t0) / 1000
-  const what = `${n.toLocaleString('en-US')} queue${n === 1 ? '' : 's'} created first (PUT, ${conns} connection${conns === 1 ? '' : 's'}) in ${secs.toFixed(1)} s = ${Math.round(n / secs)} queues/s${failed ? `, ${failed} failed` : ''}`
-  log(what)
-  return what
-}
 
 function emptyResult(): LoadResult {
   return { mode: 'closed', seconds: 0, offered: null, msgsInPerS: 0, msgsOutPerS: 0, reqPerS: 0, emptyClaims: 0, unsent: 0, failures: 0, ops: {} }

@@ -380,3 +380,27 @@ async function runOpen(o: LoadOptions): Promise<LoadResult> {
   for (const c of all) c.close()
   return summarize(rec, 'open', o.durationS, o.rate)
 }
+
+/** PUT every queue of `targets(n, 1, prefix)`, over `conns` connections; says how it went. */
+export async function createQueues(url: string, n: number, prefix: string, conns: number): Promise<string> {
+  const u = new URL(url)
+  const tg = targets(n, 1, prefix)
+  const t0 = performance.now()
+  let failed = 0
+  await Promise.all(
+    Array.from({ length: Math.min(conns, n) }, async (_, k) => {
+      const c = new HttpConnection(u.hostname, Number(u.port), 30_000)
+      const z = new ZaqarRequests(u.host, 1, 10)
+      try {
+        for (let i = k; i < n; i += conns) {
+          const r = await c.request(...z.createQueue(tg[i])).catch(() => null)
+          if (r === null || (r.status !== 201 && r.status !== 204)) failed++
+        }
+      } finally {
+        c.close()
+      }
+    }),
+  )
+  const secs = (performance.now() - t0) / 1000
+  return `${n.toLocaleString('en-US')} queue${n === 1 ? '' : 's'} created first (PUT, ${conns} connection${conns === 1 ? '' : 's'}) in ${secs.toFixed(1)} s = ${Math.round(n / secs)} queues/s${failed ? `, ${failed} failed` : ''}`
+}
