@@ -20,7 +20,7 @@ import { ANCHOR_SCENARIOS, anchorRatios, REPORT_VERSION, renderMarkdown, renderS
 import { noisyMarkdown, runNoisy, type NoisyResult } from './lib/noisy.js'
 import { migrationMarkdown, runMigrationBench } from './lib/migration.js'
 import { round } from './lib/stats.js'
-import { targets, ZaqarRequests } from './lib/zaqar.js'
+import { ZaqarRequests } from './lib/zaqar.js'
 import { startZaqar, zaqarMissing } from './lib/zaqar-service.js'
 
 export const BENCH_FLAGS: FlagSpec[] = [
@@ -507,7 +507,6 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
   }
   return result
 }
-
 
 function emptyResult(): LoadResult {
   return { mode: 'closed', seconds: 0, offered: null, msgsInPerS: 0, msgsOutPerS: 0, reqPerS: 0, emptyClaims: 0, unsent: 0, failures: 0, ops: {} }
