@@ -12,7 +12,8 @@
  *   (`DataDriver.listen`): before a request first parks, it marks its queue for the rest of its
  *   wait and tries once more (a post that landed between its first try and the mark was not
  *   announced). Marks are remembered per queue here, so a queue kept waited on is marked again
- *   only when the wait outlasts the mark.
+ *   only when the wait outlasts the mark; a queue deleted or moved to another pool has its mark
+ *   dropped and its waiters woken, to mark where it lives now (`placementRemoved`).
  * When woken it tries again; when the wait ends it tries once more (a delayed message that became
  * visible, an expired claim, a notification lost while a subscriber reconnected) and answers with
  * whatever that finds, empty included.
@@ -102,17 +103,28 @@ export class LongPoll {
   ): Promise<T> {
     if (opts.seconds <= 0 || this.#closed) return attempt()
     const w = this.#enter(ref, opts.consumes, opts.hook)
-    const started = performance.now()
-    const deadline = started + opts.seconds * 1000
+    let tried = performance.now()
+    const deadline = tried + opts.seconds * 1000
     try {
       let result = await attempt()
-      // A post between that try and the mark taking hold was not announced: try once more.
-      if (!found(result) && opts.listen !== undefined && (await this.#marked(w.key, started, deadline, opts.listen))) result = await attempt()
+      // Once per park: a mark covers the wait before it (standing ones cost a lookup). One that
+      // took hold after the try began means a post in between was not announced: try once more.
+      let markDue = opts.listen !== undefined
       while (!found(result)) {
+        if (markDue) {
+          markDue = false
+          if (await this.#marked(w.key, tried, deadline, opts.listen!)) {
+            tried = performance.now()
+            result = await attempt()
+            continue
+          }
+        }
         const why = await this.#park(w, deadline)
         if (why === 'abort') return result
+        tried = performance.now()
         result = await attempt()
         if (why !== 'wake') return result
+        markDue = opts.listen !== undefined
       }
       return result
     } finally {
@@ -122,7 +134,7 @@ export class LongPoll {
 
   /**
    * Makes sure a mark covers `key` until `deadline`. True when the caller must try again: the
-   * mark it relies on took hold after its first try began (at `started`). A mark that fails is
+   * mark it relies on took hold after its last try began (at `started`). A mark that fails is
    * forgotten and the caller parks anyway: it is woken by this proxy's own posts, and by its
    * last try at the deadline.
    */
@@ -163,6 +175,28 @@ export class LongPoll {
       w.notified = true
       w.resolve?.('wake')
     }
+  }
+
+  /**
+   * The queue's placement was removed (deleted, or switched to another pool by a migration;
+   * `PoolSet.onRemoval`): its mark was made on a pool that may no longer hold it. The mark is
+   * dropped and the requests parked on the queue are woken: each tries again where the queue now
+   * lives and, finding nothing, marks that pool before it parks again.
+   */
+  placementRemoved(ref: QueueRef): void {
+    const key = routingKey(ref.project, ref.queue)
+    this.#marks.delete(key)
+    const waiters = this.#byQueue.get(key)
+    if (waiters === undefined) return
+    for (const w of waiters) {
+      w.notified = true
+      w.resolve?.('wake')
+    }
+  }
+
+  /** Drops every mark (pools changed): requests mark their queue again before they next park. */
+  forgetMarks(): void {
+    this.#marks.clear()
   }
 
   /** Answers every parked request now (each tries once more) and parks no more: the proxy drains. */

@@ -2,7 +2,8 @@
 // only while a listener has marked its queue, so a request marks its queue before it first parks
 // and then tries once more (a post between its first try and the mark was not announced). Marks
 // are remembered per queue: a request whose wait a standing mark covers marks nothing, and tries
-// once; a failed mark is forgotten.
+// once; a failed mark is forgotten; a queue whose placement was removed (deleted, or moved to
+// another pool) has its mark dropped and its waiters woken to mark where it lives now.
 import t from 'tap'
 import { LongPoll, MARK_MIN_MS, MARK_SLACK_MS } from '../../proxy/long-poll.js'
 import { waitFor } from '../helpers/index.js'
@@ -113,4 +114,42 @@ t.test('a request whose first try finds something marks nothing', async (t) => {
   const a = probe()
   t.equal(await request(lp, a, 20, { found: true }), true)
   t.same([a.attempts, a.listens.length], [1, 0])
+})
+
+t.test("a queue deleted or moved elsewhere: its mark is dropped, its waiters try again and mark where it lives now", async (t) => {
+  const lp = new LongPoll({ perProject: 10, total: 10 })
+  const a = probe()
+  const state = { found: false }
+  const first = request(lp, a, 40, state)
+  await waitFor(() => lp.size === 1 && a.attempts === 2, { what: 'parked after its mark' })
+  t.equal(a.listens.length, 1)
+  lp.placementRemoved({ project: 'p', queue: 'other' })
+  lp.placementRemoved(ref)
+  // Woken: a try (where the queue lives now), a new mark, one more try after it, parked again.
+  await waitFor(() => a.attempts === 4, { what: 'the tries after the removal' })
+  t.equal(a.listens.length, 2, 'marked again')
+  // A later request is covered by the new mark: it marks nothing.
+  const b = probe()
+  const second = request(lp, b, 20, state)
+  await waitFor(() => lp.size === 2 && b.attempts === 1, { what: 'the second request parked' })
+  t.equal(b.listens.length, 0)
+  post(lp, state)
+  t.same(await Promise.all([first, second]), [true, true])
+  t.equal(a.attempts, 5, 'nothing else woke the first request: the other queue\'s removal did not')
+})
+
+t.test('forgetMarks: the next request marks its queue again', async (t) => {
+  const lp = new LongPoll({ perProject: 10, total: 10 })
+  const a = probe()
+  const state = { found: false }
+  const first = request(lp, a, 40, state)
+  await waitFor(() => lp.size === 1 && a.attempts === 2, { what: 'the first request parked' })
+  lp.forgetMarks()
+  const b = probe()
+  const second = request(lp, b, 20, state)
+  await waitFor(() => lp.size === 2 && b.attempts === 2, { what: 'the second request marked and parked' })
+  t.equal(b.listens.length, 1, 'marked again')
+  t.equal(a.attempts, 2, 'parked requests are not woken')
+  post(lp, state)
+  t.same(await Promise.all([first, second]), [true, true])
 })
