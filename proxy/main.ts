@@ -161,9 +161,13 @@ async function main(): Promise<void> {
   }
   metrics?.watchPools(() => breakers)
   const pools = new PoolSet({ catalog, connector, defaultPool: DEFAULT_POOL, pollMs: config.catalogPollMs })
-  // Long-poll marks name the pool a queue was on: a queue deleted or moved anywhere is marked
-  // again where it lives now, and a change to the pools drops them all (proxy/long-poll.ts).
-  pools.onRemoval((ref) => longPoll.placementRemoved(ref))
+  // Long-poll and push marks name the pool a queue was on: a queue deleted or moved anywhere is
+  // marked again where it lives now, and a change to the pools drops the long-poll ones
+  // (proxy/long-poll.ts; push marks are renewed every 20 s anyway, proxy/websocket-push.ts).
+  pools.onRemoval((ref) => {
+    longPoll.placementRemoved(ref)
+    server?.websocket?.subscriptions.placementRemoved(ref)
+  })
   pools.onVersion(() => longPoll.forgetMarks())
   // Every pool behind one driver: handlers cannot tell it from a single store.
   const storage = new PooledDriver({ pools, log, switchWaitMs: config.migrationSwitchWaitMs, migrations: catalogMigrationLookup(catalog) })

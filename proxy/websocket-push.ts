@@ -143,6 +143,16 @@ export class SocketSubscriptions {
     }, PUSH_MARK_EVERY_MS).unref()
   }
 
+  /**
+   * The queue's placement was removed (deleted, or moved by a migration; `PoolSet.onRemoval`):
+   * its mark named a pool that may no longer hold it. Subscribed here, it is marked again at once
+   * where it lives now, not at the next renewal.
+   */
+  placementRemoved(ref: QueueRef): void {
+    if (this.storage === undefined || !this.#byQueue.has(routingKey(ref.project, ref.queue))) return
+    this.storage.listen(ref, PUSH_MARK_MS).catch(() => undefined)
+  }
+
   unsubscribe(ref: QueueRef, socket: PushSocket, id: string): void {
     const key = routingKey(ref.project, ref.queue)
     const sub = this.#byQueue.get(key)?.get(id)

@@ -2,7 +2,8 @@
  * Issue 16's known defect: on a Redis pool, a WebSocket subscriber could get the same pushed
  * message twice, when the pool's pub/sub announcement of a post reached the proxy before the
  * post's own answer from the worker (proxy/websocket-push.ts). The real hub and a real Redis
- * store; each case forces one arrival order of the two ways a post reaches the hub.
+ * store; each case forces one arrival order of the two ways a post reaches the hub. And a
+ * subscribed queue deleted or moved elsewhere is marked again at once (`placementRemoved`).
  */
 import t from 'tap'
 import { SocketSubscriptions, type PushSocket } from '../../proxy/websocket-push.js'
@@ -88,3 +89,20 @@ t.test('a post reaching the hub twice is pushed once, whatever the order', async
     t.same(pushedIds(), ids)
   })
 })
+
+t.test("a subscribed queue whose placement was removed is marked again at once", async (t) => {
+  const marks: string[] = []
+  const hub = new SocketSubscriptions(1 << 20)
+  hub.storage = {
+    listen: async (ref) => void marks.push(ref.queue),
+    getMessages: async () => [],
+  }
+  const socket: PushSocket = { id: 's2', closed: false, binary: false, push: () => true }
+  t.not(hub.subscribe({ project: 'p', queue: 'q' }, socket, { ttl: 600, options: {} }, 10), null)
+  t.same(marks, ['q'], 'marked when subscribed')
+  hub.placementRemoved({ project: 'p', queue: 'other' })
+  hub.placementRemoved({ project: 'p', queue: 'q' })
+  t.same(marks, ['q', 'q'], 'marked again (where it lives now); a queue nobody subscribes to here is not')
+  t.teardown(() => hub.dropSocket(socket))
+})
+
