@@ -17,7 +17,7 @@ import { Cluster, Redis } from 'ioredis'
 import type { Logger } from '../shared/log.js'
 import type { QueueRef } from '../shared/storage/contract.js'
 import { parsePosted, postedChannel } from '../shared/storage/posted.js'
-import type { RedisPoolOptions } from '../shared/storage/redis-uri.js'
+import { redisAddress, redisWhere, type RedisPoolOptions } from '../shared/storage/redis-uri.js'
 import type { LongPoll } from './long-poll.js'
 
 export class RedisWakeups {
@@ -44,7 +44,7 @@ export class RedisWakeups {
         : new Redis({
             // A Sentinel pool: subscribe on its master, as the driver publishes there (ioredis follows failovers).
             ...(pool.sentinels === undefined
-              ? { host: pool.host, port: pool.port }
+              ? redisAddress(pool)
               : { sentinels: pool.sentinels, name: pool.master, ...(pool.sentinelPassword !== undefined && { sentinelPassword: pool.sentinelPassword }) }),
             username: pool.username,
             password: pool.password,
@@ -55,7 +55,7 @@ export class RedisWakeups {
           })
     let warned = false
     this.#redis.on('error', (err: Error) => {
-      if (!warned) log.warn({ redis: `${pool.host}:${pool.port}`, err: err.message }, 'long-poll wake-ups: Redis subscriber error')
+      if (!warned) log.warn({ redis: redisWhere(pool), err: err.message }, 'long-poll wake-ups: Redis subscriber error')
       warned = true
     })
     this.#redis.on('ready', () => (warned = false))

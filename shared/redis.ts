@@ -17,7 +17,11 @@ export async function connectRedis(options: RedisOptions, what: string): Promise
   } catch (err) {
     redis.disconnect()
     // Through Sentinels: name them (ioredis asks them for the master).
-    const where = options.sentinels ? `Sentinel ${options.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}` : `${options.host}:${options.port}`
+    const where = options.sentinels
+      ? `Sentinel ${options.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`
+      : options.path !== undefined
+        ? `unix:${options.path}`
+        : `${options.host}:${options.port}`
     throw unavailable(`Cannot reach ${what} at ${where}: ${(err as Error).message ?? String(lastError)}`, 1, err)
   }
   return redis

@@ -23,8 +23,10 @@
  * | `sentinel_password` | text                 | —                        | Sentinel pools: the Sentinels' own password (AUTH) |
  *
  * Zaqar's Sentinel form is read too: `redis://[password@]host[:port][,host[:port]…][/path]
- * ?master=<name>[&…]` (the hosts are Sentinels, port 26379 by default). Zaqar's Unix-socket form
- * (`redis:/path/to/socket`) is recognised and refused.
+ * ?master=<name>[&…]` (the hosts are Sentinels, port 26379 by default). So is its Unix-socket
+ * form, `redis:[password@]/path/to/socket[?options]` (or `redis:///path/to/socket`): the path is
+ * absolute and taken as written, the password is what precedes an `@` (as Zaqar reads it), and
+ * the database is `dbid` (every option above applies).
  *
  * Redis Cluster pools: `redis+cluster://[[user]:password@]host[:port][,host[:port]…][?options]`,
  * any nodes of the cluster (port 6379 by default; ioredis discovers the others), every option
@@ -42,9 +44,11 @@ export interface SentinelAddress {
 }
 
 export interface RedisPoolOptions {
-  /** The server (for a Sentinel pool: the first Sentinel, for messages only). */
+  /** The server (for a Sentinel pool: the first Sentinel, for messages only; '' with `path`). */
   host: string
   port: number
+  /** A Unix socket to reach the server through, instead of `host:port` (Zaqar's `redis:/path`). */
+  path?: string
   /** Sentinel pools: the Sentinels to ask for the master (ioredis follows failovers). */
   sentinels?: SentinelAddress[]
   /** Sentinel pools: the master's name in the Sentinels' configuration. */
@@ -168,22 +172,51 @@ function parseClusterUri(uri: string, defaultDurability: Durability): RedisPoolO
   return opts
 }
 
+/**
+ * `redis:[password@]/path[?options]` or `redis:///path[?options]` (zaqar/storage/redis/driver.py
+ * `ConnectionURI`, STRATEGY_UNIX): a server on a Unix socket.
+ */
+function parseUnixUri(uri: string, defaultDurability: Durability): RedisPoolOptions {
+  let rest = uri.slice('redis:'.length)
+  if (rest.startsWith('//')) rest = rest.slice(2)
+  const q = rest.indexOf('?')
+  let path = q < 0 ? rest : rest.slice(0, q)
+  const opts = defaults('', 0, defaultDurability)
+  const at = path.indexOf('@')
+  if (at >= 0) {
+    if (at > 0) opts.password = path.slice(0, at)
+    path = path.slice(at + 1)
+  }
+  if (!path.startsWith('/') || path.length < 2) throw bad('A Redis pool over a Unix socket names the socket by its absolute path: redis:/path/to/redis.sock[?options].')
+  opts.path = path
+  const params = new URLSearchParams(q < 0 ? '' : rest.slice(q + 1))
+  if (params.has('master')) throw bad('A Redis Sentinel pool names its Sentinels by host: redis+sentinel://host:port[,host:port…]/<master-name>.')
+  applyOptions(opts, params, false)
+  return opts
+}
+
+/** Where a pool's server is, for messages: `host:port`, or the Unix socket's path. */
+export const redisWhere = (o: Pick<RedisPoolOptions, 'host' | 'port' | 'path'>): string => (o.path === undefined ? `${o.host}:${o.port}` : `unix:${o.path}`)
+
+/** How ioredis reaches a pool's (non-Sentinel, non-Cluster) server. */
+export const redisAddress = (o: Pick<RedisPoolOptions, 'host' | 'port' | 'path'>): { path: string } | { host: string; port: number } =>
+  o.path === undefined ? { host: o.host, port: o.port } : { path: o.path }
+
 /** True for the URI schemes this module understands (supported or not yet). */
-export const isRedisUri = (uri: string): boolean => /^redis(\+sentinel|\+cluster|s)?:\/\//i.test(uri)
+export const isRedisUri = (uri: string): boolean => /^redis(\+sentinel|\+cluster|s)?:/i.test(uri)
 
 /**
  * Parses a Redis pool URI. Throws `bad_request` with a clear message for unsupported schemes
- * (TLS, Unix sockets) and for unknown or malformed options.
+ * (TLS) and for unknown or malformed options.
  */
 export function parseRedisUri(uri: string, defaultDurability: Durability): RedisPoolOptions {
   const scheme = /^([a-z+]+):\/\//i.exec(uri)?.[1]?.toLowerCase()
   if (scheme === 'redis+sentinel') return parseSentinelUri(uri, defaultDurability, false)
   if (scheme === 'redis+cluster') return parseClusterUri(uri, defaultDurability)
   if (scheme === 'rediss') throw bad('TLS Redis pools (rediss://) are not yet supported; use redis://host:port.')
-  if (scheme !== 'redis') {
-    if (/^redis:\/?[^/]/i.test(uri)) throw bad('Redis pools over a Unix socket (redis:/path) are not supported; use redis://host:port.')
-    throw bad(`Not a Redis pool URI: "${uri.slice(0, 16)}…".`)
-  }
+  // Zaqar's Unix-socket form: no authority (`redis:/path`, `redis:pw@/path`) or an empty one.
+  if (/^redis:(?!\/\/)/i.test(uri) || /^redis:\/\/\//i.test(uri)) return parseUnixUri(uri, defaultDurability)
+  if (scheme !== 'redis') throw bad(`Not a Redis pool URI: "${uri.slice(0, 16)}…".`)
   // Checked before parsing: Zaqar's Sentinel URIs list several hosts, which URL cannot parse.
   if (/[?&]master=/.test(uri)) return parseSentinelUri(uri, defaultDurability, true)
   let url: URL
@@ -192,10 +225,7 @@ export function parseRedisUri(uri: string, defaultDurability: Durability): Redis
   } catch {
     throw bad('Malformed Redis pool URI; expected redis://[:password@]host:port[/db][?options].')
   }
-  if (url.hostname === '') {
-    if (url.pathname.length > 1) throw bad('Redis pools over a Unix socket (redis:///path) are not supported; use redis://host:port.')
-    throw bad('The Redis pool URI names no host.')
-  }
+  if (url.hostname === '') throw bad('The Redis pool URI names no host.')
   // A number is the database (Missive's form); anything else is ignored, as Zaqar ignores it.
   const path = url.pathname.replace(/^\//, '')
   const pathDb = /^\d+$/.test(path) ? Number(path) : 0

@@ -88,7 +88,7 @@ const SQLITE: StoreDescriptor = {
 
 const REDIS: StoreDescriptor = {
   name: 'redis',
-  // `redis:` alone too: Zaqar's Unix-socket form (`redis:/path`) is recognised, then refused.
+  // `redis:` alone too: Zaqar's Unix-socket form (`redis:/path`).
   matches: (uri) => /^redis(\+sentinel|\+cluster|s)?:/i.test(uri),
   available: true,
   // As Zaqar's Redis driver reports them: no DURABILITY whatever the persistence settings.
@@ -108,6 +108,8 @@ const REDIS: StoreDescriptor = {
     }
     // A Cluster pool is the nodes it is discovered from (any of them would do: named as given, sorted).
     if (o.cluster !== undefined) return `redis+cluster://${o.cluster.map((n) => `${norm(n.host)}:${n.port}`).sort().join(',')}`
+    // A Unix socket is its path as written (Zaqar's form; one server may answer on a socket and a port).
+    if (o.path !== undefined) return `redis:${o.path}/${o.db}`
     return `redis://${norm(o.host)}:${o.port}/${o.db}`
   },
 }
@@ -152,5 +154,8 @@ export const poolCapabilities = (uri: string): string[] => [...(storeOf(uri)?.ca
 /**
  * The URI without credentials (`redis://***@host`): the one redaction for answers, errors and
  * logs. The whole user-info goes, user name included: Zaqar's Redis form puts the password there.
+ * Zaqar's Unix-socket form puts it before the path (`redis:secret@/path`: `redis:***@/path`).
+ * Also inside a sentence (an error that names the URI).
  */
-export const redactUri = (uri: string): string => uri.replace(/\/\/[^@/]*@/, '//***@')
+export const redactUri = (uri: string): string =>
+  uri.replace(/\/\/[^@/]*@/, '//***@').replace(/\bredis:(?!\/\/)(?:[^/?#@\s][^?#@\s]*|\/[^/?#@\s]*)@/i, 'redis:***@')

@@ -73,13 +73,23 @@ t.test('URI parsing', async (t) => {
     ['redis://h:1?durability=sometimes', /durability must be durable or fast/],
     ['redis://h:1?wait=-1', /wait must be an integer/],
     ['redis://h:1?master=', /names no master/],
-    ['redis:///var/run/redis.sock', /Unix socket/],
-    ['redis:/var/run/redis.sock', /Unix socket/],
+    ['redis:var/run/redis.sock', /absolute path/],
+    ['redis:', /absolute path/],
+    ['redis:/tmp/r.sock?master=m', /names its Sentinels by host/],
+    ['redis:/tmp/r.sock?durability=maybe', /durability must be durable or fast/],
     ['redis://h:1?socket_timeout=abc', /socket_timeout must be a number of seconds/],
     ['redis://h:1?dbid=x', /dbid must be an integer/],
   ] as const) {
     t.throws(() => parseRedisUri(uri, 'durable'), { code: 'bad_request', message: msg }, uri)
   }
+  // Zaqar's Unix-socket form (ConnectionURI, STRATEGY_UNIX; its unit tests use these two).
+  t.match(parseRedisUri('redis:/tmp/redis.sock', 'durable'), { path: '/tmp/redis.sock', db: 0, durability: 'durable', password: undefined })
+  t.match(parseRedisUri('redis:/tmp/redis.sock?socket_timeout=1.5&dbid=2&durability=fast', 'durable'), { path: '/tmp/redis.sock', db: 2, commandTimeoutMs: 1500, connectTimeoutMs: 1500, durability: 'fast' })
+  t.match(parseRedisUri('redis:secret@/tmp/redis.sock', 'durable'), { path: '/tmp/redis.sock', password: 'secret' })
+  t.match(parseRedisUri('redis:///tmp/redis.sock?verify=false', 'durable'), { path: '/tmp/redis.sock', verify: false })
+  t.equal(redactUri('redis:secret@/tmp/redis.sock?dbid=1'), 'redis:***@/tmp/redis.sock?dbid=1', 'the password before the path is redacted')
+  t.equal(identity('redis:/tmp/redis.sock'), identity('redis:///tmp/redis.sock?durability=fast'), 'one socket, however written')
+  t.not(identity('redis:/tmp/redis.sock'), identity('redis:/tmp/redis.sock?dbid=1'), 'another database is another store')
   t.match(parseRedisUri('redis+cluster://u:pw@h1:7000,[::1],h3:7002?durability=fast&wait=1', 'durable'), {
     cluster: [{ host: 'h1', port: 7000 }, { host: '::1', port: 6379 }, { host: 'h3', port: 7002 }],
     username: 'u',
@@ -176,4 +186,22 @@ t.test('deploy/missive-redis.json and MISSIVE_DEFAULT_POOL make a Redis default 
     t.match(text, conf.includes('durable') ? /^appendfsync always$/m : /^appendfsync everysec$/m)
     t.match(text, /^maxmemory-policy noeviction$/m)
   }
+})
+
+t.test("a pool over a Unix socket (Zaqar's redis:/path): persistence checked, messages served", async (t) => {
+  const dir = await tempDir(t, 'missive-redis-unix-')
+  const sock = `${dir}/redis.sock`
+  await startRedis(t, { appendfsync: 'always', args: ['--unixsocket', sock, '--unixsocketperm', '700'] })
+  const ref = { project: 'p-unix', queue: 'q' }
+  const driver = await open(t, `redis:${sock}?durability=durable`)
+  const ids = await driver.postMessages(ref, [{ body: '{"n":1}' }, { body: '{"n":2}' }], postOpts())
+  t.equal(ids.length, 2)
+  const claim = await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 10 })
+  t.same(claim?.messages.map((m) => m.body), ['{"n":1}', '{"n":2}'])
+  // The persistence check runs over the socket too: a server without AOF is refused.
+  const plain = await tempDir(t, 'missive-redis-unix-')
+  await startRedis(t, { args: ['--unixsocket', `${plain}/redis.sock`, '--unixsocketperm', '700'] })
+  await t.rejects(open(t, `redis:${plain}/redis.sock`), { code: 'bad_request', message: /appendonly is "no"/ })
+  // Nothing listens on a missing socket: a 503 naming it.
+  await t.rejects(open(t, `redis:${dir}/none.sock?connect_timeout=500`), { code: 'unavailable', message: /unix:.*none\.sock/ })
 })

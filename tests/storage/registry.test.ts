@@ -60,6 +60,8 @@ t.test('one redaction, and capabilities by store', async (t) => {
   t.equal(redactUri('redis://u:secret@h:1/0'), 'redis://***@h:1/0')
   t.equal(redactUri('redis://secret@h'), 'redis://***@h', "Zaqar's password-only user-info")
   t.equal(redactUri('cannot connect to redis://:pw@h: refused'), 'cannot connect to redis://***@h: refused', 'inside a sentence')
+  t.equal(redactUri('cannot connect to redis:pw@/run/redis.sock: refused'), 'cannot connect to redis:***@/run/redis.sock: refused', "Zaqar's Unix-socket form, inside a sentence")
+  t.equal(redactUri('redis:/run/redis.sock?dbid=1'), 'redis:/run/redis.sock?dbid=1', 'no password, nothing to mask')
   t.equal(redactUri('sqlite:pools/a.sqlite'), 'sqlite:pools/a.sqlite')
   t.same(poolCapabilities('redis://h'), ['FIFO', 'CLAIMS', 'AOD', 'HIGH_THROUGHPUT'])
   t.same(poolCapabilities('sqlite:'), ['FIFO', 'CLAIMS', 'DURABILITY', 'AOD'])

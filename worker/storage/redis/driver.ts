@@ -55,7 +55,7 @@ import { RedisQueues } from './queues.js'
 import { RedisMigration } from './migration.js'
 import { connectCluster, masterFor, masters, publishByQueue } from './cluster.js'
 import { Scripts } from './scripts.js'
-import type { RedisPoolOptions } from '../../../shared/storage/redis-uri.js'
+import { redisAddress, redisWhere, type RedisPoolOptions } from '../../../shared/storage/redis-uri.js'
 
 export interface RedisDriverOptions extends RedisPoolOptions {
   clock?: Clock
@@ -182,11 +182,11 @@ export class RedisDriver implements DataDriver {
    */
   static async open(opts: RedisDriverOptions): Promise<RedisDriver> {
     if (opts.cluster !== undefined) return RedisDriver.#openCluster(opts)
-    const where = opts.sentinels === undefined ? `${opts.host}:${opts.port}` : `master ${opts.master} (Sentinel ${opts.sentinels.map((s) => `${s.host}:${s.port}`).join(',')})`
+    const where = opts.sentinels === undefined ? redisWhere(opts) : `master ${opts.master} (Sentinel ${opts.sentinels.map((s) => `${s.host}:${s.port}`).join(',')})`
     const opened = { now: false }
     const redis = await connectRedis(
       {
-        ...(opts.sentinels === undefined ? { host: opts.host, port: opts.port } : sentinelOptions(opts, opened)),
+        ...(opts.sentinels === undefined ? redisAddress(opts) : sentinelOptions(opts, opened)),
         db: opts.db,
         username: opts.username,
         password: opts.password,
