@@ -35,6 +35,7 @@ import type { Redis } from 'ioredis'
 import { MissiveError, unavailable } from '../../shared/errors.js'
 import { connectRedis } from '../../shared/redis.js'
 import type { QueueRef } from '../../shared/storage/contract.js'
+import { redisAddress } from '../../shared/storage/redis-uri.js'
 import { REMOVALS_KEPT, type CatalogStore, type Flavor, type PlacementRemoval, type Pool } from '../contract.js'
 import {
   migrationErrors as errs,
@@ -336,6 +337,8 @@ type Scripted = Redis & {
 export interface RedisCatalogOptions {
   host: string
   port: number
+  /** A server on a Unix socket, instead of `host:port` (`redis:[password@]/path`). */
+  path?: string
   /** A Sentinel-watched catalog: the Sentinels, the master's name, their own password. */
   sentinels?: { host: string; port: number }[]
   master?: string
@@ -369,7 +372,7 @@ export function connectCatalogRedis(opts: RedisCatalogOptions): Promise<Redis> {
   const opened = { now: false }
   const where =
     opts.sentinels === undefined
-      ? { host: opts.host, port: opts.port }
+      ? redisAddress(opts)
       : {
           // As a Sentinel pool (worker/storage/redis/driver.ts): the master asked of the Sentinels
           // at every (re)connection, +switch-master followed at once, READONLY (the old master back
@@ -402,6 +405,7 @@ export function connectCatalogRedis(opts: RedisCatalogOptions): Promise<Redis> {
 
 export function parseRedisCatalogUri(uri: string): RedisCatalogOptions {
   if (/^redis\+sentinel:/i.test(uri)) return parseSentinelCatalogUri(uri)
+  if (/^redis:(?!\/\/)/i.test(uri)) return parseUnixCatalogUri(uri)
   let url: URL
   try {
     url = new URL(uri)
@@ -421,6 +425,33 @@ export function parseRedisCatalogUri(uri: string): RedisCatalogOptions {
     if (k === 'prefix') opts.prefix = v
     else if (k === 'timeout' && /^\d+$/.test(v) && Number(v) > 0) opts.timeoutMs = Number(v)
     else if (k === 'wait' && /^\d+$/.test(v)) opts.wait = Number(v)
+    else throw new Error(`Redis catalog URI: unknown or invalid option "${k}"`)
+  }
+  return opts
+}
+
+/**
+ * `redis:[password@]/path/to/redis.sock[?dbid=N&prefix=…&timeout=ms&wait=n]`: the catalog on a
+ * server's Unix socket, written as Zaqar writes its Unix-socket pools (the password before the
+ * path; the database as `dbid`, the path being the socket's).
+ */
+function parseUnixCatalogUri(uri: string): RedisCatalogOptions {
+  const rest = uri.slice('redis:'.length)
+  const q = rest.indexOf('?')
+  let path = q < 0 ? rest : rest.slice(0, q)
+  const opts: RedisCatalogOptions = { host: '', port: 0 }
+  const at = path.indexOf('@')
+  if (at >= 0) {
+    if (at > 0) opts.password = path.slice(0, at)
+    path = path.slice(at + 1)
+  }
+  if (!path.startsWith('/') || path.length < 2) throw new Error('Redis catalog URI: a Unix socket is named by its absolute path (redis:/path/to/redis.sock)')
+  opts.path = path
+  for (const [k, v] of new URLSearchParams(q < 0 ? '' : rest.slice(q + 1))) {
+    if (k === 'prefix') opts.prefix = v
+    else if (k === 'timeout' && /^\d+$/.test(v) && Number(v) > 0) opts.timeoutMs = Number(v)
+    else if (k === 'wait' && /^\d+$/.test(v)) opts.wait = Number(v)
+    else if (k === 'dbid' && /^\d+$/.test(v)) opts.db = Number(v)
     else throw new Error(`Redis catalog URI: unknown or invalid option "${k}"`)
   }
   return opts

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { openCatalog } from '../../catalog/index.js'
 import { parseRedisCatalogUri, RedisCatalog } from '../../catalog/stores/redis.js'
-import { startRedis } from '../helpers/index.js'
+import { startRedis, tempDir } from '../helpers/index.js'
 import { catalogContract } from './contract.js'
 
 t.test('RedisCatalog contract', async (t) => {
@@ -37,6 +37,23 @@ t.test('openCatalog understands redis URIs', async (t) => {
   })
   t.throws(() => parseRedisCatalogUri('redis://h/x'), /database must be a number/)
   t.throws(() => parseRedisCatalogUri('redis://h?nope=1'), /unknown or invalid option "nope"/)
+})
+
+t.test('a Redis catalog on a Unix socket: redis:[password@]/path?dbid=N', async (t) => {
+  const sock = `${await tempDir(t, 'missive-cat-unix-')}/redis.sock`
+  await startRedis(t, { args: ['--unixsocket', sock, '--unixsocketperm', '700'] })
+  const a = await openCatalog(`redis:${sock}?prefix=u:`)
+  const b = await openCatalog(`redis:${sock}?dbid=0&prefix=u:`)
+  const c = await openCatalog(`redis:${sock}?dbid=1&prefix=u:`)
+  t.teardown(async () => {
+    for (const s of [a, b, c]) await s.close()
+  })
+  await a.place({ project: 'p', queue: 'q' }, 'a')
+  t.equal(await b.getPlacement({ project: 'p', queue: 'q' }), 'a', 'same socket, same db')
+  t.equal(await c.getPlacement({ project: 'p', queue: 'q' }), null, 'another db')
+  t.same(parseRedisCatalogUri('redis:s3cret@/run/redis.sock?dbid=2&timeout=300'), { host: '', port: 0, path: '/run/redis.sock', password: 's3cret', db: 2, timeoutMs: 300 })
+  t.throws(() => parseRedisCatalogUri('redis:run/redis.sock'), /absolute path/)
+  t.throws(() => parseRedisCatalogUri('redis:/run/redis.sock?db=1'), /unknown or invalid option "db"/)
 })
 
 t.test('an unreachable Redis catalog: open fails with unavailable; a lost server gives 503s, then recovers', async (t) => {
