@@ -440,17 +440,27 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
     if (profileDir) await nameProfiles(profileDir, roles, supervisorPid)
 
     if (full) {
+      /** Runs `body` on a fresh service (and pool) of `variant`, after `warmupS` of unrecorded load; stops it after. */
+      const onFreshPool = async (variant: string, warmupS: number, body: (svcUrl: string) => Promise<void>): Promise<void> => {
+        try {
+          current = await setup.start(variant, null)
+          await runLoad(baseLoad(ctx, current.svc.url, { producers: 8, durationS: warmupS, prefix: 'warmup' }))
+          await body(current.svc.url)
+        } finally {
+          await stopCurrent()
+        }
+      }
       // T6: the same post-10 run with the other persistence settings.
       for (const alt of setup.alts) {
         const id = `post10-${alt.key}`
         const title = `post, 10 msgs/request — ${alt.label}`
         try {
-          current = await setup.start(alt.key, null)
-          await runLoad(baseLoad(ctx, current.svc.url, { producers: 8, durationS: 1, prefix: 'warmup' }))
-          for (const rate of ctx.quick ? [] : (alt.openRates ?? [])) {
-            await openLoop(rate, `open-mixed-${rate}-${alt.key}`, `open loop, mixed, batches of 10, ${rate.toLocaleString('en-US')} msgs/s each way — ${alt.label}, fresh pool`)
-          }
-          await run(id, title, { producers: conns, batch: 10 })
+          await onFreshPool(alt.key, 1, async () => {
+            for (const rate of ctx.quick ? [] : (alt.openRates ?? [])) {
+              await openLoop(rate, `open-mixed-${rate}-${alt.key}`, `open loop, mixed, batches of 10, ${rate.toLocaleString('en-US')} msgs/s each way — ${alt.label}, fresh pool`)
+            }
+            await run(id, title, { producers: conns, batch: 10 })
+          })
         } catch (err) {
           result.scenarios.push({
             id,
@@ -463,20 +473,16 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
             serverCpu: null,
             notes: [`not measured: ${(err as Error).message}`],
           })
-        } finally {
-          await stopCurrent()
         }
       }
       for (const layout of setup.layouts ?? []) {
         try {
-          current = await setup.start(layout.key, null)
-          await runLoad(baseLoad(ctx, current.svc.url, { producers: 8, durationS: 2, prefix: 'warmup' }))
-          await run(`post1-${layout.key}`, `post, 1 msg/request — ${layout.label}`, { producers: conns, batch: 1 })
-          await run(`post10-${layout.key}`, `post, 10 msgs/request — ${layout.label}`, { producers: conns, batch: 10 })
+          await onFreshPool(layout.key, 2, async () => {
+            await run(`post1-${layout.key}`, `post, 1 msg/request — ${layout.label}`, { producers: conns, batch: 1 })
+            await run(`post10-${layout.key}`, `post, 10 msgs/request — ${layout.label}`, { producers: conns, batch: 10 })
+          })
         } catch (err) {
           ctx.notes.push(`${setup.name}: layout "${layout.label}" not measured: ${(err as Error).message}`)
-        } finally {
-          await stopCurrent()
         }
       }
       // T7: post 10 on one queue, then over `manyQueues` queues, each on a fresh pool of the main
@@ -486,16 +492,14 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
       for (const [n, prefix] of [[1, 'q1'], [ctx.manyQueues, 'many']] as const) {
         const id = `post10-q${n}`
         try {
-          current = await setup.start(setup.main.key, null)
-          await runLoad(baseLoad(ctx, current.svc.url, { producers: 8, durationS: 1, prefix: 'warmup' }))
-          const created = await createQueues(current.svc.url, n, prefix, Math.min(n, conns))
-          log(`${setup.name}: ${created}`)
-          const what = n === 1 ? '1 queue' : `${n.toLocaleString('en-US')} queues`
-          await run(id, `post, 10 msgs/request, ${what}, fresh pool`, { producers: conns, batch: 10, queues: n, tenants: 1, prefix }, n === 1 ? [] : [created])
+          await onFreshPool(setup.main.key, 1, async (svcUrl) => {
+            const created = await createQueues(svcUrl, n, prefix, Math.min(n, conns))
+            log(`${setup.name}: ${created}`)
+            const what = n === 1 ? '1 queue' : `${n.toLocaleString('en-US')} queues`
+            await run(id, `post, 10 msgs/request, ${what}, fresh pool`, { producers: conns, batch: 10, queues: n, tenants: 1, prefix }, n === 1 ? [] : [created])
+          })
         } catch (err) {
           ctx.notes.push(`${setup.name}: ${id} not measured: ${(err as Error).message}`)
-        } finally {
-          await stopCurrent()
         }
       }
     }

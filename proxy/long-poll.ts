@@ -105,15 +105,16 @@ export class LongPoll {
     const w = this.#enter(ref, opts.consumes, opts.hook)
     let tried = performance.now()
     const deadline = tried + opts.seconds * 1000
+    const listen = opts.listen
     try {
       let result = await attempt()
       // Once per park: a mark covers the wait before it (standing ones cost a lookup). One that
       // took hold after the try began means a post in between was not announced: try once more.
-      let markDue = opts.listen !== undefined
+      let markDue = listen !== undefined
       while (!found(result)) {
         if (markDue) {
           markDue = false
-          if (await this.#marked(w.key, tried, deadline, opts.listen!)) {
+          if (await this.#marked(w.key, tried, deadline, listen!)) {
             tried = performance.now()
             result = await attempt()
             continue
@@ -124,7 +125,7 @@ export class LongPoll {
         tried = performance.now()
         result = await attempt()
         if (why !== 'wake') return result
-        markDue = opts.listen !== undefined
+        markDue = listen !== undefined
       }
       return result
     } finally {
@@ -184,14 +185,8 @@ export class LongPoll {
    * lives and, finding nothing, marks that pool before it parks again.
    */
   placementRemoved(ref: QueueRef): void {
-    const key = routingKey(ref.project, ref.queue)
-    this.#marks.delete(key)
-    const waiters = this.#byQueue.get(key)
-    if (waiters === undefined) return
-    for (const w of waiters) {
-      w.notified = true
-      w.resolve?.('wake')
-    }
+    this.#marks.delete(routingKey(ref.project, ref.queue))
+    this.notify(ref, 0)
   }
 
   /** Drops every mark (pools changed): requests mark their queue again before they next park. */

@@ -123,7 +123,7 @@ export class SocketSubscriptions {
   #mark(ref: QueueRef): void {
     if (this.storage === undefined) return
     const key = routingKey(ref.project, ref.queue)
-    const first = this.storage.listen(ref, PUSH_MARK_MS).catch(() => undefined)
+    const first = this.#listen(ref)
     this.#firstMarks.set(key, first)
     void first.then(() => {
       if (this.#firstMarks.get(key) === first) this.#firstMarks.delete(key)
@@ -134,13 +134,17 @@ export class SocketSubscriptions {
         this.#marking = undefined
         return
       }
-      // A failed renewal costs pushes from other proxies until the next one, never messages.
       // Each queue once: the first of its subscriptions names it.
       for (const subs of this.#byQueue.values()) {
         const first = subs.values().next().value
-        if (first !== undefined) this.storage?.listen(first.ref, PUSH_MARK_MS).catch(() => undefined)
+        if (first !== undefined) void this.#listen(first.ref)
       }
     }, PUSH_MARK_EVERY_MS).unref()
+  }
+
+  /** One mark of `ref` for PUSH_MARK_MS; a failed one costs pushes from other proxies until the next, never messages. */
+  #listen(ref: QueueRef): Promise<void> {
+    return this.storage === undefined ? Promise.resolve() : this.storage.listen(ref, PUSH_MARK_MS).catch(() => undefined)
   }
 
   /**
@@ -149,8 +153,7 @@ export class SocketSubscriptions {
    * where it lives now, not at the next renewal.
    */
   placementRemoved(ref: QueueRef): void {
-    if (this.storage === undefined || !this.#byQueue.has(routingKey(ref.project, ref.queue))) return
-    this.storage.listen(ref, PUSH_MARK_MS).catch(() => undefined)
+    if (this.#byQueue.has(routingKey(ref.project, ref.queue))) void this.#listen(ref)
   }
 
   unsubscribe(ref: QueueRef, socket: PushSocket, id: string): void {

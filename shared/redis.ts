@@ -5,6 +5,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis'
 import { unavailable } from './errors.js'
+import { redisWhere } from './storage/redis-uri.js'
 
 export async function connectRedis(options: RedisOptions, what: string): Promise<Redis> {
   const redis = new Redis({ ...options, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 })
@@ -17,11 +18,7 @@ export async function connectRedis(options: RedisOptions, what: string): Promise
   } catch (err) {
     redis.disconnect()
     // Through Sentinels: name them (ioredis asks them for the master).
-    const where = options.sentinels
-      ? `Sentinel ${options.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`
-      : options.path !== undefined
-        ? `unix:${options.path}`
-        : `${options.host}:${options.port}`
+    const where = options.sentinels ? `Sentinel ${options.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}` : redisWhere(options)
     throw unavailable(`Cannot reach ${what} at ${where}: ${(err as Error).message ?? String(lastError)}`, 1, err)
   }
   return redis

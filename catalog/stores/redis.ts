@@ -35,7 +35,7 @@ import type { Redis } from 'ioredis'
 import { MissiveError, unavailable } from '../../shared/errors.js'
 import { connectRedis } from '../../shared/redis.js'
 import type { QueueRef } from '../../shared/storage/contract.js'
-import { redisAddress } from '../../shared/storage/redis-uri.js'
+import { redisAddress, unixSocketParts } from '../../shared/storage/redis-uri.js'
 import { REMOVALS_KEPT, type CatalogStore, type Flavor, type PlacementRemoval, type Pool } from '../contract.js'
 import {
   migrationErrors as errs,
@@ -436,18 +436,11 @@ export function parseRedisCatalogUri(uri: string): RedisCatalogOptions {
  * path; the database as `dbid`, the path being the socket's).
  */
 function parseUnixCatalogUri(uri: string): RedisCatalogOptions {
-  const rest = uri.slice('redis:'.length)
-  const q = rest.indexOf('?')
-  let path = q < 0 ? rest : rest.slice(0, q)
-  const opts: RedisCatalogOptions = { host: '', port: 0 }
-  const at = path.indexOf('@')
-  if (at >= 0) {
-    if (at > 0) opts.password = path.slice(0, at)
-    path = path.slice(at + 1)
-  }
-  if (!path.startsWith('/') || path.length < 2) throw new Error('Redis catalog URI: a Unix socket is named by its absolute path (redis:/path/to/redis.sock)')
-  opts.path = path
-  for (const [k, v] of new URLSearchParams(q < 0 ? '' : rest.slice(q + 1))) {
+  const parts = unixSocketParts(uri)
+  if (parts === undefined) throw new Error('Redis catalog URI: a Unix socket is named by its absolute path (redis:/path/to/redis.sock)')
+  const opts: RedisCatalogOptions = { host: '', port: 0, path: parts.path }
+  if (parts.password !== undefined) opts.password = parts.password
+  for (const [k, v] of parts.params) {
     if (k === 'prefix') opts.prefix = v
     else if (k === 'timeout' && /^\d+$/.test(v) && Number(v) > 0) opts.timeoutMs = Number(v)
     else if (k === 'wait' && /^\d+$/.test(v)) opts.wait = Number(v)

@@ -177,26 +177,38 @@ function parseClusterUri(uri: string, defaultDurability: Durability): RedisPoolO
  * `ConnectionURI`, STRATEGY_UNIX): a server on a Unix socket.
  */
 function parseUnixUri(uri: string, defaultDurability: Durability): RedisPoolOptions {
+  const parts = unixSocketParts(uri)
+  if (parts === undefined) throw bad('A Redis pool over a Unix socket names the socket by its absolute path: redis:/path/to/redis.sock[?options].')
+  const opts = defaults('', 0, defaultDurability)
+  opts.path = parts.path
+  if (parts.password !== undefined) opts.password = parts.password
+  if (parts.params.has('master')) throw bad('A Redis Sentinel pool names its Sentinels by host: redis+sentinel://host:port[,host:port…]/<master-name>.')
+  applyOptions(opts, parts.params, false)
+  return opts
+}
+
+/**
+ * The parts of Zaqar's Unix-socket form, `redis:[password@]/path[?query]` (an empty authority,
+ * `redis:///path`, too), as Zaqar reads them: the password is what precedes an `@`, the path is
+ * taken as written. Undefined when the path is not absolute. Pools and the Redis catalog both
+ * read it (catalog/stores/redis.ts).
+ */
+export function unixSocketParts(uri: string): { path: string; password?: string; params: URLSearchParams } | undefined {
   let rest = uri.slice('redis:'.length)
   if (rest.startsWith('//')) rest = rest.slice(2)
   const q = rest.indexOf('?')
   let path = q < 0 ? rest : rest.slice(0, q)
-  const opts = defaults('', 0, defaultDurability)
   const at = path.indexOf('@')
-  if (at >= 0) {
-    if (at > 0) opts.password = path.slice(0, at)
-    path = path.slice(at + 1)
-  }
-  if (!path.startsWith('/') || path.length < 2) throw bad('A Redis pool over a Unix socket names the socket by its absolute path: redis:/path/to/redis.sock[?options].')
-  opts.path = path
+  const password = at > 0 ? path.slice(0, at) : undefined
+  if (at >= 0) path = path.slice(at + 1)
+  if (!path.startsWith('/') || path.length < 2) return undefined
   const params = new URLSearchParams(q < 0 ? '' : rest.slice(q + 1))
-  if (params.has('master')) throw bad('A Redis Sentinel pool names its Sentinels by host: redis+sentinel://host:port[,host:port…]/<master-name>.')
-  applyOptions(opts, params, false)
-  return opts
+  return password === undefined ? { path, params } : { path, password, params }
 }
 
-/** Where a pool's server is, for messages: `host:port`, or the Unix socket's path. */
-export const redisWhere = (o: Pick<RedisPoolOptions, 'host' | 'port' | 'path'>): string => (o.path === undefined ? `${o.host}:${o.port}` : `unix:${o.path}`)
+/** Where a Redis server is, for messages: `host:port`, or `unix:` and the socket's path. */
+export const redisWhere = (o: { host?: string | undefined; port?: number | undefined; path?: string | undefined }): string =>
+  o.path === undefined ? `${o.host}:${o.port}` : `unix:${o.path}`
 
 /** How ioredis reaches a pool's (non-Sentinel, non-Cluster) server. */
 export const redisAddress = (o: Pick<RedisPoolOptions, 'host' | 'port' | 'path'>): { path: string } | { host: string; port: number } =>

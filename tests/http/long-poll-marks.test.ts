@@ -47,12 +47,18 @@ function post(lp: LongPoll, state: { found: boolean }): void {
   lp.notify(ref, 0)
 }
 
-t.test('the first park marks the queue for the wait, then tries once more', async (t) => {
+/** A LongPoll with one request on `ref` for `seconds`, parked after its mark and its second try. */
+async function oneParked(seconds: number) {
   const lp = new LongPoll({ perProject: 10, total: 10 })
-  const p = probe()
+  const a = probe()
   const state = { found: false }
-  const done = request(lp, p, 40, state)
-  await waitFor(() => p.attempts === 2, { what: 'the second try' })
+  const first = request(lp, a, seconds, state)
+  await waitFor(() => lp.size === 1 && a.attempts === 2, { what: 'the first request parked after its second try' })
+  return { lp, a, state, first }
+}
+
+t.test('the first park marks the queue for the wait, then tries once more', async (t) => {
+  const { lp, a: p, state, first: done } = await oneParked(40)
   t.equal(p.listens.length, 1, 'one mark')
   t.ok(p.listens[0]! >= 40_000 + MARK_SLACK_MS - 50 && p.listens[0]! <= 40_000 + MARK_SLACK_MS, `covers the wait and the slack (${p.listens[0]} ms)`)
   post(lp, state)
@@ -61,11 +67,7 @@ t.test('the first park marks the queue for the wait, then tries once more', asyn
 })
 
 t.test('a short wait is marked for the minimum; a later request it covers marks nothing and tries once', async (t) => {
-  const lp = new LongPoll({ perProject: 10, total: 10 })
-  const a = probe()
-  const state = { found: false }
-  const first = request(lp, a, 1, state)
-  await waitFor(() => a.attempts === 2, { what: 'the first request parked' })
+  const { lp, a, state, first } = await oneParked(1)
   t.ok(a.listens[0]! >= MARK_MIN_MS, `at least ${MARK_MIN_MS} ms (${a.listens[0]})`)
   const b = probe()
   const second = request(lp, b, 2, state)
@@ -117,11 +119,7 @@ t.test('a request whose first try finds something marks nothing', async (t) => {
 })
 
 t.test("a queue deleted or moved elsewhere: its mark is dropped, its waiters try again and mark where it lives now", async (t) => {
-  const lp = new LongPoll({ perProject: 10, total: 10 })
-  const a = probe()
-  const state = { found: false }
-  const first = request(lp, a, 40, state)
-  await waitFor(() => lp.size === 1 && a.attempts === 2, { what: 'parked after its mark' })
+  const { lp, a, state, first } = await oneParked(40)
   t.equal(a.listens.length, 1)
   lp.placementRemoved({ project: 'p', queue: 'other' })
   lp.placementRemoved(ref)
@@ -139,11 +137,7 @@ t.test("a queue deleted or moved elsewhere: its mark is dropped, its waiters try
 })
 
 t.test('forgetMarks: the next request marks its queue again', async (t) => {
-  const lp = new LongPoll({ perProject: 10, total: 10 })
-  const a = probe()
-  const state = { found: false }
-  const first = request(lp, a, 40, state)
-  await waitFor(() => lp.size === 1 && a.attempts === 2, { what: 'the first request parked' })
+  const { lp, a, state, first } = await oneParked(40)
   lp.forgetMarks()
   const b = probe()
   const second = request(lp, b, 20, state)
