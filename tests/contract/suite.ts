@@ -916,6 +916,31 @@ function defineDeleteTests(t: TapTest, driver: DataDriver, timed: Timed): void {
     await t.resolves(driver.deleteMessages(ref, [randomUUID()], [c1.id]), 'only existing messages are checked')
   })
 
+  // A claim's own list of messages outlives what it holds: the claim runs out and its messages
+  // are claimed again, or it is released. Neither lets a bulk delete through on that claim's id.
+  timed('deleteMessages: with the ids of claims that ran out or were released', async (t, clock) => {
+    const p = project(t, driver)
+    const ref = p.ref()
+    const [a, b, c] = await postN(driver, ref, 3)
+    const old = (await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 2 }))!
+    t.same(idsOf(old.messages), [a, b])
+    clock.advance(61 * SECOND)
+    const bulkClaimed = { code: 'message_claimed' }
+    await t.rejects(driver.deleteMessages(ref, [a], [old.id]), bulkClaimed, 'claim ran out: its message is not held by it')
+    const again = (await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 1 }))!
+    t.same(idsOf(again.messages), [a])
+    await t.rejects(driver.deleteMessages(ref, [a], [old.id]), bulkClaimed, 're-claimed: the old claim id does not hold it')
+    await t.rejects(driver.deleteMessages(ref, [a, b], [old.id, again.id]), bulkClaimed, 'b is held by no listed claim')
+    t.same(idsOf(await driver.getMessages(ref, [a, b, c])), [a, b, c], 'nothing deleted')
+
+    const held = (await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 2 }))!
+    t.same(idsOf(held.messages), [b, c])
+    await driver.releaseClaim(ref, held.id)
+    await t.rejects(driver.deleteMessages(ref, [b], [held.id]), bulkClaimed, 'released: its messages are not held')
+    await driver.deleteMessages(ref, [a], [old.id, again.id])
+    t.same(idsOf(await driver.getMessages(ref, [a, b, c])), [b, c], 'the live claim in the list deletes its message')
+  })
+
   // Redis coalesces the deletes made on one queue in one turn into one script call: each must
   // still answer as if it had run alone, in call order.
   t.test('deletes made together answer each as if alone, in call order', async (t) => {

@@ -75,18 +75,41 @@ for r = 1, nreq do
     -- Checked requests: which ids their record showed held (true), in step with ids.
     local claimed = {}
     if check and #ids > 0 then
-      local allowed = {}
-      for n = c0, i0 - 1 do allowed[ARGV[n]] = true end
-      local raws = hmget(k.m, ids)
+      -- An id an active claim of the list holds passes on the claim's record alone: a message
+      -- leaves its claim's ids only by the claim running out or being released (then the claim
+      -- is not active or not there), and never expires before it (lib.lua). Only the other ids
+      -- have their own record read, one decode per claim instead of one per message.
+      local allowed, holds = {}, {}
+      for n = c0, i0 - 1 do
+        local cid = ARGV[n]
+        allowed[cid] = true
+        local raw = redis.call('HGET', k.c, cid)
+        if raw then
+          local claim = decode(raw)
+          if claim[C_EXPIRES] > now then
+            for _, id in ipairs(claim[C_IDS]) do holds[id] = true end
+          end
+        end
+      end
+      local rest, at = {}, {}
       for n = 1, #ids do
-        if raws[n] then
-          local rec = decode(raws[n])
+        if holds[ids[n]] then
+          claimed[n] = true
+        else
+          rest[#rest + 1] = ids[n]
+          at[#rest] = n
+        end
+      end
+      local raws = #rest > 0 and hmget(k.m, rest) or {}
+      for r = 1, #rest do
+        if raws[r] then
+          local rec = decode(raws[r])
           if rec[R_EXPIRES] > now then
             if not (rec[R_CLAIM] ~= '' and rec[R_CLAIMEXP] > now and allowed[rec[R_CLAIM]]) then
               status = 'CLAIMED'
               break
             end
-            claimed[n] = true
+            claimed[at[r]] = true
           end
         end
       end
