@@ -27,7 +27,7 @@ import { awaitHttp, capture, cleanEnv, freePort, missiveRoles, startRedis, stopC
 const FLAGS: FlagSpec[] = [
   { name: 'builds', type: 'list', default: ['.'], help: 'repository roots to compare (each with a built dist/), first is A; `root+NAME=value` adds a MISSIVE_* setting for that build (e.g. `.+MISSIVE_DURABILITY=fast`)' },
   { name: 'scenarios', type: 'list', default: ['post1', 'post10', 'mixed'], help: 'post1, post10, mixed, consume (claim 10 + bulk delete of what the scenarios before it posted: put it after post10), q1 and many (post 10 on 1 queue, and on 10,000 queues created first: T7)' },
-  { name: 'stores', type: 'list', default: ['sqlite'], help: 'sqlite, redis' },
+  { name: 'stores', type: 'list', default: ['sqlite'], help: 'sqlite, redis, redis-socket (the same Redis pool reached over a Unix socket: `redis:/path`)' },
   { name: 'duration', type: 'number', default: 4, help: 'seconds per scenario' },
   { name: 'rounds', type: 'number', default: 2, help: 'A/B rounds (alternating order)' },
   { name: 'sqlite-durability', type: 'string', default: 'durable', help: 'durability of the SQLite pool: durable (fsync before 201, as the bench) or fast' },
@@ -151,10 +151,11 @@ async function main(): Promise<void> {
         try {
           let pool = 'sqlite:'
           const env: Record<string, string> = { MISSIVE_DATA_DIR: dir }
-          if (store === 'redis') {
+          if (store === 'redis' || store === 'redis-socket') {
             await mkdir(join(dir, 'redis'))
-            redis = await startRedis({ dir: join(dir, 'redis'), appendfsync: 'everysec' })
-            pool = redis.url
+            const unixSocket = store === 'redis-socket'
+            redis = await startRedis({ dir: join(dir, 'redis'), appendfsync: 'everysec', unixSocket })
+            pool = unixSocket ? redis.socketUrl! : redis.url
             env.MISSIVE_DURABILITY = 'fast'
             env.MISSIVE_WORKERS = '1'
           } else env.MISSIVE_DURABILITY = a['sqlite-durability'] as string

@@ -310,6 +310,8 @@ export function hasBinary(cmd: string, args = ['--version']): boolean {
 
 export interface RedisService extends Service {
   version: string
+  /** The Unix socket it also listens on (`startRedis`'s `unixSocket`), as a pool URI: `redis:/path`. */
+  socketUrl?: string
 }
 
 /**
@@ -320,15 +322,18 @@ export interface RedisService extends Service {
  * `appendfsync`, persistence is off (ceilings, the "no persistence" comparison). `appendfsync: 'no'`
  * is AOF without fsync on the fast config.
  */
-export async function startRedis(opts: { dir: string; appendfsync?: 'always' | 'everysec' | 'no' }): Promise<RedisService> {
+export async function startRedis(opts: { dir: string; appendfsync?: 'always' | 'everysec' | 'no'; unixSocket?: boolean }): Promise<RedisService> {
   const port = await freePort()
-  const { child, output } = spawnRedis(redisServerArgs({ port, dir: opts.dir, appendfsync: opts.appendfsync, shippedConfig: true }))
+  const socket = join(opts.dir, 'redis.sock')
+  const extra = opts.unixSocket ? ['--unixsocket', socket, '--unixsocketperm', '700'] : []
+  const { child, output } = spawnRedis(redisServerArgs({ port, dir: opts.dir, appendfsync: opts.appendfsync, shippedConfig: true, extra }))
   track(child, false)
   const version = /v=(\S+)/.exec(spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? 'unknown'
   const svc: RedisService = {
     pid: child.pid!,
     port,
     url: `redis://127.0.0.1:${port}`,
+    ...(opts.unixSocket ? { socketUrl: `redis:${socket}` } : {}),
     version,
     output,
     stop: (timeoutMs = 10_000) => stopChild(child, timeoutMs, false),
