@@ -108,12 +108,16 @@ function baseLoad(ctx: Ctx, url: string, over: Partial<LoadOptions>): LoadOption
   return standardLoad(url, ctx.durationS, ctx.connections, { size: ctx.size, queues: ctx.queues, tenants: ctx.tenants, ...over })
 }
 
-/** CPU seconds (user + system) of a process, from /proc; null when gone. */
-function cpuSeconds(pid: number, clkTck: number): number | null {
+/**
+ * CPU seconds (user + system) of a process, from /proc, or with `children` those of its children
+ * it has reaped (`cutime + cstime`); null when gone.
+ */
+function cpuSeconds(pid: number, clkTck: number, children = false): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / clkTck
+    const at = children ? 13 : 11
+    return (Number(fields[at]) + Number(fields[at + 1])) / clkTck
   } catch {
     return null
   }
@@ -136,7 +140,10 @@ function cpuProbe(ctx: Ctx, svc: MissiveService | null, redis: RedisService | nu
         m.set('proxy', px)
         m.set('workers', w)
       }
-      if (redis) m.set('redis', cpuSeconds(redis.pid, ctx.clkTck) ?? 0)
+      if (redis) {
+        m.set('redis', cpuSeconds(redis.pid, ctx.clkTck) ?? 0)
+        m.set('redisRewrite', cpuSeconds(redis.pid, ctx.clkTck, true) ?? 0)
+      }
       const u = process.cpuUsage()
       m.set('loadgen', (u.user + u.system) / 1e6)
       return m

@@ -14,6 +14,12 @@ export interface CpuUse {
   proxy?: number
   workers?: number
   redis?: number
+  /**
+   * The Redis's forked children reaped during the scenario (AOF rewrites: the bench's Redis saves
+   * no RDB snapshots), from its `cutime + cstime`: a rewrite counts whole in the scenario it ends
+   * in. Not part of the server CPU per message, which is the request path's.
+   */
+  redisRewrite?: number
   loadgen?: number
 }
 
@@ -242,7 +248,7 @@ export function renderMarkdown(r: Report): string {
     out.push('')
   }
   out.push('`×uWS` = the scenario\'s req/s ÷ the hello-world req/s measured with the same tool in this run (the best an HTTP server on this machine can do with this load generator). ' +
-    '`×Redis` = messages/s (in + out) ÷ the ioredis pipelined-write ceiling (Redis store only). `srv µs/msg` = CPU time of proxy + worker(s) + Redis per message moved (in + out), from /proc: it does not depend on how busy the machine was. Latencies of open-loop rows are measured from each request\'s intended send time (coordinated omission corrected).')
+    '`×Redis` = messages/s (in + out) ÷ the ioredis pipelined-write ceiling (Redis store only). `srv µs/msg` = CPU time of proxy + worker(s) + Redis per message moved (in + out), from /proc: it does not depend on how busy the machine was. `redisRewrite` in a store\'s CPU line is the AOF rewrites Redis forked and reaped during the scenario (a rewrite counts whole where it ends): machine time the request path did not spend, so not in srv µs/msg. Latencies of open-loop rows are measured from each request\'s intended send time (coordinated omission corrected).')
   out.push('')
   out.push('## Targets')
   out.push('')
