@@ -937,8 +937,15 @@ function defineDeleteTests(t: TapTest, driver: DataDriver, timed: Timed): void {
     t.same(idsOf(held.messages), [b, c])
     await driver.releaseClaim(ref, held.id)
     await t.rejects(driver.deleteMessages(ref, [b], [held.id]), bulkClaimed, 'released: its messages are not held')
-    await driver.deleteMessages(ref, [a], [old.id, again.id])
+    // Many claim ids in one request (the Redis driver then checks each message's own record).
+    const many = [...Array.from({ length: 20 }, () => randomUUID()), old.id, held.id]
+    await t.rejects(driver.deleteMessages(ref, [a], many), bulkClaimed, 'many claim ids, none holding it')
+    await driver.deleteMessages(ref, [a], [...many, again.id])
     t.same(idsOf(await driver.getMessages(ref, [a, b, c])), [b, c], 'the live claim in the list deletes its message')
+    const last = (await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 1 }))!
+    t.same(idsOf(last.messages), [b])
+    await driver.deleteMessages(ref, [b], [old.id, last.id])
+    t.same(idsOf(await driver.getMessages(ref, [a, b, c])), [c], 'a few claim ids, the live one among them')
   })
 
   // Redis coalesces the deletes made on one queue in one turn into one script call: each must

@@ -34,6 +34,8 @@ local nreq = tonumber(ARGV[2])
 -- active claim (lib.lua, remove_claimed); removed, the others.
 local gone, removed, held = {}, {}, {}
 local out = {}
+-- Claim records a bulk request may read for its check, at most (see below).
+local CLAIM_LOOKUPS = 16
 
 --- The verdict on deleting one message (single delete), its record read here.
 local function verdict(id, cid, given)
@@ -78,12 +80,15 @@ for r = 1, nreq do
       -- An id an active claim of the list holds passes on the claim's record alone: a message
       -- leaves its claim's ids only by the claim running out or being released (then the claim
       -- is not active or not there), and never expires before it (lib.lua). Only the other ids
-      -- have their own record read, one decode per claim instead of one per message.
+      -- have their own record read, one decode per claim instead of one per message. A request
+      -- naming more than CLAIM_LOOKUPS claims (clients name the one they hold) has every record
+      -- read instead, so its work stays bounded by its ids, as before.
       local allowed, holds = {}, {}
+      local lookup = nclaims <= CLAIM_LOOKUPS
       for n = c0, i0 - 1 do
         local cid = ARGV[n]
         allowed[cid] = true
-        local raw = redis.call('HGET', k.c, cid)
+        local raw = lookup and redis.call('HGET', k.c, cid)
         if raw then
           local claim = decode(raw)
           if claim[C_EXPIRES] > now then
