@@ -30,8 +30,8 @@ local now = tonumber(ARGV[1])
 local nreq = tonumber(ARGV[2])
 -- gone: the ids deleted by earlier requests of this call (missing for later ones). All of them
 -- are in removed or held, whose records and index entries go in one pass at the end (a command
--- per key for the whole call, not per request): held, those their record showed held by an
--- active claim (lib.lua, remove_claimed); removed, the others.
+-- per key for the whole call, not per request): held, those shown held by an active claim (by
+-- their record, or by that claim's record: below; lib.lua, remove_claimed); removed, the others.
 local gone, removed, held = {}, {}, {}
 local out = {}
 -- Claim records a bulk request may read for its check, at most (see below).
@@ -74,7 +74,7 @@ for r = 1, nreq do
       if not gone[ARGV[n]] then ids[#ids + 1] = ARGV[n] end
     end
     local status = 'OK'
-    -- Checked requests: which ids their record showed held (true), in step with ids.
+    -- Checked requests: which ids are held by a listed active claim (true), in step with ids.
     local claimed = {}
     if check and #ids > 0 then
       -- An id an active claim of the list holds passes on the claim's record alone: a message
@@ -106,15 +106,15 @@ for r = 1, nreq do
         end
       end
       local raws = #rest > 0 and hmget(k.m, rest) or {}
-      for r = 1, #rest do
-        if raws[r] then
-          local rec = decode(raws[r])
+      for j = 1, #rest do
+        if raws[j] then
+          local rec = decode(raws[j])
           if rec[R_EXPIRES] > now then
             if not (rec[R_CLAIM] ~= '' and rec[R_CLAIMEXP] > now and allowed[rec[R_CLAIM]]) then
               status = 'CLAIMED'
               break
             end
-            claimed[at[r]] = true
+            claimed[at[j]] = true
           end
         end
       end
