@@ -11,7 +11,7 @@
  */
 import { realpathSync, existsSync } from 'node:fs'
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
-import { parseRedisUri, type Durability } from './redis-uri.js'
+import { isRedisUri, parseRedisUri, type Durability } from './redis-uri.js'
 
 /** The stores this registry knows; each has a descriptor below. */
 export type StoreName = 'sqlite' | 'redis' | 'mongodb'
@@ -89,7 +89,7 @@ const SQLITE: StoreDescriptor = {
 const REDIS: StoreDescriptor = {
   name: 'redis',
   // `redis:` alone too: Zaqar's Unix-socket form (`redis:/path`).
-  matches: (uri) => /^redis(\+sentinel|\+cluster|s)?:/i.test(uri),
+  matches: isRedisUri,
   available: true,
   // As Zaqar's Redis driver reports them: no DURABILITY whatever the persistence settings.
   capabilities: ['FIFO', 'CLAIMS', 'AOD', 'HIGH_THROUGHPUT'],
