@@ -221,6 +221,11 @@ export const ConfigSchema = z
      */
     workers: z.int().min(0).max(64).default(1),
     /**
+     * V8 semi-space (MB) of the proxy and the workers (supervisor/node-flags.ts): a larger young
+     * generation than V8's default 16 MB. 0: V8's default.
+     */
+    semiSpaceMb: z.int().min(0).max(1024).default(32),
+    /**
      * `durable`: a 201 means the messages survive power loss (SQLite synchronous=FULL).
      * `fast`: they survive a process crash but the last ~second may be lost on power loss.
      */
@@ -353,6 +358,7 @@ const ENV: Record<string, { key: keyof Config; type: 'string' | 'int' | 'bool' }
   MISSIVE_DEFAULT_POOL: { key: 'defaultPool', type: 'string' },
   MISSIVE_CATALOG: { key: 'catalog', type: 'string' },
   MISSIVE_WORKERS: { key: 'workers', type: 'int' },
+  MISSIVE_SEMI_SPACE_MB: { key: 'semiSpaceMb', type: 'int' },
   MISSIVE_DURABILITY: { key: 'durability', type: 'string' },
   MISSIVE_LOG_LEVEL: { key: 'logLevel', type: 'string' },
   MISSIVE_ENABLE_V1_1: { key: 'enableV1_1', type: 'bool' },

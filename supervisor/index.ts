@@ -29,6 +29,7 @@ import { redactUri } from '../shared/storage/registry.js'
 import { ConfigError, type Config } from '../shared/config.js'
 import type { Logger } from '../shared/log.js'
 import { ManagedChild } from './child.js'
+import { childExecArgv } from './node-flags.js'
 import { isMetricsRequest, supervisorRegistry, type MetricsAnswer } from './metrics.js'
 import { SPARE_ENV } from './spare.js'
 
@@ -206,8 +207,10 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     MISSIVE_RESOLVED_CONFIG: JSON.stringify(config),
     MISSIVE_CATALOG_URI: catalogUri,
   }
+  // The proxy's, the workers' and the spare's Node flags (supervisor/node-flags.ts).
+  const execArgv = childExecArgv(opts.execArgv ?? process.execArgv, process.env.NODE_OPTIONS, config.semiSpaceMb)
   const common = {
-    execArgv: opts.execArgv,
+    execArgv,
     backoffMinMs: opts.backoffMinMs,
     backoffMaxMs: opts.backoffMaxMs,
     healthyAfterMs: opts.healthyAfterMs,
@@ -215,7 +218,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
   }
   const spare =
     opts.spareWorker !== false && opts.workerEntry === undefined
-      ? new SpareWorker(sibling('supervisor/spare'), { ...base, [SPARE_ENV]: '1' }, opts.execArgv, log)
+      ? new SpareWorker(sibling('supervisor/spare'), { ...base, [SPARE_ENV]: '1' }, execArgv, log)
       : undefined
   const groups = new Map<string, PoolGroup>()
   const groupKey = (pool: Pool): string => `${pool.uri}\n${poolWorkerCount(pool, config.workers)}`

@@ -57,6 +57,11 @@ t.test('starts workers then the proxy, restarts crashed children, stops in order
   t.same(starts, ['worker-0', 'worker-1', 'proxy'], 'workers first, proxy once they are ready')
   const catalog = await readFile(join(dir, 'data/catalog.sqlite'))
   t.ok(catalog.length > 0, 'catalog created')
+  // The default `semiSpaceMb` (32) reaches every child's command line (supervisor/node-flags.ts).
+  for (const pid of [sup.pids().proxy!, ...sup.pids().workers.map((p) => p!)]) {
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')
+    t.ok(argv.includes('--max-semi-space-size=32'), `child ${pid} runs with a 32 MB semi-space`)
+  }
 
   // A worker killed with SIGKILL comes back on the same socket; the proxy reconnects.
   const before = sup.pids()
