@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import type { Pool } from './contract.js'
+import { resolveWorkers, type WorkersSetting } from '../shared/auto-workers.js'
 
 /** Linux `sun_path` holds 108 bytes including the terminating NUL. */
 export const MAX_SOCKET_PATH_BYTES = 107
@@ -21,13 +22,14 @@ export const MAX_POOL_WORKERS = 64
 
 /**
  * Worker processes serving `pool` on each host: `options.workers` when it is an integer in
- * 0..64, else `defaultWorkers` for the default pool (the config's `workers`) and 1 for others.
- * 0 means none: the proxy runs the pool's driver in its own process (proxy/embedded.ts).
+ * 0..64, else `defaultWorkers` for the default pool (the config's `workers`, "auto" resolved for
+ * the pool's URI on this host: shared/auto-workers.ts) and 1 for others. 0 means none: the proxy
+ * runs the pool's driver in its own process (proxy/embedded.ts).
  */
-export function poolWorkerCount(pool: Pool, defaultWorkers: number): number {
+export function poolWorkerCount(pool: Pool, defaultWorkers: WorkersSetting): number {
   const w = pool.options?.workers
   if (typeof w === 'number' && Number.isInteger(w) && w >= 0 && w <= MAX_POOL_WORKERS) return w
-  return pool.name === DEFAULT_POOL ? defaultWorkers : 1
+  return pool.name === DEFAULT_POOL ? resolveWorkers(defaultWorkers, pool.uri).workers : 1
 }
 
 /**

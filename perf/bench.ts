@@ -22,6 +22,7 @@ import { migrationMarkdown, runMigrationBench } from './lib/migration.js'
 import { round } from './lib/stats.js'
 import { ZaqarRequests } from './lib/zaqar.js'
 import { startZaqar, zaqarMissing } from './lib/zaqar-service.js'
+import { resolveWorkers } from '../shared/auto-workers.js'
 
 export const BENCH_FLAGS: FlagSpec[] = [
   { name: 'quick', type: 'boolean', default: false, help: 'tiny smoke suite (< 60 s): short scenarios, no cross-checks, no durability/queue-count runs' },
@@ -530,6 +531,11 @@ function fmtLine(r: LoadResult): string {
   return `${r.msgsInPerS} in/s, ${r.msgsOutPerS} out/s, ${r.reqPerS} req/s; ${ops}`
 }
 
+/** A row's worker processes as the report shows them: the number, and "(auto)" when the default chose it. */
+function workersShown(workers: number | undefined, pool: string): string {
+  return workers === undefined ? `${resolveWorkers('auto', pool).workers} (auto)` : String(workers)
+}
+
 /** Server CPU (proxy + workers + Redis) per request and per message: robust to a busy machine. */
 function serverCpu(cpu: CpuUse, r: LoadResult): { usPerReq: number; usPerMsg: number } | null {
   if (cpu.proxy === undefined) return null
@@ -587,7 +593,7 @@ function storeSetups(ctx: Ctx, stores: string[]): StoreSetup[] {
         const durability = variant === 'fast' ? 'fast' : 'durable'
         const dataDir = await mkdtemp(join(ctx.tmp, `sqlite-${variant}-`))
         const svc = await startMissive({ dataDir, pool: 'sqlite:', durability, profileDir: profileDir ?? undefined })
-        return { svc, redis: null, pool: 'sqlite:', config: { durability, workers: 1 } }
+        return { svc, redis: null, pool: 'sqlite:', config: { durability, workers: workersShown(undefined, 'sqlite:') } }
       },
     })
   }
@@ -617,13 +623,15 @@ function storeSetups(ctx: Ctx, stores: string[]): StoreSetup[] {
           const dataDir = await mkdtemp(join(ctx.tmp, `redis-md-${variant}-`))
           const durability = variant === 'durable' ? 'durable' : 'fast'
           const pool = variant === 'none' ? `${redis.url}?verify=false` : redis.url
-          const workers = variant === 'inproxy' ? 0 : 1
+          // The layout rows set it; every other row runs the default, `workers: "auto"`
+          // (shared/auto-workers.ts), as `missive serve` on this host would.
+          const workers = variant === 'inproxy' ? 0 : variant === 'worker' ? 1 : undefined
           const svc = await startMissive({ dataDir, pool, durability, workers, profileDir: profileDir ?? undefined })
           return {
             svc,
             redis,
             pool: pool.replace(/:\d+(\?|$)/, ':<port>$1'),
-            config: { redis: redis.version, durability, appendonly: appendfsync ? 'yes' : 'no', appendfsync: appendfsync ?? '—', workers },
+            config: { redis: redis.version, durability, appendonly: appendfsync ? 'yes' : 'no', appendfsync: appendfsync ?? '—', workers: workersShown(workers, pool) },
           }
         } catch (err) {
           await redis.stop()

@@ -217,9 +217,10 @@ export const ConfigSchema = z
     catalog: z.string().min(1).optional(),
     /**
      * Worker processes serving the default pool. SQLite has one writer: keep 1 there. 0: no
-     * worker, the proxy runs the pool's driver itself (proxy/embedded.ts).
+     * worker, the proxy runs the pool's driver itself (proxy/embedded.ts). "auto": 0 for a Redis
+     * pool on this host when the host has under 3 CPUs, else 1 (shared/auto-workers.ts).
      */
-    workers: z.int().min(0).max(64).default(1),
+    workers: z.union([z.int().min(0).max(64), z.literal('auto')]).default('auto'),
     /**
      * V8 semi-space (MB) of the proxy and the workers (supervisor/node-flags.ts): a larger young
      * generation than V8's default 16 MB. 0: V8's default.
@@ -351,13 +352,15 @@ export const ConfigSchema = z
 export type Config = z.infer<typeof ConfigSchema>
 
 /** Environment variables and the config keys they override. */
-const ENV: Record<string, { key: keyof Config; type: 'string' | 'int' | 'bool' }> = {
+type EnvType = 'string' | 'int' | 'bool' | 'workers'
+
+const ENV: Record<string, { key: keyof Config; type: EnvType }> = {
   MISSIVE_BIND: { key: 'bind', type: 'string' },
   MISSIVE_PORT: { key: 'port', type: 'int' },
   MISSIVE_DATA_DIR: { key: 'dataDir', type: 'string' },
   MISSIVE_DEFAULT_POOL: { key: 'defaultPool', type: 'string' },
   MISSIVE_CATALOG: { key: 'catalog', type: 'string' },
-  MISSIVE_WORKERS: { key: 'workers', type: 'int' },
+  MISSIVE_WORKERS: { key: 'workers', type: 'workers' },
   MISSIVE_SEMI_SPACE_MB: { key: 'semiSpaceMb', type: 'int' },
   MISSIVE_DURABILITY: { key: 'durability', type: 'string' },
   MISSIVE_LOG_LEVEL: { key: 'logLevel', type: 'string' },
@@ -384,9 +387,12 @@ export class ConfigError extends Error {
 }
 
 /** How each kind of environment value is read (shared/config-text.ts: the rule every text setting follows). */
-const ENV_TEXT = { string: z.string(), int: intText, bool: boolText } as const
+/** `workers`: an integer, or `auto` in any case. */
+const workersText = z.union([z.string().trim().toLowerCase().pipe(z.literal('auto')), intText], { error: 'must be an integer or "auto"' })
 
-function envValue(name: string, raw: string, type: 'string' | 'int' | 'bool'): unknown {
+const ENV_TEXT = { string: z.string(), int: intText, bool: boolText, workers: workersText } as const
+
+function envValue(name: string, raw: string, type: EnvType): unknown {
   const r = parseText<unknown>(ENV_TEXT[type], raw)
   if (!r.ok) throw new ConfigError(`${name} ${r.problem}, got "${raw}"`)
   return r.value

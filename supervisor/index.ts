@@ -30,6 +30,7 @@ import { ConfigError, type Config } from '../shared/config.js'
 import type { Logger } from '../shared/log.js'
 import { ManagedChild } from './child.js'
 import { childExecArgv } from './node-flags.js'
+import { resolveWorkers } from '../shared/auto-workers.js'
 import { isMetricsRequest, supervisorRegistry, type MetricsAnswer } from './metrics.js'
 import { SPARE_ENV } from './spare.js'
 
@@ -196,8 +197,11 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
   for (const entry of [workerEntry, proxyEntry]) {
     if (!existsSync(entry)) throw new Error(`missing entry file ${entry} (is the build complete?)`)
   }
+  // The default pool's workers, "auto" resolved for its URI on this host (shared/auto-workers.ts).
+  const defaultWorkers = resolveWorkers(config.workers, config.defaultPool)
+  if (config.workers === 'auto') log.info({ workers: defaultWorkers.workers, why: defaultWorkers.why }, 'workers for the default pool')
   // Fail early, with the config error, when the data directory is too long for sockets.
-  workerSocketPath(config.dataDir, Math.max(0, config.workers - 1))
+  workerSocketPath(config.dataDir, Math.max(0, defaultWorkers.workers - 1))
   await prepareDataDir(config, log)
   const catalogUri = catalogUriOf(config)
   const catalog: CatalogStore = await openCatalog(catalogUri, { dataDir: config.dataDir })
@@ -229,7 +233,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
       role: 'proxy',
       entry: proxyEntry,
       // The real proxy reads its pools from the catalog; the socket list is kept for simple proxies.
-      env: { ...base, MISSIVE_WORKER_SOCKETS: JSON.stringify(Array.from({ length: config.workers }, (_, i) => workerSocketPath(config.dataDir, i))) },
+      env: { ...base, MISSIVE_WORKER_SOCKETS: JSON.stringify(Array.from({ length: defaultWorkers.workers }, (_, i) => workerSocketPath(config.dataDir, i))) },
     },
     log,
   )
@@ -421,6 +425,6 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     watching = watching.then(tick)
   }, opts.catalogPollMs ?? 250)
   timer.unref()
-  log.info({ port, bind: config.bind, pools: [...groups.keys()], workers: config.workers, dataDir: config.dataDir }, 'missive ready')
+  log.info({ port, bind: config.bind, pools: [...groups.keys()], workers: defaultWorkers.workers, dataDir: config.dataDir }, 'missive ready')
   return handle
 }

@@ -34,6 +34,6 @@ t.test('environment overrides follow the same rules', async (t) => {
   }
   t.equal(loadConfig({ MISSIVE_PORT: ' 9000 ' }).port, 9000)
   t.throws(() => loadConfig({ MISSIVE_PORT: 'abc' }), new ConfigError('MISSIVE_PORT must be an integer, got "abc"'))
-  t.throws(() => loadConfig({ MISSIVE_WORKERS: '1.5' }), new ConfigError('MISSIVE_WORKERS must be an integer, got "1.5"'))
+  t.throws(() => loadConfig({ MISSIVE_WORKERS: '1.5' }), new ConfigError('MISSIVE_WORKERS must be an integer or "auto", got "1.5"'))
   t.equal(loadConfig({ MISSIVE_METRICS: '' }).metrics, true, 'an empty variable is unset (the default)')
 })

@@ -178,6 +178,7 @@ t.test('deploy/missive-redis.json and MISSIVE_DEFAULT_POOL make a Redis default 
   t.match(config.defaultPool, /^redis:\/\//)
   t.match(parseRedisUri(config.defaultPool, config.durability), { durability: 'durable', host: '127.0.0.1', port: 6379 })
   t.ok(JSON.parse(readFileSync(file, 'utf8')))
+  t.equal(config.workers, 'auto', 'the worker count follows the host (docs/pools.md, workers: auto)')
   const env = loadConfig({ MISSIVE_DEFAULT_POOL: 'redis://10.0.0.5:6380?durability=fast' })
   t.equal(env.defaultPool, 'redis://10.0.0.5:6380?durability=fast')
   for (const conf of ['redis-durable.conf', 'redis-fast.conf']) {

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { startMissive, startRedis, tempDir, waitFor } from '../helpers/index.js'
 import { rawClient } from './util.js'
+import { resolveWorkers } from '../../shared/auto-workers.js'
 
 t.test('MISSIVE_DEFAULT_POOL=redis://… serves messages from Redis', async (t) => {
   const server = await startRedis(t, { appendfsync: 'always' })
@@ -25,6 +26,9 @@ t.test('MISSIVE_DEFAULT_POOL=redis://… serves messages from Redis', async (t) 
   t.same(claimed.messages.map((x) => x.body), [{ n: 1 }, { n: 2 }])
   const redis = rawClient(t, server)
   t.same(await redis.zrange('missive:queues:{serve-test}', 0, -1), ['orders'], 'the queue lives in Redis')
+  // `workers` unset is "auto": on this host's CPUs, a worker process or none (shared/auto-workers.ts).
+  const auto = resolveWorkers('auto', server.url)
+  t.equal((await m.children()).workers.length, auto.workers, `workers: ${auto.why}`)
 })
 
 t.test('a durable Redis pool on a server without AOF: missive refuses to start', async (t) => {
@@ -34,7 +38,7 @@ t.test('a durable Redis pool on a server without AOF: missive refuses to start',
   })
 })
 
-t.test("MISSIVE_DEFAULT_POOL=redis:/path (Zaqar's Unix-socket form): the worker and the proxy's wake-ups use the socket", async (t) => {
+t.test("MISSIVE_DEFAULT_POOL=redis:/path (Zaqar's Unix-socket form): the pool's connections and the proxy's wake-ups use the socket", async (t) => {
   const sock = `${await tempDir(t, 'missive-serve-unix-')}/redis.sock`
   const server = await startRedis(t, { appendfsync: 'always', args: ['--unixsocket', sock, '--unixsocketperm', '700'] })
   const m = await startMissive(t, { env: { MISSIVE_DEFAULT_POOL: `redis:${sock}?durability=durable` } })
@@ -56,7 +60,7 @@ t.test("MISSIVE_DEFAULT_POOL=redis:/path (Zaqar's Unix-socket form): the worker 
     },
     { what: 'a subscriber on the socket' },
   )
-  t.ok(viaSocket.length >= 2, `the worker and the subscriber (${viaSocket.length} connections on the socket)`)
+  t.ok(viaSocket.length >= 2, `the driver's and the subscriber (${viaSocket.length} connections on the socket)`)
   t.equal((await clients()).filter((c) => / laddr=127\.0\.0\.1:/.test(c)).length, 1, 'only this test reaches it over TCP')
 })
 

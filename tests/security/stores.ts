@@ -14,7 +14,8 @@ export const STORES: readonly Store[] = ['sqlite', 'redis']
 export async function startOn(t: Test, store: Store, opts: StartMissiveOptions = {}): Promise<MissiveProcess> {
   if (store === 'sqlite') return startMissive(t, opts)
   const redis = await startRedis(t, { appendfsync: 'always' })
-  return startMissive(t, { ...opts, env: { ...opts.env, MISSIVE_DEFAULT_POOL: `${redis.url}?durability=durable` } })
+  // A worker process, so the RPC hop is in the path whatever "auto" would choose on this host.
+  return startMissive(t, { ...opts, env: { MISSIVE_WORKERS: '1', ...opts.env, MISSIVE_DEFAULT_POOL: `${redis.url}?durability=durable` } })
 }
 
 /** Runs `fn` as one subtest per store, each against its own Missive. */
