@@ -386,10 +386,10 @@ export class ConfigError extends Error {
   }
 }
 
-/** How each kind of environment value is read (shared/config-text.ts: the rule every text setting follows). */
 /** `workers`: an integer, or `auto` in any case. */
 const workersText = z.union([z.string().trim().toLowerCase().pipe(z.literal('auto')), intText], { error: 'must be an integer or "auto"' })
 
+/** How each kind of environment value is read (shared/config-text.ts: the rule every text setting follows). */
 const ENV_TEXT = { string: z.string(), int: intText, bool: boolText, workers: workersText } as const
 
 function envValue(name: string, raw: string, type: EnvType): unknown {
