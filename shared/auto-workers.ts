@@ -5,8 +5,8 @@
  * wake-up of another process) only when it runs in parallel with the proxy on a core of its own.
  * On a host whose cores the proxy and a Redis server on the same host already take, it cannot:
  * measured on 2 cores (docs/benchmarks.md, "The eleventh wave"), serving a loopback Redis pool
- * inside the proxy moved 20–60 % more requests per second with the same Redis work, as the
- * design's own rule says: count processes against cores, one worker per spare core.
+ * inside the proxy moved 12–61 % more messages per second with the same Redis work. Processes
+ * are counted against cores: one worker per spare core.
  *
  * So "auto" is 0 (the proxy runs the pool's driver itself, docs/pools.md) for a Redis pool reached
  * on this host (loopback or a Unix socket) when the host has fewer than 3 CPUs, and 1 otherwise:
