@@ -17,12 +17,12 @@
 import { mkdtemp, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { spawn, spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { helpText, parseArgs, UsageError, type FlagSpec } from './lib/args.js'
 import { createQueues, runLoad, standardLoad, type LoadOptions, type LoadResult } from './lib/load.js'
-import { awaitHttp, capture, cleanEnv, freePort, missiveRoles, startRedis, stopChild, track, type RedisService } from './lib/procs.js'
+import { awaitHttp, capture, cleanEnv, cpuSeconds, freePort, missiveRoles, startRedis, stopChild, track, type RedisService } from './lib/procs.js'
 
 const FLAGS: FlagSpec[] = [
   { name: 'builds', type: 'list', default: ['.'], help: 'repository roots to compare (each with a built dist/), first is A; `root+NAME=value` adds a MISSIVE_* setting for that build (e.g. `.+MISSIVE_DURABILITY=fast`), `root+--flag` a Node flag for its processes (e.g. `.+--max-semi-space-size=64`)' },
@@ -47,15 +47,8 @@ interface Sample {
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
 
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK
-  } catch {
-    return 0
-  }
-}
+/** CPU seconds of a process (perf/lib/procs.ts), 0 once it is gone. */
+const cpuOf = (pid: number): number => cpuSeconds(pid, CLK_TCK) ?? 0
 
 async function startBuild(root: string, env: Record<string, string>, nodeArgs: string[]) {
   const port = await freePort()
@@ -167,15 +160,15 @@ async function main(): Promise<void> {
           await runLoad({ ...load(svc.url, 'post10', 8, 2), prefix: 'warmup' })
           for (const scenario of scenarios) {
             if (scenario === 'many') await createQueues(svc.url, MANY_QUEUES, 'many', conns)
-            const s0 = { p: roles.proxy.reduce((n, x) => n + cpuSeconds(x), 0), w: roles.workers.reduce((n, x) => n + cpuSeconds(x), 0), r: redis ? cpuSeconds(redis.pid) : 0, l: process.cpuUsage() }
+            const s0 = { p: roles.proxy.reduce((n, x) => n + cpuOf(x), 0), w: roles.workers.reduce((n, x) => n + cpuOf(x), 0), r: redis ? cpuOf(redis.pid) : 0, l: process.cpuUsage() }
             const t0 = performance.now()
             const r = await runLoad(load(svc.url, scenario, conns, durationS))
             const secs = (performance.now() - t0) / 1000
             const l = process.cpuUsage(s0.l)
             const cpu = {
-              proxy: (roles.proxy.reduce((n, x) => n + cpuSeconds(x), 0) - s0.p) / secs,
-              workers: (roles.workers.reduce((n, x) => n + cpuSeconds(x), 0) - s0.w) / secs,
-              redis: ((redis ? cpuSeconds(redis.pid) : 0) - s0.r) / secs,
+              proxy: (roles.proxy.reduce((n, x) => n + cpuOf(x), 0) - s0.p) / secs,
+              workers: (roles.workers.reduce((n, x) => n + cpuOf(x), 0) - s0.w) / secs,
+              redis: ((redis ? cpuOf(redis.pid) : 0) - s0.r) / secs,
               loadgen: (l.user + l.system) / 1e6 / secs,
             }
             samples.push({ build, store, scenario, r, cpu })

@@ -6,7 +6,7 @@
  * and writes perf/results/<date>-<commit>.{json,md,svg}. See docs/benchmarks.md.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { appendFileSync, existsSync, readFileSync } from 'node:fs'
+import { appendFileSync, existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join, relative, resolve } from 'node:path'
@@ -15,7 +15,7 @@ import { autocannonPost, autocannonRun, engineHello, engineHelloOpen, redisBench
 import { describeDamon, kdamonds, pauseDamon } from './lib/host.js'
 import { HttpConnection } from './lib/http-client.js'
 import { createQueues, openRequestRate, runLoad, standardLoad, type LoadOptions, type LoadResult } from './lib/load.js'
-import { hasBinary, killAll, redisCommand, redisInfo, redisLatency, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
+import { cpuSeconds, hasBinary, killAll, redisCommand, redisInfo, redisLatency, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
 import { ANCHOR_SCENARIOS, anchorRatios, REPORT_VERSION, renderMarkdown, renderSvg, type CpuUse, type Report, type ScenarioResult, type StoreResult, type TargetResult } from './lib/report.js'
 import { noisyMarkdown, runNoisy, type NoisyResult } from './lib/noisy.js'
 import { migrationMarkdown, runMigrationBench } from './lib/migration.js'
@@ -109,20 +109,6 @@ function baseLoad(ctx: Ctx, url: string, over: Partial<LoadOptions>): LoadOption
   return standardLoad(url, ctx.durationS, ctx.connections, { size: ctx.size, queues: ctx.queues, tenants: ctx.tenants, ...over })
 }
 
-/**
- * CPU seconds (user + system) of a process, from /proc, or with `children` those of its children
- * it has reaped (`cutime + cstime`); null when gone.
- */
-function cpuSeconds(pid: number, clkTck: number, children = false): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const at = children ? 13 : 11
-    return (Number(fields[at]) + Number(fields[at + 1])) / clkTck
-  } catch {
-    return null
-  }
-}
 
 interface CpuProbe {
   sample(): Map<string, number>

@@ -9,6 +9,7 @@
 import { defaultCatalogUri, openCatalog, type Pool } from '../catalog/index.js'
 import { Notifier } from './notify/notifier.js'
 import { DEFAULT_POOL, poolSocketPath, poolWorkerCount } from '../catalog/pools.js'
+import { resolveWorkers } from '../shared/auto-workers.js'
 import { redactUri } from '../shared/storage/registry.js'
 import { parseConfig } from '../shared/config.js'
 import { MissiveError } from '../shared/errors.js'
@@ -94,10 +95,13 @@ async function main(): Promise<void> {
     breakers.set(pool, [...(breakers.get(pool) ?? []), b])
     return b.driver
   }
+  // A number when the supervisor started this proxy (it decides "auto" once); resolved here
+  // otherwise, once, not at every catalog reload.
+  const defaultWorkers = resolveWorkers(config.workers, config.defaultPool).workers
   const connector: PoolConnector = {
-    key: (pool: Pool) => String(poolWorkerCount(pool, config.workers)),
+    key: (pool: Pool) => String(poolWorkerCount(pool, defaultWorkers)),
     open(pool: Pool): DataDriver[] {
-      const n = poolWorkerCount(pool, config.workers)
+      const n = poolWorkerCount(pool, defaultWorkers)
       const wake = watch(pool)
       if (n === 0) {
         const local = new EmbeddedPool(pool.name, pool.uri, { dataDir: config.dataDir, durability: config.durability }, log)

@@ -14,7 +14,7 @@
  * Redis on another host, Sentinel or Cluster, and wherever a core is spare.
  */
 import { availableParallelism } from 'node:os'
-import { isRedisUri, unixSocketParts } from './storage/redis-uri.js'
+import { isRedisUri, parseRedisUri, type RedisPoolOptions } from './storage/redis-uri.js'
 
 export type WorkersSetting = number | 'auto'
 
@@ -23,14 +23,18 @@ export const AUTO_MIN_CPUS_FOR_WORKER = 3
 
 /** True when `uri` is a plain Redis pool on this host: a loopback address or a Unix socket. */
 export function isLocalRedis(uri: string): boolean {
-  if (!isRedisUri(uri) || /^redis(\+sentinel|\+cluster|s):/i.test(uri) || /[?&]master=/.test(uri)) return false
-  if (/^redis:(?!\/\/)/i.test(uri) || /^redis:\/\/\//i.test(uri)) return unixSocketParts(uri) !== undefined
-  let host: string
+  if (!isRedisUri(uri)) return false
+  let o: RedisPoolOptions
   try {
-    host = new URL(uri).hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase()
+    // The pool's own parser (the durability given does not matter here): a URI it refuses is no
+    // pool at all, and the worker or the proxy reports why when it opens it.
+    o = parseRedisUri(uri, 'fast')
   } catch {
     return false
   }
+  if (o.sentinels !== undefined || o.cluster !== undefined) return false
+  if (o.path !== undefined) return true
+  const host = o.host.toLowerCase()
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 }
 

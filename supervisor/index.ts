@@ -198,6 +198,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
     if (!existsSync(entry)) throw new Error(`missing entry file ${entry} (is the build complete?)`)
   }
   // The default pool's workers, "auto" resolved for its URI on this host (shared/auto-workers.ts).
+  // Decided once, here: the children are handed the number (MISSIVE_RESOLVED_CONFIG below).
   const defaultWorkers = resolveWorkers(config.workers, config.defaultPool)
   if (config.workers === 'auto') log.info({ workers: defaultWorkers.workers, why: defaultWorkers.why }, 'workers for the default pool')
   // Fail early, with the config error, when the data directory is too long for sockets.
@@ -208,7 +209,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
 
   const base: NodeJS.ProcessEnv = {
     ...process.env,
-    MISSIVE_RESOLVED_CONFIG: JSON.stringify(config),
+    MISSIVE_RESOLVED_CONFIG: JSON.stringify({ ...config, workers: defaultWorkers.workers }),
     MISSIVE_CATALOG_URI: catalogUri,
   }
   // The proxy's, the workers' and the spare's Node flags (supervisor/node-flags.ts).
@@ -225,7 +226,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
       ? new SpareWorker(sibling('supervisor/spare'), { ...base, [SPARE_ENV]: '1' }, execArgv, log)
       : undefined
   const groups = new Map<string, PoolGroup>()
-  const groupKey = (pool: Pool): string => `${pool.uri}\n${poolWorkerCount(pool, config.workers)}`
+  const groupKey = (pool: Pool): string => `${pool.uri}\n${poolWorkerCount(pool, defaultWorkers.workers)}`
 
   const proxy = new ManagedChild(
     {
@@ -257,7 +258,7 @@ export async function runSupervisor(config: Config, log: Logger, opts: Superviso
 
   /** Forks the pool's workers; resolves when all are ready, rejects when one fails first. */
   const startGroup = (pool: Pool, useSpares = false): { group: PoolGroup; started: Promise<void> } => {
-    const n = poolWorkerCount(pool, config.workers)
+    const n = poolWorkerCount(pool, defaultWorkers.workers)
     if (n > 1 && pool.uri.startsWith('sqlite:')) {
       log.warn({ pool: pool.name, workers: n }, 'SQLite allows one writer: several workers on a SQLite pool contend for its lock')
     }

@@ -104,6 +104,21 @@ export function freePort(): Promise<number> {
   })
 }
 
+/**
+ * CPU seconds (user + system) of a process, from /proc, or with `children` those of its children
+ * it has reaped (`cutime + cstime`); null when gone.
+ */
+export function cpuSeconds(pid: number, clkTck: number, children = false): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const at = children ? 13 : 11
+    return (Number(fields[at]) + Number(fields[at + 1])) / clkTck
+  } catch {
+    return null
+  }
+}
+
 /** Environment for children: no loader flags from a test runner (tsx, tap) leak in. */
 export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra }
