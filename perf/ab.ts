@@ -25,7 +25,7 @@ import { createQueues, runLoad, standardLoad, type LoadOptions, type LoadResult 
 import { awaitHttp, capture, cleanEnv, cpuSeconds, freePort, missiveRoles, startRedis, stopChild, track, type RedisService } from './lib/procs.js'
 
 const FLAGS: FlagSpec[] = [
-  { name: 'builds', type: 'list', default: ['.'], help: 'repository roots to compare (each with a built dist/), first is A; `root+NAME=value` adds a MISSIVE_* setting for that build (e.g. `.+MISSIVE_DURABILITY=fast`), `root+--flag` a Node flag for its processes (e.g. `.+--max-semi-space-size=64`)' },
+  { name: 'builds', type: 'list', default: ['.'], help: 'repository roots to compare (each with a built dist/), first is A; `root+NAME=value` adds a MISSIVE_* setting for that build (e.g. `.+MISSIVE_DURABILITY=fast`), `root+--flag` a Node flag for its processes (e.g. `.+--max-semi-space-size=64`), `root+redis:name=value` a directive for its redis-server after the shipped config (e.g. `.+redis:rdbcompression=no`)' },
   { name: 'scenarios', type: 'list', default: ['post1', 'post10', 'mixed'], help: 'post1, post10, mixed, consume (claim 10 + bulk delete of what the scenarios before it posted: put it after post10), q1 and many (post 10 on 1 queue, and on 10,000 queues created first: T7)' },
   { name: 'stores', type: 'list', default: ['sqlite'], help: 'sqlite, redis, redis-socket (the same Redis pool reached over a Unix socket: `redis:/path`)' },
   { name: 'duration', type: 'number', default: 4, help: 'seconds per scenario' },
@@ -124,7 +124,10 @@ async function main(): Promise<void> {
   const builds = a.builds as string[]
   const rootOf = (b: string): string => resolve(b.split('+')[0]!)
   const envOf = (b: string): Record<string, string> =>
-    Object.fromEntries(b.split('+').slice(1).filter((kv) => !kv.startsWith('--')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
+    Object.fromEntries(b.split('+').slice(1).filter((kv) => !kv.startsWith('--') && !kv.startsWith('redis:')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
+  // Directives for that build's redis-server, after the shipped config: `redis:name=value`.
+  const redisArgsOf = (b: string): string[] =>
+    b.split('+').slice(1).filter((kv) => kv.startsWith('redis:')).flatMap((kv) => [`--${kv.slice(6, kv.indexOf('='))}`, kv.slice(kv.indexOf('=') + 1)])
   // Node flags of `missive serve`, which the supervisor passes on to the proxy and the workers.
   const nodeFlagsOf = (b: string): string[] => b.split('+').slice(1).filter((kv) => kv.startsWith('--'))
   const scenarios = a.scenarios as string[]
@@ -149,7 +152,7 @@ async function main(): Promise<void> {
           if (store === 'redis' || store === 'redis-socket') {
             await mkdir(join(dir, 'redis'))
             const unixSocket = store === 'redis-socket'
-            redis = await startRedis({ dir: join(dir, 'redis'), appendfsync: 'everysec', unixSocket })
+            redis = await startRedis({ dir: join(dir, 'redis'), appendfsync: 'everysec', unixSocket, extra: redisArgsOf(build) })
             pool = unixSocket ? redis.socketUrl! : redis.url
             env.MISSIVE_DURABILITY = 'fast'
             env.MISSIVE_WORKERS = '1'

@@ -335,12 +335,13 @@ export interface RedisService extends Service {
  * `redis-fast.conf`: AOF settings, rewrite thresholds, no RDB snapshots), so the bench measures
  * what operators run; only port, bind address, directory and logging are overridden. Without
  * `appendfsync`, persistence is off (ceilings, the "no persistence" comparison). `appendfsync: 'no'`
- * is AOF without fsync on the fast config.
+ * is AOF without fsync on the fast config. `extra`: more command-line directives, applied last
+ * (perf/ab.ts compares configurations with them).
  */
-export async function startRedis(opts: { dir: string; appendfsync?: 'always' | 'everysec' | 'no'; unixSocket?: boolean }): Promise<RedisService> {
+export async function startRedis(opts: { dir: string; appendfsync?: 'always' | 'everysec' | 'no'; unixSocket?: boolean; extra?: string[] }): Promise<RedisService> {
   const port = await freePort()
   const socket = join(opts.dir, 'redis.sock')
-  const extra = opts.unixSocket ? ['--unixsocket', socket, '--unixsocketperm', '700'] : []
+  const extra = [...(opts.unixSocket ? ['--unixsocket', socket, '--unixsocketperm', '700'] : []), ...(opts.extra ?? [])]
   const { child, output } = spawnRedis(redisServerArgs({ port, dir: opts.dir, appendfsync: opts.appendfsync, shippedConfig: true, extra }))
   track(child, false)
   const version = /v=(\S+)/.exec(spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? 'unknown'
