@@ -18,6 +18,7 @@ import { createQueues, openRequestRate, runLoad, standardLoad, type LoadOptions,
 import { cpuSeconds, hasBinary, killAll, redisCommand, redisInfo, redisLatency, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
 import { ANCHOR_SCENARIOS, anchorRatios, REPORT_VERSION, renderMarkdown, renderSvg, type CpuUse, type Report, type ScenarioResult, type StoreResult, type TargetResult } from './lib/report.js'
 import { noisyMarkdown, runNoisy, type NoisyResult } from './lib/noisy.js'
+import { Pacer } from './lib/pacer.js'
 import { migrationMarkdown, runMigrationBench } from './lib/migration.js'
 import { round } from './lib/stats.js'
 import { ZaqarRequests } from './lib/zaqar.js'
@@ -284,8 +285,47 @@ async function runNoisyStore(ctx: Ctx, setup: StoreSetup, backlog: number, durat
   }
 }
 
-async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
+/**
+ * How a suite keeps step with Zaqar's (perf/lib/pacer.ts): the anchor's suite takes its turns
+ * from `anchor`; the leading Missive store pairs each compared scenario through `lead`, then
+ * releases the anchor and waits for it to stop (`anchorRun`) before its other scenarios.
+ */
+interface Pacing {
+  anchor?: Pacer
+  lead?: { pacer: Pacer; anchorRun: Promise<StoreResult> }
+}
+
+/** Resolves once no AOF rewrite runs or waits on this Redis (at most `maxMs`); the ms it waited. */
+async function aofQuiet(port: number, maxMs = 20_000): Promise<number> {
+  const t0 = performance.now()
+  while (performance.now() - t0 < maxMs) {
+    const i = await redisInfo(port).catch(() => null)
+    if (i === null || (i.get('aof_rewrite_in_progress') !== '1' && i.get('aof_rewrite_scheduled') !== '1')) break
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return performance.now() - t0
+}
+
+async function runStore(ctx: Ctx, setup: StoreSetup, pacing: Pacing = {}): Promise<StoreResult> {
   const result: StoreResult = { store: setup.name, pool: '', available: false, config: {}, scenarios: [] }
+  const { anchor, lead } = pacing
+  /** Anchor: waits for the leader to have run `id`. */
+  const turn = async (id: string): Promise<void> => {
+    if (anchor) await anchor.turn(id)
+  }
+  /**
+   * Leader: Zaqar runs `id` now. Its window must not share the machine with this pool's AOF
+   * rewrite (a child Redis forks after a scenario that grew the log), so that ends first.
+   */
+  const pair = async (id: string): Promise<void> => {
+    if (!lead) return
+    const port = current?.redis?.port
+    if (port !== undefined) {
+      const waited = await aofQuiet(port)
+      if (waited > 500) log(`${setup.name}: waited ${(waited / 1000).toFixed(1)} s for the AOF rewrite before Zaqar's ${id}`)
+    }
+    await lead.pacer.pair(id)
+  }
   let current: { svc: MissiveService; redis: RedisService | null } | null = null
   const stopCurrent = async (): Promise<void> => {
     if (current === null) return
@@ -381,9 +421,15 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
     const full = !ctx.quick && !ctx.openOnly && setup.anchor !== true
     if (!ctx.openOnly) {
       let stock = 0
+      await turn('post1')
       const post1 = await run('post1', 'post, 1 msg/request', { producers: conns, batch: 1 })
+      anchor?.done('post1')
+      await pair('post1')
       stock += post1.result.msgsInPerS * post1.result.seconds
+      await turn('post10')
       const post10 = await run('post10', 'post, 10 msgs/request', { producers: conns, batch: 10 })
+      anchor?.done('post10')
+      await pair('post10')
       stock += post10.result.msgsInPerS * post10.result.seconds
 
       if (full) {
@@ -411,16 +457,27 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
         stock += r.msgsInPerS * r.seconds
       }
       const consumeEstimate = Math.max(post10.result.msgsInPerS, 2000) * d * 1.3
+      await turn('consume-bulk')
       await prefill(consumeEstimate)
       const cb = await run('consume-bulk', 'consume: claim 10 + bulk delete', { consumers: conns, claimLimit: 10, deleteMode: 'bulk' })
+      anchor?.done('consume-bulk')
+      await pair('consume-bulk')
       stock -= cb.result.msgsOutPerS * cb.result.seconds
       if (full) {
         await prefill(Math.max(cb.result.msgsOutPerS, 2000) * d * 1.3)
         const cs = await run('consume-single', 'consume: claim 10 + delete each', { consumers: conns, claimLimit: 10, deleteMode: 'single' })
         stock -= cs.result.msgsOutPerS * cs.result.seconds
       }
+      await turn('mixed')
       const mixed = await run('mixed', `mixed: ${half} producers + ${conns - half} consumers, batches of 10`, { producers: half, consumers: conns - half })
+      anchor?.done('mixed')
+      await pair('mixed')
       stock += (mixed.result.msgsInPerS - mixed.result.msgsOutPerS) * mixed.result.seconds
+    }
+    if (lead) {
+      // Zaqar has run what it is compared on: it stops before this suite goes on.
+      lead.pacer.finish()
+      await lead.anchorRun
     }
 
     for (const rate of setup.anchor ? [] : ctx.rates) {
@@ -502,6 +559,8 @@ async function runStore(ctx: Ctx, setup: StoreSetup): Promise<StoreResult> {
     ctx.notes.push(`${setup.name}: the suite stopped early: ${(err as Error).message}`)
   } finally {
     await stopCurrent()
+    anchor?.close()
+    lead?.pacer.finish()
   }
   return result
 }
@@ -896,16 +955,43 @@ async function main(): Promise<void> {
       ceilings.redis.reason = 'redis-server is not installed'
     }
 
-    for (const setup of storeSetups(ctx, (a.stores as string[]) ?? [])) {
+    const setups = storeSetups(ctx, (a.stores as string[]) ?? [])
+    // Zaqar runs in step with one Missive store (perf/lib/pacer.ts): the Redis pool, which the
+    // targets are measured on, else the first store. Its result is reported last, as before.
+    const anchorSetup = openOnly ? undefined : setups.find((x) => x.anchor === true)
+    const leader = anchorSetup ? (setups.find((x) => x.name === 'redis') ?? setups.find((x) => x.anchor !== true)) : undefined
+    let anchorRun: Promise<StoreResult> | null = null
+    for (const setup of setups) {
       if (openOnly && setup.anchor === true) {
         stores.push({ store: setup.name, pool: '', available: false, reason: 'Zaqar runs the closed-loop scenarios only; not with --only open', config: {}, scenarios: [] })
         continue
       }
-      stores.push(await runStore(ctx, setup))
+      if (setup === anchorSetup && leader) continue
+      if (setup === leader && anchorSetup) {
+        const pacer = new Pacer()
+        // Zaqar starts (and smoke-tests) first, so its start-up shares no measured window.
+        anchorRun = runStore(ctx, anchorSetup, { anchor: pacer })
+        await pacer.ready
+        stores.push(await runStore(ctx, setup, { lead: { pacer, anchorRun } }))
+      } else {
+        stores.push(await runStore(ctx, setup))
+      }
       if (!quick && !openOnly && setup.anchor !== true) {
         const r = await runNoisyStore(ctx, setup, noisyBacklog, noisyDuration, noisyBatch, noisyAttackRate)
         if ('error' in r) ctx.notes.push(`${setup.name}: noisy neighbour not measured: ${r.error}`)
         else noisy.push({ store: setup.name, result: r })
+      }
+    }
+
+    if (anchorRun) {
+      const z = await anchorRun
+      stores.push(z)
+      if (z.available) {
+        ctx.notes.push(
+          `Zaqar ran in step with the ${leader!.name} store: each scenario compared with it ran on Zaqar right after it ran on Missive's ${leader!.name} pool ` +
+            "(once any AOF rewrite of that pool's Redis had ended), so those ratios compare windows seconds apart on a machine whose speed drifts within minutes; " +
+            'the other stores ran before it.',
+        )
       }
     }
 
