@@ -973,6 +973,8 @@ async function main(): Promise<void> {
         anchorRun = runStore(ctx, anchorSetup, { anchor: pacer })
         await pacer.ready
         stores.push(await runStore(ctx, setup, { lead: { pacer, anchorRun } }))
+        // Had the suite stopped early, Zaqar ran the rest unpaired: nothing may overlap it.
+        await anchorRun
       } else {
         stores.push(await runStore(ctx, setup))
       }
