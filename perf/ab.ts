@@ -50,6 +50,27 @@ const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).s
 /** CPU seconds of a process (perf/lib/procs.ts), 0 once it is gone. */
 const cpuOf = (pid: number): number => cpuSeconds(pid, CLK_TCK) ?? 0
 
+/**
+ * A `--builds` entry, `root+part+part…`: each part is a Node flag (`--flag`) of `missive serve`,
+ * which the supervisor passes on to the proxy and the workers; a directive for that build's
+ * redis-server after the shipped config (`redis:name=value`); or a setting (`NAME=value`).
+ */
+function parseBuild(spec: string): { root: string; env: Record<string, string>; redisArgs: string[]; nodeFlags: string[] } {
+  const [root, ...parts] = spec.split('+')
+  const out = { root: resolve(root!), env: {} as Record<string, string>, redisArgs: [] as string[], nodeFlags: [] as string[] }
+  for (const part of parts) {
+    if (part.startsWith('--')) {
+      out.nodeFlags.push(part)
+      continue
+    }
+    const eq = part.indexOf('=')
+    const [name, value] = [part.slice(0, eq), part.slice(eq + 1)]
+    if (name.startsWith('redis:')) out.redisArgs.push(`--${name.slice('redis:'.length)}`, value)
+    else out.env[name] = value
+  }
+  return out
+}
+
 async function startBuild(root: string, env: Record<string, string>, nodeArgs: string[]) {
   const port = await freePort()
   const entry = join(root, 'dist/bin/missive.js')
@@ -122,14 +143,11 @@ async function main(): Promise<void> {
     return
   }
   const builds = a.builds as string[]
-  const rootOf = (b: string): string => resolve(b.split('+')[0]!)
-  const envOf = (b: string): Record<string, string> =>
-    Object.fromEntries(b.split('+').slice(1).filter((kv) => !kv.startsWith('--') && !kv.startsWith('redis:')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
-  // Directives for that build's redis-server, after the shipped config: `redis:name=value`.
-  const redisArgsOf = (b: string): string[] =>
-    b.split('+').slice(1).filter((kv) => kv.startsWith('redis:')).flatMap((kv) => [`--${kv.slice(6, kv.indexOf('='))}`, kv.slice(kv.indexOf('=') + 1)])
-  // Node flags of `missive serve`, which the supervisor passes on to the proxy and the workers.
-  const nodeFlagsOf = (b: string): string[] => b.split('+').slice(1).filter((kv) => kv.startsWith('--'))
+  const specs = new Map(builds.map((b) => [b, parseBuild(b)]))
+  const rootOf = (b: string): string => specs.get(b)!.root
+  const envOf = (b: string): Record<string, string> => specs.get(b)!.env
+  const redisArgsOf = (b: string): string[] => specs.get(b)!.redisArgs
+  const nodeFlagsOf = (b: string): string[] => specs.get(b)!.nodeFlags
   const scenarios = a.scenarios as string[]
   const stores = a.stores as string[]
   const rounds = a.rounds as number

@@ -309,22 +309,25 @@ async function aofQuiet(port: number, maxMs = 20_000): Promise<number> {
 async function runStore(ctx: Ctx, setup: StoreSetup, pacing: Pacing = {}): Promise<StoreResult> {
   const result: StoreResult = { store: setup.name, pool: '', available: false, config: {}, scenarios: [] }
   const { anchor, lead } = pacing
-  /** Anchor: waits for the leader to have run `id`. */
-  const turn = async (id: string): Promise<void> => {
-    if (anchor) await anchor.turn(id)
-  }
   /**
-   * Leader: Zaqar runs `id` now. Its window must not share the machine with this pool's AOF
-   * rewrite (a child Redis forks after a scenario that grew the log), so that ends first.
+   * A scenario compared with Zaqar (`body`: its run, with any prefill). The anchor runs it on its
+   * turn, once the leader has; the leader then lets Zaqar run it, but only after this pool's AOF
+   * rewrite (a child Redis forks after a scenario that grew the log) has ended: Zaqar's window
+   * must not share the machine with it.
    */
-  const pair = async (id: string): Promise<void> => {
-    if (!lead) return
-    const port = current?.redis?.port
-    if (port !== undefined) {
-      const waited = await aofQuiet(port)
-      if (waited > 500) log(`${setup.name}: waited ${(waited / 1000).toFixed(1)} s for the AOF rewrite before Zaqar's ${id}`)
+  const compared = async <T>(id: string, body: () => Promise<T>): Promise<T> => {
+    if (anchor) await anchor.turn(id)
+    const out = await body()
+    anchor?.done(id)
+    if (lead) {
+      const port = current?.redis?.port
+      if (port !== undefined) {
+        const waited = await aofQuiet(port)
+        if (waited > 500) log(`${setup.name}: waited ${(waited / 1000).toFixed(1)} s for the AOF rewrite before Zaqar's ${id}`)
+      }
+      await lead.pacer.pair(id)
     }
-    await lead.pacer.pair(id)
+    return out
   }
   let current: { svc: MissiveService; redis: RedisService | null } | null = null
   const stopCurrent = async (): Promise<void> => {
@@ -421,15 +424,9 @@ async function runStore(ctx: Ctx, setup: StoreSetup, pacing: Pacing = {}): Promi
     const full = !ctx.quick && !ctx.openOnly && setup.anchor !== true
     if (!ctx.openOnly) {
       let stock = 0
-      await turn('post1')
-      const post1 = await run('post1', 'post, 1 msg/request', { producers: conns, batch: 1 })
-      anchor?.done('post1')
-      await pair('post1')
+      const post1 = await compared('post1', () => run('post1', 'post, 1 msg/request', { producers: conns, batch: 1 }))
       stock += post1.result.msgsInPerS * post1.result.seconds
-      await turn('post10')
-      const post10 = await run('post10', 'post, 10 msgs/request', { producers: conns, batch: 10 })
-      anchor?.done('post10')
-      await pair('post10')
+      const post10 = await compared('post10', () => run('post10', 'post, 10 msgs/request', { producers: conns, batch: 10 }))
       stock += post10.result.msgsInPerS * post10.result.seconds
 
       if (full) {
@@ -457,21 +454,17 @@ async function runStore(ctx: Ctx, setup: StoreSetup, pacing: Pacing = {}): Promi
         stock += r.msgsInPerS * r.seconds
       }
       const consumeEstimate = Math.max(post10.result.msgsInPerS, 2000) * d * 1.3
-      await turn('consume-bulk')
-      await prefill(consumeEstimate)
-      const cb = await run('consume-bulk', 'consume: claim 10 + bulk delete', { consumers: conns, claimLimit: 10, deleteMode: 'bulk' })
-      anchor?.done('consume-bulk')
-      await pair('consume-bulk')
+      const cb = await compared('consume-bulk', async () => {
+        await prefill(consumeEstimate)
+        return run('consume-bulk', 'consume: claim 10 + bulk delete', { consumers: conns, claimLimit: 10, deleteMode: 'bulk' })
+      })
       stock -= cb.result.msgsOutPerS * cb.result.seconds
       if (full) {
         await prefill(Math.max(cb.result.msgsOutPerS, 2000) * d * 1.3)
         const cs = await run('consume-single', 'consume: claim 10 + delete each', { consumers: conns, claimLimit: 10, deleteMode: 'single' })
         stock -= cs.result.msgsOutPerS * cs.result.seconds
       }
-      await turn('mixed')
-      const mixed = await run('mixed', `mixed: ${half} producers + ${conns - half} consumers, batches of 10`, { producers: half, consumers: conns - half })
-      anchor?.done('mixed')
-      await pair('mixed')
+      const mixed = await compared('mixed', () => run('mixed', `mixed: ${half} producers + ${conns - half} consumers, batches of 10`, { producers: half, consumers: conns - half }))
       stock += (mixed.result.msgsInPerS - mixed.result.msgsOutPerS) * mixed.result.seconds
     }
     if (lead) {
