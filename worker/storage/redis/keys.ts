@@ -14,7 +14,8 @@
  * |---------------------|------|----------------------------------------------------------------|
  * | `missive:q:T`       | HASH | queue record: `meta` (JSON text), `seq` (last sequence number), |
  * |                     |      | `created`, and pre-parsed reserved metadata the scripts read:   |
- * |                     |      | `maxpost`, `ttl`, `delay`, `dlq`, `dlqmax`, `dlqttl`             |
+ * |                     |      | `maxpost`, `ttl`, `delay`, `dlq`, `dlqmax`, `dlqttl`; the expiry |
+ * |                     |      | marks' `el`, `emax`, `em`, `eb`, `ec`                            |
  * | `missive:m:T`       | HASH | message id → record, a cmsgpack array: seq, created, ttl,       |
  * |                     |      | expires, visible, claim count, claim id, claim expiry, client   |
  * |                     |      | id, body (one HSET per post batch, not a hash per message)      |
@@ -22,7 +23,11 @@
  * | `missive:r:T`       | ZSET | ready (visible, unclaimed), score = seq: what claims take       |
  * | `missive:d:T`       | ZSET | delayed, score = visible-at (ms)                               |
  * | `missive:i:T`       | ZSET | in flight (claimed), score = claim expiry (ms)                 |
- * | `missive:e:T`       | ZSET | every message, score = expiry (ms): exact totals, GC            |
+ * | `missive:e:T`       | ZSET | messages the expiry marks do not cover, score = expiry (ms)     |
+ * | `missive:s:T`       | ZSET | the same messages as `e`, score = seq                          |
+ * | `missive:t:T`       | ZSET | expiry marks: member = the last seq of a run of messages posted |
+ * |                     |      | in order with one expiry, score = that expiry (ms). With `e`    |
+ * |                     |      | and `s`: exact totals and GC (lua/lib.lua, "Expiry marks")      |
  * | `missive:c:T`       | HASH | claim id → claim record (cmsgpack: ttl, expires, updated, ids)  |
  * | `missive:x:T`       | ZSET | claim id, score = claim expiry (ms): GC of claims               |
  * | `missive:f:T`       | HASH | a migration's fence on the queue (absent: none): `state`,        |
@@ -75,7 +80,7 @@ export function unescapePart(s: string): string {
 /** The queue's identity inside the hash tag: `<escaped project>/<escaped queue>`. */
 export const queueTag = (ref: QueueRef): string => `${escapePart(ref.project)}/${escapePart(ref.queue)}`
 
-/** The eleven keys of one queue, in the order every queue script takes them (lua/lib.lua). */
+/** The thirteen keys of one queue, in the order every queue script takes them (lua/lib.lua). */
 export interface QueueKeys {
   readonly q: string
   readonly m: string
@@ -90,9 +95,13 @@ export interface QueueKeys {
   readonly f: string
   /** The migration journal. */
   readonly j: string
-  /** The same eleven keys as a KEYS array. */
+  /** Messages the expiry marks do not cover, by seq (lua/lib.lua, "Expiry marks"). */
+  readonly s: string
+  /** The expiry marks: a seq per run of covered messages, score = their expiry. */
+  readonly t: string
+  /** The same thirteen keys as a KEYS array. */
   readonly list: readonly string[]
-  /** The listeners' mark (lua/listenQueue.lua): not one of the eleven, read by posts only. */
+  /** The listeners' mark (lua/listenQueue.lua): not one of the thirteen, read by posts only. */
   readonly l: string
   /** `list` and `l`: the KEYS of the scripts that read or write the mark. */
   readonly listening: readonly string[]
@@ -120,10 +129,10 @@ let ringNext = 0
 export function buildKeys(ref: QueueRef): QueueKeys {
   const tag = queueTag(ref)
   const k = (kind: string): string => `${PREFIX}${kind}:{${tag}}`
-  const q = k('q'), m = k('m'), a = k('a'), r = k('r'), d = k('d'), i = k('i'), e = k('e'), c = k('c'), x = k('x'), f = k('f'), j = k('j'), l = k('l')
-  const list = [q, m, a, r, d, i, e, c, x, f, j]
+  const q = k('q'), m = k('m'), a = k('a'), r = k('r'), d = k('d'), i = k('i'), e = k('e'), c = k('c'), x = k('x'), f = k('f'), j = k('j'), s = k('s'), t = k('t'), l = k('l')
+  const list = [q, m, a, r, d, i, e, c, x, f, j, s, t]
   // Frozen: one object is shared by every call on the queue.
-  return Object.freeze({ q, m, a, r, d, i, e, c, x, f, j, list: Object.freeze(list), l, listening: Object.freeze([...list, l]), tag })
+  return Object.freeze({ q, m, a, r, d, i, e, c, x, f, j, s, t, list: Object.freeze(list), l, listening: Object.freeze([...list, l]), tag })
 }
 
 /** The keys of `ref`, all carrying the hash tag `{<escaped project>/<escaped queue>}` (cached). */

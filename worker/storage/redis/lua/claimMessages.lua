@@ -9,9 +9,9 @@
   when that queue is in this pool; with ARGV[3] = '1' a DLQ other than ARGV[2] is not filled here:
   its due messages stay in the queue (back in the ready index, unclaimed) and are reported, at
   most DUE_MAX per call, for the proxy to move across pools (docs/pools.md).
-  KEYS: [1..11] the eleven keys of the queue; [12..22] the eleven keys of its dead-letter queue, when
+  KEYS: [1..13] the thirteen keys of the queue; [14..26] the thirteen keys of its dead-letter queue, when
         the driver believes it has one (same project, so the same Redis on a standalone server);
-        with ARGV[3] = '2' (a Redis Cluster pool), [12] the queue's dead-letter outbox instead.
+        with ARGV[3] = '2' (a Redis Cluster pool), [14] the queue's dead-letter outbox instead.
   ARGV: [1] now (ms)  [2] the dead-letter queue name the driver has keys for ('' none)
         [3] '1': defer any other DLQ (the proxy checked ARGV[2] is local), '0': the driver's guess,
             '2': a Cluster pool (the DLQ is in another slot): messages due for the DLQ ARGV[2] (or,
@@ -85,6 +85,7 @@ local function dead_letter(id, rec)
   redis.call('ZADD', dk.a, seq, id)
   redis.call('ZADD', dk.r, seq, id)
   redis.call('ZADD', dk.e, expires, id)
+  redis.call('ZADD', dk.s, seq, id)
   dlqMoved = dlqMoved + 1
 end
 
@@ -107,7 +108,9 @@ for _ = 1, nreq do
   local cexps, extExps = int(cexp), int(extExp)
   -- Reply TTLs as text, by TTL (int_by: once per distinct TTL, not per message).
   local ttls = {}
-  local msgs, recs, inflight, exts, taken, dead = {}, {}, {}, {}, {}, {}
+  -- exts / extseqs: the messages whose expiry the claim extends, for e and s (lib.lua, "Expiry
+  -- marks": the marks no longer cover them).
+  local msgs, recs, inflight, exts, extseqs, taken, dead = {}, {}, {}, {}, {}, {}, {}
   while #msgs < limit and #due < DUE_MAX and examined < CLAIM_SCAN do
     local ids, past
     ids, past, rc = next_ready(k, rc, upto, math.min(limit - #msgs, CLAIM_SCAN - examined))
@@ -147,6 +150,8 @@ for _ = 1, nreq do
               rec[R_EXPIRES] = extExp
               exts[#exts + 1] = extExps
               exts[#exts + 1] = id
+              extseqs[#extseqs + 1] = int(rec[R_SEQ])
+              extseqs[#extseqs + 1] = id
             end
             recs[#recs + 1] = id
             recs[#recs + 1] = encode(rec)
@@ -166,7 +171,7 @@ for _ = 1, nreq do
   else
     call_chunked('HSET', k.m, recs, CHUNK * 2)
     call_chunked('ZADD', k.i, inflight, CHUNK * 2)
-    if #exts > 0 then call_chunked('ZADD', k.e, exts, CHUNK * 2) end
+    uncover(k, exts, extseqs)
     redis.call('HSET', k.c, cid, encode({ ttl, cexp, now, taken }))
     redis.call('ZADD', k.x, cexps, cid)
     local res = { cid }

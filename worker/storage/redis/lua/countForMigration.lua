@@ -1,12 +1,12 @@
 --[[
   countForMigration: the queue's unexpired messages, fences ignored (what stats' total says).
-  KEYS: the eleven keys of the queue (lib.lua); reads q, e.
+  KEYS: the thirteen keys of the queue (lib.lua); reads q, a, e, s, t.
   ARGV: [1] now (ms)
   Returns: the count.
   Errors: none.
 ]]
 local k = queue_keys(0)
 if redis.call('EXISTS', k.q) == 0 then return 0 end
-local total = redis.call('ZCOUNT', k.e, '(' .. ARGV[1], '+inf') - (tonumber(redis.call('HGET', k.q, 'stagen')) or 0)
+local total = live_count(k, tonumber(ARGV[1])) - (tonumber(redis.call('HGET', k.q, 'stagen')) or 0)
 if total < 0 then return 0 end
 return total

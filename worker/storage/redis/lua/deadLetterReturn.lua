@@ -4,7 +4,7 @@
   now): each goes back from the outbox into the queue as it was (same id and seq, unclaimed,
   visible), for the proxy to move wherever the DLQ is (the claim reports them, docs/pools.md).
   Messages of a queue deleted meanwhile are dropped with it.
-  KEYS: [1..11] the eleven keys of the queue; [12] its outbox.
+  KEYS: [1..13] the thirteen keys of the queue; [14] its outbox.
   ARGV: [1] now (ms), then the ids.
   Returns: the ids put back.
   Errors: none raised.
@@ -26,6 +26,7 @@ for p = 2, #ARGV do
       redis.call('ZADD', k.a, m.s, id)
       redis.call('ZADD', k.r, m.s, id)
       redis.call('ZADD', k.e, m.x, id)
+      redis.call('ZADD', k.s, m.s, id)
       back[#back + 1] = id
     end
   end

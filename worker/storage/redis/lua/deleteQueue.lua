@@ -3,7 +3,7 @@
   in the background, the call stays O(number of keys)).
   The migration fence and journal (f, j) stay: a fence outlives the queue's data; under a
   journal fence the delete is journalled as a reset.
-  KEYS: the eleven keys of the queue (lib.lua).
+  KEYS: the thirteen keys of the queue (lib.lua).
   ARGV: none.
   Returns: 1 if the queue existed, else 0; MOVED (lib.lua, fence_check) when fenced.
   Errors: none.
@@ -12,6 +12,6 @@ local k = queue_keys(0)
 local moved, journalled = fence_check(k)
 if moved then return moved end
 local existed = redis.call('EXISTS', KEYS[1])
-redis.call('UNLINK', unpack(KEYS, 1, 9))
+redis.call('UNLINK', k.q, k.m, k.a, k.r, k.d, k.i, k.e, k.c, k.x, k.s, k.t)
 if journalled and existed == 1 then redis.call('HSET', k.f, 'reset', 1) end
 return existed

@@ -4,7 +4,7 @@
   the call stays O(number of keys)). A `moved` fence stays as the tombstone, its journal gone;
   an `importing` fence goes with the data. Idempotency keys are left to expire with their window
   (PX): they are not enumerable without a scan.
-  KEYS: the eleven keys of the queue (lib.lua).
+  KEYS: the thirteen keys of the queue (lib.lua).
   ARGV: [1] token
   Returns: { 'OK' } or { 'CONFLICT', state, token, to } ({ 'CONFLICT' } when there is no fence).
   Errors: none.
@@ -13,7 +13,7 @@ local k = queue_keys(0)
 local cur = redis.call('HMGET', k.f, 'state', 'token', 'to')
 if not cur[1] then return { 'CONFLICT' } end
 if cur[2] ~= ARGV[1] or cur[1] == 'journal' then return { 'CONFLICT', cur[1], cur[2], cur[3] } end
-redis.call('UNLINK', k.q, k.m, k.a, k.r, k.d, k.i, k.e, k.c, k.x, k.j)
+redis.call('UNLINK', k.q, k.m, k.a, k.r, k.d, k.i, k.e, k.c, k.x, k.j, k.s, k.t)
 if cur[1] == 'importing' then
   redis.call('UNLINK', k.f)
 else

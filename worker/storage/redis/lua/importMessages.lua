@@ -6,7 +6,7 @@
   has its mutable state replaced and keeps its place), claims (replacing one of the same id; a
   claim's message list gains the imported messages that name it), removals (of messages, and of
   claims: a released claim is journalled under its own id).
-  KEYS: the eleven keys of the queue (lib.lua).
+  KEYS: the thirteen keys of the queue (lib.lua).
   ARGV: [1] now (ms)  [2] token  [3] reset ('1'|'0')  [4] '1' when metadata follows
         [5] metadata JSON text  [6..11] maxpost, ttl, delay, dlq, dlqmax, dlqttl ('' absent)
         [12] number of records, then per record: id, created, ttl, expires, visible, claimCount,
@@ -23,7 +23,12 @@ local cur = redis.call('HMGET', k.f, 'state', 'token', 'to')
 if not cur[1] then return { 'CONFLICT' } end
 if cur[2] ~= ARGV[2] or cur[1] ~= 'importing' then return { 'CONFLICT', cur[1], cur[2], cur[3] } end
 if ARGV[3] == '1' then
-  redis.call('UNLINK', k.m, k.a, k.r, k.d, k.i, k.e, k.c, k.x)
+  redis.call('UNLINK', k.m, k.a, k.r, k.d, k.i, k.e, k.c, k.x, k.s, k.t)
+  -- The expiry marks (lib.lua) start afresh on the emptied copy.
+  if redis.call('EXISTS', k.q) == 1 then
+    redis.call('HDEL', k.q, 'emax', 'em', 'eb', 'ec')
+    redis.call('HSET', k.q, 'el', '1')
+  end
 end
 local created = 0
 local names = { 'maxpost', 'ttl', 'delay', 'dlq', 'dlqmax', 'dlqttl' }
@@ -61,7 +66,10 @@ for i = 1, #order do
 end
 local nextseq = 0
 if nnew > 0 then nextseq = redis.call('HINCRBY', k.q, 'seq', nnew) - nnew end
-local stale, recs, alls, exps, readys, delays, inflight = {}, {}, {}, {}, {}, {}, {}
+local stale, recs, alls, readys, delays, inflight = {}, {}, {}, {}, {}, {}
+-- Expiries (lib.lua, "Expiry marks"): a new message is covered by the marks as a post's would
+-- be; a held one whose state is replaced goes to e and s, its expiry may have moved.
+local acc = new_acc(false, redis.call('HMGET', k.q, 'el', 'emax', 'em'))
 for i = 1, #order do
   local id = order[i]
   local q = last[id]
@@ -83,8 +91,13 @@ for i = 1, #order do
   end
   recs[#recs + 1] = id
   recs[#recs + 1] = encode({ seq, created_at, ttl, expires, visible, cc, claim, cexp, client, body })
-  exps[#exps + 1] = expires
-  exps[#exps + 1] = id
+  if held[i] then
+    local n = #acc.exp
+    acc.exp[n + 1], acc.exp[n + 2] = int(expires), id
+    acc.sq[n + 1], acc.sq[n + 2] = int(seq), id
+  else
+    place_expiry(acc, id, int(seq), expires, int(expires))
+  end
   -- Indexed as a post, a claim or a delay would have left it (lib.lua: exactly one of r / d / i).
   if claim ~= '' and cexp > now then
     inflight[#inflight + 1] = cexp
@@ -112,7 +125,7 @@ end
 local pairstep = CHUNK * 2
 if #alls > 0 then call_chunked('ZADD', k.a, alls, pairstep) end
 if #recs > 0 then call_chunked('HSET', k.m, recs, pairstep) end
-if #exps > 0 then call_chunked('ZADD', k.e, exps, pairstep) end
+write_expiries(k, acc, {})
 if #readys > 0 then call_chunked('ZADD', k.r, readys, pairstep) end
 if #delays > 0 then call_chunked('ZADD', k.d, delays, pairstep) end
 if #inflight > 0 then call_chunked('ZADD', k.i, inflight, pairstep) end

@@ -3,8 +3,9 @@
   the top-level definitions of this file it uses in front of it (scripts.ts, `libFor`), so every
   definition here starts at the margin with `local`. Defines no script of its own.
 
-  Every queue script takes the eleven keys of one queue, in the order keys.ts builds them:
+  Every queue script takes the thirteen keys of one queue, in the order keys.ts builds them:
     KEYS[1] q  HASH  queue record: meta (JSON text), seq, created, rc (the ready cursor, a seq),
+                      the expiry marks' fields (el, emax, em, eb, ec: "Expiry marks" below),
                       and the reserved metadata the scripts read, pre-parsed by the driver:
                       maxpost, ttl, delay, dlq, dlqmax, dlqttl
     KEYS[2] m  HASH  message id -> record (cmsgpack array, see R_* below)
@@ -13,14 +14,17 @@
                       but for the fresh messages past the ready cursor
     KEYS[5] d  ZSET  delayed: score = visible-at (ms)
     KEYS[6] i  ZSET  in flight: claimed, score = claim expiry (ms)
-    KEYS[7] e  ZSET  every message, score = expiry (ms)
+    KEYS[7] e  ZSET  the messages the expiry marks do not cover, score = expiry (ms)
     KEYS[8] c  HASH  claim id -> claim record (cmsgpack array, see C_* below)
     KEYS[9] x  ZSET  claim id, score = claim expiry (ms)
     KEYS[10] f HASH  migration fence (absent: none): state, token, to, jv, reset (see fence_check)
     KEYS[11] j ZSET  migration journal: message id, score = version
-  A message is in `a` and `e` for its whole life, and in exactly one of r / d / i, except that a
-  message whose delay or claim ran out stays in d / i until `promote` moves it to r, and that a
-  fresh message past the ready cursor is in none of the three (see "The ready cursor" below).
+    KEYS[12] s ZSET  the same members as e, score = seq
+    KEYS[13] t ZSET  expiry marks: member = a seq (text), score = an expiry (ms)
+  A message is in `a` for its whole life, either in `e` (and `s`) or covered by the expiry marks,
+  and in exactly one of r / d / i, except that a message whose delay or claim ran out stays in
+  d / i until `promote` moves it to r, and that a fresh message past the ready cursor is in none
+  of the three (see "The ready cursor" below).
 
   Invariant: a claimed message never expires before its claim (claims and renewals extend it),
   so ZCOUNT i (now +inf counts exactly the actively claimed, unexpired messages.
@@ -90,13 +94,13 @@ local function mark_listening(l, now, ms)
 end
 
 --- How many KEYS one queue takes.
-local NKEYS = 11
+local NKEYS = 13
 
 local function queue_keys(base)
   return {
     q = KEYS[base + 1], m = KEYS[base + 2], a = KEYS[base + 3], r = KEYS[base + 4], d = KEYS[base + 5],
     i = KEYS[base + 6], e = KEYS[base + 7], c = KEYS[base + 8], x = KEYS[base + 9], f = KEYS[base + 10],
-    j = KEYS[base + 11],
+    j = KEYS[base + 11], s = KEYS[base + 12], t = KEYS[base + 13],
   }
 end
 
@@ -184,6 +188,12 @@ local function remove_claimed(k, ids)
   call_chunked('ZREM', k.a, ids)
   call_chunked('ZREM', k.i, ids)
   call_chunked('ZREM', k.e, ids)
+  call_chunked('ZREM', k.s, ids)
+  -- An emptied queue covers nothing: its expiry marks go, and the next post starts them afresh.
+  if redis.call('EXISTS', k.a) == 0 then
+    redis.call('UNLINK', k.t)
+    redis.call('HDEL', k.q, 'emax', 'em', 'eb', 'ec')
+  end
 end
 
 --- Removes messages from the queue entirely: record and every index.
@@ -279,10 +289,16 @@ local function first_seq(now)
   return now * 1000
 end
 
---- Writes a new queue record, its seq at `seq`, its ready cursor at `rc` (the seq before its
---- first message) and its metadata `meta` (JSON text; '{}' when nil: lazy creation).
+--- The fields of a new queue record (name, value, ...): its seq at `seq`, its ready cursor at
+--- `rc` (the seq before its first message), its metadata `meta` (JSON text; '{}' when nil: lazy
+--- creation), and `el`: it has expiry marks ("Expiry marks" below).
+local function new_queue_fields(now, seq, rc, meta)
+  return { 'meta', meta or '{}', 'created', int(now), 'seq', int(seq), 'rc', int(rc), 'el', '1' }
+end
+
+--- Writes a new queue record (new_queue_fields).
 local function write_new_queue(q, now, seq, rc, meta)
-  redis.call('HSET', q, 'meta', meta or '{}', 'created', int(now), 'seq', int(seq), 'rc', int(rc))
+  redis.call('HSET', q, unpack(new_queue_fields(now, seq, rc, meta)))
 end
 
 --- Creates the queue record if missing (lazy creation). Returns 1 when it created it.
@@ -299,16 +315,128 @@ local function view(id, rec, now)
   return { id, rec[R_BODY], int(rec[R_TTL]), rec[R_CREATED], claim, rec[R_CC], rec[R_SEQ] }
 end
 
---- Deletes up to `step` expired messages and up to `step` expired claims. Returns both counts.
+--[[
+  Expiry marks. Most queues receive messages of one TTL, in order, so a message's expiry grows
+  with its seq. Such a message is not written to `e` (an index entry per message, ~15 % of a
+  post's Redis time and of the pool's memory): it is covered by the marks `t` instead, one per
+  run of consecutive covered messages sharing an expiry (member: the run's last seq, score: that
+  expiry), so usually one per post call. A message whose expiry is below the last mark's (the
+  queue record's `emax`, its member `em`), and every message whose expiry changes after its post
+  (claims and renewals extending it, imports replacing it) or that arrives out of seq order
+  (dead-lettering, returns), is written to `e` (score: expiry) and `s` (score: seq), as before.
+  Covered: in `a`, not in `e`. Marks rise in both member and score, and every covered message
+  expires exactly at the score of the first mark at or above its seq. So, at `now`, with B the
+  member of the last mark whose score is <= now (`boundary`), a covered message is expired iff
+  its seq <= B, and the unexpired messages number exactly
+      ZCOUNT a (B +inf  -  ZCOUNT s (B +inf  +  ZCOUNT e (now +inf      (`live_count`)
+  A mark may go once nothing covered is left at or below it (`collect`); the last such member is
+  kept as the record's `eb`, which stands for B when no remaining mark is due. `ec` is the seq
+  up to which the collector has removed the expired covered messages.
+  A queue record from before the marks (no `el`) has every message in `e` (and none in `s`): its
+  posts keep writing every message to `e` (and `s`) and it is counted by `e` alone, until a post
+  finds it empty (postMessages.lua) or it is purged; then it takes the marks (`el` = '1').
+]]
+
+--- B: the member of the last mark due at `nows` (text), else the record's `eb`; false if neither.
+local function boundary(k, nows)
+  local m = redis.call('ZREVRANGEBYSCORE', k.t, nows, '-inf', 'LIMIT', 0, 1)
+  if m[1] then return m[1] end
+  return redis.call('HGET', k.q, 'eb')
+end
+
+--- The queue's unexpired messages at `now` (staged ones included: callers subtract `stagen`).
+local function live_count(k, now)
+  local nows = int(now)
+  local n = redis.call('ZCOUNT', k.e, '(' .. nows, '+inf')
+  if not redis.call('HGET', k.q, 'el') then return n end
+  local b = boundary(k, nows)
+  local lo = b and '(' .. b or '-inf'
+  return n + redis.call('ZCOUNT', k.a, lo, '+inf') - redis.call('ZCOUNT', k.s, lo, '+inf')
+end
+
+--- Whether each of `ids` is unexpired at `now`, by `e` or by the marks (B = `b`): a table aligned
+--- with `ids`, false for expired or missing messages.
+local function unexpired(k, ids, now, b)
+  local out = {}
+  if #ids == 0 then return out end
+  local exps = zmscore(k.e, ids)
+  local seqs = zmscore(k.a, ids)
+  local bn = b and tonumber(b)
+  for n = 1, #ids do
+    if exps[n] then
+      out[n] = tonumber(exps[n]) > now
+    else
+      out[n] = seqs[n] ~= false and (not bn or tonumber(seqs[n]) > bn)
+    end
+  end
+  return out
+end
+
+--- Writes `e` and `s` entries for messages whose expiry the marks do not (or no longer) cover:
+--- `exps` holds expiry, id pairs and `seqs` seq, id pairs, in step.
+local function uncover(k, exps, seqs)
+  if #exps == 0 then return end
+  call_chunked('ZADD', k.e, exps, CHUNK * 2)
+  call_chunked('ZADD', k.s, seqs, CHUNK * 2)
+end
+
+--- One bounded step of collecting covered messages past their expiry (up to `step` entries of `a`
+--- examined) and of dropping marks that cover nothing any more. Returns how many were removed.
+local function collect_covered(k, now, step)
+  local nows = int(now)
+  local b = boundary(k, nows)
+  local qf = redis.call('HMGET', k.q, 'ec', 'el')
+  if not qf[2] then return 0 end
+  local ec = qf[1]
+  local removed = 0
+  if b and (not ec or tonumber(ec) < tonumber(b)) then
+    local got = redis.call('ZRANGEBYSCORE', k.a, ec and '(' .. ec or '-inf', b, 'WITHSCORES', 'LIMIT', 0, step)
+    local ids = {}
+    for n = 1, #got, 2 do ids[#ids + 1] = got[n] end
+    local exps = zmscore(k.e, ids)
+    local dead = {}
+    for n = 1, #ids do
+      if not exps[n] then dead[#dead + 1] = ids[n] end
+    end
+    remove_messages(k, dead)
+    removed = #dead
+    -- Past B when the range ran out, else the last seq examined.
+    if #ids < step then ec = b else ec = got[#got] end
+    redis.call('HSET', k.q, 'ec', ec)
+  end
+  -- Marks go from the front while nothing covered is left at or below them: either due and
+  -- collected up to (`ec`), or below the queue's oldest message.
+  local marks = redis.call('ZRANGE', k.t, 0, step - 1, 'WITHSCORES')
+  if #marks == 0 then return removed end
+  local head = redis.call('ZRANGE', k.a, 0, 0, 'WITHSCORES')
+  local oldest = head[2] and tonumber(head[2]) or math.huge
+  local ecn = ec and tonumber(ec) or -1
+  local drop = 0
+  for n = 1, #marks, 2 do
+    local seq = tonumber(marks[n])
+    if seq < oldest or (tonumber(marks[n + 1]) <= now and seq <= ecn) then drop = drop + 1 else break end
+  end
+  if drop > 0 then
+    redis.call('ZREMRANGEBYRANK', k.t, 0, drop - 1)
+    redis.call('HSET', k.q, 'eb', marks[drop * 2 - 1])
+    -- No mark left: the next post starts the marks afresh, whatever expiry it brings.
+    if drop * 2 == #marks and redis.call('EXISTS', k.t) == 0 then redis.call('HDEL', k.q, 'emax', 'em') end
+  end
+  return removed
+end
+
+--- Deletes up to `step` expired messages of `e`, a step of the covered ones (`collect_covered`)
+--- and up to `step` expired claims. Returns both counts.
 local function collect(k, now, step)
   local dead = redis.call('ZRANGEBYSCORE', k.e, '-inf', now, 'LIMIT', 0, step)
   remove_messages(k, dead)
+  local covered = collect_covered(k, now, step)
   local gone = redis.call('ZRANGEBYSCORE', k.x, '-inf', now, 'LIMIT', 0, step)
   if #gone > 0 then
     call_chunked('HDEL', k.c, gone)
     call_chunked('ZREM', k.x, gone)
   end
-  return #dead, #gone
+  return #dead + covered, #gone
 end
 
 --[[
@@ -358,12 +486,54 @@ local function queue_free(k, now, token)
   return stage_free(k, now, token, st[1], st[2])
 end
 
+--- Files one new message's expiry (`expires`, as text `es`) under the marks or, when it is below
+--- the last mark's (or the queue has no marks: `acc.covering` false), in `e` and `s` (seq `s`).
+local function place_expiry(acc, id, s, expires, es)
+  if acc.covering and expires >= acc.emax then
+    local mk = acc.mk
+    local nm = #mk
+    if expires == acc.emax and nm > 0 then
+      mk[nm] = s
+    else
+      -- The run of the queue's last mark goes on: that mark moves up to this run's end.
+      if expires == acc.emax then acc.drop = acc.em end
+      mk[nm + 1] = es
+      mk[nm + 2] = s
+      acc.emax = expires
+    end
+  else
+    local exp, sq = acc.exp, acc.sq
+    local n = #exp
+    exp[n + 1] = es
+    exp[n + 2] = id
+    sq[n + 1] = s
+    sq[n + 2] = id
+  end
+end
+
+--- Writes the expiry entries place_expiry gathered in `acc`: e / s, and the marks, with the
+--- record's emax / em written together with the fields `qset` (name, value, ...) the caller
+--- has for it: one HSET of the queue record.
+local function write_expiries(k, acc, qset)
+  uncover(k, acc.exp, acc.sq)
+  local mk = acc.mk
+  if #mk > 0 then
+    if acc.drop then redis.call('ZREM', k.t, acc.drop) end
+    call_chunked('ZADD', k.t, mk, CHUNK * 2)
+    qset[#qset + 1] = 'emax'
+    qset[#qset + 1] = mk[#mk - 1]
+    qset[#qset + 1] = 'em'
+    qset[#qset + 1] = mk[#mk]
+  end
+  if #qset > 0 then redis.call('HSET', k.q, unpack(qset)) end
+end
+
 --- Appends `count` messages whose ARGV start at `p` (id, ttl, delay, body each) to `acc`, with
 --- the seqs after `seq` (the queue's last seq: the caller reserves them); `ids` gets their ids.
 --- Returns the ARGV position after them and the last seq used.
 local function append_messages(acc, now, client, ttl0, honour, delay0, count, p, ids, seq)
-  local recs, all, ready, delayed, exp, expstr = acc.recs, acc.all, acc.ready, acc.delayed, acc.exp, acc.expstr
-  -- recs, all and exp grow by two per message, in step; ready and delayed on their own.
+  local recs, all, ready, delayed, expstr = acc.recs, acc.all, acc.ready, acc.delayed, acc.expstr
+  -- recs and all grow by two per message, in step; ready and delayed on their own.
   local n, nr, nd, ni = #recs, #ready, #delayed, #ids
   for _ = 1, count do
     seq = seq + 1
@@ -375,16 +545,14 @@ local function append_messages(acc, now, client, ttl0, honour, delay0, count, p,
     local expires = now + ttl * 1000
     local visible = now + delay * 1000
     local s = int(seq)
-    local es = int_by(expstr, ttl, expires)
     ni = ni + 1
     ids[ni] = id
     recs[n + 1] = id
     recs[n + 2] = encode({ seq, now, ttl, expires, visible, 0, '', 0, client, body })
     all[n + 1] = s
     all[n + 2] = id
-    exp[n + 1] = es
-    exp[n + 2] = id
     n = n + 2
+    place_expiry(acc, id, s, expires, int_by(expstr, ttl, expires))
     if delay > 0 then
       delayed[nd + 1] = int(visible)
       delayed[nd + 2] = id
@@ -400,19 +568,26 @@ end
 
 --- `expstr`: TTL -> its expiry as text, for one `now` (one acc per script call). `cursor`: the
 --- queue has a ready cursor, so messages posted without delay are not written to r (they are
---- appended past it, fresh).
-local function new_acc(cursor)
-  return { recs = {}, all = {}, ready = {}, delayed = {}, exp = {}, expstr = {}, cursor = cursor }
+--- appended past it, fresh). `marks`: the queue record's el, emax, em (HMGET, in that order):
+--- whether new messages may be covered by expiry marks, and the last mark (lib.lua, "Expiry
+--- marks"); `mk` collects the marks to add, `exp` / `sq` the e / s entries.
+local function new_acc(cursor, marks)
+  return {
+    recs = {}, all = {}, ready = {}, delayed = {}, exp = {}, sq = {}, mk = {}, expstr = {}, cursor = cursor,
+    covering = marks[1] ~= false, emax = tonumber(marks[2]) or -1, em = marks[3],
+  }
 end
 
---- Writes what append_messages gathered.
-local function write_acc(k, acc)
-  if #acc.recs == 0 then return end
-  call_chunked('HSET', k.m, acc.recs, CHUNK * 2)
-  call_chunked('ZADD', k.a, acc.all, CHUNK * 2)
-  if #acc.ready > 0 then call_chunked('ZADD', k.r, acc.ready, CHUNK * 2) end
-  if #acc.delayed > 0 then call_chunked('ZADD', k.d, acc.delayed, CHUNK * 2) end
-  call_chunked('ZADD', k.e, acc.exp, CHUNK * 2)
+--- Writes what append_messages gathered, and the queue record's fields `qset` (name, value, ...;
+--- optional) in the same HSET as the marks' (write_expiries).
+local function write_acc(k, acc, qset)
+  if #acc.recs > 0 then
+    call_chunked('HSET', k.m, acc.recs, CHUNK * 2)
+    call_chunked('ZADD', k.a, acc.all, CHUNK * 2)
+    if #acc.ready > 0 then call_chunked('ZADD', k.r, acc.ready, CHUNK * 2) end
+    if #acc.delayed > 0 then call_chunked('ZADD', k.d, acc.delayed, CHUNK * 2) end
+  end
+  write_expiries(k, acc, qset or {})
 end
 
 --- The queue fields post_settings reads.

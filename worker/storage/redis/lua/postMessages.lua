@@ -5,7 +5,7 @@
   in ARGV order, which is FIFO order. A request with an idempotency key whose record exists
   stores nothing and answers the recorded ids; otherwise the record is written with the
   messages (docs/api.md, "Safe retries").
-  KEYS: [1..11] the eleven keys of the queue (lib.lua); [12] its listeners' mark (keys.ts,
+  KEYS: [1..13] the thirteen keys of the queue (lib.lua); [14] its listeners' mark (keys.ts,
         listenQueue.lua); then one idempotency record key (keys.ts) per request that has a key.
   ARGV: [1] now (ms)  [2] number of requests, then per request:
           clientId, defaultTtl (s), postBytes, queuePolicy ('1'|'0': whether the queue's policy
@@ -31,7 +31,7 @@ if moved then return moved end
 -- The queue record read once: the stage (lib.lua, queue_free), whether the queue exists, the
 -- post settings (post_fields), the last seq, which this call advances locally and writes back
 -- once at the end (not a HINCRBY per request), and the ready cursor (lib.lua).
-local qr = redis.call('HMGET', k.q, 'stage', 'stagedl', 'created', 'maxpost', 'ttl', 'delay', 'seq', 'rc')
+local qr = redis.call('HMGET', k.q, 'stage', 'stagedl', 'created', 'maxpost', 'ttl', 'delay', 'seq', 'rc', 'el', 'emax', 'em')
 if not stage_free(k, now, '', qr[1], qr[2]) then return { 'BUSY' } end
 -- Every queue record has `created` (ensure_queue, createQueue); EXISTS only when it is missing.
 local created = 0
@@ -43,7 +43,16 @@ if created == 1 then seq0 = first_seq(now) end
 -- message up to there, and what this call appends comes after it.
 local new_rc = created == 0 and not qr[8]
 local seq = seq0
-local acc = new_acc(true)
+-- Expiry marks (lib.lua): a new queue has them; a queue record from before them takes them once
+-- it is empty (every message it holds then is in e, none covered).
+local marks = { qr[9], qr[10], qr[11] }
+local take_marks = false
+if created == 1 then
+  marks = { '1', false, false }
+elseif not qr[9] and redis.call('EXISTS', k.a) == 0 then
+  marks, take_marks = { '1', false, false }, true
+end
+local acc = new_acc(true, marks)
 -- Whether to announce the post (listenQueue.lua): a listener marked the queue, or this call
 -- creates it (rare, and a waiter on a queue not created yet is woken even if its mark was lost).
 local listening = 0
@@ -57,7 +66,7 @@ for _ = 1, nreq do
     ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), ARGV[p + 3] == '1', tonumber(ARGV[p + 4]),
     tonumber(ARGV[p + 5]), ARGV[p + 6], tonumber(ARGV[p + 7])
   p = p + 8
-  if maxmsgs > 0 and live == nil then live = redis.call('ZCOUNT', k.e, '(' .. ARGV[1], '+inf') end
+  if maxmsgs > 0 and live == nil then live = live_count(k, now) end
   local maxpost, maxraw, ttl0, honour, delay0 = post_settings(qf, defttl, limits)
   local prev = false
   if ik > 0 then prev = redis.call('GET', KEYS[ik]) end
@@ -80,12 +89,18 @@ for _ = 1, nreq do
 end
 -- A queue this call creates exists whatever its requests came to (as Zaqar, posts create queues
 -- lazily, even failed ones).
+-- The record's fields are written once, with the expiry marks' (write_acc).
+local qset = {}
 if created == 1 then
-  write_new_queue(k.q, now, seq, seq0)
+  qset = new_queue_fields(now, seq, seq0)
 elseif new_rc then
-  redis.call('HSET', k.q, 'seq', int(seq), 'rc', int(seq0))
+  qset = { 'seq', int(seq), 'rc', int(seq0) }
 elseif seq ~= seq0 then
-  redis.call('HSET', k.q, 'seq', int(seq))
+  qset = { 'seq', int(seq) }
 end
-write_acc(k, acc)
+if take_marks then
+  qset[#qset + 1] = 'el'
+  qset[#qset + 1] = '1'
+end
+write_acc(k, acc, qset)
 return out

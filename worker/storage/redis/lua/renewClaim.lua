@@ -1,7 +1,7 @@
 --[[
   renewClaim: resets an active claim to expire at now + ttl and extends its messages that would
   expire before it to the extended TTL from now.
-  KEYS: the eleven keys of the queue (lib.lua).
+  KEYS: the thirteen keys of the queue (lib.lua).
   ARGV: [1] now (ms)  [2] claim id  [3] ttl (s)  [4] extended ttl (s, queue-policy.ts `claimExtendedTtl`)
   Returns: MOVED (lib.lua, fence_check) when fenced; 1 when renewed, 0 when the claim is missing or expired (the driver throws ClaimNotFound).
   Errors: none raised.
@@ -18,7 +18,7 @@ if claim[C_EXPIRES] <= now then return 0 end
 local cexp = now + ttl * 1000
 local extExp = now + extTtl * 1000
 local ids = claim[C_IDS]
-local held, recs, inflight, exts = {}, {}, {}, {}
+local held, recs, inflight, exts, extseqs = {}, {}, {}, {}, {}
 if #ids > 0 then
   local raws = hmget(k.m, ids)
   for n = 1, #ids do
@@ -31,6 +31,8 @@ if #ids > 0 then
           rec[R_EXPIRES] = extExp
           exts[#exts + 1] = extExp
           exts[#exts + 1] = ids[n]
+          extseqs[#extseqs + 1] = int(rec[R_SEQ])
+          extseqs[#extseqs + 1] = ids[n]
         end
         held[#held + 1] = ids[n]
         recs[#recs + 1] = ids[n]
@@ -44,7 +46,8 @@ end
 if #recs > 0 then
   call_chunked('HSET', k.m, recs, CHUNK * 2)
   call_chunked('ZADD', k.i, inflight, CHUNK * 2)
-  if #exts > 0 then call_chunked('ZADD', k.e, exts, CHUNK * 2) end
+  -- The marks no longer cover the messages whose expiry moved (lib.lua, "Expiry marks").
+  uncover(k, exts, extseqs)
   if journalled then journal(k, held) end
 end
 -- The claim keeps only the messages it still holds: later renewals do less work.

@@ -6,7 +6,7 @@
   visible at once — and writes the idempotency record. Staged messages are invisible to
   readers (they stop below stagelo) and other posts wait. A stage abandoned (its poster died or
   stalled past stagedl) is rolled back in bounded steps by the next post or the collector.
-  KEYS: [1..11] the eleven keys of the queue; [12] the idempotency record key, when the post has one.
+  KEYS: [1..13] the thirteen keys of the queue; [14] the idempotency record key, when the post has one.
   ARGV: [1] now (ms)  [2] op: 'begin' | 'add' | 'commit'  [3] the post's token
         [4] clientId  [5] defaultTtl (s)  [6] postBytes  [7] queuePolicy ('1'|'0')
         [8] idempotency window (ms)  [9] commit: every id of the post, comma-separated
@@ -34,8 +34,8 @@ if moved then return moved end
 local created = 0
 if op == 'begin' then
   if not queue_free(k, now, token) then return { 'BUSY' } end
-  if KEYS[12] then
-    local prev = redis.call('GET', KEYS[12])
+  if KEYS[NKEYS + 1] then
+    local prev = redis.call('GET', KEYS[NKEYS + 1])
     if prev then return { 'DUP', prev } end
   end
   created = ensure_queue(k.q, now)
@@ -43,7 +43,7 @@ if op == 'begin' then
   if limits and maxpost and bytes > maxpost then return { 'TOOBIG', maxraw, created } end
   -- The whole post is counted when it begins; the stage keeps other posts out until it ends.
   local maxmsgs = tonumber(ARGV[10])
-  if maxmsgs > 0 and redis.call('ZCOUNT', k.e, '(' .. now, '+inf') + tonumber(ARGV[11]) > maxmsgs then
+  if maxmsgs > 0 and live_count(k, now) + tonumber(ARGV[11]) > maxmsgs then
     return { 'FULL', maxmsgs, created }
   end
   local seq = tonumber(redis.call('HGET', k.q, 'seq'))
@@ -52,13 +52,15 @@ elseif redis.call('HGET', k.q, 'stage') ~= token then
   return { 'LOST' }
 end
 local _, _, ttl0, honour, delay0 = post_settings(post_fields(k), defttl, limits)
--- Staged messages are appended past the ready cursor when the queue has one (lib.lua).
-local acc = new_acc(redis.call('HEXISTS', k.q, 'rc') == 1)
+-- Staged messages are appended past the ready cursor when the queue has one, and covered by
+-- expiry marks when it has them (lib.lua).
+local qm = redis.call('HMGET', k.q, 'rc', 'el', 'emax', 'em')
+local acc = new_acc(qm[1] ~= false, { qm[2], qm[3], qm[4] })
 append_messages(acc, now, client, ttl0, honour, delay0, count, 13, {}, redis.call('HINCRBY', k.q, 'seq', count) - count)
 write_acc(k, acc)
 if op == 'commit' then
   redis.call('HDEL', k.q, 'stage', 'stagelo', 'stagedl', 'stagen')
-  if KEYS[12] then redis.call('SET', KEYS[12], ARGV[9], 'PX', ARGV[8]) end
+  if KEYS[NKEYS + 1] then redis.call('SET', KEYS[NKEYS + 1], ARGV[9], 'PX', ARGV[8]) end
 else
   redis.call('HSET', k.q, 'stagedl', now + STAGE_MS)
   redis.call('HINCRBY', k.q, 'stagen', count)

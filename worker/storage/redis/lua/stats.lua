@@ -1,7 +1,7 @@
 --[[
   stats: counts and the oldest and newest unexpired messages, exact at `now` whatever garbage
   collection has or has not removed yet (oldest/newest: see `first` for the bounded scan).
-  KEYS: the eleven keys of the queue (lib.lua); reads q, m, a, d, i, e, f.
+  KEYS: the thirteen keys of the queue (lib.lua); reads q, m, a, d, i, e, f, s, t.
   ARGV: [1] now (ms)
   Returns: MOVED (lib.lua, fence_check) when fenced; { total, claimed, delayed } or, when total > 0,
            { total, claimed, delayed, oldestId, oldestCreated, newestId, newestCreated }; {0, 0}
@@ -16,25 +16,27 @@ local moved, _ = fence_check(k)
 if moved then return moved end
 local now = tonumber(ARGV[1])
 if redis.call('EXISTS', k.q) == 0 then return { 0, 0 } end
-local total = redis.call('ZCOUNT', k.e, '(' .. ARGV[1], '+inf')
+local total = live_count(k, now)
 local claimed = redis.call('ZCOUNT', k.i, '(' .. ARGV[1], '+inf')
 -- A large post being staged is not counted (lib.lua): its messages are not visible yet.
 local upto = visible_max(k.q)
 total = total - (tonumber(redis.call('HGET', k.q, 'stagen')) or 0)
 if total <= 0 then return { 0, claimed, 0 } end
+-- The expiry marks' boundary (lib.lua): covered messages at or below it are expired.
+local b = boundary(k, int(now))
 -- Delayed: visible-at still ahead. Exact up to STATS_SCAN of them (each one's expiry checked, so an
 -- expired message the collector has not removed yet is not counted); past that, the index's count,
 -- capped at the free messages (bounded work).
 local delayed = redis.call('ZCOUNT', k.d, '(' .. ARGV[1], '+inf')
 if delayed > 0 and delayed <= STATS_SCAN then
   local ids = redis.call('ZRANGEBYSCORE', k.d, '(' .. ARGV[1], '+inf')
-  local exps = zmscore(k.e, ids)
+  local live = unexpired(k, ids, now, b)
   -- Messages of a large post being staged (seq from stagelo on) are not counted, as in total.
   local lo = tonumber(redis.call('HGET', k.q, 'stagelo'))
   local seqs = lo and zmscore(k.a, ids) or {}
   delayed = 0
   for n = 1, #ids do
-    if exps[n] and tonumber(exps[n]) > now and not (lo and seqs[n] and tonumber(seqs[n]) >= lo) then delayed = delayed + 1 end
+    if live[n] and not (lo and seqs[n] and tonumber(seqs[n]) >= lo) then delayed = delayed + 1 end
   end
 end
 delayed = math.min(delayed, math.max(total - claimed, 0))
@@ -52,9 +54,9 @@ local function first(rev)
       ids = redis.call('ZRANGEBYSCORE', k.a, '-inf', upto, 'LIMIT', start, 64)
     end
     if #ids == 0 then return nil end
-    local exps = zmscore(k.e, ids)
+    local live = unexpired(k, ids, now, b)
     for n = 1, #ids do
-      if exps[n] and tonumber(exps[n]) > now then
+      if live[n] then
         local rec = decode(redis.call('HGET', k.m, ids[n]))
         return { ids[n], rec[R_CREATED] }
       end
@@ -62,6 +64,17 @@ local function first(rev)
     start = start + 64
   end
   local any = redis.call('ZRANGEBYSCORE', k.e, '(' .. ARGV[1], '+inf', 'LIMIT', 0, 1)
+  if #any == 0 then
+    -- Every unexpired message is covered by the marks: the oldest past the boundary is one.
+    local past = redis.call('ZRANGEBYSCORE', k.a, b and '(' .. b or '-inf', upto, 'LIMIT', 0, 64)
+    local live = unexpired(k, past, now, b)
+    for n = 1, #past do
+      if live[n] then
+        any = { past[n] }
+        break
+      end
+    end
+  end
   if #any == 0 then return nil end
   return { any[1], decode(redis.call('HGET', k.m, any[1]))[R_CREATED] }
 end

@@ -7,14 +7,14 @@
   than separate commands: MEMORY has no key position ioredis can route by, a script goes to the
   queue's slot on a Redis Cluster pool. Fences are not checked: what the queue holds here counts,
   moving or not.
-  KEYS: the eleven keys of the queue (lib.lua); reads m, a, r, d, i, e, c, x.
+  KEYS: the thirteen keys of the queue (lib.lua); reads m, a, r, d, i, e, c, x, s, t.
   ARGV: none.
   Returns: bytes (0 for a missing queue).
   Errors: none.
 ]]
 local k = queue_keys(0)
 local bytes = 0
-for _, key in ipairs({ k.m, k.a, k.r, k.d, k.i, k.e, k.c, k.x }) do
+for _, key in ipairs({ k.m, k.a, k.r, k.d, k.i, k.e, k.c, k.x, k.s, k.t }) do
   bytes = bytes + (redis.call('MEMORY', 'USAGE', key) or 0)
 end
 return bytes
