@@ -406,21 +406,30 @@ local function collect_covered(k, now, step)
   end
   -- Marks go from the front while nothing covered is left at or below them: either due and
   -- collected up to (`ec`), or below the queue's oldest message.
-  local marks = redis.call('ZRANGE', k.t, 0, step - 1, 'WITHSCORES')
-  if #marks == 0 then return removed end
+  -- Read 16 at a time: a queue usually has a few marks to drop, or none.
   local head = redis.call('ZRANGE', k.a, 0, 0, 'WITHSCORES')
   local oldest = head[2] and tonumber(head[2]) or math.huge
   local ecn = ec and tonumber(ec) or -1
-  local drop = 0
-  for n = 1, #marks, 2 do
-    local seq = tonumber(marks[n])
-    if seq < oldest or (tonumber(marks[n + 1]) <= now and seq <= ecn) then drop = drop + 1 else break end
+  local drop, last, more = 0, nil, true
+  while more and drop < step do
+    local marks = redis.call('ZRANGE', k.t, drop, drop + 15, 'WITHSCORES')
+    more = #marks == 32
+    for n = 1, #marks, 2 do
+      local seq = tonumber(marks[n])
+      if drop < step and (seq < oldest or (tonumber(marks[n + 1]) <= now and seq <= ecn)) then
+        drop = drop + 1
+        last = marks[n]
+      else
+        more = false
+        break
+      end
+    end
   end
   if drop > 0 then
     redis.call('ZREMRANGEBYRANK', k.t, 0, drop - 1)
-    redis.call('HSET', k.q, 'eb', marks[drop * 2 - 1])
+    redis.call('HSET', k.q, 'eb', last)
     -- No mark left: the next post starts the marks afresh, whatever expiry it brings.
-    if drop * 2 == #marks and redis.call('EXISTS', k.t) == 0 then redis.call('HDEL', k.q, 'emax', 'em') end
+    if redis.call('EXISTS', k.t) == 0 then redis.call('HDEL', k.q, 'emax', 'em') end
   end
   return removed
 end
