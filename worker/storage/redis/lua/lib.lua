@@ -398,11 +398,12 @@ local function collect_covered(k, now, step)
     for n = 1, #ids do
       if not exps[n] then dead[#dead + 1] = ids[n] end
     end
-    remove_messages(k, dead)
-    removed = #dead
-    -- Past B when the range ran out, else the last seq examined.
+    -- Past B when the range ran out, else the last seq examined; written before the removal,
+    -- which clears it with the other marks' fields when it empties the queue.
     if #ids < step then ec = b else ec = got[#got] end
     redis.call('HSET', k.q, 'ec', ec)
+    remove_messages(k, dead)
+    removed = #dead
   end
   -- Marks go from the front while nothing covered is left at or below them: either due and
   -- collected up to (`ec`), or below the queue's oldest message.
