@@ -452,6 +452,27 @@ t.test('a large post (staged in chunks): one mark for its run, the shorter messa
   await driver.deleteQueue(ref)
 })
 
+t.test('a backlog that never empties: one collector tick drops every mark below the oldest message, however many steps that takes', async (t) => {
+  const { clock, driver, ref, look } = await setup(t)
+  // Steps of at most 2, within a generous budget: the tick must go on stepping this queue while
+  // a step drops a full step of marks (the driver's loop), not leave the rest for later ticks.
+  const collector = await openRedisDriver(t, server, { query: 'durability=fast', clock, gcStep: 2, ...GC })
+  const early: string[] = []
+  for (let i = 0; i < 9; i++) {
+    early.push(...(await driver.postMessages(ref, msgs(1, 3600, i), postOpts())))
+    clock.advance(1)
+  }
+  const [kept] = await driver.postMessages(ref, msgs(1, 3600, 9), postOpts())
+  let l = await look('ten posts, a ms apart')
+  t.equal(l.t.length, 10, 'one mark per post: each a ms later')
+  await driver.deleteMessages(ref, early)
+  await collector.collectGarbage()
+  l = await look('consumed but the last, collected once')
+  t.same(l.t, [[String(l.a.get(kept!)), START + 9 + 3600 * SECOND]], 'only the mark of the message left')
+  t.same(counts(await driver.stats(ref)), { total: 1, claimed: 0, free: 1 })
+  await driver.deleteQueue(ref)
+})
+
 t.test('collected a small step at a time: totals exact and the indexes consistent after every step', async (t) => {
   const { clock, driver, ref, look } = await setup(t)
   // One bounded step per call (a budget of 0 ms), of at most 2 entries of each kind, on the next

@@ -381,12 +381,13 @@ local function uncover(k, exps, seqs)
 end
 
 --- One bounded step of collecting covered messages past their expiry (up to `step` entries of `a`
---- examined) and of dropping marks that cover nothing any more. Returns how many were removed.
+--- examined) and of dropping marks that cover nothing any more (up to `step`). Returns how many
+--- messages were removed and how many marks dropped.
 local function collect_covered(k, now, step)
   local nows = int(now)
   local b = boundary(k, nows)
   local qf = redis.call('HMGET', k.q, 'ec', 'el')
-  if not qf[2] then return 0 end
+  if not qf[2] then return 0, 0 end
   local ec = qf[1]
   local removed = 0
   if b and (not ec or tonumber(ec) < tonumber(b)) then
@@ -432,21 +433,22 @@ local function collect_covered(k, now, step)
     -- No mark left: the next post starts the marks afresh, whatever expiry it brings.
     if redis.call('EXISTS', k.t) == 0 then redis.call('HDEL', k.q, 'emax', 'em') end
   end
-  return removed
+  return removed, drop
 end
 
 --- Deletes up to `step` expired messages of `e`, a step of the covered ones (`collect_covered`)
---- and up to `step` expired claims. Returns both counts.
+--- and up to `step` expired claims. Returns the messages and claims deleted, and the expiry marks
+--- dropped.
 local function collect(k, now, step)
   local dead = redis.call('ZRANGEBYSCORE', k.e, '-inf', now, 'LIMIT', 0, step)
   remove_messages(k, dead)
-  local covered = collect_covered(k, now, step)
+  local covered, marks = collect_covered(k, now, step)
   local gone = redis.call('ZRANGEBYSCORE', k.x, '-inf', now, 'LIMIT', 0, step)
   if #gone > 0 then
     call_chunked('HDEL', k.c, gone)
     call_chunked('ZREM', k.x, gone)
   end
-  return #dead + covered, #gone
+  return #dead + covered, #gone, marks
 end
 
 --[[
