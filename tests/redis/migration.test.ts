@@ -20,7 +20,7 @@ t.test('fence and journal keys share the queue slot; deleting the queue keeps th
   const redis = rawClient(t, server)
   const ref = fresh()
   const k = queueKeys(ref)
-  t.equal(k.list.length, 11)
+  t.equal(k.list.length, 13, "the queue's data (with the expiry marks' s and t), the fence and the journal")
   t.same(new Set(k.list.map(keySlot)).size, 1, 'one slot')
   const [a] = await driver.postMessages(ref, [{ body: '1' }, { body: '2' }], postOpts())
   t.equal(await redis.exists(k.f), 0, 'no fence key for a queue that is not moving')
