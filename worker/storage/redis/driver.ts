@@ -384,7 +384,7 @@ export class RedisDriver implements DataDriver {
         total.messages += m
         total.claims += c
         total.ready += r
-        if (m < this.#gcStep && c < this.#gcStep && r < this.#gcStep && (marks ?? 0) < this.#gcStep) break
+        if (m < this.#gcStep && c < this.#gcStep && r < this.#gcStep && marks < this.#gcStep) break
         if (performance.now() >= deadline) {
           resumeAt = tag
           break

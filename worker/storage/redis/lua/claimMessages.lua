@@ -84,8 +84,7 @@ local function dead_letter(id, rec)
   redis.call('HSET', dk.m, id, encode({ seq, rec[R_CREATED], ttl, expires, now, rec[R_CC], '', 0, rec[R_CLIENT], rec[R_BODY] }))
   redis.call('ZADD', dk.a, seq, id)
   redis.call('ZADD', dk.r, seq, id)
-  redis.call('ZADD', dk.e, expires, id)
-  redis.call('ZADD', dk.s, seq, id)
+  uncover(dk, { expires, id }, { seq, id })
   dlqMoved = dlqMoved + 1
 end
 

@@ -35,8 +35,7 @@ for p = 5, #ARGV, 2 do
     redis.call('HSET', k.m, id, encode({ seq, m.c, ttl, expires, now, m.n, '', 0, m.k, m.b }))
     redis.call('ZADD', k.a, seq, id)
     redis.call('ZADD', k.r, seq, id)
-    redis.call('ZADD', k.e, expires, id)
-    redis.call('ZADD', k.s, seq, id)
+    uncover(k, { expires, id }, { seq, id })
     redis.call('ZADD', n, now, id)
     put = put + 1
     if journalled then jids[#jids + 1] = id end

@@ -25,8 +25,7 @@ for p = 2, #ARGV do
       redis.call('HSET', k.m, id, encode({ m.s, m.c, m.l, m.x, now, m.n, '', 0, m.k, m.b }))
       redis.call('ZADD', k.a, m.s, id)
       redis.call('ZADD', k.r, m.s, id)
-      redis.call('ZADD', k.e, m.x, id)
-      redis.call('ZADD', k.s, m.s, id)
+      uncover(k, { m.x, id }, { m.s, id })
       back[#back + 1] = id
     end
   end

@@ -92,9 +92,7 @@ for i = 1, #order do
   recs[#recs + 1] = id
   recs[#recs + 1] = encode({ seq, created_at, ttl, expires, visible, cc, claim, cexp, client, body })
   if held[i] then
-    local n = #acc.exp
-    acc.exp[n + 1], acc.exp[n + 2] = int(expires), id
-    acc.sq[n + 1], acc.sq[n + 2] = int(seq), id
+    add_uncovered(acc, id, int(seq), int(expires))
   else
     place_expiry(acc, id, int(seq), expires, int(expires))
   end

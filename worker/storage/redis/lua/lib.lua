@@ -344,14 +344,15 @@ local function boundary(k, nows)
   return redis.call('HGET', k.q, 'eb')
 end
 
---- The queue's unexpired messages at `now` (staged ones included: callers subtract `stagen`).
+--- The queue's unexpired messages at `now` (staged ones included: callers subtract `stagen`), and
+--- B (`boundary`; false for a queue without marks), for callers that read expiry further.
 local function live_count(k, now)
   local nows = int(now)
   local n = redis.call('ZCOUNT', k.e, '(' .. nows, '+inf')
-  if not redis.call('HGET', k.q, 'el') then return n end
+  if not redis.call('HGET', k.q, 'el') then return n, false end
   local b = boundary(k, nows)
   local lo = b and '(' .. b or '-inf'
-  return n + redis.call('ZCOUNT', k.a, lo, '+inf') - redis.call('ZCOUNT', k.s, lo, '+inf')
+  return n + redis.call('ZCOUNT', k.a, lo, '+inf') - redis.call('ZCOUNT', k.s, lo, '+inf'), b
 end
 
 --- Whether each of `ids` is unexpired at `now`, by `e` or by the marks (B = `b`): a table aligned
@@ -384,11 +385,10 @@ end
 --- examined) and of dropping marks that cover nothing any more (up to `step`). Returns how many
 --- messages were removed and how many marks dropped.
 local function collect_covered(k, now, step)
-  local nows = int(now)
-  local b = boundary(k, nows)
   local qf = redis.call('HMGET', k.q, 'ec', 'el')
   if not qf[2] then return 0, 0 end
   local ec = qf[1]
+  local b = boundary(k, int(now))
   local removed = 0
   if b and (not ec or tonumber(ec) < tonumber(b)) then
     local got = redis.call('ZRANGEBYSCORE', k.a, ec and '(' .. ec or '-inf', b, 'WITHSCORES', 'LIMIT', 0, step)
@@ -498,6 +498,17 @@ local function queue_free(k, now, token)
   return stage_free(k, now, token, st[1], st[2])
 end
 
+--- Adds message `id` (seq `s`, expiry `es`, both as text) to the `e` and `s` entries `acc`
+--- gathers (write_expiries).
+local function add_uncovered(acc, id, s, es)
+  local exp, sq = acc.exp, acc.sq
+  local n = #exp
+  exp[n + 1] = es
+  exp[n + 2] = id
+  sq[n + 1] = s
+  sq[n + 2] = id
+end
+
 --- Files one new message's expiry (`expires`, as text `es`) under the marks or, when it is below
 --- the last mark's (or the queue has no marks: `acc.covering` false), in `e` and `s` (seq `s`).
 local function place_expiry(acc, id, s, expires, es)
@@ -514,12 +525,7 @@ local function place_expiry(acc, id, s, expires, es)
       acc.emax = expires
     end
   else
-    local exp, sq = acc.exp, acc.sq
-    local n = #exp
-    exp[n + 1] = es
-    exp[n + 2] = id
-    sq[n + 1] = s
-    sq[n + 2] = id
+    add_uncovered(acc, id, s, es)
   end
 end
 

@@ -16,14 +16,13 @@ local moved, _ = fence_check(k)
 if moved then return moved end
 local now = tonumber(ARGV[1])
 if redis.call('EXISTS', k.q) == 0 then return { 0, 0 } end
-local total = live_count(k, now)
+-- b: the expiry marks' boundary (lib.lua): covered messages at or below it are expired.
+local total, b = live_count(k, now)
 local claimed = redis.call('ZCOUNT', k.i, '(' .. ARGV[1], '+inf')
 -- A large post being staged is not counted (lib.lua): its messages are not visible yet.
 local upto = visible_max(k.q)
 total = total - (tonumber(redis.call('HGET', k.q, 'stagen')) or 0)
 if total <= 0 then return { 0, claimed, 0 } end
--- The expiry marks' boundary (lib.lua): covered messages at or below it are expired.
-local b = boundary(k, int(now))
 -- Delayed: visible-at still ahead. Exact up to STATS_SCAN of them (each one's expiry checked, so an
 -- expired message the collector has not removed yet is not counted); past that, the index's count,
 -- capped at the free messages (bounded work).
