@@ -26,7 +26,7 @@ import type { Claim, ClaimOptions, DeadLetterDue, QueueRef } from '../../../shar
 import { ClaimNotFound } from '../../../shared/storage/errors.js'
 import { claimExtendedTtl } from '../../../shared/storage/queue-policy.js'
 import { Coalescer, type Outcome } from './coalesce.js'
-import { ageOf, checkFence, toMessage, type Ctx, type MessageTuple } from './context.js'
+import { ageOf, checkFence, readViews, type Ctx } from './context.js'
 import { outboxKey, queueKeys, receivedKey } from './keys.js'
 
 /** Messages one outbox step moves. */
@@ -44,7 +44,7 @@ const REFUSED_MS = 5000
 /** How many queues' dead-letter names are remembered before the memory starts over. */
 const DLQ_CACHE_MAX = 10_000
 
-type ClaimResult = [] | [string, ...MessageTuple[]]
+type ClaimResult = [] | [string, ...unknown[]]
 type ClaimReply = ['OK', number, string, string[], string, number, ...ClaimResult[]] | ['DLQ', string]
 
 export class RedisClaims {
@@ -114,8 +114,7 @@ export class RedisClaims {
       return reqs.map((req, n): Outcome<Claim | null> => {
         const res = results[n]
         if (res === undefined || res.length === 0) return { ok: due === undefined ? null : { id: '', age: 0, ttl: req.ttl, messages: [], deadLetter: due } }
-        const [id, ...tuples] = res as [string, ...MessageTuple[]]
-        const claim: Claim = { id, age: 0, ttl: req.ttl, messages: tuples.map((t) => toMessage(t, now)) }
+        const claim: Claim = { id: String(res[0]), age: 0, ttl: req.ttl, messages: readViews(res, 1, now) }
         if (due !== undefined) claim.deadLetter = due
         return { ok: claim }
       })
@@ -186,11 +185,10 @@ export class RedisClaims {
   async getClaim(ref: QueueRef, claimId: string): Promise<Claim | null> {
     if (!isId(claimId)) return null
     const now = this.#ctx.clock()
-    const r = await this.#ctx.scripts.run<[string, number, ...MessageTuple[]] | []>('getClaim', queueKeys(ref).list, [now, claimId])
+    const r = await this.#ctx.scripts.run<[string, number, ...unknown[]] | []>('getClaim', queueKeys(ref).list, [now, claimId])
     checkFence(ref, r)
     if (r.length === 0) return null
-    const [ttl, updated, ...tuples] = r
-    return { id: claimId, age: ageOf(Number(updated), now), ttl: Number(ttl), messages: tuples.map((t) => toMessage(t, now)) }
+    return { id: claimId, age: ageOf(Number(r[1]), now), ttl: Number(r[0]), messages: readViews(r, 2, now) }
   }
 
   async renewClaim(ref: QueueRef, claimId: string, opts: { ttl: number; grace: number }): Promise<void> {

@@ -31,8 +31,11 @@ export interface Ctx {
   catalogue(ref: QueueRef): Promise<void>
 }
 
-/** A message as the scripts return it: id, body, ttl (string), created, claimId or '', claimCount, seq. */
-export type MessageTuple = [string, string, string, number, string, number, number]
+/**
+ * How many reply fields a message takes in a script's reply (lua/lib.lua, `put_view`): id, body,
+ * ttl (text), created, claim id or '', claim count, seq, one after the other, not nested.
+ */
+export const VIEW_FIELDS = 7
 
 
 /**
@@ -45,11 +48,17 @@ export function checkFence(ref: QueueRef, reply: unknown): void {
   }
 }
 
-/** A script's message tuple as readers see it. */
-export function toMessage(t: MessageTuple, now: number): Message {
-  const m: Message = { id: t[0], ttl: Number(t[2]), age: ageOf(Number(t[3]), now), created: Number(t[3]), body: t[1], claimCount: Number(t[5]) }
-  if (t[4] !== '') m.claimId = t[4]
-  return m
+/** The messages of a script's reply from index `from` on (VIEW_FIELDS each), as readers see them. */
+export function readViews(r: readonly unknown[], from: number, now: number): Message[] {
+  const out: Message[] = []
+  for (let i = from; i + VIEW_FIELDS <= r.length; i += VIEW_FIELDS) {
+    const created = Number(r[i + 3])
+    const m: Message = { id: String(r[i]), ttl: Number(r[i + 2]), age: ageOf(created, now), created, body: String(r[i + 1]), claimCount: Number(r[i + 5]) }
+    const claimId = String(r[i + 4])
+    if (claimId !== '') m.claimId = claimId
+    out.push(m)
+  }
+  return out
 }
 
 

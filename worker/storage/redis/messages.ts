@@ -20,7 +20,7 @@ import { ClaimGone, ClaimNotHeld, MessageClaimed, PostTooLarge, QueueFull, Store
 import { isMarker } from '../../../shared/storage/queue-policy.js'
 import { Coalescer, type Outcome } from './coalesce.js'
 import { bodyBytes, chunksOf } from '../common.js'
-import { ageOf, checkFence, toMessage, type Ctx, type MessageTuple } from './context.js'
+import { checkFence, readViews, type Ctx } from './context.js'
 import { QueueMoved } from '../../../shared/storage/errors.js'
 import { idempotencyKey, queueKeys } from './keys.js'
 
@@ -257,7 +257,7 @@ export class RedisMessages {
   async #list(ref: QueueRef, opts: ListMessagesOptions, after: string, limit: number): Promise<MessageListing> {
     const now = this.#ctx.clock()
     const delayed = opts.includeDelayed === undefined ? '' : opts.includeDelayed ? '1' : '0'
-    const r = await this.#ctx.scripts.run<[number, string, ...MessageTuple[]]>('listMessages', queueKeys(ref).list, [
+    const r = await this.#ctx.scripts.run<[number, string, ...unknown[]]>('listMessages', queueKeys(ref).list, [
       now,
       after,
       Math.max(0, limit),
@@ -268,8 +268,7 @@ export class RedisMessages {
       LIST_SCAN_BUDGET,
     ])
     checkFence(ref, r)
-    const tuples = r.slice(2) as MessageTuple[]
-    const listing: MessageListing = { items: tuples.map((t) => toMessage(t, now)), includeDelayed: Number(r[0]) === 1 }
+    const listing: MessageListing = { items: readViews(r, 2, now), includeDelayed: Number(r[0]) === 1 }
     if (r[1] !== '') listing.next = String(r[1])
     return listing
   }
@@ -286,9 +285,9 @@ export class RedisMessages {
 
   async #get(ref: QueueRef, ids: string[]): Promise<Message[]> {
     const now = this.#ctx.clock()
-    const r = await this.#ctx.scripts.run<MessageTuple[]>('getMessages', queueKeys(ref).list, [now, ...ids])
+    const r = await this.#ctx.scripts.run<unknown[]>('getMessages', queueKeys(ref).list, [now, ...ids])
     checkFence(ref, r)
-    return r.map((t) => toMessage(t, now))
+    return readViews(r, 0, now)
   }
 
   deleteMessage(ref: QueueRef, id: string, claimId?: string): Promise<void> {
@@ -370,8 +369,8 @@ export class RedisMessages {
   async popMessages(ref: QueueRef, limit: number): Promise<PoppedMessage[]> {
     if (limit <= 0) return []
     const now = this.#ctx.clock()
-    const r = await this.#ctx.acked(this.#ctx.scripts.run<MessageTuple[]>('popMessages', queueKeys(ref).list, [now, limit, newId()]))
+    const r = await this.#ctx.acked(this.#ctx.scripts.run<unknown[]>('popMessages', queueKeys(ref).list, [now, limit, newId()]))
     checkFence(ref, r)
-    return r.map((t) => ({ id: t[0], ttl: Number(t[2]), age: ageOf(Number(t[3]), now), body: t[1], claimId: t[4], claimCount: Number(t[5]) }))
+    return readViews(r, 0, now).map(({ id, ttl, age, body, claimId, claimCount }) => ({ id, ttl, age, body, claimId: claimId ?? '', claimCount }))
   }
 }

@@ -25,7 +25,7 @@
            with ARGV[3] = '2': how many messages wait in the outbox), deferred DLQ name or '', deferred ids,
            dlqttl or '', messages moved to the DLQ (not counting the outbox), result per request } where a
            result is {} when nothing was claimed, else
-           { claimId, message... } and a message is {id, body, ttl, created, claimId, claimCount, seq};
+           { claimId, message... } and a message is seven fields (lib.lua, put_view);
            or { 'DLQ', actual dlq name } when ARGV[3] is '0' and ARGV[2] is stale: nothing was
            changed, the driver calls again with the right keys.
   Errors: none raised.
@@ -109,10 +109,12 @@ for _ = 1, nreq do
   local ttls = {}
   -- exts / extseqs: the messages whose expiry the claim extends, for e and s (lib.lua, "Expiry
   -- marks": the marks no longer cover them).
-  local msgs, recs, inflight, exts, extseqs, taken, dead = {}, {}, {}, {}, {}, {}, {}
-  while #msgs < limit and #due < DUE_MAX and examined < CLAIM_SCAN do
+  -- res: the request's reply, the claim id and then its messages (put_view); got: how many.
+  local res, got = { cid }, 0
+  local recs, inflight, exts, extseqs, taken, dead = {}, {}, {}, {}, {}, {}
+  while got < limit and #due < DUE_MAX and examined < CLAIM_SCAN do
     local ids, past
-    ids, past, rc = next_ready(k, rc, upto, math.min(limit - #msgs, CLAIM_SCAN - examined))
+    ids, past, rc = next_ready(k, rc, upto, math.min(limit - got, CLAIM_SCAN - examined))
     examined = examined + #ids
     if #ids == 0 then
       if promotes >= CLAIM_PROMOTES then break end
@@ -158,14 +160,15 @@ for _ = 1, nreq do
             inflight[#inflight + 1] = id
             taken[#taken + 1] = id
             if journalled then jids[#jids + 1] = id end
-            msgs[#msgs + 1] = { id, rec[R_BODY], int_by(ttls, rec[R_TTL], rec[R_TTL]), rec[R_CREATED], cid, rec[R_CC], rec[R_SEQ] }
+            put_view(res, id, rec, int_by(ttls, rec[R_TTL], rec[R_TTL]), cid)
+            got = got + 1
           end
         end
       end
     end
   end
   remove_messages(k, dead)
-  if #msgs == 0 then
+  if got == 0 then
     out[#out + 1] = {}
   else
     call_chunked('HSET', k.m, recs, CHUNK * 2)
@@ -173,8 +176,6 @@ for _ = 1, nreq do
     uncover(k, exts, extseqs)
     redis.call('HSET', k.c, cid, encode({ ttl, cexp, now, taken }))
     redis.call('ZADD', k.x, cexps, cid)
-    local res = { cid }
-    for n = 1, #msgs do res[#res + 1] = msgs[n] end
     out[#out + 1] = res
   end
 end

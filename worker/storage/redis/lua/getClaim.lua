@@ -3,7 +3,7 @@
   KEYS: the thirteen keys of the queue (lib.lua); reads m, c, f.
   ARGV: [1] now (ms)  [2] claim id
   Returns: MOVED (lib.lua, fence_check) when fenced; {} when the claim is missing or expired, else { ttl (s, string), updated (ms),
-           message... } where a message is {id, body, ttl, created, claimId, claimCount, seq}.
+           message... } where a message is seven fields (lib.lua, put_view).
   Errors: none.
 ]]
 local k = queue_keys(0)
@@ -23,7 +23,7 @@ for n = 1, #ids do
   if raws[n] then
     local rec = decode(raws[n])
     if rec[R_CLAIM] == cid and rec[R_CLAIMEXP] > now and rec[R_EXPIRES] > now then
-      out[#out + 1] = view(ids[n], rec, now)
+      add_view(out, ids[n], rec, now)
     end
   end
 end

@@ -255,6 +255,17 @@ end
 --- if `fresh`), and the cursor moved past those.
 local function next_ready(k, rc, upto, n)
   local rs = redis.call('ZRANGEBYSCORE', k.r, '-inf', upto, 'WITHSCORES', 'LIMIT', 0, n)
+  if rc and #rs == 0 then
+    -- Nothing in r (a queue whose consumers keep up): a's entries are the candidates as they
+    -- come, with no merge to order them by, so only the last one's score is read (the new
+    -- cursor), not one per entry: Redis writes each score as text with '%.17g' and Lua reads it
+    -- back with strtod, ~0.45 µs per entry (a 10-entry range: 8.4 µs with scores, 5.1 without).
+    local as = redis.call('ZRANGEBYSCORE', k.a, '(' .. rc, upto, 'LIMIT', 0, n)
+    local past = {}
+    for m = 1, #as do past[as[m]] = true end
+    if #as > 0 then rc = redis.call('ZSCORE', k.a, as[#as]) end
+    return as, past, rc
+  end
   local as = {}
   if rc then as = redis.call('ZRANGEBYSCORE', k.a, '(' .. rc, upto, 'WITHSCORES', 'LIMIT', 0, n) end
   local ids, past, from_r = {}, {}, {}
@@ -308,11 +319,27 @@ local function ensure_queue(q, now)
   return 1
 end
 
---- A message as readers see it: {id, body, ttl, created, claimId or '', claimCount, seq}.
-local function view(id, rec, now)
+--- Appends a message as readers see it to `out`, flat, seven fields: id, body, ttl (`ttl`, as
+--- text), created, claim id (`claim`, '' for none), claim count, seq (context.ts `readViews`).
+--- Flat, not a table per message: Redis turns every table of a reply into an array with two
+--- lookups of its own (is it an error or a status reply?), ~0.5 µs per message (a reply of ten
+--- messages: 18.3 µs nested, 9.8 flat).
+local function put_view(out, id, rec, ttl, claim)
+  local n = #out
+  out[n + 1] = id
+  out[n + 2] = rec[R_BODY]
+  out[n + 3] = ttl
+  out[n + 4] = rec[R_CREATED]
+  out[n + 5] = claim
+  out[n + 6] = rec[R_CC]
+  out[n + 7] = rec[R_SEQ]
+end
+
+--- put_view for a reader: the claim shown is the message's active claim, if any.
+local function add_view(out, id, rec, now)
   local claim = ''
   if rec[R_CLAIM] ~= '' and rec[R_CLAIMEXP] > now then claim = rec[R_CLAIM] end
-  return { id, rec[R_BODY], int(rec[R_TTL]), rec[R_CREATED], claim, rec[R_CC], rec[R_SEQ] }
+  put_view(out, id, rec, int(rec[R_TTL]), claim)
 end
 
 --[[

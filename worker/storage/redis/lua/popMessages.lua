@@ -3,8 +3,8 @@
   messages, oldest first (no dead-lettering, as for the SQLite driver).
   KEYS: the thirteen keys of the queue (lib.lua).
   ARGV: [1] now (ms)  [2] limit  [3] the temporary claim id the popped messages carry
-  Returns: MOVED (lib.lua, fence_check) when fenced; else { message... } where a message is {id, body, ttl, created, claimId, claimCount, seq}
-           and claimCount includes this pop.
+  Returns: MOVED (lib.lua, fence_check) when fenced; else { message... } where a message is seven fields (lib.lua,
+           put_view), its claim id the pop's and its claim count including this pop.
   Errors: none.
 ]]
 local k = queue_keys(0)
@@ -22,10 +22,10 @@ local qs = redis.call('HMGET', k.q, 'stagelo', 'rc')
 local upto = upto_of(qs[1])
 local rc0 = qs[2]
 local rc = rc0
-local out, gone = {}, {}
-while #out < limit and examined < CLAIM_SCAN do
+local out, gone, got = {}, {}, 0
+while got < limit and examined < CLAIM_SCAN do
   local ids, past
-  ids, past, rc = next_ready(k, rc, upto, math.min(limit - #out, CLAIM_SCAN - examined))
+  ids, past, rc = next_ready(k, rc, upto, math.min(limit - got, CLAIM_SCAN - examined))
   examined = examined + #ids
   if #ids == 0 then
     if promotes >= CLAIM_PROMOTES then break end
@@ -39,7 +39,9 @@ while #out < limit and examined < CLAIM_SCAN do
       if rec and (not past[ids[n]] or fresh(rec)) then
         gone[#gone + 1] = ids[n]
         if rec[R_EXPIRES] > now then
-          out[#out + 1] = { ids[n], rec[R_BODY], int(rec[R_TTL]), rec[R_CREATED], cid, rec[R_CC] + 1, rec[R_SEQ] }
+          rec[R_CC] = rec[R_CC] + 1
+          put_view(out, ids[n], rec, int(rec[R_TTL]), cid)
+          got = got + 1
         end
       end
     end
