@@ -18,7 +18,7 @@
  * workload takes ~20 s per build.
  */
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -33,6 +33,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'consumes', type: 'number', default: 1000, help: 'claims of 10, each followed by a bulk delete of what it took, by its claim id' },
   { name: 'lists', type: 'number', default: 300, help: 'listings of 10 messages (an observer paging from the front)' },
   { name: 'body', type: 'number', default: 200, help: 'bytes of each message body (JSON)' },
+  { name: 'keep', type: 'string', default: '', help: "a folder to keep callgrind's files in (one per build and phase, for callgrind_annotate)" },
   { name: 'help', type: 'boolean', default: false, help: 'show this help' },
 ]
 
@@ -71,7 +72,7 @@ function dumped(dir: string, name: string): number {
   throw new Error(`no callgrind dump named ${name} in ${dir}`)
 }
 
-async function measure(root: string, o: { posts: number; consumes: number; lists: number; body: number }): Promise<Counted> {
+async function measure(root: string, o: { posts: number; consumes: number; lists: number; body: number; keep: string }, n: number): Promise<Counted> {
   const { RedisDriver: Driver } = (await import(pathToFileURL(join(root, 'dist/worker/storage/redis/driver.js')).href)) as { RedisDriver: typeof RedisDriver }
   const dir = mkdtempSync(join(tmpdir(), 'missive-cg-'))
   const port = await freePort()
@@ -121,6 +122,10 @@ async function measure(root: string, o: { posts: number; consumes: number; lists
     return { build: root, perMessage, messages }
   } finally {
     await stopChild(child, 30_000, false)
+    if (o.keep !== '') {
+      mkdirSync(o.keep, { recursive: true })
+      for (const f of readdirSync(dir)) if (f.startsWith('cg.out.')) renameSync(join(dir, f), join(o.keep, `build${n}.${f}`))
+    }
     rmSync(dir, { recursive: true, force: true })
   }
 }
@@ -141,11 +146,11 @@ async function main(): Promise<void> {
     return
   }
   if (!hasBinary('valgrind') || !hasBinary('callgrind_control', ['-h'])) throw new Error('valgrind is not installed (apt install valgrind)')
-  const o = { posts: Number(flags.posts), consumes: Number(flags.consumes), lists: Number(flags.lists), body: Number(flags.body) }
+  const o = { posts: Number(flags.posts), consumes: Number(flags.consumes), lists: Number(flags.lists), body: Number(flags.body), keep: String(flags.keep) }
   const results: Counted[] = []
-  for (const b of flags.builds as string[]) {
+  for (const [n, b] of (flags.builds as string[]).entries()) {
     const root = resolve(b)
-    const r = await measure(root, o)
+    const r = await measure(root, o, n + 1)
     results.push(r)
     console.log(`${root}: ` + PHASES.map((p) => `${p} ${Math.round(r.perMessage[p]).toLocaleString('en-US')} instr/msg (${r.messages[p]} msgs)`).join(', '))
   }

@@ -125,7 +125,7 @@ for _ = 1, nreq do
       for n = 1, #ids do
         local id, raw = ids[n], raws[n]
         if raw then
-          local rec = decode(raw)
+          local rec = decode_record(raw)
           if past[id] and not fresh(rec) then
             -- Delayed or claimed: its own index (d, i) brings it to r in time (lib.lua).
           elseif rec[R_EXPIRES] <= now then

@@ -42,7 +42,7 @@ local function verdict(id, cid, given)
   if gone[id] then return 'OK' end
   local raw = redis.call('HGET', k.m, id)
   if not raw then return 'OK' end
-  local rec = decode(raw)
+  local rec = decode_record(raw)
   if rec[R_EXPIRES] <= now then return 'OK' end
   local active = rec[R_CLAIM] ~= '' and rec[R_CLAIMEXP] > now
   if not given then
@@ -108,7 +108,7 @@ for r = 1, nreq do
       local raws = #rest > 0 and hmget(k.m, rest) or {}
       for j = 1, #rest do
         if raws[j] then
-          local rec = decode(raws[j])
+          local rec = decode_record(raws[j])
           if rec[R_EXPIRES] > now then
             if not (rec[R_CLAIM] ~= '' and rec[R_CLAIMEXP] > now and allowed[rec[R_CLAIM]]) then
               status = 'CLAIMED'

@@ -17,7 +17,7 @@ local raws = hmget(k.m, ids)
 local found = {}
 for n = 1, #ids do
   if raws[n] then
-    local rec = decode(raws[n])
+    local rec = decode_record(raws[n])
     if rec[R_EXPIRES] > now then found[#found + 1] = { ids[n], rec } end
   end
 end

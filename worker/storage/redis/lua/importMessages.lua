@@ -79,7 +79,7 @@ for i = 1, #order do
   if claim == '' then cexp = 0 end
   local seq
   if held[i] then
-    local old = decode(held[i])
+    local old = decode_record(held[i])
     seq = old[R_SEQ]
     body = old[R_BODY]
     stale[#stale + 1] = id

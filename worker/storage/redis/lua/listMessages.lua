@@ -52,7 +52,7 @@ while got < limit and scanned < budget and skipped < LIST_SKIP_BYTES do
     local raw = raws[n]
     local taken = false
     if raw then
-      local rec = decode(raw)
+      local rec = decode_record(raw)
       if rec[R_EXPIRES] > now
         and (claimed or rec[R_CLAIM] == '' or rec[R_CLAIMEXP] <= now)
         and (delayed or rec[R_VISIBLE] <= now)

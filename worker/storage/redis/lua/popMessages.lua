@@ -34,7 +34,7 @@ while got < limit and examined < CLAIM_SCAN do
   else
     local raws = redis.call('HMGET', k.m, unpack(ids))
     for n = 1, #ids do
-      local rec = raws[n] and decode(raws[n])
+      local rec = raws[n] and decode_record(raws[n])
       -- Past the cursor, a delayed or claimed message is left to its own index (lib.lua).
       if rec and (not past[ids[n]] or fresh(rec)) then
         gone[#gone + 1] = ids[n]

@@ -38,7 +38,7 @@ if n > 0 then
     next = page[i * 2]
     local raw = raws[i]
     if raw then
-      local rec = decode(raw)
+      local rec = decode_record(raw)
       if rec[R_EXPIRES] > now then
         records[#records + 1] = migrationRecord(k, ids[i], rec, now, names, claims)
         bytes = bytes + #rec[R_BODY]

@@ -26,7 +26,7 @@ if #page > 0 then
     local record = ''
     local raw = raws[i]
     if raw then
-      local rec = decode(raw)
+      local rec = decode_record(raw)
       if rec[R_EXPIRES] > now then
         record = migrationRecord(k, ids[i], rec, now, names, claims)
         bytes = bytes + #rec[R_BODY]

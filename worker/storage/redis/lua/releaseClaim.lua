@@ -18,7 +18,7 @@ if #ids > 0 then
   local raws = hmget(k.m, ids)
   for n = 1, #ids do
     if raws[n] then
-      local rec = decode(raws[n])
+      local rec = decode_record(raws[n])
       if rec[R_CLAIM] == cid then
         rec[R_CLAIM] = ''
         rec[R_CLAIMEXP] = 0

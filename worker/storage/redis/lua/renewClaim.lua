@@ -23,7 +23,7 @@ if #ids > 0 then
   local raws = hmget(k.m, ids)
   for n = 1, #ids do
     if raws[n] then
-      local rec = decode(raws[n])
+      local rec = decode_record(raws[n])
       if rec[R_CLAIM] == cid and rec[R_CLAIMEXP] > now and rec[R_EXPIRES] > now then
         rec[R_CLAIMEXP] = cexp
         if rec[R_EXPIRES] < cexp then

@@ -56,7 +56,7 @@ local function first(rev)
     local live = unexpired(k, ids, now, b)
     for n = 1, #ids do
       if live[n] then
-        local rec = decode(redis.call('HGET', k.m, ids[n]))
+        local rec = decode_record(redis.call('HGET', k.m, ids[n]))
         return { ids[n], rec[R_CREATED] }
       end
     end
@@ -75,7 +75,7 @@ local function first(rev)
     end
   end
   if #any == 0 then return nil end
-  return { any[1], decode(redis.call('HGET', k.m, any[1]))[R_CREATED] }
+  return { any[1], decode_record(redis.call('HGET', k.m, any[1]))[R_CREATED] }
 end
 local out = { total, claimed, delayed }
 local old, new = first(false), first(true)
