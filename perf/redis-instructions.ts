@@ -30,20 +30,23 @@ import type { RedisDriver } from '../worker/storage/redis/driver.js'
 const FLAGS: FlagSpec[] = [
   { name: 'builds', type: 'list', default: ['.'], help: 'build roots to measure, in order (each has dist/ built and worker/storage/redis/lua)' },
   { name: 'posts', type: 'number', default: 2000, help: 'posts of 10 messages (the backlog the other phases use)' },
-  { name: 'consumes', type: 'number', default: 1000, help: 'claims of 10, each followed by a bulk delete of what it took, by its claim id' },
+  { name: 'consumes', type: 'number', default: 1000, help: 'claims of 10, then as many bulk deletes of what each took, by its claim id' },
   { name: 'lists', type: 'number', default: 300, help: 'listings of 10 messages (an observer paging from the front)' },
   { name: 'body', type: 'number', default: 200, help: 'bytes of each message body (JSON)' },
   { name: 'keep', type: 'string', default: '', help: "a folder to keep callgrind's files in (one per build and phase, for callgrind_annotate)" },
   { name: 'help', type: 'boolean', default: false, help: 'show this help' },
 ]
 
-/** The phases, in the order they run; each is counted on its own. */
-const PHASES = ['post', 'consume', 'list'] as const
+/**
+ * The phases, in the order they run; each is counted on its own. A consumer's claim and its delete
+ * are counted apart: every claim of the phase `claim` is deleted in `delete`, in the same order.
+ */
+const PHASES = ['post', 'claim', 'delete', 'list'] as const
 type Phase = (typeof PHASES)[number]
 
 interface Counted {
   build: string
-  /** Instructions per message moved (post: posted; consume: claimed and deleted; list: listed). */
+  /** Instructions per message moved (post: posted; claim: claimed; delete: deleted; list: listed). */
   perMessage: Record<Phase, number>
   messages: Record<Phase, number>
 }
@@ -97,7 +100,7 @@ async function measure(root: string, o: { posts: number; consumes: number; lists
     const c0 = await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 10 })
     if (c0) await driver.deleteMessages(ref, c0.messages.map((m) => m.id), [c0.id])
     await driver.listMessages(ref, { limit: 10, clientId, echo: true, includeClaimed: false })
-    const messages: Record<Phase, number> = { post: 0, consume: 0, list: 0 }
+    const messages: Record<Phase, number> = { post: 0, claim: 0, delete: 0, list: 0 }
     const run = async (phase: Phase, body: () => Promise<void>): Promise<void> => {
       control(child.pid!, '-z')
       await body()
@@ -106,12 +109,19 @@ async function measure(root: string, o: { posts: number; consumes: number; lists
     await run('post', async () => {
       for (let i = 0; i < o.posts; i++) messages.post += (await driver.postMessages(ref, batch, opts)).length
     })
-    await run('consume', async () => {
+    const claims: { id: string; ids: string[] }[] = []
+    await run('claim', async () => {
       for (let i = 0; i < o.consumes; i++) {
         const c = await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 10 })
         if (c === null) break
-        await driver.deleteMessages(ref, c.messages.map((m) => m.id), [c.id])
-        messages.consume += c.messages.length
+        claims.push({ id: c.id, ids: c.messages.map((m) => m.id) })
+        messages.claim += c.messages.length
+      }
+    })
+    await run('delete', async () => {
+      for (const c of claims) {
+        await driver.deleteMessages(ref, c.ids, [c.id])
+        messages.delete += c.ids.length
       }
     })
     await run('list', async () => {
@@ -152,12 +162,15 @@ async function main(): Promise<void> {
     const root = resolve(b)
     const r = await measure(root, o, n + 1)
     results.push(r)
-    console.log(`${root}: ` + PHASES.map((p) => `${p} ${Math.round(r.perMessage[p]).toLocaleString('en-US')} instr/msg (${r.messages[p]} msgs)`).join(', '))
+    const consume = r.perMessage.claim + r.perMessage.delete
+    console.log(`${root}: ` + PHASES.map((p) => `${p} ${Math.round(r.perMessage[p]).toLocaleString('en-US')}`).join(', ') + `, claim + delete ${Math.round(consume).toLocaleString('en-US')} instructions of Redis per message (${r.messages.post} posted, ${r.messages.claim} claimed, ${r.messages.list} listed)`)
   }
   if (results.length > 1) {
     const first = results[0]!
     for (const r of results.slice(1)) {
-      console.log(`${r.build} vs ${first.build}: ` + PHASES.map((p) => `${p} ${((r.perMessage[p] / first.perMessage[p] - 1) * 100).toFixed(1)} %`).join(', '))
+      const pct = (a: number, b: number): string => `${((a / b - 1) * 100).toFixed(1)} %`
+      const consume = (x: Counted): number => x.perMessage.claim + x.perMessage.delete
+      console.log(`${r.build} vs ${first.build}: ` + PHASES.map((p) => `${p} ${pct(r.perMessage[p], first.perMessage[p])}`).join(', ') + `, claim + delete ${pct(consume(r), consume(first))}`)
     }
   }
 }

@@ -40,7 +40,7 @@ local ended = false
 while got < limit and scanned < budget and skipped < LIST_SKIP_BYTES do
   -- Small batches: a skipped record may be a 256 KiB body, and the byte check runs per batch.
   local want = math.min(LIST_BATCH, budget - scanned)
-  local page = redis.call('ZRANGEBYSCORE', k.a, after, upto, 'WITHSCORES', 'LIMIT', 0, want)
+  local page = redis.call('ZRANGEBYSCORE', k.a, after, upto, 'WITHSCORES', 'LIMIT', '0', int(want))
   local n_ids = #page / 2
   if n_ids == 0 then ended = true break end
   local ids = {}

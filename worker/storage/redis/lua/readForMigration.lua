@@ -24,7 +24,7 @@ local meta = redis.call('HGET', k.q, 'meta')
 if not meta then return { after, 1, {}, {}, '', pending } end
 if redis.call('HGET', k.f, 'state') == 'moved' then unstage(k, PROMOTE_STEP) end
 local upto = visible_max(k.q)
-local page = redis.call('ZRANGEBYSCORE', k.a, '(' .. after, upto, 'WITHSCORES', 'LIMIT', 0, limit)
+local page = redis.call('ZRANGEBYSCORE', k.a, '(' .. after, upto, 'WITHSCORES', 'LIMIT', '0', limit)
 local n = #page / 2
 local records, names, claims = {}, {}, {}
 local bytes, examined = 0, 0
