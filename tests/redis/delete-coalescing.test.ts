@@ -75,14 +75,29 @@ t.test('a delete of messages its claim holds leaves the ready and delayed indexe
   const ids = claim.messages.map((m) => m.id)
   const before = await calls(raw, 'zrem')
   await driver.deleteMessages(ref, ids, [claim.id])
-  // a, i, and e and s (the messages whose expiry the marks do not cover: lua/lib.lua): the
-  // claimed messages are in no other index.
-  t.equal((await calls(raw, 'zrem')) - before, 4, 'one ZREM per index that may hold them')
+  // a and i: the claimed messages are in no other index, and the queue has no e (nor s, which
+  // holds e's members) while the expiry marks cover every message (lua/lib.lua).
+  t.equal(await raw.exists(keys.e, keys.s), 0, 'no e and no s: the marks cover every message')
+  t.equal((await calls(raw, 'zrem')) - before, 2, 'one ZREM per index that may hold them')
   for (const key of [keys.a, keys.r, keys.d, keys.i, keys.e, keys.s]) {
     t.same(await raw.zmscore(key, ...ids), [null, null, null], `gone from ${key}`)
   }
   t.equal(await raw.hexists(keys.m, ids[0]!), 0, 'record gone')
   t.match(await driver.stats(ref), { total: 1, claimed: 0 })
+
+  // A message expiring before the last mark is in e and s: a delete then removes from them too.
+  const [early] = await driver.postMessages(ref, [{ body: '"early"', ttl: 60 }], postOpts())
+  t.not(await raw.zscore(keys.e, early!), null, 'the earlier-expiring message is in e')
+  const second = (await driver.createClaim(ref, { ttl: 30, grace: 60, limit: 2 }))!
+  const ids2 = second.messages.map((m) => m.id)
+  t.ok(ids2.includes(early!), 'claimed with the other one left')
+  const before2 = await calls(raw, 'zrem')
+  await driver.deleteMessages(ref, ids2, [second.id])
+  t.equal((await calls(raw, 'zrem')) - before2, 4, 'a, i, e and s')
+  for (const key of [keys.a, keys.i, keys.e, keys.s]) {
+    t.same(await raw.zmscore(key, ...ids2), [null, null], `gone from ${key}`)
+  }
+  t.match(await driver.stats(ref), { total: 0 })
   await driver.deleteQueue(ref)
 })
 

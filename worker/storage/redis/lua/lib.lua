@@ -199,8 +199,12 @@ local function remove_claimed(k, ids)
   call_chunked('HDEL', k.m, ids)
   call_chunked('ZREM', k.a, ids)
   call_chunked('ZREM', k.i, ids)
-  call_chunked('ZREM', k.e, ids)
-  call_chunked('ZREM', k.s, ids)
+  -- `s` holds the members of `e` (lib.lua, "Expiry marks"): a queue whose messages the marks
+  -- all cover has neither, and one EXISTS spares two removals of every id.
+  if redis.call('EXISTS', k.e) == 1 then
+    call_chunked('ZREM', k.e, ids)
+    call_chunked('ZREM', k.s, ids)
+  end
   -- An emptied queue covers nothing: its expiry marks go, and the next post starts them afresh.
   if redis.call('EXISTS', k.a) == 0 then
     redis.call('UNLINK', k.t)
