@@ -214,23 +214,32 @@ export async function startRedis(
     throw new Error('redis-server is not installed (apt-get install redis-server); Redis tests need a real server')
   }
   const dir = opts.dir ?? (await tempDir(t, 'missive-redis-'))
-  const port = opts.port ?? (await freePort())
-  const { child, output } = spawnRedis(redisServerArgs({ port, dir, appendfsync: opts.appendfsync, extra: opts.args }), 64 * 1024)
-  const pid = child.pid!
-  const exit = exited(child)
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    try {
-      process.kill(pid, 'SIGKILL')
-    } catch {
-      return
-    }
-    await exit
-  })
+  // A port found free can be taken by another test file's process before redis-server binds it:
+  // then a new one is tried, unless the caller chose the port.
+  for (let attempt = 1; ; attempt++) {
+    const port = opts.port ?? (await freePort())
+    const { child, output } = spawnRedis(redisServerArgs({ port, dir, appendfsync: opts.appendfsync, extra: opts.args }), 64 * 1024)
+    const pid = child.pid!
+    const exit = exited(child)
+    t.teardown(async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        return
+      }
+      await exit
+    })
 
-  const up = await awaitRedis(child, port, 10_000)
-  if (up !== 'up') throw new Error(`redis-server on port ${port} ${up === 'exited' ? `exited (code ${child.exitCode})` : 'did not answer in time'}:\n${output()}`)
+    const up = await awaitRedis(child, port, 10_000)
+    if (up === 'exited' && opts.port === undefined && attempt < 5 && /Address already in use/.test(output())) continue
+    if (up !== 'up') throw new Error(`redis-server on port ${port} ${up === 'exited' ? `exited (code ${child.exitCode})` : 'did not answer in time'}:\n${output()}`)
+    return redisProcess(port, pid, dir, child, output, exit)
+  }
+}
 
+/** The handle startRedis gives for a redis-server up on `port`. */
+function redisProcess(port: number, pid: number, dir: string, child: ChildProcess, output: () => string, exit: Promise<unknown>): RedisProcess {
   return {
     port,
     url: `redis://127.0.0.1:${port}`,

@@ -625,14 +625,20 @@ end
 local function append_messages(acc, now, client, ttl0, honour, delay0, count, p, ids, seq)
   local recs, all, ready, delayed, expstr = acc.recs, acc.all, acc.ready, acc.delayed, acc.expstr
   -- TTL -> the shared fields of an undelayed message's record (record_middle), for this request
-  -- (its client's).
-  local middles = {}
+  -- (its client's); a TTL's text -> its number (`tonumber` is strtod, ~1.2k instructions, and a
+  -- request's messages mostly share one TTL, or none).
+  local middles, ttls = {}, {}
   -- recs and all grow by two per message, in step; ready and delayed on their own.
   local n, nr, nd, ni = #recs, #ready, #delayed, #ids
   for _ = 1, count do
     seq = seq + 1
     local id, body = ARGV[p], ARGV[p + 3]
-    local ttl = tonumber(ARGV[p + 1]) or ttl0
+    local ttlraw = ARGV[p + 1]
+    local ttl = ttls[ttlraw]
+    if ttl == nil then
+      ttl = tonumber(ttlraw) or ttl0
+      ttls[ttlraw] = ttl
+    end
     local delay = 0
     if honour then delay = tonumber(ARGV[p + 2]) or delay0 end
     p = p + 4
