@@ -35,7 +35,7 @@ export interface Ctx {
  * How many reply fields a message takes in a script's reply (lua/lib.lua, `put_view`): id, body,
  * ttl (text), created, claim id or '', claim count, seq, one after the other, not nested.
  */
-export const VIEW_FIELDS = 7
+const VIEW_FIELDS = 7
 
 
 /**

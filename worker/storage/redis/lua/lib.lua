@@ -36,7 +36,7 @@
   (~6 % of Redis's CPU on posts in a `perf` profile), once per use; a string is built once and
   reused (a message's seq goes to both `a` and `r`, one expiry serves a request's messages).
   The same holds for every number handed to redis.call, range bounds and LIMIT counts included:
-  Lua writes it with '%.14g' (~2.4k instructions in glibc, even for a 0), int() with '%d', and a
+  Redis writes it with '%.17g' (~2.4k instructions in glibc, even for a 0), int() with '%d', and a
   constant is best written as text ('0').
 ]]
 
@@ -136,7 +136,7 @@ local function decode_record(raw)
   return { select(2, unpack_limit(raw, 10, 1)) }
 end
 
-local char, floor_ = string.char, math.floor
+local char = string.char
 
 --- The fields a post's messages share in their records, R_CREATED to R_CLIENT, encoded: a new
 --- message's record is then its seq and body around them (new_record).
@@ -156,9 +156,9 @@ local function new_record(seq, middle, body)
   elseif n < 256 then
     hdr = char(217, n)
   elseif n < 65536 then
-    hdr = char(218, floor_(n / 256), n % 256)
+    hdr = char(218, floor(n / 256), n % 256)
   else
-    hdr = char(219, floor_(n / 16777216), floor_(n / 65536) % 256, floor_(n / 256) % 256, n % 256)
+    hdr = char(219, floor(n / 16777216), floor(n / 65536) % 256, floor(n / 256) % 256, n % 256)
   end
   return '\154' .. encode(seq) .. middle .. hdr .. body
 end
@@ -264,7 +264,7 @@ end
 
 --- Moves up to `step` due delayed ids and `step` ids whose claim ran out into r. Returns how many.
 local function promote(k, now, step)
-  -- Numbers go to redis.call as text made here: Lua would write each with '%.14g' (see int).
+  -- Numbers go to redis.call as text made here, not as numbers Redis writes with '%.17g' (above).
   local nows, steps = int(now), int(step)
   local due = redis.call('ZRANGEBYSCORE', k.d, '-inf', nows, 'LIMIT', '0', steps)
   to_ready(k, k.d, due)
@@ -412,7 +412,7 @@ end
 
 --- B: the member of the last mark due at `nows` (text), else the record's `eb`; false if neither.
 local function boundary(k, nows)
-  local m = redis.call('ZREVRANGEBYSCORE', k.t, nows, '-inf', 'LIMIT', '0', 1)
+  local m = redis.call('ZREVRANGEBYSCORE', k.t, nows, '-inf', 'LIMIT', '0', '1')
   if m[1] then return m[1] end
   return redis.call('HGET', k.q, 'eb')
 end

@@ -62,10 +62,10 @@ local function first(rev)
     end
     start = start + 64
   end
-  local any = redis.call('ZRANGEBYSCORE', k.e, '(' .. ARGV[1], '+inf', 'LIMIT', '0', 1)
+  local any = redis.call('ZRANGEBYSCORE', k.e, '(' .. ARGV[1], '+inf', 'LIMIT', '0', '1')
   if #any == 0 then
     -- Every unexpired message is covered by the marks: the oldest past the boundary is one.
-    local past = redis.call('ZRANGEBYSCORE', k.a, b and '(' .. b or '-inf', upto, 'LIMIT', '0', 64)
+    local past = redis.call('ZRANGEBYSCORE', k.a, b and '(' .. b or '-inf', upto, 'LIMIT', '0', '64')
     local live = unexpired(k, past, now, b)
     for n = 1, #past do
       if live[n] then
