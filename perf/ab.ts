@@ -22,7 +22,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { helpText, parseArgs, UsageError, type FlagSpec } from './lib/args.js'
 import { createQueues, runLoad, standardLoad, type LoadOptions, type LoadResult } from './lib/load.js'
-import { awaitHttp, capture, cleanEnv, cpuSeconds, freePort, missiveRoles, startRedis, stopChild, track, type RedisService } from './lib/procs.js'
+import { awaitHttp, capture, cleanEnv, cpuSeconds, freePort, missiveRoles, redisCommand, startRedis, stopChild, track, type RedisService } from './lib/procs.js'
 
 const FLAGS: FlagSpec[] = [
   { name: 'builds', type: 'list', default: ['.'], help: 'repository roots to compare (each with a built dist/), first is A; `root+NAME=value` adds a MISSIVE_* setting for that build (e.g. `.+MISSIVE_DURABILITY=fast`), `root+--flag` a Node flag for its processes (e.g. `.+--max-semi-space-size=64`), `root+redis:name=value` a directive for its redis-server after the shipped config (e.g. `.+redis:rdbcompression=no`)' },
@@ -43,6 +43,16 @@ interface Sample {
   scenario: string
   r: LoadResult
   cpu: { proxy: number; workers: number; redis: number; loadgen: number }
+  /** Redis stores: script calls (EVALSHA and EVAL) Redis ran during the scenario. */
+  scriptCalls?: number
+}
+
+/** Script calls (EVALSHA + EVAL) the Redis on `port` has run since it started (`INFO commandstats`). */
+async function scriptCalls(port: number): Promise<number> {
+  const stats = await redisCommand(port, ['INFO', 'commandstats'])
+  let n = 0
+  for (const m of stats.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) n += Number(m[1])
+  return n
 }
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
@@ -182,6 +192,7 @@ async function main(): Promise<void> {
           for (const scenario of scenarios) {
             if (scenario === 'many') await createQueues(svc.url, MANY_QUEUES, 'many', conns)
             const s0 = { p: roles.proxy.reduce((n, x) => n + cpuOf(x), 0), w: roles.workers.reduce((n, x) => n + cpuOf(x), 0), r: redis ? cpuOf(redis.pid) : 0, l: process.cpuUsage() }
+            const calls0 = redis ? await scriptCalls(redis.port) : 0
             const t0 = performance.now()
             const r = await runLoad(load(svc.url, scenario, conns, durationS))
             const secs = (performance.now() - t0) / 1000
@@ -192,8 +203,10 @@ async function main(): Promise<void> {
               redis: ((redis ? cpuOf(redis.pid) : 0) - s0.r) / secs,
               loadgen: (l.user + l.system) / 1e6 / secs,
             }
-            samples.push({ build, store, scenario, r, cpu })
-            process.stderr.write(`${label(build)} ${store} ${scenario} round ${round + 1}: ${line({ build, store, scenario, r, cpu })}\n`)
+            const sample: Sample = { build, store, scenario, r, cpu }
+            if (redis) sample.scriptCalls = (await scriptCalls(redis.port)) - calls0
+            samples.push(sample)
+            process.stderr.write(`${label(build)} ${store} ${scenario} round ${round + 1}: ${line(sample)}\n`)
           }
           await svc.stop()
           if (profOut) {
@@ -218,7 +231,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  process.stdout.write('\n| build | store | scenario | req/s | msgs/s | p99 ms | proxy µs/msg | worker µs/msg | redis µs/msg | loadgen cores |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|\n')
+  process.stdout.write('\n| build | store | scenario | req/s | msgs/s | p99 ms | proxy µs/msg | worker µs/msg | redis µs/msg | script calls/req | loadgen cores |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n')
   for (const store of stores) {
     for (const scenario of scenarios) {
       for (const build of builds) {
@@ -238,15 +251,21 @@ function p99(s: Sample): number {
   return Math.max(...Object.values(s.r.ops).map((o) => o.p99))
 }
 
+/** Redis script calls per request (the requests coalesced into one call, inverted), or '—'. */
+function callsPerRequest(s: Sample): string {
+  const reqs = s.r.reqPerS * s.r.seconds
+  return s.scriptCalls === undefined || reqs === 0 ? '—' : (s.scriptCalls / reqs).toFixed(2)
+}
+
 function row(s: Sample): string {
   const m = msgs(s)
   const us = (c: number): string => (m > 0 ? ((c * 1e6) / m).toFixed(1) : '—')
-  return [Math.round(s.r.reqPerS).toLocaleString('en-US'), Math.round(m).toLocaleString('en-US'), p99(s).toFixed(1), us(s.cpu.proxy), us(s.cpu.workers), us(s.cpu.redis), s.cpu.loadgen.toFixed(2)].join(' | ')
+  return [Math.round(s.r.reqPerS).toLocaleString('en-US'), Math.round(m).toLocaleString('en-US'), p99(s).toFixed(1), us(s.cpu.proxy), us(s.cpu.workers), us(s.cpu.redis), callsPerRequest(s), s.cpu.loadgen.toFixed(2)].join(' | ')
 }
 
 function line(s: Sample): string {
   const m = msgs(s)
-  return `${Math.round(s.r.reqPerS)} req/s, ${Math.round(m)} msgs/s, p99 ${p99(s).toFixed(1)} ms, failures ${s.r.failures}, µs/msg proxy ${((s.cpu.proxy * 1e6) / m).toFixed(1)} worker ${((s.cpu.workers * 1e6) / m).toFixed(1)} redis ${((s.cpu.redis * 1e6) / m).toFixed(1)}`
+  return `${Math.round(s.r.reqPerS)} req/s, ${Math.round(m)} msgs/s, p99 ${p99(s).toFixed(1)} ms, failures ${s.r.failures}, µs/msg proxy ${((s.cpu.proxy * 1e6) / m).toFixed(1)} worker ${((s.cpu.workers * 1e6) / m).toFixed(1)} redis ${((s.cpu.redis * 1e6) / m).toFixed(1)}, script calls/req ${callsPerRequest(s)}`
 }
 
 // Run only as the entry point: `topSelf` can be imported without starting a benchmark.

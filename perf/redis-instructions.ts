@@ -29,7 +29,10 @@ import type { RedisDriver } from '../worker/storage/redis/driver.js'
 
 const FLAGS: FlagSpec[] = [
   { name: 'builds', type: 'list', default: ['.'], help: 'build roots to measure, in order (each has dist/ built and worker/storage/redis/lua)' },
-  { name: 'posts', type: 'number', default: 2000, help: 'posts of 10 messages (the backlog the other phases use)' },
+  { name: 'posts', type: 'number', default: 2000, help: 'posts of `--batch` messages (the backlog the other phases use)' },
+  { name: 'batch', type: 'number', default: 10, help: "messages per post (1: a post call's fixed cost shows)" },
+  { name: 'together', type: 'number', default: 1, help: 'posts issued at once, which the driver coalesces into one script call (as concurrent requests are)' },
+  { name: 'project', type: 'string', default: 'cg', help: "the queue's project name (a Keystone project id has 32 characters: every key name grows with it)" },
   { name: 'consumes', type: 'number', default: 1000, help: 'claims of 10, then as many bulk deletes of what each took, by its claim id' },
   { name: 'lists', type: 'number', default: 300, help: 'listings of 10 messages (an observer paging from the front)' },
   { name: 'body', type: 'number', default: 200, help: 'bytes of each message body (JSON)' },
@@ -75,7 +78,7 @@ function dumped(dir: string, name: string): number {
   throw new Error(`no callgrind dump named ${name} in ${dir}`)
 }
 
-async function measure(root: string, o: { posts: number; consumes: number; lists: number; body: number; keep: string }, n: number): Promise<Counted> {
+async function measure(root: string, o: { posts: number; batch: number; together: number; project: string; consumes: number; lists: number; body: number; keep: string }, n: number): Promise<Counted> {
   const { RedisDriver: Driver } = (await import(pathToFileURL(join(root, 'dist/worker/storage/redis/driver.js')).href)) as { RedisDriver: typeof RedisDriver }
   const dir = mkdtempSync(join(tmpdir(), 'missive-cg-'))
   const port = await freePort()
@@ -91,10 +94,10 @@ async function measure(root: string, o: { posts: number; consumes: number; lists
     const up = await awaitRedis(child, port, 60_000)
     if (up !== 'up') throw new Error(`redis-server under valgrind did not start (${up})`)
     const driver = await Driver.open({ ...parseRedisUri(`redis://127.0.0.1:${port}?verify=false`, 'fast'), gcIntervalMs: 0 })
-    const ref = { project: 'cg', queue: 'q' }
+    const ref = { project: o.project, queue: 'q' }
     const clientId = '6f1c3c1e-5a7b-4c1d-9e2f-0a1b2c3d4e5f'
     const opts = { clientId, defaultTtl: 3600, postBytes: 256 * 1024, queuePolicy: true }
-    const batch = Array.from({ length: 10 }, (_, i) => ({ body: body(o.body, i), ttl: 3600 }))
+    const batch = Array.from({ length: o.batch }, (_, i) => ({ body: body(o.body, i), ttl: 3600 }))
     // Warm-up, not counted: the scripts are loaded (SCRIPT LOAD compiles them) and the queue made.
     await driver.postMessages(ref, batch, opts)
     const c0 = await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 10 })
@@ -107,7 +110,10 @@ async function measure(root: string, o: { posts: number; consumes: number; lists
       control(child.pid!, `--dump=${phase}`)
     }
     await run('post', async () => {
-      for (let i = 0; i < o.posts; i++) messages.post += (await driver.postMessages(ref, batch, opts)).length
+      for (let i = 0; i < o.posts; i += o.together) {
+        const rs = await Promise.all(Array.from({ length: o.together }, () => driver.postMessages(ref, batch, opts)))
+        for (const r of rs) messages.post += r.length
+      }
     })
     const claims: { id: string; ids: string[] }[] = []
     await run('claim', async () => {
@@ -156,7 +162,7 @@ async function main(): Promise<void> {
     return
   }
   if (!hasBinary('valgrind') || !hasBinary('callgrind_control', ['-h'])) throw new Error('valgrind is not installed (apt install valgrind)')
-  const o = { posts: Number(flags.posts), consumes: Number(flags.consumes), lists: Number(flags.lists), body: Number(flags.body), keep: String(flags.keep) }
+  const o = { posts: Number(flags.posts), batch: Number(flags.batch), together: Number(flags.together), project: String(flags.project), consumes: Number(flags.consumes), lists: Number(flags.lists), body: Number(flags.body), keep: String(flags.keep) }
   const results: Counted[] = []
   for (const [n, b] of (flags.builds as string[]).entries()) {
     const root = resolve(b)
