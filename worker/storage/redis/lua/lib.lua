@@ -109,14 +109,17 @@ end
 
 --[[
   Migration fences (shared/storage/migration.ts). Every client script calls fence_check first:
-  one HMGET on a key that does not exist for a queue that is not moving. Under `moved` or
+  one EXISTS of a key that does not exist for a queue that is not moving. Under `moved` or
   `importing` the script returns the MOVED reply having done nothing (the driver throws
   QueueMoved); under `journal` it runs and journals, with journal(), every existing message whose
   stored state it changes, atomically with the change.
 ]]
 
 --- nil, false: no fence; nil, true: journal; a MOVED reply { 'MOVED', state, token, to }: refused.
+--- The common case, no fence, is one EXISTS: an HMGET of the missing key's three fields cost
+--- Redis 2.6 times as much (8.4k instructions against 3.2k, perf/redis-instructions.ts).
 local function fence_check(k)
+  if redis.call('EXISTS', k.f) == 0 then return nil, false end
   local f = redis.call('HMGET', k.f, 'state', 'token', 'to')
   if not f[1] then return nil, false end
   if f[1] == 'journal' then return nil, true end
