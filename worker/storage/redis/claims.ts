@@ -90,10 +90,10 @@ export class RedisClaims {
       const refused = cluster && this.#refused.size > 0 && (this.#refused.get(tag) ?? 0) > this.#ctx.clock()
       const dlq = cluster ? (refused ? '' : (vouched ?? '*')) : (vouched ?? this.#dlq.get(tag) ?? '')
       const keys = cluster
-        ? [...queueKeys(ref).list, outboxKey(queueKeys(ref))]
+        ? [...queueKeys(ref).script, outboxKey(queueKeys(ref))]
         : dlq === ''
-          ? queueKeys(ref).list
-          : [...queueKeys(ref).list, ...queueKeys({ project: ref.project, queue: dlq }).list]
+          ? queueKeys(ref).script
+          : [...queueKeys(ref).script, ...queueKeys({ project: ref.project, queue: dlq }).script]
       const now = this.#ctx.clock()
       const mode = cluster ? '2' : vouched === undefined ? '0' : '1'
       const reply = await this.#ctx.acked(this.#ctx.scripts.run<ClaimReply>('claimMessages', keys, [now, dlq, mode, ...args]))
@@ -145,7 +145,7 @@ export class RedisClaims {
         const dlq: QueueRef = { project: ref.project, queue }
         const keys = queueKeys(dlq)
         const r = await this.#ctx.acked(
-          this.#ctx.scripts.run<[string, number?, number?]>('deadLetterPut', [...keys.list, receivedKey(keys)], [
+          this.#ctx.scripts.run<[string, number?, number?]>('deadLetterPut', [...keys.script, receivedKey(keys)], [
             this.#ctx.clock(),
             takenAt,
             PUT_GUARD_MS,
@@ -176,7 +176,7 @@ export class RedisClaims {
     this.#refused.set(keys.tag, this.#ctx.clock() + REFUSED_MS)
     const ids = entries.filter((_, i) => i % 2 === 0)
     const back = await this.#ctx.acked(
-      this.#ctx.scripts.run<string[]>('deadLetterReturn', [...keys.list, outboxKey(keys)], [this.#ctx.clock(), ...ids]),
+      this.#ctx.scripts.run<string[]>('deadLetterReturn', [...keys.script, outboxKey(keys)], [this.#ctx.clock(), ...ids]),
     )
     const ttl = (JSON.parse(entries[1]!) as { t: string }).t
     return { queue, ids: back, ...(ttl !== '' && { ttl: Number(ttl) }) }
@@ -185,7 +185,7 @@ export class RedisClaims {
   async getClaim(ref: QueueRef, claimId: string): Promise<Claim | null> {
     if (!isId(claimId)) return null
     const now = this.#ctx.clock()
-    const r = await this.#ctx.scripts.run<[string, number, ...unknown[]] | []>('getClaim', queueKeys(ref).list, [now, claimId])
+    const r = await this.#ctx.scripts.run<[string, number, ...unknown[]] | []>('getClaim', queueKeys(ref).script, [now, claimId])
     checkFence(ref, r)
     if (r.length === 0) return null
     return { id: claimId, age: ageOf(Number(r[1]), now), ttl: Number(r[0]), messages: readViews(r, 2, now) }
@@ -194,7 +194,7 @@ export class RedisClaims {
   async renewClaim(ref: QueueRef, claimId: string, opts: { ttl: number; grace: number }): Promise<void> {
     if (!isId(claimId)) throw new ClaimNotFound(ref, claimId)
     const done = await this.#ctx.acked(
-      this.#ctx.scripts.run<number>('renewClaim', queueKeys(ref).list, [this.#ctx.clock(), claimId, opts.ttl, claimExtendedTtl(opts.ttl, opts.grace)]),
+      this.#ctx.scripts.run<number>('renewClaim', queueKeys(ref).script, [this.#ctx.clock(), claimId, opts.ttl, claimExtendedTtl(opts.ttl, opts.grace)]),
     )
     checkFence(ref, done)
     if (done !== 1) throw new ClaimNotFound(ref, claimId)
@@ -202,6 +202,6 @@ export class RedisClaims {
 
   async releaseClaim(ref: QueueRef, claimId: string): Promise<void> {
     if (!isId(claimId)) return
-    checkFence(ref, await this.#ctx.acked(this.#ctx.scripts.run('releaseClaim', queueKeys(ref).list, [this.#ctx.clock(), claimId])))
+    checkFence(ref, await this.#ctx.acked(this.#ctx.scripts.run('releaseClaim', queueKeys(ref).script, [this.#ctx.clock(), claimId])))
   }
 }

@@ -376,7 +376,7 @@ export class RedisDriver implements DataDriver {
     let resumeAt: string | null = null
     for (const tag of tags) {
       // Uncached: the sweep visits every queue in turn and would evict the request path's keys.
-      const keys = buildKeys(refOfTag(tag)).list
+      const keys = buildKeys(refOfTag(tag)).script
       for (;;) {
         // marks: expiry marks dropped (lua/lib.lua, "Expiry marks"), one per post call or so: a
         // busy queue whose backlog never empties makes them faster than one step a second drops.

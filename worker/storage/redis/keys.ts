@@ -7,6 +7,9 @@
  * everything else are encoded): an escaped part never contains `/`, `{`, `}` or `:`, so the tag
  * splits back into (project, queue) in exactly one way and no two (project, queue) pairs share a
  * key. Valid queue names (`[A-Za-z0-9_.-]`) are left as they are, which keeps keys readable.
+ * The queue scripts build a queue's keys from its record's key `missive:q:T` by changing the
+ * letter (lua/lib.lua, `queue_keys`): the layout below is theirs too, and the part before the
+ * first `:{` of every key is `missive:<letter>`.
  *
  * Layout (T = `{<escaped project>/<escaped queue>}`, P = `{<escaped project>}`):
  *
@@ -80,7 +83,7 @@ export function unescapePart(s: string): string {
 /** The queue's identity inside the hash tag: `<escaped project>/<escaped queue>`. */
 export const queueTag = (ref: QueueRef): string => `${escapePart(ref.project)}/${escapePart(ref.queue)}`
 
-/** The thirteen keys of one queue, in the order every queue script takes them (lua/lib.lua). */
+/** The thirteen keys of one queue, and what a script call on the queue passes as KEYS (lua/lib.lua). */
 export interface QueueKeys {
   readonly q: string
   readonly m: string
@@ -99,11 +102,17 @@ export interface QueueKeys {
   readonly s: string
   /** The expiry marks: a seq per run of covered messages, score = their expiry. */
   readonly t: string
-  /** The same thirteen keys as a KEYS array. */
+  /** The same thirteen keys as a list. */
   readonly list: readonly string[]
+  /**
+   * What a queue script takes as KEYS for the queue: its record's key alone; the script builds
+   * the other twelve from it (lua/lib.lua, `queue_keys`), which costs Redis half of what passing
+   * them does.
+   */
+  readonly script: readonly string[]
   /** The listeners' mark (lua/listenQueue.lua): not one of the thirteen, read by posts only. */
   readonly l: string
-  /** `list` and `l`: the KEYS of the scripts that read or write the mark. */
+  /** `script` and `l`: the KEYS of the scripts that read or write the mark. */
   readonly listening: readonly string[]
   /** `queueTag` of the queue (the hash tag without its braces). */
   readonly tag: string
@@ -132,7 +141,7 @@ export function buildKeys(ref: QueueRef): QueueKeys {
   const q = k('q'), m = k('m'), a = k('a'), r = k('r'), d = k('d'), i = k('i'), e = k('e'), c = k('c'), x = k('x'), f = k('f'), j = k('j'), s = k('s'), t = k('t'), l = k('l')
   const list = [q, m, a, r, d, i, e, c, x, f, j, s, t]
   // Frozen: one object is shared by every call on the queue.
-  return Object.freeze({ q, m, a, r, d, i, e, c, x, f, j, s, t, list: Object.freeze(list), l, listening: Object.freeze([...list, l]), tag })
+  return Object.freeze({ q, m, a, r, d, i, e, c, x, f, j, s, t, list: Object.freeze(list), script: Object.freeze([q]), l, listening: Object.freeze([q, l]), tag })
 }
 
 /** The keys of `ref`, all carrying the hash tag `{<escaped project>/<escaped queue>}` (cached). */

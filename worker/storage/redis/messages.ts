@@ -177,7 +177,7 @@ export class RedisMessages {
   async #postLarge(ref: QueueRef, req: PostRequest, chunks: [number, number][]): Promise<Outcome<Posted>> {
     const keys = queueKeys(ref)
     const { opts } = req
-    const list = opts.idempotencyKey === undefined ? keys.list : [...keys.list, idempotencyKey(keys, opts.idempotencyKey)]
+    const list = opts.idempotencyKey === undefined ? keys.script : [...keys.script, idempotencyKey(keys, opts.idempotencyKey)]
     const head = [opts.clientId, opts.defaultTtl, opts.postBytes, opts.queuePolicy ? '1' : '0', windowMs(opts)]
     // A queue a chunk created is catalogued whatever happens next (as Zaqar, posts create
     // queues lazily, even failed ones).
@@ -257,7 +257,7 @@ export class RedisMessages {
   async #list(ref: QueueRef, opts: ListMessagesOptions, after: string, limit: number): Promise<MessageListing> {
     const now = this.#ctx.clock()
     const delayed = opts.includeDelayed === undefined ? '' : opts.includeDelayed ? '1' : '0'
-    const r = await this.#ctx.scripts.run<[number, string, ...unknown[]]>('listMessages', queueKeys(ref).list, [
+    const r = await this.#ctx.scripts.run<[number, string, ...unknown[]]>('listMessages', queueKeys(ref).script, [
       now,
       after,
       Math.max(0, limit),
@@ -285,7 +285,7 @@ export class RedisMessages {
 
   async #get(ref: QueueRef, ids: string[]): Promise<Message[]> {
     const now = this.#ctx.clock()
-    const r = await this.#ctx.scripts.run<unknown[]>('getMessages', queueKeys(ref).list, [now, ...ids])
+    const r = await this.#ctx.scripts.run<unknown[]>('getMessages', queueKeys(ref).script, [now, ...ids])
     checkFence(ref, r)
     return readViews(r, 0, now)
   }
@@ -345,7 +345,7 @@ export class RedisMessages {
         for (const id of req.ids) args.push(id)
       }
     }
-    const r = await this.#ctx.acked(this.#ctx.scripts.run<string[]>('deleteMessages', queueKeys(ref).list, args))
+    const r = await this.#ctx.acked(this.#ctx.scripts.run<string[]>('deleteMessages', queueKeys(ref).script, args))
     checkFence(ref, r)
     // The verdicts are the script's (queue-policy.ts, `deleteVerdict`): it must see the message
     // and its claim atomically with the delete.
@@ -369,7 +369,7 @@ export class RedisMessages {
   async popMessages(ref: QueueRef, limit: number): Promise<PoppedMessage[]> {
     if (limit <= 0) return []
     const now = this.#ctx.clock()
-    const r = await this.#ctx.acked(this.#ctx.scripts.run<unknown[]>('popMessages', queueKeys(ref).list, [now, limit, newId()]))
+    const r = await this.#ctx.acked(this.#ctx.scripts.run<unknown[]>('popMessages', queueKeys(ref).script, [now, limit, newId()]))
     checkFence(ref, r)
     return readViews(r, 0, now).map(({ id, ttl, age, body, claimId, claimCount }) => ({ id, ttl, age, body, claimId: claimId ?? '', claimCount }))
   }

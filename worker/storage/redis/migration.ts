@@ -83,7 +83,7 @@ export class RedisMigration {
   async readForMigration(ref: QueueRef, after: number, limit: number): Promise<MigrationBatch> {
     const from = Number.isFinite(after) && after > 0 ? Math.floor(after) : 0
     const r = await this.#ctx.acked(
-      this.#ctx.scripts.run<[string | number, number, RecordTuple[], ClaimTuple[], string, number]>('readForMigration', queueKeys(ref).list, [
+      this.#ctx.scripts.run<[string | number, number, RecordTuple[], ClaimTuple[], string, number]>('readForMigration', queueKeys(ref).script, [
         this.#ctx.clock(),
         from,
         clampLimit(limit),
@@ -101,7 +101,7 @@ export class RedisMigration {
   }
 
   async readJournal(ref: QueueRef, limit: number): Promise<JournalPage> {
-    const r = await this.#ctx.scripts.run<[number, [string, string, RecordTuple | ''][], ClaimTuple[]]>('readJournal', queueKeys(ref).list, [
+    const r = await this.#ctx.scripts.run<[number, [string, string, RecordTuple | ''][], ClaimTuple[]]>('readJournal', queueKeys(ref).script, [
       this.#ctx.clock(),
       clampLimit(limit),
       MIGRATION_BATCH_BYTES,
@@ -114,7 +114,7 @@ export class RedisMigration {
     if (entries.length > MIGRATION_BATCH_MAX) throw badRequest(`at most ${MIGRATION_BATCH_MAX} journal entries per acknowledgement`)
     const args: (string | number)[] = [reset === true ? '1' : '0']
     for (const e of entries) args.push(e.id, e.version)
-    await this.#ctx.acked(this.#ctx.scripts.run('ackJournal', queueKeys(ref).list, args))
+    await this.#ctx.acked(this.#ctx.scripts.run('ackJournal', queueKeys(ref).script, args))
   }
 
   async importMessages(ref: QueueRef, token: string, change: ImportChange): Promise<void> {
@@ -140,18 +140,18 @@ export class RedisMigration {
     args.push(claims.length)
     for (const c of claims) args.push(c.id, c.ttl, c.expires, c.updated)
     args.push(remove.length, ...remove)
-    const r = await this.#ctx.acked(this.#ctx.scripts.run<CasReply>('importMessages', queueKeys(ref).list, args))
+    const r = await this.#ctx.acked(this.#ctx.scripts.run<CasReply>('importMessages', queueKeys(ref).script, args))
     conflict(ref, r)
     // Catalogued like a queue a post created: listed, and visited by the collector.
     if (Number(r[1]) === 1) await this.#ctx.catalogue(ref)
   }
 
   async countForMigration(ref: QueueRef): Promise<number> {
-    return Number(await this.#ctx.scripts.run<number>('countForMigration', queueKeys(ref).list, [this.#ctx.clock()]))
+    return Number(await this.#ctx.scripts.run<number>('countForMigration', queueKeys(ref).script, [this.#ctx.clock()]))
   }
 
   async dropQueueData(ref: QueueRef, token: string): Promise<void> {
-    conflict(ref, await this.#ctx.acked(this.#ctx.scripts.run<CasReply>('dropQueueData', queueKeys(ref).list, [token])))
+    conflict(ref, await this.#ctx.acked(this.#ctx.scripts.run<CasReply>('dropQueueData', queueKeys(ref).script, [token])))
     await this.#uncatalogue(ref)
   }
 }

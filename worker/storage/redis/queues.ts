@@ -34,7 +34,7 @@ export class RedisQueues {
   async createQueue(ref: QueueRef, metadata: Metadata): Promise<boolean> {
     const fields = policyFields(queuePolicy(ref.queue, metadata))
     const created = await this.#ctx.acked(
-      this.#ctx.scripts.run<number>('createQueue', queueKeys(ref).list, [this.#ctx.clock(), JSON.stringify(metadata), ...fields]),
+      this.#ctx.scripts.run<number>('createQueue', queueKeys(ref).script, [this.#ctx.clock(), JSON.stringify(metadata), ...fields]),
     )
     checkFence(ref, created)
     // Catalogued even when it existed: repairs a catalogue entry a crash left out.
@@ -44,7 +44,7 @@ export class RedisQueues {
   }
 
   async getQueue(ref: QueueRef): Promise<Metadata | null> {
-    const text = await this.#ctx.scripts.run<string | null>('getQueue', queueKeys(ref).list, [])
+    const text = await this.#ctx.scripts.run<string | null>('getQueue', queueKeys(ref).script, [])
     checkFence(ref, text)
     return text === null ? null : this.parse(text)
   }
@@ -52,7 +52,7 @@ export class RedisQueues {
   async setQueueMetadata(ref: QueueRef, metadata: Metadata): Promise<void> {
     const fields = policyFields(queuePolicy(ref.queue, metadata))
     const done = await this.#ctx.acked(
-      this.#ctx.scripts.run<number>('setQueueMetadata', queueKeys(ref).list, [JSON.stringify(metadata), ...fields]),
+      this.#ctx.scripts.run<number>('setQueueMetadata', queueKeys(ref).script, [JSON.stringify(metadata), ...fields]),
     )
     checkFence(ref, done)
     if (done === 0) throw new QueueNotFound(ref)
@@ -61,7 +61,7 @@ export class RedisQueues {
 
   async deleteQueue(ref: QueueRef): Promise<void> {
     const keys = queueKeys(ref)
-    checkFence(ref, await this.#ctx.acked(this.#ctx.scripts.run('deleteQueue', keys.list, [])))
+    checkFence(ref, await this.#ctx.acked(this.#ctx.scripts.run('deleteQueue', keys.script, [])))
     await this.#uncatalogue(ref)
   }
 
@@ -79,7 +79,7 @@ export class RedisQueues {
   }
 
   async purge(ref: QueueRef): Promise<void> {
-    checkFence(ref, await this.#ctx.acked(this.#ctx.scripts.run('purgeQueue', queueKeys(ref).list, [])))
+    checkFence(ref, await this.#ctx.acked(this.#ctx.scripts.run('purgeQueue', queueKeys(ref).script, [])))
   }
 
   async listQueues(project: string, opts: ListQueuesOptions): Promise<QueueListing> {
@@ -139,12 +139,12 @@ export class RedisQueues {
 
   /** Bytes of Redis memory the queue's messages take (lua/storedBytes.lua): one script call, O(1) per key. */
   async storedBytes(ref: QueueRef): Promise<number> {
-    return Number(await this.#ctx.scripts.run<number>('storedBytes', queueKeys(ref).list, []))
+    return Number(await this.#ctx.scripts.run<number>('storedBytes', queueKeys(ref).script, []))
   }
 
   async stats(ref: QueueRef): Promise<QueueStats> {
     const now = this.#ctx.clock()
-    const r = await this.#ctx.scripts.run<(string | number)[]>('stats', queueKeys(ref).list, [now])
+    const r = await this.#ctx.scripts.run<(string | number)[]>('stats', queueKeys(ref).script, [now])
     checkFence(ref, r)
     const total = Number(r[0])
     const claimed = Number(r[1])

@@ -1,7 +1,7 @@
 --[[
   ackJournal: removes the given journal entries that are still at the given version (an entry
   journalled again since it was read stays); optionally acknowledges the reset marker.
-  KEYS: the thirteen keys of the queue (lib.lua); writes f, j.
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); writes f, j.
   ARGV: [1] '1' to acknowledge the reset  [2..] id, version pairs
   Returns: 1.
   Errors: none.

@@ -9,9 +9,9 @@
   when that queue is in this pool; with ARGV[3] = '1' a DLQ other than ARGV[2] is not filled here:
   its due messages stay in the queue (back in the ready index, unclaimed) and are reported, at
   most DUE_MAX per call, for the proxy to move across pools (docs/pools.md).
-  KEYS: [1..13] the thirteen keys of the queue; [14..26] the thirteen keys of its dead-letter queue, when
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); [2] its dead-letter queue's record key, when
         the driver believes it has one (same project, so the same Redis on a standalone server);
-        with ARGV[3] = '2' (a Redis Cluster pool), [14] the queue's dead-letter outbox instead.
+        with ARGV[3] = '2' (a Redis Cluster pool), [2] the queue's dead-letter outbox instead.
   ARGV: [1] now (ms)  [2] the dead-letter queue name the driver has keys for ('' none)
         [3] '1': defer any other DLQ (the proxy checked ARGV[2] is local), '0': the driver's guess,
             '2': a Cluster pool (the DLQ is in another slot): messages due for the DLQ ARGV[2] (or,
@@ -45,7 +45,9 @@ if not qf[1] then
   return out
 end
 local dlqname = qf[2] or ''
-local here = dlqname == ARGV[2] and #KEYS >= 2 * NKEYS
+-- The DLQ's keys are here when the driver passed its record key second (a Cluster pool's second
+-- key is the outbox, never a queue's).
+local here = not outbox and dlqname == ARGV[2] and #KEYS >= 2 * NKEYS
 if not defer and (dlqname ~= ARGV[2] or (dlqname ~= '' and not here)) then return { 'DLQ', dlqname } end
 local dk, dlqmax, dlqttl = nil, nil, nil
 if dlqname ~= '' then

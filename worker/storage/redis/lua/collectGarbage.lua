@@ -3,7 +3,7 @@
   expired messages and up to `step` expired claims, and moves up to `step` due delayed and
   `step` claim-expired messages to the ready index. Readers never see expired data either way;
   this reclaims memory and keeps the ready index short.
-  KEYS: the thirteen keys of the queue (lib.lua); f and j are not touched.
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); f and j are not touched.
   ARGV: [1] now (ms)  [2] step
   Returns: { expired messages deleted, expired claims deleted, messages made ready, expiry marks
            dropped (lib.lua, "Expiry marks") }.

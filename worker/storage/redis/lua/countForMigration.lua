@@ -1,6 +1,6 @@
 --[[
   countForMigration: the queue's unexpired messages, fences ignored (what stats' total says).
-  KEYS: the thirteen keys of the queue (lib.lua); reads q, a, e, s, t.
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); reads q, a, e, s, t.
   ARGV: [1] now (ms)
   Returns: the count.
   Errors: none.

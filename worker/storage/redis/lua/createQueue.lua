@@ -1,6 +1,6 @@
 --[[
   createQueue: creates the queue record with its metadata if the queue does not exist.
-  KEYS: the thirteen keys of the queue (lib.lua); only q (and f, read) are touched.
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); only q (and f, read) are touched.
   ARGV: [1] now (ms)  [2] metadata JSON text
         [3] maxpost [4] ttl [5] delay [6] dlq [7] dlqmax [8] dlqttl  (reserved fields pre-parsed
         by the driver; '' when absent)

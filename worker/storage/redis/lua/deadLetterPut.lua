@@ -7,7 +7,7 @@
   (a worker stalled between reading the outbox and this call) does nothing: the outbox still
   holds the messages and a later step moves them; `retention` is well above `guard`, so the
   record of a message put here outlives every step that could carry it again.
-  KEYS: [1..13] the thirteen keys of the dead-letter queue; [14] its received set (ZSET id -> ms).
+  KEYS: [1] the dead-letter queue's record key (lib.lua, queue_keys); [2] its received set (ZSET id -> ms).
   ARGV: [1] now (ms)  [2] when the outbox was read (ms)  [3] guard (ms)  [4] retention (ms)
         then per message: id, its outbox JSON (claimMessages.lua: q, t, c, l, x, n, k, b).
   Returns: { 'OK', created (1 if this created the queue), messages put }; { 'STALE' } past the

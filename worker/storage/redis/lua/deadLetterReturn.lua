@@ -4,7 +4,7 @@
   now): each goes back from the outbox into the queue as it was (same id and seq, unclaimed,
   visible), for the proxy to move wherever the DLQ is (the claim reports them, docs/pools.md).
   Messages of a queue deleted meanwhile are dropped with it.
-  KEYS: [1..13] the thirteen keys of the queue; [14] its outbox.
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); [2] its outbox.
   ARGV: [1] now (ms), then the ids.
   Returns: the ids put back.
   Errors: none raised.

@@ -10,7 +10,7 @@
   - single ('s'): one message under the claim rules of shared/storage/queue-policy.ts
     (`deleteVerdict`), decided here because they must see the message and its claim atomically
     with the delete.
-  KEYS: the thirteen keys of the queue (lib.lua).
+  KEYS: [1] the queue's record key (lib.lua, queue_keys).
   ARGV: [1] now (ms)  [2] number of requests, then per request:
           'b', check ('1'|'0'), n = number of claim ids, m = number of message ids,
                then the n claim ids, then the m message ids (valid, distinct)

@@ -3,7 +3,7 @@
   in the background, the call stays O(number of keys)).
   The migration fence and journal (f, j) stay: a fence outlives the queue's data; under a
   journal fence the delete is journalled as a reset.
-  KEYS: the thirteen keys of the queue (lib.lua).
+  KEYS: [1] the queue's record key (lib.lua, queue_keys).
   ARGV: none.
   Returns: 1 if the queue existed, else 0; MOVED (lib.lua, fence_check) when fenced.
   Errors: none.

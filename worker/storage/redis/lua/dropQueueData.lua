@@ -4,7 +4,7 @@
   the call stays O(number of keys)). A `moved` fence stays as the tombstone, its journal gone;
   an `importing` fence goes with the data. Idempotency keys are left to expire with their window
   (PX): they are not enumerable without a scan.
-  KEYS: the thirteen keys of the queue (lib.lua).
+  KEYS: [1] the queue's record key (lib.lua, queue_keys).
   ARGV: [1] token
   Returns: { 'OK' } or { 'CONFLICT', state, token, to } ({ 'CONFLICT' } when there is no fence).
   Errors: none.

@@ -4,7 +4,7 @@
   empty one (the same fence set again is a retry and keeps it); `journal` -> `moved` under the
   same token keeps it for the final drain; clearing, or setting `importing`, drops it (UNLINK:
   freed in the background, so bounded here).
-  KEYS: [1..13] the thirteen keys of the queue (lib.lua), writes f, j; [14] its listeners' mark
+  KEYS: [1] the queue's record key (lib.lua, queue_keys), writes f, j; [2] its listeners' mark
         (keys.ts), set when an `importing` fence is cleared.
   ARGV: [1] expected token ('' with [2] '0': no fence expected)  [2] '1' when a token is expected
         [3] new state ('' to clear)  [4] new token  [5] new destination pool  [6] now (ms)

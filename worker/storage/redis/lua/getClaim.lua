@@ -1,6 +1,6 @@
 --[[
   getClaim: an active claim with those of its messages that still exist and are still held by it.
-  KEYS: the thirteen keys of the queue (lib.lua); reads m, c, f.
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); reads m, c, f.
   ARGV: [1] now (ms)  [2] claim id
   Returns: MOVED (lib.lua, fence_check) when fenced; {} when the claim is missing or expired, else { ttl (s, string), updated (ms),
            message... } where a message is seven fields (lib.lua, put_view).

@@ -1,7 +1,7 @@
 --[[
   getMessages: the messages among the given ids that exist and have not expired, claimed,
   delayed or not, in FIFO order (one id or many: getMessage and getMessages).
-  KEYS: the thirteen keys of the queue (lib.lua); reads m, f.
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); reads m, f.
   ARGV: [1] now (ms)  [2..] message ids (valid, distinct)
   Returns: MOVED (lib.lua, fence_check) when fenced; else { message... } where a message is seven fields (lib.lua,
            put_view), sorted by seq.

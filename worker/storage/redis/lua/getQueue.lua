@@ -1,6 +1,6 @@
 --[[
   getQueue: the queue's metadata, checked against the migration fence in the same call.
-  KEYS: the thirteen keys of the queue (lib.lua); reads q, f.
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); reads q, f.
   ARGV: none.
   Returns: MOVED (lib.lua, fence_check) when fenced; the metadata JSON text; false (nil) when
            the queue does not exist.

@@ -6,7 +6,7 @@
   has its mutable state replaced and keeps its place), claims (replacing one of the same id; a
   claim's message list gains the imported messages that name it), removals (of messages, and of
   claims: a released claim is journalled under its own id).
-  KEYS: the thirteen keys of the queue (lib.lua).
+  KEYS: [1] the queue's record key (lib.lua, queue_keys).
   ARGV: [1] now (ms)  [2] token  [3] reset ('1'|'0')  [4] '1' when metadata follows
         [5] metadata JSON text  [6..11] maxpost, ttl, delay, dlq, dlqmax, dlqttl ('' absent)
         [12] number of records, then per record: id, created, ttl, expires, visible, claimCount,

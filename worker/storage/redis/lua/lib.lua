@@ -3,24 +3,25 @@
   the top-level definitions of this file it uses in front of it (scripts.ts, `libFor`), so every
   definition here starts at the margin with `local`. Defines no script of its own.
 
-  Every queue script takes the thirteen keys of one queue, in the order keys.ts builds them:
-    KEYS[1] q  HASH  queue record: meta (JSON text), seq, created, rc (the ready cursor, a seq),
-                      the expiry marks' fields (el, emax, em, eb, ec: "Expiry marks" below),
-                      and the reserved metadata the scripts read, pre-parsed by the driver:
-                      maxpost, ttl, delay, dlq, dlqmax, dlqttl
-    KEYS[2] m  HASH  message id -> record (cmsgpack array, see R_* below)
-    KEYS[3] a  ZSET  every message, score = seq (FIFO order; markers are seqs)
-    KEYS[4] r  ZSET  ready: visible and not claimed, score = seq (may hold expired ids until read),
-                      but for the fresh messages past the ready cursor
-    KEYS[5] d  ZSET  delayed: score = visible-at (ms)
-    KEYS[6] i  ZSET  in flight: claimed, score = claim expiry (ms)
-    KEYS[7] e  ZSET  the messages the expiry marks do not cover, score = expiry (ms)
-    KEYS[8] c  HASH  claim id -> claim record (cmsgpack array, see C_* below)
-    KEYS[9] x  ZSET  claim id, score = claim expiry (ms)
-    KEYS[10] f HASH  migration fence (absent: none): state, token, to, jv, reset (see fence_check)
-    KEYS[11] j ZSET  migration journal: message id, score = version
-    KEYS[12] s ZSET  the same members as e, score = seq
-    KEYS[13] t ZSET  expiry marks: member = a seq (text), score = an expiry (ms)
+  A queue script takes one key of each queue it touches, the queue record's (q); the queue's
+  other twelve keys are the same name with another letter (keys.ts), built here (queue_keys):
+    q  HASH  queue record: meta (JSON text), seq, created, rc (the ready cursor, a seq),
+             the expiry marks' fields (el, emax, em, eb, ec: "Expiry marks" below),
+             and the reserved metadata the scripts read, pre-parsed by the driver:
+             maxpost, ttl, delay, dlq, dlqmax, dlqttl
+    m  HASH  message id -> record (cmsgpack array, see R_* below)
+    a  ZSET  every message, score = seq (FIFO order; markers are seqs)
+    r  ZSET  ready: visible and not claimed, score = seq (may hold expired ids until read),
+             but for the fresh messages past the ready cursor
+    d  ZSET  delayed: score = visible-at (ms)
+    i  ZSET  in flight: claimed, score = claim expiry (ms)
+    e  ZSET  the messages the expiry marks do not cover, score = expiry (ms)
+    c  HASH  claim id -> claim record (cmsgpack array, see C_* below)
+    x  ZSET  claim id, score = claim expiry (ms)
+    f  HASH  migration fence (absent: none): state, token, to, jv, reset (see fence_check)
+    j  ZSET  migration journal: message id, score = version
+    s  ZSET  the same members as e, score = seq
+    t  ZSET  expiry marks: member = a seq (text), score = an expiry (ms)
   A message is in `a` for its whole life, either in `e` (and `s`) or covered by the expiry marks,
   and in exactly one of r / d / i, except that a message whose delay or claim ran out stays in
   d / i until `promote` moves it to r, and that a fresh message past the ready cursor is in none
@@ -96,14 +97,23 @@ local function mark_listening(l, now, ms)
   if upto > (tonumber(redis.call('GET', l)) or 0) then redis.call('SET', l, int(upto), 'PX', math.floor(ms) + 60000) end
 end
 
---- How many KEYS one queue takes.
-local NKEYS = 13
+--- How many KEYS one queue takes: its record's key, from which queue_keys builds the others.
+local NKEYS = 1
 
+--- The keys of the queue whose record key is KEYS[base + 1]: the same name with the kind's
+--- letter in place of `q` (keys.ts: `missive:<letter>:{<tag>}`, one hash tag, so one Cluster slot;
+--- Redis allows a script keys it was not given when they share the slot of those it was).
+--- Built here, not passed: each key Redis turns into an element of KEYS cost it ~1.9k
+--- instructions (parsing the argument, a string object, a Lua string, the array's growth), a
+--- key built here ~0.8k (perf/redis-instructions.ts).
 local function queue_keys(base)
+  local q = KEYS[base + 1]
+  local at = string.find(q, ':{', 1, true)
+  local h, t = string.sub(q, 1, at - 2), string.sub(q, at)
   return {
-    q = KEYS[base + 1], m = KEYS[base + 2], a = KEYS[base + 3], r = KEYS[base + 4], d = KEYS[base + 5],
-    i = KEYS[base + 6], e = KEYS[base + 7], c = KEYS[base + 8], x = KEYS[base + 9], f = KEYS[base + 10],
-    j = KEYS[base + 11], s = KEYS[base + 12], t = KEYS[base + 13],
+    q = q, m = h .. 'm' .. t, a = h .. 'a' .. t, r = h .. 'r' .. t, d = h .. 'd' .. t,
+    i = h .. 'i' .. t, e = h .. 'e' .. t, c = h .. 'c' .. t, x = h .. 'x' .. t, f = h .. 'f' .. t,
+    j = h .. 'j' .. t, s = h .. 's' .. t, t = h .. 't' .. t,
   }
 end
 

@@ -5,7 +5,7 @@
   the budget may be short, even empty; its next marker is the last entry examined, so following
   it resumes the scan where it stopped (issue 11: a queue holding 100k delayed messages cost
   ~430 ms per listing and stalled every tenant on the pool).
-  KEYS: the thirteen keys of the queue (lib.lua); reads q, m, a, f.
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); reads q, m, a, f.
   ARGV: [1] now (ms)  [2] marker: seq after which to start ('' = from the head)  [3] limit
         [4] clientId  [5] echo ('1'|'0')  [6] includeClaimed ('1'|'0')
         [7] includeDelayed ('1'|'0'|'' = the queue's default)  [8] budget (entries examined, ≥ limit)

@@ -5,7 +5,7 @@
   in ARGV order, which is FIFO order. A request with an idempotency key whose record exists
   stores nothing and answers the recorded ids; otherwise the record is written with the
   messages (docs/api.md, "Safe retries").
-  KEYS: [1..13] the thirteen keys of the queue (lib.lua); [14] its listeners' mark (keys.ts,
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); [2] its listeners' mark (keys.ts,
         listenQueue.lua); then one idempotency record key (keys.ts) per request that has a key.
   ARGV: [1] now (ms)  [2] number of requests, then per request:
           clientId, defaultTtl (s), postBytes, queuePolicy ('1'|'0': whether the queue's policy

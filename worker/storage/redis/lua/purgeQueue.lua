@@ -2,7 +2,7 @@
   purgeQueue: deletes every message and claim of the queue (claimed and delayed ones too);
   keeps the queue record, its metadata and its sequence counter.
   Under a journal fence the purge is journalled as a reset.
-  KEYS: the thirteen keys of the queue (lib.lua).
+  KEYS: [1] the queue's record key (lib.lua, queue_keys).
   ARGV: none.
   Returns: 1 if the queue exists, else 0; MOVED (lib.lua, fence_check) when fenced.
   Errors: none.

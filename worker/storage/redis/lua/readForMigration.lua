@@ -4,7 +4,7 @@
   the chunks of a large post being staged left out, at most `limit` records or `maxbytes` of
   bodies (one record at least). Under a `moved` fence a staged post can never commit any more
   (its chunks are refused): it is rolled back here, a bounded step per call.
-  KEYS: the thirteen keys of the queue (lib.lua); reads q, m, a, c, f.
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); reads q, m, a, c, f.
   ARGV: [1] now (ms)  [2] after (seq; 0 = from the start)  [3] limit  [4] maxbytes
   Returns: { next (last seq examined), end (1|0), records, claims } where a record is
            { id, seq, created, ttl, expires, visible, claimCount, claimId or '', claimExpires,

@@ -1,7 +1,7 @@
 --[[
   readJournal: up to `limit` journal entries, oldest first, each with the message's current
   record (or none when it no longer exists or has expired), and the reset marker.
-  KEYS: the thirteen keys of the queue (lib.lua); reads m, c, f, j.
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); reads m, c, f, j.
   ARGV: [1] now (ms)  [2] limit  [3] maxbytes (of bodies; one entry at least)
   Returns: { reset (1|0), entries, claims } where an entry is { id, version, record or '' }, a
            record as readForMigration returns it, a claim { id, ttl, expires, updated }.

@@ -1,7 +1,7 @@
 --[[
   releaseClaim: releases a claim; its messages become claimable at once (back in the ready
   index at their FIFO place), claim counts kept. A missing claim is a no-op.
-  KEYS: the thirteen keys of the queue (lib.lua).
+  KEYS: [1] the queue's record key (lib.lua, queue_keys).
   ARGV: [1] now (ms)  [2] claim id
   Returns: 1 if the claim existed, else 0; MOVED (lib.lua, fence_check) when fenced.
   Errors: none.

@@ -1,7 +1,7 @@
 --[[
   renewClaim: resets an active claim to expire at now + ttl and extends its messages that would
   expire before it to the extended TTL from now.
-  KEYS: the thirteen keys of the queue (lib.lua).
+  KEYS: [1] the queue's record key (lib.lua, queue_keys).
   ARGV: [1] now (ms)  [2] claim id  [3] ttl (s)  [4] extended ttl (s, queue-policy.ts `claimExtendedTtl`)
   Returns: MOVED (lib.lua, fence_check) when fenced; 1 when renewed, 0 when the claim is missing or expired (the driver throws ClaimNotFound).
   Errors: none raised.

@@ -1,6 +1,6 @@
 --[[
   setQueueMetadata: replaces the metadata of an existing queue.
-  KEYS: the thirteen keys of the queue (lib.lua); only q (and f, read) are touched.
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); only q (and f, read) are touched.
   ARGV: [1] metadata JSON text
         [2] maxpost [3] ttl [4] delay [5] dlq [6] dlqmax [7] dlqttl  ('' when absent)
   Returns: 1 when replaced, 0 when the queue does not exist (the driver raises not_found);

@@ -6,7 +6,7 @@
   visible at once — and writes the idempotency record. Staged messages are invisible to
   readers (they stop below stagelo) and other posts wait. A stage abandoned (its poster died or
   stalled past stagedl) is rolled back in bounded steps by the next post or the collector.
-  KEYS: [1..13] the thirteen keys of the queue; [14] the idempotency record key, when the post has one.
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); [2] the idempotency record key, when the post has one.
   ARGV: [1] now (ms)  [2] op: 'begin' | 'add' | 'commit'  [3] the post's token
         [4] clientId  [5] defaultTtl (s)  [6] postBytes  [7] queuePolicy ('1'|'0')
         [8] idempotency window (ms)  [9] commit: every id of the post, comma-separated

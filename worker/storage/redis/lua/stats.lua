@@ -1,7 +1,7 @@
 --[[
   stats: counts and the oldest and newest unexpired messages, exact at `now` whatever garbage
   collection has or has not removed yet (oldest/newest: see `first` for the bounded scan).
-  KEYS: the thirteen keys of the queue (lib.lua); reads q, m, a, d, i, e, f, s, t.
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); reads q, m, a, d, i, e, f, s, t.
   ARGV: [1] now (ms)
   Returns: MOVED (lib.lua, fence_check) when fenced; { total, claimed, delayed } or, when total > 0,
            { total, claimed, delayed, oldestId, oldestCreated, newestId, newestCreated }; {0, 0}

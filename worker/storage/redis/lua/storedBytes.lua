@@ -7,7 +7,7 @@
   than separate commands: MEMORY has no key position ioredis can route by, a script goes to the
   queue's slot on a Redis Cluster pool. Fences are not checked: what the queue holds here counts,
   moving or not.
-  KEYS: the thirteen keys of the queue (lib.lua); reads m, a, r, d, i, e, c, x, s, t.
+  KEYS: [1] the queue's record key (lib.lua, queue_keys); reads m, a, r, d, i, e, c, x, s, t.
   ARGV: none.
   Returns: bytes (0 for a missing queue).
   Errors: none.
