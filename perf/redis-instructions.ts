@@ -32,6 +32,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'posts', type: 'number', default: 2000, help: 'posts of `--batch` messages (the backlog the other phases use)' },
   { name: 'batch', type: 'number', default: 10, help: "messages per post (1: a post call's fixed cost shows)" },
   { name: 'together', type: 'number', default: 1, help: 'posts issued at once, which the driver coalesces into one script call (as concurrent requests are)' },
+  { name: 'meta', type: 'number', default: 0, help: "bytes of metadata the queue is created with (0: none, the queue is created by the first post)" },
   { name: 'project', type: 'string', default: 'cg', help: "the queue's project name (a Keystone project id has 32 characters: every key name grows with it)" },
   { name: 'consumes', type: 'number', default: 1000, help: 'claims of 10, then as many bulk deletes of what each took, by its claim id' },
   { name: 'lists', type: 'number', default: 300, help: 'listings of 10 messages (an observer paging from the front)' },
@@ -78,7 +79,7 @@ function dumped(dir: string, name: string): number {
   throw new Error(`no callgrind dump named ${name} in ${dir}`)
 }
 
-async function measure(root: string, o: { posts: number; batch: number; together: number; project: string; consumes: number; lists: number; body: number; keep: string }, n: number): Promise<Counted> {
+async function measure(root: string, o: { posts: number; batch: number; together: number; meta: number; project: string; consumes: number; lists: number; body: number; keep: string }, n: number): Promise<Counted> {
   const { RedisDriver: Driver } = (await import(pathToFileURL(join(root, 'dist/worker/storage/redis/driver.js')).href)) as { RedisDriver: typeof RedisDriver }
   const dir = mkdtempSync(join(tmpdir(), 'missive-cg-'))
   const port = await freePort()
@@ -98,6 +99,7 @@ async function measure(root: string, o: { posts: number; batch: number; together
     const clientId = '6f1c3c1e-5a7b-4c1d-9e2f-0a1b2c3d4e5f'
     const opts = { clientId, defaultTtl: 3600, postBytes: 256 * 1024, queuePolicy: true }
     const batch = Array.from({ length: o.batch }, (_, i) => ({ body: body(o.body, i), ttl: 3600 }))
+    if (o.meta > 0) await driver.createQueue(ref, { description: 'x'.repeat(o.meta) })
     // Warm-up, not counted: the scripts are loaded (SCRIPT LOAD compiles them) and the queue made.
     await driver.postMessages(ref, batch, opts)
     const c0 = await driver.createClaim(ref, { ttl: 60, grace: 60, limit: 10 })
@@ -162,7 +164,7 @@ async function main(): Promise<void> {
     return
   }
   if (!hasBinary('valgrind') || !hasBinary('callgrind_control', ['-h'])) throw new Error('valgrind is not installed (apt install valgrind)')
-  const o = { posts: Number(flags.posts), batch: Number(flags.batch), together: Number(flags.together), project: String(flags.project), consumes: Number(flags.consumes), lists: Number(flags.lists), body: Number(flags.body), keep: String(flags.keep) }
+  const o = { posts: Number(flags.posts), batch: Number(flags.batch), together: Number(flags.together), meta: Number(flags.meta), project: String(flags.project), consumes: Number(flags.consumes), lists: Number(flags.lists), body: Number(flags.body), keep: String(flags.keep) }
   const results: Counted[] = []
   for (const [n, b] of (flags.builds as string[]).entries()) {
     const root = resolve(b)

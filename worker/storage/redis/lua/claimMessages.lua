@@ -38,8 +38,10 @@ local defer = ARGV[3] == '1' or outbox
 local DUE_MAX = 100
 local moved, journalled = fence_check(k)
 if moved then return moved end
-local qf = redis.call('HMGET', k.q, 'meta', 'dlq', 'dlqmax', 'dlqttl', 'stagelo', 'rc')
-if not qf[1] then
+-- Whether the queue exists: its record's `created` (lib.lua, queue_exists), not its metadata,
+-- which may be 64 KiB of JSON that Lua would copy and hash on every claim.
+local qf = redis.call('HMGET', k.q, 'created', 'dlq', 'dlqmax', 'dlqttl', 'stagelo', 'rc')
+if not queue_exists(k, qf[1]) then
   local out = { 'OK', 0, '', {}, '', 0 }
   for _ = 1, nreq do out[#out + 1] = {} end
   return out

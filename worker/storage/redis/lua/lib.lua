@@ -371,6 +371,15 @@ local function write_new_queue(q, now, seq, rc, meta)
   redis.call('HSET', q, unpack(new_queue_fields(now, seq, rc, meta)))
 end
 
+--- Whether the queue exists, given its record's `created` as read (`created`: text or false).
+--- Every record written since `created` existed has it, with `meta`, and nothing deletes either;
+--- an older record has `meta` alone. Reading `created` rather than `meta` keeps a claim's or a
+--- listing's cost from growing with the queue's metadata (up to 64 KiB of JSON, which Lua copies
+--- and hashes byte by byte).
+local function queue_exists(k, created)
+  return created ~= false or redis.call('HEXISTS', k.q, 'meta') == 1
+end
+
 --- Creates the queue record if missing (lazy creation). Returns 1 when it created it.
 local function ensure_queue(q, now)
   if redis.call('EXISTS', q) == 1 then return 0 end

@@ -23,10 +23,11 @@ local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[3])
 local client, echo, claimed = ARGV[4], ARGV[5] == '1', ARGV[6] == '1'
 local budget = math.max(tonumber(ARGV[8]), limit)
-local qf = redis.call('HMGET', k.q, 'meta', 'delay', 'stagelo')
+-- Whether the queue exists: its record's `created`, not its metadata (lib.lua, queue_exists).
+local qf = redis.call('HMGET', k.q, 'created', 'delay', 'stagelo')
 -- queue-policy.ts `includeDelayed`: without a queue default delay, delayed messages are always listed.
 local delayed = (not qf[2]) or ARGV[7] == '1'
-if not qf[1] then return { 1, '' } end
+if not queue_exists(k, qf[1]) then return { 1, '' } end
 local out = { delayed and 1 or 0, '' }
 if limit <= 0 then return out end
 local after = '-inf'
