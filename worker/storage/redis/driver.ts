@@ -49,7 +49,7 @@ import type { DriverOperation } from '../../../shared/storage/operations.js'
 import type { ImportChange, JournalPage, MigrationBatch, QueueFence } from '../../../shared/storage/migration.js'
 import { RedisClaims } from './claims.js'
 import type { Ctx } from './context.js'
-import { buildKeys, catalogueKey, queueKeys, queueTag, refOfTag, SWEEP_KEY } from './keys.js'
+import { catalogueKey, queueKeys, queueTag, recordKey, SWEEP_KEY } from './keys.js'
 import { RedisMessages } from './messages.js'
 import { RedisQueues } from './queues.js'
 import { RedisMigration } from './migration.js'
@@ -375,8 +375,9 @@ export class RedisDriver implements DataDriver {
     const total: GcResult = { queues: 0, messages: 0, claims: 0, ready: 0 }
     let resumeAt: string | null = null
     for (const tag of tags) {
-      // Uncached: the sweep visits every queue in turn and would evict the request path's keys.
-      const keys = buildKeys(refOfTag(tag)).script
+      // Not queueKeys: the sweep visits every queue in turn and would evict the request path's
+      // keys; the script needs the record's key alone, which the tag gives without unescaping.
+      const keys = [recordKey(tag)]
       for (;;) {
         // marks: expiry marks dropped (lua/lib.lua, "Expiry marks"), one per post call or so: a
         // busy queue whose backlog never empties makes them faster than one step a second drops.

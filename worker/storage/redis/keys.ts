@@ -134,11 +134,17 @@ const remembered: QueueRef[] = []
 /** Where the next entry goes in `remembered`: once it is full, the oldest entry's place. */
 let ringNext = 0
 
-/** The keys of `ref`, built afresh (`queueKeys` caches them; the collector's sweep must not). */
+/**
+ * The queue record's key, from the queue's tag (`queueTag`): all a queue script is given
+ * (`QueueKeys.script`). The collector's sweep, which reads tags, builds it with nothing else.
+ */
+export const recordKey = (tag: string): string => `${PREFIX}q:{${tag}}`
+
+/** The keys of `ref`, built afresh (`queueKeys` caches them). */
 export function buildKeys(ref: QueueRef): QueueKeys {
   const tag = queueTag(ref)
   const k = (kind: string): string => `${PREFIX}${kind}:{${tag}}`
-  const q = k('q'), m = k('m'), a = k('a'), r = k('r'), d = k('d'), i = k('i'), e = k('e'), c = k('c'), x = k('x'), f = k('f'), j = k('j'), s = k('s'), t = k('t'), l = k('l')
+  const q = recordKey(tag), m = k('m'), a = k('a'), r = k('r'), d = k('d'), i = k('i'), e = k('e'), c = k('c'), x = k('x'), f = k('f'), j = k('j'), s = k('s'), t = k('t'), l = k('l')
   const list = [q, m, a, r, d, i, e, c, x, f, j, s, t]
   // Frozen: one object is shared by every call on the queue.
   return Object.freeze({ q, m, a, r, d, i, e, c, x, f, j, s, t, list: Object.freeze(list), script: Object.freeze([q]), l, listening: Object.freeze([q, l]), tag })
