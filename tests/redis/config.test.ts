@@ -186,6 +186,7 @@ t.test('deploy/missive-redis.json and MISSIVE_DEFAULT_POOL make a Redis default 
     t.match(text, /^appendonly yes$/m, `${conf}: AOF on`)
     t.match(text, conf.includes('durable') ? /^appendfsync always$/m : /^appendfsync everysec$/m)
     t.match(text, /^maxmemory-policy noeviction$/m)
+    t.match(text, /^auto-aof-rewrite-percentage 400$/m, `${conf}: rewrites at 400 % (docs/redis.md, Operating notes)`)
   }
 })
 
