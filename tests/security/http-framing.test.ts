@@ -22,10 +22,12 @@ void onBothStores(t, 'framing', async (t, m) => {
     const big = Buffer.from(JSON.stringify({ messages }))
     t.ok(big.length > 262144 && big.length < 1048576, `body of ${big.length} bytes`)
     const s = await RawSocket.open(m.port)
-    await s.write(Buffer.concat([
-      Buffer.from(`POST /v2/queues/q/messages HTTP/1.1\r\n${base}Content-Type: application/json\r\nContent-Length: ${big.length}\r\nContent-Length: 10\r\n\r\n`),
-      big,
-    ]))
+    // The head alone first: the refusal must come from it, before any of the body is read. Had
+    // the body been sent with it, the server's close could meet bytes still arriving, and the
+    // reset that follows may erase the 400 from this side's buffers before it is read (RFC 9112
+    // §9.6) — a race that failed this test once in CI. A server that waited for the body instead
+    // would leave `until` to time out.
+    await s.write(`POST /v2/queues/q/messages HTTP/1.1\r\n${base}Content-Type: application/json\r\nContent-Length: ${big.length}\r\nContent-Length: 10\r\n\r\n`)
     await s.until(hasResponse())
     const r = parseResponse(s.buf)?.res
     t.equal(r?.status, 400)
