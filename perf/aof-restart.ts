@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { helpText, parseArgs, UsageError, type FlagSpec } from './lib/args.js'
 import { runLoad, standardLoad } from './lib/load.js'
-import { awaitRedis, freePort, redisCommand, redisInfo, redisServerArgs, spawnRedis, startMissive, stopChild, track } from './lib/procs.js'
+import { aofQuiet, awaitRedis, freePort, redisCommand, redisInfo, redisServerArgs, spawnRedis, startMissive, stopChild, track } from './lib/procs.js'
 
 const FLAGS: FlagSpec[] = [
   { name: 'fill-seconds', type: 'number', default: 10, help: 'seconds of posts of 10 that make the data set (32 connections, 4 queues)' },
@@ -48,14 +48,6 @@ async function timedStart(args: string[], port: number) {
 async function aofSizes(port: number): Promise<{ current: number; base: number; used: number }> {
   const info = await redisInfo(port)
   return { current: Number(info.get('aof_current_size')), base: Number(info.get('aof_base_size')), used: Number(info.get('used_memory')) }
-}
-
-async function waitRewrite(port: number): Promise<void> {
-  for (;;) {
-    const info = await redisInfo(port)
-    if (info.get('aof_rewrite_in_progress') === '0' && info.get('aof_rewrite_scheduled') === '0') return
-    await new Promise((r) => setTimeout(r, 200))
-  }
 }
 
 /** The files of the AOF directory, `name=size MB`. */
@@ -86,7 +78,8 @@ async function main(): Promise<void> {
   try {
     const fill = await runLoad({ ...standardLoad(svc.url, a['fill-seconds'] as number, 32), producers: 32, batch: 10 })
     await redisCommand(port, ['BGREWRITEAOF'])
-    await waitRewrite(port)
+    // A rewrite of a few hundred MB takes seconds; allow minutes on a slow disk.
+    await aofQuiet(port, 600_000)
     const filled = await aofSizes(port)
     process.stdout.write(`filled: ${Math.round(fill.msgsInPerS * fill.seconds).toLocaleString('en-US')} messages, used_memory ${(filled.used / MB).toFixed(0)} MB; ${await files(redisDir)}\n`)
 

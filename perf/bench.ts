@@ -15,7 +15,7 @@ import { autocannonPost, autocannonRun, engineHello, engineHelloOpen, redisBench
 import { describeDamon, kdamonds, pauseDamon } from './lib/host.js'
 import { HttpConnection } from './lib/http-client.js'
 import { createQueues, openRequestRate, runLoad, standardLoad, type LoadOptions, type LoadResult } from './lib/load.js'
-import { cpuSeconds, hasBinary, killAll, redisCommand, redisInfo, redisLatency, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
+import { aofQuiet, cpuSeconds, hasBinary, killAll, redisCommand, redisInfo, redisLatency, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
 import { ANCHOR_SCENARIOS, anchorRatios, REPORT_VERSION, renderMarkdown, renderSvg, type CpuUse, type Report, type ScenarioResult, type StoreResult, type TargetResult } from './lib/report.js'
 import { noisyMarkdown, runNoisy, type NoisyResult } from './lib/noisy.js'
 import { Pacer } from './lib/pacer.js'
@@ -293,17 +293,6 @@ async function runNoisyStore(ctx: Ctx, setup: StoreSetup, backlog: number, durat
 interface Pacing {
   anchor?: Pacer
   lead?: { pacer: Pacer; anchorRun: Promise<StoreResult> }
-}
-
-/** Resolves once no AOF rewrite runs or waits on this Redis (at most `maxMs`); the ms it waited. */
-async function aofQuiet(port: number, maxMs = 20_000): Promise<number> {
-  const t0 = performance.now()
-  while (performance.now() - t0 < maxMs) {
-    const i = await redisInfo(port).catch(() => null)
-    if (i === null || (i.get('aof_rewrite_in_progress') !== '1' && i.get('aof_rewrite_scheduled') !== '1')) break
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  return performance.now() - t0
 }
 
 async function runStore(ctx: Ctx, setup: StoreSetup, pacing: Pacing = {}): Promise<StoreResult> {

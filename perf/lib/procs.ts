@@ -457,6 +457,17 @@ export async function redisInfo(port: number): Promise<Map<string, string>> {
   return info
 }
 
+/** Resolves once no AOF rewrite runs or waits on this Redis (at most `maxMs`); the ms it waited. */
+export async function aofQuiet(port: number, maxMs = 20_000): Promise<number> {
+  const t0 = performance.now()
+  while (performance.now() - t0 < maxMs) {
+    const i = await redisInfo(port).catch(() => null)
+    if (i === null || (i.get('aof_rewrite_in_progress') !== '1' && i.get('aof_rewrite_scheduled') !== '1')) break
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return performance.now() - t0
+}
+
 /** `LATENCY LATEST` of the Redis on `port`: event → worst latency (ms) since the last reset. */
 export async function redisLatency(port: number, reset: boolean): Promise<Map<string, number>> {
   const raw = await redisCommand(port, ['LATENCY', 'LATEST'])
