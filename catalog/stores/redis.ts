@@ -33,7 +33,7 @@
  */
 import type { Redis } from 'ioredis'
 import { MissiveError, unavailable } from '../../shared/errors.js'
-import { connectRedis } from '../../shared/redis.js'
+import { closeRedis, connectRedis, sentinelRetryStrategy } from '../../shared/redis.js'
 import type { QueueRef } from '../../shared/storage/contract.js'
 import { redisAddress, unixSocketParts } from '../../shared/storage/redis-uri.js'
 import { REMOVALS_KEPT, type CatalogStore, type Flavor, type PlacementRemoval, type Pool } from '../contract.js'
@@ -375,13 +375,13 @@ export function connectCatalogRedis(opts: RedisCatalogOptions): Promise<Redis> {
       ? redisAddress(opts)
       : {
           // As a Sentinel pool (worker/storage/redis/driver.ts): the master asked of the Sentinels
-          // at every (re)connection, +switch-master followed at once, READONLY (the old master back
-          // as a replica) reconnects; no Sentinel answering at start is an error, not a wait.
+          // at every (re)connection, +switch-master followed at once (connectRedis), READONLY (the
+          // old master back as a replica) reconnects; no Sentinel answering at start is an error,
+          // not a wait.
           sentinels: opts.sentinels,
           name: opts.master,
           role: 'master' as const,
           ...(opts.sentinelPassword !== undefined && { sentinelPassword: opts.sentinelPassword }),
-          failoverDetector: true,
           sentinelCommandTimeout: timeout,
           sentinelRetryStrategy: (times: number) => (opened.now ? Math.min(50 * 2 ** Math.min(times, 5), 1000) : null),
           reconnectOnError: (err: Error) => (/^READONLY\b/.test(err.message) ? 1 : false),
@@ -394,7 +394,7 @@ export function connectCatalogRedis(opts: RedisCatalogOptions): Promise<Redis> {
       password: opts.password,
       commandTimeout: timeout,
       connectTimeout: timeout,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+      retryStrategy: opts.sentinels === undefined ? (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000) : sentinelRetryStrategy,
     },
     opts.sentinels === undefined ? 'the Redis catalog' : `the Redis catalog's master "${opts.master}"`,
   ).then((redis) => {
@@ -809,14 +809,7 @@ export class RedisCatalog implements CatalogStore {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    try {
-      await this.#redis.quit()
-    } catch {
-      // disconnected below
-    }
-    // Also ends a Sentinel catalog's own connections to the Sentinels (ioredis's failover
-    // detector), which QUIT leaves open.
-    this.#redis.disconnect()
+    await closeRedis(this.#redis)
   }
 }
 

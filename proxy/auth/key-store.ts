@@ -7,6 +7,7 @@ import type Database from 'better-sqlite3'
 import type { Redis } from 'ioredis'
 import { catalogFile } from '../../catalog/index.js'
 import { connectCatalogRedis, parseRedisCatalogUri } from '../../catalog/stores/redis.js'
+import { closeRedis } from '../../shared/redis.js'
 import { openCatalogDatabase } from '../../catalog/stores/sqlite.js'
 import { unavailable } from '../../shared/errors.js'
 
@@ -143,6 +144,6 @@ export class RedisKeyStore implements KeyStore {
   }
 
   async close(): Promise<void> {
-    this.#redis.disconnect()
+    await closeRedis(this.#redis, true)
   }
 }

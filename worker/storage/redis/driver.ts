@@ -27,7 +27,7 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { systemClock, type Clock } from '../../../shared/clock.js'
 import { MissiveError, unavailable } from '../../../shared/errors.js'
 import { BadStoreConfig, StoreUnavailable } from '../../../shared/storage/errors.js'
-import { connectRedis } from '../../../shared/redis.js'
+import { closeRedis, connectRedis, sentinelRetryStrategy } from '../../../shared/redis.js'
 import { postedChannel, postedMessage } from '../../../shared/storage/posted.js'
 import type {
   Claim,
@@ -196,7 +196,7 @@ export class RedisDriver implements DataDriver {
         autoResendUnfulfilledCommands: false,
         commandTimeout: opts.commandTimeoutMs,
         connectTimeout: opts.connectTimeoutMs,
-        retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+        retryStrategy: opts.sentinels === undefined ? (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000) : sentinelRetryStrategy,
       },
       opts.sentinels === undefined ? 'the Redis server' : `the Redis master "${opts.master}"`,
     )
@@ -530,11 +530,12 @@ export class RedisDriver implements DataDriver {
     this.#closed = true
     if (this.#timer !== undefined) clearInterval(this.#timer)
     this.#timer = undefined
-    try {
-      await this.#redis.quit()
-    } catch {
-      this.#redis.disconnect()
+    // A Cluster's connections are its own (connectCluster), not connectRedis's.
+    if (this.#cluster !== undefined) {
+      await this.#redis.quit().catch(() => this.#redis.disconnect())
+      return
     }
+    await closeRedis(this.#redis)
   }
 
   createQueue(ref: QueueRef, metadata: Metadata): Promise<boolean> {
@@ -710,12 +711,12 @@ export class RedisDriver implements DataDriver {
 
 /**
  * ioredis's Sentinel mode (docs/ha.md, "Sentinel pools"): the Sentinels are asked for the master
- * at every (re)connection, and `failoverDetector` subscribes to their `+switch-master`, so a
- * failover moves the connection to the new master without waiting for the old one to time out.
- * Opening fails at once when no Sentinel answers (ioredis would otherwise retry forever).
- * A write refused with READONLY (the old master, back as a replica, still connected) reconnects
- * through the Sentinels; the refused command is not resent (it failed with 503: the client
- * retries, as after any 503).
+ * at every (re)connection, and connectRedis follows their `+switch-master` announcements
+ * (shared/sentinel-switch.ts, in place of ioredis's `failoverDetector`), so a failover moves the
+ * connection without waiting for the old master to time out. Opening fails at once when no
+ * Sentinel answers (ioredis would otherwise retry forever). A write refused with READONLY (the
+ * old master, back as a replica, still connected) reconnects through the Sentinels; the refused
+ * command is not resent (it failed with 503: the client retries, as after any 503).
  */
 function sentinelOptions(opts: RedisPoolOptions, opened: { readonly now: boolean }): RedisOptions {
   return {
@@ -723,7 +724,6 @@ function sentinelOptions(opts: RedisPoolOptions, opened: { readonly now: boolean
     name: opts.master,
     role: 'master',
     ...(opts.sentinelPassword !== undefined && { sentinelPassword: opts.sentinelPassword }),
-    failoverDetector: true,
     sentinelCommandTimeout: opts.connectTimeoutMs,
     // Opening: no Sentinel answering is an answer (503, or 400 for an admin's new pool), not a
     // wait. Once open, Sentinels are asked again and again until one answers.

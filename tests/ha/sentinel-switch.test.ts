@@ -1,0 +1,136 @@
+/**
+ * How a Sentinel pool's connection follows the Sentinels' `+switch-master` announcements
+ * (shared/sentinel-switch.ts; docs/ha.md, "Failover behaviour"), with the races made certain by
+ * relays that hold one Sentinel's answers back (tests/helpers/tcp-relay.ts):
+ * - an announcement heard while a reconnection waits for a Sentinel's answer leaves that
+ *   reconnection alone (ioredis's own failover detector disconnected it there, and ioredis then
+ *   ended the client for good: the pool stayed at 503 until a restart);
+ * - an announcement that comes late (a lagging Sentinel) does not move a connection that is at
+ *   the new master already (ioredis's detector dropped it once more per Sentinel, failing the
+ *   requests in flight).
+ */
+import { randomUUID } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import t from 'tap'
+import { parseRedisUri } from '../../shared/storage/redis-uri.js'
+import { RedisDriver } from '../../worker/storage/redis/driver.js'
+import { postOpts } from '../contract/suite.js'
+import { waitFor, type Teardown } from '../helpers/index.js'
+import { startTcpRelay, type TcpRelay } from '../helpers/tcp-relay.js'
+import { sentinelClient, startSentinelGroup, type SentinelGroup } from './topology.js'
+
+t.setTimeout(120_000)
+
+/** `SUBSCRIBE +switch-master` on port `port` (a Sentinel, or a relay in front of one): what it heard. */
+async function hearSwitches(t: Teardown, port: number): Promise<string[]> {
+  const heard: string[] = []
+  const sub = sentinelClient(t, port)
+  sub.on('message', (_ch: string, msg: string) => heard.push(msg))
+  await sub.subscribe('+switch-master')
+  return heard
+}
+
+/** Subscribers to `+switch-master` on each Sentinel in `on` (indexes into the group's Sentinels). */
+async function subscribers(group: SentinelGroup, clients: Redis[], on: number[]): Promise<number> {
+  let n = 0
+  for (const i of on) n += String(await clients[i]!.call('CLIENT', 'LIST', 'TYPE', 'pubsub')).split('\n').filter((l) => l.includes('sub=1')).length
+  return n
+}
+
+/** Kills the master; resolves once every Sentinel names another one (its port). */
+async function failover(group: SentinelGroup, clients: Redis[]): Promise<number> {
+  const old = group.master.port
+  await group.master.kill9()
+  let now = old
+  await waitFor(
+    async () => {
+      for (const c of clients) {
+        now = Number(((await c.call('SENTINEL', 'get-master-addr-by-name', group.name)) as string[])[1])
+        if (now === old) return false
+      }
+      return true
+    },
+    { what: 'every Sentinel to name the new master', timeoutMs: 60_000 },
+  )
+  return now
+}
+
+async function openDriver(t: Teardown, sentinels: { port: number }[], name: string): Promise<RedisDriver> {
+  // A Sentinel's answer may be held as long as the failover takes (its command timeout is the
+  // connect timeout).
+  const uri = `redis+sentinel://${sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${name}?durability=fast&connect_timeout=30000`
+  const driver = await RedisDriver.open({ ...parseRedisUri(uri, 'fast'), gcIntervalMs: 0 })
+  t.teardown(() => driver.close())
+  return driver
+}
+
+const post = (driver: RedisDriver, ref: { project: string; queue: string }, body: string): Promise<string[]> =>
+  driver.postMessages(ref, [{ body: JSON.stringify(body) }], postOpts())
+
+t.test('the switch announced while a reconnection waits for a Sentinel: the reconnection goes on', async (t) => {
+  const group = await startSentinelGroup(t, { appendfsync: 'everysec' })
+  const direct = group.sentinels.map((s) => sentinelClient(t, s.port))
+  // The first Sentinel, which every reconnection asks first, answers through a relay; the other
+  // two are reached directly, and announce the switch while the relay holds the answer back.
+  const relay: TcpRelay = await startTcpRelay(t, group.sentinels[0]!.port)
+  const driver = await openDriver(t, [relay, group.sentinels[1]!, group.sentinels[2]!], group.name)
+  const ref = { project: `p-${randomUUID()}`, queue: 'q' }
+  t.equal((await post(driver, ref, 'before')).length, 1, 'served by the first master')
+  await waitFor(async () => (await subscribers(group, direct, [1, 2])) >= 2, { what: 'the pool to listen to the Sentinels reached directly', timeoutMs: 20_000 })
+  const heard = await Promise.all([1, 2].map((i) => hearSwitches(t, group.sentinels[i]!.port)))
+
+  relay.hold()
+  const oldMaster = group.master.port
+  const newMaster = await failover(group, direct)
+  // Announced on both direct Sentinels: the pool heard it too, on the same Sentinels.
+  await waitFor(() => heard.every((h) => h.length > 0), { what: 'the switch announced', timeoutMs: 20_000 })
+  t.equal(driver.redis.status, 'connecting', "a reconnection is waiting for the first Sentinel's answer")
+  relay.release()
+
+  // The held answer names the old master (asked before the switch): refused, and the next
+  // attempt asks again and reaches the new one.
+  let last = ''
+  await waitFor(
+    async () => {
+      try {
+        return (await post(driver, ref, 'after')).length === 1
+      } catch (err) {
+        last = `${(err as Error).message} (connection ${driver.redis.status})`
+        return false
+      }
+    },
+    { what: 'the pool to serve after the failover', timeoutMs: 30_000 },
+  ).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; last error: ${last}`)
+  })
+  t.not(newMaster, oldMaster, 'a replica was promoted')
+  t.match(await sentinelClient(t, newMaster).info('replication'), /^role:master/m, 'the pool writes to the new master')
+})
+
+t.test('a late announcement does not move a connection at the new master already', async (t) => {
+  const group = await startSentinelGroup(t, { appendfsync: 'everysec' })
+  const direct = group.sentinels.map((s) => sentinelClient(t, s.port))
+  // The third Sentinel lags: what it says waits in the relay until the pool serves again.
+  const relay: TcpRelay = await startTcpRelay(t, group.sentinels[2]!.port)
+  const driver = await openDriver(t, [group.sentinels[0]!, group.sentinels[1]!, relay], group.name)
+  const ref = { project: `p-${randomUUID()}`, queue: 'q' }
+  t.equal((await post(driver, ref, 'before')).length, 1, 'served by the first master')
+  await waitFor(async () => (await subscribers(group, direct, [0, 1, 2])) >= 3, { what: 'the pool to listen to every Sentinel', timeoutMs: 20_000 })
+  const late = await hearSwitches(t, relay.port)
+
+  relay.hold()
+  const newMaster = await failover(group, direct)
+  await waitFor(async () => (await post(driver, ref, 'after').catch(() => [])).length === 1, { what: 'the pool to serve from the new master', timeoutMs: 30_000 })
+  const id = await driver.redis.client('ID')
+  let closes = 0
+  driver.redis.on('close', () => closes++)
+
+  relay.release()
+  await waitFor(() => late.length > 0, { what: "the lagging Sentinel's announcement", timeoutMs: 20_000 })
+  t.match(late[0], new RegExp(` ${newMaster}$`), 'it names the master the pool is at already')
+  // The pool's subscription got the same bytes from the relay at the same time; one round trip
+  // to the master later, it has handled them.
+  t.equal((await post(driver, ref, 'still')).length, 1, 'served')
+  t.equal(await driver.redis.client('ID'), id, 'the same connection to the master')
+  t.equal(closes, 0, 'never closed')
+})
