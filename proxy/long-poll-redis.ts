@@ -9,6 +9,11 @@
  * `autoResubscribe`); announcements published while it is down are lost, which delays the
  * affected waiters to the end of their wait (their last try), never loses a message.
  *
+ * A Sentinel pool: subscribed on the master, which ioredis asks the Sentinels for at every
+ * reconnection, and moved at the Sentinels' `+switch-master` as the pool's own connection is
+ * (shared/sentinel-switch.ts), so a master cut off rather than dead does not keep the
+ * subscription.
+ *
  * A Redis Cluster pool: one subscriber through ioredis's Cluster client, on one node of the
  * cluster (plain PUBLISH reaches every node over the cluster bus, whichever node the driver
  * published on); when that node goes, ioredis subscribes on another.
@@ -16,6 +21,7 @@
 import { Cluster, Redis } from 'ioredis'
 import type { Logger } from '../shared/log.js'
 import type { QueueRef } from '../shared/storage/contract.js'
+import { SwitchFollower } from '../shared/sentinel-switch.js'
 import { parsePosted, postedChannel } from '../shared/storage/posted.js'
 import { redisAddress, redisWhere, type RedisPoolOptions } from '../shared/storage/redis-uri.js'
 import type { LongPoll } from './long-poll.js'
@@ -23,6 +29,7 @@ import type { LongPoll } from './long-poll.js'
 export class RedisWakeups {
   readonly #redis: Redis | Cluster
   readonly #ready: Promise<void>
+  readonly #follower: SwitchFollower | undefined
 
   /**
    * `onPosted`: also told the ids of each post (WebSocket push to this proxy's subscribers of
@@ -53,6 +60,14 @@ export class RedisWakeups {
             // A subscriber: nothing to resend, and SUBSCRIBE is queued until the first connect.
             maxRetriesPerRequest: null,
           })
+    if (pool.sentinels !== undefined && pool.master !== undefined && this.#redis instanceof Redis) {
+      this.#follower = new SwitchFollower(this.#redis, {
+        sentinels: pool.sentinels,
+        name: pool.master,
+        sentinelPassword: pool.sentinelPassword,
+        connectTimeout: pool.connectTimeoutMs,
+      })
+    }
     let warned = false
     this.#redis.on('error', (err: Error) => {
       if (!warned) log.warn({ redis: redisWhere(pool), err: err.message }, 'long-poll wake-ups: Redis subscriber error')
@@ -79,6 +94,7 @@ export class RedisWakeups {
   }
 
   close(): void {
+    this.#follower?.close()
     this.#redis.disconnect()
   }
 }

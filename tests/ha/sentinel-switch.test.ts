@@ -7,11 +7,18 @@
  *   ended the client for good: the pool stayed at 503 until a restart);
  * - an announcement that comes late (a lagging Sentinel) does not move a connection that is at
  *   the new master already (ioredis's detector dropped it once more per Sentinel, failing the
- *   requests in flight).
+ *   requests in flight);
+ * - a master paused (SIGSTOP: its sockets open, answering nothing, as behind a network black
+ *   hole) is left at the announcement, by the pool's connection and by the long-poll wake-up
+ *   subscription, long before any timeout.
  */
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import t from 'tap'
+import type { LongPoll } from '../../proxy/long-poll.js'
+import { RedisWakeups } from '../../proxy/long-poll-redis.js'
+import { createLogger } from '../../shared/log.js'
+import { postedChannel, postedMessage } from '../../shared/storage/posted.js'
 import { parseRedisUri } from '../../shared/storage/redis-uri.js'
 import { RedisDriver } from '../../worker/storage/redis/driver.js'
 import { postOpts } from '../contract/suite.js'
@@ -37,10 +44,8 @@ async function subscribers(group: SentinelGroup, clients: Redis[], on: number[])
   return n
 }
 
-/** Kills the master; resolves once every Sentinel names another one (its port). */
-async function failover(group: SentinelGroup, clients: Redis[]): Promise<number> {
-  const old = group.master.port
-  await group.master.kill9()
+/** Resolves once every Sentinel names a master other than `old` (its port). */
+async function switched(group: SentinelGroup, clients: Redis[], old: number): Promise<number> {
   let now = old
   await waitFor(
     async () => {
@@ -55,10 +60,19 @@ async function failover(group: SentinelGroup, clients: Redis[]): Promise<number>
   return now
 }
 
-async function openDriver(t: Teardown, sentinels: { port: number }[], name: string): Promise<RedisDriver> {
+/** Kills the master; resolves once every Sentinel names another one (its port). */
+async function failover(group: SentinelGroup, clients: Redis[]): Promise<number> {
+  await group.master.kill9()
+  return switched(group, clients, group.master.port)
+}
+
+const uriOf = (sentinels: { port: number }[], name: string, query: string): string =>
+  `redis+sentinel://${sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${name}?${query}`
+
+async function openDriver(t: Teardown, sentinels: { port: number }[], name: string, query = ''): Promise<RedisDriver> {
   // A Sentinel's answer may be held as long as the failover takes (its command timeout is the
   // connect timeout).
-  const uri = `redis+sentinel://${sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${name}?durability=fast&connect_timeout=30000`
+  const uri = uriOf(sentinels, name, `durability=fast&connect_timeout=30000${query}`)
   const driver = await RedisDriver.open({ ...parseRedisUri(uri, 'fast'), gcIntervalMs: 0 })
   t.teardown(() => driver.close())
   return driver
@@ -133,4 +147,40 @@ t.test('a late announcement does not move a connection at the new master already
   t.equal((await post(driver, ref, 'still')).length, 1, 'served')
   t.equal(await driver.redis.client('ID'), id, 'the same connection to the master')
   t.equal(closes, 0, 'never closed')
+})
+
+t.test('a paused master: the announcement moves the pool and its wake-up subscription', async (t) => {
+  const group = await startSentinelGroup(t, { appendfsync: 'everysec' })
+  const direct = group.sentinels.map((s) => sentinelClient(t, s.port))
+  // Commands wait up to ten minutes: only the announcement can move the connection in time.
+  const driver = await openDriver(t, group.sentinels, group.name, '&command_timeout=600000')
+  const heard: string[] = []
+  const longPoll = { notify: (ref: { queue: string }, count: number) => heard.push(`${ref.queue}:${count}`) } as unknown as LongPoll
+  const wakeups = new RedisWakeups(parseRedisUri(uriOf(group.sentinels, group.name, 'durability=fast'), 'fast'), longPoll, createLogger('test', 'silent'))
+  t.teardown(() => wakeups.close())
+  await wakeups.ready()
+  const ref = { project: `p-${randomUUID()}`, queue: 'q' }
+  t.equal((await post(driver, ref, 'before')).length, 1, 'served by the first master')
+  await waitFor(async () => (await subscribers(group, direct, [0, 1, 2])) >= 6, { what: 'the pool and its wake-ups to listen to every Sentinel', timeoutMs: 20_000 })
+
+  const paused = group.master
+  process.kill(paused.pid, 'SIGSTOP')
+  t.teardown(() => {
+    try {
+      process.kill(paused.pid, 'SIGCONT')
+    } catch {
+      // gone
+    }
+  })
+  const newMaster = await switched(group, direct, paused.port)
+  await waitFor(async () => (await post(driver, ref, 'after').catch(() => [])).length === 1, { what: 'the pool to serve from the new master', timeoutMs: 30_000 })
+  t.equal(driver.redis.stream.remotePort, newMaster, 'the pool is connected to the new master')
+  // What the driver publishes after a post, published on the new master: the wake-up
+  // subscription is there too.
+  const master = sentinelClient(t, newMaster)
+  await waitFor(async () => (await master.publish(postedChannel(0), postedMessage({ project: ref.project, queue: 'w' }, 1, ['x']))) === 1, {
+    what: 'the wake-up subscription on the new master',
+    timeoutMs: 30_000,
+  })
+  await waitFor(() => heard.includes('w:1'), { what: 'the wake-up' })
 })
