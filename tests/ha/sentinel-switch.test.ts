@@ -69,10 +69,9 @@ async function failover(group: SentinelGroup, clients: Redis[]): Promise<number>
 const uriOf = (sentinels: { port: number }[], name: string, query: string): string =>
   `redis+sentinel://${sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${name}?${query}`
 
-async function openDriver(t: Teardown, sentinels: { port: number }[], name: string, query = ''): Promise<RedisDriver> {
-  // A Sentinel's answer may be held as long as the failover takes (its command timeout is the
-  // connect timeout).
-  const uri = uriOf(sentinels, name, `durability=fast&connect_timeout=30000${query}`)
+/** A Sentinel's command timeout is the pool's connect timeout (`query`). */
+async function openDriver(t: Teardown, sentinels: { port: number }[], name: string, query: string): Promise<RedisDriver> {
+  const uri = uriOf(sentinels, name, `durability=fast&${query}`)
   const driver = await RedisDriver.open({ ...parseRedisUri(uri, 'fast'), gcIntervalMs: 0 })
   t.teardown(() => driver.close())
   return driver
@@ -87,7 +86,8 @@ t.test('the switch announced while a reconnection waits for a Sentinel: the reco
   // The first Sentinel, which every reconnection asks first, answers through a relay; the other
   // two are reached directly, and announce the switch while the relay holds the answer back.
   const relay: TcpRelay = await startTcpRelay(t, group.sentinels[0]!.port)
-  const driver = await openDriver(t, [relay, group.sentinels[1]!, group.sentinels[2]!], group.name)
+  // The held answer must still be awaited when the switch is announced.
+  const driver = await openDriver(t, [relay, group.sentinels[1]!, group.sentinels[2]!], group.name, 'connect_timeout=30000')
   const ref = { project: `p-${randomUUID()}`, queue: 'q' }
   t.equal((await post(driver, ref, 'before')).length, 1, 'served by the first master')
   await waitFor(async () => (await subscribers(group, direct, [1, 2])) >= 2, { what: 'the pool to listen to the Sentinels reached directly', timeoutMs: 20_000 })
@@ -126,7 +126,9 @@ t.test('a late announcement does not move a connection at the new master already
   const direct = group.sentinels.map((s) => sentinelClient(t, s.port))
   // The third Sentinel lags: what it says waits in the relay until the pool serves again.
   const relay: TcpRelay = await startTcpRelay(t, group.sentinels[2]!.port)
-  const driver = await openDriver(t, [group.sentinels[0]!, group.sentinels[1]!, relay], group.name)
+  // Reconnections ask the Sentinels in turn (ioredis): one that asks the lagging one waits out
+  // the connect timeout, then asks the next.
+  const driver = await openDriver(t, [group.sentinels[0]!, group.sentinels[1]!, relay], group.name, 'connect_timeout=2000')
   const ref = { project: `p-${randomUUID()}`, queue: 'q' }
   t.equal((await post(driver, ref, 'before')).length, 1, 'served by the first master')
   await waitFor(async () => (await subscribers(group, direct, [0, 1, 2])) >= 3, { what: 'the pool to listen to every Sentinel', timeoutMs: 20_000 })
@@ -153,7 +155,7 @@ t.test('a paused master: the announcement moves the pool and its wake-up subscri
   const group = await startSentinelGroup(t, { appendfsync: 'everysec' })
   const direct = group.sentinels.map((s) => sentinelClient(t, s.port))
   // Commands wait up to ten minutes: only the announcement can move the connection in time.
-  const driver = await openDriver(t, group.sentinels, group.name, '&command_timeout=600000')
+  const driver = await openDriver(t, group.sentinels, group.name, 'command_timeout=600000')
   const heard: string[] = []
   const longPoll = { notify: (ref: { queue: string }, count: number) => heard.push(`${ref.queue}:${count}`) } as unknown as LongPoll
   const wakeups = new RedisWakeups(parseRedisUri(uriOf(group.sentinels, group.name, 'durability=fast'), 'fast'), longPoll, createLogger('test', 'silent'))
