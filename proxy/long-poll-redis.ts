@@ -21,6 +21,7 @@
 import { Cluster, Redis } from 'ioredis'
 import type { Logger } from '../shared/log.js'
 import type { QueueRef } from '../shared/storage/contract.js'
+import { sentinelRetryStrategy } from '../shared/redis.js'
 import { SwitchFollower } from '../shared/sentinel-switch.js'
 import { parsePosted, postedChannel } from '../shared/storage/posted.js'
 import { redisAddress, redisWhere, type RedisPoolOptions } from '../shared/storage/redis-uri.js'
@@ -56,7 +57,8 @@ export class RedisWakeups {
             username: pool.username,
             password: pool.password,
             connectTimeout: pool.connectTimeoutMs,
-            retryStrategy,
+            // Through Sentinels: as the pool's own connection (shared/redis.ts).
+            retryStrategy: pool.sentinels === undefined ? retryStrategy : sentinelRetryStrategy,
             // A subscriber: nothing to resend, and SUBSCRIBE is queued until the first connect.
             maxRetriesPerRequest: null,
           })
