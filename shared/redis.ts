@@ -21,8 +21,15 @@ const followers = new WeakMap<Redis, SwitchFollower>()
  */
 export const sentinelRetryStrategy = (times: number): number => Math.min(50 * 2 ** Math.min(times, 2), 250)
 
+/** A Sentinel connection (`options.sentinels`) reconnects with `sentinelRetryStrategy`, whatever `options.retryStrategy` says. */
 export async function connectRedis(options: RedisOptions, what: string): Promise<Redis> {
-  const redis = new Redis({ ...options, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+  const redis = new Redis({
+    ...options,
+    ...(options.sentinels !== undefined && { retryStrategy: sentinelRetryStrategy }),
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+  })
   let lastError: unknown
   redis.on('error', (err) => {
     lastError = err

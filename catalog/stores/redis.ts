@@ -33,7 +33,7 @@
  */
 import type { Redis } from 'ioredis'
 import { MissiveError, unavailable } from '../../shared/errors.js'
-import { closeRedis, connectRedis, sentinelRetryStrategy } from '../../shared/redis.js'
+import { closeRedis, connectRedis } from '../../shared/redis.js'
 import type { QueueRef } from '../../shared/storage/contract.js'
 import { redisAddress, unixSocketParts } from '../../shared/storage/redis-uri.js'
 import { REMOVALS_KEPT, type CatalogStore, type Flavor, type PlacementRemoval, type Pool } from '../contract.js'
@@ -394,7 +394,7 @@ export function connectCatalogRedis(opts: RedisCatalogOptions): Promise<Redis> {
       password: opts.password,
       commandTimeout: timeout,
       connectTimeout: timeout,
-      retryStrategy: opts.sentinels === undefined ? (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000) : sentinelRetryStrategy,
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
     },
     opts.sentinels === undefined ? 'the Redis catalog' : `the Redis catalog's master "${opts.master}"`,
   ).then((redis) => {

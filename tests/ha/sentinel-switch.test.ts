@@ -38,7 +38,7 @@ async function hearSwitches(t: Teardown, port: number): Promise<string[]> {
 }
 
 /** Subscribers to `+switch-master` on each Sentinel in `on` (indexes into the group's Sentinels). */
-async function subscribers(group: SentinelGroup, clients: Redis[], on: number[]): Promise<number> {
+async function subscribers(clients: Redis[], on: number[]): Promise<number> {
   let n = 0
   for (const i of on) n += String(await clients[i]!.call('CLIENT', 'LIST', 'TYPE', 'pubsub')).split('\n').filter((l) => l.includes('sub=1')).length
   return n
@@ -90,7 +90,7 @@ t.test('the switch announced while a reconnection waits for a Sentinel: the reco
   const driver = await openDriver(t, [relay, group.sentinels[1]!, group.sentinels[2]!], group.name, 'connect_timeout=30000')
   const ref = { project: `p-${randomUUID()}`, queue: 'q' }
   t.equal((await post(driver, ref, 'before')).length, 1, 'served by the first master')
-  await waitFor(async () => (await subscribers(group, direct, [1, 2])) >= 2, { what: 'the pool to listen to the Sentinels reached directly', timeoutMs: 20_000 })
+  await waitFor(async () => (await subscribers(direct, [1, 2])) >= 2, { what: 'the pool to listen to the Sentinels reached directly', timeoutMs: 20_000 })
   const heard = await Promise.all([1, 2].map((i) => hearSwitches(t, group.sentinels[i]!.port)))
 
   relay.hold()
@@ -131,7 +131,7 @@ t.test('a late announcement does not move a connection at the new master already
   const driver = await openDriver(t, [group.sentinels[0]!, group.sentinels[1]!, relay], group.name, 'connect_timeout=2000')
   const ref = { project: `p-${randomUUID()}`, queue: 'q' }
   t.equal((await post(driver, ref, 'before')).length, 1, 'served by the first master')
-  await waitFor(async () => (await subscribers(group, direct, [0, 1, 2])) >= 3, { what: 'the pool to listen to every Sentinel', timeoutMs: 20_000 })
+  await waitFor(async () => (await subscribers(direct, [0, 1, 2])) >= 3, { what: 'the pool to listen to every Sentinel', timeoutMs: 20_000 })
   const late = await hearSwitches(t, relay.port)
 
   relay.hold()
@@ -163,7 +163,7 @@ t.test('a paused master: the announcement moves the pool and its wake-up subscri
   await wakeups.ready()
   const ref = { project: `p-${randomUUID()}`, queue: 'q' }
   t.equal((await post(driver, ref, 'before')).length, 1, 'served by the first master')
-  await waitFor(async () => (await subscribers(group, direct, [0, 1, 2])) >= 6, { what: 'the pool and its wake-ups to listen to every Sentinel', timeoutMs: 20_000 })
+  await waitFor(async () => (await subscribers(direct, [0, 1, 2])) >= 6, { what: 'the pool and its wake-ups to listen to every Sentinel', timeoutMs: 20_000 })
 
   const paused = group.master
   process.kill(paused.pid, 'SIGSTOP')

@@ -27,7 +27,7 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { systemClock, type Clock } from '../../../shared/clock.js'
 import { MissiveError, unavailable } from '../../../shared/errors.js'
 import { BadStoreConfig, StoreUnavailable } from '../../../shared/storage/errors.js'
-import { closeRedis, connectRedis, sentinelRetryStrategy } from '../../../shared/redis.js'
+import { closeRedis, connectRedis } from '../../../shared/redis.js'
 import { postedChannel, postedMessage } from '../../../shared/storage/posted.js'
 import type {
   Claim,
@@ -196,7 +196,7 @@ export class RedisDriver implements DataDriver {
         autoResendUnfulfilledCommands: false,
         commandTimeout: opts.commandTimeoutMs,
         connectTimeout: opts.connectTimeoutMs,
-        retryStrategy: opts.sentinels === undefined ? (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000) : sentinelRetryStrategy,
+        retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
       },
       opts.sentinels === undefined ? 'the Redis server' : `the Redis master "${opts.master}"`,
     )
