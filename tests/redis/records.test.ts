@@ -84,3 +84,39 @@ t.test('a delayed message gets its own visible time in its record', async (t) =>
   )
   await driver.deleteQueue(ref)
 })
+
+t.test('requests coalesced into one call each read their own arguments, whether refused or stored', async (t) => {
+  // The call carries a TTL and a delay per request when its messages share them and one per
+  // message when they differ (messages.ts, postArgs): a request refused must be skipped by its
+  // own width, or the requests after it read another's arguments.
+  const driver = await openRedisDriver(t, server, { query: 'verify=false' })
+  const ref = { project: `p-${randomUUID()}`, queue: 'q' }
+  // A default delay makes the queue honour delays (a message without one gets it); the size
+  // limit refuses the first request.
+  await driver.createQueue(ref, { _default_message_delay: 20, _max_messages_post_size: 1000 })
+  const eachOwn = [{ body: '"a1"', ttl: 60, delay: 5 }, { body: '"a2"', ttl: 70 }]
+  const [refused, shared, mixed, defaults] = await Promise.allSettled([
+    driver.postMessages(ref, eachOwn, postOpts({ postBytes: 5000 })),
+    driver.postMessages(ref, [{ body: '"b1"', ttl: 61, delay: 0 }, { body: '"b2"', ttl: 61, delay: 0 }], postOpts({ postBytes: 100 })),
+    driver.postMessages(ref, [{ body: '"c1"', ttl: 62, delay: 0 }, { body: '"c2"', ttl: 63, delay: 30 }, { body: '"c3"' }], postOpts({ postBytes: 100 })),
+    driver.postMessages(ref, [{ body: '"d1"' }], postOpts({ postBytes: 100, clientId: CLIENT_B })),
+  ])
+  t.equal(refused.status, 'rejected', 'the request over the size limit is refused')
+  t.match(refused.status === 'rejected' ? refused.reason : undefined, { kind: 'post_too_large' })
+  const ids = [shared, mixed, defaults].flatMap((r) => (r.status === 'fulfilled' ? r.value : []))
+  t.equal(ids.length, 6, 'the three others are stored')
+  const got = await driver.getMessages(ref, ids)
+  t.same(
+    got.map((m) => [m.body, m.ttl]),
+    [['"b1"', 61], ['"b2"', 61], ['"c1"', 62], ['"c2"', 63], ['"c3"', 3600], ['"d1"', 3600]],
+    'each message has its own body and TTL',
+  )
+  const visible = await driver.listMessages(ref, { limit: 10, clientId: CLIENT_A, echo: true, includeClaimed: true, includeDelayed: false })
+  t.same(
+    visible.items.map((m) => m.body),
+    ['"b1"', '"b2"', '"c1"'],
+    'the messages posted with a delay, or without one (the default), are held back',
+  )
+  t.equal((await driver.stats(ref)).total, 6, 'nothing of the refused request was stored')
+  await driver.deleteQueue(ref)
+})

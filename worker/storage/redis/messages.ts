@@ -67,6 +67,38 @@ export interface Posted {
   listening: boolean
 }
 
+/**
+ * Appends messages `from` to `to` as lua/lib.lua `append_messages` reads them: the TTL all of them
+ * have ('' for none given, '*' when they differ), their delay likewise, their ids as one text,
+ * then per message its TTL and delay (each only when '*') and its body. A request's messages
+ * mostly share a TTL and a delay, and every argument costs Redis about as much as a short
+ * command's parsing before the script reads it: posts of 10 carried four per message, now one.
+ */
+function postArgs(args: (string | number)[], ids: string[], messages: NewMessage[], from: number, to: number): void {
+  if (to === from) {
+    args.push('', '', '')
+    return
+  }
+  const first = messages[from]
+  let ttl: number | string = first.ttl ?? ''
+  let delay: number | string = first.delay ?? ''
+  const width = ids[from].length
+  for (let i = from + 1; i < to; i++) {
+    const m = messages[i]
+    if ((m.ttl ?? '') !== ttl) ttl = '*'
+    if ((m.delay ?? '') !== delay) delay = '*'
+    // The script cuts the ids apart by length: they are newId's, all of one.
+    if (ids[i].length !== width) throw new Error(`postMessages: message ids of different lengths (${width}, ${ids[i].length})`)
+  }
+  args.push(ttl, delay, to - from === messages.length ? ids.join('') : ids.slice(from, to).join(''))
+  for (let i = from; i < to; i++) {
+    const m = messages[i]
+    if (ttl === '*') args.push(m.ttl ?? '')
+    if (delay === '*') args.push(m.delay ?? '')
+    args.push(m.body)
+  }
+}
+
 /** Valid ids, each once. */
 const validIds = (ids: string[]): string[] => [...new Set(ids.filter(isId))]
 
@@ -151,7 +183,7 @@ export class RedisMessages {
         ik = (list as string[]).push(idempotencyKey(keys, opts.idempotencyKey))
       }
       args.push(opts.clientId, opts.defaultTtl, opts.postBytes, opts.queuePolicy ? '1' : '0', messages.length, ik, windowMs(opts), opts.maxMessages ?? 0)
-      messages.forEach((m, i) => args.push(ids[i], m.ttl ?? '', m.delay ?? '', m.body))
+      postArgs(args, ids, messages, 0, messages.length)
     }
     const r = await this.#whileBusy(() => {
       args[0] = this.#ctx.clock()
@@ -190,10 +222,7 @@ export class RedisMessages {
           const [from, to] = chunks[c]
           const op = c === 0 ? 'begin' : c === chunks.length - 1 ? 'commit' : 'add'
           const args: (string | number)[] = [0, op, token, ...head, op === 'commit' ? req.ids.join(',') : '', opts.maxMessages ?? 0, req.messages.length, to - from]
-          for (let i = from; i < to; i++) {
-            const m = req.messages[i]
-            args.push(req.ids[i], m.ttl ?? '', m.delay ?? '', m.body)
-          }
+          postArgs(args, req.ids, req.messages, from, to)
           const run = () => {
             args[0] = this.#ctx.clock()
             return this.#ctx.acked(this.#ctx.scripts.run<(string | number)[]>('stageMessages', list, args))

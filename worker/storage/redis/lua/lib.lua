@@ -150,6 +150,7 @@ local function decode_record(raw)
 end
 
 local char = string.char
+local sub = string.sub
 
 --- The fields a post's messages share in their records, R_CREATED to R_CLIENT, encoded: a new
 --- message's record is then its seq and body around them (new_record).
@@ -641,29 +642,51 @@ local function write_expiries(k, acc, qset)
   if #qset > 0 then redis.call('HSET', k.q, unpack(qset)) end
 end
 
---- Appends `count` messages whose ARGV start at `p` (id, ttl, delay, body each) to `acc`, with
---- the seqs after `seq` (the queue's last seq: the caller reserves them); `ids` gets their ids.
---- Returns the ARGV position after them and the last seq used.
+--- Appends `count` messages whose ARGV start at `p` to `acc`, with the seqs after `seq` (the
+--- queue's last seq: the caller reserves them); `ids` gets their ids. The arguments (messages.ts,
+--- `postArgs`): the TTL of every message, the delay of every message, their ids, then per
+--- message its TTL (only when the first is '*'), its delay (only when the second is '*') and its
+--- body. A TTL or delay given for all is '' when none was given (the default applies), else the
+--- number: a request's messages mostly share both, and each argument costs Redis ~1.9k
+--- instructions before the script reads it (a string object, then a Lua string). The ids are
+--- one argument for the same reason: all of one length (newId), cut apart with string.sub.
+--- Returns the last seq used.
 local function append_messages(acc, now, client, ttl0, honour, delay0, count, p, ids, seq)
   local recs, all, ready, delayed, expstr = acc.recs, acc.all, acc.ready, acc.delayed, acc.expstr
+  local ttlall, delayall, idtext = ARGV[p], ARGV[p + 1], ARGV[p + 2]
+  p = p + 3
+  local eachttl, eachdelay = ttlall == '*', delayall == '*'
+  -- One TTL for all, or per message: a TTL's text -> its number (`tonumber` is strtod, ~1.2k
+  -- instructions, and a request's messages mostly share one TTL, or none).
+  local ttl, ttls
+  if eachttl then ttls = {} else ttl = tonumber(ttlall) or ttl0 end
+  local delay = 0
+  if honour and not eachdelay then delay = tonumber(delayall) or delay0 end
+  local idlen = #idtext / count
   -- TTL -> the shared fields of an undelayed message's record (record_middle), for this request
-  -- (its client's); a TTL's text -> its number (`tonumber` is strtod, ~1.2k instructions, and a
-  -- request's messages mostly share one TTL, or none).
-  local middles, ttls = {}, {}
+  -- (its client's).
+  local middles = {}
   -- recs and all grow by two per message, in step; ready and delayed on their own.
   local n, nr, nd, ni = #recs, #ready, #delayed, #ids
-  for _ = 1, count do
+  for i = 1, count do
     seq = seq + 1
-    local id, body = ARGV[p], ARGV[p + 3]
-    local ttlraw = ARGV[p + 1]
-    local ttl = ttls[ttlraw]
-    if ttl == nil then
-      ttl = tonumber(ttlraw) or ttl0
-      ttls[ttlraw] = ttl
+    local id = idtext
+    if count > 1 then id = sub(idtext, (i - 1) * idlen + 1, i * idlen) end
+    if eachttl then
+      local ttlraw = ARGV[p]
+      p = p + 1
+      ttl = ttls[ttlraw]
+      if ttl == nil then
+        ttl = tonumber(ttlraw) or ttl0
+        ttls[ttlraw] = ttl
+      end
     end
-    local delay = 0
-    if honour then delay = tonumber(ARGV[p + 2]) or delay0 end
-    p = p + 4
+    if eachdelay then
+      if honour then delay = tonumber(ARGV[p]) or delay0 end
+      p = p + 1
+    end
+    local body = ARGV[p]
+    p = p + 1
     local expires = now + ttl * 1000
     local visible = now + delay * 1000
     local s = int(seq)
@@ -692,7 +715,7 @@ local function append_messages(acc, now, client, ttl0, honour, delay0, count, p,
       nr = nr + 2
     end
   end
-  return p, seq
+  return seq
 end
 
 --- `expstr`: TTL -> its expiry as text, for one `now` (one acc per script call). `cursor`: the

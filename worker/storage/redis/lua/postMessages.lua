@@ -12,7 +12,10 @@
           applies, PostOptions.queuePolicy), count,
           idempotency KEYS index (0 = none), idempotency window (ms),
           maxMessages (the queue's quota, PostOptions.maxMessages; 0 = none),
-          then per message: id, ttl (s, '' = default), delay (s, '' = default), body (JSON text)
+          then the request's messages as lib.lua `append_messages` reads them (messages.ts,
+          `postArgs`): ttl of all (s, '' = default, '*' = each its own), delay of all (the
+          same), every id (one text), then per message its ttl (when '*'), its delay (when
+          '*') and its body (JSON text)
   Returns: MOVED (lib.lua, fence_check) when fenced (nothing done); { 'BUSY' } when a large post is being staged on the queue (nothing done: the driver
            waits and calls again), else { created (1 if this call created the queue),
            listening (1 if the post is to be announced: listenQueue.lua), status per request }:
@@ -66,22 +69,23 @@ for _ = 1, nreq do
     ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), ARGV[p + 3] == '1', tonumber(ARGV[p + 4]),
     tonumber(ARGV[p + 5]), ARGV[p + 6], tonumber(ARGV[p + 7])
   p = p + 8
+  -- This request's messages start at `at`; the next request after its three leading arguments
+  -- and each message's body, TTL and delay as far as they are its own (append_messages).
+  local at = p
+  p = p + 3 + count * (1 + (ARGV[at] == '*' and 1 or 0) + (ARGV[at + 1] == '*' and 1 or 0))
   if maxmsgs > 0 and live == nil then live = live_count(k, now) end
   local maxpost, maxraw, ttl0, honour, delay0 = post_settings(qf, defttl, limits)
   local prev = false
   if ik > 0 then prev = redis.call('GET', KEYS[ik]) end
   if prev then
     out[#out + 1] = { prev }
-    p = p + count * 4
   elseif limits and maxpost and bytes > maxpost then
     out[#out + 1] = maxraw
-    p = p + count * 4
   elseif maxmsgs > 0 and live + count > maxmsgs then
     out[#out + 1] = -maxmsgs
-    p = p + count * 4
   else
     local ids = {}
-    if count > 0 then p, seq = append_messages(acc, now, client, ttl0, honour, delay0, count, p, ids, seq) end
+    if count > 0 then seq = append_messages(acc, now, client, ttl0, honour, delay0, count, at, ids, seq) end
     if ik > 0 then redis.call('SET', KEYS[ik], table.concat(ids, ','), 'PX', window) end
     if live then live = live + count end
     out[#out + 1] = 0

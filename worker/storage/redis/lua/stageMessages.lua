@@ -12,7 +12,8 @@
         [8] idempotency window (ms)  [9] commit: every id of the post, comma-separated
         [10] maxMessages (the queue's quota, PostOptions.maxMessages; 0 = none)
         [11] the post's message count (all chunks)
-        [12] count, then per message: id, ttl (s, '' = default), delay (s, '' = default), body
+        [12] count, then the chunk's messages as lib.lua `append_messages` reads them (as
+        postMessages.lua: ttl of all, delay of all, every id, then per message)
   Returns: MOVED (lib.lua, fence_check) when fenced; { 'OK', created (1 if begin created the queue) }; { 'BUSY' } (begin: another post
            holds the queue; nothing done); { 'DUP', ids comma-separated } (begin: the
            idempotency record exists; nothing done); { 'TOOBIG', _max_messages_post_size as
