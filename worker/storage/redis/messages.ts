@@ -71,8 +71,9 @@ export interface Posted {
  * Appends messages `from` to `to` as lua/lib.lua `append_messages` reads them: the TTL all of them
  * have ('' for none given, '*' when they differ), their delay likewise, their ids as one text,
  * then per message its TTL and delay (each only when '*') and its body. A request's messages
- * mostly share a TTL and a delay, and every argument costs Redis about as much as a short
- * command's parsing before the script reads it: posts of 10 carried four per message, now one.
+ * mostly share a TTL and a delay, and every argument costs ioredis a RESP header and Redis a
+ * parse, a string object and a Lua string: posts of 10 carried four per message, now one
+ * (docs/redis.md, "What a message costs").
  */
 function postArgs(args: (string | number)[], ids: string[], messages: NewMessage[], from: number, to: number): void {
   if (to === from) {

@@ -647,9 +647,9 @@ end
 --- `postArgs`): the TTL of every message, the delay of every message, their ids, then per
 --- message its TTL (only when the first is '*'), its delay (only when the second is '*') and its
 --- body. A TTL or delay given for all is '' when none was given (the default applies), else the
---- number: a request's messages mostly share both, and each argument costs Redis ~1.9k
---- instructions before the script reads it (a string object, then a Lua string). The ids are
---- one argument for the same reason: all of one length (newId), cut apart with string.sub.
+--- number: a request's messages mostly share both, and each argument costs Redis work before
+--- the script reads it (parsed, a string object, then a Lua string). The ids are one argument
+--- for the same reason: all of one length (newId), cut apart with string.sub.
 --- Returns the last seq used.
 local function append_messages(acc, now, client, ttl0, honour, delay0, count, p, ids, seq)
   local recs, all, ready, delayed, expstr = acc.recs, acc.all, acc.ready, acc.delayed, acc.expstr
