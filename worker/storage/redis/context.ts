@@ -33,9 +33,9 @@ export interface Ctx {
 
 /**
  * How many reply fields a message takes in a script's reply (lua/lib.lua, `put_view`): id, body,
- * ttl (text), created, claim id or '', claim count, seq, one after the other, not nested.
+ * ttl (text), created, claim id or '', claim count, one after the other, not nested.
  */
-const VIEW_FIELDS = 7
+const VIEW_FIELDS = 6
 
 
 /**

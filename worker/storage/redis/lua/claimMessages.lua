@@ -25,7 +25,7 @@
            with ARGV[3] = '2': how many messages wait in the outbox), deferred DLQ name or '', deferred ids,
            dlqttl or '', messages moved to the DLQ (not counting the outbox), result per request } where a
            result is {} when nothing was claimed, else
-           { claimId, message... } and a message is seven fields (lib.lua, put_view);
+           { claimId, message... } and a message is six fields (lib.lua, put_view);
            or { 'DLQ', actual dlq name } when ARGV[3] is '0' and ARGV[2] is stale: nothing was
            changed, the driver calls again with the right keys.
   Errors: none raised.

@@ -3,7 +3,7 @@
   KEYS: [1] the queue's record key (lib.lua, queue_keys); reads m, c, f.
   ARGV: [1] now (ms)  [2] claim id
   Returns: MOVED (lib.lua, fence_check) when fenced; {} when the claim is missing or expired, else { ttl (s, string), updated (ms),
-           message... } where a message is seven fields (lib.lua, put_view).
+           message... } where a message is six fields (lib.lua, put_view).
   Errors: none.
 ]]
 local k = queue_keys(0)

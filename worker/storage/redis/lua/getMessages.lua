@@ -3,7 +3,7 @@
   delayed or not, in FIFO order (one id or many: getMessage and getMessages).
   KEYS: [1] the queue's record key (lib.lua, queue_keys); reads m, f.
   ARGV: [1] now (ms)  [2..] message ids (valid, distinct)
-  Returns: MOVED (lib.lua, fence_check) when fenced; else { message... } where a message is seven fields (lib.lua,
+  Returns: MOVED (lib.lua, fence_check) when fenced; else { message... } where a message is six fields (lib.lua,
            put_view), sorted by seq.
   Errors: none.
 ]]

@@ -10,7 +10,7 @@
         [4] clientId  [5] echo ('1'|'0')  [6] includeClaimed ('1'|'0')
         [7] includeDelayed ('1'|'0'|'' = the queue's default)  [8] budget (entries examined, ≥ limit)
   Returns: MOVED (lib.lua, fence_check) when fenced; else { effective includeDelayed (1|0), next marker ('' = none), message... }
-           where a message is seven fields (lib.lua, put_view). The next
+           where a message is six fields (lib.lua, put_view). The next
            marker is set when the page is not empty, or when the budget ran out before the queue
            ended; it is '' only for an empty page at the end of the queue (no endless next
            links). Expired messages, whatever garbage collection has done, are never returned.

@@ -3,7 +3,7 @@
   messages, oldest first (no dead-lettering, as for the SQLite driver).
   KEYS: [1] the queue's record key (lib.lua, queue_keys).
   ARGV: [1] now (ms)  [2] limit  [3] the temporary claim id the popped messages carry
-  Returns: MOVED (lib.lua, fence_check) when fenced; else { message... } where a message is seven fields (lib.lua,
+  Returns: MOVED (lib.lua, fence_check) when fenced; else { message... } where a message is six fields (lib.lua,
            put_view), its claim id the pop's and its claim count including this pop.
   Errors: none.
 ]]
