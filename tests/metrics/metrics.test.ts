@@ -9,6 +9,8 @@ import t from 'tap'
 import type { TapTest } from '../contract/suite.js'
 import { startMissive, tempDir, waitFor } from '../helpers/index.js'
 import { metricSum as sum } from '../helpers/metrics.js'
+import { routingKey } from '../../proxy/placement-cache.js'
+import { workerFor } from '../../proxy/worker-choice.js'
 
 const run = promisify(execFile)
 const ROOT = join(import.meta.dirname, '..', '..')
@@ -53,10 +55,16 @@ t.test('metrics of a known workload, summed across processes', async (t) => {
   const call = (method: string, path: string, body?: unknown) =>
     fetch(m.baseUrl + path, { method, headers, ...(body !== undefined && { body: JSON.stringify(body) }) })
 
-  // 10 posts × 3 messages over seven queues (so both workers serve some), 2 claims of 5,
-  // 4 single deletes with the claim id + 1 bulk delete of 3 ids = 7 deleted.
-  for (let i = 0; i < 7; i++) {
-    const q = i === 0 ? 'q0' : `q${i}`
+  // 10 posts × 3 messages over seven queues, 2 claims of 5, 4 single deletes with the claim id
+  // + 1 bulk delete of 3 ids = 7 deleted. Both workers must serve some: a queue's worker is a
+  // hash of its name and project (proxy/worker-choice.ts), so the last name is chosen to make
+  // sure, not hoped for (with a random project, all seven landed on one worker 1 time in 64).
+  const workerOf = (q: string): number => workerFor([0, 1], routingKey(project, q))!
+  const queues = ['q0', 'q1', 'q2', 'q3', 'q4', 'q5']
+  let last = 6
+  while (new Set([...queues, `q${last}`].map(workerOf)).size < 2) last++
+  queues.push(`q${last}`)
+  for (const [i, q] of queues.entries()) {
     t.equal((await call('POST', `/v2/queues/${q}/messages`, { messages: [{ body: i }, { body: i }, { body: i }] })).status, 201)
   }
   for (let i = 0; i < 3; i++) {
