@@ -21,8 +21,7 @@
 import { Cluster, Redis } from 'ioredis'
 import type { Logger } from '../shared/log.js'
 import type { QueueRef } from '../shared/storage/contract.js'
-import { sentinelRetryStrategy } from '../shared/redis.js'
-import { SwitchFollower } from '../shared/sentinel-switch.js'
+import { closeRedis, openRedis } from '../shared/redis.js'
 import { parsePosted, postedChannel } from '../shared/storage/posted.js'
 import { redisAddress, redisWhere, type RedisPoolOptions } from '../shared/storage/redis-uri.js'
 import type { LongPoll } from './long-poll.js'
@@ -30,7 +29,6 @@ import type { LongPoll } from './long-poll.js'
 export class RedisWakeups {
   readonly #redis: Redis | Cluster
   readonly #ready: Promise<void>
-  readonly #follower: SwitchFollower | undefined
 
   /**
    * `onPosted`: also told the ids of each post (WebSocket push to this proxy's subscribers of
@@ -49,27 +47,19 @@ export class RedisWakeups {
             clusterRetryStrategy: retryStrategy,
             redisOptions: { username: pool.username, password: pool.password, connectTimeout: pool.connectTimeoutMs, maxRetriesPerRequest: null },
           })
-        : new Redis({
-            // A Sentinel pool: subscribe on its master, as the driver publishes there (ioredis follows failovers).
+        : openRedis({
+            // A Sentinel pool: subscribe on its master, as the driver publishes there; openRedis
+            // reconnects and follows failovers as for the pool's own connection.
             ...(pool.sentinels === undefined
               ? redisAddress(pool)
               : { sentinels: pool.sentinels, name: pool.master, ...(pool.sentinelPassword !== undefined && { sentinelPassword: pool.sentinelPassword }) }),
             username: pool.username,
             password: pool.password,
             connectTimeout: pool.connectTimeoutMs,
-            // Through Sentinels: as the pool's own connection (shared/redis.ts).
-            retryStrategy: pool.sentinels === undefined ? retryStrategy : sentinelRetryStrategy,
+            retryStrategy,
             // A subscriber: nothing to resend, and SUBSCRIBE is queued until the first connect.
             maxRetriesPerRequest: null,
           })
-    if (pool.sentinels !== undefined && pool.master !== undefined && this.#redis instanceof Redis) {
-      this.#follower = new SwitchFollower(this.#redis, {
-        sentinels: pool.sentinels,
-        name: pool.master,
-        sentinelPassword: pool.sentinelPassword,
-        connectTimeout: pool.connectTimeoutMs,
-      })
-    }
     let warned = false
     this.#redis.on('error', (err: Error) => {
       if (!warned) log.warn({ redis: redisWhere(pool), err: err.message }, 'long-poll wake-ups: Redis subscriber error')
@@ -96,7 +86,7 @@ export class RedisWakeups {
   }
 
   close(): void {
-    this.#follower?.close()
-    this.#redis.disconnect()
+    if (this.#redis instanceof Cluster) this.#redis.disconnect()
+    else void closeRedis(this.#redis, true)
   }
 }

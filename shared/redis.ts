@@ -2,8 +2,9 @@
  * Opening an ioredis connection the way every Missive Redis client wants it: connect now, fail
  * fast while disconnected (no offline queue, no retries of a request), and turn "cannot reach"
  * into a 503 naming what was being reached. Callers add their own options (timeouts, pipelining).
- * A Sentinel connection also follows the Sentinels' failover announcements (shared/sentinel-switch.ts).
- * Close what it opened with `closeRedis`.
+ * A Sentinel connection also follows the Sentinels' failover announcements (shared/sentinel-switch.ts);
+ * `openRedis` gives that to a client with other settings (the long-poll subscriber). Close what
+ * either opened with `closeRedis`.
  */
 import { Redis, type RedisOptions } from 'ioredis'
 import { unavailable } from './errors.js'
@@ -19,30 +20,17 @@ const followers = new WeakMap<Redis, SwitchFollower>()
  * answer the new master from the switch on; a 2 s backoff could leave the pool down up to 2 s
  * longer). Each attempt is one question to a Sentinel and one refused connect: cheap.
  */
-export const sentinelRetryStrategy = (times: number): number => Math.min(50 * 2 ** Math.min(times, 2), 250)
+const sentinelRetryStrategy = (times: number): number => Math.min(50 * 2 ** Math.min(times, 2), 250)
 
-/** A Sentinel connection (`options.sentinels`) reconnects with `sentinelRetryStrategy`, whatever `options.retryStrategy` says. */
-export async function connectRedis(options: RedisOptions, what: string): Promise<Redis> {
-  const redis = new Redis({
-    ...options,
-    ...(options.sentinels !== undefined && { retryStrategy: sentinelRetryStrategy }),
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-  })
-  let lastError: unknown
-  redis.on('error', (err) => {
-    lastError = err
-  })
-  try {
-    await redis.connect()
-  } catch (err) {
-    redis.disconnect()
-    // Through Sentinels: name them (ioredis asks them for the master).
-    const where = options.sentinels ? `Sentinel ${options.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}` : redisWhere(options)
-    throw unavailable(`Cannot reach ${what} at ${where}: ${(err as Error).message ?? String(lastError)}`, 1, err)
-  }
-  if (options.sentinels !== undefined && options.name !== undefined) {
+/**
+ * A new ioredis client. A Sentinel one (`options.sentinels`) reconnects with
+ * `sentinelRetryStrategy`, whatever `options.retryStrategy` says, and follows the Sentinels'
+ * failover announcements (shared/sentinel-switch.ts) until `closeRedis`.
+ */
+export function openRedis(options: RedisOptions): Redis {
+  if (options.sentinels === undefined) return new Redis(options)
+  const redis = new Redis({ ...options, retryStrategy: sentinelRetryStrategy })
+  if (options.name !== undefined) {
     followers.set(
       redis,
       new SwitchFollower(redis, {
@@ -57,7 +45,25 @@ export async function connectRedis(options: RedisOptions, what: string): Promise
   return redis
 }
 
-/** Closes a connection from `connectRedis`: QUIT (unless `now`), and its failover follower. */
+/** `openRedis`, connected now, failing fast while disconnected (see the top of this file). */
+export async function connectRedis(options: RedisOptions, what: string): Promise<Redis> {
+  const redis = openRedis({ ...options, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+  let lastError: unknown
+  redis.on('error', (err) => {
+    lastError = err
+  })
+  try {
+    await redis.connect()
+  } catch (err) {
+    await closeRedis(redis, true)
+    // Through Sentinels: name them (ioredis asks them for the master).
+    const where = options.sentinels ? `Sentinel ${options.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}` : redisWhere(options)
+    throw unavailable(`Cannot reach ${what} at ${where}: ${(err as Error).message ?? String(lastError)}`, 1, err)
+  }
+  return redis
+}
+
+/** Closes a client from `openRedis` or `connectRedis`: QUIT (unless `now`), and its failover follower. */
 export async function closeRedis(redis: Redis, now = false): Promise<void> {
   followers.get(redis)?.close()
   if (!now) {

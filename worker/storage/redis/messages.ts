@@ -91,7 +91,7 @@ function postArgs(args: (string | number)[], ids: string[], messages: NewMessage
     // The script cuts the ids apart by length: they are newId's, all of one.
     if (ids[i].length !== width) throw new Error(`postMessages: message ids of different lengths (${width}, ${ids[i].length})`)
   }
-  args.push(ttl, delay, to - from === messages.length ? ids.join('') : ids.slice(from, to).join(''))
+  args.push(ttl, delay, ids.slice(from, to).join(''))
   for (let i = from; i < to; i++) {
     const m = messages[i]
     if (ttl === '*') args.push(m.ttl ?? '')

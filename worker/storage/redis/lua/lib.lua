@@ -718,6 +718,13 @@ local function append_messages(acc, now, client, ttl0, honour, delay0, count, p,
   return seq
 end
 
+--- Where the arguments of `count` messages that start at `p` (as append_messages reads them) end:
+--- after the three for all of them, each message's body, and its TTL and delay where they are its
+--- own. How a caller skips a request that stores nothing.
+local function messages_end(p, count)
+  return p + 3 + count * (1 + (ARGV[p] == '*' and 1 or 0) + (ARGV[p + 1] == '*' and 1 or 0))
+end
+
 --- `expstr`: TTL -> its expiry as text, for one `now` (one acc per script call). `cursor`: the
 --- queue has a ready cursor, so messages posted without delay are not written to r (they are
 --- appended past it, fresh). `marks`: the queue record's el, emax, em (HMGET, in that order):

@@ -69,10 +69,9 @@ for _ = 1, nreq do
     ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), ARGV[p + 3] == '1', tonumber(ARGV[p + 4]),
     tonumber(ARGV[p + 5]), ARGV[p + 6], tonumber(ARGV[p + 7])
   p = p + 8
-  -- This request's messages start at `at`; the next request after its three leading arguments
-  -- and each message's body, TTL and delay as far as they are its own (append_messages).
+  -- This request's messages start at `at`, the next request where they end.
   local at = p
-  p = p + 3 + count * (1 + (ARGV[at] == '*' and 1 or 0) + (ARGV[at + 1] == '*' and 1 or 0))
+  p = messages_end(at, count)
   if maxmsgs > 0 and live == nil then live = live_count(k, now) end
   local maxpost, maxraw, ttl0, honour, delay0 = post_settings(qf, defttl, limits)
   local prev = false
