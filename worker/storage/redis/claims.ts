@@ -25,7 +25,7 @@ import { isId, newId } from '../../../shared/ids.js'
 import type { Claim, ClaimOptions, DeadLetterDue, QueueRef } from '../../../shared/storage/contract.js'
 import { ClaimNotFound } from '../../../shared/storage/errors.js'
 import { claimExtendedTtl } from '../../../shared/storage/queue-policy.js'
-import { Coalescer, type Outcome } from './coalesce.js'
+import { Coalescer, FULL_MESSAGES, type Outcome } from './coalesce.js'
 import { ageOf, checkFence, readViews, type Ctx } from './context.js'
 import { outboxKey, queueKeys, receivedKey } from './keys.js'
 
@@ -61,7 +61,11 @@ export class RedisClaims {
 
   constructor(ctx: Ctx, opts: { coalesce: boolean }) {
     this.#ctx = ctx
-    this.#creates = new Coalescer((ref, reqs) => this.#create(ref, reqs), opts.coalesce ? 128 : 1)
+    this.#creates = new Coalescer((ref, reqs) => this.#create(ref, reqs), {
+      maxBatch: opts.coalesce ? 128 : 1,
+      weigh: (req) => req.limit,
+      fullWeight: FULL_MESSAGES,
+    })
   }
 
   /** Records the dead-letter queue name of `ref` ('' for none), as metadata written here says. */

@@ -18,7 +18,7 @@ import {
 } from '../../../shared/storage/contract.js'
 import { ClaimGone, ClaimNotHeld, MessageClaimed, PostTooLarge, QueueFull, StoreUnavailable } from '../../../shared/storage/errors.js'
 import { isMarker } from '../../../shared/storage/queue-policy.js'
-import { Coalescer, type Outcome } from './coalesce.js'
+import { Coalescer, FULL_MESSAGES, type Outcome } from './coalesce.js'
 import { bodyBytes, chunksOf } from '../common.js'
 import { checkFence, readViews, type Ctx } from './context.js'
 import { QueueMoved } from '../../../shared/storage/errors.js'
@@ -110,8 +110,12 @@ export class RedisMessages {
 
   constructor(ctx: Ctx, opts: { coalesce: boolean }) {
     this.#ctx = ctx
-    this.#posts = new Coalescer((ref, reqs) => this.#post(ref, reqs), opts.coalesce ? 128 : 1)
-    this.#deletes = new Coalescer((ref, reqs) => this.#delete(ref, reqs), opts.coalesce ? DELETE_BATCH : 1)
+    this.#posts = new Coalescer((ref, reqs) => this.#post(ref, reqs), {
+      maxBatch: opts.coalesce ? 128 : 1,
+      weigh: (req) => req.messages.length,
+      fullWeight: FULL_MESSAGES,
+    })
+    this.#deletes = new Coalescer((ref, reqs) => this.#delete(ref, reqs), { maxBatch: opts.coalesce ? DELETE_BATCH : 1 })
   }
 
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<Posted> {
