@@ -151,6 +151,7 @@ end
 
 local char = string.char
 local sub = string.sub
+local format = string.format
 
 --- The fields a post's messages share in their records, R_CREATED to R_CLIENT, encoded: a new
 --- message's record is then its seq and body around them (new_record).
@@ -607,6 +608,9 @@ end
 
 --- Files one new message's expiry (`expires`, as text `es`) under the marks or, when it is below
 --- the last mark's (or the queue has no marks: `acc.covering` false), in `e` and `s` (seq `s`).
+--- Returns `expires` when the message now ends the last mark's run: the next message of that
+--- expiry only moves the run's end to its own seq, `acc.mk[#acc.mk] = s` (the first branch
+--- below), which a caller placing many messages does without the call.
 local function place_expiry(acc, id, s, expires, es)
   if acc.covering and expires >= acc.emax then
     local mk = acc.mk
@@ -620,9 +624,10 @@ local function place_expiry(acc, id, s, expires, es)
       mk[nm + 2] = s
       acc.emax = expires
     end
-  else
-    add_uncovered(acc, id, s, es)
+    return expires
   end
+  add_uncovered(acc, id, s, es)
+  return nil
 end
 
 --- Writes the expiry entries place_expiry gathered in `acc`: e / s, and the marks, with the
@@ -666,6 +671,12 @@ local function append_messages(acc, now, client, ttl0, honour, delay0, count, p,
   -- TTL -> the shared fields of an undelayed message's record (record_middle), for this request
   -- (its client's).
   local middles = {}
+  -- The previous message's TTL when it was undelayed, with its record's shared fields and its
+  -- expiry as text: a request's messages mostly share one TTL, and then each message after the
+  -- first skips the lookups. `run`: the expiry whose mark run the previous message ended
+  -- (place_expiry).
+  local last_ttl, middle, es, run
+  local mk = acc.mk
   -- recs and all grow by two per message, in step; ready and delayed on their own.
   local n, nr, nd, ni = #recs, #ready, #delayed, #ids
   for i = 1, count do
@@ -688,25 +699,33 @@ local function append_messages(acc, now, client, ttl0, honour, delay0, count, p,
     local body = ARGV[p]
     p = p + 1
     local expires = now + ttl * 1000
-    local visible = now + delay * 1000
-    local s = int(seq)
+    -- int(seq) without its checks: a seq is whole and far below 1e17 (first_seq).
+    local s = format('%d', seq)
     ni = ni + 1
     ids[ni] = id
     recs[n + 1] = id
-    -- The record's shared fields, once per TTL of the call's undelayed messages (keyed by the
-    -- number: a text key would cost a conversion per message); a delayed one's are its own.
-    local middle = delay == 0 and middles[ttl]
-    if not middle then
-      middle = record_middle(now, ttl, expires, visible, client)
-      if delay == 0 and ttl == ttl then middles[ttl] = middle end
+    if delay ~= 0 or ttl ~= last_ttl then
+      -- The record's shared fields, once per TTL of the request's undelayed messages (keyed by
+      -- the number: a text key would cost a conversion per message); a delayed one's are its own.
+      middle = delay == 0 and middles[ttl]
+      if not middle then
+        middle = record_middle(now, ttl, expires, now + delay * 1000, client)
+        if delay == 0 and ttl == ttl then middles[ttl] = middle end
+      end
+      es = int_by(expstr, ttl, expires)
+      if delay == 0 then last_ttl = ttl else last_ttl = nil end
     end
     recs[n + 2] = new_record(seq, middle, body)
     all[n + 1] = s
     all[n + 2] = id
     n = n + 2
-    place_expiry(acc, id, s, expires, int_by(expstr, ttl, expires))
+    if expires == run then
+      mk[#mk] = s
+    else
+      run = place_expiry(acc, id, s, expires, es)
+    end
     if delay > 0 then
-      delayed[nd + 1] = int(visible)
+      delayed[nd + 1] = int(now + delay * 1000)
       delayed[nd + 2] = id
       nd = nd + 2
     elseif not acc.cursor then
