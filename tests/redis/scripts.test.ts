@@ -9,6 +9,7 @@ import t, { type Test } from 'tap'
 import { manualClock } from '../../shared/clock.js'
 import { FULL_MESSAGES } from '../../worker/storage/redis/coalesce.js'
 import { queueKeys } from '../../worker/storage/redis/keys.js'
+import { Scripts } from '../../worker/storage/redis/scripts.js'
 import { listOpts, postOpts } from '../contract/suite.js'
 import { startRedis } from '../helpers/index.js'
 import { openRedisDriver, rawClient } from './util.js'
@@ -300,4 +301,38 @@ t.test('NOSCRIPT: scripts reload after SCRIPT FLUSH', async (t) => {
     const results = await Promise.all([driver.stats(ref), driver.listMessages(ref, listOpts()), driver.getMessages(ref, ids)])
     t.equal(results[0].total, 4, `several scripts in one pipeline after flush (${query})`)
   }
+})
+
+t.test('Scripts.together: script calls started inside it leave in one write', async (t) => {
+  const redis = rawClient(t, server)
+  await redis.ping()
+  const scripts = new Scripts(redis)
+  await scripts.load()
+  const stream = (redis as unknown as { stream: { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void } }).stream
+  const writes = { one: 0, many: 0 }
+  const origWrite = stream._write.bind(stream)
+  const origWritev = stream._writev.bind(stream)
+  stream._write = (...a) => {
+    writes.one++
+    origWrite(...a)
+  }
+  stream._writev = (...a) => {
+    writes.many++
+    origWritev(...a)
+  }
+  t.teardown(() => {
+    stream._write = origWrite
+    stream._writev = origWritev
+  })
+  const refs = ['a', 'b', 'c'].map((queue) => ({ project: `p-${randomUUID()}`, queue }))
+  const calls: Promise<unknown>[] = []
+  scripts.together(() => {
+    for (const ref of refs) calls.push(scripts.run('getQueue', queueKeys(ref).script, []))
+  })
+  t.same(writes, { one: 0, many: 1 }, 'three calls, one write')
+  await Promise.all(calls)
+  writes.one = writes.many = 0
+  const apart = refs.map((ref) => scripts.run('getQueue', queueKeys(ref).script, []))
+  t.equal(writes.one + writes.many, 3, 'outside it: a write each')
+  await Promise.all(apart)
 })

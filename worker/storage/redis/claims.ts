@@ -65,6 +65,7 @@ export class RedisClaims {
       maxBatch: opts.coalesce ? 128 : 1,
       weigh: (req) => req.limit,
       fullWeight: FULL_MESSAGES,
+      together: (sendAll) => ctx.scripts.together(sendAll),
     })
   }
 

@@ -36,6 +36,11 @@ export interface CoalescerOptions<Q> {
   weigh?: (req: Q) => number
   /** A batch whose requests weigh this much goes at once (default: only when maxBatch is reached). */
   fullWeight?: number
+  /**
+   * Runs `sendAll`, which sends the batches of several keys at the end of a phase (the Redis
+   * driver corks its connection around it: Scripts.together).
+   */
+  together?: (sendAll: () => void) => void
 }
 
 /** Messages in a batch that make it full (CoalescerOptions.fullWeight) for posts and claims. */
@@ -46,6 +51,7 @@ export class Coalescer<K, Q, R> {
   readonly #maxBatch: number
   readonly #weigh: ((req: Q) => number) | undefined
   readonly #fullWeight: number
+  readonly #together: ((sendAll: () => void) => void) | undefined
   #pending = new Map<string, Batch<K, Q, R>>()
   #scheduled = false
 
@@ -58,6 +64,7 @@ export class Coalescer<K, Q, R> {
     this.#maxBatch = Math.max(1, opts.maxBatch ?? 128)
     this.#weigh = opts.weigh
     this.#fullWeight = opts.fullWeight ?? Infinity
+    this.#together = opts.together
   }
 
   submit(id: string, key: K, req: Q): Promise<R> {
@@ -86,7 +93,11 @@ export class Coalescer<K, Q, R> {
     this.#scheduled = false
     const pending = this.#pending
     this.#pending = new Map()
-    for (const { key, items } of pending.values()) this.#dispatch(key, items)
+    const sendAll = (): void => {
+      for (const { key, items } of pending.values()) this.#dispatch(key, items)
+    }
+    if (pending.size > 1 && this.#together !== undefined) this.#together(sendAll)
+    else sendAll()
   }
 
   #dispatch(key: K, items: Pending<Q, R>[]): void {

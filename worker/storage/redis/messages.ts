@@ -114,8 +114,12 @@ export class RedisMessages {
       maxBatch: opts.coalesce ? 128 : 1,
       weigh: (req) => req.messages.length,
       fullWeight: FULL_MESSAGES,
+      together: (sendAll) => ctx.scripts.together(sendAll),
     })
-    this.#deletes = new Coalescer((ref, reqs) => this.#delete(ref, reqs), { maxBatch: opts.coalesce ? DELETE_BATCH : 1 })
+    this.#deletes = new Coalescer((ref, reqs) => this.#delete(ref, reqs), {
+      maxBatch: opts.coalesce ? DELETE_BATCH : 1,
+      together: (sendAll) => ctx.scripts.together(sendAll),
+    })
   }
 
   postMessages(ref: QueueRef, messages: NewMessage[], opts: PostOptions): Promise<Posted> {
