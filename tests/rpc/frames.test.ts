@@ -3,6 +3,7 @@ import {
   FrameDecoder,
   FrameError,
   FrameWriter,
+  FULL_BYTES,
   encodeMessage,
   isReply,
   isRequest,
@@ -41,7 +42,7 @@ const MESSAGES: RpcMessage[] = [
 
 t.test('frames written in one tick go out in one write and decode back', async (t) => {
   const s = sink()
-  const w = new FrameWriter(s)
+  const w = new FrameWriter(s, { fullBytes: Infinity })
   for (const m of MESSAGES) w.write(m)
   t.equal(s.writes.length, 0, 'nothing written synchronously')
   t.equal(w.pendingFrames, MESSAGES.length)
@@ -52,6 +53,24 @@ t.test('frames written in one tick go out in one write and decode back', async (
   w.write({ id: 7, r: true })
   await tick()
   t.equal(s.writes.length, 2, 'a later tick gets its own write')
+})
+
+t.test('a batch that reaches fullBytes is written at once; the rest of the tick after it', async (t) => {
+  const s = sink()
+  const w = new FrameWriter(s, { fullBytes: 1000 })
+  const big = (id: number): RpcMessage => ({ id, r: 'x'.repeat(400) })
+  w.write(big(1))
+  w.write(big(2))
+  t.equal(s.writes.length, 0, 'under fullBytes: waiting for the tick')
+  w.write(big(3))
+  t.equal(s.writes.length, 1, 'the write that made it full sent it')
+  t.equal(w.pendingFrames, 0)
+  w.write({ id: 4, r: 'small' })
+  t.equal(s.writes.length, 1)
+  await tick()
+  t.equal(s.writes.length, 2, 'the rest at the end of the tick')
+  t.same(decodeAll(s.writes), [big(1), big(2), big(3), { id: 4, r: 'small' }], 'in order')
+  t.equal(FULL_BYTES, 8192, 'the default, as docs/architecture.md says')
 })
 
 t.test('microtask flushing coalesces one synchronous burst', async (t) => {
@@ -245,18 +264,21 @@ t.test('long strings are measured natively and encode to exactly the library byt
   t.same(decodeAll(s.writes), [msg])
 })
 
-t.test('batches share slabs but are never written over, whatever their sizes', async (t) => {
+for (const fullBytes of [Infinity, FULL_BYTES]) t.test(`batches share slabs but are never written over, whatever their sizes (full at ${fullBytes} bytes)`, async (t) => {
   // The socket may hold a batch's view until its write completes: later frames must go after it.
   const kept: Buffer[] = []
   const snapshots: Buffer[] = []
-  const w = new FrameWriter({
-    destroyed: false,
-    write(b: Buffer) {
-      kept.push(b)
-      snapshots.push(Buffer.from(b))
-      return true
+  const w = new FrameWriter(
+    {
+      destroyed: false,
+      write(b: Buffer) {
+        kept.push(b)
+        snapshots.push(Buffer.from(b))
+        return true
+      },
     },
-  })
+    { fullBytes },
+  )
   const sent: RpcMessage[] = []
   // Turns of 1 to 7 frames crossing many 64 KiB slabs; every 50th turn a frame larger than a slab.
   for (let turn = 0; turn < 300; turn++) {
@@ -265,10 +287,11 @@ t.test('batches share slabs but are never written over, whatever their sizes', a
       w.write(msg)
       sent.push(msg)
     }
-    t.equal(w.pendingFrames, (turn % 7) + 1)
+    if (fullBytes === Infinity) t.equal(w.pendingFrames, (turn % 7) + 1)
     w.flush()
   }
-  t.equal(kept.length, 300, 'one write per turn')
+  if (fullBytes === Infinity) t.equal(kept.length, 300, 'one write per turn')
+  else t.ok(kept.length > 300, 'full batches written before their turn ended')
   t.ok(kept.every((b, i) => b.equals(snapshots[i]!)), 'every batch still holds what it held when written')
   t.same(decodeAll(kept), sent, 'and decodes to what was sent, in order')
   // Each frame is the library's encoding behind its length.
