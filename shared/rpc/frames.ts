@@ -280,8 +280,8 @@ export class FrameWriter {
     this.#pos += size
     this.#frames++
     if (this.#pos - this.#start >= this.#fullBytes) {
-      // Full: written now (a flush already scheduled finds nothing, or the frames after this).
-      this.flush()
+      // Full: written now. A flush already scheduled stays so, and takes the frames after this.
+      this.#writeOut()
       return
     }
     if (!this.#scheduled) {
@@ -304,6 +304,11 @@ export class FrameWriter {
   /** Writes every queued frame now, in one write. Frames queued for a destroyed sink are dropped. */
   flush(): void {
     this.#scheduled = false
+    this.#writeOut()
+  }
+
+  /** Writes the queued frames in one write, leaving a scheduled flush as it is. */
+  #writeOut(): void {
     if (this.#frames === 0) return
     const batch = this.#slab.subarray(this.#start, this.#pos)
     this.#frames = 0

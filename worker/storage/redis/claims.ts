@@ -65,7 +65,7 @@ export class RedisClaims {
       maxBatch: opts.coalesce ? 128 : 1,
       weigh: (req) => req.limit,
       fullWeight: FULL_MESSAGES,
-      together: (sendAll) => ctx.scripts.together(sendAll),
+      together: ctx.scripts.together,
     })
   }
 

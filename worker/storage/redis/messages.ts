@@ -114,11 +114,11 @@ export class RedisMessages {
       maxBatch: opts.coalesce ? 128 : 1,
       weigh: (req) => req.messages.length,
       fullWeight: FULL_MESSAGES,
-      together: (sendAll) => ctx.scripts.together(sendAll),
+      together: ctx.scripts.together,
     })
     this.#deletes = new Coalescer((ref, reqs) => this.#delete(ref, reqs), {
       maxBatch: opts.coalesce ? DELETE_BATCH : 1,
-      together: (sendAll) => ctx.scripts.together(sendAll),
+      together: ctx.scripts.together,
     })
   }
 

@@ -205,11 +205,13 @@ export class Scripts {
    * synchronously inside it leave in one write instead of one each. A write to Redis is a system
    * call that also wakes Redis up, and on this 2-core guest it was the proxy's largest cost after
    * its replies to clients (post 1: 17.9 % of its CPU, ~37 µs a script call). A Cluster (no
-   * single connection) or a client that sends through ioredis's own queue just runs `send`.
+   * single connection) or a client that sends through ioredis's own queue just runs `send`. An
+   * arrow property, so coalescers take it as it is (CoalescerOptions.together).
    */
-  together(send: () => void): void {
-    const stream = (this.#redis as { stream?: { cork?: () => void; uncork?: () => void } }).stream
-    if (!this.#direct || typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function') {
+  readonly together = (send: () => void): void => {
+    // The connection's current socket (ioredis replaces it on reconnect); a Cluster has none.
+    const stream = this.#direct ? (this.#redis as { stream?: { cork(): void; uncork(): void } }).stream : undefined
+    if (stream === undefined) {
       send()
       return
     }
