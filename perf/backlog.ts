@@ -22,7 +22,7 @@ import { helpText, parseArgs, UsageError, type FlagSpec } from './lib/args.js'
 import { engineHelloOpen } from './lib/ceilings.js'
 import { describeDamon, pauseDamon } from './lib/host.js'
 import { openRequestRate, runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
-import { hasBinary, killAll, redisCommand, redisInfo, redisLatency, startHello, startMissive, startRedis } from './lib/procs.js'
+import { hasBinary, killAll, redisCommand, redisInfo, redisLatency, latencyText, startHello, startMissive, startRedis } from './lib/procs.js'
 
 const FLAGS: FlagSpec[] = [
   { name: 'rate', type: 'number', default: 5000, help: 'open loop: messages/s each way' },
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
       eld.enable()
       const r = await runLoad(o)
       eld.disable()
-      const events = [...(await redisLatency(redis.port, true))].map(([k, v]) => `${k} ${v} ms`).join(', ') || 'none over 5 ms'
+      const events = [...(await redisLatency(redis.port, true))].map(([k, v]) => latencyText(k, v)).join(', ') || 'none over 5 ms'
       const mem = Math.round(Number((await redisInfo(redis.port)).get('used_memory') ?? 0) / 1048576)
       console.log(line(tag, r))
       console.log(`  Redis ${mem} MB; Redis events: ${events}; load generator event-loop delay p99 ${(eld.percentile(99) / 1e6).toFixed(1)} ms`)

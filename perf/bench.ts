@@ -15,7 +15,7 @@ import { autocannonPost, autocannonRun, engineHello, engineHelloOpen, redisBench
 import { describeDamon, kdamonds, pauseDamon } from './lib/host.js'
 import { HttpConnection } from './lib/http-client.js'
 import { createQueues, openRequestRate, runLoad, standardLoad, type LoadOptions, type LoadResult } from './lib/load.js'
-import { aofQuiet, cpuSeconds, hasBinary, killAll, redisCommand, redisInfo, redisLatency, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
+import { aofQuiet, cpuSeconds, hasBinary, killAll, redisCommand, redisInfo, redisLatency, latencyText, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
 import { ANCHOR_SCENARIOS, anchorRatios, REPORT_VERSION, renderMarkdown, renderSvg, type CpuUse, type Report, type ScenarioResult, type StoreResult, type TargetResult } from './lib/report.js'
 import { noisyMarkdown, runNoisy, type NoisyResult } from './lib/noisy.js'
 import { Pacer } from './lib/pacer.js'
@@ -73,6 +73,8 @@ interface Ctx {
   tmp: string
   profileRoot: string | null
   helloEngine: number | null
+  /** T4's durable floor, once measured (Report['ceilings']['durableFloor']). */
+  durableFloor?: NonNullable<Report['ceilings']['durableFloor']>
   helloAutocannon: number | null
   redisWrites: number | null
   notes: string[]
@@ -375,7 +377,7 @@ async function runStore(ctx: Ctx, setup: StoreSetup, pacing: Pacing = {}): Promi
       const i1 = redisPort ? await redisInfo(redisPort).catch(() => null) : null
       const lat = redisPort ? await redisLatency(redisPort, true).catch(() => null) : null
       if (i0 && i1) {
-        const events = lat && lat.size ? `; Redis events over 5 ms (worst): ${[...lat].map(([k, v]) => `${k} ${v} ms`).join(', ')}` : '; no Redis event over 5 ms'
+        const events = lat && lat.size ? `; Redis events over 5 ms (worst, and the seconds with one): ${[...lat].map(([k, v]) => latencyText(k, v)).join(', ')}` : '; no Redis event over 5 ms'
         extra.push(redisActivity(i0, i1) + events)
       }
       const total = Object.values(r.ops).reduce((n, o) => n + o.count, 0)
@@ -386,6 +388,12 @@ async function runStore(ctx: Ctx, setup: StoreSetup, pacing: Pacing = {}): Promi
         extra.push(`${transport} of ${total} requests failed to connect or got no answer; the service's last output: ${said || '(nothing)'}`)
       }
       const sr = finish(ctx, id, title, 'engine', lo, r, cpuDelta(c0, c1, (performance.now() - t0) / 1000), extra, setup.name)
+      if (lat) sr.redisEvents = Object.fromEntries(lat)
+      if (i0 && i1) {
+        // The AOF's growth, when no rewrite ran (a rewrite starts it over): what the disk took.
+        const grew = Number(i1.get('aof_current_size') ?? 0) - Number(i0.get('aof_current_size') ?? 0)
+        if (i1.get('aof_rewrites') === i0.get('aof_rewrites') && i1.get('aof_rewrite_in_progress') !== '1' && grew > 0) sr.aofGrowth = grew
+      }
       result.scenarios.push(sr)
       log(`${setup.name}: ${id}: ${fmtLine(r)}`)
       return sr
@@ -397,10 +405,14 @@ async function runStore(ctx: Ctx, setup: StoreSetup, pacing: Pacing = {}): Promi
      * fresh connections and first-use costs stay out of the percentiles; the measured window is
      * then `--open-duration` long.
      */
-    const openLoop = async (rate: number, id: string, title: string): Promise<void> => {
+    // T4's durable floor, on the same disk right after T4's window (the pool idle meanwhile).
+    const t4Floor = async (rate: number, t4: ScenarioResult): Promise<void> => {
+      if (rate === 10_000 && !ctx.quick) ctx.durableFloor = (await durableFloor(ctx, rate, t4)) ?? undefined
+    }
+    const openLoop = async (rate: number, id: string, title: string): Promise<ScenarioResult> => {
       const open = { producers: 1, consumers: 1, rate, connections: ctx.openConnections, prefix: 'open' }
       await runLoad(baseLoad(ctx, current?.svc.url ?? url, { ...open, durationS: ctx.quick ? 0.3 : 2, drainMs: 1000 }))
-      await run(id, title, { ...open, durationS: ctx.openDurationS, drainMs: ctx.quick ? 1000 : 3000 })
+      return run(id, title, { ...open, durationS: ctx.openDurationS, drainMs: ctx.quick ? 1000 : 3000 })
     }
 
     // Warm-up (not recorded): JIT, SQLite page cache, connections.
@@ -463,7 +475,8 @@ async function runStore(ctx: Ctx, setup: StoreSetup, pacing: Pacing = {}): Promi
     }
 
     for (const rate of setup.anchor ? [] : ctx.rates) {
-      await openLoop(rate, `open-mixed-${rate}`, `open loop, mixed, batches of 10, ${rate.toLocaleString('en-US')} msgs/s each way`)
+      const sr = await openLoop(rate, `open-mixed-${rate}`, `open loop, mixed, batches of 10, ${rate.toLocaleString('en-US')} msgs/s each way`)
+      if (setup.name === 'redis' && setup.main.key === 'durable') await t4Floor(rate, sr)
     }
 
     // Profiles are written when the processes exit: name them by role first.
@@ -490,7 +503,8 @@ async function runStore(ctx: Ctx, setup: StoreSetup, pacing: Pacing = {}): Promi
         try {
           await onFreshPool(alt.key, 1, async () => {
             for (const rate of ctx.quick ? [] : (alt.openRates ?? [])) {
-              await openLoop(rate, `open-mixed-${rate}-${alt.key}`, `open loop, mixed, batches of 10, ${rate.toLocaleString('en-US')} msgs/s each way — ${alt.label}, fresh pool`)
+              const t4 = await openLoop(rate, `open-mixed-${rate}-${alt.key}`, `open loop, mixed, batches of 10, ${rate.toLocaleString('en-US')} msgs/s each way — ${alt.label}, fresh pool`)
+              if (alt.key === 'durable') await t4Floor(rate, t4)
             }
             await run(id, title, { producers: conns, batch: 10 })
           })
@@ -545,6 +559,35 @@ async function runStore(ctx: Ctx, setup: StoreSetup, pacing: Pacing = {}): Promi
     lead?.pacer.finish()
   }
   return result
+}
+
+/**
+ * T4's durable floor (perf/uws-hello.ts): the hello-world at `rate`'s request rate, each request
+ * one SET of the AOF bytes per request that `t4` wrote, on a fresh Redis with the shipped durable
+ * configuration (`appendfsync always`), after the same warm-up as an open-loop window. What this
+ * machine's disk and Redis's fsync per turn cost a request, without a queue's work; null (with a
+ * note) when it cannot run.
+ */
+async function durableFloor(ctx: Ctx, rate: number, t4: ScenarioResult): Promise<NonNullable<Ctx['durableFloor']> | null> {
+  const requests = Object.values(t4.result.ops).reduce((n, o) => n + o.count, 0)
+  const bytes = t4.aofGrowth !== undefined && requests > 0 ? Math.max(1, Math.round(t4.aofGrowth / requests)) : 2048
+  log(`durable floor at ${rate} msgs/s: one ${bytes}-byte SET per request …`)
+  let redis: RedisService | undefined
+  let hello: Awaited<ReturnType<typeof startHello>> | undefined
+  try {
+    redis = await startRedis({ dir: await mkdtemp(join(ctx.tmp, 'redis-floor-')), appendfsync: 'always' })
+    hello = await startHello({ redisPort: redis.port, bytes })
+    const { batch, claimLimit } = baseLoad(ctx, hello.url, {})
+    const result = await engineHelloOpen(hello.url, openRequestRate(rate, batch, claimLimit), ctx.openConnections, ctx.openDurationS, ctx.quick ? 0.3 : 2)
+    log(`durable floor: p50 ${result.ops.hello?.p50} p99 ${result.ops.hello?.p99} max ${result.ops.hello?.max} ms`)
+    return { msgsPerS: rate, bytes, result }
+  } catch (err) {
+    ctx.notes.push(`durable floor not measured: ${(err as Error).message}`)
+    return null
+  } finally {
+    await hello?.stop()
+    await redis?.stop()
+  }
 }
 
 function emptyResult(): LoadResult {
@@ -702,7 +745,7 @@ function cpuRatio(a: ScenarioResult, b: ScenarioResult): string {
   return `; by server CPU per message (${x} vs ${y} µs): ${Math.round((y / x) * 100)} %`
 }
 
-function evaluateTargets(stores: StoreResult[], floors: NonNullable<Report['ceilings']['helloOpen']>): TargetResult[] {
+function evaluateTargets(stores: StoreResult[], floors: NonNullable<Report['ceilings']['helloOpen']>, durable?: Report['ceilings']['durableFloor']): TargetResult[] {
   const redis = stores.find((s) => s.store === 'redis' && s.available)
   const primary = redis ?? stores.find((s) => s.available) ?? null
   const storeName = primary ? (redis ? 'redis' : `${primary.store} (Redis pool not available)`) : null
@@ -739,9 +782,14 @@ function evaluateTargets(stores: StoreResult[], floors: NonNullable<Report['ceil
   add('T2', 'post, 1 per request, closed loop', '≥ 15,000 req/s', p1 ? `${f(p1.result.reqPerS)} req/s` : null, p1 ? p1.result.reqPerS >= 15_000 : null)
   add('T3', 'claim 10 + bulk delete, closed loop', '≥ 30,000 msgs/s', cb ? `${f(cb.result.msgsOutPerS)} msgs/s` : null, cb ? cb.result.msgsOutPerS >= 30_000 : null)
   // The floor at the same rate says how much of a tail is the machine's rather than ours.
-  const floorP99 = (rate: number): string => {
+  const floorP99 = (rate: number, s?: ScenarioResult): string => {
     const h = floors.find((x) => x.msgsPerS === rate)?.result.ops.hello
-    return h ? ` (hello-world floor at the same request rate: p99 ${h.p99.toFixed(1)} ms)` : ''
+    // On a durable pool every write waits for its fsync: how often the disk took over 5 ms.
+    const fsyncs = s?.redisEvents?.['aof-fsync-always']
+    const disk = fsyncs ? `; the pool's fsyncs over 5 ms in ${fsyncs.seconds} s of the window, worst ${fsyncs.worst} ms` : ''
+    const d = s && durable?.msgsPerS === rate ? durable.result.ops.hello : undefined
+    const dfloor = d ? `; durable floor, one ${f(durable!.bytes)}-byte write per request on a Redis with AOF always: p99 ${d.p99.toFixed(1)} ms` : ''
+    return h ? ` (hello-world floor at the same request rate: p99 ${h.p99.toFixed(1)} ms${dfloor}${disk})` : ''
   }
   const p99s = (s: ScenarioResult): string =>
     Object.entries(s.result.ops).map(([k, v]) => `${k} p99 ${v.p99 < 100 ? v.p99.toFixed(1) : Math.round(v.p99)} ms`).join(', ') + (s.result.failures ? `, ${s.result.failures} failed` : '')
@@ -754,7 +802,7 @@ function evaluateTargets(stores: StoreResult[], floors: NonNullable<Report['ceil
   const o10 = o10d ?? opens.find((s) => s.result.offered === 10_000)
   const t4on = o10d ? 'fresh durable pool (AOF always): ' : "the suite's own pool: "
   add('T4', 'open loop, mixed, batches of 10, 10k msgs/s in and out, one tenant, durable pool', 'p99 ≤ 10 ms for every request type',
-    o10 ? t4on + p99s(o10) + floorP99(10_000) : null, o10 ? cleanOpen(o10) : null)
+    o10 ? t4on + p99s(o10) + floorP99(10_000, o10) : null, o10 ? cleanOpen(o10) : null)
   {
     const z = stores.find((s) => s.store === 'zaqar')
     const rows = anchorRatios(stores)
@@ -1060,9 +1108,9 @@ async function main(): Promise<void> {
       redisDurability,
       profile: a.profile === true,
     },
-    ceilings,
+    ceilings: { ...ceilings, ...(ctx.durableFloor ? { durableFloor: ctx.durableFloor } : {}) },
     stores,
-    targets: evaluateTargets(stores, ceilings.helloOpen ?? []),
+    targets: evaluateTargets(stores, ceilings.helloOpen ?? [], ctx.durableFloor),
     noisy,
     notes: ctx.notes,
     files: {

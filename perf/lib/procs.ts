@@ -468,13 +468,33 @@ export async function aofQuiet(port: number, maxMs = 20_000): Promise<number> {
   return performance.now() - t0
 }
 
-/** `LATENCY LATEST` of the Redis on `port`: event → worst latency (ms) since the last reset. */
-export async function redisLatency(port: number, reset: boolean): Promise<Map<string, number>> {
+/** One event of Redis's latency monitor since the last reset (`LATENCY LATEST`, `LATENCY HISTORY`). */
+export interface LatencyEvent {
+  /** The worst latency, ms. */
+  worst: number
+  /**
+   * The seconds in which the event went over the threshold: the monitor keeps one sample a second
+   * (the worst of that second), so this says whether a worst case was one stall or many.
+   */
+  seconds: number
+}
+
+/** Redis's latency monitor on `port`: event → its worst latency and how many seconds it went over the threshold, since the last reset. */
+export async function redisLatency(port: number, reset: boolean): Promise<Map<string, LatencyEvent>> {
   const raw = await redisCommand(port, ['LATENCY', 'LATEST'])
-  const out = new Map<string, number>()
-  for (const m of raw.matchAll(/\*4\r\n\$\d+\r\n([^\r]+)\r\n:\d+\r\n:\d+\r\n:(\d+)\r\n/g)) out.set(m[1], Number(m[2]))
+  const out = new Map<string, LatencyEvent>()
+  for (const m of raw.matchAll(/\*4\r\n\$\d+\r\n([^\r]+)\r\n:\d+\r\n:\d+\r\n:(\d+)\r\n/g)) {
+    // LATENCY HISTORY: an array of [time, latency] pairs, one per second with an event.
+    const history = await redisCommand(port, ['LATENCY', 'HISTORY', m[1]!])
+    out.set(m[1]!, { worst: Number(m[2]), seconds: Number(/^\*(\d+)/.exec(history)?.[1] ?? 0) })
+  }
   if (reset) await redisCommand(port, ['LATENCY', 'RESET'])
   return out
+}
+
+/** `event 12 ms` for one event, and `in N s` when it went over the threshold in more than one second. */
+export function latencyText(name: string, e: LatencyEvent): string {
+  return `${name} ${e.worst} ms${e.seconds > 1 ? ` in ${e.seconds} s` : ''}`
 }
 
 /** PING over a raw connection: the reply line (`+PONG`). */
@@ -482,11 +502,15 @@ export async function redisPing(port: number): Promise<string> {
   return (await redisCommand(port, ['PING'])).trim()
 }
 
-/** Starts the uWS hello-world (dist/perf/uws-hello.js) on a free port. */
-export async function startHello(): Promise<Service> {
+/**
+ * Starts the uWS hello-world (dist/perf/uws-hello.js) on a free port; with `durable`, the durable
+ * floor: each request one SET of `bytes` bytes on the Redis at `redisPort`, answered once acknowledged.
+ */
+export async function startHello(durable?: { redisPort: number; bytes: number }): Promise<Service> {
   const entry = join(ROOT, 'dist/perf/uws-hello.js')
   const port = await freePort()
-  const child = spawn(process.execPath, [entry, String(port)], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  const args = [entry, String(port), ...(durable ? [String(durable.redisPort), String(durable.bytes)] : [])]
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
   track(child, false)
   const output = capture(child)
   const svc: Service = {

@@ -6,6 +6,7 @@ import type { LoadResult } from './load.js'
 import type { RedisCeiling, ThroughputCeiling } from './ceilings.js'
 import { noisyMarkdown, type NoisyResult } from './noisy.js'
 import type { LatencySummary } from './stats.js'
+import type { LatencyEvent } from './procs.js'
 
 export const REPORT_VERSION = 1
 
@@ -36,6 +37,10 @@ export interface ScenarioResult {
   /** Server CPU (proxy + workers + Redis) per request and per message, µs. */
   serverCpu: { usPerReq: number; usPerMsg: number } | null
   notes: string[]
+  /** Redis stores: the events of Redis's latency monitor over 5 ms during the scenario, by name. */
+  redisEvents?: Record<string, LatencyEvent>
+  /** Redis stores: bytes the AOF grew by during the scenario, when no rewrite started it over. */
+  aofGrowth?: number
 }
 
 export interface StoreResult {
@@ -83,6 +88,12 @@ export interface Report {
     hello: { engine: LoadResult | null; autocannon: ThroughputCeiling | null; wrk: ThroughputCeiling | null }
     /** Open-loop floor: the hello-world at each open-loop rate's request rate (see engineHelloOpen). */
     helloOpen?: { msgsPerS: number; result: LoadResult }[]
+    /**
+     * The durable floor at T4's rate: the hello-world writing one value of `bytes` (the AOF bytes
+     * per request of the durable pool's T4 window) to a fresh Redis with `appendfsync always` per
+     * request (perf/uws-hello.ts), after the same warm-up.
+     */
+    durableFloor?: { msgsPerS: number; bytes: number; result: LoadResult }
     redis: { ioredis: RedisCeiling | null; redisBenchmark: RedisCeiling | null; available: boolean; reason?: string }
   }
   stores: StoreResult[]
@@ -245,7 +256,17 @@ export function renderMarkdown(r: Report): string {
       const h = f.result.ops.hello
       out.push(`| ${fmt(f.msgsPerS)} msgs/s | ${fmt(f.result.reqPerS)} | ${ms(h?.p50)} | ${ms(h?.p90)} | ${ms(h?.p99)} | ${ms(h?.p999)} | ${ms(h?.max)} |`)
     }
+    const d = c.durableFloor
+    if (d) {
+      const h = d.result.ops.hello
+      out.push(`| ${fmt(d.msgsPerS)} msgs/s, durable: one ${fmt(d.bytes)}-byte SET per request, AOF always | ${fmt(d.result.reqPerS)} | ${ms(h?.p50)} | ${ms(h?.p90)} | ${ms(h?.p99)} | ${ms(h?.p999)} | ${ms(h?.max)} |`)
+    }
     out.push('')
+    if (d) {
+      out.push('The durable row is the floor of T4: the hello-world acknowledging each request only after one write of the durable pool\'s own AOF bytes per request ' +
+        "(measured in T4's window) to a fresh Redis with `appendfsync always`, which fsyncs once per turn of its event loop before it answers. It is the latency this machine and its disk give a server that writes durably through Redis and does no queue work.")
+      out.push('')
+    }
   }
   out.push('`×uWS` = the scenario\'s req/s ÷ the hello-world req/s measured with the same tool in this run (the best an HTTP server on this machine can do with this load generator). ' +
     '`×Redis` = messages/s (in + out) ÷ the ioredis pipelined-write ceiling (Redis store only). `srv µs/msg` = CPU time of proxy + worker(s) + Redis per message moved (in + out), from /proc: it does not depend on how busy the machine was. `redisRewrite` in a store\'s CPU line is the AOF rewrites Redis forked and reaped during the scenario (a rewrite counts whole where it ends): machine time the request path did not spend, so not in srv µs/msg. Latencies of open-loop rows are measured from each request\'s intended send time (coordinated omission corrected).')
