@@ -2,7 +2,7 @@
  * The bench's durable floor (perf/uws-hello.ts in its durable mode) and the latency monitor's
  * seconds (perf/lib/procs.ts redisLatency), against a real redis-server: the floor answers only
  * after its write reached Redis, writes the size it was given, and says so when Redis fails it;
- * an event that went over the threshold in two seconds counts two.
+ * an event that went over the threshold in two seconds counts (at least) two.
  */
 import t from 'tap'
 import { latencyText, redisCommand, redisLatency, startHello } from '../../perf/lib/procs.js'
@@ -56,8 +56,10 @@ t.test('redisLatency counts the seconds an event went over the threshold', async
   const command = events.get('command')
   t.ok(command, `a command event (${[...events.keys()].join(', ')})`)
   t.ok(command!.worst >= 20, `worst ${command!.worst} ms`)
-  t.equal(command!.seconds, 2)
-  t.equal(latencyText('command', command!), `command ${command!.worst} ms in 2 s`)
+  // Two at least: on a loaded machine another command (LATENCY RESET itself) may be preempted
+  // past the threshold in a third second; a count that ignored the history would say 1.
+  t.ok(command!.seconds >= 2, `${command!.seconds} seconds`)
+  t.equal(latencyText('command', command!), `command ${command!.worst} ms in ${command!.seconds} s`)
   t.equal(latencyText('fork', { worst: 12, seconds: 1 }), 'fork 12 ms')
   // Reset: nothing left.
   t.equal((await redisLatency(redis.port, false)).size, 0)
