@@ -66,7 +66,7 @@ async function main(): Promise<void> {
     const open = async (tag: string): Promise<void> => {
       const o = { ...base, url: svc.url, producers: 1, consumers: 1, rate }
       await runLoad({ ...o, durationS: 2, drainMs: 1000 })
-      await redisLatency(redis.port, true)
+      await redisCommand(redis.port, ['LATENCY', 'RESET'])
       const eld = monitorEventLoopDelay({ resolution: 1 })
       eld.enable()
       const r = await runLoad(o)

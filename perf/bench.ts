@@ -15,7 +15,7 @@ import { autocannonPost, autocannonRun, engineHello, engineHelloOpen, redisBench
 import { describeDamon, kdamonds, pauseDamon } from './lib/host.js'
 import { HttpConnection } from './lib/http-client.js'
 import { createQueues, openRequestRate, runLoad, standardLoad, type LoadOptions, type LoadResult } from './lib/load.js'
-import { aofQuiet, cpuSeconds, hasBinary, killAll, redisCommand, redisInfo, redisLatency, latencyText, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService } from './lib/procs.js'
+import { aofQuiet, cpuSeconds, hasBinary, killAll, redisCommand, redisInfo, redisLatency, latencyText, ROOT, startHello, startMissive, startRedis, StartError, type MissiveService, type RedisService, type Service } from './lib/procs.js'
 import { ANCHOR_SCENARIOS, anchorRatios, REPORT_VERSION, renderMarkdown, renderSvg, type CpuUse, type Report, type ScenarioResult, type StoreResult, type TargetResult } from './lib/report.js'
 import { noisyMarkdown, runNoisy, type NoisyResult } from './lib/noisy.js'
 import { Pacer } from './lib/pacer.js'
@@ -100,9 +100,17 @@ function git(args: string[]): string {
  * What Redis did during a scenario that can stall every client at once: AOF rewrites (a fork,
  * then a child competing for the cores) and the data set it had to fork.
  */
+const infoNumber = (m: Map<string, string>, k: string): number => Number(m.get(k) ?? 0)
+
+/** AOF rewrites Redis started or finished between two INFOs (one still running counts). */
+function aofRewrites(before: Map<string, string>, after: Map<string, string>): number {
+  const n = infoNumber
+  return n(after, 'aof_rewrites') - n(before, 'aof_rewrites') + (n(after, 'aof_rewrite_in_progress') && !n(before, 'aof_rewrite_in_progress') ? 1 : 0)
+}
+
 function redisActivity(before: Map<string, string>, after: Map<string, string>): string {
-  const n = (m: Map<string, string>, k: string): number => Number(m.get(k) ?? 0)
-  const rewrites = n(after, 'aof_rewrites') - n(before, 'aof_rewrites') + (n(after, 'aof_rewrite_in_progress') && !n(before, 'aof_rewrite_in_progress') ? 1 : 0)
+  const n = infoNumber
+  const rewrites = aofRewrites(before, after)
   const mb = (v: number): string => `${Math.round(v / 1048576)} MB`
   return `Redis: ${rewrites} AOF rewrite(s) started or finished during the run${rewrites ? ` (last fork ${Math.round(n(after, 'latest_fork_usec') / 1000)} ms)` : ''}; ` +
     `used_memory ${mb(n(before, 'used_memory'))} → ${mb(n(after, 'used_memory'))}, AOF ${mb(n(after, 'aof_current_size'))}`
@@ -367,7 +375,7 @@ async function runStore(ctx: Ctx, setup: StoreSetup, pacing: Pacing = {}): Promi
         // Redis's own latency monitor: which of its events (commands, AOF writes, forks) went over
         // 5 ms during this scenario.
         await redisCommand(redisPort, ['CONFIG', 'SET', 'latency-monitor-threshold', '5']).catch(() => '')
-        await redisLatency(redisPort, true).catch(() => null)
+        await redisCommand(redisPort, ['LATENCY', 'RESET']).catch(() => '')
       }
       const c0 = probe.sample()
       const t0 = performance.now()
@@ -391,8 +399,8 @@ async function runStore(ctx: Ctx, setup: StoreSetup, pacing: Pacing = {}): Promi
       if (lat) sr.redisEvents = Object.fromEntries(lat)
       if (i0 && i1) {
         // The AOF's growth, when no rewrite ran (a rewrite starts it over): what the disk took.
-        const grew = Number(i1.get('aof_current_size') ?? 0) - Number(i0.get('aof_current_size') ?? 0)
-        if (i1.get('aof_rewrites') === i0.get('aof_rewrites') && i1.get('aof_rewrite_in_progress') !== '1' && grew > 0) sr.aofGrowth = grew
+        const grew = infoNumber(i1, 'aof_current_size') - infoNumber(i0, 'aof_current_size')
+        if (aofRewrites(i0, i1) === 0 && !infoNumber(i1, 'aof_rewrite_in_progress') && grew > 0) sr.aofGrowth = grew
       }
       result.scenarios.push(sr)
       log(`${setup.name}: ${id}: ${fmtLine(r)}`)
@@ -573,7 +581,7 @@ async function durableFloor(ctx: Ctx, rate: number, t4: ScenarioResult): Promise
   const bytes = t4.aofGrowth !== undefined && requests > 0 ? Math.max(1, Math.round(t4.aofGrowth / requests)) : 2048
   log(`durable floor at ${rate} msgs/s: one ${bytes}-byte SET per request …`)
   let redis: RedisService | undefined
-  let hello: Awaited<ReturnType<typeof startHello>> | undefined
+  let hello: Service | undefined
   try {
     redis = await startRedis({ dir: await mkdtemp(join(ctx.tmp, 'redis-floor-')), appendfsync: 'always' })
     hello = await startHello({ redisPort: redis.port, bytes })
@@ -787,8 +795,9 @@ function evaluateTargets(stores: StoreResult[], floors: NonNullable<Report['ceil
     // On a durable pool every write waits for its fsync: how often the disk took over 5 ms.
     const fsyncs = s?.redisEvents?.['aof-fsync-always']
     const disk = fsyncs ? `; the pool's fsyncs over 5 ms in ${fsyncs.seconds} s of the window, worst ${fsyncs.worst} ms` : ''
-    const d = s && durable?.msgsPerS === rate ? durable.result.ops.hello : undefined
-    const dfloor = d ? `; durable floor, one ${f(durable!.bytes)}-byte write per request on a Redis with AOF always: p99 ${d.p99.toFixed(1)} ms` : ''
+    const d = durable?.msgsPerS === rate ? durable : undefined
+    const dp99 = d?.result.ops.hello?.p99
+    const dfloor = d && dp99 !== undefined ? `; durable floor, one ${f(d.bytes)}-byte write per request on a Redis with AOF always: p99 ${dp99.toFixed(1)} ms` : ''
     return h ? ` (hello-world floor at the same request rate: p99 ${h.p99.toFixed(1)} ms${dfloor}${disk})` : ''
   }
   const p99s = (s: ScenarioResult): string =>
@@ -1108,7 +1117,7 @@ async function main(): Promise<void> {
       redisDurability,
       profile: a.profile === true,
     },
-    ceilings: { ...ceilings, ...(ctx.durableFloor ? { durableFloor: ctx.durableFloor } : {}) },
+    ceilings: { ...ceilings, durableFloor: ctx.durableFloor },
     stores,
     targets: evaluateTargets(stores, ceilings.helloOpen ?? [], ctx.durableFloor),
     noisy,

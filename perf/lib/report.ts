@@ -252,15 +252,13 @@ export function renderMarkdown(r: Report): string {
     out.push('')
     out.push('| for open loop at | hello-world req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |')
     out.push('|--:|--:|--:|--:|--:|--:|--:|')
-    for (const f of floors) {
-      const h = f.result.ops.hello
-      out.push(`| ${fmt(f.msgsPerS)} msgs/s | ${fmt(f.result.reqPerS)} | ${ms(h?.p50)} | ${ms(h?.p90)} | ${ms(h?.p99)} | ${ms(h?.p999)} | ${ms(h?.max)} |`)
+    const row = (label: string, r: LoadResult): string => {
+      const h = r.ops.hello
+      return `| ${label} | ${fmt(r.reqPerS)} | ${ms(h?.p50)} | ${ms(h?.p90)} | ${ms(h?.p99)} | ${ms(h?.p999)} | ${ms(h?.max)} |`
     }
+    for (const f of floors) out.push(row(`${fmt(f.msgsPerS)} msgs/s`, f.result))
     const d = c.durableFloor
-    if (d) {
-      const h = d.result.ops.hello
-      out.push(`| ${fmt(d.msgsPerS)} msgs/s, durable: one ${fmt(d.bytes)}-byte SET per request, AOF always | ${fmt(d.result.reqPerS)} | ${ms(h?.p50)} | ${ms(h?.p90)} | ${ms(h?.p99)} | ${ms(h?.p999)} | ${ms(h?.max)} |`)
-    }
+    if (d) out.push(row(`${fmt(d.msgsPerS)} msgs/s, durable: one ${fmt(d.bytes)}-byte SET per request, AOF always`, d.result))
     out.push('')
     if (d) {
       out.push('The durable row is the floor of T4: the hello-world acknowledging each request only after one write of the durable pool\'s own AOF bytes per request ' +
