@@ -22,8 +22,21 @@ async function post(c: ZaqarClient, q: string, body: unknown, key?: string): Pro
   return c.req('POST', `/v2/queues/${q}/messages`, { body, ...(key !== undefined && { headers: { 'Idempotency-Key': key } }), timeoutMs: 20_000 })
 }
 
+/**
+ * `send` again while it answers 503 with Retry-After, as a client does: after a store fault the
+ * pool's circuit breaker may open late (a check that timed out while the store caught up with
+ * its backlog, on a loaded machine) and refuse calls at once until its next check succeeds
+ * (proxy/circuit-breaker.ts). Anything else, or the 503s outlasting 15 s, is returned as it is.
+ */
+async function served(send: () => Promise<HttpResp>): Promise<HttpResp> {
+  let last: HttpResp | undefined
+  const retryable = (r: HttpResp) => r.status === 503 && bad503(r) === null
+  await waitFor(async () => !retryable((last = await send())), { timeoutMs: 15_000, intervalMs: 100, what: 'the pool to serve again' }).catch(() => undefined)
+  return last!
+}
+
 async function total(c: ZaqarClient, q: string): Promise<number> {
-  const r = await c.req('GET', `/v2/queues/${q}/stats`)
+  const r = await served(() => c.req('GET', `/v2/queues/${q}/stats`))
   if (r.status !== 200) throw new Error(`stats: ${r.status} ${r.text}`)
   return r.json.messages.total as number
 }
@@ -109,7 +122,7 @@ async function stoppedMidPost(t: Test, c: ZaqarClient, pid: number, q: string): 
   // The 503 did not mean "not stored": the post was in the stopped process's hands.
   const stored = await waitFor(async () => ((await total(c, q)) === before + 4 ? true : undefined), { timeoutMs: 15_000, what: 'the post behind the 503 to land' })
   t.ok(stored, 'the messages were stored after all')
-  const retry = await post(c, q, messages(4, 'fault'), 'fault-1')
+  const retry = await served(() => post(c, q, messages(4, 'fault'), 'fault-1'))
   t.equal(retry.status, 201, 'the retry with the key succeeds')
   t.equal(await total(c, q), before + 4, 'exactly one copy')
   const ids = await allIds(c, q)
