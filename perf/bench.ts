@@ -96,10 +96,7 @@ function git(args: string[]): string {
   }
 }
 
-/**
- * What Redis did during a scenario that can stall every client at once: AOF rewrites (a fork,
- * then a child competing for the cores) and the data set it had to fork.
- */
+/** A number field of a Redis INFO reply (0 when absent). */
 const infoNumber = (m: Map<string, string>, k: string): number => Number(m.get(k) ?? 0)
 
 /** AOF rewrites Redis started or finished between two INFOs (one still running counts). */
@@ -108,6 +105,10 @@ function aofRewrites(before: Map<string, string>, after: Map<string, string>): n
   return n(after, 'aof_rewrites') - n(before, 'aof_rewrites') + (n(after, 'aof_rewrite_in_progress') && !n(before, 'aof_rewrite_in_progress') ? 1 : 0)
 }
 
+/**
+ * What Redis did during a scenario that can stall every client at once: AOF rewrites (a fork,
+ * then a child competing for the cores) and the data set it had to fork.
+ */
 function redisActivity(before: Map<string, string>, after: Map<string, string>): string {
   const n = infoNumber
   const rewrites = aofRewrites(before, after)
